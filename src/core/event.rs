@@ -1,0 +1,43 @@
+//! The normalized event every source produces (C-003 input): provider-neutral, so the
+//! projection and the resolver never look at a raw payload.
+use super::types::{Activity, Millis, Provider, SourceKind};
+use serde::{Deserialize, Serialize};
+
+/// What an event means for the pane's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Signal {
+    /// The agent is (now) in this activity.
+    Activity(Activity),
+    /// The agent left the pane (Claude SessionEnd, Codex thread closed with its TUI).
+    SessionEnd,
+    /// Stored and shown in `explain`, but changes no state (unknown events, subagent stops,
+    /// title-generation threads …).
+    Ignore,
+}
+
+/// One event after a source normalized it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalizedEvent {
+    /// Stable id: replays of the same spool line or stream message give the same id.
+    pub event_id: String,
+    pub source: SourceKind,
+    pub provider: Provider,
+    /// The pane the event claims (`$TMUX_PANE` for hooks). Codex hooks run in a shared
+    /// daemon, so for them this is only a hint (see `sources::codex_hooks`).
+    pub pane_id: Option<String>,
+    /// Claude `session_id` or Codex thread id.
+    pub session_key: Option<String>,
+    /// Codex turn id, used to scope out-of-order turn events.
+    pub turn_id: Option<String>,
+    /// The raw event or method name (`PreToolUse`, `thread/status/changed` …).
+    pub name: String,
+    pub signal: Signal,
+    /// A title carried by the event (`session_title`, `thread/name/updated` …).
+    pub title: Option<String>,
+    pub cwd: Option<String>,
+    /// Tool name, error kind or other short detail for `explain`.
+    pub detail: Option<String>,
+    /// When the source saw it (epoch ms).
+    pub ts: Millis,
+}

@@ -1,0 +1,7 @@
+//! agtmux: tells which AI coding agent in which tmux pane is working, waiting for the user,
+//! asking for an approval, or failed — without looking at the pane.
+//!
+//! The module tree mirrors the seed architecture (`docs/architecture.md`):
+//! sources → gateway → daemon projection (single writer) → read model → surfaces.
+pub mod core;
+pub mod sources;
