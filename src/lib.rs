@@ -3,5 +3,8 @@
 //!
 //! The module tree mirrors the seed architecture (`docs/architecture.md`):
 //! sources → gateway → daemon projection (single writer) → read model → surfaces.
+pub mod cli;
 pub mod core;
 pub mod sources;
+pub mod store;
+pub mod tmux;

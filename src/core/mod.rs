@@ -1,4 +1,13 @@
 //! C-008 `agtmux-core`: pure decisions. No I/O and no clock reads: plain data in, decisions
 //! out, so every flow is tested by tables of scenarios.
+pub mod attention;
+pub mod binding;
+pub mod capability;
+pub mod classifier;
 pub mod event;
+pub mod hysteresis;
+pub mod patterns;
+pub mod resolver;
+pub mod screen;
+pub mod title;
 pub mod types;

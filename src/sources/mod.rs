@@ -34,3 +34,6 @@ pub trait Source {
     /// Events after `after`, at most `max`. Must not block.
     fn pull(&mut self, after: &str, max: usize) -> Batch;
 }
+
+pub mod codex_appserver;
+pub mod ws;
