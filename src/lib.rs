@@ -5,6 +5,7 @@
 //! sources → gateway → daemon projection (single writer) → read model → surfaces.
 pub mod cli;
 pub mod core;
+pub mod paths;
 pub mod sources;
 pub mod store;
 pub mod tmux;

@@ -101,7 +101,10 @@ pub struct PaneInstance {
 
 /// True for a well-formed tmux pane id: `%` followed by decimal digits.
 pub fn valid_pane_id(s: &str) -> bool {
-    s.len() >= 2 && s.len() <= 12 && s.starts_with('%') && s[1..].bytes().all(|b| b.is_ascii_digit())
+    s.len() >= 2
+        && s.len() <= 12
+        && s.starts_with('%')
+        && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]

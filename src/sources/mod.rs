@@ -35,5 +35,8 @@ pub trait Source {
     fn pull(&mut self, after: &str, max: usize) -> Batch;
 }
 
+pub mod claude_hooks;
 pub mod codex_appserver;
+pub mod hook_spool;
+pub mod spool;
 pub mod ws;

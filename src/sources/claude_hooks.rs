@@ -1,0 +1,164 @@
+//! C-005 `agtmux-source-claude-hooks`: maps one Claude Code hook payload to a normalized event.
+//!
+//! The mapping follows `protocols.md`. Two facts shape it: a PermissionRequest for
+//! `AskUserQuestion`/`ExitPlanMode` is a question, not an approval; and subagent events carry
+//! the parent's `session_id`, so they must never end the parent's turn.
+use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::types::{Activity, Millis, Provider, SourceKind};
+use serde_json::Value;
+
+/// Tools whose "permission" is really a question to the user.
+const QUESTION_TOOLS: &[&str] = &["AskUserQuestion", "ExitPlanMode"];
+
+/// Map one payload. `Err` is the reject reason (stored in `events_raw_v2`, logged).
+pub fn map_hook(
+    payload: &Value,
+    pane: Option<&str>,
+    ts: Millis,
+    event_id: String,
+) -> Result<NormalizedEvent, String> {
+    let obj = payload
+        .as_object()
+        .ok_or("schema: payload is not a JSON object")?;
+    let name = obj
+        .get("hook_event_name")
+        .and_then(Value::as_str)
+        .ok_or("schema: missing hook_event_name")?;
+    let session = obj
+        .get("session_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .ok_or("schema: missing session_id")?;
+    if name.len() > 100 {
+        return Err("schema: hook_event_name too long".into());
+    }
+    let s = |k: &str| obj.get(k).and_then(Value::as_str);
+    let tool = s("tool_name");
+    let is_question = tool.is_some_and(|t| QUESTION_TOOLS.contains(&t));
+    let subagent = obj.contains_key("agent_id");
+    let act = |a| Signal::Activity(a);
+    let signal = match name {
+        "SessionStart" => match s("source") {
+            Some("compact") => Signal::Ignore,
+            _ => act(Activity::Idle),
+        },
+        "UserPromptSubmit" | "PreCompact" => act(Activity::Running),
+        "PreToolUse" if is_question && !subagent => act(Activity::WaitingInput),
+        "PreToolUse" | "PostToolUse" | "PostToolUseFailure" => act(Activity::Running),
+        "PermissionRequest" if is_question => act(Activity::WaitingInput),
+        "PermissionRequest" => act(Activity::WaitingApproval),
+        "Notification" => match s("notification_type") {
+            Some("elicitation_dialog") => act(Activity::WaitingInput),
+            // It fires ~6 s after PermissionRequest (also for AskUserQuestion), so it only
+            // confirms what PermissionRequest already said.
+            Some("permission_prompt") => Signal::Ignore,
+            Some("idle_prompt") => act(Activity::Idle),
+            _ => Signal::Ignore,
+        },
+        // A subagent's Stop would otherwise end the parent's turn.
+        "Stop" if subagent => Signal::Ignore,
+        "Stop" => act(Activity::Idle),
+        "StopFailure" if subagent => Signal::Ignore,
+        "StopFailure" => act(Activity::Error),
+        "SubagentStop" | "SubagentStart" => Signal::Ignore,
+        // `/clear` ends the session and starts a new one in the same pane.
+        "SessionEnd" if s("reason") == Some("clear") => Signal::Ignore,
+        "SessionEnd" => Signal::SessionEnd,
+        _ => Signal::Ignore,
+    };
+    let detail = match name {
+        "StopFailure" => s("error").map(str::to_string),
+        "Notification" => s("notification_type").map(str::to_string),
+        "SessionStart" => s("source").map(str::to_string),
+        "SessionEnd" => s("reason").map(str::to_string),
+        _ => tool.map(str::to_string),
+    };
+    Ok(NormalizedEvent {
+        event_id,
+        source: SourceKind::ClaudeHooks,
+        provider: Provider::Claude,
+        pane_id: pane.map(str::to_string),
+        session_key: Some(session.to_string()),
+        turn_id: s("prompt_id").map(str::to_string),
+        name: name.to_string(),
+        signal,
+        title: s("session_title").map(str::to_string),
+        cwd: s("cwd").map(str::to_string),
+        detail,
+        ts,
+    })
+}
+
+/// The transcript path a payload names, used by the title tracker.
+pub fn transcript_path(payload: &Value) -> Option<&str> {
+    payload.get("transcript_path").and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sig(p: Value) -> Signal {
+        map_hook(&p, Some("%1"), 0, "e".into()).unwrap().signal
+    }
+
+    #[test]
+    fn maps_the_turn_lifecycle() {
+        let base = |n: &str| json!({"session_id":"s","hook_event_name":n});
+        assert_eq!(sig(base("SessionStart")), Signal::Activity(Activity::Idle));
+        assert_eq!(
+            sig(base("UserPromptSubmit")),
+            Signal::Activity(Activity::Running)
+        );
+        assert_eq!(sig(base("Stop")), Signal::Activity(Activity::Idle));
+        assert_eq!(sig(base("StopFailure")), Signal::Activity(Activity::Error));
+        assert_eq!(sig(base("SessionEnd")), Signal::SessionEnd);
+        assert_eq!(sig(base("SomethingNew")), Signal::Ignore);
+    }
+
+    #[test]
+    fn questions_are_input_not_approval() {
+        let p = json!({"session_id":"s","hook_event_name":"PermissionRequest","tool_name":"AskUserQuestion"});
+        assert_eq!(sig(p), Signal::Activity(Activity::WaitingInput));
+        let p = json!({"session_id":"s","hook_event_name":"PermissionRequest","tool_name":"Bash"});
+        assert_eq!(sig(p), Signal::Activity(Activity::WaitingApproval));
+        let p = json!({"session_id":"s","hook_event_name":"Notification","notification_type":"permission_prompt"});
+        assert_eq!(sig(p), Signal::Ignore);
+    }
+
+    #[test]
+    fn subagents_never_end_the_parent_turn() {
+        let p = json!({"session_id":"s","hook_event_name":"Stop","agent_id":"a1"});
+        assert_eq!(sig(p), Signal::Ignore);
+        let p = json!({"session_id":"s","hook_event_name":"SubagentStop"});
+        assert_eq!(sig(p), Signal::Ignore);
+    }
+
+    #[test]
+    fn clear_keeps_the_agent() {
+        let p = json!({"session_id":"s","hook_event_name":"SessionEnd","reason":"clear"});
+        assert_eq!(sig(p), Signal::Ignore);
+        let p = json!({"session_id":"s2","hook_event_name":"SessionStart","source":"clear"});
+        assert_eq!(sig(p), Signal::Activity(Activity::Idle));
+    }
+
+    #[test]
+    fn rejects_bad_schema_with_reason() {
+        assert!(
+            map_hook(&json!([1]), None, 0, "e".into())
+                .unwrap_err()
+                .contains("object")
+        );
+        assert!(
+            map_hook(&json!({"session_id":"s"}), None, 0, "e".into())
+                .unwrap_err()
+                .contains("hook_event_name")
+        );
+        assert!(
+            map_hook(&json!({"hook_event_name":"Stop"}), None, 0, "e".into())
+                .unwrap_err()
+                .contains("session_id")
+        );
+    }
+}

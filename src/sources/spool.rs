@@ -1,0 +1,452 @@
+//! The hook spool (C-005 transport): an append-only JSON-lines file per tmux server that the
+//! `agtmux hook …` command writes and the daemon reads after its committed cursor.
+//!
+//! Why a file and not a socket: the hook runs on the agent's critical path and must succeed in
+//! a few ms even when the daemon is down or restarting. An `O_APPEND` write of one line is
+//! atomic with respect to other appenders, so a crash at any point leaves whole lines; the
+//! daemon replays from its committed cursor, and `events_raw_v2`'s unique event id turns the
+//! at-least-once replay into an exactly-once effect.
+//!
+//! Rotation: when the daemon has consumed the whole file and it is large, it takes the flock,
+//! renames it to `spool.<ns>.old`, and commits the cursor for the fresh file. A hook that opened
+//! the old inode before the rename notices (after taking the flock) that the path now names
+//! another inode and reopens, so no line lands in a file nobody reads. Leftover `.old` files
+//! (a crash mid-rotation) are re-read from the start at the next start-up; dedup drops what was
+//! applied already.
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Envelope format version written by this build.
+pub const ENVELOPE_VERSION: u32 = 1;
+/// Largest hook payload accepted; larger ones are recorded as rejected-too-large.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+/// Longest spool line the reader accepts (payload plus envelope, with JSON escaping slack).
+pub const MAX_LINE: usize = 3 * MAX_PAYLOAD;
+
+/// One hook invocation as written to the spool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    pub v: u32,
+    /// `claude`, `codex` or `codex-notify`.
+    pub source: String,
+    /// Receive time, epoch nanoseconds.
+    pub recv_ns: i64,
+    /// The tmux socket from `$TMUX`.
+    pub tmux: String,
+    /// `$TMUX_PANE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pane: Option<String>,
+    pub pid: i32,
+    pub ppid: i32,
+    /// The payload when it parsed as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    /// The payload as (lossy) text when it did not parse; the daemon rejects it with a reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_text: Option<String>,
+    /// Set when the hook itself refused the payload (e.g. `too_large`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject: Option<String>,
+    /// Original payload size in bytes.
+    pub size: usize,
+}
+
+/// Append one line to the spool: `O_APPEND`, a short bounded wait for the flock (taken by the
+/// daemon only while rotating), and a reopen if the file was rotated under us.
+pub fn append(path: &Path, line: &[u8]) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(20);
+    let mut file = open_append(path)?;
+    for _ in 0..3 {
+        let locked = lock_bounded(&file, deadline);
+        // The rotation renames the path away while holding the lock; if our inode is no longer
+        // the path's, reopen and try again so the line lands where the daemon reads.
+        let same = match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if same || !locked {
+            let r = file.write_all(line);
+            if locked {
+                unlock(&file);
+            }
+            return r;
+        }
+        unlock(&file);
+        file = open_append(path)?;
+    }
+    file.write_all(line)
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Try `LOCK_EX` until `deadline`. Returns whether the lock is held. An O_APPEND write without
+/// the lock is still atomic per line, so giving up only risks landing in a just-rotated file.
+fn lock_bounded(file: &File, deadline: Instant) -> bool {
+    loop {
+        // SAFETY: flock on a valid fd owned by `file`.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn lock_blocking(file: &File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a valid fd owned by `file`.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn unlock(file: &File) {
+    // SAFETY: flock on a valid fd owned by `file`.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+}
+
+/// Identity and position of the active spool file, stored as the committed cursor text
+/// `dev:ino:offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpoolCursor {
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+}
+
+impl SpoolCursor {
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.split(':');
+        let c = SpoolCursor {
+            dev: it.next()?.parse().ok()?,
+            ino: it.next()?.parse().ok()?,
+            offset: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(c)
+    }
+    pub fn encode(&self) -> String {
+        format!("{}:{}:{}", self.dev, self.ino, self.offset)
+    }
+}
+
+/// One complete line read from the spool, with the cursor just after it.
+#[derive(Debug, Clone)]
+pub struct SpoolLine {
+    pub bytes: Vec<u8>,
+    /// True when the line exceeded `MAX_LINE` and was cut; it will be rejected.
+    pub truncated: bool,
+    pub cursor_after: SpoolCursor,
+}
+
+/// The daemon side: reads whole lines after a cursor, never a partial last line.
+pub struct SpoolReader {
+    path: PathBuf,
+    file: Option<File>,
+    pos: SpoolCursor,
+    /// Bytes of an incomplete last line, not yet handed out.
+    partial: Vec<u8>,
+    /// Bytes of the incomplete last line seen so far (`partial` keeps at most `MAX_LINE`).
+    pending: u64,
+    /// Old rotated files still to drain (crash recovery), oldest first.
+    leftovers: Vec<PathBuf>,
+}
+
+impl SpoolReader {
+    /// Open the reader at a committed cursor (`None` = from the start of the current file).
+    pub fn new(path: &Path, committed: Option<SpoolCursor>) -> Self {
+        let mut leftovers = Vec::new();
+        if let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) {
+            let prefix = format!("{}.", stem.to_string_lossy());
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.starts_with(&prefix) && n.ends_with(".old") {
+                        leftovers.push(e.path());
+                    }
+                }
+            }
+        }
+        leftovers.sort();
+        SpoolReader {
+            path: path.to_path_buf(),
+            file: None,
+            pos: committed.unwrap_or_default(),
+            partial: Vec::new(),
+            pending: 0,
+            leftovers,
+        }
+    }
+
+    /// Cursor after the last line handed out.
+    pub fn position(&self) -> SpoolCursor {
+        self.pos
+    }
+
+    /// Read up to `max` complete lines. Leftover rotated files are drained first (their lines
+    /// carry the cursor of the active file's start, so committing them is harmless).
+    pub fn read(&mut self, max: usize) -> io::Result<Vec<SpoolLine>> {
+        let mut out = Vec::new();
+        while let Some(old) = self.leftovers.first().cloned() {
+            let data = std::fs::read(&old).unwrap_or_default();
+            for chunk in data.split(|b| *b == b'\n').filter(|c| !c.is_empty()) {
+                out.push(SpoolLine {
+                    bytes: chunk[..chunk.len().min(MAX_LINE)].to_vec(),
+                    truncated: chunk.len() > MAX_LINE,
+                    cursor_after: self.pos,
+                });
+            }
+            let _ = std::fs::remove_file(&old);
+            self.leftovers.remove(0);
+            if out.len() >= max {
+                return Ok(out);
+            }
+        }
+        if self.file.is_none() && !self.open_current()? {
+            return Ok(out);
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Ok(out);
+        };
+        let meta = file.metadata()?;
+        if meta.len() < self.pos.offset {
+            // Truncated behind our back: start over; dedup makes re-reads harmless.
+            log::warn!(
+                "spool_truncated path={} offset={}",
+                self.path.display(),
+                self.pos.offset
+            );
+            self.pos.offset = 0;
+            self.partial.clear();
+            self.pending = 0;
+        }
+        let read_from = self.pos.offset + self.pending;
+        if meta.len() <= read_from {
+            return Ok(out);
+        }
+        file.seek(SeekFrom::Start(read_from))?;
+        let mut buf = vec![0u8; (meta.len() - read_from).min(4 << 20) as usize];
+        let n = file.read(&mut buf)?;
+        buf.truncate(n);
+        let mut start = 0;
+        for (i, b) in buf.iter().enumerate() {
+            if *b != b'\n' {
+                continue;
+            }
+            let seg = &buf[start..i];
+            let total = self.pending + seg.len() as u64;
+            self.keep_head(seg);
+            let line = std::mem::take(&mut self.partial);
+            self.pending = 0;
+            self.pos.offset += total + 1;
+            start = i + 1;
+            if total > 0 {
+                let truncated = total > MAX_LINE as u64;
+                out.push(SpoolLine {
+                    bytes: line,
+                    truncated,
+                    cursor_after: self.pos,
+                });
+            }
+            if out.len() >= max {
+                return Ok(out);
+            }
+        }
+        let rest = &buf[start..];
+        self.keep_head(rest);
+        self.pending += rest.len() as u64;
+        Ok(out)
+    }
+
+    /// Keep at most `MAX_LINE` bytes of the current line; the rest is only counted.
+    fn keep_head(&mut self, seg: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.partial.len());
+        self.partial.extend_from_slice(&seg[..seg.len().min(room)]);
+    }
+
+    /// Open the active file; if it is not the file of our cursor, start at its beginning.
+    fn open_current(&mut self) -> io::Result<bool> {
+        match File::open(&self.path) {
+            Ok(f) => {
+                let m = f.metadata()?;
+                if m.dev() != self.pos.dev || m.ino() != self.pos.ino {
+                    self.pos = SpoolCursor {
+                        dev: m.dev(),
+                        ino: m.ino(),
+                        offset: 0,
+                    };
+                }
+                self.partial.clear();
+                self.pending = 0;
+                self.file = Some(f);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rotate when everything up to `committed` was consumed and the file exceeds `threshold`.
+    /// The caller must have committed `committed` (the current position) first.
+    pub fn maybe_rotate(&mut self, threshold: u64) -> io::Result<bool> {
+        let Some(file) = self.file.as_ref() else {
+            return Ok(false);
+        };
+        if self.pos.offset < threshold || self.pending != 0 {
+            return Ok(false);
+        }
+        lock_blocking(file)?;
+        let len = file.metadata()?.len();
+        if len != self.pos.offset {
+            unlock(file);
+            return Ok(false);
+        }
+        let ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let old = self.path.with_file_name(format!(
+            "{}.{:020}.old",
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            ns
+        ));
+        let r = std::fs::rename(&self.path, &old);
+        unlock(file);
+        r?;
+        // Everything in it was consumed and committed, so it can go at once.
+        let _ = std::fs::remove_file(&old);
+        self.file = None;
+        self.pos = SpoolCursor::default();
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("agtmux-spool-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("spool.jsonl")
+    }
+
+    #[test]
+    fn reads_whole_lines_only_and_resumes_from_cursor() {
+        let p = tmp("resume");
+        append(&p, b"{\"a\":1}\n").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"b\":")
+            .unwrap();
+        let mut r = SpoolReader::new(&p, None);
+        let lines = r.read(100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes, b"{\"a\":1}");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"2}\n")
+            .unwrap();
+        let lines = r.read(100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes, b"{\"b\":2}");
+        let cur = r.position();
+        append(&p, b"{\"c\":3}\n").unwrap();
+        let mut r2 = SpoolReader::new(&p, Some(SpoolCursor::parse(&cur.encode()).unwrap()));
+        let lines = r2.read(100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes, b"{\"c\":3}");
+    }
+
+    #[test]
+    fn rotation_loses_nothing() {
+        let p = tmp("rotate");
+        for i in 0..10 {
+            append(&p, format!("{{\"i\":{i}}}\n").as_bytes()).unwrap();
+        }
+        let mut r = SpoolReader::new(&p, None);
+        assert_eq!(r.read(100).unwrap().len(), 10);
+        assert!(r.maybe_rotate(1).unwrap());
+        append(&p, b"{\"i\":10}\n").unwrap();
+        let lines = r.read(100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes, b"{\"i\":10}");
+    }
+
+    #[test]
+    fn leftover_rotated_files_are_drained_first() {
+        let p = tmp("leftover");
+        std::fs::write(
+            p.with_file_name("spool.00000000000000000001.old"),
+            b"{\"old\":1}\n",
+        )
+        .unwrap();
+        append(&p, b"{\"new\":1}\n").unwrap();
+        let mut r = SpoolReader::new(&p, None);
+        let lines = r.read(100).unwrap();
+        let texts: Vec<_> = lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+            .collect();
+        assert_eq!(texts, vec!["{\"old\":1}", "{\"new\":1}"]);
+        assert!(!p.with_file_name("spool.00000000000000000001.old").exists());
+    }
+
+    #[test]
+    fn overlong_line_is_cut_and_flagged_and_reader_stays_in_sync() {
+        let p = tmp("long");
+        let mut big = vec![b'x'; MAX_LINE + 10];
+        big.push(b'\n');
+        std::fs::write(&p, &big).unwrap();
+        append(&p, b"{\"ok\":1}\n").unwrap();
+        let mut r = SpoolReader::new(&p, None);
+        let mut lines = Vec::new();
+        for _ in 0..4 {
+            lines.extend(r.read(100).unwrap());
+        }
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].truncated);
+        assert_eq!(lines[0].bytes.len(), MAX_LINE);
+        assert_eq!(lines[1].bytes, b"{\"ok\":1}");
+    }
+
+    #[test]
+    fn cursor_text_round_trips_and_rejects_garbage() {
+        let c = SpoolCursor {
+            dev: 1,
+            ino: 2,
+            offset: 3,
+        };
+        assert_eq!(SpoolCursor::parse(&c.encode()), Some(c));
+        assert_eq!(SpoolCursor::parse("1:2"), None);
+        assert_eq!(SpoolCursor::parse("a:b:c"), None);
+    }
+}
