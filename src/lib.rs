@@ -8,4 +8,5 @@ pub mod core;
 pub mod paths;
 pub mod sources;
 pub mod store;
+pub mod supervisor;
 pub mod tmux;

@@ -1,3 +1,7 @@
 //! The tmux side (C-002 groundwork): the control-mode parser, the client that queues commands
-//! over one `tmux -C` connection, and the batched option writer.
+//! over one `tmux -C` connection, the pane registry fed by `list-panes -a`, and the batched
+//! option writer.
+pub mod client;
+pub mod options;
 pub mod parser;
+pub mod registry;

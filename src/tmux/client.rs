@@ -1,0 +1,253 @@
+//! The control-mode client (C-002 groundwork): one supervised `tmux -C` child whose pipes live
+//! in the daemon's mio loop. It queues command lines, matches reply blocks to them in FIFO
+//! order, and hands notifications up. It never forks `tmux` per command.
+//!
+//! How it attaches, and why: a control client must be attached to some session. Creating a
+//! hidden session of our own would keep a dead server alive (tmux exits when its last session
+//! goes) and would show up in every session list and `switch-client -n` cycle. So we attach to
+//! an existing session with `-f no-output,ignore-size`: no `%output` traffic, no influence on
+//! window sizes, and no session of ours. The cost is that the session's `session_attached`
+//! counts us; agtmux discounts control clients wherever it reasons about focus. When that
+//! session dies we get `%exit` and re-attach to another one; when the server has no session
+//! left it exits, we see EOF, find the socket dead, and the daemon exits with it. `-N` makes
+//! sure we never start a server ourselves.
+//!
+//! The 3.3a start-up race: commands written before the initial attach completes may run first
+//! and fail with "no current client". So nothing is flushed until the first F=0 block (the
+//! attach's own reply) arrives.
+use super::parser::{self, Event, Notification, Parser, Reply};
+use crate::supervisor::ChildProc;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::Command;
+
+/// What a queued command's reply is for; the daemon dispatches on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// Server identity: pid, start time, version.
+    Identity,
+    /// The pane registry refresh (`list-panes -a`).
+    ListPanes,
+    /// Which sessions real (non-control) clients look at.
+    ListClients,
+    /// A screen capture for the poller.
+    Capture(String),
+    /// An option write; the payload names what to invalidate if it fails.
+    SetOption(String),
+    /// Anything whose reply is ignored.
+    Other,
+}
+
+/// What the client tells the daemon.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// The initial attach completed; queued commands are now flushed.
+    Ready,
+    Reply(ReplyKind, Reply),
+    Notification(Notification),
+    /// The connection ended (`%exit` or EOF); `reason` from `%exit` when given.
+    Closed { reason: Option<String> },
+}
+
+pub struct TmuxClient {
+    proc: ChildProc,
+    parser: Parser,
+    pending: VecDeque<ReplyKind>,
+    /// Bytes not yet written to tmux's stdin.
+    out: Vec<u8>,
+    ready: bool,
+    closed: bool,
+    /// Stats: reply blocks and unknown lines seen.
+    pub replies: u64,
+    pub unknown_lines: u64,
+}
+
+impl TmuxClient {
+    /// Start `tmux -N -S <socket> -C attach-session -f no-output,ignore-size`.
+    pub fn spawn(tmux_bin: &str, socket: &Path) -> io::Result<TmuxClient> {
+        let mut cmd = Command::new(tmux_bin);
+        cmd.arg("-N")
+            .arg("-S")
+            .arg(socket)
+            .arg("-C")
+            .args(["attach-session", "-f", "no-output,ignore-size"]);
+        // Never let a user's TMUX/TMUX_PANE leak in: this client talks to the named socket only.
+        cmd.env_remove("TMUX").env_remove("TMUX_PANE");
+        let proc = ChildProc::spawn("tmux-control", &mut cmd)?;
+        Ok(TmuxClient {
+            proc,
+            parser: Parser::new(parser::DEFAULT_MAX_LINE),
+            pending: VecDeque::new(),
+            out: Vec::new(),
+            ready: false,
+            closed: false,
+            replies: 0,
+            unknown_lines: 0,
+        })
+    }
+
+    pub fn stdout_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.proc.stdout.as_raw_fd()
+    }
+
+    pub fn stdin_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.proc.stdin.as_raw_fd()
+    }
+
+    pub fn stderr_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.proc.stderr.as_raw_fd()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready && !self.closed
+    }
+
+    /// Commands written but not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether a reply of this kind is still outstanding (to avoid piling up refreshes).
+    pub fn has_pending(&self, kind: &ReplyKind) -> bool {
+        self.pending.iter().any(|k| k == kind)
+    }
+
+    /// Queue one command line (no newline inside). It is written once the client is ready.
+    pub fn send(&mut self, command: &str, kind: ReplyKind) {
+        if self.closed {
+            return;
+        }
+        debug_assert!(!command.contains('\n'));
+        self.out.extend_from_slice(command.as_bytes());
+        self.out.push(b'\n');
+        self.pending.push_back(kind);
+    }
+
+    /// Write what is queued, until the pipe would block. Returns true when all was written.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        if !self.ready || self.closed {
+            return Ok(self.out.is_empty());
+        }
+        while !self.out.is_empty() {
+            match self.proc.stdin.write(&self.out) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "tmux stdin closed")),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Read stdout until it would block (the poll is edge-triggered) and turn it into events.
+    pub fn on_readable(&mut self, events: &mut Vec<ClientEvent>) {
+        let mut buf = [0u8; 64 * 1024];
+        let mut parsed = Vec::new();
+        loop {
+            match self.proc.stdout.read(&mut buf) {
+                Ok(0) => {
+                    self.parser.finish(&mut parsed);
+                    self.dispatch(&mut parsed, events);
+                    self.close(None, events);
+                    return;
+                }
+                Ok(n) => self.parser.feed(&buf[..n], &mut parsed),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("tmux_read_failed err={e}");
+                    self.close(None, events);
+                    return;
+                }
+            }
+        }
+        self.dispatch(&mut parsed, events);
+    }
+
+    /// Drain stderr into the log (tmux reports attach failures there).
+    pub fn drain_stderr(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.proc.stderr.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let s = String::from_utf8_lossy(&buf[..n]);
+                    log::info!("tmux_stderr msg={:?}", s.trim());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn dispatch(&mut self, parsed: &mut Vec<Event>, events: &mut Vec<ClientEvent>) {
+        for ev in parsed.drain(..) {
+            match ev {
+                Event::Reply(r) | Event::Unterminated(r) => {
+                    self.replies += 1;
+                    if !r.from_client() {
+                        // F=0: the attach itself (or a hook's command); the first one means the
+                        // client is attached and may now send.
+                        if !self.ready {
+                            self.ready = true;
+                            events.push(ClientEvent::Ready);
+                        }
+                        continue;
+                    }
+                    match self.pending.pop_front() {
+                        Some(kind) => events.push(ClientEvent::Reply(kind, r)),
+                        None => log::warn!("tmux_unmatched_reply number={}", r.number),
+                    }
+                }
+                Event::Notification(Notification::Exit { reason }) => {
+                    let reason = reason.map(|r| String::from_utf8_lossy(&r).into_owned());
+                    self.close(reason, events);
+                }
+                Event::Notification(n) => events.push(ClientEvent::Notification(n)),
+                Event::Unknown(l) | Event::Overlong(l) => {
+                    self.unknown_lines += 1;
+                    log::debug!("tmux_unknown_line line={:?}", String::from_utf8_lossy(&l[..l.len().min(200)]));
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, reason: Option<String>, events: &mut Vec<ClientEvent>) {
+        if !self.closed {
+            self.closed = true;
+            events.push(ClientEvent::Closed { reason });
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Ask tmux to detach us cleanly, then make sure the child is gone.
+    pub fn shutdown(&mut self) {
+        if !self.closed && self.ready {
+            let _ = self.proc.stdin.write_all(b"\n");
+        }
+        self.proc.terminate();
+    }
+
+    pub fn try_reap(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.try_reap()
+    }
+}
+
+/// Is a tmux server listening on `socket`? A cheap connect, no fork.
+pub fn server_alive(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}

@@ -1,0 +1,230 @@
+//! The pane registry (C-002 groundwork, Flow-002 input): what `list-panes -a` over the control
+//! connection says about every pane, refreshed at start, on structure notifications and on a
+//! light periodic tick. It also yields the cheap change hints the poller uses (history size,
+//! cursor, window activity, title) so only panes that may have changed are captured.
+use std::collections::{BTreeMap, HashMap};
+
+/// Tagged formats: inside a reply block every line is raw data, so each row starts with a tag
+/// and free text (the title) comes last, after a tab, where a space or tag cannot confuse us.
+pub const LIST_PANES: &str = "list-panes -a -F 'AGTP #{pane_id} #{session_id} #{window_id} #{window_index} #{pane_index} #{pane_pid} #{pane_active} #{window_active} #{history_size} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{window_activity} #{pane_dead} #{pane_current_command}\t#{pane_title}'";
+pub const LIST_CLIENTS: &str = "list-clients -F 'AGTC #{client_control_mode} #{session_id} #{client_pid}'";
+pub const LIST_SESSIONS: &str = "list-sessions -F 'AGTS #{session_id}\t#{session_name}'";
+pub const LIST_WINDOWS: &str = "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
+pub const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
+
+/// One pane as tmux describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PaneInfo {
+    pub pane_id: String,
+    pub session_id: String,
+    pub window_id: String,
+    pub window_index: u32,
+    pub pane_index: u32,
+    pub pane_pid: i32,
+    pub pane_active: bool,
+    pub window_active: bool,
+    pub history_size: u64,
+    pub cursor_x: u32,
+    pub cursor_y: u32,
+    pub width: u16,
+    pub height: u16,
+    pub window_activity: u64,
+    pub dead: bool,
+    pub current_command: String,
+    pub title: String,
+}
+
+impl PaneInfo {
+    /// The fields that change when the screen may have changed.
+    pub fn change_hint(&self) -> (u64, u32, u32, u64, &str, u16, u16) {
+        (
+            self.history_size,
+            self.cursor_x,
+            self.cursor_y,
+            self.window_activity,
+            &self.title,
+            self.width,
+            self.height,
+        )
+    }
+}
+
+/// Parse one `AGTP` row. `None` for anything else (logged by the caller).
+pub fn parse_pane_line(line: &[u8]) -> Option<PaneInfo> {
+    let line = String::from_utf8_lossy(line);
+    let rest = line.strip_prefix("AGTP ")?;
+    let (head, title) = rest.split_once('\t').unwrap_or((rest, ""));
+    // 15 single-token fields, then the command as the remainder (it could hold spaces).
+    let mut f = head.splitn(16, ' ');
+    let mut next = || f.next();
+    let p = PaneInfo {
+        pane_id: next()?.to_string(),
+        session_id: next()?.to_string(),
+        window_id: next()?.to_string(),
+        window_index: next()?.parse().ok()?,
+        pane_index: next()?.parse().ok()?,
+        pane_pid: next()?.parse().ok()?,
+        pane_active: next()? == "1",
+        window_active: next()? == "1",
+        history_size: next()?.parse().ok()?,
+        cursor_x: next()?.parse().ok()?,
+        cursor_y: next()?.parse().ok()?,
+        width: next()?.parse().ok()?,
+        height: next()?.parse().ok()?,
+        window_activity: next()?.parse().ok()?,
+        dead: next()? == "1",
+        current_command: next().unwrap_or("").to_string(),
+        title: title.to_string(),
+    };
+    crate::core::types::valid_pane_id(&p.pane_id).then_some(p)
+}
+
+/// Which sessions real users look at: session id → number of non-control clients.
+pub fn parse_clients(lines: &[Vec<u8>]) -> HashMap<String, u32> {
+    let mut m = HashMap::new();
+    for l in lines {
+        let l = String::from_utf8_lossy(l);
+        let mut f = l.split(' ');
+        if f.next() != Some("AGTC") {
+            continue;
+        }
+        let control = f.next() == Some("1");
+        if let Some(s) = f.next()
+            && !control
+            && !s.is_empty()
+        {
+            *m.entry(s.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// `id → name` from `AGTS`/`AGTW` rows (tab before the free-text name).
+pub fn parse_names(lines: &[Vec<u8>], tag: &str) -> HashMap<String, (String, String)> {
+    let mut m = HashMap::new();
+    for l in lines {
+        let l = String::from_utf8_lossy(l);
+        let Some(rest) = l.strip_prefix(tag).and_then(|r| r.strip_prefix(' ')) else {
+            continue;
+        };
+        let (head, name) = rest.split_once('\t').unwrap_or((rest, ""));
+        let id = head.split(' ').next().unwrap_or("").to_string();
+        let extra = head.split_once(' ').map(|x| x.1).unwrap_or("").to_string();
+        m.insert(id, (name.to_string(), extra));
+    }
+    m
+}
+
+/// What a refresh changed.
+#[derive(Debug, Default)]
+pub struct Diff {
+    pub added: Vec<String>,
+    pub removed: Vec<PaneInfo>,
+    /// Panes whose command or pid changed (re-check the process tree).
+    pub process_changed: Vec<String>,
+    /// Panes whose screen may have changed (history, cursor, activity, title, size).
+    pub screen_changed: Vec<String>,
+    /// Panes whose focus (active pane/window) changed.
+    pub focus_changed: Vec<String>,
+}
+
+/// Current panes by id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub panes: BTreeMap<String, PaneInfo>,
+    /// Session id → count of real (non-control) clients attached.
+    pub viewers: HashMap<String, u32>,
+    pub session_names: HashMap<String, String>,
+    pub window_names: HashMap<String, String>,
+    /// Set once the first full refresh arrived.
+    pub loaded: bool,
+}
+
+impl Registry {
+    /// Replace the pane set with a fresh `list-panes -a` reply and report the differences.
+    pub fn apply(&mut self, lines: &[Vec<u8>]) -> Diff {
+        let mut fresh = BTreeMap::new();
+        for l in lines {
+            match parse_pane_line(l) {
+                Some(p) => {
+                    fresh.insert(p.pane_id.clone(), p);
+                }
+                None => log::debug!("registry_bad_row row={:?}", String::from_utf8_lossy(l)),
+            }
+        }
+        let mut d = Diff::default();
+        for (id, p) in &fresh {
+            match self.panes.get(id) {
+                None => d.added.push(id.clone()),
+                Some(old) => {
+                    if old.current_command != p.current_command || old.pane_pid != p.pane_pid {
+                        d.process_changed.push(id.clone());
+                    }
+                    if old.change_hint() != p.change_hint() {
+                        d.screen_changed.push(id.clone());
+                    }
+                    if old.pane_active != p.pane_active || old.window_active != p.window_active {
+                        d.focus_changed.push(id.clone());
+                    }
+                }
+            }
+        }
+        let old = std::mem::replace(&mut self.panes, fresh);
+        for (id, p) in old {
+            if !self.panes.contains_key(&id) {
+                d.removed.push(p);
+            }
+        }
+        self.loaded = true;
+        d
+    }
+
+    /// Is the user looking at this pane: the active pane of the active window of a session
+    /// that a real (non-control) client shows.
+    pub fn focused(&self, pane_id: &str) -> bool {
+        self.panes.get(pane_id).is_some_and(|p| {
+            p.pane_active && p.window_active && self.viewers.get(&p.session_id).copied().unwrap_or(0) > 0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, cmd: &str, title: &str, hist: u64) -> Vec<u8> {
+        format!("AGTP {id} $0 @1 0 0 4242 1 1 {hist} 0 5 120 40 1700000000 0 {cmd}\t{title}").into_bytes()
+    }
+
+    #[test]
+    fn parses_rows_with_hostile_titles() {
+        let p = parse_pane_line(&row("%3", "claude", "✳ a\tb AGTP %9", 7)).unwrap();
+        assert_eq!(p.pane_id, "%3");
+        assert_eq!(p.current_command, "claude");
+        assert_eq!(p.title, "✳ a\tb AGTP %9");
+        assert_eq!(p.history_size, 7);
+        assert!(parse_pane_line(b"AGTP %x $0").is_none());
+        assert!(parse_pane_line(b"garbage").is_none());
+    }
+
+    #[test]
+    fn diff_reports_added_removed_and_changed() {
+        let mut r = Registry::default();
+        let d = r.apply(&[row("%1", "bash", "", 0), row("%2", "bash", "", 0)]);
+        assert_eq!(d.added, vec!["%1", "%2"]);
+        let d = r.apply(&[row("%1", "claude", "", 0), row("%3", "bash", "", 0)]);
+        assert_eq!(d.added, vec!["%3"]);
+        assert_eq!(d.removed.len(), 1);
+        assert_eq!(d.removed[0].pane_id, "%2");
+        assert_eq!(d.process_changed, vec!["%1"]);
+        let d = r.apply(&[row("%1", "claude", "", 5), row("%3", "bash", "", 0)]);
+        assert_eq!(d.screen_changed, vec!["%1"]);
+    }
+
+    #[test]
+    fn control_clients_do_not_count_as_viewers() {
+        let v = parse_clients(&[b"AGTC 1 $0 1".to_vec(), b"AGTC 0 $1 2".to_vec()]);
+        assert_eq!(v.get("$0"), None);
+        assert_eq!(v.get("$1"), Some(&1));
+    }
+}
