@@ -126,6 +126,24 @@ rec_detach() {
   stop_server
 }
 
+# synthetic-edge-cases: NOT recorded. Hand-built bytes for cases tmux 3.3a does not produce on
+# demand: %output/%extended-output inside a block, protocol-looking data lines with other
+# numbers, CRLF endings, stray %end, malformed %begin and notifications, non-UTF-8 lines, and
+# EOF in the middle of a block (the file ends without the closing %end and without a newline).
+write_synthetic() {
+  # $'...' is bash ANSI-C quoting: \n, \r, \377 become bytes and \\ a single backslash.
+  printf '%s' \
+    $'%begin 100 5 0\n%end 100 5 0\n' \
+    $'%begin 101 7 1\nrow one\n%output %3 hi\\015\\012\n%begin 101 8 1\n%end 101 7 0\n%end 9 9 9\n' \
+    $'%extended-output %3 12 : x\\134y\n%window-add @4\n%end 101 7 1\r\n' \
+    $'%end 5 5 1\n%begin 1 x 1\n%window-add oops\n%paste-buffer-changed buf0\n' \
+    $'not a protocol line \377\n%window-renamed @4 name with spaces \342\234\273\r\n' \
+    $'%begin 102 9 1\n%error 102 9 1 trailing\npartial data no newline' \
+    >"$OUT/synthetic-edge-cases.bin"
+}
+
+write_synthetic
+[ "${SYNTHETIC_ONLY:-0}" = 1 ] && exit 0
 rec_attach_replies
 rec_notifications
 rec_output_escapes
