@@ -26,7 +26,14 @@ start_server() { # NAME [new-session args...]
   tm new-session -d -s main -x 80 -y 24 "$@"
 }
 
-stop_server() { tm kill-server 2>/dev/null || true; }
+# kill-server from the control client can leave the socket file behind; remove ours once the
+# server is gone.
+stop_server() {
+  tm kill-server 2>/dev/null || true
+  if ! tm has-session 2>/dev/null; then
+    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCK"
+  fi
+}
 
 # attach-replies: initial F=0 attach block, ordinary replies, %error, `a ; b` on one line.
 rec_attach_replies() {
