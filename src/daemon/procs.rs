@@ -1,0 +1,100 @@
+//! The pane's process tree from `/proc` (Flow-002 input): the terminal's foreground process
+//! group leader and its descendants, which is where an agent runs when a user typed `claude`
+//! or `codex` into the pane's shell.
+//!
+//! Cost grows with panes that change: this is read only when a pane's command or pid changed,
+//! or on a slow re-check of panes that hold an agent, never for every pane every tick.
+use crate::core::classifier::ProcInfo;
+use std::path::PathBuf;
+
+/// Bounds: a pane with a process storm must not make one refresh expensive.
+const MAX_PROCS: usize = 64;
+const MAX_DEPTH: usize = 4;
+
+/// Fields of `/proc/PID/stat` after the `(comm)` field, which may itself contain spaces.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = s.rfind(')')?;
+    Some(s[close + 1..].split_whitespace().map(str::to_string).collect())
+}
+
+fn argv(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .take(16)
+                .map(|a| String::from_utf8_lossy(&a[..a.len().min(512)]).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The foreground process group leader of the pane's terminal (`tpgid` of the pane's first
+/// process), falling back to the pane process itself.
+pub fn foreground_leader(pane_pid: i32) -> i32 {
+    // state ppid pgrp session tty_nr tpgid → index 5 after comm.
+    stat_fields(pane_pid)
+        .and_then(|f| f.get(5).and_then(|t| t.parse::<i32>().ok()))
+        .filter(|t| *t > 0)
+        .unwrap_or(pane_pid)
+}
+
+/// The foreground leader and its descendants (breadth first, bounded).
+pub fn foreground_tree(pane_pid: i32) -> Vec<ProcInfo> {
+    let leader = foreground_leader(pane_pid);
+    let mut out = Vec::new();
+    let mut level = vec![leader];
+    for _ in 0..MAX_DEPTH {
+        let mut next = Vec::new();
+        for pid in level {
+            if out.len() >= MAX_PROCS {
+                return out;
+            }
+            let ppid = stat_fields(pid)
+                .and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
+                .unwrap_or(0);
+            let a = argv(pid);
+            if a.is_empty() && ppid == 0 {
+                continue;
+            }
+            out.push(ProcInfo { pid, ppid, argv: a });
+            next.extend(children(pid));
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    out
+}
+
+/// Current working directory of a process (Codex thread ↔ pane correlation).
+pub fn cwd(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
+/// Process start time in clock ticks since boot: with the pid it identifies one process life.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    stat_fields(pid).and_then(|f| f.get(19).and_then(|t| t.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_process() {
+        let me = std::process::id() as i32;
+        let tree = foreground_tree(me);
+        assert!(!tree.is_empty());
+        assert!(start_ticks(me).is_some());
+        assert!(cwd(me).is_some());
+    }
+}
