@@ -1,1 +1,192 @@
-//! (to be written)
+//! C-009 capability registry: ONE declared table of which sources can speak for which provider,
+//! how much each is trusted (rank: lower = preferred) and what each can tell (activity, approval,
+//! input questions, title, pane binding), plus the process names that identify the provider.
+//!
+//! Why a table: the resolver (Flow-003) and the daemon must never hard-code "app-server beats
+//! hooks" or "claude hooks can bind a pane". Adding a provider or a source is one entry here,
+//! and every decision that depends on it follows.
+use super::types::{Provider, SourceKind};
+
+/// What one source can tell about one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCapability {
+    pub source: SourceKind,
+    /// Lower is preferred. Deterministic sources rank below the poller (9).
+    pub rank: u8,
+    /// Reports running/idle/error.
+    pub activity: bool,
+    /// Reports an open approval/permission dialog.
+    pub approval: bool,
+    /// Reports a question to the user (waiting_input).
+    pub input: bool,
+    /// Carries a session title.
+    pub title: bool,
+    /// Its events name the pane they belong to reliably enough to bind a session to a pane
+    /// (Claude hooks carry `$TMUX_PANE`; Codex hooks run in the shared app-server daemon, so their
+    /// pane is only a hint).
+    pub binding: bool,
+}
+
+/// One provider: how to recognise its process and which sources speak for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderEntry {
+    pub provider: Provider,
+    /// Process basenames (argv[0] or comm) that mean "this agent runs here". Launchers such as
+    /// `node` are not listed: the process hint resolves them through their children/arguments.
+    pub process_names: &'static [&'static str],
+    /// Sources, most preferred first.
+    pub sources: &'static [SourceCapability],
+}
+
+/// The rank of the screen poller: the fallback for every provider.
+pub const POLLER_RANK: u8 = 9;
+
+const POLLER: SourceCapability = SourceCapability {
+    source: SourceKind::Poller,
+    rank: POLLER_RANK,
+    activity: true,
+    approval: true,
+    input: true,
+    title: true,
+    binding: false,
+};
+
+/// The declared table. Keep each provider's `sources` sorted by rank.
+pub static REGISTRY: &[ProviderEntry] = &[
+    ProviderEntry {
+        provider: Provider::Claude,
+        process_names: &["claude"],
+        sources: &[
+            SourceCapability {
+                source: SourceKind::ClaudeHooks,
+                rank: 0,
+                activity: true,
+                approval: true,
+                input: true,
+                title: true,
+                binding: true,
+            },
+            POLLER,
+        ],
+    },
+    ProviderEntry {
+        provider: Provider::Codex,
+        process_names: &["codex"],
+        sources: &[
+            SourceCapability {
+                source: SourceKind::CodexAppServer,
+                rank: 0,
+                activity: true,
+                approval: true,
+                input: true,
+                title: true,
+                binding: false,
+            },
+            SourceCapability {
+                source: SourceKind::CodexHooks,
+                rank: 1,
+                activity: true,
+                approval: true,
+                input: true,
+                title: false,
+                binding: false,
+            },
+            POLLER,
+        ],
+    },
+];
+
+/// The registry entry of a provider.
+pub fn entry(provider: Provider) -> Option<&'static ProviderEntry> {
+    REGISTRY.iter().find(|e| e.provider == provider)
+}
+
+/// Every source that can speak for `provider`, most preferred first (empty if unknown).
+pub fn sources_for(provider: Provider) -> &'static [SourceCapability] {
+    entry(provider).map(|e| e.sources).unwrap_or(&[])
+}
+
+/// What `source` can tell about `provider`, or `None` if it cannot speak for it at all.
+pub fn capability(provider: Provider, source: SourceKind) -> Option<&'static SourceCapability> {
+    sources_for(provider).iter().find(|c| c.source == source)
+}
+
+/// The rank of `source` for `provider` (lower = preferred), `None` if it cannot speak for it.
+pub fn rank(provider: Provider, source: SourceKind) -> Option<u8> {
+    capability(provider, source).map(|c| c.rank)
+}
+
+/// Process basenames that identify `provider`.
+pub fn process_names(provider: Provider) -> &'static [&'static str] {
+    entry(provider).map(|e| e.process_names).unwrap_or(&[])
+}
+
+/// The provider whose process is called `name` (a basename; a path is reduced to its basename).
+pub fn provider_for_process(name: &str) -> Option<Provider> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    REGISTRY
+        .iter()
+        .find(|e| e.process_names.contains(&base))
+        .map(|e| e.provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_has_an_entry_with_the_poller_last() {
+        for p in Provider::ALL {
+            let srcs = sources_for(*p);
+            assert!(!srcs.is_empty(), "{p} has no sources");
+            let last = srcs[srcs.len() - 1];
+            assert_eq!(last.source, SourceKind::Poller, "{p}: poller must be the fallback");
+            assert!(srcs.windows(2).all(|w| w[0].rank < w[1].rank), "{p}: sorted by rank");
+            assert!(!process_names(*p).is_empty());
+        }
+    }
+
+    #[test]
+    fn ranks_are_declared_per_provider_and_source() {
+        let table = [
+            (Provider::Codex, SourceKind::CodexAppServer, Some(0)),
+            (Provider::Codex, SourceKind::CodexHooks, Some(1)),
+            (Provider::Codex, SourceKind::Poller, Some(9)),
+            (Provider::Codex, SourceKind::ClaudeHooks, None),
+            (Provider::Claude, SourceKind::ClaudeHooks, Some(0)),
+            (Provider::Claude, SourceKind::Poller, Some(9)),
+            (Provider::Claude, SourceKind::CodexAppServer, None),
+            (Provider::Claude, SourceKind::CodexHooks, None),
+        ];
+        for (p, s, want) in table {
+            assert_eq!(rank(p, s), want, "{p}/{s}");
+        }
+    }
+
+    #[test]
+    fn deterministic_sources_outrank_the_poller() {
+        for p in Provider::ALL {
+            for c in sources_for(*p) {
+                if c.source.is_deterministic() {
+                    assert!(c.rank < POLLER_RANK);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binding_capability_follows_the_protocol_facts() {
+        assert!(capability(Provider::Claude, SourceKind::ClaudeHooks).is_some_and(|c| c.binding));
+        assert!(capability(Provider::Codex, SourceKind::CodexHooks).is_some_and(|c| !c.binding));
+        assert!(capability(Provider::Codex, SourceKind::Poller).is_some_and(|c| !c.binding));
+    }
+
+    #[test]
+    fn processes_map_to_providers() {
+        assert_eq!(provider_for_process("claude"), Some(Provider::Claude));
+        assert_eq!(provider_for_process("/usr/bin/codex"), Some(Provider::Codex));
+        assert_eq!(provider_for_process("node"), None);
+        assert_eq!(provider_for_process("vim"), None);
+        assert_eq!(provider_for_process(""), None);
+    }
+}

@@ -1,1 +1,840 @@
-//! (to be written)
+//! Flow-003 tier resolver (C-008): per pane, combine deterministic evidence (hooks, app-server)
+//! and heuristic evidence (the screen, through the hysteresis) into one winner, and say why.
+//!
+//! Why this shape:
+//! - Deterministic wins while its source is admissible (`Health::Healthy`). Sources of one
+//!   provider are ordered by the ranks declared in `core::capability` (C-009), never here; the
+//!   losers are listed as suppressed with `higher_priority_source`.
+//! - Age alone never demotes deterministic evidence: a Claude idle at its prompt sends nothing
+//!   for hours and is still known to be idle.
+//! - Deterministic evidence ends when the agent process leaves the pane, when the source is not
+//!   healthy (fallback to the screen, reported once), or on a sustained contradiction by the
+//!   screen, because some changes fire no event at all (protocols.md "Pitfalls"):
+//!   (a) running/waiting_* but the screen shows the idle prompt for the whole idle stable window
+//!       after the last deterministic event (Esc interrupt, Esc deny) → idle, `contradiction_idle`;
+//!   (b) waiting_approval but the dialog has gone and the screen shows running for
+//!       `approve_running_ms` (the user approved; PostToolUse only comes when the command ends)
+//!       → running, `contradiction_running`;
+//!   (c) waiting_input (AskUserQuestion) and the screen is idle-stable (Esc on the question)
+//!       → idle, `contradiction_idle` (same rule as (a)).
+//!   A contradiction holds until the source sends an event newer than the contradicted one,
+//!   which re-promotes at once.
+//! - After a fallback, a source is re-promoted as soon as it is healthy AND has delivered an
+//!   event newer than what it had when it fell back ("events flow again"); the state it had
+//!   before the outage may be outdated.
+//!
+//! `DeterministicState` also lives here: the latest state of one source for one session, which
+//! never rolls back on an older or duplicated event.
+//!
+//! Pure: the caller passes `now`, logs `Resolution::reason` and `transition`.
+use super::capability;
+use super::event::{NormalizedEvent, Signal};
+use super::hysteresis::{Hysteresis, RawVerdict};
+use super::types::{Activity, Evidence, Health, Millis, Presence, Provider, SourceKind};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+/// Tool names whose pending call means the agent asked the user a question (waiting_input),
+/// even though Claude also fires PermissionRequest and a `permission_prompt` notification.
+pub const QUESTION_TOOLS: &[&str] = &["AskUserQuestion", "ExitPlanMode", "request_user_input"];
+
+const RECENT_IDS: usize = 32;
+
+/// What `DeterministicState::apply` did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The state changed (or its timestamp advanced).
+    Applied,
+    /// Same event id as one already applied.
+    Duplicate,
+    /// Older than the state: an older event never rolls the state back.
+    Stale,
+    /// `Signal::Ignore`: stored by the caller, changes nothing.
+    Ignored,
+    /// Not for this state (other source/provider/session).
+    Rejected(String),
+}
+
+/// The latest deterministic state of one source for one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeterministicState {
+    pub source: SourceKind,
+    pub provider: Provider,
+    pub session_key: Option<String>,
+    pub activity: Activity,
+    /// The agent left (SessionEnd).
+    pub ended: bool,
+    /// Timestamp of the latest applied event.
+    pub ts: Millis,
+    /// Name of the latest applied event (`PreToolUse`, `thread/status/changed` …).
+    pub event: String,
+    /// Its detail (pending tool name, error kind …).
+    pub detail: Option<String>,
+    recent_ids: VecDeque<String>,
+}
+
+impl DeterministicState {
+    /// A state built from its first event; `None` for an event that carries no state.
+    pub fn from_event(ev: &NormalizedEvent) -> Option<Self> {
+        if !ev.source.is_deterministic() || ev.signal == Signal::Ignore {
+            return None;
+        }
+        let mut s = DeterministicState {
+            source: ev.source,
+            provider: ev.provider,
+            session_key: ev.session_key.clone(),
+            activity: Activity::Unknown,
+            ended: false,
+            ts: Millis::MIN,
+            event: String::new(),
+            detail: None,
+            recent_ids: VecDeque::new(),
+        };
+        s.apply(ev);
+        Some(s)
+    }
+
+    /// Apply one event. Duplicates and events older than the state are refused; an event at
+    /// the same timestamp is applied in arrival order.
+    pub fn apply(&mut self, ev: &NormalizedEvent) -> Applied {
+        if ev.source != self.source || ev.provider != self.provider {
+            return Applied::Rejected(format!(
+                "state_mismatch want={}/{} got={}/{}",
+                self.source, self.provider, ev.source, ev.provider
+            ));
+        }
+        if ev.session_key.is_some() && self.session_key.is_some() && ev.session_key != self.session_key {
+            return Applied::Rejected("session_mismatch".into());
+        }
+        if self.recent_ids.iter().any(|id| *id == ev.event_id) {
+            return Applied::Duplicate;
+        }
+        if ev.ts < self.ts {
+            return Applied::Stale;
+        }
+        let activity = match &ev.signal {
+            Signal::Ignore => return Applied::Ignored,
+            Signal::SessionEnd => None,
+            Signal::Activity(a) => Some(*a),
+        };
+        if self.recent_ids.len() >= RECENT_IDS {
+            self.recent_ids.pop_front();
+        }
+        self.recent_ids.push_back(ev.event_id.clone());
+        self.ts = ev.ts;
+        self.event = ev.name.clone();
+        match activity {
+            None => self.ended = true,
+            Some(a) => {
+                self.ended = false;
+                let names_question = ev
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| QUESTION_TOOLS.contains(&d));
+                let a = if a == Activity::WaitingApproval
+                    && (names_question || self.activity == Activity::WaitingInput)
+                {
+                    // AskUserQuestion fires PermissionRequest and, 6 s later, a
+                    // permission_prompt notification: it is still a question.
+                    Activity::WaitingInput
+                } else {
+                    a
+                };
+                if !(a == Activity::WaitingInput
+                    && self.activity == Activity::WaitingInput
+                    && ev.detail.is_none())
+                {
+                    self.detail = ev.detail.clone();
+                }
+                self.activity = a;
+            }
+        }
+        Applied::Applied
+    }
+}
+
+/// What the screen says, as the hysteresis sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeuristicInput {
+    /// The provider the screen looks like (`None`: cannot tell).
+    pub provider: Option<Provider>,
+    /// The hysteresis output.
+    pub activity: Activity,
+    /// The latest raw verdict and since when it holds.
+    pub raw: Option<RawVerdict>,
+}
+
+impl Default for HeuristicInput {
+    fn default() -> Self {
+        HeuristicInput {
+            provider: None,
+            activity: Activity::Unknown,
+            raw: None,
+        }
+    }
+}
+
+impl HeuristicInput {
+    pub fn from_hysteresis(h: &Hysteresis, provider: Option<Provider>) -> Self {
+        HeuristicInput {
+            provider,
+            activity: h.current(),
+            raw: h.raw(),
+        }
+    }
+}
+
+/// Everything the resolver needs for one pane.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolverInput<'a> {
+    /// The (debounced) process hint: an agent of this provider runs in the pane's process tree.
+    pub agent: Option<Provider>,
+    /// The latest state of each deterministic source for the pane's bound session.
+    pub deterministic: &'a [DeterministicState],
+    /// Health of every source; a missing entry is not admissible.
+    pub health: &'a HashMap<SourceKind, Health>,
+    pub heuristic: HeuristicInput,
+}
+
+/// Windows of the contradiction rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolverConfig {
+    /// The screen must show idle this long after the last deterministic event (rules a, c).
+    /// Keep it equal to the hysteresis idle window.
+    pub idle_stable_ms: Millis,
+    /// The screen must show running this long after a deterministic waiting_approval (rule b).
+    pub approve_running_ms: Millis,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            idle_stable_ms: 2_500,
+            approve_running_ms: 1_000,
+        }
+    }
+}
+
+/// A change of tier, logged once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierTransition {
+    /// Deterministic evidence from `from` ended; the screen is used (`reason`: `source_down`,
+    /// `source_stale`, `session_ended`, `contradiction_idle`, `contradiction_running` …).
+    Fallback { from: SourceKind, reason: String },
+    /// Deterministic evidence from `to` is used again.
+    RePromotion { to: SourceKind },
+}
+
+impl fmt::Display for TierTransition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TierTransition::Fallback { from, reason } => {
+                write!(f, "fallback from={from} reason={reason}")
+            }
+            TierTransition::RePromotion { to } => write!(f, "re_promotion to={to}"),
+        }
+    }
+}
+
+/// The resolver's answer for one pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub presence: Presence,
+    pub provider: Option<Provider>,
+    pub evidence: Evidence,
+    pub activity: Activity,
+    pub winner: Option<SourceKind>,
+    /// Why, in key=value style.
+    pub reason: String,
+    /// Sources that had something to say but lost, with why (`higher_priority_source`,
+    /// `source_down` …).
+    pub suppressed: Vec<(SourceKind, String)>,
+    pub transition: Option<TierTransition>,
+    /// When a pending contradiction window would change the answer: resolve again then.
+    pub next_deadline: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Contradiction {
+    source: SourceKind,
+    /// Timestamp of the contradicted deterministic event.
+    ts: Millis,
+    activity: Activity,
+    rule: &'static str,
+}
+
+/// Per-pane memory across calls: the current tier, contradictions, fallback marks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResolverState {
+    evidence: Option<Evidence>,
+    winner: Option<SourceKind>,
+    contradiction: Option<Contradiction>,
+    /// Per source: the timestamp it had when we fell back (re-promotion needs a newer event).
+    fallback_marks: Vec<(SourceKind, Millis)>,
+    demoted: bool,
+}
+
+impl ResolverState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forget everything (new pane generation).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// The evidence of the last resolution.
+    pub fn evidence(&self) -> Option<Evidence> {
+        self.evidence
+    }
+}
+
+fn health_reason(h: Option<Health>) -> Option<&'static str> {
+    match h {
+        Some(Health::Healthy) => None,
+        Some(Health::Stale) => Some("source_stale"),
+        Some(Health::Down) => Some("source_down"),
+        None => Some("source_health_unknown"),
+    }
+}
+
+/// Resolve one pane.
+pub fn resolve(
+    state: &mut ResolverState,
+    input: &ResolverInput<'_>,
+    cfg: &ResolverConfig,
+    now: Millis,
+) -> Resolution {
+    let mut suppressed: Vec<(SourceKind, String)> = Vec::new();
+    let Some(provider) = input.agent else {
+        for d in input.deterministic {
+            suppressed.push((d.source, "agent_left".into()));
+        }
+        state.reset();
+        state.evidence = Some(Evidence::None);
+        return Resolution {
+            presence: Presence::Unmanaged,
+            provider: None,
+            evidence: Evidence::None,
+            activity: Activity::Unknown,
+            winner: None,
+            reason: "no_agent_process".into(),
+            suppressed,
+            transition: None,
+            next_deadline: None,
+        };
+    };
+
+    // 1. Admissible deterministic candidates, best rank first.
+    let mut cands: Vec<(u8, &DeterministicState)> = Vec::new();
+    let mut first_drop: Option<(SourceKind, String)> = None;
+    for d in input.deterministic {
+        let why: Option<String> = if !d.source.is_deterministic() {
+            Some("not_deterministic".into())
+        } else if d.provider != provider {
+            Some(format!("provider_mismatch agent={provider} source_provider={}", d.provider))
+        } else if capability::rank(provider, d.source).is_none() {
+            Some("no_capability".into())
+        } else if d.ended {
+            Some("session_ended".into())
+        } else if let Some(r) = health_reason(input.health.get(&d.source).copied()) {
+            Some(r.into())
+        } else if state
+            .fallback_marks
+            .iter()
+            .any(|(s, ts)| *s == d.source && d.ts <= *ts)
+        {
+            Some("awaiting_fresh_event".into())
+        } else {
+            None
+        };
+        match why {
+            Some(w) => {
+                if state.winner == Some(d.source) && first_drop.is_none() {
+                    first_drop = Some((d.source, w.clone()));
+                }
+                suppressed.push((d.source, w));
+            }
+            None => {
+                if let Some(r) = capability::rank(provider, d.source) {
+                    cands.push((r, d));
+                }
+            }
+        }
+    }
+    cands.sort_by_key(|(r, d)| (*r, std::cmp::Reverse(d.ts)));
+    for (_, d) in cands.iter().skip(1) {
+        suppressed.push((d.source, "higher_priority_source".into()));
+    }
+
+    let heur = input.heuristic;
+    let was_det = state.evidence == Some(Evidence::Deterministic);
+    let prev_winner = state.winner;
+
+    if let Some(&(rank, w)) = cands.first() {
+        // 2. Contradiction by the screen?
+        let mut deadline = None;
+        let held = state
+            .contradiction
+            .filter(|c| c.source == w.source && w.ts <= c.ts);
+        let fresh = if held.is_none() {
+            check_contradiction(w, &heur, provider, cfg, now, &mut deadline)
+        } else {
+            None
+        };
+        if let Some(c) = held.or(fresh) {
+            state.contradiction = Some(c);
+            let activity = if heur.activity == Activity::Unknown {
+                c.activity
+            } else {
+                heur.activity
+            };
+            let transition = was_det.then(|| TierTransition::Fallback {
+                from: w.source,
+                reason: c.rule.into(),
+            });
+            if was_det {
+                state.demoted = true;
+            }
+            suppressed.push((w.source, c.rule.into()));
+            state.evidence = Some(Evidence::Heuristic);
+            state.winner = Some(SourceKind::Poller);
+            return Resolution {
+                presence: Presence::Managed,
+                provider: Some(provider),
+                evidence: Evidence::Heuristic,
+                activity,
+                winner: Some(SourceKind::Poller),
+                reason: format!(
+                    "{} det_source={} det={} det_event={} det_ts={} screen={}",
+                    c.rule, w.source, w.activity, w.event, w.ts, heur.activity
+                ),
+                suppressed,
+                transition,
+                next_deadline: None,
+            };
+        }
+        // 3. Deterministic wins.
+        let transition = (state.demoted && !was_det)
+            .then_some(TierTransition::RePromotion { to: w.source });
+        state.contradiction = None;
+        state.fallback_marks.clear();
+        state.demoted = false;
+        state.evidence = Some(Evidence::Deterministic);
+        state.winner = Some(w.source);
+        let mut reason = format!(
+            "winner={} rank={rank} event={} ts={}",
+            w.source, w.event, w.ts
+        );
+        if let Some(d) = &w.detail {
+            reason.push_str(&format!(" detail={}", kv_value(d)));
+        }
+        return Resolution {
+            presence: Presence::Managed,
+            provider: Some(provider),
+            evidence: Evidence::Deterministic,
+            activity: w.activity,
+            winner: Some(w.source),
+            reason,
+            suppressed,
+            transition,
+            next_deadline: deadline,
+        };
+    }
+
+    // 4. No admissible deterministic source: the screen.
+    let mut transition = None;
+    if was_det {
+        if let Some(from) = prev_winner {
+            let why = first_drop
+                .map(|(_, w)| w)
+                .unwrap_or_else(|| "source_missing".into());
+            let why = why.split(' ').next().unwrap_or("").to_string();
+            transition = Some(TierTransition::Fallback { from, reason: why });
+        }
+        state.fallback_marks = input
+            .deterministic
+            .iter()
+            .map(|d| (d.source, d.ts))
+            .collect();
+        state.demoted = true;
+    }
+    // A held contradiction stays: if the source comes back with no newer event, its old state
+    // is still contradicted.
+    if let Some(r) = health_reason(input.health.get(&SourceKind::Poller).copied()) {
+        state.evidence = Some(Evidence::None);
+        state.winner = None;
+        return Resolution {
+            presence: Presence::Managed,
+            provider: Some(provider),
+            evidence: Evidence::None,
+            activity: Activity::Unknown,
+            winner: None,
+            reason: format!("no_admissible_source poller={r}"),
+            suppressed,
+            transition,
+            next_deadline: None,
+        };
+    }
+    state.evidence = Some(Evidence::Heuristic);
+    state.winner = Some(SourceKind::Poller);
+    let reason = match &transition {
+        Some(t) => format!("heuristic {t} screen={}", heur.activity),
+        None if input.deterministic.is_empty() => {
+            format!("heuristic no_deterministic_state screen={}", heur.activity)
+        }
+        None => format!("heuristic deterministic_inadmissible screen={}", heur.activity),
+    };
+    Resolution {
+        presence: Presence::Managed,
+        provider: Some(provider),
+        evidence: Evidence::Heuristic,
+        activity: heur.activity,
+        winner: Some(SourceKind::Poller),
+        reason,
+        suppressed,
+        transition,
+        next_deadline: None,
+    }
+}
+
+/// Rules (a)/(b)/(c). Sets `deadline` when a rule is pending.
+fn check_contradiction(
+    w: &DeterministicState,
+    heur: &HeuristicInput,
+    provider: Provider,
+    cfg: &ResolverConfig,
+    now: Millis,
+    deadline: &mut Option<Millis>,
+) -> Option<Contradiction> {
+    let raw = heur.raw?;
+    if heur.provider.is_some_and(|p| p != provider) {
+        return None;
+    }
+    let start = raw.since.max(w.ts);
+    let (window, to, rule) = match (w.activity, raw.activity) {
+        (
+            Activity::Running | Activity::WaitingApproval | Activity::WaitingInput,
+            Activity::Idle,
+        ) => (cfg.idle_stable_ms, Activity::Idle, "contradiction_idle"),
+        (Activity::WaitingApproval, Activity::Running) => {
+            (cfg.approve_running_ms, Activity::Running, "contradiction_running")
+        }
+        _ => return None,
+    };
+    // The screen must still say so at its latest capture, which must be after the event.
+    if raw.last_at < w.ts {
+        *deadline = None;
+        return None;
+    }
+    if now - start >= window {
+        Some(Contradiction {
+            source: w.source,
+            ts: w.ts,
+            activity: to,
+            rule,
+        })
+    } else {
+        *deadline = Some(start + window);
+        None
+    }
+}
+
+/// A value safe inside a key=value log line.
+fn kv_value(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .take(64)
+        .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+        .collect();
+    if t.is_empty() { "-".into() } else { t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(source: SourceKind, provider: Provider, id: &str, name: &str, sig: Signal, ts: Millis) -> NormalizedEvent {
+        NormalizedEvent {
+            event_id: id.into(),
+            source,
+            provider,
+            pane_id: Some("%1".into()),
+            session_key: Some("s1".into()),
+            turn_id: None,
+            name: name.into(),
+            signal: sig,
+            title: None,
+            cwd: None,
+            detail: None,
+            ts,
+        }
+    }
+
+    fn det(source: SourceKind, provider: Provider, a: Activity, ts: Millis) -> DeterministicState {
+        let e = ev(source, provider, &format!("e{ts}"), "Ev", Signal::Activity(a), ts);
+        DeterministicState::from_event(&e).unwrap_or_else(|| panic!("state"))
+    }
+
+    fn healthy(srcs: &[SourceKind]) -> HashMap<SourceKind, Health> {
+        let mut m: HashMap<SourceKind, Health> = srcs.iter().map(|s| (*s, Health::Healthy)).collect();
+        m.insert(SourceKind::Poller, Health::Healthy);
+        m
+    }
+
+    fn raw(a: Activity, since: Millis, last_at: Millis) -> Option<RawVerdict> {
+        Some(RawVerdict { activity: a, confidence: 0.9, since, last_at, count: 3 })
+    }
+
+    fn heur(a: Activity, r: Option<RawVerdict>) -> HeuristicInput {
+        HeuristicInput { provider: None, activity: a, raw: r }
+    }
+
+    fn run(
+        st: &mut ResolverState,
+        agent: Option<Provider>,
+        d: &[DeterministicState],
+        h: &HashMap<SourceKind, Health>,
+        he: HeuristicInput,
+        now: Millis,
+    ) -> Resolution {
+        let input = ResolverInput { agent, deterministic: d, health: h, heuristic: he };
+        resolve(st, &input, &ResolverConfig::default(), now)
+    }
+
+    use Activity::*;
+    use Provider::*;
+    use SourceKind::*;
+
+    #[test]
+    fn older_and_duplicate_events_never_roll_back() {
+        let mut s = det(ClaudeHooks, Claude, Running, 1000);
+        let stop = ev(ClaudeHooks, Claude, "stop", "Stop", Signal::Activity(Idle), 2000);
+        assert_eq!(s.apply(&stop), Applied::Applied);
+        let late = ev(ClaudeHooks, Claude, "pre", "PreToolUse", Signal::Activity(Running), 1500);
+        assert_eq!(s.apply(&late), Applied::Stale);
+        assert_eq!(s.apply(&stop), Applied::Duplicate);
+        assert_eq!(s.activity, Idle);
+        assert_eq!(s.ts, 2000);
+        let same_ts = ev(ClaudeHooks, Claude, "ups", "UserPromptSubmit", Signal::Activity(Running), 2000);
+        assert_eq!(s.apply(&same_ts), Applied::Applied);
+        assert_eq!(s.activity, Running);
+        let other = ev(CodexHooks, Codex, "x", "Stop", Signal::Activity(Idle), 3000);
+        assert!(matches!(s.apply(&other), Applied::Rejected(_)));
+        let ign = ev(ClaudeHooks, Claude, "sub", "SubagentStop", Signal::Ignore, 4000);
+        assert_eq!(s.apply(&ign), Applied::Ignored);
+        assert_eq!(s.activity, Running);
+    }
+
+    #[test]
+    fn ask_user_question_stays_waiting_input() {
+        let mut pre = ev(ClaudeHooks, Claude, "1", "PreToolUse", Signal::Activity(WaitingInput), 1000);
+        pre.detail = Some("AskUserQuestion".into());
+        let mut s = DeterministicState::from_event(&pre).unwrap_or_else(|| panic!());
+        let mut perm = ev(ClaudeHooks, Claude, "2", "PermissionRequest", Signal::Activity(WaitingApproval), 1001);
+        perm.detail = Some("AskUserQuestion".into());
+        s.apply(&perm);
+        assert_eq!(s.activity, WaitingInput);
+        let notif = ev(ClaudeHooks, Claude, "3", "Notification", Signal::Activity(WaitingApproval), 7000);
+        s.apply(&notif);
+        assert_eq!(s.activity, WaitingInput);
+        assert_eq!(s.detail.as_deref(), Some("AskUserQuestion"));
+        // A real approval after the question was answered.
+        let post = ev(ClaudeHooks, Claude, "4", "PostToolUse", Signal::Activity(Running), 9000);
+        s.apply(&post);
+        let mut perm2 = ev(ClaudeHooks, Claude, "5", "PermissionRequest", Signal::Activity(WaitingApproval), 9500);
+        perm2.detail = Some("Bash".into());
+        s.apply(&perm2);
+        assert_eq!(s.activity, WaitingApproval);
+    }
+
+    #[test]
+    fn session_end_ends_deterministic_evidence() {
+        let mut s = det(ClaudeHooks, Claude, Idle, 1000);
+        s.apply(&ev(ClaudeHooks, Claude, "end", "SessionEnd", Signal::SessionEnd, 2000));
+        assert!(s.ended);
+        let h = healthy(&[ClaudeHooks]);
+        let mut st = ResolverState::new();
+        let r = run(&mut st, Some(Claude), &[s], &h, heur(Idle, raw(Idle, 0, 2000)), 3000);
+        assert_eq!(r.evidence, Evidence::Heuristic);
+        assert!(r.suppressed.contains(&(ClaudeHooks, "session_ended".into())));
+    }
+
+    #[test]
+    fn quiet_idle_for_hours_stays_deterministic() {
+        let h = healthy(&[ClaudeHooks]);
+        let d = [det(ClaudeHooks, Claude, Idle, 1000)];
+        let mut st = ResolverState::new();
+        for now in [2000, 3_600_000, 5 * 3_600_000] {
+            let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 500, now)), now);
+            assert_eq!((r.evidence, r.activity, r.winner), (Evidence::Deterministic, Idle, Some(ClaudeHooks)));
+            assert_eq!(r.transition, None);
+        }
+    }
+
+    #[test]
+    fn no_agent_process_is_unmanaged_whatever_else_says() {
+        let h = healthy(&[ClaudeHooks]);
+        let d = [det(ClaudeHooks, Claude, Running, 1000)];
+        let mut st = ResolverState::new();
+        let r = run(&mut st, None, &d, &h, heur(Running, raw(Running, 0, 1000)), 2000);
+        assert_eq!((r.presence, r.evidence, r.activity), (Presence::Unmanaged, Evidence::None, Unknown));
+    }
+
+    #[test]
+    fn screen_flapping_does_not_flap_presence_or_deterministic_activity() {
+        let h = healthy(&[ClaudeHooks]);
+        let d = [det(ClaudeHooks, Claude, Running, 1000)];
+        let mut st = ResolverState::new();
+        for i in 0..50 {
+            let now = 1000 + i * 400;
+            let a = if i % 2 == 0 { Idle } else { Unknown };
+            let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(a, now, now)), now);
+            assert_eq!((r.presence, r.evidence, r.activity), (Presence::Managed, Evidence::Deterministic, Running), "step {i}");
+        }
+    }
+
+    #[test]
+    fn esc_interrupt_contradiction_then_repromotion() {
+        let h = healthy(&[ClaudeHooks]);
+        let mut st = ResolverState::new();
+        let d = [det(ClaudeHooks, Claude, Running, 10_000)];
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Running, 10_000, 10_000)), 10_000);
+        assert_eq!(r.evidence, Evidence::Deterministic);
+        // Esc: the screen shows the idle prompt from 20 s on; no hook fires.
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Idle, 20_000, 21_000)), 21_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        assert_eq!(r.next_deadline, Some(22_500));
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 20_000, 22_500)), 22_500);
+        assert_eq!((r.evidence, r.activity, r.winner), (Evidence::Heuristic, Idle, Some(Poller)));
+        assert!(r.reason.starts_with("contradiction_idle"), "{}", r.reason);
+        assert_eq!(r.transition, Some(TierTransition::Fallback { from: ClaudeHooks, reason: "contradiction_idle".into() }));
+        // Held (reported once) while no newer event, even if the screen changes.
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Unknown, 30_000, 30_000)), 30_000);
+        assert_eq!((r.evidence, r.activity, r.transition.clone()), (Evidence::Heuristic, Idle, None));
+        // The next prompt: UserPromptSubmit re-promotes at once.
+        let d2 = [det(ClaudeHooks, Claude, Running, 40_000)];
+        let r = run(&mut st, Some(Claude), &d2, &h, heur(Idle, raw(Idle, 20_000, 39_000)), 40_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        assert_eq!(r.transition, Some(TierTransition::RePromotion { to: ClaudeHooks }));
+    }
+
+    #[test]
+    fn idle_screen_before_the_event_is_no_contradiction() {
+        // The screen was idle long before UserPromptSubmit: the window starts at the event.
+        let h = healthy(&[ClaudeHooks]);
+        let mut st = ResolverState::new();
+        let d = [det(ClaudeHooks, Claude, Running, 10_000)];
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 0, 10_500)), 10_500);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        assert_eq!(r.next_deadline, Some(12_500));
+        // A capture older than the event cannot contradict it.
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 0, 9_000)), 20_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+    }
+
+    #[test]
+    fn long_approved_command_shows_running() {
+        let h = healthy(&[ClaudeHooks]);
+        let mut st = ResolverState::new();
+        let d = [det(ClaudeHooks, Claude, WaitingApproval, 5_000)];
+        let r = run(&mut st, Some(Claude), &d, &h, heur(WaitingApproval, raw(WaitingApproval, 5_050, 6_000)), 6_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, WaitingApproval));
+        // The user approves at 8 s: the dialog goes, the spinner is back. No hook fires.
+        let r = run(&mut st, Some(Claude), &d, &h, heur(WaitingApproval, raw(Running, 8_000, 8_500)), 8_500);
+        assert_eq!(r.activity, WaitingApproval);
+        assert_eq!(r.next_deadline, Some(9_000));
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Running, 8_000, 9_000)), 9_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Running));
+        assert!(r.reason.starts_with("contradiction_running"));
+        // Minutes later PostToolUse arrives and re-promotes.
+        let d2 = [det(ClaudeHooks, Claude, Running, 300_000)];
+        let r = run(&mut st, Some(Claude), &d2, &h, heur(Running, raw(Running, 8_000, 300_000)), 300_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+    }
+
+    #[test]
+    fn esc_on_a_question_is_idle() {
+        let h = healthy(&[ClaudeHooks]);
+        let mut st = ResolverState::new();
+        let d = [det(ClaudeHooks, Claude, WaitingInput, 5_000)];
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 6_000, 9_000)), 9_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Idle));
+        // A screen showing running under a question is not rule (b).
+        let mut st = ResolverState::new();
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Running, 6_000, 9_000)), 9_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, WaitingInput));
+    }
+
+    #[test]
+    fn fallback_and_repromotion_on_health() {
+        let mut h = healthy(&[CodexAppServer]);
+        let mut st = ResolverState::new();
+        let d = [det(CodexAppServer, Codex, Running, 1_000)];
+        let r = run(&mut st, Some(Codex), &d, &h, heur(Running, raw(Running, 0, 1_000)), 1_000);
+        assert_eq!(r.evidence, Evidence::Deterministic);
+        h.insert(CodexAppServer, Health::Down);
+        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, raw(Idle, 2_000, 9_000)), 9_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Idle));
+        assert_eq!(r.transition, Some(TierTransition::Fallback { from: CodexAppServer, reason: "source_down".into() }));
+        // Reported once.
+        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, raw(Idle, 2_000, 10_000)), 10_000);
+        assert_eq!(r.transition, None);
+        // Healthy again but no new event: the old state may be outdated; stay on the screen.
+        h.insert(CodexAppServer, Health::Healthy);
+        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, raw(Idle, 2_000, 11_000)), 11_000);
+        assert_eq!(r.evidence, Evidence::Heuristic);
+        assert!(r.suppressed.contains(&(CodexAppServer, "awaiting_fresh_event".into())));
+        // Events flow again: immediate re-promotion.
+        let d2 = [det(CodexAppServer, Codex, Running, 12_000)];
+        let r = run(&mut st, Some(Codex), &d2, &h, heur(Idle, raw(Idle, 2_000, 11_000)), 12_000);
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        assert_eq!(r.transition, Some(TierTransition::RePromotion { to: CodexAppServer }));
+    }
+
+    #[test]
+    fn ranks_come_from_the_capability_registry() {
+        let h = healthy(&[CodexAppServer, CodexHooks]);
+        let mut st = ResolverState::new();
+        // Hooks are newer, but the app-server outranks them while healthy.
+        let d = [det(CodexHooks, Codex, Idle, 5_000), det(CodexAppServer, Codex, Running, 4_000)];
+        let r = run(&mut st, Some(Codex), &d, &h, heur(Unknown, None), 6_000);
+        assert_eq!((r.winner, r.activity), (Some(CodexAppServer), Running));
+        assert!(r.suppressed.contains(&(CodexHooks, "higher_priority_source".into())));
+        // App-server stale: hooks win, still deterministic.
+        let mut h2 = h.clone();
+        h2.insert(CodexAppServer, Health::Stale);
+        let r = run(&mut st, Some(Codex), &d, &h2, heur(Unknown, None), 7_000);
+        assert_eq!((r.winner, r.evidence, r.activity), (Some(CodexHooks), Evidence::Deterministic, Idle));
+        assert!(r.suppressed.contains(&(CodexAppServer, "source_stale".into())));
+    }
+
+    #[test]
+    fn provider_mismatch_and_unknown_health_are_inadmissible() {
+        let mut h = healthy(&[]);
+        let mut st = ResolverState::new();
+        let d = [det(ClaudeHooks, Claude, Running, 1_000)];
+        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, None), 2_000);
+        assert_eq!(r.evidence, Evidence::Heuristic);
+        assert!(r.suppressed[0].1.starts_with("provider_mismatch"));
+        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, None), 2_000);
+        assert!(r.suppressed.contains(&(ClaudeHooks, "source_health_unknown".into())));
+        h.insert(Poller, Health::Down);
+        let r = run(&mut st, Some(Claude), &[], &h, heur(Idle, None), 2_000);
+        assert_eq!((r.evidence, r.activity, r.winner), (Evidence::None, Unknown, None));
+    }
+
+    #[test]
+    fn heuristic_only_pane_has_no_transition() {
+        let h = healthy(&[]);
+        let mut st = ResolverState::new();
+        let r = run(&mut st, Some(Codex), &[], &h, heur(Running, None), 1_000);
+        assert_eq!((r.evidence, r.activity, r.transition), (Evidence::Heuristic, Running, None));
+        // First deterministic event: a promotion, not a re-promotion.
+        let h = healthy(&[CodexHooks]);
+        let d = [det(CodexHooks, Codex, Running, 2_000)];
+        let r = run(&mut st, Some(Codex), &d, &h, heur(Running, None), 2_000);
+        assert_eq!((r.evidence, r.transition), (Evidence::Deterministic, None));
+    }
+}
