@@ -1,0 +1,393 @@
+//! The projection (C-002, Flow-001/-002/-003/-007): the single writer of pane state. It takes
+//! normalized events, process hints and screen verdicts, runs them through the pure core
+//! (classifier, hysteresis, resolver, binding, attention, title), and keeps the read model
+//! every surface reads. It does no I/O: the runtime feeds it and publishes what changed.
+use crate::core::attention::PaneAttention;
+use crate::core::binding::{BindOutcome, BindingRegistry};
+use crate::core::classifier::{PresenceTracker, SignatureInput, classify_signature};
+use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::hysteresis::Hysteresis;
+use crate::core::resolver::{
+    Applied, DeterministicState, HeuristicInput, Resolution, ResolverConfig, ResolverInput,
+    ResolverState, resolve,
+};
+use crate::core::screen::ScreenVerdict;
+use crate::core::title::{TitleSource, clean_pane_title, resolve_title};
+use crate::core::types::{
+    Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider,
+    SourceKind,
+};
+use std::collections::{BTreeMap, HashMap};
+
+/// The read model of one pane: what surfaces show, and the inputs that led there (`explain`).
+#[derive(Debug, Clone)]
+pub struct PaneModel {
+    pub instance: PaneInstance,
+    pub session_id: String,
+    pub window_id: String,
+    /// Process hint: provider, reason, and the agent's pid when known.
+    pub process: Option<(Provider, &'static str)>,
+    pub agent_pid: Option<i32>,
+    /// Whether an agent process was ever seen in this generation (so its leaving ends it).
+    pub seen_agent: bool,
+    pub presence_tracker: PresenceTracker,
+    pub signature: String,
+    pub hysteresis: Hysteresis,
+    pub screen: Option<ScreenVerdict>,
+    pub screen_at: Millis,
+    /// Latest state per deterministic source for the bound session.
+    pub det: Vec<DeterministicState>,
+    pub session_key: Option<String>,
+    pub resolver: ResolverState,
+    pub resolution: Resolution,
+    pub attention_tracker: PaneAttention,
+    pub attention: Option<AttentionKind>,
+    pub since: Millis,
+    pub pane_title: String,
+    pub canonical_title: Option<String>,
+    pub title: String,
+    pub title_source: TitleSource,
+    pub next_deadline: Option<Millis>,
+    /// State version (Flow-014): bumped on every published change.
+    pub version: i64,
+    pub dirty: bool,
+}
+
+impl PaneModel {
+    fn new(pane_id: &str, generation: u32, now: Millis) -> Self {
+        PaneModel {
+            instance: PaneInstance { pane_id: pane_id.to_string(), generation, birth_ts: now },
+            session_id: String::new(),
+            window_id: String::new(),
+            process: None,
+            agent_pid: None,
+            seen_agent: false,
+            presence_tracker: PresenceTracker::default(),
+            signature: "none".into(),
+            hysteresis: Hysteresis::default(),
+            screen: None,
+            screen_at: 0,
+            det: Vec::new(),
+            session_key: None,
+            resolver: ResolverState::new(),
+            resolution: unmanaged_resolution(),
+            attention_tracker: PaneAttention::default(),
+            attention: None,
+            since: now,
+            pane_title: String::new(),
+            canonical_title: None,
+            title: String::new(),
+            title_source: TitleSource::Pane,
+            next_deadline: None,
+            version: 0,
+            dirty: true,
+        }
+    }
+
+    pub fn presence(&self) -> Presence {
+        self.resolution.presence
+    }
+    pub fn activity(&self) -> Activity {
+        self.resolution.activity
+    }
+    pub fn provider(&self) -> Option<Provider> {
+        self.resolution.provider
+    }
+    pub fn evidence(&self) -> Evidence {
+        self.resolution.evidence
+    }
+    pub fn is_managed(&self) -> bool {
+        self.resolution.presence == Presence::Managed
+    }
+    /// Does the poller need to look at this pane at all?
+    pub fn is_candidate(&self) -> bool {
+        self.process.is_some() || self.is_managed() || !self.det.is_empty()
+    }
+}
+
+fn unmanaged_resolution() -> Resolution {
+    Resolution {
+        presence: Presence::Unmanaged,
+        provider: None,
+        evidence: Evidence::None,
+        activity: Activity::Unknown,
+        winner: None,
+        reason: "no_signature".into(),
+        suppressed: Vec::new(),
+        transition: None,
+        next_deadline: None,
+    }
+}
+
+/// Why an event was not applied (stored as `ignored` with this reason).
+pub type IgnoreReason = String;
+
+pub struct Projection {
+    pub panes: BTreeMap<String, PaneModel>,
+    pub bindings: BindingRegistry,
+    pub health: HashMap<SourceKind, Health>,
+    pub cfg: ResolverConfig,
+    hostname: String,
+    /// Counters for metrics.
+    pub fallbacks: u64,
+    pub repromotions: u64,
+}
+
+impl Projection {
+    pub fn new(hostname: String) -> Self {
+        let mut health = HashMap::new();
+        for s in SourceKind::ALL {
+            health.insert(*s, Health::Healthy);
+        }
+        Projection {
+            panes: BTreeMap::new(),
+            bindings: BindingRegistry::default(),
+            health,
+            cfg: ResolverConfig::default(),
+            hostname,
+            fallbacks: 0,
+            repromotions: 0,
+        }
+    }
+
+    /// A pane appeared (or the daemon learned about it).
+    pub fn pane_added(&mut self, pane_id: &str, session_id: &str, window_id: &str, now: Millis) {
+        let p = self
+            .panes
+            .entry(pane_id.to_string())
+            .or_insert_with(|| PaneModel::new(pane_id, 0, now));
+        p.session_id = session_id.to_string();
+        p.window_id = window_id.to_string();
+    }
+
+    /// A pane is gone: forget it, tombstone its binding.
+    pub fn pane_removed(&mut self, pane_id: &str, now: Millis) -> Option<PaneModel> {
+        self.bindings.pane_gone(pane_id, now);
+        self.panes.remove(pane_id)
+    }
+
+    /// Update the process hint of a pane (from `/proc`).
+    pub fn set_process(
+        &mut self,
+        pane_id: &str,
+        hint: Option<(Provider, &'static str)>,
+        agent_pid: Option<i32>,
+        now: Millis,
+    ) {
+        let Some(p) = self.panes.get_mut(pane_id) else { return };
+        let agent = hint.map(|(prov, _)| prov).zip(agent_pid);
+        if let Some(bump) = self.bindings.observe_process(pane_id, agent, now) {
+            log::info!("pane_generation_bump pane={pane_id} reason={:?}", bump);
+            let (sid, wid, title) = (p.session_id.clone(), p.window_id.clone(), p.pane_title.clone());
+            *p = PaneModel::new(pane_id, self.bindings.generation(pane_id), now);
+            p.session_id = sid;
+            p.window_id = wid;
+            p.pane_title = title;
+        }
+        if hint.is_some() {
+            p.seen_agent = true;
+        }
+        if p.process != hint || p.agent_pid != agent_pid {
+            p.process = hint;
+            p.agent_pid = agent_pid;
+            p.dirty = true;
+        }
+    }
+
+    pub fn set_pane_title(&mut self, pane_id: &str, title: &str) {
+        if let Some(p) = self.panes.get_mut(pane_id)
+            && p.pane_title != title
+        {
+            p.pane_title = title.to_string();
+            p.dirty = true;
+        }
+    }
+
+    /// A screen capture's verdict (the poller, C-006).
+    pub fn apply_screen(&mut self, pane_id: &str, v: ScreenVerdict, now: Millis) {
+        let Some(p) = self.panes.get_mut(pane_id) else { return };
+        if let Some(to) = p.hysteresis.observe(v.activity, v.confidence, now) {
+            log::debug!("heuristic_change pane={pane_id} to={to} rule={}", v.rule);
+        }
+        p.screen = Some(v);
+        p.screen_at = now;
+        p.dirty = true;
+    }
+
+    /// Apply one deterministic event. `Err` = not applied, with the reason to store.
+    pub fn apply_event(&mut self, ev: &NormalizedEvent, now: Millis) -> Result<(), IgnoreReason> {
+        let Some(pane_id) = ev.pane_id.as_deref() else {
+            return Err("no_pane".into());
+        };
+        let Some(p) = self.panes.get_mut(pane_id) else {
+            return Err("unknown_pane".into());
+        };
+        if let Some(sk) = &ev.session_key {
+            let is_clear = ev.name == "SessionStart" && ev.detail.as_deref() == Some("clear");
+            match self.bindings.bind(pane_id, sk, ev.provider, is_clear, now) {
+                BindOutcome::Rejected { reason } => return Err(reason),
+                BindOutcome::Rebound { old_session } => {
+                    log::info!("binding_rebound pane={pane_id} old={old_session} new={sk}");
+                    let generation = self.bindings.generation(pane_id);
+                    if generation != p.instance.generation {
+                        let (sid, wid, title) =
+                            (p.session_id.clone(), p.window_id.clone(), p.pane_title.clone());
+                        let (proc_, pid, seen) = (p.process, p.agent_pid, p.seen_agent);
+                        *p = PaneModel::new(pane_id, generation, now);
+                        p.session_id = sid;
+                        p.window_id = wid;
+                        p.pane_title = title;
+                        p.process = proc_;
+                        p.agent_pid = pid;
+                        p.seen_agent = seen;
+                    }
+                    p.det.clear();
+                    p.canonical_title = None;
+                }
+                BindOutcome::Linked | BindOutcome::Unchanged => {}
+            }
+            if p.session_key.as_deref() != Some(sk.as_str()) {
+                p.det.clear();
+                p.session_key = Some(sk.clone());
+            }
+        }
+        if let Some(t) = &ev.title {
+            p.canonical_title = Some(t.clone());
+        }
+        p.dirty = true;
+        match p.det.iter_mut().find(|d| d.source == ev.source) {
+            Some(d) => match d.apply(ev) {
+                Applied::Applied | Applied::Ignored => Ok(()),
+                Applied::Duplicate => Err("duplicate".into()),
+                Applied::Stale => Err("stale_event".into()),
+                Applied::Rejected(r) => Err(r),
+            },
+            None => match ev.signal {
+                Signal::Ignore => Ok(()),
+                _ => match DeterministicState::from_event(ev) {
+                    Some(d) => {
+                        p.det.push(d);
+                        Ok(())
+                    }
+                    None => Err("no_state".into()),
+                },
+            },
+        }
+    }
+
+    /// Set a transcript/thread title for a session.
+    pub fn set_session_title(&mut self, session_key: &str, title: &str) {
+        for p in self.panes.values_mut() {
+            if p.session_key.as_deref() == Some(session_key)
+                && p.canonical_title.as_deref() != Some(title)
+            {
+                p.canonical_title = Some(title.to_string());
+                p.dirty = true;
+            }
+        }
+    }
+
+    /// Re-resolve dirty panes and panes whose timers are due. Returns the panes whose
+    /// published state changed.
+    pub fn resolve_dirty(&mut self, now: Millis, focused: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let mut changed = Vec::new();
+        for (id, p) in self.panes.iter_mut() {
+            let due = p.next_deadline.is_some_and(|d| d <= now);
+            if due && p.hysteresis.tick(now).is_some() {
+                p.dirty = true;
+            }
+            if !(p.dirty || due) {
+                continue;
+            }
+            p.dirty = false;
+            let det_live: Vec<DeterministicState> = p.det.iter().filter(|d| !d.ended).cloned().collect();
+            // The agent: the process hint; or, before any process was ever seen (e.g. a
+            // remote agent), a live deterministic binding.
+            let agent = match p.process {
+                Some((prov, _)) => Some(prov),
+                None if !p.seen_agent => det_live.first().map(|d| d.provider),
+                None => None,
+            };
+            let screen_sig = p.screen.as_ref().and_then(|s| s.signature.as_ref()).map(|s| (s.provider, s.confidence));
+            let sig = classify_signature(&SignatureInput {
+                deterministic: det_live.first().map(|d| d.provider),
+                process: agent,
+                screen: screen_sig,
+                title: None,
+            });
+            let (_, transition) = p.presence_tracker.observe(&sig);
+            if let Some(t) = transition {
+                log::info!("signature_transition pane={id} {}", t.log_line());
+            }
+            p.signature = format!("{} reason={} confidence={:.2}", sig.class.as_str(), sig.reason, sig.confidence);
+            let agent = if p.presence_tracker.presence() == Presence::Managed {
+                agent.or(p.presence_tracker.provider())
+            } else {
+                None
+            };
+            let heuristic = HeuristicInput::from_hysteresis(&p.hysteresis, p.screen.as_ref().and_then(|s| s.provider));
+            let input = ResolverInput { agent, deterministic: &p.det, health: &self.health, heuristic };
+            let res = resolve(&mut p.resolver, &input, &self.cfg, now);
+            if let Some(t) = &res.transition {
+                match t {
+                    crate::core::resolver::TierTransition::Fallback { .. } => self.fallbacks += 1,
+                    crate::core::resolver::TierTransition::RePromotion { .. } => self.repromotions += 1,
+                }
+                log::info!("tier_transition pane={id} {t}");
+            }
+            for (s, why) in &res.suppressed {
+                log::debug!("source_suppressed pane={id} source={s} reason={why}");
+            }
+            let attention = p.attention_tracker.observe(res.activity, focused(id), now);
+            let (title, title_source) = resolve_title(
+                p.canonical_title.as_deref(),
+                None,
+                &clean_pane_title(&p.pane_title, &self.hostname),
+            );
+            p.next_deadline = [res.next_deadline, p.hysteresis.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let before = (p.resolution.presence, p.resolution.provider, p.resolution.evidence, p.resolution.activity);
+            let after = (res.presence, res.provider, res.evidence, res.activity);
+            let changed_state = before != after;
+            if before.3 != after.3 || before.0 != after.0 {
+                p.since = now;
+            }
+            let changed_other = p.attention != attention || p.title != title;
+            p.resolution = res;
+            p.attention = attention;
+            p.title = title;
+            p.title_source = title_source;
+            if changed_state || changed_other {
+                p.version += 1;
+                changed.push(id.clone());
+            }
+        }
+        changed
+    }
+
+    /// Focus changed for a pane (clears `done`).
+    pub fn mark_dirty(&mut self, pane_id: &str) {
+        if let Some(p) = self.panes.get_mut(pane_id) {
+            p.dirty = true;
+        }
+    }
+
+    /// The earliest timer of any pane.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.panes.values().filter_map(|p| p.next_deadline).min()
+    }
+
+    /// Set a source's health; every pane is re-resolved.
+    pub fn set_health(&mut self, source: SourceKind, h: Health) -> bool {
+        let old = self.health.insert(source, h);
+        if old != Some(h) {
+            for p in self.panes.values_mut() {
+                p.dirty = true;
+            }
+            return true;
+        }
+        false
+    }
+}
