@@ -171,7 +171,10 @@ mod tests {
     fn parse_empty_and_bom() {
         let p = Path::new("x.json");
         assert_eq!(parse("  \n", p).unwrap(), serde_json::json!({}));
-        assert_eq!(parse("\u{feff}{\"a\":1}", p).unwrap(), serde_json::json!({"a":1}));
+        assert_eq!(
+            parse("\u{feff}{\"a\":1}", p).unwrap(),
+            serde_json::json!({"a":1})
+        );
         assert!(matches!(
             parse("{\"a\":1,}", p),
             Err(SetupError::Parse { line: 1, .. })

@@ -391,7 +391,8 @@ mod tests {
             doc["hooks"]["Stop"],
             json!([{"matcher":"","hooks":[{"type":"command","command":CMD,"timeout":5}]}])
         );
-        let (doc2, ch2) = install(doc.clone(), Agent::Claude, CMD, &["Stop", "SessionEnd"]).unwrap();
+        let (doc2, ch2) =
+            install(doc.clone(), Agent::Claude, CMD, &["Stop", "SessionEnd"]).unwrap();
         assert!(ch2.is_empty());
         assert_eq!(ch2.unchanged.len(), 2);
         assert_eq!(doc, doc2);
@@ -432,13 +433,24 @@ mod tests {
 
     #[test]
     fn stale_events_removed_on_install_and_uninstall_cleans_up() {
-        let doc = json!({"a":1,"hooks":{"Old":[{"hooks":[{"type":"command","command":CMD}]}]}});
+        let foreign = json!([{"hooks":[{"type":"command","command":"echo x"}]}]);
+        let doc = json!({"a":1,"hooks":{
+            "Old":[{"hooks":[{"type":"command","command":CMD}]}],
+            "F1": foreign, "F2": foreign}});
         let (doc, ch) = install(doc, Agent::Claude, CMD, &["Stop"]).unwrap();
         assert_eq!(ch.removed, vec!["Old"]);
         assert_eq!(ch.added, vec!["Stop"]);
+        let order: Vec<&String> = doc["hooks"].as_object().unwrap().keys().collect();
+        assert_eq!(order, ["F1", "F2", "Stop"]);
         let (doc, ch) = uninstall(doc, Agent::Claude).unwrap();
         assert_eq!(ch.removed, vec!["Stop"]);
-        assert_eq!(doc, json!({"a":1}));
+        assert_eq!(doc, json!({"a":1,"hooks":{"F1": foreign, "F2": foreign}}));
+        let (doc, _) = uninstall(
+            json!({"hooks":{"Stop":[{"hooks":[{"type":"command","command":CMD}]}]},"z":2}),
+            Agent::Claude,
+        )
+        .unwrap();
+        assert_eq!(doc, json!({"z":2}));
         let (_, ch) = uninstall(doc, Agent::Claude).unwrap();
         assert!(ch.is_empty());
     }

@@ -161,10 +161,18 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum SetupError {
     /// Neither the agent's config dir variable nor HOME is set.
-    NoHome { agent: Agent },
+    NoHome {
+        agent: Agent,
+    },
     /// The agtmux binary path is unusable.
-    Bin { path: PathBuf, reason: String },
-    Read { path: PathBuf, source: io::Error },
+    Bin {
+        path: PathBuf,
+        reason: String,
+    },
+    Read {
+        path: PathBuf,
+        source: io::Error,
+    },
     /// The existing file is not valid JSON.
     Parse {
         path: PathBuf,
@@ -173,9 +181,18 @@ pub enum SetupError {
         message: String,
     },
     /// Valid JSON, but a shape we refuse to rewrite.
-    Shape { path: PathBuf, source: MergeError },
-    Backup { path: PathBuf, source: io::Error },
-    Write { path: PathBuf, source: io::Error },
+    Shape {
+        path: PathBuf,
+        source: MergeError,
+    },
+    Backup {
+        path: PathBuf,
+        source: io::Error,
+    },
+    Write {
+        path: PathBuf,
+        source: io::Error,
+    },
     /// Writing the report to the output failed.
     Output(io::Error),
 }
@@ -188,10 +205,18 @@ impl fmt::Display for SetupError {
                     Agent::Claude => "CLAUDE_CONFIG_DIR",
                     Agent::Codex => "CODEX_HOME",
                 };
-                write!(f, "cannot find the {} config dir: neither {var} nor HOME is set", agent.name())
+                write!(
+                    f,
+                    "cannot find the {} config dir: neither {var} nor HOME is set",
+                    agent.name()
+                )
             }
             SetupError::Bin { path, reason } => {
-                write!(f, "cannot use {} as the agtmux binary: {reason}", path.display())
+                write!(
+                    f,
+                    "cannot use {} as the agtmux binary: {reason}",
+                    path.display()
+                )
             }
             SetupError::Read { path, source } => {
                 write!(f, "cannot read {}: {source}", path.display())
@@ -214,7 +239,11 @@ impl fmt::Display for SetupError {
                 path.display()
             ),
             SetupError::Backup { path, source } => {
-                write!(f, "cannot write backup {}: {source}; nothing was changed", path.display())
+                write!(
+                    f,
+                    "cannot write backup {}: {source}; nothing was changed",
+                    path.display()
+                )
             }
             SetupError::Write { path, source } => {
                 write!(f, "cannot write {}: {source}", path.display())
@@ -268,6 +297,16 @@ pub fn hook_command(agent: Agent, bin: &Path) -> Result<String, SetupError> {
             reason: "the path contains a newline".into(),
         });
     }
+    // Our handlers are recognised by the program name; any other name would make the next
+    // run add a duplicate instead of replacing.
+    if bin.file_name().and_then(|n| n.to_str()) != Some("agtmux") {
+        return Err(SetupError::Bin {
+            path: bin.to_path_buf(),
+            reason: "the program must be named `agtmux` (pass the installed binary's path with \
+                     --bin or AGTMUX_BIN)"
+                .into(),
+        });
+    }
     Ok(format!("{} hook {}", shell_quote(s), agent.name()))
 }
 
@@ -314,7 +353,10 @@ pub fn run_with_env(
     let cmd = if args.uninstall {
         None
     } else {
-        Some(hook_command(agent, &resolve_bin(args.bin.as_deref(), env)?)?)
+        Some(hook_command(
+            agent,
+            &resolve_bin(args.bin.as_deref(), env)?,
+        )?)
     };
     let existing = fsio::read_existing(&path)?;
     let doc = match &existing {
@@ -343,7 +385,8 @@ pub fn run_with_env(
         fsio::write_atomic(&path, fsio::render(&new_doc).as_bytes(), mode)?;
         outcome.written = true;
     }
-    report(args, env, cmd.as_deref(), existing.is_some(), &outcome, out).map_err(SetupError::Output)?;
+    report(args, env, cmd.as_deref(), existing.is_some(), &outcome, out)
+        .map_err(SetupError::Output)?;
     Ok(outcome)
 }
 
@@ -364,7 +407,11 @@ fn report(
     let c = &o.changes;
     if c.is_empty() {
         if args.uninstall {
-            writeln!(out, "no agtmux hooks for {} in {p}; nothing to do", agent.name())?;
+            writeln!(
+                out,
+                "no agtmux hooks for {} in {p}; nothing to do",
+                agent.name()
+            )?;
         } else {
             writeln!(
                 out,
@@ -448,7 +495,11 @@ fn codex_notes(
         return Ok(());
     }
     if !o.changes.added.is_empty() || !o.changes.replaced.is_empty() {
-        let when = if args.dry_run { "after installing" } else { "next start" };
+        let when = if args.dry_run {
+            "after installing"
+        } else {
+            "next start"
+        };
         writeln!(
             out,
             "note ({when}): Codex asks once to review the new hooks (\"Hooks need review\"); \
