@@ -524,6 +524,21 @@ fn codex_default_home_and_foreign_notify_hint() {
 }
 
 #[test]
+fn disable_all_hooks_is_warned_about() {
+    let t = Tmp::new("claude-disable");
+    let env = env_for(&t, BIN);
+    let dir = t.0.join("home/.claude");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("settings.json"), "{\"disableAllHooks\": true}").unwrap();
+    let (r, out) = go(&args(Agent::Claude, false, false), &env);
+    r.unwrap();
+    assert!(out.contains("disableAllHooks"), "{out}");
+    fs::write(dir.join("settings.json"), "{\"disableAllHooks\": false}").unwrap();
+    let (_, out) = go(&args(Agent::Claude, false, false), &env);
+    assert!(!out.contains("warning"), "{out}");
+}
+
+#[test]
 fn no_home_is_an_error() {
     let env = SetupEnv {
         bin: Some(PathBuf::from(BIN)),

@@ -71,10 +71,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Value, SetupError> {
 }
 
 /// 2-space pretty JSON with a trailing newline.
-pub fn render(doc: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(doc).unwrap_or_else(|_| "{}".to_string());
+pub fn render(doc: &Value, path: &Path) -> Result<String, SetupError> {
+    let mut s = serde_json::to_string_pretty(doc).map_err(|e| SetupError::Write {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
     s.push('\n');
-    s
+    Ok(s)
 }
 
 /// `YYYYmmddTHHMMSS` in UTC for epoch seconds (civil-from-days, H. Hinnant).

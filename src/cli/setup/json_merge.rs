@@ -1,8 +1,9 @@
 //! Pure merge of agtmux's hook handlers into an agent's hooks JSON (Claude `settings.json`,
 //! Codex `hooks.json`). No I/O here, so every rule can be tested on values alone.
 //!
-//! Part of the setup flow of the hook source (C-00x sources → gateway; product.md §4). WHY it is
-//! careful: these files belong to the user and often hold other tools' hooks. So:
+//! Part of `agtmux setup` (product.md §4), which feeds the hook sources (C-005 Claude hooks,
+//! Codex hooks beside C-004). WHY it is careful: these files belong to the user and often hold
+//! other tools' hooks. So:
 //! - "ours" is recognised by the command alone: a simple command whose program basename is
 //!   `agtmux` followed by `hook <agent>`. A reinstall from another binary path therefore
 //!   *replaces* the old handler instead of adding a second one;

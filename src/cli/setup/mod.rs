@@ -1,6 +1,7 @@
 //! `agtmux setup claude|codex [--uninstall] [--dry-run]`: installs agtmux's hook handler into
-//! the user's agent settings (product.md §1 and §4; feeds the hook source of the seed's source
-//! layer, Flow-001 hooks → spool → daemon).
+//! the user's agent settings (product.md §1 and §4). It switches on the deterministic hook
+//! evidence of C-005 (Claude hooks source) and the Codex hooks beside C-004, which Flow-001
+//! (a new agent session becomes managed + deterministic) depends on.
 //!
 //! WHY it exists: hooks are the deterministic evidence for Claude Code and Codex, but their
 //! config files are the user's and often hold other tools' hooks. This merges, never
@@ -382,10 +383,26 @@ pub fn run_with_env(
         if existing.is_some() {
             outcome.backup = Some(fsio::backup(&path, now_epoch_secs())?);
         }
-        fsio::write_atomic(&path, fsio::render(&new_doc).as_bytes(), mode)?;
+        let text = fsio::render(&new_doc, &path)?;
+        fsio::write_atomic(&path, text.as_bytes(), mode)?;
         outcome.written = true;
     }
     report(args, env, cmd.as_deref(), existing.is_some(), &outcome, out)
+        .and_then(|()| {
+            // Claude's kill switch silently disables every hook, ours included.
+            if agent == Agent::Claude
+                && cmd.is_some()
+                && new_doc.get("disableAllHooks") == Some(&serde_json::Value::Bool(true))
+            {
+                writeln!(
+                    out,
+                    "warning: {} sets \"disableAllHooks\": true, so Claude Code runs no hooks \
+                     (agtmux's included) until you remove it",
+                    path.display()
+                )?;
+            }
+            Ok(())
+        })
         .map_err(SetupError::Output)?;
     Ok(outcome)
 }
