@@ -1,0 +1,83 @@
+//! Publishing (product.md §3): turns the read model into tmux user options through the
+//! options writer, which sends only values that changed. Pane, window, session and global
+//! options are all derived here from one read model, so no surface computes state itself.
+use super::projection::{PaneModel, Projection};
+use crate::core::attention::{self, PaneView, Style};
+use crate::tmux::options::{OptionsWriter, Scope};
+use std::collections::BTreeMap;
+
+pub const PANE_OPTIONS: &[&str] = &[
+    "@agtmux_presence",
+    "@agtmux_provider",
+    "@agtmux_state",
+    "@agtmux_evidence",
+    "@agtmux_attention_kind",
+    "@agtmux_title",
+    "@agtmux_since",
+    "@agtmux_icon",
+];
+
+fn view(p: &PaneModel) -> PaneView {
+    PaneView { managed: p.is_managed(), activity: p.activity(), attention: p.attention }
+}
+
+/// Desired options of one pane (empty values = unset).
+pub fn pane_values(p: &PaneModel, style: &Style) -> [(&'static str, String); 8] {
+    if !p.is_managed() {
+        return PANE_OPTIONS.map(|n| (n, String::new()));
+    }
+    [
+        ("@agtmux_presence", p.presence().as_str().to_string()),
+        ("@agtmux_provider", p.provider().map(|x| x.as_str().to_string()).unwrap_or_default()),
+        ("@agtmux_state", p.activity().as_str().to_string()),
+        ("@agtmux_evidence", p.evidence().as_str().to_string()),
+        ("@agtmux_attention_kind", p.attention.map(|a| a.as_str().to_string()).unwrap_or_default()),
+        ("@agtmux_title", attention::escape_format(&p.title)),
+        ("@agtmux_since", (p.since / 1000).to_string()),
+        ("@agtmux_icon", attention::icon(&view(p), style).to_string()),
+    ]
+}
+
+/// Write every option that changed. `daemon_status` is the `@agtmux_daemon` value.
+pub fn publish(
+    proj: &Projection,
+    changed: &[String],
+    all: bool,
+    style: &Style,
+    daemon_status: &str,
+    w: &mut OptionsWriter,
+) {
+    let ids: Vec<&String> = if all { proj.panes.keys().collect() } else { changed.iter().collect() };
+    for id in ids {
+        if let Some(p) = proj.panes.get(id) {
+            let scope = Scope::Pane(id.clone());
+            for (name, value) in pane_values(p, style) {
+                w.set(&scope, name, &value);
+            }
+        }
+    }
+    let mut windows: BTreeMap<&str, Vec<PaneView>> = BTreeMap::new();
+    let mut sessions: BTreeMap<&str, Vec<PaneView>> = BTreeMap::new();
+    let mut every = Vec::new();
+    for p in proj.panes.values() {
+        let v = view(p);
+        windows.entry(&p.window_id).or_default().push(v);
+        sessions.entry(&p.session_id).or_default().push(v);
+        every.push(v);
+    }
+    for (wid, views) in &windows {
+        if !wid.is_empty() {
+            w.set(&Scope::Window(wid.to_string()), "@agtmux_window_icon", &attention::window_icon(views, style));
+        }
+    }
+    for (sid, views) in &sessions {
+        if !sid.is_empty() {
+            let scope = Scope::Session(sid.to_string());
+            w.set(&scope, "@agtmux_session_icon", &attention::session_icon(views, style));
+            w.set(&scope, "@agtmux_session_counts", &attention::session_counts(views, style));
+        }
+    }
+    w.set(&Scope::Global, "@agtmux_attention", &attention::attention_summary(&every, style));
+    w.set(&Scope::Global, "@agtmux_counts", &attention::counts_string(&every));
+    w.set(&Scope::Global, "@agtmux_daemon", daemon_status);
+}
