@@ -20,17 +20,30 @@ struct Row {
 
 fn load(dir: &Path) -> Vec<Row> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     for d in dirs {
-        let Ok(tsv) = std::fs::read_to_string(d.join("labels.tsv")) else { continue };
+        let Ok(tsv) = std::fs::read_to_string(d.join("labels.tsv")) else {
+            continue;
+        };
         for (i, line) in tsv.lines().enumerate() {
             if i == 0 || line.trim().is_empty() {
                 continue;
             }
             let f: Vec<&str> = line.split('\t').collect();
-            assert!(f.len() >= 8, "{}: line {} has {} fields", d.display(), i + 1, f.len());
+            assert!(
+                f.len() >= 8,
+                "{}: line {} has {} fields",
+                d.display(),
+                i + 1,
+                f.len()
+            );
             out.push(Row {
                 file: d.join(f[0]),
                 cols: f[1].parse().unwrap_or(0),
@@ -47,7 +60,10 @@ fn load(dir: &Path) -> Vec<Row> {
 }
 
 fn print_matrix(name: &str, pairs: &[(String, String)]) {
-    let mut labels: Vec<&str> = pairs.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]).collect();
+    let mut labels: Vec<&str> = pairs
+        .iter()
+        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
+        .collect();
     labels.sort_unstable();
     labels.dedup();
     let mut m: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -73,11 +89,17 @@ fn print_matrix(name: &str, pairs: &[(String, String)]) {
 fn screen_classifier_meets_the_accuracy_gate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/screens");
     let rows = load(&root);
-    assert!(rows.len() >= 40, "corpus too small: {} rows under {}", rows.len(), root.display());
+    assert!(
+        rows.len() >= 40,
+        "corpus too small: {} rows under {}",
+        rows.len(),
+        root.display()
+    );
 
     let mut activity_pairs = Vec::new();
     let mut presence_pairs = Vec::new();
-    let (mut total, mut correct, mut approvals, mut approvals_hit, mut false_managed) = (0, 0, 0, 0, 0);
+    let (mut total, mut correct, mut approvals, mut approvals_hit, mut false_managed) =
+        (0, 0, 0, 0, 0);
     let mut misses = Vec::new();
     for row in &rows {
         let mut variants = vec![row.file.clone()];
@@ -87,12 +109,16 @@ fn screen_classifier_meets_the_accuracy_gate() {
         }
         for path in variants {
             let screen = std::fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned());
-            let Ok(screen) = screen else { panic!("cannot read {}", path.display()) };
+            let Ok(screen) = screen else {
+                panic!("cannot read {}", path.display())
+            };
             let v = verdict(&screen, &row.title, &row.command, &[], row.cols, row.rows);
             let got_activity = v.activity_str().to_string();
             let got_presence = v.presence.as_str().to_string();
             total += 1;
-            let ok = got_activity == row.activity && got_presence == row.presence && v.provider_str() == row.provider;
+            let ok = got_activity == row.activity
+                && got_presence == row.presence
+                && v.provider_str() == row.provider;
             if ok {
                 correct += 1;
             } else {
@@ -131,7 +157,17 @@ fn screen_classifier_meets_the_accuracy_gate() {
     for m in &misses {
         println!("MISS {m}");
     }
-    assert_eq!(false_managed, 0, "a pane without an agent was called managed");
-    assert_eq!(approvals_hit, approvals, "every approval screen must be classified waiting_approval");
-    assert!(accuracy >= 0.95, "accuracy {:.1}% below 95%", accuracy * 100.0);
+    assert_eq!(
+        false_managed, 0,
+        "a pane without an agent was called managed"
+    );
+    assert_eq!(
+        approvals_hit, approvals,
+        "every approval screen must be classified waiting_approval"
+    );
+    assert!(
+        accuracy >= 0.95,
+        "accuracy {:.1}% below 95%",
+        accuracy * 100.0
+    );
 }

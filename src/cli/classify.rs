@@ -49,8 +49,12 @@ pub enum ClassifyError {
 impl fmt::Display for ClassifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClassifyError::Read { path, error } => write!(f, "cannot read screen {path:?}: {error}"),
-            ClassifyError::TooLarge { path } => write!(f, "screen {path:?} is larger than {MAX_INPUT} bytes"),
+            ClassifyError::Read { path, error } => {
+                write!(f, "cannot read screen {path:?}: {error}")
+            }
+            ClassifyError::TooLarge { path } => {
+                write!(f, "screen {path:?} is larger than {MAX_INPUT} bytes")
+            }
             ClassifyError::Write(e) => write!(f, "cannot write output: {e}"),
             ClassifyError::Json(e) => write!(f, "cannot encode JSON: {e}"),
         }
@@ -93,24 +97,47 @@ fn argv_words(argv: &[String]) -> Vec<String> {
 }
 
 /// Pure: judge one screen. Same code path for the CLI and the accuracy gate.
-pub fn verdict(screen: &str, title: &str, command: &str, argv: &[String], cols: u16, rows: u16) -> Verdict {
+pub fn verdict(
+    screen: &str,
+    title: &str,
+    command: &str,
+    argv: &[String],
+    cols: u16,
+    rows: u16,
+) -> Verdict {
     let argv = argv_words(argv);
-    let tree: Vec<ProcInfo> =
-        if argv.is_empty() { Vec::new() } else { vec![ProcInfo { pid: 0, ppid: 0, argv: argv.clone() }] };
+    let tree: Vec<ProcInfo> = if argv.is_empty() {
+        Vec::new()
+    } else {
+        vec![ProcInfo {
+            pid: 0,
+            ppid: 0,
+            argv: argv.clone(),
+        }]
+    };
     let command = command.trim();
     let hint = classifier::process_hint(command, &tree);
     let cmd_base = command.rsplit('/').next().unwrap_or(command);
-    let ambiguous_runtime = hint.is_none() && argv.is_empty() && matches!(cmd_base, "node" | "nodejs" | "bun");
+    let ambiguous_runtime =
+        hint.is_none() && argv.is_empty() && matches!(cmd_base, "node" | "nodejs" | "bun");
 
-    let mut input =
-        ScreenInput { text: screen, title, command, cols, rows, provider_hint: hint.map(|h| h.0) };
+    let mut input = ScreenInput {
+        text: screen,
+        title,
+        command,
+        cols,
+        rows,
+        provider_hint: hint.map(|h| h.0),
+    };
     let first = screen::classify_screen(&input);
 
     let (process, signature_note, scale) = match (hint, ambiguous_runtime, &first.signature) {
         (Some((p, why)), _, _) => (Some(p), format!("process:{why}"), 1.0),
-        (None, true, Some(sig)) if sig.confidence >= STRONG_SIGNATURE => {
-            (Some(sig.provider), format!("node+screen:{} (command node without argv)", sig.rule), 0.9)
-        }
+        (None, true, Some(sig)) if sig.confidence >= STRONG_SIGNATURE => (
+            Some(sig.provider),
+            format!("node+screen:{} (command node without argv)", sig.rule),
+            0.9,
+        ),
         (None, true, _) => (None, "node_without_argv_and_weak_screen".to_string(), 0.0),
         (None, false, _) => (None, format!("no_agent_process command={command:?}"), 0.0),
     };
@@ -152,13 +179,21 @@ pub fn verdict(screen: &str, title: &str, command: &str, argv: &[String], cols: 
 fn read_input(path: &str) -> Result<String, ClassifyError> {
     let mut buf = Vec::new();
     let res = if path == "-" {
-        std::io::stdin().lock().take(MAX_INPUT + 1).read_to_end(&mut buf)
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT + 1)
+            .read_to_end(&mut buf)
     } else {
         std::fs::File::open(path).and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut buf))
     };
-    res.map_err(|error| ClassifyError::Read { path: path.to_string(), error })?;
+    res.map_err(|error| ClassifyError::Read {
+        path: path.to_string(),
+        error,
+    })?;
     if buf.len() as u64 > MAX_INPUT {
-        return Err(ClassifyError::TooLarge { path: path.to_string() });
+        return Err(ClassifyError::TooLarge {
+            path: path.to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
@@ -166,7 +201,14 @@ fn read_input(path: &str) -> Result<String, ClassifyError> {
 /// `agtmux classify`.
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), ClassifyError> {
     let screen = read_input(&args.input)?;
-    let v = verdict(&screen, &args.title, &args.command, &args.argv, args.cols, args.rows);
+    let v = verdict(
+        &screen,
+        &args.title,
+        &args.command,
+        &args.argv,
+        args.cols,
+        args.rows,
+    );
     if args.json {
         let s = serde_json::to_string_pretty(&v).map_err(ClassifyError::Json)?;
         writeln!(out, "{s}").map_err(ClassifyError::Write)?;
@@ -192,16 +234,25 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), ClassifyError
 mod tests {
     use super::*;
 
-    const CLAUDE_IDLE: &str = "❯ hi\n\n● Hello\n\n────────────────────\n❯ \n────────────────────\n  ? for shortcuts\n";
-    const CODEX_IDLE: &str = "› hi\n\n• Hello\n\n› Ask Codex to do anything\n\n  gpt-5 · /w\n  ? for shortcuts\n";
+    const CLAUDE_IDLE: &str =
+        "❯ hi\n\n● Hello\n\n────────────────────\n❯ \n────────────────────\n  ? for shortcuts\n";
+    const CODEX_IDLE: &str =
+        "› hi\n\n• Hello\n\n› Ask Codex to do anything\n\n  gpt-5 · /w\n  ? for shortcuts\n";
 
     #[test]
     fn command_decides_presence() {
         let v = verdict(CLAUDE_IDLE, "✳ x", "claude", &[], 80, 24);
-        assert_eq!((v.presence, v.provider_str(), v.activity_str()), (Presence::Managed, "claude", "idle"));
+        assert_eq!(
+            (v.presence, v.provider_str(), v.activity_str()),
+            (Presence::Managed, "claude", "idle")
+        );
         for cmd in ["bash", "vim", "less", "python3", "htop", "cat", ""] {
             let v = verdict(CLAUDE_IDLE, "✳ x", cmd, &[], 80, 24);
-            assert_eq!((v.presence, v.activity_str()), (Presence::Unmanaged, "none"), "{cmd}");
+            assert_eq!(
+                (v.presence, v.activity_str()),
+                (Presence::Unmanaged, "none"),
+                "{cmd}"
+            );
         }
     }
 
@@ -213,9 +264,18 @@ mod tests {
         let v = verdict("hello\n", "⠋ w", "node", &[], 80, 24);
         assert_eq!(v.presence, Presence::Unmanaged);
         let other = ["node server.js".to_string()];
-        assert_eq!(verdict(CODEX_IDLE, "w", "node", &other, 80, 24).presence, Presence::Unmanaged);
-        let codex = ["node".to_string(), "/usr/lib/node_modules/@openai/codex/bin/codex.js".to_string()];
-        assert_eq!(verdict("", "w", "node", &codex, 80, 24).provider_str(), "codex");
+        assert_eq!(
+            verdict(CODEX_IDLE, "w", "node", &other, 80, 24).presence,
+            Presence::Unmanaged
+        );
+        let codex = [
+            "node".to_string(),
+            "/usr/lib/node_modules/@openai/codex/bin/codex.js".to_string(),
+        ];
+        assert_eq!(
+            verdict("", "w", "node", &codex, 80, 24).provider_str(),
+            "codex"
+        );
     }
 
     #[test]
@@ -243,7 +303,10 @@ mod tests {
         let j: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
         assert_eq!(j["presence"], "managed");
         args.input = dir.join("missing").to_string_lossy().into_owned();
-        assert!(matches!(run(&args, &mut Vec::new()), Err(ClassifyError::Read { .. })));
+        assert!(matches!(
+            run(&args, &mut Vec::new()),
+            Err(ClassifyError::Read { .. })
+        ));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -23,11 +23,63 @@ pub struct ProcInfo {
 
 /// Foreground commands that are never an agent, whatever their arguments or the screen say.
 const NEVER_AGENT: &[&str] = &[
-    "bash", "zsh", "fish", "sh", "dash", "ksh", "tcsh", "csh", "nu", "elvish", "xonsh", "vim", "nvim",
-    "vi", "view", "nano", "emacs", "hx", "helix", "micro", "kak", "less", "more", "most", "bat",
-    "man", "tail", "head", "cat", "grep", "rg", "ag", "watch", "htop", "top", "btop", "atop",
-    "python", "python3", "ipython", "ruby", "irb", "perl", "lua", "ssh", "mosh", "tmux", "screen",
-    "git", "tig", "lazygit", "make", "cargo", "jq", "fzf", "sleep", "journalctl",
+    "bash",
+    "zsh",
+    "fish",
+    "sh",
+    "dash",
+    "ksh",
+    "tcsh",
+    "csh",
+    "nu",
+    "elvish",
+    "xonsh",
+    "vim",
+    "nvim",
+    "vi",
+    "view",
+    "nano",
+    "emacs",
+    "hx",
+    "helix",
+    "micro",
+    "kak",
+    "less",
+    "more",
+    "most",
+    "bat",
+    "man",
+    "tail",
+    "head",
+    "cat",
+    "grep",
+    "rg",
+    "ag",
+    "watch",
+    "htop",
+    "top",
+    "btop",
+    "atop",
+    "python",
+    "python3",
+    "ipython",
+    "ruby",
+    "irb",
+    "perl",
+    "lua",
+    "ssh",
+    "mosh",
+    "tmux",
+    "screen",
+    "git",
+    "tig",
+    "lazygit",
+    "make",
+    "cargo",
+    "jq",
+    "fzf",
+    "sleep",
+    "journalctl",
 ];
 
 /// Interpreters that can run an agent's JS entry point.
@@ -154,7 +206,12 @@ pub fn classify_signature(input: &SignatureInput) -> Signature {
         if let Some(q) = input.process.filter(|q| *q != p) {
             reason.push_str(&format!(" process_disagrees={q}"));
         }
-        return Signature { class: SignatureClass::Deterministic, provider: Some(p), reason, confidence: 1.0 };
+        return Signature {
+            class: SignatureClass::Deterministic,
+            provider: Some(p),
+            reason,
+            confidence: 1.0,
+        };
     }
     if let Some(p) = input.process {
         let (confidence, screen_note) = match input.screen {
@@ -163,14 +220,24 @@ pub fn classify_signature(input: &SignatureInput) -> Signature {
             None => (0.7, String::new()),
         };
         let reason = format!("process_hint provider={p}{screen_note}");
-        return Signature { class: SignatureClass::Heuristic, provider: Some(p), reason, confidence };
+        return Signature {
+            class: SignatureClass::Heuristic,
+            provider: Some(p),
+            reason,
+            confidence,
+        };
     }
     let reason = match (input.screen, input.title) {
         (Some((s, _)), _) => format!("screen_only provider={s} (no agent process)"),
         (None, Some(t)) => format!("title_only provider={t} (no agent process)"),
         (None, None) => "no_signature".to_string(),
     };
-    Signature { class: SignatureClass::None, provider: None, reason, confidence: 0.0 }
+    Signature {
+        class: SignatureClass::None,
+        provider: None,
+        reason,
+        confidence: 0.0,
+    }
 }
 
 /// A change of signature class or presence, for the caller to log.
@@ -265,7 +332,11 @@ mod tests {
     use super::*;
 
     fn p(argv: &[&str]) -> ProcInfo {
-        ProcInfo { pid: 2, ppid: 1, argv: argv.iter().map(|s| s.to_string()).collect() }
+        ProcInfo {
+            pid: 2,
+            ppid: 1,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     fn shell() -> ProcInfo {
@@ -274,19 +345,43 @@ mod tests {
 
     #[test]
     fn agents_are_recognised_from_command_and_tree() {
-        assert_eq!(process_hint("claude", &[]).map(|h| h.0), Some(Provider::Claude));
-        assert_eq!(process_hint("codex", &[]).map(|h| h.0), Some(Provider::Codex));
+        assert_eq!(
+            process_hint("claude", &[]).map(|h| h.0),
+            Some(Provider::Claude)
+        );
+        assert_eq!(
+            process_hint("codex", &[]).map(|h| h.0),
+            Some(Provider::Codex)
+        );
         let codex_tree = [
             shell(),
             p(&["node", "/usr/lib/node_modules/@openai/codex/bin/codex.js"]),
-            p(&["/usr/lib/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex"]),
+            p(&[
+                "/usr/lib/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/codex/codex",
+            ]),
         ];
-        assert_eq!(process_hint("node", &codex_tree).map(|h| h.0), Some(Provider::Codex));
-        let claude_node = [shell(), p(&["node", "--no-warnings", "/x/@anthropic-ai/claude-code/cli.js"])];
-        assert_eq!(process_hint("node", &claude_node).map(|h| h.0), Some(Provider::Claude));
+        assert_eq!(
+            process_hint("node", &codex_tree).map(|h| h.0),
+            Some(Provider::Codex)
+        );
+        let claude_node = [
+            shell(),
+            p(&[
+                "node",
+                "--no-warnings",
+                "/x/@anthropic-ai/claude-code/cli.js",
+            ]),
+        ];
+        assert_eq!(
+            process_hint("node", &claude_node).map(|h| h.0),
+            Some(Provider::Claude)
+        );
         // native install: comm is the version file name, argv[0] is the symlink
         let native = [shell(), p(&["claude", "--resume"])];
-        assert_eq!(process_hint("2.1.197", &native).map(|h| h.0), Some(Provider::Claude));
+        assert_eq!(
+            process_hint("2.1.197", &native).map(|h| h.0),
+            Some(Provider::Claude)
+        );
     }
 
     #[test]
@@ -302,19 +397,29 @@ mod tests {
             ("python3", &["python3", "-m", "claude"]),
         ];
         for (cmd, argv) in cases {
-            assert_eq!(process_hint(cmd, &[shell(), p(argv)]), None, "{cmd} {argv:?}");
+            assert_eq!(
+                process_hint(cmd, &[shell(), p(argv)]),
+                None,
+                "{cmd} {argv:?}"
+            );
         }
         // a shell whose cwd/prompt says claude: the tree holds only the shell
         assert_eq!(process_hint("bash", &[p(&["-bash"])]), None);
         // a suspended or background claude behind a foreground shell does not count
         assert_eq!(process_hint("bash", &[shell(), p(&["claude"])]), None);
         // vim opened by an agent: the foreground is vim
-        assert_eq!(process_hint("vim", &[p(&["claude"]), p(&["vim", "/tmp/prompt.md"])]), None);
+        assert_eq!(
+            process_hint("vim", &[p(&["claude"]), p(&["vim", "/tmp/prompt.md"])]),
+            None
+        );
     }
 
     #[test]
     fn title_only_is_never_managed() {
-        let sig = classify_signature(&SignatureInput { title: Some(Provider::Claude), ..Default::default() });
+        let sig = classify_signature(&SignatureInput {
+            title: Some(Provider::Claude),
+            ..Default::default()
+        });
         assert_eq!(sig.class, SignatureClass::None);
         assert!(sig.reason.starts_with("title_only"));
         let mut t = PresenceTracker::default();
@@ -344,7 +449,10 @@ mod tests {
             screen: Some((Provider::Codex, 0.9)),
             ..Default::default()
         });
-        assert_eq!((h.class, h.provider), (SignatureClass::Heuristic, Some(Provider::Codex)));
+        assert_eq!(
+            (h.class, h.provider),
+            (SignatureClass::Heuristic, Some(Provider::Codex))
+        );
         assert!(h.confidence > 0.9);
         let d = classify_signature(&SignatureInput {
             deterministic: Some(Provider::Claude),
@@ -363,14 +471,30 @@ mod tests {
     #[test]
     fn hysteresis_drops_only_after_consecutive_misses_and_reports_transitions() {
         let none = classify_signature(&SignatureInput::default());
-        let heur = classify_signature(&SignatureInput { process: Some(Provider::Claude), ..Default::default() });
-        let det = classify_signature(&SignatureInput { deterministic: Some(Provider::Claude), ..Default::default() });
+        let heur = classify_signature(&SignatureInput {
+            process: Some(Provider::Claude),
+            ..Default::default()
+        });
+        let det = classify_signature(&SignatureInput {
+            deterministic: Some(Provider::Claude),
+            ..Default::default()
+        });
         let mut t = PresenceTracker::new(2);
         assert_eq!(t.observe(&none), (Presence::Unmanaged, None));
         let (pr, tr) = t.observe(&heur);
         let tr = tr.expect("none -> heuristic");
-        assert_eq!((pr, tr.from, tr.to), (Presence::Managed, SignatureClass::None, SignatureClass::Heuristic));
-        assert!(tr.log_line().contains("from=none to=heuristic presence=managed provider=claude"));
+        assert_eq!(
+            (pr, tr.from, tr.to),
+            (
+                Presence::Managed,
+                SignatureClass::None,
+                SignatureClass::Heuristic
+            )
+        );
+        assert!(
+            tr.log_line()
+                .contains("from=none to=heuristic presence=managed provider=claude")
+        );
         let (_, tr) = t.observe(&det);
         assert_eq!(tr.map(|t| t.to), Some(SignatureClass::Deterministic));
         assert_eq!(t.observe(&det), (Presence::Managed, None));
@@ -381,7 +505,14 @@ mod tests {
         let (pr, tr) = t.observe(&none);
         assert_eq!(pr, Presence::Unmanaged);
         let tr = tr.expect("presence change is reported");
-        assert_eq!((tr.from, tr.to, tr.presence), (SignatureClass::None, SignatureClass::None, Presence::Unmanaged));
+        assert_eq!(
+            (tr.from, tr.to, tr.presence),
+            (
+                SignatureClass::None,
+                SignatureClass::None,
+                Presence::Unmanaged
+            )
+        );
         // configurable
         let mut t3 = PresenceTracker::new(3);
         t3.observe(&heur);

@@ -133,7 +133,8 @@ static COMPILED: LazyLock<HashMap<&'static str, Option<Regex>>> = LazyLock::new(
     for p in Provider::ALL {
         for r in patterns::rules_for(*p) {
             for cond in r.when {
-                m.entry(cond.pattern).or_insert_with(|| Regex::new(cond.pattern).ok());
+                m.entry(cond.pattern)
+                    .or_insert_with(|| Regex::new(cond.pattern).ok());
             }
         }
     }
@@ -141,11 +142,17 @@ static COMPILED: LazyLock<HashMap<&'static str, Option<Regex>>> = LazyLock::new(
 });
 
 /// A shell or REPL prompt on the last line: the agent UI (if any is drawn) is not live.
-static PROMPT_AT_BOTTOM: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"^(.{0,120}[^\d\s]\s?)?[$#%]$|^(>>>|\.\.\.)$").ok());
+static PROMPT_AT_BOTTOM: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"^(.{0,120}[^\d\s]\s?)?[$#%]$|^(>>>|\.\.\.)$|^\S{0,30}>$|^In \[\d+\]:$").ok()
+});
 
 /// The lines of one region.
-fn region_lines<'a>(lines: &'a [String], title: &'a str, layout: &Layout, region: Region) -> Vec<&'a str> {
+fn region_lines<'a>(
+    lines: &'a [String],
+    title: &'a str,
+    layout: &Layout,
+    region: Region,
+) -> Vec<&'a str> {
     let nonempty_tail = |end: usize, n: usize| -> Vec<&'a str> {
         let mut v: Vec<&str> = lines[..end.min(lines.len())]
             .iter()
@@ -161,13 +168,20 @@ fn region_lines<'a>(lines: &'a [String], title: &'a str, layout: &Layout, region
         if from >= to || from >= lines.len() {
             return Vec::new();
         }
-        lines[from..to.min(lines.len())].iter().map(String::as_str).collect()
+        lines[from..to.min(lines.len())]
+            .iter()
+            .map(String::as_str)
+            .collect()
     };
     match region {
         Region::Title => vec![title],
         Region::LastLines(n) => nonempty_tail(lines.len(), n),
-        Region::BelowLastRule => layout.last_rule.map_or_else(Vec::new, |r| span(r + 1, lines.len())),
-        Region::InputBox => layout.input_box.map_or_else(Vec::new, |(a, b)| span(a, b + 1)),
+        Region::BelowLastRule => layout
+            .last_rule
+            .map_or_else(Vec::new, |r| span(r + 1, lines.len())),
+        Region::InputBox => layout
+            .input_box
+            .map_or_else(Vec::new, |(a, b)| span(a, b + 1)),
         Region::Footer => {
             if layout.input_box.is_some() {
                 span(layout.footer_start, lines.len())
@@ -206,7 +220,9 @@ fn eval_rule(rule: &Rule, lines: &[String], title: &str, layout: &Layout) -> Opt
         let m = re.find(&joined)?;
         // report the whole line(s) the match touched
         let start = joined[..m.start()].rfind('\n').map_or(0, |i| i + 1);
-        let end = joined[m.end()..].find('\n').map_or(joined.len(), |i| m.end() + i);
+        let end = joined[m.end()..]
+            .find('\n')
+            .map_or(joined.len(), |i| m.end() + i);
         for l in joined[start..end].split('\n') {
             let l = l.trim().to_string();
             if !decided.contains(&l) {
@@ -232,13 +248,22 @@ fn first_match(
 }
 
 /// What the screen alone shows: the best provider signature from non-title rules.
-fn signature_of(lines: &[String], title: &str) -> Option<(ScreenSignature, Vec<String>, &'static Rule)> {
+fn signature_of(
+    lines: &[String],
+    title: &str,
+) -> Option<(ScreenSignature, Vec<String>, &'static Rule)> {
     let mut best: Option<(ScreenSignature, Vec<String>, &'static Rule)> = None;
     for p in Provider::ALL {
         if let Some((rule, decided)) = first_match(*p, lines, title, false) {
-            let better = best.as_ref().is_none_or(|(b, _, _)| rule.confidence > b.confidence);
+            let better = best
+                .as_ref()
+                .is_none_or(|(b, _, _)| rule.confidence > b.confidence);
             if better {
-                let sig = ScreenSignature { provider: *p, confidence: rule.confidence, rule: rule.name };
+                let sig = ScreenSignature {
+                    provider: *p,
+                    confidence: rule.confidence,
+                    rule: rule.name,
+                };
                 best = Some((sig, decided, rule));
             }
         }
@@ -253,14 +278,18 @@ pub fn classify_screen(input: &ScreenInput) -> ScreenVerdict {
     let title = strip_ansi(input.title);
     let title = title.trim();
     if let Some(last) = lines.iter().rev().find(|l| !l.trim().is_empty())
-        && PROMPT_AT_BOTTOM.as_ref().is_some_and(|re| re.is_match(last.trim()))
+        && PROMPT_AT_BOTTOM
+            .as_ref()
+            .is_some_and(|re| re.is_match(last.trim()))
     {
         let mut v = ScreenVerdict::unknown(input.provider_hint, "shell_prompt_at_bottom");
         v.lines = vec![last.trim().to_string()];
         return v;
     }
     let signature = signature_of(&lines, title);
-    let provider = input.provider_hint.or(signature.as_ref().map(|s| s.0.provider));
+    let provider = input
+        .provider_hint
+        .or(signature.as_ref().map(|s| s.0.provider));
     let sig = signature.as_ref().map(|s| s.0.clone());
     let Some(provider) = provider else {
         return ScreenVerdict::unknown(None, "no_agent_ui");
@@ -296,18 +325,36 @@ mod tests {
             s.push_str(l);
             s.push('\n');
         }
-        s.push_str(&format!("{}\n❯\u{a0}\n{}\n{}\n", rule(width), rule(width), footer));
+        s.push_str(&format!(
+            "{}\n❯\u{a0}\n{}\n{}\n",
+            rule(width),
+            rule(width),
+            footer
+        ));
         s
     }
 
     fn verdict(text: &str, title: &str, hint: Option<Provider>) -> ScreenVerdict {
-        classify_screen(&ScreenInput { text, title, command: "", cols: 80, rows: 24, provider_hint: hint })
+        classify_screen(&ScreenInput {
+            text,
+            title,
+            command: "",
+            cols: 80,
+            rows: 24,
+            provider_hint: hint,
+        })
     }
 
     #[test]
     fn strip_ansi_removes_sgr_osc_and_controls() {
-        assert_eq!(strip_ansi("\u{1b}[38;5;174m✽\u{1b}[39m Hi\u{1b}[0m"), "✽ Hi");
-        assert_eq!(strip_ansi("a\u{1b}]0;title\u{7}b\u{1b}]2;t\u{1b}\\c"), "abc");
+        assert_eq!(
+            strip_ansi("\u{1b}[38;5;174m✽\u{1b}[39m Hi\u{1b}[0m"),
+            "✽ Hi"
+        );
+        assert_eq!(
+            strip_ansi("a\u{1b}]0;title\u{7}b\u{1b}]2;t\u{1b}\\c"),
+            "abc"
+        );
         assert_eq!(strip_ansi("x\r\u{8}y\u{1b}"), "xy");
         assert_eq!(strip_ansi("ok\u{1b}[12;"), "ok");
     }
@@ -315,12 +362,28 @@ mod tests {
     #[test]
     fn claude_idle_and_running_at_any_width() {
         for w in [40, 80, 200] {
-            let idle = claude_screen(w, &["❯ hi", "", "● Hello", "", "✻ Worked for 2s"], "  ? for shortcuts");
+            let idle = claude_screen(
+                w,
+                &["❯ hi", "", "● Hello", "", "✻ Worked for 2s"],
+                "  ? for shortcuts",
+            );
             let v = verdict(&idle, "✳ x", Some(Provider::Claude));
-            assert_eq!((v.activity, v.rule), (Activity::Idle, "claude_idle_prompt_footer"), "w={w}");
-            let run = claude_screen(w, &["❯ hi", "", "✽ Pondering… (3s · ↓ 7 tokens)"], "  esc to interrupt");
+            assert_eq!(
+                (v.activity, v.rule),
+                (Activity::Idle, "claude_idle_prompt_footer"),
+                "w={w}"
+            );
+            let run = claude_screen(
+                w,
+                &["❯ hi", "", "✽ Pondering… (3s · ↓ 7 tokens)"],
+                "  esc to interrupt",
+            );
             let v = verdict(&run, "✳ x", Some(Provider::Claude));
-            assert_eq!((v.activity, v.rule), (Activity::Running, "claude_spinner_line"), "w={w}");
+            assert_eq!(
+                (v.activity, v.rule),
+                (Activity::Running, "claude_spinner_line"),
+                "w={w}"
+            );
         }
     }
 
@@ -343,21 +406,40 @@ mod tests {
 
     #[test]
     fn claude_error_only_when_it_is_the_last_turn() {
-        let err = claude_screen(80, &["❯ go", "● API Error: 400 bad", "✻ Cooked for 0s"], "  ? for shortcuts");
-        assert_eq!(verdict(&err, "", Some(Provider::Claude)).activity, Activity::Error);
-        let later = claude_screen(
+        let err = claude_screen(
             80,
-            &["❯ go", "● API Error: 400 bad", "❯ again", "● fine now", "✻ Cooked for 0s"],
+            &["❯ go", "● API Error: 400 bad", "✻ Cooked for 0s"],
             "  ? for shortcuts",
         );
-        assert_eq!(verdict(&later, "", Some(Provider::Claude)).activity, Activity::Idle);
+        assert_eq!(
+            verdict(&err, "", Some(Provider::Claude)).activity,
+            Activity::Error
+        );
+        let later = claude_screen(
+            80,
+            &[
+                "❯ go",
+                "● API Error: 400 bad",
+                "❯ again",
+                "● fine now",
+                "✻ Cooked for 0s",
+            ],
+            "  ? for shortcuts",
+        );
+        assert_eq!(
+            verdict(&later, "", Some(Provider::Claude)).activity,
+            Activity::Idle
+        );
     }
 
     #[test]
     fn codex_title_spinner_beats_a_silent_composer() {
         let s = "› do it\n\n• Partial answ\n\n\n› Ask Codex to do anything\n\n  gpt · /w\n  ? for shortcuts\n";
         let v = verdict(s, "⠼ w", Some(Provider::Codex));
-        assert_eq!((v.activity, v.rule), (Activity::Running, "codex_title_spinner"));
+        assert_eq!(
+            (v.activity, v.rule),
+            (Activity::Running, "codex_title_spinner")
+        );
         let v = verdict(s, "w", Some(Provider::Codex));
         assert_eq!(v.activity, Activity::Idle);
         // The screen identifies Codex by itself.
@@ -369,7 +451,10 @@ mod tests {
     fn a_shell_prompt_at_the_bottom_vetoes_any_ui_above() {
         let s = claude_screen(80, &["❯ hi"], "  esc to interrupt") + "user@host:~$ ";
         let v = verdict(&s, "", None);
-        assert_eq!((v.activity, v.rule, v.provider), (Activity::Unknown, "shell_prompt_at_bottom", None));
+        assert_eq!(
+            (v.activity, v.rule, v.provider),
+            (Activity::Unknown, "shell_prompt_at_bottom", None)
+        );
     }
 
     #[test]
@@ -380,7 +465,14 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for s in ["", "\u{1b}", "─────────\n❯", "›", "\u{0}\u{1b}[999999999999m", "❯ \n─\n"] {
+        for s in [
+            "",
+            "\u{1b}",
+            "─────────\n❯",
+            "›",
+            "\u{0}\u{1b}[999999999999m",
+            "❯ \n─\n",
+        ] {
             let _ = verdict(s, "\u{1b}[", None);
             let _ = verdict(s, "", Some(Provider::Codex));
             let _ = verdict(s, "", Some(Provider::Claude));

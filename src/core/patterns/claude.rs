@@ -51,7 +51,10 @@ pub static RULES: &[Rule] = &[
         provider: P,
         activity: Activity::Running,
         confidence: 0.9,
-        when: &[c(AboveInputBox(6), concat!(r"(?m)^", spin!(), r"\s+[^\s…][^\n…]{0,60}…"))],
+        when: &[c(
+            AboveInputBox(6),
+            concat!(r"(?m)^", spin!(), r"\s+[^\s…][^\n…]{0,60}…"),
+        )],
     },
     Rule {
         name: "claude_api_retry_wait",
@@ -60,7 +63,11 @@ pub static RULES: &[Rule] = &[
         confidence: 0.9,
         when: &[c(
             AboveInputBox(6),
-            concat!(r"(?m)^", spin!(), r"\s.*Retrying in \d+\s*s.*attempt \d+\s*/\s*\d+"),
+            concat!(
+                r"(?m)^",
+                spin!(),
+                r"\s.*Retrying in \d+\s*s.*attempt \d+\s*/\s*\d+"
+            ),
         )],
     },
     Rule {
@@ -75,7 +82,10 @@ pub static RULES: &[Rule] = &[
         provider: P,
         activity: Activity::Error,
         confidence: 0.85,
-        when: &[c(LastTurn, r"(?m)^(●|\s*⎿)\s+API Error"), c(InputBox, r"^❯")],
+        when: &[
+            c(LastTurn, r"(?m)^(●|\s*⎿)\s+API Error"),
+            c(InputBox, r"^❯"),
+        ],
     },
     Rule {
         name: "claude_idle_prompt_footer",

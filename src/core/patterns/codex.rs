@@ -43,7 +43,10 @@ pub static RULES: &[Rule] = &[
                 r"(?i)hooks need review|do you trust|trust the (files|contents)|migrat|upgrade",
             ),
             c(LastLines(15), r"(?m)^\s*›\s*1\.\s+\S"),
-            c(LastLines(3), r"(?i)enter (to )?confirm|press enter to continue"),
+            c(
+                LastLines(3),
+                r"(?i)enter (to )?confirm|press enter to continue",
+            ),
         ],
     },
     Rule {
@@ -65,7 +68,10 @@ pub static RULES: &[Rule] = &[
         provider: P,
         activity: Activity::Idle,
         confidence: 0.8,
-        when: &[c(LastTurn, r"(?m)^■\s+Conversation interrupted"), c(InputBox, r"^›")],
+        when: &[
+            c(LastTurn, r"(?m)^■\s+Conversation interrupted"),
+            c(InputBox, r"^›"),
+        ],
     },
     Rule {
         name: "codex_last_turn_error",
@@ -81,7 +87,10 @@ pub static RULES: &[Rule] = &[
         confidence: 0.85,
         when: &[
             c(InputBox, r"^›"),
-            c(Footer, r"\? for shortcuts|shift\+tab to cycle|context left|·\s+[~/]"),
+            c(
+                Footer,
+                r"\? for shortcuts|shift\+tab to cycle|context left|·\s+[~/]",
+            ),
         ],
     },
     Rule {
@@ -103,7 +112,11 @@ pub static RULES: &[Rule] = &[
 /// Finds the composer: the last line starting with `›` that has at most 4 non-empty lines
 /// below it (model line, footer). It runs to the first blank line (multi-line input).
 pub fn layout(lines: &[String]) -> Layout {
-    let mut out = Layout { box_top: lines.len(), footer_start: lines.len(), ..Layout::default() };
+    let mut out = Layout {
+        box_top: lines.len(),
+        footer_start: lines.len(),
+        ..Layout::default()
+    };
     let mut nonempty_below = 0usize;
     for i in (0..lines.len()).rev() {
         let line = &lines[i];
@@ -126,7 +139,9 @@ pub fn layout(lines: &[String]) -> Layout {
     }
     if out.input_box.is_some() {
         out.last_user_turn = (0..out.box_top).rev().find(|&i| {
-            lines[i].strip_prefix('›').is_some_and(|r| r.starts_with(' ') && !r.trim().is_empty())
+            lines[i]
+                .strip_prefix('›')
+                .is_some_and(|r| r.starts_with(' ') && !r.trim().is_empty())
         });
     }
     out

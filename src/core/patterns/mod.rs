@@ -112,7 +112,10 @@ pub fn layout_for(provider: Provider, lines: &[String]) -> Layout {
 /// True for a horizontal rule: at least 8 box-drawing dashes and nothing but dashes and blanks.
 pub fn is_rule(line: &str) -> bool {
     let t = line.trim();
-    let dashes = t.chars().filter(|&ch| matches!(ch, '─' | '━' | '═')).count();
+    let dashes = t
+        .chars()
+        .filter(|&ch| matches!(ch, '─' | '━' | '═'))
+        .count();
     dashes >= 8 && t.chars().all(|ch| matches!(ch, '─' | '━' | '═' | ' '))
 }
 
@@ -136,7 +139,12 @@ mod tests {
                 assert!(!r.when.is_empty(), "{} has no condition", r.name);
                 assert!(r.confidence > 0.0 && r.confidence <= 1.0, "{}", r.name);
                 for cond in r.when {
-                    assert!(Regex::new(cond.pattern).is_ok(), "{}: {}", r.name, cond.pattern);
+                    assert!(
+                        Regex::new(cond.pattern).is_ok(),
+                        "{}: {}",
+                        r.name,
+                        cond.pattern
+                    );
                 }
             }
             let mut names: Vec<_> = rules.iter().map(|r| r.name).collect();
