@@ -336,6 +336,34 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Moves a damaged database (and its `-wal`/`-shm` side files) out of the way as
+    /// `<name>.corrupt-<now>` so the next [`Store::open`] starts from an empty schema; the
+    /// daemon calls it after an open fails with [`StoreError::is_corrupt`]. Returns the new
+    /// path of the main file.
+    pub fn quarantine(path: &Path, now: Millis) -> Result<PathBuf, StoreError> {
+        let with = |suffix: &str| {
+            let mut s = path.as_os_str().to_owned();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        let target = with(&format!(".corrupt-{now}"));
+        std::fs::rename(path, &target).map_err(|e| StoreError::Io {
+            op: "quarantine",
+            detail: e.to_string(),
+        })?;
+        for side in ["-wal", "-shm"] {
+            let from = with(side);
+            if from.exists() {
+                let mut to = target.as_os_str().to_owned();
+                to.push(side);
+                if let Err(e) = std::fs::rename(&from, PathBuf::from(to)) {
+                    log::warn!("store: quarantine {}: {e}", from.display());
+                }
+            }
+        }
+        Ok(target)
+    }
+
     /// Post-MVP Flow-010: writes a consistent copy of the database to `path` with SQLite's
     /// online backup (readers and the writer keep going), via a temporary file renamed into
     /// place so a half-written snapshot never carries the final name. Returns its size in bytes.

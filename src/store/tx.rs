@@ -68,7 +68,11 @@ impl Tx<'_> {
                 row.since_ts,
                 row.updated_ts,
                 version,
-                row.extra,
+                if row.extra.is_empty() {
+                    "{}"
+                } else {
+                    row.extra.as_str()
+                },
             ],
         )
     }
@@ -99,7 +103,11 @@ impl Tx<'_> {
                 row.recv_ts,
                 row.ingest_ts,
                 row.payload,
-                row.hops,
+                if row.hops.is_empty() {
+                    "{}"
+                } else {
+                    row.hops.as_str()
+                },
             ],
         )?;
         Ok(n == 1)
