@@ -5,6 +5,8 @@
 //! sources → gateway → daemon projection (single writer) → read model → surfaces.
 pub mod cli;
 pub mod core;
+pub mod daemon;
+pub mod gateway;
 pub mod paths;
 pub mod sources;
 pub mod store;

@@ -1,0 +1,783 @@
+//! The one mio `Poll` (layout.md `runtime`): a token table, a loop that is easy to read top to
+//! bottom, and timers computed from the parts' own deadlines, so an idle daemon sleeps.
+//!
+//! Each wake-up handles readiness (signals, the tmux control connection, the spool watch, the
+//! wake-up datagram), then `step` runs the pipeline once: refresh the pane registry when due,
+//! ingest hook events (gateway → store → projection), schedule screen captures for candidate
+//! panes (the poller), re-resolve what changed, and publish option changes in one write.
+use super::procs;
+use super::projection::Projection;
+use super::publish;
+use crate::core::attention::Style;
+use crate::core::classifier::process_hint;
+use crate::core::screen::{ScreenInput, classify_screen};
+use crate::core::types::{Health, Millis, SourceKind};
+use crate::gateway::{Gateway, IngestOutcome};
+use crate::paths::ServerPaths;
+use crate::store::Store;
+use crate::supervisor::Backoff;
+use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
+use crate::tmux::options::{OptionsWriter, Scope};
+use crate::tmux::parser::Notification;
+use crate::tmux::registry::{self, Registry};
+use mio::net::UnixDatagram;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+// The token table.
+const SIG_TERM: Token = Token(0);
+const SIG_CHLD: Token = Token(1);
+const TMUX_OUT: Token = Token(2);
+const TMUX_IN: Token = Token(3);
+const TMUX_ERR: Token = Token(4);
+const SPOOL_WATCH: Token = Token(5);
+const WAKE: Token = Token(6);
+
+/// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Periodic `list-panes -a` while any agent pane is tracked / when none is.
+    pub refresh_active: Millis,
+    pub refresh_idle: Millis,
+    /// Safety-net spool scan, in case an inotify event was missed.
+    pub spool_scan: Millis,
+    /// Minimum gap between two captures of one pane.
+    pub capture_min_gap: Millis,
+    /// A capture even without change hints: for panes without healthy deterministic evidence,
+    /// and (slower) for those with it.
+    pub capture_sanity_heuristic: Millis,
+    pub capture_sanity_deterministic: Millis,
+    /// Re-read the process tree of agent panes this often (agent replaced in place).
+    pub process_recheck: Millis,
+    pub prune_every: Millis,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            refresh_active: 1_000,
+            refresh_idle: 2_000,
+            spool_scan: 2_000,
+            capture_min_gap: 250,
+            capture_sanity_heuristic: 5_000,
+            capture_sanity_deterministic: 30_000,
+            process_recheck: 10_000,
+            prune_every: 600_000,
+        }
+    }
+}
+
+/// Per-pane poller bookkeeping (C-006): only panes whose screen may have changed get captured.
+#[derive(Debug, Default, Clone)]
+struct CaptureState {
+    last_hint: Option<(u64, u32, u32, u64, String, u16, u16)>,
+    last_at: Millis,
+    want: bool,
+    last_proc_check: Millis,
+}
+
+pub struct Runtime {
+    poll: Poll,
+    sp: ServerPaths,
+    tmux_bin: String,
+    timing: Timing,
+    sig_term: mio::net::UnixStream,
+    sig_chld: mio::net::UnixStream,
+    tmux: Option<TmuxClient>,
+    tmux_backoff: Backoff,
+    reconnect_at: Option<Millis>,
+    identity: Option<String>,
+    registry: Registry,
+    gateway: Gateway,
+    projection: Projection,
+    options: OptionsWriter,
+    style: Style,
+    captures: HashMap<String, CaptureState>,
+    _inotify: Option<OwnedFd>,
+    wake: Option<UnixDatagram>,
+    spool_dirty: bool,
+    next_refresh: Millis,
+    next_spool_scan: Millis,
+    next_prune: Millis,
+    refresh_requested: bool,
+    publish_all: bool,
+    restored: bool,
+    shutdown: bool,
+    exit_code: i32,
+}
+
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+#[derive(Debug)]
+pub struct RuntimeError(pub String);
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for RuntimeError {}
+
+fn io_err(what: &str) -> impl FnOnce(io::Error) -> RuntimeError + '_ {
+    move |e| RuntimeError(format!("{what}: {e}"))
+}
+
+impl Runtime {
+    pub fn new(sp: ServerPaths, tmux_bin: String) -> Result<Runtime, RuntimeError> {
+        let poll = Poll::new().map_err(io_err("poll"))?;
+        let (sig_term, term_w) = mio::net::UnixStream::pair().map_err(io_err("signal pipe"))?;
+        let (sig_chld, chld_w) = mio::net::UnixStream::pair().map_err(io_err("signal pipe"))?;
+        let term_w = std::os::unix::net::UnixStream::from(OwnedFd::from(term_w));
+        let chld_w = std::os::unix::net::UnixStream::from(OwnedFd::from(chld_w));
+        for (sig, w) in [
+            (signal_hook::consts::SIGTERM, &term_w),
+            (signal_hook::consts::SIGINT, &term_w),
+            (signal_hook::consts::SIGHUP, &term_w),
+            (signal_hook::consts::SIGCHLD, &chld_w),
+        ] {
+            let w = w.try_clone().map_err(io_err("signal pipe"))?;
+            signal_hook::low_level::pipe::register(sig, w).map_err(io_err("signal register"))?;
+        }
+        // SIGPIPE: a dead tmux must give EPIPE on write, not kill us.
+        // SAFETY: setting a signal disposition to ignore has no preconditions.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let mut sig_term = sig_term;
+        let mut sig_chld = sig_chld;
+        poll.registry()
+            .register(&mut sig_term, SIG_TERM, Interest::READABLE)
+            .map_err(io_err("register"))?;
+        poll.registry()
+            .register(&mut sig_chld, SIG_CHLD, Interest::READABLE)
+            .map_err(io_err("register"))?;
+
+        let store = match Store::open(&sp.db()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("store_unavailable path={} err={e}", sp.db().display());
+                None
+            }
+        };
+        let gateway = Gateway::new(&sp, store);
+        let inotify = watch_dir(&sp.state_dir);
+        if let Some(fd) = &inotify {
+            poll.registry()
+                .register(&mut SourceFd(&fd.as_raw_fd()), SPOOL_WATCH, Interest::READABLE)
+                .map_err(io_err("register"))?;
+        }
+        let wake = bind_wake(&sp);
+        let mut wake = wake;
+        if let Some(w) = wake.as_mut() {
+            poll.registry().register(w, WAKE, Interest::READABLE).map_err(io_err("register"))?;
+        }
+        let hostname = hostname();
+        Ok(Runtime {
+            poll,
+            sp,
+            tmux_bin,
+            timing: Timing::default(),
+            sig_term,
+            sig_chld,
+            tmux: None,
+            tmux_backoff: Backoff::new(100, 2_000),
+            reconnect_at: Some(0),
+            identity: None,
+            registry: Registry::default(),
+            gateway,
+            projection: Projection::new(hostname),
+            options: OptionsWriter::new(),
+            style: Style::default(),
+            captures: HashMap::new(),
+            _inotify: inotify,
+            wake,
+            spool_dirty: true,
+            next_refresh: 0,
+            next_spool_scan: 0,
+            next_prune: 0,
+            refresh_requested: true,
+            publish_all: true,
+            restored: false,
+            shutdown: false,
+            exit_code: 0,
+        })
+    }
+
+    /// The loop. Returns the exit code.
+    pub fn run(&mut self) -> i32 {
+        log::info!("daemon_start pid={} server={} key={}", std::process::id(), self.sp.socket.display(), self.sp.key);
+        let mut events = Events::with_capacity(64);
+        while !self.shutdown {
+            let now = now_ms();
+            let timeout = self.next_deadline().map(|d| Duration::from_millis((d - now).clamp(0, 60_000) as u64));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("poll_failed err={e}");
+                self.exit_code = 1;
+                break;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    SIG_TERM => {
+                        drain(&mut self.sig_term);
+                        log::info!("daemon_signal_shutdown");
+                        self.shutdown = true;
+                    }
+                    SIG_CHLD => {
+                        drain(&mut self.sig_chld);
+                        self.reap();
+                    }
+                    TMUX_OUT => self.on_tmux_readable(),
+                    TMUX_ERR => {
+                        if let Some(t) = self.tmux.as_mut() {
+                            t.drain_stderr();
+                        }
+                    }
+                    TMUX_IN => self.flush_tmux(),
+                    SPOOL_WATCH => {
+                        if let Some(fd) = &self._inotify {
+                            drain_fd(fd.as_raw_fd());
+                        }
+                        self.spool_dirty = true;
+                    }
+                    WAKE => {
+                        if let Some(w) = self.wake.as_ref() {
+                            let mut b = [0u8; 64];
+                            while w.recv(&mut b).is_ok() {}
+                        }
+                        self.spool_dirty = true;
+                    }
+                    _ => {}
+                }
+            }
+            self.step(now_ms());
+        }
+        self.on_shutdown();
+        self.exit_code
+    }
+
+    fn next_deadline(&self) -> Option<Millis> {
+        let mut d = vec![self.next_spool_scan, self.next_prune];
+        if let Some(r) = self.reconnect_at {
+            d.push(r);
+        }
+        if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
+            d.push(self.next_refresh);
+            if let Some(x) = self.projection.next_deadline() {
+                d.push(x);
+            }
+            if let Some(x) = self.next_capture_due() {
+                d.push(x);
+            }
+        }
+        if self.spool_dirty || self.refresh_requested {
+            d.push(0);
+        }
+        d.into_iter().min()
+    }
+
+    /// One pass of the pipeline.
+    fn step(&mut self, now: Millis) {
+        if self.reconnect_at.is_some_and(|r| r <= now) {
+            self.connect(now);
+        }
+        let ready = self.tmux.as_ref().is_some_and(|t| t.is_ready());
+        if ready && (self.refresh_requested || now >= self.next_refresh) {
+            self.request_refresh(now);
+        }
+        if now >= self.next_spool_scan {
+            self.spool_dirty = true;
+            self.next_spool_scan = now + self.timing.spool_scan;
+        }
+        // Ingest only once we know the server and its panes, so events can be validated.
+        if self.spool_dirty && self.restored && self.registry.loaded {
+            self.spool_dirty = false;
+            self.ingest(now);
+        }
+        if ready {
+            self.schedule_captures(now);
+        }
+        if now >= self.next_prune {
+            self.gateway.prune(now);
+            self.next_prune = now + self.timing.prune_every;
+        }
+        self.resolve_and_publish(now);
+    }
+
+    // ----- tmux connection -------------------------------------------------------------
+
+    fn connect(&mut self, now: Millis) {
+        self.reconnect_at = None;
+        if !server_alive(&self.sp.socket) {
+            log::info!("daemon_exit reason=server_gone socket={}", self.sp.socket.display());
+            self.shutdown = true;
+            return;
+        }
+        match TmuxClient::spawn(&self.tmux_bin, &self.sp.socket) {
+            Ok(c) => {
+                let reg = self.poll.registry();
+                let ok = reg
+                    .register(&mut SourceFd(&c.stdout_fd()), TMUX_OUT, Interest::READABLE)
+                    .and_then(|_| reg.register(&mut SourceFd(&c.stderr_fd()), TMUX_ERR, Interest::READABLE))
+                    .and_then(|_| reg.register(&mut SourceFd(&c.stdin_fd()), TMUX_IN, Interest::WRITABLE));
+                if let Err(e) = ok {
+                    log::error!("tmux_register_failed err={e}");
+                    self.schedule_reconnect(now);
+                    return;
+                }
+                log::info!("tmux_control_spawned pid={}", c.pid());
+                self.tmux = Some(c);
+            }
+            Err(e) => {
+                log::warn!("tmux_spawn_failed err={e}");
+                self.schedule_reconnect(now);
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self, now: Millis) {
+        let d = self.tmux_backoff.next_delay() as Millis;
+        self.reconnect_at = Some(now + d);
+    }
+
+    fn drop_tmux(&mut self) {
+        if let Some(mut c) = self.tmux.take() {
+            let reg = self.poll.registry();
+            let _ = reg.deregister(&mut SourceFd(&c.stdout_fd()));
+            let _ = reg.deregister(&mut SourceFd(&c.stderr_fd()));
+            let _ = reg.deregister(&mut SourceFd(&c.stdin_fd()));
+            c.drain_stderr();
+            c.shutdown();
+        }
+    }
+
+    fn on_tmux_readable(&mut self) {
+        let mut evs = Vec::new();
+        if let Some(t) = self.tmux.as_mut() {
+            t.on_readable(&mut evs);
+        }
+        let now = now_ms();
+        for ev in evs {
+            match ev {
+                ClientEvent::Ready => {
+                    log::info!("tmux_control_ready");
+                    self.tmux_backoff.reset();
+                    if let Some(t) = self.tmux.as_mut() {
+                        t.send(registry::IDENTITY, ReplyKind::Identity);
+                        t.send("show-options -g", ReplyKind::Other);
+                    }
+                    self.refresh_requested = true;
+                    self.publish_all = true;
+                    // Options may have been lost with a server restart: re-send everything.
+                    self.options = OptionsWriter::new();
+                }
+                ClientEvent::Reply(kind, reply) => self.on_reply(kind, reply, now),
+                ClientEvent::Notification(n) => self.on_notification(n),
+                ClientEvent::Closed { reason } => {
+                    log::info!("tmux_control_closed reason={}", reason.as_deref().unwrap_or("eof"));
+                    self.drop_tmux();
+                    if server_alive(&self.sp.socket) {
+                        self.schedule_reconnect(now);
+                    } else {
+                        log::info!("daemon_exit reason=server_gone");
+                        self.shutdown = true;
+                    }
+                }
+            }
+        }
+        self.flush_tmux();
+    }
+
+    fn flush_tmux(&mut self) {
+        if let Some(t) = self.tmux.as_mut()
+            && let Err(e) = t.flush()
+        {
+            log::warn!("tmux_write_failed err={e}");
+        }
+    }
+
+    fn reap(&mut self) {
+        if let Some(t) = self.tmux.as_mut()
+            && let Some(status) = t.try_reap()
+        {
+            log::info!("tmux_control_exited status={status}");
+            // Read what is left (the %exit line), then handle the close.
+            self.on_tmux_readable();
+            if self.tmux.as_ref().is_some_and(|t| !t.is_closed()) {
+                self.drop_tmux();
+                self.schedule_reconnect(now_ms());
+            }
+        }
+    }
+
+    fn on_reply(&mut self, kind: ReplyKind, reply: crate::tmux::parser::Reply, now: Millis) {
+        match kind {
+            ReplyKind::Identity => {
+                let line = reply.lines.first().map(|l| String::from_utf8_lossy(l).into_owned()).unwrap_or_default();
+                let mut f = line.split(' ').skip(1);
+                let id = format!("{}:{}", f.next().unwrap_or("?"), f.next().unwrap_or("?"));
+                let changed = self.identity.as_deref() != Some(id.as_str());
+                if changed {
+                    log::info!("tmux_server_identity id={id} version={}", f.next().unwrap_or("?"));
+                    if self.identity.is_some() {
+                        // A new server on the same socket: nothing carries over.
+                        self.projection = Projection::new(hostname());
+                        self.registry = Registry::default();
+                        self.captures.clear();
+                    }
+                    self.identity = Some(id.clone());
+                    self.gateway.set_server_id(&id);
+                }
+                if !self.restored {
+                    self.restored = true;
+                }
+            }
+            ReplyKind::ListPanes => {
+                if !reply.ok {
+                    log::warn!("list_panes_failed msg={:?}", reply.lines.first().map(|l| String::from_utf8_lossy(l).into_owned()));
+                    return;
+                }
+                let first_load = !self.registry.loaded;
+                let diff = self.registry.apply(&reply.lines);
+                self.gateway.registry_refreshed(now);
+                for id in &diff.added {
+                    if let Some(p) = self.registry.panes.get(id) {
+                        self.projection.pane_added(id, &p.session_id, &p.window_id, now);
+                        self.captures.entry(id.clone()).or_default().want = true;
+                    }
+                }
+                for p in &diff.removed {
+                    self.projection.pane_removed(&p.pane_id, now);
+                    self.captures.remove(&p.pane_id);
+                    self.options.forget(&Scope::Pane(p.pane_id.clone()));
+                    self.publish_all = true;
+                }
+                // Keep session/window ids and titles current; re-check processes where needed.
+                let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
+                for id in ids {
+                    let Some(p) = self.registry.panes.get(&id).cloned() else { continue };
+                    self.projection.pane_added(&id, &p.session_id, &p.window_id, now);
+                    self.projection.set_pane_title(&id, &p.title);
+                    let cs = self.captures.entry(id.clone()).or_default();
+                    let new_proc = diff.added.contains(&id) || diff.process_changed.contains(&id);
+                    let agentish = self.projection.panes.get(&id).is_some_and(|m| m.process.is_some());
+                    if new_proc || (agentish && now - cs.last_proc_check >= self.timing.process_recheck) {
+                        cs.last_proc_check = now;
+                        let tree = procs::foreground_tree(p.pane_pid);
+                        let hint = process_hint(&p.current_command, &tree);
+                        let pid = hint.and(tree.first().map(|t| t.pid));
+                        self.projection.set_process(&id, hint, pid, now);
+                    }
+                }
+                for id in diff.focus_changed.iter().chain(diff.added.iter()) {
+                    self.projection.mark_dirty(id);
+                }
+                if first_load {
+                    self.restore_state(now);
+                }
+            }
+            ReplyKind::ListClients => {
+                let viewers = registry::parse_clients(&reply.lines);
+                if viewers != self.registry.viewers {
+                    self.registry.viewers = viewers;
+                    let ids: Vec<String> = self.projection.panes.keys().cloned().collect();
+                    for id in ids {
+                        self.projection.mark_dirty(&id);
+                    }
+                }
+            }
+            ReplyKind::Capture(pane) => {
+                if !reply.ok {
+                    return;
+                }
+                let Some(p) = self.registry.panes.get(&pane) else { return };
+                let text = reply
+                    .lines
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let hint = self.projection.panes.get(&pane).and_then(|m| m.process.map(|x| x.0));
+                let v = classify_screen(&ScreenInput {
+                    text: &text,
+                    title: &p.title,
+                    command: &p.current_command,
+                    cols: p.width,
+                    rows: p.height,
+                    provider_hint: hint,
+                });
+                self.projection.apply_screen(&pane, v, now);
+            }
+            ReplyKind::SetOption(what) => {
+                if !reply.ok {
+                    log::debug!("option_write_failed what={what} msg={:?}", reply.lines.first().map(|l| String::from_utf8_lossy(l).into_owned()));
+                    self.refresh_requested = true;
+                }
+            }
+            ReplyKind::Other => {
+                if reply.lines.iter().any(|l| l.starts_with(b"@agtmux-")) {
+                    self.apply_user_options(&reply.lines);
+                }
+            }
+        }
+    }
+
+    /// `@agtmux-*` user options (icons, colours, theme) from `show-options -g`.
+    fn apply_user_options(&mut self, lines: &[Vec<u8>]) {
+        for l in lines {
+            let l = String::from_utf8_lossy(l);
+            let Some((name, value)) = l.split_once(' ') else { continue };
+            if !name.starts_with("@agtmux-") {
+                continue;
+            }
+            let value = value.trim().trim_matches('"');
+            if let Err(e) = self.style.apply_option(name, value) {
+                log::debug!("user_option_ignored name={name} err={e:?}");
+            }
+        }
+        self.publish_all = true;
+    }
+
+    fn on_notification(&mut self, n: Notification) {
+        match n {
+            Notification::WindowAdd { .. }
+            | Notification::WindowClose { .. }
+            | Notification::UnlinkedWindowAdd { .. }
+            | Notification::UnlinkedWindowClose { .. }
+            | Notification::SessionsChanged
+            | Notification::SessionChanged { .. }
+            | Notification::ClientSessionChanged { .. }
+            | Notification::ClientDetached { .. }
+            | Notification::SessionWindowChanged { .. }
+            | Notification::WindowPaneChanged { .. }
+            | Notification::LayoutChange { .. }
+            | Notification::PaneModeChanged { .. } => self.refresh_requested = true,
+            _ => {}
+        }
+    }
+
+    fn request_refresh(&mut self, now: Millis) {
+        let Some(t) = self.tmux.as_mut() else { return };
+        if !t.has_pending(&ReplyKind::ListPanes) {
+            t.send(registry::LIST_PANES, ReplyKind::ListPanes);
+            t.send(registry::LIST_CLIENTS, ReplyKind::ListClients);
+        }
+        self.refresh_requested = false;
+        let any_agent = self.projection.panes.values().any(|p| p.is_candidate());
+        self.next_refresh = now + if any_agent { self.timing.refresh_active } else { self.timing.refresh_idle };
+    }
+
+    // ----- poller ----------------------------------------------------------------------
+
+    fn next_capture_due(&self) -> Option<Millis> {
+        self.captures
+            .iter()
+            .filter(|(id, c)| c.want && self.projection.panes.get(*id).is_some_and(|p| p.is_candidate()))
+            .map(|(_, c)| c.last_at + self.timing.capture_min_gap)
+            .min()
+    }
+
+    fn schedule_captures(&mut self, now: Millis) {
+        let mut to_capture = Vec::new();
+        for (id, p) in &self.registry.panes {
+            let Some(m) = self.projection.panes.get(id) else { continue };
+            if !m.is_candidate() {
+                continue;
+            }
+            let cs = self.captures.entry(id.clone()).or_default();
+            let hint = p.change_hint();
+            let hint = (hint.0, hint.1, hint.2, hint.3, hint.4.to_string(), hint.5, hint.6);
+            if cs.last_hint.as_ref() != Some(&hint) {
+                cs.want = true;
+            }
+            let det_ok = m.evidence() == crate::core::types::Evidence::Deterministic;
+            let sanity = if det_ok { self.timing.capture_sanity_deterministic } else { self.timing.capture_sanity_heuristic };
+            if now - cs.last_at >= sanity {
+                cs.want = true;
+            }
+            if cs.want && now - cs.last_at >= self.timing.capture_min_gap {
+                cs.want = false;
+                cs.last_at = now;
+                cs.last_hint = Some(hint);
+                to_capture.push(id.clone());
+            }
+        }
+        if let Some(t) = self.tmux.as_mut() {
+            for id in to_capture {
+                if t.has_pending(&ReplyKind::Capture(id.clone())) {
+                    continue;
+                }
+                t.send(&format!("capture-pane -p -J -t {id}"), ReplyKind::Capture(id));
+            }
+        }
+    }
+
+    // ----- ingest ----------------------------------------------------------------------
+
+    fn ingest(&mut self, now: Millis) {
+        loop {
+            match self.gateway.ingest(&mut self.projection, &self.registry, now) {
+                IngestOutcome::Done => break,
+                IngestOutcome::More => continue,
+                IngestOutcome::NeedRefresh => {
+                    self.refresh_requested = true;
+                    self.spool_dirty = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// After a restart against the same server: the last state goes back into the options
+    /// before any new event, then reconciles with what the panes show now.
+    fn restore_state(&mut self, now: Millis) {
+        let n = self.gateway.restore(&mut self.projection, now);
+        if n > 0 {
+            log::info!("state_restored panes={n}");
+        }
+        self.publish_all = true;
+    }
+
+    fn resolve_and_publish(&mut self, now: Millis) {
+        if !self.registry.loaded {
+            return;
+        }
+        let reg = &self.registry;
+        let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
+        if !changed.is_empty() {
+            self.gateway.persist(&self.projection, &changed, now);
+        }
+        // Source health from the gateway feeds admissibility.
+        let hh = self.gateway.hooks_health();
+        if self.projection.set_health(SourceKind::ClaudeHooks, hh) {
+            self.publish_all = true;
+        }
+        if changed.is_empty() && !self.publish_all {
+            return;
+        }
+        let status = self.daemon_status();
+        publish::publish(&self.projection, &changed, self.publish_all, &self.style, &status, &mut self.options);
+        self.publish_all = false;
+        let cmds = self.options.take();
+        if let Some(t) = self.tmux.as_mut() {
+            for c in cmds {
+                t.send(&c, ReplyKind::SetOption(String::new()));
+            }
+        }
+        self.flush_tmux();
+    }
+
+    fn daemon_status(&self) -> String {
+        let mut s = format!("{} ok", std::process::id());
+        let mut problems = Vec::new();
+        if let Some(e) = self.gateway.store_problem() {
+            problems.push(format!("store:{e}"));
+        }
+        for (src, h) in &self.projection.health {
+            if *h != Health::Healthy {
+                problems.push(format!("{src}:{h}"));
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort();
+            s = format!("{} degraded {}", std::process::id(), problems.join(","));
+        }
+        s
+    }
+
+    fn on_shutdown(&mut self) {
+        log::info!("daemon_stop");
+        // Clear @agtmux_daemon so the status line does not claim a daemon that is gone.
+        if let Some(t) = self.tmux.as_mut()
+            && t.is_ready()
+        {
+            t.send("set-option -gu @agtmux_daemon", ReplyKind::Other);
+            let _ = t.flush();
+            // Give tmux a moment to read it before we detach.
+            let deadline = std::time::Instant::now() + Duration::from_millis(300);
+            while t.in_flight() > 0 && std::time::Instant::now() < deadline {
+                let mut evs = Vec::new();
+                std::thread::sleep(Duration::from_millis(5));
+                t.on_readable(&mut evs);
+                if t.is_closed() {
+                    break;
+                }
+            }
+        }
+        self.drop_tmux();
+        let _ = std::fs::remove_file(self.sp.wake_socket());
+    }
+}
+
+fn drain(s: &mut mio::net::UnixStream) {
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+fn drain_fd(fd: i32) {
+    let mut b = [0u8; 4096];
+    loop {
+        // SAFETY: reading into a local buffer from a non-blocking fd we own.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+        if n <= 0 {
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+    }
+}
+
+/// inotify on the state dir: the spool is appended to, or re-created after rotation.
+fn watch_dir(dir: &std::path::Path) -> Option<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain syscalls; the fd is owned by the returned OwnedFd.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+        if fd < 0 {
+            log::warn!("inotify_unavailable err={}", io::Error::last_os_error());
+            return None;
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mask = libc::IN_MODIFY | libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE;
+        if libc::inotify_add_watch(fd, c.as_ptr(), mask) < 0 {
+            log::warn!("inotify_watch_failed err={}", io::Error::last_os_error());
+            return None;
+        }
+        Some(owned)
+    }
+}
+
+fn bind_wake(sp: &ServerPaths) -> Option<UnixDatagram> {
+    let path = sp.wake_socket();
+    let _ = std::fs::remove_file(&path);
+    match UnixDatagram::bind(&path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("wake_socket_failed path={} err={e}", path.display());
+            None
+        }
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,362 @@
+//! C-003 `agtmux-gateway`: pulls batches from the sources after their committed cursors,
+//! dedups them, appends every item (accepted, ignored with reason, rejected with reason) to
+//! `events_raw_v2`, lets the projection apply the accepted ones, and only then commits the
+//! cursor, in the same SQLite transaction. A crash anywhere replays from the committed cursor;
+//! the unique event id makes the replay a no-op. That is at-least-once delivery with an
+//! exactly-once effect.
+//!
+//! When the store is unavailable (corrupt or locked file) the gateway keeps going from memory:
+//! events still reach the projection, dedup falls back to an in-memory window, and the
+//! problem is shown in `@agtmux_daemon`.
+use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::resolver::DeterministicState;
+use crate::core::types::{Evidence, Health, Millis, SourceKind};
+use crate::daemon::projection::Projection;
+use crate::paths::ServerPaths;
+use crate::sources::hook_spool::HookSpoolSource;
+use crate::sources::{Pulled, Source};
+use crate::store::{EventRow, EventStatus, PaneStateRow, Retention, Store};
+use crate::tmux::registry::Registry;
+use std::collections::{HashSet, VecDeque};
+
+/// Cursor id of the hook spool in `cursor_state_v2`.
+const HOOKS_CURSOR: &str = "hooks_spool";
+const BATCH: usize = 500;
+/// Spool rotation threshold.
+const ROTATE_AT: u64 = 8 << 20;
+/// In-memory dedup window (used on top of the store, and alone without it).
+const RECENT: usize = 20_000;
+
+pub enum IngestOutcome {
+    /// Nothing more to read now.
+    Done,
+    /// A full batch was applied; call again.
+    More,
+    /// An event names a pane the registry has not seen yet: refresh first, then retry.
+    NeedRefresh,
+}
+
+pub struct Gateway {
+    server_key: String,
+    server_id: String,
+    store: Option<Store>,
+    store_problem: Option<String>,
+    hooks: HookSpoolSource,
+    committed: String,
+    last_refresh: Millis,
+    recent: HashSet<String>,
+    recent_order: VecDeque<String>,
+    /// Counters for metrics: accepted, ignored, rejected, duplicates.
+    pub counts: [u64; 4],
+}
+
+impl Gateway {
+    pub fn new(sp: &ServerPaths, store: Option<Store>) -> Self {
+        let store_problem = if store.is_none() { Some("unavailable".to_string()) } else { None };
+        let committed = store
+            .as_ref()
+            .and_then(|s| s.cursor(HOOKS_CURSOR).ok().flatten())
+            .map(|c| c.committed_cursor)
+            .unwrap_or_default();
+        let hooks = HookSpoolSource::new(&sp.spool(), &sp.key, Some(committed.as_str()).filter(|c| !c.is_empty()));
+        let committed = hooks.position();
+        Gateway {
+            server_key: sp.key.clone(),
+            server_id: String::new(),
+            store,
+            store_problem,
+            hooks,
+            committed,
+            last_refresh: 0,
+            recent: HashSet::new(),
+            recent_order: VecDeque::new(),
+            counts: [0; 4],
+        }
+    }
+
+    pub fn set_server_id(&mut self, id: &str) {
+        self.server_id = id.to_string();
+    }
+
+    pub fn registry_refreshed(&mut self, now: Millis) {
+        self.last_refresh = now;
+    }
+
+    pub fn store_problem(&self) -> Option<&str> {
+        self.store_problem.as_deref()
+    }
+
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    pub fn hooks_health(&self) -> Health {
+        if self.hooks.last_error.is_some() { Health::Down } else { Health::Healthy }
+    }
+
+    fn remember(&mut self, id: &str) {
+        if self.recent.insert(id.to_string()) {
+            self.recent_order.push_back(id.to_string());
+            if self.recent_order.len() > RECENT
+                && let Some(old) = self.recent_order.pop_front()
+            {
+                self.recent.remove(&old);
+            }
+        }
+    }
+
+    fn seen(&self, id: &str) -> bool {
+        self.recent.contains(id) || self.store.as_ref().is_some_and(|s| s.has_event(id).unwrap_or(false))
+    }
+
+    fn store_failed(&mut self, what: &str, e: impl std::fmt::Display) {
+        let msg = format!("{what}: {e}");
+        if self.store_problem.as_deref() != Some(msg.as_str()) {
+            log::error!("store_failed what={what} err={e}");
+        }
+        self.store_problem = Some(msg);
+    }
+
+    /// Pull one batch from the hook spool, apply and commit it.
+    pub fn ingest(&mut self, proj: &mut Projection, reg: &Registry, now: Millis) -> IngestOutcome {
+        let batch = self.hooks.pull(&self.committed, BATCH);
+        if batch.items.is_empty() {
+            if self.hooks.maybe_rotate(ROTATE_AT) {
+                self.committed = self.hooks.position();
+                self.commit_cursor(now);
+            }
+            return IngestOutcome::Done;
+        }
+        // A hook can fire for a pane created after our last registry refresh: refresh first
+        // rather than reject it as unknown. Panes still unknown after that are rejected.
+        for item in &batch.items {
+            if let Pulled::Event { event, .. } = item
+                && let Some(p) = &event.pane_id
+                && !reg.panes.contains_key(p)
+                && event.ts + 500 >= self.last_refresh
+            {
+                // Rewind: the next pull starts again at the committed cursor.
+                self.hooks = HookSpoolSource::new(&self.spool_path(), &self.server_key, Some(&self.committed));
+                return IngestOutcome::NeedRefresh;
+            }
+        }
+        let full = batch.items.len() >= BATCH;
+        let mut rows = Vec::with_capacity(batch.items.len());
+        let mut batch_ids = HashSet::new();
+        for item in batch.items {
+            match item {
+                Pulled::Event { event, raw } => {
+                    if !batch_ids.insert(event.event_id.clone()) || self.seen(&event.event_id) {
+                        self.counts[3] += 1;
+                        log::debug!("ingest_duplicate event_id={}", event.event_id);
+                        continue;
+                    }
+                    let (status, reason) = match proj.apply_event(&event, now) {
+                        Ok(()) if event.signal == Signal::Ignore => (EventStatus::Ignored, Some("no_state_change".to_string())),
+                        Ok(()) => (EventStatus::Accepted, None),
+                        Err(r) => {
+                            log::info!("ingest_ignored event_id={} name={} pane={} reason={r}", event.event_id, event.name, event.pane_id.as_deref().unwrap_or("-"));
+                            (EventStatus::Ignored, Some(r))
+                        }
+                    };
+                    self.counts[if status == EventStatus::Accepted { 0 } else { 1 }] += 1;
+                    log::debug!("hop event_id={} source={} gateway={} daemon={now}", event.event_id, event.ts, now);
+                    rows.push(event_row(&self.server_key, &event, status, reason, raw, now));
+                }
+                Pulled::Rejected { event_id, reason, raw, ts } => {
+                    if !batch_ids.insert(event_id.clone()) || self.seen(&event_id) {
+                        self.counts[3] += 1;
+                        continue;
+                    }
+                    self.counts[2] += 1;
+                    log::warn!("ingest_rejected event_id={event_id} reason={reason}");
+                    rows.push(EventRow {
+                        seq: 0,
+                        event_id,
+                        server_key: self.server_key.clone(),
+                        source: "hooks".into(),
+                        provider: None,
+                        pane_id: None,
+                        session_key: None,
+                        name: String::new(),
+                        status: EventStatus::Rejected,
+                        reason: Some(reason),
+                        recv_ts: ts,
+                        ingest_ts: now,
+                        payload: truncate_raw(raw),
+                        hops: "{}".into(),
+                    });
+                }
+            }
+        }
+        for r in &rows {
+            self.remember(&r.event_id);
+        }
+        self.committed = batch.next_cursor;
+        if let Some(store) = self.store.as_mut() {
+            let res = (|| {
+                let mut tx = store.begin()?;
+                for r in &rows {
+                    tx.insert_event(r)?;
+                }
+                tx.set_cursor(HOOKS_CURSOR, &self.committed, None, now)?;
+                tx.commit()
+            })();
+            match res {
+                Ok(()) => {
+                    if self.store_problem.is_some() {
+                        log::info!("store_recovered");
+                    }
+                    self.store_problem = None;
+                }
+                Err(e) => self.store_failed("commit", e),
+            }
+        }
+        if full { IngestOutcome::More } else { IngestOutcome::Done }
+    }
+
+    fn spool_path(&self) -> std::path::PathBuf {
+        crate::paths::state_root().join(&self.server_key).join("spool.jsonl")
+    }
+
+    fn commit_cursor(&mut self, now: Millis) {
+        if let Some(store) = self.store.as_mut() {
+            let r = store.begin().and_then(|mut tx| {
+                tx.set_cursor(HOOKS_CURSOR, &self.committed, None, now)?;
+                tx.commit()
+            });
+            if let Err(e) = r {
+                self.store_failed("cursor", e);
+            }
+        }
+    }
+
+    /// Write the read model rows of changed panes (`pane_state_v2`).
+    pub fn persist(&mut self, proj: &Projection, changed: &[String], now: Millis) {
+        let Some(store) = self.store.as_mut() else { return };
+        let res = (|| {
+            let mut tx = store.begin()?;
+            for id in changed {
+                let Some(p) = proj.panes.get(id) else { continue };
+                tx.upsert_pane_state(&PaneStateRow {
+                    server_key: self.server_key.clone(),
+                    server_id: self.server_id.clone(),
+                    pane_id: id.clone(),
+                    generation: p.instance.generation,
+                    birth_ts: p.instance.birth_ts,
+                    presence: p.presence(),
+                    provider: p.provider(),
+                    evidence: p.evidence(),
+                    activity: p.activity(),
+                    attention: p.attention,
+                    title: p.title.clone(),
+                    title_source: format!("{:?}", p.title_source).to_lowercase(),
+                    session_key: p.session_key.clone(),
+                    winner_source: p.resolution.winner.map(|s| s.as_str().to_string()),
+                    since_ts: p.since,
+                    updated_ts: now,
+                    state_version: p.version,
+                    extra: "{}".into(),
+                })?;
+            }
+            tx.commit()
+        })();
+        if let Err(e) = res {
+            self.store_failed("persist", e);
+        }
+    }
+
+    /// Restore deterministic state saved for this very server (same pid and start time).
+    /// A new server on the same socket never inherits it.
+    pub fn restore(&mut self, proj: &mut Projection, now: Millis) -> usize {
+        let Some(store) = self.store.as_ref() else { return 0 };
+        let rows = match store.pane_states(&self.server_key) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("restore_failed err={e}");
+                return 0;
+            }
+        };
+        let mut n = 0;
+        for r in rows {
+            if r.server_id != self.server_id || !proj.panes.contains_key(&r.pane_id) {
+                continue;
+            }
+            let (Some(provider), Some(sk), Some(src)) = (
+                r.provider,
+                r.session_key.clone(),
+                r.winner_source.as_deref().and_then(SourceKind::parse),
+            ) else {
+                continue;
+            };
+            if r.evidence != Evidence::Deterministic {
+                continue;
+            }
+            let ev = NormalizedEvent {
+                event_id: format!("restore-{}-{}", r.pane_id, r.state_version),
+                source: src,
+                provider,
+                pane_id: Some(r.pane_id.clone()),
+                session_key: Some(sk),
+                turn_id: None,
+                name: "restored".into(),
+                signal: Signal::Activity(r.activity),
+                title: (r.title_source == "canonical").then(|| r.title.clone()),
+                cwd: None,
+                detail: None,
+                ts: r.updated_ts.min(now),
+            };
+            if proj.apply_event(&ev, now).is_ok() {
+                n += 1;
+            }
+        }
+        let _ = DeterministicState::from_event;
+        n
+    }
+
+    pub fn prune(&mut self, now: Millis) {
+        if let Some(store) = self.store.as_mut()
+            && let Err(e) = store.prune(&Retention::default(), now)
+        {
+            log::warn!("prune_failed err={e}");
+        }
+    }
+}
+
+fn truncate_raw(raw: String) -> String {
+    const MAX: usize = 64 * 1024;
+    if raw.len() <= MAX {
+        return raw;
+    }
+    let mut end = MAX;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes]", &raw[..end], raw.len())
+}
+
+fn event_row(
+    server_key: &str,
+    ev: &NormalizedEvent,
+    status: EventStatus,
+    reason: Option<String>,
+    raw: String,
+    now: Millis,
+) -> EventRow {
+    EventRow {
+        seq: 0,
+        event_id: ev.event_id.clone(),
+        server_key: server_key.to_string(),
+        source: ev.source.as_str().to_string(),
+        provider: Some(ev.provider.as_str().to_string()),
+        pane_id: ev.pane_id.clone(),
+        session_key: ev.session_key.clone(),
+        name: ev.name.clone(),
+        status,
+        reason,
+        recv_ts: ev.ts,
+        ingest_ts: now,
+        payload: truncate_raw(raw),
+        hops: format!("{{\"source\":{},\"gateway\":{now},\"daemon\":{now}}}", ev.ts),
+    }
+}
