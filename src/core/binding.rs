@@ -142,7 +142,9 @@ pub struct BindingRegistry {
 const MAX_SESSION_KEY: usize = 256;
 
 fn valid_session_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= MAX_SESSION_KEY && !k.chars().any(|c| c.is_control() || c.is_whitespace())
+    !k.is_empty()
+        && k.len() <= MAX_SESSION_KEY
+        && !k.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 impl BindingRegistry {
@@ -166,7 +168,15 @@ impl BindingRegistry {
         }
     }
 
-    fn record(&mut self, instance: &PaneInstance, key: &str, provider: Provider, action: LinkAction, reason: &'static str, ts: Millis) {
+    fn record(
+        &mut self,
+        instance: &PaneInstance,
+        key: &str,
+        provider: Provider,
+        action: LinkAction,
+        reason: &'static str,
+        ts: Millis,
+    ) {
         self.records.push(LinkRecord {
             instance: instance.clone(),
             session_key: key.into(),
@@ -190,7 +200,12 @@ impl BindingRegistry {
     }
 
     /// Unlink the pane's session (if any), tombstone it, and return it.
-    fn retire_session(&mut self, pane_id: &str, reason: &'static str, now: Millis) -> Option<String> {
+    fn retire_session(
+        &mut self,
+        pane_id: &str,
+        reason: &'static str,
+        now: Millis,
+    ) -> Option<String> {
         let entry = self.panes.get_mut(pane_id)?;
         let (key, provider) = entry.session.take()?;
         let instance = entry.instance.clone();
@@ -200,7 +215,13 @@ impl BindingRegistry {
         Some(key)
     }
 
-    fn bump(&mut self, pane_id: &str, reason: String, session_reason: &'static str, now: Millis) -> Option<GenerationBump> {
+    fn bump(
+        &mut self,
+        pane_id: &str,
+        reason: String,
+        session_reason: &'static str,
+        now: Millis,
+    ) -> Option<GenerationBump> {
         let old_session = self.retire_session(pane_id, session_reason, now);
         let entry = self.panes.get_mut(pane_id)?;
         let old = entry.instance.clone();
@@ -221,7 +242,12 @@ impl BindingRegistry {
 
     /// Feed the process hint of a pane: the agent process in its tree (provider, pid) or none.
     /// Returns a bump when the agent was replaced by a different agent process.
-    pub fn observe_process(&mut self, pane_id: &str, agent: Option<(Provider, u32)>, now: Millis) -> Option<GenerationBump> {
+    pub fn observe_process(
+        &mut self,
+        pane_id: &str,
+        agent: Option<(Provider, u32)>,
+        now: Millis,
+    ) -> Option<GenerationBump> {
         if !valid_pane_id(pane_id) || self.gone_panes.contains_key(pane_id) {
             return None;
         }
@@ -230,9 +256,7 @@ impl BindingRegistry {
             .entry(pane_id.to_string())
             .or_insert_with(|| Self::new_entry(pane_id, now));
         entry.agent = agent;
-        let Some(new) = agent else {
-            return None;
-        };
+        let new = agent?;
         let prev = entry.last_agent.replace(new);
         match prev {
             Some(old) if old != new => self.bump(
@@ -250,7 +274,14 @@ impl BindingRegistry {
 
     /// Bind `session_key` to the pane from an ordinary event (`is_clear`: Claude SessionStart
     /// `source=clear`, which keeps the generation).
-    pub fn bind(&mut self, pane_id: &str, session_key: &str, provider: Provider, is_clear: bool, now: Millis) -> BindOutcome {
+    pub fn bind(
+        &mut self,
+        pane_id: &str,
+        session_key: &str,
+        provider: Provider,
+        is_clear: bool,
+        now: Millis,
+    ) -> BindOutcome {
         let origin = if is_clear {
             BindOrigin::Clear
         } else {
@@ -265,7 +296,14 @@ impl BindingRegistry {
     }
 
     /// Bind with an explicit origin (see `BindOrigin`).
-    pub fn bind_with(&mut self, pane_id: &str, session_key: &str, provider: Provider, origin: BindOrigin, now: Millis) -> BindOutcome {
+    pub fn bind_with(
+        &mut self,
+        pane_id: &str,
+        session_key: &str,
+        provider: Provider,
+        origin: BindOrigin,
+        now: Millis,
+    ) -> BindOutcome {
         if !valid_pane_id(pane_id) {
             return self.reject("invalid_pane_id".into());
         }
@@ -370,7 +408,11 @@ impl BindingRegistry {
         let mut links: Vec<(PaneInstance, String, Provider)> = self
             .panes
             .values()
-            .filter_map(|e| e.session.as_ref().map(|(k, p)| (e.instance.clone(), k.clone(), *p)))
+            .filter_map(|e| {
+                e.session
+                    .as_ref()
+                    .map(|(k, p)| (e.instance.clone(), k.clone(), *p))
+            })
             .collect();
         links.sort_by(|a, b| a.0.pane_id.cmp(&b.0.pane_id));
         for (inst, k, p) in links {
@@ -390,7 +432,11 @@ impl BindingRegistry {
     }
 
     pub fn session_for(&self, pane_id: &str) -> Option<&str> {
-        self.panes.get(pane_id)?.session.as_ref().map(|(k, _)| k.as_str())
+        self.panes
+            .get(pane_id)?
+            .session
+            .as_ref()
+            .map(|(k, _)| k.as_str())
     }
 
     pub fn pane_for(&self, session_key: &str) -> Option<&str> {
@@ -441,12 +487,18 @@ mod tests {
         let mut r = reg();
         assert_eq!(r.observe_process("%1", Some((Claude, 100)), 0), None);
         assert_eq!(r.bind("%1", "s1", Claude, false, 10), BindOutcome::Linked);
-        assert_eq!(r.bind("%1", "s1", Claude, false, 20), BindOutcome::Unchanged);
+        assert_eq!(
+            r.bind("%1", "s1", Claude, false, 20),
+            BindOutcome::Unchanged
+        );
         assert_eq!(r.session_for("%1"), Some("s1"));
         assert_eq!(r.pane_for("s1"), Some("%1"));
         let recs = r.take_records();
         assert_eq!(recs.len(), 1);
-        assert_eq!((recs[0].action, recs[0].reason, recs[0].instance.generation), (LinkAction::Link, "bind", 1));
+        assert_eq!(
+            (recs[0].action, recs[0].reason, recs[0].instance.generation),
+            (LinkAction::Link, "bind", 1)
+        );
         assert!(r.take_records().is_empty());
     }
 
@@ -460,8 +512,13 @@ mod tests {
         // Claude exits, the shell is back: no bump yet.
         assert_eq!(r.observe_process("%1", None, 30), None);
         // A new claude process: new instance, old session tombstoned.
-        let b = r.observe_process("%1", Some((Claude, 200)), 40).unwrap_or_else(|| panic!("bump"));
-        assert_eq!((b.old.generation, b.new.generation, b.new.birth_ts), (1, 2, 40));
+        let b = r
+            .observe_process("%1", Some((Claude, 200)), 40)
+            .unwrap_or_else(|| panic!("bump"));
+        assert_eq!(
+            (b.old.generation, b.new.generation, b.new.birth_ts),
+            (1, 2, 40)
+        );
         assert_eq!(b.old_session.as_deref(), Some("s1"));
         assert_eq!(r.session_for("%1"), None);
         // A late event of the old session is rejected.
@@ -470,7 +527,9 @@ mod tests {
         assert_eq!(r.bind("%1", "s2", Claude, false, 60), BindOutcome::Linked);
         assert_eq!(r.instance("%1").map(|i| i.generation), Some(2));
         // Provider change in the same pane bumps too.
-        let b = r.observe_process("%1", Some((Codex, 200)), 70).unwrap_or_else(|| panic!("bump"));
+        let b = r
+            .observe_process("%1", Some((Codex, 200)), 70)
+            .unwrap_or_else(|| panic!("bump"));
         assert_eq!(b.new.generation, 3);
         let c = r.churn();
         assert_eq!((c.generation_bumps, c.tombstones, c.rejects), (2, 2, 1));
@@ -482,14 +541,30 @@ mod tests {
         r.observe_process("%1", Some((Claude, 100)), 0);
         r.bind("%1", "s1", Claude, false, 10);
         let o = r.bind("%1", "s2", Claude, true, 20);
-        assert_eq!(o, BindOutcome::Rebound { old_session: "s1".into() });
+        assert_eq!(
+            o,
+            BindOutcome::Rebound {
+                old_session: "s1".into()
+            }
+        );
         assert_eq!(r.instance("%1").map(|i| i.generation), Some(1));
         // Late events of s1 cannot win the pane back.
-        assert_eq!(rejected(&r.bind("%1", "s1", Claude, false, 30)), "tombstoned_session");
+        assert_eq!(
+            rejected(&r.bind("%1", "s1", Claude, false, 30)),
+            "tombstoned_session"
+        );
         // A session change without /clear is a new instance.
         let o = r.bind("%1", "s3", Claude, false, 40);
-        assert_eq!(o, BindOutcome::Rebound { old_session: "s2".into() });
-        assert_eq!(r.instance("%1").map(|i| (i.generation, i.birth_ts)), Some((2, 40)));
+        assert_eq!(
+            o,
+            BindOutcome::Rebound {
+                old_session: "s2".into()
+            }
+        );
+        assert_eq!(
+            r.instance("%1").map(|i| (i.generation, i.birth_ts)),
+            Some((2, 40))
+        );
         let recs = r.take_records();
         let kinds: Vec<(&str, &str, &str)> = recs
             .iter()
@@ -515,13 +590,25 @@ mod tests {
         r.bind("%1", "s1", Claude, false, 0);
         assert!(r.pane_gone("%1", 1000).is_some());
         assert!(r.is_tombstoned("s1", 1000));
-        assert_eq!(r.check_session("s1", 2000), Err("tombstoned_session".into()));
+        assert_eq!(
+            r.check_session("s1", 2000),
+            Err("tombstoned_session".into())
+        );
         // A late event naming the gone pane.
-        assert_eq!(rejected(&r.bind("%1", "s1", Claude, false, 2000)), "pane_gone");
+        assert_eq!(
+            rejected(&r.bind("%1", "s1", Claude, false, 2000)),
+            "pane_gone"
+        );
         // In another pane, within the grace: rejected; a resume start: allowed.
         r.observe_process("%2", Some((Claude, 300)), 3000);
-        assert_eq!(rejected(&r.bind("%2", "s1", Claude, false, 3000)), "tombstoned_session");
-        assert_eq!(r.bind_with("%2", "s1", Claude, BindOrigin::Start, 4000), BindOutcome::Linked);
+        assert_eq!(
+            rejected(&r.bind("%2", "s1", Claude, false, 3000)),
+            "tombstoned_session"
+        );
+        assert_eq!(
+            r.bind_with("%2", "s1", Claude, BindOrigin::Start, 4000),
+            BindOutcome::Linked
+        );
         // After the grace a tombstone no longer rejects.
         r.bind("%2", "s9", Claude, true, 5000);
         assert!(r.is_tombstoned("s1", 5000 + 599_999));
@@ -544,7 +631,9 @@ mod tests {
         assert_eq!(r.pane_for("s1"), Some("%2"));
         assert_eq!(r.session_for("%1"), None);
         let recs = r.take_records();
-        assert!(recs.iter().any(|x| x.action == LinkAction::Unlink && x.reason == "moved" && x.instance.pane_id == "%1"));
+        assert!(recs.iter().any(|x| x.action == LinkAction::Unlink
+            && x.reason == "moved"
+            && x.instance.pane_id == "%1"));
         assert_eq!(r.churn().moves, 1);
     }
 
@@ -559,10 +648,17 @@ mod tests {
             ("%1", "a\nb", "invalid_session_key"),
         ];
         for (p, k, want) in table {
-            assert_eq!(rejected(&r.bind(p, k, Claude, false, 0)), want, "{p:?} {k:?}");
+            assert_eq!(
+                rejected(&r.bind(p, k, Claude, false, 0)),
+                want,
+                "{p:?} {k:?}"
+            );
         }
         let long = "x".repeat(300);
-        assert_eq!(rejected(&r.bind("%1", &long, Claude, false, 0)), "invalid_session_key");
+        assert_eq!(
+            rejected(&r.bind("%1", &long, Claude, false, 0)),
+            "invalid_session_key"
+        );
         assert_eq!(r.observe_process("bogus", Some((Claude, 1)), 0), None);
         r.observe_process("%3", Some((Codex, 5)), 0);
         assert!(rejected(&r.bind("%3", "s", Claude, false, 0)).starts_with("provider_mismatch"));
@@ -580,7 +676,10 @@ mod tests {
         r.new_server(100);
         let recs = r.take_records();
         assert_eq!(recs.len(), 1);
-        assert_eq!((recs[0].reason, recs[0].session_key.as_str()), ("new_server", "t1"));
+        assert_eq!(
+            (recs[0].reason, recs[0].session_key.as_str()),
+            ("new_server", "t1")
+        );
         // %0 is a new pane in the new server, s1 is no longer tombstoned.
         assert_eq!(r.session_for("%1"), None);
         assert_eq!(r.observe_process("%0", Some((Claude, 900)), 200), None);
