@@ -44,7 +44,12 @@ impl PaneAttention {
 
     /// Feed the pane's resolved activity and whether the user looks at it. Returns the
     /// attention kind now (compare with `current()` before the call to see a change).
-    pub fn observe(&mut self, activity: Activity, focused: bool, now: Millis) -> Option<AttentionKind> {
+    pub fn observe(
+        &mut self,
+        activity: Activity,
+        focused: bool,
+        now: Millis,
+    ) -> Option<AttentionKind> {
         match activity {
             Activity::Running => {
                 self.turn_active = true;
@@ -133,14 +138,19 @@ impl Default for Style {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StyleError {
     UnknownOption(String),
-    BadValue { option: String, reason: &'static str },
+    BadValue {
+        option: String,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for StyleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StyleError::UnknownOption(o) => write!(f, "unknown style option {o}"),
-            StyleError::BadValue { option, reason } => write!(f, "bad value for {option}: {reason}"),
+            StyleError::BadValue { option, reason } => {
+                write!(f, "bad value for {option}: {reason}")
+            }
         }
     }
 }
@@ -308,7 +318,9 @@ fn most_urgent(panes: &[PaneView]) -> Option<&PaneView> {
 
 /// The icon of a window's most urgent pane (empty when it holds no agent).
 pub fn window_icon(panes: &[PaneView], style: &Style) -> String {
-    most_urgent(panes).map(|p| icon(p, style).to_string()).unwrap_or_default()
+    most_urgent(panes)
+        .map(|p| icon(p, style).to_string())
+        .unwrap_or_default()
 }
 
 /// The icon of a session's most urgent pane (empty when it holds no agent).
@@ -434,19 +446,73 @@ mod tests {
     #[test]
     fn done_rules() {
         // (activity, focused) steps → attention after the last step
-        let cases: Vec<(&str, Vec<(Activity, bool)>, Option<AttentionKind>)> = vec![
-            ("turn finished unseen", vec![(Running, false), (Idle, false)], Some(AttentionKind::Done)),
-            ("turn finished while looking", vec![(Running, true), (Idle, true)], None),
-            ("done clears on focus", vec![(Running, false), (Idle, false), (Idle, true)], None),
-            ("a seen done does not come back", vec![(Running, false), (Idle, false), (Idle, true), (Idle, false)], None),
-            ("new turn clears done", vec![(Running, false), (Idle, false), (Running, false)], None),
-            ("idle without a turn is not done", vec![(Idle, false), (Idle, false)], None),
-            ("approval mid-turn then finish", vec![(Running, false), (WaitingApproval, false), (Running, false), (Idle, false)], Some(AttentionKind::Done)),
-            ("unknown between running and idle", vec![(Running, false), (Unknown, false), (Idle, false)], Some(AttentionKind::Done)),
-            ("error is its own kind", vec![(Running, false), (Error, false)], Some(AttentionKind::Error)),
-            ("error stays when focused", vec![(Running, false), (Error, true)], Some(AttentionKind::Error)),
-            ("approval", vec![(WaitingApproval, true)], Some(AttentionKind::Approval)),
-            ("input", vec![(WaitingInput, false)], Some(AttentionKind::Input)),
+        type Case = (&'static str, Vec<(Activity, bool)>, Option<AttentionKind>);
+        let cases: Vec<Case> = vec![
+            (
+                "turn finished unseen",
+                vec![(Running, false), (Idle, false)],
+                Some(AttentionKind::Done),
+            ),
+            (
+                "turn finished while looking",
+                vec![(Running, true), (Idle, true)],
+                None,
+            ),
+            (
+                "done clears on focus",
+                vec![(Running, false), (Idle, false), (Idle, true)],
+                None,
+            ),
+            (
+                "a seen done does not come back",
+                vec![(Running, false), (Idle, false), (Idle, true), (Idle, false)],
+                None,
+            ),
+            (
+                "new turn clears done",
+                vec![(Running, false), (Idle, false), (Running, false)],
+                None,
+            ),
+            (
+                "idle without a turn is not done",
+                vec![(Idle, false), (Idle, false)],
+                None,
+            ),
+            (
+                "approval mid-turn then finish",
+                vec![
+                    (Running, false),
+                    (WaitingApproval, false),
+                    (Running, false),
+                    (Idle, false),
+                ],
+                Some(AttentionKind::Done),
+            ),
+            (
+                "unknown between running and idle",
+                vec![(Running, false), (Unknown, false), (Idle, false)],
+                Some(AttentionKind::Done),
+            ),
+            (
+                "error is its own kind",
+                vec![(Running, false), (Error, false)],
+                Some(AttentionKind::Error),
+            ),
+            (
+                "error stays when focused",
+                vec![(Running, false), (Error, true)],
+                Some(AttentionKind::Error),
+            ),
+            (
+                "approval",
+                vec![(WaitingApproval, true)],
+                Some(AttentionKind::Approval),
+            ),
+            (
+                "input",
+                vec![(WaitingInput, false)],
+                Some(AttentionKind::Input),
+            ),
         ];
         for (name, steps, want) in cases {
             let mut a = PaneAttention::new();
@@ -477,7 +543,11 @@ mod tests {
             pv(WaitingInput, Some(AttentionKind::Input)),
             pv(WaitingApproval, Some(AttentionKind::Approval)),
             pv(Idle, Some(AttentionKind::Done)),
-            PaneView { managed: false, activity: Running, attention: None },
+            PaneView {
+                managed: false,
+                activity: Running,
+                attention: None,
+            },
         ];
         assert_eq!(
             counts_string(&panes),
@@ -492,12 +562,18 @@ mod tests {
         assert_eq!(window_icon(&panes, &s), "!");
         let mut narrow = s.clone();
         narrow.max_len = 5;
-        assert_eq!(attention_summary(&panes, &narrow), "#[fg=red]!1#[default] #[fg=yellow]?2#[default]");
+        assert_eq!(
+            attention_summary(&panes, &narrow),
+            "#[fg=red]!1#[default] #[fg=yellow]?2#[default]"
+        );
         let mut nocolour = s.clone();
         nocolour.input.fg.clear();
         nocolour.done.fg.clear();
         nocolour.max_len = 0;
-        assert_eq!(attention_summary(&panes, &nocolour), "#[fg=red]!1#[default] ?2 ✓1");
+        assert_eq!(
+            attention_summary(&panes, &nocolour),
+            "#[fg=red]!1#[default] ?2 ✓1"
+        );
     }
 
     #[test]
@@ -508,7 +584,10 @@ mod tests {
         assert_eq!(attention_summary(&[], &s), "");
         assert_eq!(window_icon(&[], &s), "");
         assert_eq!(session_counts(&[], &s), "");
-        assert_eq!(counts_string(&[]), "running=0 waiting_input=0 waiting_approval=0 error=0 done=0");
+        assert_eq!(
+            counts_string(&[]),
+            "running=0 waiting_input=0 waiting_approval=0 error=0 done=0"
+        );
         assert_eq!(session_icon(&panes, &s), "●");
     }
 
@@ -523,29 +602,47 @@ mod tests {
             (pv(Running, None), "●"),
             (pv(Idle, None), "○"),
             (pv(Unknown, None), "·"),
-            (PaneView { managed: false, activity: Idle, attention: None }, ""),
+            (
+                PaneView {
+                    managed: false,
+                    activity: Idle,
+                    attention: None,
+                },
+                "",
+            ),
         ];
         for (p, want) in table {
             assert_eq!(icon(&p, &s), want, "{p:?}");
         }
-        let w = [pv(Idle, Some(AttentionKind::Done)), pv(Error, Some(AttentionKind::Error)), pv(Running, None)];
+        let w = [
+            pv(Idle, Some(AttentionKind::Done)),
+            pv(Error, Some(AttentionKind::Error)),
+            pv(Running, None),
+        ];
         assert_eq!(window_icon(&w, &s), "✗");
     }
 
     #[test]
     fn style_options() {
         let mut s = Style::default();
-        s.apply_option("@agtmux-icon-approval", "‼").unwrap_or_else(|e| panic!("{e}"));
-        s.apply_option("@agtmux-color-input", "#ffaa00").unwrap_or_else(|e| panic!("{e}"));
-        s.apply_option("@agtmux-attention-max", "12").unwrap_or_else(|e| panic!("{e}"));
+        s.apply_option("@agtmux-icon-approval", "‼")
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.apply_option("@agtmux-color-input", "#ffaa00")
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.apply_option("@agtmux-attention-max", "12")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.approval.icon, "‼");
         assert_eq!(s.input.fg, "#ffaa00");
         assert_eq!(s.max_len, 12);
-        assert!(s.apply_option("@agtmux-color-input", "red]#(rm -rf ~)").is_err());
+        assert!(
+            s.apply_option("@agtmux-color-input", "red]#(rm -rf ~)")
+                .is_err()
+        );
         assert!(s.apply_option("@agtmux-icon-bogus", "x").is_err());
         assert!(s.apply_option("@agtmux-nope", "x").is_err());
         assert!(s.apply_option("@agtmux-attention-max", "wide").is_err());
-        s.apply_option("@agtmux-theme", "light").unwrap_or_else(|e| panic!("{e}"));
+        s.apply_option("@agtmux-theme", "light")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.approval.fg, "colour160");
         assert_eq!(s.max_len, 12);
     }

@@ -140,8 +140,15 @@ mod tests {
             let srcs = sources_for(*p);
             assert!(!srcs.is_empty(), "{p} has no sources");
             let last = srcs[srcs.len() - 1];
-            assert_eq!(last.source, SourceKind::Poller, "{p}: poller must be the fallback");
-            assert!(srcs.windows(2).all(|w| w[0].rank < w[1].rank), "{p}: sorted by rank");
+            assert_eq!(
+                last.source,
+                SourceKind::Poller,
+                "{p}: poller must be the fallback"
+            );
+            assert!(
+                srcs.windows(2).all(|w| w[0].rank < w[1].rank),
+                "{p}: sorted by rank"
+            );
             assert!(!process_names(*p).is_empty());
         }
     }
@@ -184,7 +191,10 @@ mod tests {
     #[test]
     fn processes_map_to_providers() {
         assert_eq!(provider_for_process("claude"), Some(Provider::Claude));
-        assert_eq!(provider_for_process("/usr/bin/codex"), Some(Provider::Codex));
+        assert_eq!(
+            provider_for_process("/usr/bin/codex"),
+            Some(Provider::Codex)
+        );
         assert_eq!(provider_for_process("node"), None);
         assert_eq!(provider_for_process("vim"), None);
         assert_eq!(provider_for_process(""), None);

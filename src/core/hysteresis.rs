@@ -403,7 +403,11 @@ mod tests {
             },
             Case {
                 name: "weak running hints too far apart do not promote",
-                steps: vec![(0, Running, 0.5), (500, Unknown, 0.9), (20_000, Running, 0.5)],
+                steps: vec![
+                    (0, Running, 0.5),
+                    (500, Unknown, 0.9),
+                    (20_000, Running, 0.5),
+                ],
                 want: vec![Unknown, Unknown, Unknown],
             },
             Case {
@@ -413,12 +417,20 @@ mod tests {
             },
             Case {
                 name: "weak dialog flicker for one capture does not flap",
-                steps: vec![(0, Running, 0.9), (500, WaitingApproval, 0.5), (700, Running, 0.9)],
+                steps: vec![
+                    (0, Running, 0.9),
+                    (500, WaitingApproval, 0.5),
+                    (700, Running, 0.9),
+                ],
                 want: vec![Running, Running, Running],
             },
             Case {
                 name: "weak dialog confirmed by a second capture",
-                steps: vec![(0, Running, 0.9), (500, WaitingInput, 0.5), (800, WaitingInput, 0.5)],
+                steps: vec![
+                    (0, Running, 0.9),
+                    (500, WaitingInput, 0.5),
+                    (800, WaitingInput, 0.5),
+                ],
                 want: vec![Running, Running, WaitingInput],
             },
             Case {
@@ -432,12 +444,21 @@ mod tests {
             },
             Case {
                 name: "approval then running twice = approved",
-                steps: vec![(0, WaitingApproval, 0.9), (400, Running, 0.9), (700, Running, 0.9)],
+                steps: vec![
+                    (0, WaitingApproval, 0.9),
+                    (400, Running, 0.9),
+                    (700, Running, 0.9),
+                ],
                 want: vec![WaitingApproval, WaitingApproval, Running],
             },
             Case {
                 name: "idle only after the stable window",
-                steps: vec![(0, Running, 0.9), (1000, Idle, 0.9), (2000, Idle, 0.9), (3600, Idle, 0.9)],
+                steps: vec![
+                    (0, Running, 0.9),
+                    (1000, Idle, 0.9),
+                    (2000, Idle, 0.9),
+                    (3600, Idle, 0.9),
+                ],
                 want: vec![Running, Running, Running, Idle],
             },
             Case {
@@ -449,7 +470,13 @@ mod tests {
             },
             Case {
                 name: "error only once stable briefly",
-                steps: vec![(0, Running, 0.9), (200, Error, 0.9), (500, Running, 0.9), (900, Error, 0.9), (2000, Error, 0.9)],
+                steps: vec![
+                    (0, Running, 0.9),
+                    (200, Error, 0.9),
+                    (500, Running, 0.9),
+                    (900, Error, 0.9),
+                    (2000, Error, 0.9),
+                ],
                 want: vec![Running, Running, Running, Running, Error],
             },
             Case {
@@ -459,12 +486,24 @@ mod tests {
             },
             Case {
                 name: "unknown captures hold running until the demotion",
-                steps: vec![(0, Running, 0.9), (10_000, Unknown, 0.9), (44_000, Unknown, 0.9), (45_000, Unknown, 0.9)],
+                steps: vec![
+                    (0, Running, 0.9),
+                    (10_000, Unknown, 0.9),
+                    (44_000, Unknown, 0.9),
+                    (45_000, Unknown, 0.9),
+                ],
                 want: vec![Running, Running, Running, Unknown],
             },
             Case {
                 name: "an unknown capture restarts the idle window",
-                steps: vec![(0, Running, 0.9), (1000, Idle, 0.9), (2000, Unknown, 0.9), (3000, Idle, 0.9), (4000, Idle, 0.9), (5600, Idle, 0.9)],
+                steps: vec![
+                    (0, Running, 0.9),
+                    (1000, Idle, 0.9),
+                    (2000, Unknown, 0.9),
+                    (3000, Idle, 0.9),
+                    (4000, Idle, 0.9),
+                    (5600, Idle, 0.9),
+                ],
                 want: vec![Running, Running, Running, Running, Running, Idle],
             },
             Case {
@@ -502,7 +541,10 @@ mod tests {
         assert_eq!(h.tick(3499), None);
         assert_eq!(h.tick(3500), Some(Idle));
         assert_eq!(h.next_deadline(), None);
-        assert!(h.last_change().is_some_and(|c| c.reason.contains("rule=idle_stable")));
+        assert!(
+            h.last_change()
+                .is_some_and(|c| c.reason.contains("rule=idle_stable"))
+        );
     }
 
     #[test]
@@ -514,7 +556,10 @@ mod tests {
         assert!(h.running_hint_fresh(9000));
         assert!(!h.running_hint_fresh(9001));
         assert_eq!(h.tick(46_000), Some(Unknown));
-        assert!(h.last_change().is_some_and(|c| c.reason.contains("rule=demoted")));
+        assert!(
+            h.last_change()
+                .is_some_and(|c| c.reason.contains("rule=demoted"))
+        );
     }
 
     #[test]

@@ -11,12 +11,12 @@
 //!   healthy (fallback to the screen, reported once), or on a sustained contradiction by the
 //!   screen, because some changes fire no event at all (protocols.md "Pitfalls"):
 //!   (a) running/waiting_* but the screen shows the idle prompt for the whole idle stable window
-//!       after the last deterministic event (Esc interrupt, Esc deny) → idle, `contradiction_idle`;
+//!   after the last deterministic event (Esc interrupt, Esc deny) → idle, `contradiction_idle`;
 //!   (b) waiting_approval but the dialog has gone and the screen shows running for
-//!       `approve_running_ms` (the user approved; PostToolUse only comes when the command ends)
-//!       → running, `contradiction_running`;
+//!   `approve_running_ms` (the user approved; PostToolUse only comes when the command ends)
+//!   → running, `contradiction_running`;
 //!   (c) waiting_input (AskUserQuestion) and the screen is idle-stable (Esc on the question)
-//!       → idle, `contradiction_idle` (same rule as (a)).
+//!   → idle, `contradiction_idle` (same rule as (a)).
 //!   A contradiction holds until the source sends an event newer than the contradicted one,
 //!   which re-promotes at once.
 //! - After a fallback, a source is re-promoted as soon as it is healthy AND has delivered an
@@ -103,7 +103,10 @@ impl DeterministicState {
                 self.source, self.provider, ev.source, ev.provider
             ));
         }
-        if ev.session_key.is_some() && self.session_key.is_some() && ev.session_key != self.session_key {
+        if ev.session_key.is_some()
+            && self.session_key.is_some()
+            && ev.session_key != self.session_key
+        {
             return Applied::Rejected("session_mismatch".into());
         }
         if self.recent_ids.iter().any(|id| *id == ev.event_id) {
@@ -333,7 +336,10 @@ pub fn resolve(
         let why: Option<String> = if !d.source.is_deterministic() {
             Some("not_deterministic".into())
         } else if d.provider != provider {
-            Some(format!("provider_mismatch agent={provider} source_provider={}", d.provider))
+            Some(format!(
+                "provider_mismatch agent={provider} source_provider={}",
+                d.provider
+            ))
         } else if capability::rank(provider, d.source).is_none() {
             Some("no_capability".into())
         } else if d.ended {
@@ -416,8 +422,8 @@ pub fn resolve(
             };
         }
         // 3. Deterministic wins.
-        let transition = (state.demoted && !was_det)
-            .then_some(TierTransition::RePromotion { to: w.source });
+        let transition =
+            (state.demoted && !was_det).then_some(TierTransition::RePromotion { to: w.source });
         state.contradiction = None;
         state.fallback_marks.clear();
         state.demoted = false;
@@ -484,7 +490,10 @@ pub fn resolve(
         None if input.deterministic.is_empty() => {
             format!("heuristic no_deterministic_state screen={}", heur.activity)
         }
-        None => format!("heuristic deterministic_inadmissible screen={}", heur.activity),
+        None => format!(
+            "heuristic deterministic_inadmissible screen={}",
+            heur.activity
+        ),
     };
     Resolution {
         presence: Presence::Managed,
@@ -518,9 +527,11 @@ fn check_contradiction(
             Activity::Running | Activity::WaitingApproval | Activity::WaitingInput,
             Activity::Idle,
         ) => (cfg.idle_stable_ms, Activity::Idle, "contradiction_idle"),
-        (Activity::WaitingApproval, Activity::Running) => {
-            (cfg.approve_running_ms, Activity::Running, "contradiction_running")
-        }
+        (Activity::WaitingApproval, Activity::Running) => (
+            cfg.approve_running_ms,
+            Activity::Running,
+            "contradiction_running",
+        ),
         _ => return None,
     };
     // The screen must still say so at its latest capture, which must be after the event.
@@ -546,7 +557,13 @@ fn kv_value(s: &str) -> String {
     let t: String = s
         .chars()
         .take(64)
-        .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     if t.is_empty() { "-".into() } else { t }
 }
@@ -555,7 +572,14 @@ fn kv_value(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn ev(source: SourceKind, provider: Provider, id: &str, name: &str, sig: Signal, ts: Millis) -> NormalizedEvent {
+    fn ev(
+        source: SourceKind,
+        provider: Provider,
+        id: &str,
+        name: &str,
+        sig: Signal,
+        ts: Millis,
+    ) -> NormalizedEvent {
         NormalizedEvent {
             event_id: id.into(),
             source,
@@ -573,22 +597,40 @@ mod tests {
     }
 
     fn det(source: SourceKind, provider: Provider, a: Activity, ts: Millis) -> DeterministicState {
-        let e = ev(source, provider, &format!("e{ts}"), "Ev", Signal::Activity(a), ts);
+        let e = ev(
+            source,
+            provider,
+            &format!("e{ts}"),
+            "Ev",
+            Signal::Activity(a),
+            ts,
+        );
         DeterministicState::from_event(&e).unwrap_or_else(|| panic!("state"))
     }
 
     fn healthy(srcs: &[SourceKind]) -> HashMap<SourceKind, Health> {
-        let mut m: HashMap<SourceKind, Health> = srcs.iter().map(|s| (*s, Health::Healthy)).collect();
+        let mut m: HashMap<SourceKind, Health> =
+            srcs.iter().map(|s| (*s, Health::Healthy)).collect();
         m.insert(SourceKind::Poller, Health::Healthy);
         m
     }
 
     fn raw(a: Activity, since: Millis, last_at: Millis) -> Option<RawVerdict> {
-        Some(RawVerdict { activity: a, confidence: 0.9, since, last_at, count: 3 })
+        Some(RawVerdict {
+            activity: a,
+            confidence: 0.9,
+            since,
+            last_at,
+            count: 3,
+        })
     }
 
     fn heur(a: Activity, r: Option<RawVerdict>) -> HeuristicInput {
-        HeuristicInput { provider: None, activity: a, raw: r }
+        HeuristicInput {
+            provider: None,
+            activity: a,
+            raw: r,
+        }
     }
 
     fn run(
@@ -599,7 +641,12 @@ mod tests {
         he: HeuristicInput,
         now: Millis,
     ) -> Resolution {
-        let input = ResolverInput { agent, deterministic: d, health: h, heuristic: he };
+        let input = ResolverInput {
+            agent,
+            deterministic: d,
+            health: h,
+            heuristic: he,
+        };
         resolve(st, &input, &ResolverConfig::default(), now)
     }
 
@@ -610,40 +657,103 @@ mod tests {
     #[test]
     fn older_and_duplicate_events_never_roll_back() {
         let mut s = det(ClaudeHooks, Claude, Running, 1000);
-        let stop = ev(ClaudeHooks, Claude, "stop", "Stop", Signal::Activity(Idle), 2000);
+        let stop = ev(
+            ClaudeHooks,
+            Claude,
+            "stop",
+            "Stop",
+            Signal::Activity(Idle),
+            2000,
+        );
         assert_eq!(s.apply(&stop), Applied::Applied);
-        let late = ev(ClaudeHooks, Claude, "pre", "PreToolUse", Signal::Activity(Running), 1500);
+        let late = ev(
+            ClaudeHooks,
+            Claude,
+            "pre",
+            "PreToolUse",
+            Signal::Activity(Running),
+            1500,
+        );
         assert_eq!(s.apply(&late), Applied::Stale);
         assert_eq!(s.apply(&stop), Applied::Duplicate);
         assert_eq!(s.activity, Idle);
         assert_eq!(s.ts, 2000);
-        let same_ts = ev(ClaudeHooks, Claude, "ups", "UserPromptSubmit", Signal::Activity(Running), 2000);
+        let same_ts = ev(
+            ClaudeHooks,
+            Claude,
+            "ups",
+            "UserPromptSubmit",
+            Signal::Activity(Running),
+            2000,
+        );
         assert_eq!(s.apply(&same_ts), Applied::Applied);
         assert_eq!(s.activity, Running);
         let other = ev(CodexHooks, Codex, "x", "Stop", Signal::Activity(Idle), 3000);
         assert!(matches!(s.apply(&other), Applied::Rejected(_)));
-        let ign = ev(ClaudeHooks, Claude, "sub", "SubagentStop", Signal::Ignore, 4000);
+        let ign = ev(
+            ClaudeHooks,
+            Claude,
+            "sub",
+            "SubagentStop",
+            Signal::Ignore,
+            4000,
+        );
         assert_eq!(s.apply(&ign), Applied::Ignored);
         assert_eq!(s.activity, Running);
     }
 
     #[test]
     fn ask_user_question_stays_waiting_input() {
-        let mut pre = ev(ClaudeHooks, Claude, "1", "PreToolUse", Signal::Activity(WaitingInput), 1000);
+        let mut pre = ev(
+            ClaudeHooks,
+            Claude,
+            "1",
+            "PreToolUse",
+            Signal::Activity(WaitingInput),
+            1000,
+        );
         pre.detail = Some("AskUserQuestion".into());
         let mut s = DeterministicState::from_event(&pre).unwrap_or_else(|| panic!());
-        let mut perm = ev(ClaudeHooks, Claude, "2", "PermissionRequest", Signal::Activity(WaitingApproval), 1001);
+        let mut perm = ev(
+            ClaudeHooks,
+            Claude,
+            "2",
+            "PermissionRequest",
+            Signal::Activity(WaitingApproval),
+            1001,
+        );
         perm.detail = Some("AskUserQuestion".into());
         s.apply(&perm);
         assert_eq!(s.activity, WaitingInput);
-        let notif = ev(ClaudeHooks, Claude, "3", "Notification", Signal::Activity(WaitingApproval), 7000);
+        let notif = ev(
+            ClaudeHooks,
+            Claude,
+            "3",
+            "Notification",
+            Signal::Activity(WaitingApproval),
+            7000,
+        );
         s.apply(&notif);
         assert_eq!(s.activity, WaitingInput);
         assert_eq!(s.detail.as_deref(), Some("AskUserQuestion"));
         // A real approval after the question was answered.
-        let post = ev(ClaudeHooks, Claude, "4", "PostToolUse", Signal::Activity(Running), 9000);
+        let post = ev(
+            ClaudeHooks,
+            Claude,
+            "4",
+            "PostToolUse",
+            Signal::Activity(Running),
+            9000,
+        );
         s.apply(&post);
-        let mut perm2 = ev(ClaudeHooks, Claude, "5", "PermissionRequest", Signal::Activity(WaitingApproval), 9500);
+        let mut perm2 = ev(
+            ClaudeHooks,
+            Claude,
+            "5",
+            "PermissionRequest",
+            Signal::Activity(WaitingApproval),
+            9500,
+        );
         perm2.detail = Some("Bash".into());
         s.apply(&perm2);
         assert_eq!(s.activity, WaitingApproval);
@@ -652,13 +762,30 @@ mod tests {
     #[test]
     fn session_end_ends_deterministic_evidence() {
         let mut s = det(ClaudeHooks, Claude, Idle, 1000);
-        s.apply(&ev(ClaudeHooks, Claude, "end", "SessionEnd", Signal::SessionEnd, 2000));
+        s.apply(&ev(
+            ClaudeHooks,
+            Claude,
+            "end",
+            "SessionEnd",
+            Signal::SessionEnd,
+            2000,
+        ));
         assert!(s.ended);
         let h = healthy(&[ClaudeHooks]);
         let mut st = ResolverState::new();
-        let r = run(&mut st, Some(Claude), &[s], &h, heur(Idle, raw(Idle, 0, 2000)), 3000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &[s],
+            &h,
+            heur(Idle, raw(Idle, 0, 2000)),
+            3000,
+        );
         assert_eq!(r.evidence, Evidence::Heuristic);
-        assert!(r.suppressed.contains(&(ClaudeHooks, "session_ended".into())));
+        assert!(
+            r.suppressed
+                .contains(&(ClaudeHooks, "session_ended".into()))
+        );
     }
 
     #[test]
@@ -667,8 +794,18 @@ mod tests {
         let d = [det(ClaudeHooks, Claude, Idle, 1000)];
         let mut st = ResolverState::new();
         for now in [2000, 3_600_000, 5 * 3_600_000] {
-            let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 500, now)), now);
-            assert_eq!((r.evidence, r.activity, r.winner), (Evidence::Deterministic, Idle, Some(ClaudeHooks)));
+            let r = run(
+                &mut st,
+                Some(Claude),
+                &d,
+                &h,
+                heur(Idle, raw(Idle, 500, now)),
+                now,
+            );
+            assert_eq!(
+                (r.evidence, r.activity, r.winner),
+                (Evidence::Deterministic, Idle, Some(ClaudeHooks))
+            );
             assert_eq!(r.transition, None);
         }
     }
@@ -678,8 +815,18 @@ mod tests {
         let h = healthy(&[ClaudeHooks]);
         let d = [det(ClaudeHooks, Claude, Running, 1000)];
         let mut st = ResolverState::new();
-        let r = run(&mut st, None, &d, &h, heur(Running, raw(Running, 0, 1000)), 2000);
-        assert_eq!((r.presence, r.evidence, r.activity), (Presence::Unmanaged, Evidence::None, Unknown));
+        let r = run(
+            &mut st,
+            None,
+            &d,
+            &h,
+            heur(Running, raw(Running, 0, 1000)),
+            2000,
+        );
+        assert_eq!(
+            (r.presence, r.evidence, r.activity),
+            (Presence::Unmanaged, Evidence::None, Unknown)
+        );
     }
 
     #[test]
@@ -690,8 +837,19 @@ mod tests {
         for i in 0..50 {
             let now = 1000 + i * 400;
             let a = if i % 2 == 0 { Idle } else { Unknown };
-            let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(a, now, now)), now);
-            assert_eq!((r.presence, r.evidence, r.activity), (Presence::Managed, Evidence::Deterministic, Running), "step {i}");
+            let r = run(
+                &mut st,
+                Some(Claude),
+                &d,
+                &h,
+                heur(Running, raw(a, now, now)),
+                now,
+            );
+            assert_eq!(
+                (r.presence, r.evidence, r.activity),
+                (Presence::Managed, Evidence::Deterministic, Running),
+                "step {i}"
+            );
         }
     }
 
@@ -700,24 +858,74 @@ mod tests {
         let h = healthy(&[ClaudeHooks]);
         let mut st = ResolverState::new();
         let d = [det(ClaudeHooks, Claude, Running, 10_000)];
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Running, 10_000, 10_000)), 10_000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Running, raw(Running, 10_000, 10_000)),
+            10_000,
+        );
         assert_eq!(r.evidence, Evidence::Deterministic);
         // Esc: the screen shows the idle prompt from 20 s on; no hook fires.
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Idle, 20_000, 21_000)), 21_000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Running, raw(Idle, 20_000, 21_000)),
+            21_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
         assert_eq!(r.next_deadline, Some(22_500));
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 20_000, 22_500)), 22_500);
-        assert_eq!((r.evidence, r.activity, r.winner), (Evidence::Heuristic, Idle, Some(Poller)));
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Idle, raw(Idle, 20_000, 22_500)),
+            22_500,
+        );
+        assert_eq!(
+            (r.evidence, r.activity, r.winner),
+            (Evidence::Heuristic, Idle, Some(Poller))
+        );
         assert!(r.reason.starts_with("contradiction_idle"), "{}", r.reason);
-        assert_eq!(r.transition, Some(TierTransition::Fallback { from: ClaudeHooks, reason: "contradiction_idle".into() }));
+        assert_eq!(
+            r.transition,
+            Some(TierTransition::Fallback {
+                from: ClaudeHooks,
+                reason: "contradiction_idle".into()
+            })
+        );
         // Held (reported once) while no newer event, even if the screen changes.
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Unknown, 30_000, 30_000)), 30_000);
-        assert_eq!((r.evidence, r.activity, r.transition.clone()), (Evidence::Heuristic, Idle, None));
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Idle, raw(Unknown, 30_000, 30_000)),
+            30_000,
+        );
+        assert_eq!(
+            (r.evidence, r.activity, r.transition.clone()),
+            (Evidence::Heuristic, Idle, None)
+        );
         // The next prompt: UserPromptSubmit re-promotes at once.
         let d2 = [det(ClaudeHooks, Claude, Running, 40_000)];
-        let r = run(&mut st, Some(Claude), &d2, &h, heur(Idle, raw(Idle, 20_000, 39_000)), 40_000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d2,
+            &h,
+            heur(Idle, raw(Idle, 20_000, 39_000)),
+            40_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
-        assert_eq!(r.transition, Some(TierTransition::RePromotion { to: ClaudeHooks }));
+        assert_eq!(
+            r.transition,
+            Some(TierTransition::RePromotion { to: ClaudeHooks })
+        );
     }
 
     #[test]
@@ -726,11 +934,25 @@ mod tests {
         let h = healthy(&[ClaudeHooks]);
         let mut st = ResolverState::new();
         let d = [det(ClaudeHooks, Claude, Running, 10_000)];
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 0, 10_500)), 10_500);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Idle, raw(Idle, 0, 10_500)),
+            10_500,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
         assert_eq!(r.next_deadline, Some(12_500));
         // A capture older than the event cannot contradict it.
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 0, 9_000)), 20_000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Idle, raw(Idle, 0, 9_000)),
+            20_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
     }
 
@@ -739,18 +961,49 @@ mod tests {
         let h = healthy(&[ClaudeHooks]);
         let mut st = ResolverState::new();
         let d = [det(ClaudeHooks, Claude, WaitingApproval, 5_000)];
-        let r = run(&mut st, Some(Claude), &d, &h, heur(WaitingApproval, raw(WaitingApproval, 5_050, 6_000)), 6_000);
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, WaitingApproval));
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(WaitingApproval, raw(WaitingApproval, 5_050, 6_000)),
+            6_000,
+        );
+        assert_eq!(
+            (r.evidence, r.activity),
+            (Evidence::Deterministic, WaitingApproval)
+        );
         // The user approves at 8 s: the dialog goes, the spinner is back. No hook fires.
-        let r = run(&mut st, Some(Claude), &d, &h, heur(WaitingApproval, raw(Running, 8_000, 8_500)), 8_500);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(WaitingApproval, raw(Running, 8_000, 8_500)),
+            8_500,
+        );
         assert_eq!(r.activity, WaitingApproval);
         assert_eq!(r.next_deadline, Some(9_000));
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Running, 8_000, 9_000)), 9_000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Running, raw(Running, 8_000, 9_000)),
+            9_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Running));
         assert!(r.reason.starts_with("contradiction_running"));
         // Minutes later PostToolUse arrives and re-promotes.
         let d2 = [det(ClaudeHooks, Claude, Running, 300_000)];
-        let r = run(&mut st, Some(Claude), &d2, &h, heur(Running, raw(Running, 8_000, 300_000)), 300_000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d2,
+            &h,
+            heur(Running, raw(Running, 8_000, 300_000)),
+            300_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
     }
 
@@ -759,12 +1012,29 @@ mod tests {
         let h = healthy(&[ClaudeHooks]);
         let mut st = ResolverState::new();
         let d = [det(ClaudeHooks, Claude, WaitingInput, 5_000)];
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, raw(Idle, 6_000, 9_000)), 9_000);
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Idle, raw(Idle, 6_000, 9_000)),
+            9_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Idle));
         // A screen showing running under a question is not rule (b).
         let mut st = ResolverState::new();
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Running, raw(Running, 6_000, 9_000)), 9_000);
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, WaitingInput));
+        let r = run(
+            &mut st,
+            Some(Claude),
+            &d,
+            &h,
+            heur(Running, raw(Running, 6_000, 9_000)),
+            9_000,
+        );
+        assert_eq!(
+            (r.evidence, r.activity),
+            (Evidence::Deterministic, WaitingInput)
+        );
     }
 
     #[test]
@@ -772,25 +1042,72 @@ mod tests {
         let mut h = healthy(&[CodexAppServer]);
         let mut st = ResolverState::new();
         let d = [det(CodexAppServer, Codex, Running, 1_000)];
-        let r = run(&mut st, Some(Codex), &d, &h, heur(Running, raw(Running, 0, 1_000)), 1_000);
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Running, raw(Running, 0, 1_000)),
+            1_000,
+        );
         assert_eq!(r.evidence, Evidence::Deterministic);
         h.insert(CodexAppServer, Health::Down);
-        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, raw(Idle, 2_000, 9_000)), 9_000);
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Idle, raw(Idle, 2_000, 9_000)),
+            9_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Idle));
-        assert_eq!(r.transition, Some(TierTransition::Fallback { from: CodexAppServer, reason: "source_down".into() }));
+        assert_eq!(
+            r.transition,
+            Some(TierTransition::Fallback {
+                from: CodexAppServer,
+                reason: "source_down".into()
+            })
+        );
         // Reported once.
-        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, raw(Idle, 2_000, 10_000)), 10_000);
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Idle, raw(Idle, 2_000, 10_000)),
+            10_000,
+        );
         assert_eq!(r.transition, None);
         // Healthy again but no new event: the old state may be outdated; stay on the screen.
         h.insert(CodexAppServer, Health::Healthy);
-        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, raw(Idle, 2_000, 11_000)), 11_000);
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Idle, raw(Idle, 2_000, 11_000)),
+            11_000,
+        );
         assert_eq!(r.evidence, Evidence::Heuristic);
-        assert!(r.suppressed.contains(&(CodexAppServer, "awaiting_fresh_event".into())));
+        assert!(
+            r.suppressed
+                .contains(&(CodexAppServer, "awaiting_fresh_event".into()))
+        );
         // Events flow again: immediate re-promotion.
         let d2 = [det(CodexAppServer, Codex, Running, 12_000)];
-        let r = run(&mut st, Some(Codex), &d2, &h, heur(Idle, raw(Idle, 2_000, 11_000)), 12_000);
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d2,
+            &h,
+            heur(Idle, raw(Idle, 2_000, 11_000)),
+            12_000,
+        );
         assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
-        assert_eq!(r.transition, Some(TierTransition::RePromotion { to: CodexAppServer }));
+        assert_eq!(
+            r.transition,
+            Some(TierTransition::RePromotion { to: CodexAppServer })
+        );
     }
 
     #[test]
@@ -798,16 +1115,28 @@ mod tests {
         let h = healthy(&[CodexAppServer, CodexHooks]);
         let mut st = ResolverState::new();
         // Hooks are newer, but the app-server outranks them while healthy.
-        let d = [det(CodexHooks, Codex, Idle, 5_000), det(CodexAppServer, Codex, Running, 4_000)];
+        let d = [
+            det(CodexHooks, Codex, Idle, 5_000),
+            det(CodexAppServer, Codex, Running, 4_000),
+        ];
         let r = run(&mut st, Some(Codex), &d, &h, heur(Unknown, None), 6_000);
         assert_eq!((r.winner, r.activity), (Some(CodexAppServer), Running));
-        assert!(r.suppressed.contains(&(CodexHooks, "higher_priority_source".into())));
+        assert!(
+            r.suppressed
+                .contains(&(CodexHooks, "higher_priority_source".into()))
+        );
         // App-server stale: hooks win, still deterministic.
         let mut h2 = h.clone();
         h2.insert(CodexAppServer, Health::Stale);
         let r = run(&mut st, Some(Codex), &d, &h2, heur(Unknown, None), 7_000);
-        assert_eq!((r.winner, r.evidence, r.activity), (Some(CodexHooks), Evidence::Deterministic, Idle));
-        assert!(r.suppressed.contains(&(CodexAppServer, "source_stale".into())));
+        assert_eq!(
+            (r.winner, r.evidence, r.activity),
+            (Some(CodexHooks), Evidence::Deterministic, Idle)
+        );
+        assert!(
+            r.suppressed
+                .contains(&(CodexAppServer, "source_stale".into()))
+        );
     }
 
     #[test]
@@ -819,10 +1148,16 @@ mod tests {
         assert_eq!(r.evidence, Evidence::Heuristic);
         assert!(r.suppressed[0].1.starts_with("provider_mismatch"));
         let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, None), 2_000);
-        assert!(r.suppressed.contains(&(ClaudeHooks, "source_health_unknown".into())));
+        assert!(
+            r.suppressed
+                .contains(&(ClaudeHooks, "source_health_unknown".into()))
+        );
         h.insert(Poller, Health::Down);
         let r = run(&mut st, Some(Claude), &[], &h, heur(Idle, None), 2_000);
-        assert_eq!((r.evidence, r.activity, r.winner), (Evidence::None, Unknown, None));
+        assert_eq!(
+            (r.evidence, r.activity, r.winner),
+            (Evidence::None, Unknown, None)
+        );
     }
 
     #[test]
@@ -830,7 +1165,10 @@ mod tests {
         let h = healthy(&[]);
         let mut st = ResolverState::new();
         let r = run(&mut st, Some(Codex), &[], &h, heur(Running, None), 1_000);
-        assert_eq!((r.evidence, r.activity, r.transition), (Evidence::Heuristic, Running, None));
+        assert_eq!(
+            (r.evidence, r.activity, r.transition),
+            (Evidence::Heuristic, Running, None)
+        );
         // First deterministic event: a promotion, not a re-promotion.
         let h = healthy(&[CodexHooks]);
         let d = [det(CodexHooks, Codex, Running, 2_000)];
