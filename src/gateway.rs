@@ -250,7 +250,7 @@ impl Gateway {
                     activity: p.activity(),
                     attention: p.attention,
                     title: p.title.clone(),
-                    title_source: format!("{:?}", p.title_source).to_lowercase(),
+                    title_source: p.title_source.as_str().to_string(),
                     session_key: p.session_key.clone(),
                     winner_source: p.resolution.winner.map(|s| s.as_str().to_string()),
                     since_ts: p.since,

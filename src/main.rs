@@ -1,3 +1,8 @@
+//! The `agtmux` binary: parse the command line and dispatch. Everything else lives in the
+//! library so tests and benchmarks drive the same code.
+use clap::Parser;
+
 fn main() {
-    println!("agtmux");
+    let cli = agtmux::cli::Cli::parse();
+    std::process::exit(agtmux::cli::run(cli));
 }

@@ -1,4 +1,49 @@
-//! One file per subcommand; `main.rs` only parses and dispatches.
+//! One file per subcommand; `main.rs` only parses and dispatches here.
 pub mod classify;
+pub mod demo;
 pub mod hook;
 pub mod setup;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "agtmux", version, about = "Which AI coding agent in which tmux pane is working, waiting or failed")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The event loop for one tmux server (started by agtmux.tmux).
+    Daemon(crate::daemon::DaemonArgs),
+    /// Called by an agent's hook: record one event (always exits 0, within ms).
+    Hook(hook::HookArgs),
+    /// Install or remove agtmux's hooks in Claude Code or Codex settings.
+    Setup(setup::SetupArgs),
+    /// Classify one screen capture (single snapshot, no hysteresis).
+    Classify(classify::ClassifyArgs),
+    /// Start a private tmux server with simulated agents and the daemon, and attach to it.
+    Demo(demo::DemoArgs),
+}
+
+/// Run a parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Daemon(a) => crate::daemon::run(&a),
+        Command::Hook(a) => hook::run(&a),
+        Command::Setup(a) => report(setup::run(&a, &mut std::io::stdout())),
+        Command::Classify(a) => report(classify::run(&a, &mut std::io::stdout())),
+        Command::Demo(a) => demo::run(&a),
+    }
+}
+
+fn report<E: std::fmt::Display>(r: Result<(), E>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("agtmux: {e}");
+            1
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! (classifier, hysteresis, resolver, binding, attention, title), and keeps the read model
 //! every surface reads. It does no I/O: the runtime feeds it and publishes what changed.
 use crate::core::attention::PaneAttention;
-use crate::core::binding::{BindOutcome, BindingRegistry};
+use crate::core::binding::{BindOrigin, BindOutcome, BindingConfig, BindingRegistry};
 use crate::core::classifier::{PresenceTracker, SignatureInput, classify_signature};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::hysteresis::Hysteresis;
@@ -12,7 +12,7 @@ use crate::core::resolver::{
     ResolverState, resolve,
 };
 use crate::core::screen::ScreenVerdict;
-use crate::core::title::{TitleSource, clean_pane_title, resolve_title};
+use crate::core::title::{TitleSource, resolve_title};
 use crate::core::types::{
     Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider,
     SourceKind,
@@ -77,7 +77,7 @@ impl PaneModel {
             pane_title: String::new(),
             canonical_title: None,
             title: String::new(),
-            title_source: TitleSource::Pane,
+            title_source: TitleSource::None,
             next_deadline: None,
             version: 0,
             dirty: true,
@@ -141,7 +141,7 @@ impl Projection {
         }
         Projection {
             panes: BTreeMap::new(),
-            bindings: BindingRegistry::default(),
+            bindings: BindingRegistry::new(BindingConfig::default()),
             health,
             cfg: ResolverConfig::default(),
             hostname,
@@ -175,11 +175,11 @@ impl Projection {
         now: Millis,
     ) {
         let Some(p) = self.panes.get_mut(pane_id) else { return };
-        let agent = hint.map(|(prov, _)| prov).zip(agent_pid);
+        let agent = hint.map(|(prov, _)| prov).zip(agent_pid.map(|p| p as u32));
         if let Some(bump) = self.bindings.observe_process(pane_id, agent, now) {
             log::info!("pane_generation_bump pane={pane_id} reason={:?}", bump);
             let (sid, wid, title) = (p.session_id.clone(), p.window_id.clone(), p.pane_title.clone());
-            *p = PaneModel::new(pane_id, self.bindings.generation(pane_id), now);
+            *p = PaneModel::new(pane_id, bump.new.generation, now);
             p.session_id = sid;
             p.window_id = wid;
             p.pane_title = title;
@@ -223,12 +223,16 @@ impl Projection {
             return Err("unknown_pane".into());
         };
         if let Some(sk) = &ev.session_key {
-            let is_clear = ev.name == "SessionStart" && ev.detail.as_deref() == Some("clear");
-            match self.bindings.bind(pane_id, sk, ev.provider, is_clear, now) {
+            let origin = match (ev.name.as_str(), ev.detail.as_deref()) {
+                ("SessionStart", Some("clear")) => BindOrigin::Clear,
+                ("SessionStart", _) => BindOrigin::Start,
+                _ => BindOrigin::Event,
+            };
+            match self.bindings.bind_with(pane_id, sk, ev.provider, origin, now) {
                 BindOutcome::Rejected { reason } => return Err(reason),
                 BindOutcome::Rebound { old_session } => {
                     log::info!("binding_rebound pane={pane_id} old={old_session} new={sk}");
-                    let generation = self.bindings.generation(pane_id);
+                    let generation = self.bindings.instance(pane_id).map(|i| i.generation).unwrap_or(0);
                     if generation != p.instance.generation {
                         let (sid, wid, title) =
                             (p.session_id.clone(), p.window_id.clone(), p.pane_title.clone());
@@ -342,7 +346,8 @@ impl Projection {
             let (title, title_source) = resolve_title(
                 p.canonical_title.as_deref(),
                 None,
-                &clean_pane_title(&p.pane_title, &self.hostname),
+                &p.pane_title,
+                &self.hostname,
             );
             p.next_deadline = [res.next_deadline, p.hysteresis.next_deadline()]
                 .into_iter()

@@ -6,7 +6,7 @@ use crate::core::attention::{self, PaneView, Style};
 use crate::tmux::options::{OptionsWriter, Scope};
 use std::collections::BTreeMap;
 
-pub const PANE_OPTIONS: &[&str] = &[
+pub const PANE_OPTIONS: [&str; 8] = [
     "@agtmux_presence",
     "@agtmux_provider",
     "@agtmux_state",
