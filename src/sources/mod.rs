@@ -36,4 +36,7 @@ pub trait Source {
 }
 
 pub mod codex_appserver;
+pub mod codex_correlate;
+pub mod codex_hooks;
+pub mod codex_testserver;
 pub mod ws;
