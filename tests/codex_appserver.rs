@@ -105,7 +105,10 @@ fn drain(obs: &mut CodexObserver, cursor: &mut String, out: &mut Vec<NormalizedE
 
 fn activities(evs: &[NormalizedEvent], thread: &str) -> Vec<Activity> {
     let mut v: Vec<Activity> = Vec::new();
-    for e in evs.iter().filter(|e| e.session_key.as_deref() == Some(thread)) {
+    for e in evs
+        .iter()
+        .filter(|e| e.session_key.as_deref() == Some(thread))
+    {
         if let Signal::Activity(a) = e.signal
             && v.last() != Some(&a)
         {
@@ -133,11 +136,14 @@ fn subscribed_stream_states_follow_the_recording_including_approval() {
     let (mut cursor, mut evs) = (String::new(), Vec::new());
     let finished = lp.drive(&mut obs, Duration::from_secs(30), |o| {
         drain(o, &mut cursor, &mut evs);
-        evs.iter().any(|e| {
-            e.name == "turn/completed" && e.detail.as_deref() == Some("interrupted")
-        })
+        evs.iter()
+            .any(|e| e.name == "turn/completed" && e.detail.as_deref() == Some("interrupted"))
     });
-    assert!(finished, "replay did not reach the interrupted turn; problems: {:?}", obs.problems());
+    assert!(
+        finished,
+        "replay did not reach the interrupted turn; problems: {:?}",
+        obs.problems()
+    );
     assert_eq!(obs.health(), Health::Healthy);
 
     let acts = activities(&evs, TUI_THREAD);
@@ -145,7 +151,20 @@ fn subscribed_stream_states_follow_the_recording_including_approval() {
     assert!(
         in_order(
             &acts,
-            &[Running, Idle, Running, Idle, Running, WaitingApproval, Running, Idle, Running, Error, Running, Idle]
+            &[
+                Running,
+                Idle,
+                Running,
+                Idle,
+                Running,
+                WaitingApproval,
+                Running,
+                Idle,
+                Running,
+                Error,
+                Running,
+                Idle
+            ]
         ),
         "activity sequence {acts:?}"
     );
@@ -155,27 +174,40 @@ fn subscribed_stream_states_follow_the_recording_including_approval() {
         .find(|e| e.name == "item/commandExecution/requestApproval")
         .expect("approval request event");
     assert_eq!(req.signal, Signal::Activity(WaitingApproval));
-    assert_eq!(req.turn_id.as_deref(), Some("01a213de-ebc1-7bf2-b7a0-0db6e31c3544"));
+    assert_eq!(
+        req.turn_id.as_deref(),
+        Some("01a213de-ebc1-7bf2-b7a0-0db6e31c3544")
+    );
     let sent = server.client_messages();
     assert!(
-        sent.iter().all(|m| m.get("result").is_none() && m.get("error").is_none()),
+        sent.iter()
+            .all(|m| m.get("result").is_none() && m.get("error").is_none()),
         "observer answered a server request: {sent:?}"
     );
     let init = &sent[0];
     assert_eq!(init["method"], "initialize");
     assert_eq!(init["params"]["clientInfo"]["name"], "agtmux");
-    assert!(init["params"]["capabilities"]["optOutNotificationMethods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|m| m == "item/agentMessage/delta"));
+    assert!(
+        init["params"]["capabilities"]["optOutNotificationMethods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "item/agentMessage/delta")
+    );
     assert_eq!(sent[1]["method"], "initialized");
     assert!(sent.iter().any(|m| m["method"] == "thread/resume"));
     // Title-generation threads never produce an activity.
-    let title_threads: Vec<_> = obs.threads().filter(|t| t.ephemeral).map(|t| t.thread_id.clone()).collect();
+    let title_threads: Vec<_> = obs
+        .threads()
+        .filter(|t| t.ephemeral)
+        .map(|t| t.thread_id.clone())
+        .collect();
     assert!(!title_threads.is_empty());
     for t in &title_threads {
-        assert!(activities(&evs, t).is_empty(), "title thread {t} produced activities");
+        assert!(
+            activities(&evs, t).is_empty(),
+            "title thread {t} produced activities"
+        );
     }
     // Facts for correlation.
     let f = obs.thread(TUI_THREAD).unwrap();
@@ -201,7 +233,10 @@ fn unsubscribed_stream_still_tracks_status_for_every_thread() {
     let ok = lp.drive(&mut obs, Duration::from_secs(30), |o| {
         drain(o, &mut cursor, &mut evs);
         // The last status change of the recording: the second TUI thread goes idle.
-        evs.iter().filter(|e| e.session_key.as_deref() == Some(TUI_THREAD)).count() >= 12
+        evs.iter()
+            .filter(|e| e.session_key.as_deref() == Some(TUI_THREAD))
+            .count()
+            >= 12
             && activities(&evs, TUI_THREAD).last() == Some(&Activity::Idle)
             && evs.iter().any(|e| e.name == "thread/closed")
     });
@@ -209,11 +244,29 @@ fn unsubscribed_stream_still_tracks_status_for_every_thread() {
     use Activity::*;
     let acts = activities(&evs, MAIN_THREAD);
     assert!(
-        in_order(&acts, &[Running, WaitingApproval, Running, Idle, Running, WaitingApproval, Running, Idle, Running, Error]),
+        in_order(
+            &acts,
+            &[
+                Running,
+                WaitingApproval,
+                Running,
+                Idle,
+                Running,
+                WaitingApproval,
+                Running,
+                Idle,
+                Running,
+                Error
+            ]
+        ),
         "{acts:?}"
     );
     // thread/closed in this recording is only for title threads: Ignore, never SessionEnd.
-    assert!(evs.iter().filter(|e| e.name == "thread/closed").all(|e| e.signal == Signal::Ignore));
+    assert!(
+        evs.iter()
+            .filter(|e| e.name == "thread/closed")
+            .all(|e| e.signal == Signal::Ignore)
+    );
     server.stop().unwrap();
 }
 
@@ -227,10 +280,15 @@ fn observer_reconnects_when_the_server_restarts() {
     assert!(lp.drive(&mut obs, Duration::from_secs(10), |o| o.is_connected()));
     server.stop().unwrap();
     assert!(
-        lp.drive(&mut obs, Duration::from_secs(10), |o| o.health() == Health::Down),
+        lp.drive(&mut obs, Duration::from_secs(10), |o| o.health()
+            == Health::Down),
         "server stop not noticed"
     );
-    assert!(obs.problems().iter().any(|p| p.contains("connection reset")));
+    assert!(
+        obs.problems()
+            .iter()
+            .any(|p| p.contains("connection reset"))
+    );
     let server = TestServer::spawn(&sock, rec, 1000.0).unwrap();
     assert!(
         lp.drive(&mut obs, Duration::from_secs(20), |o| o.is_connected()),
@@ -267,8 +325,13 @@ fn raw_server(
                 let v: serde_json::Value = serde_json::from_str(&t).unwrap();
                 if v["method"] == "initialize" {
                     let r = serde_json::json!({"id": v["id"], "result": {}});
-                    s.write_all(&ws::encode_frame(true, Opcode::Text, r.to_string().as_bytes(), None))
-                        .unwrap();
+                    s.write_all(&ws::encode_frame(
+                        true,
+                        Opcode::Text,
+                        r.to_string().as_bytes(),
+                        None,
+                    ))
+                    .unwrap();
                     break;
                 }
                 continue;
@@ -335,9 +398,15 @@ fn unknown_methods_become_ignore_events() {
     let sock = sock_path("unknown");
     let h = raw_server(&sock, |s| {
         for _ in 0..3 {
-            s.write_all(&text_frame(r#"{"method":"thread/brandNew","params":{"threadId":"t9"},"emittedAtMs":5}"#)).unwrap();
+            s.write_all(&text_frame(
+                r#"{"method":"thread/brandNew","params":{"threadId":"t9"},"emittedAtMs":5}"#,
+            ))
+            .unwrap();
         }
-        s.write_all(&text_frame(r#"{"method":"item/agentMessage/delta","params":{"threadId":"t9","delta":"x"}}"#)).unwrap();
+        s.write_all(&text_frame(
+            r#"{"method":"item/agentMessage/delta","params":{"threadId":"t9","delta":"x"}}"#,
+        ))
+        .unwrap();
         s.write_all(&text_frame(r#"{"method":"thread/status/changed","params":{"threadId":"t9","status":{"type":"idle"}},"emittedAtMs":6}"#)).unwrap();
     });
     let mut obs = CodexObserver::connect(&sock, now_ms()).unwrap();
@@ -359,7 +428,9 @@ fn unknown_methods_become_ignore_events() {
 fn a_server_that_stalls_mid_frame_is_not_a_stuck_loop() {
     let sock = sock_path("stall");
     let h = raw_server(&sock, |s| {
-        let f = text_frame(r#"{"method":"thread/status/changed","params":{"threadId":"t1","status":{"type":"idle"}}}"#);
+        let f = text_frame(
+            r#"{"method":"thread/status/changed","params":{"threadId":"t1","status":{"type":"idle"}}}"#,
+        );
         s.write_all(&f[..10]).unwrap();
         std::thread::sleep(Duration::from_millis(700));
     });
@@ -372,10 +443,18 @@ fn a_server_that_stalls_mid_frame_is_not_a_stuck_loop() {
         false
     });
     assert!(turns > 3);
-    assert_eq!(obs.health(), Health::Stale, "partial frame marks the source stale");
+    assert_eq!(
+        obs.health(),
+        Health::Stale,
+        "partial frame marks the source stale"
+    );
     // The stall timer resets the connection (time is an input, so no waiting).
     obs.tick(now_ms() + 31_000);
     assert_eq!(obs.health(), Health::Down);
-    assert!(obs.problems().iter().any(|p| p.contains("stalled mid-frame")));
+    assert!(
+        obs.problems()
+            .iter()
+            .any(|p| p.contains("stalled mid-frame"))
+    );
     h.join().unwrap();
 }

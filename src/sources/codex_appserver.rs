@@ -143,7 +143,11 @@ impl fmt::Display for CodexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CodexError::Connect { path, err } => {
-                write!(f, "cannot connect to Codex app-server at {}: {err}", path.display())
+                write!(
+                    f,
+                    "cannot connect to Codex app-server at {}: {err}",
+                    path.display()
+                )
             }
         }
     }
@@ -278,7 +282,11 @@ fn peek_method(text: &str) -> Option<&str> {
     let key = b"\"method\"";
     let at = head.windows(key.len()).position(|w| w == key)?;
     let rest = &text[at + key.len()..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
     let end = rest.find('"')?;
     Some(&rest[..end])
 }
@@ -371,15 +379,14 @@ impl CodexObserver {
         });
         self.new_stream = true;
         self.reconnect_at = None;
+        // A new connection holds no subscriptions: resume every real, open thread again.
         for t in self.threads.values_mut() {
             t.subscribed = false;
-            if t.resume != ResumeState::Done || !t.ephemeral {
-                t.resume = if t.ephemeral || t.closed {
-                    ResumeState::Done
-                } else {
-                    ResumeState::Due
-                };
-            }
+            t.resume = if t.ephemeral || t.closed {
+                ResumeState::Done
+            } else {
+                ResumeState::Due
+            };
         }
         self.flush(now);
         Ok(())
@@ -554,11 +561,7 @@ impl CodexObserver {
                 return false;
             }
             match m {
-                WsMessage::Text(t) => {
-                    if !self.on_text(&t, now) {
-                        return false;
-                    }
-                }
+                WsMessage::Text(t) if !self.on_text(&t, now) => return false,
                 WsMessage::Binary(b) => {
                     self.problem(format!("ignored a binary message of {} bytes", b.len()));
                 }
@@ -660,7 +663,9 @@ impl CodexObserver {
             .collect();
         for id in due {
             let params = json!({"threadId": id, "excludeTurns": true});
-            if self.request("thread/resume", params, Pending::Resume(id.clone())).is_some()
+            if self
+                .request("thread/resume", params, Pending::Resume(id.clone()))
+                .is_some()
                 && let Some(t) = self.threads.get_mut(&id)
             {
                 t.resume = match t.resume {
@@ -834,7 +839,10 @@ impl CodexObserver {
                     .unwrap_or_default();
                 for id in ids {
                     let t = self.thread_mut(&id);
-                    if !t.ephemeral && !t.subscribed && !matches!(t.resume, ResumeState::InFlight(_)) {
+                    if !t.ephemeral
+                        && !t.subscribed
+                        && !matches!(t.resume, ResumeState::InFlight(_))
+                    {
                         t.resume = ResumeState::Due;
                     }
                 }
@@ -900,7 +908,10 @@ impl CodexObserver {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        let updated = th.get("updatedAt").map(|u| u.to_string()).unwrap_or_default();
+        let updated = th
+            .get("updatedAt")
+            .map(|u| u.to_string())
+            .unwrap_or_default();
         let status = th.get("status").cloned().unwrap_or(Value::Null);
         {
             let t = self.thread_mut(&id);
@@ -923,7 +934,10 @@ impl CodexObserver {
             }
         }
         let (signal, detail) = if ephemeral {
-            (Signal::Ignore, "title-generation (ephemeral) thread".to_string())
+            (
+                Signal::Ignore,
+                "title-generation (ephemeral) thread".to_string(),
+            )
         } else if subagent {
             (Signal::Ignore, "sub-agent thread".to_string())
         } else {
@@ -1059,7 +1073,11 @@ impl CodexObserver {
             if !self.unknown_seen.iter().any(|u| u == m) && self.unknown_seen.len() < 256 {
                 self.unknown_seen.push(m.to_string());
                 self.problem(format!("ignored unknown notification {m}"));
-                self.emit(mk(Signal::Ignore, Some(format!("unknown method {m}"))), raw, now);
+                self.emit(
+                    mk(Signal::Ignore, Some(format!("unknown method {m}"))),
+                    raw,
+                    now,
+                );
             }
             return;
         };
@@ -1068,8 +1086,10 @@ impl CodexObserver {
             if closed {
                 self.thread_mut(&tid).closed = true;
             }
-            if matches!(m, "thread/status/changed" | "thread/closed" | "turn/started" | "turn/completed")
-            {
+            if matches!(
+                m,
+                "thread/status/changed" | "thread/closed" | "turn/started" | "turn/completed"
+            ) {
                 self.emit(mk(Signal::Ignore, Some(why.to_string())), raw, now);
             }
             return;
@@ -1209,9 +1229,10 @@ impl CodexObserver {
                     Some("thread unloaded: no client holds it (TUI exited or switched)".into()),
                 )
             }
-            "thread/archived" | "thread/deleted" => {
-                mk(Signal::Ignore, Some(m.rsplit('/').next().unwrap_or(m).into()))
-            }
+            "thread/archived" | "thread/deleted" => mk(
+                Signal::Ignore,
+                Some(m.rsplit('/').next().unwrap_or(m).into()),
+            ),
             "item/started" | "item/completed" => {
                 let item = p.get("item").cloned().unwrap_or(Value::Null);
                 if item.get("type").and_then(Value::as_str) != Some("userMessage") {
@@ -1220,7 +1241,11 @@ impl CodexObserver {
                 let text: Vec<&str> = item
                     .get("content")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|c| c.get("text").and_then(Value::as_str)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c.get("text").and_then(Value::as_str))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if m == "item/completed" {
                     return;
@@ -1264,7 +1289,11 @@ impl Source for CodexObserver {
         }
         Batch {
             items,
-            next_cursor: if last == 0 { after.to_string() } else { last.to_string() },
+            next_cursor: if last == 0 {
+                after.to_string()
+            } else {
+                last.to_string()
+            },
         }
     }
 }
@@ -1288,7 +1317,10 @@ mod tests {
     #[test]
     fn status_mapping() {
         let a = |v: Value| status_activity(&v).map(|x| x.0);
-        assert_eq!(a(json!({"type":"active","activeFlags":[]})), Some(Activity::Running));
+        assert_eq!(
+            a(json!({"type":"active","activeFlags":[]})),
+            Some(Activity::Running)
+        );
         assert_eq!(
             a(json!({"type":"active","activeFlags":["waitingOnApproval"]})),
             Some(Activity::WaitingApproval)

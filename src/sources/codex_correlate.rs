@@ -106,7 +106,11 @@ pub fn correlate(t: &ThreadEvidence, panes: &[PaneCandidate], now: Millis) -> Bi
         && t.hook_parent_in_pane_tree
         && let Some(p) = panes.iter().find(|p| p.pane_id == hp)
     {
-        return bound(p, 95, "hook parent process lives in this pane's process tree");
+        return bound(
+            p,
+            95,
+            "hook parent process lives in this pane's process tree",
+        );
     }
     let cwd_matches: Vec<&PaneCandidate> = match t.cwd.as_deref() {
         Some(c) => panes
@@ -116,18 +120,28 @@ pub fn correlate(t: &ThreadEvidence, panes: &[PaneCandidate], now: Millis) -> Bi
         None => Vec::new(),
     };
     // 2. The prompt on exactly one screen.
-    let fresh = t.prompt_ts.is_some_and(|ts| now - ts <= PROMPT_WINDOW_MS && ts - now <= 1_000);
+    let fresh = t
+        .prompt_ts
+        .is_some_and(|ts| now - ts <= PROMPT_WINDOW_MS && ts - now <= 1_000);
     if fresh && let Some(key) = t.prompt.as_deref().and_then(prompt_key) {
-        let showing: Vec<&PaneCandidate> =
-            panes.iter().filter(|p| collapse(&p.screen).contains(&key)).collect();
+        let showing: Vec<&PaneCandidate> = panes
+            .iter()
+            .filter(|p| collapse(&p.screen).contains(&key))
+            .collect();
         if showing.len() == 1 {
             return bound(showing[0], 90, "prompt text is on exactly one Codex pane");
         }
         if showing.len() > 1 {
-            let narrowed: Vec<&&PaneCandidate> =
-                showing.iter().filter(|p| cwd_matches.iter().any(|c| c.pane_id == p.pane_id)).collect();
+            let narrowed: Vec<&&PaneCandidate> = showing
+                .iter()
+                .filter(|p| cwd_matches.iter().any(|c| c.pane_id == p.pane_id))
+                .collect();
             if narrowed.len() == 1 {
-                return bound(narrowed[0], 85, "prompt text on several panes; one has the cwd");
+                return bound(
+                    narrowed[0],
+                    85,
+                    "prompt text on several panes; one has the cwd",
+                );
             }
         }
     }
@@ -141,7 +155,10 @@ pub fn correlate(t: &ThreadEvidence, panes: &[PaneCandidate], now: Millis) -> Bi
     }
     // 4. Timing, only as a tie-breaker among same-cwd panes.
     if free.len() > 1 {
-        let marks: Vec<Millis> = [t.turn_started, t.turn_ended].into_iter().flatten().collect();
+        let marks: Vec<Millis> = [t.turn_started, t.turn_ended]
+            .into_iter()
+            .flatten()
+            .collect();
         let coincide: Vec<&&&PaneCandidate> = free
             .iter()
             .filter(|p| {
@@ -150,7 +167,11 @@ pub fn correlate(t: &ThreadEvidence, panes: &[PaneCandidate], now: Millis) -> Bi
             })
             .collect();
         if coincide.len() == 1 && !marks.is_empty() {
-            return bound(coincide[0], 45, "only same-cwd pane whose screen changed with the turn");
+            return bound(
+                coincide[0],
+                45,
+                "only same-cwd pane whose screen changed with the turn",
+            );
         }
         return Binding::Undecided {
             candidates: free.iter().map(|p| p.pane_id.clone()).collect(),
@@ -217,21 +238,37 @@ mod tests {
             Case {
                 name: "two panes, different cwds",
                 t: thread("/home/dev/a", None, None),
-                panes: vec![pane("%1", "/home/dev/a/", idle, None), pane("%2", "/home/dev/b", idle, None)],
+                panes: vec![
+                    pane("%1", "/home/dev/a/", idle, None),
+                    pane("%2", "/home/dev/b", idle, None),
+                ],
                 want: Some("%1"),
             },
             Case {
                 name: "same cwd told apart by prompt text",
-                t: thread("/w", Some("please refactor the parser module"), Some(NOW - 2_000)),
+                t: thread(
+                    "/w",
+                    Some("please refactor the parser module"),
+                    Some(NOW - 2_000),
+                ),
                 panes: vec![
                     pane("%1", "/w", idle, None),
-                    pane("%2", "/w", "› please refactor the parser module\n• Working (2s • esc to interrupt)", None),
+                    pane(
+                        "%2",
+                        "/w",
+                        "› please refactor the parser module\n• Working (2s • esc to interrupt)",
+                        None,
+                    ),
                 ],
                 want: Some("%2"),
             },
             Case {
                 name: "prompt too old to count",
-                t: thread("/w", Some("please refactor the parser module"), Some(NOW - 60_000)),
+                t: thread(
+                    "/w",
+                    Some("please refactor the parser module"),
+                    Some(NOW - 60_000),
+                ),
                 panes: vec![
                     pane("%1", "/w", idle, None),
                     pane("%2", "/w", "› please refactor the parser module", None),
@@ -266,15 +303,24 @@ mod tests {
             },
             Case {
                 name: "timing breaks a same-cwd tie",
-                t: ThreadEvidence { turn_started: Some(NOW - 500), ..thread("/w", None, None) },
-                panes: vec![pane("%1", "/w", idle, Some(NOW - 400)), pane("%2", "/w", idle, Some(NOW - 9_000))],
+                t: ThreadEvidence {
+                    turn_started: Some(NOW - 500),
+                    ..thread("/w", None, None)
+                },
+                panes: vec![
+                    pane("%1", "/w", idle, Some(NOW - 400)),
+                    pane("%2", "/w", idle, Some(NOW - 9_000)),
+                ],
                 want: Some("%1"),
             },
             Case {
                 name: "a pane bound to another thread is not taken by cwd",
                 t: thread("/w", None, None),
                 panes: vec![
-                    PaneCandidate { bound_thread: Some("other".into()), ..pane("%1", "/w", idle, None) },
+                    PaneCandidate {
+                        bound_thread: Some("other".into()),
+                        ..pane("%1", "/w", idle, None)
+                    },
                     pane("%2", "/w", idle, None),
                 ],
                 want: Some("%2"),

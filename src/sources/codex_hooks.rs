@@ -190,7 +190,10 @@ mod tests {
             for rec in lines(f) {
                 let ev = map_hook(&rec["payload"], Some("%3"), 1, format!("e{n}")).unwrap();
                 assert_eq!(ev.signal, expected(&rec), "{f}: {}", rec["event"]);
-                assert_eq!(ev.session_key.as_deref(), rec["payload"]["session_id"].as_str());
+                assert_eq!(
+                    ev.session_key.as_deref(),
+                    rec["payload"]["session_id"].as_str()
+                );
                 assert_eq!(ev.pane_id.as_deref(), Some("%3"));
                 assert_eq!(ev.source, SourceKind::CodexHooks);
                 n += 1;
@@ -229,6 +232,14 @@ mod tests {
         .unwrap();
         assert_eq!(ok.signal, Signal::Ignore);
         assert_eq!(ok.pane_id, None);
-        assert!(map_notify(&serde_json::json!({"type":"agent-turn-complete"}), None, 0, "i".into()).is_err());
+        assert!(
+            map_notify(
+                &serde_json::json!({"type":"agent-turn-complete"}),
+                None,
+                0,
+                "i".into()
+            )
+            .is_err()
+        );
     }
 }

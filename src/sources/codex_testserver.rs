@@ -21,8 +21,8 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,11 @@ pub fn load_recording(path: &Path) -> Result<Recording, TestServerError> {
         }
         let v: Value = serde_json::from_str(line)
             .map_err(|e| TestServerError::Stream(format!("line {}: {e}", n + 1)))?;
-        let ts = v.get("ts").and_then(Value::as_str).and_then(parse_ts).unwrap_or(0);
+        let ts = v
+            .get("ts")
+            .and_then(Value::as_str)
+            .and_then(parse_ts)
+            .unwrap_or(0);
         let t0v = *t0.get_or_insert(ts);
         let msg = v.get("msg").cloned().unwrap_or(Value::Null);
         match v.get("dir").and_then(Value::as_str) {
@@ -102,18 +106,26 @@ pub fn load_recording(path: &Path) -> Result<Recording, TestServerError> {
                     rec.replay.push((ts.saturating_sub(t0v), msg));
                     continue;
                 }
-                let Some((m, tid)) = msg.get("id").and_then(Value::as_i64).and_then(|i| sent.get(&i))
+                let Some((m, tid)) = msg
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .and_then(|i| sent.get(&i))
                 else {
                     continue;
                 };
                 if m == "thread/loaded/list" && rec.loaded.is_empty() {
                     if let Some(a) = msg.pointer("/result/data").and_then(Value::as_array) {
-                        rec.loaded = a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+                        rec.loaded = a
+                            .iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect();
                     }
                 } else if m == "thread/resume"
                     && let (Some(tid), Some(r)) = (tid, msg.get("result"))
                 {
-                    rec.resume_ok.entry(tid.clone()).or_insert_with(|| r.clone());
+                    rec.resume_ok
+                        .entry(tid.clone())
+                        .or_insert_with(|| r.clone());
                 }
             }
             _ => {}
@@ -183,7 +195,12 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(sock: &Path, rec: &Recording, speed: f64, stop: &AtomicBool) -> Result<(), TestServerError> {
+fn serve(
+    sock: &Path,
+    rec: &Recording,
+    speed: f64,
+    stop: &AtomicBool,
+) -> Result<(), TestServerError> {
     let _ = std::fs::remove_file(sock);
     let listener = UnixListener::bind(sock)?;
     serve_on(listener, rec, speed, stop, &Mutex::new(Vec::new()))
@@ -214,7 +231,12 @@ fn serve_on(
 }
 
 fn send(s: &mut UnixStream, v: &Value) -> io::Result<()> {
-    s.write_all(&ws::encode_frame(true, Opcode::Text, v.to_string().as_bytes(), None))
+    s.write_all(&ws::encode_frame(
+        true,
+        Opcode::Text,
+        v.to_string().as_bytes(),
+        None,
+    ))
 }
 
 fn serve_client(
@@ -237,7 +259,11 @@ fn serve_client(
         match s.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(e.into()),
         }
         match ws::parse_handshake_request(&head) {
@@ -275,7 +301,9 @@ fn serve_client(
                         send(&mut s, &reply)?;
                     }
                 }
-                WsMessage::Ping(p) => s.write_all(&ws::encode_frame(true, Opcode::Pong, &p, None))?,
+                WsMessage::Ping(p) => {
+                    s.write_all(&ws::encode_frame(true, Opcode::Pong, &p, None))?
+                }
                 WsMessage::Close { .. } => return Ok(()),
                 _ => {}
             }
@@ -283,7 +311,11 @@ fn serve_client(
         if let Some(t0) = started {
             let elapsed = t0.elapsed().as_millis() as f64;
             while let Some((off, msg)) = rec.replay.get(next) {
-                let due = if speed.is_finite() && speed > 0.0 { *off as f64 / speed } else { 0.0 };
+                let due = if speed.is_finite() && speed > 0.0 {
+                    *off as f64 / speed
+                } else {
+                    0.0
+                };
                 if due > elapsed {
                     break;
                 }
@@ -294,7 +326,11 @@ fn serve_client(
         match s.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => dec.feed(&buf[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -311,9 +347,14 @@ fn answer(v: &Value, rec: &Recording) -> Option<Value> {
             "platformFamily": "unix",
             "platformOs": "linux"
         }}),
-        "thread/loaded/list" => json!({"id": id, "result": {"data": rec.loaded, "nextCursor": null}}),
+        "thread/loaded/list" => {
+            json!({"id": id, "result": {"data": rec.loaded, "nextCursor": null}})
+        }
         "thread/resume" => {
-            let tid = v.pointer("/params/threadId").and_then(Value::as_str).unwrap_or("");
+            let tid = v
+                .pointer("/params/threadId")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             match rec.resume_ok.get(tid) {
                 Some(r) => json!({"id": id, "result": r}),
                 None => json!({"id": id, "error": {
@@ -322,7 +363,9 @@ fn answer(v: &Value, rec: &Recording) -> Option<Value> {
                 }}),
             }
         }
-        _ => json!({"id": id, "error": {"code": -32601, "message": format!("method not found: {method}")}}),
+        _ => {
+            json!({"id": id, "error": {"code": -32601, "message": format!("method not found: {method}")}})
+        }
     })
 }
 
@@ -332,7 +375,10 @@ mod tests {
 
     #[test]
     fn timestamps_parse() {
-        assert_eq!(parse_ts("18:01:34.717"), Some(((18 * 60 + 1) * 60 + 34) * 1000 + 717));
+        assert_eq!(
+            parse_ts("18:01:34.717"),
+            Some(((18 * 60 + 1) * 60 + 34) * 1000 + 717)
+        );
         assert_eq!(parse_ts("bad"), None);
     }
 }

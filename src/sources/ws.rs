@@ -83,10 +83,16 @@ impl fmt::Display for WsError {
             WsError::Handshake(s) => write!(f, "websocket handshake failed: {s}"),
             WsError::Protocol(s) => write!(f, "websocket protocol error: {s}"),
             WsError::TooBig { size, max } => {
-                write!(f, "websocket message of {size} bytes exceeds the {max}-byte limit")
+                write!(
+                    f,
+                    "websocket message of {size} bytes exceeds the {max}-byte limit"
+                )
             }
             WsError::Closed { code, reason } => {
-                write!(f, "websocket closed by peer (code {code:?}, reason {reason:?})")
+                write!(
+                    f,
+                    "websocket closed by peer (code {code:?}, reason {reason:?})"
+                )
             }
         }
     }
@@ -168,8 +174,16 @@ pub fn base64_encode(data: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -466,9 +480,8 @@ impl Decoder {
                 b[0]
             )));
         }
-        let op = Opcode::from_u8(b[0] & 0x0F).ok_or_else(|| {
-            WsError::Protocol(format!("unknown opcode {:#x}", b[0] & 0x0F))
-        })?;
+        let op = Opcode::from_u8(b[0] & 0x0F)
+            .ok_or_else(|| WsError::Protocol(format!("unknown opcode {:#x}", b[0] & 0x0F)))?;
         let masked = b[1] & 0x80 != 0;
         if masked != self.expect_masked {
             return Err(WsError::Protocol(if masked {
@@ -493,7 +506,9 @@ impl Decoder {
                 a.copy_from_slice(&b[2..10]);
                 let n = u64::from_be_bytes(a);
                 if n >> 63 != 0 {
-                    return Err(WsError::Protocol("64-bit length has its top bit set".into()));
+                    return Err(WsError::Protocol(
+                        "64-bit length has its top bit set".into(),
+                    ));
                 }
                 (n, 10)
             }
@@ -622,7 +637,8 @@ impl ClientConn {
         let mut p = code.to_be_bytes().to_vec();
         p.extend(reason.as_bytes().iter().take(123));
         let m = self.rng.mask();
-        self.out.extend(encode_frame(true, Opcode::Close, &p, Some(m)));
+        self.out
+            .extend(encode_frame(true, Opcode::Close, &p, Some(m)));
         self.phase = Phase::Closed;
     }
 
@@ -653,7 +669,8 @@ impl ClientConn {
                 Ok(None) => return Ok(msgs),
                 Ok(Some(WsMessage::Ping(p))) => {
                     let m = self.rng.mask();
-                    self.out.extend(encode_frame(true, Opcode::Pong, &p, Some(m)));
+                    self.out
+                        .extend(encode_frame(true, Opcode::Pong, &p, Some(m)));
                 }
                 Ok(Some(WsMessage::Pong(_))) => {}
                 Ok(Some(WsMessage::Close { code, reason })) => {
@@ -662,7 +679,11 @@ impl ClientConn {
                 }
                 Ok(Some(m)) => msgs.push(m),
                 Err(e) => {
-                    let code = if matches!(e, WsError::TooBig { .. }) { 1009 } else { 1002 };
+                    let code = if matches!(e, WsError::TooBig { .. }) {
+                        1009
+                    } else {
+                        1002
+                    };
                     self.send_close(code, &e.to_string());
                     return Err(e);
                 }
@@ -681,10 +702,16 @@ mod tests {
 
     #[test]
     fn sha1_and_base64_known_vectors() {
-        assert_eq!(hex(&sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
         let long = vec![b'a'; 1000];
-        assert_eq!(hex(&sha1(&long)), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+        assert_eq!(
+            hex(&sha1(&long)),
+            "291e9a6c66994949b57ba5e650361e98fc36b1ba"
+        );
         assert_eq!(base64_encode(b"f"), "Zg==");
         assert_eq!(base64_encode(b"fo"), "Zm8=");
         assert_eq!(base64_encode(b"foo"), "Zm9v");
@@ -750,7 +777,10 @@ mod tests {
         // The pong went out, masked, with the ping payload.
         let mut srv = Decoder::server();
         srv.feed(c.pending_out());
-        assert_eq!(srv.next_message().unwrap(), Some(WsMessage::Pong(b"p1".to_vec())));
+        assert_eq!(
+            srv.next_message().unwrap(),
+            Some(WsMessage::Pong(b"p1".to_vec()))
+        );
         let n = c.pending_out().len();
         c.consume_out(n);
         let mut close = 1000u16.to_be_bytes().to_vec();
@@ -773,21 +803,27 @@ mod tests {
         let mut c = open_client();
         // Header announcing 2000 bytes > 1024 max: rejected before the payload arrives.
         let hdr = &encode_frame(true, Opcode::Text, &[b'a'; 2000], None)[..4];
-        assert!(matches!(c.on_bytes(hdr), Err(WsError::TooBig { size: 2000, .. })));
+        assert!(matches!(
+            c.on_bytes(hdr),
+            Err(WsError::TooBig { size: 2000, .. })
+        ));
 
         let mut c = open_client();
         let mut w = encode_frame(false, Opcode::Text, &[b'a'; 600], None);
         w.extend(encode_frame(true, Opcode::Continuation, &[b'a'; 600], None));
-        assert!(matches!(c.on_bytes(&w), Err(WsError::TooBig { size: 1200, .. })));
+        assert!(matches!(
+            c.on_bytes(&w),
+            Err(WsError::TooBig { size: 1200, .. })
+        ));
 
         for bad in [
-            vec![0x81 | 0x40, 0x00],                   // RSV1
-            vec![0x83, 0x00],                          // opcode 3
-            vec![0x81, 0x81, 1, 2, 3, 4, b'a'],        // masked server frame
-            vec![0x09, 0x00],                          // fragmented ping
-            vec![0x80, 0x01, b'a'],                    // continuation without start
-            vec![0x81, 0x02, 0xff, 0xfe],              // invalid UTF-8
-            vec![0x89, 126, 0, 200],                   // control frame > 125
+            vec![0x81 | 0x40, 0x00],            // RSV1
+            vec![0x83, 0x00],                   // opcode 3
+            vec![0x81, 0x81, 1, 2, 3, 4, b'a'], // masked server frame
+            vec![0x09, 0x00],                   // fragmented ping
+            vec![0x80, 0x01, b'a'],             // continuation without start
+            vec![0x81, 0x02, 0xff, 0xfe],       // invalid UTF-8
+            vec![0x89, 126, 0, 200],            // control frame > 125
         ] {
             let mut c = open_client();
             assert!(
@@ -819,6 +855,9 @@ mod tests {
         let out = c.pending_out().to_vec();
         assert_eq!(out[1] & 0x80, 0x80);
         d.feed(&out);
-        assert_eq!(d.next_message().unwrap(), Some(WsMessage::Text("z".repeat(300))));
+        assert_eq!(
+            d.next_message().unwrap(),
+            Some(WsMessage::Text("z".repeat(300)))
+        );
     }
 }
