@@ -1334,4 +1334,60 @@ mod tests {
         assert_eq!(a(json!({"type":"notLoaded"})), None);
         assert_eq!(a(json!("garbage")), None);
     }
+
+    fn feed(o: &mut CodexObserver, msgs: &[Value]) -> Vec<(String, Signal)> {
+        for (i, m) in msgs.iter().enumerate() {
+            assert!(o.on_text(&m.to_string(), 1_000 + i as Millis));
+        }
+        let b = o.pull("", 1000);
+        b.items
+            .into_iter()
+            .filter_map(|it| match it {
+                Pulled::Event { event, .. } => Some((event.name, event.signal)),
+                Pulled::Rejected { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn turn_scoping_sticky_errors_and_title_threads() {
+        let mut o = CodexObserver::new(Path::new("/nonexistent"), 1);
+        let turn = |m: &str, id: &str, status: &str| json!({"method": m, "params": {"threadId": "t", "turn": {"id": id, "status": status}}});
+        let got = feed(
+            &mut o,
+            &[
+                json!({"method":"thread/started","params":{"thread":{"id":"title","ephemeral":true,
+                    "threadSource":"thread_title","status":{"type":"idle"}}}}),
+                json!({"method":"thread/status/changed","params":{"threadId":"title",
+                    "status":{"type":"active","activeFlags":[]}}}),
+                turn("turn/started", "A", "inProgress"),
+                turn("turn/started", "B", "inProgress"),
+                turn("turn/completed", "A", "completed"),
+                turn("turn/completed", "B", "failed"),
+                json!({"method":"thread/status/changed","params":{"threadId":"t","status":{"type":"idle"}}}),
+                turn("turn/started", "C", "inProgress"),
+                json!({"method":"item/tool/requestUserInput","id":7,"params":{"threadId":"t","turnId":"C","itemId":"i"}}),
+                turn("turn/completed", "C", "interrupted"),
+            ],
+        );
+        use Activity::*;
+        let sig: Vec<Signal> = got.iter().map(|g| g.1.clone()).collect();
+        assert_eq!(
+            sig,
+            vec![
+                Signal::Ignore,
+                Signal::Ignore,
+                Signal::Activity(Running),
+                Signal::Activity(Running),
+                Signal::Ignore, // late completion of A does not end B
+                Signal::Activity(Error),
+                Signal::Ignore, // idle after error: error stays
+                Signal::Activity(Running),
+                Signal::Activity(WaitingInput),
+                Signal::Activity(Idle),
+            ],
+            "{got:?}"
+        );
+        assert!(o.thread("title").is_some_and(|t| t.ephemeral));
+    }
 }
