@@ -52,13 +52,21 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(sp: &ServerPaths, store: Option<Store>) -> Self {
-        let store_problem = if store.is_none() { Some("unavailable".to_string()) } else { None };
+        let store_problem = if store.is_none() {
+            Some("unavailable".to_string())
+        } else {
+            None
+        };
         let committed = store
             .as_ref()
             .and_then(|s| s.cursor(HOOKS_CURSOR).ok().flatten())
             .map(|c| c.committed_cursor)
             .unwrap_or_default();
-        let hooks = HookSpoolSource::new(&sp.spool(), &sp.key, Some(committed.as_str()).filter(|c| !c.is_empty()));
+        let hooks = HookSpoolSource::new(
+            &sp.spool(),
+            &sp.key,
+            Some(committed.as_str()).filter(|c| !c.is_empty()),
+        );
         let committed = hooks.position();
         Gateway {
             server_key: sp.key.clone(),
@@ -91,7 +99,11 @@ impl Gateway {
     }
 
     pub fn hooks_health(&self) -> Health {
-        if self.hooks.last_error.is_some() { Health::Down } else { Health::Healthy }
+        if self.hooks.last_error.is_some() {
+            Health::Down
+        } else {
+            Health::Healthy
+        }
     }
 
     fn remember(&mut self, id: &str) {
@@ -106,7 +118,11 @@ impl Gateway {
     }
 
     fn seen(&self, id: &str) -> bool {
-        self.recent.contains(id) || self.store.as_ref().is_some_and(|s| s.has_event(id).unwrap_or(false))
+        self.recent.contains(id)
+            || self
+                .store
+                .as_ref()
+                .is_some_and(|s| s.has_event(id).unwrap_or(false))
     }
 
     fn store_failed(&mut self, what: &str, e: impl std::fmt::Display) {
@@ -136,7 +152,11 @@ impl Gateway {
                 && event.ts + 500 >= self.last_refresh
             {
                 // Rewind: the next pull starts again at the committed cursor.
-                self.hooks = HookSpoolSource::new(&self.spool_path(), &self.server_key, Some(&self.committed));
+                self.hooks = HookSpoolSource::new(
+                    &self.spool_path(),
+                    &self.server_key,
+                    Some(&self.committed),
+                );
                 return IngestOutcome::NeedRefresh;
             }
         }
@@ -152,18 +172,46 @@ impl Gateway {
                         continue;
                     }
                     let (status, reason) = match proj.apply_event(&event, now) {
-                        Ok(()) if event.signal == Signal::Ignore => (EventStatus::Ignored, Some("no_state_change".to_string())),
+                        Ok(()) if event.signal == Signal::Ignore => {
+                            (EventStatus::Ignored, Some("no_state_change".to_string()))
+                        }
                         Ok(()) => (EventStatus::Accepted, None),
                         Err(r) => {
-                            log::info!("ingest_ignored event_id={} name={} pane={} reason={r}", event.event_id, event.name, event.pane_id.as_deref().unwrap_or("-"));
+                            log::info!(
+                                "ingest_ignored event_id={} name={} pane={} reason={r}",
+                                event.event_id,
+                                event.name,
+                                event.pane_id.as_deref().unwrap_or("-")
+                            );
                             (EventStatus::Ignored, Some(r))
                         }
                     };
-                    self.counts[if status == EventStatus::Accepted { 0 } else { 1 }] += 1;
-                    log::debug!("hop event_id={} source={} gateway={} daemon={now}", event.event_id, event.ts, now);
-                    rows.push(event_row(&self.server_key, &event, status, reason, raw, now));
+                    self.counts[if status == EventStatus::Accepted {
+                        0
+                    } else {
+                        1
+                    }] += 1;
+                    log::debug!(
+                        "hop event_id={} source={} gateway={} daemon={now}",
+                        event.event_id,
+                        event.ts,
+                        now
+                    );
+                    rows.push(event_row(
+                        &self.server_key,
+                        &event,
+                        status,
+                        reason,
+                        raw,
+                        now,
+                    ));
                 }
-                Pulled::Rejected { event_id, reason, raw, ts } => {
+                Pulled::Rejected {
+                    event_id,
+                    reason,
+                    raw,
+                    ts,
+                } => {
                     if !batch_ids.insert(event_id.clone()) || self.seen(&event_id) {
                         self.counts[3] += 1;
                         continue;
@@ -212,11 +260,17 @@ impl Gateway {
                 Err(e) => self.store_failed("commit", e),
             }
         }
-        if full { IngestOutcome::More } else { IngestOutcome::Done }
+        if full {
+            IngestOutcome::More
+        } else {
+            IngestOutcome::Done
+        }
     }
 
     fn spool_path(&self) -> std::path::PathBuf {
-        crate::paths::state_root().join(&self.server_key).join("spool.jsonl")
+        crate::paths::state_root()
+            .join(&self.server_key)
+            .join("spool.jsonl")
     }
 
     fn commit_cursor(&mut self, now: Millis) {
@@ -233,11 +287,15 @@ impl Gateway {
 
     /// Write the read model rows of changed panes (`pane_state_v2`).
     pub fn persist(&mut self, proj: &Projection, changed: &[String], now: Millis) {
-        let Some(store) = self.store.as_mut() else { return };
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
         let res = (|| {
             let mut tx = store.begin()?;
             for id in changed {
-                let Some(p) = proj.panes.get(id) else { continue };
+                let Some(p) = proj.panes.get(id) else {
+                    continue;
+                };
                 tx.upsert_pane_state(&PaneStateRow {
                     server_key: self.server_key.clone(),
                     server_id: self.server_id.clone(),
@@ -269,7 +327,9 @@ impl Gateway {
     /// Restore deterministic state saved for this very server (same pid and start time).
     /// A new server on the same socket never inherits it.
     pub fn restore(&mut self, proj: &mut Projection, now: Millis) -> usize {
-        let Some(store) = self.store.as_ref() else { return 0 };
+        let Some(store) = self.store.as_ref() else {
+            return 0;
+        };
         let rows = match store.pane_states(&self.server_key) {
             Ok(r) => r,
             Err(e) => {
@@ -357,6 +417,9 @@ fn event_row(
         recv_ts: ev.ts,
         ingest_ts: now,
         payload: truncate_raw(raw),
-        hops: format!("{{\"source\":{},\"gateway\":{now},\"daemon\":{now}}}", ev.ts),
+        hops: format!(
+            "{{\"source\":{},\"gateway\":{now},\"daemon\":{now}}}",
+            ev.ts
+        ),
     }
 }

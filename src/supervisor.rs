@@ -32,7 +32,13 @@ impl ChildProc {
         set_nonblocking(stdout.as_raw_fd())?;
         set_nonblocking(stderr.as_raw_fd())?;
         log::debug!("child_spawned name={name} pid={}", child.id());
-        Ok(ChildProc { name, child, stdin, stdout, stderr })
+        Ok(ChildProc {
+            name,
+            child,
+            stdin,
+            stdout,
+            stderr,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -87,7 +93,12 @@ impl Backoff {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
             | 1;
-        Backoff { base_ms, max_ms, attempt: 0, seed }
+        Backoff {
+            base_ms,
+            max_ms,
+            attempt: 0,
+            seed,
+        }
     }
 
     /// The delay before the next try, in ms, and count the attempt.

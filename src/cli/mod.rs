@@ -7,7 +7,11 @@ pub mod setup;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "agtmux", version, about = "Which AI coding agent in which tmux pane is working, waiting or failed")]
+#[command(
+    name = "agtmux",
+    version,
+    about = "Which AI coding agent in which tmux pane is working, waiting or failed"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -25,6 +29,9 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// Start a private tmux server with simulated agents and the daemon, and attach to it.
     Demo(demo::DemoArgs),
+    /// A simulated agent (used by the demo and the tests).
+    #[command(hide = true)]
+    FakeAgent(demo::FakeAgentArgs),
 }
 
 /// Run a parsed command; returns the process exit code.
@@ -35,6 +42,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Setup(a) => report(setup::run(&a, &mut std::io::stdout())),
         Command::Classify(a) => report(classify::run(&a, &mut std::io::stdout())),
         Command::Demo(a) => demo::run(&a),
+        Command::FakeAgent(a) => demo::fake_agent(&a),
     }
 }
 

@@ -29,7 +29,10 @@ pub struct DaemonArgs {
 
 impl DaemonArgs {
     pub fn server(&self) -> ServerArg {
-        ServerArg { name: self.name.clone(), path: self.path.clone() }
+        ServerArg {
+            name: self.name.clone(),
+            path: self.path.clone(),
+        }
     }
 }
 
@@ -105,7 +108,10 @@ pub fn run(args: &DaemonArgs) -> i32 {
     };
     if !crate::tmux::client::server_alive(&sp.socket) {
         log::warn!("daemon_no_server socket={}", sp.socket.display());
-        eprintln!("agtmux: {}", DaemonError::NoServer(sp.socket.display().to_string()));
+        eprintln!(
+            "agtmux: {}",
+            DaemonError::NoServer(sp.socket.display().to_string())
+        );
         return 1;
     }
     let code = match runtime::Runtime::new(sp, args.tmux_bin.clone()) {
@@ -124,7 +130,10 @@ fn init_logging(sp: &ServerPaths, foreground: bool) {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
     b.format_timestamp_millis();
     if !foreground
-        && let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(sp.log())
+        && let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(sp.log())
     {
         b.target(env_logger::Target::Pipe(Box::new(f)));
     }

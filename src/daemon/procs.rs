@@ -15,7 +15,12 @@ const MAX_DEPTH: usize = 4;
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let close = s.rfind(')')?;
-    Some(s[close + 1..].split_whitespace().map(str::to_string).collect())
+    Some(
+        s[close + 1..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 fn argv(pid: i32) -> Vec<String> {
@@ -32,7 +37,11 @@ fn argv(pid: i32) -> Vec<String> {
 
 fn children(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

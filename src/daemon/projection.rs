@@ -14,8 +14,7 @@ use crate::core::resolver::{
 use crate::core::screen::ScreenVerdict;
 use crate::core::title::{TitleSource, resolve_title};
 use crate::core::types::{
-    Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider,
-    SourceKind,
+    Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider, SourceKind,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -56,7 +55,11 @@ pub struct PaneModel {
 impl PaneModel {
     fn new(pane_id: &str, generation: u32, now: Millis) -> Self {
         PaneModel {
-            instance: PaneInstance { pane_id: pane_id.to_string(), generation, birth_ts: now },
+            instance: PaneInstance {
+                pane_id: pane_id.to_string(),
+                generation,
+                birth_ts: now,
+            },
             session_id: String::new(),
             window_id: String::new(),
             process: None,
@@ -174,11 +177,17 @@ impl Projection {
         agent_pid: Option<i32>,
         now: Millis,
     ) {
-        let Some(p) = self.panes.get_mut(pane_id) else { return };
+        let Some(p) = self.panes.get_mut(pane_id) else {
+            return;
+        };
         let agent = hint.map(|(prov, _)| prov).zip(agent_pid.map(|p| p as u32));
         if let Some(bump) = self.bindings.observe_process(pane_id, agent, now) {
             log::info!("pane_generation_bump pane={pane_id} reason={:?}", bump);
-            let (sid, wid, title) = (p.session_id.clone(), p.window_id.clone(), p.pane_title.clone());
+            let (sid, wid, title) = (
+                p.session_id.clone(),
+                p.window_id.clone(),
+                p.pane_title.clone(),
+            );
             *p = PaneModel::new(pane_id, bump.new.generation, now);
             p.session_id = sid;
             p.window_id = wid;
@@ -205,7 +214,15 @@ impl Projection {
 
     /// A screen capture's verdict (the poller, C-006).
     pub fn apply_screen(&mut self, pane_id: &str, v: ScreenVerdict, now: Millis) {
-        let Some(p) = self.panes.get_mut(pane_id) else { return };
+        let Some(p) = self.panes.get_mut(pane_id) else {
+            return;
+        };
+        log::debug!(
+            "screen_verdict pane={pane_id} activity={} rule={} confidence={:.2}",
+            v.activity,
+            v.rule,
+            v.confidence
+        );
         if let Some(to) = p.hysteresis.observe(v.activity, v.confidence, now) {
             log::debug!("heuristic_change pane={pane_id} to={to} rule={}", v.rule);
         }
@@ -228,14 +245,24 @@ impl Projection {
                 ("SessionStart", _) => BindOrigin::Start,
                 _ => BindOrigin::Event,
             };
-            match self.bindings.bind_with(pane_id, sk, ev.provider, origin, now) {
+            match self
+                .bindings
+                .bind_with(pane_id, sk, ev.provider, origin, now)
+            {
                 BindOutcome::Rejected { reason } => return Err(reason),
                 BindOutcome::Rebound { old_session } => {
                     log::info!("binding_rebound pane={pane_id} old={old_session} new={sk}");
-                    let generation = self.bindings.instance(pane_id).map(|i| i.generation).unwrap_or(0);
+                    let generation = self
+                        .bindings
+                        .instance(pane_id)
+                        .map(|i| i.generation)
+                        .unwrap_or(0);
                     if generation != p.instance.generation {
-                        let (sid, wid, title) =
-                            (p.session_id.clone(), p.window_id.clone(), p.pane_title.clone());
+                        let (sid, wid, title) = (
+                            p.session_id.clone(),
+                            p.window_id.clone(),
+                            p.pane_title.clone(),
+                        );
                         let (proc_, pid, seen) = (p.process, p.agent_pid, p.seen_agent);
                         *p = PaneModel::new(pane_id, generation, now);
                         p.session_id = sid;
@@ -304,7 +331,8 @@ impl Projection {
                 continue;
             }
             p.dirty = false;
-            let det_live: Vec<DeterministicState> = p.det.iter().filter(|d| !d.ended).cloned().collect();
+            let det_live: Vec<DeterministicState> =
+                p.det.iter().filter(|d| !d.ended).cloned().collect();
             // The agent: the process hint; or, before any process was ever seen (e.g. a
             // remote agent), a live deterministic binding.
             let agent = match p.process {
@@ -312,7 +340,11 @@ impl Projection {
                 None if !p.seen_agent => det_live.first().map(|d| d.provider),
                 None => None,
             };
-            let screen_sig = p.screen.as_ref().and_then(|s| s.signature.as_ref()).map(|s| (s.provider, s.confidence));
+            let screen_sig = p
+                .screen
+                .as_ref()
+                .and_then(|s| s.signature.as_ref())
+                .map(|s| (s.provider, s.confidence));
             let sig = classify_signature(&SignatureInput {
                 deterministic: det_live.first().map(|d| d.provider),
                 process: agent,
@@ -323,19 +355,34 @@ impl Projection {
             if let Some(t) = transition {
                 log::info!("signature_transition pane={id} {}", t.log_line());
             }
-            p.signature = format!("{} reason={} confidence={:.2}", sig.class.as_str(), sig.reason, sig.confidence);
+            p.signature = format!(
+                "{} reason={} confidence={:.2}",
+                sig.class.as_str(),
+                sig.reason,
+                sig.confidence
+            );
             let agent = if p.presence_tracker.presence() == Presence::Managed {
                 agent.or(p.presence_tracker.provider())
             } else {
                 None
             };
-            let heuristic = HeuristicInput::from_hysteresis(&p.hysteresis, p.screen.as_ref().and_then(|s| s.provider));
-            let input = ResolverInput { agent, deterministic: &p.det, health: &self.health, heuristic };
+            let heuristic = HeuristicInput::from_hysteresis(
+                &p.hysteresis,
+                p.screen.as_ref().and_then(|s| s.provider),
+            );
+            let input = ResolverInput {
+                agent,
+                deterministic: &p.det,
+                health: &self.health,
+                heuristic,
+            };
             let res = resolve(&mut p.resolver, &input, &self.cfg, now);
             if let Some(t) = &res.transition {
                 match t {
                     crate::core::resolver::TierTransition::Fallback { .. } => self.fallbacks += 1,
-                    crate::core::resolver::TierTransition::RePromotion { .. } => self.repromotions += 1,
+                    crate::core::resolver::TierTransition::RePromotion { .. } => {
+                        self.repromotions += 1
+                    }
                 }
                 log::info!("tier_transition pane={id} {t}");
             }
@@ -353,7 +400,12 @@ impl Projection {
                 .into_iter()
                 .flatten()
                 .min();
-            let before = (p.resolution.presence, p.resolution.provider, p.resolution.evidence, p.resolution.activity);
+            let before = (
+                p.resolution.presence,
+                p.resolution.provider,
+                p.resolution.evidence,
+                p.resolution.activity,
+            );
             let after = (res.presence, res.provider, res.evidence, res.activity);
             let changed_state = before != after;
             if before.3 != after.3 || before.0 != after.0 {

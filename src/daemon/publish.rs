@@ -18,7 +18,11 @@ pub const PANE_OPTIONS: [&str; 8] = [
 ];
 
 fn view(p: &PaneModel) -> PaneView {
-    PaneView { managed: p.is_managed(), activity: p.activity(), attention: p.attention }
+    PaneView {
+        managed: p.is_managed(),
+        activity: p.activity(),
+        attention: p.attention,
+    }
 }
 
 /// Desired options of one pane (empty values = unset).
@@ -28,10 +32,20 @@ pub fn pane_values(p: &PaneModel, style: &Style) -> [(&'static str, String); 8] 
     }
     [
         ("@agtmux_presence", p.presence().as_str().to_string()),
-        ("@agtmux_provider", p.provider().map(|x| x.as_str().to_string()).unwrap_or_default()),
+        (
+            "@agtmux_provider",
+            p.provider()
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_default(),
+        ),
         ("@agtmux_state", p.activity().as_str().to_string()),
         ("@agtmux_evidence", p.evidence().as_str().to_string()),
-        ("@agtmux_attention_kind", p.attention.map(|a| a.as_str().to_string()).unwrap_or_default()),
+        (
+            "@agtmux_attention_kind",
+            p.attention
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
+        ),
         ("@agtmux_title", attention::escape_format(&p.title)),
         ("@agtmux_since", (p.since / 1000).to_string()),
         ("@agtmux_icon", attention::icon(&view(p), style).to_string()),
@@ -47,7 +61,11 @@ pub fn publish(
     daemon_status: &str,
     w: &mut OptionsWriter,
 ) {
-    let ids: Vec<&String> = if all { proj.panes.keys().collect() } else { changed.iter().collect() };
+    let ids: Vec<&String> = if all {
+        proj.panes.keys().collect()
+    } else {
+        changed.iter().collect()
+    };
     for id in ids {
         if let Some(p) = proj.panes.get(id) {
             let scope = Scope::Pane(id.clone());
@@ -67,17 +85,37 @@ pub fn publish(
     }
     for (wid, views) in &windows {
         if !wid.is_empty() {
-            w.set(&Scope::Window(wid.to_string()), "@agtmux_window_icon", &attention::window_icon(views, style));
+            w.set(
+                &Scope::Window(wid.to_string()),
+                "@agtmux_window_icon",
+                &attention::window_icon(views, style),
+            );
         }
     }
     for (sid, views) in &sessions {
         if !sid.is_empty() {
             let scope = Scope::Session(sid.to_string());
-            w.set(&scope, "@agtmux_session_icon", &attention::session_icon(views, style));
-            w.set(&scope, "@agtmux_session_counts", &attention::session_counts(views, style));
+            w.set(
+                &scope,
+                "@agtmux_session_icon",
+                &attention::session_icon(views, style),
+            );
+            w.set(
+                &scope,
+                "@agtmux_session_counts",
+                &attention::session_counts(views, style),
+            );
         }
     }
-    w.set(&Scope::Global, "@agtmux_attention", &attention::attention_summary(&every, style));
-    w.set(&Scope::Global, "@agtmux_counts", &attention::counts_string(&every));
+    w.set(
+        &Scope::Global,
+        "@agtmux_attention",
+        &attention::attention_summary(&every, style),
+    );
+    w.set(
+        &Scope::Global,
+        "@agtmux_counts",
+        &attention::counts_string(&every),
+    );
     w.set(&Scope::Global, "@agtmux_daemon", daemon_status);
 }

@@ -47,10 +47,13 @@ pub struct Timing {
     pub spool_scan: Millis,
     /// Minimum gap between two captures of one pane.
     pub capture_min_gap: Millis,
-    /// A capture even without change hints: for panes without healthy deterministic evidence,
-    /// and (slower) for those with it.
-    pub capture_sanity_heuristic: Millis,
-    pub capture_sanity_deterministic: Millis,
+    /// A capture even without change hints. Redraws in place (a spinner line, a dialog
+    /// replacing the input box) move neither the cursor nor the history, so panes whose state
+    /// rests on the screen (heuristic evidence, or a deterministic state the screen may
+    /// contradict: running, waiting) are looked at every `capture_busy`; a deterministic idle
+    /// pane only every `capture_quiet`.
+    pub capture_busy: Millis,
+    pub capture_quiet: Millis,
     /// Re-read the process tree of agent panes this often (agent replaced in place).
     pub process_recheck: Millis,
     pub prune_every: Millis,
@@ -63,8 +66,8 @@ impl Default for Timing {
             refresh_idle: 2_000,
             spool_scan: 2_000,
             capture_min_gap: 250,
-            capture_sanity_heuristic: 5_000,
-            capture_sanity_deterministic: 30_000,
+            capture_busy: 1_000,
+            capture_quiet: 15_000,
             process_recheck: 10_000,
             prune_every: 600_000,
         }
@@ -169,13 +172,19 @@ impl Runtime {
         let inotify = watch_dir(&sp.state_dir);
         if let Some(fd) = &inotify {
             poll.registry()
-                .register(&mut SourceFd(&fd.as_raw_fd()), SPOOL_WATCH, Interest::READABLE)
+                .register(
+                    &mut SourceFd(&fd.as_raw_fd()),
+                    SPOOL_WATCH,
+                    Interest::READABLE,
+                )
                 .map_err(io_err("register"))?;
         }
         let wake = bind_wake(&sp);
         let mut wake = wake;
         if let Some(w) = wake.as_mut() {
-            poll.registry().register(w, WAKE, Interest::READABLE).map_err(io_err("register"))?;
+            poll.registry()
+                .register(w, WAKE, Interest::READABLE)
+                .map_err(io_err("register"))?;
         }
         let hostname = hostname();
         Ok(Runtime {
@@ -211,11 +220,18 @@ impl Runtime {
 
     /// The loop. Returns the exit code.
     pub fn run(&mut self) -> i32 {
-        log::info!("daemon_start pid={} server={} key={}", std::process::id(), self.sp.socket.display(), self.sp.key);
+        log::info!(
+            "daemon_start pid={} server={} key={}",
+            std::process::id(),
+            self.sp.socket.display(),
+            self.sp.key
+        );
         let mut events = Events::with_capacity(64);
         while !self.shutdown {
             let now = now_ms();
-            let timeout = self.next_deadline().map(|d| Duration::from_millis((d - now).clamp(0, 60_000) as u64));
+            let timeout = self
+                .next_deadline()
+                .map(|d| Duration::from_millis((d - now).clamp(0, 60_000) as u64));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -317,7 +333,10 @@ impl Runtime {
     fn connect(&mut self, now: Millis) {
         self.reconnect_at = None;
         if !server_alive(&self.sp.socket) {
-            log::info!("daemon_exit reason=server_gone socket={}", self.sp.socket.display());
+            log::info!(
+                "daemon_exit reason=server_gone socket={}",
+                self.sp.socket.display()
+            );
             self.shutdown = true;
             return;
         }
@@ -326,8 +345,12 @@ impl Runtime {
                 let reg = self.poll.registry();
                 let ok = reg
                     .register(&mut SourceFd(&c.stdout_fd()), TMUX_OUT, Interest::READABLE)
-                    .and_then(|_| reg.register(&mut SourceFd(&c.stderr_fd()), TMUX_ERR, Interest::READABLE))
-                    .and_then(|_| reg.register(&mut SourceFd(&c.stdin_fd()), TMUX_IN, Interest::WRITABLE));
+                    .and_then(|_| {
+                        reg.register(&mut SourceFd(&c.stderr_fd()), TMUX_ERR, Interest::READABLE)
+                    })
+                    .and_then(|_| {
+                        reg.register(&mut SourceFd(&c.stdin_fd()), TMUX_IN, Interest::WRITABLE)
+                    });
                 if let Err(e) = ok {
                     log::error!("tmux_register_failed err={e}");
                     self.schedule_reconnect(now);
@@ -382,7 +405,10 @@ impl Runtime {
                 ClientEvent::Reply(kind, reply) => self.on_reply(kind, reply, now),
                 ClientEvent::Notification(n) => self.on_notification(n),
                 ClientEvent::Closed { reason } => {
-                    log::info!("tmux_control_closed reason={}", reason.as_deref().unwrap_or("eof"));
+                    log::info!(
+                        "tmux_control_closed reason={}",
+                        reason.as_deref().unwrap_or("eof")
+                    );
                     self.drop_tmux();
                     if server_alive(&self.sp.socket) {
                         self.schedule_reconnect(now);
@@ -421,12 +447,19 @@ impl Runtime {
     fn on_reply(&mut self, kind: ReplyKind, reply: crate::tmux::parser::Reply, now: Millis) {
         match kind {
             ReplyKind::Identity => {
-                let line = reply.lines.first().map(|l| String::from_utf8_lossy(l).into_owned()).unwrap_or_default();
+                let line = reply
+                    .lines
+                    .first()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .unwrap_or_default();
                 let mut f = line.split(' ').skip(1);
                 let id = format!("{}:{}", f.next().unwrap_or("?"), f.next().unwrap_or("?"));
                 let changed = self.identity.as_deref() != Some(id.as_str());
                 if changed {
-                    log::info!("tmux_server_identity id={id} version={}", f.next().unwrap_or("?"));
+                    log::info!(
+                        "tmux_server_identity id={id} version={}",
+                        f.next().unwrap_or("?")
+                    );
                     if self.identity.is_some() {
                         // A new server on the same socket: nothing carries over.
                         self.projection = Projection::new(hostname());
@@ -442,7 +475,13 @@ impl Runtime {
             }
             ReplyKind::ListPanes => {
                 if !reply.ok {
-                    log::warn!("list_panes_failed msg={:?}", reply.lines.first().map(|l| String::from_utf8_lossy(l).into_owned()));
+                    log::warn!(
+                        "list_panes_failed msg={:?}",
+                        reply
+                            .lines
+                            .first()
+                            .map(|l| String::from_utf8_lossy(l).into_owned())
+                    );
                     return;
                 }
                 let first_load = !self.registry.loaded;
@@ -450,7 +489,8 @@ impl Runtime {
                 self.gateway.registry_refreshed(now);
                 for id in &diff.added {
                     if let Some(p) = self.registry.panes.get(id) {
-                        self.projection.pane_added(id, &p.session_id, &p.window_id, now);
+                        self.projection
+                            .pane_added(id, &p.session_id, &p.window_id, now);
                         self.captures.entry(id.clone()).or_default().want = true;
                     }
                 }
@@ -463,13 +503,22 @@ impl Runtime {
                 // Keep session/window ids and titles current; re-check processes where needed.
                 let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
                 for id in ids {
-                    let Some(p) = self.registry.panes.get(&id).cloned() else { continue };
-                    self.projection.pane_added(&id, &p.session_id, &p.window_id, now);
+                    let Some(p) = self.registry.panes.get(&id).cloned() else {
+                        continue;
+                    };
+                    self.projection
+                        .pane_added(&id, &p.session_id, &p.window_id, now);
                     self.projection.set_pane_title(&id, &p.title);
                     let cs = self.captures.entry(id.clone()).or_default();
                     let new_proc = diff.added.contains(&id) || diff.process_changed.contains(&id);
-                    let agentish = self.projection.panes.get(&id).is_some_and(|m| m.process.is_some());
-                    if new_proc || (agentish && now - cs.last_proc_check >= self.timing.process_recheck) {
+                    let agentish = self
+                        .projection
+                        .panes
+                        .get(&id)
+                        .is_some_and(|m| m.process.is_some());
+                    if new_proc
+                        || (agentish && now - cs.last_proc_check >= self.timing.process_recheck)
+                    {
                         cs.last_proc_check = now;
                         let tree = procs::foreground_tree(p.pane_pid);
                         let hint = process_hint(&p.current_command, &tree);
@@ -498,14 +547,20 @@ impl Runtime {
                 if !reply.ok {
                     return;
                 }
-                let Some(p) = self.registry.panes.get(&pane) else { return };
+                let Some(p) = self.registry.panes.get(&pane) else {
+                    return;
+                };
                 let text = reply
                     .lines
                     .iter()
                     .map(|l| String::from_utf8_lossy(l).into_owned())
                     .collect::<Vec<_>>()
                     .join("\n");
-                let hint = self.projection.panes.get(&pane).and_then(|m| m.process.map(|x| x.0));
+                let hint = self
+                    .projection
+                    .panes
+                    .get(&pane)
+                    .and_then(|m| m.process.map(|x| x.0));
                 let v = classify_screen(&ScreenInput {
                     text: &text,
                     title: &p.title,
@@ -518,7 +573,13 @@ impl Runtime {
             }
             ReplyKind::SetOption(what) => {
                 if !reply.ok {
-                    log::debug!("option_write_failed what={what} msg={:?}", reply.lines.first().map(|l| String::from_utf8_lossy(l).into_owned()));
+                    log::debug!(
+                        "option_write_failed what={what} msg={:?}",
+                        reply
+                            .lines
+                            .first()
+                            .map(|l| String::from_utf8_lossy(l).into_owned())
+                    );
                     self.refresh_requested = true;
                 }
             }
@@ -534,7 +595,9 @@ impl Runtime {
     fn apply_user_options(&mut self, lines: &[Vec<u8>]) {
         for l in lines {
             let l = String::from_utf8_lossy(l);
-            let Some((name, value)) = l.split_once(' ') else { continue };
+            let Some((name, value)) = l.split_once(' ') else {
+                continue;
+            };
             if !name.starts_with("@agtmux-") {
                 continue;
             }
@@ -572,7 +635,12 @@ impl Runtime {
         }
         self.refresh_requested = false;
         let any_agent = self.projection.panes.values().any(|p| p.is_candidate());
-        self.next_refresh = now + if any_agent { self.timing.refresh_active } else { self.timing.refresh_idle };
+        self.next_refresh = now
+            + if any_agent {
+                self.timing.refresh_active
+            } else {
+                self.timing.refresh_idle
+            };
     }
 
     // ----- poller ----------------------------------------------------------------------
@@ -580,26 +648,55 @@ impl Runtime {
     fn next_capture_due(&self) -> Option<Millis> {
         self.captures
             .iter()
-            .filter(|(id, c)| c.want && self.projection.panes.get(*id).is_some_and(|p| p.is_candidate()))
-            .map(|(_, c)| c.last_at + self.timing.capture_min_gap)
+            .filter_map(|(id, c)| {
+                let p = self.projection.panes.get(id).filter(|p| p.is_candidate())?;
+                if c.want {
+                    return Some(c.last_at + self.timing.capture_min_gap);
+                }
+                let quiet = p.evidence() == crate::core::types::Evidence::Deterministic
+                    && p.activity() == crate::core::types::Activity::Idle;
+                Some(
+                    c.last_at
+                        + if quiet {
+                            self.timing.capture_quiet
+                        } else {
+                            self.timing.capture_busy
+                        },
+                )
+            })
             .min()
     }
 
     fn schedule_captures(&mut self, now: Millis) {
         let mut to_capture = Vec::new();
         for (id, p) in &self.registry.panes {
-            let Some(m) = self.projection.panes.get(id) else { continue };
+            let Some(m) = self.projection.panes.get(id) else {
+                continue;
+            };
             if !m.is_candidate() {
                 continue;
             }
             let cs = self.captures.entry(id.clone()).or_default();
             let hint = p.change_hint();
-            let hint = (hint.0, hint.1, hint.2, hint.3, hint.4.to_string(), hint.5, hint.6);
+            let hint = (
+                hint.0,
+                hint.1,
+                hint.2,
+                hint.3,
+                hint.4.to_string(),
+                hint.5,
+                hint.6,
+            );
             if cs.last_hint.as_ref() != Some(&hint) {
                 cs.want = true;
             }
-            let det_ok = m.evidence() == crate::core::types::Evidence::Deterministic;
-            let sanity = if det_ok { self.timing.capture_sanity_deterministic } else { self.timing.capture_sanity_heuristic };
+            let quiet = m.evidence() == crate::core::types::Evidence::Deterministic
+                && m.activity() == crate::core::types::Activity::Idle;
+            let sanity = if quiet {
+                self.timing.capture_quiet
+            } else {
+                self.timing.capture_busy
+            };
             if now - cs.last_at >= sanity {
                 cs.want = true;
             }
@@ -615,7 +712,10 @@ impl Runtime {
                 if t.has_pending(&ReplyKind::Capture(id.clone())) {
                     continue;
                 }
-                t.send(&format!("capture-pane -p -J -t {id}"), ReplyKind::Capture(id));
+                t.send(
+                    &format!("capture-pane -p -J -t {id}"),
+                    ReplyKind::Capture(id),
+                );
             }
         }
     }
@@ -624,7 +724,10 @@ impl Runtime {
 
     fn ingest(&mut self, now: Millis) {
         loop {
-            match self.gateway.ingest(&mut self.projection, &self.registry, now) {
+            match self
+                .gateway
+                .ingest(&mut self.projection, &self.registry, now)
+            {
                 IngestOutcome::Done => break,
                 IngestOutcome::More => continue,
                 IngestOutcome::NeedRefresh => {
@@ -664,7 +767,14 @@ impl Runtime {
             return;
         }
         let status = self.daemon_status();
-        publish::publish(&self.projection, &changed, self.publish_all, &self.style, &status, &mut self.options);
+        publish::publish(
+            &self.projection,
+            &changed,
+            self.publish_all,
+            &self.style,
+            &status,
+            &mut self.options,
+        );
         self.publish_all = false;
         let cmds = self.options.take();
         if let Some(t) = self.tmux.as_mut() {

@@ -37,9 +37,9 @@ pub trait Source {
 
 pub mod claude_hooks;
 pub mod codex_appserver;
-pub mod hook_spool;
-pub mod spool;
 pub mod codex_correlate;
 pub mod codex_hooks;
 pub mod codex_testserver;
+pub mod hook_spool;
+pub mod spool;
 pub mod ws;

@@ -47,7 +47,9 @@ pub enum ClientEvent {
     Reply(ReplyKind, Reply),
     Notification(Notification),
     /// The connection ended (`%exit` or EOF); `reason` from `%exit` when given.
-    Closed { reason: Option<String> },
+    Closed {
+        reason: Option<String>,
+    },
 }
 
 pub struct TmuxClient {
@@ -67,11 +69,11 @@ impl TmuxClient {
     /// Start `tmux -N -S <socket> -C attach-session -f no-output,ignore-size`.
     pub fn spawn(tmux_bin: &str, socket: &Path) -> io::Result<TmuxClient> {
         let mut cmd = Command::new(tmux_bin);
-        cmd.arg("-N")
-            .arg("-S")
-            .arg(socket)
-            .arg("-C")
-            .args(["attach-session", "-f", "no-output,ignore-size"]);
+        cmd.arg("-N").arg("-S").arg(socket).arg("-C").args([
+            "attach-session",
+            "-f",
+            "no-output,ignore-size",
+        ]);
         // Never let a user's TMUX/TMUX_PANE leak in: this client talks to the named socket only.
         cmd.env_remove("TMUX").env_remove("TMUX_PANE");
         let proc = ChildProc::spawn("tmux-control", &mut cmd)?;
@@ -138,7 +140,12 @@ impl TmuxClient {
         }
         while !self.out.is_empty() {
             match self.proc.stdin.write(&self.out) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "tmux stdin closed")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "tmux stdin closed",
+                    ));
+                }
                 Ok(n) => {
                     self.out.drain(..n);
                 }
@@ -217,7 +224,10 @@ impl TmuxClient {
                 Event::Notification(n) => events.push(ClientEvent::Notification(n)),
                 Event::Unknown(l) | Event::Overlong(l) => {
                     self.unknown_lines += 1;
-                    log::debug!("tmux_unknown_line line={:?}", String::from_utf8_lossy(&l[..l.len().min(200)]));
+                    log::debug!(
+                        "tmux_unknown_line line={:?}",
+                        String::from_utf8_lossy(&l[..l.len().min(200)])
+                    );
                 }
             }
         }

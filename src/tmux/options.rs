@@ -53,7 +53,11 @@ fn valid_target(t: &str) -> bool {
 
 /// Build the `set-option` command for one option (`None` unsets it).
 pub fn set_command(scope: &Scope, name: &str, value: Option<&str>) -> Option<String> {
-    if !name.starts_with('@') || !name[1..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !name.starts_with('@')
+        || !name[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return None;
     }
     let flags = match (scope, value.is_some()) {
@@ -78,7 +82,11 @@ pub fn set_command(scope: &Scope, name: &str, value: Option<&str>) -> Option<Str
     let mut cmd = format!("set-option {flags}{target} {name}").replace("  ", " ");
     if let Some(v) = value {
         // A value starting with '-' would be read as a flag (3.3a has no `--` for set-option).
-        let v = if v.starts_with('-') { format!(" {v}") } else { v.to_string() };
+        let v = if v.starts_with('-') {
+            format!(" {v}")
+        } else {
+            v.to_string()
+        };
         cmd.push(' ');
         cmd.push_str(&quote(&v));
     }
@@ -138,7 +146,9 @@ impl OptionsWriter {
     }
 
     pub fn value(&self, scope: &Scope, name: &str) -> Option<&str> {
-        self.current.get(&(scope.clone(), name.to_string())).map(String::as_str)
+        self.current
+            .get(&(scope.clone(), name.to_string()))
+            .map(String::as_str)
     }
 
     /// Take the queued commands (one per line).
@@ -155,7 +165,10 @@ mod tests {
     fn quoting_survives_hostile_text() {
         assert_eq!(quote("a'b"), "'a'\\''b'");
         assert_eq!(quote("x;\nkill-server"), "'x; kill-server'");
-        assert_eq!(escape_format("#[fg=red]#(rm -rf /)"), "##[fg=red]##(rm -rf /)");
+        assert_eq!(
+            escape_format("#[fg=red]#(rm -rf /)"),
+            "##[fg=red]##(rm -rf /)"
+        );
     }
 
     #[test]
@@ -164,20 +177,43 @@ mod tests {
         let p = Scope::Pane("%3".into());
         w.set(&p, "@agtmux_state", "running");
         w.set(&p, "@agtmux_state", "running");
-        assert_eq!(w.take(), vec!["set-option -p -t %3 @agtmux_state 'running'".to_string()]);
+        assert_eq!(
+            w.take(),
+            vec!["set-option -p -t %3 @agtmux_state 'running'".to_string()]
+        );
         w.set(&p, "@agtmux_state", "");
-        assert_eq!(w.take(), vec!["set-option -pu -t %3 @agtmux_state".to_string()]);
+        assert_eq!(
+            w.take(),
+            vec!["set-option -pu -t %3 @agtmux_state".to_string()]
+        );
         w.set(&Scope::Global, "@agtmux_counts", "-x");
-        assert_eq!(w.take(), vec!["set-option -g @agtmux_counts ' -x'".to_string()]);
+        assert_eq!(
+            w.take(),
+            vec!["set-option -g @agtmux_counts ' -x'".to_string()]
+        );
     }
 
     #[test]
     fn bad_targets_and_names_are_refused() {
-        assert_eq!(set_command(&Scope::Pane("%1 ; kill-server".into()), "@a", Some("x")), None);
-        assert_eq!(set_command(&Scope::Pane("%1".into()), "status", Some("x")), None);
-        assert_eq!(set_command(&Scope::Window("@2".into()), "@a b", Some("x")), None);
         assert_eq!(
-            set_command(&Scope::Session("$0".into()), "@agtmux_session_icon", Some("!")).as_deref(),
+            set_command(&Scope::Pane("%1 ; kill-server".into()), "@a", Some("x")),
+            None
+        );
+        assert_eq!(
+            set_command(&Scope::Pane("%1".into()), "status", Some("x")),
+            None
+        );
+        assert_eq!(
+            set_command(&Scope::Window("@2".into()), "@a b", Some("x")),
+            None
+        );
+        assert_eq!(
+            set_command(
+                &Scope::Session("$0".into()),
+                "@agtmux_session_icon",
+                Some("!")
+            )
+            .as_deref(),
             Some("set-option -t $0 @agtmux_session_icon '!'")
         );
     }

@@ -7,9 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 /// Tagged formats: inside a reply block every line is raw data, so each row starts with a tag
 /// and free text (the title) comes last, after a tab, where a space or tag cannot confuse us.
 pub const LIST_PANES: &str = "list-panes -a -F 'AGTP #{pane_id} #{session_id} #{window_id} #{window_index} #{pane_index} #{pane_pid} #{pane_active} #{window_active} #{history_size} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{window_activity} #{pane_dead} #{pane_current_command}\t#{pane_title}'";
-pub const LIST_CLIENTS: &str = "list-clients -F 'AGTC #{client_control_mode} #{session_id} #{client_pid}'";
+pub const LIST_CLIENTS: &str =
+    "list-clients -F 'AGTC #{client_control_mode} #{session_id} #{client_pid}'";
 pub const LIST_SESSIONS: &str = "list-sessions -F 'AGTS #{session_id}\t#{session_name}'";
-pub const LIST_WINDOWS: &str = "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
+pub const LIST_WINDOWS: &str =
+    "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
 pub const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
 
 /// One pane as tmux describes it.
@@ -183,7 +185,9 @@ impl Registry {
     /// that a real (non-control) client shows.
     pub fn focused(&self, pane_id: &str) -> bool {
         self.panes.get(pane_id).is_some_and(|p| {
-            p.pane_active && p.window_active && self.viewers.get(&p.session_id).copied().unwrap_or(0) > 0
+            p.pane_active
+                && p.window_active
+                && self.viewers.get(&p.session_id).copied().unwrap_or(0) > 0
         })
     }
 }
@@ -193,7 +197,8 @@ mod tests {
     use super::*;
 
     fn row(id: &str, cmd: &str, title: &str, hist: u64) -> Vec<u8> {
-        format!("AGTP {id} $0 @1 0 0 4242 1 1 {hist} 0 5 120 40 1700000000 0 {cmd}\t{title}").into_bytes()
+        format!("AGTP {id} $0 @1 0 0 4242 1 1 {hist} 0 5 120 40 1700000000 0 {cmd}\t{title}")
+            .into_bytes()
     }
 
     #[test]

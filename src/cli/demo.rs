@@ -1,0 +1,378 @@
+//! `agtmux demo`: the first thing a newcomer runs. It starts a private tmux server
+//! (`-L agtmux-demo`) with simulated Claude and Codex agents beside ordinary panes, starts the
+//! daemon for it, binds the status line, and attaches.
+//!
+//! The simulated agents are this binary's hidden `fake-agent` command: it re-executes itself
+//! with argv[0] set to `claude` or `codex` (so tmux's `pane_current_command` says what a real
+//! agent's would), prints screens recorded from the real TUIs, and — for Claude — sends the
+//! real hook payloads through the same code path as `agtmux hook claude`. Claude panes are
+//! therefore tracked deterministically and Codex panes heuristically, from the screen alone.
+use crate::cli::hook::envelope_line;
+use crate::paths::{self, ServerPaths};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Do not attach; print the pane options instead (for scripts and CI).
+    #[arg(long)]
+    pub no_attach: bool,
+    /// With --no-attach: keep printing for this long (e.g. `10s`), then stop the demo.
+    #[arg(long = "for", value_name = "DURATION", default_value = "6s")]
+    pub duration: String,
+    /// tmux socket name of the demo server.
+    #[arg(short = 'L', default_value = "agtmux-demo")]
+    pub name: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FakeAgentArgs {
+    /// `claude` or `codex`.
+    #[arg(value_parser = ["claude", "codex"])]
+    pub agent: String,
+    /// Seconds per scene (scaled).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Play the scenes once, then sit at the last one.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// A scene: the screen to show, the hook events it starts with, and how long it lasts.
+struct Scene {
+    screen: &'static str,
+    /// The pane title the real agent set at that moment (spinners, `[ ! ] Action Required`).
+    title: &'static str,
+    hooks: &'static [&'static str],
+    secs: f64,
+}
+
+macro_rules! screen {
+    ($p:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/screens/",
+            $p
+        ))
+    };
+}
+
+const CLAUDE: &[Scene] = &[
+    Scene {
+        screen: screen!("claude/claude_01_idle.ansi.txt"),
+        title: "✳ Claude Code",
+        hooks: &[r#"{"hook_event_name":"SessionStart","source":"startup"}"#],
+        secs: 4.0,
+    },
+    Scene {
+        screen: screen!("claude/claude_02_running_1s.ansi.txt"),
+        title: "⠐ Fake session",
+        hooks: &[r#"{"hook_event_name":"UserPromptSubmit","prompt":"please answer slow8"}"#],
+        secs: 2.0,
+    },
+    Scene {
+        screen: screen!("claude/claude_03_running_4s.ansi.txt"),
+        title: "⠂ Fake session",
+        hooks: &[],
+        secs: 3.0,
+    },
+    Scene {
+        screen: screen!("claude/claude_04_idle_after_answer.ansi.txt"),
+        title: "✳ Fake session",
+        hooks: &[r#"{"hook_event_name":"Stop"}"#],
+        secs: 4.0,
+    },
+    Scene {
+        screen: screen!("claude/claude_05_permission_prompt.ansi.txt"),
+        title: "✳ Fake session",
+        hooks: &[
+            r#"{"hook_event_name":"UserPromptSubmit","prompt":"please use the tool"}"#,
+            r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_use_id":"toolu_demo"}"#,
+            r#"{"hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
+        ],
+        secs: 7.0,
+    },
+    Scene {
+        screen: screen!("claude/claude_07_after_approval_0.3s.ansi.txt"),
+        title: "⠐ Fake session",
+        hooks: &[],
+        secs: 2.0,
+    },
+    Scene {
+        screen: screen!("claude/claude_08_idle_after_tool.ansi.txt"),
+        title: "✳ Fake session",
+        hooks: &[
+            r#"{"hook_event_name":"PostToolUse","tool_name":"Bash","tool_use_id":"toolu_demo"}"#,
+            r#"{"hook_event_name":"Stop"}"#,
+        ],
+        secs: 4.0,
+    },
+    Scene {
+        screen: screen!("claude/supp_claude_01_error_400.ansi.txt"),
+        title: "✳ Fake session",
+        hooks: &[
+            r#"{"hook_event_name":"UserPromptSubmit","prompt":"fail"}"#,
+            r#"{"hook_event_name":"StopFailure","error":"unknown"}"#,
+        ],
+        secs: 5.0,
+    },
+    Scene {
+        screen: screen!("claude/supp_claude_05_askuserquestion.ansi.txt"),
+        title: "✳ Fake session",
+        hooks: &[
+            r#"{"hook_event_name":"UserPromptSubmit","prompt":"askq"}"#,
+            r#"{"hook_event_name":"PreToolUse","tool_name":"AskUserQuestion","tool_use_id":"toolu_q"}"#,
+            r#"{"hook_event_name":"PermissionRequest","tool_name":"AskUserQuestion"}"#,
+        ],
+        secs: 6.0,
+    },
+    Scene {
+        screen: screen!("claude/supp_claude_09_idle_after_askq.ansi.txt"),
+        title: "✳ Fake session",
+        hooks: &[
+            r#"{"hook_event_name":"PostToolUse","tool_name":"AskUserQuestion","tool_use_id":"toolu_q"}"#,
+            r#"{"hook_event_name":"Stop"}"#,
+        ],
+        secs: 5.0,
+    },
+];
+
+const CODEX: &[Scene] = &[
+    Scene {
+        screen: screen!("codex/codex_01_idle_start.ansi.txt"),
+        title: "proj-codex",
+        hooks: &[],
+        secs: 5.0,
+    },
+    Scene {
+        screen: screen!("codex/codex_02_running_1.5s.ansi.txt"),
+        title: "⠼ proj-codex",
+        hooks: &[],
+        secs: 3.0,
+    },
+    Scene {
+        screen: screen!("codex/codex_03_running_4s.ansi.txt"),
+        title: "⠏ proj-codex",
+        hooks: &[],
+        secs: 3.0,
+    },
+    Scene {
+        screen: screen!("codex/codex_08_idle_after_tool.ansi.txt"),
+        title: "proj-codex",
+        hooks: &[],
+        secs: 5.0,
+    },
+    Scene {
+        screen: screen!("codex/codex_05_approval_prompt.ansi.txt"),
+        title: "[ ! ] Action Required | proj-codex",
+        hooks: &[],
+        secs: 7.0,
+    },
+    Scene {
+        screen: screen!("codex/codex_07_after_approval_0.4s.ansi.txt"),
+        title: "⠼ proj-codex",
+        hooks: &[],
+        secs: 2.0,
+    },
+    Scene {
+        screen: screen!("codex/codex_10_idle_after_deny.ansi.txt"),
+        title: "proj-codex",
+        hooks: &[],
+        secs: 5.0,
+    },
+    Scene {
+        screen: screen!("codex/supp_codex_03_error_400.ansi.txt"),
+        title: "proj-codex",
+        hooks: &[],
+        secs: 5.0,
+    },
+];
+
+/// `agtmux fake-agent claude|codex`: a simulated agent for the demo and the tests.
+pub fn fake_agent(args: &FakeAgentArgs) -> i32 {
+    // Become `claude`/`codex` in argv[0], as the real programs are, then play.
+    let argv0 = std::env::args().next().unwrap_or_default();
+    if argv0 != args.agent {
+        let Ok(exe) = std::env::current_exe() else {
+            return 1;
+        };
+        let err = Command::new(exe)
+            .arg0(&args.agent)
+            .args(std::env::args().skip(1))
+            .exec();
+        eprintln!("agtmux: fake-agent: {err}");
+        return 1;
+    }
+    let scenes = if args.agent == "claude" {
+        CLAUDE
+    } else {
+        CODEX
+    };
+    let session = format!(
+        "demo-{}-{}",
+        std::process::id(),
+        std::env::var("TMUX_PANE")
+            .unwrap_or_default()
+            .trim_start_matches('%')
+    );
+    let mut out = std::io::stdout();
+    loop {
+        for s in scenes {
+            for h in s.hooks {
+                send_hook(&args.agent, h, &session);
+            }
+            // Title (OSC 2), clear, home, then the recorded screen (with its colours).
+            let _ = write!(
+                out,
+                "\x1b]2;{}\x07\x1b[H\x1b[2J\x1b[3J{}",
+                s.title,
+                s.screen.trim_end_matches('\n').replace('\n', "\r\n")
+            );
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_secs_f64((s.secs * args.speed).max(0.05)));
+        }
+        if args.once {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+}
+
+fn send_hook(agent: &str, json: &str, session: &str) {
+    if agent != "claude" {
+        return;
+    }
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return;
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.insert("session_id".into(), session.into());
+        o.insert(
+            "cwd".into(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+                .into(),
+        );
+        o.insert("transcript_path".into(), "".into());
+    }
+    let Some(socket) = paths::tmux_env_socket() else {
+        return;
+    };
+    let pane = std::env::var("TMUX_PANE").ok();
+    let line = envelope_line(
+        "claude",
+        &socket.to_string_lossy(),
+        pane,
+        v.to_string().as_bytes(),
+    );
+    let sp = ServerPaths::new(socket);
+    let _ = std::fs::create_dir_all(&sp.state_dir);
+    let _ = crate::sources::spool::append(&sp.spool(), &line);
+    if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = s.send_to(b"w", sp.wake_socket());
+    }
+}
+
+fn parse_duration(s: &str) -> Duration {
+    let s = s.trim();
+    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    Duration::from_secs_f64(num.parse::<f64>().unwrap_or(6.0) * mul)
+}
+
+fn tmux(name: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
+    Command::new("tmux")
+        .arg("-L")
+        .arg(name)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+}
+
+/// `agtmux demo`.
+pub fn run(args: &DemoArgs) -> i32 {
+    let Ok(exe) = std::env::current_exe() else {
+        return 1;
+    };
+    let exe = exe.to_string_lossy().into_owned();
+    let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let name = args.name.as_str();
+    let _ = tmux(name, &["kill-server"]);
+    let agent = |a: &str| format!("{} fake-agent {a}", q(&exe));
+    let steps: Vec<Vec<String>> = vec![
+        vec!["-f".into(), "/dev/null".into(), "new-session".into(), "-d".into(), "-s".into(), "agents".into(), "-n".into(), "claude".into(), "-x".into(), "120".into(), "-y".into(), "40".into(), agent("claude")],
+        vec!["new-window".into(), "-t".into(), "agents".into(), "-n".into(), "codex".into(), agent("codex")],
+        vec!["new-window".into(), "-t".into(), "agents".into(), "-n".into(), "review".into(), agent("claude")],
+        vec!["new-session".into(), "-d".into(), "-s".into(), "work".into(), "-n".into(), "shell".into()],
+        vec!["split-window".into(), "-t".into(), "work:shell".into(), "-h".into(), format!("{} fake-agent codex --speed 1.3", q(&exe))],
+        vec!["set-option".into(), "-g".into(), "status-right".into(), "#{@agtmux_attention} #[fg=colour244]#{@agtmux_counts}#[default] %H:%M".into()],
+        vec!["set-option".into(), "-g".into(), "status-right-length".into(), "120".into()],
+        vec!["set-option".into(), "-g".into(), "window-status-format".into(), " #I:#W#{?#{@agtmux_window_icon}, #{@agtmux_window_icon},} ".into()],
+        vec!["set-option".into(), "-g".into(), "window-status-current-format".into(), "#[reverse] #I:#W#{?#{@agtmux_window_icon}, #{@agtmux_window_icon},} #[default]".into()],
+        vec!["set-option".into(), "-g".into(), "pane-border-status".into(), "top".into()],
+        vec!["set-option".into(), "-g".into(), "pane-border-format".into(), " #{pane_id} #{?#{@agtmux_state},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} (#{@agtmux_evidence}),no agent} ".into()],
+    ];
+    for s in &steps {
+        let a: Vec<&str> = s.iter().map(String::as_str).collect();
+        match tmux(name, &a) {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                eprintln!(
+                    "agtmux demo: tmux {}: {}",
+                    a.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("agtmux demo: cannot run tmux: {e}");
+                return 1;
+            }
+        }
+    }
+    let _ = Command::new(&exe)
+        .args(["daemon", "-L", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    if !args.no_attach {
+        let err = Command::new("tmux")
+            .args(["-L", name, "attach", "-t", "agents"])
+            .exec();
+        eprintln!("agtmux demo: cannot attach: {err}");
+        return 1;
+    }
+    let until = std::time::Instant::now() + parse_duration(&args.duration);
+    let fmt = "#{pane_id}\t#{session_name}:#{window_name}\t#{pane_current_command}\t#{?#{@agtmux_presence},#{@agtmux_presence},unmanaged}\t#{@agtmux_provider}\t#{@agtmux_state}\t#{@agtmux_evidence}\t#{@agtmux_attention_kind}";
+    while std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2000));
+        let Ok(o) = tmux(name, &["list-panes", "-a", "-F", fmt]) else {
+            break;
+        };
+        let att = tmux(name, &["show", "-gv", "@agtmux_attention"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let counts = tmux(name, &["show", "-gv", "@agtmux_counts"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        println!("--- attention: {att:?}  counts: {counts}");
+        println!("PANE\tWHERE\tCOMMAND\tPRESENCE\tPROVIDER\tSTATE\tEVIDENCE\tATTENTION");
+        print!("{}", String::from_utf8_lossy(&o.stdout));
+    }
+    let _ = tmux(name, &["kill-server"]);
+    let _ = paths::state_root();
+    0
+}
