@@ -176,7 +176,8 @@ impl Gateway {
                             (EventStatus::Ignored, Some("no_state_change".to_string()))
                         }
                         Ok(()) => (EventStatus::Accepted, None),
-                        Err(r) => {
+                        // Already known or older than the state: stored, no effect.
+                        Err(r) if r == "duplicate" || r == "stale_event" => {
                             log::info!(
                                 "ingest_ignored event_id={} name={} pane={} reason={r}",
                                 event.event_id,
@@ -185,11 +186,21 @@ impl Gateway {
                             );
                             (EventStatus::Ignored, Some(r))
                         }
+                        // The event cannot be applied (unknown pane, tombstoned session …).
+                        Err(r) => {
+                            log::warn!(
+                                "ingest_rejected event_id={} name={} pane={} reason={r}",
+                                event.event_id,
+                                event.name,
+                                event.pane_id.as_deref().unwrap_or("-")
+                            );
+                            (EventStatus::Rejected, Some(r))
+                        }
                     };
-                    self.counts[if status == EventStatus::Accepted {
-                        0
-                    } else {
-                        1
+                    self.counts[match status {
+                        EventStatus::Accepted => 0,
+                        EventStatus::Rejected => 2,
+                        _ => 1,
                     }] += 1;
                     log::debug!(
                         "hop event_id={} source={} gateway={} daemon={now}",

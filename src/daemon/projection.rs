@@ -122,6 +122,9 @@ fn unmanaged_resolution() -> Resolution {
     }
 }
 
+/// How soon a pane whose agent signature vanished is observed again (presence debounce).
+const PRESENCE_RECHECK_MS: Millis = 500;
+
 /// Why an event was not applied (stored as `ignored` with this reason).
 pub type IgnoreReason = String;
 
@@ -396,7 +399,13 @@ impl Projection {
                 &p.pane_title,
                 &self.hostname,
             );
-            p.next_deadline = [res.next_deadline, p.hysteresis.next_deadline()]
+            // A pane whose signature vanished is still managed until the presence tracker
+            // has seen enough no-agent observations: look again soon rather than wait for
+            // an unrelated change.
+            let recheck = (sig.class == crate::core::classifier::SignatureClass::None
+                && p.presence_tracker.presence() == Presence::Managed)
+                .then_some(now + PRESENCE_RECHECK_MS);
+            p.next_deadline = [res.next_deadline, p.hysteresis.next_deadline(), recheck]
                 .into_iter()
                 .flatten()
                 .min();

@@ -326,6 +326,8 @@ impl Runtime {
             self.next_prune = now + self.timing.prune_every;
         }
         self.resolve_and_publish(now);
+        // Everything queued this pass (refresh, captures, option writes) goes in one write.
+        self.flush_tmux();
     }
 
     // ----- tmux connection -------------------------------------------------------------
@@ -445,6 +447,15 @@ impl Runtime {
     }
 
     fn on_reply(&mut self, kind: ReplyKind, reply: crate::tmux::parser::Reply, now: Millis) {
+        log::trace!(
+            "tmux_reply kind={kind:?} ok={} lines={} first={:?}",
+            reply.ok,
+            reply.lines.len(),
+            reply
+                .lines
+                .first()
+                .map(|l| String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned())
+        );
         match kind {
             ReplyKind::Identity => {
                 let line = reply
@@ -486,6 +497,13 @@ impl Runtime {
                 }
                 let first_load = !self.registry.loaded;
                 let diff = self.registry.apply(&reply.lines);
+                log::debug!(
+                    "registry_refresh panes={} added={} removed={} process_changed={}",
+                    self.registry.panes.len(),
+                    diff.added.len(),
+                    diff.removed.len(),
+                    diff.process_changed.len()
+                );
                 self.gateway.registry_refreshed(now);
                 for id in &diff.added {
                     if let Some(p) = self.registry.panes.get(id) {

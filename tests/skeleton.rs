@@ -1,0 +1,150 @@
+//! Issue 2: the walking skeleton against a real tmux server (private socket per test).
+mod support;
+use support::*;
+
+#[test]
+fn agent_panes_get_managed_options_and_shells_stay_unmanaged() {
+    let mut s = Server::start("managed");
+    let shell = s.tmux_out(&["display-message", "-p", "-t", "main:0", "#{pane_id}"]);
+    // A shell that shows a Claude screen is still a shell (decoy).
+    let decoy = s.new_pane(&format!(
+        "cat {}; exec sleep 100000",
+        fixture("screens/claude/claude_05_permission_prompt.txt").display()
+    ));
+    let claude = s.new_pane(&format!("{BIN} fake-agent claude --speed 100"));
+    let codex = s.new_pane(&format!("{BIN} fake-agent codex --speed 100"));
+    s.start_daemon();
+    s.wait_pane(&claude, "@agtmux_presence", "managed", 15);
+    s.wait_pane(&claude, "@agtmux_provider", "claude", 5);
+    s.wait_pane(&codex, "@agtmux_presence", "managed", 15);
+    s.wait_pane(&codex, "@agtmux_provider", "codex", 5);
+    assert!(!s.pane_opt(&claude, "@agtmux_state").is_empty());
+    assert!(!s.pane_opt(&claude, "@agtmux_evidence").is_empty());
+    // The decoy and the plain shell were seen by now (they were listed before the agents)
+    // and must carry nothing.
+    for p in [&shell, &decoy] {
+        assert_eq!(
+            s.pane_opt(p, "@agtmux_presence"),
+            "",
+            "{p} must stay unmanaged"
+        );
+        assert_eq!(s.pane_opt(p, "@agtmux_state"), "");
+    }
+    assert!(s.global_opt("@agtmux_counts").starts_with("running="));
+    assert!(s.global_opt("@agtmux_daemon").contains(" ok"));
+}
+
+#[test]
+fn a_killed_agent_pane_leaves_no_trace_in_window_and_global_options() {
+    let mut s = Server::start("killed");
+    let agent = s.tmux_out(&[
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-t",
+        "main",
+        &format!("{BIN} fake-agent claude --speed 100"),
+    ]);
+    let window = s.tmux_out(&["display-message", "-p", "-t", &agent, "#{window_id}"]);
+    // A second pane in that window keeps the window alive after the agent pane dies.
+    s.tmux(&["split-window", "-d", "-t", &agent, "sleep 100000"]);
+    s.start_daemon();
+    s.wait_pane(&agent, "@agtmux_presence", "managed", 15);
+    let icon = || s.tmux_out(&["show-options", "-wqv", "-t", &window, "@agtmux_window_icon"]);
+    assert!(
+        wait_until(10, || !icon().is_empty()),
+        "window icon set while the agent lives"
+    );
+    s.tmux(&["kill-pane", "-t", &agent]);
+    assert!(
+        wait_until(10, || icon().is_empty()),
+        "window icon cleared after the agent pane died: {:?}",
+        icon()
+    );
+}
+
+#[test]
+fn the_daemon_exits_when_its_server_is_killed() {
+    let mut s = Server::start("exit");
+    s.start_daemon();
+    let mut child = s.daemon.take().unwrap();
+    s.tmux(&["kill-server"]);
+    let exited = wait_until(10, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "daemon still running after kill-server");
+}
+
+#[test]
+fn two_servers_get_two_daemons() {
+    let mut a = Server::start("two-a");
+    let mut b = Server::start("two-b");
+    a.start_daemon();
+    b.start_daemon();
+    let da = a.global_opt("@agtmux_daemon");
+    let db = b.global_opt("@agtmux_daemon");
+    let pid = |v: &str| v.split(' ').next().unwrap_or("").to_string();
+    assert_ne!(
+        pid(&da),
+        pid(&db),
+        "each server has its own daemon: {da} / {db}"
+    );
+}
+
+#[test]
+fn running_the_plugin_twice_gives_one_daemon() {
+    let s = Server::start("plugin");
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
+    s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
+    // TPM runs the plugin inside the server (run-shell); a config reload runs it again.
+    for _ in 0..2 {
+        let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let first = s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
+    let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
+    assert!(out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let socket = s.socket();
+    let n = count_daemons(&socket);
+    assert_eq!(n, 1, "exactly one daemon for {}", socket.display());
+    assert_eq!(
+        s.global_opt("@agtmux_daemon"),
+        first,
+        "the first daemon is still the one"
+    );
+    // The prefix keys are bound.
+    let keys = s.tmux_out(&["list-keys", "-T", "prefix"]);
+    assert!(keys.contains("popup"), "popup key bound");
+    assert!(keys.contains("choose-tree"), "tree key bound");
+    // Stop it (the server kill in Drop would too).
+    let pid = first.split(' ').next().unwrap_or("").to_string();
+    let _ = std::process::Command::new("kill").arg(&pid).status();
+}
+
+/// Count `agtmux daemon` processes whose command line names this socket.
+fn count_daemons(socket: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "daemon")
+            && args.iter().any(|a| std::path::Path::new(a) == socket)
+        {
+            n += 1;
+        }
+    }
+    n
+}

@@ -1,0 +1,251 @@
+//! Test harness: a private tmux server per test (`tmux -L agtmux-test-…`, `-f /dev/null`),
+//! killed by name on drop, with its own state and runtime dirs, plus helpers to run the real
+//! `agtmux` binary against it and to wait for option values without timed assertions.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub struct Server {
+    pub name: String,
+    pub dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub daemon: Option<Child>,
+}
+
+impl Server {
+    pub fn start(tag: &str) -> Server {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("agtmux-test-{tag}-{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = Server {
+            state_dir: dir.join("state"),
+            runtime_dir: dir.join("run"),
+            name,
+            dir,
+            daemon: None,
+        };
+        let out = s.tmux(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "120",
+            "-y",
+            "40",
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s
+    }
+
+    /// Run tmux against this server with the test's environment.
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("tmux");
+        c.arg("-L").arg(&self.name).args(args);
+        self.env(&mut c);
+        c.env_remove("TMUX").env_remove("TMUX_PANE");
+        c.stdin(Stdio::null()).output().unwrap()
+    }
+
+    pub fn tmux_out(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.tmux(args).stdout)
+            .trim_end_matches('\n')
+            .to_string()
+    }
+
+    pub fn env(&self, c: &mut Command) {
+        c.env("AGTMUX_STATE_DIR", &self.state_dir)
+            .env("AGTMUX_RUNTIME_DIR", &self.runtime_dir);
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(self.tmux_out(&["display-message", "-p", "#{socket_path}"]))
+    }
+
+    pub fn server_pid(&self) -> String {
+        self.tmux_out(&["display-message", "-p", "#{pid}"])
+    }
+
+    /// A new window running `cmd` (through the default shell); returns its pane id.
+    pub fn new_pane(&self, cmd: &str) -> String {
+        self.tmux_out(&[
+            "new-window",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-t",
+            "main",
+            cmd,
+        ])
+    }
+
+    /// A pane whose foreground process is named `claude` (argv[0]) but only sleeps: a silent
+    /// agent stand-in for hook-driven tests.
+    pub fn silent_agent(&self, name: &str) -> String {
+        self.new_pane(&format!("bash -c 'exec -a {name} sleep 100000'"))
+    }
+
+    pub fn pane_opt(&self, pane: &str, opt: &str) -> String {
+        self.tmux_out(&["show-options", "-pqv", "-t", pane, opt])
+    }
+
+    pub fn global_opt(&self, opt: &str) -> String {
+        self.tmux_out(&["show-options", "-gqv", opt])
+    }
+
+    pub fn daemon_cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["daemon", "-L", &self.name]);
+        self.env(&mut c);
+        c.env_remove("TMUX").env_remove("TMUX_PANE");
+        if std::env::var_os("RUST_LOG").is_none() {
+            c.env("RUST_LOG", "info");
+        }
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    pub fn start_daemon(&mut self) {
+        let child = self.daemon_cmd().spawn().unwrap();
+        self.daemon = Some(child);
+        self.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
+    }
+
+    pub fn kill_daemon_hard(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `TMUX` as tmux sets it inside a pane of this server.
+    pub fn tmux_env(&self) -> String {
+        format!("{},{},0", self.socket().display(), self.server_pid())
+    }
+
+    /// Run the real `agtmux hook <agent>` as the agent would, for `pane`.
+    pub fn hook(&self, agent: &str, pane: &str, payload: &[u8]) -> Output {
+        use std::io::Write;
+        let mut c = Command::new(BIN);
+        c.args(["hook", agent])
+            .env("TMUX", self.tmux_env())
+            .env("TMUX_PANE", pane);
+        self.env(&mut c);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(payload).ok();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn wait_pane(&self, pane: &str, opt: &str, want: &str, secs: u64) {
+        let mut last = String::new();
+        let ok = wait_until(secs, || {
+            last = self.pane_opt(pane, opt);
+            last == want
+        });
+        assert!(
+            ok,
+            "{pane} {opt}: wanted {want:?}, still {last:?} after {secs}s\n{}",
+            self.log_tail()
+        );
+    }
+
+    pub fn wait_global(&self, opt: &str, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        let mut last = String::new();
+        let ok = wait_until(secs, || {
+            last = self.global_opt(opt);
+            pred(&last)
+        });
+        assert!(
+            ok,
+            "{opt}: condition not met, last {last:?}\n{}",
+            self.log_tail()
+        );
+        last
+    }
+
+    pub fn server_dir(&self) -> PathBuf {
+        self.state_dir
+            .join(agtmux::paths::server_key(&self.socket()))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.server_dir().join("agtmux.db")
+    }
+
+    pub fn spool_path(&self) -> PathBuf {
+        self.server_dir().join("spool.jsonl")
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.server_dir().join("daemon.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let start = lines.len().saturating_sub(30);
+        format!("--- daemon.log tail ---\n{}", lines[start..].join("\n"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.name)
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+        if let Some(mut c) = self.daemon.take() {
+            // The daemon exits by itself once its server is gone; make sure.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::env::var_os("AGTMUX_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Poll `f` every 25 ms for up to `secs`. Returns whether it became true.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path)
+}
