@@ -222,6 +222,16 @@ impl SpoolReader {
                 return Ok(out);
             }
         }
+        // Is the path still the file we read? A rotation, a deletion or something odd (a
+        // directory) in its place must be noticed, not read around.
+        let replaced = match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_dir() => {
+                return Err(io::Error::other("spool path is a directory"));
+            }
+            Ok(m) => self.file.is_some() && (m.dev() != self.pos.dev || m.ino() != self.pos.ino),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
         if self.file.is_none() && !self.open_current()? {
             return Ok(out);
         }
@@ -242,6 +252,11 @@ impl SpoolReader {
         }
         let read_from = self.pos.offset + self.pending;
         if meta.len() <= read_from {
+            if replaced {
+                // The old file is drained: move on to the file now at the path.
+                self.file = None;
+                self.open_current()?;
+            }
             return Ok(out);
         }
         file.seek(SeekFrom::Start(read_from))?;
