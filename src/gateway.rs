@@ -8,16 +8,18 @@
 //! When the store is unavailable (corrupt or locked file) the gateway keeps going from memory:
 //! events still reach the projection, dedup falls back to an in-memory window, and the
 //! problem is shown in `@agtmux_daemon`.
+use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::resolver::DeterministicState;
 use crate::core::types::{Evidence, Health, Millis, SourceKind};
 use crate::daemon::projection::Projection;
 use crate::paths::ServerPaths;
+use crate::sources::claude_transcript::TranscriptTitles;
 use crate::sources::hook_spool::HookSpoolSource;
 use crate::sources::{Pulled, Source};
-use crate::store::{EventRow, EventStatus, PaneStateRow, Retention, Store};
+use crate::store::{BindingRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention, Store};
 use crate::tmux::registry::Registry;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Cursor id of the hook spool in `cursor_state_v2`.
 const HOOKS_CURSOR: &str = "hooks_spool";
@@ -46,6 +48,9 @@ pub struct Gateway {
     last_refresh: Millis,
     recent: HashSet<String>,
     recent_order: VecDeque<String>,
+    titles: TranscriptTitles,
+    /// Open `binding_link_v2` rows by (pane, generation, session), to close them on unlink.
+    open_links: HashMap<(String, u32, String), i64>,
     /// Counters for metrics: accepted, ignored, rejected, duplicates.
     pub counts: [u64; 4],
 }
@@ -78,6 +83,8 @@ impl Gateway {
             last_refresh: 0,
             recent: HashSet::new(),
             recent_order: VecDeque::new(),
+            titles: TranscriptTitles::new(),
+            open_links: HashMap::new(),
             counts: [0; 4],
         }
     }
@@ -208,6 +215,14 @@ impl Gateway {
                         event.ts,
                         now
                     );
+                    if status == EventStatus::Accepted
+                        && event.source == SourceKind::ClaudeHooks
+                        && let Some(sk) = event.session_key.as_deref()
+                        && let Some(path) = transcript_path(&raw)
+                        && let Some(title) = self.titles.update(sk, &path)
+                    {
+                        proj.set_session_title(sk, &title);
+                    }
                     rows.push(event_row(
                         &self.server_key,
                         &event,
@@ -297,7 +312,53 @@ impl Gateway {
     }
 
     /// Write the read model rows of changed panes (`pane_state_v2`).
-    pub fn persist(&mut self, proj: &Projection, changed: &[String], now: Millis) {
+    pub fn persist(&mut self, proj: &mut Projection, changed: &[String], now: Millis) {
+        let records = proj.bindings.take_records();
+        let grace = proj.bindings_grace_ms();
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let links = &mut self.open_links;
+        let (server_key, server_id) = (self.server_key.clone(), self.server_id.clone());
+        let res = (|| {
+            let mut tx = store.begin()?;
+            for r in &records {
+                let key = (
+                    r.instance.pane_id.clone(),
+                    r.instance.generation,
+                    r.session_key.clone(),
+                );
+                match r.action {
+                    LinkAction::Link => {
+                        let id = tx.insert_binding(&BindingRow {
+                            id: 0,
+                            server_key: server_key.clone(),
+                            server_id: server_id.clone(),
+                            pane_id: r.instance.pane_id.clone(),
+                            generation: r.instance.generation,
+                            birth_ts: r.instance.birth_ts,
+                            session_key: r.session_key.clone(),
+                            provider: r.provider,
+                            linked_ts: r.ts,
+                            unlinked_ts: None,
+                            reason: r.reason.to_string(),
+                            tombstone_until: None,
+                        })?;
+                        links.insert(key, id);
+                    }
+                    LinkAction::Unlink => {
+                        if let Some(id) = links.remove(&key) {
+                            let until = (r.reason != "clear").then_some(r.ts + grace);
+                            tx.close_binding(id, r.ts, r.reason, until)?;
+                        }
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = res {
+            self.store_failed("bindings", e);
+        }
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -385,6 +446,28 @@ impl Gateway {
         n
     }
 
+    /// Persist a source's health (`source_health_v2`, Flow-004).
+    pub fn record_health(&mut self, source: SourceKind, health: Health, reason: &str, now: Millis) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let r = store.begin().and_then(|mut tx| {
+            tx.set_source_health(source.as_str(), health, reason, now)?;
+            tx.commit()
+        });
+        if let Err(e) = r {
+            self.store_failed("health", e);
+        }
+    }
+
+    /// Persisted source health rows (for `explain`/`doctor`).
+    pub fn health_rows(&self) -> Vec<HealthRow> {
+        self.store
+            .as_ref()
+            .and_then(|s| s.source_health().ok())
+            .unwrap_or_default()
+    }
+
     pub fn prune(&mut self, now: Millis) {
         if let Some(store) = self.store.as_mut()
             && let Err(e) = store.prune(&Retention::default(), now)
@@ -392,6 +475,16 @@ impl Gateway {
             log::warn!("prune_failed err={e}");
         }
     }
+}
+
+/// The transcript path a Claude hook payload names (the raw spool line is the envelope).
+fn transcript_path(raw: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    v.get("payload")?
+        .get("transcript_path")?
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
 }
 
 fn truncate_raw(raw: String) -> String {

@@ -221,3 +221,42 @@ fn kill_9_mid_burst_applies_every_event_exactly_once() {
         "no duplicates after settling"
     );
 }
+
+#[test]
+fn the_title_comes_from_the_transcript_and_the_binding_is_recorded() {
+    let mut s = Server::start("title");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    let transcript = s.dir.join("t1.jsonl");
+    std::fs::write(&transcript, "{\"type\":\"summary\",\"summary\":\"Old summary\"}\n{\"type\":\"ai-title\",\"aiTitle\":\"Refactor # the parser\"}\n").unwrap();
+    let payload = serde_json::json!({
+        "session_id": "t1", "hook_event_name": "SessionStart", "source": "startup",
+        "transcript_path": transcript.display().to_string(),
+    });
+    s.hook("claude", &pane, payload.to_string().as_bytes());
+    // `#` is escaped for tmux formats, so the option holds `##`.
+    s.wait_pane(&pane, "@agtmux_title", "Refactor ## the parser", 10);
+    // Appended later: a custom title wins, read incrementally on the next event.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&transcript)
+        .unwrap()
+        .write_all(b"{\"type\":\"custom-title\",\"customTitle\":\"My work\"}\n")
+        .unwrap();
+    let payload = serde_json::json!({
+        "session_id": "t1", "hook_event_name": "UserPromptSubmit",
+        "transcript_path": transcript.display().to_string(),
+    });
+    s.hook("claude", &pane, payload.to_string().as_bytes());
+    s.wait_pane(&pane, "@agtmux_title", "My work", 10);
+    let db = rusqlite::Connection::open(s.db_path()).unwrap();
+    assert!(wait_until(10, || db
+        .query_row(
+            "SELECT count(*) FROM binding_link_v2 WHERE session_key='t1' AND pane_id=?1",
+            [&pane],
+            |r| r.get::<_, i64>(0)
+        )
+        .unwrap()
+        == 1));
+}

@@ -433,6 +433,11 @@ impl Projection {
         changed
     }
 
+    /// The tombstone grace period of the binding registry.
+    pub fn bindings_grace_ms(&self) -> Millis {
+        BindingConfig::default().tombstone_grace_ms
+    }
+
     /// Focus changed for a pane (clears `done`).
     pub fn mark_dirty(&mut self, pane_id: &str) {
         if let Some(p) = self.panes.get_mut(pane_id) {

@@ -774,11 +774,24 @@ impl Runtime {
         let reg = &self.registry;
         let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
         if !changed.is_empty() {
-            self.gateway.persist(&self.projection, &changed, now);
+            self.gateway.persist(&mut self.projection, &changed, now);
         }
         // Source health from the gateway feeds admissibility.
         let hh = self.gateway.hooks_health();
-        if self.projection.set_health(SourceKind::ClaudeHooks, hh) {
+        // The spool carries Claude and Codex hook events alike.
+        let codex_changed = self.projection.set_health(SourceKind::CodexHooks, hh);
+        if self.projection.set_health(SourceKind::ClaudeHooks, hh) || codex_changed {
+            log::warn!("source_health source=claude_hooks health={hh}");
+            self.gateway.record_health(
+                SourceKind::ClaudeHooks,
+                hh,
+                if hh == Health::Healthy {
+                    "spool_readable"
+                } else {
+                    "spool_unreadable"
+                },
+                now,
+            );
             self.publish_all = true;
         }
         if changed.is_empty() && !self.publish_all {

@@ -36,6 +36,7 @@ pub trait Source {
 }
 
 pub mod claude_hooks;
+pub mod claude_transcript;
 pub mod codex_appserver;
 pub mod codex_correlate;
 pub mod codex_hooks;
