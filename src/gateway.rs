@@ -26,6 +26,8 @@ const HOOKS_CURSOR: &str = "hooks_spool";
 const BATCH: usize = 500;
 /// Spool rotation threshold.
 const ROTATE_AT: u64 = 8 << 20;
+/// How often a daemon running without its database tries to open it again.
+const REOPEN_EVERY: Millis = 5_000;
 /// In-memory dedup window (used on top of the store, and alone without it).
 const RECENT: usize = 20_000;
 
@@ -43,6 +45,8 @@ pub struct Gateway {
     server_id: String,
     store: Option<Store>,
     store_problem: Option<String>,
+    db_path: std::path::PathBuf,
+    next_reopen: Millis,
     hooks: HookSpoolSource,
     committed: String,
     last_refresh: Millis,
@@ -56,12 +60,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(sp: &ServerPaths, store: Option<Store>) -> Self {
-        let store_problem = if store.is_none() {
-            Some("unavailable".to_string())
-        } else {
-            None
-        };
+    pub fn new(sp: &ServerPaths, now: Millis) -> Self {
+        let (store, store_problem) = open_store(&sp.db(), now);
         let committed = store
             .as_ref()
             .and_then(|s| s.cursor(HOOKS_CURSOR).ok().flatten())
@@ -78,6 +78,8 @@ impl Gateway {
             server_id: String::new(),
             store,
             store_problem,
+            db_path: sp.db(),
+            next_reopen: now + REOPEN_EVERY,
             hooks,
             committed,
             last_refresh: 0,
@@ -132,12 +134,39 @@ impl Gateway {
                 .is_some_and(|s| s.has_event(id).unwrap_or(false))
     }
 
-    fn store_failed(&mut self, what: &str, e: impl std::fmt::Display) {
-        let msg = format!("{what}: {e}");
-        if self.store_problem.as_deref() != Some(msg.as_str()) {
+    fn store_failed(&mut self, what: &str, e: crate::store::StoreError) {
+        let short = short_problem(&e);
+        if self.store_problem.as_deref() != Some(short) {
             log::error!("store_failed what={what} err={e}");
         }
-        self.store_problem = Some(msg);
+        self.store_problem = Some(short.to_string());
+    }
+
+    /// Without a database, try to open it again now and then (a lock may have gone). Events
+    /// applied meanwhile were served from memory; they are not in `events_raw_v2`.
+    pub fn maybe_reopen(&mut self, now: Millis) {
+        if now < self.next_reopen || (self.store.is_some() && self.store_problem.is_none()) {
+            return;
+        }
+        self.next_reopen = now + REOPEN_EVERY;
+        if let Some(store) = self.store.as_mut() {
+            // Open but failing (e.g. locked): probe with an empty write transaction.
+            if store.begin().and_then(|tx| tx.commit()).is_ok() {
+                log::warn!("store_recovered path={}", self.db_path.display());
+                self.store_problem = None;
+                self.commit_cursor(now);
+            }
+            return;
+        }
+        let (store, problem) = open_store(&self.db_path, now);
+        if let Some(store) = store {
+            log::warn!("store_reopened path={}", self.db_path.display());
+            self.store = Some(store);
+            self.store_problem = None;
+            self.commit_cursor(now);
+        } else {
+            self.store_problem = problem;
+        }
     }
 
     /// Pull one batch from the hook spool, apply and commit it.
@@ -473,6 +502,48 @@ impl Gateway {
             && let Err(e) = store.prune(&Retention::default(), now)
         {
             log::warn!("prune_failed err={e}");
+        }
+    }
+}
+
+/// A short word for `@agtmux_daemon`; the full error goes to the log.
+fn short_problem(e: &crate::store::StoreError) -> &'static str {
+    if e.is_locked() {
+        "locked"
+    } else if e.is_corrupt() {
+        "corrupt"
+    } else {
+        "error"
+    }
+}
+
+/// Open the database. A corrupt file is moved aside (`*.corrupt-<ms>`) and a fresh one
+/// started, so one bad file does not disable persistence forever; a locked or unopenable
+/// one leaves the daemon serving from memory, saying why.
+fn open_store(path: &std::path::Path, now: Millis) -> (Option<Store>, Option<String>) {
+    // Our transactions are short; a writer that holds the lock longer than this is a
+    // problem to report, not to wait for inside the event loop.
+    let opts = crate::store::StoreOptions {
+        busy_timeout: std::time::Duration::from_millis(250),
+    };
+    match Store::open_with(path, &opts) {
+        Ok(s) => (Some(s), None),
+        Err(e) if e.is_corrupt() => {
+            log::error!("store_corrupt path={} err={e}", path.display());
+            match Store::quarantine(path, now).and_then(|moved| {
+                log::error!("store_quarantined moved_to={}", moved.display());
+                Store::open_with(path, &opts)
+            }) {
+                Ok(s) => (Some(s), None),
+                Err(e2) => {
+                    log::error!("store_unavailable path={} err={e2}", path.display());
+                    (None, Some(short_problem(&e2).to_string()))
+                }
+            }
+        }
+        Err(e) => {
+            log::error!("store_unavailable path={} err={e}", path.display());
+            (None, Some(short_problem(&e).to_string()))
         }
     }
 }

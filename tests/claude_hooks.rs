@@ -260,3 +260,46 @@ fn the_title_comes_from_the_transcript_and_the_binding_is_recorded() {
         .unwrap()
         == 1));
 }
+
+#[test]
+fn a_corrupt_database_is_set_aside_and_a_locked_one_is_served_from_memory() {
+    // Corrupt: moved aside, a fresh database is used, events are stored.
+    let mut s = Server::start("corrupt");
+    let pane = s.silent_agent("claude");
+    std::fs::create_dir_all(s.server_dir()).unwrap();
+    std::fs::write(s.db_path(), vec![0x5au8; 8192]).unwrap();
+    s.start_daemon();
+    s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"c1","hook_event_name":"UserPromptSubmit"}"#,
+    );
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    let moved = std::fs::read_dir(s.server_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
+    assert!(moved, "corrupt file kept aside for inspection");
+    assert!(s.log_tail().contains("store_corrupt"));
+    let store = Store::open(&s.db_path()).unwrap();
+    assert_eq!(store.event_count().unwrap(), 1);
+    drop(store);
+
+    // Locked: the daemon keeps serving from memory and says so, then recovers.
+    let mut l = Server::start("locked");
+    let pane = l.silent_agent("claude");
+    drop(Store::open(&l.db_path()).unwrap());
+    let holder = rusqlite::Connection::open(l.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    l.start_daemon();
+    l.wait_global("@agtmux_daemon", |v| v.contains("store:locked"), 20);
+    l.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"l1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
+    );
+    l.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    l.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+}

@@ -14,7 +14,6 @@ use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::{Health, Millis, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
-use crate::store::Store;
 use crate::supervisor::Backoff;
 use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
 use crate::tmux::options::{OptionsWriter, Scope};
@@ -109,6 +108,8 @@ pub struct Runtime {
     refresh_requested: bool,
     publish_all: bool,
     restored: bool,
+    /// The `@agtmux_daemon` value last published.
+    last_status: String,
     shutdown: bool,
     exit_code: i32,
 }
@@ -161,14 +162,7 @@ impl Runtime {
             .register(&mut sig_chld, SIG_CHLD, Interest::READABLE)
             .map_err(io_err("register"))?;
 
-        let store = match Store::open(&sp.db()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::error!("store_unavailable path={} err={e}", sp.db().display());
-                None
-            }
-        };
-        let gateway = Gateway::new(&sp, store);
+        let gateway = Gateway::new(&sp, now_ms());
         let inotify = watch_dir(&sp.state_dir);
         if let Some(fd) = &inotify {
             poll.registry()
@@ -213,6 +207,7 @@ impl Runtime {
             refresh_requested: true,
             publish_all: true,
             restored: false,
+            last_status: String::new(),
             shutdown: false,
             exit_code: 0,
         })
@@ -321,6 +316,7 @@ impl Runtime {
         if ready {
             self.schedule_captures(now);
         }
+        self.gateway.maybe_reopen(now);
         if now >= self.next_prune {
             self.gateway.prune(now);
             self.next_prune = now + self.timing.prune_every;
@@ -794,10 +790,11 @@ impl Runtime {
             );
             self.publish_all = true;
         }
-        if changed.is_empty() && !self.publish_all {
+        let status = self.daemon_status();
+        if changed.is_empty() && !self.publish_all && status == self.last_status {
             return;
         }
-        let status = self.daemon_status();
+        self.last_status = status.clone();
         publish::publish(
             &self.projection,
             &changed,
