@@ -31,6 +31,8 @@
 //! - undecided threads stay unbound: their events are stored as ignored (`unbound_thread`), the
 //!   pane stays heuristic, and once the thread binds its latest state per source is re-applied
 //!   to the pane (so nothing waits for the next event);
+//! - a cwd-only binding yields to a thread of that cwd that was active more recently than the
+//!   bound one (a TUI shows one thread at a time: the newer one is on screen);
 //! - a binding ends when its thread closes, its pane is gone or no longer runs Codex, or a
 //!   trusted hook names another pane.
 use super::procs;
@@ -94,7 +96,7 @@ struct HookFacts {
 pub struct CodexLink {
     sock: PathBuf,
     obs: CodexObserver,
-    sock_id: Option<(u64, u64)>,
+    sock_id: Option<(u64, u64, i64, i64)>,
     next_sock_check: Millis,
     ever_connected: bool,
     binds: HashMap<String, ThreadBind>,
@@ -110,8 +112,11 @@ pub struct CodexLink {
     last_problem: Option<String>,
 }
 
-fn sock_id(p: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+/// Identity of the socket file: a re-created socket differs even if its inode is reused.
+fn sock_id(p: &std::path::Path) -> Option<(u64, u64, i64, i64)> {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 fn tail(s: &str, max: usize) -> String {
@@ -447,7 +452,23 @@ impl CodexLink {
             if self.binds.contains_key(&ev.thread_id) {
                 continue;
             }
-            let outcome = correlate(ev, &cands, now);
+            // A cwd-only binding of a thread idle since before this one was active does not
+            // hold the pane against it (a TUI shows one thread; the newer one is on screen).
+            let mine = rec(&ev.thread_id);
+            let mine_cands: Vec<PaneCandidate> = cands
+                .iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    if let Some(bt) = c.bound_thread.as_deref()
+                        && self.binds.get(bt).is_some_and(|b| b.confidence < 85)
+                        && rec(bt) < mine
+                    {
+                        c.bound_thread = None;
+                    }
+                    c
+                })
+                .collect();
+            let outcome = correlate(ev, &mine_cands, now);
             let (pane, confidence, reason) = match outcome {
                 Binding::Bound {
                     pane_id,
@@ -472,7 +493,6 @@ impl CodexLink {
             if confidence < 85 {
                 // cwd only: another live unbound thread in that cwd, active at least as
                 // recently, makes it ambiguous.
-                let mine = rec(&ev.thread_id);
                 let rival = live.iter().enumerate().any(|(j, o)| {
                     j != i
                         && !self.binds.contains_key(&o.thread_id)

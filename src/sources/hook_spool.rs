@@ -82,9 +82,11 @@ impl Source for HookSpoolSource {
             }
         };
         let pids = &self.pane_pids;
-        let trust = |pane: &str, ppid: i32| {
-            pids.get(pane)
-                .is_some_and(|pp| hook_parent_in_pane(ppid, *pp))
+        // A pane the registry does not know yet keeps its id for now: the gateway then
+        // refreshes the registry and re-reads the line, which is checked against the new pane.
+        let trust = |pane: &str, ppid: i32| match pids.get(pane) {
+            Some(pp) => hook_parent_in_pane(ppid, *pp),
+            None => !pids.is_empty(),
         };
         let items = lines
             .into_iter()
