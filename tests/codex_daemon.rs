@@ -20,7 +20,10 @@ struct Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        for c in [self.daemon.take(), self.server.take()].into_iter().flatten() {
+        for c in [self.daemon.take(), self.server.take()]
+            .into_iter()
+            .flatten()
+        {
             let mut c = c;
             let _ = c.kill();
             let _ = c.wait();
@@ -56,7 +59,17 @@ impl Env {
             server: None,
         };
         // The session's first pane: a plain shell (a decoy that must never be an agent).
-        e.tmux(&["new-session", "-d", "-s", "t", "-x", "200", "-y", "50", "sh"]);
+        e.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "sh",
+        ]);
         e
     }
 
@@ -265,9 +278,12 @@ fn recorded_stream_drives_the_pane_and_falls_back_while_the_server_is_gone() {
 
     // The app-server dies: the pane falls back to its screen, and the daemon says so.
     env.kill_server();
-    env.watch(&pane, Duration::from_secs(20), "fallback to heuristic", |h| {
-        h.last().is_some_and(|(_, e)| e == "heuristic")
-    });
+    env.watch(
+        &pane,
+        Duration::from_secs(20),
+        "fallback to heuristic",
+        |h| h.last().is_some_and(|(_, e)| e == "heuristic"),
+    );
     env.wait_global(Duration::from_secs(10), "codex_appserver degraded", |v| {
         v.contains("codex_appserver:")
     });
@@ -304,8 +320,16 @@ struct Th<'a> {
 fn synthetic_stream(threads: &[Th], out: &Path) {
     let base: i64 = 1_900_000_000_000;
     let mut v = vec![
-        line(0, "send", json!({"id": 1, "method": "initialize", "params": {}})),
-        line(1, "send", json!({"id": 2, "method": "thread/loaded/list", "params": {}})),
+        line(
+            0,
+            "send",
+            json!({"id": 1, "method": "initialize", "params": {}}),
+        ),
+        line(
+            1,
+            "send",
+            json!({"id": 2, "method": "thread/loaded/list", "params": {}}),
+        ),
         line(
             2,
             "recv",
@@ -322,7 +346,11 @@ fn synthetic_stream(threads: &[Th], out: &Path) {
             "send",
             json!({"id": rid, "method": "thread/resume", "params": {"threadId": t.id}}),
         ));
-        v.push(line(4, "recv", json!({"id": rid, "result": {"thread": thread}})));
+        v.push(line(
+            4,
+            "recv",
+            json!({"id": rid, "result": {"thread": thread}}),
+        ));
     }
     let mut at = 300u64;
     for (i, t) in threads.iter().enumerate() {
@@ -434,21 +462,43 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
                 .is_some_and(|(s, e)| s == state && e == "deterministic")
         }
     };
-    env.watch(&p1, Duration::from_secs(30), "alpha approval", det("waiting_approval"));
+    env.watch(
+        &p1,
+        Duration::from_secs(30),
+        "alpha approval",
+        det("waiting_approval"),
+    );
     env.watch(&p2, Duration::from_secs(30), "beta running", det("running"));
-    env.watch(&p3, Duration::from_secs(30), "tokenizer approval", det("waiting_approval"));
-    env.watch(&p4, Duration::from_secs(30), "notes running", det("running"));
+    env.watch(
+        &p3,
+        Duration::from_secs(30),
+        "tokenizer approval",
+        det("waiting_approval"),
+    );
+    env.watch(
+        &p4,
+        Duration::from_secs(30),
+        "notes running",
+        det("running"),
+    );
     for p in [&p5, &p6] {
         let (s, e) = env.state(p);
         assert_ne!(e, "deterministic", "{p} mis-bound ({s})");
-        assert_ne!(s, "waiting_approval", "{p} took the undecided thread's state");
+        assert_ne!(
+            s, "waiting_approval",
+            "{p} took the undecided thread's state"
+        );
     }
     let log = env.log();
     assert!(
         log.contains("codex_bound thread=t-tok") && log.contains("prompt text"),
         "prompt evidence named in the log"
     );
-    assert!(!log.contains("codex_bound thread=t-undecided"), "{}", tail(&log, 4000));
+    assert!(
+        !log.contains("codex_bound thread=t-undecided"),
+        "{}",
+        tail(&log, 4000)
+    );
 }
 
 #[test]
@@ -495,9 +545,17 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
     );
     let own_dir = env.mkdir("own");
     let own = env.tmux(&[
-        "new-window", "-d", "-P", "-F", "#{pane_id}", "-c", own_dir.to_str().unwrap(),
-        "-e", &format!("AGTMUX_STATE_DIR={}", env.dir.join("state").display()),
-        "-e", &format!("AGTMUX_RUNTIME_DIR={}", env.dir.join("run").display()),
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-c",
+        own_dir.to_str().unwrap(),
+        "-e",
+        &format!("AGTMUX_STATE_DIR={}", env.dir.join("state").display()),
+        "-e",
+        &format!("AGTMUX_RUNTIME_DIR={}", env.dir.join("run").display()),
         &script,
     ]);
     env.watch(&own, Duration::from_secs(30), "own hook binds", |h| {
@@ -506,8 +564,15 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
     });
     // By now the foreign hook (spooled earlier) was ingested too.
     let log = env.log();
-    assert!(log.contains("t-foreign") || log.contains("unbound_thread"), "{}", tail(&log, 3000));
+    assert!(
+        log.contains("t-foreign") || log.contains("unbound_thread"),
+        "{}",
+        tail(&log, 3000)
+    );
     let (s, e) = env.state(&victim);
-    assert_ne!(e, "deterministic", "foreign TMUX_PANE bound the victim ({s})");
+    assert_ne!(
+        e, "deterministic",
+        "foreign TMUX_PANE bound the victim ({s})"
+    );
     assert_ne!(s, "waiting_approval");
 }

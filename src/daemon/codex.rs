@@ -259,12 +259,7 @@ impl CodexLink {
             if self.dirty || now >= self.next_correlate {
                 self.correlate(proj, gw, now);
             }
-            loop {
-                match gw.ingest_source(&mut self.obs, CURSOR, proj, now) {
-                    IngestOutcome::More => continue,
-                    _ => break,
-                }
-            }
+            while let IngestOutcome::More = gw.ingest_source(&mut self.obs, CURSOR, proj, now) {}
             let seen = gw.take_codex_seen();
             self.learn(seen);
         }
@@ -289,7 +284,10 @@ impl CodexLink {
         }
         self.sock_id = id;
         if id.is_some() && self.obs.health() == Health::Down {
-            log::info!("codex_appserver_socket_replaced path={}", self.sock.display());
+            log::info!(
+                "codex_appserver_socket_replaced path={}",
+                self.sock.display()
+            );
             self.obs = CodexObserver::new(&self.sock, now);
             self.obs.tick(now);
         }
@@ -302,8 +300,7 @@ impl CodexLink {
                 continue;
             };
             if ev.source == SourceKind::CodexHooks {
-                if !self.hook_facts.contains_key(&t) && self.hook_facts.len() >= MAX_HOOK_THREADS
-                {
+                if !self.hook_facts.contains_key(&t) && self.hook_facts.len() >= MAX_HOOK_THREADS {
                     let oldest = self
                         .hook_facts
                         .iter()

@@ -143,6 +143,9 @@ mod tests {
         assert!(descends_from(me, me));
         assert!(descends_from(me, pp));
         assert!(!descends_from(pp, me));
-        assert!(!descends_from(me, 1), "init is never accepted as an ancestor");
+        assert!(
+            !descends_from(me, 1),
+            "init is never accepted as an ancestor"
+        );
     }
 }

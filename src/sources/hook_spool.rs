@@ -268,7 +268,13 @@ mod tests {
         };
         assert_eq!(event.pane_id, None, "untrusted TMUX_PANE must be dropped");
         assert_eq!(event.session_key.as_deref(), Some("t1"));
-        assert!(event.detail.as_deref().unwrap_or("").contains("not trusted"));
+        assert!(
+            event
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("not trusted")
+        );
         let Pulled::Event { event, .. } = decode_line_with(line, false, &key, &|p, _| p == "%7")
         else {
             panic!("codex hook rejected")
