@@ -8,10 +8,17 @@
 //! When the store is unavailable (corrupt or locked file) the gateway keeps going from memory:
 //! events still reach the projection, dedup falls back to an in-memory window, and the
 //! problem is shown in `@agtmux_daemon`.
+//!
+//! Several sources share that path: the hook spool (`hooks_spool` cursor, [`Gateway::ingest`])
+//! and pull sources owned elsewhere, such as the Codex app-server observer (`codex_appserver`
+//! cursor, [`Gateway::ingest_source`]). Codex events carry a thread id and, unless a hook's pane
+//! was trusted, no pane: the gateway routes them with the thread → pane map that
+//! `daemon::codex` maintains ([`Gateway::set_thread_panes`]); a thread not bound yet is stored
+//! as ignored with reason `unbound_thread` (its latest state is re-applied once it binds).
 use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::resolver::DeterministicState;
-use crate::core::types::{Evidence, Health, Millis, SourceKind};
+use crate::core::types::{Evidence, Health, Millis, Provider, SourceKind};
 use crate::daemon::projection::Projection;
 use crate::paths::ServerPaths;
 use crate::sources::claude_transcript::TranscriptTitles;
@@ -30,6 +37,8 @@ const ROTATE_AT: u64 = 8 << 20;
 const REOPEN_EVERY: Millis = 5_000;
 /// In-memory dedup window (used on top of the store, and alone without it).
 const RECENT: usize = 20_000;
+/// Bound of the Codex events kept for `daemon::codex` between two steps.
+const CODEX_SEEN_MAX: usize = 4_096;
 
 pub enum IngestOutcome {
     /// Nothing more to read now.
@@ -55,6 +64,12 @@ pub struct Gateway {
     titles: TranscriptTitles,
     /// Open `binding_link_v2` rows by (pane, generation, session), to close them on unlink.
     open_links: HashMap<(String, u32, String), i64>,
+    /// Committed cursors of pull sources other than the spool, by cursor id.
+    cursors: HashMap<String, String>,
+    /// Codex thread id → bound pane (from `daemon::codex`).
+    thread_panes: HashMap<String, String>,
+    /// Codex events ingested since the last `take_codex_seen`, as the source sent them.
+    codex_seen: Vec<NormalizedEvent>,
     /// Counters for metrics: accepted, ignored, rejected, duplicates.
     pub counts: [u64; 4],
 }
@@ -87,6 +102,9 @@ impl Gateway {
             recent_order: VecDeque::new(),
             titles: TranscriptTitles::new(),
             open_links: HashMap::new(),
+            cursors: HashMap::new(),
+            thread_panes: HashMap::new(),
+            codex_seen: Vec::new(),
             counts: [0; 4],
         }
     }
@@ -113,6 +131,17 @@ impl Gateway {
         } else {
             Health::Healthy
         }
+    }
+
+    /// The Codex thread → pane bindings used to route events that carry no pane.
+    pub fn set_thread_panes(&mut self, map: HashMap<String, String>) {
+        self.thread_panes = map;
+    }
+
+    /// Codex events (both sources) ingested since the last call, before routing: a hook's
+    /// pane here is one that was trusted.
+    pub fn take_codex_seen(&mut self) -> Vec<NormalizedEvent> {
+        std::mem::take(&mut self.codex_seen)
     }
 
     fn remember(&mut self, id: &str) {
@@ -171,6 +200,12 @@ impl Gateway {
 
     /// Pull one batch from the hook spool, apply and commit it.
     pub fn ingest(&mut self, proj: &mut Projection, reg: &Registry, now: Millis) -> IngestOutcome {
+        self.hooks.set_pane_pids(
+            reg.panes
+                .iter()
+                .map(|(id, p)| (id.clone(), p.pane_pid))
+                .collect(),
+        );
         let batch = self.hooks.pull(&self.committed, BATCH);
         if batch.items.is_empty() {
             if self.hooks.maybe_rotate(ROTATE_AT) {
@@ -197,17 +232,91 @@ impl Gateway {
             }
         }
         let full = batch.items.len() >= BATCH;
-        let mut rows = Vec::with_capacity(batch.items.len());
+        let rows = self.process_items(batch.items, proj, "hooks", now);
+        self.committed = batch.next_cursor;
+        let committed = self.committed.clone();
+        self.commit_rows(&rows, HOOKS_CURSOR, &committed, now);
+        if full {
+            IngestOutcome::More
+        } else {
+            IngestOutcome::Done
+        }
+    }
+
+    /// Pull one batch from another source (cursor `cursor_id` in `cursor_state_v2`), apply
+    /// and commit it exactly like spool events. The source must not block.
+    pub fn ingest_source(
+        &mut self,
+        src: &mut dyn Source,
+        cursor_id: &str,
+        proj: &mut Projection,
+        now: Millis,
+    ) -> IngestOutcome {
+        if !self.cursors.contains_key(cursor_id) {
+            let c = self
+                .store
+                .as_ref()
+                .and_then(|s| s.cursor(cursor_id).ok().flatten())
+                .map(|c| c.committed_cursor)
+                .unwrap_or_default();
+            self.cursors.insert(cursor_id.to_string(), c);
+        }
+        let after = self.cursors.get(cursor_id).cloned().unwrap_or_default();
+        let batch = src.pull(&after, BATCH);
+        if batch.items.is_empty() {
+            return IngestOutcome::Done;
+        }
+        let full = batch.items.len() >= BATCH;
+        let label = src.kind().as_str();
+        let rows = self.process_items(batch.items, proj, label, now);
+        self.cursors
+            .insert(cursor_id.to_string(), batch.next_cursor.clone());
+        self.commit_rows(&rows, cursor_id, &batch.next_cursor, now);
+        if full {
+            IngestOutcome::More
+        } else {
+            IngestOutcome::Done
+        }
+    }
+
+    /// Dedup, route, apply and turn into rows (not yet stored).
+    fn process_items(
+        &mut self,
+        items: Vec<Pulled>,
+        proj: &mut Projection,
+        reject_source: &str,
+        now: Millis,
+    ) -> Vec<EventRow> {
+        let mut rows = Vec::with_capacity(items.len());
         let mut batch_ids = HashSet::new();
-        for item in batch.items {
+        for item in items {
             match item {
-                Pulled::Event { event, raw } => {
+                Pulled::Event { mut event, raw } => {
                     if !batch_ids.insert(event.event_id.clone()) || self.seen(&event.event_id) {
                         self.counts[3] += 1;
                         log::debug!("ingest_duplicate event_id={}", event.event_id);
                         continue;
                     }
-                    let (status, reason) = match proj.apply_event(&event, now) {
+                    let mut unbound = false;
+                    if event.provider == Provider::Codex {
+                        if self.codex_seen.len() < CODEX_SEEN_MAX {
+                            self.codex_seen.push(event.clone());
+                        }
+                        if event.pane_id.is_none() {
+                            event.pane_id = event
+                                .session_key
+                                .as_ref()
+                                .and_then(|k| self.thread_panes.get(k))
+                                .cloned();
+                            unbound = event.pane_id.is_none() && event.session_key.is_some();
+                        }
+                    }
+                    let applied = if unbound {
+                        Err("unbound_thread".to_string())
+                    } else {
+                        proj.apply_event(&event, now)
+                    };
+                    let (status, reason) = match applied {
                         Ok(()) if event.signal == Signal::Ignore => {
                             (EventStatus::Ignored, Some("no_state_change".to_string()))
                         }
@@ -277,7 +386,7 @@ impl Gateway {
                         seq: 0,
                         event_id,
                         server_key: self.server_key.clone(),
-                        source: "hooks".into(),
+                        source: reject_source.into(),
                         provider: None,
                         pane_id: None,
                         session_key: None,
@@ -295,14 +404,18 @@ impl Gateway {
         for r in &rows {
             self.remember(&r.event_id);
         }
-        self.committed = batch.next_cursor;
+        rows
+    }
+
+    /// Store the rows and the cursor in one transaction.
+    fn commit_rows(&mut self, rows: &[EventRow], cursor_id: &str, cursor: &str, now: Millis) {
         if let Some(store) = self.store.as_mut() {
             let res = (|| {
                 let mut tx = store.begin()?;
-                for r in &rows {
+                for r in rows {
                     tx.insert_event(r)?;
                 }
-                tx.set_cursor(HOOKS_CURSOR, &self.committed, None, now)?;
+                tx.set_cursor(cursor_id, cursor, None, now)?;
                 tx.commit()
             })();
             match res {
@@ -314,11 +427,6 @@ impl Gateway {
                 }
                 Err(e) => self.store_failed("commit", e),
             }
-        }
-        if full {
-            IngestOutcome::More
-        } else {
-            IngestOutcome::Done
         }
     }
 

@@ -38,6 +38,9 @@ pub struct FakeAgentArgs {
     /// Play the scenes once, then sit at the last one.
     #[arg(long)]
     pub once: bool,
+    /// A user prompt line to show under every scene (tests: prompt ↔ pane correlation).
+    #[arg(long, hide = true)]
+    pub prompt: Option<String>,
 }
 
 /// A scene: the screen to show, the hook events it starts with, and how long it lasts.
@@ -230,6 +233,9 @@ pub fn fake_agent(args: &FakeAgentArgs) -> i32 {
                 s.title,
                 s.screen.trim_end_matches('\n').replace('\n', "\r\n")
             );
+            if let Some(p) = &args.prompt {
+                let _ = write!(out, "\r\n› {p}");
+            }
             let _ = out.flush();
             std::thread::sleep(Duration::from_secs_f64((s.secs * args.speed).max(0.05)));
         }

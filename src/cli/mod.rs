@@ -1,6 +1,7 @@
 //! One file per subcommand; `main.rs` only parses and dispatches here.
 pub mod classify;
 pub mod demo;
+pub mod dev_codex;
 pub mod hook;
 pub mod setup;
 
@@ -32,6 +33,9 @@ pub enum Command {
     /// A simulated agent (used by the demo and the tests).
     #[command(hide = true)]
     FakeAgent(demo::FakeAgentArgs),
+    /// A test Codex app-server replaying a recorded stream (used by the tests).
+    #[command(hide = true)]
+    DevCodexAppserver(dev_codex::DevCodexArgs),
 }
 
 /// Run a parsed command; returns the process exit code.
@@ -43,6 +47,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Classify(a) => report(classify::run(&a, &mut std::io::stdout())),
         Command::Demo(a) => demo::run(&a),
         Command::FakeAgent(a) => demo::fake_agent(&a),
+        Command::DevCodexAppserver(a) => dev_codex::run(&a),
     }
 }
 

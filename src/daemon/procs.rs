@@ -89,6 +89,35 @@ pub fn cwd(pid: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
 }
 
+/// Parent pid of a process (`None` when it is gone).
+pub fn parent(pid: i32) -> Option<i32> {
+    stat_fields(pid).and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
+}
+
+/// Is `pid` the process `ancestor` or one of its descendants? Walks the parent chain (bounded),
+/// so it works for any depth and costs one `/proc` read per level.
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    if pid <= 1 || ancestor <= 1 {
+        return false;
+    }
+    let mut cur = pid;
+    for _ in 0..32 {
+        if cur == ancestor {
+            return true;
+        }
+        match parent(cur) {
+            Some(p) if p > 1 => cur = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The command line of a process (bounded), for checks like "is this the app-server daemon".
+pub fn cmdline(pid: i32) -> Vec<String> {
+    argv(pid)
+}
+
 /// Process start time in clock ticks since boot: with the pid it identifies one process life.
 pub fn start_ticks(pid: i32) -> Option<u64> {
     stat_fields(pid).and_then(|f| f.get(19).and_then(|t| t.parse().ok()))
@@ -105,5 +134,18 @@ mod tests {
         assert!(!tree.is_empty());
         assert!(start_ticks(me).is_some());
         assert!(cwd(me).is_some());
+    }
+
+    #[test]
+    fn descent_follows_the_parent_chain() {
+        let me = std::process::id() as i32;
+        let Some(pp) = parent(me) else { return };
+        assert!(descends_from(me, me));
+        assert!(descends_from(me, pp));
+        assert!(!descends_from(pp, me));
+        assert!(
+            !descends_from(me, 1),
+            "init is never accepted as an ancestor"
+        );
     }
 }

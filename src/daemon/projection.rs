@@ -50,6 +50,10 @@ pub struct PaneModel {
     /// State version (Flow-014): bumped on every published change.
     pub version: i64,
     pub dirty: bool,
+    /// Codex thread ↔ pane binding, for `explain`: `thread=… confidence=… reason=…` when a
+    /// thread is bound here, or why a thread that may belong here is undecided
+    /// (kept by `daemon::codex`).
+    pub codex_binding: Option<String>,
 }
 
 impl PaneModel {
@@ -84,6 +88,7 @@ impl PaneModel {
             next_deadline: None,
             version: 0,
             dirty: true,
+            codex_binding: None,
         }
     }
 

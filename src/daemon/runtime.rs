@@ -5,6 +5,7 @@
 //! wake-up datagram), then `step` runs the pipeline once: refresh the pane registry when due,
 //! ingest hook events (gateway → store → projection), schedule screen captures for candidate
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
+use super::codex::CodexLink;
 use super::procs;
 use super::projection::Projection;
 use super::publish;
@@ -35,6 +36,8 @@ const TMUX_IN: Token = Token(3);
 const TMUX_ERR: Token = Token(4);
 const SPOOL_WATCH: Token = Token(5);
 const WAKE: Token = Token(6);
+/// The Codex app-server observer's stream (daemon::codex).
+const CODEX_APPSERVER: Token = Token(7);
 
 /// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
 #[derive(Debug, Clone)]
@@ -99,6 +102,7 @@ pub struct Runtime {
     options: OptionsWriter,
     style: Style,
     captures: HashMap<String, CaptureState>,
+    codex: CodexLink,
     _inotify: Option<OwnedFd>,
     wake: Option<UnixDatagram>,
     spool_dirty: bool,
@@ -198,6 +202,7 @@ impl Runtime {
             options: OptionsWriter::new(),
             style: Style::default(),
             captures: HashMap::new(),
+            codex: CodexLink::new(now_ms()),
             _inotify: inotify,
             wake,
             spool_dirty: true,
@@ -266,6 +271,10 @@ impl Runtime {
                         }
                         self.spool_dirty = true;
                     }
+                    CODEX_APPSERVER => {
+                        self.codex
+                            .on_ready(ev.is_readable(), ev.is_writable(), now_ms())
+                    }
                     _ => {}
                 }
             }
@@ -279,6 +288,9 @@ impl Runtime {
         let mut d = vec![self.next_spool_scan, self.next_prune];
         if let Some(r) = self.reconnect_at {
             d.push(r);
+        }
+        if let Some(x) = self.codex.next_deadline() {
+            d.push(x);
         }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
             d.push(self.next_refresh);
@@ -307,6 +319,18 @@ impl Runtime {
         if now >= self.next_spool_scan {
             self.spool_dirty = true;
             self.next_spool_scan = now + self.timing.spool_scan;
+        }
+        // Codex: observer timers, thread bindings, app-server events through the gateway.
+        let codex_ready = self.restored && self.registry.loaded;
+        if self.codex.step(
+            self.poll.registry(),
+            CODEX_APPSERVER,
+            &mut self.projection,
+            &mut self.gateway,
+            codex_ready,
+            now,
+        ) {
+            self.publish_all = true;
         }
         // Ingest only once we know the server and its panes, so events can be validated.
         if self.spool_dirty && self.restored && self.registry.loaded {
@@ -584,6 +608,8 @@ impl Runtime {
                     provider_hint: hint,
                 });
                 self.projection.apply_screen(&pane, v, now);
+                let is_codex = hint == Some(crate::core::types::Provider::Codex);
+                self.codex.set_screen(&pane, &text, is_codex, now);
             }
             ReplyKind::SetOption(what) => {
                 if !reply.ok {
@@ -819,7 +845,14 @@ impl Runtime {
         if let Some(e) = self.gateway.store_problem() {
             problems.push(format!("store:{e}"));
         }
+        if let Some(h) = self.codex.status_problem(&self.projection) {
+            problems.push(format!("{}:{h}", SourceKind::CodexAppServer));
+        }
         for (src, h) in &self.projection.health {
+            // The app-server is reported by daemon::codex: absent Codex is not a fault.
+            if *src == SourceKind::CodexAppServer {
+                continue;
+            }
             if *h != Health::Healthy {
                 problems.push(format!("{src}:{h}"));
             }

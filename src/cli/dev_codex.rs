@@ -1,0 +1,28 @@
+//! `agtmux dev-codex-appserver` (hidden, C-004 test support): runs the test Codex app-server
+//! (`sources::codex_testserver`) as a real child process, so integration tests can kill and
+//! restart it like the real daemon.
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct DevCodexArgs {
+    /// Unix socket to listen on.
+    #[arg(long)]
+    pub sock: PathBuf,
+    /// A recorded stream (`fixtures/codex/appserver/*.jsonl` format).
+    #[arg(long)]
+    pub stream: PathBuf,
+    /// Replay speed factor (2 = twice as fast; 0 = no delays).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+/// Serves until killed. Returns the exit code (1 when the socket or stream is unusable).
+pub fn run(a: &DevCodexArgs) -> i32 {
+    match crate::sources::codex_testserver::run_test_server(&a.sock, &a.stream, a.speed) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("agtmux: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! Issue 6 end to end: the real `agtmux` daemon on a private tmux server, fake Codex TUIs in
+//! panes, and the test Codex app-server (`agtmux dev-codex-appserver`) replaying a recorded or
+//! synthetic stream on `$CODEX_HOME/app-server-control/app-server-control.sock`.
+//!
+//! Nothing here asserts on timing: every wait polls the tmux options every 50 ms up to a
+//! generous timeout and only fails when the expected state never shows.
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
+
+struct Env {
+    dir: PathBuf,
+    name: String,
+    daemon: Option<Child>,
+    server: Option<Child>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for c in [self.daemon.take(), self.server.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("tmux")
+            .args(["-L", &self.name, "kill-server"])
+            .env_remove("TMUX")
+            .stderr(Stdio::null())
+            .status();
+        if std::env::var_os("AGTMUX_KEEP_TEST_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Env {
+    fn new(tag: &str) -> Env {
+        let uniq = format!(
+            "{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                % 1_000_000_000
+        );
+        let dir = std::env::temp_dir().join(format!("agtmux-cxd-{uniq}"));
+        std::fs::create_dir_all(dir.join("codex/app-server-control")).unwrap();
+        let e = Env {
+            dir,
+            name: format!("agtmux-test-{uniq}"),
+            daemon: None,
+            server: None,
+        };
+        // The session's first pane: a plain shell (a decoy that must never be an agent).
+        e.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "sh",
+        ]);
+        e
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.name, "-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn mkdir(&self, name: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// A window running a fake Codex TUI in `cwd`; returns its pane id.
+    fn codex_pane(&self, cwd: &Path, prompt: Option<&str>) -> String {
+        let mut cmd = format!("'{BIN}' fake-agent codex --once --speed 0.01");
+        if let Some(p) = prompt {
+            assert!(!p.contains('\''));
+            cmd.push_str(&format!(" --prompt '{p}'"));
+        }
+        self.tmux(&[
+            "new-window",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-c",
+            cwd.to_str().unwrap(),
+            &cmd,
+        ])
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir
+            .join("codex/app-server-control/app-server-control.sock")
+    }
+
+    fn start_server(&mut self, stream: &Path, speed: f64) {
+        let c = Command::new(BIN)
+            .args(["dev-codex-appserver", "--sock"])
+            .arg(self.sock())
+            .arg("--stream")
+            .arg(stream)
+            .args(["--speed", &speed.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(c);
+    }
+
+    fn kill_server(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn start_daemon(&mut self) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let c = Command::new(BIN)
+            .args(["daemon", "-L", &self.name, "--foreground"])
+            .env_remove("TMUX")
+            .env_remove("AGTMUX_CODEX_SOCK")
+            .env("AGTMUX_STATE_DIR", self.dir.join("state"))
+            .env("AGTMUX_RUNTIME_DIR", self.dir.join("run"))
+            .env("CODEX_HOME", self.dir.join("codex"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(c);
+    }
+
+    fn opt(&self, pane: &str, name: &str) -> String {
+        self.tmux(&["show", "-pv", "-t", pane, name])
+    }
+
+    fn state(&self, pane: &str) -> (String, String) {
+        (
+            self.opt(pane, "@agtmux_state"),
+            self.opt(pane, "@agtmux_evidence"),
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Poll until `pred` holds on the history of distinct (state, evidence) of `pane`.
+    fn watch(
+        &self,
+        pane: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[(String, String)]) -> bool,
+    ) -> Vec<(String, String)> {
+        let end = Instant::now() + timeout;
+        let mut hist: Vec<(String, String)> = Vec::new();
+        loop {
+            let s = self.state(pane);
+            if hist.last() != Some(&s) {
+                hist.push(s);
+            }
+            if pred(&hist) {
+                return hist;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "pane {pane}: {what} never happened; saw {hist:?}\n--- daemon log tail ---\n{}",
+                    tail(&self.log(), 6000)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_global(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) {
+        let end = Instant::now() + timeout;
+        loop {
+            let v = self.tmux(&["show", "-gv", "@agtmux_daemon"]);
+            if pred(&v) {
+                return;
+            }
+            if Instant::now() > end {
+                panic!("@agtmux_daemon: {what} never happened; last {v:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let mut i = s.len().saturating_sub(n);
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+fn has(h: &[(String, String)], state: &str, ev: &str) -> bool {
+    h.iter().any(|(s, e)| s == state && e == ev)
+}
+
+/// The recorded subscribed stream with its cwd moved to `cwd` and every `emittedAtMs` moved by
+/// `shift` (a restarted server sends new messages, not the old ones again).
+fn recorded_stream(cwd: &Path, shift: i64, out: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/codex/appserver/codex_observer_subscribed.jsonl");
+    let text = std::fs::read_to_string(src).unwrap();
+    let mut lines = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let l = l.replace("/home/dev/proj-codex", cwd.to_str().unwrap());
+        let mut v: Value = serde_json::from_str(&l).unwrap();
+        if let Some(e) = v.pointer_mut("/msg/emittedAtMs")
+            && let Some(n) = e.as_i64()
+        {
+            *e = json!(n + shift);
+        }
+        lines.push(v.to_string());
+    }
+    std::fs::write(out, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn recorded_stream_drives_the_pane_and_falls_back_while_the_server_is_gone() {
+    let mut env = Env::new("rec");
+    let work = env.mkdir("proj-codex");
+    let pane = env.codex_pane(&work, None);
+    let decoy = env.tmux(&["display", "-p", "-t", "t:0", "#{pane_id}"]);
+    let s1 = env.dir.join("stream1.jsonl");
+    recorded_stream(&work, 0, &s1);
+    env.start_server(&s1, 2.0);
+    env.start_daemon();
+
+    let h = env.watch(
+        &pane,
+        Duration::from_secs(60),
+        "running → waiting_approval → idle, deterministic",
+        |h| {
+            let appr = h
+                .iter()
+                .position(|(s, e)| s == "waiting_approval" && e == "deterministic");
+            let run = h
+                .iter()
+                .position(|(s, e)| s == "running" && e == "deterministic");
+            matches!((run, appr), (Some(r), Some(a)) if r < a)
+                && h.last()
+                    .is_some_and(|(s, e)| s == "idle" && e == "deterministic")
+                && h.iter().any(|(s, _)| s == "error")
+        },
+    );
+    assert!(has(&h, "waiting_approval", "deterministic"), "{h:?}");
+    assert_ne!(
+        env.opt(&decoy, "@agtmux_evidence"),
+        "deterministic",
+        "the shell pane in the same session is never bound"
+    );
+
+    // The app-server dies: the pane falls back to its screen, and the daemon says so.
+    env.kill_server();
+    env.watch(
+        &pane,
+        Duration::from_secs(20),
+        "fallback to heuristic",
+        |h| h.last().is_some_and(|(_, e)| e == "heuristic"),
+    );
+    env.wait_global(Duration::from_secs(10), "codex_appserver degraded", |v| {
+        v.contains("codex_appserver:")
+    });
+
+    // It comes back (a new server, new messages): deterministic again.
+    let s2 = env.dir.join("stream2.jsonl");
+    recorded_stream(&work, 3_600_000, &s2);
+    env.start_server(&s2, 4.0);
+    env.watch(&pane, Duration::from_secs(60), "re-promotion", |h| {
+        h.last().is_some_and(|(_, e)| e == "deterministic")
+    });
+    env.wait_global(Duration::from_secs(20), "codex_appserver healthy", |v| {
+        !v.is_empty() && !v.contains("codex_appserver")
+    });
+}
+
+/// A synthetic stream line.
+fn line(ts_ms: u64, dir: &str, msg: Value) -> String {
+    let h = ts_ms / 3_600_000;
+    let m = ts_ms / 60_000 % 60;
+    let s = ts_ms / 1000 % 60;
+    json!({"ts": format!("{h:02}:{m:02}:{s:02}.{:03}", ts_ms % 1000), "dir": dir, "msg": msg})
+        .to_string()
+}
+
+struct Th<'a> {
+    id: &'a str,
+    cwd: &'a Path,
+    prompt: &'a str,
+    flags: Vec<&'a str>,
+}
+
+/// Threads start, each runs one turn with a prompt, then sits in the given active flags.
+fn synthetic_stream(threads: &[Th], out: &Path) {
+    let base: i64 = 1_900_000_000_000;
+    let mut v = vec![
+        line(
+            0,
+            "send",
+            json!({"id": 1, "method": "initialize", "params": {}}),
+        ),
+        line(
+            1,
+            "send",
+            json!({"id": 2, "method": "thread/loaded/list", "params": {}}),
+        ),
+        line(
+            2,
+            "recv",
+            json!({"id": 2, "result": {"data": [], "nextCursor": null}}),
+        ),
+    ];
+    for (i, t) in threads.iter().enumerate() {
+        let thread = json!({"id": t.id, "cwd": t.cwd, "ephemeral": false, "preview": "",
+            "parentThreadId": null, "name": null, "status": {"type": "idle"},
+            "updatedAt": 1_900_000_000 + i as i64, "source": "cli"});
+        let rid = 100 + i as i64;
+        v.push(line(
+            3,
+            "send",
+            json!({"id": rid, "method": "thread/resume", "params": {"threadId": t.id}}),
+        ));
+        v.push(line(
+            4,
+            "recv",
+            json!({"id": rid, "result": {"thread": thread}}),
+        ));
+    }
+    let mut at = 300u64;
+    for (i, t) in threads.iter().enumerate() {
+        let turn = format!("turn-{}-{i}", t.id);
+        let em = |k: u64| base + (at + k) as i64;
+        let thread = json!({"id": t.id, "cwd": t.cwd, "ephemeral": false, "preview": "",
+            "parentThreadId": null, "name": null, "status": {"type": "idle"},
+            "updatedAt": 1_900_000_000 + i as i64, "source": "cli"});
+        v.push(line(
+            at,
+            "recv",
+            json!({"method": "thread/started", "params": {"thread": thread}, "emittedAtMs": em(0)}),
+        ));
+        v.push(line(
+            at + 10,
+            "recv",
+            json!({"method": "thread/status/changed", "params": {"threadId": t.id,
+                "status": {"type": "active", "activeFlags": []}}, "emittedAtMs": em(10)}),
+        ));
+        v.push(line(
+            at + 11,
+            "recv",
+            json!({"method": "turn/started", "params": {"threadId": t.id, "turn": {"id": turn,
+                "items": [], "status": "inProgress", "error": null}}, "emittedAtMs": em(11)}),
+        ));
+        v.push(line(
+            at + 20,
+            "recv",
+            json!({"method": "item/started", "params": {"threadId": t.id, "turnId": turn,
+                "item": {"type": "userMessage", "id": format!("item-{i}"),
+                "content": [{"type": "text", "text": t.prompt, "text_elements": []}]}},
+                "emittedAtMs": em(20)}),
+        ));
+        if !t.flags.is_empty() {
+            v.push(line(
+                at + 40,
+                "recv",
+                json!({"method": "thread/status/changed", "params": {"threadId": t.id,
+                    "status": {"type": "active", "activeFlags": t.flags}}, "emittedAtMs": em(40)}),
+            ));
+        }
+        at += 200;
+    }
+    std::fs::write(out, v.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
+    let mut env = Env::new("bind");
+    let d1 = env.mkdir("alpha");
+    let d2 = env.mkdir("beta");
+    let shared = env.mkdir("shared");
+    let twin = env.mkdir("twin");
+    let p1 = env.codex_pane(&d1, None);
+    let p2 = env.codex_pane(&d2, None);
+    let p3 = env.codex_pane(&shared, Some("refactor the tokenizer module please"));
+    let p4 = env.codex_pane(&shared, Some("write release notes for version two"));
+    let p5 = env.codex_pane(&twin, None);
+    let p6 = env.codex_pane(&twin, None);
+    let stream = env.dir.join("bind.jsonl");
+    synthetic_stream(
+        &[
+            // Undecidable: two panes share its cwd and its prompt is on neither screen. It
+            // comes first, so once the others are bound its events were all seen.
+            Th {
+                id: "t-undecided",
+                cwd: &twin,
+                prompt: "this prompt is on no screen at all",
+                flags: vec!["waitingOnApproval"],
+            },
+            Th {
+                id: "t-alpha",
+                cwd: &d1,
+                prompt: "alpha work",
+                flags: vec!["waitingOnApproval"],
+            },
+            Th {
+                id: "t-beta",
+                cwd: &d2,
+                prompt: "beta work",
+                flags: vec![],
+            },
+            Th {
+                id: "t-tok",
+                cwd: &shared,
+                prompt: "refactor the tokenizer module please",
+                flags: vec!["waitingOnApproval"],
+            },
+            Th {
+                id: "t-notes",
+                cwd: &shared,
+                prompt: "write release notes for version two",
+                flags: vec![],
+            },
+        ],
+        &stream,
+    );
+    env.start_daemon();
+    // Let the daemon see the panes (and their screens) before the threads appear.
+    for p in [&p3, &p4] {
+        env.watch(p, Duration::from_secs(20), "screen seen", |h| {
+            h.last().is_some_and(|(_, e)| e == "heuristic")
+        });
+    }
+    env.start_server(&stream, 1.0);
+    let det = |state: &'static str| {
+        move |h: &[(String, String)]| {
+            h.last()
+                .is_some_and(|(s, e)| s == state && e == "deterministic")
+        }
+    };
+    env.watch(
+        &p1,
+        Duration::from_secs(30),
+        "alpha approval",
+        det("waiting_approval"),
+    );
+    env.watch(&p2, Duration::from_secs(30), "beta running", det("running"));
+    env.watch(
+        &p3,
+        Duration::from_secs(30),
+        "tokenizer approval",
+        det("waiting_approval"),
+    );
+    env.watch(
+        &p4,
+        Duration::from_secs(30),
+        "notes running",
+        det("running"),
+    );
+    for p in [&p5, &p6] {
+        let (s, e) = env.state(p);
+        assert_ne!(e, "deterministic", "{p} mis-bound ({s})");
+        assert_ne!(
+            s, "waiting_approval",
+            "{p} took the undecided thread's state"
+        );
+    }
+    let log = env.log();
+    assert!(
+        log.contains("codex_bound thread=t-tok") && log.contains("prompt text"),
+        "prompt evidence named in the log"
+    );
+    assert!(
+        !log.contains("codex_bound thread=t-undecided"),
+        "{}",
+        tail(&log, 4000)
+    );
+}
+
+#[test]
+fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
+    let mut env = Env::new("hook");
+    let work = env.mkdir("w");
+    let victim = env.codex_pane(&work, None);
+    env.start_daemon();
+    env.watch(&victim, Duration::from_secs(20), "screen seen", |h| {
+        h.last().is_some_and(|(_, e)| e == "heuristic")
+    });
+    let sock = env.tmux(&["display", "-p", "#{socket_path}"]);
+    // Our parent is the test runner, not anything in the victim pane's process tree.
+    let send = |pane: &str, payload: &Value| {
+        let mut c = Command::new(BIN)
+            .args(["hook", "codex"])
+            .env("TMUX", format!("{sock},1,0"))
+            .env("TMUX_PANE", pane)
+            .env("AGTMUX_STATE_DIR", env.dir.join("state"))
+            .env("AGTMUX_RUNTIME_DIR", env.dir.join("run"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(payload.to_string().as_bytes())
+            .unwrap();
+        assert!(c.wait().unwrap().success());
+    };
+    let elsewhere = env.mkdir("elsewhere");
+    send(
+        &victim,
+        &json!({"session_id": "t-foreign", "hook_event_name": "PermissionRequest",
+            "tool_name": "shell", "cwd": elsewhere, "turn_id": "x1"}),
+    );
+    // A positive control: a pane whose own process sends the hook keeps its TMUX_PANE.
+    let payload = json!({"session_id": "t-own", "hook_event_name": "PermissionRequest",
+        "tool_name": "shell", "cwd": "/nonexistent-so-only-the-pane-can-bind", "turn_id": "y1"})
+    .to_string();
+    let script = format!(
+        "printf '%s' '{payload}' | '{BIN}' hook codex; exec '{BIN}' fake-agent codex --once --speed 0.01"
+    );
+    let own_dir = env.mkdir("own");
+    let own = env.tmux(&[
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-c",
+        own_dir.to_str().unwrap(),
+        "-e",
+        &format!("AGTMUX_STATE_DIR={}", env.dir.join("state").display()),
+        "-e",
+        &format!("AGTMUX_RUNTIME_DIR={}", env.dir.join("run").display()),
+        &script,
+    ]);
+    env.watch(&own, Duration::from_secs(30), "own hook binds", |h| {
+        h.last()
+            .is_some_and(|(s, e)| s == "waiting_approval" && e == "deterministic")
+    });
+    // By now the foreign hook (spooled earlier) was ingested too.
+    let log = env.log();
+    assert!(
+        log.contains("t-foreign") || log.contains("unbound_thread"),
+        "{}",
+        tail(&log, 3000)
+    );
+    let (s, e) = env.state(&victim);
+    assert_ne!(
+        e, "deterministic",
+        "foreign TMUX_PANE bound the victim ({s})"
+    );
+    assert_ne!(s, "waiting_approval");
+}
