@@ -38,7 +38,10 @@ pub enum ClientError {
     NoDaemon(std::path::PathBuf, io::Error),
     Io(io::Error),
     /// The daemon answered with an error object.
-    Api { code: String, message: String },
+    Api {
+        code: String,
+        message: String,
+    },
     /// The daemon's answer was not what the protocol says.
     Protocol(String),
     Timeout,
@@ -210,7 +213,12 @@ pub struct WindowGroup {
 /// panes (attention-only, text filter), and empty groups are dropped.
 pub fn group(list: &Value, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
     let mut out = Vec::new();
-    for (si, s) in list["sessions"].as_array().into_iter().flatten().enumerate() {
+    for (si, s) in list["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let mut windows = Vec::new();
         for (wi, w) in s["windows"].as_array().into_iter().flatten().enumerate() {
             let mut panes: Vec<(usize, Value)> = w["panes"]
@@ -303,7 +311,9 @@ fn insert_pane(list: &mut Value, pane: Value) {
     let si = match sessions.iter().position(|s| s["session_id"] == sid) {
         Some(i) => i,
         None => {
-            sessions.push(json!({"session_id": sid, "session_name": pane["session_name"], "windows": []}));
+            sessions.push(
+                json!({"session_id": sid, "session_name": pane["session_name"], "windows": []}),
+            );
             sessions.len() - 1
         }
     };
@@ -313,8 +323,10 @@ fn insert_pane(list: &mut Value, pane: Value) {
     let wi = match windows.iter().position(|w| w["window_id"] == wid) {
         Some(i) => i,
         None => {
-            windows.push(json!({"window_id": wid, "window_index": pane["window_index"],
-                "window_name": pane["window_name"], "panes": []}));
+            windows.push(
+                json!({"window_id": wid, "window_index": pane["window_index"],
+                "window_name": pane["window_name"], "panes": []}),
+            );
             windows.len() - 1
         }
     };
@@ -388,7 +400,10 @@ mod tests {
         );
         assert_eq!(all_panes(&list).len(), 1);
         assert_eq!(all_panes(&list)[0]["attention"], Value::Null);
-        apply_event(&mut list, &json!({"event": "pane_removed", "pane_id": "%3"}));
+        apply_event(
+            &mut list,
+            &json!({"event": "pane_removed", "pane_id": "%3"}),
+        );
         assert!(all_panes(&list).is_empty());
     }
 

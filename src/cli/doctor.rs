@@ -29,14 +29,27 @@ struct Check {
 }
 
 fn ok(what: impl Into<String>) -> Check {
-    Check { level: Level::Ok, what: what.into(), fix: None }
+    Check {
+        level: Level::Ok,
+        what: what.into(),
+        fix: None,
+    }
 }
 fn bad(level: Level, what: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check { level, what: what.into(), fix: Some(fix.into()) }
+    Check {
+        level,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
 }
 
 fn tmux(socket: &std::path::Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("tmux").arg("-S").arg(socket).args(args).output().ok()?;
+    let out = Command::new("tmux")
+        .arg("-S")
+        .arg(socket)
+        .args(args)
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
@@ -57,7 +70,9 @@ pub fn hooked_events(doc: &Value, agent: Agent) -> Vec<String> {
     fn has_ours(v: &Value, agent: Agent) -> bool {
         match v {
             Value::Object(m) => m.iter().any(|(k, v)| {
-                (k == "command" && v.as_str().is_some_and(|c| setup::json_merge::is_ours_command(c, agent)))
+                (k == "command"
+                    && v.as_str()
+                        .is_some_and(|c| setup::json_merge::is_ours_command(c, agent)))
                     || has_ours(v, agent)
             }),
             Value::Array(a) => a.iter().any(|v| has_ours(v, agent)),
@@ -84,7 +99,9 @@ fn hooks_check(agent: Agent, env: &SetupEnv) -> Check {
             return bad(
                 Level::Warn,
                 format!("{name} hooks: {} does not exist", path.display()),
-                format!("agtmux setup {name}   (without hooks, {name} panes are read from the screen only)"),
+                format!(
+                    "agtmux setup {name}   (without hooks, {name} panes are read from the screen only)"
+                ),
             );
         }
     };
@@ -139,7 +156,11 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                 )),
             }
         }
-        _ => v.push(bad(Level::Fail, "tmux is not installed or not in PATH", "install tmux 3.2+")),
+        _ => v.push(bad(
+            Level::Fail,
+            "tmux is not installed or not in PATH",
+            "install tmux 3.2+",
+        )),
     }
     // This server.
     let Some(ver) = tmux(&sock, &["display-message", "-p", "#{version} #{pid}"]) else {
@@ -150,7 +171,10 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         ));
         return v;
     };
-    v.push(ok(format!("tmux server {} (version/pid {ver})", sock.display())));
+    v.push(ok(format!(
+        "tmux server {} (version/pid {ver})",
+        sock.display()
+    )));
     // The plugin: key bindings and status line.
     let keys = tmux(&sock, &["list-keys", "-T", "prefix"]).unwrap_or_default();
     if keys.contains("agtmux") && keys.contains("popup") {
@@ -179,7 +203,11 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     }
     match std::env::current_exe() {
         Ok(p) => v.push(ok(format!("binary {}", p.display()))),
-        Err(e) => v.push(bad(Level::Warn, format!("cannot locate this binary: {e}"), "reinstall")),
+        Err(e) => v.push(bad(
+            Level::Warn,
+            format!("cannot locate this binary: {e}"),
+            "reinstall",
+        )),
     }
     // The daemon and its sources.
     let health = Conn::connect(&sp).and_then(|mut c| c.request("health", json!({})));
@@ -215,7 +243,11 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                 v.push(bad(
                     Level::Warn,
                     format!("state store: {p} (running from memory; state is lost on restart)"),
-                    format!("see {}; a corrupt database is quarantined next to {}", sp.log().display(), sp.db().display()),
+                    format!(
+                        "see {}; a corrupt database is quarantined next to {}",
+                        sp.log().display(),
+                        sp.db().display()
+                    ),
                 ));
             }
         }

@@ -52,7 +52,11 @@ fn s(v: &Value) -> String {
 }
 
 pub fn render(x: &Value, color: bool) -> String {
-    let (b, r) = if color { ("\x1b[1m", "\x1b[0m") } else { ("", "") };
+    let (b, r) = if color {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
     let now = x["now_ms"].as_i64().unwrap_or(0);
     let p = &x["pane"];
     let mut o = String::new();

@@ -18,10 +18,11 @@ pub struct LsArgs {
 }
 
 pub fn run(args: &LsArgs) -> i32 {
-    let list = match Conn::connect(&args.server.paths()).and_then(|mut c| c.request("list", json!({}))) {
-        Ok(l) => l,
-        Err(e) => return client::fail(&e, 1),
-    };
+    let list =
+        match Conn::connect(&args.server.paths()).and_then(|mut c| c.request("list", json!({}))) {
+            Ok(l) => l,
+            Err(e) => return client::fail(&e, 1),
+        };
     let mut out = std::io::stdout().lock();
     let r = if args.json {
         writeln!(out, "{}", ls_json(&list, args.all))
@@ -80,7 +81,10 @@ pub fn render(list: &Value, color: bool) -> String {
     };
     let mut s = String::new();
     for g in &groups {
-        s.push_str(&format!("{b}{}{r} {d}{}{r}\n", g.session_name, g.session_id));
+        s.push_str(&format!(
+            "{b}{}{r} {d}{}{r}\n",
+            g.session_name, g.session_id
+        ));
         for w in &g.windows {
             let idx = w.window_index.map(|i| format!("{i}:")).unwrap_or_default();
             s.push_str(&format!("  {idx}{} {d}{}{r}\n", w.window_name, w.window_id));
@@ -98,7 +102,10 @@ pub fn render(list: &Value, color: bool) -> String {
                     state,
                     p["evidence"].as_str().unwrap_or(""),
                     client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
-                    p["title"].as_str().unwrap_or("").replace(['\n', '\r', '\x1b'], " "),
+                    p["title"]
+                        .as_str()
+                        .unwrap_or("")
+                        .replace(['\n', '\r', '\x1b'], " "),
                 ));
             }
         }

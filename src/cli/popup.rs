@@ -147,7 +147,11 @@ impl Popup {
             "command",
         ]
         .iter()
-        .any(|k| p[*k].as_str().is_some_and(|v| v.to_lowercase().contains(&f)))
+        .any(|k| {
+            p[*k]
+                .as_str()
+                .is_some_and(|v| v.to_lowercase().contains(&f))
+        })
     }
 
     pub fn groups(&self) -> Vec<client::Group> {
@@ -238,7 +242,11 @@ impl Popup {
         };
         let mut lines = Vec::new();
         let mut sel_line = None;
-        let mode = if self.attention_only { " [attention only]" } else { "" };
+        let mode = if self.attention_only {
+            " [attention only]"
+        } else {
+            ""
+        };
         lines.push(format!(
             "{b}agtmux{r}{mode}  {d}j/k move · Enter go · / filter · a attention · q quit{r}"
         ));
@@ -295,7 +303,9 @@ impl Popup {
 }
 
 fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -419,7 +429,11 @@ pub fn run(args: &PopupArgs) -> i32 {
     let mut action = Action::None;
     // Wait briefly for the snapshot so the first frame already has the list.
     if let Some(s) = sock.as_mut() {
-        let mut pfd = libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: poll on one valid fd.
         unsafe { libc::poll(&mut pfd, 1, 500) };
         if !on_api_data(&mut popup, s, &mut inbuf) {
@@ -431,9 +445,17 @@ pub fn run(args: &PopupArgs) -> i32 {
         if draw(&popup, &mut out, &mut scroll).is_err() {
             break;
         }
-        let mut fds = vec![libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+        let mut fds = vec![libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         if let Some(s) = &sock {
-            fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         // SAFETY: poll on valid fds we own; the timeout redraws ages and picks up resizes.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
@@ -497,7 +519,9 @@ fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> i32 
     if let Some(c) = client {
         cmd.args(["-c", c]);
     }
-    cmd.args(["-t", pane]).stdin(Stdio::null()).stdout(Stdio::null());
+    cmd.args(["-t", pane])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     match cmd.status() {
         Ok(s) if s.success() => 0,
         Ok(_) => 1,
@@ -555,7 +579,14 @@ mod tests {
     fn keys_decode() {
         assert_eq!(
             decode_keys(b"j\x1b[Bk\x1bOA\r\x1b"),
-            vec![Key::Char('j'), Key::Down, Key::Char('k'), Key::Up, Key::Enter, Key::Esc]
+            vec![
+                Key::Char('j'),
+                Key::Down,
+                Key::Char('k'),
+                Key::Up,
+                Key::Enter,
+                Key::Esc
+            ]
         );
     }
 }

@@ -78,7 +78,8 @@ pub fn run(args: &WaitArgs) -> i32 {
     {
         return client::fail(&format!("not a pane id: {p:?} (expected %N)"), 2);
     }
-    let deadline = (args.timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(args.timeout));
+    let deadline =
+        (args.timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(args.timeout));
     let mut c = match Conn::connect(&args.server.paths()) {
         Ok(c) => c,
         Err(e) => return client::fail(&e, NO_DAEMON),

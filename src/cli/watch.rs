@@ -26,7 +26,11 @@ pub fn run(args: &WatchArgs) -> i32 {
     let color = client::stdout_is_tty();
     let mut out = std::io::stdout().lock();
     let first = if args.json {
-        writeln!(out, "{}", json!({"v": 1, "event": "snapshot", "list": snap["list"]}))
+        writeln!(
+            out,
+            "{}",
+            json!({"v": 1, "event": "snapshot", "list": snap["list"]})
+        )
     } else {
         let panes: Vec<&Value> = client::all_panes(&snap["list"])
             .into_iter()
@@ -90,7 +94,11 @@ pub fn line(p: &Value, color: bool) -> String {
         ("", "")
     };
     if !client::is_agent(p) {
-        return format!("{} {} no agent", clock(), p["pane_id"].as_str().unwrap_or("?"));
+        return format!(
+            "{} {} no agent",
+            clock(),
+            p["pane_id"].as_str().unwrap_or("?")
+        );
     }
     format!(
         "{} {} {c}{} {} {}{}{r} {} {}",
@@ -104,6 +112,9 @@ pub fn line(p: &Value, color: bool) -> String {
             .map(|a| format!(" attention={a}"))
             .unwrap_or_default(),
         p["evidence"].as_str().unwrap_or(""),
-        p["title"].as_str().unwrap_or("").replace(['\n', '\r', '\x1b'], " "),
+        p["title"]
+            .as_str()
+            .unwrap_or("")
+            .replace(['\n', '\r', '\x1b'], " "),
     )
 }

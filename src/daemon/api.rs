@@ -151,11 +151,9 @@ impl ApiServer {
                     }
                     let token = Token(self.next);
                     self.next = self.next.wrapping_add(1).max(LISTENER.0 + 1);
-                    if let Err(e) = reg.register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
+                    if let Err(e) =
+                        reg.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    {
                         log::warn!("api_register_failed err={e}");
                         continue;
                     }
@@ -339,8 +337,8 @@ fn push_out(c: &mut Client, s: &str) {
 }
 
 fn error_line(id: &Value, code: &str, message: &str) -> String {
-    let mut s = json!({"v": VERSION, "id": id, "error": {"code": code, "message": message}})
-        .to_string();
+    let mut s =
+        json!({"v": VERSION, "id": id, "error": {"code": code, "message": message}}).to_string();
     s.push('\n');
     s
 }
@@ -394,10 +392,10 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
         );
     }
     let pane_param = || -> Result<&PaneModel, (&'static str, String)> {
-        let pid = params
-            .get("pane")
-            .and_then(Value::as_str)
-            .ok_or(("invalid_params", "missing string param \"pane\"".to_string()))?;
+        let pid = params.get("pane").and_then(Value::as_str).ok_or((
+            "invalid_params",
+            "missing string param \"pane\"".to_string(),
+        ))?;
         if !crate::core::types::valid_pane_id(pid) {
             return Err(("invalid_params", format!("not a pane id: {pid:?}")));
         }
@@ -428,8 +426,14 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
     }
 }
 
+/// f32 confidences as short decimals (0.9, not 0.8999999761581421).
+fn round3(x: f32) -> f64 {
+    (f64::from(x) * 1000.0).round() / 1000.0
+}
+
 fn opt_str<T: fmt::Display>(x: Option<T>) -> Value {
-    x.map(|v| Value::String(v.to_string())).unwrap_or(Value::Null)
+    x.map(|v| Value::String(v.to_string()))
+        .unwrap_or(Value::Null)
 }
 
 /// The read model of one pane (docs/api.md "Pane").
@@ -467,8 +471,7 @@ pub fn pane_json(p: &PaneModel, view: &View) -> Value {
 /// sessions → windows → panes, in tmux's order (session id, window index, pane index).
 pub fn list_json(view: &View) -> Value {
     // session id → window id → panes
-    let mut tree: BTreeMap<(u64, &str), BTreeMap<(u32, &str), Vec<(u32, Value)>>> =
-        BTreeMap::new();
+    let mut tree: BTreeMap<(u64, &str), BTreeMap<(u32, &str), Vec<(u32, Value)>>> = BTreeMap::new();
     for p in view.projection.panes.values() {
         let info = view.registry.panes.get(&p.instance.pane_id);
         let skey = (
@@ -580,12 +583,12 @@ pub fn explain_json(p: &PaneModel, view: &View) -> Value {
         json!({
             "rule": s.rule,
             "state": s.activity.as_str(),
-            "confidence": s.confidence,
+            "confidence": round3(s.confidence),
             "provider": opt_str(s.provider),
             "lines": s.lines,
             "at_ms": p.screen_at,
             "signature": s.signature.as_ref().map(|g| json!({
-                "provider": g.provider.as_str(), "confidence": g.confidence, "rule": g.rule,
+                "provider": g.provider.as_str(), "confidence": round3(g.confidence), "rule": g.rule,
             })),
         })
     });
