@@ -407,7 +407,9 @@ fn status_line_window_icon_and_choose_tree_formats_render() {
     assert_eq!((f_agent.trim(), f_shell.trim()), ("yes", "no"));
 }
 
-fn has_keys(v: &Value, keys: &[(&str, fn(&Value) -> bool)]) {
+type Check<'a> = (&'a str, fn(&Value) -> bool);
+
+fn has_keys(v: &Value, keys: &[Check]) {
     for (k, ty) in keys {
         assert!(
             v.get(*k).is_some_and(ty),

@@ -44,8 +44,12 @@ pub struct WaitArgs {
     pub timeout: f64,
 }
 
-/// Does the condition hold? `Err(())`: the pane is gone / not an agent.
-pub fn check(list: &Value, pane: Option<&str>, until: Until) -> Result<bool, ()> {
+/// The pane named by `--pane` is gone or holds no agent.
+#[derive(Debug)]
+pub struct NoAgent;
+
+/// Does the condition hold?
+pub fn check(list: &Value, pane: Option<&str>, until: Until) -> Result<bool, NoAgent> {
     let ok = |p: &Value| match until {
         Until::Idle => matches!(p["state"].as_str(), Some("idle" | "error")),
         Until::Attention => !p["attention"].is_null(),
@@ -53,9 +57,12 @@ pub fn check(list: &Value, pane: Option<&str>, until: Until) -> Result<bool, ()>
     let panes = client::all_panes(list);
     match pane {
         Some(id) => {
-            let p = panes.into_iter().find(|p| p["pane_id"] == id).ok_or(())?;
+            let p = panes
+                .into_iter()
+                .find(|p| p["pane_id"] == id)
+                .ok_or(NoAgent)?;
             if !client::is_agent(p) {
-                return Err(());
+                return Err(NoAgent);
             }
             Ok(ok(p))
         }
@@ -92,7 +99,7 @@ pub fn run(args: &WaitArgs) -> i32 {
         match check(&list, args.pane.as_deref(), args.until) {
             Ok(true) => return MET,
             Ok(false) => {}
-            Err(()) => {
+            Err(NoAgent) => {
                 return client::fail(
                     &format!("pane {} has no agent", args.pane.as_deref().unwrap_or("?")),
                     GONE,

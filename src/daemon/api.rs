@@ -468,10 +468,13 @@ pub fn pane_json(p: &PaneModel, view: &View) -> Value {
     })
 }
 
+/// window (index, id) → panes with their index.
+type Windows<'a> = BTreeMap<(u32, &'a str), Vec<(u32, Value)>>;
+
 /// sessions → windows → panes, in tmux's order (session id, window index, pane index).
 pub fn list_json(view: &View) -> Value {
     // session id → window id → panes
-    let mut tree: BTreeMap<(u64, &str), BTreeMap<(u32, &str), Vec<(u32, Value)>>> = BTreeMap::new();
+    let mut tree: BTreeMap<(u64, &str), Windows> = BTreeMap::new();
     for p in view.projection.panes.values() {
         let info = view.registry.panes.get(&p.instance.pane_id);
         let skey = (
