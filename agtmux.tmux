@@ -31,12 +31,21 @@ done
 
 popup_key="$(get_tmux_option '@agtmux-popup-key' 'A')"
 tree_key="$(get_tmux_option '@agtmux-tree-key' 'S')"
+# The agent-only variant: choose-tree filtered (-f) to panes that hold an agent. The filter is
+# evaluated per pane; windows and sessions without a matching pane drop out of the tree.
+tree_agents_key="$(get_tmux_option '@agtmux-tree-agents-key' 'a')"
 q_bin="$(printf '%q' "$bin")"
+# Rows of choose-tree: pane rows show the agent icon/provider/state/title, window rows the
+# window icon, session rows the attention counts. (The tests read this line.)
+tree_format='#{?pane_format,#{?#{@agtmux_icon},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{@agtmux_title},#{pane_current_command}},#{?window_format,#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}#{window_name},#{?#{@agtmux_session_counts},#{@agtmux_session_counts} ,}#{session_windows} windows}}'
 if [ -n "$popup_key" ] && [ "$popup_key" != "none" ]; then
 	tmux bind-key "$popup_key" display-popup -E -w 80% -h 70% "$q_bin popup"
 fi
 if [ -n "$tree_key" ] && [ "$tree_key" != "none" ]; then
-	tmux bind-key "$tree_key" choose-tree -Z -F '#{?pane_format,#{?#{@agtmux_icon},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{@agtmux_title},#{pane_current_command}},#{?window_format,#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}#{window_name},#{?#{@agtmux_session_counts},#{@agtmux_session_counts} ,}#{session_windows} windows}}'
+	tmux bind-key "$tree_key" choose-tree -Z -F "$tree_format"
+fi
+if [ -n "$tree_agents_key" ] && [ "$tree_agents_key" != "none" ]; then
+	tmux bind-key "$tree_agents_key" choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
 fi
 
 # One daemon per server: `agtmux daemon` takes a per-socket flock and exits quietly if held.

@@ -1,9 +1,17 @@
 //! One file per subcommand; `main.rs` only parses and dispatches here.
 pub mod classify;
+pub mod client;
+pub mod completions;
 pub mod demo;
 pub mod dev_codex;
+pub mod doctor;
+pub mod explain;
 pub mod hook;
+pub mod ls;
+pub mod popup;
 pub mod setup;
+pub mod wait;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +38,20 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// Start a private tmux server with simulated agents and the daemon, and attach to it.
     Demo(demo::DemoArgs),
+    /// Sessions → windows → agent panes with state, evidence, title and age.
+    Ls(ls::LsArgs),
+    /// Stream pane changes as they happen.
+    Watch(watch::WatchArgs),
+    /// Wait until a pane (or every agent pane) is idle or needs attention.
+    Wait(wait::WaitArgs),
+    /// Why a pane has its state.
+    Explain(explain::ExplainArgs),
+    /// The popup UI (run by prefix + A inside `display-popup -E`).
+    Popup(popup::PopupArgs),
+    /// Check tmux, plugin, daemon, hooks and sources; print a fix for each problem.
+    Doctor(doctor::DoctorArgs),
+    /// Shell completions.
+    Completions(completions::CompletionsArgs),
     /// A simulated agent (used by the demo and the tests).
     #[command(hide = true)]
     FakeAgent(demo::FakeAgentArgs),
@@ -48,6 +70,13 @@ pub fn run(cli: Cli) -> i32 {
         Command::Demo(a) => demo::run(&a),
         Command::FakeAgent(a) => demo::fake_agent(&a),
         Command::DevCodexAppserver(a) => dev_codex::run(&a),
+        Command::Ls(a) => ls::run(&a),
+        Command::Watch(a) => watch::run(&a),
+        Command::Wait(a) => wait::run(&a),
+        Command::Explain(a) => explain::run(&a),
+        Command::Popup(a) => popup::run(&a),
+        Command::Doctor(a) => doctor::run(&a),
+        Command::Completions(a) => completions::run(&a),
     }
 }
 

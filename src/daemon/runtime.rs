@@ -5,6 +5,7 @@
 //! wake-up datagram), then `step` runs the pipeline once: refresh the pane registry when due,
 //! ingest hook events (gateway → store → projection), schedule screen captures for candidate
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
+use super::api::{self, ApiServer};
 use super::codex::CodexLink;
 use super::procs;
 use super::projection::Projection;
@@ -105,6 +106,8 @@ pub struct Runtime {
     codex: CodexLink,
     _inotify: Option<OwnedFd>,
     wake: Option<UnixDatagram>,
+    /// The local client API (C-002); `None` when its socket could not be bound.
+    api: Option<ApiServer>,
     spool_dirty: bool,
     next_refresh: Millis,
     next_spool_scan: Millis,
@@ -184,6 +187,9 @@ impl Runtime {
                 .register(w, WAKE, Interest::READABLE)
                 .map_err(io_err("register"))?;
         }
+        let api = ApiServer::bind(&sp.api_socket(), poll.registry())
+            .map_err(|e| log::error!("api_unavailable err={e}"))
+            .ok();
         let hostname = hostname();
         Ok(Runtime {
             poll,
@@ -205,6 +211,7 @@ impl Runtime {
             codex: CodexLink::new(now_ms()),
             _inotify: inotify,
             wake,
+            api,
             spool_dirty: true,
             next_refresh: 0,
             next_spool_scan: 0,
@@ -275,6 +282,7 @@ impl Runtime {
                         self.codex
                             .on_ready(ev.is_readable(), ev.is_writable(), now_ms())
                     }
+                    t if api::owns(t) => self.on_api(ev),
                     _ => {}
                 }
             }
@@ -627,6 +635,7 @@ impl Runtime {
                 if reply.lines.iter().any(|l| l.starts_with(b"@agtmux-")) {
                     self.apply_user_options(&reply.lines);
                 }
+                self.apply_names(&reply.lines);
             }
         }
     }
@@ -662,7 +671,10 @@ impl Runtime {
             | Notification::SessionWindowChanged { .. }
             | Notification::WindowPaneChanged { .. }
             | Notification::LayoutChange { .. }
-            | Notification::PaneModeChanged { .. } => self.refresh_requested = true,
+            | Notification::PaneModeChanged { .. }
+            | Notification::SessionRenamed { .. }
+            | Notification::WindowRenamed { .. }
+            | Notification::UnlinkedWindowRenamed { .. } => self.refresh_requested = true,
             _ => {}
         }
     }
@@ -672,6 +684,9 @@ impl Runtime {
         if !t.has_pending(&ReplyKind::ListPanes) {
             t.send(registry::LIST_PANES, ReplyKind::ListPanes);
             t.send(registry::LIST_CLIENTS, ReplyKind::ListClients);
+            // Names for the API (replies tagged AGTS/AGTW, handled under `Other`).
+            t.send(registry::LIST_SESSIONS, ReplyKind::Other);
+            t.send(registry::LIST_WINDOWS, ReplyKind::Other);
         }
         self.refresh_requested = false;
         let any_agent = self.projection.panes.values().any(|p| p.is_candidate());
@@ -798,6 +813,7 @@ impl Runtime {
         if !changed.is_empty() {
             self.gateway.persist(&mut self.projection, &changed, now);
         }
+        self.api_push(&changed, now);
         // Source health from the gateway feeds admissibility.
         let hh = self.gateway.hooks_health();
         // The spool carries Claude and Codex hook events alike.
@@ -837,6 +853,51 @@ impl Runtime {
             }
         }
         self.flush_tmux();
+    }
+
+    // ----- local API (C-002 client API, see api.rs) -----------------------------------
+
+    fn api_view(&self, now: Millis) -> api::View<'_> {
+        api::View {
+            projection: &self.projection,
+            registry: &self.registry,
+            style: &self.style,
+            identity: self.identity.as_deref(),
+            socket: &self.sp.socket,
+            tmux_connected: self.tmux.as_ref().is_some_and(|t| t.is_ready()),
+            store_problem: self.gateway.store_problem(),
+            now,
+        }
+    }
+
+    fn on_api(&mut self, ev: &mio::event::Event) {
+        if let Some(mut a) = self.api.take() {
+            a.on_event(ev, self.poll.registry(), &self.api_view(now_ms()));
+            self.api = Some(a);
+        }
+    }
+
+    fn api_push(&mut self, changed: &[String], now: Millis) {
+        if let Some(mut a) = self.api.take() {
+            a.push_changes(changed, self.poll.registry(), &self.api_view(now));
+            self.api = Some(a);
+        }
+    }
+
+    /// Session and window names from `AGTS`/`AGTW` rows.
+    fn apply_names(&mut self, lines: &[Vec<u8>]) {
+        if lines.iter().any(|l| l.starts_with(b"AGTS ")) {
+            self.registry.session_names = registry::parse_names(lines, "AGTS")
+                .into_iter()
+                .map(|(id, (name, _))| (id, name))
+                .collect();
+        }
+        if lines.iter().any(|l| l.starts_with(b"AGTW ")) {
+            self.registry.window_names = registry::parse_names(lines, "AGTW")
+                .into_iter()
+                .map(|(id, (name, _))| (id, name))
+                .collect();
+        }
     }
 
     fn daemon_status(&self) -> String {
@@ -884,6 +945,9 @@ impl Runtime {
             }
         }
         self.drop_tmux();
+        if let Some(mut a) = self.api.take() {
+            a.shutdown(self.poll.registry());
+        }
         let _ = std::fs::remove_file(self.sp.wake_socket());
     }
 }

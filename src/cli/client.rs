@@ -1,0 +1,416 @@
+//! The CLI side of the local API (C-002 client API): server selection (`-L`/`-S` like tmux),
+//! a small blocking client for the daemon's newline-delimited JSON socket, and the shared
+//! rendering the client commands (`ls`, `watch`, `wait`, `explain`, `popup`) use, so every
+//! surface shows the daemon's one read model the same way and none computes state itself.
+use crate::paths::{self, ServerArg, ServerPaths};
+use serde_json::{Value, json};
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// `-L NAME` / `-S PATH`, as tmux. Default: the server of `$TMUX`, else tmux's default.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServerOpts {
+    /// tmux server socket name, as `tmux -L`.
+    #[arg(short = 'L', value_name = "NAME")]
+    pub name: Option<String>,
+    /// tmux server socket path, as `tmux -S`.
+    #[arg(short = 'S', value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl ServerOpts {
+    pub fn arg(&self) -> ServerArg {
+        ServerArg {
+            name: self.name.clone(),
+            path: self.path.clone(),
+        }
+    }
+    pub fn paths(&self) -> ServerPaths {
+        ServerPaths::new(paths::socket_path(&self.arg()))
+    }
+}
+
+#[derive(Debug)]
+pub enum ClientError {
+    /// No daemon answers on the API socket.
+    NoDaemon(std::path::PathBuf, io::Error),
+    Io(io::Error),
+    /// The daemon answered with an error object.
+    Api {
+        code: String,
+        message: String,
+    },
+    /// The daemon's answer was not what the protocol says.
+    Protocol(String),
+    Timeout,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::NoDaemon(p, e) => write!(
+                f,
+                "no agtmux daemon answers at {} ({e}); is the plugin loaded for this tmux server? \
+                 (start one with `agtmux daemon -S <tmux socket>`, or run `agtmux doctor`)",
+                p.display()
+            ),
+            ClientError::Io(e) => write!(f, "api: {e}"),
+            ClientError::Api { code, message } => write!(f, "{code}: {message}"),
+            ClientError::Protocol(s) => write!(f, "api protocol: {s}"),
+            ClientError::Timeout => write!(f, "timed out"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            ClientError::Timeout
+        } else {
+            ClientError::Io(e)
+        }
+    }
+}
+
+/// One connection to the daemon.
+pub struct Conn {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+}
+
+impl Conn {
+    pub fn connect(sp: &ServerPaths) -> Result<Conn, ClientError> {
+        let path = sp.api_socket();
+        let s = UnixStream::connect(&path).map_err(|e| ClientError::NoDaemon(path.clone(), e))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let writer = s.try_clone()?;
+        Ok(Conn {
+            reader: BufReader::new(s),
+            writer,
+            next_id: 1,
+        })
+    }
+
+    /// Send one request and wait for its answer.
+    pub fn request(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = json!({"v": 1, "id": id, "method": method, "params": params}).to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())?;
+        loop {
+            let msg = self.read_message()?;
+            if msg.get("event").is_some() {
+                continue; // a push for an earlier subscription
+            }
+            if msg.get("id").and_then(Value::as_u64) != Some(id) {
+                continue;
+            }
+            if let Some(e) = msg.get("error") {
+                return Err(ClientError::Api {
+                    code: e["code"].as_str().unwrap_or("?").to_string(),
+                    message: e["message"].as_str().unwrap_or("").to_string(),
+                });
+            }
+            return msg
+                .get("result")
+                .cloned()
+                .ok_or_else(|| ClientError::Protocol("answer without result".into()));
+        }
+    }
+
+    /// How long `read_message` waits (`None` = forever).
+    pub fn set_timeout(&mut self, t: Option<Duration>) -> Result<(), ClientError> {
+        // A zero duration is an error for set_read_timeout; round up.
+        let t = t.map(|d| d.max(Duration::from_millis(1)));
+        self.reader.get_ref().set_read_timeout(t)?;
+        Ok(())
+    }
+
+    /// The next JSON line from the daemon.
+    pub fn read_message(&mut self) -> Result<Value, ClientError> {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line)?;
+        if n == 0 {
+            return Err(ClientError::Protocol("daemon closed the connection".into()));
+        }
+        serde_json::from_str(&line).map_err(|e| ClientError::Protocol(format!("bad JSON: {e}")))
+    }
+}
+
+// ----- shared rendering ------------------------------------------------------------------
+
+/// Is fd 1 a terminal? (Colour only then.)
+pub fn stdout_is_tty() -> bool {
+    // SAFETY: isatty has no preconditions.
+    unsafe { libc::isatty(1) == 1 }
+}
+
+/// Urgency rank, most urgent first: approval, input, error, done, then the rest.
+pub fn rank(p: &Value) -> u8 {
+    match p["attention"].as_str() {
+        Some("approval") => 0,
+        Some("input") => 1,
+        Some("error") => 2,
+        Some("done") => 3,
+        _ => 4,
+    }
+}
+
+pub fn is_agent(p: &Value) -> bool {
+    p["presence"] == "managed"
+}
+
+/// "5s", "3m", "2h", "4d".
+pub fn age(now_ms: i64, since_ms: i64) -> String {
+    let s = ((now_ms - since_ms) / 1000).max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// SGR colour of a pane's state for terminal output.
+pub fn state_color(p: &Value) -> &'static str {
+    match (p["attention"].as_str(), p["state"].as_str()) {
+        (Some("approval"), _) => "\x1b[1;31m",
+        (Some("input"), _) => "\x1b[1;33m",
+        (Some("error"), _) | (_, Some("error")) => "\x1b[31m",
+        (Some("done"), _) => "\x1b[32m",
+        (_, Some("running")) => "\x1b[36m",
+        _ => "\x1b[2m",
+    }
+}
+
+/// A session with its windows, each with its agent panes; ordered attention first.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub session_id: String,
+    pub session_name: String,
+    pub windows: Vec<WindowGroup>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowGroup {
+    pub window_id: String,
+    pub window_index: Option<u64>,
+    pub window_name: String,
+    pub panes: Vec<Value>,
+}
+
+/// Agent panes of a `list` result, grouped sessions → windows → panes. Sessions, windows and
+/// panes are ordered by their most urgent pane first, then in tmux's order; `keep` filters
+/// panes (attention-only, text filter), and empty groups are dropped.
+pub fn group(list: &Value, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
+    let mut out = Vec::new();
+    for (si, s) in list["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let mut windows = Vec::new();
+        for (wi, w) in s["windows"].as_array().into_iter().flatten().enumerate() {
+            let mut panes: Vec<(usize, Value)> = w["panes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| is_agent(p) && keep(p))
+                .cloned()
+                .enumerate()
+                .collect();
+            if panes.is_empty() {
+                continue;
+            }
+            panes.sort_by_key(|(i, p)| (rank(p), *i));
+            let r = panes.iter().map(|(_, p)| rank(p)).min().unwrap_or(4);
+            windows.push((
+                r,
+                wi,
+                WindowGroup {
+                    window_id: w["window_id"].as_str().unwrap_or("").to_string(),
+                    window_index: w["window_index"].as_u64(),
+                    window_name: w["window_name"].as_str().unwrap_or("").to_string(),
+                    panes: panes.into_iter().map(|(_, p)| p).collect(),
+                },
+            ));
+        }
+        if windows.is_empty() {
+            continue;
+        }
+        windows.sort_by_key(|(r, i, _)| (*r, *i));
+        let r = windows[0].0;
+        out.push((
+            r,
+            si,
+            Group {
+                session_id: s["session_id"].as_str().unwrap_or("").to_string(),
+                session_name: s["session_name"].as_str().unwrap_or("").to_string(),
+                windows: windows.into_iter().map(|(_, _, w)| w).collect(),
+            },
+        ));
+    }
+    out.sort_by_key(|(r, i, _)| (*r, *i));
+    out.into_iter().map(|(_, _, g)| g).collect()
+}
+
+/// Apply a pushed event to a `list` result in place (used by `watch`, `wait` and the popup).
+pub fn apply_event(list: &mut Value, ev: &Value) {
+    match ev["event"].as_str() {
+        Some("pane") => {
+            let pane = &ev["pane"];
+            let Some(id) = pane["pane_id"].as_str() else {
+                return;
+            };
+            remove_pane(list, id);
+            insert_pane(list, pane.clone());
+        }
+        Some("pane_removed") => {
+            if let Some(id) = ev["pane_id"].as_str() {
+                remove_pane(list, id);
+            }
+        }
+        _ => {}
+    }
+    if let Some(n) = ev["pane"]["since_ms"].as_i64()
+        && list["now_ms"].as_i64().is_none_or(|x| x < n)
+    {
+        list["now_ms"] = json!(n);
+    }
+}
+
+fn remove_pane(list: &mut Value, id: &str) {
+    for s in list["sessions"].as_array_mut().into_iter().flatten() {
+        for w in s["windows"].as_array_mut().into_iter().flatten() {
+            if let Some(ps) = w["panes"].as_array_mut() {
+                ps.retain(|p| p["pane_id"] != id);
+            }
+        }
+    }
+}
+
+fn insert_pane(list: &mut Value, pane: Value) {
+    if !list["sessions"].is_array() {
+        list["sessions"] = json!([]);
+    }
+    let Some(sessions) = list["sessions"].as_array_mut() else {
+        return;
+    };
+    let sid = pane["session_id"].clone();
+    let wid = pane["window_id"].clone();
+    let si = match sessions.iter().position(|s| s["session_id"] == sid) {
+        Some(i) => i,
+        None => {
+            sessions.push(
+                json!({"session_id": sid, "session_name": pane["session_name"], "windows": []}),
+            );
+            sessions.len() - 1
+        }
+    };
+    let Some(windows) = sessions[si]["windows"].as_array_mut() else {
+        return;
+    };
+    let wi = match windows.iter().position(|w| w["window_id"] == wid) {
+        Some(i) => i,
+        None => {
+            windows.push(
+                json!({"window_id": wid, "window_index": pane["window_index"],
+                "window_name": pane["window_name"], "panes": []}),
+            );
+            windows.len() - 1
+        }
+    };
+    if let Some(ps) = windows[wi]["panes"].as_array_mut() {
+        ps.push(pane);
+        ps.sort_by_key(|p| p["pane_index"].as_u64().unwrap_or(0));
+    }
+}
+
+/// All panes of a `list` result, flat.
+pub fn all_panes(list: &Value) -> Vec<&Value> {
+    let mut v = Vec::new();
+    for s in list["sessions"].as_array().into_iter().flatten() {
+        for w in s["windows"].as_array().into_iter().flatten() {
+            v.extend(w["panes"].as_array().into_iter().flatten());
+        }
+    }
+    v
+}
+
+pub fn now_ms() -> i64 {
+    crate::daemon::runtime::now_ms()
+}
+
+/// Print an error and return exit code 1 (or the given code).
+pub fn fail(e: &dyn fmt::Display, code: i32) -> i32 {
+    eprintln!("agtmux: {e}");
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pane(id: &str, s: &str, w: &str, att: Option<&str>) -> Value {
+        json!({"pane_id": id, "session_id": s, "window_id": w, "presence": "managed",
+               "attention": att, "state": "idle", "pane_index": 0})
+    }
+
+    #[test]
+    fn groups_put_attention_first_and_skip_non_agents() {
+        let list = json!({"sessions": [
+            {"session_id": "$0", "session_name": "a", "windows": [
+                {"window_id": "@0", "panes": [pane("%0", "$0", "@0", None)]}]},
+            {"session_id": "$1", "session_name": "b", "windows": [
+                {"window_id": "@1", "panes": [
+                    {"pane_id": "%9", "presence": "unmanaged"},
+                    pane("%1", "$1", "@1", Some("approval"))]}]},
+            {"session_id": "$2", "session_name": "c", "windows": [
+                {"window_id": "@2", "panes": [{"pane_id": "%2", "presence": "unmanaged"}]}]},
+        ]});
+        let g = group(&list, &|_| true);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].session_name, "b");
+        assert_eq!(g[0].windows[0].panes.len(), 1);
+        let g = group(&list, &|p| rank(p) < 4);
+        assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn events_update_a_list() {
+        let mut list = json!({"sessions": []});
+        apply_event(
+            &mut list,
+            &json!({"event": "pane", "pane": pane("%3", "$0", "@0", Some("input"))}),
+        );
+        assert_eq!(all_panes(&list).len(), 1);
+        apply_event(
+            &mut list,
+            &json!({"event": "pane", "pane": pane("%3", "$0", "@0", None)}),
+        );
+        assert_eq!(all_panes(&list).len(), 1);
+        assert_eq!(all_panes(&list)[0]["attention"], Value::Null);
+        apply_event(
+            &mut list,
+            &json!({"event": "pane_removed", "pane_id": "%3"}),
+        );
+        assert!(all_panes(&list).is_empty());
+    }
+
+    #[test]
+    fn ages_are_short() {
+        assert_eq!(age(10_000, 5_000), "5s");
+        assert_eq!(age(4_000_000, 0), "1h");
+        assert_eq!(age(0, 5_000), "0s");
+    }
+}

@@ -1,0 +1,322 @@
+//! `agtmux doctor` (product.md §4): checks what a working install needs — tmux version, this
+//! tmux server, the plugin's key bindings and status line, the daemon for this server (and its
+//! API), Claude/Codex hooks installed, source and store health — and prints a fix for each
+//! problem. Exit 0 when everything is fine, 1 when something needs fixing.
+//!
+//! tmux is run with an argument vector, never through a shell.
+use super::client::{self, Conn, ServerOpts};
+use super::setup::{self, Agent, SetupEnv};
+use serde_json::{Value, json};
+use std::process::Command;
+
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub server: ServerOpts,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Check {
+    level: Level,
+    what: String,
+    fix: Option<String>,
+}
+
+fn ok(what: impl Into<String>) -> Check {
+    Check {
+        level: Level::Ok,
+        what: what.into(),
+        fix: None,
+    }
+}
+fn bad(level: Level, what: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        level,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn tmux(socket: &std::path::Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("tmux")
+        .arg("-S")
+        .arg(socket)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+/// `tmux 3.3a` → (3, 3).
+pub fn parse_version(s: &str) -> Option<(u32, u32)> {
+    let v = s.split_whitespace().last()?;
+    let v = v.trim_start_matches("next-");
+    let (maj, rest) = v.split_once('.')?;
+    let min: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some((maj.parse().ok()?, min.parse().ok()?))
+}
+
+/// Which of `agent`'s events have agtmux's hook in `doc` (any settings layout: every
+/// `"command"` string under `hooks.<Event>`).
+pub fn hooked_events(doc: &Value, agent: Agent) -> Vec<String> {
+    fn has_ours(v: &Value, agent: Agent) -> bool {
+        match v {
+            Value::Object(m) => m.iter().any(|(k, v)| {
+                (k == "command"
+                    && v.as_str()
+                        .is_some_and(|c| setup::json_merge::is_ours_command(c, agent)))
+                    || has_ours(v, agent)
+            }),
+            Value::Array(a) => a.iter().any(|v| has_ours(v, agent)),
+            _ => false,
+        }
+    }
+    doc["hooks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| has_ours(v, agent))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+fn hooks_check(agent: Agent, env: &SetupEnv) -> Check {
+    let name = agent.name();
+    let Ok(path) = setup::settings_path(agent, env) else {
+        return bad(Level::Warn, format!("{name} hooks: no $HOME"), "set HOME");
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(_) => {
+            return bad(
+                Level::Warn,
+                format!("{name} hooks: {} does not exist", path.display()),
+                format!(
+                    "agtmux setup {name}   (without hooks, {name} panes are read from the screen only)"
+                ),
+            );
+        }
+    };
+    let doc: Value = match serde_json::from_str(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            return bad(
+                Level::Fail,
+                format!("{name} hooks: {} is not valid JSON ({e})", path.display()),
+                format!("fix the file by hand, then: agtmux setup {name}"),
+            );
+        }
+    };
+    let have = hooked_events(&doc, agent);
+    let missing: Vec<&str> = agent
+        .events()
+        .iter()
+        .filter(|e| !have.iter().any(|h| h == *e))
+        .copied()
+        .collect();
+    if have.is_empty() {
+        bad(
+            Level::Warn,
+            format!("{name} hooks: not installed in {}", path.display()),
+            format!("agtmux setup {name}"),
+        )
+    } else if !missing.is_empty() {
+        bad(
+            Level::Warn,
+            format!("{name} hooks: missing for {}", missing.join(", ")),
+            format!("agtmux setup {name}"),
+        )
+    } else {
+        ok(format!("{name} hooks installed ({} events)", have.len()))
+    }
+}
+
+fn checks(args: &DoctorArgs) -> Vec<Check> {
+    let mut v = Vec::new();
+    let sp = args.server.paths();
+    let sock = sp.socket.clone();
+    // tmux itself.
+    match Command::new("tmux").arg("-V").output() {
+        Ok(o) if o.status.success() => {
+            let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            match parse_version(&s) {
+                Some(ver) if ver >= (3, 2) => v.push(ok(s)),
+                _ => v.push(bad(
+                    Level::Fail,
+                    format!("{s}: agtmux needs tmux 3.2 or newer (display-popup -E, formats)"),
+                    "upgrade tmux",
+                )),
+            }
+        }
+        _ => v.push(bad(
+            Level::Fail,
+            "tmux is not installed or not in PATH",
+            "install tmux 3.2+",
+        )),
+    }
+    // This server.
+    let Some(ver) = tmux(&sock, &["display-message", "-p", "#{version} #{pid}"]) else {
+        v.push(bad(
+            Level::Fail,
+            format!("no tmux server at {}", sock.display()),
+            "run inside tmux, or name the server with -L NAME / -S PATH",
+        ));
+        return v;
+    };
+    v.push(ok(format!(
+        "tmux server {} (version/pid {ver})",
+        sock.display()
+    )));
+    // The plugin: key bindings and status line.
+    let keys = tmux(&sock, &["list-keys", "-T", "prefix"]).unwrap_or_default();
+    if keys.contains("agtmux") && keys.contains("popup") {
+        v.push(ok("plugin loaded (popup key bound)"));
+    } else {
+        v.push(bad(
+            Level::Warn,
+            "plugin not loaded: no key runs `agtmux popup`",
+            "add `set -g @plugin 'OWNER/agtmux'` to ~/.tmux.conf and press prefix + I \
+             (or: tmux run-shell /path/to/agtmux/agtmux.tmux)",
+        ));
+    }
+    let status = format!(
+        "{} {}",
+        tmux(&sock, &["show-options", "-gv", "status-right"]).unwrap_or_default(),
+        tmux(&sock, &["show-options", "-gv", "status-left"]).unwrap_or_default()
+    );
+    if status.contains("@agtmux_attention") || status.contains("agtmux_status") {
+        v.push(ok("status line shows #{@agtmux_attention}"));
+    } else {
+        v.push(bad(
+            Level::Warn,
+            "status line does not show agent attention",
+            "set -g status-right '#{@agtmux_attention} %H:%M'",
+        ));
+    }
+    match std::env::current_exe() {
+        Ok(p) => v.push(ok(format!("binary {}", p.display()))),
+        Err(e) => v.push(bad(
+            Level::Warn,
+            format!("cannot locate this binary: {e}"),
+            "reinstall",
+        )),
+    }
+    // The daemon and its sources.
+    let health = Conn::connect(&sp).and_then(|mut c| c.request("health", json!({})));
+    match health {
+        Ok(h) => {
+            v.push(ok(format!(
+                "daemon pid {} for this server ({} agent panes)",
+                h["daemon_pid"], h["agent_panes"]
+            )));
+            if h["tmux"]["connected"] != true {
+                v.push(bad(
+                    Level::Fail,
+                    "daemon is not connected to tmux (reconnecting)",
+                    format!("see the log: {}", sp.log().display()),
+                ));
+            }
+            for (src, st) in h["sources"].as_object().into_iter().flatten() {
+                if st == "healthy" {
+                    v.push(ok(format!("source {src} healthy")));
+                } else {
+                    v.push(bad(
+                        Level::Warn,
+                        format!("source {src} is {}", st.as_str().unwrap_or("?")),
+                        format!(
+                            "panes fall back to the screen; see {} (restart: kill {} and reload the plugin)",
+                            sp.log().display(),
+                            h["daemon_pid"]
+                        ),
+                    ));
+                }
+            }
+            if let Some(p) = h["store_problem"].as_str() {
+                v.push(bad(
+                    Level::Warn,
+                    format!("state store: {p} (running from memory; state is lost on restart)"),
+                    format!(
+                        "see {}; a corrupt database is quarantined next to {}",
+                        sp.log().display(),
+                        sp.db().display()
+                    ),
+                ));
+            }
+        }
+        Err(e) => {
+            let held = crate::daemon::lock_held(&sp);
+            v.push(bad(
+                Level::Fail,
+                if held {
+                    format!("a daemon holds the lock but its API does not answer: {e}")
+                } else {
+                    "no agtmux daemon runs for this tmux server".to_string()
+                },
+                format!(
+                    "setsid agtmux daemon -S {} &   (the plugin starts it; log: {})",
+                    sock.display(),
+                    sp.log().display()
+                ),
+            ));
+        }
+    }
+    let env = SetupEnv::from_process();
+    v.push(hooks_check(Agent::Claude, &env));
+    v.push(hooks_check(Agent::Codex, &env));
+    v
+}
+
+pub fn run(args: &DoctorArgs) -> i32 {
+    let color = client::stdout_is_tty();
+    let mut problems = 0;
+    for c in checks(args) {
+        let (mark, col) = match c.level {
+            Level::Ok => ("ok  ", "\x1b[32m"),
+            Level::Warn => ("warn", "\x1b[33m"),
+            Level::Fail => ("FAIL", "\x1b[31m"),
+        };
+        if c.level != Level::Ok {
+            problems += 1;
+        }
+        if color {
+            println!("{col}{mark}\x1b[0m {}", c.what);
+        } else {
+            println!("{mark} {}", c.what);
+        }
+        if let Some(f) = c.fix {
+            println!("     fix: {f}");
+        }
+    }
+    if problems == 0 { 0 } else { 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("tmux 3.3a"), Some((3, 3)));
+        assert_eq!(parse_version("tmux next-3.5"), Some((3, 5)));
+        assert_eq!(parse_version("tmux 2.9"), Some((2, 9)));
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn finds_our_hooks_only() {
+        let doc = json!({"hooks": {
+            "Stop": [{"hooks": [{"type": "command", "command": "'/x/agtmux' hook claude"}]}],
+            "PreToolUse": [{"hooks": [{"type": "command", "command": "other-tool"}]}],
+        }});
+        assert_eq!(hooked_events(&doc, Agent::Claude), vec!["Stop".to_string()]);
+        assert!(hooked_events(&doc, Agent::Codex).is_empty());
+    }
+}

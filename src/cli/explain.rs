@@ -1,0 +1,175 @@
+//! `agtmux explain %N` (product.md §4, C-002 `explain`): why a pane has its state — the
+//! signature class/reason/confidence, every deterministic source's last event and health, the
+//! winner and the suppressed sources with reasons, the hysteresis timers, and the last screen
+//! verdict's rule and deciding lines. Straight from the daemon's read model.
+use super::client::{self, Conn, ServerOpts};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub server: ServerOpts,
+    /// The pane, e.g. `%3` (default: `$TMUX_PANE`).
+    pub pane: Option<String>,
+    /// Versioned JSON (`{"v":1,...}`, see docs/api.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &ExplainArgs) -> i32 {
+    let Some(pane) = args
+        .pane
+        .clone()
+        .or_else(|| std::env::var("TMUX_PANE").ok())
+    else {
+        return client::fail(&"which pane? (agtmux explain %N)", 2);
+    };
+    let r = Conn::connect(&args.server.paths())
+        .and_then(|mut c| c.request("explain", json!({"pane": pane})));
+    let x = match r {
+        Ok(x) => x,
+        Err(e) => return client::fail(&e, 1),
+    };
+    if args.json {
+        let mut o = json!({"v": 1});
+        if let (Some(m), Some(src)) = (o.as_object_mut(), x.as_object()) {
+            m.extend(src.clone());
+        }
+        println!("{o}");
+    } else {
+        print!("{}", render(&x, client::stdout_is_tty()));
+    }
+    0
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+pub fn render(x: &Value, color: bool) -> String {
+    let (b, r) = if color {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    let now = x["now_ms"].as_i64().unwrap_or(0);
+    let p = &x["pane"];
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{b}{}{r} {} {} {} evidence={} attention={} since {} ago",
+        s(&p["pane_id"]),
+        s(&p["presence"]),
+        s(&p["provider"]),
+        s(&p["state"]),
+        s(&p["evidence"]),
+        s(&p["attention"]),
+        client::age(now, p["since_ms"].as_i64().unwrap_or(now))
+    );
+    let _ = writeln!(o, "  title: {} ({})", s(&p["title"]), s(&p["title_source"]));
+    let g = &x["signature"];
+    let _ = writeln!(
+        o,
+        "{b}signature{r}: {} reason={} confidence={}",
+        s(&g["class"]),
+        s(&g["reason"]),
+        s(&g["confidence"])
+    );
+    let pr = &x["process"];
+    if pr.is_null() {
+        let _ = writeln!(o, "{b}process{r}: no agent process");
+    } else {
+        let _ = writeln!(
+            o,
+            "{b}process{r}: {} ({}) pid {}",
+            s(&pr["provider"]),
+            s(&pr["reason"]),
+            s(&pr["pid"])
+        );
+    }
+    let _ = writeln!(o, "{b}sources{r}:");
+    if let Some(h) = x["source_health"].as_object() {
+        for (name, health) in h {
+            let last = x["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["source"] == name.as_str());
+            match last {
+                Some(d) => {
+                    let _ = writeln!(
+                        o,
+                        "  {name:<16} {} last={}{} -> {}{} {} ago",
+                        s(health),
+                        s(&d["event"]),
+                        d["detail"]
+                            .as_str()
+                            .map(|x| format!("({x})"))
+                            .unwrap_or_default(),
+                        s(&d["state"]),
+                        if d["ended"] == true { " ended" } else { "" },
+                        client::age(now, d["ts_ms"].as_i64().unwrap_or(now))
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "  {name:<16} {} no event", s(health));
+                }
+            }
+        }
+    }
+    let res = &x["resolution"];
+    let _ = writeln!(
+        o,
+        "{b}resolution{r}: winner={} reason={}",
+        s(&res["winner"]),
+        s(&res["reason"])
+    );
+    for sp in res["suppressed"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  suppressed {} ({})",
+            s(&sp["source"]),
+            s(&sp["reason"])
+        );
+    }
+    if !res["transition"].is_null() {
+        let _ = writeln!(o, "  transition {}", s(&res["transition"]));
+    }
+    let h = &x["heuristic"];
+    let _ = writeln!(o, "{b}heuristic{r}: {}", s(&h["state"]));
+    if let Some(c) = h["last_change"].as_object() {
+        let _ = writeln!(
+            o,
+            "  last change {} -> {} ({})",
+            s(&c["from"]),
+            s(&c["to"]),
+            s(&c["reason"])
+        );
+    }
+    for t in x["timers"].as_array().into_iter().flatten() {
+        let d = t["deadline_ms"].as_i64().unwrap_or(now);
+        let _ = writeln!(o, "  timer {} in {}ms", s(&t["name"]), d - now);
+    }
+    let sc = &x["screen"];
+    if sc.is_null() {
+        let _ = writeln!(o, "{b}screen{r}: not captured");
+    } else {
+        let _ = writeln!(
+            o,
+            "{b}screen{r}: rule={} -> {} confidence={} ({} ago)",
+            s(&sc["rule"]),
+            s(&sc["state"]),
+            s(&sc["confidence"]),
+            client::age(now, sc["at_ms"].as_i64().unwrap_or(now))
+        );
+        for l in sc["lines"].as_array().into_iter().flatten() {
+            let _ = writeln!(o, "  | {}", s(l).replace('\x1b', "^["));
+        }
+    }
+    o
+}

@@ -1,0 +1,592 @@
+//! `agtmux popup` (product.md §1/§4, issue 7): the prefix + A popup, run by the key binding
+//! inside `display-popup -E`. Sessions → windows → agent panes with state icon, provider,
+//! state, title and age, attention first; j/k/arrows move, Enter switches the client to the
+//! pane (across sessions), `/` filters, `a` shows only panes that need attention, q/Esc close.
+//!
+//! WHY plain ANSI and termios through libc: the popup must open in well under 100 ms and stay
+//! tiny; it only draws a list. Live updates come from the daemon's `subscribe` push stream, so
+//! it shows exactly the read model the status line shows, with no polling. The switch runs
+//! `tmux switch-client -t %N` as an argument vector, never through a shell.
+use super::client::{self, ServerOpts};
+use serde_json::{Value, json};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+
+#[derive(clap::Args, Debug)]
+pub struct PopupArgs {
+    #[command(flatten)]
+    pub server: ServerOpts,
+    /// The tmux client to switch (default: tmux picks the client of `$TMUX`'s session, i.e.
+    /// the one that opened the popup).
+    #[arg(short = 'c', long, value_name = "CLIENT")]
+    pub client: Option<String>,
+}
+
+/// Restores the terminal on drop (also on early return).
+struct RawMode {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl RawMode {
+    fn enter(fd: i32) -> io::Result<RawMode> {
+        // SAFETY: tcgetattr/tcsetattr on a terminal fd with a zeroed, then filled struct.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut t) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            t.c_oflag |= libc::OPOST;
+            t.c_cc[libc::VMIN] = 1;
+            t.c_cc[libc::VTIME] = 0;
+            if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(RawMode { fd, saved })
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: restoring the attributes read in `enter`.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+        let mut o = io::stdout();
+        let _ = o.write_all(b"\x1b[?25h\x1b[?1049l");
+        let _ = o.flush();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Up,
+    Down,
+    Enter,
+    Esc,
+    Backspace,
+    Char(char),
+}
+
+/// Decode a burst of input bytes into keys.
+pub fn decode_keys(b: &[u8]) -> Vec<Key> {
+    let mut out = Vec::new();
+    let s = String::from_utf8_lossy(b);
+    let cs: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < cs.len() {
+        let c = cs[i];
+        match c {
+            '\x1b' => {
+                if i + 2 < cs.len() && (cs[i + 1] == '[' || cs[i + 1] == 'O') {
+                    match cs[i + 2] {
+                        'A' => out.push(Key::Up),
+                        'B' => out.push(Key::Down),
+                        _ => {}
+                    }
+                    // Skip the rest of a CSI sequence (parameters up to the final byte).
+                    i += 2;
+                    while i < cs.len() && !cs[i].is_ascii_alphabetic() && cs[i] != '~' {
+                        i += 1;
+                    }
+                } else {
+                    out.push(Key::Esc);
+                }
+            }
+            '\r' | '\n' => out.push(Key::Enter),
+            '\x7f' | '\x08' => out.push(Key::Backspace),
+            '\x03' => out.push(Key::Esc),
+            '\x0e' => out.push(Key::Down), // ^N
+            '\x10' => out.push(Key::Up),   // ^P
+            c if !c.is_control() => out.push(Key::Char(c)),
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The popup's model: the read model plus the view state. Pure, so it is tested directly.
+#[derive(Debug, Default)]
+pub struct Popup {
+    pub list: Value,
+    pub filter: String,
+    pub filtering: bool,
+    pub attention_only: bool,
+    /// The selected pane's id (kept across live updates).
+    pub selected: Option<String>,
+    pub message: Option<String>,
+}
+
+pub enum Action {
+    None,
+    Quit,
+    Switch(String),
+}
+
+impl Popup {
+    fn keep(&self, p: &Value) -> bool {
+        if self.attention_only && client::rank(p) >= 4 {
+            return false;
+        }
+        if self.filter.is_empty() {
+            return true;
+        }
+        let f = self.filter.to_lowercase();
+        [
+            "pane_id",
+            "provider",
+            "state",
+            "attention",
+            "title",
+            "session_name",
+            "window_name",
+            "command",
+        ]
+        .iter()
+        .any(|k| {
+            p[*k]
+                .as_str()
+                .is_some_and(|v| v.to_lowercase().contains(&f))
+        })
+    }
+
+    pub fn groups(&self) -> Vec<client::Group> {
+        client::group(&self.list, &|p| self.keep(p))
+    }
+
+    /// Pane ids in display order.
+    pub fn order(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for g in self.groups() {
+            for w in g.windows {
+                for p in w.panes {
+                    v.push(p["pane_id"].as_str().unwrap_or("").to_string());
+                }
+            }
+        }
+        v
+    }
+
+    /// Keep a valid selection: the same pane if still shown, else the first.
+    pub fn fix_selection(&mut self) {
+        let order = self.order();
+        if self.selected.as_ref().is_none_or(|s| !order.contains(s)) {
+            self.selected = order.first().cloned();
+        }
+    }
+
+    fn step(&mut self, d: i64) {
+        let order = self.order();
+        if order.is_empty() {
+            self.selected = None;
+            return;
+        }
+        let cur = self
+            .selected
+            .as_ref()
+            .and_then(|s| order.iter().position(|x| x == s))
+            .unwrap_or(0) as i64;
+        let n = (cur + d).clamp(0, order.len() as i64 - 1) as usize;
+        self.selected = Some(order[n].clone());
+    }
+
+    pub fn key(&mut self, k: Key) -> Action {
+        if self.filtering {
+            match k {
+                Key::Enter => self.filtering = false,
+                Key::Esc => {
+                    self.filtering = false;
+                    self.filter.clear();
+                }
+                Key::Backspace => {
+                    self.filter.pop();
+                }
+                Key::Char(c) => self.filter.push(c),
+                Key::Up => self.step(-1),
+                Key::Down => self.step(1),
+            }
+            self.fix_selection();
+            return Action::None;
+        }
+        match k {
+            Key::Char('q') | Key::Esc => return Action::Quit,
+            Key::Char('j') | Key::Down => self.step(1),
+            Key::Char('k') | Key::Up => self.step(-1),
+            Key::Char('g') => self.step(i64::MIN / 2),
+            Key::Char('G') => self.step(i64::MAX / 2),
+            Key::Char('/') => self.filtering = true,
+            Key::Char('a') => {
+                self.attention_only = !self.attention_only;
+                self.fix_selection();
+            }
+            Key::Enter => {
+                if let Some(s) = &self.selected {
+                    return Action::Switch(s.clone());
+                }
+            }
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// The screen as lines (without colour when `color` is false), and the selected line.
+    pub fn render(&self, width: usize, now: i64, color: bool) -> (Vec<String>, Option<usize>) {
+        let (b, d, rv, r) = if color {
+            ("\x1b[1m", "\x1b[2m", "\x1b[7m", "\x1b[0m")
+        } else {
+            ("", "", "", "")
+        };
+        let mut lines = Vec::new();
+        let mut sel_line = None;
+        let mode = if self.attention_only {
+            " [attention only]"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "{b}agtmux{r}{mode}  {d}j/k move · Enter go · / filter · a attention · q quit{r}"
+        ));
+        if self.filtering || !self.filter.is_empty() {
+            let cursor = if self.filtering { "_" } else { "" };
+            lines.push(format!("/{}{cursor}", self.filter));
+        }
+        if let Some(m) = &self.message {
+            lines.push(format!("{b}{m}{r}"));
+        }
+        let groups = self.groups();
+        if groups.is_empty() {
+            lines.push(String::new());
+            lines.push(if self.filter.is_empty() && !self.attention_only {
+                "  no agent panes".to_string()
+            } else {
+                "  nothing matches".to_string()
+            });
+        }
+        for g in &groups {
+            lines.push(format!("{b}{}{r}", clean(&g.session_name)));
+            for w in &g.windows {
+                let idx = w.window_index.map(|i| format!("{i}:")).unwrap_or_default();
+                lines.push(format!("  {d}{idx}{}{r}", clean(&w.window_name)));
+                for p in &w.panes {
+                    let id = p["pane_id"].as_str().unwrap_or("");
+                    let is_sel = self.selected.as_deref() == Some(id);
+                    let state = match p["attention"].as_str() {
+                        Some("done") => "done".to_string(),
+                        _ => p["state"].as_str().unwrap_or("").to_string(),
+                    };
+                    let body = format!(
+                        "{:<2} {:<5} {:<7} {:<16} {:>4}  {}",
+                        p["icon"].as_str().unwrap_or(""),
+                        id,
+                        p["provider"].as_str().unwrap_or("?"),
+                        state,
+                        client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
+                        clean(p["title"].as_str().unwrap_or("")),
+                    );
+                    let body = truncate(&body, width.saturating_sub(5));
+                    if is_sel {
+                        sel_line = Some(lines.len());
+                        lines.push(format!("  {rv}> {body}{r}"));
+                    } else {
+                        let c = if color { client::state_color(p) } else { "" };
+                        lines.push(format!("    {c}{body}{r}"));
+                    }
+                }
+            }
+        }
+        (lines, sel_line)
+    }
+}
+
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn term_size() -> (usize, usize) {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0 {
+            return (ws.ws_col as usize, ws.ws_row as usize);
+        }
+    }
+    (80, 24)
+}
+
+fn draw(p: &Popup, out: &mut impl Write, scroll: &mut usize) -> io::Result<()> {
+    let (w, h) = term_size();
+    let (lines, sel) = p.render(w, client::now_ms(), true);
+    let body = h.max(2);
+    if let Some(s) = sel {
+        if s < *scroll {
+            *scroll = s.saturating_sub(1);
+        } else if s >= *scroll + body {
+            *scroll = s + 1 - body;
+        }
+    }
+    *scroll = (*scroll).min(lines.len().saturating_sub(1));
+    let mut buf = String::from("\x1b[H");
+    for (i, l) in lines.iter().skip(*scroll).take(body).enumerate() {
+        if i > 0 {
+            buf.push_str("\r\n");
+        }
+        buf.push_str(l);
+        buf.push_str("\x1b[0m\x1b[K");
+    }
+    buf.push_str("\x1b[J");
+    out.write_all(buf.as_bytes())?;
+    out.flush()
+}
+
+/// Feed daemon lines into the model. Returns false once the connection closed.
+fn on_api_data(p: &mut Popup, sock: &mut UnixStream, inbuf: &mut Vec<u8>) -> bool {
+    let mut b = [0u8; 65536];
+    let mut open = true;
+    loop {
+        match sock.read(&mut b) {
+            Ok(0) => {
+                open = false;
+                break;
+            }
+            Ok(n) => inbuf.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                open = false;
+                break;
+            }
+        }
+    }
+    while let Some(pos) = inbuf.iter().position(|c| *c == b'\n') {
+        let line: Vec<u8> = inbuf.drain(..=pos).collect();
+        let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        if msg.get("event").is_some() {
+            client::apply_event(&mut p.list, &msg);
+        } else if let Some(r) = msg.get("result") {
+            p.list = r["list"].clone();
+            p.message = None;
+        } else if let Some(e) = msg.get("error") {
+            p.message = Some(format!("daemon: {}", e["message"].as_str().unwrap_or("?")));
+        }
+    }
+    p.fix_selection();
+    open
+}
+
+pub fn run(args: &PopupArgs) -> i32 {
+    let sp = args.server.paths();
+    let mut popup = Popup {
+        list: json!({"sessions": []}),
+        ..Popup::default()
+    };
+    let mut sock = match UnixStream::connect(sp.api_socket()) {
+        Ok(s) => {
+            let req = format!("{}\n", json!({"v": 1, "id": 1, "method": "subscribe"}));
+            if s.set_nonblocking(false).is_err() || (&s).write_all(req.as_bytes()).is_err() {
+                popup.message = Some("the agtmux daemon does not answer".into());
+                None
+            } else {
+                let _ = s.set_nonblocking(true);
+                Some(s)
+            }
+        }
+        Err(_) => {
+            popup.message = Some(format!(
+                "no agtmux daemon for {} — run `agtmux doctor`",
+                sp.socket.display()
+            ));
+            None
+        }
+    };
+    let stdin = io::stdin();
+    let fd = stdin.as_raw_fd();
+    let raw = match RawMode::enter(fd) {
+        Ok(r) => r,
+        Err(e) => return client::fail(&format!("popup needs a terminal: {e}"), 1),
+    };
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(b"\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J");
+    let mut inbuf = Vec::new();
+    let mut scroll = 0usize;
+    let mut action = Action::None;
+    // Wait briefly for the snapshot so the first frame already has the list.
+    if let Some(s) = sock.as_mut() {
+        let mut pfd = libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid fd.
+        unsafe { libc::poll(&mut pfd, 1, 500) };
+        if !on_api_data(&mut popup, s, &mut inbuf) {
+            sock = None;
+            popup.message = Some("the agtmux daemon closed the connection".into());
+        }
+    }
+    loop {
+        if draw(&popup, &mut out, &mut scroll).is_err() {
+            break;
+        }
+        let mut fds = vec![libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(s) = &sock {
+            fds.push(libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: poll on valid fds we own; the timeout redraws ages and picks up resizes.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if fds.len() > 1 && fds[1].revents != 0 {
+            let open = match sock.as_mut() {
+                Some(s) => on_api_data(&mut popup, s, &mut inbuf),
+                None => true,
+            };
+            if !open {
+                sock = None;
+                popup.message = Some("the agtmux daemon went away (the list is frozen)".into());
+            }
+        }
+        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+            && fds[0].revents & libc::POLLIN == 0
+        {
+            break;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            let mut b = [0u8; 256];
+            // SAFETY: read into a local buffer from our stdin fd.
+            let r = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+            if r <= 0 {
+                break;
+            }
+            for k in decode_keys(&b[..r as usize]) {
+                match popup.key(k) {
+                    Action::None => {}
+                    a => {
+                        action = a;
+                        break;
+                    }
+                }
+            }
+            if !matches!(action, Action::None) {
+                break;
+            }
+        }
+    }
+    drop(raw);
+    drop(out);
+    match action {
+        Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
+        _ => 0,
+    }
+}
+
+/// `tmux -S SOCKET switch-client [-c CLIENT] -t %N`, as an argument vector.
+fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> i32 {
+    if !crate::core::types::valid_pane_id(pane) {
+        return 1;
+    }
+    let mut cmd = Command::new("tmux");
+    cmd.arg("-S").arg(socket).arg("switch-client");
+    if let Some(c) = client {
+        cmd.args(["-c", c]);
+    }
+    cmd.args(["-t", pane])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match cmd.status() {
+        Ok(s) if s.success() => 0,
+        Ok(_) => 1,
+        Err(e) => client::fail(&format!("tmux: {e}"), 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pane(id: &str, att: Option<&str>, title: &str) -> Value {
+        json!({"pane_id": id, "session_id": "$0", "session_name": "s", "window_id": "@0",
+               "presence": "managed", "attention": att, "state": "idle", "title": title,
+               "provider": "claude", "icon": "*", "since_ms": 0})
+    }
+
+    fn popup() -> Popup {
+        let mut p = Popup {
+            list: json!({"sessions": [{"session_id": "$0", "session_name": "s", "windows": [
+                {"window_id": "@0", "window_index": 0, "window_name": "w", "panes": [
+                    pane("%1", None, "alpha"), pane("%2", Some("approval"), "beta")]}]}]}),
+            ..Popup::default()
+        };
+        p.fix_selection();
+        p
+    }
+
+    #[test]
+    fn attention_first_then_navigation_filter_and_enter() {
+        let mut p = popup();
+        assert_eq!(p.order(), vec!["%2", "%1"]);
+        assert_eq!(p.selected.as_deref(), Some("%2"));
+        p.key(Key::Char('j'));
+        assert_eq!(p.selected.as_deref(), Some("%1"));
+        p.key(Key::Down);
+        assert_eq!(p.selected.as_deref(), Some("%1"));
+        p.key(Key::Char('a'));
+        assert_eq!(p.order(), vec!["%2"]);
+        assert_eq!(p.selected.as_deref(), Some("%2"));
+        p.key(Key::Char('a'));
+        p.key(Key::Char('/'));
+        for c in "alp".chars() {
+            p.key(Key::Char(c));
+        }
+        assert_eq!(p.order(), vec!["%1"]);
+        p.key(Key::Enter);
+        assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if s == "%1"));
+        assert!(matches!(p.key(Key::Char('q')), Action::Quit));
+        let (lines, sel) = p.render(80, 0, false);
+        assert!(lines[sel.unwrap()].contains("%1"));
+    }
+
+    #[test]
+    fn keys_decode() {
+        assert_eq!(
+            decode_keys(b"j\x1b[Bk\x1bOA\r\x1b"),
+            vec![
+                Key::Char('j'),
+                Key::Down,
+                Key::Char('k'),
+                Key::Up,
+                Key::Enter,
+                Key::Esc
+            ]
+        );
+    }
+}

@@ -1,0 +1,746 @@
+//! The local client API (C-002 client API, product.md §4): a Unix socket at
+//! `ServerPaths::api_socket()` (runtime dir 0700, socket 0600) speaking newline-delimited,
+//! versioned JSON. Every surface that is not a tmux option (the CLI's `ls`/`watch`/`wait`/
+//! `explain`/`doctor` and the popup) reads the daemon's one read model through it, so no
+//! surface computes state on its own.
+//!
+//! WHY inside the daemon's mio loop: the read model lives there and is single-writer. The
+//! listener and every client are registered with tokens of their own; reads and writes never
+//! block; each client has a bounded output buffer, and a client that does not read (its buffer
+//! would overflow) is dropped rather than allowed to stall the loop. Requests are answered from
+//! the current read model; `subscribe` turns a connection into a push stream of pane changes.
+//!
+//! Wire format (see docs/api.md): request `{"v":1,"id":ID,"method":M,"params":{..}}`, answer
+//! `{"v":1,"id":ID,"result":..}` or `{"v":1,"id":ID,"error":{"code":..,"message":..}}`, push
+//! `{"v":1,"event":"pane","pane":{..}}` / `{"v":1,"event":"pane_removed","pane_id":".."}`.
+use super::projection::{PaneModel, Projection};
+use crate::core::attention::{self, PaneView, Style};
+use crate::core::types::{Millis, SourceKind};
+use crate::tmux::registry::Registry;
+use mio::net::{UnixListener, UnixStream};
+use mio::{Interest, Token};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Protocol version of every message.
+pub const VERSION: u64 = 1;
+/// Longest accepted request line (bytes, without the newline).
+pub const MAX_LINE: usize = 64 * 1024;
+/// Output buffered for one client before it counts as too slow and is dropped.
+pub const MAX_OUTBUF: usize = 4 << 20;
+/// Simultaneous clients; more are accepted and closed at once.
+pub const MAX_CLIENTS: usize = 1024;
+
+/// The listener's token; client tokens follow it. Far above the runtime's fixed tokens.
+pub const LISTENER: Token = Token(1 << 24);
+
+/// Does this token belong to the API?
+pub fn owns(t: Token) -> bool {
+    t.0 >= LISTENER.0
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Bind(PathBuf, io::Error),
+    Register(io::Error),
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Bind(p, e) => write!(f, "api socket {}: {e}", p.display()),
+            ApiError::Register(e) => write!(f, "api register: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What a request can see: borrowed from the runtime for the length of one call.
+pub struct View<'a> {
+    pub projection: &'a Projection,
+    pub registry: &'a Registry,
+    pub style: &'a Style,
+    /// tmux server identity `pid:start_time`, once known.
+    pub identity: Option<&'a str>,
+    pub socket: &'a Path,
+    pub tmux_connected: bool,
+    pub store_problem: Option<&'a str>,
+    pub now: Millis,
+}
+
+struct Client {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    subscribed: bool,
+    /// Close once the output is flushed (after a fatal protocol error).
+    closing: bool,
+}
+
+pub struct ApiServer {
+    path: PathBuf,
+    listener: UnixListener,
+    clients: HashMap<Token, Client>,
+    next: usize,
+    /// Pane ids last seen by `push_changes`, to report removals.
+    known: BTreeSet<String>,
+}
+
+impl ApiServer {
+    /// Bind the socket (mode 0600 in a 0700 dir) and register the listener.
+    pub fn bind(path: &Path, reg: &mio::Registry) -> Result<ApiServer, ApiError> {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(dir) = path.parent() {
+            crate::paths::ensure_private_dir(dir)
+                .map_err(|e| ApiError::Bind(path.to_path_buf(), e))?;
+        }
+        // The caller holds the per-server lock, so a socket file here is a dead daemon's.
+        let _ = std::fs::remove_file(path);
+        // SAFETY: umask has no preconditions; restored right after bind.
+        let old = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(path);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        let mut listener = bound.map_err(|e| ApiError::Bind(path.to_path_buf(), e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| ApiError::Bind(path.to_path_buf(), e))?;
+        reg.register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(ApiError::Register)?;
+        Ok(ApiServer {
+            path: path.to_path_buf(),
+            listener,
+            clients: HashMap::new(),
+            next: LISTENER.0 + 1,
+            known: BTreeSet::new(),
+        })
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Handle readiness of the listener or a client.
+    pub fn on_event(&mut self, ev: &mio::event::Event, reg: &mio::Registry, view: &View) {
+        let t = ev.token();
+        if t == LISTENER {
+            self.accept(reg);
+            return;
+        }
+        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            self.read_client(t, reg, view);
+        }
+        if ev.is_writable() {
+            self.flush_client(t, reg);
+        }
+    }
+
+    fn accept(&mut self, reg: &mio::Registry) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    if self.clients.len() >= MAX_CLIENTS {
+                        log::warn!("api_client_refused reason=too_many");
+                        let _ = stream.write_all(
+                            error_line(&Value::Null, "busy", "too many clients").as_bytes(),
+                        );
+                        continue;
+                    }
+                    let token = Token(self.next);
+                    self.next = self.next.wrapping_add(1).max(LISTENER.0 + 1);
+                    if let Err(e) =
+                        reg.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    {
+                        log::warn!("api_register_failed err={e}");
+                        continue;
+                    }
+                    self.clients.insert(
+                        token,
+                        Client {
+                            stream,
+                            inbuf: Vec::new(),
+                            outbuf: Vec::new(),
+                            subscribed: false,
+                            closing: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("api_accept_failed err={e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_client(&mut self, t: Token, reg: &mio::Registry, view: &View) {
+        let Some(c) = self.clients.get_mut(&t) else {
+            return;
+        };
+        let mut eof = false;
+        let mut buf = [0u8; 8192];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    c.inbuf.extend_from_slice(&buf[..n]);
+                    if c.inbuf.len() > MAX_LINE + 1 && !c.inbuf[..].contains(&b'\n') {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        // Answer every complete line.
+        while !c.closing {
+            let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
+                if c.inbuf.len() > MAX_LINE {
+                    push_out(
+                        c,
+                        &error_line(&Value::Null, "line_too_long", "request line too long"),
+                    );
+                    c.closing = true;
+                    c.inbuf.clear();
+                }
+                break;
+            };
+            let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+            let line = &line[..line.len() - 1];
+            if line.len() > MAX_LINE {
+                push_out(
+                    c,
+                    &error_line(&Value::Null, "line_too_long", "request line too long"),
+                );
+                c.closing = true;
+                break;
+            }
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let (answer, subscribe) = handle_line(line, view);
+            push_out(c, &answer);
+            if subscribe {
+                c.subscribed = true;
+            }
+        }
+        if eof && c.outbuf.is_empty() {
+            self.drop_client(t, reg, "eof");
+            return;
+        }
+        if eof {
+            c.closing = true;
+        }
+        self.flush_client(t, reg);
+    }
+
+    fn flush_client(&mut self, t: Token, reg: &mio::Registry) {
+        let Some(c) = self.clients.get_mut(&t) else {
+            return;
+        };
+        if c.outbuf.len() > MAX_OUTBUF {
+            self.drop_client(t, reg, "slow");
+            return;
+        }
+        while !c.outbuf.is_empty() {
+            match c.stream.write(&c.outbuf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    c.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.drop_client(t, reg, "write_error");
+                    return;
+                }
+            }
+        }
+        if c.closing && c.outbuf.is_empty() {
+            self.drop_client(t, reg, "closed");
+        }
+    }
+
+    fn drop_client(&mut self, t: Token, reg: &mio::Registry, why: &str) {
+        if let Some(mut c) = self.clients.remove(&t) {
+            log::debug!("api_client_dropped token={} reason={why}", t.0);
+            let _ = reg.deregister(&mut c.stream);
+        }
+    }
+
+    /// Push every changed (and every vanished) pane to subscribers.
+    pub fn push_changes(&mut self, changed: &[String], reg: &mio::Registry, view: &View) {
+        let now_known: BTreeSet<String> = view.projection.panes.keys().cloned().collect();
+        let removed: Vec<String> = self.known.difference(&now_known).cloned().collect();
+        self.known = now_known;
+        if changed.is_empty() && removed.is_empty() {
+            return;
+        }
+        if !self.clients.values().any(|c| c.subscribed) {
+            return;
+        }
+        let mut lines = String::new();
+        for id in changed {
+            if let Some(p) = view.projection.panes.get(id) {
+                let msg = json!({"v": VERSION, "event": "pane", "pane": pane_json(p, view)});
+                lines.push_str(&msg.to_string());
+                lines.push('\n');
+            }
+        }
+        for id in removed {
+            let msg = json!({"v": VERSION, "event": "pane_removed", "pane_id": id});
+            lines.push_str(&msg.to_string());
+            lines.push('\n');
+        }
+        let subs: Vec<Token> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.subscribed)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in subs {
+            if let Some(c) = self.clients.get_mut(&t) {
+                push_out(c, &lines);
+            }
+            self.flush_client(t, reg);
+        }
+    }
+
+    /// Close every client and remove the socket file.
+    pub fn shutdown(&mut self, reg: &mio::Registry) {
+        let ts: Vec<Token> = self.clients.keys().copied().collect();
+        for t in ts {
+            self.drop_client(t, reg, "shutdown");
+        }
+        let _ = reg.deregister(&mut self.listener);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn push_out(c: &mut Client, s: &str) {
+    // Past the cap the client is dropped at its next flush; stop growing the buffer.
+    if c.outbuf.len() <= MAX_OUTBUF {
+        c.outbuf.extend_from_slice(s.as_bytes());
+    }
+}
+
+fn error_line(id: &Value, code: &str, message: &str) -> String {
+    let mut s =
+        json!({"v": VERSION, "id": id, "error": {"code": code, "message": message}}).to_string();
+    s.push('\n');
+    s
+}
+
+fn result_line(id: &Value, result: Value) -> String {
+    let mut s = json!({"v": VERSION, "id": id, "result": result}).to_string();
+    s.push('\n');
+    s
+}
+
+/// Answer one request line. Returns the answer and whether the client subscribed.
+pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
+    let req: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                error_line(&Value::Null, "parse_error", &format!("invalid JSON: {e}")),
+                false,
+            );
+        }
+    };
+    let Some(obj) = req.as_object() else {
+        return (
+            error_line(&Value::Null, "invalid_request", "request must be an object"),
+            false,
+        );
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    match obj.get("v") {
+        None => {}
+        Some(v) if v.as_u64() == Some(VERSION) => {}
+        Some(_) => {
+            return (
+                error_line(&id, "unsupported_version", "this daemon speaks v=1"),
+                false,
+            );
+        }
+    }
+    let Some(method) = obj.get("method").and_then(Value::as_str) else {
+        return (
+            error_line(&id, "invalid_request", "missing string field \"method\""),
+            false,
+        );
+    };
+    let empty = Value::Object(Default::default());
+    let params = obj.get("params").unwrap_or(&empty);
+    if !params.is_object() {
+        return (
+            error_line(&id, "invalid_params", "\"params\" must be an object"),
+            false,
+        );
+    }
+    let pane_param = || -> Result<&PaneModel, (&'static str, String)> {
+        let pid = params.get("pane").and_then(Value::as_str).ok_or((
+            "invalid_params",
+            "missing string param \"pane\"".to_string(),
+        ))?;
+        if !crate::core::types::valid_pane_id(pid) {
+            return Err(("invalid_params", format!("not a pane id: {pid:?}")));
+        }
+        view.projection
+            .panes
+            .get(pid)
+            .ok_or(("not_found", format!("no pane {pid}")))
+    };
+    match method {
+        "list" => (result_line(&id, list_json(view)), false),
+        "get" => match pane_param() {
+            Ok(p) => (result_line(&id, pane_json(p, view)), false),
+            Err((c, m)) => (error_line(&id, c, &m), false),
+        },
+        "explain" => match pane_param() {
+            Ok(p) => (result_line(&id, explain_json(p, view)), false),
+            Err((c, m)) => (error_line(&id, c, &m), false),
+        },
+        "health" => (result_line(&id, health_json(view)), false),
+        "subscribe" => (
+            result_line(&id, json!({"subscribed": true, "list": list_json(view)})),
+            true,
+        ),
+        other => (
+            error_line(&id, "unknown_method", &format!("unknown method {other:?}")),
+            false,
+        ),
+    }
+}
+
+/// f32 confidences as short decimals (0.9, not 0.8999999761581421).
+fn round3(x: f32) -> f64 {
+    (f64::from(x) * 1000.0).round() / 1000.0
+}
+
+fn opt_str<T: fmt::Display>(x: Option<T>) -> Value {
+    x.map(|v| Value::String(v.to_string()))
+        .unwrap_or(Value::Null)
+}
+
+/// The read model of one pane (docs/api.md "Pane").
+pub fn pane_json(p: &PaneModel, view: &View) -> Value {
+    let pv = PaneView {
+        managed: p.is_managed(),
+        activity: p.activity(),
+        attention: p.attention,
+    };
+    let info = view.registry.panes.get(&p.instance.pane_id);
+    json!({
+        "pane_id": p.instance.pane_id,
+        "generation": p.instance.generation,
+        "session_id": p.session_id,
+        "session_name": view.registry.session_names.get(&p.session_id).cloned().unwrap_or_default(),
+        "window_id": p.window_id,
+        "window_index": info.map(|i| i.window_index),
+        "window_name": view.registry.window_names.get(&p.window_id).cloned().unwrap_or_default(),
+        "pane_index": info.map(|i| i.pane_index),
+        "presence": p.presence().as_str(),
+        "provider": opt_str(p.provider()),
+        "evidence": p.evidence().as_str(),
+        "state": p.activity().as_str(),
+        "attention": opt_str(p.attention),
+        "icon": if p.is_managed() { attention::icon(&pv, view.style) } else { "" },
+        "title": p.title,
+        "title_source": p.title_source.as_str(),
+        "since_ms": p.since,
+        "version": p.version,
+        "command": info.map(|i| i.current_command.clone()).unwrap_or_default(),
+        "focused": view.registry.focused(&p.instance.pane_id),
+    })
+}
+
+/// window (index, id) → panes with their index.
+type Windows<'a> = BTreeMap<(u32, &'a str), Vec<(u32, Value)>>;
+
+/// sessions → windows → panes, in tmux's order (session id, window index, pane index).
+pub fn list_json(view: &View) -> Value {
+    // session id → window id → panes
+    let mut tree: BTreeMap<(u64, &str), Windows> = BTreeMap::new();
+    for p in view.projection.panes.values() {
+        let info = view.registry.panes.get(&p.instance.pane_id);
+        let skey = (
+            p.session_id
+                .trim_start_matches('$')
+                .parse()
+                .unwrap_or(u64::MAX),
+            p.session_id.as_str(),
+        );
+        let wkey = (
+            info.map(|i| i.window_index).unwrap_or(u32::MAX),
+            p.window_id.as_str(),
+        );
+        tree.entry(skey)
+            .or_default()
+            .entry(wkey)
+            .or_default()
+            .push((info.map(|i| i.pane_index).unwrap_or(0), pane_json(p, view)));
+    }
+    let sessions: Vec<Value> = tree
+        .into_iter()
+        .map(|((_, sid), windows)| {
+            let windows: Vec<Value> = windows
+                .into_iter()
+                .map(|((idx, wid), mut panes)| {
+                    panes.sort_by_key(|(i, _)| *i);
+                    json!({
+                        "window_id": wid,
+                        "window_index": if idx == u32::MAX { Value::Null } else { json!(idx) },
+                        "window_name": view.registry.window_names.get(wid).cloned().unwrap_or_default(),
+                        "panes": panes.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "session_id": sid,
+                "session_name": view.registry.session_names.get(sid).cloned().unwrap_or_default(),
+                "windows": windows,
+            })
+        })
+        .collect();
+    json!({ "sessions": sessions, "now_ms": view.now })
+}
+
+fn health_map(view: &View) -> Value {
+    let mut m = serde_json::Map::new();
+    for s in SourceKind::ALL {
+        let h = view
+            .projection
+            .health
+            .get(s)
+            .map(|h| h.as_str())
+            .unwrap_or("unknown");
+        m.insert(s.as_str().to_string(), Value::String(h.to_string()));
+    }
+    Value::Object(m)
+}
+
+/// Why the pane has its state (docs/api.md "explain").
+pub fn explain_json(p: &PaneModel, view: &View) -> Value {
+    let mut sig = p.signature.split(' ');
+    let class = sig.next().unwrap_or("").to_string();
+    let mut reason = String::new();
+    let mut confidence = Value::Null;
+    for kv in sig {
+        if let Some(r) = kv.strip_prefix("reason=") {
+            reason = r.to_string();
+        } else if let Some(c) = kv.strip_prefix("confidence=") {
+            confidence = c
+                .parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+                .unwrap_or(Value::Null);
+        }
+    }
+    let sources: Vec<Value> = p
+        .det
+        .iter()
+        .map(|d| {
+            json!({
+                "source": d.source.as_str(),
+                "provider": d.provider.as_str(),
+                "session_key": d.session_key,
+                "state": d.activity.as_str(),
+                "ended": d.ended,
+                "event": d.event,
+                "detail": d.detail,
+                "ts_ms": d.ts,
+                "health": view.projection.health.get(&d.source).map(|h| h.as_str()).unwrap_or("unknown"),
+            })
+        })
+        .collect();
+    let r = &p.resolution;
+    let suppressed: Vec<Value> = r
+        .suppressed
+        .iter()
+        .map(|(s, why)| json!({"source": s.as_str(), "reason": why}))
+        .collect();
+    let mut timers: Vec<Value> = p
+        .hysteresis
+        .timers()
+        .iter()
+        .map(|t| json!({"name": t.name, "deadline_ms": t.deadline}))
+        .collect();
+    if let Some(d) = r.next_deadline {
+        timers.push(json!({"name": "resolver", "deadline_ms": d}));
+    }
+    let screen = p.screen.as_ref().map(|s| {
+        json!({
+            "rule": s.rule,
+            "state": s.activity.as_str(),
+            "confidence": round3(s.confidence),
+            "provider": opt_str(s.provider),
+            "lines": s.lines,
+            "at_ms": p.screen_at,
+            "signature": s.signature.as_ref().map(|g| json!({
+                "provider": g.provider.as_str(), "confidence": round3(g.confidence), "rule": g.rule,
+            })),
+        })
+    });
+    let last_change = p.hysteresis.last_change().map(|c| {
+        json!({"from": c.from.as_str(), "to": c.to.as_str(), "at_ms": c.at, "reason": c.reason})
+    });
+    json!({
+        "pane": pane_json(p, view),
+        "signature": {"class": class, "reason": reason, "confidence": confidence},
+        "process": p.process.map(|(prov, why)| json!({
+            "provider": prov.as_str(), "reason": why, "pid": p.agent_pid,
+        })),
+        "session_key": p.session_key,
+        "sources": sources,
+        "source_health": health_map(view),
+        "resolution": {
+            "winner": opt_str(r.winner),
+            "reason": r.reason,
+            "suppressed": suppressed,
+            "transition": opt_str(r.transition.as_ref()),
+        },
+        "heuristic": {
+            "state": p.hysteresis.current().as_str(),
+            "since_ms": p.hysteresis.current_since(),
+            "last_change": last_change,
+        },
+        "timers": timers,
+        "screen": screen,
+        "now_ms": view.now,
+    })
+}
+
+/// Daemon and source health (docs/api.md "health").
+pub fn health_json(view: &View) -> Value {
+    let managed = view
+        .projection
+        .panes
+        .values()
+        .filter(|p| p.is_managed())
+        .count();
+    let problems: Vec<String> = {
+        let mut v = Vec::new();
+        if let Some(s) = view.store_problem {
+            v.push(format!("store:{s}"));
+        }
+        for s in SourceKind::ALL {
+            if let Some(h) = view.projection.health.get(s)
+                && *h != crate::core::types::Health::Healthy
+            {
+                v.push(format!("{s}:{h}"));
+            }
+        }
+        if !view.tmux_connected {
+            v.push("tmux:disconnected".to_string());
+        }
+        v
+    };
+    json!({
+        "daemon_pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "tmux": {
+            "socket": view.socket.display().to_string(),
+            "identity": view.identity,
+            "connected": view.tmux_connected,
+        },
+        "sources": health_map(view),
+        "store_problem": view.store_problem,
+        "panes": view.projection.panes.len(),
+        "agent_panes": managed,
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "problems": problems,
+        "now_ms": view.now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(proj: &'a Projection, reg: &'a Registry, style: &'a Style) -> View<'a> {
+        View {
+            projection: proj,
+            registry: reg,
+            style,
+            identity: Some("1:2"),
+            socket: Path::new("/tmp/x"),
+            tmux_connected: true,
+            store_problem: None,
+            now: 5,
+        }
+    }
+
+    fn answer(line: &str) -> Value {
+        let proj = Projection::new("h".into());
+        let reg = Registry::default();
+        let style = Style::default();
+        let (s, _) = handle_line(line.as_bytes(), &view(&proj, &reg, &style));
+        serde_json::from_str(&s).unwrap()
+    }
+
+    #[test]
+    fn bad_requests_get_json_errors() {
+        for (line, code) in [
+            ("not json", "parse_error"),
+            ("[1,2]", "invalid_request"),
+            (r#"{"v":1,"id":3}"#, "invalid_request"),
+            (r#"{"v":2,"id":3,"method":"list"}"#, "unsupported_version"),
+            (r#"{"v":1,"id":3,"method":"nope"}"#, "unknown_method"),
+            (r#"{"v":1,"id":3,"method":"get"}"#, "invalid_params"),
+            (
+                r#"{"v":1,"id":3,"method":"get","params":{"pane":"%1;x"}}"#,
+                "invalid_params",
+            ),
+            (
+                r#"{"v":1,"id":3,"method":"get","params":{"pane":"%1"}}"#,
+                "not_found",
+            ),
+            (r#"{"v":1,"method":"get","params":7}"#, "invalid_params"),
+        ] {
+            let a = answer(line);
+            assert_eq!(a["v"], 1, "{line}");
+            assert_eq!(a["error"]["code"], code, "{line}");
+            assert!(a["error"]["message"].is_string());
+        }
+    }
+
+    #[test]
+    fn list_and_explain_have_their_shape() {
+        let mut proj = Projection::new("h".into());
+        proj.pane_added("%1", "$0", "@0", 0);
+        proj.resolve_dirty(1, &|_| false);
+        let reg = Registry::default();
+        let style = Style::default();
+        let v = view(&proj, &reg, &style);
+        let (s, sub) = handle_line(br#"{"v":1,"id":"a","method":"list"}"#, &v);
+        assert!(!sub);
+        let a: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(a["id"], "a");
+        let pane = &a["result"]["sessions"][0]["windows"][0]["panes"][0];
+        assert_eq!(pane["pane_id"], "%1");
+        assert_eq!(pane["presence"], "unmanaged");
+        let (s, _) = handle_line(
+            br#"{"v":1,"id":1,"method":"explain","params":{"pane":"%1"}}"#,
+            &v,
+        );
+        let a: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(a["result"]["signature"]["class"], "none");
+        assert!(a["result"]["sources"].is_array());
+        let (_, sub) = handle_line(br#"{"v":1,"id":1,"method":"subscribe"}"#, &v);
+        assert!(sub);
+    }
+}

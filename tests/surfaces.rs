@@ -1,0 +1,690 @@
+//! What the user sees (issue 7), against a real tmux on a private socket and the real binary:
+//! the local API (push, errors, many clients), the status line and choose-tree formats read
+//! back through `tmux display -p`, the TPM entry's bindings, `ls --json`/`explain --json`
+//! shapes, and the popup driven like a person (send-keys, capture-pane, Enter switches an
+//! attached client). States are injected with real hook payloads through `agtmux hook claude`
+//! into panes whose process is named `claude`. Waits are conditions with generous timeouts;
+//! nothing asserts on timing.
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A private tmux server + its daemon + temp state/runtime dirs; all torn down on drop.
+struct World {
+    name: String,
+    dir: PathBuf,
+    socket: PathBuf,
+    daemon: Option<Child>,
+    extra_servers: Vec<String>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for n in self.extra_servers.iter().chain(std::iter::once(&self.name)) {
+            let _ = Command::new("tmux")
+                .args(["-L", n, "kill-server"])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl World {
+    /// A server whose first session `work` runs a quiet process named `claude`.
+    fn new() -> World {
+        World::with(|_| {})
+    }
+
+    /// Like `new`, with `setup` run on the server before the daemon starts.
+    fn with(setup: impl FnOnce(&World)) -> World {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let name = format!("agtmux-test-{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("agts-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("st")).unwrap();
+        let mut w = World {
+            name,
+            dir,
+            socket: PathBuf::new(),
+            daemon: None,
+            extra_servers: Vec::new(),
+        };
+        w.tmux(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "work",
+            "-x",
+            "150",
+            "-y",
+            "40",
+            &Self::claude_cmd(),
+        ]);
+        w.tmux(&["set", "-g", "remain-on-exit", "off"]);
+        w.socket = PathBuf::from(w.tmux(&["display", "-p", "#{socket_path}"]).trim());
+        setup(&w);
+        let daemon = Command::new(BIN)
+            .args(["daemon", "--foreground", "-S"])
+            .arg(&w.socket)
+            .envs(w.env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(w.dir.join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        w.daemon = Some(daemon);
+        let sock = w.api_socket();
+        wait_for("the API socket", 20, || sock.exists().then_some(()));
+        w
+    }
+
+    fn claude_cmd() -> String {
+        // A quiet process whose argv[0] (what tmux and /proc show) is `claude`.
+        "bash -c 'exec -a claude sleep 100000'".to_string()
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "AGTMUX_STATE_DIR".into(),
+                self.dir.join("st").display().to_string(),
+            ),
+            (
+                "AGTMUX_RUNTIME_DIR".into(),
+                self.dir.join("rt").display().to_string(),
+            ),
+            ("TMUX".into(), String::new()),
+        ]
+    }
+
+    fn api_socket(&self) -> PathBuf {
+        let key = agtmux::paths::server_key(&self.socket);
+        self.dir.join("rt").join(format!("{key}.sock"))
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.name)
+            .args(args)
+            .envs(self.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn agtmux(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("-L")
+            .arg(&self.name)
+            .envs(self.env())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Send one Claude hook payload for `pane`, as Claude Code would.
+    fn hook(&self, pane: &str, payload: Value) {
+        let mut c = Command::new(BIN)
+            .args(["hook", "claude"])
+            .envs(self.env())
+            .env("TMUX", format!("{},1,0", self.socket.display()))
+            .env("TMUX_PANE", pane)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(payload.to_string().as_bytes())
+            .unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+
+    fn approval(&self, pane: &str, session: &str) {
+        self.hook(
+            pane,
+            json!({"session_id": session, "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
+        );
+        self.hook(
+            pane,
+            json!({"session_id": session, "hook_event_name": "PermissionRequest", "tool_name": "Bash"}),
+        );
+    }
+
+    fn idle(&self, pane: &str, session: &str) {
+        self.hook(
+            pane,
+            json!({"session_id": session, "hook_event_name": "SessionStart", "source": "startup"}),
+        );
+    }
+
+    fn connect(&self) -> (BufReader<UnixStream>, UnixStream) {
+        let s = UnixStream::connect(self.api_socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        (BufReader::new(s.try_clone().unwrap()), s)
+    }
+
+    fn request(&self, method: &str, params: Value) -> Value {
+        let (mut r, mut w) = self.connect();
+        writeln!(
+            w,
+            "{}",
+            json!({"v":1,"id":7,"method":method,"params":params})
+        )
+        .unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    fn pane_state(&self, pane: &str) -> Option<Value> {
+        let a = self.request("get", json!({"pane": pane}));
+        a.get("result").cloned()
+    }
+
+    fn wait_state(&self, pane: &str, state: &str) -> Value {
+        wait_for(&format!("{pane} {state}"), 30, || {
+            self.pane_state(pane).filter(|p| p["state"] == state)
+        })
+    }
+}
+
+fn read_json_line(r: &mut BufReader<UnixStream>) -> Value {
+    let mut line = String::new();
+    let n = r.read_line(&mut line).unwrap();
+    assert!(n > 0, "connection closed");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+#[test]
+fn api_pushes_changes_rejects_bad_requests_and_serves_many_clients() {
+    let w = World::new();
+    let dir_mode = std::fs::metadata(w.dir.join("rt")).unwrap();
+    let sock_mode = std::fs::metadata(w.api_socket()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(dir_mode.permissions().mode() & 0o777, 0o700);
+    assert_eq!(sock_mode.permissions().mode() & 0o777, 0o600);
+
+    // Wait until the daemon knows the pane as an agent (from its process).
+    wait_for("%0 managed", 30, || {
+        w.pane_state("%0").filter(|p| p["presence"] == "managed")
+    });
+
+    // Subscribe, then inject an approval: the change arrives as a push.
+    let (mut r, mut s) = w.connect();
+    writeln!(
+        s,
+        r#"{{"v":1,"id":"sub","method":"subscribe","params":{{}}}}"#
+    )
+    .unwrap();
+    let ack = read_json_line(&mut r);
+    assert_eq!(ack["v"], 1);
+    assert_eq!(ack["id"], "sub");
+    assert_eq!(ack["result"]["subscribed"], true);
+    assert!(ack["result"]["list"]["sessions"].is_array());
+    w.approval("%0", "s-api");
+    let pushed = wait_for("a pushed approval for %0", 30, || {
+        let m = read_json_line(&mut r);
+        (m["event"] == "pane"
+            && m["pane"]["pane_id"] == "%0"
+            && m["pane"]["state"] == "waiting_approval")
+            .then_some(m)
+    });
+    assert_eq!(pushed["v"], 1);
+    assert_eq!(pushed["pane"]["attention"], "approval");
+    assert_eq!(pushed["pane"]["provider"], "claude");
+    assert_eq!(pushed["pane"]["evidence"], "deterministic");
+
+    // Bad requests get JSON errors on the same connection, which stays usable.
+    let (mut r, mut s) = w.connect();
+    for (line, code) in [
+        ("this is not json", "parse_error"),
+        (r#"{"v":1,"id":1,"method":"frobnicate"}"#, "unknown_method"),
+        (
+            r#"{"v":1,"id":2,"method":"get","params":{"pane":"%999"}}"#,
+            "not_found",
+        ),
+        (
+            r#"{"v":1,"id":3,"method":"get","params":{"pane":"; rm -rf /"}}"#,
+            "invalid_params",
+        ),
+        (r#"{"v":9,"id":4,"method":"list"}"#, "unsupported_version"),
+    ] {
+        writeln!(s, "{line}").unwrap();
+        let a = read_json_line(&mut r);
+        assert_eq!(a["error"]["code"], code, "{line} -> {a}");
+    }
+    writeln!(s, r#"{{"v":1,"id":5,"method":"health"}}"#).unwrap();
+    let h = read_json_line(&mut r);
+    assert_eq!(h["id"], 5);
+    assert!(h["result"]["daemon_pid"].as_u64().unwrap() > 0);
+    assert_eq!(h["result"]["tmux"]["connected"], true);
+    assert!(h["result"]["sources"]["claude_hooks"].is_string());
+
+    // An oversized line is rejected with an error, not a hang.
+    let (mut r, mut s) = w.connect();
+    let big = vec![b'x'; 200 * 1024];
+    let _ = s.write_all(&big);
+    let a = read_json_line(&mut r);
+    assert_eq!(a["error"]["code"], "line_too_long");
+
+    // 200 concurrent clients, all connected before any is answered.
+    let mut conns: Vec<_> = (0..200).map(|_| w.connect()).collect();
+    for (i, (_, s)) in conns.iter_mut().enumerate() {
+        writeln!(s, "{}", json!({"v":1,"id":i,"method":"list"})).unwrap();
+    }
+    for (i, (r, _)) in conns.iter_mut().enumerate() {
+        let a = read_json_line(r);
+        assert_eq!(a["id"], i);
+        assert!(a["result"]["sessions"].is_array(), "{a}");
+    }
+    // The daemon is still fine afterwards.
+    assert!(w.pane_state("%0").is_some());
+}
+
+#[test]
+fn status_line_window_icon_and_choose_tree_formats_render() {
+    let w = World::new();
+    w.tmux(&["new-window", "-d", "-t", "work", "bash"]);
+    let pane1 = w
+        .tmux(&["display", "-p", "-t", "work:1", "#{pane_id}"])
+        .trim()
+        .to_string();
+    wait_for("%0 managed", 30, || {
+        w.pane_state("%0").filter(|p| p["presence"] == "managed")
+    });
+    w.approval("%0", "s-status");
+    let p = w.wait_state("%0", "waiting_approval");
+    let icon = p["icon"].as_str().unwrap().to_string();
+    assert!(!icon.is_empty());
+
+    // The TPM entry, run as TPM would (inside the server), with the #{agtmux_status} placeholder.
+    w.tmux(&["set", "-g", "status-right", "#{agtmux_status} | %H"]);
+    w.tmux(&["set", "-g", "@agtmux-bin", BIN]);
+    w.tmux(&[
+        "set",
+        "-g",
+        "window-status-format",
+        "#{@agtmux_window_icon}#I:#W",
+    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
+    let st = Command::new("bash")
+        .arg(&script)
+        .envs(w.env())
+        .env("TMUX", format!("{},1,0", w.socket.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let right = w.tmux(&["show", "-gv", "status-right"]);
+    assert!(right.contains("#{@agtmux_attention}"), "{right}");
+    let keys = w.tmux(&["list-keys", "-T", "prefix"]);
+    assert!(keys.contains("popup"), "{keys}");
+    assert!(keys.contains("-f \"#{@agtmux_presence}\""), "{keys}");
+
+    // The status line, evaluated as tmux would: same formats through display -p.
+    let rendered = wait_for("attention in the status line", 30, || {
+        let r = w.tmux(&["display", "-p", right.trim()]);
+        r.contains("!1").then_some(r)
+    });
+    assert!(rendered.contains('|'));
+    let win = w.tmux(&[
+        "display",
+        "-p",
+        "-t",
+        "work:0",
+        "#{@agtmux_window_icon}#I:#W",
+    ]);
+    assert!(win.starts_with(&icon), "{win} vs icon {icon}");
+    let quiet = w.tmux(&["display", "-p", "-t", "work:1", "#{@agtmux_window_icon}#I:"]);
+    assert_eq!(quiet.trim(), "1:");
+    let counts = w.tmux(&["display", "-p", "-t", "work", "#{@agtmux_session_counts}"]);
+    assert!(counts.contains('1'), "{counts}");
+
+    // choose-tree rows, read through the same format the binding uses.
+    let text = std::fs::read_to_string(&script).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("tree_format='"))
+        .unwrap();
+    let fmt = line
+        .trim_start_matches("tree_format='")
+        .trim_end_matches('\'');
+    let row = w.tmux(&["display", "-p", "-t", "%0", fmt]);
+    assert!(row.starts_with(&icon), "{row}");
+    assert!(row.contains("claude waiting_approval"), "{row}");
+    let plain = w.tmux(&["display", "-p", "-t", &pane1, fmt]);
+    assert_eq!(plain.trim(), "bash");
+    // The agent-only filter: true for the agent pane, false for the shell.
+    let f_agent = w.tmux(&[
+        "display",
+        "-p",
+        "-t",
+        "%0",
+        "#{?#{@agtmux_presence},yes,no}",
+    ]);
+    let f_shell = w.tmux(&[
+        "display",
+        "-p",
+        "-t",
+        &pane1,
+        "#{?#{@agtmux_presence},yes,no}",
+    ]);
+    assert_eq!((f_agent.trim(), f_shell.trim()), ("yes", "no"));
+}
+
+type Check<'a> = (&'a str, fn(&Value) -> bool);
+
+fn has_keys(v: &Value, keys: &[Check]) {
+    for (k, ty) in keys {
+        assert!(
+            v.get(*k).is_some_and(ty),
+            "key {k} missing or wrong type in {v}"
+        );
+    }
+}
+
+fn string_or_null(v: &Value) -> bool {
+    v.is_string() || v.is_null()
+}
+
+#[test]
+fn ls_and_explain_json_match_the_schema() {
+    let w = World::new();
+    w.tmux(&["new-session", "-d", "-s", "other", "bash"]);
+    wait_for("%0 managed", 30, || {
+        w.pane_state("%0").filter(|p| p["presence"] == "managed")
+    });
+    w.approval("%0", "s-ls");
+    w.wait_state("%0", "waiting_approval");
+
+    let (code, out) = w.agtmux(&["ls", "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["v"], 1);
+    let sessions = v["sessions"].as_array().unwrap();
+    // Only sessions with agent panes.
+    assert_eq!(sessions.len(), 1, "{v}");
+    let s = &sessions[0];
+    has_keys(
+        s,
+        &[
+            ("session_id", Value::is_string),
+            ("session_name", Value::is_string),
+            ("windows", Value::is_array),
+        ],
+    );
+    assert_eq!(s["session_name"], "work");
+    let win = &s["windows"][0];
+    has_keys(
+        win,
+        &[
+            ("window_id", Value::is_string),
+            ("window_index", Value::is_u64),
+            ("window_name", Value::is_string),
+            ("panes", Value::is_array),
+        ],
+    );
+    let p = &win["panes"][0];
+    has_keys(
+        p,
+        &[
+            ("pane_id", Value::is_string),
+            ("generation", Value::is_u64),
+            ("session_id", Value::is_string),
+            ("window_id", Value::is_string),
+            ("presence", Value::is_string),
+            ("provider", string_or_null),
+            ("evidence", Value::is_string),
+            ("state", Value::is_string),
+            ("attention", string_or_null),
+            ("icon", Value::is_string),
+            ("title", Value::is_string),
+            ("since_ms", Value::is_i64),
+            ("version", Value::is_i64),
+        ],
+    );
+    assert_eq!(p["state"], "waiting_approval");
+
+    // The table: attention first, no colour to a pipe.
+    let (code, table) = w.agtmux(&["ls"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("%0") && table.contains("waiting_approval"),
+        "{table}"
+    );
+    assert!(!table.contains('\x1b'));
+
+    let (code, out) = w.agtmux(&["explain", "%0", "--json"]);
+    assert_eq!(code, 0);
+    let x: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(x["v"], 1);
+    has_keys(
+        &x,
+        &[
+            ("pane", Value::is_object),
+            ("signature", Value::is_object),
+            ("sources", Value::is_array),
+            ("source_health", Value::is_object),
+            ("resolution", Value::is_object),
+            ("heuristic", Value::is_object),
+            ("timers", Value::is_array),
+        ],
+    );
+    has_keys(
+        &x["signature"],
+        &[("class", Value::is_string), ("reason", Value::is_string)],
+    );
+    has_keys(
+        &x["resolution"],
+        &[
+            ("winner", string_or_null),
+            ("reason", Value::is_string),
+            ("suppressed", Value::is_array),
+        ],
+    );
+    assert_eq!(x["resolution"]["winner"], "claude_hooks");
+    let src = &x["sources"][0];
+    has_keys(
+        src,
+        &[
+            ("source", Value::is_string),
+            ("event", Value::is_string),
+            ("state", Value::is_string),
+            ("ts_ms", Value::is_i64),
+            ("health", Value::is_string),
+        ],
+    );
+    assert_eq!(src["event"], "PermissionRequest");
+    let (code, text) = w.agtmux(&["explain", "%0"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("winner=claude_hooks"), "{text}");
+
+    // wait: documented exit codes.
+    assert_eq!(
+        w.agtmux(&[
+            "wait",
+            "--pane",
+            "%0",
+            "--until",
+            "attention",
+            "--timeout",
+            "20"
+        ])
+        .0,
+        0
+    );
+    assert_eq!(
+        w.agtmux(&[
+            "wait",
+            "--pane",
+            "%0",
+            "--until",
+            "idle",
+            "--timeout",
+            "0.3"
+        ])
+        .0,
+        1
+    );
+    assert_eq!(
+        w.agtmux(&["wait", "--pane", "%99", "--until", "idle", "--timeout", "5"])
+            .0,
+        3
+    );
+}
+
+#[test]
+fn popup_is_driven_like_a_person_and_switches_the_client() {
+    // A second agent in another session that needs approval (so it sorts first), and a
+    // session the attached client starts on.
+    let mut w = World::with(|w| {
+        w.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "other",
+            "-x",
+            "150",
+            "-y",
+            "40",
+            &World::claude_cmd(),
+        ]);
+        w.tmux(&["new-session", "-d", "-s", "view", "bash"]);
+    });
+    let other = w
+        .tmux(&["display", "-p", "-t", "other", "#{pane_id}"])
+        .trim()
+        .to_string();
+    for p in ["%0", other.as_str()] {
+        wait_for("agents managed", 30, || {
+            w.pane_state(p).filter(|x| x["presence"] == "managed")
+        });
+    }
+    w.idle("%0", "s-pop-0");
+    w.approval(&other, "s-pop-1");
+    w.wait_state(&other, "waiting_approval");
+
+    // A real attached client: `tmux attach` running inside a pane of another private server.
+    let host = format!("{}-host", w.name);
+    w.extra_servers.push(host.clone());
+    let attach = format!("TMUX= tmux -L {} attach -t view", w.name);
+    let st = Command::new("tmux")
+        .args([
+            "-L",
+            &host,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "50",
+            &attach,
+        ])
+        .envs(w.env())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let client = wait_for("an attached client", 20, || {
+        let c = w.tmux(&["list-clients", "-F", "#{client_name}"]);
+        c.lines().next().map(|s| s.to_string())
+    });
+
+    // The popup in a pane of the server, as display-popup would run it.
+    w.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "ui",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &format!("{BIN} popup"),
+    ]);
+    let capture = || w.tmux(&["capture-pane", "-p", "-t", "ui"]);
+    let screen = wait_for("popup rows", 30, || {
+        let s = capture();
+        (s.contains(&other) && s.contains("%0")).then_some(s)
+    });
+    // Attention first: the approval pane's session comes before `work`, and it is selected.
+    let pos_other = screen.find(&other).unwrap();
+    let pos_0 = screen.find("%0 ").unwrap();
+    assert!(pos_other < pos_0, "{screen}");
+    let sel = screen.lines().find(|l| l.contains("> ")).unwrap();
+    assert!(sel.contains(&other), "{screen}");
+    assert!(sel.contains("waiting_approval"), "{screen}");
+
+    // `a`: attention only hides %0; `a` again shows it.
+    w.tmux(&["send-keys", "-t", "ui", "a"]);
+    wait_for("attention-only view", 20, || {
+        let s = capture();
+        (s.contains("attention only") && !s.contains("%0 ")).then_some(())
+    });
+    w.tmux(&["send-keys", "-t", "ui", "a"]);
+    wait_for("full view", 20, || capture().contains("%0 ").then_some(()));
+
+    // Move down and press Enter: the client switches to %0 across sessions.
+    w.tmux(&["send-keys", "-t", "ui", "j"]);
+    wait_for("selection on %0", 20, || {
+        let s = capture();
+        s.lines()
+            .any(|l| l.contains("> ") && l.contains("%0 "))
+            .then_some(())
+    });
+    w.tmux(&["send-keys", "-t", "ui", "Enter"]);
+    wait_for("client switched to %0", 30, || {
+        let p = w.tmux(&["display", "-p", "-c", &client, "#{pane_id} #{session_name}"]);
+        (p.trim() == "%0 work").then_some(())
+    });
+}
+
+#[test]
+fn completions_are_generated() {
+    for sh in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", sh])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut s = String::new();
+        out.stdout.as_slice().read_to_string(&mut s).unwrap();
+        assert!(s.contains("agtmux") && s.contains("explain"), "{sh}");
+    }
+}
