@@ -7,8 +7,7 @@
 //! agent's would), prints screens recorded from the real TUIs, and — for Claude — sends the
 //! real hook payloads through the same code path as `agtmux hook claude`. Claude panes are
 //! therefore tracked deterministically and Codex panes heuristically, from the screen alone.
-use crate::cli::hook::envelope_line;
-use crate::paths::{self, ServerPaths};
+use crate::paths;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -265,22 +264,7 @@ fn send_hook(agent: &str, json: &str, session: &str) {
         );
         o.insert("transcript_path".into(), "".into());
     }
-    let Some(socket) = paths::tmux_env_socket() else {
-        return;
-    };
-    let pane = std::env::var("TMUX_PANE").ok();
-    let line = envelope_line(
-        "claude",
-        &socket.to_string_lossy(),
-        pane,
-        v.to_string().as_bytes(),
-    );
-    let sp = ServerPaths::new(socket);
-    let _ = std::fs::create_dir_all(&sp.state_dir);
-    let _ = crate::sources::spool::append(&sp.spool(), &line);
-    if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
-        let _ = s.send_to(b"w", sp.wake_socket());
-    }
+    let _ = crate::cli::hook::record_payload("claude", v.to_string().as_bytes());
 }
 
 fn parse_duration(s: &str) -> Duration {

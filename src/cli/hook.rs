@@ -26,8 +26,6 @@ pub fn run(args: &HookArgs) -> i32 {
 }
 
 fn record(args: &HookArgs) -> Option<()> {
-    let socket = paths::tmux_env_socket()?;
-    let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
     let raw = if args.agent == "codex-notify" {
         args.rest
             .last()
@@ -36,7 +34,15 @@ fn record(args: &HookArgs) -> Option<()> {
     } else {
         read_capped(&mut std::io::stdin().lock())
     };
-    let line = envelope_line(&args.agent, &socket.to_string_lossy(), pane, &raw);
+    record_payload(&args.agent, &raw)
+}
+
+/// Append one payload for `source` to this tmux server's spool and wake the daemon. `None`
+/// when outside tmux or when the spool cannot be written; callers ignore failures.
+pub fn record_payload(source: &str, raw: &[u8]) -> Option<()> {
+    let socket = paths::tmux_env_socket()?;
+    let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
+    let line = envelope_line(source, &socket.to_string_lossy(), pane, raw);
     let sp = ServerPaths::new(socket);
     if std::fs::create_dir_all(&sp.state_dir).is_err() {
         return None;
