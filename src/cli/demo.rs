@@ -7,7 +7,7 @@
 //! agent's would), prints screens recorded from the real TUIs, and — for Claude — sends the
 //! real hook payloads through the same code path as `agtmux hook claude`. Claude panes are
 //! therefore tracked deterministically and Codex panes heuristically, from the screen alone.
-use crate::paths;
+
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -363,6 +363,5 @@ pub fn run(args: &DemoArgs) -> i32 {
         print!("{}", String::from_utf8_lossy(&o.stdout));
     }
     let _ = tmux(name, &["kill-server"]);
-    let _ = paths::state_root();
     0
 }
