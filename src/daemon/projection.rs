@@ -16,6 +16,7 @@ use crate::core::title::{TitleSource, resolve_title};
 use crate::core::types::{
     Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider, SourceKind,
 };
+use super::metrics::{self, Note};
 use std::collections::{BTreeMap, HashMap};
 
 /// The read model of one pane: what surfaces show, and the inputs that led there (`explain`).
@@ -142,6 +143,8 @@ pub struct Projection {
     /// Counters for metrics.
     pub fallbacks: u64,
     pub repromotions: u64,
+    /// Transitions for `daemon::metrics` (drained each step; bounded by `MAX_NOTES`).
+    pub notes: Vec<Note>,
 }
 
 impl Projection {
@@ -158,6 +161,7 @@ impl Projection {
             hostname,
             fallbacks: 0,
             repromotions: 0,
+            notes: Vec::new(),
         }
     }
 
@@ -361,7 +365,15 @@ impl Projection {
             });
             let (_, transition) = p.presence_tracker.observe(&sig);
             if let Some(t) = transition {
-                log::info!("signature_transition pane={id} {}", t.log_line());
+                log::info!("{}", metrics::signature_log(id, &t));
+                if self.notes.len() < metrics::MAX_NOTES {
+                    self.notes.push(Note::Signature {
+                        pane: id.clone(),
+                        from: t.from.as_str(),
+                        to: t.to.as_str(),
+                        reason: t.reason.clone(),
+                    });
+                }
             }
             p.signature = format!(
                 "{} reason={} confidence={:.2}",
@@ -386,13 +398,20 @@ impl Projection {
             };
             let res = resolve(&mut p.resolver, &input, &self.cfg, now);
             if let Some(t) = &res.transition {
-                match t {
-                    crate::core::resolver::TierTransition::Fallback { .. } => self.fallbacks += 1,
-                    crate::core::resolver::TierTransition::RePromotion { .. } => {
-                        self.repromotions += 1
+                let note = match t {
+                    crate::core::resolver::TierTransition::Fallback { .. } => {
+                        self.fallbacks += 1;
+                        Note::Fallback
                     }
+                    crate::core::resolver::TierTransition::RePromotion { .. } => {
+                        self.repromotions += 1;
+                        Note::RePromotion
+                    }
+                };
+                if self.notes.len() < metrics::MAX_NOTES {
+                    self.notes.push(note);
                 }
-                log::info!("tier_transition pane={id} {t}");
+                log::info!("{}", metrics::tier_log(id, t));
             }
             for (s, why) in &res.suppressed {
                 log::debug!("source_suppressed pane={id} source={s} reason={why}");
