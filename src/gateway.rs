@@ -426,7 +426,9 @@ impl Gateway {
                         continue;
                     }
                     self.counts[2] += 1;
-                    log::warn!("ingest_rejected event_id={event_id:?} source={reject_source} reason={reason:?}");
+                    log::warn!(
+                        "ingest_rejected event_id={event_id:?} source={reject_source} reason={reason:?}"
+                    );
                     self.trace(Traced {
                         event_id: event_id.clone(),
                         pane_id: None,

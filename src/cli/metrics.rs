@@ -74,7 +74,12 @@ fn lat(v: &Value) -> String {
         .iter()
         .map(|w| {
             let x = &v[*w];
-            format!("{w} n={} p50={} p95={}", s(&x["n"]), s(&x["p50"]), s(&x["p95"]))
+            format!(
+                "{w} n={} p50={} p95={}",
+                s(&x["n"]),
+                s(&x["p50"]),
+                s(&x["p95"])
+            )
         })
         .collect::<Vec<_>>()
         .join(" | ")
@@ -83,7 +88,11 @@ fn lat(v: &Value) -> String {
 /// The human table.
 pub fn render(m: &Value) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "uptime      {}s", m["uptime_ms"].as_i64().unwrap_or(0) / 1000);
+    let _ = writeln!(
+        o,
+        "uptime      {}s",
+        m["uptime_ms"].as_i64().unwrap_or(0) / 1000
+    );
     let _ = writeln!(o, "ingest      {}", windowed(&m["ingest"]));
     let _ = writeln!(
         o,
@@ -103,7 +112,10 @@ pub fn render(m: &Value) -> String {
     for k in ["deterministic", "fallback"] {
         let _ = writeln!(o, "  {k:<13} {}", lat(&m["state_latency_ms"][k]));
     }
-    let _ = writeln!(o, "hop latency ms (from the previous hop; total = source → option)");
+    let _ = writeln!(
+        o,
+        "hop latency ms (from the previous hop; total = source → option)"
+    );
     for k in ["gateway", "daemon", "option", "client", "total"] {
         let _ = writeln!(o, "  {k:<13} {}", lat(&m["hop_latency_ms"][k]));
     }

@@ -60,7 +60,10 @@ pub fn run(args: &TraceArgs) -> i32 {
 }
 
 /// The trace from the daemon's memory, else from the database.
-pub fn find(sp: &crate::paths::ServerPaths, event_id: &str) -> Result<(&'static str, Value), TraceError> {
+pub fn find(
+    sp: &crate::paths::ServerPaths,
+    event_id: &str,
+) -> Result<(&'static str, Value), TraceError> {
     match Conn::connect(sp).and_then(|mut c| c.request("trace", json!({"event_id": event_id}))) {
         Ok(v) => return Ok(("daemon", v)),
         Err(ClientError::Api { code, .. }) if code == "not_found" => {}
@@ -128,7 +131,7 @@ pub fn render(t: &Value) -> String {
     for h in t["hops"].as_array().into_iter().flatten() {
         let d = h["delta_ms"]
             .as_i64()
-            .map(|d| format!("+{d}ms"))
+            .map(|d| format!("{d:+}ms"))
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             o,

@@ -115,7 +115,11 @@ impl Series {
     }
 
     fn prune(&mut self, now: Millis) {
-        while self.samples.front().is_some_and(|(t, _)| *t < now - LONGEST) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| *t < now - LONGEST)
+        {
             self.samples.pop_front();
         }
     }
@@ -421,8 +425,7 @@ impl Metrics {
                 if let Some(s) = src {
                     self.state_det.push(option_ts, option_ts - s);
                 }
-            } else if now_seen.evidence == Evidence::Heuristic && state_changed && p.screen_at > 0
-            {
+            } else if now_seen.evidence == Evidence::Heuristic && state_changed && p.screen_at > 0 {
                 self.state_fallback
                     .push(option_ts, option_ts - p.screen_at.min(option_ts));
             }
@@ -442,13 +445,13 @@ impl Metrics {
                     option_ts - daemon
                 );
                 out.push((e.clone(), "option", option_ts));
-                let mut samples = vec![("option", option_ts - daemon), ("total", option_ts - source)];
+                let mut samples = vec![
+                    ("option", option_ts - daemon),
+                    ("total", option_ts - source),
+                ];
                 if let Some(c) = client_ts {
                     t.hops.push(("client", c));
-                    log::debug!(
-                        "hop event_id={e} hop=client ts={c} delta_ms={}",
-                        c - daemon
-                    );
+                    log::debug!("hop event_id={e} hop=client ts={c} delta_ms={}", c - daemon);
                     out.push((e.clone(), "client", c));
                     samples.push(("client", c - daemon));
                 }
@@ -484,7 +487,11 @@ impl Metrics {
         self.state_det.prune(now);
         self.state_fallback.prune(now);
         self.flaps.prune(now);
-        while self.sig_reasons.front().is_some_and(|(t, _)| *t < now - LONGEST) {
+        while self
+            .sig_reasons
+            .front()
+            .is_some_and(|(t, _)| *t < now - LONGEST)
+        {
             self.sig_reasons.pop_front();
         }
         self.seen.retain(|id, _| proj.panes.contains_key(id));
@@ -720,7 +727,10 @@ mod tests {
         let hops = m.observe_published(&mut proj, &["%1".to_string()], 1_010, Some(1_011));
         assert_eq!(
             hops,
-            vec![("e1".to_string(), "option", 1_010), ("e1".to_string(), "client", 1_011)]
+            vec![
+                ("e1".to_string(), "option", 1_010),
+                ("e1".to_string(), "client", 1_011)
+            ]
         );
         let t = m.trace("e1").unwrap().json();
         let names: Vec<&str> = t["hops"]
@@ -736,7 +746,10 @@ mod tests {
         // An event that changes nothing ends at the daemon.
         m.on_ingested(vec![traced("e2", "%1", 2_000)]);
         assert!(m.observe_published(&mut proj, &[], 2_010, None).is_empty());
-        assert_eq!(m.trace("e2").unwrap().json()["missing"], json!(["option", "client"]));
+        assert_eq!(
+            m.trace("e2").unwrap().json()["missing"],
+            json!(["option", "client"])
+        );
         // Counters: 5 accepted before the 1m window, 3 inside it.
         m.tick([5, 0, 0, 0], Churn::default(), &proj, 60_000);
         m.tick([8, 0, 1, 0], Churn::default(), &proj, 130_000);

@@ -2,6 +2,7 @@
 //! normalized events, process hints and screen verdicts, runs them through the pure core
 //! (classifier, hysteresis, resolver, binding, attention, title), and keeps the read model
 //! every surface reads. It does no I/O: the runtime feeds it and publishes what changed.
+use super::metrics::{self, Note};
 use crate::core::attention::PaneAttention;
 use crate::core::binding::{BindOrigin, BindOutcome, BindingConfig, BindingRegistry};
 use crate::core::classifier::{PresenceTracker, SignatureInput, classify_signature};
@@ -16,7 +17,6 @@ use crate::core::title::{TitleSource, resolve_title};
 use crate::core::types::{
     Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider, SourceKind,
 };
-use super::metrics::{self, Note};
 use std::collections::{BTreeMap, HashMap};
 
 /// The read model of one pane: what surfaces show, and the inputs that led there (`explain`).
