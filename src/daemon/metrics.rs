@@ -315,7 +315,7 @@ impl Metrics {
         for t in items {
             let mut hops = vec![("source", t.source_ts), ("gateway", t.gateway_ts)];
             log::debug!(
-                "hop event_id={} hop=source ts={} source={} name={}",
+                "hop event_id={} hop=source ts={} source={} name={:?}",
                 t.event_id,
                 t.source_ts,
                 t.source,
@@ -451,9 +451,12 @@ impl Metrics {
                 ];
                 if let Some(c) = client_ts {
                     t.hops.push(("client", c));
-                    log::debug!("hop event_id={e} hop=client ts={c} delta_ms={}", c - daemon);
+                    log::debug!(
+                        "hop event_id={e} hop=client ts={c} delta_ms={}",
+                        c - option_ts
+                    );
                     out.push((e.clone(), "client", c));
-                    samples.push(("client", c - daemon));
+                    samples.push(("client", c - option_ts));
                 }
                 for (h, v) in samples {
                     self.sample_hop(h, option_ts, v);

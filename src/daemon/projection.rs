@@ -194,7 +194,12 @@ impl Projection {
         };
         let agent = hint.map(|(prov, _)| prov).zip(agent_pid.map(|p| p as u32));
         if let Some(bump) = self.bindings.observe_process(pane_id, agent, now) {
-            log::info!("pane_generation_bump pane={pane_id} reason={:?}", bump);
+            log::info!(
+                "pane_generation_bump pane={pane_id} generation={} old_session={} {}",
+                bump.new.generation,
+                bump.old_session.as_deref().unwrap_or("-"),
+                bump.reason
+            );
             let (sid, wid, title) = (
                 p.session_id.clone(),
                 p.window_id.clone(),

@@ -818,10 +818,6 @@ impl Runtime {
             self.gateway.persist(&mut self.projection, &changed, now);
         }
         self.metrics.on_ingested(self.gateway.take_traced());
-        self.api_push(&changed, now);
-        let client_ts = (!changed.is_empty()
-            && self.api.as_ref().is_some_and(|a| a.subscribers() > 0))
-        .then(now_ms);
         // Source health from the gateway feeds admissibility.
         let hh = self.gateway.hooks_health();
         // The spool carries Claude and Codex hook events alike.
@@ -842,7 +838,8 @@ impl Runtime {
         }
         let status = self.daemon_status();
         if changed.is_empty() && !self.publish_all && status == self.last_status {
-            self.observe_metrics(&changed, client_ts, now);
+            self.api_push(&changed, now);
+            self.observe_metrics(&changed, now_ms(), now);
             return;
         }
         self.last_status = status.clone();
@@ -861,13 +858,19 @@ impl Runtime {
                 t.send(&c, ReplyKind::SetOption(String::new()));
             }
         }
-        self.observe_metrics(&changed, client_ts, now);
+        let option_ts = now_ms();
+        // Clients after tmux: the option writes are queued first.
+        self.api_push(&changed, now);
+        self.observe_metrics(&changed, option_ts, now);
         self.flush_tmux();
     }
 
-    /// Metrics and tracing after a publish: option writes for `changed` are queued now.
-    fn observe_metrics(&mut self, changed: &[String], client_ts: Option<Millis>, now: Millis) {
-        let option_ts = now_ms();
+    /// Metrics and tracing after a publish: option writes for `changed` were queued at
+    /// `option_ts`, and subscribers (if any) were pushed just now.
+    fn observe_metrics(&mut self, changed: &[String], option_ts: Millis, now: Millis) {
+        let client_ts = (!changed.is_empty()
+            && self.api.as_ref().is_some_and(|a| a.subscribers() > 0))
+        .then(now_ms);
         let hops =
             self.metrics
                 .observe_published(&mut self.projection, changed, option_ts, client_ts);
