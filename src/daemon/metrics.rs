@@ -765,6 +765,45 @@ mod tests {
     }
 
     #[test]
+    fn presence_flaps_winners_and_signature_classes_follow_the_projection() {
+        use crate::core::types::Provider;
+        let mut proj = Projection::new("h".into());
+        let mut m = Metrics::new(0);
+        for id in ["%1", "%2"] {
+            proj.pane_added(id, "$0", "@0", 0);
+        }
+        // %1 gets an agent process: heuristic, managed.
+        proj.set_process("%1", Some((Provider::Claude, "test")), Some(42), 10);
+        let changed = proj.resolve_dirty(20, &|_| false);
+        assert!(changed.contains(&"%1".to_string()));
+        m.observe_published(&mut proj, &changed, 21, None);
+        let j = m.json([0; 4], &proj, 30);
+        assert_eq!(j["winners"]["managed"], 1, "{j}");
+        assert_eq!(j["winners"]["tier"]["heuristic"], 1, "{j}");
+        assert_eq!(j["signature"]["classes"]["heuristic"], 1, "{j}");
+        assert_eq!(j["signature"]["classes"]["none"], 1, "{j}");
+        assert_eq!(
+            j["signature"]["transitions"]["total"]["signature_transitions"],
+            1
+        );
+        assert_eq!(j["presence"]["flaps"]["total"]["presence_flaps"], 1, "{j}");
+        // The agent leaves: after the presence debounce the pane is unmanaged again.
+        proj.set_process("%1", None, None, 1_000);
+        let mut t = 1_000;
+        for _ in 0..10 {
+            t += 600;
+            proj.mark_dirty("%1");
+            let changed = proj.resolve_dirty(t, &|_| false);
+            m.observe_published(&mut proj, &changed, t, None);
+        }
+        let j = m.json([0; 4], &proj, t);
+        assert_eq!(j["winners"]["managed"], 0, "{j}");
+        assert_eq!(j["presence"]["flaps"]["total"]["presence_flaps"], 2, "{j}");
+        assert!(j["presence"]["flaps_per_pane_hour"]["1m"].as_f64() > Some(0.0));
+        assert!(proj.notes.is_empty(), "notes are drained");
+    }
+
+    #[test]
     fn log_lines_do_not_repeat_keys() {
         let t = Transition {
             from: crate::core::classifier::SignatureClass::None,
