@@ -182,6 +182,13 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
         );
     }
     let _ = shell;
+    let (code, text) = agtmux(&s, &["metrics"]);
+    assert_eq!(code, 0);
+    assert!(text.contains(&format!("total: accepted={acc} ")), "{text}");
+    assert!(text.contains("deterministic=2 heuristic=1"), "{text}");
+    if std::env::var_os("AGTMUX_TEST_PRINT").is_some() {
+        eprintln!("{text}");
+    }
     if std::env::var_os("AGTMUX_TEST_PRINT").is_some() {
         eprintln!("{m:#}");
     }

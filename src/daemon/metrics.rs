@@ -629,11 +629,11 @@ impl Metrics {
                     .collect(),
             );
         }
-        // Flap rate: transitions per candidate pane per hour, over the covered part of the
-        // window (a daemon younger than the window covers less).
+        // Flap rate: transitions per candidate pane per hour over the full window length (a
+        // young daemon is not extrapolated from a few seconds).
         let mut flap_rate = serde_json::Map::new();
         for (w, len) in WINDOWS {
-            let covered = len.min(now - self.started).max(1);
+            let covered = len;
             let n = self
                 .flaps
                 .samples
