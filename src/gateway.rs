@@ -19,6 +19,7 @@ use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::resolver::DeterministicState;
 use crate::core::types::{Evidence, Health, Millis, Provider, SourceKind};
+use crate::daemon::metrics::Traced;
 use crate::daemon::projection::Projection;
 use crate::paths::ServerPaths;
 use crate::sources::claude_transcript::TranscriptTitles;
@@ -39,6 +40,8 @@ const REOPEN_EVERY: Millis = 5_000;
 const RECENT: usize = 20_000;
 /// Bound of the Codex events kept for `daemon::codex` between two steps.
 const CODEX_SEEN_MAX: usize = 4_096;
+/// Bound of the traced items kept between two steps.
+const TRACED_MAX: usize = 20_000;
 
 pub enum IngestOutcome {
     /// Nothing more to read now.
@@ -72,6 +75,8 @@ pub struct Gateway {
     codex_seen: Vec<NormalizedEvent>,
     /// Counters for metrics: accepted, ignored, rejected, duplicates.
     pub counts: [u64; 4],
+    /// Items handled since the last `take_traced`, with their first hops (`daemon::metrics`).
+    traced: Vec<Traced>,
 }
 
 impl Gateway {
@@ -106,6 +111,7 @@ impl Gateway {
             thread_panes: HashMap::new(),
             codex_seen: Vec::new(),
             counts: [0; 4],
+            traced: Vec::new(),
         }
     }
 
@@ -142,6 +148,36 @@ impl Gateway {
     /// pane here is one that was trusted.
     pub fn take_codex_seen(&mut self) -> Vec<NormalizedEvent> {
         std::mem::take(&mut self.codex_seen)
+    }
+
+    /// What was ingested since the last call, for metrics and tracing.
+    pub fn take_traced(&mut self) -> Vec<Traced> {
+        std::mem::take(&mut self.traced)
+    }
+
+    fn trace(&mut self, t: Traced) {
+        if self.traced.len() < TRACED_MAX {
+            self.traced.push(t);
+        }
+    }
+
+    /// Add later hops (`option`, `client`) to stored events, in one transaction.
+    pub fn record_hops(&mut self, hops: &[(String, &'static str, Millis)]) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if hops.is_empty() {
+            return;
+        }
+        let r = store.begin().and_then(|mut tx| {
+            for (id, hop, ts) in hops {
+                tx.record_hop(id, hop, *ts)?;
+            }
+            tx.commit()
+        });
+        if let Err(e) = r {
+            self.store_failed("hops", e);
+        }
     }
 
     fn remember(&mut self, id: &str) {
@@ -289,6 +325,8 @@ impl Gateway {
     ) -> Vec<EventRow> {
         let mut rows = Vec::with_capacity(items.len());
         let mut batch_ids = HashSet::new();
+        // Tracing hop `gateway`: the batch was pulled.
+        let gateway_ts = crate::daemon::runtime::now_ms();
         for item in items {
             match item {
                 Pulled::Event { mut event, raw } => {
@@ -316,6 +354,8 @@ impl Gateway {
                     } else {
                         proj.apply_event(&event, now)
                     };
+                    // Tracing hop `daemon`: the projection applied (or refused) it.
+                    let daemon_ts = crate::daemon::runtime::now_ms();
                     let (status, reason) = match applied {
                         Ok(()) if event.signal == Signal::Ignore => {
                             (EventStatus::Ignored, Some("no_state_change".to_string()))
@@ -324,8 +364,9 @@ impl Gateway {
                         // Already known or older than the state: stored, no effect.
                         Err(r) if r == "duplicate" || r == "stale_event" => {
                             log::info!(
-                                "ingest_ignored event_id={} name={} pane={} reason={r}",
+                                "ingest_ignored event_id={} source={} name={:?} pane={} reason={r}",
                                 event.event_id,
+                                event.source,
                                 event.name,
                                 event.pane_id.as_deref().unwrap_or("-")
                             );
@@ -334,8 +375,9 @@ impl Gateway {
                         // The event cannot be applied (unknown pane, tombstoned session …).
                         Err(r) => {
                             log::warn!(
-                                "ingest_rejected event_id={} name={} pane={} reason={r}",
+                                "ingest_rejected event_id={} source={} name={:?} pane={} reason={r:?}",
                                 event.event_id,
+                                event.source,
                                 event.name,
                                 event.pane_id.as_deref().unwrap_or("-")
                             );
@@ -347,12 +389,17 @@ impl Gateway {
                         EventStatus::Rejected => 2,
                         _ => 1,
                     }] += 1;
-                    log::debug!(
-                        "hop event_id={} source={} gateway={} daemon={now}",
-                        event.event_id,
-                        event.ts,
-                        now
-                    );
+                    self.trace(Traced {
+                        event_id: event.event_id.clone(),
+                        pane_id: event.pane_id.clone(),
+                        source: event.source.as_str().to_string(),
+                        name: event.name.clone(),
+                        status,
+                        reason: reason.clone(),
+                        source_ts: event.ts,
+                        gateway_ts,
+                        daemon_ts: Some(daemon_ts),
+                    });
                     if status == EventStatus::Accepted
                         && event.source == SourceKind::ClaudeHooks
                         && let Some(sk) = event.session_key.as_deref()
@@ -361,14 +408,12 @@ impl Gateway {
                     {
                         proj.set_session_title(sk, &title);
                     }
-                    rows.push(event_row(
-                        &self.server_key,
-                        &event,
-                        status,
-                        reason,
-                        raw,
-                        now,
-                    ));
+                    let mut row = event_row(&self.server_key, &event, status, reason, raw, now);
+                    row.hops = format!(
+                        "{{\"source\":{},\"gateway\":{gateway_ts},\"daemon\":{daemon_ts}}}",
+                        event.ts
+                    );
+                    rows.push(row);
                 }
                 Pulled::Rejected {
                     event_id,
@@ -381,7 +426,20 @@ impl Gateway {
                         continue;
                     }
                     self.counts[2] += 1;
-                    log::warn!("ingest_rejected event_id={event_id} reason={reason}");
+                    log::warn!(
+                        "ingest_rejected event_id={event_id:?} source={reject_source} reason={reason:?}"
+                    );
+                    self.trace(Traced {
+                        event_id: event_id.clone(),
+                        pane_id: None,
+                        source: reject_source.to_string(),
+                        name: String::new(),
+                        status: EventStatus::Rejected,
+                        reason: Some(reason.clone()),
+                        source_ts: ts,
+                        gateway_ts,
+                        daemon_ts: None,
+                    });
                     rows.push(EventRow {
                         seq: 0,
                         event_id,
@@ -396,7 +454,7 @@ impl Gateway {
                         recv_ts: ts,
                         ingest_ts: now,
                         payload: truncate_raw(raw),
-                        hops: "{}".into(),
+                        hops: format!("{{\"source\":{ts},\"gateway\":{gateway_ts}}}"),
                     });
                 }
             }

@@ -171,5 +171,14 @@ pub fn render(x: &Value, color: bool) -> String {
             let _ = writeln!(o, "  | {}", s(l).replace('\x1b', "^["));
         }
     }
+    let ev = &x["last_event"];
+    if !ev.is_null() {
+        let _ = write!(
+            o,
+            "{b}last event{r} (agtmux trace {}):\n{}",
+            s(&ev["event_id"]),
+            super::trace::render(ev)
+        );
+    }
     o
 }

@@ -8,8 +8,10 @@ pub mod doctor;
 pub mod explain;
 pub mod hook;
 pub mod ls;
+pub mod metrics;
 pub mod popup;
 pub mod setup;
+pub mod trace;
 pub mod wait;
 pub mod watch;
 
@@ -48,6 +50,10 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// The popup UI (run by prefix + A inside `display-popup -E`).
     Popup(popup::PopupArgs),
+    /// Rolling-window metrics of the daemon (latency p95, ingest, churn, distributions).
+    Metrics(metrics::MetricsArgs),
+    /// The path of one event through the daemon, hop by hop.
+    Trace(trace::TraceArgs),
     /// Check tmux, plugin, daemon, hooks and sources; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
     /// Shell completions.
@@ -76,6 +82,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Explain(a) => explain::run(&a),
         Command::Popup(a) => popup::run(&a),
         Command::Doctor(a) => doctor::run(&a),
+        Command::Metrics(a) => metrics::run(&a),
+        Command::Trace(a) => trace::run(&a),
         Command::Completions(a) => completions::run(&a),
     }
 }

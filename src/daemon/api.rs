@@ -69,6 +69,10 @@ pub struct View<'a> {
     pub socket: &'a Path,
     pub tmux_connected: bool,
     pub store_problem: Option<&'a str>,
+    /// Rolling-window metrics and event traces (`metrics`, `trace`; `None` in unit tests).
+    pub metrics: Option<&'a super::metrics::Metrics>,
+    /// The gateway's accepted/ignored/rejected/duplicate counters.
+    pub ingest_counts: [u64; 4],
     pub now: Millis,
 }
 
@@ -121,6 +125,11 @@ impl ApiServer {
 
     pub fn clients(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Clients with a `subscribe` stream.
+    pub fn subscribers(&self) -> usize {
+        self.clients.values().filter(|c| c.subscribed).count()
     }
 
     /// Handle readiness of the listener or a client.
@@ -415,6 +424,30 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             Err((c, m)) => (error_line(&id, c, &m), false),
         },
         "health" => (result_line(&id, health_json(view)), false),
+        "metrics" => match view.metrics {
+            Some(m) => (
+                result_line(&id, m.json(view.ingest_counts, view.projection, view.now)),
+                false,
+            ),
+            None => (error_line(&id, "not_found", "metrics unavailable"), false),
+        },
+        "trace" => {
+            let eid = params.get("event_id").and_then(Value::as_str);
+            match (eid, view.metrics) {
+                (None, _) => (
+                    error_line(&id, "invalid_params", "missing string param \"event_id\""),
+                    false,
+                ),
+                (Some(e), Some(m)) if m.trace(e).is_some() => (
+                    result_line(&id, m.trace(e).map(|t| t.json()).unwrap_or(Value::Null)),
+                    false,
+                ),
+                (Some(e), _) => (
+                    error_line(&id, "not_found", &format!("no trace of {e:?} in memory")),
+                    false,
+                ),
+            }
+        }
         "subscribe" => (
             result_line(&id, json!({"subscribed": true, "list": list_json(view)})),
             true,
@@ -620,6 +653,10 @@ pub fn explain_json(p: &PaneModel, view: &View) -> Value {
         },
         "timers": timers,
         "screen": screen,
+        "last_event": view
+            .metrics
+            .and_then(|m| m.last_trace(&p.instance.pane_id))
+            .map(|t| t.json()),
         "now_ms": view.now,
     })
 }
@@ -680,6 +717,8 @@ mod tests {
             socket: Path::new("/tmp/x"),
             tmux_connected: true,
             store_problem: None,
+            metrics: None,
+            ingest_counts: [0; 4],
             now: 5,
         }
     }

@@ -3,6 +3,7 @@
 //! writer of pane state; publishing turns the read model into tmux options.
 pub mod api;
 pub mod codex;
+pub mod metrics;
 pub mod procs;
 pub mod projection;
 pub mod publish;

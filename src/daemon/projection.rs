@@ -2,6 +2,7 @@
 //! normalized events, process hints and screen verdicts, runs them through the pure core
 //! (classifier, hysteresis, resolver, binding, attention, title), and keeps the read model
 //! every surface reads. It does no I/O: the runtime feeds it and publishes what changed.
+use super::metrics::{self, Note};
 use crate::core::attention::PaneAttention;
 use crate::core::binding::{BindOrigin, BindOutcome, BindingConfig, BindingRegistry};
 use crate::core::classifier::{PresenceTracker, SignatureInput, classify_signature};
@@ -142,6 +143,8 @@ pub struct Projection {
     /// Counters for metrics.
     pub fallbacks: u64,
     pub repromotions: u64,
+    /// Transitions for `daemon::metrics` (drained each step; bounded by `MAX_NOTES`).
+    pub notes: Vec<Note>,
 }
 
 impl Projection {
@@ -158,6 +161,7 @@ impl Projection {
             hostname,
             fallbacks: 0,
             repromotions: 0,
+            notes: Vec::new(),
         }
     }
 
@@ -190,7 +194,12 @@ impl Projection {
         };
         let agent = hint.map(|(prov, _)| prov).zip(agent_pid.map(|p| p as u32));
         if let Some(bump) = self.bindings.observe_process(pane_id, agent, now) {
-            log::info!("pane_generation_bump pane={pane_id} reason={:?}", bump);
+            log::info!(
+                "pane_generation_bump pane={pane_id} generation={} old_session={} {}",
+                bump.new.generation,
+                bump.old_session.as_deref().unwrap_or("-"),
+                bump.reason
+            );
             let (sid, wid, title) = (
                 p.session_id.clone(),
                 p.window_id.clone(),
@@ -361,7 +370,15 @@ impl Projection {
             });
             let (_, transition) = p.presence_tracker.observe(&sig);
             if let Some(t) = transition {
-                log::info!("signature_transition pane={id} {}", t.log_line());
+                log::info!("{}", metrics::signature_log(id, &t));
+                if self.notes.len() < metrics::MAX_NOTES {
+                    self.notes.push(Note::Signature {
+                        pane: id.clone(),
+                        from: t.from.as_str(),
+                        to: t.to.as_str(),
+                        reason: t.reason.clone(),
+                    });
+                }
             }
             p.signature = format!(
                 "{} reason={} confidence={:.2}",
@@ -386,13 +403,20 @@ impl Projection {
             };
             let res = resolve(&mut p.resolver, &input, &self.cfg, now);
             if let Some(t) = &res.transition {
-                match t {
-                    crate::core::resolver::TierTransition::Fallback { .. } => self.fallbacks += 1,
-                    crate::core::resolver::TierTransition::RePromotion { .. } => {
-                        self.repromotions += 1
+                let note = match t {
+                    crate::core::resolver::TierTransition::Fallback { .. } => {
+                        self.fallbacks += 1;
+                        Note::Fallback
                     }
+                    crate::core::resolver::TierTransition::RePromotion { .. } => {
+                        self.repromotions += 1;
+                        Note::RePromotion
+                    }
+                };
+                if self.notes.len() < metrics::MAX_NOTES {
+                    self.notes.push(note);
                 }
-                log::info!("tier_transition pane={id} {t}");
+                log::info!("{}", metrics::tier_log(id, t));
             }
             for (s, why) in &res.suppressed {
                 log::debug!("source_suppressed pane={id} source={s} reason={why}");

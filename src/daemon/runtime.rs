@@ -7,6 +7,7 @@
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
 use super::api::{self, ApiServer};
 use super::codex::CodexLink;
+use super::metrics::Metrics;
 use super::procs;
 use super::projection::Projection;
 use super::publish;
@@ -108,6 +109,8 @@ pub struct Runtime {
     wake: Option<UnixDatagram>,
     /// The local client API (C-002); `None` when its socket could not be bound.
     api: Option<ApiServer>,
+    /// Rolling-window metrics and event traces (daemon::metrics).
+    metrics: Metrics,
     spool_dirty: bool,
     next_refresh: Millis,
     next_spool_scan: Millis,
@@ -212,6 +215,7 @@ impl Runtime {
             _inotify: inotify,
             wake,
             api,
+            metrics: Metrics::new(now_ms()),
             spool_dirty: true,
             next_refresh: 0,
             next_spool_scan: 0,
@@ -813,7 +817,7 @@ impl Runtime {
         if !changed.is_empty() {
             self.gateway.persist(&mut self.projection, &changed, now);
         }
-        self.api_push(&changed, now);
+        self.metrics.on_ingested(self.gateway.take_traced());
         // Source health from the gateway feeds admissibility.
         let hh = self.gateway.hooks_health();
         // The spool carries Claude and Codex hook events alike.
@@ -834,6 +838,8 @@ impl Runtime {
         }
         let status = self.daemon_status();
         if changed.is_empty() && !self.publish_all && status == self.last_status {
+            self.api_push(&changed, now);
+            self.observe_metrics(&changed, now_ms(), now);
             return;
         }
         self.last_status = status.clone();
@@ -852,7 +858,29 @@ impl Runtime {
                 t.send(&c, ReplyKind::SetOption(String::new()));
             }
         }
+        let option_ts = now_ms();
+        // Clients after tmux: the option writes are queued first.
+        self.api_push(&changed, now);
+        self.observe_metrics(&changed, option_ts, now);
         self.flush_tmux();
+    }
+
+    /// Metrics and tracing after a publish: option writes for `changed` were queued at
+    /// `option_ts`, and subscribers (if any) were pushed just now.
+    fn observe_metrics(&mut self, changed: &[String], option_ts: Millis, now: Millis) {
+        let client_ts = (!changed.is_empty()
+            && self.api.as_ref().is_some_and(|a| a.subscribers() > 0))
+        .then(now_ms);
+        let hops =
+            self.metrics
+                .observe_published(&mut self.projection, changed, option_ts, client_ts);
+        self.gateway.record_hops(&hops);
+        self.metrics.tick(
+            self.gateway.counts,
+            self.projection.bindings.churn(),
+            &self.projection,
+            now,
+        );
     }
 
     // ----- local API (C-002 client API, see api.rs) -----------------------------------
@@ -866,6 +894,8 @@ impl Runtime {
             socket: &self.sp.socket,
             tmux_connected: self.tmux.as_ref().is_some_and(|t| t.is_ready()),
             store_problem: self.gateway.store_problem(),
+            metrics: Some(&self.metrics),
+            ingest_counts: self.gateway.counts,
             now,
         }
     }

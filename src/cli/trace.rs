@@ -1,0 +1,159 @@
+//! `agtmux trace <event_id> [--json]` (seed Observability MVP, tracing): the path of one event
+//! through the hops `source → gateway → daemon → option → client` with per-hop deltas.
+//!
+//! WHY two readers: the daemon keeps the traces of recent events in memory (API `trace`);
+//! every event's hops are also stored in `events_raw_v2.hops`, so older events, and events of
+//! a daemon that has stopped, are read from the database (opened only when it exists).
+use super::client::{self, ClientError, Conn, ServerOpts};
+use crate::daemon::metrics::trace_json;
+use crate::store::Store;
+use serde_json::{Value, json};
+use std::fmt::{self, Write as _};
+
+#[derive(clap::Args, Debug)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub server: ServerOpts,
+    /// The event id (as in `events_raw_v2.event_id`, `explain`'s `last_event`, or the log).
+    pub event_id: String,
+    /// Versioned JSON (`{"v":1,"from":"daemon"|"store",...}`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub enum TraceError {
+    NotFound(String),
+    Store(crate::store::StoreError),
+    Api(ClientError),
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceError::NotFound(e) => write!(f, "no event {e:?} in the daemon or the database"),
+            TraceError::Store(e) => write!(f, "database: {e}"),
+            TraceError::Api(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+pub fn run(args: &TraceArgs) -> i32 {
+    let sp = args.server.paths();
+    let (from, t) = match find(&sp, &args.event_id) {
+        Ok(x) => x,
+        Err(e @ TraceError::NotFound(_)) => return client::fail(&e, 3),
+        Err(e) => return client::fail(&e, 1),
+    };
+    if args.json {
+        let mut o = json!({"v": 1, "from": from});
+        if let (Some(dst), Some(src)) = (o.as_object_mut(), t.as_object()) {
+            dst.extend(src.clone());
+        }
+        println!("{o}");
+    } else {
+        print!("{}", render(&t));
+    }
+    0
+}
+
+/// The trace from the daemon's memory, else from the database.
+pub fn find(
+    sp: &crate::paths::ServerPaths,
+    event_id: &str,
+) -> Result<(&'static str, Value), TraceError> {
+    match Conn::connect(sp).and_then(|mut c| c.request("trace", json!({"event_id": event_id}))) {
+        Ok(v) => return Ok(("daemon", v)),
+        Err(ClientError::Api { code, .. }) if code == "not_found" => {}
+        Err(ClientError::NoDaemon(..)) => {}
+        Err(e) => return Err(TraceError::Api(e)),
+    }
+    let db = sp.db();
+    if !db.exists() {
+        return Err(TraceError::NotFound(event_id.to_string()));
+    }
+    let store = Store::open(&db).map_err(TraceError::Store)?;
+    let row = store
+        .event(event_id)
+        .map_err(TraceError::Store)?
+        .ok_or_else(|| TraceError::NotFound(event_id.to_string()))?;
+    let hops: Vec<(String, i64)> = serde_json::from_str::<Value>(&row.hops)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .map(|m| {
+            m.into_iter()
+                .filter_map(|(k, v)| v.as_i64().map(|t| (k, t)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hops: Vec<(&str, i64)> = hops.iter().map(|(k, t)| (k.as_str(), *t)).collect();
+    Ok((
+        "store",
+        trace_json(
+            &row.event_id,
+            row.pane_id.as_deref(),
+            &row.source,
+            &row.name,
+            row.status.as_str(),
+            row.reason.as_deref(),
+            &hops,
+        ),
+    ))
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// One header line, then one line per hop: name, epoch ms, delta from the previous hop and
+/// from the source.
+pub fn render(t: &Value) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "event {} source={} name={} pane={} status={}{}",
+        s(&t["event_id"]),
+        s(&t["source"]),
+        s(&t["name"]),
+        s(&t["pane_id"]),
+        s(&t["status"]),
+        t["reason"]
+            .as_str()
+            .map(|r| format!(" reason={r}"))
+            .unwrap_or_default()
+    );
+    for h in t["hops"].as_array().into_iter().flatten() {
+        let d = h["delta_ms"]
+            .as_i64()
+            .map(|d| format!("{d:+}ms"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            o,
+            "  {:<8} {:>14}  {:>9}  (source +{}ms)",
+            s(&h["hop"]),
+            s(&h["ts_ms"]),
+            d,
+            s(&h["since_source_ms"])
+        );
+    }
+    let missing: Vec<String> = t["missing"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(s)
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            o,
+            "  not reached: {} (no published change / no API subscriber / rejected)",
+            missing.join(", ")
+        );
+    }
+    o
+}
