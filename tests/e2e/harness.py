@@ -224,7 +224,9 @@ class Suite:
             with open(os.path.join(self.caps, label + ext), "w") as f:
                 f.write(self.tmux("capture-pane", *flags, "-t", pane))
         with open(os.path.join(self.caps, "labels.tsv"), "a") as f:
-            f.write("%s.txt\t%d\t%d\t%s\t%s\n" % (label, size[0], size[1], meta, expect_activity))
+            # fixtures/screens labels.tsv format; the activity is what the step expected (review it)
+            f.write("%s.txt\t%d\t%d\t%s\tmanaged\t%s\t%s\treal e2e capture\n"
+                    % (label, size[0], size[1], meta, label.split("_")[0], expect_activity))
 
 
 def fmt_row(r):
@@ -486,8 +488,10 @@ def codex_full(s, size, cap):
     a.step("stream retrying -> running", {"state": "running"}, r"Reconnecting", lambda: a.send("please flaky2"),
            capture=cap and C + "06_retrying")
     a.step("retry succeeds -> idle", {"state": "idle"}, codex_idle_after(a, r"finished\."), timeout=40)
-    a.key("BTab")
-    time.sleep(0.8)
+    for _ in range(4):  # Shift+Tab until the footer says Plan mode (request_user_input needs it)
+        a.key("BTab")
+        if a.wait_screen(r"(?i)plan mode|· plan\b|Plan\b.*shift\+tab", 1.5):
+            break
     a.step("request_user_input (Plan) -> waiting_input", {"state": "waiting_input"}, r"Which database",
            lambda: a.send("please askq"), capture=cap and C + "07_request_user_input")
     a.step("answer question -> idle", {"state": "idle"}, codex_idle_after(a, r"Done: the command ran"),
