@@ -207,6 +207,9 @@ pub struct ResolverConfig {
     pub idle_stable_ms: Millis,
     /// The screen must show running this long after a deterministic waiting_approval (rule b).
     pub approve_running_ms: Millis,
+    /// The screen must show a failed last turn this long after a deterministic running or
+    /// waiting state (rule d). Keep it equal to the hysteresis error window.
+    pub error_stable_ms: Millis,
 }
 
 impl Default for ResolverConfig {
@@ -214,6 +217,7 @@ impl Default for ResolverConfig {
         ResolverConfig {
             idle_stable_ms: 2_500,
             approve_running_ms: 1_000,
+            error_stable_ms: 1_000,
         }
     }
 }
@@ -508,7 +512,7 @@ pub fn resolve(
     }
 }
 
-/// Rules (a)/(b)/(c). Sets `deadline` when a rule is pending.
+/// Rules (a)/(b)/(c)/(d). Sets `deadline` when a rule is pending.
 fn check_contradiction(
     w: &DeterministicState,
     heur: &HeuristicInput,
@@ -532,6 +536,12 @@ fn check_contradiction(
             Activity::Running,
             "contradiction_running",
         ),
+        // (d) An API error that fires no hook (every Codex API error; Claude only sends
+        // StopFailure): the turn is over and failed, the screen says so.
+        (
+            Activity::Running | Activity::WaitingApproval | Activity::WaitingInput,
+            Activity::Error,
+        ) => (cfg.error_stable_ms, Activity::Error, "contradiction_error"),
         _ => return None,
     };
     // The screen must still say so at its latest capture, which must be after the event.
@@ -851,6 +861,46 @@ mod tests {
                 "step {i}"
             );
         }
+    }
+
+    #[test]
+    fn an_api_error_without_a_hook_is_taken_from_the_screen() {
+        // Codex: UserPromptSubmit said running; the API error fires no hook.
+        let h = healthy(&[CodexHooks]);
+        let mut st = ResolverState::new();
+        let d = [det(CodexHooks, Codex, Running, 10_000)];
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Running, raw(Error, 12_000, 12_500)),
+            12_500,
+        );
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        assert_eq!(r.next_deadline, Some(13_000));
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Error, raw(Error, 12_000, 13_000)),
+            13_000,
+        );
+        assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Error));
+        assert!(r.reason.starts_with("contradiction_error"), "{}", r.reason);
+        // A screen error older than the event is no contradiction.
+        let mut st = ResolverState::new();
+        let d = [det(CodexHooks, Codex, Running, 20_000)];
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Error, raw(Error, 12_000, 19_000)),
+            21_000,
+        );
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
     }
 
     #[test]

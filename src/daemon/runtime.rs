@@ -70,7 +70,7 @@ impl Default for Timing {
             refresh_idle: 2_000,
             spool_scan: 2_000,
             capture_min_gap: 250,
-            capture_busy: 1_000,
+            capture_busy: 500,
             capture_quiet: 15_000,
             process_recheck: 10_000,
             prune_every: 600_000,

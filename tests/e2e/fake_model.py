@@ -72,7 +72,7 @@ def directive(text):
 
 
 def bump(key):
-    """How many times this prompt was tried before (for flakyN)."""
+    """How many times this prompt was tried before (for flakyN), per API: both agents may send the same prompt."""
     with _attempts_lock:
         n = _attempts.get(key, 0)
         _attempts[key] = n + 1
@@ -162,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             kind, arg = directive(prompt)
         log(api="anthropic", kind=kind, prompt=prompt[-120:], stream=req.get("stream"))
-        if kind == "flaky" and bump(prompt) < arg:
+        if kind == "flaky" and bump("anthropic:" + prompt) < arg:
             return self.send_json(500, {"type": "error", "error": {"type": "api_error", "message": "e2e flaky 500"}})
         if kind == "fail500":
             return self.send_json(500, {"type": "error", "error": {"type": "api_error", "message": "e2e scripted 500"}})
@@ -276,7 +276,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "hang":
             time.sleep(HANG)
             return
-        if kind == "flaky" and bump(prompt) < arg:
+        if kind == "flaky" and bump("openai:" + prompt) < arg:
             time.sleep(0.5)
             return  # connection closes without response.completed: Codex retries the stream
         if kind == "midfail":
