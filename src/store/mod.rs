@@ -16,6 +16,7 @@
 //!   [`StoreError`] (corrupt / locked / migration / ...) and the daemon keeps serving from memory.
 mod error;
 mod reads;
+mod registry;
 mod rows;
 mod schema;
 mod tx;
@@ -34,6 +35,7 @@ pub use rows::{
     BindingRow, CursorRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention,
     SessionStateRow,
 };
+pub use registry::SourceRegistryRow;
 pub use schema::SCHEMA_VERSION;
 pub use tx::Tx;
 
