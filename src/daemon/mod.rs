@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod procs;
 pub mod projection;
 pub mod publish;
+pub mod serial;
 pub mod runtime;
 
 use crate::paths::{self, ServerArg, ServerPaths};
