@@ -41,7 +41,11 @@ impl DeliveryPolicy {
     /// Defaults, overridden by `AGTMUX_ACK_TIMEOUT_MS` and `AGTMUX_ACK_MAX_ATTEMPTS`.
     pub fn from_env() -> Self {
         let mut p = DeliveryPolicy::default();
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<i64>().ok());
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
         if let Some(v) = num("AGTMUX_ACK_TIMEOUT_MS").filter(|v| *v > 0) {
             p.ack_timeout = v;
         }
@@ -178,10 +182,8 @@ impl Delivery {
     /// acked prefix of this source's batches. `None` while an older batch is still unacked.
     pub fn committed_if_acked(&self, token: u64) -> Option<String> {
         let mut last = None;
+        let me = self.get(token)?;
         for i in self.inflight.iter() {
-            let Some(me) = self.get(token) else {
-                return None;
-            };
             if i.source != me.source {
                 continue;
             }
@@ -266,8 +268,15 @@ impl Delivery {
                     i.attempts,
                     i.rows.len()
                 );
-                if self.degraded.insert(i.source.clone(), "ack_retry_exhausted").is_none() {
-                    log::warn!("source_degraded source={} reason=ack_retry_exhausted", i.source);
+                if self
+                    .degraded
+                    .insert(i.source.clone(), "ack_retry_exhausted")
+                    .is_none()
+                {
+                    log::warn!(
+                        "source_degraded source={} reason=ack_retry_exhausted",
+                        i.source
+                    );
                 }
                 // Served from memory from now on; the batch leaves the table.
                 i.acked = true;

@@ -167,7 +167,11 @@ impl RestartPolicy {
     /// `AGTMUX_SUPERVISOR_HOLD_DOWN_MS` (for tests and operators). Bad values are ignored.
     pub fn from_env() -> Self {
         let mut p = RestartPolicy::default();
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
         if let Ok(v) = std::env::var("AGTMUX_SUPERVISOR_BACKOFF_MS")
             && let Some((a, b)) = v.split_once(',')
             && let (Ok(a), Ok(b)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>())
@@ -409,12 +413,20 @@ mod tests {
         }
         assert_eq!(s.restarts, 4);
         let r = s.on_failure(now, "exit");
-        assert_eq!(r, Restart::HoldDown { until: now + 300_000 });
+        assert_eq!(
+            r,
+            Restart::HoldDown {
+                until: now + 300_000
+            }
+        );
         assert_eq!(s.hold_downs, 1);
         assert!(s.held_down(now + 299_999));
         assert!(!s.held_down(now + 300_000));
         // After the hold-down the count starts again.
-        assert!(matches!(s.on_failure(now + 300_001, "exit"), Restart::At(_)));
+        assert!(matches!(
+            s.on_failure(now + 300_001, "exit"),
+            Restart::At(_)
+        ));
     }
 
     #[test]

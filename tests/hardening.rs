@@ -57,6 +57,7 @@ fn append_burst(s: &Server, template: &serde_json::Value, run: usize, n: usize) 
     }
     let mut f = std::fs::OpenOptions::new()
         .append(true)
+        .create(true) // the spool is rotated past 8 MiB; a hook re-creates it the same way
         .open(s.spool_path())
         .unwrap();
     f.write_all(out.as_bytes()).unwrap();
@@ -68,9 +69,11 @@ fn stored_events(s: &Server) -> (u64, u64) {
         .query_row("SELECT COUNT(*) FROM events_raw_v2", [], |r| r.get(0))
         .unwrap();
     let d: u64 = c
-        .query_row("SELECT COUNT(DISTINCT event_id) FROM events_raw_v2", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT COUNT(DISTINCT event_id) FROM events_raw_v2",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     (n, d)
 }
@@ -107,7 +110,11 @@ fn kill9_during_burst(runs: usize) {
         s.start_daemon();
         let ok = wait_until(120, || stored_events(&s).0 >= expected);
         let (n, d) = stored_events(&s);
-        assert!(ok, "run {run}: {n} of {expected} events stored\n{}", s.log_tail());
+        assert!(
+            ok,
+            "run {run}: {n} of {expected} events stored\n{}",
+            s.log_tail()
+        );
         assert_eq!(n, expected, "run {run}: nothing lost, nothing twice");
         assert_eq!(d, expected, "run {run}: every stored event is distinct");
         eprintln!("kill9 run {run}: killed with {before}/{expected} stored; after restart {n}");
@@ -163,7 +170,10 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
     let health = request(&s, "health", serde_json::json!({}));
     let d = &health["result"]["delivery"];
     assert_eq!(d["retry_exhausted"], 1, "{health}");
-    assert!(d["duplicates"].as_u64().unwrap() >= 2, "redeliveries were no-ops: {health}");
+    assert!(
+        d["duplicates"].as_u64().unwrap() >= 2,
+        "redeliveries were no-ops: {health}"
+    );
     // The lock goes: the store recovers and the source with it.
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
@@ -209,7 +219,14 @@ fn another_uid_is_rejected_at_the_api_socket() {
     std::fs::set_permissions(api_socket(&s), std::fs::Permissions::from_mode(0o666)).unwrap();
     let socket = s.socket();
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "ls", "-S"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "ls",
+            "-S",
+        ])
         .arg(&socket)
         .env("AGTMUX_RUNTIME_DIR", &s.runtime_dir)
         .env("AGTMUX_STATE_DIR", "/nonexistent-agtmux-state")
@@ -225,7 +242,8 @@ fn another_uid_is_rejected_at_the_api_socket() {
         "{err}"
     );
     assert!(
-        wait_until(5, || log(&s).contains("api_admission_rejected reason=peer_uid_mismatch")),
+        wait_until(5, || log(&s)
+            .contains("api_admission_rejected reason=peer_uid_mismatch")),
         "{}",
         s.log_tail()
     );
@@ -267,14 +285,25 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
     // The operator registers it: pending, then active on hello.
     let reg = Command::new(BIN)
-        .args(["source", "-L", &s.name, "register", "codex_appserver", "/run/codex.sock"])
+        .args([
+            "source",
+            "-L",
+            &s.name,
+            "register",
+            "codex_appserver",
+            "/run/codex.sock",
+        ])
         .envs([
             ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
             ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
         ])
         .output()
         .unwrap();
-    assert!(reg.status.success(), "{}", String::from_utf8_lossy(&reg.stderr));
+    assert!(
+        reg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reg.stderr)
+    );
     assert!(String::from_utf8_lossy(&reg.stdout).contains("pending"));
     let (a, _c) = hello(&nonce, "/run/codex.sock");
     assert_eq!(a["result"]["state"], "active", "{a}");
@@ -295,7 +324,11 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
         ])
         .output()
         .unwrap();
-    assert!(rev.status.success(), "{}", String::from_utf8_lossy(&rev.stderr));
+    assert!(
+        rev.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rev.stderr)
+    );
     assert_eq!(state(&s), "revoked");
     let (a, _) = hello(&nonce, "/run/codex.sock");
     assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
@@ -327,7 +360,10 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((st.as_str(), path.as_str()), ("active", "/run/codex-2.sock"));
+    assert_eq!(
+        (st.as_str(), path.as_str()),
+        ("active", "/run/codex-2.sock")
+    );
 }
 
 #[test]
@@ -351,8 +387,16 @@ fn a_control_client_that_keeps_crashing_is_held_down_and_escalated() {
     let v = s.wait_global("@agtmux_daemon", |v| v.contains("escalate"), 20);
     assert!(v.contains("tmux_control:hold_down"), "{v}");
     let l = log(&s);
-    assert!(l.contains("supervisor_hold_down component=tmux_control escalate=true"), "{l}");
-    assert_eq!(l.matches("supervisor_restart component=tmux_control").count(), 4, "{l}");
+    assert!(
+        l.contains("supervisor_hold_down component=tmux_control escalate=true"),
+        "{l}"
+    );
+    assert_eq!(
+        l.matches("supervisor_restart component=tmux_control")
+            .count(),
+        4,
+        "{l}"
+    );
     // Fail-closed: the API answers health (with the counters) but not the read model.
     let h = request(&s, "health", serde_json::json!({}));
     assert_eq!(h["result"]["supervisor"]["hold_downs"], 1, "{h}");

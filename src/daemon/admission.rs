@@ -100,7 +100,10 @@ impl fmt::Display for Reject {
             Reject::PeerUidMismatch {
                 peer_uid,
                 runtime_uid,
-            } => write!(f, "peer uid {peer_uid} is not the daemon's uid {runtime_uid}"),
+            } => write!(
+                f,
+                "peer uid {peer_uid} is not the daemon's uid {runtime_uid}"
+            ),
             Reject::RuntimeNonceMismatch => f.write_str("the nonce is not this daemon's"),
             Reject::SourceRegistryMiss(d) => write!(f, "no registry match: {d}"),
             Reject::ProtocolVersionMismatch(v) => write!(
@@ -318,7 +321,10 @@ impl SourceRegistry {
                 tx.commit()
             });
             if let Err(e) = r {
-                log::warn!("source_registry_persist_failed source_id={} err={e}", row.source_id);
+                log::warn!(
+                    "source_registry_persist_failed source_id={} err={e}",
+                    row.source_id
+                );
             }
         }
     }
@@ -342,7 +348,11 @@ impl SourceRegistry {
             )));
         }
         let id = source_id(kind, owner_uid);
-        match self.entries.get(&id).map(|e| (e.state, e.socket_path.clone())) {
+        match self
+            .entries
+            .get(&id)
+            .map(|e| (e.state, e.socket_path.clone()))
+        {
             None => {
                 let e = Entry {
                     source_id: id.clone(),
@@ -380,9 +390,10 @@ impl SourceRegistry {
                 self.transition(&id, RegState::Active, why, now);
             }
         }
-        self.entries.get(&id).cloned().ok_or_else(|| {
-            Reject::SourceRegistryMiss(format!("{id} vanished during registration"))
-        })
+        self.entries
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Reject::SourceRegistryMiss(format!("{id} vanished during registration")))
     }
 
     /// Operator `revoke` (by source id, or by kind for the caller's uid): `* → revoked`.
@@ -415,7 +426,7 @@ impl SourceRegistry {
                 self.entries
                     .get(&id)
                     .cloned()
-                    .ok_or_else(|| Reject::SourceRegistryMiss(id))
+                    .ok_or(Reject::SourceRegistryMiss(id))
             }
             Err(e) => {
                 *self.rejects.entry(e.code()).or_default() += 1;
@@ -446,7 +457,8 @@ impl SourceRegistry {
         // Constant-time compare: the nonce is a secret.
         let a = nonce.as_bytes();
         let b = runtime_nonce.as_bytes();
-        let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        let same =
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
         if !same || runtime_nonce.is_empty() {
             return Err(Reject::RuntimeNonceMismatch);
         }
@@ -472,7 +484,9 @@ impl SourceRegistry {
                 "{id} is registered at {}, not {path}",
                 e.socket_path
             ))),
-            None => Err(Reject::SourceRegistryMiss(format!("{id} is not registered"))),
+            None => Err(Reject::SourceRegistryMiss(format!(
+                "{id} is not registered"
+            ))),
         }
     }
 
@@ -498,8 +512,7 @@ impl SourceRegistry {
             .entries
             .values()
             .filter(|e| {
-                e.state == RegState::Active
-                    && e.last_heartbeat.is_none_or(|h| now - h > timeout)
+                e.state == RegState::Active && e.last_heartbeat.is_none_or(|h| now - h > timeout)
             })
             .map(|e| e.source_id.clone())
             .collect();
@@ -588,8 +601,14 @@ mod tests {
         let e = r.register("codex_appserver", "/s/a", 0, 1).unwrap();
         assert_eq!(e.state, RegState::Pending);
         // Another uid or another path does not match.
-        assert!(r.hello(&hello("codex_appserver", "/s/a", n), 7, n, 2).is_err());
-        assert!(r.hello(&hello("codex_appserver", "/s/b", n), 0, n, 2).is_err());
+        assert!(
+            r.hello(&hello("codex_appserver", "/s/a", n), 7, n, 2)
+                .is_err()
+        );
+        assert!(
+            r.hello(&hello("codex_appserver", "/s/b", n), 0, n, 2)
+                .is_err()
+        );
         let mut v2 = hello("codex_appserver", "/s/a", n);
         v2["protocol_version"] = json!(2);
         assert_eq!(
@@ -607,8 +626,13 @@ mod tests {
         r.tick(30_004);
         assert_eq!(r.entries().next().unwrap().state, RegState::Stale);
         // Rotation: same kind + owner, new socket → active at the new path.
-        let e = r.register("codex_appserver", "/s/rotated", 0, 40_000).unwrap();
-        assert_eq!((e.state, e.socket_path.as_str()), (RegState::Active, "/s/rotated"));
+        let e = r
+            .register("codex_appserver", "/s/rotated", 0, 40_000)
+            .unwrap();
+        assert_eq!(
+            (e.state, e.socket_path.as_str()),
+            (RegState::Active, "/s/rotated")
+        );
         // Revoke: the hello is refused until re-registered.
         r.revoke("codex_appserver:0", 41_000).unwrap();
         assert_eq!(
@@ -623,7 +647,10 @@ mod tests {
                 .state,
             RegState::Pending
         );
-        assert!(r.hello(&hello("codex_appserver", "/s/rotated", n), 0, n, 42_001).is_ok());
+        assert!(
+            r.hello(&hello("codex_appserver", "/s/rotated", n), 0, n, 42_001)
+                .is_ok()
+        );
         // Persisted: a reload sees the same table.
         let persisted = r.store.take().unwrap();
         let rows = persisted.source_registry().unwrap();

@@ -180,26 +180,24 @@ impl ApiServer {
                     use std::os::fd::AsRawFd;
                     // Flow-009: the peer must be our own uid.
                     let peer = super::admission::peer_cred(stream.as_raw_fd());
-                    let peer = match super::admission::admit_peer(
-                        peer,
-                        super::admission::runtime_uid(),
-                    ) {
-                        Ok(p) => p,
-                        Err(r) => {
-                            log::warn!(
-                                "api_admission_rejected reason={} detail={:?}",
-                                r.code(),
-                                r.to_string()
-                            );
-                            if let Some(a) = self.admission.as_mut() {
-                                *a.registry.rejects.entry(r.code()).or_default() += 1;
+                    let peer =
+                        match super::admission::admit_peer(peer, super::admission::runtime_uid()) {
+                            Ok(p) => p,
+                            Err(r) => {
+                                log::warn!(
+                                    "api_admission_rejected reason={} detail={:?}",
+                                    r.code(),
+                                    r.to_string()
+                                );
+                                if let Some(a) = self.admission.as_mut() {
+                                    *a.registry.rejects.entry(r.code()).or_default() += 1;
+                                }
+                                let _ = stream.write_all(
+                                    error_line(&Value::Null, r.code(), &r.to_string()).as_bytes(),
+                                );
+                                continue;
                             }
-                            let _ = stream.write_all(
-                                error_line(&Value::Null, r.code(), &r.to_string()).as_bytes(),
-                            );
-                            continue;
-                        }
-                    };
+                        };
                     if self.clients.len() >= MAX_CLIENTS {
                         log::warn!("api_client_refused reason=too_many");
                         let _ = stream.write_all(

@@ -8,8 +8,8 @@ pub mod metrics;
 pub mod procs;
 pub mod projection;
 pub mod publish;
-pub mod serial;
 pub mod runtime;
+pub mod serial;
 
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;

@@ -474,7 +474,10 @@ impl Runtime {
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
                     .status();
-                log::warn!("escalate_published status={status:?} ok={}", r.is_ok_and(|s| s.success()));
+                log::warn!(
+                    "escalate_published status={status:?} ok={}",
+                    r.is_ok_and(|s| s.success())
+                );
             }
         }
     }
@@ -500,7 +503,8 @@ impl Runtime {
                 "hold_downs": self.tmux_sup.hold_downs,
             }),
         );
-        a.extra.insert("delivery".into(), self.gateway.delivery_json(now));
+        a.extra
+            .insert("delivery".into(), self.gateway.delivery_json(now));
         a.extra.insert("source_registry".into(), registry);
     }
 

@@ -207,7 +207,12 @@ mod tests {
         p.pane_added("%1", "$1", "@1", 1_000);
         let no_focus = |_: &str| false;
         p.apply_event(
-            &ev("e1", "UserPromptSubmit", Signal::Activity(Activity::Running), 2_000),
+            &ev(
+                "e1",
+                "UserPromptSubmit",
+                Signal::Activity(Activity::Running),
+                2_000,
+            ),
             2_000,
         )
         .unwrap();
@@ -225,7 +230,10 @@ mod tests {
         let (state, version) = (p.panes["%1"].activity(), p.panes["%1"].version);
         assert_eq!(state, Activity::WaitingApproval);
         // An event older than the applied state arrives late (or is redelivered).
-        let late = p.apply_event(&ev("e0", "Stop", Signal::Activity(Activity::Idle), 2_500), 3_100);
+        let late = p.apply_event(
+            &ev("e0", "Stop", Signal::Activity(Activity::Idle), 2_500),
+            3_100,
+        );
         assert!(late.is_err(), "an old event is refused: {late:?}");
         let changed = p.resolve_dirty(3_100, &no_focus);
         assert!(!changed.contains(&"%1".to_string()) || p.panes["%1"].version == version);

@@ -31,11 +31,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::core::types::Millis;
 
 pub use error::StoreError;
+pub use registry::SourceRegistryRow;
 pub use rows::{
     BindingRow, CursorRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention,
     SessionStateRow,
 };
-pub use registry::SourceRegistryRow;
 pub use schema::SCHEMA_VERSION;
 pub use tx::Tx;
 
