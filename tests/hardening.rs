@@ -101,7 +101,7 @@ fn kill9_during_burst(runs: usize) {
         expected += 10_000;
         let child = s.daemon_cmd().spawn().unwrap();
         s.daemon = Some(child);
-        std::thread::sleep(Duration::from_millis(rand_ms(150, 2_500, run as u64)));
+        std::thread::sleep(Duration::from_millis(rand_ms(100, 1_200, run as u64)));
         let (before, _) = stored_events(&s);
         s.kill_daemon_hard();
         if before < expected {
