@@ -15,12 +15,18 @@
 //! was trusted, no pane: the gateway routes them with the thread → pane map that
 //! `daemon::codex` maintains ([`Gateway::set_thread_panes`]); a thread not bound yet is stored
 //! as ignored with reason `unbound_thread` (its latest state is re-applied once it binds).
+//!
+//! Flow-006/Flow-012: every pulled batch is recorded as `fetched_cursor`, gets a
+//! `delivery_token` and stays in the inflight table ([`crate::delivery`]) until its commit (the
+//! projection's ack) succeeds; expired leases are redelivered with the same token, and
+//! exhausted ones degrade the source with `ack_retry_exhausted`.
 use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::resolver::DeterministicState;
 use crate::core::types::{Evidence, Health, Millis, Provider, SourceKind};
 use crate::daemon::metrics::Traced;
 use crate::daemon::projection::Projection;
+use crate::delivery::{Delivery, DeliveryPolicy, Expired};
 use crate::paths::ServerPaths;
 use crate::sources::claude_transcript::TranscriptTitles;
 use crate::sources::hook_spool::HookSpoolSource;
@@ -77,16 +83,30 @@ pub struct Gateway {
     pub counts: [u64; 4],
     /// Items handled since the last `take_traced`, with their first hops (`daemon::metrics`).
     traced: Vec<Traced>,
+    /// Flow-012 inflight table: batches awaiting their ack (durable commit).
+    delivery: Delivery,
 }
 
 impl Gateway {
     pub fn new(sp: &ServerPaths, now: Millis) -> Self {
         let (store, store_problem) = open_store(&sp.db(), now);
-        let committed = store
+        let row = store
             .as_ref()
-            .and_then(|s| s.cursor(HOOKS_CURSOR).ok().flatten())
-            .map(|c| c.committed_cursor)
-            .unwrap_or_default();
+            .and_then(|s| s.cursor(HOOKS_CURSOR).ok().flatten());
+        let mut delivery = Delivery::new(DeliveryPolicy::from_env(), now.max(0) as u64);
+        // Flow-006: a fetched cursor ahead of the committed one means the last daemon died
+        // between a pull and its ack: re-pull from the committed cursor.
+        if let Some(r) = &row
+            && let Some(f) = r.fetched_cursor.as_deref()
+            && f != r.committed_cursor
+        {
+            delivery.stats.rewinds += 1;
+            log::warn!(
+                "cursor_rewind source={HOOKS_CURSOR} fetched={f:?} committed={:?} reason=restart",
+                r.committed_cursor
+            );
+        }
+        let committed = row.map(|c| c.committed_cursor).unwrap_or_default();
         let hooks = HookSpoolSource::new(
             &sp.spool(),
             &sp.key,
@@ -112,6 +132,148 @@ impl Gateway {
             codex_seen: Vec::new(),
             counts: [0; 4],
             traced: Vec::new(),
+            delivery,
+        }
+    }
+
+    /// Flow-012 numbers for `health`/`metrics`.
+    pub fn delivery_json(&self, now: Millis) -> serde_json::Value {
+        self.delivery.json(now)
+    }
+
+    /// `source:ack_retry_exhausted` while a source is degraded by exhausted redeliveries.
+    pub fn delivery_problem(&self) -> Option<String> {
+        self.delivery
+            .degraded
+            .iter()
+            .next()
+            .map(|(s, r)| format!("{s}:{r}"))
+    }
+
+    /// When the next inflight lease expires.
+    pub fn delivery_deadline(&self) -> Option<Millis> {
+        self.delivery.next_deadline()
+    }
+
+    /// Expired leases: redeliver (same token) or give up (source degraded).
+    pub fn tick_delivery(&mut self, now: Millis) {
+        for e in self.delivery.expire(now) {
+            match e {
+                Expired::Redeliver(t, _) => {
+                    self.redeliver(t);
+                    self.try_ack(t, now);
+                }
+                Expired::Exhausted(t) => {
+                    log::warn!(
+                        "delivery_dropped token={} reason=ack_retry_exhausted",
+                        crate::delivery::token_str(t)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Pull the token's range again. Everything in it was applied already: each item must
+    /// come back as a duplicate (counted), so the redelivery has no effect on state.
+    fn redeliver(&mut self, token: u64) {
+        let Some(i) = self.delivery.get(token) else {
+            return;
+        };
+        if i.source != HOOKS_CURSOR {
+            // Other sources are pulled by their owners; their rows are retried as they are.
+            self.delivery.stats.duplicates += i.rows.len() as u64;
+            return;
+        }
+        let (from, n) = (i.from.clone(), i.rows.len().max(1));
+        let mut src = HookSpoolSource::new(&self.spool_path(), &self.server_key, Some(&from));
+        let batch = src.pull(&from, n);
+        for item in &batch.items {
+            let id = match item {
+                Pulled::Event { event, .. } => &event.event_id,
+                Pulled::Rejected { event_id, .. } => event_id,
+            };
+            if self.seen(id) {
+                self.delivery.stats.duplicates += 1;
+            } else {
+                log::warn!("redelivery_unexpected_item event_id={id}");
+            }
+        }
+    }
+
+    /// The projection's ack: commit the token's rows and the cursor in one transaction.
+    /// Without a store there is nothing to make durable: acked at once.
+    fn try_ack(&mut self, token: u64, now: Millis) -> bool {
+        let Some(i) = self.delivery.get(token) else {
+            return false;
+        };
+        let Some(store) = self.store.as_mut() else {
+            self.delivery.ack(token);
+            return true;
+        };
+        let committed = self
+            .delivery
+            .committed_if_acked(token)
+            .or_else(|| self.delivery.committed_floor(&i.source))
+            .unwrap_or_else(|| i.from.clone());
+        let res = (|| {
+            let mut tx = store.begin()?;
+            for r in &i.rows {
+                tx.insert_event(r)?;
+            }
+            tx.set_cursor(&i.source, &committed, Some(&i.to), now)?;
+            tx.commit()
+        })();
+        match res {
+            Ok(()) => {
+                if self.store_problem.is_some() {
+                    log::info!("store_recovered");
+                }
+                self.store_problem = None;
+                self.delivery.ack(token);
+                true
+            }
+            Err(e) => {
+                self.store_failed("commit", e);
+                false
+            }
+        }
+    }
+
+    /// Every unacked batch, retried now (the store came back).
+    fn retry_pending(&mut self, now: Millis) {
+        for t in self.delivery.unacked_tokens() {
+            self.try_ack(t, now);
+        }
+        if !self.delivery.degraded.is_empty() {
+            log::warn!("source_recovered reason=store_recovered");
+            self.delivery.degraded.clear();
+        }
+    }
+
+    /// Record `fetched_cursor` for a pull (Flow-006), leaving the committed cursor where the
+    /// acks put it.
+    fn record_fetched(&mut self, cursor_id: &str, fetched: &str, fallback: &str, now: Millis) {
+        let committed = self.safe_committed(cursor_id, fallback);
+        if let Some(store) = self.store.as_mut() {
+            let r = store.begin().and_then(|mut tx| {
+                tx.set_cursor(cursor_id, &committed, Some(fetched), now)?;
+                tx.commit()
+            });
+            if let Err(e) = r {
+                self.store_failed("fetched", e);
+            }
+        }
+    }
+
+    /// The committed cursor safe to store now: the start of the oldest unacked batch, else
+    /// `current` (the pull position, everything before it acked).
+    fn safe_committed(&self, cursor_id: &str, current: &str) -> String {
+        if self.delivery.get_unacked(cursor_id) {
+            self.delivery
+                .committed_floor(cursor_id)
+                .unwrap_or_else(|| current.to_string())
+        } else {
+            current.to_string()
         }
     }
 
@@ -219,6 +381,7 @@ impl Gateway {
             if store.begin().and_then(|tx| tx.commit()).is_ok() {
                 log::warn!("store_recovered path={}", self.db_path.display());
                 self.store_problem = None;
+                self.retry_pending(now);
                 self.commit_cursor(now);
             }
             return;
@@ -228,6 +391,7 @@ impl Gateway {
             log::warn!("store_reopened path={}", self.db_path.display());
             self.store = Some(store);
             self.store_problem = None;
+            self.retry_pending(now);
             self.commit_cursor(now);
         } else {
             self.store_problem = problem;
@@ -259,6 +423,7 @@ impl Gateway {
                 && event.ts + 500 >= self.last_refresh
             {
                 // Rewind: the next pull starts again at the committed cursor.
+                self.delivery.stats.rewinds += 1;
                 self.hooks = HookSpoolSource::new(
                     &self.spool_path(),
                     &self.server_key,
@@ -268,10 +433,12 @@ impl Gateway {
             }
         }
         let full = batch.items.len() >= BATCH;
+        let from = self.committed.clone();
+        self.record_fetched(HOOKS_CURSOR, &batch.next_cursor, &from, now);
         let rows = self.process_items(batch.items, proj, "hooks", now);
         self.committed = batch.next_cursor;
-        let committed = self.committed.clone();
-        self.commit_rows(&rows, HOOKS_CURSOR, &committed, now);
+        let to = self.committed.clone();
+        self.deliver(rows, HOOKS_CURSOR, &from, &to, now);
         if full {
             IngestOutcome::More
         } else {
@@ -304,10 +471,11 @@ impl Gateway {
         }
         let full = batch.items.len() >= BATCH;
         let label = src.kind().as_str();
+        self.record_fetched(cursor_id, &batch.next_cursor, &after, now);
         let rows = self.process_items(batch.items, proj, label, now);
         self.cursors
             .insert(cursor_id.to_string(), batch.next_cursor.clone());
-        self.commit_rows(&rows, cursor_id, &batch.next_cursor, now);
+        self.deliver(rows, cursor_id, &after, &batch.next_cursor, now);
         if full {
             IngestOutcome::More
         } else {
@@ -465,27 +633,11 @@ impl Gateway {
         rows
     }
 
-    /// Store the rows and the cursor in one transaction.
-    fn commit_rows(&mut self, rows: &[EventRow], cursor_id: &str, cursor: &str, now: Millis) {
-        if let Some(store) = self.store.as_mut() {
-            let res = (|| {
-                let mut tx = store.begin()?;
-                for r in rows {
-                    tx.insert_event(r)?;
-                }
-                tx.set_cursor(cursor_id, cursor, None, now)?;
-                tx.commit()
-            })();
-            match res {
-                Ok(()) => {
-                    if self.store_problem.is_some() {
-                        log::info!("store_recovered");
-                    }
-                    self.store_problem = None;
-                }
-                Err(e) => self.store_failed("commit", e),
-            }
-        }
+    /// The batch becomes inflight under a new delivery token and is acked by its commit (rows
+    /// and cursor in one transaction); a failed commit leaves it inflight for redelivery.
+    fn deliver(&mut self, rows: Vec<EventRow>, cursor_id: &str, from: &str, to: &str, now: Millis) {
+        let token = self.delivery.begin(cursor_id, from, to, rows, now);
+        self.try_ack(token, now);
     }
 
     fn spool_path(&self) -> std::path::PathBuf {
@@ -495,9 +647,11 @@ impl Gateway {
     }
 
     fn commit_cursor(&mut self, now: Millis) {
+        let committed = self.safe_committed(HOOKS_CURSOR, &self.committed);
+        let fetched = self.committed.clone();
         if let Some(store) = self.store.as_mut() {
             let r = store.begin().and_then(|mut tx| {
-                tx.set_cursor(HOOKS_CURSOR, &self.committed, None, now)?;
+                tx.set_cursor(HOOKS_CURSOR, &committed, Some(&fetched), now)?;
                 tx.commit()
             });
             if let Err(e) = r {
@@ -563,7 +717,7 @@ impl Gateway {
                 let Some(p) = proj.panes.get(id) else {
                     continue;
                 };
-                tx.upsert_pane_state(&PaneStateRow {
+                let row = PaneStateRow {
                     server_key: self.server_key.clone(),
                     server_id: self.server_id.clone(),
                     pane_id: id.clone(),
@@ -582,7 +736,29 @@ impl Gateway {
                     updated_ts: now,
                     state_version: p.version,
                     extra: "{}".into(),
-                })?;
+                };
+                // Flow-014: compare-and-swap on state_version; never roll back.
+                if crate::daemon::serial::write_pane(&mut tx, &row)?
+                    == crate::daemon::serial::CasOutcome::Conflict
+                {
+                    log::warn!("cas_gave_up pane={id}");
+                }
+                if let (Some(sk), Some(provider)) = (row.session_key.clone(), row.provider) {
+                    crate::daemon::serial::write_session(
+                        &mut tx,
+                        &crate::store::SessionStateRow {
+                            session_key: sk,
+                            provider,
+                            server_key: Some(row.server_key.clone()),
+                            pane_id: Some(row.pane_id.clone()),
+                            generation: Some(row.generation),
+                            activity: row.activity,
+                            title: row.title.clone(),
+                            updated_ts: now,
+                            state_version: 0,
+                        },
+                    )?;
+                }
             }
             tx.commit()
         })();

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod core;
 pub mod daemon;
+pub mod delivery;
 pub mod gateway;
 pub mod paths;
 pub mod sources;

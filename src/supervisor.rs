@@ -1,6 +1,19 @@
 //! C-001 `agtmux-runtime-supervisor`: owns every child process the daemon runs (the `tmux -C`
 //! control client now, Codex helpers later): spawning with non-blocking pipes for the one mio
 //! loop, reaping on SIGCHLD, and restart pacing with exponential backoff and jitter.
+//!
+//! Flow-011 (start/restart contract) lives here too:
+//! - [`Startup`]: the start order `source → gateway → daemon → api`. A stage is marked ready
+//!   only after the one before it; asking for a later stage first is refused and logged, so a
+//!   consumer can gate on [`Startup::is_ready`] and stay closed (fail-closed) until then.
+//! - [`Supervised`]: one restartable component (the tmux control client, the Codex observer
+//!   link). Failures are paced by [`Backoff`] (1 s → 30 s, ±20 % jitter); `fail_limit` (5)
+//!   failures within `fail_window` (10 min) put it in a hold-down of `hold_down` (5 min) with
+//!   `escalate` logged; restart and hold-down counts are kept as metrics.
+//!
+//! WHY: a child that keeps crashing must not be restarted in a tight loop forever, and an
+//! operator must see that it gave up (`escalate`), not guess from silence. The numbers are the
+//! seed's defaults; `AGTMUX_SUPERVISOR_*` environment variables shorten them for tests.
 use std::io;
 use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
@@ -126,9 +139,320 @@ impl Backoff {
     }
 }
 
+/// Flow-011 restart policy (all ms). Defaults are the seed's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub backoff_base: u64,
+    pub backoff_max: u64,
+    pub fail_window: u64,
+    pub fail_limit: usize,
+    pub hold_down: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            backoff_base: 1_000,
+            backoff_max: 30_000,
+            fail_window: 600_000,
+            fail_limit: 5,
+            hold_down: 300_000,
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// The defaults, overridden by `AGTMUX_SUPERVISOR_BACKOFF_MS=base,max`,
+    /// `AGTMUX_SUPERVISOR_FAIL_WINDOW_MS`, `AGTMUX_SUPERVISOR_FAIL_LIMIT` and
+    /// `AGTMUX_SUPERVISOR_HOLD_DOWN_MS` (for tests and operators). Bad values are ignored.
+    pub fn from_env() -> Self {
+        let mut p = RestartPolicy::default();
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Ok(v) = std::env::var("AGTMUX_SUPERVISOR_BACKOFF_MS")
+            && let Some((a, b)) = v.split_once(',')
+            && let (Ok(a), Ok(b)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>())
+            && a > 0
+            && b >= a
+        {
+            p.backoff_base = a;
+            p.backoff_max = b;
+        }
+        if let Some(v) = num("AGTMUX_SUPERVISOR_FAIL_WINDOW_MS").filter(|v| *v > 0) {
+            p.fail_window = v;
+        }
+        if let Some(v) = num("AGTMUX_SUPERVISOR_FAIL_LIMIT").filter(|v| *v > 0) {
+            p.fail_limit = v as usize;
+        }
+        if let Some(v) = num("AGTMUX_SUPERVISOR_HOLD_DOWN_MS").filter(|v| *v > 0) {
+            p.hold_down = v;
+        }
+        p
+    }
+}
+
+/// What the supervisor decided after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Try again at this time (ms).
+    At(i64),
+    /// Too many failures: held down until this time, then tried again.
+    HoldDown { until: i64 },
+}
+
+/// One supervised component (Flow-011).
+#[derive(Debug, Clone)]
+pub struct Supervised {
+    pub name: &'static str,
+    policy: RestartPolicy,
+    backoff: Backoff,
+    failures: std::collections::VecDeque<i64>,
+    hold_until: Option<i64>,
+    /// Restarts scheduled after a failure (metric).
+    pub restarts: u64,
+    /// Hold-downs entered (metric).
+    pub hold_downs: u64,
+    /// Why the last failure happened (for `health`).
+    pub last_failure: Option<String>,
+}
+
+impl Supervised {
+    pub fn new(name: &'static str, policy: RestartPolicy) -> Self {
+        Supervised {
+            name,
+            backoff: Backoff::new(policy.backoff_base, policy.backoff_max),
+            policy,
+            failures: std::collections::VecDeque::new(),
+            hold_until: None,
+            restarts: 0,
+            hold_downs: 0,
+            last_failure: None,
+        }
+    }
+
+    /// The component failed (exited, could not start, lost its connection) at `now`.
+    pub fn on_failure(&mut self, now: i64, why: &str) -> Restart {
+        self.last_failure = Some(why.to_string());
+        self.failures.push_back(now);
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now - *t > self.policy.fail_window as i64)
+        {
+            self.failures.pop_front();
+        }
+        if self.failures.len() >= self.policy.fail_limit {
+            let until = now + self.policy.hold_down as i64;
+            self.hold_until = Some(until);
+            self.hold_downs += 1;
+            self.failures.clear();
+            self.backoff.reset();
+            log::error!(
+                "supervisor_hold_down component={} escalate=true failures={} window_ms={} hold_down_ms={} reason={why:?}",
+                self.name,
+                self.policy.fail_limit,
+                self.policy.fail_window,
+                self.policy.hold_down
+            );
+            log::error!("escalate component={} reason=hold_down", self.name);
+            return Restart::HoldDown { until };
+        }
+        self.restarts += 1;
+        let d = self.backoff.next_delay() as i64;
+        log::warn!(
+            "supervisor_restart component={} attempt={} delay_ms={d} failures_in_window={} reason={why:?}",
+            self.name,
+            self.backoff.attempts(),
+            self.failures.len()
+        );
+        Restart::At(now + d)
+    }
+
+    /// The component is up and ready: the backoff starts over (the failure window does not).
+    pub fn on_ready(&mut self) {
+        self.backoff.reset();
+    }
+
+    /// In a hold-down at `now`? Leaving it is logged once.
+    pub fn held_down(&mut self, now: i64) -> bool {
+        match self.hold_until {
+            Some(u) if now < u => true,
+            Some(_) => {
+                self.hold_until = None;
+                log::warn!("supervisor_hold_down_end component={}", self.name);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn hold_until(&self) -> Option<i64> {
+        self.hold_until
+    }
+
+    /// Metrics/health view.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "restarts": self.restarts,
+            "hold_downs": self.hold_downs,
+            "held_down_until": self.hold_until,
+            "last_failure": self.last_failure,
+        })
+    }
+}
+
+/// The Flow-011 start order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Sources are open and the source registry is loaded.
+    Source,
+    /// The gateway knows the committed cursors, the tmux server and its panes: it may ingest.
+    Gateway,
+    /// The projection restored its state: the read model may be published.
+    Daemon,
+    /// The UI-facing API answers read-model requests.
+    Api,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Source, Stage::Gateway, Stage::Daemon, Stage::Api];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Source => "source",
+            Stage::Gateway => "gateway",
+            Stage::Daemon => "daemon",
+            Stage::Api => "api",
+        }
+    }
+}
+
+/// Readiness of the start stages; each gates the next (fail-closed).
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    ready: Vec<(Stage, i64)>,
+}
+
+impl Startup {
+    /// Mark `stage` ready at `now`. Refused (returns false, logged) unless every earlier stage
+    /// is ready; marking a ready stage again is a no-op returning true.
+    pub fn mark_ready(&mut self, stage: Stage, now: i64) -> bool {
+        if self.is_ready(stage) {
+            return true;
+        }
+        if let Some(missing) = Stage::ALL
+            .iter()
+            .take_while(|s| **s < stage)
+            .find(|s| !self.is_ready(**s))
+        {
+            log::warn!(
+                "stage_blocked stage={} waiting_for={}",
+                stage.as_str(),
+                missing.as_str()
+            );
+            return false;
+        }
+        log::info!("stage_ready stage={} ts={now}", stage.as_str());
+        self.ready.push((stage, now));
+        true
+    }
+
+    pub fn is_ready(&self, stage: Stage) -> bool {
+        self.ready.iter().any(|(s, _)| *s == stage)
+    }
+
+    /// The first stage not ready yet.
+    pub fn waiting_for(&self) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| !self.is_ready(*s))
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for s in Stage::ALL {
+            m.insert(
+                s.as_str().into(),
+                self.ready
+                    .iter()
+                    .find(|(x, _)| *x == s)
+                    .map(|(_, t)| serde_json::json!(t))
+                    .unwrap_or(serde_json::Value::Null),
+            );
+        }
+        serde_json::json!({"ready_ts": m, "waiting_for": self.waiting_for().map(Stage::as_str)})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fast() -> RestartPolicy {
+        RestartPolicy {
+            backoff_base: 1_000,
+            backoff_max: 30_000,
+            fail_window: 600_000,
+            fail_limit: 5,
+            hold_down: 300_000,
+        }
+    }
+
+    #[test]
+    fn five_failures_in_ten_minutes_hold_down_for_five() {
+        let mut s = Supervised::new("tmux", fast());
+        let mut now = 0;
+        for i in 0..4 {
+            match s.on_failure(now, "exit") {
+                Restart::At(t) => {
+                    assert!(t > now, "restart {i} is in the future");
+                    now = t;
+                }
+                r => panic!("unexpected {r:?} at {i}"),
+            }
+        }
+        assert_eq!(s.restarts, 4);
+        let r = s.on_failure(now, "exit");
+        assert_eq!(
+            r,
+            Restart::HoldDown {
+                until: now + 300_000
+            }
+        );
+        assert_eq!(s.hold_downs, 1);
+        assert!(s.held_down(now + 299_999));
+        assert!(!s.held_down(now + 300_000));
+        // After the hold-down the count starts again.
+        assert!(matches!(
+            s.on_failure(now + 300_001, "exit"),
+            Restart::At(_)
+        ));
+    }
+
+    #[test]
+    fn failures_spread_beyond_the_window_never_hold_down() {
+        let mut s = Supervised::new("codex", fast());
+        for i in 0..20 {
+            let r = s.on_failure(i * 200_000, "eof");
+            assert!(matches!(r, Restart::At(_)), "{i}: {r:?}");
+            s.on_ready();
+        }
+        assert_eq!(s.hold_downs, 0);
+    }
+
+    #[test]
+    fn stages_only_open_in_order() {
+        let mut st = Startup::default();
+        assert!(!st.mark_ready(Stage::Api, 1));
+        assert!(!st.mark_ready(Stage::Gateway, 1));
+        assert_eq!(st.waiting_for(), Some(Stage::Source));
+        assert!(st.mark_ready(Stage::Source, 2));
+        assert!(st.mark_ready(Stage::Gateway, 3));
+        assert!(!st.mark_ready(Stage::Api, 4));
+        assert!(st.mark_ready(Stage::Daemon, 5));
+        assert!(st.mark_ready(Stage::Api, 6));
+        assert_eq!(st.waiting_for(), None);
+    }
 
     #[test]
     fn backoff_grows_within_jitter_and_caps() {

@@ -11,6 +11,7 @@ pub mod ls;
 pub mod metrics;
 pub mod popup;
 pub mod setup;
+pub mod source;
 pub mod trace;
 pub mod wait;
 pub mod watch;
@@ -56,6 +57,8 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// Check tmux, plugin, daemon, hooks and sources; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
+    /// Source registry (C-014): list, register, revoke source endpoints.
+    Source(source::SourceArgs),
     /// Shell completions.
     Completions(completions::CompletionsArgs),
     /// A simulated agent (used by the demo and the tests).
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Doctor(a) => doctor::run(&a),
         Command::Metrics(a) => metrics::run(&a),
         Command::Trace(a) => trace::run(&a),
+        Command::Source(a) => source::run(&a),
         Command::Completions(a) => completions::run(&a),
     }
 }

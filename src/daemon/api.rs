@@ -78,6 +78,10 @@ pub struct View<'a> {
 
 struct Client {
     stream: UnixStream,
+    /// The peer's uid (`SO_PEERCRED`, already checked against ours).
+    peer_uid: u32,
+    /// Set once this connection passed `source.hello` (Flow-009).
+    source_id: Option<String>,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     subscribed: bool,
@@ -92,6 +96,24 @@ pub struct ApiServer {
     next: usize,
     /// Pane ids last seen by `push_changes`, to report removals.
     known: BTreeSet<String>,
+    /// Flow-011: read-model methods are refused (`not_ready`) until the runtime says the API
+    /// stage is ready; `health` always answers.
+    pub ready: bool,
+    /// What the API waits for while not ready (shown in the `not_ready` error).
+    pub waiting_for: &'static str,
+    /// Flow-009/013 trust: runtime nonce and the source registry (`source.*` methods).
+    pub admission: Option<Admission>,
+    /// Extra sections merged into `health` and `metrics` answers (supervisor, delivery,
+    /// source registry), refreshed by the runtime.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// The daemon's trust material for source connections.
+#[derive(Debug)]
+pub struct Admission {
+    pub runtime_uid: u32,
+    pub nonce: String,
+    pub registry: super::admission::SourceRegistry,
 }
 
 impl ApiServer {
@@ -120,6 +142,10 @@ impl ApiServer {
             clients: HashMap::new(),
             next: LISTENER.0 + 1,
             known: BTreeSet::new(),
+            ready: false,
+            waiting_for: "source",
+            admission: None,
+            extra: serde_json::Map::new(),
         })
     }
 
@@ -151,6 +177,27 @@ impl ApiServer {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
+                    use std::os::fd::AsRawFd;
+                    // Flow-009: the peer must be our own uid.
+                    let peer = super::admission::peer_cred(stream.as_raw_fd());
+                    let peer =
+                        match super::admission::admit_peer(peer, super::admission::runtime_uid()) {
+                            Ok(p) => p,
+                            Err(r) => {
+                                log::warn!(
+                                    "api_admission_rejected reason={} detail={:?}",
+                                    r.code(),
+                                    r.to_string()
+                                );
+                                if let Some(a) = self.admission.as_mut() {
+                                    *a.registry.rejects.entry(r.code()).or_default() += 1;
+                                }
+                                let _ = stream.write_all(
+                                    error_line(&Value::Null, r.code(), &r.to_string()).as_bytes(),
+                                );
+                                continue;
+                            }
+                        };
                     if self.clients.len() >= MAX_CLIENTS {
                         log::warn!("api_client_refused reason=too_many");
                         let _ = stream.write_all(
@@ -170,6 +217,8 @@ impl ApiServer {
                         token,
                         Client {
                             stream,
+                            peer_uid: peer.uid,
+                            source_id: None,
                             inbuf: Vec::new(),
                             outbuf: Vec::new(),
                             subscribed: false,
@@ -239,7 +288,21 @@ impl ApiServer {
             if line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            let (answer, subscribe) = handle_line(line, view);
+            let (answer, subscribe) = match gate(line, self.ready, self.waiting_for) {
+                Gate::Source(id, method, params) => {
+                    let (answer, close) =
+                        source_method(&method, &params, &id, c, self.admission.as_mut(), view.now);
+                    if close {
+                        c.closing = true;
+                    }
+                    (answer, false)
+                }
+                Gate::Refuse(answer) => (answer, false),
+                Gate::Pass => {
+                    let (a, sub) = handle_line(line, view);
+                    (with_extra(a, &self.extra), sub)
+                }
+            };
             push_out(c, &answer);
             if subscribe {
                 c.subscribed = true;
@@ -335,6 +398,162 @@ impl ApiServer {
         }
         let _ = reg.deregister(&mut self.listener);
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+enum Gate {
+    /// A `source.*` method, handled with the connection and the registry.
+    Source(Value, String, Value),
+    /// Refused before reaching the read model (not ready yet).
+    Refuse(String),
+    /// Answer with [`handle_line`].
+    Pass,
+}
+
+/// Methods that read the read model, refused until the API stage is ready (Flow-011).
+const GATED: &[&str] = &["list", "get", "explain", "subscribe", "metrics", "trace"];
+
+fn gate(line: &[u8], ready: bool, waiting_for: &str) -> Gate {
+    let Ok(req) = serde_json::from_slice::<Value>(line) else {
+        return Gate::Pass;
+    };
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = req.get("method").and_then(Value::as_str) else {
+        return Gate::Pass;
+    };
+    if method.starts_with("source.") {
+        let params = req.get("params").cloned().unwrap_or(json!({}));
+        return Gate::Source(id, method.to_string(), params);
+    }
+    if !ready && GATED.contains(&method) {
+        return Gate::Refuse(error_line(
+            &id,
+            "not_ready",
+            &format!("daemon starting: waiting for stage {waiting_for}"),
+        ));
+    }
+    Gate::Pass
+}
+
+/// Merge the runtime's extra sections into a `health`/`metrics` result.
+fn with_extra(answer: String, extra: &serde_json::Map<String, Value>) -> String {
+    if extra.is_empty() {
+        return answer;
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(&answer) else {
+        return answer;
+    };
+    let is_health = v
+        .get("result")
+        .and_then(|r| r.get("daemon_pid").or_else(|| r.get("windows")))
+        .is_some();
+    match v.get_mut("result").and_then(Value::as_object_mut) {
+        Some(r) if is_health || r.contains_key("ingest") => {
+            for (k, x) in extra {
+                r.insert(k.clone(), x.clone());
+            }
+        }
+        _ => return answer,
+    }
+    let mut s = v.to_string();
+    s.push('\n');
+    s
+}
+
+/// `source.hello|heartbeat|register|revoke|list`. Returns the answer and whether to close.
+fn source_method(
+    method: &str,
+    params: &Value,
+    id: &Value,
+    c: &mut Client,
+    admission: Option<&mut Admission>,
+    now: Millis,
+) -> (String, bool) {
+    let Some(a) = admission else {
+        return (
+            error_line(id, "not_ready", "source registry not loaded"),
+            false,
+        );
+    };
+    if !params.is_object() {
+        return (
+            error_line(id, "invalid_params", "\"params\" must be an object"),
+            false,
+        );
+    }
+    let s = |k: &str| params.get(k).and_then(Value::as_str);
+    match method {
+        "source.hello" => match a.registry.hello(params, c.peer_uid, &a.nonce, now) {
+            Ok(e) => {
+                log::info!(
+                    "source_admitted source_id={} peer_uid={} socket={}",
+                    e.source_id,
+                    c.peer_uid,
+                    e.socket_path
+                );
+                c.source_id = Some(e.source_id.clone());
+                (result_line(id, e.json()), false)
+            }
+            // Fail-closed: the connection goes.
+            Err(r) => (error_line(id, r.code(), &r.to_string()), true),
+        },
+        "source.heartbeat" => match c.source_id.clone() {
+            None => (
+                error_line(id, "not_admitted", "say source.hello first"),
+                true,
+            ),
+            Some(sid) => match a.registry.heartbeat(&sid, now) {
+                Some(super::admission::RegState::Revoked) | None => (
+                    error_line(id, "source_registry_miss", &format!("{sid} is revoked")),
+                    true,
+                ),
+                Some(st) => (
+                    result_line(id, json!({"source_id": sid, "state": st.as_str()})),
+                    false,
+                ),
+            },
+        },
+        "source.register" => {
+            let owner = params
+                .get("owner_uid")
+                .and_then(Value::as_u64)
+                .and_then(|u| u32::try_from(u).ok())
+                .unwrap_or(c.peer_uid);
+            let (Some(kind), Some(path)) = (s("source_kind"), s("socket_path")) else {
+                return (
+                    error_line(id, "invalid_params", "need source_kind and socket_path"),
+                    false,
+                );
+            };
+            match a.registry.register(kind, path, owner, now) {
+                Ok(e) => (result_line(id, e.json()), false),
+                Err(r) => (error_line(id, r.code(), &r.to_string()), false),
+            }
+        }
+        "source.revoke" => {
+            let sid = match (s("source_id"), s("source_kind")) {
+                (Some(x), _) => x.to_string(),
+                (None, Some(k)) => super::admission::source_id(k, c.peer_uid),
+                _ => {
+                    return (
+                        error_line(id, "invalid_params", "need source_id or source_kind"),
+                        false,
+                    );
+                }
+            };
+            match a.registry.revoke(&sid, now) {
+                Some(e) => (result_line(id, e.json()), false),
+                None => (
+                    error_line(id, "not_found", &format!("no source {sid:?}")),
+                    false,
+                ),
+            }
+        }
+        "source.list" => (result_line(id, a.registry.json()), false),
+        other => (
+            error_line(id, "unknown_method", &format!("unknown method {other:?}")),
+            false,
+        ),
     }
 }
 

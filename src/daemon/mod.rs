@@ -1,6 +1,7 @@
 //! C-002 `agtmux-daemon`: one process per tmux server. `run` takes the per-server lock, opens
 //! the store, and hands over to the mio event loop in [`runtime`]. The projection is the only
 //! writer of pane state; publishing turns the read model into tmux options.
+pub mod admission;
 pub mod api;
 pub mod codex;
 pub mod metrics;
@@ -8,6 +9,7 @@ pub mod procs;
 pub mod projection;
 pub mod publish;
 pub mod runtime;
+pub mod serial;
 
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;

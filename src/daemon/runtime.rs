@@ -17,7 +17,7 @@ use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::{Health, Millis, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
-use crate::supervisor::Backoff;
+use crate::supervisor::{Restart, RestartPolicy, Stage, Startup, Supervised};
 use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
 use crate::tmux::options::{OptionsWriter, Scope};
 use crate::tmux::parser::Notification;
@@ -95,7 +95,10 @@ pub struct Runtime {
     sig_term: mio::net::UnixStream,
     sig_chld: mio::net::UnixStream,
     tmux: Option<TmuxClient>,
-    tmux_backoff: Backoff,
+    /// Flow-011: restart pacing and hold-down of the control client.
+    tmux_sup: Supervised,
+    /// Flow-011: the start stages, each gating the next.
+    startup: Startup,
     reconnect_at: Option<Millis>,
     identity: Option<String>,
     registry: Registry,
@@ -190,9 +193,38 @@ impl Runtime {
                 .register(w, WAKE, Interest::READABLE)
                 .map_err(io_err("register"))?;
         }
-        let api = ApiServer::bind(&sp.api_socket(), poll.registry())
+        let mut api = ApiServer::bind(&sp.api_socket(), poll.registry())
             .map_err(|e| log::error!("api_unavailable err={e}"))
             .ok();
+        // Flow-009/013: the runtime nonce and the persisted source registry. The source stage
+        // is ready once both are in place (the hook spool was opened by the gateway above).
+        let mut startup = Startup::default();
+        let nonce_file = super::admission::nonce_path(&sp.runtime_dir, &sp.key);
+        let nonce = match super::admission::create_nonce(&nonce_file) {
+            Ok(n) => n,
+            Err(e) => {
+                // Without a nonce no source can be admitted: fail-closed, but keep serving.
+                log::error!("runtime_nonce_failed path={} err={e}", nonce_file.display());
+                String::new()
+            }
+        };
+        let reg_store = crate::store::Store::open_with(
+            &sp.db(),
+            &crate::store::StoreOptions {
+                busy_timeout: Duration::from_millis(250),
+            },
+        )
+        .map_err(|e| log::warn!("source_registry_store_unavailable err={e}"))
+        .ok();
+        let registry = super::admission::SourceRegistry::load(reg_store);
+        if let Some(a) = api.as_mut() {
+            a.admission = Some(api::Admission {
+                runtime_uid: super::admission::runtime_uid(),
+                nonce,
+                registry,
+            });
+        }
+        startup.mark_ready(Stage::Source, now_ms());
         let hostname = hostname();
         Ok(Runtime {
             poll,
@@ -202,7 +234,8 @@ impl Runtime {
             sig_term,
             sig_chld,
             tmux: None,
-            tmux_backoff: Backoff::new(100, 2_000),
+            tmux_sup: Supervised::new("tmux_control", RestartPolicy::from_env()),
+            startup,
             reconnect_at: Some(0),
             identity: None,
             registry: Registry::default(),
@@ -304,6 +337,17 @@ impl Runtime {
         if let Some(x) = self.codex.next_deadline() {
             d.push(x);
         }
+        if let Some(x) = self.gateway.delivery_deadline() {
+            d.push(x);
+        }
+        if let Some(x) = self
+            .api
+            .as_ref()
+            .and_then(|a| a.admission.as_ref())
+            .and_then(|a| a.registry.next_deadline())
+        {
+            d.push(x);
+        }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
             d.push(self.next_refresh);
             if let Some(x) = self.projection.next_deadline() {
@@ -344,8 +388,13 @@ impl Runtime {
         ) {
             self.publish_all = true;
         }
-        // Ingest only once we know the server and its panes, so events can be validated.
-        if self.spool_dirty && self.restored && self.registry.loaded {
+        // Ingest only once we know the server and its panes, so events can be validated
+        // (Flow-011: the gateway stage gates ingest).
+        if self.spool_dirty
+            && self.restored
+            && self.registry.loaded
+            && self.startup.is_ready(Stage::Gateway)
+        {
             self.spool_dirty = false;
             self.ingest(now);
         }
@@ -353,11 +402,13 @@ impl Runtime {
             self.schedule_captures(now);
         }
         self.gateway.maybe_reopen(now);
+        self.gateway.tick_delivery(now);
         if now >= self.next_prune {
             self.gateway.prune(now);
             self.next_prune = now + self.timing.prune_every;
         }
         self.resolve_and_publish(now);
+        self.supervise_tick(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
         self.flush_tmux();
     }
@@ -401,8 +452,60 @@ impl Runtime {
     }
 
     fn schedule_reconnect(&mut self, now: Millis) {
-        let d = self.tmux_backoff.next_delay() as Millis;
-        self.reconnect_at = Some(now + d);
+        self.schedule_reconnect_why(now, "control_client_down");
+    }
+
+    /// Flow-011: a failure of the control client is paced by its supervisor; too many put it
+    /// in a hold-down, escalated in the log and in `@agtmux_daemon`.
+    fn schedule_reconnect_why(&mut self, now: Millis, why: &str) {
+        match self.tmux_sup.on_failure(now, why) {
+            Restart::At(t) => self.reconnect_at = Some(t),
+            Restart::HoldDown { until } => {
+                self.reconnect_at = Some(until);
+                // The control connection is what publishes options, and it is down: say it
+                // with a one-shot client.
+                let status = self.daemon_status();
+                self.last_status = status.clone();
+                let r = std::process::Command::new(&self.tmux_bin)
+                    .arg("-S")
+                    .arg(&self.sp.socket)
+                    .args(["set-option", "-g", "@agtmux_daemon", &status])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                log::warn!(
+                    "escalate_published status={status:?} ok={}",
+                    r.is_ok_and(|s| s.success())
+                );
+            }
+        }
+    }
+
+    /// Per-step supervision upkeep: source registry timeouts and the numbers `health` and
+    /// `metrics` show (supervisor, delivery, source registry).
+    fn supervise_tick(&mut self, now: Millis) {
+        let Some(a) = self.api.as_mut() else {
+            return;
+        };
+        let mut registry = serde_json::Value::Null;
+        if let Some(adm) = a.admission.as_mut() {
+            adm.registry.tick(now);
+            registry = adm.registry.json();
+        }
+        a.waiting_for = self.startup.waiting_for().map(Stage::as_str).unwrap_or("");
+        a.extra.insert(
+            "supervisor".into(),
+            serde_json::json!({
+                "startup": self.startup.json(),
+                "components": {"tmux_control": self.tmux_sup.json()},
+                "restarts": self.tmux_sup.restarts,
+                "hold_downs": self.tmux_sup.hold_downs,
+            }),
+        );
+        a.extra
+            .insert("delivery".into(), self.gateway.delivery_json(now));
+        a.extra.insert("source_registry".into(), registry);
     }
 
     fn drop_tmux(&mut self) {
@@ -426,7 +529,7 @@ impl Runtime {
             match ev {
                 ClientEvent::Ready => {
                     log::info!("tmux_control_ready");
-                    self.tmux_backoff.reset();
+                    self.tmux_sup.on_ready();
                     if let Some(t) = self.tmux.as_mut() {
                         t.send(registry::IDENTITY, ReplyKind::Identity);
                         t.send("show-options -g", ReplyKind::Other);
@@ -580,7 +683,11 @@ impl Runtime {
                     self.projection.mark_dirty(id);
                 }
                 if first_load {
+                    // Flow-011: server identity and panes known → the gateway may ingest;
+                    // state restored → the daemon stage; the API opens after the first publish.
+                    self.startup.mark_ready(Stage::Gateway, now);
                     self.restore_state(now);
+                    self.startup.mark_ready(Stage::Daemon, now);
                 }
             }
             ReplyKind::ListClients => {
@@ -853,6 +960,14 @@ impl Runtime {
         );
         self.publish_all = false;
         let cmds = self.options.take();
+        if !cmds.is_empty()
+            && self.startup.is_ready(Stage::Daemon)
+            && !self.startup.is_ready(Stage::Api)
+            && self.startup.mark_ready(Stage::Api, now)
+            && let Some(a) = self.api.as_mut()
+        {
+            a.ready = true;
+        }
         if let Some(t) = self.tmux.as_mut() {
             for c in cmds {
                 t.send(&c, ReplyKind::SetOption(String::new()));
@@ -947,6 +1062,17 @@ impl Runtime {
             if *h != Health::Healthy {
                 problems.push(format!("{src}:{h}"));
             }
+        }
+        if self.tmux_sup.hold_until().is_some_and(|u| u > now_ms()) {
+            problems.push("tmux_control:hold_down".to_string());
+        }
+        let escalate = problems.iter().any(|p| p.ends_with(":hold_down"));
+        if let Some(d) = self.gateway.delivery_problem() {
+            problems.push(d);
+        }
+        if escalate {
+            problems.sort();
+            return format!("{} escalate {}", std::process::id(), problems.join(","));
         }
         if !problems.is_empty() {
             problems.sort();

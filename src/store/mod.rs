@@ -16,6 +16,7 @@
 //!   [`StoreError`] (corrupt / locked / migration / ...) and the daemon keeps serving from memory.
 mod error;
 mod reads;
+mod registry;
 mod rows;
 mod schema;
 mod tx;
@@ -30,6 +31,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::core::types::Millis;
 
 pub use error::StoreError;
+pub use registry::SourceRegistryRow;
 pub use rows::{
     BindingRow, CursorRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention,
     SessionStateRow,

@@ -1,0 +1,410 @@
+//! Post-MVP hardening on real tmux servers (issue 10 parts 1, 2, 3, 5): kill -9 during an event
+//! burst (Flow-006), ack timeout and redelivery (Flow-012), UDS admission by peer uid and nonce
+//! and the source registry lifecycle (Flow-009/013), the supervisor hold-down (Flow-011).
+mod support;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+fn api_socket(s: &Server) -> std::path::PathBuf {
+    s.runtime_dir
+        .join(format!("{}.sock", agtmux::paths::server_key(&s.socket())))
+}
+
+/// One request on a connection; the answer line as JSON.
+fn ask(c: &mut UnixStream, req: serde_json::Value) -> serde_json::Value {
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut line = req.to_string();
+    line.push('\n');
+    c.write_all(line.as_bytes()).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut out = String::new();
+    r.read_line(&mut out).unwrap();
+    serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+}
+
+fn request(s: &Server, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let mut c = UnixStream::connect(api_socket(s)).unwrap();
+    ask(
+        &mut c,
+        serde_json::json!({"v":1,"id":1,"method":method,"params":params}),
+    )
+}
+
+fn log(s: &Server) -> String {
+    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
+}
+
+fn rand_ms(lo: u64, hi: u64, salt: u64) -> u64 {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let x = (n ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    lo + (x >> 17) % (hi - lo)
+}
+
+/// Append `n` distinct valid hook lines for `pane` (built from one real envelope).
+fn append_burst(s: &Server, template: &serde_json::Value, run: usize, n: usize) {
+    let mut out = String::with_capacity(n * 400);
+    for i in 0..n {
+        let mut v = template.clone();
+        v["payload"]["prompt"] = serde_json::json!(format!("burst {run} {i}"));
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true) // the spool is rotated past 8 MiB; a hook re-creates it the same way
+        .open(s.spool_path())
+        .unwrap();
+    f.write_all(out.as_bytes()).unwrap();
+}
+
+fn stored_events(s: &Server) -> (u64, u64) {
+    let c = rusqlite::Connection::open(s.db_path()).unwrap();
+    let n: u64 = c
+        .query_row("SELECT COUNT(*) FROM events_raw_v2", [], |r| r.get(0))
+        .unwrap();
+    let d: u64 = c
+        .query_row(
+            "SELECT COUNT(DISTINCT event_id) FROM events_raw_v2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (n, d)
+}
+
+/// kill -9 at a random point of a 10 000-event burst, `runs` times: every event is stored
+/// exactly once and the committed cursor ends at the end of the spool.
+fn kill9_during_burst(runs: usize) {
+    let mut s = Server::start("kill9");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    let out = s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"k1","hook_event_name":"UserPromptSubmit","prompt":"first"}"#,
+    );
+    assert!(out.status.success());
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    let first = std::fs::read_to_string(s.spool_path()).unwrap();
+    let template: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    let mut expected = 1u64;
+    let mut killed_mid = 0;
+    for run in 0..runs {
+        s.kill_daemon_hard();
+        append_burst(&s, &template, run, 10_000);
+        expected += 10_000;
+        let child = s.daemon_cmd().spawn().unwrap();
+        s.daemon = Some(child);
+        std::thread::sleep(Duration::from_millis(rand_ms(100, 1_200, run as u64)));
+        let (before, _) = stored_events(&s);
+        s.kill_daemon_hard();
+        if before < expected {
+            killed_mid += 1;
+        }
+        s.start_daemon();
+        let ok = wait_until(120, || stored_events(&s).0 >= expected);
+        let (n, d) = stored_events(&s);
+        assert!(
+            ok,
+            "run {run}: {n} of {expected} events stored\n{}",
+            s.log_tail()
+        );
+        assert_eq!(n, expected, "run {run}: nothing lost, nothing twice");
+        assert_eq!(d, expected, "run {run}: every stored event is distinct");
+        eprintln!("kill9 run {run}: killed with {before}/{expected} stored; after restart {n}");
+    }
+    // The committed cursor caught up with the fetched one (nothing inflight).
+    let c = rusqlite::Connection::open(s.db_path()).unwrap();
+    let (committed, fetched): (String, Option<String>) = c
+        .query_row(
+            "SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(Some(committed), fetched);
+    eprintln!("kill9: {runs} runs, {killed_mid} killed mid-burst, 0 lost, 0 duplicated");
+}
+
+#[test]
+fn kill9_during_a_10k_event_burst_loses_nothing_and_applies_nothing_twice() {
+    kill9_during_burst(3);
+}
+
+#[test]
+#[ignore = "20 runs of 10 000 events: slow; run with --ignored"]
+fn kill9_during_a_10k_event_burst_20_times() {
+    kill9_during_burst(20);
+}
+
+#[test]
+fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
+    let mut s = Server::start("ack");
+    let pane = s.silent_agent("claude");
+    drop(agtmux::store::Store::open(&s.db_path()).unwrap());
+    let mut cmd = s.daemon_cmd();
+    cmd.env("AGTMUX_ACK_TIMEOUT_MS", "300")
+        .env("AGTMUX_ACK_MAX_ATTEMPTS", "3");
+    s.daemon = Some(cmd.spawn().unwrap());
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
+    // The store is locked: the commit (the ack) fails, the batch stays inflight.
+    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"a1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
+    );
+    // Applied at once (served from memory), durable later.
+    s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
+    s.wait_global("@agtmux_daemon", |v| v.contains("ack_retry_exhausted"), 20);
+    let l = log(&s);
+    assert!(l.contains("ack_timeout token="), "{l}");
+    assert!(l.contains("attempt=3 redelivery=true"), "{l}");
+    let health = request(&s, "health", serde_json::json!({}));
+    let d = &health["result"]["delivery"];
+    assert_eq!(d["retry_exhausted"], 1, "{health}");
+    assert!(
+        d["duplicates"].as_u64().unwrap() >= 2,
+        "redeliveries were no-ops: {health}"
+    );
+    // The lock goes: the store recovers and the source with it.
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+
+    // A shorter outage: the redelivered token is acked, the event stored exactly once.
+    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"a1","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
+    );
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    assert!(wait_until(10, || log(&s).contains("attempt=2 redelivery=true")));
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    assert!(
+        wait_until(20, || log(&s).contains("delivery_acked token=")),
+        "{}",
+        s.log_tail()
+    );
+    let c = rusqlite::Connection::open(s.db_path()).unwrap();
+    let n: u64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM events_raw_v2 WHERE name='UserPromptSubmit'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn another_uid_is_rejected_at_the_api_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Server::start("peeruid");
+    s.start_daemon();
+    // Make the socket reachable for the other uid: only SO_PEERCRED stands in the way now.
+    for p in [&s.dir, &s.runtime_dir] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(api_socket(&s), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let socket = s.socket();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "ls",
+            "-S",
+        ])
+        .arg(&socket)
+        .env("AGTMUX_RUNTIME_DIR", &s.runtime_dir)
+        .env("AGTMUX_STATE_DIR", "/nonexistent-agtmux-state")
+        .env_remove("TMUX")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the other uid got an answer: {err}");
+    // The reason reaches the client when it reads before the close; the log always has it.
+    assert!(
+        err.contains("peer_uid_mismatch") || err.contains("Broken pipe") || err.contains("reset"),
+        "{err}"
+    );
+    assert!(
+        wait_until(5, || log(&s)
+            .contains("api_admission_rejected reason=peer_uid_mismatch")),
+        "{}",
+        s.log_tail()
+    );
+    // Our own uid is still served.
+    assert!(request(&s, "list", serde_json::json!({}))["result"].is_object());
+}
+
+#[test]
+fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revoked_and_reregistered()
+ {
+    let mut s = Server::start("nonce");
+    let mut cmd = s.daemon_cmd();
+    cmd.env("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "400");
+    s.daemon = Some(cmd.spawn().unwrap());
+    s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
+    let key = agtmux::paths::server_key(&s.socket());
+    let nonce = std::fs::read_to_string(s.runtime_dir.join(format!("{key}.nonce"))).unwrap();
+    let hello = |nonce: &str, path: &str| {
+        let mut c = UnixStream::connect(api_socket(&s)).unwrap();
+        let a = ask(
+            &mut c,
+            serde_json::json!({"v":1,"id":1,"method":"source.hello","params":{
+                "source_kind":"codex_appserver","socket_path":path,"nonce":nonce,"protocol_version":1}}),
+        );
+        (a, c)
+    };
+    // Wrong nonce: refused and the connection closed.
+    let (a, mut c) = hello("00000000000000000000000000000000", "/run/codex.sock");
+    assert_eq!(a["error"]["code"], "runtime_nonce_mismatch", "{a}");
+    let mut rest = String::new();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(
+        BufReader::new(&mut c).read_line(&mut rest).unwrap_or(0),
+        0,
+        "closed"
+    );
+    // Right nonce, not registered: refused.
+    let (a, _) = hello(&nonce, "/run/codex.sock");
+    assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
+    // The operator registers it: pending, then active on hello.
+    let reg = Command::new(BIN)
+        .args([
+            "source",
+            "-L",
+            &s.name,
+            "register",
+            "codex_appserver",
+            "/run/codex.sock",
+        ])
+        .envs([
+            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
+            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        reg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reg.stderr)
+    );
+    assert!(String::from_utf8_lossy(&reg.stdout).contains("pending"));
+    let (a, _c) = hello(&nonce, "/run/codex.sock");
+    assert_eq!(a["result"]["state"], "active", "{a}");
+    // No heartbeat: stale.
+    let state = |s: &Server| {
+        request(s, "source.list", serde_json::json!({}))["result"]["entries"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(wait_until(10, || state(&s) == "stale"), "{}", s.log_tail());
+    // Revoked by the operator: hello refused.
+    let rev = Command::new(BIN)
+        .args(["source", "-L", &s.name, "revoke", "codex_appserver"])
+        .envs([
+            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
+            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        rev.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rev.stderr)
+    );
+    assert_eq!(state(&s), "revoked");
+    let (a, _) = hello(&nonce, "/run/codex.sock");
+    assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
+    // Re-registered at a rotated socket: pending, then active again.
+    let r = request(
+        &s,
+        "source.register",
+        serde_json::json!({"source_kind":"codex_appserver","socket_path":"/run/codex-2.sock"}),
+    );
+    assert_eq!(r["result"]["state"], "pending", "{r}");
+    let (a, _c2) = hello(&nonce, "/run/codex-2.sock");
+    assert_eq!(a["result"]["state"], "active", "{a}");
+    // Every transition logged and persisted.
+    let l = log(&s);
+    for t in [
+        "from=none to=pending",
+        "from=pending to=active",
+        "from=active to=stale reason=heartbeat_timeout",
+        "from=stale to=revoked reason=operator_revoke",
+        "from=revoked to=pending",
+    ] {
+        assert!(l.contains(t), "missing {t}\n{l}");
+    }
+    let c = rusqlite::Connection::open(s.db_path()).unwrap();
+    let (st, path): (String, String) = c
+        .query_row(
+            "SELECT state, socket_path FROM source_registry_v1 WHERE source_id='codex_appserver:0'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (st.as_str(), path.as_str()),
+        ("active", "/run/codex-2.sock")
+    );
+}
+
+#[test]
+fn a_control_client_that_keeps_crashing_is_held_down_and_escalated() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Server::start("holddown");
+    // A tmux that dies at once in control mode and is the real one otherwise.
+    let fake = s.dir.join("fake-tmux");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = \"-C\" ] && exit 1; done\nexec tmux \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = s.daemon_cmd();
+    cmd.arg("--tmux-bin")
+        .arg(&fake)
+        .env("AGTMUX_SUPERVISOR_BACKOFF_MS", "20,100")
+        .env("AGTMUX_SUPERVISOR_HOLD_DOWN_MS", "600000");
+    s.daemon = Some(cmd.spawn().unwrap());
+    let v = s.wait_global("@agtmux_daemon", |v| v.contains("escalate"), 20);
+    assert!(v.contains("tmux_control:hold_down"), "{v}");
+    let l = log(&s);
+    assert!(
+        l.contains("supervisor_hold_down component=tmux_control escalate=true"),
+        "{l}"
+    );
+    assert_eq!(
+        l.matches("supervisor_restart component=tmux_control")
+            .count(),
+        4,
+        "{l}"
+    );
+    // Fail-closed: the API answers health (with the counters) but not the read model.
+    let h = request(&s, "health", serde_json::json!({}));
+    assert_eq!(h["result"]["supervisor"]["hold_downs"], 1, "{h}");
+    assert_eq!(h["result"]["supervisor"]["restarts"], 4, "{h}");
+    assert_eq!(
+        h["result"]["supervisor"]["startup"]["waiting_for"], "gateway",
+        "{h}"
+    );
+    let list = request(&s, "list", serde_json::json!({}));
+    assert_eq!(list["error"]["code"], "not_ready", "{list}");
+}
