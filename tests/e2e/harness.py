@@ -481,7 +481,7 @@ def codex_full(s, size, cap):
     time.sleep(1.5)
     a.step("Esc mid-turn -> idle", {"state": "idle"}, lambda t: "esc to interrupt" not in t and "nterrupted" in t,
            lambda: a.key("Escape"), capture=cap and C + "04_interrupted")
-    a.step("API error 400 -> error", {"state": "error"}, r"^■.*(400|e2e scripted)", lambda: a.send("please fail"),
+    a.step("API error 400 -> error", {"state": "error"}, r"^■.*(400|e2e scripted|invalid_request)", lambda: a.send("please fail"),
            capture=cap and C + "05_error")
     a.step("next prompt -> running", {"state": "running"}, X_RUN, lambda: a.send("please answer slow4"))
     a.step("answer after error -> idle", {"state": "idle"}, codex_idle_after(a, r"finished\."), timeout=20)
@@ -541,7 +541,7 @@ def codex_short(s, size, cap):
     a.step("approve -> running", {"state": "running"}, lambda t: "Would you like to run" not in t and re.search(X_RUN, t),
            lambda: a.key("y"))
     a.step("tool done -> idle", {"state": "idle"}, codex_idle_after(a, r"Done: the command ran"), timeout=20)
-    a.step("API error 400 -> error", {"state": "error"}, r"^■.*(400|e2e scripted)", lambda: a.send("please fail"),
+    a.step("API error 400 -> error", {"state": "error"}, r"^■.*(400|e2e scripted|invalid_request)", lambda: a.send("please fail"),
            capture=cap and C + "04_error")
     codex_exit(a)
     return a
