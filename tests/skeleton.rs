@@ -148,3 +148,64 @@ fn count_daemons(socket: &std::path::Path) -> usize {
     }
     n
 }
+
+#[test]
+fn closing_sessions_under_the_control_client_is_not_a_failure() {
+    let mut s = Server::start("sessions");
+    for i in 0..6 {
+        s.tmux(&["new-session", "-d", "-s", &format!("s{i}"), "sleep 100000"]);
+    }
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    s.wait_pane(&pane, "@agtmux_presence", "managed", 15);
+    // Close, six times, exactly the session the daemon's control client is attached to,
+    // each time once it has re-attached somewhere else.
+    let control_session = || {
+        s.tmux_out(&[
+            "list-clients",
+            "-F",
+            "#{client_control_mode} #{session_name}",
+        ])
+        .lines()
+        .find_map(|l| l.strip_prefix("1 ").map(str::to_string))
+    };
+    for round in 0..6 {
+        let mut target = None;
+        assert!(
+            wait_until(10, || {
+                target = control_session().filter(|n| n != "main");
+                target.is_some()
+            }),
+            "round {round}: the control client re-attached to a session other than main\n{}",
+            s.log_tail()
+        );
+        let target = target.unwrap();
+        s.tmux(&["kill-session", "-t", &target]);
+        // Keep `main` out of it: the agent lives there.
+        if round < 5 {
+            s.tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                &format!("n{round}"),
+                "sleep 100000",
+            ]);
+        }
+    }
+    s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"k1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
+    );
+    s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
+    let status = s.global_opt("@agtmux_daemon");
+    assert!(
+        status.ends_with(" ok"),
+        "no escalation or hold-down: {status}"
+    );
+    assert!(
+        !s.log_tail().contains("supervisor_hold_down"),
+        "{}",
+        s.log_tail()
+    );
+}

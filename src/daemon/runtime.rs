@@ -30,6 +30,11 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+/// Re-attach delay after our session closed under us.
+const REATTACH_MS: Millis = 50;
+/// How often to look for a first session on a server that has none.
+const NO_SESSION_RETRY_MS: Millis = 1_000;
+
 // The token table.
 const SIG_TERM: Token = Token(0);
 const SIG_CHLD: Token = Token(1);
@@ -451,6 +456,24 @@ impl Runtime {
         }
     }
 
+    /// A control connection ended while the server lives. Not every end is a failure: the
+    /// session we were attached to was closed (users kill sessions all the time), or the
+    /// server has no session yet (a config that loads before the first session). Only a
+    /// client that never attached for another reason, or died without `%exit`, counts
+    /// against the supervisor's budget; the others re-attach at once or wait politely.
+    fn reconnect_after_close(&mut self, now: Millis, was_ready: bool, no_sessions: bool) {
+        if was_ready {
+            log::info!("tmux_control_reattach reason=session_closed_or_detached");
+            self.tmux_sup.on_ready();
+            self.reconnect_at = Some(now + REATTACH_MS);
+        } else if no_sessions {
+            log::info!("tmux_control_waiting reason=no_sessions");
+            self.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
+        } else {
+            self.schedule_reconnect(now);
+        }
+    }
+
     fn schedule_reconnect(&mut self, now: Millis) {
         self.schedule_reconnect_why(now, "control_client_down");
     }
@@ -546,9 +569,16 @@ impl Runtime {
                         "tmux_control_closed reason={}",
                         reason.as_deref().unwrap_or("eof")
                     );
+                    let (was_ready, no_sessions) = match self.tmux.as_mut() {
+                        Some(t) => {
+                            t.drain_stderr();
+                            (t.was_ready(), t.stderr_text().contains("no sessions"))
+                        }
+                        None => (false, false),
+                    };
                     self.drop_tmux();
                     if server_alive(&self.sp.socket) {
-                        self.schedule_reconnect(now);
+                        self.reconnect_after_close(now, was_ready, no_sessions);
                     } else {
                         log::info!("daemon_exit reason=server_gone");
                         self.shutdown = true;

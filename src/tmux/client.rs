@@ -59,6 +59,8 @@ pub struct TmuxClient {
     /// Bytes not yet written to tmux's stdin.
     out: Vec<u8>,
     ready: bool,
+    /// What tmux wrote on stderr (bounded), e.g. why an attach failed.
+    stderr_text: String,
     closed: bool,
     /// Stats: reply blocks and unknown lines seen.
     pub replies: u64,
@@ -83,6 +85,7 @@ impl TmuxClient {
             pending: VecDeque::new(),
             out: Vec::new(),
             ready: false,
+            stderr_text: String::new(),
             closed: false,
             replies: 0,
             unknown_lines: 0,
@@ -191,6 +194,14 @@ impl TmuxClient {
                 Ok(n) => {
                     let s = String::from_utf8_lossy(&buf[..n]);
                     log::info!("tmux_stderr msg={:?}", s.trim());
+                    self.stderr_text.push_str(&s);
+                    if self.stderr_text.len() > 1024 {
+                        let cut = self.stderr_text.len() - 1024;
+                        let cut = (cut..self.stderr_text.len())
+                            .find(|i| self.stderr_text.is_char_boundary(*i))
+                            .unwrap_or(self.stderr_text.len());
+                        self.stderr_text.drain(..cut);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
@@ -238,6 +249,16 @@ impl TmuxClient {
             self.closed = true;
             events.push(ClientEvent::Closed { reason });
         }
+    }
+
+    /// Was this connection ever attached (its first F=0 block seen)?
+    pub fn was_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// tmux's stderr so far (why an attach failed).
+    pub fn stderr_text(&self) -> &str {
+        &self.stderr_text
     }
 
     pub fn is_closed(&self) -> bool {
