@@ -30,6 +30,19 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+/// How long a candidate pane may go without a capture when no change hint moved.
+/// `window_activity` moves on any output, in-place redraws included, so change hints catch
+/// what matters; the unconditional look is a sanity check, except for a pane in a state that
+/// can end without any hook (running, waiting: Esc, an approved command, an API error), where
+/// the screen is what contradicts the deterministic state and is read twice a second.
+fn capture_interval(t: &Timing, m: &super::projection::PaneModel) -> Millis {
+    use crate::core::types::Activity;
+    match m.activity() {
+        Activity::Running | Activity::WaitingApproval | Activity::WaitingInput => t.capture_busy,
+        _ => t.capture_quiet,
+    }
+}
+
 /// Re-attach delay after our session closed under us.
 const REATTACH_MS: Millis = 50;
 /// How often to look for a first session on a server that has none.
@@ -56,11 +69,8 @@ pub struct Timing {
     pub spool_scan: Millis,
     /// Minimum gap between two captures of one pane.
     pub capture_min_gap: Millis,
-    /// A capture even without change hints. Redraws in place (a spinner line, a dialog
-    /// replacing the input box) move neither the cursor nor the history, so panes whose state
-    /// rests on the screen (heuristic evidence, or a deterministic state the screen may
-    /// contradict: running, waiting) are looked at every `capture_busy`; a deterministic idle
-    /// pane only every `capture_quiet`.
+    /// A capture even without change hints (see `capture_interval`): `capture_busy` for panes
+    /// running or waiting, `capture_quiet` for the rest.
     pub capture_busy: Millis,
     pub capture_quiet: Millis,
     /// Re-read the process tree of agent panes this often (agent replaced in place).
@@ -757,6 +767,18 @@ impl Runtime {
                     provider_hint: hint,
                 });
                 self.projection.apply_screen(&pane, v, now);
+                // A verdict the hysteresis has not taken yet (weak, or waiting for its
+                // confirmation) is looked at again soon, not at the next change hint. Idle is
+                // left out: its window is about time, not about more captures.
+                let pending = self.projection.panes.get(&pane).is_some_and(|m| {
+                    m.hysteresis.raw().is_some_and(|r| {
+                        r.activity != m.hysteresis.current()
+                            && r.activity != crate::core::types::Activity::Idle
+                    })
+                });
+                if pending && let Some(cs) = self.captures.get_mut(&pane) {
+                    cs.want = true;
+                }
                 let is_codex = hint == Some(crate::core::types::Provider::Codex);
                 self.codex.set_screen(&pane, &text, is_codex, now);
             }
@@ -849,16 +871,7 @@ impl Runtime {
                 if c.want {
                     return Some(c.last_at + self.timing.capture_min_gap);
                 }
-                let quiet = p.evidence() == crate::core::types::Evidence::Deterministic
-                    && p.activity() == crate::core::types::Activity::Idle;
-                Some(
-                    c.last_at
-                        + if quiet {
-                            self.timing.capture_quiet
-                        } else {
-                            self.timing.capture_busy
-                        },
-                )
+                Some(c.last_at + capture_interval(&self.timing, p))
             })
             .min()
     }
@@ -886,14 +899,13 @@ impl Runtime {
             if cs.last_hint.as_ref() != Some(&hint) {
                 cs.want = true;
             }
-            let quiet = m.evidence() == crate::core::types::Evidence::Deterministic
-                && m.activity() == crate::core::types::Activity::Idle;
-            let sanity = if quiet {
-                self.timing.capture_quiet
-            } else {
-                self.timing.capture_busy
-            };
-            if now - cs.last_at >= sanity {
+            // `window_activity` has a resolution of one second: output later in the second of
+            // our last capture leaves the hint unchanged, so look once more after it.
+            let settled_after = (hint.3 as Millis + 1) * 1000;
+            if cs.last_at < settled_after && now >= settled_after {
+                cs.want = true;
+            }
+            if now - cs.last_at >= capture_interval(&self.timing, m) {
                 cs.want = true;
             }
             if cs.want && now - cs.last_at >= self.timing.capture_min_gap {
