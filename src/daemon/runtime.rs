@@ -62,9 +62,13 @@ const CODEX_APPSERVER: Token = Token(7);
 /// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
 #[derive(Debug, Clone)]
 pub struct Timing {
-    /// Periodic `list-panes -a` while any agent pane is tracked / when none is.
-    pub refresh_active: Millis,
-    pub refresh_idle: Millis,
+    /// The full `list-panes -a` (plus clients, sessions, windows), besides structure
+    /// notifications: it finds agents started in panes that were plain shells and panes gone
+    /// without a notification. Its cost grows with all panes, so it is slow.
+    pub refresh_full: Millis,
+    /// The change hints of candidate (agent) panes only, one `display -p` each: what drives
+    /// screen captures. Its cost grows with agent panes.
+    pub refresh_hints: Millis,
     /// Safety-net spool scan, in case an inotify event was missed.
     pub spool_scan: Millis,
     /// Minimum gap between two captures of one pane.
@@ -81,8 +85,8 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            refresh_active: 1_000,
-            refresh_idle: 2_000,
+            refresh_full: 5_000,
+            refresh_hints: 1_000,
             spool_scan: 2_000,
             capture_min_gap: 250,
             capture_busy: 500,
@@ -131,6 +135,7 @@ pub struct Runtime {
     metrics: Metrics,
     spool_dirty: bool,
     next_refresh: Millis,
+    next_hints: Millis,
     next_spool_scan: Millis,
     next_prune: Millis,
     refresh_requested: bool,
@@ -266,6 +271,7 @@ impl Runtime {
             metrics: Metrics::new(now_ms()),
             spool_dirty: true,
             next_refresh: 0,
+            next_hints: 0,
             next_spool_scan: 0,
             next_prune: 0,
             refresh_requested: true,
@@ -365,6 +371,9 @@ impl Runtime {
         }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
             d.push(self.next_refresh);
+            if self.projection.panes.values().any(|p| p.is_candidate()) {
+                d.push(self.next_hints);
+            }
             if let Some(x) = self.projection.next_deadline() {
                 d.push(x);
             }
@@ -386,6 +395,8 @@ impl Runtime {
         let ready = self.tmux.as_ref().is_some_and(|t| t.is_ready());
         if ready && (self.refresh_requested || now >= self.next_refresh) {
             self.request_refresh(now);
+        } else if ready && now >= self.next_hints {
+            self.request_hints(now);
         }
         if now >= self.next_spool_scan {
             self.spool_dirty = true;
@@ -713,10 +724,7 @@ impl Runtime {
                         || (agentish && now - cs.last_proc_check >= self.timing.process_recheck)
                     {
                         cs.last_proc_check = now;
-                        let tree = procs::foreground_tree(p.pane_pid);
-                        let hint = process_hint(&p.current_command, &tree);
-                        let pid = hint.and(tree.first().map(|t| t.pid));
-                        self.projection.set_process(&id, hint, pid, now);
+                        self.recheck_process(&id, now);
                     }
                 }
                 for id in diff.focus_changed.iter().chain(diff.added.iter()) {
@@ -728,6 +736,34 @@ impl Runtime {
                     self.startup.mark_ready(Stage::Gateway, now);
                     self.restore_state(now);
                     self.startup.mark_ready(Stage::Daemon, now);
+                }
+            }
+            ReplyKind::Hints(pane) => {
+                if !reply.ok {
+                    // The pane is gone (no notification says so outside the attached session).
+                    self.refresh_requested = true;
+                    return;
+                }
+                let Some(line) = reply.lines.first() else {
+                    return;
+                };
+                match self.registry.apply_hints(&pane, line) {
+                    Some(h) => {
+                        if h.process_changed {
+                            // The agent may have left (or been replaced): read its tree now.
+                            self.recheck_process(&pane, now);
+                        }
+                        if h.focus_changed {
+                            self.projection.mark_dirty(&pane);
+                        }
+                        if h.title_changed
+                            && let Some(p) = self.registry.panes.get(&pane)
+                        {
+                            let title = p.title.clone();
+                            self.projection.set_pane_title(&pane, &title);
+                        }
+                    }
+                    None => log::debug!("hints_bad_row pane={pane}"),
                 }
             }
             ReplyKind::ListClients => {
@@ -803,6 +839,17 @@ impl Runtime {
         }
     }
 
+    /// Read a pane's foreground process tree and update its process hint.
+    fn recheck_process(&mut self, id: &str, now: Millis) {
+        let Some(p) = self.registry.panes.get(id) else {
+            return;
+        };
+        let tree = procs::foreground_tree(p.pane_pid);
+        let hint = process_hint(&p.current_command, &tree);
+        let pid = hint.and(tree.first().map(|t| t.pid));
+        self.projection.set_process(id, hint, pid, now);
+    }
+
     /// `@agtmux-*` user options (icons, colours, theme) from `show-options -g`.
     fn apply_user_options(&mut self, lines: &[Vec<u8>]) {
         for l in lines {
@@ -852,13 +899,23 @@ impl Runtime {
             t.send(registry::LIST_WINDOWS, ReplyKind::Other);
         }
         self.refresh_requested = false;
-        let any_agent = self.projection.panes.values().any(|p| p.is_candidate());
-        self.next_refresh = now
-            + if any_agent {
-                self.timing.refresh_active
-            } else {
-                self.timing.refresh_idle
-            };
+        self.next_refresh = now + self.timing.refresh_full;
+        self.next_hints = now + self.timing.refresh_hints;
+    }
+
+    /// The cheap tick: change hints of agent panes only.
+    fn request_hints(&mut self, now: Millis) {
+        self.next_hints = now + self.timing.refresh_hints;
+        let Some(t) = self.tmux.as_mut() else { return };
+        for (id, m) in &self.projection.panes {
+            if !m.is_candidate() || !self.registry.panes.contains_key(id) {
+                continue;
+            }
+            let kind = ReplyKind::Hints(id.clone());
+            if !t.has_pending(&kind) {
+                t.send(&registry::pane_hints_command(id), kind);
+            }
+        }
     }
 
     // ----- poller ----------------------------------------------------------------------

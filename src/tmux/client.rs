@@ -29,6 +29,8 @@ pub enum ReplyKind {
     Identity,
     /// The pane registry refresh (`list-panes -a`).
     ListPanes,
+    /// One agent pane's change hints (`display -p -t %N`).
+    Hints(String),
     /// Which sessions real (non-control) clients look at.
     ListClients,
     /// A screen capture for the poller.

@@ -14,6 +14,23 @@ pub const LIST_WINDOWS: &str =
     "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
 pub const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
 
+/// The change hints of one pane, tagged like `list-panes` rows; the title last, after a tab.
+pub fn pane_hints_command(pane_id: &str) -> String {
+    format!(
+        "display-message -p -t {pane_id} 'AGTH #{{pane_id}} #{{pane_active}} #{{window_active}} #{{history_size}} #{{cursor_x}} #{{cursor_y}} #{{pane_width}} #{{pane_height}} #{{window_activity}} #{{pane_pid}}\t#{{pane_current_command}}\t#{{pane_title}}'"
+    )
+}
+
+/// What a hints reply changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HintChange {
+    pub screen_changed: bool,
+    pub focus_changed: bool,
+    pub title_changed: bool,
+    /// The foreground command or the pane's process changed: re-check its process tree.
+    pub process_changed: bool,
+}
+
 /// One pane as tmux describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PaneInfo {
@@ -181,6 +198,57 @@ impl Registry {
         d
     }
 
+    /// Update one known pane from an `AGTH` hints row. `None` for a malformed row or a pane
+    /// that is not (or no longer) in the registry.
+    pub fn apply_hints(&mut self, pane_id: &str, line: &[u8]) -> Option<HintChange> {
+        let line = String::from_utf8_lossy(line);
+        let rest = line.strip_prefix("AGTH ")?;
+        let (head, tail) = rest.split_once('\t').unwrap_or((rest, ""));
+        let (command, title) = tail.split_once('\t').unwrap_or((tail, ""));
+        let f: Vec<&str> = head.split(' ').collect();
+        if f.len() != 10 || f[0] != pane_id {
+            return None;
+        }
+        let num = |i: usize| f[i].parse::<u64>().ok();
+        let p = self.panes.get_mut(pane_id)?;
+        let before = (
+            p.change_hint().0,
+            p.cursor_x,
+            p.cursor_y,
+            p.window_activity,
+            p.width,
+            p.height,
+        );
+        let focus_before = (p.pane_active, p.window_active);
+        let title_before = p.title.clone();
+        let process_before = (p.pane_pid, p.current_command.clone());
+        p.pane_active = f[1] == "1";
+        p.window_active = f[2] == "1";
+        p.history_size = num(3)?;
+        p.cursor_x = num(4)? as u32;
+        p.cursor_y = num(5)? as u32;
+        p.width = num(6)? as u16;
+        p.height = num(7)? as u16;
+        p.window_activity = num(8)?;
+        p.pane_pid = f[9].parse().ok()?;
+        p.current_command = command.to_string();
+        p.title = title.to_string();
+        Some(HintChange {
+            screen_changed: before
+                != (
+                    p.history_size,
+                    p.cursor_x,
+                    p.cursor_y,
+                    p.window_activity,
+                    p.width,
+                    p.height,
+                ),
+            focus_changed: focus_before != (p.pane_active, p.window_active),
+            title_changed: title_before != p.title,
+            process_changed: process_before != (p.pane_pid, p.current_command.clone()),
+        })
+    }
+
     /// Is the user looking at this pane: the active pane of the active window of a session
     /// that a real (non-control) client shows.
     pub fn focused(&self, pane_id: &str) -> bool {
@@ -224,6 +292,45 @@ mod tests {
         assert_eq!(d.process_changed, vec!["%1"]);
         let d = r.apply(&[row("%1", "claude", "", 5), row("%3", "bash", "", 0)]);
         assert_eq!(d.screen_changed, vec!["%1"]);
+    }
+
+    #[test]
+    fn hints_update_a_known_pane_and_refuse_others() {
+        let mut r = Registry::default();
+        r.apply(&[row("%1", "claude", "t", 0)]);
+        let line = |s: &str| s.as_bytes().to_vec();
+        let h = r
+            .apply_hints(
+                "%1",
+                &line("AGTH %1 1 1 3 0 5 120 40 1700000001 4242\tclaude\tnew title"),
+            )
+            .unwrap();
+        assert!(h.screen_changed && h.title_changed && !h.focus_changed && !h.process_changed);
+        let h = r
+            .apply_hints(
+                "%1",
+                &line("AGTH %1 0 1 3 0 5 120 40 1700000001 4242\tclaude\tnew title"),
+            )
+            .unwrap();
+        assert!(!h.screen_changed && h.focus_changed);
+        let h = r
+            .apply_hints(
+                "%1",
+                &line("AGTH %1 0 1 3 0 5 120 40 1700000001 4242\tbash\tnew\ttitle"),
+            )
+            .unwrap();
+        assert!(h.process_changed && h.title_changed);
+        assert_eq!(r.panes["%1"].title, "new\ttitle");
+        assert_eq!(
+            r.apply_hints("%2", &line("AGTH %2 1 1 0 0 0 1 1 1 1\tx\tx")),
+            None
+        );
+        assert_eq!(
+            r.apply_hints("%1", &line("AGTH %9 1 1 0 0 0 1 1 1 1\tx\tx")),
+            None
+        );
+        assert_eq!(r.apply_hints("%1", b"garbage"), None);
+        assert!(pane_hints_command("%1").starts_with("display-message -p -t %1 'AGTH #{pane_id}"));
     }
 
     #[test]
