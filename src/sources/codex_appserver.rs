@@ -454,10 +454,18 @@ impl CodexObserver {
                 self.backoff = BACKOFF_MIN_MS;
             }
         }
-        self.problem(format!(
-            "connection reset: {reason}; reconnect in {} ms",
-            self.backoff
-        ));
+        let msg = format!("connection reset: {reason}; reconnect in {} ms", self.backoff);
+        if reason.contains("No such file") || reason.contains("Connection refused") {
+            // No Codex daemon running (or none installed): the normal case for many users,
+            // not worth a warning every backoff step.
+            log::debug!("codex app-server: {msg}");
+            if self.problems.len() >= MAX_PROBLEMS {
+                self.problems.pop_front();
+            }
+            self.problems.push_back(msg);
+        } else {
+            self.problem(msg);
+        }
         self.reconnect_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX_MS);
         for t in self.threads.values_mut() {
