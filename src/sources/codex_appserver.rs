@@ -762,6 +762,14 @@ impl CodexObserver {
         );
     }
 
+    /// Handles one JSON-RPC text message as if the WebSocket layer had delivered it (the fuzz
+    /// target and tests drive the message handling without a socket). Returns false when the
+    /// message would reset the connection.
+    #[doc(hidden)]
+    pub fn handle_text(&mut self, text: &str, now: Millis) -> bool {
+        self.on_text(text, now)
+    }
+
     /// Returns false when the connection was reset.
     fn on_text(&mut self, text: &str, now: Millis) -> bool {
         if let Some(m) = peek_method(text)
