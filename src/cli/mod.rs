@@ -10,6 +10,7 @@ pub mod hook;
 pub mod ls;
 pub mod popup;
 pub mod setup;
+pub mod snapshot;
 pub mod wait;
 pub mod watch;
 
@@ -50,6 +51,8 @@ pub enum Command {
     Popup(popup::PopupArgs),
     /// Check tmux, plugin, daemon, hooks and sources; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
+    /// State snapshots: create, list, restore (--dry-run checks consistency).
+    Snapshot(snapshot::SnapshotArgs),
     /// Shell completions.
     Completions(completions::CompletionsArgs),
     /// A simulated agent (used by the demo and the tests).
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Popup(a) => popup::run(&a),
         Command::Doctor(a) => doctor::run(&a),
         Command::Completions(a) => completions::run(&a),
+        Command::Snapshot(a) => snapshot::run(&a),
     }
 }
 

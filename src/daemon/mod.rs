@@ -3,10 +3,13 @@
 //! writer of pane state; publishing turns the read model into tmux options.
 pub mod api;
 pub mod codex;
+pub mod guardrails;
+pub mod ops;
 pub mod procs;
 pub mod projection;
 pub mod publish;
 pub mod runtime;
+pub mod snapshot;
 
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;

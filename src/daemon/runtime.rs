@@ -7,6 +7,7 @@
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
 use super::api::{self, ApiServer};
 use super::codex::CodexLink;
+use super::ops::Ops;
 use super::procs;
 use super::projection::Projection;
 use super::publish;
@@ -104,6 +105,8 @@ pub struct Runtime {
     style: Style,
     captures: HashMap<String, CaptureState>,
     codex: CodexLink,
+    /// C-013: SLO guardrails and Flow-010 snapshots.
+    ops: Ops,
     _inotify: Option<OwnedFd>,
     wake: Option<UnixDatagram>,
     /// The local client API (C-002); `None` when its socket could not be bound.
@@ -191,6 +194,7 @@ impl Runtime {
             .map_err(|e| log::error!("api_unavailable err={e}"))
             .ok();
         let hostname = hostname();
+        let ops = Ops::new(&sp.db(), now_ms());
         Ok(Runtime {
             poll,
             sp,
@@ -209,6 +213,7 @@ impl Runtime {
             style: Style::default(),
             captures: HashMap::new(),
             codex: CodexLink::new(now_ms()),
+            ops,
             _inotify: inotify,
             wake,
             api,
@@ -300,6 +305,9 @@ impl Runtime {
         if let Some(x) = self.codex.next_deadline() {
             d.push(x);
         }
+        if let Some(x) = self.ops.next_deadline(now_ms()) {
+            d.push(x);
+        }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
             d.push(self.next_refresh);
             if let Some(x) = self.projection.next_deadline() {
@@ -353,6 +361,7 @@ impl Runtime {
             self.gateway.prune(now);
             self.next_prune = now + self.timing.prune_every;
         }
+        self.ops.step(self.gateway.store_mut(), now);
         self.resolve_and_publish(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
         self.flush_tmux();
@@ -616,6 +625,9 @@ impl Runtime {
                     provider_hint: hint,
                 });
                 self.projection.apply_screen(&pane, v, now);
+                if let Some(c) = self.captures.get(&pane) {
+                    self.ops.screen_applied(&pane, c.last_at);
+                }
                 let is_codex = hint == Some(crate::core::types::Provider::Codex);
                 self.codex.set_screen(&pane, &text, is_codex, now);
             }
@@ -810,6 +822,11 @@ impl Runtime {
         }
         let reg = &self.registry;
         let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
+        let evidence: Vec<_> = (changed.iter())
+            .filter_map(|id| Some((id.clone(), self.projection.panes.get(id)?.evidence())))
+            .collect();
+        self.ops
+            .observe_changes(&evidence, &self.gateway.take_accepted(), now);
         if !changed.is_empty() {
             self.gateway.persist(&mut self.projection, &changed, now);
         }
@@ -918,6 +935,7 @@ impl Runtime {
                 problems.push(format!("{src}:{h}"));
             }
         }
+        problems.extend(self.ops.status_problems());
         if !problems.is_empty() {
             problems.sort();
             s = format!("{} degraded {}", std::process::id(), problems.join(","));
@@ -927,6 +945,7 @@ impl Runtime {
 
     fn on_shutdown(&mut self) {
         log::info!("daemon_stop");
+        self.ops.on_shutdown(self.gateway.store_mut(), now_ms());
         // Clear @agtmux_daemon so the status line does not claim a daemon that is gone.
         if let Some(t) = self.tmux.as_mut()
             && t.is_ready()
