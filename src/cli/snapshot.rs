@@ -19,8 +19,6 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct SnapshotArgs {
-    #[command(flatten)]
-    pub server: ServerOpts,
     #[command(subcommand)]
     pub action: SnapshotAction,
 }
@@ -29,16 +27,22 @@ pub struct SnapshotArgs {
 pub enum SnapshotAction {
     /// Copy the database now.
     Create {
+        #[command(flatten)]
+        server: ServerOpts,
         #[arg(long)]
         json: bool,
     },
     /// List snapshots, newest first.
     List {
+        #[command(flatten)]
+        server: ServerOpts,
         #[arg(long)]
         json: bool,
     },
     /// Check a snapshot (--dry-run) or put it in place of the database (daemon stopped).
     Restore {
+        #[command(flatten)]
+        server: ServerOpts,
         /// Only check and report; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -64,14 +68,18 @@ pub fn run(args: &SnapshotArgs) -> i32 {
 }
 
 fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, SnapshotError> {
-    let sp = args.server.paths();
+    let sp = match &args.action {
+        SnapshotAction::Create { server, .. }
+        | SnapshotAction::List { server, .. }
+        | SnapshotAction::Restore { server, .. } => server.paths(),
+    };
     let db = sp.db();
     let dir = snapshot::snapshot_dir(&db);
     let w = |out: &mut dyn std::io::Write, s: String| {
         let _ = writeln!(out, "{s}");
     };
     match &args.action {
-        SnapshotAction::Create { json } => {
+        SnapshotAction::Create { json, .. } => {
             if !db.exists() {
                 return Err(SnapshotError::NoSnapshot(db));
             }
@@ -98,7 +106,7 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, S
             }
             Ok(0)
         }
-        SnapshotAction::List { json } => {
+        SnapshotAction::List { json, .. } => {
             let files = snapshot::list_files(&dir);
             let rows = if db.exists() {
                 Store::open(&db)
@@ -145,6 +153,7 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, S
             from,
             force,
             json,
+            ..
         } => {
             let src = match from {
                 Some(p) => p.clone(),
