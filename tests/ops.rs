@@ -103,8 +103,14 @@ fn snapshots_on_a_real_daemon_create_list_check_restore() {
     let rep: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(o.status.success(), "{rep:#}");
     assert_eq!(rep["consistent"], true, "{rep:#}");
-    assert!(rep["counts"]["open_bindings"].as_u64().unwrap() >= 1, "{rep:#}");
-    assert!(rep["counts"]["pane_states"].as_u64().unwrap() >= 1, "{rep:#}");
+    assert!(
+        rep["counts"]["open_bindings"].as_u64().unwrap() >= 1,
+        "{rep:#}"
+    );
+    assert!(
+        rep["counts"]["pane_states"].as_u64().unwrap() >= 1,
+        "{rep:#}"
+    );
 
     // A real restore is refused while the daemon runs.
     let o = agtmux(&s, &["snapshot", "restore"]);
@@ -201,22 +207,43 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
         .map(|f| format!("{} {}", f["check"], f["detail"]))
         .collect();
     assert!(errors.iter().any(|e| e.contains("%999")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("another-server")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("past the spool")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("another-server")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("past the spool")),
+        "{errors:?}"
+    );
     // Text output says the same, and the good one is consistent.
     let o = agtmux(
         &s,
-        &["snapshot", "restore", "--dry-run", "--from", bad.to_str().unwrap()],
+        &[
+            "snapshot",
+            "restore",
+            "--dry-run",
+            "--from",
+            bad.to_str().unwrap(),
+        ],
     );
     assert!(stdout(&o).contains("consistent: NO"), "{}", stdout(&o));
     let o = agtmux(
         &s,
-        &["snapshot", "restore", "--dry-run", "--from", good.to_str().unwrap()],
+        &[
+            "snapshot",
+            "restore",
+            "--dry-run",
+            "--from",
+            good.to_str().unwrap(),
+        ],
     );
     assert!(o.status.success(), "{}", stdout(&o));
     // A real restore of the broken one is refused even with the daemon stopped.
     stop_daemon(&mut s);
-    let o = agtmux(&s, &["snapshot", "restore", "--from", bad.to_str().unwrap()]);
+    let o = agtmux(
+        &s,
+        &["snapshot", "restore", "--from", bad.to_str().unwrap()],
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("consistency error"));
 }
@@ -262,6 +289,12 @@ fn doctor_shows_slo_alerts_from_the_ledger() {
         out.contains("SLO state_latency_deterministic: degraded"),
         "{out}"
     );
-    assert!(out.contains("SLO state_latency_fallback: escalate"), "{out}");
-    assert!(!out.contains("deterministic: warn"), "newest per SLO only: {out}");
+    assert!(
+        out.contains("SLO state_latency_fallback: escalate"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("deterministic: warn"),
+        "newest per SLO only: {out}"
+    );
 }

@@ -323,9 +323,13 @@ fn ops_checks(db: &std::path::Path) -> Vec<Check> {
     }
     let cfg = snapshot::SnapshotConfig::from_env();
     match snapshot::list_files(&snapshot::snapshot_dir(db)).first() {
-        Some(f) if cfg.every_ms <= 0 || now - f.created_ts <= 2 * cfg.every_ms => v.push(ok(
-            format!("snapshot {} ({}s old)", f.path.display(), (now - f.created_ts) / 1000),
-        )),
+        Some(f) if cfg.every_ms <= 0 || now - f.created_ts <= 2 * cfg.every_ms => {
+            v.push(ok(format!(
+                "snapshot {} ({}s old)",
+                f.path.display(),
+                (now - f.created_ts) / 1000
+            )))
+        }
         Some(f) => v.push(bad(
             Level::Warn,
             format!("newest snapshot is {}s old", (now - f.created_ts) / 1000),

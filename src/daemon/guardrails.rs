@@ -285,8 +285,8 @@ impl Guardrails {
                 level = Level::Escalate;
             }
             let rose = level > s.level;
-            let repeat = level > Level::Ok
-                && s.last_alert_at.is_none_or(|t| now - t >= cfg.repeat_ms);
+            let repeat =
+                level > Level::Ok && s.last_alert_at.is_none_or(|t| now - t >= cfg.repeat_ms);
             if level > Level::Ok && (rose || repeat) {
                 let why = if sustained && ev.level < Level::Escalate {
                     format!(

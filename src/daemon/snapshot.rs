@@ -702,8 +702,7 @@ impl Snapshotter {
             // not copy again at once, nor wait a full period when the last copy is old).
             let newest = list_files(&self.dir).first().map(|f| f.created_ts);
             self.last_ok_ts = newest;
-            self.next_due =
-                Some(newest.map_or(now + self.cfg.every_ms, |t| t + self.cfg.every_ms));
+            self.next_due = Some(newest.map_or(now + self.cfg.every_ms, |t| t + self.cfg.every_ms));
             return;
         };
         if now < due || store.is_none() {
@@ -865,14 +864,23 @@ mod tests {
                 .unwrap();
             tx.insert_binding(&binding("%1", "srv1", "s1")).unwrap();
             tx.upsert_pane_state(&pane("%2", "srv1", None)).unwrap();
-            tx.set_cursor("hooks_spool", &format!("{}:{}:5", m.dev(), m.ino()), None, 1)
-                .unwrap();
+            tx.set_cursor(
+                "hooks_spool",
+                &format!("{}:{}:5", m.dev(), m.ino()),
+                None,
+                1,
+            )
+            .unwrap();
             tx.set_cursor("codex_appserver", "1234", None, 1).unwrap();
             tx.commit().unwrap();
         }
         let rep = check_store(&s, Path::new("x"), &spool).unwrap();
         assert!(rep.is_consistent(), "{}", rep.to_text());
-        assert!(rep.to_text().contains("6 bytes to replay"), "{}", rep.to_text());
+        assert!(
+            rep.to_text().contains("6 bytes to replay"),
+            "{}",
+            rep.to_text()
+        );
 
         // Break it: a binding of another server, a pane naming an unbound session, a cursor
         // past the end of the spool and a garbage cursor.
@@ -901,11 +909,26 @@ mod tests {
             .map(|f| (f.check, f.detail.as_str()))
             .collect();
         assert_eq!(rep.errors(), 5, "{}", rep.to_text());
-        assert!(errs.iter().any(|(c, d)| *c == "binding" && d.contains("srv0")));
-        assert!(errs.iter().any(|(c, d)| *c == "binding" && d.contains("%9")));
-        assert!(errs.iter().any(|(c, d)| *c == "pane_state" && d.contains("s3")));
-        assert!(errs.iter().any(|(c, d)| *c == "cursor" && d.contains("past")));
-        assert!(errs.iter().any(|(c, d)| *c == "cursor" && d.contains("garbage")));
+        assert!(
+            errs.iter()
+                .any(|(c, d)| *c == "binding" && d.contains("srv0"))
+        );
+        assert!(
+            errs.iter()
+                .any(|(c, d)| *c == "binding" && d.contains("%9"))
+        );
+        assert!(
+            errs.iter()
+                .any(|(c, d)| *c == "pane_state" && d.contains("s3"))
+        );
+        assert!(
+            errs.iter()
+                .any(|(c, d)| *c == "cursor" && d.contains("past"))
+        );
+        assert!(
+            errs.iter()
+                .any(|(c, d)| *c == "cursor" && d.contains("garbage"))
+        );
         assert_eq!(rep.to_json()["consistent"], false);
         assert_eq!(rep.to_json()["errors"], 5);
 
@@ -961,13 +984,22 @@ mod tests {
             tx.commit().unwrap();
         }
         let old = restore_file(&db, &snap.path, 9).unwrap();
-        assert_eq!(Store::open(&db).unwrap().meta("x").unwrap().as_deref(), Some("before"));
-        assert_eq!(Store::open(&old).unwrap().meta("x").unwrap().as_deref(), Some("after"));
+        assert_eq!(
+            Store::open(&db).unwrap().meta("x").unwrap().as_deref(),
+            Some("before")
+        );
+        assert_eq!(
+            Store::open(&old).unwrap().meta("x").unwrap().as_deref(),
+            Some("after")
+        );
         // A file that is not a database is refused, and the database stays.
         let junk = d.0.join("junk.db");
         std::fs::write(&junk, b"not a database at all, not even close........").unwrap();
         assert!(restore_file(&db, &junk, 10).is_err());
-        assert_eq!(Store::open(&db).unwrap().meta("x").unwrap().as_deref(), Some("before"));
+        assert_eq!(
+            Store::open(&db).unwrap().meta("x").unwrap().as_deref(),
+            Some("before")
+        );
     }
 
     #[test]
@@ -983,9 +1015,57 @@ mod tests {
         assert!((rate - 2.0 / 3.0).abs() < 1e-9);
     }
 
+    /// Timing, not a pass/fail check: `cargo test --release --lib snapshot_timing -- --ignored
+    /// --nocapture` fills a database to the retention bound (200 000 events of ~600 bytes) and
+    /// times the one-step copy (the daemon's thread) and the paged copy (`Store::snapshot_to`).
+    #[test]
+    #[ignore]
+    fn snapshot_timing() {
+        use crate::store::{EventRow, EventStatus};
+        let d = TempDir::new("timing");
+        let mut s = Store::open(&d.0.join("agtmux.db")).unwrap();
+        let payload = format!("{{\"x\":\"{}\"}}", "p".repeat(500));
+        for chunk in 0..200 {
+            let mut tx = s.begin().unwrap();
+            for i in 0..1_000 {
+                let n = chunk * 1_000 + i;
+                tx.insert_event(&EventRow {
+                    seq: 0,
+                    event_id: format!("ev-{n}"),
+                    server_key: "k".into(),
+                    source: "claude_hooks".into(),
+                    provider: Some("claude".into()),
+                    pane_id: Some(format!("%{}", n % 50)),
+                    session_key: Some(format!("s{}", n % 50)),
+                    name: "PreToolUse".into(),
+                    status: EventStatus::Accepted,
+                    reason: None,
+                    recv_ts: n,
+                    ingest_ts: n,
+                    payload: payload.clone(),
+                    hops: "{}".into(),
+                })
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let dir = snapshot_dir(&d.0.join("agtmux.db"));
+        let t = take(&s, &dir, "one_step", 1).unwrap();
+        println!("one-step copy: {} bytes in {} ms", t.size, t.took_ms);
+        let t0 = std::time::Instant::now();
+        let size = s.snapshot_to(&dir.join("paged.db")).unwrap();
+        println!(
+            "paged copy: {size} bytes in {} ms",
+            t0.elapsed().as_millis()
+        );
+    }
+
     #[test]
     fn snapshot_names_parse() {
-        assert_eq!(parse_name("state-123-periodic.db"), Some((123, "periodic".into())));
+        assert_eq!(
+            parse_name("state-123-periodic.db"),
+            Some((123, "periodic".into()))
+        );
         assert_eq!(parse_name("state-123.db"), Some((123, String::new())));
         assert_eq!(parse_name("state-x-periodic.db"), None);
         assert_eq!(parse_name("other.db"), None);
