@@ -298,3 +298,48 @@ fn doctor_shows_slo_alerts_from_the_ledger() {
         "newest per SLO only: {out}"
     );
 }
+
+#[test]
+fn daemon_records_slo_breaches_and_shows_them_in_agtmux_daemon() {
+    let mut s = Server::start("slod");
+    let pane = s.silent_agent("claude");
+    // Targets nobody can meet (any latency > -1 ms, and > 5 × -1): every sample breaches at
+    // escalate level; 3 samples suffice; evaluated every 300 ms.
+    let mut c = s.daemon_cmd();
+    c.env("AGTMUX_SNAPSHOT_EVERY_MS", "0")
+        .env("AGTMUX_SLO_MIN_SAMPLES", "3")
+        .env("AGTMUX_SLO_TARGET_DETERMINISTIC_MS", "-1")
+        .env("AGTMUX_SLO_EVAL_MS", "300");
+    s.daemon = Some(c.spawn().unwrap());
+    let st = s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
+    assert!(!st.contains("slo:"), "{st}");
+    for i in 0..4 {
+        for (ev, want) in [("UserPromptSubmit", "running"), ("Stop", "idle")] {
+            let p = json!({"session_id": "slo1", "hook_event_name": ev, "prompt": format!("p{i}")});
+            s.hook("claude", &pane, p.to_string().as_bytes());
+            s.wait_pane(&pane, "@agtmux_state", want, 10);
+        }
+    }
+    let st = s.wait_global(
+        "@agtmux_daemon",
+        |v| v.contains("slo:state_latency_deterministic=escalate"),
+        15,
+    );
+    assert!(st.contains(" degraded "), "{st}");
+    let rows = Store::open(&s.db_path()).unwrap().alerts(0, 100).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.slo == "state_latency_deterministic" && r.level == "escalate"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| r.slo != "state_latency_fallback"),
+        "{rows:?}"
+    );
+    let o = agtmux(&s, &["doctor"]);
+    assert!(
+        stdout(&o).contains("SLO state_latency_deterministic: escalate"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -106,6 +106,34 @@ impl Default for SloConfig {
     }
 }
 
+impl SloConfig {
+    /// Seed defaults with environment overrides (read by the daemon at start; for operators
+    /// and tests): `AGTMUX_SLO_WINDOW_MS`, `AGTMUX_SLO_MIN_SAMPLES`,
+    /// `AGTMUX_SLO_TARGET_DETERMINISTIC_MS`, `AGTMUX_SLO_TARGET_FALLBACK_MS`. Unparsable values
+    /// are ignored.
+    pub fn from_env() -> Self {
+        let mut c = SloConfig::default();
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        if let Some(v) = num("AGTMUX_SLO_WINDOW_MS").filter(|v| *v > 0) {
+            c.window_ms = v;
+        }
+        if let Some(v) = num("AGTMUX_SLO_MIN_SAMPLES").filter(|v| *v > 0) {
+            c.min_samples = usize::try_from(v).unwrap_or(c.min_samples);
+        }
+        if let Some(v) = num("AGTMUX_SLO_TARGET_DETERMINISTIC_MS") {
+            c.target_ms[0] = v;
+        }
+        if let Some(v) = num("AGTMUX_SLO_TARGET_FALLBACK_MS") {
+            c.target_ms[1] = v;
+        }
+        c
+    }
+}
+
 /// The result of evaluating one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {

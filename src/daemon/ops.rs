@@ -19,7 +19,7 @@ use crate::store::Store;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// How often the SLO windows are evaluated.
+/// How often the SLO windows are evaluated (default).
 pub const EVAL_EVERY: Millis = 60_000;
 
 /// Every figure the metrics exporter needs from C-013.
@@ -43,15 +43,26 @@ pub struct Ops {
     pub guardrails: Guardrails,
     pub snapshots: Snapshotter,
     next_eval: Millis,
+    eval_every: Millis,
     /// Screen verdicts applied since the last pass: pane → when its capture was requested.
     screens: HashMap<String, Millis>,
     alerts_recorded: u64,
 }
 
 impl Ops {
-    /// Seed defaults, with the snapshot knobs from the environment.
+    /// Seed defaults with the environment's overrides (`SloConfig::from_env`,
+    /// `SnapshotConfig::from_env`, `AGTMUX_SLO_EVAL_MS` for the evaluation period).
     pub fn new(db: &Path, now: Millis) -> Self {
-        Ops::with(SloConfig::default(), SnapshotConfig::from_env(), db, now)
+        let mut o = Ops::with(SloConfig::from_env(), SnapshotConfig::from_env(), db, now);
+        if let Some(ms) = std::env::var("AGTMUX_SLO_EVAL_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<Millis>().ok())
+            .filter(|v| *v > 0)
+        {
+            o.eval_every = ms;
+            o.next_eval = now + ms;
+        }
+        o
     }
 
     pub fn with(slo: SloConfig, snap: SnapshotConfig, db: &Path, now: Millis) -> Self {
@@ -59,6 +70,7 @@ impl Ops {
             guardrails: Guardrails::new(slo),
             snapshots: Snapshotter::new(snap, db),
             next_eval: now + EVAL_EVERY,
+            eval_every: EVAL_EVERY,
             screens: HashMap::new(),
             alerts_recorded: 0,
         }
@@ -76,7 +88,7 @@ impl Ops {
     pub fn step(&mut self, mut store: Option<&mut Store>, now: Millis) {
         self.snapshots.step(store.as_deref_mut(), now);
         if now >= self.next_eval {
-            self.next_eval = now + EVAL_EVERY;
+            self.next_eval = now + self.eval_every;
             self.evaluate(store, now);
         }
     }
