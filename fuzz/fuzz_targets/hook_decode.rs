@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     for truncated in [false, true] {
         match decode_line(data, truncated, key) {
             Pulled::Rejected { reason, .. } => assert!(!reason.is_empty(), "reject without reason"),
-            Pulled::Event { event, .. } => assert!(!truncated, "truncated line accepted: {event:?}"),
+            Pulled::Event { event, .. } => {
+                assert!(!truncated, "truncated line accepted: {event:?}")
+            }
         }
     }
     let _ = decode_line_with(data, false, key, &|_, _| true);

@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = SpoolCursor::parse(&cursor_text);
     let split = (ctl[0] as usize * body.len()) / 256;
     let (first, second) = body.split_at(split);
-    let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
         return;
     };
     let _ = f.write_all(first);

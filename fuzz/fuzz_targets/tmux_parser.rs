@@ -25,5 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let mut out2 = Vec::new();
     q.feed(rest, &mut out2);
     q.finish(&mut out2);
-    assert_eq!(format!("{out:?}"), format!("{out2:?}"), "split-dependent parse");
+    assert_eq!(
+        format!("{out:?}"),
+        format!("{out2:?}"),
+        "split-dependent parse"
+    );
 });
