@@ -302,6 +302,15 @@ impl Guardrails {
             let lat: Vec<Millis> = s.samples.iter().map(|(_, l)| *l).collect();
             let target = cfg.target_ms[slo.idx()];
             let ev = evaluate(&lat, target, &cfg);
+            if ev.samples > 0 {
+                log::info!(
+                    "slo_eval slo={} samples={} p95_ms={} level={}",
+                    slo.as_str(),
+                    ev.samples,
+                    ev.p95_ms.unwrap_or(0),
+                    ev.level
+                );
+            }
             let mut level = ev.level;
             if level >= Level::Degraded {
                 s.bad_streak = s.bad_streak.saturating_add(1);
