@@ -79,6 +79,8 @@ pub struct Gateway {
     thread_panes: HashMap<String, String>,
     /// Codex events ingested since the last `take_codex_seen`, as the source sent them.
     codex_seen: Vec<NormalizedEvent>,
+    /// Accepted events (pane, event ts) since the last `take_accepted` (C-013 latency).
+    accepted: Vec<(String, Millis)>,
     /// Counters for metrics: accepted, ignored, rejected, duplicates.
     pub counts: [u64; 4],
     /// Items handled since the last `take_traced`, with their first hops (`daemon::metrics`).
@@ -130,6 +132,7 @@ impl Gateway {
             cursors: HashMap::new(),
             thread_panes: HashMap::new(),
             codex_seen: Vec::new(),
+            accepted: Vec::new(),
             counts: [0; 4],
             traced: Vec::new(),
             delivery,
@@ -291,6 +294,16 @@ impl Gateway {
 
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
+    }
+
+    /// The writer, for C-013 (alert ledger, snapshot metadata).
+    pub fn store_mut(&mut self) -> Option<&mut Store> {
+        self.store.as_mut()
+    }
+
+    /// Accepted events (pane, event ts) since the last call.
+    pub fn take_accepted(&mut self) -> Vec<(String, Millis)> {
+        std::mem::take(&mut self.accepted)
     }
 
     pub fn hooks_health(&self) -> Health {
@@ -552,6 +565,12 @@ impl Gateway {
                             (EventStatus::Rejected, Some(r))
                         }
                     };
+                    if status == EventStatus::Accepted
+                        && let Some(p) = &event.pane_id
+                        && self.accepted.len() < CODEX_SEEN_MAX
+                    {
+                        self.accepted.push((p.clone(), event.ts));
+                    }
                     self.counts[match status {
                         EventStatus::Accepted => 0,
                         EventStatus::Rejected => 2,

@@ -268,9 +268,77 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             ));
         }
     }
+    v.extend(ops_checks(&sp.db()));
     let env = SetupEnv::from_process();
     v.push(hooks_check(Agent::Claude, &env));
     v.push(hooks_check(Agent::Codex, &env));
+    v
+}
+
+/// C-013: SLO alerts of the last window and snapshot freshness, read from the database.
+fn ops_checks(db: &std::path::Path) -> Vec<Check> {
+    use crate::daemon::snapshot;
+    let mut v = Vec::new();
+    if !db.exists() {
+        return v;
+    }
+    let now = crate::daemon::runtime::now_ms();
+    let window = crate::daemon::guardrails::SloConfig::default().window_ms;
+    match crate::store::Store::open(db).and_then(|s| s.alerts(now - window, 50)) {
+        Ok(alerts) => {
+            let mut seen = std::collections::HashSet::new();
+            let mut any = false;
+            for a in alerts {
+                if !seen.insert(a.slo.clone()) {
+                    continue; // newest first: one line per SLO
+                }
+                any = true;
+                let level = if a.level == "warn" {
+                    Level::Warn
+                } else {
+                    Level::Fail
+                };
+                v.push(bad(
+                    level,
+                    format!(
+                        "SLO {}: {} ({}; window {}; {}s ago)",
+                        a.slo,
+                        a.level,
+                        a.detail,
+                        a.window.as_deref().unwrap_or("?"),
+                        (now - a.ts).max(0) / 1000
+                    ),
+                    "state updates are slow: check CPU load and the daemon log (RUST_LOG=info)",
+                ));
+            }
+            if !any {
+                v.push(ok("SLO state latency: no alert in the last 10 min"));
+            }
+        }
+        Err(e) => v.push(bad(
+            Level::Warn,
+            format!("alert ledger unreadable: {e}"),
+            "see agtmux doctor's store check",
+        )),
+    }
+    let cfg = snapshot::SnapshotConfig::from_env();
+    match snapshot::list_files(&snapshot::snapshot_dir(db)).first() {
+        Some(f) if cfg.every_ms <= 0 || now - f.created_ts <= 2 * cfg.every_ms => {
+            v.push(ok(format!(
+                "snapshot {} ({}s old)",
+                f.path.display(),
+                (now - f.created_ts) / 1000
+            )))
+        }
+        Some(f) => v.push(bad(
+            Level::Warn,
+            format!("newest snapshot is {}s old", (now - f.created_ts) / 1000),
+            "agtmux snapshot create   (the daemon takes one every 15 min and at shutdown)",
+        )),
+        None => v.push(ok(
+            "no state snapshot yet (the daemon takes one every 15 min and at shutdown)",
+        )),
+    }
     v
 }
 

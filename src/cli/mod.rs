@@ -11,6 +11,7 @@ pub mod ls;
 pub mod metrics;
 pub mod popup;
 pub mod setup;
+pub mod snapshot;
 pub mod source;
 pub mod trace;
 pub mod wait;
@@ -59,6 +60,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Source registry (C-014): list, register, revoke source endpoints.
     Source(source::SourceArgs),
+    /// State snapshots: create, list, restore (--dry-run checks consistency).
+    Snapshot(snapshot::SnapshotArgs),
     /// Shell completions.
     Completions(completions::CompletionsArgs),
     /// A simulated agent (used by the demo and the tests).
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Trace(a) => trace::run(&a),
         Command::Source(a) => source::run(&a),
         Command::Completions(a) => completions::run(&a),
+        Command::Snapshot(a) => snapshot::run(&a),
     }
 }
 

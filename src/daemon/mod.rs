@@ -4,12 +4,15 @@
 pub mod admission;
 pub mod api;
 pub mod codex;
+pub mod guardrails;
 pub mod metrics;
+pub mod ops;
 pub mod procs;
 pub mod projection;
 pub mod publish;
 pub mod runtime;
 pub mod serial;
+pub mod snapshot;
 
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;

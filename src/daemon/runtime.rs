@@ -8,6 +8,7 @@
 use super::api::{self, ApiServer};
 use super::codex::CodexLink;
 use super::metrics::Metrics;
+use super::ops::Ops;
 use super::procs;
 use super::projection::Projection;
 use super::publish;
@@ -127,6 +128,8 @@ pub struct Runtime {
     style: Style,
     captures: HashMap<String, CaptureState>,
     codex: CodexLink,
+    /// C-013: SLO guardrails and Flow-010 snapshots.
+    ops: Ops,
     _inotify: Option<OwnedFd>,
     wake: Option<UnixDatagram>,
     /// The local client API (C-002); `None` when its socket could not be bound.
@@ -246,6 +249,7 @@ impl Runtime {
         }
         startup.mark_ready(Stage::Source, now_ms());
         let hostname = hostname();
+        let ops = Ops::new(&sp.db(), now_ms());
         Ok(Runtime {
             poll,
             sp,
@@ -265,6 +269,7 @@ impl Runtime {
             style: Style::default(),
             captures: HashMap::new(),
             codex: CodexLink::new(now_ms()),
+            ops,
             _inotify: inotify,
             wake,
             api,
@@ -369,6 +374,9 @@ impl Runtime {
         {
             d.push(x);
         }
+        if let Some(x) = self.ops.next_deadline(now_ms()) {
+            d.push(x);
+        }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
             d.push(self.next_refresh);
             if self.projection.panes.values().any(|p| p.is_candidate()) {
@@ -433,6 +441,7 @@ impl Runtime {
             self.gateway.prune(now);
             self.next_prune = now + self.timing.prune_every;
         }
+        self.ops.step(self.gateway.store_mut(), now);
         self.resolve_and_publish(now);
         self.supervise_tick(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
@@ -815,6 +824,9 @@ impl Runtime {
                 if pending && let Some(cs) = self.captures.get_mut(&pane) {
                     cs.want = true;
                 }
+                if let Some(c) = self.captures.get(&pane) {
+                    self.ops.screen_applied(&pane, c.last_at);
+                }
                 let is_codex = hint == Some(crate::core::types::Provider::Codex);
                 self.codex.set_screen(&pane, &text, is_codex, now);
             }
@@ -1020,6 +1032,11 @@ impl Runtime {
         }
         let reg = &self.registry;
         let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
+        let evidence: Vec<_> = (changed.iter())
+            .filter_map(|id| Some((id.clone(), self.projection.panes.get(id)?.evidence())))
+            .collect();
+        self.ops
+            .observe_changes(&evidence, &self.gateway.take_accepted(), now);
         if !changed.is_empty() {
             self.gateway.persist(&mut self.projection, &changed, now);
         }
@@ -1162,10 +1179,13 @@ impl Runtime {
                 problems.push(format!("{src}:{h}"));
             }
         }
+        problems.extend(self.ops.status_problems());
         if self.tmux_sup.hold_until().is_some_and(|u| u > now_ms()) {
             problems.push("tmux_control:hold_down".to_string());
         }
-        let escalate = problems.iter().any(|p| p.ends_with(":hold_down"));
+        let escalate = problems
+            .iter()
+            .any(|p| p.ends_with(":hold_down") || p.ends_with("=escalate"));
         if let Some(d) = self.gateway.delivery_problem() {
             problems.push(d);
         }
@@ -1182,6 +1202,7 @@ impl Runtime {
 
     fn on_shutdown(&mut self) {
         log::info!("daemon_stop");
+        self.ops.on_shutdown(self.gateway.store_mut(), now_ms());
         // Clear @agtmux_daemon so the status line does not claim a daemon that is gone.
         if let Some(t) = self.tmux.as_mut()
             && t.is_ready()

@@ -454,7 +454,10 @@ impl CodexObserver {
                 self.backoff = BACKOFF_MIN_MS;
             }
         }
-        let msg = format!("connection reset: {reason}; reconnect in {} ms", self.backoff);
+        let msg = format!(
+            "connection reset: {reason}; reconnect in {} ms",
+            self.backoff
+        );
         if reason.contains("No such file") || reason.contains("Connection refused") {
             // No Codex daemon running (or none installed): the normal case for many users,
             // not worth a warning every backoff step.
@@ -768,6 +771,14 @@ impl CodexObserver {
                 raw: truncate(raw, MAX_RAW),
             },
         );
+    }
+
+    /// Handles one JSON-RPC text message as if the WebSocket layer had delivered it (the fuzz
+    /// target and tests drive the message handling without a socket). Returns false when the
+    /// message would reset the connection.
+    #[doc(hidden)]
+    pub fn handle_text(&mut self, text: &str, now: Millis) -> bool {
+        self.on_text(text, now)
     }
 
     /// Returns false when the connection was reset.

@@ -15,6 +15,7 @@
 //! - The store is a mirror, not the source of truth at runtime: every failure is a typed
 //!   [`StoreError`] (corrupt / locked / migration / ...) and the daemon keeps serving from memory.
 mod error;
+mod ops;
 mod reads;
 mod registry;
 mod rows;
@@ -31,6 +32,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::core::types::Millis;
 
 pub use error::StoreError;
+pub use ops::{AlertRow, SnapshotRow};
 pub use registry::SourceRegistryRow;
 pub use rows::{
     BindingRow, CursorRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention,

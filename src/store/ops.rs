@@ -1,0 +1,237 @@
+//! Post-MVP store access for C-013 (ops guardrails) and Flow-010 (snapshots): the alert ledger
+//! `alert_ledger_v1` (warn/degraded/escalate SLO breaches), the snapshot metadata
+//! `state_snapshot_v2`, the whole cursor table, and a snapshot copy that never blocks on the
+//! writer. Kept apart from the MVP reads/writes so those files stay as they were.
+//!
+//! WHY a one-step backup ([`Store::snapshot_whole_to`]): a backup stepped in pages from a
+//! connection other than the writer's restarts whenever the writer commits between two steps,
+//! so on a busy daemon it may never finish. One step holds one WAL read transaction for the
+//! copy: the writer keeps committing (WAL), and the copy is consistent as of its start.
+use std::path::{Path, PathBuf};
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, params};
+
+use super::error::StoreError;
+use super::{CursorRow, Store, Tx};
+use crate::core::types::Millis;
+
+/// One `alert_ledger_v1` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRow {
+    pub id: i64,
+    pub ts: Millis,
+    /// The SLO's name, e.g. `state_latency_deterministic`.
+    pub slo: String,
+    /// `warn`, `degraded` or `escalate` (the table's CHECK).
+    pub level: String,
+    /// The measured value (p95 latency in ms for the latency SLOs).
+    pub value: Option<f64>,
+    /// The window it was measured over, e.g. `10m n=412`.
+    pub window: Option<String>,
+    pub detail: String,
+}
+
+/// One `state_snapshot_v2` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub id: i64,
+    pub created_ts: Millis,
+    pub path: String,
+    pub reason: String,
+    pub size: u64,
+    pub ok: bool,
+}
+
+impl Tx<'_> {
+    /// Appends one alert to `alert_ledger_v1`; returns its id.
+    pub fn record_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
+        self.exec(
+            "record alert",
+            "INSERT INTO alert_ledger_v1 (ts, slo, level, value, \"window\", detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![a.ts, a.slo, a.level, a.value, a.window, a.detail],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Deletes a snapshot's metadata row (its file was removed by retention).
+    pub fn delete_snapshot(&mut self, id: i64) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "delete snapshot",
+            "DELETE FROM state_snapshot_v2 WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+impl Store {
+    /// Alerts at or after `since`, newest first, at most `limit`.
+    pub fn alerts(&self, since: Millis, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
+        let op = "read alerts";
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, ts, slo, level, value, \"window\", detail FROM alert_ledger_v1 \
+                 WHERE ts >= ?1 ORDER BY ts DESC, id DESC LIMIT ?2",
+            )
+            .map_err(|e| StoreError::sql(op, e))?;
+        let rows = st
+            .query_map(
+                params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(AlertRow {
+                        id: r.get(0)?,
+                        ts: r.get(1)?,
+                        slo: r.get(2)?,
+                        level: r.get(3)?,
+                        value: r.get(4)?,
+                        window: r.get(5)?,
+                        detail: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(|e| StoreError::sql(op, e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sql(op, e))
+    }
+
+    /// Snapshot metadata, newest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRow>, StoreError> {
+        let op = "read snapshots";
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, created_ts, path, reason, size, ok FROM state_snapshot_v2 \
+                 ORDER BY created_ts DESC, id DESC",
+            )
+            .map_err(|e| StoreError::sql(op, e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(SnapshotRow {
+                    id: r.get(0)?,
+                    created_ts: r.get(1)?,
+                    path: r.get(2)?,
+                    reason: r.get(3)?,
+                    size: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                    ok: r.get(5)?,
+                })
+            })
+            .map_err(|e| StoreError::sql(op, e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sql(op, e))
+    }
+
+    /// Every source cursor (for the restore dry-run).
+    pub fn cursors(&self) -> Result<Vec<CursorRow>, StoreError> {
+        let op = "read cursors";
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT source_id, committed_cursor, fetched_cursor, updated_ts \
+                 FROM cursor_state_v2 ORDER BY source_id",
+            )
+            .map_err(|e| StoreError::sql(op, e))?;
+        let rows = st
+            .query_map([], super::rows::cursor_from_row)
+            .map_err(|e| StoreError::sql(op, e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sql(op, e))
+    }
+
+    /// Every `pane_state_v2` row of every server (the restore dry-run checks them all).
+    pub fn all_pane_states(&self) -> Result<Vec<super::PaneStateRow>, StoreError> {
+        let keys: Vec<String> = self.distinct("SELECT DISTINCT server_key FROM pane_state_v2")?;
+        let mut out = Vec::new();
+        for k in keys {
+            out.extend(self.pane_states(&k)?);
+        }
+        Ok(out)
+    }
+
+    /// Every open binding of every server.
+    pub fn all_open_bindings(&self) -> Result<Vec<super::BindingRow>, StoreError> {
+        let keys: Vec<String> = self.distinct(
+            "SELECT DISTINCT server_key FROM binding_link_v2 WHERE unlinked_ts IS NULL",
+        )?;
+        let mut out = Vec::new();
+        for k in keys {
+            out.extend(self.open_bindings(&k)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of accepted events stored for a session key.
+    pub fn accepted_events_for_session(&self, session_key: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM events_raw_v2 WHERE session_key = ?1 AND status = 'accepted'",
+                params![session_key],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| StoreError::sql("count session events", e))
+    }
+
+    fn distinct(&self, sql: &str) -> Result<Vec<String>, StoreError> {
+        let op = "read keys";
+        let mut st = self.conn.prepare(sql).map_err(|e| StoreError::sql(op, e))?;
+        let rows = st
+            .query_map([], |r| r.get(0))
+            .map_err(|e| StoreError::sql(op, e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| StoreError::sql(op, e))
+    }
+
+    /// [`Store::snapshot_to`] in one backup step (see the module doc): for a connection other
+    /// than the daemon's writer, e.g. a snapshot thread or `agtmux snapshot create`.
+    pub fn snapshot_whole_to(&self, path: &Path) -> Result<u64, StoreError> {
+        let io = |op: &'static str, e: std::io::Error| StoreError::Io {
+            op,
+            detail: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io("snapshot dir", e))?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let result = (|| {
+            let mut dst = Connection::open(&tmp).map_err(|e| StoreError::sql("snapshot", e))?;
+            {
+                let backup = Backup::new(&self.conn, &mut dst)
+                    .map_err(|e| StoreError::sql("snapshot", e))?;
+                // `run_to_completion` asserts a positive page count: step by hand.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    match backup
+                        .step(-1)
+                        .map_err(|e| StoreError::sql("snapshot", e))?
+                    {
+                        StepResult::Done => break,
+                        StepResult::More => continue,
+                        _ if std::time::Instant::now() >= deadline => {
+                            return Err(StoreError::Io {
+                                op: "snapshot",
+                                detail: "database stayed locked".into(),
+                            });
+                        }
+                        _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    }
+                }
+            }
+            dst.close()
+                .map_err(|(_, e)| StoreError::sql("snapshot", e))?;
+            std::fs::rename(&tmp, path).map_err(|e| io("snapshot rename", e))?;
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|e| io("snapshot size", e))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
