@@ -22,6 +22,11 @@ pub struct PopupArgs {
     /// the one that opened the popup).
     #[arg(short = 'c', long, value_name = "CLIENT")]
     pub client: Option<String>,
+    /// Benchmark support (`scripts/bench`, popup-open): draw the first full frame (the daemon's
+    /// snapshot applied, or its absence reported), then leave and print to stderr when the
+    /// process entered `run` and when that frame was flushed (Unix ns, as `time.time_ns()`).
+    #[arg(long, hide = true)]
+    pub bench_exit_after_first_frame: bool,
 }
 
 /// Restores the terminal on drop (also on early return).
@@ -119,6 +124,8 @@ pub struct Popup {
     /// The selected pane's id (kept across live updates).
     pub selected: Option<String>,
     pub message: Option<String>,
+    /// The daemon's snapshot (or an error answer) has been applied.
+    pub loaded: bool,
 }
 
 pub enum Action {
@@ -383,15 +390,27 @@ fn on_api_data(p: &mut Popup, sock: &mut UnixStream, inbuf: &mut Vec<u8>) -> boo
         } else if let Some(r) = msg.get("result") {
             p.list = r["list"].clone();
             p.message = None;
+            p.loaded = true;
         } else if let Some(e) = msg.get("error") {
             p.message = Some(format!("daemon: {}", e["message"].as_str().unwrap_or("?")));
+            p.loaded = true;
         }
     }
     p.fix_selection();
     open
 }
 
+fn unix_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
 pub fn run(args: &PopupArgs) -> i32 {
+    let started_ns = unix_ns();
+    let mut bench: Option<(u128, usize)> = None;
+    let mut frames = 0usize;
     let sp = args.server.paths();
     let mut popup = Popup {
         list: json!({"sessions": []}),
@@ -443,6 +462,11 @@ pub fn run(args: &PopupArgs) -> i32 {
     }
     loop {
         if draw(&popup, &mut out, &mut scroll).is_err() {
+            break;
+        }
+        frames += 1;
+        if args.bench_exit_after_first_frame && (popup.loaded || sock.is_none()) {
+            bench = Some((unix_ns(), frames));
             break;
         }
         let mut fds = vec![libc::pollfd {
@@ -503,6 +527,14 @@ pub fn run(args: &PopupArgs) -> i32 {
     }
     drop(raw);
     drop(out);
+    if let Some((frame_ns, n)) = bench {
+        eprintln!(
+            "agtmux-popup-bench start_ns={started_ns} frame_ns={frame_ns} frames={n} \
+             loaded={} agent_panes={}",
+            popup.loaded,
+            popup.order().len()
+        );
+    }
     match action {
         Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
         _ => 0,
