@@ -160,12 +160,23 @@ impl CodexLink {
     /// The observer's socket readiness (one token for both directions).
     pub fn on_ready(&mut self, readable: bool, writable: bool, now: Millis) {
         if readable {
+            // Only what changed anything makes the link re-correlate: streaming deltas are
+            // read and dropped without touching bindings, /proc or the projection.
+            let before = (self.obs.queued(), self.obs.threads().count());
             self.obs.on_readable(now);
-            self.dirty = true;
+            if (self.obs.queued(), self.obs.threads().count()) != before {
+                self.dirty = true;
+            }
         }
         if writable {
             self.obs.on_writable(now);
         }
+    }
+
+    /// Did the last readiness change anything that the pipeline must look at (new events
+    /// or thread facts)?
+    pub fn needs_step(&self) -> bool {
+        self.dirty
     }
 
     /// When the observer's timers need a `step`.

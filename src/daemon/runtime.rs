@@ -310,7 +310,13 @@ impl Runtime {
                 self.exit_code = 1;
                 break;
             }
+            // A wake-up whose only news is Codex traffic that changed nothing (streaming
+            // deltas, read and dropped) runs no pipeline pass: no per-delta work.
+            let mut work = events.is_empty();
             for ev in events.iter() {
+                if ev.token() != CODEX_APPSERVER {
+                    work = true;
+                }
                 match ev.token() {
                     SIG_TERM => {
                         drain(&mut self.sig_term);
@@ -343,13 +349,17 @@ impl Runtime {
                     }
                     CODEX_APPSERVER => {
                         self.codex
-                            .on_ready(ev.is_readable(), ev.is_writable(), now_ms())
+                            .on_ready(ev.is_readable(), ev.is_writable(), now_ms());
+                        work |= self.codex.needs_step();
                     }
                     t if api::owns(t) => self.on_api(ev),
                     _ => {}
                 }
             }
-            self.step(now_ms());
+            let now = now_ms();
+            if work || self.next_deadline().is_some_and(|d| d <= now) {
+                self.step(now);
+            }
         }
         self.on_shutdown();
         self.exit_code
