@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         socket: std::path::Path::new("/tmp/agtmux-fuzz-none"),
         tmux_connected: true,
         store_problem: None,
+        metrics: None,
+        ingest_counts: [0; 4],
         now: 1_000,
     };
     let (answer, _) = handle_line(data, &view);
