@@ -342,10 +342,11 @@ class Agent:
             self.dump(name)
         if capture and ok:
             self.s.capture(self.pane, capture, self.size, want.get("state", "none"))
-        self.s.record({"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
-                       "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
-                       "latency": (t_agt - t_screen) if ok else None, "result": "PASS" if ok else "FAIL",
-                       "note": note, "det": opts.get("evidence") == "deterministic"})
+        self.last_row = {"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
+                         "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
+                         "latency": (t_agt - t_screen) if ok else None, "result": "PASS" if ok else "FAIL",
+                         "note": note, "det": opts.get("evidence") == "deterministic"}
+        self.s.record(self.last_row)
         if not ok:
             self.failed = True
         return ok
@@ -381,7 +382,17 @@ class Agent:
         opts, txt = self.s.snap(self.pane)
         size = self.s.tmux("display", "-p", "-t", self.pane, "#{pane_width}x#{pane_height}").strip()
         with open(fn, "w") as f:
-            f.write(json.dumps(opts) + " size=" + size + "\n" + txt)
+            f.write(json.dumps(opts) + " size=" + size + "\n" + txt + "\n---- agtmux explain\n" + self.explain())
+
+    def explain(self, *flags):
+        r = subprocess.run([self.s.a.agtmux, "explain", "-L", self.s.server] + list(flags) + [self.pane],
+                           env=self.s.env(), capture_output=True, text=True, timeout=10)
+        return r.stdout + r.stderr
+
+    def save_explain(self, name):
+        fn = os.path.join(self.s.logs, "explain-%s-%s-%s.txt" % (self.agent, self.label, re.sub(r"\W+", "_", name)))
+        with open(fn, "w") as f:
+            f.write(self.explain() + "\n---- --json\n" + self.explain("--json"))
 
     def focus(self):
         self.s.tmux("switch-client", "-c", self.s.client, "-t", self.session)
@@ -523,7 +534,7 @@ def codex_start(a, cap):
         a.key("Enter")
     a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "codex"}, X_IDLE, timeout=40,
            capture=cap and "%s_%s_01_idle" % (a.cap, a.label))
-    a.s.rows[-1]["note"] = ("TUI start %.1f s %s" % (a.start_s, a.s.rows[-1]["note"])).strip()
+    a.last_row["note"] = ("TUI start %.1f s %s" % (a.start_s, a.last_row["note"])).strip()
 
 
 def codex_full(s, size, cap, variant="codex"):
@@ -647,24 +658,29 @@ def appserver_cycle(s, a):
     daemon is missing) brings it back and agtmux re-promotes the pane to the app-server's evidence."""
     a.step("app-server bound: idle is deterministic", {"state": "idle", "evidence": "deterministic"}, X_IDLE,
            timeout=10)
+    a.save_explain("before app-server kill")
     pids = s.codex_daemon_pids()
     t_kill = now()
     a.step("app-server daemon killed -> poller fallback",
            {"state": "idle", "evidence": "heuristic", "daemon": Has("degraded")}, r"Reconnecting to server",
            lambda: pids and os.kill(pids[0], signal.SIGKILL), timeout=20, grace=GRACE)
-    s.rows[-1]["note"] = (s.rows[-1]["note"] + " kill->agtmux %d ms" % round((now() - t_kill) * 1000)).strip()
+    a.last_row["note"] = (a.last_row["note"] + " kill->agtmux %d ms" % round((now() - t_kill) * 1000)).strip()
+    a.save_explain("after app-server kill")
     codex = shutil.which("codex", path=s.a.path)
     out = {}
 
     def restart():
-        r = subprocess.run([codex, "app-server", "daemon", "start"], env=s.env(), capture_output=True, text=True,
+        # the daemon makes the model requests: it needs the provider key the TUI had
+        r = subprocess.run([codex, "app-server", "daemon", "start"], env=s.env(E2E_OPENAI_KEY="dummy"),
+                           capture_output=True, text=True,
                            timeout=60, cwd=s.work[a.agent])
         out["rc"], out["err"] = r.returncode, (r.stdout + r.stderr)[-300:]
     a.step("app-server back -> re-promotion to deterministic",
            {"state": "idle", "evidence": "deterministic", "daemon": Has("degraded", neg=True)},
            lambda t: "Reconnecting to server" not in t, restart, timeout=30, grace=10)
+    a.save_explain("after app-server restart")
     if out.get("rc"):
-        s.rows[-1]["note"] += " daemon start rc=%s %s" % (out["rc"], out["err"].replace("\n", " "))
+        a.last_row["note"] += " daemon start rc=%s %s" % (out["rc"], out["err"].replace("\n", " "))
     a.step("after app-server restart: prompt -> running", {"state": "running", "evidence": "deterministic"},
            X_RUN, lambda: a.send("please answer slow3"))
     a.step("after app-server restart: finish -> idle", {"state": "idle", "evidence": "deterministic"},
