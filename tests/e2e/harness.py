@@ -497,7 +497,8 @@ def claude_full(s, size, cap):
 
 def claude_exit(a):
     a.key("C-u")
-    a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15)
+    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
+        late_unmanaged(a, 15)
 
 
 # -- Codex ---------------------------------------------------------------------------------------
@@ -581,7 +582,20 @@ def codex_full(s, size, cap, variant="codex"):
 
 
 def codex_exit(a):
-    a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15)
+    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
+        late_unmanaged(a, 15)
+
+
+def late_unmanaged(a, waited, limit=45):
+    """After a failed /exit step: how long until agtmux did drop the pane (evidence for the report)."""
+    t0 = now()
+    while now() - t0 < limit:
+        opts, _ = a.s.snap(a.pane)
+        if all(matches(opts.get(k), v) for k, v in UNMANAGED.items()):
+            a.last_row["note"] += "; unmanaged ~%.0f s after the shell was back" % (waited + now() - t0)
+            return
+        time.sleep(0.25)
+    a.last_row["note"] += "; still managed %.0f s after the shell was back" % (waited + limit)
 
 
 # -- smaller pass at other sizes --------------------------------------------------------------------
@@ -660,11 +674,12 @@ def appserver_cycle(s, a):
            timeout=10)
     a.save_explain("before app-server kill")
     pids = s.codex_daemon_pids()
-    t_kill = now()
+    t_kill = time.time()
     a.step("app-server daemon killed -> poller fallback",
            {"state": "idle", "evidence": "heuristic", "daemon": Has("degraded")}, r"Reconnecting to server",
            lambda: pids and os.kill(pids[0], signal.SIGKILL), timeout=20, grace=GRACE)
-    a.last_row["note"] = (a.last_row["note"] + " kill->agtmux %d ms" % round((now() - t_kill) * 1000)).strip()
+    a.last_row["note"] = (a.last_row["note"] + " killed pid %s at %s.%03dZ" % (
+        pids[:1], time.strftime("%H:%M:%S", time.gmtime(t_kill)), int(t_kill * 1000) % 1000)).strip()
     a.save_explain("after app-server kill")
     codex = shutil.which("codex", path=s.a.path)
     out = {}
