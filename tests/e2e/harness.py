@@ -311,9 +311,11 @@ class Agent:
         shows `want` (dict of FIELDS -> value or set of values). Records one row."""
         pred = screen if callable(screen) else (lambda txt, rx=re.compile(screen, re.M): bool(rx.search(txt)))
         if action:
+            wall_action = time.time()
             action()
         t0 = now()
         t_screen = t_agt = None
+        wall_screen = wall_agt = wall_action = None
         opts = {}
         deadline = t0 + timeout
         while now() < deadline:
@@ -321,10 +323,12 @@ class Agent:
             t = now()
             if t_screen is None and pred(txt):
                 t_screen = t
+                wall_screen = time.time()
                 deadline = min(deadline, t + grace) if t_agt is None else deadline
             if all(matches(opts.get(k), v) for k, v in want.items()):
                 if t_agt is None:
                     t_agt = t
+                    wall_agt = time.time()
             else:
                 t_agt = None
             if t_screen is not None and t_agt is not None:
@@ -345,7 +349,9 @@ class Agent:
         self.last_row = {"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
                          "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
                          "latency": (t_agt - t_screen) if ok else None, "result": "PASS" if ok else "FAIL",
-                         "note": note, "det": opts.get("evidence") == "deterministic"}
+                         "note": note, "det": opts.get("evidence") == "deterministic",
+                         "wall": {"action": wall_action, "screen": wall_screen, "agtmux": wall_agt},
+                         "pane": self.pane}
         self.s.record(self.last_row)
         if not ok:
             self.failed = True
@@ -507,7 +513,10 @@ X_IDLE = r"\? for shortcuts|Ask Codex to do anything"
 
 
 def codex_idle_after(a, marker):
-    rx = re.compile(marker, re.M)
+    # The turn has ended on screen when Codex prints its "Worked for Ns" line below the answer; the
+    # answer's last word alone shows up earlier, while Codex still finishes the turn (it streams
+    # the text without an "esc to interrupt" status line), which would charge agtmux for that time.
+    rx = re.compile(marker + r"[\s\S]*Worked for", re.M)
     return lambda t: bool(rx.search(since_prompt(a, t))) and "esc to interrupt" not in t
 
 
@@ -586,7 +595,7 @@ def codex_exit(a):
         late_unmanaged(a, 15)
 
 
-def late_unmanaged(a, waited, limit=45):
+def late_unmanaged(a, waited, limit=30):
     """After a failed /exit step: how long until agtmux did drop the pane (evidence for the report)."""
     t0 = now()
     while now() - t0 < limit:
