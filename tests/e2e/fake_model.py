@@ -72,7 +72,8 @@ def directive(text):
 
 
 def bump(key):
-    """How many times this prompt was tried before (for flakyN), per API: both agents may send the same prompt."""
+    """How many times this prompt was tried before (for flakyN); keyed per API and conversation,
+    because several agents may send the same prompt."""
     with _attempts_lock:
         n = _attempts.get(key, 0)
         _attempts[key] = n + 1
@@ -162,7 +163,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             kind, arg = directive(prompt)
         log(api="anthropic", kind=kind, prompt=prompt[-120:], stream=req.get("stream"))
-        if kind == "flaky" and bump("anthropic:" + prompt) < arg:
+        conv = str((req.get("metadata") or {}).get("user_id") or "")  # carries Claude's session id
+        if kind == "flaky" and bump("anthropic:" + conv + ":" + prompt) < arg:
             return self.send_json(500, {"type": "error", "error": {"type": "api_error", "message": "e2e flaky 500"}})
         if kind == "fail500":
             return self.send_json(500, {"type": "error", "error": {"type": "api_error", "message": "e2e scripted 500"}})
@@ -276,7 +278,9 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "hang":
             time.sleep(HANG)
             return
-        if kind == "flaky" and bump("openai:" + prompt) < arg:
+        # per conversation: several Codex TUIs send the same prompt at the same time
+        conv = str(req.get("prompt_cache_key") or self.headers.get("session_id") or self.headers.get("conversation_id") or "")
+        if kind == "flaky" and bump("openai:" + conv + ":" + prompt) < arg:
             time.sleep(0.5)
             return  # connection closes without response.completed: Codex retries the stream
         if kind == "midfail":

@@ -30,9 +30,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLL = 0.02
 GRACE = 4.0
-FIELDS = ["state", "evidence", "presence", "provider", "attn", "gattn", "cmd", "title"]
+FIELDS = ["state", "evidence", "presence", "provider", "attn", "gattn", "cmd", "title", "daemon"]
 FMT = "\t".join(["#{@agtmux_state}", "#{@agtmux_evidence}", "#{@agtmux_presence}", "#{@agtmux_provider}",
-                 "#{@agtmux_attention_kind}", "#{@agtmux_attention}", "#{pane_current_command}", "#{pane_title}"])
+                 "#{@agtmux_attention_kind}", "#{@agtmux_attention}", "#{pane_current_command}", "#{pane_title}",
+                 "#{@agtmux_daemon}"])
+# Codex variants: "codex" = Codex's default (features.daemon_auto_start = true: the TUI starts or reuses
+# the managed app-server daemon, which agtmux observes on its control socket); "codex-nd" = the
+# daemon switched off (the app-server runs inside the TUI: agtmux has hooks + screen only).
+CODEX_VARIANTS = {"codex": True, "codex-nd": False}
 API_KEY = "sk-ant-api03-e2e-offline-key-00000000000000000000"
 
 
@@ -45,7 +50,9 @@ class Suite:
         self.a = a
         self.run = a.run_dir
         self.home = os.path.join(self.run, "home")
+        # the agtmux daemon follows the app-server of this CODEX_HOME (the default one)
         self.codex_home = os.path.join(self.home, ".codex")
+        self.codex_homes = {"codex": self.codex_home, "codex-nd": os.path.join(self.home, ".codex-nd")}
         self.state_dir = os.path.join(self.run, "agtmux-state")
         self.runtime_dir = os.path.join(self.run, "agtmux-run")
         self.logs = os.path.join(self.run, "logs")
@@ -81,12 +88,12 @@ class Suite:
 
     # -- setup --------------------------------------------------------------------------------
     def setup(self):
-        for d in (self.home, self.codex_home, self.state_dir, self.runtime_dir, self.logs, self.caps,
-                  os.path.join(self.home, ".claude")):
+        for d in [self.home, self.state_dir, self.runtime_dir, self.logs, self.caps,
+                  os.path.join(self.home, ".claude")] + list(self.codex_homes.values()):
             os.makedirs(d, exist_ok=True)
         os.chmod(self.runtime_dir, 0o700)
         self.work = {}
-        for agent in ("claude", "codex"):
+        for agent in ["claude"] + list(CODEX_VARIANTS):
             self.work[agent] = os.path.join(self.run, "work-" + agent)
             os.makedirs(self.work[agent], exist_ok=True)
         # fake model
@@ -109,20 +116,23 @@ class Suite:
                        "projects": {self.work["claude"]: {"hasTrustDialogAccepted": True,
                                                           "hasCompletedProjectOnboarding": True,
                                                           "projectOnboardingSeenCount": 1}}}, f, indent=1)
-        # Codex: the fake provider, no retries of 4xx, project trust, no model-migration notices.
-        with open(os.path.join(self.codex_home, "config.toml"), "w") as f:
-            f.write('model = "gpt-5.5"\nmodel_provider = "e2e"\napproval_policy = "on-request"\n'
+        # Codex: the fake provider, no retries of 4xx, project trust, no model-migration notices;
+        # the managed app-server daemon on (Codex's default) or off, per variant.
+        for variant, daemon in CODEX_VARIANTS.items():
+            with open(os.path.join(self.codex_homes[variant], "config.toml"), "w") as f:
+                f.write('model = "gpt-5.5"\nmodel_provider = "e2e"\napproval_policy = "on-request"\n'
                     'sandbox_mode = "workspace-write"\ncheck_for_update_on_startup = false\n\n'
                     '[model_providers.e2e]\nname = "e2e"\nbase_url = "http://127.0.0.1:%d/v1"\n'
                     'wire_api = "responses"\nenv_key = "E2E_OPENAI_KEY"\nrequest_max_retries = 0\n'
                     'stream_max_retries = 3\n\n[projects."%s"]\ntrust_level = "trusted"\n\n'
                     '[analytics]\nenabled = false\n\n[features]\nenable_request_compression = false\n'
-                    'daemon_auto_start = false\n\n[tui]\nscreen_reader_detection_done = true\n\n'
+                    'daemon_auto_start = %s\n\n[tui]\nscreen_reader_detection_done = true\n\n'
                     '[tui.model_availability_nux]\n"gpt-6.1-sol" = 4\n\n[notice.model_migrations]\n'
-                    '"gpt-5.5" = "gpt-6-sol"\n' % (self.port, self.work["codex"]))
+                    '"gpt-5.5" = "gpt-6-sol"\n' % (self.port, self.work[variant], "true" if daemon else "false"))
         # agtmux hooks, installed the way a user does it
-        for agent in ("claude", "codex"):
-            r = subprocess.run([self.a.agtmux, "setup", agent], env=self.env(), capture_output=True, text=True)
+        for agent in ["claude"] + list(CODEX_VARIANTS):
+            r = subprocess.run([self.a.agtmux, "setup", agent.split("-")[0]], capture_output=True, text=True,
+                               env=self.env(CODEX_HOME=self.codex_homes.get(agent, self.codex_home)))
             with open(os.path.join(self.logs, "setup-%s.txt" % agent), "w") as f:
                 f.write(r.stdout + r.stderr)
             if r.returncode != 0:
@@ -176,8 +186,32 @@ class Suite:
             self.daemon.send_signal(signal.SIGKILL)
             self.daemon.wait()
 
+    def codex_daemon_pids(self):
+        """Pids of the managed app-server daemon and its updater loop (they outlive the TUIs)."""
+        pids = []
+        for name in ("daemon.pid", "daemon-updater.pid"):
+            try:
+                with open(os.path.join(self.codex_home, "app-server-daemon", name)) as f:
+                    pids.append(int(json.load(f)["pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        return [p for p in pids if self.is_codex_daemon(p)]
+
+    def is_codex_daemon(self, pid):
+        """True when `pid` runs a binary from this run's CODEX_HOME (pid files can be stale)."""
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return self.codex_home.encode() in f.read()
+        except OSError:
+            return False
+
     def cleanup(self):
         self.kill_daemon()
+        for pid in self.codex_daemon_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
         if self.client_pid:
             try:
@@ -199,7 +233,7 @@ class Suite:
                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_ERROR_REPORTING=1 "
                      "CLAUDE_CODE_MAX_RETRIES=2" % (self.port, API_KEY))
         else:
-            extra = "E2E_OPENAI_KEY=dummy"
+            extra = "E2E_OPENAI_KEY=dummy CODEX_HOME=%s" % self.codex_homes[agent]
         self.tmux("new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows),
                   self.shell_cmd(self.work[agent], extra))
         # Keep the pane at its size when the attached client visits it. Per window, because a
@@ -226,18 +260,19 @@ class Suite:
         with open(os.path.join(self.caps, "labels.tsv"), "a") as f:
             # fixtures/screens labels.tsv format; the activity is what the step expected (review it)
             f.write("%s.txt\t%d\t%d\t%s\tmanaged\t%s\t%s\treal e2e capture\n"
-                    % (label, size[0], size[1], meta, label.split("_")[0], expect_activity))
+                    % (label, size[0], size[1], meta, "codex" if label.startswith("codex") else "claude",
+                       expect_activity))
 
 
 def fmt_row(r):
     lat = "" if r["latency"] is None else "%+d" % round(r["latency"] * 1000)
-    return "| %-6s | %-7s | %-44s | %-16s | %-16s | %-13s | %7s | %-4s | %s |" % (
+    return "| %-8s | %-7s | %-44s | %-16s | %-16s | %-13s | %7s | %-4s | %s |" % (
         r["agent"], r["size"], r["step"][:44], r["expected"], r["got"], r["evidence"], lat, r["result"], r["note"])
 
 
-HEADER = ("| %-6s | %-7s | %-44s | %-16s | %-16s | %-13s | %7s | %-4s | %s |\n" % (
+HEADER = ("| %-8s | %-7s | %-44s | %-16s | %-16s | %-13s | %7s | %-4s | %s |\n" % (
     "agent", "size", "step", "expected", "agtmux", "evidence", "lat ms", "ok", "note")
-    + "|" + "|".join("-" * n for n in (8, 9, 46, 18, 18, 15, 9, 6, 6)) + "|")
+    + "|" + "|".join("-" * n for n in (10, 9, 46, 18, 18, 15, 9, 6, 6)) + "|")
 
 
 class Agent:
@@ -245,6 +280,8 @@ class Agent:
 
     def __init__(self, suite, agent, size):
         self.s, self.agent, self.size = suite, agent, size
+        self.kind = agent.split("-")[0]  # claude | codex
+        self.cap = agent.replace("-", "")  # capture label prefix
         self.pane, self.session = suite.new_pane(agent, size)
         self.label = "%dx%d" % size
         self.failed = False
@@ -274,9 +311,11 @@ class Agent:
         shows `want` (dict of FIELDS -> value or set of values). Records one row."""
         pred = screen if callable(screen) else (lambda txt, rx=re.compile(screen, re.M): bool(rx.search(txt)))
         if action:
+            wall_action = time.time()
             action()
         t0 = now()
         t_screen = t_agt = None
+        wall_screen = wall_agt = wall_action = None
         opts = {}
         deadline = t0 + timeout
         while now() < deadline:
@@ -284,10 +323,12 @@ class Agent:
             t = now()
             if t_screen is None and pred(txt):
                 t_screen = t
+                wall_screen = time.time()
                 deadline = min(deadline, t + grace) if t_agt is None else deadline
-            if all(opts.get(k) in (v if isinstance(v, (set, tuple)) else {v}) for k, v in want.items()):
+            if all(matches(opts.get(k), v) for k, v in want.items()):
                 if t_agt is None:
                     t_agt = t
+                    wall_agt = time.time()
             else:
                 t_agt = None
             if t_screen is not None and t_agt is not None:
@@ -305,10 +346,13 @@ class Agent:
             self.dump(name)
         if capture and ok:
             self.s.capture(self.pane, capture, self.size, want.get("state", "none"))
-        self.s.record({"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
-                       "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
-                       "latency": (t_agt - t_screen) if ok else None, "result": "PASS" if ok else "FAIL",
-                       "note": note, "det": opts.get("evidence") == "deterministic"})
+        self.last_row = {"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
+                         "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
+                         "latency": (t_agt - t_screen) if ok else None, "result": "PASS" if ok else "FAIL",
+                         "note": note, "det": opts.get("evidence") == "deterministic",
+                         "wall": {"action": wall_action, "screen": wall_screen, "agtmux": wall_agt},
+                         "pane": self.pane}
+        self.s.record(self.last_row)
         if not ok:
             self.failed = True
         return ok
@@ -323,7 +367,7 @@ class Agent:
             opts, txt = self.s.snap(self.pane)
             polls += 1
             screen_ok += bool(rx.search(txt))
-            if any(opts.get(k) != v for k, v in want.items()):
+            if not all(matches(opts.get(k), v) for k, v in want.items()):
                 bad.append(opts.get("state"))
             time.sleep(POLL)
         ok = not bad and screen_ok > polls * 0.8
@@ -344,7 +388,17 @@ class Agent:
         opts, txt = self.s.snap(self.pane)
         size = self.s.tmux("display", "-p", "-t", self.pane, "#{pane_width}x#{pane_height}").strip()
         with open(fn, "w") as f:
-            f.write(json.dumps(opts) + " size=" + size + "\n" + txt)
+            f.write(json.dumps(opts) + " size=" + size + "\n" + txt + "\n---- agtmux explain\n" + self.explain())
+
+    def explain(self, *flags):
+        r = subprocess.run([self.s.a.agtmux, "explain", "-L", self.s.server] + list(flags) + [self.pane],
+                           env=self.s.env(), capture_output=True, text=True, timeout=10)
+        return r.stdout + r.stderr
+
+    def save_explain(self, name):
+        fn = os.path.join(self.s.logs, "explain-%s-%s-%s.txt" % (self.agent, self.label, re.sub(r"\W+", "_", name)))
+        with open(fn, "w") as f:
+            f.write(self.explain() + "\n---- --json\n" + self.explain("--json"))
 
     def focus(self):
         self.s.tmux("switch-client", "-c", self.s.client, "-t", self.session)
@@ -353,10 +407,29 @@ class Agent:
         self.s.tmux("switch-client", "-c", self.s.client, "-t", "home")
 
 
+class Has:
+    """A `want` value: the option contains (or, with neg=True, lacks) this text."""
+
+    def __init__(self, text, neg=False):
+        self.text, self.neg = text, neg
+
+    def __call__(self, val):
+        return (self.text in (val or "")) != self.neg
+
+    def __str__(self):
+        return ("!~" if self.neg else "~") + self.text
+
+
+def matches(val, want):
+    if callable(want):
+        return want(val)
+    return val in (want if isinstance(want, (set, tuple)) else {want})
+
+
 def fmt_want(w):
     parts = []
     for k, v in w.items():
-        v = "|".join(sorted(v)) if isinstance(v, (set, tuple)) else (v or "''")
+        v = str(v) if callable(v) else "|".join(sorted(v)) if isinstance(v, (set, tuple)) else (v or "''")
         parts.append(v if k == "state" else "%s=%s" % (k, v))
     return " ".join(parts)
 
@@ -430,7 +503,8 @@ def claude_full(s, size, cap):
 
 def claude_exit(a):
     a.key("C-u")
-    a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15)
+    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
+        late_unmanaged(a, 15)
 
 
 # -- Codex ---------------------------------------------------------------------------------------
@@ -439,28 +513,43 @@ X_IDLE = r"\? for shortcuts|Ask Codex to do anything"
 
 
 def codex_idle_after(a, marker):
-    rx = re.compile(marker, re.M)
+    # The turn has ended on screen when Codex prints its "Worked for Ns" line below the answer; the
+    # answer's last word alone shows up earlier, while Codex still finishes the turn (it streams
+    # the text without an "esc to interrupt" status line), which would charge agtmux for that time.
+    rx = re.compile(marker + r"[\s\S]*Worked for", re.M)
     return lambda t: bool(rx.search(since_prompt(a, t))) and "esc to interrupt" not in t
 
 
 def codex_start(a, cap):
+    # Codex asks to review agtmux's hooks until they are trusted (recorded in config.toml). With the
+    # managed daemon the idle composer shows first and the dialog only once the daemon is up
+    # (seconds later, the first time it copies its package), so wait for the dialog itself when
+    # the hooks are not trusted yet, not for the first screen.
+    with open(os.path.join(a.s.codex_homes[a.agent], "config.toml")) as f:
+        trusted = "trusted_hash" in f.read()
+    t0 = now()
     a.send("codex")
-    a.wait_screen(r"Hooks need review|Ask Codex to do anything|\? for shortcuts", 40)
-    time.sleep(1.2)
+    if trusted:
+        a.wait_screen(r"Ask Codex to do anything|\? for shortcuts", 40)
+        time.sleep(1.2)
+    else:
+        a.wait_screen(r"Hooks need review", 60)
+    a.start_s = now() - t0
     _, txt = a.s.snap(a.pane)
     if "Hooks need review" in txt:
         a.step("hooks-review dialog -> waiting_approval", {"state": "waiting_approval"}, r"Hooks need review",
-               capture=cap and "codex_%s_00_hooks_review" % a.label)
+               capture=cap and "%s_%s_00_hooks_review" % (a.cap, a.label))
         a.key("Down")
         time.sleep(0.3)
         a.key("Enter")
     a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "codex"}, X_IDLE, timeout=40,
-           capture=cap and "codex_%s_01_idle" % a.label)
+           capture=cap and "%s_%s_01_idle" % (a.cap, a.label))
+    a.last_row["note"] = ("TUI start %.1f s %s" % (a.start_s, a.last_row["note"])).strip()
 
 
-def codex_full(s, size, cap):
-    a = Agent(s, "codex", size)
-    C = "codex_%s_" % a.label
+def codex_full(s, size, cap, variant="codex"):
+    a = Agent(s, variant, size)
+    C = "%s_%s_" % (a.cap, a.label)
     codex_start(a, cap)
     a.step("prompt -> running", {"state": "running"}, X_RUN + r"|Slow answer", lambda: a.send("please answer slow8"))
     a.hold("slow answer stays running (4s)", {"state": "running"}, r"Slow answer|" + X_RUN, 4)
@@ -502,7 +591,20 @@ def codex_full(s, size, cap):
 
 
 def codex_exit(a):
-    a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15)
+    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
+        late_unmanaged(a, 15)
+
+
+def late_unmanaged(a, waited, limit=30):
+    """After a failed /exit step: how long until agtmux did drop the pane (evidence for the report)."""
+    t0 = now()
+    while now() - t0 < limit:
+        opts, _ = a.s.snap(a.pane)
+        if all(matches(opts.get(k), v) for k, v in UNMANAGED.items()):
+            a.last_row["note"] += "; unmanaged ~%.0f s after the shell was back" % (waited + now() - t0)
+            return
+        time.sleep(0.25)
+    a.last_row["note"] += "; still managed %.0f s after the shell was back" % (waited + limit)
 
 
 # -- smaller pass at other sizes --------------------------------------------------------------------
@@ -529,9 +631,9 @@ def claude_short(s, size, cap):
     return a
 
 
-def codex_short(s, size, cap):
-    a = Agent(s, "codex", size)
-    C = "codex_%s_" % a.label
+def codex_short(s, size, cap, variant="codex"):
+    a = Agent(s, variant, size)
+    C = "%s_%s_" % (a.cap, a.label)
     codex_start(a, cap)
     a.step("prompt -> running", {"state": "running"}, X_RUN + r"|Slow answer", lambda: a.send("please answer slow5"),
            capture=cap and C + "02_running")
@@ -550,7 +652,7 @@ def codex_short(s, size, cap):
 def daemon_restart(s, agents):
     """Kill -9 the agtmux daemon mid-turn; the turn ends while it is down; restart: state is back."""
     for a in agents:
-        a.step("prompt -> running (before daemon kill)", {"state": "running"}, X_RUN if a.agent == "codex" else C_RUN,
+        a.step("prompt -> running (before daemon kill)", {"state": "running"}, X_RUN if a.kind == "codex" else C_RUN,
                lambda a=a: a.send("please answer slow6"))
     s.kill_daemon()
     for a in agents:
@@ -566,10 +668,47 @@ def daemon_restart(s, agents):
         if r["latency"] is not None:
             r["note"] = "restart->state %d ms" % round((now() - t0) * 1000) if not r["note"] else r["note"]
     for a in agents:
-        a.step("after restart: prompt -> running", {"state": "running"}, X_RUN if a.agent == "codex" else C_RUN,
+        a.step("after restart: prompt -> running", {"state": "running"}, X_RUN if a.kind == "codex" else C_RUN,
                lambda a=a: a.send("please answer slow3"))
         a.step("after restart: finish -> idle", {"state": "idle"},
-               (codex_idle_after if a.agent == "codex" else claude_idle_after)(a, r"finished\."), timeout=20)
+               (codex_idle_after if a.kind == "codex" else claude_idle_after)(a, r"finished\."), timeout=20)
+
+
+def appserver_cycle(s, a):
+    """Codex's managed app-server daemon killed -9 under an idle TUI (the TUI says "Reconnecting to
+    server"): agtmux must fall back to the screen (evidence heuristic, `@agtmux_daemon` degraded)
+    with the state still right; then `codex app-server daemon start` (what the TUI runs when the
+    daemon is missing) brings it back and agtmux re-promotes the pane to the app-server's evidence."""
+    a.step("app-server bound: idle is deterministic", {"state": "idle", "evidence": "deterministic"}, X_IDLE,
+           timeout=10)
+    a.save_explain("before app-server kill")
+    pids = s.codex_daemon_pids()
+    t_kill = time.time()
+    a.step("app-server daemon killed -> poller fallback",
+           {"state": "idle", "evidence": "heuristic", "daemon": Has("degraded")}, r"Reconnecting to server",
+           lambda: pids and os.kill(pids[0], signal.SIGKILL), timeout=20, grace=GRACE)
+    a.last_row["note"] = (a.last_row["note"] + " killed pid %s at %s.%03dZ" % (
+        pids[:1], time.strftime("%H:%M:%S", time.gmtime(t_kill)), int(t_kill * 1000) % 1000)).strip()
+    a.save_explain("after app-server kill")
+    codex = shutil.which("codex", path=s.a.path)
+    out = {}
+
+    def restart():
+        # the daemon makes the model requests: it needs the provider key the TUI had
+        r = subprocess.run([codex, "app-server", "daemon", "start"], env=s.env(E2E_OPENAI_KEY="dummy"),
+                           capture_output=True, text=True,
+                           timeout=60, cwd=s.work[a.agent])
+        out["rc"], out["err"] = r.returncode, (r.stdout + r.stderr)[-300:]
+    a.step("app-server back -> re-promotion to deterministic",
+           {"state": "idle", "evidence": "deterministic", "daemon": Has("degraded", neg=True)},
+           lambda t: "Reconnecting to server" not in t, restart, timeout=30, grace=10)
+    a.save_explain("after app-server restart")
+    if out.get("rc"):
+        a.last_row["note"] += " daemon start rc=%s %s" % (out["rc"], out["err"].replace("\n", " "))
+    a.step("after app-server restart: prompt -> running", {"state": "running", "evidence": "deterministic"},
+           X_RUN, lambda: a.send("please answer slow3"))
+    a.step("after app-server restart: finish -> idle", {"state": "idle", "evidence": "deterministic"},
+           codex_idle_after(a, r"finished\."), timeout=20)
 
 
 def pending(s, agent, name, why):
@@ -600,7 +739,7 @@ def main():
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--server", help="tmux -L name (default agtmux-e2e-<pid>)")
     ap.add_argument("--claude-version", default="2.1.197")
-    ap.add_argument("--only", choices=["claude", "codex"])
+    ap.add_argument("--only", help="comma list of agents: claude,codex,codex-nd (default all)")
     ap.add_argument("--sizes", default="80x24,200x50", help="extra sizes for the short pass ('' = none)")
     ap.add_argument("--captures", action="store_true", help="save labelled captures under RUN/captures")
     ap.add_argument("--verbose", action="store_true")
@@ -611,20 +750,21 @@ def main():
     t_start = now()
     try:
         s.setup()
-        agents = [x for x in ("claude", "codex") if a.only in (None, x)]
-        full = {"claude": claude_full, "codex": codex_full}
+        only = set((a.only or "claude,codex,codex-nd").split(","))
+        agents = [x for x in ["claude"] + list(CODEX_VARIANTS) if x in only]
+        full = dict({"claude": claude_full}, **{v: lambda s, sz, cap, v=v: codex_full(s, sz, cap, v)
+                                                for v in CODEX_VARIANTS})
         out, errs = parallel(*[lambda x=x: full[x](s, (120, 40), a.captures) for x in agents])
         errors += errs
         live = [x for x in out if x is not None]
         daemon_restart(s, live)
         for x in live:
-            (claude_exit if x.agent == "claude" else codex_exit)(x)
-        if "codex" in agents:
-            pending(s, "codex", "app-server daemon killed -> poller fallback",
-                    "pending: Codex app-server observer not wired into the daemon yet")
-            pending(s, "codex", "app-server back -> re-promotion to deterministic",
-                    "pending: Codex app-server observer not wired into the daemon yet")
-        short = {"claude": claude_short, "codex": codex_short}
+            if x.agent == "codex":
+                appserver_cycle(s, x)
+        for x in live:
+            (claude_exit if x.kind == "claude" else codex_exit)(x)
+        short = dict({"claude": claude_short}, **{v: lambda s, sz, cap, v=v: codex_short(s, sz, cap, v)
+                                                  for v in CODEX_VARIANTS})
         for sz in [x for x in a.sizes.split(",") if x]:
             c, r = (int(v) for v in sz.split("x"))
             _, errs = parallel(*[lambda x=x: short[x](s, (c, r), a.captures) for x in agents])
