@@ -156,3 +156,20 @@ fn hooks_source_down_falls_back_to_the_screen_and_re_promotes() {
     s.wait_pane(&pane, "@agtmux_state", "idle", 5);
     s.wait_global("@agtmux_daemon", |v| v.contains(" ok"), 15);
 }
+
+#[test]
+fn an_agent_that_leaves_without_a_session_end_is_unmanaged() {
+    // Codex `/exit` only disconnects its TUI: no SessionEnd, no thread/closed. The process is
+    // what says the agent left.
+    let mut s = Server::start("left");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"l1","hook_event_name":"SessionStart","source":"startup"}"#,
+    );
+    s.wait_pane(&pane, "@agtmux_evidence", "deterministic", 10);
+    s.tmux(&["respawn-pane", "-k", "-t", &pane, "sleep 100000"]);
+    s.wait_pane(&pane, "@agtmux_presence", "", 15);
+}

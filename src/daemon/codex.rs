@@ -206,6 +206,11 @@ impl CodexLink {
 
     /// What `@agtmux_daemon` should say about the app-server, if anything. Absent Codex is no
     /// problem; a Codex pane whose daemon is there (or was) but cannot be followed is.
+    /// Was the app-server ever reached (so Codex runs in daemon mode here)?
+    pub fn ever_connected(&self) -> bool {
+        self.ever_connected
+    }
+
     pub fn status_problem(&self, proj: &Projection) -> Option<String> {
         let h = self.obs.health();
         if h == Health::Healthy {
@@ -525,7 +530,27 @@ impl CodexLink {
                     continue;
                 }
             }
-            // A pane holds one thread: the new one takes it over.
+            // A pane holds one thread. A stronger binding keeps its pane (a prompt seen on a
+            // pane does not beat that pane's own trusted hooks, and two bindings must not take
+            // a pane from each other in turn); an equal or weaker one gives way.
+            if let Some((held, b)) = self
+                .binds
+                .iter()
+                .find(|(t, b)| b.pane_id == pane && *t != &ev.thread_id)
+                && b.confidence > confidence
+            {
+                self.undecided.insert(
+                    ev.thread_id.clone(),
+                    (
+                        format!(
+                            "pane {pane} is held by thread {held} with a stronger binding ({} > {confidence})",
+                            b.confidence
+                        ),
+                        vec![pane.clone()],
+                    ),
+                );
+                continue;
+            }
             let taken: Vec<String> = self
                 .binds
                 .iter()

@@ -362,8 +362,11 @@ impl Projection {
                 .as_ref()
                 .and_then(|s| s.signature.as_ref())
                 .map(|s| (s.provider, s.confidence));
+            // An agent process that was seen and has gone takes its deterministic binding with
+            // it, even when no SessionEnd came (Codex `/exit` only disconnects its TUI).
+            let agent_left = p.seen_agent && p.process.is_none();
             let sig = classify_signature(&SignatureInput {
-                deterministic: det_live.first().map(|d| d.provider),
+                deterministic: det_live.first().filter(|_| !agent_left).map(|d| d.provider),
                 process: agent,
                 screen: screen_sig,
                 title: None,

@@ -1053,8 +1053,20 @@ impl Runtime {
         self.metrics.on_ingested(self.gateway.take_traced());
         // Source health from the gateway feeds admissibility.
         let hh = self.gateway.hooks_health();
-        // The spool carries Claude and Codex hook events alike.
-        let codex_changed = self.projection.set_health(SourceKind::CodexHooks, hh);
+        // The spool carries Claude and Codex hook events alike. Codex hooks, though, run
+        // inside Codex's app-server daemon when there is one: with that daemon gone no Codex
+        // hook will come either, so its last word must not outlive it.
+        let codex_hooks = if hh == Health::Healthy
+            && self.codex.ever_connected()
+            && self.codex.status_problem(&self.projection).is_some()
+        {
+            Health::Stale
+        } else {
+            hh
+        };
+        let codex_changed = self
+            .projection
+            .set_health(SourceKind::CodexHooks, codex_hooks);
         if self.projection.set_health(SourceKind::ClaudeHooks, hh) || codex_changed {
             log::warn!("source_health source=claude_hooks health={hh}");
             self.gateway.record_health(
