@@ -35,7 +35,7 @@ use std::time::Duration;
 /// `window_activity` moves on any output, in-place redraws included, so change hints catch
 /// what matters; the unconditional look is a sanity check, except for a pane in a state that
 /// can end without any hook (running, waiting: Esc, an approved command, an API error), where
-/// the screen is what contradicts the deterministic state and is read twice a second.
+/// the screen is what contradicts the deterministic state and is read every second.
 fn capture_interval(t: &Timing, m: &super::projection::PaneModel) -> Millis {
     use crate::core::types::Activity;
     match m.activity() {
@@ -90,7 +90,7 @@ impl Default for Timing {
             refresh_hints: 1_000,
             spool_scan: 2_000,
             capture_min_gap: 250,
-            capture_busy: 500,
+            capture_busy: 1_000,
             capture_quiet: 15_000,
             process_recheck: 10_000,
             prune_every: 600_000,
