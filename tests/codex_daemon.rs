@@ -270,6 +270,12 @@ fn recorded_stream_drives_the_pane_and_falls_back_while_the_server_is_gone() {
         },
     );
     assert!(has(&h, "waiting_approval", "deterministic"), "{h:?}");
+    // No thread name in this recording: the title is the bound thread's preview (its prompt).
+    let title = env.opt(&pane, "@agtmux_title");
+    assert!(
+        title.starts_with("please") || title.starts_with("hello"),
+        "title from the thread preview: {title:?}"
+    );
     assert_ne!(
         env.opt(&decoy, "@agtmux_evidence"),
         "deterministic",

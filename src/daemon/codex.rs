@@ -597,6 +597,22 @@ impl CodexLink {
                 }
             }
         }
+        // Titles (C-010): the thread's name is the canonical title; without one, its
+        // preview (the prompt that started it) is the heuristic title.
+        for (t, b) in &self.binds {
+            let Some(f) = self.obs.thread(t) else {
+                continue;
+            };
+            if let Some(name) = f.title.as_deref().filter(|n| !n.trim().is_empty()) {
+                proj.set_session_title(t, name);
+            }
+            if let Some(m) = proj.panes.get_mut(&b.pane_id)
+                && m.heuristic_title != f.last_prompt
+            {
+                m.heuristic_title = f.last_prompt.clone();
+                m.dirty = true;
+            }
+        }
         // Explain notes.
         for c in &cands {
             let note = if let Some((t, b)) = self.binds.iter().find(|(_, b)| b.pane_id == c.pane_id)

@@ -45,6 +45,8 @@ pub struct PaneModel {
     pub since: Millis,
     pub pane_title: String,
     pub canonical_title: Option<String>,
+    /// A title guessed from what the agent is doing (a Codex thread's preview).
+    pub heuristic_title: Option<String>,
     pub title: String,
     pub title_source: TitleSource,
     pub next_deadline: Option<Millis>,
@@ -84,6 +86,7 @@ impl PaneModel {
             since: now,
             pane_title: String::new(),
             canonical_title: None,
+            heuristic_title: None,
             title: String::new(),
             title_source: TitleSource::None,
             next_deadline: None,
@@ -427,7 +430,7 @@ impl Projection {
             let attention = p.attention_tracker.observe(res.activity, focused(id), now);
             let (title, title_source) = resolve_title(
                 p.canonical_title.as_deref(),
-                None,
+                p.heuristic_title.as_deref(),
                 &p.pane_title,
                 &self.hostname,
             );
