@@ -299,6 +299,16 @@ pub fn run(args: &DemoArgs) -> i32 {
     let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let name = args.name.as_str();
     let _ = tmux(name, &["kill-server"]);
+    // A daemon of an earlier demo exits with its server; wait for it, or it could attach to
+    // the new server while it is being built (tmux 3.3a has crashed on exactly that).
+    let sp = crate::paths::ServerPaths::new(crate::paths::socket_path(&crate::paths::ServerArg {
+        name: Some(name.to_string()),
+        path: None,
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while crate::daemon::lock_held(&sp) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let agent = |a: &str| format!("{} fake-agent {a}", q(&exe));
     let steps: Vec<Vec<String>> = vec![
         vec!["-f".into(), "/dev/null".into(), "new-session".into(), "-d".into(), "-s".into(), "agents".into(), "-n".into(), "claude".into(), "-x".into(), "120".into(), "-y".into(), "40".into(), agent("claude")],
