@@ -372,6 +372,14 @@ impl Store {
     /// online backup (readers and the writer keep going), via a temporary file renamed into
     /// place so a half-written snapshot never carries the final name. Returns its size in bytes.
     pub fn snapshot_to(&self, path: &Path) -> Result<u64, StoreError> {
+        self.write_snapshot(path, 256)
+    }
+
+    /// The backup behind both snapshot flavours: `pages` per step with a short pause between
+    /// steps (the writer on this connection keeps going), or `-1` for one step (from a
+    /// connection other than the writer's). A snapshot that stays locked for 10 s fails.
+    pub(crate) fn write_snapshot(&self, path: &Path, pages: i32) -> Result<u64, StoreError> {
+        use rusqlite::backup::StepResult;
         let io = |op: &'static str, e: std::io::Error| StoreError::Io {
             op,
             detail: e.to_string(),
@@ -388,9 +396,24 @@ impl Store {
             {
                 let backup = Backup::new(&self.conn, &mut dst)
                     .map_err(|e| StoreError::sql("snapshot", e))?;
-                backup
-                    .run_to_completion(256, Duration::from_millis(5), None)
-                    .map_err(|e| StoreError::sql("snapshot", e))?;
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    match backup
+                        .step(pages)
+                        .map_err(|e| StoreError::sql("snapshot", e))?
+                    {
+                        StepResult::Done => break,
+                        StepResult::More if pages < 0 => continue,
+                        StepResult::More => std::thread::sleep(Duration::from_millis(5)),
+                        _ if std::time::Instant::now() >= deadline => {
+                            return Err(StoreError::Io {
+                                op: "snapshot",
+                                detail: "database stayed locked".into(),
+                            });
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
             }
             dst.close()
                 .map_err(|(_, e)| StoreError::sql("snapshot", e))?;

@@ -7,10 +7,9 @@
 //! connection other than the writer's restarts whenever the writer commits between two steps,
 //! so on a busy daemon it may never finish. One step holds one WAL read transaction for the
 //! copy: the writer keeps committing (WAL), and the copy is consistent as of its start.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use super::error::StoreError;
 use super::{CursorRow, Store, Tx};
@@ -187,51 +186,6 @@ impl Store {
     /// [`Store::snapshot_to`] in one backup step (see the module doc): for a connection other
     /// than the daemon's writer, e.g. a snapshot thread or `agtmux snapshot create`.
     pub fn snapshot_whole_to(&self, path: &Path) -> Result<u64, StoreError> {
-        let io = |op: &'static str, e: std::io::Error| StoreError::Io {
-            op,
-            detail: e.to_string(),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io("snapshot dir", e))?;
-        }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let _ = std::fs::remove_file(&tmp);
-        let result = (|| {
-            let mut dst = Connection::open(&tmp).map_err(|e| StoreError::sql("snapshot", e))?;
-            {
-                let backup = Backup::new(&self.conn, &mut dst)
-                    .map_err(|e| StoreError::sql("snapshot", e))?;
-                // `run_to_completion` asserts a positive page count: step by hand.
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                loop {
-                    match backup
-                        .step(-1)
-                        .map_err(|e| StoreError::sql("snapshot", e))?
-                    {
-                        StepResult::Done => break,
-                        StepResult::More => continue,
-                        _ if std::time::Instant::now() >= deadline => {
-                            return Err(StoreError::Io {
-                                op: "snapshot",
-                                detail: "database stayed locked".into(),
-                            });
-                        }
-                        _ => std::thread::sleep(std::time::Duration::from_millis(5)),
-                    }
-                }
-            }
-            dst.close()
-                .map_err(|(_, e)| StoreError::sql("snapshot", e))?;
-            std::fs::rename(&tmp, path).map_err(|e| io("snapshot rename", e))?;
-            std::fs::metadata(path)
-                .map(|m| m.len())
-                .map_err(|e| io("snapshot size", e))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        self.write_snapshot(path, -1)
     }
 }
