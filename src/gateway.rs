@@ -22,7 +22,6 @@
 //! exhausted ones degrade the source with `ack_retry_exhausted`.
 use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::resolver::DeterministicState;
 use crate::core::types::{Evidence, Health, Millis, Provider, SourceKind};
 use crate::daemon::metrics::Traced;
 use crate::daemon::projection::Projection;
@@ -64,6 +63,8 @@ pub struct Gateway {
     store: Option<Store>,
     store_problem: Option<String>,
     db_path: std::path::PathBuf,
+    /// The hook spool (from `ServerPaths`, not recomputed from the environment).
+    spool: std::path::PathBuf,
     next_reopen: Millis,
     hooks: HookSpoolSource,
     committed: String,
@@ -121,6 +122,7 @@ impl Gateway {
             store,
             store_problem,
             db_path: sp.db(),
+            spool: sp.spool(),
             next_reopen: now + REOPEN_EVERY,
             hooks,
             committed,
@@ -188,7 +190,7 @@ impl Gateway {
             return;
         }
         let (from, n) = (i.from.clone(), i.rows.len().max(1));
-        let mut src = HookSpoolSource::new(&self.spool_path(), &self.server_key, Some(&from));
+        let mut src = HookSpoolSource::new(&self.spool, &self.server_key, Some(&from));
         let batch = src.pull(&from, n);
         for item in &batch.items {
             let id = match item {
@@ -437,11 +439,8 @@ impl Gateway {
             {
                 // Rewind: the next pull starts again at the committed cursor.
                 self.delivery.stats.rewinds += 1;
-                self.hooks = HookSpoolSource::new(
-                    &self.spool_path(),
-                    &self.server_key,
-                    Some(&self.committed),
-                );
+                self.hooks =
+                    HookSpoolSource::new(&self.spool, &self.server_key, Some(&self.committed));
                 return IngestOutcome::NeedRefresh;
             }
         }
@@ -659,12 +658,6 @@ impl Gateway {
         self.try_ack(token, now);
     }
 
-    fn spool_path(&self) -> std::path::PathBuf {
-        crate::paths::state_root()
-            .join(&self.server_key)
-            .join("spool.jsonl")
-    }
-
     fn commit_cursor(&mut self, now: Millis) {
         let committed = self.safe_committed(HOOKS_CURSOR, &self.committed);
         let fetched = self.committed.clone();
@@ -832,7 +825,6 @@ impl Gateway {
                 n += 1;
             }
         }
-        let _ = DeterministicState::from_event;
         n
     }
 

@@ -96,6 +96,19 @@ impl PaneModel {
         }
     }
 
+    /// Start a new instance (generation) of this pane: everything learned about the old
+    /// agent goes, what tmux and `/proc` say about the pane itself stays.
+    fn renew(&mut self, generation: u32, now: Millis) {
+        let mut fresh = PaneModel::new(&self.instance.pane_id, generation, now);
+        fresh.session_id = std::mem::take(&mut self.session_id);
+        fresh.window_id = std::mem::take(&mut self.window_id);
+        fresh.pane_title = std::mem::take(&mut self.pane_title);
+        fresh.process = self.process;
+        fresh.agent_pid = self.agent_pid;
+        fresh.seen_agent = self.seen_agent;
+        *self = fresh;
+    }
+
     pub fn presence(&self) -> Presence {
         self.resolution.presence
     }
@@ -203,15 +216,7 @@ impl Projection {
                 bump.old_session.as_deref().unwrap_or("-"),
                 bump.reason
             );
-            let (sid, wid, title) = (
-                p.session_id.clone(),
-                p.window_id.clone(),
-                p.pane_title.clone(),
-            );
-            *p = PaneModel::new(pane_id, bump.new.generation, now);
-            p.session_id = sid;
-            p.window_id = wid;
-            p.pane_title = title;
+            p.renew(bump.new.generation, now);
         }
         if hint.is_some() {
             p.seen_agent = true;
@@ -278,19 +283,7 @@ impl Projection {
                         .map(|i| i.generation)
                         .unwrap_or(0);
                     if generation != p.instance.generation {
-                        let (sid, wid, title) = (
-                            p.session_id.clone(),
-                            p.window_id.clone(),
-                            p.pane_title.clone(),
-                        );
-                        let (proc_, pid, seen) = (p.process, p.agent_pid, p.seen_agent);
-                        *p = PaneModel::new(pane_id, generation, now);
-                        p.session_id = sid;
-                        p.window_id = wid;
-                        p.pane_title = title;
-                        p.process = proc_;
-                        p.agent_pid = pid;
-                        p.seen_agent = seen;
+                        p.renew(generation, now);
                     }
                     p.det.clear();
                     p.canonical_title = None;
