@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod gateway;
 pub mod paths;
+pub mod peercred;
 pub mod sources;
 pub mod store;
 pub mod supervisor;

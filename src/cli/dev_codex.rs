@@ -14,11 +14,21 @@ pub struct DevCodexArgs {
     /// Replay speed factor (2 = twice as fast; 0 = no delays).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
+    /// Answer `initialize`, then drop the connection (a crash loop, seen from the client).
+    #[arg(long)]
+    pub close_after_initialize: bool,
+    /// Never answer a WebSocket ping (a hung server).
+    #[arg(long)]
+    pub ignore_pings: bool,
 }
 
 /// Serves until killed. Returns the exit code (1 when the socket or stream is unusable).
 pub fn run(a: &DevCodexArgs) -> i32 {
-    match crate::sources::codex_testserver::run_test_server(&a.sock, &a.stream, a.speed) {
+    let faults = crate::sources::codex_testserver::Faults {
+        close_after_initialize: a.close_after_initialize,
+        ignore_pings: a.ignore_pings,
+    };
+    match crate::sources::codex_testserver::run_test_server(&a.sock, &a.stream, a.speed, faults) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("agtmux: {e}");

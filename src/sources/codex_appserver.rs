@@ -132,6 +132,28 @@ const QUIET_METHODS: &[&str] = &[
     "windowsSandbox/setupCompleted",
 ];
 
+/// How a connection attempt or an open connection ended. In supervised mode
+/// ([`CodexObserver::set_supervised`]) the observer schedules nothing itself: the owner reads
+/// this with [`CodexObserver::take_end`] and decides (Flow-011 restart contract).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnEnd {
+    pub kind: EndKind,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndKind {
+    /// Nothing listens at the path: no socket file, or one left by a daemon that is gone
+    /// (`ENOENT`, `ECONNREFUSED`). Codex is simply not running; that is no failure.
+    Unreachable,
+    /// The listener is not the uid it must be (`SO_PEERCRED`): refused before a byte is read.
+    PeerRejected { peer_uid: u32 },
+    /// `connect` failed otherwise (`EACCES`, `EAGAIN` on a full backlog, ...).
+    ConnectFailed,
+    /// An open connection ended: EOF, a read/write error, a protocol error or a timeout.
+    Lost { lived_ms: Millis, initialized: bool },
+}
+
 /// Observer errors.
 #[derive(Debug)]
 pub enum CodexError {
@@ -216,6 +238,10 @@ struct Conn {
     next_id: u64,
     pending: HashMap<u64, Pending>,
     mid_since: Option<Millis>,
+    /// Last time any byte arrived (the heartbeat) and the last ping we sent.
+    last_rx: Millis,
+    last_ping: Millis,
+    peer: Option<crate::peercred::PeerCred>,
 }
 
 /// The non-blocking observer state machine. See the module doc.
@@ -232,6 +258,13 @@ pub struct CodexObserver {
     unknown_seen: Vec<String>,
     max_message: usize,
     version: String,
+    /// Supervised mode: no reconnects of its own; ends are reported in `end`.
+    supervised: bool,
+    end: Option<ConnEnd>,
+    /// Refuse a listener of another uid (Flow-009), when set.
+    expect_uid: Option<u32>,
+    /// Ping a connection that has been quiet this long (0 = never).
+    ping_every: Millis,
 }
 
 impl fmt::Debug for CodexObserver {
@@ -346,15 +379,88 @@ impl CodexObserver {
             unknown_seen: Vec::new(),
             max_message: MAX_MESSAGE,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            supervised: false,
+            end: None,
+            expect_uid: None,
+            ping_every: 0,
         }
+    }
+
+    /// Supervised mode (the daemon's `CodexEndpoint`): the owner connects with
+    /// [`connect_now`](Self::connect_now) and learns how each connection ended from
+    /// [`take_end`](Self::take_end); the observer's own backoff is off. `expect_uid` refuses a
+    /// listener of another uid; `ping_every` pings a connection that has been quiet that long,
+    /// so a live server always shows a heartbeat (any frame, the pong included).
+    pub fn set_supervised(&mut self, expect_uid: Option<u32>, ping_every: Millis) {
+        self.supervised = true;
+        self.reconnect_at = None;
+        self.expect_uid = expect_uid;
+        self.ping_every = ping_every;
+    }
+
+    /// Supervised mode: connect now unless connected. False (with [`take_end`](Self::take_end)
+    /// telling why) when the attempt failed.
+    pub fn connect_now(&mut self, now: Millis) -> bool {
+        if self.conn.is_some() {
+            return true;
+        }
+        match self.open(now) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("codex app-server: connect failed: {}", e.reason);
+                self.end = Some(e);
+                false
+            }
+        }
+    }
+
+    /// How the last attempt or connection ended, once (supervised mode).
+    pub fn take_end(&mut self) -> Option<ConnEnd> {
+        self.end.take()
+    }
+
+    /// An end is waiting for [`take_end`](Self::take_end).
+    pub fn has_end(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// Close the connection on purpose (revoked, heartbeat timeout): a close frame, best
+    /// effort, then the socket is dropped. Reports no end: the caller knows why.
+    pub fn disconnect(&mut self, reason: &str, now: Millis) {
+        if let Some(mut c) = self.conn.take() {
+            c.ws.send_close(1000, reason);
+            let _ = c.stream.write(c.ws.pending_out());
+            log::info!(
+                "codex app-server: disconnected after {} ms: {reason}",
+                now - c.opened_at
+            );
+        }
+        for t in self.threads.values_mut() {
+            t.subscribed = false;
+        }
+    }
+
+    /// When the last byte arrived on the current connection (its heartbeat).
+    pub fn last_rx(&self) -> Option<Millis> {
+        self.conn.as_ref().map(|c| c.last_rx)
+    }
+
+    /// The listener's credentials on the current connection.
+    pub fn peer(&self) -> Option<crate::peercred::PeerCred> {
+        self.conn.as_ref().and_then(|c| c.peer)
+    }
+
+    /// The socket this observer connects to.
+    pub fn sock_path(&self) -> &Path {
+        &self.sock_path
     }
 
     /// Connects now (non-blocking). Later failures reconnect on their own with backoff.
     pub fn connect(sock_path: &Path, now: Millis) -> Result<Self, CodexError> {
         let mut o = Self::new(sock_path, now);
-        o.open(now).map_err(|err| CodexError::Connect {
+        o.open(now).map_err(|e| CodexError::Connect {
             path: sock_path.to_path_buf(),
-            err,
+            err: io::Error::other(e.reason),
         })?;
         Ok(o)
     }
@@ -365,8 +471,33 @@ impl CodexObserver {
         self.max_message = max;
     }
 
-    fn open(&mut self, now: Millis) -> io::Result<()> {
-        let stream = UnixStream::connect(&self.sock_path)?;
+    fn open(&mut self, now: Millis) -> Result<(), ConnEnd> {
+        let stream = UnixStream::connect(&self.sock_path).map_err(|e| ConnEnd {
+            kind: match e.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => EndKind::Unreachable,
+                _ => EndKind::ConnectFailed,
+            },
+            reason: format!("connect failed: {e}"),
+        })?;
+        // Flow-009: whoever listens here gets trusted with every pane's state; it must be us.
+        let peer = {
+            use std::os::fd::AsRawFd;
+            crate::peercred::peer_cred(stream.as_raw_fd()).ok()
+        };
+        if let Some(want) = self.expect_uid {
+            match peer {
+                Some(p) if p.uid == want => {}
+                other => {
+                    let got = other.map_or(u32::MAX, |p| p.uid);
+                    return Err(ConnEnd {
+                        kind: EndKind::PeerRejected { peer_uid: got },
+                        reason: format!(
+                            "peer_uid_mismatch: the socket's listener runs as uid {got}, not {want}"
+                        ),
+                    });
+                }
+            }
+        }
         self.conn = Some(Conn {
             stream,
             ws: ClientConn::new(self.max_message),
@@ -376,6 +507,9 @@ impl CodexObserver {
             next_id: 1,
             pending: HashMap::new(),
             mid_since: None,
+            last_rx: now,
+            last_ping: now,
+            peer,
         });
         self.new_stream = true;
         self.reconnect_at = None;
@@ -445,14 +579,34 @@ impl CodexObserver {
         self.problems.push_back(msg);
     }
 
-    /// Drops the connection and schedules a reconnect with backoff.
+    /// Drops the connection and schedules a reconnect with backoff (supervised: records how it
+    /// ended for the owner instead).
     fn reset(&mut self, reason: &str, now: Millis) {
+        let mut lived = None;
         if let Some(mut c) = self.conn.take() {
             // Best effort: send the close frame the codec may have queued.
             let _ = c.stream.write(c.ws.pending_out());
             if now - c.opened_at >= STABLE_MS && c.initialized {
                 self.backoff = BACKOFF_MIN_MS;
             }
+            lived = Some((now - c.opened_at, c.initialized));
+        }
+        if self.supervised {
+            for t in self.threads.values_mut() {
+                t.subscribed = false;
+            }
+            self.problem(format!("connection reset: {reason}"));
+            self.end = Some(ConnEnd {
+                kind: match lived {
+                    Some((lived_ms, initialized)) => EndKind::Lost {
+                        lived_ms,
+                        initialized,
+                    },
+                    None => EndKind::ConnectFailed,
+                },
+                reason: reason.to_string(),
+            });
+            return;
         }
         let msg = format!(
             "connection reset: {reason}; reconnect in {} ms",
@@ -487,6 +641,7 @@ impl CodexObserver {
                     return;
                 }
                 Ok(n) => {
+                    c.last_rx = now;
                     if !self.on_bytes(&buf[..n], now) {
                         return;
                     }
@@ -601,13 +756,22 @@ impl CodexObserver {
     /// Timers: reconnect, handshake/stall timeouts, resume retries.
     pub fn tick(&mut self, now: Millis) {
         if self.conn.is_none() {
-            if self.reconnect_at.is_some_and(|t| now >= t)
+            if !self.supervised
+                && self.reconnect_at.is_some_and(|t| now >= t)
                 && let Err(e) = self.open(now)
             {
                 self.conn = None;
-                self.reset(&format!("connect failed: {e}"), now);
+                self.reset(&e.reason, now);
             }
             return;
+        }
+        if self.ping_every > 0
+            && let Some(c) = self.conn.as_mut()
+            && c.ws.is_open()
+            && now - c.last_rx.max(c.last_ping) >= self.ping_every
+        {
+            c.ws.send_ping(b"agtmux");
+            c.last_ping = now;
         }
         if let Some(c) = &self.conn {
             if !c.initialized && now - c.opened_at >= HANDSHAKE_TIMEOUT_MS {
@@ -646,6 +810,9 @@ impl CodexObserver {
                 }
                 if let Some(s) = c.mid_since {
                     add(s + STALL_TIMEOUT_MS);
+                }
+                if self.ping_every > 0 && c.ws.is_open() {
+                    add(c.last_rx.max(c.last_ping) + self.ping_every);
                 }
                 if c.initialized {
                     for t in self.threads.values() {

@@ -13,7 +13,9 @@
 //! and never expect an answer.
 //!
 //! Blocking and std-only: run it on a thread ([`TestServer::spawn`]) or in a child process
-//! ([`run_test_server`]).
+//! ([`run_test_server`]). [`Faults`] make it misbehave the ways a real server can: drop every
+//! connection right after the handshake (a crash loop, seen from the client), or stop
+//! answering pings (hung).
 use super::ws::{self, Decoder, Opcode, WsMessage};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -134,10 +136,24 @@ pub fn load_recording(path: &Path) -> Result<Recording, TestServerError> {
     Ok(rec)
 }
 
+/// Ways to misbehave (all off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Answer `initialize`, then close the connection.
+    pub close_after_initialize: bool,
+    /// Never answer a ping.
+    pub ignore_pings: bool,
+}
+
 /// Serves clients forever (each one gets the whole replay). For a child process.
-pub fn run_test_server(sock: &Path, stream: &Path, speed: f64) -> Result<(), TestServerError> {
+pub fn run_test_server(
+    sock: &Path,
+    stream: &Path,
+    speed: f64,
+    faults: Faults,
+) -> Result<(), TestServerError> {
     let rec = load_recording(stream)?;
-    serve(sock, &rec, speed, &AtomicBool::new(false))
+    serve(sock, &rec, speed, faults, &AtomicBool::new(false))
 }
 
 /// A test server on a background thread; [`TestServer::stop`] shuts it down.
@@ -157,7 +173,9 @@ impl TestServer {
         let s2 = stop.clone();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
-        let join = std::thread::spawn(move || serve_on(listener, &rec, speed, &s2, &seen2));
+        let join = std::thread::spawn(move || {
+            serve_on(listener, &rec, speed, Faults::default(), &s2, &seen2)
+        });
         Ok(TestServer {
             stop,
             seen,
@@ -199,17 +217,19 @@ fn serve(
     sock: &Path,
     rec: &Recording,
     speed: f64,
+    faults: Faults,
     stop: &AtomicBool,
 ) -> Result<(), TestServerError> {
     let _ = std::fs::remove_file(sock);
     let listener = UnixListener::bind(sock)?;
-    serve_on(listener, rec, speed, stop, &Mutex::new(Vec::new()))
+    serve_on(listener, rec, speed, faults, stop, &Mutex::new(Vec::new()))
 }
 
 fn serve_on(
     listener: UnixListener,
     rec: &Recording,
     speed: f64,
+    faults: Faults,
     stop: &AtomicBool,
     seen: &Mutex<Vec<Value>>,
 ) -> Result<(), TestServerError> {
@@ -217,7 +237,7 @@ fn serve_on(
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((s, _)) => {
-                if let Err(e) = serve_client(s, rec, speed, stop, seen) {
+                if let Err(e) = serve_client(s, rec, speed, faults, stop, seen) {
                     log::debug!("test app-server: client ended: {e}");
                 }
             }
@@ -243,6 +263,7 @@ fn serve_client(
     mut s: UnixStream,
     rec: &Recording,
     speed: f64,
+    faults: Faults,
     stop: &AtomicBool,
     seen: &Mutex<Vec<Value>>,
 ) -> Result<(), TestServerError> {
@@ -300,7 +321,13 @@ fn serve_client(
                     if let Some(reply) = answer(&v, rec) {
                         send(&mut s, &reply)?;
                     }
+                    if faults.close_after_initialize
+                        && v.get("method").and_then(Value::as_str) == Some("initialize")
+                    {
+                        return Ok(());
+                    }
                 }
+                WsMessage::Ping(_) if faults.ignore_pings => {}
                 WsMessage::Ping(p) => {
                     s.write_all(&ws::encode_frame(true, Opcode::Pong, &p, None))?
                 }

@@ -629,6 +629,17 @@ impl ClientConn {
         self.out
             .extend(encode_frame(true, Opcode::Text, text.as_bytes(), Some(m)));
     }
+    /// Queues a ping (a liveness probe: any answer, the pong included, shows the peer is
+    /// alive). Ignored before the upgrade completes and after a close.
+    pub fn send_ping(&mut self, payload: &[u8]) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        let m = self.rng.mask();
+        let payload = &payload[..payload.len().min(125)];
+        self.out
+            .extend(encode_frame(true, Opcode::Ping, payload, Some(m)));
+    }
     /// Queues a close frame with a status code and reason.
     pub fn send_close(&mut self, code: u16, reason: &str) {
         if self.phase == Phase::Closed {
@@ -764,6 +775,27 @@ mod tests {
         assert_eq!(got[0], WsMessage::Text("hello".into()));
         assert_eq!(got[1], WsMessage::Text(big));
         assert_eq!(got[2], WsMessage::Text("y".repeat(300)));
+    }
+
+    #[test]
+    fn client_pings_are_masked_and_only_sent_while_open() {
+        let mut c = ClientConn::new(1 << 20);
+        let before = c.pending_out().len();
+        c.send_ping(b"early");
+        assert_eq!(c.pending_out().len(), before, "no ping before the upgrade");
+        let mut c = open_client();
+        c.send_ping(&[7u8; 200]);
+        // A server decoder refuses unmasked client frames, so this also checks the mask.
+        let mut srv = Decoder::server();
+        srv.feed(c.pending_out());
+        assert_eq!(
+            srv.next_message().unwrap(),
+            Some(WsMessage::Ping(vec![7u8; 125]))
+        );
+        c.send_close(1000, "");
+        let n = c.pending_out().len();
+        c.send_ping(b"late");
+        assert_eq!(c.pending_out().len(), n, "no ping after a close");
     }
 
     #[test]

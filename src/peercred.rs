@@ -1,0 +1,69 @@
+//! Peer credentials of a connected Unix socket (`SO_PEERCRED`), for Flow-009 trust admission.
+//!
+//! WHY a module of its own: both directions need it. The daemon checks who connected to its
+//! API socket (`daemon::admission`), and the Codex source checks who listens on the socket it
+//! connects to (`sources::codex_appserver`): the observer trusts every byte that comes out of
+//! that socket, so a socket at the expected path that belongs to another user is refused.
+use std::io;
+
+/// The peer of a Unix socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `getsockopt(SOL_SOCKET, SO_PEERCRED)` on a connected Unix socket. For a client socket the
+/// kernel records the listener's credentials at `connect`, so this works right after it.
+pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
+    let mut c = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `c`, a properly sized local.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut c as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCred {
+        pid: c.pid,
+        uid: c.uid,
+        gid: c.gid,
+    })
+}
+
+/// This process's effective uid (the "runtime uid" of Flow-009).
+pub fn runtime_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_ends_of_a_socketpair_are_ourselves() {
+        use std::os::fd::AsRawFd;
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        for s in [&a, &b] {
+            let c = peer_cred(s.as_raw_fd()).unwrap();
+            assert_eq!(c.uid, runtime_uid());
+            assert_eq!(c.pid, std::process::id() as i32);
+        }
+        // Not a socket: an error, never made-up credentials.
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert!(peer_cred(f.as_raw_fd()).is_err());
+    }
+}
