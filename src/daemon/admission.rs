@@ -30,47 +30,7 @@ pub const SOURCE_PROTOCOL_VERSION: u64 = 1;
 /// Default heartbeat timeout (Flow-013).
 pub const HEARTBEAT_TIMEOUT_MS: Millis = 30_000;
 
-/// The peer of a Unix socket, from `SO_PEERCRED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCred {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// `getsockopt(SOL_SOCKET, SO_PEERCRED)` on a connected Unix socket.
-pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
-    let mut c = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `c`, a properly sized local.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut c as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(PeerCred {
-        pid: c.pid,
-        uid: c.uid,
-        gid: c.gid,
-    })
-}
-
-/// The daemon's own uid.
-pub fn runtime_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
-}
+pub use crate::peercred::{PeerCred, peer_cred, runtime_uid};
 
 /// Why a connection or a hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +144,25 @@ impl RegState {
     }
 }
 
+/// Who registered an entry: the seed's two registry authorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `agtmux source register` (or the API's `source.register`).
+    Operator,
+    /// The runtime supervisor, for a source it runs or discovers itself (the Codex
+    /// app-server socket). It may re-point its own entries, never an operator's.
+    Supervisor,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Operator => "operator",
+            Origin::Supervisor => "supervisor",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub source_id: String,
@@ -193,6 +172,7 @@ pub struct Entry {
     pub state: RegState,
     pub last_heartbeat: Option<Millis>,
     pub updated: Millis,
+    pub registered_by: Origin,
 }
 
 impl Entry {
@@ -206,6 +186,7 @@ impl Entry {
             nonce: None,
             last_heartbeat_ts: self.last_heartbeat,
             updated_ts: self.updated,
+            registered_by: self.registered_by.as_str().into(),
         }
     }
 
@@ -218,6 +199,7 @@ impl Entry {
             "state": self.state.as_str(),
             "last_heartbeat_ts": self.last_heartbeat,
             "updated_ts": self.updated,
+            "registered_by": self.registered_by.as_str(),
         })
     }
 }
@@ -269,6 +251,11 @@ impl SourceRegistry {
                                 state,
                                 last_heartbeat: r.last_heartbeat_ts,
                                 updated: r.updated_ts,
+                                registered_by: if r.registered_by == "supervisor" {
+                                    Origin::Supervisor
+                                } else {
+                                    Origin::Operator
+                                },
                             },
                         );
                     }
@@ -289,6 +276,16 @@ impl SourceRegistry {
             entries,
             store,
             heartbeat_timeout,
+            rejects: BTreeMap::new(),
+        }
+    }
+
+    /// An empty, memory-only registry (a stand-in while the real one is lent out).
+    pub fn empty() -> Self {
+        SourceRegistry {
+            entries: BTreeMap::new(),
+            store: None,
+            heartbeat_timeout: HEARTBEAT_TIMEOUT_MS,
             rejects: BTreeMap::new(),
         }
     }
@@ -362,9 +359,10 @@ impl SourceRegistry {
                     state: RegState::Pending,
                     last_heartbeat: None,
                     updated: now,
+                    registered_by: Origin::Operator,
                 };
                 log::info!(
-                    "source_registry_transition source_id={id} from=none to=pending reason=register socket={socket_path}"
+                    "source_registry_transition source_id={id} from=none to=pending reason=register socket={socket_path} by=operator"
                 );
                 let row = e.row();
                 self.entries.insert(id.clone(), e);
@@ -374,6 +372,7 @@ impl SourceRegistry {
                 if let Some(e) = self.entries.get_mut(&id) {
                     e.socket_path = socket_path.into();
                     e.last_heartbeat = None;
+                    e.registered_by = Origin::Operator;
                 }
                 self.transition(&id, RegState::Pending, "register", now);
             }
@@ -381,6 +380,7 @@ impl SourceRegistry {
                 if let Some(e) = self.entries.get_mut(&id) {
                     e.socket_path = socket_path.into();
                     e.last_heartbeat = Some(now);
+                    e.registered_by = Origin::Operator;
                 }
                 let why = if old == socket_path {
                     "reregister"
@@ -394,6 +394,134 @@ impl SourceRegistry {
             .get(&id)
             .cloned()
             .ok_or_else(|| Reject::SourceRegistryMiss(format!("{id} vanished during registration")))
+    }
+
+    /// One entry.
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    /// The supervisor's own registration of a source it runs or discovers (Flow-013, registry
+    /// authority "runtime supervisor"): a new entry starts `pending`; its own entry follows the
+    /// discovered socket when that moves (a rotation: back to `pending` until the new endpoint
+    /// answers). An operator's entry, and any revoked one, is left alone: the operator's word
+    /// wins. Returns the entry as it stands.
+    pub fn ensure_supervised(
+        &mut self,
+        kind: &str,
+        socket_path: &str,
+        owner_uid: u32,
+        now: Millis,
+    ) -> Option<Entry> {
+        if !valid_kind(kind) || !valid_socket_path(socket_path) {
+            log::warn!(
+                "source_registry_refused kind={kind:?} socket={socket_path:?} reason=invalid"
+            );
+            return None;
+        }
+        let id = source_id(kind, owner_uid);
+        match self.entries.get(&id) {
+            None => {
+                let e = Entry {
+                    source_id: id.clone(),
+                    source_kind: kind.into(),
+                    socket_path: socket_path.into(),
+                    owner_uid,
+                    state: RegState::Pending,
+                    last_heartbeat: None,
+                    updated: now,
+                    registered_by: Origin::Supervisor,
+                };
+                log::info!(
+                    "source_registry_transition source_id={id} from=none to=pending reason=discovered socket={socket_path} by=supervisor"
+                );
+                let row = e.row();
+                self.entries.insert(id.clone(), e);
+                self.persist(&row);
+            }
+            Some(e)
+                if e.registered_by == Origin::Supervisor
+                    && e.state != RegState::Revoked
+                    && e.socket_path != socket_path =>
+            {
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.socket_path = socket_path.into();
+                    e.last_heartbeat = None;
+                }
+                self.transition(&id, RegState::Pending, "socket_rotation", now);
+            }
+            Some(_) => {}
+        }
+        self.entries.get(&id).cloned()
+    }
+
+    /// Flow-009 for a source the gateway connects to (pulls from): the connection is accepted
+    /// only when the listener's uid is ours and the registry holds a live entry for exactly
+    /// this kind, socket and owner. On success the entry becomes `active` (`why` says how:
+    /// `handshake`, `reconnected`, `socket_rotation`) with a fresh heartbeat. A refusal is
+    /// counted and logged like any admission reject.
+    pub fn admit_pulled(
+        &mut self,
+        kind: &str,
+        socket_path: &str,
+        peer_uid: u32,
+        runtime_uid: u32,
+        why: &str,
+        now: Millis,
+    ) -> Result<Entry, Reject> {
+        let id = source_id(kind, runtime_uid);
+        let r = if peer_uid != runtime_uid {
+            Err(Reject::PeerUidMismatch {
+                peer_uid,
+                runtime_uid,
+            })
+        } else {
+            match self.entries.get(&id) {
+                Some(e) if e.state == RegState::Revoked => {
+                    Err(Reject::SourceRegistryMiss(format!("{id} is revoked")))
+                }
+                Some(e) if e.socket_path == socket_path && e.owner_uid == peer_uid => Ok(()),
+                Some(e) => Err(Reject::SourceRegistryMiss(format!(
+                    "{id} is registered at {}, not {socket_path}",
+                    e.socket_path
+                ))),
+                None => Err(Reject::SourceRegistryMiss(format!(
+                    "{id} is not registered"
+                ))),
+            }
+        };
+        if let Err(e) = r {
+            *self.rejects.entry(e.code()).or_default() += 1;
+            log::warn!(
+                "source_admission_rejected reason={} peer_uid={peer_uid} socket={socket_path} detail={:?}",
+                e.code(),
+                e.to_string()
+            );
+            return Err(e);
+        }
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.last_heartbeat = Some(now);
+        }
+        if self.entries.get(&id).map(|e| e.state) != Some(RegState::Active) {
+            self.transition(&id, RegState::Active, why, now);
+        }
+        self.entries
+            .get(&id)
+            .cloned()
+            .ok_or(Reject::SourceRegistryMiss(id))
+    }
+
+    /// `active → stale` for a reason other than the heartbeat timeout: the socket is
+    /// unreachable, the connection was lost or closed. Other states are left alone.
+    pub fn mark_stale(&mut self, id: &str, why: &str, now: Millis) {
+        if self.entries.get(id).map(|e| e.state) == Some(RegState::Active) {
+            self.transition(id, RegState::Stale, why, now);
+        }
+    }
+
+    /// Count an admission reject seen outside the registry (the API socket's peer check).
+    pub fn count_reject(&mut self, r: &Reject) {
+        *self.rejects.entry(r.code()).or_default() += 1;
     }
 
     /// Operator `revoke` (by source id, or by kind for the caller's uid): `* → revoked`.
@@ -471,6 +599,7 @@ impl SourceRegistry {
         match self.entries.get(&id) {
             Some(e)
                 if e.state != RegState::Revoked
+                    && e.registered_by == Origin::Operator
                     && e.source_kind == kind
                     && e.socket_path == path
                     && e.owner_uid == peer_uid =>
@@ -480,6 +609,9 @@ impl SourceRegistry {
             Some(e) if e.state == RegState::Revoked => {
                 Err(Reject::SourceRegistryMiss(format!("{id} is revoked")))
             }
+            Some(e) if e.registered_by == Origin::Supervisor => Err(Reject::SourceRegistryMiss(
+                format!("{id} is a source the daemon connects to itself; it does not say hello"),
+            )),
             Some(e) => Err(Reject::SourceRegistryMiss(format!(
                 "{id} is registered at {}, not {path}",
                 e.socket_path
@@ -571,15 +703,6 @@ mod tests {
     }
 
     #[test]
-    fn peer_cred_of_a_socketpair_is_ourselves() {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        use std::os::fd::AsRawFd;
-        let c = peer_cred(a.as_raw_fd()).unwrap();
-        assert_eq!(c.uid, runtime_uid());
-        assert_eq!(c.pid, std::process::id() as i32);
-    }
-
-    #[test]
     fn lifecycle_pending_active_stale_revoked_and_rotation() {
         let store = Store::open_memory().unwrap();
         let mut r = SourceRegistry::load(Some(store));
@@ -658,6 +781,68 @@ mod tests {
         assert_eq!(rows[0].state, "active");
         assert_eq!(rows[0].socket_path, "/s/rotated");
         assert_eq!(r.rejects.get("source_registry_miss"), Some(&4));
+    }
+
+    #[test]
+    fn the_supervisor_owns_its_entries_and_the_operator_wins() {
+        let mut r = SourceRegistry::load(Some(Store::open_memory().unwrap()));
+        let e = r
+            .ensure_supervised("codex_appserver", "/h/a.sock", 0, 1)
+            .unwrap();
+        assert_eq!(
+            (e.state, e.registered_by),
+            (RegState::Pending, Origin::Supervisor)
+        );
+        // Admission of a pulled source: uid first, then an exact registry match.
+        let wrong_uid = r.admit_pulled("codex_appserver", "/h/a.sock", 1000, 0, "handshake", 2);
+        assert_eq!(wrong_uid.unwrap_err().code(), "peer_uid_mismatch");
+        let wrong_path = r.admit_pulled("codex_appserver", "/h/b.sock", 0, 0, "handshake", 2);
+        assert_eq!(wrong_path.unwrap_err().code(), "source_registry_miss");
+        let ok = r.admit_pulled("codex_appserver", "/h/a.sock", 0, 0, "handshake", 3);
+        assert_eq!(ok.unwrap().state, RegState::Active);
+        assert_eq!(r.rejects.get("peer_uid_mismatch"), Some(&1));
+        // Not reachable any more: stale; a second mark is a no-op.
+        r.mark_stale("codex_appserver:0", "socket_unreachable", 4);
+        r.mark_stale("codex_appserver:0", "connection_lost", 5);
+        assert_eq!(r.entry("codex_appserver:0").unwrap().state, RegState::Stale);
+        assert_eq!(r.entry("codex_appserver:0").unwrap().updated, 4);
+        // The discovered socket moved: its own entry follows (back to pending).
+        let e = r
+            .ensure_supervised("codex_appserver", "/h2/a.sock", 0, 6)
+            .unwrap();
+        assert_eq!(
+            (e.state, e.socket_path.as_str()),
+            (RegState::Pending, "/h2/a.sock")
+        );
+        // The operator registers another path: it wins, and the supervisor leaves it alone.
+        r.register("codex_appserver", "/op/x.sock", 0, 7).unwrap();
+        let e = r
+            .ensure_supervised("codex_appserver", "/h3/a.sock", 0, 8)
+            .unwrap();
+        assert_eq!(
+            (e.socket_path.as_str(), e.registered_by),
+            ("/op/x.sock", Origin::Operator)
+        );
+        // Revoked: nothing the supervisor does brings it back, and admission is refused.
+        r.revoke("codex_appserver:0", 9).unwrap();
+        let e = r
+            .ensure_supervised("codex_appserver", "/h3/a.sock", 0, 10)
+            .unwrap();
+        assert_eq!(e.state, RegState::Revoked);
+        let refused = r.admit_pulled("codex_appserver", "/op/x.sock", 0, 0, "reconnected", 11);
+        assert_eq!(refused.unwrap_err().code(), "source_registry_miss");
+        // Who registered survives a reload.
+        let store = r.store.take().unwrap();
+        assert_eq!(
+            store.source_registry().unwrap()[0].registered_by,
+            "operator"
+        );
+        // A supervisor entry cannot be claimed by an inbound hello, even with the nonce.
+        let mut r = SourceRegistry::load(Some(Store::open_memory().unwrap()));
+        r.ensure_supervised("codex_appserver", "/h/a.sock", 0, 1)
+            .unwrap();
+        let h = r.hello(&hello("codex_appserver", "/h/a.sock", "n"), 0, "n", 2);
+        assert_eq!(h.unwrap_err().code(), "source_registry_miss");
     }
 
     #[test]

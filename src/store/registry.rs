@@ -20,10 +20,12 @@ pub struct SourceRegistryRow {
     pub nonce: Option<String>,
     pub last_heartbeat_ts: Option<Millis>,
     pub updated_ts: Millis,
+    /// `operator` or `supervisor` (schema version 3).
+    pub registered_by: String,
 }
 
 const COLS: &str = "source_id, source_kind, socket_path, owner_uid, state, nonce, \
-                    last_heartbeat_ts, updated_ts";
+                    last_heartbeat_ts, updated_ts, registered_by";
 
 fn decode(r: &Row<'_>) -> rusqlite::Result<SourceRegistryRow> {
     Ok(SourceRegistryRow {
@@ -35,6 +37,7 @@ fn decode(r: &Row<'_>) -> rusqlite::Result<SourceRegistryRow> {
         nonce: r.get(5)?,
         last_heartbeat_ts: r.get(6)?,
         updated_ts: r.get(7)?,
+        registered_by: r.get(8)?,
     })
 }
 
@@ -78,11 +81,13 @@ impl Tx<'_> {
         self.exec(
             "upsert source registry",
             "INSERT INTO source_registry_v1 (source_id, source_kind, socket_path, owner_uid, \
-             state, nonce, last_heartbeat_ts, updated_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             state, nonce, last_heartbeat_ts, updated_ts, registered_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (source_id) DO UPDATE SET source_kind = excluded.source_kind, \
              socket_path = excluded.socket_path, owner_uid = excluded.owner_uid, \
              state = excluded.state, nonce = excluded.nonce, \
-             last_heartbeat_ts = excluded.last_heartbeat_ts, updated_ts = excluded.updated_ts",
+             last_heartbeat_ts = excluded.last_heartbeat_ts, updated_ts = excluded.updated_ts, \
+             registered_by = excluded.registered_by",
             params![
                 row.source_id,
                 row.source_kind,
@@ -91,7 +96,8 @@ impl Tx<'_> {
                 row.state,
                 row.nonce,
                 row.last_heartbeat_ts,
-                row.updated_ts
+                row.updated_ts,
+                row.registered_by
             ],
         )?;
         Ok(())
@@ -114,6 +120,7 @@ mod tests {
             nonce: None,
             last_heartbeat_ts: None,
             updated_ts: 5,
+            registered_by: "supervisor".into(),
         };
         let mut tx = s.begin().unwrap();
         tx.upsert_source_registry(&row).unwrap();
@@ -129,9 +136,14 @@ mod tests {
             s.source_registry_row("codex_appserver:0").unwrap(),
             Some(row)
         );
-        // The CHECK constraint refuses an unknown state.
+        // The CHECK constraints refuse an unknown state or registrar.
         let mut bad = s.source_registry().unwrap()[0].clone();
         bad.state = "weird".into();
+        let mut tx = s.begin().unwrap();
+        assert!(tx.upsert_source_registry(&bad).is_err());
+        drop(tx);
+        let mut bad = s.source_registry().unwrap()[0].clone();
+        bad.registered_by = "the source itself".into();
         let mut tx = s.begin().unwrap();
         assert!(tx.upsert_source_registry(&bad).is_err());
     }

@@ -13,9 +13,10 @@ pub(crate) struct Migration {
 }
 
 /// The schema version this build writes. A file with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
-/// MVP tables (version 1) and Post-MVP tables (version 2). Never edit a shipped step: add one.
+/// MVP tables (version 1), Post-MVP tables (version 2), who registered a source (version 3).
+/// Never edit a shipped step: add one.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -147,6 +148,16 @@ CREATE TABLE alert_ledger_v1 (
     detail   TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX alert_ledger_v1_ts ON alert_ledger_v1 (ts);
+"#,
+    },
+    Migration {
+        version: 3,
+        // The seed limits registry authority to the runtime supervisor (automatic entries, e.g.
+        // the Codex app-server socket it discovers) and the operator. The supervisor may re-point
+        // its own entries when the discovered socket moves, never an operator's.
+        sql: r#"
+ALTER TABLE source_registry_v1 ADD COLUMN registered_by TEXT NOT NULL DEFAULT 'operator'
+    CHECK (registered_by IN ('operator','supervisor'));
 "#,
     },
 ];

@@ -158,9 +158,30 @@ fn second_migration_applies_on_top_of_the_first() {
     }
     assert!(!tables(&path).contains(&"alert_ledger_v1".to_string()));
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert!(s.has_event("e1").unwrap());
     assert_eq!(tables(&path), ALL_TABLES);
+}
+
+#[test]
+fn registry_rows_of_version_2_read_as_operator_registrations() {
+    let dir = TempDir::new("migrate3");
+    let path = dir.db();
+    {
+        let _ = Store::open_to(&path, &StoreOptions::default(), 2).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO source_registry_v1 (source_id, source_kind, socket_path, owner_uid, \
+                 state, updated_ts) VALUES ('x:0', 'x', '/run/x.sock', 0, 'active', 1)",
+            )
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let rows = s.source_registry().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].registered_by, "operator");
+    assert_eq!(rows[0].state, "active");
 }
 
 #[test]
