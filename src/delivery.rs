@@ -16,6 +16,11 @@
 //!
 //! Metrics: batches, acks, ack timeouts (and their rate), redeliveries, retry attempts, retry
 //! exhausted, rewinds, duplicates, drops.
+//!
+//! Tracing (seed Observability, Post-MVP: per `delivery_token`, `pull_events → delivery →
+//! ack/redelivery`): the newest [`MAX_TOKEN_TRACES`] tokens keep their story (each step with its
+//! time, the range, the event ids carried), for `agtmux trace --delivery d…` and for an event's
+//! own trace to name its token.
 use crate::core::types::Millis;
 use crate::store::EventRow;
 use serde_json::{Value, json};
@@ -74,6 +79,48 @@ pub struct Inflight {
     pub acked: bool,
 }
 
+/// Tokens whose story is kept.
+pub const MAX_TOKEN_TRACES: usize = 1024;
+/// Event ids kept per token trace.
+const MAX_TRACE_EVENTS: usize = 16;
+
+/// The story of one delivery token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenTrace {
+    pub token: u64,
+    pub source: String,
+    pub from: String,
+    pub to: String,
+    pub items: usize,
+    pub event_ids: Vec<String>,
+    /// (time, step, detail): `pull_events`, `delivery`, `ack_timeout`, `redelivery`, `ack`,
+    /// `ack_retry_exhausted`.
+    pub steps: Vec<(Millis, &'static str, String)>,
+}
+
+impl TokenTrace {
+    pub fn json(&self) -> Value {
+        let t0 = self.steps.first().map(|s| s.0).unwrap_or(0);
+        json!({
+            "delivery_token": token_str(self.token),
+            "source": self.source,
+            "from": self.from,
+            "to": self.to,
+            "items": self.items,
+            "event_ids": self.event_ids,
+            "steps": self.steps.iter().map(|(ts, step, d)| json!({
+                "step": step, "ts_ms": ts, "since_pull_ms": ts - t0, "detail": d,
+            })).collect::<Vec<_>>(),
+            "outcome": self.steps.last().map(|s| s.1),
+        })
+    }
+}
+
+/// Parse `d0000002a` (as logged) or bare hex.
+pub fn parse_token(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.strip_prefix('d').unwrap_or(s), 16).ok()
+}
+
 /// Counters (metrics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryStats {
@@ -110,6 +157,7 @@ pub struct Delivery {
     /// Sources degraded by an exhausted retry, with the reason.
     pub degraded: BTreeMap<String, &'static str>,
     pub stats: DeliveryStats,
+    traces: VecDeque<TokenTrace>,
 }
 
 pub fn token_str(t: u64) -> String {
@@ -142,6 +190,29 @@ impl Delivery {
             token_str(token),
             rows.len()
         );
+        if self.traces.len() >= MAX_TOKEN_TRACES {
+            self.traces.pop_front();
+        }
+        self.traces.push_back(TokenTrace {
+            token,
+            source: source.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            items: rows.len(),
+            event_ids: rows
+                .iter()
+                .take(MAX_TRACE_EVENTS)
+                .map(|r| r.event_id.clone())
+                .collect(),
+            steps: vec![
+                (
+                    now,
+                    "pull_events",
+                    format!("{} item(s) after {from:?}", rows.len()),
+                ),
+                (now, "delivery", "attempt 1".into()),
+            ],
+        });
         self.inflight.push_back(Inflight {
             token,
             source: source.to_string(),
@@ -157,6 +228,27 @@ impl Delivery {
 
     pub fn get(&self, token: u64) -> Option<&Inflight> {
         self.inflight.iter().find(|i| i.token == token)
+    }
+
+    /// The story of a recent token.
+    pub fn trace(&self, token: u64) -> Option<&TokenTrace> {
+        self.traces.iter().rev().find(|t| t.token == token)
+    }
+
+    /// The recent token that carried `event_id`.
+    pub fn token_of(&self, event_id: &str) -> Option<u64> {
+        self.traces
+            .iter()
+            .rev()
+            .find(|t| t.event_ids.iter().any(|e| e == event_id))
+            .map(|t| t.token)
+    }
+
+    /// Add a step to a token's story (the gateway's re-pull on redelivery).
+    pub fn trace_step(&mut self, token: u64, now: Millis, step: &'static str, detail: String) {
+        if let Some(t) = self.traces.iter_mut().rev().find(|t| t.token == token) {
+            t.steps.push((now, step, detail));
+        }
     }
 
     /// Tokens of the unacked batches, oldest first.
@@ -207,7 +299,7 @@ impl Delivery {
     }
 
     /// The projection acked `token` (its commit succeeded).
-    pub fn ack(&mut self, token: u64) {
+    pub fn ack(&mut self, token: u64, now: Millis) {
         let Some(i) = self.inflight.iter_mut().find(|i| i.token == token) else {
             return;
         };
@@ -216,6 +308,14 @@ impl Delivery {
         }
         i.acked = true;
         self.stats.acked += 1;
+        let attempts = i.attempts;
+        if let Some(t) = self.traces.iter_mut().rev().find(|t| t.token == token) {
+            t.steps
+                .push((now, "ack", format!("committed after {attempts} attempt(s)")));
+        }
+        let Some(i) = self.inflight.iter_mut().find(|i| i.token == token) else {
+            return;
+        };
         if i.attempts > 1 {
             log::info!(
                 "delivery_acked token={} source={} attempts={}",
@@ -281,10 +381,23 @@ impl Delivery {
                 // Served from memory from now on; the batch leaves the table.
                 i.acked = true;
                 out.push(Expired::Exhausted(i.token));
+                if let Some(t) = self.traces.iter_mut().rev().find(|t| t.token == i.token) {
+                    t.steps.push((
+                        now,
+                        "ack_retry_exhausted",
+                        format!("{} attempts; source degraded", i.attempts),
+                    ));
+                }
                 continue;
             }
             i.attempts += 1;
             i.lease_deadline = now + timeout;
+            if let Some(t) = self.traces.iter_mut().rev().find(|t| t.token == i.token) {
+                t.steps
+                    .push((now, "ack_timeout", format!("no ack in {timeout} ms")));
+                t.steps
+                    .push((now, "redelivery", format!("attempt {}", i.attempts)));
+            }
             self.stats.redeliveries += 1;
             log::warn!(
                 "ack_timeout token={} source={} attempt={} redelivery=true",
@@ -356,13 +469,13 @@ mod tests {
         let c = d.begin("other", "x", "y", vec![], 0);
         assert_eq!(d.committed_if_acked(b), None, "a is older and unacked");
         assert_eq!(d.committed_if_acked(a).as_deref(), Some("10"));
-        d.ack(b);
+        d.ack(b, 0);
         assert_eq!(d.committed_floor("hooks").as_deref(), Some("0"));
         assert_eq!(d.committed_if_acked(a).as_deref(), Some("20"));
-        d.ack(a);
+        d.ack(a, 0);
         assert_eq!(d.committed_floor("hooks").as_deref(), Some("20"));
         assert_eq!(d.committed_floor("other").as_deref(), Some("x"));
-        d.ack(c);
+        d.ack(c, 0);
         assert_eq!(d.pending(), 0);
         assert_eq!(d.stats.acked, 3);
     }
@@ -386,7 +499,7 @@ mod tests {
         assert_eq!(d.committed_floor("hooks").as_deref(), Some("10"));
         // A later ack of another batch clears the degradation.
         let u = d.begin("hooks", "10", "11", vec![], now);
-        d.ack(u);
+        d.ack(u, 0);
         assert!(d.degraded.is_empty());
     }
 
@@ -395,8 +508,8 @@ mod tests {
         let mut d = d();
         let t = d.begin("hooks", "0", "1", vec![], 0);
         assert_eq!(d.expire(2_000), vec![Expired::Redeliver(t, 2)]);
-        d.ack(t);
-        d.ack(t);
+        d.ack(t, 0);
+        d.ack(t, 0);
         assert_eq!(d.stats.acked, 1);
         assert!(d.expire(10_000).is_empty());
     }

@@ -142,6 +142,11 @@ impl Gateway {
     }
 
     /// Flow-012 numbers for `health`/`metrics`.
+    /// The inflight table (read-only: traces and figures for the API).
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
     pub fn delivery_json(&self, now: Millis) -> serde_json::Value {
         self.delivery.json(now)
     }
@@ -165,7 +170,7 @@ impl Gateway {
         for e in self.delivery.expire(now) {
             match e {
                 Expired::Redeliver(t, _) => {
-                    self.redeliver(t);
+                    self.redeliver(t, now);
                     self.try_ack(t, now);
                 }
                 Expired::Exhausted(t) => {
@@ -180,29 +185,59 @@ impl Gateway {
 
     /// Pull the token's range again. Everything in it was applied already: each item must
     /// come back as a duplicate (counted), so the redelivery has no effect on state.
-    fn redeliver(&mut self, token: u64) {
+    fn redeliver(&mut self, token: u64, now: Millis) {
         let Some(i) = self.delivery.get(token) else {
             return;
         };
         if i.source != HOOKS_CURSOR {
             // Other sources are pulled by their owners; their rows are retried as they are.
-            self.delivery.stats.duplicates += i.rows.len() as u64;
+            let n = i.rows.len();
+            self.delivery.stats.duplicates += n as u64;
+            self.delivery.trace_step(
+                token,
+                now,
+                "pull_events",
+                format!("{n} row(s) retried as held (all duplicates)"),
+            );
             return;
         }
         let (from, n) = (i.from.clone(), i.rows.len().max(1));
         let mut src = HookSpoolSource::new(&self.spool, &self.server_key, Some(&from));
         let batch = src.pull(&from, n);
+        let mut dups = 0;
         for item in &batch.items {
             let id = match item {
                 Pulled::Event { event, .. } => &event.event_id,
                 Pulled::Rejected { event_id, .. } => event_id,
             };
             if self.seen(id) {
-                self.delivery.stats.duplicates += 1;
+                dups += 1;
             } else {
                 log::warn!("redelivery_unexpected_item event_id={id}");
             }
         }
+        self.delivery.stats.duplicates += dups;
+        self.delivery.trace_step(
+            token,
+            now,
+            "pull_events",
+            format!(
+                "re-pulled {} item(s) after {from:?}: {dups} duplicate(s), nothing applied again",
+                batch.items.len()
+            ),
+        );
+    }
+
+    /// The story of a recent delivery token (`trace --delivery`).
+    pub fn delivery_trace(&self, token: u64) -> Option<serde_json::Value> {
+        self.delivery.trace(token).map(|t| t.json())
+    }
+
+    /// The recent delivery token that carried an event.
+    pub fn delivery_token_of(&self, event_id: &str) -> Option<String> {
+        self.delivery
+            .token_of(event_id)
+            .map(crate::delivery::token_str)
     }
 
     /// The projection's ack: commit the token's rows and the cursor in one transaction.
@@ -212,7 +247,7 @@ impl Gateway {
             return false;
         };
         let Some(store) = self.store.as_mut() else {
-            self.delivery.ack(token);
+            self.delivery.ack(token, now);
             return true;
         };
         let committed = self
@@ -234,7 +269,7 @@ impl Gateway {
                     log::info!("store_recovered");
                 }
                 self.store_problem = None;
-                self.delivery.ack(token);
+                self.delivery.ack(token, now);
                 true
             }
             Err(e) => {
