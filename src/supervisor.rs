@@ -1,6 +1,7 @@
-//! C-001 `agtmux-runtime-supervisor`: owns every child process the daemon runs (the `tmux -C`
-//! control client now, Codex helpers later): spawning with non-blocking pipes for the one mio
-//! loop, reaping on SIGCHLD, and restart pacing with exponential backoff and jitter.
+//! C-001 `agtmux-runtime-supervisor`: owns the daemon's restartable components (the `tmux -C`
+//! control client, a child process; the Codex app-server connection, see
+//! `daemon::codex_endpoint`): spawning with non-blocking pipes for the one mio loop, reaping on
+//! SIGCHLD, and restart pacing with exponential backoff and jitter.
 //!
 //! Flow-011 (start/restart contract) lives here too:
 //! - [`Startup`]: the start order `source → gateway → daemon → api`. A stage is marked ready
@@ -291,6 +292,10 @@ impl Supervised {
 
     pub fn hold_until(&self) -> Option<i64> {
         self.hold_until
+    }
+
+    pub fn policy(&self) -> &RestartPolicy {
+        &self.policy
     }
 
     /// Metrics/health view.

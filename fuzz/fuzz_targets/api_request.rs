@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         store_problem: None,
         metrics: None,
         ingest_counts: [0; 4],
+        delivery: None,
         now: 1_000,
     };
     let (answer, _) = handle_line(data, &view);

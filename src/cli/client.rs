@@ -79,6 +79,14 @@ impl From<io::Error> for ClientError {
     }
 }
 
+fn api_error(msg: &Value) -> ClientError {
+    let e = &msg["error"];
+    ClientError::Api {
+        code: e["code"].as_str().unwrap_or("?").to_string(),
+        message: e["message"].as_str().unwrap_or("").to_string(),
+    }
+}
+
 /// One connection to the daemon.
 pub struct Conn {
     reader: BufReader<UnixStream>,
@@ -105,20 +113,29 @@ impl Conn {
         self.next_id += 1;
         let mut line = json!({"v": 1, "id": id, "method": method, "params": params}).to_string();
         line.push('\n');
-        self.writer.write_all(line.as_bytes())?;
+        if let Err(e) = self.writer.write_all(line.as_bytes()) {
+            // A daemon that refused this connection (admission, too many clients) wrote why
+            // before it closed: that reason beats "broken pipe".
+            return Err(match self.read_message() {
+                Ok(msg) if msg.get("error").is_some() => api_error(&msg),
+                _ => e.into(),
+            });
+        }
         loop {
             let msg = self.read_message()?;
             if msg.get("event").is_some() {
                 continue; // a push for an earlier subscription
             }
-            if msg.get("id").and_then(Value::as_u64) != Some(id) {
+            let answer_id = msg.get("id").filter(|v| !v.is_null());
+            if answer_id.is_none() && msg.get("error").is_some() {
+                // An error about the connection itself (it was refused): the answer to us.
+                return Err(api_error(&msg));
+            }
+            if answer_id.and_then(Value::as_u64) != Some(id) {
                 continue;
             }
-            if let Some(e) = msg.get("error") {
-                return Err(ClientError::Api {
-                    code: e["code"].as_str().unwrap_or("?").to_string(),
-                    message: e["message"].as_str().unwrap_or("").to_string(),
-                });
+            if msg.get("error").is_some() {
+                return Err(api_error(&msg));
             }
             return msg
                 .get("result")

@@ -76,7 +76,8 @@ pub fn run(args: &SourceArgs) -> i32 {
                     "source_id": r.source_id, "source_kind": r.source_kind,
                     "socket_path": r.socket_path, "owner_uid": r.owner_uid,
                     "state": r.state, "last_heartbeat_ts": r.last_heartbeat_ts,
-                    "updated_ts": r.updated_ts})).collect::<Vec<_>>()}),
+                    "updated_ts": r.updated_ts, "registered_by": r.registered_by,
+                })).collect::<Vec<_>>()}),
                 Err(e) => return client::fail(&e, 1),
             }
         }
@@ -93,12 +94,47 @@ pub fn run(args: &SourceArgs) -> i32 {
     for e in entries {
         let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
         println!(
-            "{:<28} {:<8} uid={:<6} {}",
+            "{:<28} {:<8} uid={:<6} by={:<10} {}",
             s("source_id"),
             s("state"),
             e.get("owner_uid").and_then(Value::as_u64).unwrap_or(0),
+            s("registered_by"),
             s("socket_path")
         );
     }
+    let conns = result.get("connections").and_then(Value::as_array);
+    if let Some(conns) = conns.filter(|c| !c.is_empty()) {
+        println!("recent source connections (agtmux trace --connection ID):");
+        for c in conns {
+            let s = |k: &str| match c.get(k) {
+                Some(Value::String(x)) => x.clone(),
+                Some(Value::Null) | None => "-".into(),
+                Some(v) => v.to_string(),
+            };
+            let last = c["steps"]
+                .as_array()
+                .and_then(|a| a.last())
+                .map(|st| format!("{} {}", s_of(&st["step"]), s_of(&st["detail"])))
+                .unwrap_or_default();
+            println!(
+                "  {:<5} {:<16} peer_uid={:<6} pulled={:<6} {} {}",
+                s("connection"),
+                s("kind"),
+                s("peer_uid"),
+                s("events_pulled"),
+                c["closed_reason"]
+                    .as_str()
+                    .map(|r| format!("closed: {r};"))
+                    .unwrap_or_else(|| "open;".into()),
+                last
+            );
+        }
+    }
     0
+}
+
+fn s_of(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

@@ -1,5 +1,8 @@
 //! `agtmux trace <event_id> [--json]` (seed Observability MVP, tracing): the path of one event
 //! through the hops `source → gateway → daemon → option → client` with per-hop deltas.
+//! Post-MVP tracing: `--delivery d…` is one delivery token's story (`pull_events → delivery →
+//! ack/redelivery`), `--connection c…` one source connection's (`admission → hello →
+//! pull_events`); both live in the running daemon's memory only.
 //!
 //! WHY two readers: the daemon keeps the traces of recent events in memory (API `trace`);
 //! every event's hops are also stored in `events_raw_v2.hops`, so older events, and events of
@@ -15,7 +18,14 @@ pub struct TraceArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The event id (as in `events_raw_v2.event_id`, `explain`'s `last_event`, or the log).
-    pub event_id: String,
+    #[arg(required_unless_present_any = ["delivery", "connection"])]
+    pub event_id: Option<String>,
+    /// A delivery token instead (`d0000002a`, as in the log, `health` and an event's trace).
+    #[arg(long, conflicts_with_all = ["event_id", "connection"])]
+    pub delivery: Option<String>,
+    /// A source connection instead (`c3`, as in `agtmux source list`).
+    #[arg(long, conflicts_with = "event_id")]
+    pub connection: Option<String>,
     /// Versioned JSON (`{"v":1,"from":"daemon"|"store",...}`).
     #[arg(long)]
     pub json: bool,
@@ -42,7 +52,35 @@ impl std::error::Error for TraceError {}
 
 pub fn run(args: &TraceArgs) -> i32 {
     let sp = args.server.paths();
-    let (from, t) = match find(&sp, &args.event_id) {
+    let other = match (&args.delivery, &args.connection) {
+        (Some(d), _) => Some((
+            "trace",
+            json!({"delivery_token": d}),
+            render_delivery as Render,
+        )),
+        (_, Some(c)) => Some((
+            "source.trace",
+            json!({"connection": c}),
+            render_connection as Render,
+        )),
+        _ => None,
+    };
+    if let Some((method, params, render)) = other {
+        return match Conn::connect(&sp).and_then(|mut c| c.request(method, params)) {
+            Ok(t) if args.json => {
+                println!("{}", json!({"v": 1, "from": "daemon", "trace": t}));
+                0
+            }
+            Ok(t) => {
+                print!("{}", render(&t));
+                0
+            }
+            Err(e @ ClientError::Api { .. }) => client::fail(&e, 3),
+            Err(e) => client::fail(&e, 1),
+        };
+    }
+    let event_id = args.event_id.as_deref().unwrap_or_default();
+    let (from, t) = match find(&sp, event_id) {
         Ok(x) => x,
         Err(e @ TraceError::NotFound(_)) => return client::fail(&e, 3),
         Err(e) => return client::fail(&e, 1),
@@ -103,6 +141,72 @@ pub fn find(
     ))
 }
 
+type Render = fn(&Value) -> String;
+
+/// A step list: name, epoch ms, offset from the first step, detail.
+fn render_steps(o: &mut String, steps: &Value, since: &str) {
+    for st in steps.as_array().into_iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  {:<20} {:>14}  +{}ms  {}",
+            s(&st["step"]),
+            s(&st["ts_ms"]),
+            s(&st[since]),
+            st["detail"].as_str().unwrap_or("")
+        );
+    }
+}
+
+pub fn render_delivery(t: &Value) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "delivery {} source={} items={} range={}..{} outcome={}",
+        s(&t["delivery_token"]),
+        s(&t["source"]),
+        s(&t["items"]),
+        s(&t["from"]),
+        s(&t["to"]),
+        s(&t["outcome"])
+    );
+    render_steps(&mut o, &t["steps"], "since_pull_ms");
+    let ids: Vec<String> = t["event_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(s)
+        .collect();
+    if !ids.is_empty() {
+        let _ = writeln!(o, "  events: {}", ids.join(" "));
+    }
+    o
+}
+
+pub fn render_connection(t: &Value) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "connection {} kind={} socket={} peer_pid={} peer_uid={} events_pulled={} heartbeats={}",
+        s(&t["connection"]),
+        s(&t["kind"]),
+        s(&t["socket"]),
+        s(&t["peer_pid"]),
+        s(&t["peer_uid"]),
+        s(&t["events_pulled"]),
+        s(&t["heartbeats"])
+    );
+    render_steps(&mut o, &t["steps"], "since_open_ms");
+    match t["closed_reason"].as_str() {
+        Some(r) => {
+            let _ = writeln!(o, "  closed at {}: {r}", s(&t["closed_ts"]));
+        }
+        None => {
+            let _ = writeln!(o, "  open");
+        }
+    }
+    o
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -117,7 +221,7 @@ pub fn render(t: &Value) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "event {} source={} name={} pane={} status={}{}",
+        "event {} source={} name={} pane={} status={}{}{}",
         s(&t["event_id"]),
         s(&t["source"]),
         s(&t["name"]),
@@ -126,6 +230,10 @@ pub fn render(t: &Value) -> String {
         t["reason"]
             .as_str()
             .map(|r| format!(" reason={r}"))
+            .unwrap_or_default(),
+        t["delivery_token"]
+            .as_str()
+            .map(|d| format!(" delivery={d}"))
             .unwrap_or_default()
     );
     for h in t["hops"].as_array().into_iter().flatten() {

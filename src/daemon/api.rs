@@ -73,6 +73,8 @@ pub struct View<'a> {
     pub metrics: Option<&'a super::metrics::Metrics>,
     /// The gateway's accepted/ignored/rejected/duplicate counters.
     pub ingest_counts: [u64; 4],
+    /// The delivery inflight table and its token traces (`None` in unit tests).
+    pub delivery: Option<&'a crate::delivery::Delivery>,
     pub now: Millis,
 }
 
@@ -80,8 +82,12 @@ struct Client {
     stream: UnixStream,
     /// The peer's uid (`SO_PEERCRED`, already checked against ours).
     peer_uid: u32,
+    peer_pid: i32,
+    accepted_at: Millis,
     /// Set once this connection passed `source.hello` (Flow-009).
     source_id: Option<String>,
+    /// Its connection trace, once it spoke as a source.
+    conn: Option<u64>,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     subscribed: bool,
@@ -101,19 +107,30 @@ pub struct ApiServer {
     pub ready: bool,
     /// What the API waits for while not ready (shown in the `not_ready` error).
     pub waiting_for: &'static str,
-    /// Flow-009/013 trust: runtime nonce and the source registry (`source.*` methods).
-    pub admission: Option<Admission>,
+    /// Source connections dropped since the runtime last asked (`take_closed`): their
+    /// registry entries go `stale` and their traces are closed.
+    closed: Vec<Closed>,
     /// Extra sections merged into `health` and `metrics` answers (supervisor, delivery,
     /// source registry), refreshed by the runtime.
     pub extra: serde_json::Map<String, Value>,
 }
 
-/// The daemon's trust material for source connections.
+/// The daemon's trust material for source connections, owned by the runtime and lent to the
+/// API for each call (the Codex endpoint uses the same registry).
 #[derive(Debug)]
 pub struct Admission {
     pub runtime_uid: u32,
     pub nonce: String,
     pub registry: super::admission::SourceRegistry,
+    pub traces: super::conntrace::ConnTraces,
+}
+
+/// A source connection that went away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    pub source_id: Option<String>,
+    pub conn: u64,
+    pub why: String,
 }
 
 impl ApiServer {
@@ -144,7 +161,7 @@ impl ApiServer {
             known: BTreeSet::new(),
             ready: false,
             waiting_for: "source",
-            admission: None,
+            closed: Vec::new(),
             extra: serde_json::Map::new(),
         })
     }
@@ -158,50 +175,71 @@ impl ApiServer {
         self.clients.values().filter(|c| c.subscribed).count()
     }
 
+    /// Source connections dropped since the last call.
+    pub fn take_closed(&mut self) -> Vec<Closed> {
+        std::mem::take(&mut self.closed)
+    }
+
     /// Handle readiness of the listener or a client.
-    pub fn on_event(&mut self, ev: &mio::event::Event, reg: &mio::Registry, view: &View) {
+    pub fn on_event(
+        &mut self,
+        ev: &mio::event::Event,
+        reg: &mio::Registry,
+        view: &View,
+        adm: &mut Admission,
+    ) {
         let t = ev.token();
         if t == LISTENER {
-            self.accept(reg);
+            self.accept(reg, adm, view.now);
             return;
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            self.read_client(t, reg, view);
+            self.read_client(t, reg, view, adm);
         }
         if ev.is_writable() {
             self.flush_client(t, reg);
         }
     }
 
-    fn accept(&mut self, reg: &mio::Registry) {
+    fn accept(&mut self, reg: &mio::Registry, adm: &mut Admission, now: Millis) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     use std::os::fd::AsRawFd;
                     // Flow-009: the peer must be our own uid.
-                    let peer = super::admission::peer_cred(stream.as_raw_fd());
-                    let peer =
-                        match super::admission::admit_peer(peer, super::admission::runtime_uid()) {
-                            Ok(p) => p,
-                            Err(r) => {
-                                log::warn!(
-                                    "api_admission_rejected reason={} detail={:?}",
-                                    r.code(),
-                                    r.to_string()
-                                );
-                                if let Some(a) = self.admission.as_mut() {
-                                    *a.registry.rejects.entry(r.code()).or_default() += 1;
-                                }
-                                let _ = stream.write_all(
-                                    error_line(&Value::Null, r.code(), &r.to_string()).as_bytes(),
-                                );
-                                continue;
-                            }
-                        };
+                    let cred = super::admission::peer_cred(stream.as_raw_fd()).ok();
+                    let peer = match super::admission::admit_peer(
+                        cred.ok_or_else(|| io::Error::other("no peer credentials")),
+                        adm.runtime_uid,
+                    ) {
+                        Ok(p) => p,
+                        Err(r) => {
+                            log::warn!(
+                                "api_admission_rejected reason={} peer_pid={:?} detail={:?}",
+                                r.code(),
+                                cred.map(|c| c.pid),
+                                r.to_string()
+                            );
+                            adm.registry.count_reject(&r);
+                            let path = self.path.to_string_lossy();
+                            let c = adm.traces.open(
+                                "api",
+                                &path,
+                                cred.map(|c| c.pid),
+                                cred.map(|c| c.uid),
+                                now,
+                            );
+                            adm.traces.step(c, "admission", r.code(), now);
+                            adm.traces.close(c, r.code(), now);
+                            refuse(stream, &error_line(&Value::Null, r.code(), &r.to_string()));
+                            continue;
+                        }
+                    };
                     if self.clients.len() >= MAX_CLIENTS {
                         log::warn!("api_client_refused reason=too_many");
-                        let _ = stream.write_all(
-                            error_line(&Value::Null, "busy", "too many clients").as_bytes(),
+                        refuse(
+                            stream,
+                            &error_line(&Value::Null, "busy", "too many clients"),
                         );
                         continue;
                     }
@@ -218,7 +256,10 @@ impl ApiServer {
                         Client {
                             stream,
                             peer_uid: peer.uid,
+                            peer_pid: peer.pid,
+                            accepted_at: now,
                             source_id: None,
+                            conn: None,
                             inbuf: Vec::new(),
                             outbuf: Vec::new(),
                             subscribed: false,
@@ -236,7 +277,7 @@ impl ApiServer {
         }
     }
 
-    fn read_client(&mut self, t: Token, reg: &mio::Registry, view: &View) {
+    fn read_client(&mut self, t: Token, reg: &mio::Registry, view: &View, adm: &mut Admission) {
         let Some(c) = self.clients.get_mut(&t) else {
             return;
         };
@@ -290,8 +331,9 @@ impl ApiServer {
             }
             let (answer, subscribe) = match gate(line, self.ready, self.waiting_for) {
                 Gate::Source(id, method, params) => {
+                    let path = self.path.to_string_lossy();
                     let (answer, close) =
-                        source_method(&method, &params, &id, c, self.admission.as_mut(), view.now);
+                        source_method(&method, &params, &id, c, adm, &path, view.now);
                     if close {
                         c.closing = true;
                     }
@@ -349,6 +391,13 @@ impl ApiServer {
         if let Some(mut c) = self.clients.remove(&t) {
             log::debug!("api_client_dropped token={} reason={why}", t.0);
             let _ = reg.deregister(&mut c.stream);
+            if let Some(conn) = c.conn {
+                self.closed.push(Closed {
+                    source_id: c.source_id.take(),
+                    conn,
+                    why: why.to_string(),
+                });
+            }
         }
     }
 
@@ -460,21 +509,32 @@ fn with_extra(answer: String, extra: &serde_json::Map<String, Value>) -> String 
     s
 }
 
+/// Refuse a connection with a reason the peer can read. Closing a socket with unread input
+/// resets it, so what the peer already sent is read (without waiting: this runs in the one
+/// loop) before the close. A peer that writes later gets `EPIPE` and can still read the reason.
+fn refuse(mut stream: mio::net::UnixStream, answer: &str) {
+    let _ = stream.write_all(answer.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            _ => break,
+        }
+    }
+}
+
 /// `source.hello|heartbeat|register|revoke|list`. Returns the answer and whether to close.
 fn source_method(
     method: &str,
     params: &Value,
     id: &Value,
     c: &mut Client,
-    admission: Option<&mut Admission>,
+    a: &mut Admission,
+    api_path: &str,
     now: Millis,
 ) -> (String, bool) {
-    let Some(a) = admission else {
-        return (
-            error_line(id, "not_ready", "source registry not loaded"),
-            false,
-        );
-    };
     if !params.is_object() {
         return (
             error_line(id, "invalid_params", "\"params\" must be an object"),
@@ -483,33 +543,69 @@ fn source_method(
     }
     let s = |k: &str| params.get(k).and_then(Value::as_str);
     match method {
-        "source.hello" => match a.registry.hello(params, c.peer_uid, &a.nonce, now) {
-            Ok(e) => {
-                log::info!(
-                    "source_admitted source_id={} peer_uid={} socket={}",
-                    e.source_id,
-                    c.peer_uid,
-                    e.socket_path
+        "source.hello" => {
+            // The connection speaks as a source from here on: trace it.
+            let conn = *c.conn.get_or_insert_with(|| {
+                let t = a.traces.open(
+                    "api",
+                    api_path,
+                    Some(c.peer_pid),
+                    Some(c.peer_uid),
+                    c.accepted_at,
                 );
-                c.source_id = Some(e.source_id.clone());
-                (result_line(id, e.json()), false)
+                a.traces.step(
+                    t,
+                    "admission",
+                    "peer uid checked (SO_PEERCRED)",
+                    c.accepted_at,
+                );
+                t
+            });
+            if let Some(k) = s("source_kind") {
+                a.traces.set_kind(conn, k);
             }
-            // Fail-closed: the connection goes.
-            Err(r) => (error_line(id, r.code(), &r.to_string()), true),
-        },
+            match a.registry.hello(params, c.peer_uid, &a.nonce, now) {
+                Ok(e) => {
+                    log::info!(
+                        "source_admitted source_id={} peer_uid={} socket={} conn={}",
+                        e.source_id,
+                        c.peer_uid,
+                        e.socket_path,
+                        super::conntrace::conn_str(conn)
+                    );
+                    a.traces
+                        .step(conn, "hello", &format!("admitted as {}", e.source_id), now);
+                    c.source_id = Some(e.source_id.clone());
+                    let mut r = e.json();
+                    r["connection"] = json!(super::conntrace::conn_str(conn));
+                    (result_line(id, r), false)
+                }
+                // Fail-closed: the connection goes.
+                Err(r) => {
+                    a.traces
+                        .step(conn, "hello", &format!("refused: {}", r.code()), now);
+                    (error_line(id, r.code(), &r.to_string()), true)
+                }
+            }
+        }
         "source.heartbeat" => match c.source_id.clone() {
             None => (
                 error_line(id, "not_admitted", "say source.hello first"),
                 true,
             ),
             Some(sid) => match a.registry.heartbeat(&sid, now) {
-                Some(super::admission::RegState::Revoked) | None => (
+                Some(st) if st != super::admission::RegState::Revoked => {
+                    if let Some(conn) = c.conn {
+                        a.traces.heartbeat(conn);
+                    }
+                    (
+                        result_line(id, json!({"source_id": sid, "state": st.as_str()})),
+                        false,
+                    )
+                }
+                _ => (
                     error_line(id, "source_registry_miss", &format!("{sid} is revoked")),
                     true,
-                ),
-                Some(st) => (
-                    result_line(id, json!({"source_id": sid, "state": st.as_str()})),
-                    false,
                 ),
             },
         },
@@ -549,7 +645,33 @@ fn source_method(
                 ),
             }
         }
-        "source.list" => (result_line(id, a.registry.json()), false),
+        "source.list" => {
+            let mut r = a.registry.json();
+            r["connections"] = a.traces.recent_json(32);
+            (result_line(id, r), false)
+        }
+        "source.trace" => {
+            let Some(conn) = s("connection").and_then(super::conntrace::parse_conn) else {
+                return (
+                    error_line(id, "invalid_params", "need connection (e.g. \"c3\")"),
+                    false,
+                );
+            };
+            match a.traces.get(conn) {
+                Some(t) => (result_line(id, t.json()), false),
+                None => (
+                    error_line(
+                        id,
+                        "not_found",
+                        &format!(
+                            "no connection {} (the newest 256 are kept)",
+                            super::conntrace::conn_str(conn)
+                        ),
+                    ),
+                    false,
+                ),
+            }
+        }
         other => (
             error_line(id, "unknown_method", &format!("unknown method {other:?}")),
             false,
@@ -651,16 +773,41 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             None => (error_line(&id, "not_found", "metrics unavailable"), false),
         },
         "trace" => {
+            if let Some(tok) = params.get("delivery_token").and_then(Value::as_str) {
+                let t = crate::delivery::parse_token(tok)
+                    .and_then(|t| view.delivery.and_then(|d| d.trace(t)));
+                return match t {
+                    Some(t) => (result_line(&id, t.json()), false),
+                    None => (
+                        error_line(
+                            &id,
+                            "not_found",
+                            &format!(
+                                "no delivery token {tok:?} in memory (the newest {} are kept)",
+                                crate::delivery::MAX_TOKEN_TRACES
+                            ),
+                        ),
+                        false,
+                    ),
+                };
+            }
             let eid = params.get("event_id").and_then(Value::as_str);
             match (eid, view.metrics) {
                 (None, _) => (
-                    error_line(&id, "invalid_params", "missing string param \"event_id\""),
+                    error_line(
+                        &id,
+                        "invalid_params",
+                        "missing string param \"event_id\" (or \"delivery_token\")",
+                    ),
                     false,
                 ),
-                (Some(e), Some(m)) if m.trace(e).is_some() => (
-                    result_line(&id, m.trace(e).map(|t| t.json()).unwrap_or(Value::Null)),
-                    false,
-                ),
+                (Some(e), Some(m)) if m.trace(e).is_some() => {
+                    let mut t = m.trace(e).map(|t| t.json()).unwrap_or(Value::Null);
+                    if let Some(tok) = view.delivery.and_then(|d| d.token_of(e)) {
+                        t["delivery_token"] = json!(crate::delivery::token_str(tok));
+                    }
+                    (result_line(&id, t), false)
+                }
                 (Some(e), _) => (
                     error_line(&id, "not_found", &format!("no trace of {e:?} in memory")),
                     false,
@@ -938,6 +1085,7 @@ mod tests {
             store_problem: None,
             metrics: None,
             ingest_counts: [0; 4],
+            delivery: None,
             now: 5,
         }
     }

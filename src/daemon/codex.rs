@@ -10,9 +10,10 @@
 //! the gateway, which routes events that carry no pane.
 //!
 //! What it owns:
-//! - the observer, its mio token registration (re-registered on every new stream), its timers
-//!   and reconnects; when the socket file is replaced while disconnected (a new Codex daemon),
-//!   it reconnects at once instead of waiting for the backoff;
+//! - the observer, its mio token registration (re-registered on every new stream) and its
+//!   timers; which socket it uses, when it (re)connects and whether the listener is trusted is
+//!   the supervised, registered endpoint's call (`daemon::codex_endpoint`: Flow-011 restarts,
+//!   Flow-009 admission, Flow-013 lifecycle);
 //! - the socket discovery: `$AGTMUX_CODEX_SOCK`, else `$CODEX_HOME` (else `~/.codex`) +
 //!   `app-server-control/app-server-control.sock`;
 //! - source health: healthy while connected and initialized, stale while (re)handshaking or
@@ -35,6 +36,9 @@
 //!   bound one (a TUI shows one thread at a time: the newer one is on screen);
 //! - a binding ends when its thread closes, its pane is gone or no longer runs Codex, or a
 //!   trusted hook names another pane.
+use super::admission::SourceRegistry;
+use super::codex_endpoint::CodexEndpoint;
+use super::conntrace::ConnTraces;
 use super::procs;
 use super::projection::Projection;
 use crate::core::event::{NormalizedEvent, Signal};
@@ -42,9 +46,9 @@ use crate::core::types::{Health, Millis, Provider, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::sources::codex_appserver::CodexObserver;
 use crate::sources::codex_correlate::{Binding, PaneCandidate, ThreadEvidence, correlate};
+use crate::supervisor::RestartPolicy;
 use mio::{Interest, Token};
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// Cursor id of the app-server observer in `cursor_state_v2`.
@@ -54,7 +58,6 @@ pub const SOCK_ENV: &str = "AGTMUX_CODEX_SOCK";
 /// Bytes of screen text kept per Codex pane (the tail of the capture).
 const SCREEN_MAX: usize = 16 * 1024;
 const CORRELATE_EVERY: Millis = 500;
-const SOCK_CHECK_EVERY: Millis = 1_000;
 /// Below this, `codex_correlate` evidence is only a hint (the timing rule).
 const MIN_CONFIDENCE: u8 = 70;
 /// Bound of threads remembered from hooks only.
@@ -94,11 +97,9 @@ struct HookFacts {
 }
 
 pub struct CodexLink {
-    sock: PathBuf,
     obs: CodexObserver,
-    sock_id: Option<(u64, u64, i64, i64)>,
-    next_sock_check: Millis,
-    ever_connected: bool,
+    /// Flow-011/009/013: which socket, when, and whether to trust it.
+    pub endpoint: CodexEndpoint,
     binds: HashMap<String, ThreadBind>,
     undecided: HashMap<String, (String, Vec<String>)>,
     hook_facts: HashMap<String, HookFacts>,
@@ -110,13 +111,6 @@ pub struct CodexLink {
     next_correlate: Millis,
     dirty: bool,
     last_problem: Option<String>,
-}
-
-/// Identity of the socket file: a re-created socket differs even if its inode is reused.
-fn sock_id(p: &std::path::Path) -> Option<(u64, u64, i64, i64)> {
-    std::fs::metadata(p)
-        .ok()
-        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 fn tail(s: &str, max: usize) -> String {
@@ -136,15 +130,13 @@ fn norm(p: &str) -> &str {
 }
 
 impl CodexLink {
-    pub fn new(now: Millis) -> Self {
+    pub fn new(now: Millis, policy: RestartPolicy, heartbeat_timeout: Millis) -> Self {
         let sock = socket_path();
         log::info!("codex_appserver_socket path={}", sock.display());
+        let endpoint = CodexEndpoint::new(sock.clone(), policy, heartbeat_timeout);
         CodexLink {
-            obs: CodexObserver::new(&sock, now),
-            sock_id: sock_id(&sock),
-            sock,
-            next_sock_check: now + SOCK_CHECK_EVERY,
-            ever_connected: false,
+            obs: endpoint.observer(&sock, now),
+            endpoint,
             binds: HashMap::new(),
             undecided: HashMap::new(),
             hook_facts: HashMap::new(),
@@ -161,10 +153,20 @@ impl CodexLink {
     pub fn on_ready(&mut self, readable: bool, writable: bool, now: Millis) {
         if readable {
             // Only what changed anything makes the link re-correlate: streaming deltas are
-            // read and dropped without touching bindings, /proc or the projection.
-            let before = (self.obs.queued(), self.obs.threads().count());
+            // read and dropped without touching bindings, /proc or the projection. A finished
+            // handshake counts: the endpoint admits the source on the next step.
+            let before = (
+                self.obs.queued(),
+                self.obs.threads().count(),
+                self.obs.is_connected(),
+            );
             self.obs.on_readable(now);
-            if (self.obs.queued(), self.obs.threads().count()) != before {
+            let after = (
+                self.obs.queued(),
+                self.obs.threads().count(),
+                self.obs.is_connected(),
+            );
+            if after != before {
                 self.dirty = true;
             }
         }
@@ -176,12 +178,20 @@ impl CodexLink {
     /// Did the last readiness change anything that the pipeline must look at (new events
     /// or thread facts)?
     pub fn needs_step(&self) -> bool {
-        self.dirty
+        self.dirty || self.obs.has_end()
     }
 
-    /// When the observer's timers need a `step`.
+    /// When the observer's or the endpoint's timers need a `step`.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.obs.next_deadline()
+        match (self.obs.next_deadline(), self.endpoint.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The socket in use (the registry's, else the discovered one).
+    pub fn sock_path(&self) -> &std::path::Path {
+        self.obs.sock_path()
     }
 
     /// The current bindings, thread → pane.
@@ -208,20 +218,25 @@ impl CodexLink {
     /// problem; a Codex pane whose daemon is there (or was) but cannot be followed is.
     /// Was the app-server ever reached (so Codex runs in daemon mode here)?
     pub fn ever_connected(&self) -> bool {
-        self.ever_connected
+        self.endpoint.ever_admitted()
     }
 
+    /// A hold-down (escalated) or a refused listener is always reported; otherwise see above.
+    /// A revoked source is the operator's choice, not a fault.
     pub fn status_problem(&self, proj: &Projection) -> Option<String> {
+        if let Some(f) = self.endpoint.fault() {
+            return Some(f.to_string());
+        }
         let h = self.obs.health();
-        if h == Health::Healthy {
+        if h == Health::Healthy || self.endpoint.phase() == super::codex_endpoint::Phase::Revoked {
             return None;
         }
         let codex_pane = proj
             .panes
             .values()
             .any(|p| p.process.is_some_and(|(pr, _)| pr == Provider::Codex));
-        let present = self.sock.exists();
-        (codex_pane && (present || self.ever_connected)).then(|| h.to_string())
+        let present = self.obs.sock_path().exists();
+        (codex_pane && (present || self.endpoint.ever_admitted())).then(|| h.to_string())
     }
 
     /// Keep the last screen text of a Codex pane (bounded) for prompt correlation.
@@ -248,26 +263,29 @@ impl CodexLink {
     /// One pass: timers, (re)registration, bindings, ingest of observer events, health.
     /// `ready` = the registry is loaded and state restored (events can be applied).
     /// Returns true when the published daemon status may have changed.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         mreg: &mio::Registry,
         token: Token,
         proj: &mut Projection,
         gw: &mut Gateway,
+        sources: &mut SourceRegistry,
+        traces: &mut ConnTraces,
         ready: bool,
         now: Millis,
     ) -> bool {
         self.obs.tick(now);
-        self.check_socket(now);
+        if self.endpoint.step(&mut self.obs, sources, traces, now) {
+            // A new observer (new socket or endpoint). Thread ids outlive a Codex daemon (a
+            // new one resumes the same threads), so bindings stay; correlate again.
+            self.dirty = true;
+        }
         if self.obs.take_new_stream()
             && let Some(s) = self.obs.stream_mut()
             && let Err(e) = mreg.register(s, token, Interest::READABLE | Interest::WRITABLE)
         {
             log::warn!("codex_register_failed err={e}");
-        }
-        if self.obs.is_connected() && !self.ever_connected {
-            self.ever_connected = true;
-            log::info!("codex_appserver_connected path={}", self.sock.display());
         }
         if ready {
             let seen = gw.take_codex_seen();
@@ -277,6 +295,7 @@ impl CodexLink {
             }
             while let IngestOutcome::More = gw.ingest_source(&mut self.obs, CURSOR, proj, now) {}
             let seen = gw.take_codex_seen();
+            self.endpoint.pulled(traces, seen.len(), now);
             self.learn(seen);
         }
         let mut changed = proj.set_health(SourceKind::CodexAppServer, self.obs.health());
@@ -286,27 +305,6 @@ impl CodexLink {
             changed = true;
         }
         changed
-    }
-
-    /// A new daemon socket while we are disconnected: connect now, not after the backoff.
-    fn check_socket(&mut self, now: Millis) {
-        if now < self.next_sock_check {
-            return;
-        }
-        self.next_sock_check = now + SOCK_CHECK_EVERY;
-        let id = sock_id(&self.sock);
-        if id == self.sock_id {
-            return;
-        }
-        self.sock_id = id;
-        if id.is_some() && self.obs.health() == Health::Down {
-            log::info!(
-                "codex_appserver_socket_replaced path={}",
-                self.sock.display()
-            );
-            self.obs = CodexObserver::new(&self.sock, now);
-            self.obs.tick(now);
-        }
     }
 
     /// Record what Codex events tell about threads.

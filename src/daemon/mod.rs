@@ -4,6 +4,8 @@
 pub mod admission;
 pub mod api;
 pub mod codex;
+pub mod codex_endpoint;
+pub mod conntrace;
 pub mod guardrails;
 pub mod metrics;
 pub mod ops;

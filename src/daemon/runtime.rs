@@ -134,6 +134,9 @@ pub struct Runtime {
     wake: Option<UnixDatagram>,
     /// The local client API (C-002); `None` when its socket could not be bound.
     api: Option<ApiServer>,
+    /// Flow-009/013 trust material: runtime nonce, source registry (C-014), connection
+    /// traces. Lent to the API per call; the Codex endpoint uses the same registry.
+    admission: api::Admission,
     /// Rolling-window metrics and event traces (daemon::metrics).
     metrics: Metrics,
     spool_dirty: bool,
@@ -216,7 +219,7 @@ impl Runtime {
                 .register(w, WAKE, Interest::READABLE)
                 .map_err(io_err("register"))?;
         }
-        let mut api = ApiServer::bind(&sp.api_socket(), poll.registry())
+        let api = ApiServer::bind(&sp.api_socket(), poll.registry())
             .map_err(|e| log::error!("api_unavailable err={e}"))
             .ok();
         // Flow-009/013: the runtime nonce and the persisted source registry. The source stage
@@ -240,13 +243,13 @@ impl Runtime {
         .map_err(|e| log::warn!("source_registry_store_unavailable err={e}"))
         .ok();
         let registry = super::admission::SourceRegistry::load(reg_store);
-        if let Some(a) = api.as_mut() {
-            a.admission = Some(api::Admission {
-                runtime_uid: super::admission::runtime_uid(),
-                nonce,
-                registry,
-            });
-        }
+        let heartbeat_timeout = registry.heartbeat_timeout;
+        let admission = api::Admission {
+            runtime_uid: super::admission::runtime_uid(),
+            nonce,
+            registry,
+            traces: Default::default(),
+        };
         startup.mark_ready(Stage::Source, now_ms());
         let hostname = hostname();
         let ops = Ops::new(&sp.db(), now_ms());
@@ -268,11 +271,12 @@ impl Runtime {
             options: OptionsWriter::new(),
             style: Style::default(),
             captures: HashMap::new(),
-            codex: CodexLink::new(now_ms()),
+            codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
             ops,
             _inotify: inotify,
             wake,
             api,
+            admission,
             metrics: Metrics::new(now_ms()),
             spool_dirty: true,
             next_refresh: 0,
@@ -376,12 +380,7 @@ impl Runtime {
         if let Some(x) = self.gateway.delivery_deadline() {
             d.push(x);
         }
-        if let Some(x) = self
-            .api
-            .as_ref()
-            .and_then(|a| a.admission.as_ref())
-            .and_then(|a| a.registry.next_deadline())
-        {
+        if let Some(x) = self.admission.registry.next_deadline() {
             d.push(x);
         }
         if let Some(x) = self.ops.next_deadline(now_ms()) {
@@ -427,6 +426,8 @@ impl Runtime {
             CODEX_APPSERVER,
             &mut self.projection,
             &mut self.gateway,
+            &mut self.admission.registry,
+            &mut self.admission.traces,
             codex_ready,
             now,
         ) {
@@ -548,22 +549,33 @@ impl Runtime {
     /// Per-step supervision upkeep: source registry timeouts and the numbers `health` and
     /// `metrics` show (supervisor, delivery, source registry).
     fn supervise_tick(&mut self, now: Millis) {
+        let adm = &mut self.admission;
+        // Source connections gone from the API socket: their endpoints are unreachable now.
+        if let Some(a) = self.api.as_mut() {
+            for c in a.take_closed() {
+                if let Some(sid) = c.source_id.as_deref() {
+                    adm.registry.mark_stale(sid, "connection_closed", now);
+                }
+                adm.traces.close(c.conn, &c.why, now);
+            }
+        }
+        adm.registry.tick(now);
         let Some(a) = self.api.as_mut() else {
             return;
         };
-        let mut registry = serde_json::Value::Null;
-        if let Some(adm) = a.admission.as_mut() {
-            adm.registry.tick(now);
-            registry = adm.registry.json();
-        }
+        let registry = adm.registry.json();
         a.waiting_for = self.startup.waiting_for().map(Stage::as_str).unwrap_or("");
+        let codex = &self.codex.endpoint.sup;
         a.extra.insert(
             "supervisor".into(),
             serde_json::json!({
                 "startup": self.startup.json(),
-                "components": {"tmux_control": self.tmux_sup.json()},
-                "restarts": self.tmux_sup.restarts,
-                "hold_downs": self.tmux_sup.hold_downs,
+                "components": {
+                    "tmux_control": self.tmux_sup.json(),
+                    "codex_appserver": self.codex.endpoint.json(self.codex.sock_path()),
+                },
+                "restarts": self.tmux_sup.restarts + codex.restarts,
+                "hold_downs": self.tmux_sup.hold_downs + codex.hold_downs,
             }),
         );
         a.extra
@@ -1149,13 +1161,23 @@ impl Runtime {
             store_problem: self.gateway.store_problem(),
             metrics: Some(&self.metrics),
             ingest_counts: self.gateway.counts,
+            delivery: Some(self.gateway.delivery()),
             now,
         }
     }
 
     fn on_api(&mut self, ev: &mio::event::Event) {
         if let Some(mut a) = self.api.take() {
-            a.on_event(ev, self.poll.registry(), &self.api_view(now_ms()));
+            // Lend the trust material for the call (the view borrows the rest of self).
+            let placeholder = api::Admission {
+                runtime_uid: self.admission.runtime_uid,
+                nonce: String::new(),
+                registry: super::admission::SourceRegistry::empty(),
+                traces: Default::default(),
+            };
+            let mut adm = std::mem::replace(&mut self.admission, placeholder);
+            a.on_event(ev, self.poll.registry(), &self.api_view(now_ms()), &mut adm);
+            self.admission = adm;
             self.api = Some(a);
         }
     }
