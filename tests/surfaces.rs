@@ -688,3 +688,29 @@ fn completions_are_generated() {
         assert!(s.contains("agtmux") && s.contains("explain"), "{sh}");
     }
 }
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    // `agtmux ls | head -1` once head has gone: Rust ignores SIGPIPE, so an unguarded
+    // println! panics with "failed printing to stdout". The reader is closed before the
+    // child writes anything, so the first write fails every time.
+    let bin = env!("CARGO_BIN_EXE_agtmux");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(bin)
+        .args(["completions", "bash"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    // Ended by SIGPIPE, as `cat` is.
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {err}",
+        o.status
+    );
+}

@@ -74,6 +74,9 @@ pub enum Command {
 
 /// Run a parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    if prints_to_a_pipe(&cli.command) {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Daemon(a) => crate::daemon::run(&a),
         Command::Hook(a) => hook::run(&a),
@@ -94,6 +97,27 @@ pub fn run(cli: Cli) -> i32 {
         Command::Completions(a) => completions::run(&a),
         Command::Snapshot(a) => snapshot::run(&a),
     }
+}
+
+/// Commands whose output is made to be piped (`agtmux ls | head`). The daemon, the hook, the
+/// popup and the helpers are not: they must see `EPIPE` as an error and carry on.
+fn prints_to_a_pipe(c: &Command) -> bool {
+    !matches!(
+        c,
+        Command::Daemon(_)
+            | Command::Hook(_)
+            | Command::Popup(_)
+            | Command::Demo(_)
+            | Command::FakeAgent(_)
+            | Command::DevCodexAppserver(_)
+    )
+}
+
+/// Rust starts with SIGPIPE ignored, so `println!` into a closed pipe panics ("failed printing
+/// to stdout"). A printing command should end quietly instead, as `cat` does.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal disposition to its default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 fn report<E: std::fmt::Display>(r: Result<(), E>) -> i32 {
