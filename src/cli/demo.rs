@@ -343,6 +343,13 @@ pub fn run(args: &DemoArgs) -> i32 {
     }
     let _ = Command::new(&exe)
         .args(["daemon", "-L", name])
+        // The demo's agents are simulated: keep the user's real Codex daemon (and its threads,
+        // which could bind to the simulated Codex panes by cwd) out of it.
+        .env(
+            crate::daemon::codex::SOCK_ENV,
+            sp.runtime_dir
+                .join(format!("{}.demo-no-codex.sock", sp.key)),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

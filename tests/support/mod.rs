@@ -112,6 +112,9 @@ impl Server {
         let mut c = Command::new(BIN);
         c.args(["daemon", "-L", &self.name]);
         self.env(&mut c);
+        // Never the user's real Codex daemon: a socket of this test's own (absent unless a
+        // test starts a test app-server there).
+        c.env("AGTMUX_CODEX_SOCK", self.codex_sock());
         c.env_remove("TMUX").env_remove("TMUX_PANE");
         if std::env::var_os("RUST_LOG").is_none() {
             c.env("RUST_LOG", "info");
@@ -120,6 +123,11 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         c
+    }
+
+    /// The Codex app-server socket this test's daemon watches.
+    pub fn codex_sock(&self) -> PathBuf {
+        self.dir.join("codex-app-server.sock")
     }
 
     pub fn start_daemon(&mut self) {
