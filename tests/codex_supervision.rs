@@ -284,6 +284,12 @@ fn a_codex_appserver_that_drops_every_connection_is_held_down_and_escalated() {
         "{h}"
     );
     assert!(api(&s, "list", json!({}))["result"].is_object());
+    // The operator is told what happened and what to do.
+    let (_, out, _) = cli(&s, &["doctor", "-L", &s.name]);
+    assert!(
+        out.contains("codex_appserver failed 5 times and is held down"),
+        "{out}"
+    );
     stop(srv);
 }
 

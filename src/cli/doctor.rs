@@ -239,6 +239,7 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                     ));
                 }
             }
+            v.extend(supervisor_checks(&h, &sp));
             if let Some(p) = h["store_problem"].as_str() {
                 v.push(bad(
                     Level::Warn,
@@ -272,6 +273,53 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     let env = SetupEnv::from_process();
     v.push(hooks_check(Agent::Claude, &env));
     v.push(hooks_check(Agent::Codex, &env));
+    v
+}
+
+/// Flow-011/009/013: components in a hold-down, and the Codex app-server source's standing.
+fn supervisor_checks(h: &Value, sp: &crate::paths::ServerPaths) -> Vec<Check> {
+    let mut v = Vec::new();
+    let now = crate::daemon::runtime::now_ms();
+    for (name, c) in h["supervisor"]["components"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(until) = c["held_down_until"].as_i64().filter(|u| *u > now) {
+            v.push(bad(
+                Level::Fail,
+                format!(
+                    "{name} failed {} times and is held down for {}s more (escalated): {}",
+                    c["restarts"].as_u64().unwrap_or(0) + 1,
+                    (until - now) / 1000,
+                    c["last_failure"].as_str().unwrap_or("?")
+                ),
+                format!(
+                    "fix the cause (see {}); it is tried again when the hold-down ends, or restart the daemon",
+                    sp.log().display()
+                ),
+            ));
+        }
+    }
+    let cx = &h["supervisor"]["components"]["codex_appserver"];
+    let sock = cx["socket"].as_str().unwrap_or("?");
+    match cx["phase"].as_str() {
+        Some("connected") => v.push(ok(format!("Codex app-server connected at {sock}"))),
+        Some("refused") => v.push(bad(
+            Level::Fail,
+            format!("Codex app-server socket {sock} is served by another user (peer_uid_mismatch)"),
+            "check CODEX_HOME / AGTMUX_CODEX_SOCK: only your own Codex daemon is trusted",
+        )),
+        Some("revoked") => v.push(bad(
+            Level::Warn,
+            "the Codex app-server source is revoked: Codex panes use hooks and the screen only",
+            format!("agtmux source register codex_appserver {sock}"),
+        )),
+        Some("absent") => v.push(ok(format!(
+            "no Codex app-server at {sock} (fine unless Codex runs; it is picked up when it starts)"
+        ))),
+        _ => {}
+    }
     v
 }
 
