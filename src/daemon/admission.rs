@@ -326,6 +326,37 @@ impl SourceRegistry {
         }
     }
 
+    /// A new entry, `pending`, logged and persisted.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_pending(
+        &mut self,
+        id: &str,
+        kind: &str,
+        socket_path: &str,
+        owner_uid: u32,
+        by: Origin,
+        why: &str,
+        now: Millis,
+    ) {
+        let e = Entry {
+            source_id: id.to_string(),
+            source_kind: kind.into(),
+            socket_path: socket_path.into(),
+            owner_uid,
+            state: RegState::Pending,
+            last_heartbeat: None,
+            updated: now,
+            registered_by: by,
+        };
+        log::info!(
+            "source_registry_transition source_id={id} from=none to=pending reason={why} socket={socket_path} by={}",
+            by.as_str()
+        );
+        let row = e.row();
+        self.entries.insert(id.to_string(), e);
+        self.persist(&row);
+    }
+
     /// Operator `register`: a new entry starts `pending`; a re-registration of the same kind
     /// and owner with a new socket is a rotation (`stale|active → active` at the new path); a
     /// revoked entry starts over at `pending`.
@@ -350,24 +381,15 @@ impl SourceRegistry {
             .get(&id)
             .map(|e| (e.state, e.socket_path.clone()))
         {
-            None => {
-                let e = Entry {
-                    source_id: id.clone(),
-                    source_kind: kind.into(),
-                    socket_path: socket_path.into(),
-                    owner_uid,
-                    state: RegState::Pending,
-                    last_heartbeat: None,
-                    updated: now,
-                    registered_by: Origin::Operator,
-                };
-                log::info!(
-                    "source_registry_transition source_id={id} from=none to=pending reason=register socket={socket_path} by=operator"
-                );
-                let row = e.row();
-                self.entries.insert(id.clone(), e);
-                self.persist(&row);
-            }
+            None => self.insert_pending(
+                &id,
+                kind,
+                socket_path,
+                owner_uid,
+                Origin::Operator,
+                "register",
+                now,
+            ),
             Some((RegState::Revoked, _)) | Some((RegState::Pending, _)) => {
                 if let Some(e) = self.entries.get_mut(&id) {
                     e.socket_path = socket_path.into();
@@ -421,24 +443,15 @@ impl SourceRegistry {
         }
         let id = source_id(kind, owner_uid);
         match self.entries.get(&id) {
-            None => {
-                let e = Entry {
-                    source_id: id.clone(),
-                    source_kind: kind.into(),
-                    socket_path: socket_path.into(),
-                    owner_uid,
-                    state: RegState::Pending,
-                    last_heartbeat: None,
-                    updated: now,
-                    registered_by: Origin::Supervisor,
-                };
-                log::info!(
-                    "source_registry_transition source_id={id} from=none to=pending reason=discovered socket={socket_path} by=supervisor"
-                );
-                let row = e.row();
-                self.entries.insert(id.clone(), e);
-                self.persist(&row);
-            }
+            None => self.insert_pending(
+                &id,
+                kind,
+                socket_path,
+                owner_uid,
+                Origin::Supervisor,
+                "discovered",
+                now,
+            ),
             Some(e)
                 if e.registered_by == Origin::Supervisor
                     && e.state != RegState::Revoked
