@@ -303,3 +303,32 @@ fn a_corrupt_database_is_set_aside_and_a_locked_one_is_served_from_memory() {
     drop(holder);
     l.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
 }
+
+#[test]
+fn the_state_dir_with_prompts_in_it_is_private_to_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // The hook may come first (the daemon not started yet): it makes the dir private.
+    let mut s = Server::start("private");
+    let pane = s.silent_agent("claude");
+    let out = s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"p1","hook_event_name":"UserPromptSubmit","prompt":"a secret plan"}"#,
+    );
+    assert!(out.status.success());
+    assert_eq!(mode(&s.server_dir()), 0o700);
+    s.start_daemon();
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    assert_eq!(mode(&s.server_dir()), 0o700);
+    drop(s);
+
+    // An older install left it 0755 (the database and log world-readable): the daemon
+    // tightens it.
+    let mut s = Server::start("private2");
+    std::fs::create_dir_all(s.server_dir()).unwrap();
+    std::fs::set_permissions(s.server_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.start_daemon();
+    assert_eq!(mode(&s.server_dir()), 0o700);
+    assert!(s.db_path().exists());
+}

@@ -44,7 +44,8 @@ pub fn record_payload(source: &str, raw: &[u8]) -> Option<()> {
     let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
     let line = envelope_line(source, &socket.to_string_lossy(), pane, raw);
     let sp = ServerPaths::new(socket);
-    if std::fs::create_dir_all(&sp.state_dir).is_err() {
+    // Private (0700): the spool holds prompts; the daemon may not have made the dir yet.
+    if paths::ensure_private_dir(&sp.state_dir).is_err() {
         return None;
     }
     spool::append(&sp.spool(), &line).ok()?;

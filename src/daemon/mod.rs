@@ -99,8 +99,13 @@ pub fn lock_held(sp: &ServerPaths) -> bool {
 /// `agtmux daemon`: returns the exit code.
 pub fn run(args: &DaemonArgs) -> i32 {
     let sp = ServerPaths::new(paths::socket_path(&args.server()));
-    if std::fs::create_dir_all(&sp.state_dir).is_err() {
-        eprintln!("agtmux: cannot create state dir {}", sp.state_dir.display());
+    // Private: the database and the log hold hook payloads, prompts included. An older,
+    // looser dir is tightened.
+    if let Err(e) = paths::ensure_private_dir(&sp.state_dir) {
+        eprintln!(
+            "agtmux: cannot create state dir {}: {e}",
+            sp.state_dir.display()
+        );
         return 1;
     }
     init_logging(&sp, args.foreground);

@@ -379,7 +379,8 @@ fn open_copy(snapshot: &Path) -> Result<(Store, PathBuf), SnapshotError> {
         std::process::id(),
         crate::daemon::runtime::now_ms()
     ));
-    std::fs::create_dir_all(&tmp_dir).map_err(io("temp dir"))?;
+    // The copy holds what the database holds (prompts): not readable by anyone else in /tmp.
+    crate::paths::ensure_private_dir(&tmp_dir).map_err(io("temp dir"))?;
     let copy = tmp_dir.join("check.db");
     std::fs::copy(snapshot, &copy).map_err(io(format!("read {}", snapshot.display())))?;
     let store = Store::open_with(&copy, &StoreOptions::default())?;
