@@ -26,7 +26,8 @@
 //!   to work: a connect error other than "nothing listens", or a connection that ended before it
 //!   had been initialized for [`STABLE_MS`]. Failures back off 1 s → 30 s (±20 %); 5 within
 //!   10 min hold the source down for 5 min with `escalate`. Not failures: nothing listening (no
-//!   Codex running is the normal case; tried again when the socket file changes or every 30 s),
+//!   Codex running is the normal case; tried again when the socket file changes, and after
+//!   1 s, 2 s, … up to every 30 s),
 //!   and the end of a connection that worked (the daemon exited; reconnect after 1 s).
 //!
 //! WHY here and not in the observer: the observer (`sources::codex_appserver`) is a protocol
@@ -102,6 +103,10 @@ pub struct CodexEndpoint {
     ping_every: Millis,
     /// Connection traces (`admission → hello → pull_events`), current connection's id.
     conn: Option<u64>,
+    /// "Nothing listens" answers in a row since the socket last changed: the next look comes
+    /// after 1 s, 2 s, 4 s … up to the backoff maximum (a socket file can appear a moment
+    /// before its daemon listens on it). Not failures: nothing is counted against the budget.
+    absent_streak: u32,
 }
 
 impl CodexEndpoint {
@@ -117,6 +122,7 @@ impl CodexEndpoint {
             ever_admitted: false,
             ping_every: (heartbeat_timeout / 3).max(1),
             conn: None,
+            absent_streak: 0,
         }
     }
 
@@ -231,6 +237,7 @@ impl CodexEndpoint {
                 log::info!("codex_appserver_socket_replaced path={}", target.display());
                 *obs = self.observer(&target, now);
                 replaced = true;
+                self.absent_streak = 0;
                 self.phase = Phase::WaitUntil(now);
             }
         }
@@ -247,6 +254,7 @@ impl CodexEndpoint {
                     now,
                 ));
                 self.trace(traces, "admission", "peer uid checked (SO_PEERCRED)", now);
+                self.absent_streak = 0;
                 self.phase = Phase::Connected { admitted: false };
             } else if let Some(end) = obs.take_end() {
                 self.on_end(end, reg, traces, now);
@@ -341,8 +349,14 @@ impl CodexEndpoint {
                 if !matches!(self.phase, Phase::Absent { .. }) {
                     log::debug!("codex_appserver_absent reason={:?}", end.reason);
                 }
+                let p = self.sup.policy();
+                let delay = p
+                    .backoff_base
+                    .saturating_mul(1u64 << self.absent_streak.min(16))
+                    .min(p.backoff_max);
+                self.absent_streak = self.absent_streak.saturating_add(1);
                 self.phase = Phase::Absent {
-                    retry_at: now + self.sup.policy().backoff_max as Millis,
+                    retry_at: now + delay as Millis,
                 };
             }
             EndKind::PeerRejected { peer_uid } => {
@@ -420,5 +434,72 @@ impl CodexEndpoint {
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// A Unix socket bound at `path` but not listening yet: connects are refused.
+    fn bound_not_listening(path: &Path) -> std::os::fd::OwnedFd {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain socket syscalls on a fresh fd owned by the returned OwnedFd; the
+        // address is a zeroed sockaddr_un with a path shorter than sun_path.
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+            let mut addr: libc::sockaddr_un = std::mem::zeroed();
+            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let b = path.as_os_str().as_bytes();
+            assert!(b.len() < addr.sun_path.len());
+            for (i, c) in b.iter().enumerate() {
+                addr.sun_path[i] = *c as libc::c_char;
+            }
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            let r = libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len);
+            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            owned
+        }
+    }
+
+    #[test]
+    fn nothing_listening_is_retried_soon_then_less_often_and_is_no_failure() {
+        let dir = std::env::temp_dir().join(format!("agtmux-ep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("s.sock");
+        let fd = bound_not_listening(&sock);
+        let mut ep = CodexEndpoint::new(sock.clone(), RestartPolicy::default(), 30_000);
+        let mut obs = ep.observer(&sock, 0);
+        let mut reg = SourceRegistry::empty();
+        let mut tr = ConnTraces::default();
+        let mut due = Vec::new();
+        let mut now = 1_000;
+        for _ in 0..7 {
+            ep.step(&mut obs, &mut reg, &mut tr, now);
+            let Phase::Absent { retry_at } = ep.phase() else {
+                panic!("{:?}", ep.phase());
+            };
+            due.push(retry_at - now);
+            now = retry_at;
+        }
+        assert_eq!(due, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        assert_eq!(ep.sup.restarts, 0, "nothing listening is no failure");
+        assert_eq!(ep.fault(), None);
+        // The same socket starts listening: the next look connects.
+        // SAFETY: listen on the bound socket we own.
+        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 4) }, 0);
+        ep.step(&mut obs, &mut reg, &mut tr, now);
+        assert_eq!(ep.phase(), Phase::Connected { admitted: false });
+        assert_eq!(
+            tr.recent_json(1)[0]["steps"][0]["step"],
+            "admission",
+            "the connection is traced"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
