@@ -182,10 +182,49 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
         );
     }
     let _ = shell;
+    // Post-MVP figures: supervisor restarts/hold-downs, delivery, registry counts, snapshot
+    // age and restore success rate, SLO windows.
+    assert_eq!(m["supervisor"]["hold_downs"], 0, "{m}");
+    assert!(
+        m["supervisor"]["components"]["codex_appserver"].is_object(),
+        "{m}"
+    );
+    assert!(m["delivery"]["batches"].as_u64() >= Some(3), "{m}");
+    assert_eq!(m["delivery"]["drops"], 0, "{m}");
+    assert!(m["source_registry"]["states"]["pending"].is_u64(), "{m}");
+    assert_eq!(
+        m["ops"]["restore_success_rate"],
+        Value::Null,
+        "no restore yet: {m}"
+    );
+    let slo: Vec<&str> = m["ops"]["slo"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{m}"))
+        .iter()
+        .filter_map(|e| e["slo"].as_str())
+        .collect();
+    assert!(slo.contains(&"state_latency_deterministic"), "{m}");
+    // No snapshot yet: no age. An operator's snapshot gives one (the daemon's own count,
+    // `snapshots_taken`, stays 0: it took none).
+    assert_eq!(m["ops"]["snapshot_age_ms"], Value::Null, "{m}");
+    let (code, out) = agtmux(&s, &["snapshot", "create"]);
+    assert_eq!(code, 0, "{out}");
+    let after = metrics(&s);
+    assert!(after["ops"]["snapshot_age_ms"].is_i64(), "{after}");
+    assert_eq!(after["ops"]["snapshots_taken"], 0, "{after}");
     let (code, text) = agtmux(&s, &["metrics"]);
     assert_eq!(code, 0);
     assert!(text.contains(&format!("total: accepted={acc} ")), "{text}");
     assert!(text.contains("deterministic=2 heuristic=1"), "{text}");
+    for line in [
+        "supervisor  restarts=",
+        "delivery    batches=",
+        "registry    ",
+        "snapshots   age=",
+        "slo         state_latency_deterministic=",
+    ] {
+        assert!(text.contains(line), "missing {line:?}\n{text}");
+    }
     if std::env::var_os("AGTMUX_TEST_PRINT").is_some() {
         eprintln!("{text}");
     }

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         metrics: None,
         ingest_counts: [0; 4],
         delivery: None,
+        ops: None,
         now: 1_000,
     };
     let (answer, _) = handle_line(data, &view);

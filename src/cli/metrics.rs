@@ -138,5 +138,100 @@ pub fn render(m: &Value) -> String {
         kv(&p["flaps_per_pane_hour"])
     );
     let _ = writeln!(o, "tiers       {}", windowed(&m["tier_transitions"]));
+    render_post_mvp(&mut o, m);
     o
+}
+
+/// Supervisor, delivery, source registry, snapshots and SLOs (seed Observability, Post-MVP).
+fn render_post_mvp(o: &mut String, m: &Value) {
+    let sup = &m["supervisor"];
+    if sup.is_object() {
+        let comps: Vec<String> = sup["components"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, c)| {
+                let phase = c["phase"]
+                    .as_str()
+                    .map(|p| format!(" phase={p}"))
+                    .unwrap_or_default();
+                format!(
+                    "{name}: restarts={} hold_downs={}{phase}",
+                    s(&c["restarts"]),
+                    s(&c["hold_downs"])
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "supervisor  restarts={} hold_downs={}  {}",
+            s(&sup["restarts"]),
+            s(&sup["hold_downs"]),
+            comps.join("  ")
+        );
+    }
+    let d = &m["delivery"];
+    if d.is_object() {
+        let keys = [
+            "batches",
+            "acked",
+            "ack_timeouts",
+            "ack_timeout_rate",
+            "redeliveries",
+            "retry_exhausted",
+            "rewinds",
+            "duplicates",
+            "drops",
+        ];
+        let kvs: Vec<String> = keys.iter().map(|k| format!("{k}={}", s(&d[*k]))).collect();
+        let _ = writeln!(o, "delivery    {}", kvs.join(" "));
+    }
+    let r = &m["source_registry"];
+    if r.is_object() {
+        let _ = writeln!(
+            o,
+            "registry    {}  admission rejects: {}",
+            kv(&r["states"]),
+            kv(&r["admission_rejects"])
+        );
+    }
+    let x = &m["ops"];
+    if x.is_object() {
+        let age = x["snapshot_age_ms"]
+            .as_i64()
+            .map(|a| format!("{}s", a / 1000))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            o,
+            "snapshots   age={age} taken={} failures={}  restore: attempts={} successes={} rate={}",
+            s(&x["snapshots_taken"]),
+            s(&x["snapshot_failures"]),
+            s(&x["restore_attempts"]),
+            s(&x["restore_successes"]),
+            s(&x["restore_success_rate"])
+        );
+        let slo: Vec<String> = x["slo"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let p95 = e["p95_ms"]
+                    .as_i64()
+                    .map(|p| format!("{p}ms"))
+                    .unwrap_or_else(|| "-".into());
+                format!(
+                    "{}={} (n={} p95={p95})",
+                    s(&e["slo"]),
+                    s(&e["level"]),
+                    s(&e["samples"])
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "slo         {}  alerts={}",
+            slo.join("  "),
+            s(&x["alerts_recorded"])
+        );
+    }
 }

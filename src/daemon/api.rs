@@ -75,6 +75,8 @@ pub struct View<'a> {
     pub ingest_counts: [u64; 4],
     /// The delivery inflight table and its token traces (`None` in unit tests).
     pub delivery: Option<&'a crate::delivery::Delivery>,
+    /// C-013 guardrails and Flow-010 snapshots, read at request time (`None` in unit tests).
+    pub ops: Option<&'a super::ops::Ops>,
     pub now: Millis,
 }
 
@@ -764,12 +766,21 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             Ok(p) => (result_line(&id, explain_json(p, view)), false),
             Err((c, m)) => (error_line(&id, c, &m), false),
         },
-        "health" => (result_line(&id, health_json(view)), false),
+        "health" => {
+            let mut h = health_json(view);
+            if let Some(o) = view.ops {
+                h["ops"] = o.metrics(view.now).json();
+            }
+            (result_line(&id, h), false)
+        }
         "metrics" => match view.metrics {
-            Some(m) => (
-                result_line(&id, m.json(view.ingest_counts, view.projection, view.now)),
-                false,
-            ),
+            Some(m) => {
+                let mut r = m.json(view.ingest_counts, view.projection, view.now);
+                if let Some(o) = view.ops {
+                    r["ops"] = o.metrics(view.now).json();
+                }
+                (result_line(&id, r), false)
+            }
             None => (error_line(&id, "not_found", "metrics unavailable"), false),
         },
         "trace" => {
@@ -1086,6 +1097,7 @@ mod tests {
             metrics: None,
             ingest_counts: [0; 4],
             delivery: None,
+            ops: None,
             now: 5,
         }
     }

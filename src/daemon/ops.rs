@@ -39,6 +39,25 @@ pub struct OpsMetrics {
     pub alerts_recorded: u64,
 }
 
+impl OpsMetrics {
+    /// The `ops` section of `health` and `metrics` (docs/api.md).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "snapshot_age_ms": self.snapshot_age_ms,
+            "snapshots_taken": self.snapshots_taken,
+            "snapshot_failures": self.snapshot_failures,
+            "last_snapshot_took_ms": self.last_snapshot_took_ms,
+            "restore_attempts": self.restore_attempts,
+            "restore_successes": self.restore_successes,
+            "restore_success_rate": self.restore_success_rate,
+            "slo": self.slo.iter().map(|(name, level, samples, p95)| serde_json::json!({
+                "slo": name, "level": level.as_str(), "samples": samples, "p95_ms": p95,
+            })).collect::<Vec<_>>(),
+            "alerts_recorded": self.alerts_recorded,
+        })
+    }
+}
+
 pub struct Ops {
     pub guardrails: Guardrails,
     pub snapshots: Snapshotter,

@@ -1162,6 +1162,7 @@ impl Runtime {
             metrics: Some(&self.metrics),
             ingest_counts: self.gateway.counts,
             delivery: Some(self.gateway.delivery()),
+            ops: Some(&self.ops),
             now,
         }
     }
