@@ -80,6 +80,9 @@ pub struct Gateway {
     thread_panes: HashMap<String, String>,
     /// Codex events ingested since the last `take_codex_seen`, as the source sent them.
     codex_seen: Vec<NormalizedEvent>,
+    /// C-007: transcripts to follow (session, pane, path) or stop following (path `None`),
+    /// from accepted Claude hook events; drained by the runtime.
+    transcript_requests: Vec<(String, String, Option<String>)>,
     /// Accepted events (pane, event ts) since the last `take_accepted` (C-013 latency).
     accepted: Vec<(String, Millis)>,
     /// Counters for metrics: accepted, ignored, rejected, duplicates.
@@ -134,6 +137,7 @@ impl Gateway {
             cursors: HashMap::new(),
             thread_panes: HashMap::new(),
             codex_seen: Vec::new(),
+            transcript_requests: Vec::new(),
             accepted: Vec::new(),
             counts: [0; 4],
             traced: Vec::new(),
@@ -358,6 +362,12 @@ impl Gateway {
 
     /// Codex events (both sources) ingested since the last call, before routing: a hook's
     /// pane here is one that was trusted.
+    /// C-007 watch requests since the last call: `(session, pane, Some(path))` to follow a
+    /// transcript, `(session, pane, None)` when the session ended.
+    pub fn take_transcript_requests(&mut self) -> Vec<(String, String, Option<String>)> {
+        std::mem::take(&mut self.transcript_requests)
+    }
+
     pub fn take_codex_seen(&mut self) -> Vec<NormalizedEvent> {
         std::mem::take(&mut self.codex_seen)
     }
@@ -625,9 +635,17 @@ impl Gateway {
                         && event.source == SourceKind::ClaudeHooks
                         && let Some(sk) = event.session_key.as_deref()
                         && let Some(path) = transcript_path(&raw)
-                        && let Some(title) = self.titles.update(sk, &path)
                     {
-                        proj.set_session_title(sk, &title);
+                        if let Some(title) = self.titles.update(sk, &path) {
+                            proj.set_session_title(sk, &title);
+                        }
+                        if self.transcript_requests.len() < CODEX_SEEN_MAX
+                            && let Some(pane) = &event.pane_id
+                        {
+                            let follow = (event.signal != Signal::SessionEnd).then_some(path);
+                            self.transcript_requests
+                                .push((sk.to_string(), pane.clone(), follow));
+                        }
                     }
                     let mut row = event_row(&self.server_key, &event, status, reason, raw, now);
                     row.hops = format!(

@@ -332,3 +332,150 @@ fn the_state_dir_with_prompts_in_it_is_private_to_the_user() {
     assert_eq!(mode(&s.server_dir()), 0o700);
     assert!(s.db_path().exists());
 }
+
+/// `date -u` as Claude writes its transcript timestamps.
+fn iso_now() -> String {
+    let o = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%3NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn interrupt_line(session: &str, uuid: &str, text: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({"parentUuid":"p","isSidechain":false,"type":"user",
+            "message":{"role":"user","content":[{"type":"text","text":text}]},
+            "uuid":uuid,"timestamp":iso_now(),"sessionId":session})
+    )
+}
+
+fn append(p: &std::path::Path, s: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+    f.write_all(s.as_bytes()).unwrap();
+}
+
+fn event_rows(s: &Server, source: &str) -> Vec<(String, String, Option<String>)> {
+    let Ok(c) = rusqlite::Connection::open(s.db_path()) else {
+        return Vec::new();
+    };
+    let Ok(mut st) = c
+        .prepare("SELECT name, status, reason FROM events_raw_v2 WHERE source = ?1 ORDER BY rowid")
+    else {
+        return Vec::new();
+    };
+    st.query_map([source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map(|it| it.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
+    let mut s = Server::start("transcript");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    let tx = s.dir.join("tx1.jsonl");
+    // An interrupt from before the daemon looked: history, never applied.
+    std::fs::write(
+        &tx,
+        interrupt_line("tx1", "old", "[Request interrupted by user]"),
+    )
+    .unwrap();
+    let prompt = |session: &str, path: &std::path::Path| {
+        serde_json::json!({"session_id": session, "hook_event_name": "UserPromptSubmit",
+            "prompt": "go", "transcript_path": path, "cwd": "/tmp"})
+        .to_string()
+    };
+    assert!(
+        s.hook("claude", &pane, prompt("tx1", &tx).as_bytes())
+            .status
+            .success()
+    );
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
+
+    // Esc mid-turn: no hook, one transcript line. The screen (a silent process) never shows
+    // an idle prompt, so only the transcript can make this idle.
+    append(
+        &tx,
+        &interrupt_line("tx1", "u1", "[Request interrupted by user]"),
+    );
+    s.wait_pane(&pane, "@agtmux_state", "idle", 10);
+    assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
+    let (ok, ex) = {
+        let mut c = std::process::Command::new(BIN);
+        c.args(["explain", &pane, "--json", "-L", &s.name]);
+        s.env(&mut c);
+        let o = c.env_remove("TMUX").output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    assert!(ok, "{ex}");
+    let ex: Value = serde_json::from_str(&ex).unwrap();
+    assert_eq!(ex["resolution"]["winner"], "claude_transcript", "{ex:#}");
+
+    // The next prompt wins again (a newer hook), then an Esc on a permission dialog.
+    assert!(
+        s.hook("claude", &pane, prompt("tx1", &tx).as_bytes())
+            .status
+            .success()
+    );
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    let perm = serde_json::json!({"session_id":"tx1","hook_event_name":"PermissionRequest",
+        "tool_name":"Bash","transcript_path":tx});
+    assert!(
+        s.hook("claude", &pane, perm.to_string().as_bytes())
+            .status
+            .success()
+    );
+    s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
+    append(
+        &tx,
+        &interrupt_line("tx1", "u2", "[Request interrupted by user for tool use]"),
+    );
+    s.wait_pane(&pane, "@agtmux_state", "idle", 10);
+    assert_eq!(s.pane_opt(&pane, "@agtmux_attention_kind"), "");
+
+    // `/clear`: the pane holds a new session. A late line of the old one moves nothing.
+    let tx2 = s.dir.join("tx2.jsonl");
+    std::fs::write(&tx2, b"").unwrap();
+    let clear = serde_json::json!({"session_id":"tx2","hook_event_name":"SessionStart",
+        "source":"clear","transcript_path":tx2});
+    assert!(
+        s.hook("claude", &pane, clear.to_string().as_bytes())
+            .status
+            .success()
+    );
+    assert!(
+        s.hook("claude", &pane, prompt("tx2", &tx2).as_bytes())
+            .status
+            .success()
+    );
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    append(
+        &tx,
+        &interrupt_line("tx1", "u3", "[Request interrupted by user]"),
+    );
+    assert!(
+        wait_until(10, || event_rows(&s, "claude_transcript").len() >= 3),
+        "{:?}\n{}",
+        event_rows(&s, "claude_transcript"),
+        s.log_tail()
+    );
+    let rows = event_rows(&s, "claude_transcript");
+    assert_eq!(rows.len(), 3, "the old line was never read: {rows:?}");
+    assert_eq!(rows[0].0, "transcript/interrupted");
+    assert_eq!(rows[0].1, "accepted");
+    assert_eq!(rows[1].0, "transcript/interrupted_tool_use");
+    assert_ne!(rows[2].1, "accepted", "{rows:?}");
+    assert_eq!(
+        rows[2].2.as_deref(),
+        Some("session_not_current"),
+        "{rows:?}"
+    );
+    assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
+}

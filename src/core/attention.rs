@@ -44,10 +44,13 @@ impl PaneAttention {
 
     /// Feed the pane's resolved activity and whether the user looks at it. Returns the
     /// attention kind now (compare with `current()` before the call to see a change).
+    /// `ended_by_user`: the turn ended by the user's own hand (an Esc the transcript recorded),
+    /// so there is nothing unseen to report, focused or not.
     pub fn observe(
         &mut self,
         activity: Activity,
         focused: bool,
+        ended_by_user: bool,
         now: Millis,
     ) -> Option<AttentionKind> {
         match activity {
@@ -59,7 +62,7 @@ impl PaneAttention {
                 self.done_since = None;
             }
             Activity::Idle => {
-                if self.turn_active && !focused && self.done_since.is_none() {
+                if self.turn_active && !focused && !ended_by_user && self.done_since.is_none() {
                     self.done_since = Some(now);
                 }
                 self.turn_active = false;
@@ -518,11 +521,21 @@ mod tests {
             let mut a = PaneAttention::new();
             let mut got = None;
             for (i, (act, f)) in steps.iter().enumerate() {
-                got = a.observe(*act, *f, i as Millis * 1000);
+                got = a.observe(*act, *f, false, i as Millis * 1000);
             }
             assert_eq!(got, want, "{name}");
             assert_eq!(a.current(), want, "{name}");
         }
+        // A turn the user ended (Esc, from the transcript) leaves nothing unseen, and the
+        // next turn that simply finishes is `done` again.
+        let mut a = PaneAttention::new();
+        a.observe(Running, false, false, 0);
+        assert_eq!(a.observe(Idle, false, true, 1_000), None);
+        a.observe(Running, false, false, 2_000);
+        assert_eq!(
+            a.observe(Idle, false, false, 3_000),
+            Some(AttentionKind::Done)
+        );
     }
 
     #[test]

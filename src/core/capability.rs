@@ -25,6 +25,13 @@ pub struct SourceCapability {
     /// (Claude hooks carry `$TMUX_PANE`; Codex hooks run in the shared app-server daemon, so their
     /// pane is only a hint).
     pub binding: bool,
+    /// Applying its events may link a session to a pane. A source that only follows what
+    /// others linked (a transcript file of a session) never moves a pane to another session.
+    pub links: bool,
+    /// It sees turn ends that fire no hook (Claude's Esc interrupt and Esc deny are written to
+    /// the transcript only): its idle, newer than a higher-ranked source's running or waiting
+    /// state, supersedes that state.
+    pub turn_end: bool,
 }
 
 /// One provider: how to recognise its process and which sources speak for it.
@@ -49,6 +56,8 @@ const POLLER: SourceCapability = SourceCapability {
     input: true,
     title: true,
     binding: false,
+    links: false,
+    turn_end: false,
 };
 
 /// The declared table. Keep each provider's `sources` sorted by rank.
@@ -65,6 +74,20 @@ pub static REGISTRY: &[ProviderEntry] = &[
                 input: true,
                 title: true,
                 binding: true,
+                links: true,
+                turn_end: false,
+            },
+            // C-007: the transcript file, for what no hook tells (Esc interrupt, Esc deny).
+            SourceCapability {
+                source: SourceKind::ClaudeTranscript,
+                rank: 1,
+                activity: true,
+                approval: false,
+                input: false,
+                title: false,
+                binding: false,
+                links: false,
+                turn_end: true,
             },
             POLLER,
         ],
@@ -81,6 +104,8 @@ pub static REGISTRY: &[ProviderEntry] = &[
                 input: true,
                 title: true,
                 binding: false,
+                links: true,
+                turn_end: false,
             },
             SourceCapability {
                 source: SourceKind::CodexHooks,
@@ -90,6 +115,8 @@ pub static REGISTRY: &[ProviderEntry] = &[
                 input: true,
                 title: false,
                 binding: false,
+                links: true,
+                turn_end: false,
             },
             POLLER,
         ],

@@ -19,6 +19,10 @@
 //!   → idle, `contradiction_idle` (same rule as (a)).
 //!   A contradiction holds until the source sends an event newer than the contradicted one,
 //!   which re-promotes at once.
+//! - A turn end that fires no hook but is written to a file (C-007, the Claude transcript's
+//!   `[Request interrupted by user…]`) comes from a source declared `turn_end`: its idle, newer
+//!   than the best source's running/waiting state, wins at once, deterministically (no screen
+//!   window to wait for); the best source's next event wins again by rank.
 //! - After a fallback, a source is re-promoted as soon as it is healthy AND has delivered an
 //!   event newer than what it had when it fell back ("events flow again"); the state it had
 //!   before the outage may be outdated.
@@ -374,8 +378,33 @@ pub fn resolve(
         }
     }
     cands.sort_by_key(|(r, d)| (*r, std::cmp::Reverse(d.ts)));
+    // 1b. A turn end that fires no hook (C-007: Claude writes its Esc interrupt and Esc deny to
+    // the transcript only). A source declared to see such turn ends wins with its idle when it
+    // is newer than the best source's running or waiting state; any newer event of the best
+    // source (the next prompt) wins again by rank.
+    let mut superseded = None;
+    if let Some(&(_, best)) = cands.first()
+        && matches!(
+            best.activity,
+            Activity::Running | Activity::WaitingApproval | Activity::WaitingInput
+        )
+        && let Some(pos) = cands.iter().position(|(_, d)| {
+            d.activity == Activity::Idle
+                && d.ts > best.ts
+                && capability::capability(provider, d.source).is_some_and(|c| c.turn_end)
+        })
+    {
+        let t = cands.remove(pos);
+        cands.insert(0, t);
+        superseded = Some(best.source);
+    }
     for (_, d) in cands.iter().skip(1) {
-        suppressed.push((d.source, "higher_priority_source".into()));
+        let why = if superseded == Some(d.source) {
+            "superseded_by_turn_end"
+        } else {
+            "higher_priority_source"
+        };
+        suppressed.push((d.source, why.into()));
     }
 
     let heur = input.heuristic;
@@ -901,6 +930,85 @@ mod tests {
             21_000,
         );
         assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+    }
+
+    #[test]
+    fn a_transcript_turn_end_supersedes_running_at_once_and_the_next_prompt_wins_again() {
+        let h = healthy(&[ClaudeHooks, ClaudeTranscript]);
+        let mut st = ResolverState::new();
+        // The screen still shows the spinner: no contradiction window is involved.
+        let busy = || heur(Running, raw(Running, 10_000, 10_000));
+        let hooks_running = det(ClaudeHooks, Claude, Running, 10_000);
+        // An interrupt older than the running state (the previous turn's) changes nothing.
+        let old = [
+            hooks_running.clone(),
+            det(ClaudeTranscript, Claude, Idle, 9_000),
+        ];
+        let r = run(&mut st, Some(Claude), &old, &h, busy(), 10_100);
+        assert_eq!((r.activity, r.winner), (Running, Some(ClaudeHooks)));
+        // Esc: the transcript says the turn ended, after the last hook.
+        let d = [
+            hooks_running.clone(),
+            det(ClaudeTranscript, Claude, Idle, 12_000),
+        ];
+        let r = run(&mut st, Some(Claude), &d, &h, busy(), 12_001);
+        assert_eq!(
+            (r.evidence, r.activity, r.winner),
+            (Evidence::Deterministic, Idle, Some(ClaudeTranscript))
+        );
+        assert!(
+            r.suppressed
+                .contains(&(ClaudeHooks, "superseded_by_turn_end".into())),
+            "{:?}",
+            r.suppressed
+        );
+        // The next prompt (a newer hook event) wins by rank again.
+        let d = [
+            det(ClaudeHooks, Claude, Running, 15_000),
+            det(ClaudeTranscript, Claude, Idle, 12_000),
+        ];
+        let r = run(&mut st, Some(Claude), &d, &h, busy(), 15_001);
+        assert_eq!((r.activity, r.winner), (Running, Some(ClaudeHooks)));
+        // Waiting for an approval, then Esc (deny): idle as well.
+        let d = [
+            det(ClaudeHooks, Claude, WaitingApproval, 16_000),
+            det(ClaudeTranscript, Claude, Idle, 16_500),
+        ];
+        let r = run(&mut st, Some(Claude), &d, &h, busy(), 16_501);
+        assert_eq!((r.activity, r.winner), (Idle, Some(ClaudeTranscript)));
+        // A finished turn (hooks idle) is not "superseded": hooks keep it.
+        let d = [
+            det(ClaudeHooks, Claude, Idle, 17_000),
+            det(ClaudeTranscript, Claude, Idle, 17_500),
+        ];
+        let r = run(&mut st, Some(Claude), &d, &h, busy(), 17_501);
+        assert_eq!((r.activity, r.winner), (Idle, Some(ClaudeHooks)));
+        // An unhealthy transcript source is not admissible.
+        let sick = healthy(&[ClaudeHooks]);
+        let d = [hooks_running, det(ClaudeTranscript, Claude, Idle, 20_000)];
+        let r = run(&mut st, Some(Claude), &d, &sick, busy(), 20_001);
+        assert_eq!((r.activity, r.winner), (Running, Some(ClaudeHooks)));
+    }
+
+    #[test]
+    fn only_a_source_declared_turn_end_supersedes() {
+        // Codex hooks (rank 1) saying idle after the app-server's running is an ordinary
+        // lower-ranked source: the app-server keeps the pane.
+        let h = healthy(&[CodexAppServer, CodexHooks]);
+        let mut st = ResolverState::new();
+        let d = [
+            det(CodexAppServer, Codex, Running, 10_000),
+            det(CodexHooks, Codex, Idle, 11_000),
+        ];
+        let r = run(
+            &mut st,
+            Some(Codex),
+            &d,
+            &h,
+            heur(Running, raw(Running, 10_000, 10_000)),
+            11_001,
+        );
+        assert_eq!((r.activity, r.winner), (Running, Some(CodexAppServer)));
     }
 
     #[test]

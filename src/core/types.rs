@@ -59,6 +59,7 @@ str_enum!(
     /// Every source of evidence. Ranks live in the capability registry, not here.
     SourceKind {
         ClaudeHooks => "claude_hooks",
+        ClaudeTranscript => "claude_transcript",
         CodexAppServer => "codex_appserver",
         CodexHooks => "codex_hooks",
         Poller => "poller",

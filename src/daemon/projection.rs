@@ -264,7 +264,14 @@ impl Projection {
         let Some(p) = self.panes.get_mut(pane_id) else {
             return Err("unknown_pane".into());
         };
-        if let Some(sk) = &ev.session_key {
+        // A source that does not link (a session's transcript) speaks only for the session the
+        // pane holds now: a late line of a session the pane left (`/clear`) moves nothing.
+        let links =
+            crate::core::capability::capability(ev.provider, ev.source).is_none_or(|c| c.links);
+        if !links && (ev.session_key.is_none() || p.session_key != ev.session_key) {
+            return Err("session_not_current".into());
+        }
+        if let Some(sk) = ev.session_key.as_ref().filter(|_| links) {
             let origin = match (ev.name.as_str(), ev.detail.as_deref()) {
                 ("SessionStart", Some("clear")) => BindOrigin::Clear,
                 ("SessionStart", _) => BindOrigin::Start,
@@ -420,7 +427,15 @@ impl Projection {
             for (s, why) in &res.suppressed {
                 log::debug!("source_suppressed pane={id} source={s} reason={why}");
             }
-            let attention = p.attention_tracker.observe(res.activity, focused(id), now);
+            // A turn that a `turn_end` source ended (an Esc in the transcript) was ended by
+            // the user: no unseen `done`.
+            let ended_by_user = res.activity == Activity::Idle
+                && res.provider.zip(res.winner).is_some_and(|(pr, w)| {
+                    crate::core::capability::capability(pr, w).is_some_and(|c| c.turn_end)
+                });
+            let attention =
+                p.attention_tracker
+                    .observe(res.activity, focused(id), ended_by_user, now);
             let (title, title_source) = resolve_title(
                 p.canonical_title.as_deref(),
                 p.heuristic_title.as_deref(),

@@ -18,6 +18,7 @@ use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::{Health, Millis, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
+use crate::sources::transcript_watch::{self, TranscriptWatch};
 use crate::supervisor::{Restart, RestartPolicy, Stage, Startup, Supervised};
 use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
 use crate::tmux::options::{OptionsWriter, Scope};
@@ -59,6 +60,8 @@ const SPOOL_WATCH: Token = Token(5);
 const WAKE: Token = Token(6);
 /// The Codex app-server observer's stream (daemon::codex).
 const CODEX_APPSERVER: Token = Token(7);
+/// C-007: inotify on live Claude sessions' transcripts (sources::transcript_watch).
+const TRANSCRIPTS: Token = Token(8);
 
 /// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
 #[derive(Debug, Clone)]
@@ -128,6 +131,8 @@ pub struct Runtime {
     style: Style,
     captures: HashMap<String, CaptureState>,
     codex: CodexLink,
+    /// C-007 file source: Claude transcripts, for turn ends no hook reports.
+    transcripts: TranscriptWatch,
     /// C-013: SLO guardrails and Flow-010 snapshots.
     ops: Ops,
     _inotify: Option<OwnedFd>,
@@ -212,6 +217,12 @@ impl Runtime {
                 )
                 .map_err(io_err("register"))?;
         }
+        let transcripts = TranscriptWatch::new(now_ms());
+        if let Some(fd) = transcripts.raw_fd() {
+            poll.registry()
+                .register(&mut SourceFd(&fd), TRANSCRIPTS, Interest::READABLE)
+                .map_err(io_err("register"))?;
+        }
         let wake = bind_wake(&sp);
         let mut wake = wake;
         if let Some(w) = wake.as_mut() {
@@ -272,6 +283,7 @@ impl Runtime {
             style: Style::default(),
             captures: HashMap::new(),
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
+            transcripts,
             ops,
             _inotify: inotify,
             wake,
@@ -350,6 +362,9 @@ impl Runtime {
                             while w.recv(&mut b).is_ok() {}
                         }
                         self.spool_dirty = true;
+                    }
+                    TRANSCRIPTS => {
+                        self.transcripts.on_readable(now_ms());
                     }
                     CODEX_APPSERVER => {
                         self.codex
@@ -442,6 +457,22 @@ impl Runtime {
         {
             self.spool_dirty = false;
             self.ingest(now);
+        }
+        // C-007: follow the transcripts the hooks named; what they say goes through the
+        // gateway like any source (stored, deduplicated, cursor committed).
+        for (session, pane, path) in self.gateway.take_transcript_requests() {
+            match path {
+                Some(p) => self.transcripts.watch(&session, &pane, &p),
+                None => self.transcripts.unwatch(&session),
+            }
+        }
+        if self.restored && self.registry.loaded && self.startup.is_ready(Stage::Gateway) {
+            while let IngestOutcome::More = self.gateway.ingest_source(
+                &mut self.transcripts,
+                transcript_watch::CURSOR,
+                &mut self.projection,
+                now,
+            ) {}
         }
         if ready {
             self.schedule_captures(now);
@@ -1091,6 +1122,12 @@ impl Runtime {
                 },
                 now,
             );
+            self.publish_all = true;
+        }
+        if self
+            .projection
+            .set_health(SourceKind::ClaudeTranscript, self.transcripts.health())
+        {
             self.publish_all = true;
         }
         let status = self.daemon_status();

@@ -43,4 +43,5 @@ pub mod codex_hooks;
 pub mod codex_testserver;
 pub mod hook_spool;
 pub mod spool;
+pub mod transcript_watch;
 pub mod ws;

@@ -1,0 +1,658 @@
+//! C-007 `agtmux-source-file`: a file-observation source. It watches the transcript of every
+//! live Claude session (the `transcript_path` its hooks name) and reports what no hook does:
+//! Claude fires no hook when the user presses Esc to interrupt a turn or to deny a permission,
+//! but it writes a line to the transcript at once:
+//!
+//! ```text
+//! {"type":"user","isSidechain":false,"message":{"role":"user","content":[{"type":"text",
+//!  "text":"[Request interrupted by user]"}]},"uuid":"…","timestamp":"2026-12-03T12:53:36.059Z",
+//!  "sessionId":"…",…}
+//! ```
+//!
+//! (`[Request interrupted by user for tool use]` for an Esc deny; seen with Claude Code
+//! 2.1.197). Such a line becomes an idle event of source `claude_transcript`, which the resolver
+//! lets supersede the hooks' running/waiting state when it is newer (`turn_end` in the
+//! capability table): the pane is idle, deterministically, within milliseconds instead of
+//! after the screen's idle window.
+//!
+//! Rules, so that it can only ever say what the file says:
+//! - Only lines appended after the session was first seen count (a resumed session's old
+//!   interrupts are history). A line must be a whole JSON object of `type:"user"`, not a
+//!   sidechain (sub-agent), whose content is an *array* of text parts the first of which starts
+//!   with the marker: a prompt the user typed is a plain string, so typing the marker text
+//!   triggers nothing. Its `sessionId` must be the watched session's.
+//! - The event time is the line's own `timestamp`, so a line read late (after the next prompt's
+//!   hook) is older than that hook's state and changes nothing.
+//! - Its events never link a pane to a session (`links: false`): they apply only while the
+//!   pane still holds that session.
+//! - Event ids come from the line's `uuid`: a re-read gives the same id (dedup).
+//!
+//! Cost: one inotify watch per live Claude session (bounded, least recently used dropped first);
+//! a file is read only when it grew, from the last offset to its end, in chunks of
+//! [`MAX_READ`] (more than 64 MiB at once is skipped). An idle session writes nothing, so it
+//! costs nothing.
+use super::{Batch, Pulled, Source};
+use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Cursor id of this source in `cursor_state_v2`.
+pub const CURSOR: &str = "claude_transcript";
+/// What an interrupt line starts its text with.
+pub const MARKER: &str = "[Request interrupted by user";
+/// Sessions watched at most.
+pub const MAX_WATCHES: usize = 256;
+/// Bytes read from a file at a time; a wake-up reads chunks up to the end of the file.
+pub const MAX_READ: u64 = 1 << 20;
+/// More than this appended between two wake-ups is not read: the watch jumps to the end.
+const MAX_CATCH_UP: u64 = 64 << 20;
+/// A longer line (a huge tool result) is skipped unparsed.
+const MAX_LINE: usize = 1 << 20;
+/// Raw bytes kept with an event.
+const MAX_RAW: usize = 4096;
+/// Items buffered for the gateway at most.
+const MAX_QUEUE: usize = 4096;
+
+/// One interrupt line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupt {
+    pub uuid: String,
+    pub session: String,
+    pub ts: Option<Millis>,
+    /// An Esc on a permission dialog (`… for tool use`), not mid-turn.
+    pub tool_use: bool,
+}
+
+/// Is this transcript line Claude's record of an interrupted turn? Pure.
+pub fn parse_interrupt(line: &[u8]) -> Option<Interrupt> {
+    // Cheap first: most lines (tool output, assistant text) are not even candidates.
+    if !contains(line, MARKER.as_bytes()) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    if v.get("type")?.as_str()? != "user"
+        || v.get("isSidechain").and_then(|x| x.as_bool()) == Some(true)
+    {
+        return None;
+    }
+    let parts = v.pointer("/message/content")?.as_array()?;
+    let first = parts.first()?;
+    let all_text = parts
+        .iter()
+        .all(|p| p.get("type").and_then(|t| t.as_str()) == Some("text"));
+    let text = first.get("text")?.as_str()?;
+    if !all_text || !text.starts_with(MARKER) {
+        return None;
+    }
+    Some(Interrupt {
+        uuid: v.get("uuid")?.as_str()?.to_string(),
+        session: v.get("sessionId")?.as_str()?.to_string(),
+        ts: v
+            .get("timestamp")
+            .and_then(|t| t.as_str())
+            .and_then(parse_iso_ms),
+        tool_use: text.contains("for tool use"),
+    })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `2026-12-03T12:53:36.059Z` (or with `+HH:MM` / `-HH:MM`) → epoch ms. Pure.
+pub fn parse_iso_ms(s: &str) -> Option<Millis> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = s.get(start..i)?;
+        if frac.is_empty() {
+            return None;
+        }
+        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+        ms = digits.parse().ok()?;
+    }
+    let offset_min = match s.get(i..)? {
+        "Z" | "z" => 0,
+        t if t.len() == 6 && (t.starts_with('+') || t.starts_with('-')) && &t[3..4] == ":" => {
+            let oh: i64 = t.get(1..3)?.parse().ok()?;
+            let om: i64 = t.get(4..6)?.parse().ok()?;
+            let m = oh * 60 + om;
+            if t.starts_with('-') { -m } else { m }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3_600 + mi * 60 + sec - offset_min * 60;
+    Some(secs * 1_000 + ms)
+}
+
+struct Watch {
+    pane: String,
+    path: PathBuf,
+    wd: i32,
+    offset: u64,
+    partial: Vec<u8>,
+    /// The partial line is too long: skip to its end.
+    skipping: bool,
+    used: u64,
+}
+
+/// The C-007 source: inotify on live sessions' transcripts, events behind `Source::pull`.
+pub struct TranscriptWatch {
+    fd: Option<OwnedFd>,
+    watches: HashMap<String, Watch>,
+    by_wd: HashMap<i32, String>,
+    queue: VecDeque<(u64, Pulled)>,
+    next_seq: u64,
+    clock: u64,
+    /// Lines that looked like interrupts but named another session (counted, logged once).
+    pub foreign_lines: u64,
+}
+
+impl TranscriptWatch {
+    /// Sequence numbers start at `now * 1000`, so cursors stay monotonic across restarts.
+    pub fn new(now: Millis) -> Self {
+        // SAFETY: inotify_init1 has no preconditions; the fd is owned below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        let fd = if fd < 0 {
+            log::warn!(
+                "transcript_watch_unavailable err={}",
+                io::Error::last_os_error()
+            );
+            None
+        } else {
+            // SAFETY: a fresh fd we own.
+            Some(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        TranscriptWatch {
+            fd,
+            watches: HashMap::new(),
+            by_wd: HashMap::new(),
+            queue: VecDeque::new(),
+            next_seq: (now.max(1) as u64).saturating_mul(1000),
+            clock: 0,
+            foreign_lines: 0,
+        }
+    }
+
+    /// The inotify fd, for the mio registry.
+    pub fn raw_fd(&self) -> Option<i32> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Healthy when files can be watched.
+    pub fn health(&self) -> Health {
+        if self.fd.is_some() {
+            Health::Healthy
+        } else {
+            Health::Down
+        }
+    }
+
+    pub fn watched(&self) -> usize {
+        self.watches.len()
+    }
+
+    /// Follow `session`'s transcript at `path` for `pane`, from its current end. Idempotent; a
+    /// new path or pane for a known session replaces the old one.
+    pub fn watch(&mut self, session: &str, pane: &str, path: &str) {
+        let Some(fd) = self.raw_fd() else { return };
+        let p = Path::new(path);
+        // Trusted no further than the title reader trusts it: an absolute `.jsonl` file.
+        if !p.is_absolute() || p.extension().is_none_or(|e| e != "jsonl") {
+            return;
+        }
+        self.clock += 1;
+        if let Some(w) = self.watches.get_mut(session) {
+            w.used = self.clock;
+            if w.path == p {
+                w.pane = pane.to_string();
+                return;
+            }
+            self.unwatch(session);
+        }
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        if !meta.is_file() {
+            return;
+        }
+        if self.watches.len() >= MAX_WATCHES
+            && let Some(oldest) = self
+                .watches
+                .iter()
+                .min_by_key(|(_, w)| w.used)
+                .map(|(s, _)| s.clone())
+        {
+            self.unwatch(&oldest);
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+            return;
+        };
+        let mask = libc::IN_MODIFY | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+        // SAFETY: a valid inotify fd and a NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
+        if wd < 0 {
+            log::debug!(
+                "transcript_watch_failed path={} err={}",
+                p.display(),
+                io::Error::last_os_error()
+            );
+            return;
+        }
+        // Two sessions cannot share a transcript; a reused wd means the same file again.
+        if let Some(other) = self.by_wd.get(&wd).cloned()
+            && other != session
+        {
+            self.watches.remove(&other);
+        }
+        log::debug!(
+            "transcript_watch session={session} pane={pane} path={}",
+            p.display()
+        );
+        self.by_wd.insert(wd, session.to_string());
+        self.watches.insert(
+            session.to_string(),
+            Watch {
+                pane: pane.to_string(),
+                path: p.to_path_buf(),
+                wd,
+                offset: meta.len(),
+                partial: Vec::new(),
+                skipping: false,
+                used: self.clock,
+            },
+        );
+    }
+
+    /// Stop following a session (it ended).
+    pub fn unwatch(&mut self, session: &str) {
+        if let Some(w) = self.watches.remove(session) {
+            self.by_wd.remove(&w.wd);
+            if let Some(fd) = self.raw_fd() {
+                // SAFETY: removing a watch descriptor of our own fd; an already removed one
+                // only returns EINVAL.
+                unsafe { libc::inotify_rm_watch(fd, w.wd) };
+            }
+        }
+    }
+
+    /// The inotify fd is readable: read what the watched files gained. Returns true when
+    /// events were queued.
+    pub fn on_readable(&mut self, now: Millis) -> bool {
+        let Some(fd) = self.raw_fd() else {
+            return false;
+        };
+        let mut grown: Vec<String> = Vec::new();
+        let mut gone: Vec<String> = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: reading into a local buffer from our non-blocking fd.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            let n = n as usize;
+            let head = std::mem::size_of::<libc::inotify_event>();
+            let mut off = 0;
+            while off + head <= n {
+                // SAFETY: the kernel wrote whole inotify_event records; read_unaligned copes
+                // with the byte buffer's alignment.
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
+                off += head + ev.len as usize;
+                let Some(s) = self.by_wd.get(&ev.wd).cloned() else {
+                    continue;
+                };
+                if ev.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
+                    gone.push(s);
+                } else if ev.mask & libc::IN_MODIFY != 0 && !grown.contains(&s) {
+                    grown.push(s);
+                }
+            }
+        }
+        let before = self.queue.len();
+        for s in grown {
+            self.read_new(&s, now);
+        }
+        for s in gone {
+            self.unwatch(&s);
+        }
+        self.queue.len() != before
+    }
+
+    /// Read a session's transcript from its offset and queue its interrupt lines.
+    fn read_new(&mut self, session: &str, now: Millis) {
+        let Some(w) = self.watches.get_mut(session) else {
+            return;
+        };
+        let Ok(mut f) = std::fs::File::open(&w.path) else {
+            return;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < w.offset {
+            // Truncated or replaced: follow from its end again.
+            w.offset = len;
+            w.partial.clear();
+            return;
+        }
+        if len - w.offset > MAX_CATCH_UP {
+            log::warn!(
+                "transcript_skipped session={session} bytes={} reason=too_much_at_once",
+                len - w.offset
+            );
+            w.offset = len;
+            w.partial.clear();
+            w.skipping = false;
+            return;
+        }
+        if f.seek(SeekFrom::Start(w.offset)).is_err() {
+            return;
+        }
+        let mut found = Vec::new();
+        let mut data = Vec::new();
+        loop {
+            data.clear();
+            match (&mut f).take(MAX_READ).read_to_end(&mut data) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            w.offset += data.len() as u64;
+            for chunk in data.split_inclusive(|b| *b == b'\n') {
+                let complete = chunk.ends_with(b"\n");
+                if w.skipping {
+                    w.skipping = !complete;
+                    continue;
+                }
+                w.partial.extend_from_slice(chunk);
+                if w.partial.len() > MAX_LINE {
+                    w.partial.clear();
+                    w.skipping = !complete;
+                    continue;
+                }
+                if !complete {
+                    continue;
+                }
+                let line = std::mem::take(&mut w.partial);
+                if let Some(i) = parse_interrupt(&line) {
+                    found.push((i, line));
+                }
+            }
+            if (data.len() as u64) < MAX_READ {
+                break;
+            }
+        }
+        let pane = w.pane.clone();
+        for (i, line) in found {
+            if i.session != session {
+                self.foreign_lines += 1;
+                log::warn!(
+                    "transcript_line_ignored session={session} line_session={} reason=other_session",
+                    i.session
+                );
+                continue;
+            }
+            self.push(i, &pane, line, now);
+        }
+    }
+
+    fn push(&mut self, i: Interrupt, pane: &str, line: Vec<u8>, now: Millis) {
+        let id = crate::paths::fnv1a64(format!("{}|{}", i.session, i.uuid).as_bytes());
+        let (name, detail) = if i.tool_use {
+            ("transcript/interrupted_tool_use", "denied_with_esc")
+        } else {
+            ("transcript/interrupted", "interrupted_with_esc")
+        };
+        log::info!(
+            "transcript_interrupt session={} pane={pane} kind={detail}",
+            i.session
+        );
+        let mut raw = String::from_utf8_lossy(&line).trim_end().to_string();
+        if raw.len() > MAX_RAW {
+            let mut cut = MAX_RAW;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            raw.truncate(cut);
+        }
+        let event = NormalizedEvent {
+            event_id: format!("ct-{id:016x}"),
+            source: SourceKind::ClaudeTranscript,
+            provider: Provider::Claude,
+            pane_id: Some(pane.to_string()),
+            session_key: Some(i.session),
+            turn_id: None,
+            name: name.into(),
+            signal: Signal::Activity(Activity::Idle),
+            title: None,
+            cwd: None,
+            detail: Some(detail.into()),
+            ts: i.ts.unwrap_or(now),
+        };
+        if self.queue.len() >= MAX_QUEUE {
+            self.queue.pop_front();
+        }
+        self.next_seq += 1;
+        self.queue
+            .push_back((self.next_seq, Pulled::Event { event, raw }));
+    }
+}
+
+impl Source for TranscriptWatch {
+    fn kind(&self) -> SourceKind {
+        SourceKind::ClaudeTranscript
+    }
+
+    /// Items after the sequence number `after`; acknowledged ones leave the buffer.
+    fn pull(&mut self, after: &str, max: usize) -> Batch {
+        let after_n: u64 = after.trim().parse().unwrap_or(0);
+        while self.queue.front().is_some_and(|(s, _)| *s <= after_n) {
+            self.queue.pop_front();
+        }
+        let mut items = Vec::new();
+        let mut last = after_n;
+        for (s, item) in self.queue.iter().take(max) {
+            items.push(item.clone());
+            last = *s;
+        }
+        Batch {
+            items,
+            next_cursor: if last == 0 {
+                after.to_string()
+            } else {
+                last.to_string()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Shapes as Claude Code 2.1.197 wrote them.
+    const ESC: &str = r#"{"parentUuid":"fe48","isSidechain":false,"type":"user","message":{"role":"user","content":[{"type":"text","text":"[Request interrupted by user]"}]},"uuid":"906da03b","timestamp":"2026-12-03T12:53:36.059Z","interruptedMessageId":"msg_1","sessionId":"s1"}"#;
+    const DENY: &str = r#"{"isSidechain":false,"type":"user","message":{"role":"user","content":[{"type":"text","text":"[Request interrupted by user for tool use]"}]},"uuid":"59981dbc","timestamp":"2026-12-03T12:53:30.874Z","sessionId":"s1"}"#;
+
+    #[test]
+    fn interrupt_lines_are_recognised_by_their_shape_only() {
+        let i = parse_interrupt(ESC.as_bytes()).unwrap();
+        assert_eq!(
+            i,
+            Interrupt {
+                uuid: "906da03b".into(),
+                session: "s1".into(),
+                ts: Some(1_796_302_416_059),
+                tool_use: false,
+            }
+        );
+        assert!(parse_interrupt(DENY.as_bytes()).unwrap().tool_use);
+        // A prompt the user typed is a plain string: typing the marker triggers nothing.
+        let typed = r#"{"type":"user","message":{"role":"user","content":"[Request interrupted by user]"},"uuid":"u","sessionId":"s1"}"#;
+        assert_eq!(parse_interrupt(typed.as_bytes()), None);
+        // Sub-agents, assistant text quoting it, tool results, broken JSON: no.
+        for l in [
+            ESC.replace("\"isSidechain\":false", "\"isSidechain\":true"),
+            ESC.replace("\"type\":\"user\",", "\"type\":\"assistant\","),
+            ESC.replace("\"type\":\"text\",", "\"type\":\"tool_result\","),
+            ESC.replace("[Request interrupted", "I saw [Request interrupted"),
+            ESC[..ESC.len() - 5].to_string(),
+            ESC.replace("\"uuid\":\"906da03b\",", ""),
+        ] {
+            assert_eq!(parse_interrupt(l.as_bytes()), None, "{l}");
+        }
+    }
+
+    #[test]
+    fn iso_timestamps_parse_to_epoch_ms() {
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:01.5Z"), Some(1_500));
+        assert_eq!(
+            parse_iso_ms("2000-03-01T00:00:00.000Z"),
+            Some(951_868_800_000)
+        );
+        assert_eq!(
+            parse_iso_ms("2026-12-03T13:53:36.059+01:00"),
+            parse_iso_ms("2026-12-03T12:53:36.059Z")
+        );
+        for bad in [
+            "",
+            "2026-12-03",
+            "2026-13-03T00:00:00Z",
+            "2026-12-03T00:00:00",
+            "x026-12-03T00:00:00Z",
+            "2026-12-03T00:00:00.Z",
+        ] {
+            assert_eq!(parse_iso_ms(bad), None, "{bad}");
+        }
+    }
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("agtmux-tw-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn append(p: &Path, s: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+        f.write_all(s.as_bytes()).unwrap();
+    }
+
+    fn events(w: &mut TranscriptWatch) -> Vec<NormalizedEvent> {
+        w.pull("0", 100)
+            .items
+            .into_iter()
+            .filter_map(|i| match i {
+                Pulled::Event { event, .. } => Some(event),
+                Pulled::Rejected { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_lines_appended_after_the_first_look_count_and_partial_lines_wait() {
+        let d = dir("tail");
+        let p = d.join("s1.jsonl");
+        // An old interrupt, from before we looked: history.
+        std::fs::write(&p, format!("{ESC}\n")).unwrap();
+        let mut w = TranscriptWatch::new(1);
+        assert_eq!(w.health(), Health::Healthy);
+        w.watch("s1", "%3", p.to_str().unwrap());
+        assert_eq!(w.watched(), 1);
+        assert!(!w.on_readable(10));
+        // Half a line, then the rest.
+        let (a, b) = DENY.split_at(40);
+        append(&p, a);
+        assert!(!w.on_readable(20));
+        append(&p, &format!("{b}\n{{\"type\":\"assistant\"}}\n"));
+        assert!(w.on_readable(30));
+        let ev = events(&mut w);
+        assert_eq!(ev.len(), 1);
+        let e = &ev[0];
+        assert_eq!(e.source, SourceKind::ClaudeTranscript);
+        assert_eq!(e.pane_id.as_deref(), Some("%3"));
+        assert_eq!(e.session_key.as_deref(), Some("s1"));
+        assert_eq!(e.signal, Signal::Activity(Activity::Idle));
+        assert_eq!(e.detail.as_deref(), Some("denied_with_esc"));
+        assert_eq!(e.ts, 1_796_302_410_874, "the line's own time");
+        assert!(e.event_id.starts_with("ct-"));
+        // Another session's line in this file is not this session's.
+        append(&p, &format!("{}\n", ESC.replace("\"s1\"", "\"s2\"")));
+        assert!(!w.on_readable(40));
+        assert_eq!(w.foreign_lines, 1);
+        // An oversized line is skipped whole, and the next line still counts.
+        append(&p, &format!("{}\n{ESC}\n", "x".repeat(MAX_LINE + 10)));
+        assert!(w.on_readable(50));
+        // Nothing acknowledged yet: both are buffered. The cursor acknowledges: pulling after
+        // the last seq gives nothing.
+        let b = w.pull("0", 100);
+        assert_eq!(b.items.len(), 2);
+        assert!(w.pull(&b.next_cursor, 100).items.is_empty());
+        // Deleted: the watch goes.
+        std::fs::remove_file(&p).unwrap();
+        w.on_readable(60);
+        assert_eq!(w.watched(), 0);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn watches_are_bounded_and_paths_are_checked() {
+        let d = dir("bound");
+        let mut w = TranscriptWatch::new(1);
+        w.watch("rel", "%1", "relative/x.jsonl");
+        w.watch("ext", "%1", d.join("x.txt").to_str().unwrap());
+        w.watch("missing", "%1", d.join("missing.jsonl").to_str().unwrap());
+        assert_eq!(w.watched(), 0);
+        for i in 0..(MAX_WATCHES + 3) {
+            let p = d.join(format!("{i}.jsonl"));
+            std::fs::write(&p, b"").unwrap();
+            w.watch(&format!("s{i}"), "%1", p.to_str().unwrap());
+        }
+        assert_eq!(w.watched(), MAX_WATCHES);
+        assert!(
+            !w.watches.contains_key("s0"),
+            "the least recently used went first"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
