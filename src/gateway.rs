@@ -57,6 +57,16 @@ pub enum IngestOutcome {
     NeedRefresh,
 }
 
+/// C-007: follow a session's transcript (Claude) or rollout (Codex) that an accepted hook
+/// named, or stop following it (`path: None`: the session ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptRequest {
+    pub provider: Provider,
+    pub session: String,
+    pub pane: String,
+    pub path: Option<String>,
+}
+
 pub struct Gateway {
     server_key: String,
     server_id: String,
@@ -82,7 +92,7 @@ pub struct Gateway {
     codex_seen: Vec<NormalizedEvent>,
     /// C-007: transcripts to follow (session, pane, path) or stop following (path `None`),
     /// from accepted Claude hook events; drained by the runtime.
-    transcript_requests: Vec<(String, String, Option<String>)>,
+    transcript_requests: Vec<TranscriptRequest>,
     /// Accepted events (pane, event ts) since the last `take_accepted` (C-013 latency).
     accepted: Vec<(String, Millis)>,
     /// Counters for metrics: accepted, ignored, rejected, duplicates.
@@ -360,14 +370,13 @@ impl Gateway {
         self.thread_panes = map;
     }
 
-    /// Codex events (both sources) ingested since the last call, before routing: a hook's
-    /// pane here is one that was trusted.
-    /// C-007 watch requests since the last call: `(session, pane, Some(path))` to follow a
-    /// transcript, `(session, pane, None)` when the session ended.
-    pub fn take_transcript_requests(&mut self) -> Vec<(String, String, Option<String>)> {
+    /// C-007 watch requests since the last call.
+    pub fn take_transcript_requests(&mut self) -> Vec<TranscriptRequest> {
         std::mem::take(&mut self.transcript_requests)
     }
 
+    /// Codex events (both sources) ingested since the last call, before routing: a hook's
+    /// pane here is one that was trusted.
     pub fn take_codex_seen(&mut self) -> Vec<NormalizedEvent> {
         std::mem::take(&mut self.codex_seen)
     }
@@ -632,19 +641,28 @@ impl Gateway {
                         daemon_ts: Some(daemon_ts),
                     });
                     if status == EventStatus::Accepted
-                        && event.source == SourceKind::ClaudeHooks
+                        && matches!(
+                            event.source,
+                            SourceKind::ClaudeHooks | SourceKind::CodexHooks
+                        )
                         && let Some(sk) = event.session_key.as_deref()
                         && let Some(path) = transcript_path(&raw)
                     {
-                        if let Some(title) = self.titles.update(sk, &path) {
+                        if event.source == SourceKind::ClaudeHooks
+                            && let Some(title) = self.titles.update(sk, &path)
+                        {
                             proj.set_session_title(sk, &title);
                         }
                         if self.transcript_requests.len() < CODEX_SEEN_MAX
                             && let Some(pane) = &event.pane_id
                         {
                             let follow = (event.signal != Signal::SessionEnd).then_some(path);
-                            self.transcript_requests
-                                .push((sk.to_string(), pane.clone(), follow));
+                            self.transcript_requests.push(TranscriptRequest {
+                                provider: event.provider,
+                                session: sk.to_string(),
+                                pane: pane.clone(),
+                                path: follow,
+                            });
                         }
                     }
                     let mut row = event_row(&self.server_key, &event, status, reason, raw, now);

@@ -29,8 +29,8 @@ pub struct SourceCapability {
     /// others linked (a transcript file of a session) never moves a pane to another session.
     pub links: bool,
     /// It sees turn ends that fire no hook (Claude's Esc interrupt and Esc deny are written to
-    /// the transcript only): its idle, newer than a higher-ranked source's running or waiting
-    /// state, supersedes that state.
+    /// the transcript only; a Codex API error to the rollout only): its idle or error, newer
+    /// than a higher-ranked source's running or waiting state, supersedes that state.
     pub turn_end: bool,
 }
 
@@ -118,6 +118,19 @@ pub static REGISTRY: &[ProviderEntry] = &[
                 links: true,
                 turn_end: false,
             },
+            // C-007: the session's rollout file, for what no hook tells without an app-server
+            // (an API error ends the turn with no Stop hook).
+            SourceCapability {
+                source: SourceKind::CodexRollout,
+                rank: 2,
+                activity: true,
+                approval: false,
+                input: false,
+                title: false,
+                binding: false,
+                links: false,
+                turn_end: true,
+            },
             POLLER,
         ],
     },
@@ -185,10 +198,14 @@ mod tests {
         let table = [
             (Provider::Codex, SourceKind::CodexAppServer, Some(0)),
             (Provider::Codex, SourceKind::CodexHooks, Some(1)),
+            (Provider::Codex, SourceKind::CodexRollout, Some(2)),
             (Provider::Codex, SourceKind::Poller, Some(9)),
+            (Provider::Codex, SourceKind::ClaudeTranscript, None),
             (Provider::Codex, SourceKind::ClaudeHooks, None),
             (Provider::Claude, SourceKind::ClaudeHooks, Some(0)),
+            (Provider::Claude, SourceKind::ClaudeTranscript, Some(1)),
             (Provider::Claude, SourceKind::Poller, Some(9)),
+            (Provider::Claude, SourceKind::CodexRollout, None),
             (Provider::Claude, SourceKind::CodexAppServer, None),
             (Provider::Claude, SourceKind::CodexHooks, None),
         ];

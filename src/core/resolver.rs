@@ -20,7 +20,8 @@
 //!   A contradiction holds until the source sends an event newer than the contradicted one,
 //!   which re-promotes at once.
 //! - A turn end that fires no hook but is written to a file (C-007, the Claude transcript's
-//!   `[Request interrupted by user…]`) comes from a source declared `turn_end`: its idle, newer
+//!   `[Request interrupted by user…]`, a Codex rollout's failed `task_complete`) comes from a
+//!   source declared `turn_end`: its idle or error, newer
 //!   than the best source's running/waiting state, wins at once, deterministically (no screen
 //!   window to wait for); the best source's next event wins again by rank.
 //! - After a fallback, a source is re-promoted as soon as it is healthy AND has delivered an
@@ -340,6 +341,14 @@ pub fn resolve(
     // 1. Admissible deterministic candidates, best rank first.
     let mut cands: Vec<(u8, &DeterministicState)> = Vec::new();
     let mut first_drop: Option<(SourceKind, String)> = None;
+    // A source that only follows a session (its transcript or rollout, `links: false`) speaks
+    // while the session lives: once a linking source saw it end, its last word ends too (a
+    // Codex API error must not outlive `/exit` into the next TUI in the same pane).
+    let follows = |s: SourceKind| capability::capability(provider, s).is_some_and(|c| !c.links);
+    let session_over = input
+        .deterministic
+        .iter()
+        .any(|d| d.ended && d.provider == provider && !follows(d.source));
     for d in input.deterministic {
         let why: Option<String> = if !d.source.is_deterministic() {
             Some("not_deterministic".into())
@@ -350,7 +359,7 @@ pub fn resolve(
             ))
         } else if capability::rank(provider, d.source).is_none() {
             Some("no_capability".into())
-        } else if d.ended {
+        } else if d.ended || (session_over && follows(d.source)) {
             Some("session_ended".into())
         } else if let Some(r) = health_reason(input.health.get(&d.source).copied()) {
             Some(r.into())
@@ -379,9 +388,10 @@ pub fn resolve(
     }
     cands.sort_by_key(|(r, d)| (*r, std::cmp::Reverse(d.ts)));
     // 1b. A turn end that fires no hook (C-007: Claude writes its Esc interrupt and Esc deny to
-    // the transcript only). A source declared to see such turn ends wins with its idle when it
-    // is newer than the best source's running or waiting state; any newer event of the best
-    // source (the next prompt) wins again by rank.
+    // the transcript only, Codex an API error to its rollout only). A source declared to see
+    // such turn ends wins with its idle or error when it is newer than the best source's
+    // running or waiting state; any newer event of the best source (the next prompt) wins
+    // again by rank.
     let mut superseded = None;
     if let Some(&(_, best)) = cands.first()
         && matches!(
@@ -389,7 +399,7 @@ pub fn resolve(
             Activity::Running | Activity::WaitingApproval | Activity::WaitingInput
         )
         && let Some(pos) = cands.iter().position(|(_, d)| {
-            d.activity == Activity::Idle
+            matches!(d.activity, Activity::Idle | Activity::Error)
                 && d.ts > best.ts
                 && capability::capability(provider, d.source).is_some_and(|c| c.turn_end)
         })
@@ -988,6 +998,59 @@ mod tests {
         let d = [hooks_running, det(ClaudeTranscript, Claude, Idle, 20_000)];
         let r = run(&mut st, Some(Claude), &d, &sick, busy(), 20_001);
         assert_eq!((r.activity, r.winner), (Running, Some(ClaudeHooks)));
+    }
+
+    #[test]
+    fn a_rollout_api_error_supersedes_codex_hooks_running_and_the_next_prompt_wins_again() {
+        // Codex without an app-server: the hooks said running, the API error fires no hook,
+        // the rollout says the turn failed.
+        let h = healthy(&[CodexHooks, CodexRollout]);
+        let mut st = ResolverState::new();
+        let busy = || heur(Running, raw(Running, 10_000, 10_000));
+        let d = [
+            det(CodexHooks, Codex, Running, 10_000),
+            det(CodexRollout, Codex, Error, 11_000),
+        ];
+        let r = run(&mut st, Some(Codex), &d, &h, busy(), 11_001);
+        assert_eq!(
+            (r.evidence, r.activity, r.winner),
+            (Evidence::Deterministic, Error, Some(CodexRollout))
+        );
+        // The next prompt (a newer hook) wins by rank.
+        let d = [
+            det(CodexHooks, Codex, Running, 12_000),
+            det(CodexRollout, Codex, Error, 11_000),
+        ];
+        let r = run(&mut st, Some(Codex), &d, &h, busy(), 12_001);
+        assert_eq!((r.activity, r.winner), (Running, Some(CodexHooks)));
+        // A rollout whose hooks are stale (their Codex daemon is gone) is not admissible.
+        let sick = healthy(&[CodexHooks]);
+        let d = [
+            det(CodexHooks, Codex, Running, 13_000),
+            det(CodexRollout, Codex, Error, 14_000),
+        ];
+        let r = run(&mut st, Some(Codex), &d, &sick, busy(), 14_001);
+        assert_eq!((r.activity, r.winner), (Running, Some(CodexHooks)));
+        // The session ended (`/exit`): the rollout's error ends with it, whatever its time.
+        let mut ended = det(CodexHooks, Codex, Running, 15_000);
+        ended.apply(&ev(
+            CodexHooks,
+            Codex,
+            "end",
+            "SessionEnd",
+            Signal::SessionEnd,
+            16_000,
+        ));
+        let d = [ended, det(CodexRollout, Codex, Error, 17_000)];
+        let idle_screen = heur(Idle, raw(Idle, 15_000, 17_000));
+        let r = run(&mut st, Some(Codex), &d, &h, idle_screen, 17_001);
+        assert_ne!(r.evidence, Evidence::Deterministic, "{r:?}");
+        assert!(
+            r.suppressed
+                .contains(&(CodexRollout, "session_ended".into())),
+            "{:?}",
+            r.suppressed
+        );
     }
 
     #[test]

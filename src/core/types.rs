@@ -62,6 +62,7 @@ str_enum!(
         ClaudeTranscript => "claude_transcript",
         CodexAppServer => "codex_appserver",
         CodexHooks => "codex_hooks",
+        CodexRollout => "codex_rollout",
         Poller => "poller",
     }
 );

@@ -460,10 +460,10 @@ impl Runtime {
         }
         // C-007: follow the transcripts the hooks named; what they say goes through the
         // gateway like any source (stored, deduplicated, cursor committed).
-        for (session, pane, path) in self.gateway.take_transcript_requests() {
-            match path {
-                Some(p) => self.transcripts.watch(&session, &pane, &p),
-                None => self.transcripts.unwatch(&session),
+        for r in self.gateway.take_transcript_requests() {
+            match r.path {
+                Some(p) => self.transcripts.watch(r.provider, &r.session, &r.pane, &p),
+                None => self.transcripts.unwatch(&r.session),
             }
         }
         if self.restored && self.registry.loaded && self.startup.is_ready(Stage::Gateway) {
@@ -1124,9 +1124,23 @@ impl Runtime {
             );
             self.publish_all = true;
         }
+        let files = self.transcripts.health();
         if self
             .projection
-            .set_health(SourceKind::ClaudeTranscript, self.transcripts.health())
+            .set_health(SourceKind::ClaudeTranscript, files)
+        {
+            self.publish_all = true;
+        }
+        // A rollout is written by the same Codex process that runs its hooks: it is no
+        // fresher than they are (with the app-server daemon gone, neither speaks).
+        let rollout = if files == Health::Healthy {
+            codex_hooks
+        } else {
+            files
+        };
+        if self
+            .projection
+            .set_health(SourceKind::CodexRollout, rollout)
         {
             self.publish_all = true;
         }

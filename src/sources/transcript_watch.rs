@@ -15,6 +15,19 @@
 //! capability table): the pane is idle, deterministically, within milliseconds instead of
 //! after the screen's idle window.
 //!
+//! Codex (0.169.0) writes its session's rollout (the `transcript_path` its hooks name) the same
+//! way. When a turn fails on an API error, Codex fires no hook, and without an app-server to
+//! read, only the rollout says so:
+//!
+//! ```text
+//! {"timestamp":"…","type":"event_msg","payload":{"type":"task_complete","turn_id":"…",
+//!  "last_agent_message":null,"error":{"message":"…","codex_error_info":"other"},…}}
+//! ```
+//!
+//! Such a line becomes an error event of source `codex_rollout`, and a `turn_aborted` with reason
+//! `interrupted` (an Esc, which the `Interrupt` hook also reports) an idle one. A turn that ends
+//! normally is left to the hooks and the app-server.
+//!
 //! Rules, so that it can only ever say what the file says:
 //! - Only lines appended after the session was first seen count (a resumed session's old
 //!   interrupts are history). A line must be a whole JSON object of `type:"user"`, not a
@@ -25,7 +38,10 @@
 //!   hook) is older than that hook's state and changes nothing.
 //! - Its events never link a pane to a session (`links: false`): they apply only while the
 //!   pane still holds that session.
-//! - Event ids come from the line's `uuid`: a re-read gives the same id (dedup).
+//! - Event ids come from the line's `uuid` (Claude) or its turn id (Codex): a re-read gives
+//!   the same id (dedup).
+//! - A Codex rollout is followed only when it belongs to the session: its file name or its
+//!   first line (`session_meta`) names the session id.
 //!
 //! Cost: one inotify watch per live Claude session (bounded, least recently used dropped first);
 //! a file is read only when it grew, from the last offset to its end, in chunks of
@@ -43,6 +59,8 @@ use std::path::{Path, PathBuf};
 pub const CURSOR: &str = "claude_transcript";
 /// What an interrupt line starts its text with.
 pub const MARKER: &str = "[Request interrupted by user";
+/// The first line of a rollout read at most, to check whose it is.
+const MAX_META: u64 = 1 << 20;
 /// Sessions watched at most.
 pub const MAX_WATCHES: usize = 256;
 /// Bytes read from a file at a time; a wake-up reads chunks up to the end of the file.
@@ -64,6 +82,85 @@ pub struct Interrupt {
     pub ts: Option<Millis>,
     /// An Esc on a permission dialog (`… for tool use`), not mid-turn.
     pub tool_use: bool,
+}
+
+/// How a Codex turn ended, as its rollout records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutEnd {
+    pub turn_id: String,
+    pub ts: Option<Millis>,
+    /// `task_complete` with an `error` (an API error); otherwise an Esc (`turn_aborted`).
+    pub failed: bool,
+}
+
+/// Is this rollout line Codex's record of a failed or interrupted turn? Pure.
+pub fn parse_rollout_end(line: &[u8]) -> Option<RolloutEnd> {
+    if !contains(line, b"\"task_complete\"") && !contains(line, b"\"turn_aborted\"") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    if v.get("type")?.as_str()? != "event_msg" {
+        return None;
+    }
+    let p = v.get("payload")?;
+    let failed = match p.get("type")?.as_str()? {
+        "task_complete" => {
+            if !p.get("error").is_some_and(|e| e.is_object()) {
+                return None;
+            }
+            true
+        }
+        "turn_aborted" if p.get("reason").and_then(|r| r.as_str()) == Some("interrupted") => false,
+        _ => return None,
+    };
+    Some(RolloutEnd {
+        turn_id: p
+            .get("turn_id")?
+            .as_str()
+            .filter(|t| !t.is_empty())?
+            .to_string(),
+        ts: v
+            .get("timestamp")
+            .and_then(|t| t.as_str())
+            .and_then(parse_iso_ms),
+        failed,
+    })
+}
+
+/// Does the rollout at `path` belong to `session`? Its file name
+/// (`rollout-<time>-<session>.jsonl`) or its first line (`session_meta`) says so.
+fn rollout_belongs(path: &Path, session: &str) -> bool {
+    if path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s.ends_with(session))
+    {
+        return true;
+    }
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = Vec::new();
+    let mut r = io::BufReader::new(f.take(MAX_META));
+    if io::BufRead::read_until(&mut r, b'\n', &mut first).is_err() {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(&first)
+        .ok()
+        .and_then(|v| {
+            let p = v.get("payload")?;
+            Some(
+                p.get("id").and_then(|x| x.as_str()) == Some(session)
+                    || p.get("session_id").and_then(|x| x.as_str()) == Some(session),
+            )
+        })
+        .unwrap_or(false)
+}
+
+/// A line that says a turn ended.
+enum Found {
+    Claude(Interrupt),
+    Codex(RolloutEnd),
 }
 
 /// Is this transcript line Claude's record of an interrupted turn? Pure.
@@ -161,6 +258,7 @@ pub fn parse_iso_ms(s: &str) -> Option<Millis> {
 }
 
 struct Watch {
+    provider: Provider,
     pane: String,
     path: PathBuf,
     wd: i32,
@@ -227,9 +325,9 @@ impl TranscriptWatch {
         self.watches.len()
     }
 
-    /// Follow `session`'s transcript at `path` for `pane`, from its current end. Idempotent; a
-    /// new path or pane for a known session replaces the old one.
-    pub fn watch(&mut self, session: &str, pane: &str, path: &str) {
+    /// Follow `session`'s transcript (Claude) or rollout (Codex) at `path` for `pane`, from its
+    /// current end. Idempotent; a new path or pane for a known session replaces the old one.
+    pub fn watch(&mut self, provider: Provider, session: &str, pane: &str, path: &str) {
         let Some(fd) = self.raw_fd() else { return };
         let p = Path::new(path);
         // Trusted no further than the title reader trusts it: an absolute `.jsonl` file.
@@ -249,6 +347,13 @@ impl TranscriptWatch {
             return;
         };
         if !meta.is_file() {
+            return;
+        }
+        if provider == Provider::Codex && !rollout_belongs(p, session) {
+            log::warn!(
+                "transcript_watch_refused session={session} path={} reason=rollout_of_another_session",
+                p.display()
+            );
             return;
         }
         if self.watches.len() >= MAX_WATCHES
@@ -289,6 +394,7 @@ impl TranscriptWatch {
         self.watches.insert(
             session.to_string(),
             Watch {
+                provider,
                 pane: pane.to_string(),
                 path: p.to_path_buf(),
                 wd,
@@ -412,8 +518,12 @@ impl TranscriptWatch {
                     continue;
                 }
                 let line = std::mem::take(&mut w.partial);
-                if let Some(i) = parse_interrupt(&line) {
-                    found.push((i, line));
+                let hit = match w.provider {
+                    Provider::Codex => parse_rollout_end(&line).map(Found::Codex),
+                    _ => parse_interrupt(&line).map(Found::Claude),
+                };
+                if let Some(f) = hit {
+                    found.push((f, line));
                 }
             }
             if (data.len() as u64) < MAX_READ {
@@ -421,7 +531,15 @@ impl TranscriptWatch {
             }
         }
         let pane = w.pane.clone();
-        for (i, line) in found {
+        for (f, line) in found {
+            let i = match f {
+                Found::Claude(i) => i,
+                // A rollout names no session per line; the file was checked when watched.
+                Found::Codex(e) => {
+                    self.push_rollout(session, e, &pane, line, now);
+                    continue;
+                }
+            };
             if i.session != session {
                 self.foreign_lines += 1;
                 log::warn!(
@@ -432,6 +550,42 @@ impl TranscriptWatch {
             }
             self.push(i, &pane, line, now);
         }
+    }
+
+    fn push_rollout(
+        &mut self,
+        session: &str,
+        e: RolloutEnd,
+        pane: &str,
+        line: Vec<u8>,
+        now: Millis,
+    ) {
+        let id = crate::paths::fnv1a64(format!("{session}|{}|{}", e.turn_id, e.failed).as_bytes());
+        let (name, detail, activity) = if e.failed {
+            ("rollout/turn_failed", "api_error", Activity::Error)
+        } else {
+            (
+                "rollout/turn_aborted",
+                "interrupted_with_esc",
+                Activity::Idle,
+            )
+        };
+        log::info!("rollout_turn_end session={session} pane={pane} kind={detail}");
+        let event = NormalizedEvent {
+            event_id: format!("cr-{id:016x}"),
+            source: SourceKind::CodexRollout,
+            provider: Provider::Codex,
+            pane_id: Some(pane.to_string()),
+            session_key: Some(session.to_string()),
+            turn_id: Some(e.turn_id),
+            name: name.into(),
+            signal: Signal::Activity(activity),
+            title: None,
+            cwd: None,
+            detail: Some(detail.into()),
+            ts: e.ts.unwrap_or(now),
+        };
+        self.enqueue(event, &line);
     }
 
     fn push(&mut self, i: Interrupt, pane: &str, line: Vec<u8>, now: Millis) {
@@ -445,14 +599,6 @@ impl TranscriptWatch {
             "transcript_interrupt session={} pane={pane} kind={detail}",
             i.session
         );
-        let mut raw = String::from_utf8_lossy(&line).trim_end().to_string();
-        if raw.len() > MAX_RAW {
-            let mut cut = MAX_RAW;
-            while !raw.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            raw.truncate(cut);
-        }
         let event = NormalizedEvent {
             event_id: format!("ct-{id:016x}"),
             source: SourceKind::ClaudeTranscript,
@@ -467,6 +613,18 @@ impl TranscriptWatch {
             detail: Some(detail.into()),
             ts: i.ts.unwrap_or(now),
         };
+        self.enqueue(event, &line);
+    }
+
+    fn enqueue(&mut self, event: NormalizedEvent, line: &[u8]) {
+        let mut raw = String::from_utf8_lossy(line).trim_end().to_string();
+        if raw.len() > MAX_RAW {
+            let mut cut = MAX_RAW;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            raw.truncate(cut);
+        }
         if self.queue.len() >= MAX_QUEUE {
             self.queue.pop_front();
         }
@@ -597,7 +755,7 @@ mod tests {
         std::fs::write(&p, format!("{ESC}\n")).unwrap();
         let mut w = TranscriptWatch::new(1);
         assert_eq!(w.health(), Health::Healthy);
-        w.watch("s1", "%3", p.to_str().unwrap());
+        w.watch(Provider::Claude, "s1", "%3", p.to_str().unwrap());
         assert_eq!(w.watched(), 1);
         assert!(!w.on_readable(10));
         // Half a line, then the rest.
@@ -635,18 +793,113 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    // Shapes as codex-cli 0.169.0 wrote them (payloads shortened).
+    const FAILED: &str = r#"{"timestamp":"2026-12-03T18:55:57.889Z","ordinal":53,"type":"event_msg","payload":{"type":"task_complete","root_turn_id":"t3","turn_id":"t3","last_agent_message":null,"error":{"message":"{\"error\": {\"message\": \"e2e scripted 400\"}}","codex_error_info":"other"},"duration_ms":110}}"#;
+    const DONE: &str = r#"{"timestamp":"2026-12-03T18:55:49.604Z","ordinal":20,"type":"event_msg","payload":{"type":"task_complete","turn_id":"t1","last_agent_message":"ok"}}"#;
+    const ABORTED: &str = r#"{"timestamp":"2026-12-03T18:55:55.684Z","ordinal":40,"type":"event_msg","payload":{"type":"turn_aborted","turn_id":"t2","reason":"interrupted","duration_ms":1166}}"#;
+    const META: &str = r#"{"timestamp":"2026-12-03T18:55:41.055Z","ordinal":0,"type":"session_meta","payload":{"session_id":"th1","id":"th1","cwd":"/tmp"}}"#;
+
+    #[test]
+    fn rollout_turn_ends_are_recognised_by_their_shape_only() {
+        let f = parse_rollout_end(FAILED.as_bytes()).unwrap();
+        assert_eq!(
+            f,
+            RolloutEnd {
+                turn_id: "t3".into(),
+                ts: parse_iso_ms("2026-12-03T18:55:57.889Z"),
+                failed: true,
+            }
+        );
+        let a = parse_rollout_end(ABORTED.as_bytes()).unwrap();
+        assert!(!a.failed);
+        assert_eq!(a.turn_id, "t2");
+        // A turn that ended well is the hooks' and the app-server's to tell.
+        assert_eq!(parse_rollout_end(DONE.as_bytes()), None);
+        for l in [
+            FAILED.replace(r#""error":{"#, r#""error":null,"x":{"#),
+            FAILED.replace("\"event_msg\"", "\"response_item\""),
+            FAILED.replace("\"turn_id\":\"t3\",", ""),
+            ABORTED.replace("interrupted", "replaced"),
+            FAILED[..FAILED.len() - 3].to_string(),
+            // Assistant text that quotes the words is a response item, not an event.
+            r#"{"type":"response_item","payload":{"type":"message","content":"task_complete turn_aborted"}}"#.to_string(),
+        ] {
+            assert_eq!(parse_rollout_end(l.as_bytes()), None, "{l}");
+        }
+    }
+
+    #[test]
+    fn a_rollout_is_followed_only_for_its_own_session_and_reports_failed_turns() {
+        let d = dir("rollout");
+        // Named after its session: followed without reading it.
+        let named = d.join("rollout-2026-12-03T18-55-38-th1.jsonl");
+        std::fs::write(&named, format!("{META}\n{FAILED}\n")).unwrap();
+        let mut w = TranscriptWatch::new(1);
+        w.watch(Provider::Codex, "th1", "%4", named.to_str().unwrap());
+        assert_eq!(w.watched(), 1);
+        // Another name, but its session_meta says th2: followed. One that says th1: refused.
+        let other = d.join("renamed.jsonl");
+        std::fs::write(&other, format!("{}\n", META.replace("th1", "th2"))).unwrap();
+        w.watch(Provider::Codex, "th2", "%5", other.to_str().unwrap());
+        assert_eq!(w.watched(), 2);
+        w.watch(Provider::Codex, "th9", "%6", other.to_str().unwrap());
+        assert_eq!(w.watched(), 2, "a rollout of another session is refused");
+        // The old failure is history; new lines count, a good turn end is not reported.
+        assert!(!w.on_readable(10));
+        append(&named, &format!("{DONE}\n{ABORTED}\n{FAILED}\n"));
+        assert!(w.on_readable(20));
+        let ev = events(&mut w);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(ev[0].source, SourceKind::CodexRollout);
+        assert_eq!(ev[0].provider, Provider::Codex);
+        assert_eq!(ev[0].signal, Signal::Activity(Activity::Idle));
+        assert_eq!(ev[0].turn_id.as_deref(), Some("t2"));
+        assert_eq!(ev[1].signal, Signal::Activity(Activity::Error));
+        assert_eq!(ev[1].detail.as_deref(), Some("api_error"));
+        assert_eq!(ev[1].session_key.as_deref(), Some("th1"));
+        assert_eq!(ev[1].pane_id.as_deref(), Some("%4"));
+        assert_eq!(ev[1].ts, parse_iso_ms("2026-12-03T18:55:57.889Z").unwrap());
+        assert!(ev[1].event_id.starts_with("cr-"));
+        // The same line again (a rewrite) has the same id: the gateway drops it.
+        append(&named, &format!("{FAILED}\n"));
+        assert!(w.on_readable(30));
+        let again = events(&mut w);
+        assert_eq!(again.last().unwrap().event_id, ev[1].event_id);
+        // Claude's interrupt shape in a rollout means nothing there.
+        append(&named, &format!("{ESC}\n"));
+        let before = events(&mut w).len();
+        w.on_readable(40);
+        assert_eq!(events(&mut w).len(), before);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn watches_are_bounded_and_paths_are_checked() {
         let d = dir("bound");
         let mut w = TranscriptWatch::new(1);
-        w.watch("rel", "%1", "relative/x.jsonl");
-        w.watch("ext", "%1", d.join("x.txt").to_str().unwrap());
-        w.watch("missing", "%1", d.join("missing.jsonl").to_str().unwrap());
+        w.watch(Provider::Claude, "rel", "%1", "relative/x.jsonl");
+        w.watch(
+            Provider::Claude,
+            "ext",
+            "%1",
+            d.join("x.txt").to_str().unwrap(),
+        );
+        w.watch(
+            Provider::Claude,
+            "missing",
+            "%1",
+            d.join("missing.jsonl").to_str().unwrap(),
+        );
         assert_eq!(w.watched(), 0);
         for i in 0..(MAX_WATCHES + 3) {
             let p = d.join(format!("{i}.jsonl"));
             std::fs::write(&p, b"").unwrap();
-            w.watch(&format!("s{i}"), "%1", p.to_str().unwrap());
+            w.watch(
+                Provider::Claude,
+                &format!("s{i}"),
+                "%1",
+                p.to_str().unwrap(),
+            );
         }
         assert_eq!(w.watched(), MAX_WATCHES);
         assert!(
