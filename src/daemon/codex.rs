@@ -94,6 +94,9 @@ struct HookFacts {
     cwd: Option<String>,
     trusted_pane: Option<String>,
     last_ts: Millis,
+    /// Its newest hook was `SessionEnd`: the TUI left with the thread (no app-server keeps
+    /// it), so no other pane may take it by cwd.
+    ended: bool,
 }
 
 pub struct CodexLink {
@@ -331,13 +334,20 @@ impl CodexLink {
                 if ev.pane_id.is_some() {
                     f.trusted_pane = ev.pane_id.clone();
                 }
+                if ev.ts >= f.last_ts {
+                    f.ended = ev.signal == Signal::SessionEnd;
+                }
                 f.last_ts = f.last_ts.max(ev.ts);
             }
             if !ev.name.starts_with("thread/resume") {
                 let r = self.recency.entry(t.clone()).or_insert(0);
                 *r = (*r).max(ev.ts);
             }
-            if matches!(ev.signal, Signal::Activity(_) | Signal::SessionEnd) {
+            // What a linking source said follows the thread to a new pane; a rollout line
+            // speaks only for the pane its session's hooks named.
+            let links =
+                crate::core::capability::capability(ev.provider, ev.source).is_none_or(|c| c.links);
+            if links && matches!(ev.signal, Signal::Activity(_) | Signal::SessionEnd) {
                 let v = self.last_state.entry(t.clone()).or_default();
                 v.retain(|e| e.source != ev.source);
                 v.push(ev);
@@ -388,10 +398,21 @@ impl CodexLink {
         self.screens
             .retain(|id, _| cands.iter().any(|c| &c.pane_id == id));
         // Live threads: real (not title-generation, not sub-agent) and not closed.
+        let closed: Vec<String> = self
+            .obs
+            .threads()
+            .filter(|t| t.closed || t.ephemeral || t.subagent)
+            .map(|t| t.thread_id.clone())
+            .chain(
+                (self.hook_facts.iter())
+                    .filter(|(_, f)| f.ended)
+                    .map(|(id, _)| id.clone()),
+            )
+            .collect();
         let mut live: Vec<ThreadEvidence> = self
             .obs
             .threads()
-            .filter(|t| !t.ephemeral && !t.subagent && !t.closed)
+            .filter(|t| !closed.contains(&t.thread_id))
             .map(|t| ThreadEvidence {
                 thread_id: t.thread_id.clone(),
                 cwd: t.cwd.clone(),
@@ -402,12 +423,6 @@ impl CodexLink {
                 hook_pane: None,
                 hook_parent_in_pane_tree: false,
             })
-            .collect();
-        let closed: Vec<String> = self
-            .obs
-            .threads()
-            .filter(|t| t.closed || t.ephemeral || t.subagent)
-            .map(|t| t.thread_id.clone())
             .collect();
         for (id, f) in &self.hook_facts {
             if closed.contains(id) {
