@@ -333,15 +333,6 @@ fn the_state_dir_with_prompts_in_it_is_private_to_the_user() {
     assert!(s.db_path().exists());
 }
 
-/// `date -u` as Claude writes its transcript timestamps.
-fn iso_now() -> String {
-    let o = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%3NZ"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 fn interrupt_line(session: &str, uuid: &str, text: &str) -> String {
     format!(
         "{}\n",

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
 
 struct Env {
@@ -96,16 +98,23 @@ impl Env {
             assert!(!p.contains('\''));
             cmd.push_str(&format!(" --prompt '{p}'"));
         }
-        self.tmux(&[
-            "new-window",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}",
-            "-c",
-            cwd.to_str().unwrap(),
-            &cmd,
-        ])
+        self.window(cwd, &cmd, false)
+    }
+
+    /// A window running `cmd` in `cwd`; returns its pane id. With `hooks`, the window's
+    /// environment points `agtmux hook` at this test's state and runtime dirs.
+    fn window(&self, cwd: &Path, cmd: &str, hooks: bool) -> String {
+        let env = [
+            format!("AGTMUX_STATE_DIR={}", self.dir.join("state").display()),
+            format!("AGTMUX_RUNTIME_DIR={}", self.dir.join("run").display()),
+        ];
+        let mut args = vec!["new-window", "-d", "-P", "-F", "#{pane_id}"];
+        args.extend(["-c", cwd.to_str().unwrap()]);
+        if hooks {
+            args.extend(["-e", &env[0], "-e", &env[1]]);
+        }
+        args.push(cmd);
+        self.tmux(&args)
     }
 
     fn sock(&self) -> PathBuf {
@@ -555,20 +564,7 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
         "printf '%s' '{payload}' | '{BIN}' hook codex; exec '{BIN}' fake-agent codex --once --speed 0.01"
     );
     let own_dir = env.mkdir("own");
-    let own = env.tmux(&[
-        "new-window",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-c",
-        own_dir.to_str().unwrap(),
-        "-e",
-        &format!("AGTMUX_STATE_DIR={}", env.dir.join("state").display()),
-        "-e",
-        &format!("AGTMUX_RUNTIME_DIR={}", env.dir.join("run").display()),
-        &script,
-    ]);
+    let own = env.window(&own_dir, &script, true);
     env.watch(&own, Duration::from_secs(30), "own hook binds", |h| {
         h.last()
             .is_some_and(|(s, e)| s == "waiting_approval" && e == "deterministic")
@@ -586,4 +582,174 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
         "foreign TMUX_PANE bound the victim ({s})"
     );
     assert_ne!(s, "waiting_approval");
+}
+
+#[test]
+fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() {
+    // `daemon_auto_start = false`: no app-server to read, and an API error fires no hook.
+    // Codex's hooks name the session's rollout (`transcript_path`); the daemon follows it.
+    let mut env = Env::new("rollout");
+    let work = env.mkdir("w");
+    let queue = env.mkdir("hookq");
+    let sessions = env.mkdir("codex/sessions/2026/12/03");
+    let thread = "01a23d43-1dc5-7eb1-b7b8-388230a9db47";
+    let rollout = sessions.join(format!("rollout-2026-12-03T18-55-38-{thread}.jsonl"));
+    std::fs::write(
+        &rollout,
+        format!(
+            "{}\n",
+            json!({"timestamp": support::iso_now(), "ordinal": 0, "type": "session_meta",
+                "payload": {"session_id": thread, "id": thread, "cwd": work}})
+        ),
+    )
+    .unwrap();
+    // The "Codex TUI": a process named codex that runs each queued hook payload the way Codex
+    // does (a child of the TUI, so the hook's pane is trusted).
+    let script = env.dir.join("codex-tui.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "while :; do for f in '{q}'/*.json; do [ -e \"$f\" ] || continue; \
+             '{BIN}' hook codex < \"$f\"; rm -f \"$f\"; done; sleep 0.05; done\n",
+            q = queue.display()
+        ),
+    )
+    .unwrap();
+    let pane = env.window(
+        &work,
+        &format!("exec -a codex bash '{}'", script.display()),
+        true,
+    );
+    env.start_daemon();
+    let mut n = 0;
+    let mut hook = |v: Value| {
+        n += 1;
+        let tmp = queue.join(format!("{n}.tmp"));
+        std::fs::write(&tmp, v.to_string()).unwrap();
+        std::fs::rename(&tmp, queue.join(format!("{n:03}.json"))).unwrap();
+    };
+    let base = |event: &str, turn: &str| {
+        json!({"session_id": thread, "transcript_path": rollout, "cwd": work,
+            "hook_event_name": event, "model": "gpt-5.5", "turn_id": turn})
+    };
+    hook(base("SessionStart", ""));
+    let mut p = base("UserPromptSubmit", "turn-1");
+    p["prompt"] = json!("please fail");
+    hook(p.clone());
+    env.watch(
+        &pane,
+        Duration::from_secs(20),
+        "running from the hook",
+        |h| {
+            h.last()
+                .is_some_and(|(s, e)| s == "running" && e == "deterministic")
+        },
+    );
+    let append = |v: Value| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&rollout)
+            .unwrap();
+        f.write_all(format!("{v}\n").as_bytes()).unwrap();
+    };
+    // The API error: Codex's own line, no hook. Only the rollout can tell.
+    append(
+        json!({"timestamp": support::iso_now(), "ordinal": 53, "type": "event_msg",
+        "payload": {"type": "task_complete", "turn_id": "turn-1", "last_agent_message": null,
+            "error": {"message": "e2e scripted 400", "codex_error_info": "other"}}}),
+    );
+    env.watch(
+        &pane,
+        Duration::from_secs(20),
+        "error from the rollout",
+        |h| {
+            h.last()
+                .is_some_and(|(s, e)| s == "error" && e == "deterministic")
+        },
+    );
+    let explain = Command::new(BIN)
+        .args(["explain", &pane, "--json", "-L", &env.name])
+        .env_remove("TMUX")
+        .env("AGTMUX_STATE_DIR", env.dir.join("state"))
+        .env("AGTMUX_RUNTIME_DIR", env.dir.join("run"))
+        .output()
+        .unwrap();
+    let ex: Value = serde_json::from_slice(&explain.stdout).unwrap_or(Value::Null);
+    assert_eq!(ex["resolution"]["winner"], "codex_rollout", "{ex:#}");
+    assert_eq!(env.opt(&pane, "@agtmux_attention_kind"), "error");
+
+    // The next prompt (a newer hook) wins again; then an Esc, which Codex also writes.
+    p["turn_id"] = json!("turn-2");
+    hook(p.clone());
+    env.watch(&pane, Duration::from_secs(20), "running again", |h| {
+        h.last()
+            .is_some_and(|(s, e)| s == "running" && e == "deterministic")
+    });
+    append(
+        json!({"timestamp": support::iso_now(), "ordinal": 60, "type": "event_msg",
+        "payload": {"type": "turn_aborted", "turn_id": "turn-2", "reason": "interrupted"}}),
+    );
+    env.watch(
+        &pane,
+        Duration::from_secs(20),
+        "idle from the rollout",
+        |h| {
+            h.last()
+                .is_some_and(|(s, e)| s == "idle" && e == "deterministic")
+        },
+    );
+    // Ended by the user: nothing is owed.
+    assert_eq!(env.opt(&pane, "@agtmux_attention_kind"), "");
+
+    // A failed turn, then the session ends (`/exit`): the rollout's error ends with it and
+    // does not stay on the pane for whatever runs there next.
+    p["turn_id"] = json!("turn-3");
+    hook(p);
+    env.watch(&pane, Duration::from_secs(20), "running, third turn", |h| {
+        h.last()
+            .is_some_and(|(s, e)| s == "running" && e == "deterministic")
+    });
+    append(
+        json!({"timestamp": support::iso_now(), "ordinal": 70, "type": "event_msg",
+        "payload": {"type": "task_complete", "turn_id": "turn-3",
+            "error": {"message": "e2e scripted 400"}}}),
+    );
+    env.watch(&pane, Duration::from_secs(20), "error, third turn", |h| {
+        h.last()
+            .is_some_and(|(s, e)| s == "error" && e == "deterministic")
+    });
+    hook(base("SessionEnd", ""));
+    env.watch(
+        &pane,
+        Duration::from_secs(20),
+        "the error ends with the session",
+        |h| {
+            h.last()
+                .is_some_and(|(s, e)| !(s == "error" && e == "deterministic"))
+        },
+    );
+    // The pane closes; a new Codex starts in the same directory. The ended thread is not
+    // this one's: nothing binds it there by cwd (nor replays its states there).
+    env.tmux(&["kill-pane", "-t", &pane]);
+    let next = env.window(&work, "exec -a codex sleep 100000", true);
+    env.watch(
+        &next,
+        Duration::from_secs(20),
+        "the new Codex pane is seen",
+        |h| h.last().is_some_and(|(_, e)| e == "heuristic"),
+    );
+    std::thread::sleep(Duration::from_millis(2000)); // four correlation passes
+    let log = env.log();
+    assert!(
+        !log.contains(&format!("codex_bound thread={thread} pane={next}")),
+        "{}",
+        tail(&log, 3000)
+    );
+    assert_ne!(env.state(&next), ("error".into(), "deterministic".into()));
+    assert!(
+        log.contains("rollout_turn_end") && log.contains("kind=api_error"),
+        "{}",
+        tail(&log, 3000)
+    );
 }

@@ -257,3 +257,13 @@ pub fn fixture(path: &str) -> PathBuf {
         .join("fixtures")
         .join(path)
 }
+
+/// Now as `date -u` prints it with milliseconds: how Claude stamps transcript entries and
+/// Codex its rollout lines.
+pub fn iso_now() -> String {
+    let o = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%3NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
