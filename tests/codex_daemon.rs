@@ -226,6 +226,11 @@ fn tail(s: &str, n: usize) -> &str {
     &s[i..]
 }
 
+/// The newest (state, evidence) of the history is `(state, ev)`.
+fn ends_at(h: &[(String, String)], state: &str, ev: &str) -> bool {
+    h.last().is_some_and(|(s, e)| s == state && e == ev)
+}
+
 fn has(h: &[(String, String)], state: &str, ev: &str) -> bool {
     h.iter().any(|(s, e)| s == state && e == ev)
 }
@@ -273,8 +278,7 @@ fn recorded_stream_drives_the_pane_and_falls_back_while_the_server_is_gone() {
                 .iter()
                 .position(|(s, e)| s == "running" && e == "deterministic");
             matches!((run, appr), (Some(r), Some(a)) if r < a)
-                && h.last()
-                    .is_some_and(|(s, e)| s == "idle" && e == "deterministic")
+                && ends_at(h, "idle", "deterministic")
                 && h.iter().any(|(s, _)| s == "error")
         },
     );
@@ -471,12 +475,8 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
         });
     }
     env.start_server(&stream, 1.0);
-    let det = |state: &'static str| {
-        move |h: &[(String, String)]| {
-            h.last()
-                .is_some_and(|(s, e)| s == state && e == "deterministic")
-        }
-    };
+    let det =
+        |state: &'static str| move |h: &[(String, String)]| ends_at(h, state, "deterministic");
     env.watch(
         &p1,
         Duration::from_secs(30),
@@ -501,8 +501,7 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
     // waits for an approval) never reaches them.
     for p in [&p5, &p6] {
         let h = env.watch(p, Duration::from_secs(20), "own final screen", |h| {
-            h.last()
-                .is_some_and(|(s, e)| s == "error" && e == "heuristic")
+            ends_at(h, "error", "heuristic")
         });
         assert!(
             h.iter().all(|(_, e)| e != "deterministic"),
@@ -566,8 +565,7 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
     let own_dir = env.mkdir("own");
     let own = env.window(&own_dir, &script, true);
     env.watch(&own, Duration::from_secs(30), "own hook binds", |h| {
-        h.last()
-            .is_some_and(|(s, e)| s == "waiting_approval" && e == "deterministic")
+        ends_at(h, "waiting_approval", "deterministic")
     });
     // By now the foreign hook (spooled earlier) was ingested too.
     let log = env.log();
@@ -640,10 +638,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         &pane,
         Duration::from_secs(20),
         "running from the hook",
-        |h| {
-            h.last()
-                .is_some_and(|(s, e)| s == "running" && e == "deterministic")
-        },
+        |h| ends_at(h, "running", "deterministic"),
     );
     let append = |v: Value| {
         use std::io::Write;
@@ -663,10 +658,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         &pane,
         Duration::from_secs(20),
         "error from the rollout",
-        |h| {
-            h.last()
-                .is_some_and(|(s, e)| s == "error" && e == "deterministic")
-        },
+        |h| ends_at(h, "error", "deterministic"),
     );
     let explain = Command::new(BIN)
         .args(["explain", &pane, "--json", "-L", &env.name])
@@ -683,8 +675,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
     p["turn_id"] = json!("turn-2");
     hook(p.clone());
     env.watch(&pane, Duration::from_secs(20), "running again", |h| {
-        h.last()
-            .is_some_and(|(s, e)| s == "running" && e == "deterministic")
+        ends_at(h, "running", "deterministic")
     });
     append(
         json!({"timestamp": support::iso_now(), "ordinal": 60, "type": "event_msg",
@@ -694,10 +685,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         &pane,
         Duration::from_secs(20),
         "idle from the rollout",
-        |h| {
-            h.last()
-                .is_some_and(|(s, e)| s == "idle" && e == "deterministic")
-        },
+        |h| ends_at(h, "idle", "deterministic"),
     );
     // Ended by the user: nothing is owed.
     assert_eq!(env.opt(&pane, "@agtmux_attention_kind"), "");
@@ -707,8 +695,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
     p["turn_id"] = json!("turn-3");
     hook(p);
     env.watch(&pane, Duration::from_secs(20), "running, third turn", |h| {
-        h.last()
-            .is_some_and(|(s, e)| s == "running" && e == "deterministic")
+        ends_at(h, "running", "deterministic")
     });
     append(
         json!({"timestamp": support::iso_now(), "ordinal": 70, "type": "event_msg",
@@ -716,18 +703,14 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
             "error": {"message": "e2e scripted 400"}}}),
     );
     env.watch(&pane, Duration::from_secs(20), "error, third turn", |h| {
-        h.last()
-            .is_some_and(|(s, e)| s == "error" && e == "deterministic")
+        ends_at(h, "error", "deterministic")
     });
     hook(base("SessionEnd", ""));
     env.watch(
         &pane,
         Duration::from_secs(20),
         "the error ends with the session",
-        |h| {
-            h.last()
-                .is_some_and(|(s, e)| !(s == "error" && e == "deterministic"))
-        },
+        |h| !ends_at(h, "error", "deterministic"),
     );
     // The pane closes; a new Codex starts in the same directory. The ended thread is not
     // this one's: nothing binds it there by cwd (nor replays its states there).

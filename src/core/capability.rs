@@ -151,6 +151,13 @@ pub fn capability(provider: Provider, source: SourceKind) -> Option<&'static Sou
     sources_for(provider).iter().find(|c| c.source == source)
 }
 
+/// May `source`'s events link a session to a pane for `provider`? False only for a declared
+/// source that merely follows a session (its transcript or rollout file); an undeclared source
+/// is refused elsewhere, not here.
+pub fn links(provider: Provider, source: SourceKind) -> bool {
+    capability(provider, source).is_none_or(|c| c.links)
+}
+
 /// The rank of `source` for `provider` (lower = preferred), `None` if it cannot speak for it.
 pub fn rank(provider: Provider, source: SourceKind) -> Option<u8> {
     capability(provider, source).map(|c| c.rank)

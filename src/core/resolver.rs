@@ -344,7 +344,7 @@ pub fn resolve(
     // A source that only follows a session (its transcript or rollout, `links: false`) speaks
     // while the session lives: once a linking source saw it end, its last word ends too (a
     // Codex API error must not outlive `/exit` into the next TUI in the same pane).
-    let follows = |s: SourceKind| capability::capability(provider, s).is_some_and(|c| !c.links);
+    let follows = |s: SourceKind| !capability::links(provider, s);
     let session_over = input
         .deterministic
         .iter()

@@ -345,9 +345,9 @@ impl CodexLink {
             }
             // What a linking source said follows the thread to a new pane; a rollout line
             // speaks only for the pane its session's hooks named.
-            let links =
-                crate::core::capability::capability(ev.provider, ev.source).is_none_or(|c| c.links);
-            if links && matches!(ev.signal, Signal::Activity(_) | Signal::SessionEnd) {
+            if crate::core::capability::links(ev.provider, ev.source)
+                && matches!(ev.signal, Signal::Activity(_) | Signal::SessionEnd)
+            {
                 let v = self.last_state.entry(t.clone()).or_default();
                 v.retain(|e| e.source != ev.source);
                 v.push(ev);

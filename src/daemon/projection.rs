@@ -266,8 +266,7 @@ impl Projection {
         };
         // A source that does not link (a session's transcript) speaks only for the session the
         // pane holds now: a late line of a session the pane left (`/clear`) moves nothing.
-        let links =
-            crate::core::capability::capability(ev.provider, ev.source).is_none_or(|c| c.links);
+        let links = crate::core::capability::links(ev.provider, ev.source);
         if !links && (ev.session_key.is_none() || p.session_key != ev.session_key) {
             return Err("session_not_current".into());
         }

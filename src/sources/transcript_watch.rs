@@ -43,7 +43,8 @@
 //! - A Codex rollout is followed only when it belongs to the session: its file name or its
 //!   first line (`session_meta`) names the session id.
 //!
-//! Cost: one inotify watch per live Claude session (bounded, least recently used dropped first);
+//! Cost: one inotify watch per live Claude or hook-reporting Codex session (bounded, least
+//! recently used dropped first);
 //! a file is read only when it grew, from the last offset to its end, in chunks of
 //! [`MAX_READ`] (more than 64 MiB at once is skipped). An idle session writes nothing, so it
 //! costs nothing.
@@ -532,23 +533,18 @@ impl TranscriptWatch {
         }
         let pane = w.pane.clone();
         for (f, line) in found {
-            let i = match f {
-                Found::Claude(i) => i,
+            match f {
                 // A rollout names no session per line; the file was checked when watched.
-                Found::Codex(e) => {
-                    self.push_rollout(session, e, &pane, line, now);
-                    continue;
+                Found::Codex(e) => self.push_rollout(session, e, &pane, line, now),
+                Found::Claude(i) if i.session != session => {
+                    self.foreign_lines += 1;
+                    log::warn!(
+                        "transcript_line_ignored session={session} line_session={} reason=other_session",
+                        i.session
+                    );
                 }
-            };
-            if i.session != session {
-                self.foreign_lines += 1;
-                log::warn!(
-                    "transcript_line_ignored session={session} line_session={} reason=other_session",
-                    i.session
-                );
-                continue;
+                Found::Claude(i) => self.push(i, &pane, line, now),
             }
-            self.push(i, &pane, line, now);
         }
     }
 
