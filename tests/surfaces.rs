@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -33,9 +35,8 @@ impl Drop for World {
                 .stderr(Stdio::null())
                 .status();
         }
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
+        if let Some(d) = self.daemon.take() {
+            support::reap_daemon(d);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

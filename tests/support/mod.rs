@@ -220,17 +220,8 @@ impl Drop for Server {
             .arg("kill-server")
             .stderr(Stdio::null())
             .status();
-        if let Some(mut c) = self.daemon.take() {
-            // The daemon exits by itself once its server is gone; make sure.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.daemon.take() {
+            reap_daemon(c);
         }
         if std::env::var_os("AGTMUX_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -266,4 +257,19 @@ pub fn iso_now() -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// After `kill-server`: let the daemon exit by itself (it does once its server is gone), then
+/// make sure. Killing it at once leaves its control client half-closed while the server waits
+/// for that client to leave, and tmux 3.3a then keeps the server (and the client) forever.
+pub fn reap_daemon(mut c: Child) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
