@@ -28,7 +28,7 @@ use crate::daemon::projection::Projection;
 use crate::delivery::{Delivery, DeliveryPolicy, Expired};
 use crate::paths::ServerPaths;
 use crate::sources::claude_transcript::TranscriptTitles;
-use crate::sources::hook_spool::HookSpoolSource;
+use crate::sources::hook_spool::{HookSpoolSource, ProcOrigin};
 use crate::sources::{Pulled, Source};
 use crate::store::{BindingRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention, Store};
 use crate::tmux::registry::Registry;
@@ -333,6 +333,7 @@ impl Gateway {
 
     pub fn set_server_id(&mut self, id: &str) {
         self.server_id = id.to_string();
+        self.hooks.set_server_id(id);
     }
 
     pub fn registry_refreshed(&mut self, now: Millis) {
@@ -495,13 +496,15 @@ impl Gateway {
                 self.delivery.stats.rewinds += 1;
                 self.hooks =
                     HookSpoolSource::new(&self.spool, &self.server_key, Some(&self.committed));
+                self.hooks.set_server_id(&self.server_id);
                 return IngestOutcome::NeedRefresh;
             }
         }
         let full = batch.items.len() >= BATCH;
         let from = self.committed.clone();
         self.record_fetched(HOOKS_CURSOR, &batch.next_cursor, &from, now);
-        let rows = self.process_items(batch.items, proj, "hooks", now);
+        let origins = self.hooks.take_origins();
+        let rows = self.process_items(batch.items, proj, "hooks", &origins, now);
         self.committed = batch.next_cursor;
         let to = self.committed.clone();
         self.deliver(rows, HOOKS_CURSOR, &from, &to, now);
@@ -538,7 +541,7 @@ impl Gateway {
         let full = batch.items.len() >= BATCH;
         let label = src.kind().as_str();
         self.record_fetched(cursor_id, &batch.next_cursor, &after, now);
-        let rows = self.process_items(batch.items, proj, label, now);
+        let rows = self.process_items(batch.items, proj, label, &HashMap::new(), now);
         self.cursors
             .insert(cursor_id.to_string(), batch.next_cursor.clone());
         self.deliver(rows, cursor_id, &after, &batch.next_cursor, now);
@@ -555,6 +558,7 @@ impl Gateway {
         items: Vec<Pulled>,
         proj: &mut Projection,
         reject_source: &str,
+        origins: &HashMap<String, ProcOrigin>,
         now: Millis,
     ) -> Vec<EventRow> {
         let mut rows = Vec::with_capacity(items.len());
@@ -583,11 +587,24 @@ impl Gateway {
                             unbound = event.pane_id.is_none() && event.session_key.is_some();
                         }
                     }
+                    let origin = origins.get(&event.event_id).copied();
                     let applied = if unbound {
                         Err("unbound_thread".to_string())
+                    } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
+                        && !proj.holds_agent_process(p)
+                    {
+                        Err(format!(
+                            "not_in_pane: the hook did not run inside a pane of this server, and {p} holds no agent process"
+                        ))
                     } else {
                         proj.apply_event(&event, now)
                     };
+                    if applied.is_ok()
+                        && let (Some(ProcOrigin::Anchored { pid, start }), Some(p)) =
+                            (origin, &event.pane_id)
+                    {
+                        proj.set_anchor(p, pid, start);
+                    }
                     // Tracing hop `daemon`: the projection applied (or refused) it.
                     let daemon_ts = crate::daemon::runtime::now_ms();
                     let (status, reason) = match applied {
@@ -818,7 +835,11 @@ impl Gateway {
                     since_ts: p.since,
                     updated_ts: now,
                     state_version: p.version,
-                    extra: "{}".into(),
+                    // The agent process its hooks came from: a restart checks it still runs.
+                    extra: match p.anchor.filter(|a| a.alive) {
+                        Some(a) => serde_json::json!({"anchor": [a.pid, a.start]}).to_string(),
+                        None => "{}".into(),
+                    },
                 };
                 // Flow-014: compare-and-swap on state_version; never roll back.
                 if crate::daemon::serial::write_pane(&mut tx, &row)?
@@ -851,8 +872,59 @@ impl Gateway {
     }
 
     /// Restore deterministic state saved for this very server (same pid and start time).
-    /// A new server on the same socket never inherits it.
+    /// A new server on the same socket never inherits it, and a pane that no longer holds the
+    /// agent does not either: the process its hooks came from must still run, or (no such
+    /// record) the pane must hold an agent process now. Rows of panes that are gone, or of
+    /// another server, are deleted.
     pub fn restore(&mut self, proj: &mut Projection, now: Millis) -> usize {
+        let n = self.restore_rows(proj, now);
+        self.prune_pane_rows(proj);
+        n
+    }
+
+    /// Delete `pane_state_v2` rows of panes the projection does not hold (gone panes, an
+    /// earlier server). Bounded by the table, run at start; removals during the run go one by
+    /// one through [`Gateway::forget_panes`].
+    fn prune_pane_rows(&mut self, proj: &Projection) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let rows = match store.pane_states(&self.server_key) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("pane_rows_prune_failed err={e}");
+                return;
+            }
+        };
+        let stale: Vec<String> = rows
+            .into_iter()
+            .filter(|r| r.server_id != self.server_id || !proj.panes.contains_key(&r.pane_id))
+            .map(|r| r.pane_id)
+            .collect();
+        if !stale.is_empty() {
+            self.forget_panes(&stale);
+        }
+    }
+
+    /// Delete the `pane_state_v2` rows of panes that are gone.
+    pub fn forget_panes(&mut self, panes: &[String]) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let key = self.server_key.clone();
+        let r = store.begin().and_then(|mut tx| {
+            for p in panes {
+                tx.delete_pane_state(&key, p)?;
+            }
+            tx.commit()
+        });
+        match r {
+            Ok(()) => log::debug!("pane_rows_pruned n={}", panes.len()),
+            Err(e) => log::warn!("pane_rows_prune_failed err={e}"),
+        }
+    }
+
+    fn restore_rows(&mut self, proj: &mut Projection, now: Millis) -> usize {
         let Some(store) = self.store.as_ref() else {
             return 0;
         };
@@ -878,6 +950,28 @@ impl Gateway {
             if r.evidence != Evidence::Deterministic {
                 continue;
             }
+            let anchor = serde_json::from_str::<serde_json::Value>(&r.extra)
+                .ok()
+                .and_then(|v| {
+                    let a = v.get("anchor")?;
+                    Some((a.get(0)?.as_i64()? as i32, a.get(1)?.as_u64()?))
+                });
+            let live = match anchor {
+                Some((pid, start)) => crate::daemon::procs::alive(pid, start),
+                None => proj.holds_agent_process(&r.pane_id),
+            };
+            if !live {
+                log::info!(
+                    "restore_skipped pane={} reason={}",
+                    r.pane_id,
+                    if anchor.is_some() {
+                        "agent_gone"
+                    } else {
+                        "no_agent_process"
+                    }
+                );
+                continue;
+            }
             let ev = NormalizedEvent {
                 event_id: format!("restore-{}-{}", r.pane_id, r.state_version),
                 source: src,
@@ -893,6 +987,9 @@ impl Gateway {
                 ts: r.updated_ts.min(now),
             };
             if proj.apply_event(&ev, now).is_ok() {
+                if let Some((pid, start)) = anchor {
+                    proj.set_anchor(&r.pane_id, pid, start);
+                }
                 n += 1;
             }
         }

@@ -270,10 +270,37 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         }
     }
     v.extend(ops_checks(&sp.db()));
+    v.push(hook_spool_check(&sp));
     let env = SetupEnv::from_process();
     v.push(hooks_check(Agent::Claude, &env));
     v.push(hooks_check(Agent::Codex, &env));
     v
+}
+
+/// Can hooks write the spool? A hook that could not leaves a marker in the runtime dir (read
+/// here, so this works with the daemon down too); the next hook that writes removes it.
+fn hook_spool_check(sp: &crate::paths::ServerPaths) -> Check {
+    use crate::sources::spool;
+    match spool::read_failure(sp) {
+        None => ok(format!("hooks write the spool {}", sp.spool().display())),
+        Some(f) => {
+            let ago = client::age(client::now_ms(), f.ts_ms);
+            bad(
+                Level::Fail,
+                format!(
+                    "hooks cannot write the spool: {} ({} failed hook calls, last {ago} ago); \
+                     their events are lost",
+                    f.error, f.count
+                ),
+                format!(
+                    "make {} a directory you own and can write (ls -ld; chown/chmod u+rwx), \
+                     free disk space; the next hook that writes clears this ({})",
+                    sp.state_dir.display(),
+                    spool::failure_marker(sp).display()
+                ),
+            )
+        }
+    }
 }
 
 /// Flow-011/009/013: components in a hold-down, and the Codex app-server source's standing.

@@ -3,10 +3,12 @@
 //!
 //! It never fails the agent: every error is swallowed, the exit code is always 0, and nothing
 //! is printed (Claude reads hook stdout as a decision). Outside tmux there is no pane to bind,
-//! so nothing is recorded.
+//! so nothing is recorded. stdin is read for at most `hook_input::READ_WINDOW`. A spool that
+//! cannot be written leaves a failure marker (`spool::record_failure`) that the daemon's
+//! status and `doctor` report.
+use super::hook_input::{self, Input};
 use crate::paths::{self, ServerPaths};
-use crate::sources::spool::{self, ENVELOPE_VERSION, Envelope, MAX_PAYLOAD};
-use std::io::Read;
+use crate::sources::spool::{self, ENVELOPE_VERSION, Envelope, MAX_DEPTH, MAX_PAYLOAD};
 use std::os::unix::net::UnixDatagram;
 
 #[derive(clap::Args, Debug)]
@@ -26,46 +28,80 @@ pub fn run(args: &HookArgs) -> i32 {
 }
 
 fn record(args: &HookArgs) -> Option<()> {
-    let raw = if args.agent == "codex-notify" {
-        args.rest
+    let input = if args.agent == "codex-notify" {
+        let raw = args
+            .rest
             .last()
             .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        Input {
+            size: raw.len(),
+            bytes: raw,
+            eof: true,
+        }
     } else {
-        read_capped(&mut std::io::stdin().lock())
+        hook_input::read_stdin(MAX_PAYLOAD, hook_input::READ_WINDOW)
     };
-    record_payload(&args.agent, &raw)
+    record_input(&args.agent, &input)
 }
 
 /// Append one payload for `source` to this tmux server's spool and wake the daemon. `None`
 /// when outside tmux or when the spool cannot be written; callers ignore failures.
 pub fn record_payload(source: &str, raw: &[u8]) -> Option<()> {
+    let input = Input {
+        bytes: raw.to_vec(),
+        size: raw.len(),
+        eof: true,
+    };
+    record_input(source, &input)
+}
+
+fn record_input(source: &str, input: &Input) -> Option<()> {
+    let tmux = std::env::var("TMUX").ok()?;
     let socket = paths::tmux_env_socket()?;
     let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
-    let line = envelope_line(source, &socket.to_string_lossy(), pane, raw);
+    let mut env = envelope(source, &socket.to_string_lossy(), pane, input);
+    env.server_pid = hook_input::tmux_server_pid(&tmux);
+    let l = crate::daemon::procs::lineage(std::process::id() as i32, env.server_pid);
+    (env.anc, env.pane_pid, env.tpgid) = (l.anc, l.pane_pid, l.tpgid);
+    let line = to_line(&env);
     let sp = ServerPaths::new(socket);
     // Private (0700): the spool holds prompts; the daemon may not have made the dir yet.
-    if paths::ensure_private_dir(&sp.state_dir).is_err() {
-        return None;
+    let r = paths::ensure_private_dir(&sp.state_dir)
+        .map_err(|e| ("state dir", sp.state_dir.clone(), e))
+        .and_then(|_| spool::append(&sp.spool(), &line).map_err(|e| ("spool", sp.spool(), e)));
+    match r {
+        Ok(()) => spool::clear_failure(&sp),
+        Err((what, path, e)) => {
+            spool::record_failure(&sp, &format!("{what} {}: {e}", path.display()));
+            wake(&sp);
+            return None;
+        }
     }
-    spool::append(&sp.spool(), &line).ok()?;
     wake(&sp);
     Some(())
 }
 
-/// Read at most `MAX_PAYLOAD + 1` bytes: enough to know a payload is too large without
-/// buffering an unbounded stream. The rest is drained so the writer never sees EPIPE.
-fn read_capped(r: &mut dyn Read) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let _ = r.take(MAX_PAYLOAD as u64 + 1).read_to_end(&mut buf);
-    if buf.len() > MAX_PAYLOAD {
-        let _ = std::io::copy(r, &mut std::io::sink());
-    }
-    buf
+/// Build the spool line for one complete payload (no process facts).
+pub fn envelope_line(source: &str, tmux: &str, pane: Option<String>, raw: &[u8]) -> Vec<u8> {
+    let input = Input {
+        bytes: raw.to_vec(),
+        size: raw.len(),
+        eof: true,
+    };
+    to_line(&envelope(source, tmux, pane, &input))
 }
 
-/// Build the spool line for one payload.
-pub fn envelope_line(source: &str, tmux: &str, pane: Option<String>, raw: &[u8]) -> Vec<u8> {
+fn to_line(env: &Envelope) -> Vec<u8> {
+    let mut line = serde_json::to_vec(env).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// The envelope for one payload: parsed JSON, or a reason the hook refuses it (too large, too
+/// deeply nested, cut off by the read window), with the real size read.
+fn envelope(source: &str, tmux: &str, pane: Option<String>, input: &Input) -> Envelope {
+    let raw = &input.bytes;
     let recv_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -82,19 +118,30 @@ pub fn envelope_line(source: &str, tmux: &str, pane: Option<String>, raw: &[u8])
         payload: None,
         payload_text: None,
         reject: None,
-        size: raw.len(),
+        size: input.size.max(raw.len()),
+        server_pid: None,
+        anc: Vec::new(),
+        pane_pid: None,
+        tpgid: None,
     };
-    if raw.len() > MAX_PAYLOAD {
-        env.reject = Some("too_large".into());
+    if input.size > MAX_PAYLOAD || raw.len() > MAX_PAYLOAD {
+        env.reject = Some(if input.eof { "too_large" } else { "too_large_unterminated" }.into());
+    } else if spool::json_depth(raw, MAX_DEPTH) > MAX_DEPTH {
+        env.reject = Some(format!("too_deep: nested deeper than {MAX_DEPTH}"));
     } else {
         match serde_json::from_slice::<serde_json::Value>(raw) {
             Ok(v) => env.payload = Some(v),
+            // stdin still open after the read window, and what came is not a whole payload.
+            Err(_) if !input.eof => {
+                env.reject = Some(format!(
+                    "read_timeout: stdin not closed within {} ms",
+                    hook_input::READ_WINDOW.as_millis()
+                ))
+            }
             Err(_) => env.payload_text = Some(String::from_utf8_lossy(raw).into_owned()),
         }
     }
-    let mut line = serde_json::to_vec(&env).unwrap_or_default();
-    line.push(b'\n');
-    line
+    env
 }
 
 /// Poke the daemon's wake-up socket. A missing daemon is fine: it reads the spool at start.

@@ -7,6 +7,7 @@ pub mod dev_codex;
 pub mod doctor;
 pub mod explain;
 pub mod hook;
+pub(crate) mod hook_input;
 pub mod ls;
 pub mod metrics;
 pub mod popup;

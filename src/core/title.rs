@@ -37,11 +37,24 @@ impl TitleSource {
     }
 }
 
-/// Single line, trimmed, inner whitespace collapsed, capped. `None` when nothing is left.
+/// Invisible format characters that reorder or hide text: bidi embeddings, overrides and
+/// isolates (U+202A–E, U+2066–9, U+200E/F, U+061C), zero-width characters and joiners, word
+/// joiner and invisible operators, the BOM, soft hyphen, Mongolian vowel separator, and the
+/// tag characters. A title with U+202E would show reversed text in the status line.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}')
+}
+
+/// Single line, trimmed, inner whitespace collapsed, capped, format characters (bidi
+/// overrides, zero-width) dropped. `None` when nothing is left.
 pub fn normalize_title(s: &str) -> Option<String> {
     let mut out = String::new();
     let mut n = 0usize;
     for word in s.split(|c: char| c.is_whitespace() || c.is_control()) {
+        let word: String = word.chars().filter(|c| !is_format_char(*c)).collect();
         if word.is_empty() {
             continue;
         }
@@ -295,6 +308,13 @@ mod tests {
         assert_eq!(t, "a".repeat(79));
         assert_eq!(normalize_title("\t a\r\nb \u{7}c "), Some("a b c".into()));
         assert_eq!(normalize_title("\n\n"), None);
+        // Bidi overrides and zero-width characters never reach a title.
+        assert_eq!(
+            normalize_title("fix \u{202E}gnp.exe\u{202C} \u{200B}x\u{2066}y\u{FEFF}"),
+            Some("fix gnp.exe xy".into())
+        );
+        assert_eq!(normalize_title("\u{202E}\u{200F}"), None);
+        assert_eq!(normalize_title("a \u{202E} b"), Some("a b".into()));
     }
 
     #[test]

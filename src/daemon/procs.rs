@@ -123,6 +123,54 @@ pub fn start_ticks(pid: i32) -> Option<u64> {
     stat_fields(pid).and_then(|f| f.get(19).and_then(|t| t.parse().ok()))
 }
 
+/// Longest ancestor chain a hook records.
+const MAX_LINEAGE: usize = 16;
+
+/// What a hook records about where it runs (`sources::spool::Envelope`): itself and its
+/// ancestors up to the pane's process, and the terminal's foreground process group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// `(pid, start_ticks)` from `pid` upward.
+    pub anc: Vec<(i32, u64)>,
+    /// The ancestor whose parent is `server_pid` (the pane's process), when reached.
+    pub pane_pid: Option<i32>,
+    /// The foreground process group of `pid`'s controlling terminal.
+    pub tpgid: Option<i32>,
+}
+
+/// Walk from `pid` up its parents (one `/proc/PID/stat` read each, bounded) until the process
+/// whose parent is the tmux server `server_pid`. Empty where `/proc` is not there.
+pub fn lineage(pid: i32, server_pid: Option<i32>) -> Lineage {
+    let mut out = Lineage::default();
+    let mut cur = pid;
+    for i in 0..MAX_LINEAGE {
+        if cur <= 1 {
+            break;
+        }
+        // state ppid pgrp session tty_nr tpgid … starttime(19)
+        let Some(f) = stat_fields(cur) else { break };
+        let field = |n: usize| f.get(n).and_then(|x| x.parse::<i64>().ok());
+        let (Some(ppid), Some(start)) = (field(1), field(19)) else {
+            break;
+        };
+        if i == 0 {
+            out.tpgid = field(5).filter(|t| *t > 0).map(|t| t as i32);
+        }
+        out.anc.push((cur, start as u64));
+        if server_pid.is_some_and(|s| s as i64 == ppid) {
+            out.pane_pid = Some(cur);
+            break;
+        }
+        cur = ppid as i32;
+    }
+    out
+}
+
+/// Is the process `pid` that started at `start` (clock ticks) still there?
+pub fn alive(pid: i32, start: u64) -> bool {
+    start_ticks(pid) == Some(start)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +182,19 @@ mod tests {
         assert!(!tree.is_empty());
         assert!(start_ticks(me).is_some());
         assert!(cwd(me).is_some());
+    }
+
+    #[test]
+    fn lineage_stops_under_the_server() {
+        let me = std::process::id() as i32;
+        let Some(pp) = parent(me) else { return };
+        let l = lineage(me, Some(pp));
+        assert_eq!(l.anc.len(), 1);
+        assert_eq!(l.pane_pid, Some(me));
+        assert!(alive(me, l.anc[0].1));
+        assert!(!alive(me, l.anc[0].1 + 1));
+        let l = lineage(me, None);
+        assert!(l.anc.len() > 1 && l.pane_pid.is_none());
     }
 
     #[test]

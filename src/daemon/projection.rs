@@ -30,6 +30,9 @@ pub struct PaneModel {
     pub agent_pid: Option<i32>,
     /// Whether an agent process was ever seen in this generation (so its leaving ends it).
     pub seen_agent: bool,
+    /// The agent process the pane's hooks ran under (`sources::hook_spool::ProcOrigin`): the
+    /// deterministic state stands only while it lives, whatever the process classifier says.
+    pub anchor: Option<Anchor>,
     pub presence_tracker: PresenceTracker,
     pub signature: String,
     pub hysteresis: Hysteresis,
@@ -72,6 +75,7 @@ impl PaneModel {
             process: None,
             agent_pid: None,
             seen_agent: false,
+            anchor: None,
             presence_tracker: PresenceTracker::default(),
             signature: "none".into(),
             hysteresis: Hysteresis::default(),
@@ -144,6 +148,15 @@ fn unmanaged_resolution() -> Resolution {
     }
 }
 
+/// The process a pane's hooks came from: pid and start time (one process life).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub pid: i32,
+    pub start: u64,
+    /// False once the process is gone: its deterministic state has ended.
+    pub alive: bool,
+}
+
 /// How soon a pane whose agent signature vanished is observed again (presence debounce).
 const PRESENCE_RECHECK_MS: Millis = 500;
 
@@ -195,6 +208,54 @@ impl Projection {
     pub fn pane_removed(&mut self, pane_id: &str, now: Millis) -> Option<PaneModel> {
         self.bindings.pane_gone(pane_id, now);
         self.panes.remove(pane_id)
+    }
+
+    /// Does the process classifier see an agent process in this pane now?
+    pub fn holds_agent_process(&self, pane_id: &str) -> bool {
+        self.panes.get(pane_id).is_some_and(|p| p.process.is_some())
+    }
+
+    /// The pane's hooks ran under this live agent process (`sources::hook_spool`).
+    pub fn set_anchor(&mut self, pane_id: &str, pid: i32, start: u64) {
+        if let Some(p) = self.panes.get_mut(pane_id) {
+            let a = Some(Anchor {
+                pid,
+                start,
+                alive: true,
+            });
+            if p.anchor != a {
+                p.anchor = a;
+                p.dirty = true;
+            }
+        }
+    }
+
+    /// The live anchor of a pane, to check that it still runs.
+    pub fn live_anchor(&self, pane_id: &str) -> Option<(i32, u64)> {
+        let a = self.panes.get(pane_id)?.anchor?;
+        a.alive.then_some((a.pid, a.start))
+    }
+
+    /// The agent process the pane's hooks came from has exited: its deterministic state ends
+    /// (a kill -9 sends no SessionEnd).
+    pub fn anchor_gone(&mut self, pane_id: &str) {
+        let Some(p) = self.panes.get_mut(pane_id) else {
+            return;
+        };
+        let Some(a) = p.anchor.as_mut().filter(|a| a.alive) else {
+            return;
+        };
+        a.alive = false;
+        log::info!(
+            "agent_process_gone pane={pane_id} pid={} ended={}",
+            a.pid,
+            p.det.iter().filter(|d| !d.ended).count()
+        );
+        for d in p.det.iter_mut().filter(|d| !d.ended) {
+            d.ended = true;
+            d.detail = Some(format!("agent process {} exited", a.pid));
+        }
+        p.dirty = true;
     }
 
     /// Update the process hint of a pane (from `/proc`).
@@ -352,11 +413,15 @@ impl Projection {
             p.dirty = false;
             let det_live: Vec<DeterministicState> =
                 p.det.iter().filter(|d| !d.ended).cloned().collect();
-            // The agent: the process hint; or, before any process was ever seen (e.g. a
-            // remote agent), a live deterministic binding.
+            // The agent: the process hint; or the live process the hooks came from; or, with
+            // no process facts at all (a platform without /proc, an older hook), a live
+            // deterministic binding until an agent process was seen.
+            let anchored = p.anchor.is_some_and(|a| a.alive);
             let agent = match p.process {
                 Some((prov, _)) => Some(prov),
-                None if !p.seen_agent => det_live.first().map(|d| d.provider),
+                None if anchored || (!p.seen_agent && p.anchor.is_none()) => {
+                    det_live.first().map(|d| d.provider)
+                }
                 None => None,
             };
             let screen_sig = p
@@ -366,7 +431,7 @@ impl Projection {
                 .map(|s| (s.provider, s.confidence));
             // An agent process that was seen and has gone takes its deterministic binding with
             // it, even when no SessionEnd came (Codex `/exit` only disconnects its TUI).
-            let agent_left = p.seen_agent && p.process.is_none();
+            let agent_left = p.process.is_none() && !anchored && (p.seen_agent || p.anchor.is_some());
             let sig = classify_signature(&SignatureInput {
                 deterministic: det_live.first().filter(|_| !agent_left).map(|d| d.provider),
                 process: agent,

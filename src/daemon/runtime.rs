@@ -145,6 +145,8 @@ pub struct Runtime {
     /// Rolling-window metrics and event traces (daemon::metrics).
     metrics: Metrics,
     spool_dirty: bool,
+    /// The hooks' spool write failure (`sources::spool::record_failure`), while it stands.
+    hook_failure: Option<crate::sources::spool::HookFailure>,
     next_refresh: Millis,
     next_hints: Millis,
     next_spool_scan: Millis,
@@ -291,6 +293,7 @@ impl Runtime {
             admission,
             metrics: Metrics::new(now_ms()),
             spool_dirty: true,
+            hook_failure: None,
             next_refresh: 0,
             next_hints: 0,
             next_spool_scan: 0,
@@ -433,6 +436,9 @@ impl Runtime {
         if now >= self.next_spool_scan {
             self.spool_dirty = true;
             self.next_spool_scan = now + self.timing.spool_scan;
+        }
+        if self.spool_dirty {
+            self.check_hook_failure();
         }
         // Codex: observer timers, thread bindings, app-server events through the gateway.
         let codex_ready = self.restored && self.registry.loaded;
@@ -766,6 +772,11 @@ impl Runtime {
                     self.options.forget(&Scope::Pane(p.pane_id.clone()));
                     self.publish_all = true;
                 }
+                if !diff.removed.is_empty() && !first_load {
+                    let gone: Vec<String> =
+                        diff.removed.iter().map(|p| p.pane_id.clone()).collect();
+                    self.gateway.forget_panes(&gone);
+                }
                 // Keep session/window ids and titles current; re-check processes where needed.
                 let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
                 for id in ids {
@@ -788,6 +799,7 @@ impl Runtime {
                         cs.last_proc_check = now;
                         self.recheck_process(&id, now);
                     }
+                    self.check_anchor(&id);
                 }
                 for id in diff.focus_changed.iter().chain(diff.added.iter()) {
                     self.projection.mark_dirty(id);
@@ -809,6 +821,9 @@ impl Runtime {
                 let Some(line) = reply.lines.first() else {
                     return;
                 };
+                // Once a second per agent pane: is the process its hooks came from still
+                    // there? (one /proc read, no fork)
+                self.check_anchor(&pane);
                 match self.registry.apply_hints(&pane, line) {
                     Some(h) => {
                         if h.process_changed {
@@ -901,6 +916,33 @@ impl Runtime {
                 }
                 self.apply_names(&reply.lines);
             }
+        }
+    }
+
+    /// Read the hooks' failure marker (one `open`, ENOENT when all is well); log changes.
+    fn check_hook_failure(&mut self) {
+        let f = crate::sources::spool::read_failure(&self.sp);
+        if f != self.hook_failure {
+            match &f {
+                Some(f) => log::error!(
+                    "hook_spool_write_failed count={} error={:?} marker={}",
+                    f.count,
+                    f.error,
+                    crate::sources::spool::failure_marker(&self.sp).display()
+                ),
+                None => log::warn!("hook_spool_write_recovered"),
+            }
+            self.hook_failure = f;
+            self.publish_all = true;
+        }
+    }
+
+    /// The agent process a pane's hooks came from has exited: its deterministic state ends.
+    fn check_anchor(&mut self, id: &str) {
+        if let Some((pid, start)) = self.projection.live_anchor(id)
+            && !procs::alive(pid, start)
+        {
+            self.projection.anchor_gone(id);
         }
     }
 
@@ -1094,8 +1136,13 @@ impl Runtime {
             self.gateway.persist(&mut self.projection, &changed, now);
         }
         self.metrics.on_ingested(self.gateway.take_traced());
-        // Source health from the gateway feeds admissibility.
-        let hh = self.gateway.hooks_health();
+        // Source health from the gateway feeds admissibility. Hooks that cannot write the
+        // spool deliver nothing: the source is down even though the spool reads fine.
+        let hh = if self.hook_failure.is_some() {
+            Health::Down
+        } else {
+            self.gateway.hooks_health()
+        };
         // The spool carries Claude and Codex hook events alike. Codex hooks, though, run
         // inside Codex's app-server daemon when there is one: with that daemon gone no Codex
         // hook will come either, so its last word must not outlive it.
@@ -1115,10 +1162,10 @@ impl Runtime {
             self.gateway.record_health(
                 SourceKind::ClaudeHooks,
                 hh,
-                if hh == Health::Healthy {
-                    "spool_readable"
-                } else {
-                    "spool_unreadable"
+                match (hh, self.hook_failure.is_some()) {
+                    (Health::Healthy, _) => "spool_readable",
+                    (_, true) => "spool_write_failed",
+                    _ => "spool_unreadable",
                 },
                 now,
             );
@@ -1260,6 +1307,9 @@ impl Runtime {
     fn daemon_status(&self) -> String {
         let mut s = format!("{} ok", std::process::id());
         let mut problems = Vec::new();
+        if self.hook_failure.is_some() {
+            problems.push("hooks:spool_write_failed".to_string());
+        }
         if let Some(e) = self.gateway.store_problem() {
             problems.push(format!("store:{e}"));
         }

@@ -24,11 +24,10 @@ pub fn map_hook(
         .get("hook_event_name")
         .and_then(Value::as_str)
         .ok_or("schema: missing hook_event_name")?;
-    let session = obj
-        .get("session_id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 200)
-        .ok_or("schema: missing session_id")?;
+    let session = crate::core::event::check_session_key(
+        obj.get("session_id").and_then(Value::as_str),
+        "session_id",
+    )?;
     if name.len() > 100 {
         return Err("schema: hook_event_name too long".into());
     }
@@ -158,7 +157,26 @@ mod tests {
         assert!(
             map_hook(&json!({"hook_event_name":"Stop"}), None, 0, "e".into())
                 .unwrap_err()
-                .contains("session_id")
+                .contains("missing session_id")
         );
+        let long = "a".repeat(300);
+        let e = map_hook(
+            &json!({"hook_event_name":"Stop","session_id":long}),
+            None,
+            0,
+            "e".into(),
+        )
+        .unwrap_err();
+        assert!(e.contains("session_id too long (300 bytes"), "{e}");
+        let e = map_hook(
+            &json!({"hook_event_name":"Stop","session_id":"a\u{202e}b"}),
+            None,
+            0,
+            "e".into(),
+        )
+        .unwrap_err();
+        assert!(e.contains("session_id has a control"), "{e}");
+        let ok = "0".repeat(crate::core::event::MAX_SESSION_KEY);
+        assert!(map_hook(&json!({"hook_event_name":"Stop","session_id":ok}), None, 0, "e".into()).is_ok());
     }
 }

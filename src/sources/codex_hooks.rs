@@ -53,9 +53,8 @@ pub fn map_hook(
     let name = s(payload, "hook_event_name")
         .ok_or("hook payload has no hook_event_name")?
         .to_string();
-    let session = s(payload, "session_id")
-        .filter(|x| !x.is_empty())
-        .ok_or_else(|| format!("{name}: no session_id"))?
+    let session = crate::core::event::check_session_key(s(payload, "session_id"), "session_id")
+        .map_err(|e| format!("{name}: {e}"))?
         .to_string();
     let tool = s(payload, "tool_name").map(str::to_string);
     let is_question = tool.as_deref().is_some_and(|t| QUESTION_TOOLS.contains(&t));
@@ -126,9 +125,8 @@ pub fn map_notify(
         return Err("notify argument is not a JSON object".into());
     }
     let ty = s(argv1, "type").ok_or("notify argument has no type")?;
-    let thread = s(argv1, "thread-id")
-        .filter(|x| !x.is_empty())
-        .ok_or("notify argument has no thread-id")?;
+    let thread = crate::core::event::check_session_key(s(argv1, "thread-id"), "thread-id")
+        .map_err(|e| format!("notify argument: {e}"))?;
     let (signal, detail) = if ty != "agent-turn-complete" {
         (Signal::Ignore, Some(format!("unknown notify type {ty}")))
     } else if is_title_generation(argv1) {

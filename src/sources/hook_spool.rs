@@ -11,7 +11,14 @@
 //! lives in that pane's process tree and no process between them is an app-server daemon;
 //! otherwise the event carries no pane and the daemon binds its thread by correlation
 //! (`daemon::codex`).
-use super::spool::{Envelope, SpoolCursor, SpoolReader};
+//!
+//! Server instance and pane process (issue 16): a hook records the tmux server pid from
+//! `$TMUX` and its own process ancestry up to the pane's process. A hook from another server
+//! instance on the same socket (`stale_server`) or from a process that is no longer the pane's
+//! (`pane_process_mismatch`), or whose agent process has exited (`agent_gone`), is rejected.
+//! An accepted hook names the agent process it came from ([`ProcOrigin::Anchored`]): the
+//! deterministic state lives only as long as that process (`Projection::anchor_gone`).
+use super::spool::{Envelope, MAX_DEPTH, SpoolCursor, SpoolReader};
 use super::{Batch, Pulled, Source};
 use crate::core::types::{SourceKind, valid_pane_id};
 use crate::paths::{fnv1a64, server_key};
@@ -26,6 +33,55 @@ pub struct HookSpoolSource {
     pane_pids: HashMap<String, i32>,
     /// Set when the spool could not be read; the daemon shows it as source health.
     pub last_error: Option<String>,
+    /// The pid of the tmux server this daemon serves (from its identity).
+    server_pid: Option<i32>,
+    /// Where each event of the last pull ran (by event id), for the gateway.
+    origins: HashMap<String, ProcOrigin>,
+}
+
+/// Where a hook ran, as far as the daemon can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcOrigin {
+    /// No process facts: an older hook, or a platform where the hook cannot read them.
+    Unknown,
+    /// Not inside any pane of this server (a hook run by hand or by a harness, an orphaned
+    /// hook whose agent died): it may describe a pane that holds an agent process, never make
+    /// a pane an agent.
+    Outside,
+    /// Inside the pane's current process tree; the agent is this process (pid, start ticks).
+    Anchored { pid: i32, start: u64 },
+}
+
+/// Shells: never the agent a hook speaks for (a hook typed at a prompt, `… &`).
+const SHELLS: &[&str] = &[
+    "sh", "bash", "zsh", "fish", "dash", "ksh", "mksh", "tcsh", "csh", "nu", "elvish", "xonsh",
+];
+
+fn is_shell(pid: i32) -> bool {
+    let argv = crate::daemon::procs::cmdline(pid);
+    let a0 = argv.first().map(String::as_str).unwrap_or("");
+    let base = a0.rsplit('/').next().unwrap_or(a0).trim_start_matches('-');
+    SHELLS.contains(&base)
+}
+
+/// The agent process of an anchored hook: the terminal's foreground group leader when it is
+/// on the hook's chain (the agent the user started), else the pane's process, else (a shell
+/// there) the pane's child on the chain. Never a shell, unless nothing else is on the chain.
+fn anchor_of(env: &Envelope) -> Option<(i32, u64)> {
+    let pane = *env.anc.last()?;
+    if let Some(t) = env.tpgid
+        && let Some(a) = env.anc.iter().find(|(p, _)| *p == t)
+        && !is_shell(a.0)
+    {
+        return Some(*a);
+    }
+    if !is_shell(pane.0) {
+        return Some(pane);
+    }
+    match env.anc.len() {
+        n if n >= 2 => Some(env.anc[n - 2]),
+        _ => env.anc.first().copied(),
+    }
 }
 
 impl HookSpoolSource {
@@ -37,7 +93,20 @@ impl HookSpoolSource {
             reader: SpoolReader::new(path, cur),
             pane_pids: HashMap::new(),
             last_error: None,
+            server_pid: None,
+            origins: HashMap::new(),
         }
+    }
+
+    /// The tmux server this daemon serves (`pid:start_time` identity): hooks from another
+    /// server instance are rejected.
+    pub fn set_server_id(&mut self, id: &str) {
+        self.server_pid = id.split(':').next().and_then(|p| p.parse().ok());
+    }
+
+    /// Where the events of the last pull ran, by event id.
+    pub fn take_origins(&mut self) -> HashMap<String, ProcOrigin> {
+        std::mem::take(&mut self.origins)
     }
 
     /// The panes' process ids (from the registry) used to trust a Codex hook's `$TMUX_PANE`.
@@ -88,10 +157,23 @@ impl Source for HookSpoolSource {
             Some(pp) => hook_parent_in_pane(ppid, *pp),
             None => !pids.is_empty(),
         };
+        let checks = Checks {
+            our_key: &self.server_key,
+            server_pid: self.server_pid,
+            pane_pids: pids,
+        };
+        let mut origins = HashMap::new();
         let items = lines
             .into_iter()
-            .map(|l| decode_line_with(&l.bytes, l.truncated, &self.server_key, &trust))
+            .map(|l| {
+                let (p, o) = decode_checked(&l.bytes, l.truncated, &checks, &trust);
+                if let (Pulled::Event { event, .. }, Some(o)) = (&p, o) {
+                    origins.insert(event.event_id.clone(), o);
+                }
+                p
+            })
             .collect();
+        self.origins = origins;
         Batch {
             items,
             next_cursor: self.reader.position().encode(),
@@ -136,6 +218,32 @@ pub fn decode_line_with(
     our_key: &str,
     trust: &dyn Fn(&str, i32) -> bool,
 ) -> Pulled {
+    let checks = Checks {
+        our_key,
+        server_pid: None,
+        pane_pids: &HashMap::new(),
+    };
+    decode_checked(bytes, truncated, &checks, trust).0
+}
+
+/// What a line is checked against besides its own content.
+pub(crate) struct Checks<'a> {
+    pub our_key: &'a str,
+    /// This daemon's tmux server pid, once known.
+    pub server_pid: Option<i32>,
+    /// `pane_id → pane_pid` of the live registry.
+    pub pane_pids: &'a HashMap<String, i32>,
+}
+
+/// [`decode_line_with`] plus the server-instance and pane-process checks; an accepted event
+/// comes with where it ran (`None` when it carries no pane of its own).
+pub(crate) fn decode_checked(
+    bytes: &[u8],
+    truncated: bool,
+    checks: &Checks,
+    trust: &dyn Fn(&str, i32) -> bool,
+) -> (Pulled, Option<ProcOrigin>) {
+    let our_key = checks.our_key;
     let event_id = line_event_id(bytes);
     let raw = String::from_utf8_lossy(bytes).into_owned();
     let reject = |reason: &str, ts: i64| Pulled::Rejected {
@@ -145,29 +253,61 @@ pub fn decode_line_with(
         ts,
     };
     if truncated {
-        return reject("line_too_long", 0);
+        return (reject("line_too_long", 0), None);
+    }
+    // The hook's limit, plus the envelope's own level: decided here, not by serde's limit.
+    if super::spool::json_depth(bytes, MAX_DEPTH + 1) > MAX_DEPTH + 1 {
+        return (
+            reject(&format!("too_deep: payload nested deeper than {MAX_DEPTH}"), 0),
+            None,
+        );
     }
     let env: Envelope = match serde_json::from_slice(bytes) {
         Ok(e) => e,
-        Err(e) => return reject(&format!("malformed_envelope: {e}"), 0),
+        Err(e) => return (reject(&format!("malformed_envelope: {e}"), 0), None),
     };
     let ts = env.recv_ns / 1_000_000;
     if env.v != super::spool::ENVELOPE_VERSION {
-        return reject(&format!("unsupported_envelope_version: {}", env.v), ts);
+        return (
+            reject(&format!("unsupported_envelope_version: {}", env.v), ts),
+            None,
+        );
     }
     if let Some(r) = &env.reject {
-        return reject(&format!("rejected_by_hook: {r} ({} bytes)", env.size), ts);
+        return (
+            reject(&format!("rejected_by_hook: {r} ({} bytes)", env.size), ts),
+            None,
+        );
     }
     let Some(payload) = env.payload.as_ref() else {
-        return reject("malformed_json: payload did not parse", ts);
+        return (reject("malformed_json: payload did not parse", ts), None);
     };
     if let Some(p) = &env.pane
         && !valid_pane_id(p)
     {
-        return reject(&format!("bad_pane_id: {:?}", truncate(p, 20)), ts);
+        return (
+            reject(&format!("bad_pane_id: {:?}", truncate(p, 20)), ts),
+            None,
+        );
     }
     if server_key(Path::new(&env.tmux)) != our_key {
-        return reject("foreign_server: left to that server's daemon", ts);
+        return (
+            reject("foreign_server: left to that server's daemon", ts),
+            None,
+        );
+    }
+    if let (Some(ours), Some(theirs)) = (checks.server_pid, env.server_pid)
+        && ours != theirs
+    {
+        return (
+            reject(
+                &format!(
+                    "stale_server: the hook ran under tmux server pid {theirs}, this server is pid {ours} (a hook from a server that is gone)"
+                ),
+                ts,
+            ),
+            None,
+        );
     }
     let pane = env.pane.as_deref();
     let mapped = match env.source.as_str() {
@@ -196,10 +336,50 @@ pub fn decode_line_with(
         }
         other => Err(format!("unknown_source: {}", truncate(other, 20))),
     };
-    match mapped {
-        Ok(event) => Pulled::Event { event, raw },
-        Err(reason) => reject(&reason, ts),
-    }
+    let event = match mapped {
+        Ok(event) => event,
+        Err(reason) => return (reject(&reason, ts), None),
+    };
+    let Some(pane) = event.pane_id.as_deref() else {
+        return (Pulled::Event { event, raw }, None);
+    };
+    let origin = match (env.anc.is_empty(), env.pane_pid) {
+        (true, _) => ProcOrigin::Unknown,
+        (false, None) => ProcOrigin::Outside,
+        (false, Some(pp)) => {
+            if let Some(cur) = checks.pane_pids.get(pane)
+                && *cur != pp
+            {
+                return (
+                    reject(
+                        &format!(
+                            "pane_process_mismatch: the hook ran under process {pp}, pane {pane} is process {cur} (a hook from an earlier process of the pane, or another pane)"
+                        ),
+                        ts,
+                    ),
+                    None,
+                );
+            }
+            match anchor_of(&env) {
+                Some((pid, start)) if crate::daemon::procs::alive(pid, start) => {
+                    ProcOrigin::Anchored { pid, start }
+                }
+                Some((pid, _)) => {
+                    return (
+                        reject(
+                            &format!(
+                                "agent_gone: the agent process {pid} that ran this hook has exited"
+                            ),
+                            ts,
+                        ),
+                        None,
+                    );
+                }
+                None => ProcOrigin::Unknown,
+            }
+        }
+    };
+    (Pulled::Event { event, raw }, Some(origin))
 }
 
 fn truncate(s: &str, n: usize) -> String {

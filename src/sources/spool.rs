@@ -27,6 +27,43 @@ pub const ENVELOPE_VERSION: u32 = 1;
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Longest spool line the reader accepts (payload plus envelope, with JSON escaping slack).
 pub const MAX_LINE: usize = 3 * MAX_PAYLOAD;
+/// Deepest nesting of arrays/objects a payload may have. One limit for the hook (which rejects
+/// deeper payloads as `too_deep`) and the daemon (which checks the envelope, one level more,
+/// before parsing): serde_json's own limit (128) is never what decides, so a payload the hook
+/// kept is never lost to the daemon's parser.
+pub const MAX_DEPTH: usize = 100;
+
+/// The deepest array/object nesting in `bytes` read as JSON (strings skipped; no validation).
+/// Stops counting past `stop`, so a 100k-deep input costs no more than a shallow one.
+pub fn json_depth(bytes: &[u8], stop: usize) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > stop {
+                        return max;
+                    }
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
 
 /// One hook invocation as written to the spool.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,8 +89,79 @@ pub struct Envelope {
     /// Set when the hook itself refused the payload (e.g. `too_large`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject: Option<String>,
-    /// Original payload size in bytes.
+    /// Original payload size in bytes (all that was read, also past the limit).
     pub size: usize,
+    /// The tmux server's pid from `$TMUX` (`socket,pid,session`): binds the hook to one
+    /// server instance, so a late hook from a killed server is not applied to a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_pid: Option<i32>,
+    /// The hook's process and its ancestors, `[pid, start_ticks]`, from the hook up to the
+    /// pane's process (the one whose parent is the tmux server), bounded. Empty where the
+    /// platform cannot tell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anc: Vec<(i32, u64)>,
+    /// The pane process the hook runs under (the last of `anc`), when the chain reached the
+    /// tmux server; `None` when the hook did not run inside a pane of that server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pane_pid: Option<i32>,
+    /// The terminal's foreground process group when the hook ran: its leader is the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpgid: Option<i32>,
+}
+
+/// Where a hook that could not write the spool leaves its trace: the runtime dir (not the
+/// state dir, which may be the very thing that fails). `{"ts_ms","count","error"}`.
+pub fn failure_marker(sp: &crate::paths::ServerPaths) -> PathBuf {
+    sp.runtime_dir.join(format!("{}.hookfail", sp.key))
+}
+
+/// A hook's spool write failed: count it in the marker (best effort, never blocks).
+pub fn record_failure(sp: &crate::paths::ServerPaths, error: &str) {
+    let path = failure_marker(sp);
+    let count = read_failure(sp).map(|f| f.count).unwrap_or(0) + 1;
+    let ts_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let v = serde_json::json!({"ts_ms": ts_ms, "count": count, "error": error});
+    if crate::paths::ensure_private_dir(&sp.runtime_dir).is_ok() {
+        let tmp = path.with_extension(format!("hookfail.{}", std::process::id()));
+        let ok = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(v.to_string().as_bytes()));
+        if ok.is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// A hook wrote the spool: the failure (if any) is over. One `unlink`, ENOENT when none.
+pub fn clear_failure(sp: &crate::paths::ServerPaths) {
+    let _ = std::fs::remove_file(failure_marker(sp));
+}
+
+/// The hooks' last spool failure, while it stands (no hook has written the spool since).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HookFailure {
+    pub ts_ms: i64,
+    pub count: u64,
+    pub error: String,
+}
+
+pub fn read_failure(sp: &crate::paths::ServerPaths) -> Option<HookFailure> {
+    let mut s = String::new();
+    File::open(failure_marker(sp))
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut s)
+        .ok()?;
+    serde_json::from_str(&s).ok()
 }
 
 /// Append one line to the spool: `O_APPEND`, a short bounded wait for the flock (taken by the
