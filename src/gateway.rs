@@ -591,6 +591,7 @@ impl Gateway {
                     let applied = if unbound {
                         Err("unbound_thread".to_string())
                     } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
+                        && proj.panes.contains_key(p)
                         && !proj.holds_agent_process(p)
                     {
                         Err(format!(

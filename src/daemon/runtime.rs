@@ -45,6 +45,10 @@ fn capture_interval(t: &Timing, m: &super::projection::PaneModel) -> Millis {
     }
 }
 
+/// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
+const PUBLISHED_PANES: &str =
+    "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
+
 /// Re-attach delay after our session closed under us.
 const REATTACH_MS: Millis = 50;
 /// How often to look for a first session on a server that has none.
@@ -645,6 +649,9 @@ impl Runtime {
                     if let Some(t) = self.tmux.as_mut() {
                         t.send(registry::IDENTITY, ReplyKind::Identity);
                         t.send("show-options -g", ReplyKind::Other);
+                        // Pane states an earlier daemon published (killed before it could
+                        // clear them): each is rewritten or cleared by the next publish.
+                        t.send(PUBLISHED_PANES, ReplyKind::Other);
                     }
                     self.refresh_requested = true;
                     self.publish_all = true;
@@ -913,6 +920,20 @@ impl Runtime {
             ReplyKind::Other => {
                 if reply.lines.iter().any(|l| l.starts_with(b"@agtmux-")) {
                     self.apply_user_options(&reply.lines);
+                }
+                if reply.lines.iter().any(|l| l.starts_with(b"AGTO ")) {
+                    for l in &reply.lines {
+                        let l = String::from_utf8_lossy(l);
+                        if let Some(pane) = l.strip_prefix("AGTO ").map(str::trim)
+                            && !pane.is_empty()
+                        {
+                            let scope = Scope::Pane(pane.to_string());
+                            for name in publish::PANE_OPTIONS {
+                                self.options.assume_set(&scope, name);
+                            }
+                        }
+                    }
+                    self.publish_all = true;
                 }
                 self.apply_names(&reply.lines);
             }

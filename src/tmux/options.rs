@@ -133,6 +133,14 @@ impl OptionsWriter {
         self.current.retain(|(s, _), _| s != scope);
     }
 
+    /// An option holds a value this writer did not write (an earlier daemon's): the next
+    /// `set` writes or unsets it whatever the value.
+    pub fn assume_set(&mut self, scope: &Scope, name: &str) {
+        self.current
+            .entry((scope.clone(), name.to_string()))
+            .or_insert_with(|| "\u{0}unknown".to_string());
+    }
+
     /// Forget a single remembered value so the next `set` re-sends it (after a failed write).
     pub fn invalidate(&mut self, scope: &Scope, name: &str) {
         self.current.remove(&(scope.clone(), name.to_string()));
