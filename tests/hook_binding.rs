@@ -106,7 +106,8 @@ fn an_agent_killed_with_kill_9_leaves_its_pane_unmanaged() {
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     kill9(pid);
     assert!(
-        wait_until(30, || log(&s).contains(&format!("agent_process_gone pane={pane}"))),
+        wait_until(30, || log(&s)
+            .contains(&format!("agent_process_gone pane={pane}"))),
         "{}",
         s.log_tail()
     );
@@ -183,8 +184,9 @@ fn a_restart_does_not_restore_the_state_of_an_agent_that_died_meanwhile() {
     kill9(pid);
     s.start_daemon();
     assert!(
-        wait_until(30, || log(&s)
-            .contains(&format!("restore_skipped pane={pane} reason=agent_gone"))),
+        wait_until(30, || log(&s).contains(&format!(
+            "restore_skipped pane={pane} reason=agent_gone"
+        ))),
         "{}",
         s.log_tail()
     );
@@ -209,9 +211,7 @@ fn the_hook_read_is_bounded_in_time_and_size() {
         s.env(&mut c);
         c.spawn().unwrap()
     };
-    let exits = |c: &mut std::process::Child| {
-        wait_until(30, || c.try_wait().unwrap().is_some())
-    };
+    let exits = |c: &mut std::process::Child| wait_until(30, || c.try_wait().unwrap().is_some());
     // </dev/zero: endless.
     let mut c = spawn(Stdio::from(std::fs::File::open("/dev/zero").unwrap()));
     let ended = exits(&mut c);
@@ -303,7 +303,11 @@ fn an_unwritable_spool_is_reported_by_the_daemon_and_doctor() {
         .env("TMUX_PANE", &pane);
     s.env(&mut c);
     c.env("AGTMUX_STATE_DIR", blocker.join("state"));
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     child
         .stdin
         .take()

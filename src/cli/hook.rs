@@ -125,7 +125,14 @@ fn envelope(source: &str, tmux: &str, pane: Option<String>, input: &Input) -> En
         tpgid: None,
     };
     if input.size > MAX_PAYLOAD || raw.len() > MAX_PAYLOAD {
-        env.reject = Some(if input.eof { "too_large" } else { "too_large_unterminated" }.into());
+        env.reject = Some(
+            if input.eof {
+                "too_large"
+            } else {
+                "too_large_unterminated"
+            }
+            .into(),
+        );
     } else if spool::json_depth(raw, MAX_DEPTH) > MAX_DEPTH {
         env.reject = Some(format!("too_deep: nested deeper than {MAX_DEPTH}"));
     } else {
@@ -175,6 +182,46 @@ mod tests {
         let e: Envelope = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
         assert_eq!(e.reject.as_deref(), Some("too_large"));
         assert_eq!(e.size, MAX_PAYLOAD + 1);
+    }
+
+    #[test]
+    fn too_deep_and_unterminated_payloads_get_their_reasons() {
+        let env = |raw: &[u8], eof: bool| {
+            let i = Input {
+                bytes: raw.to_vec(),
+                size: raw.len(),
+                eof,
+            };
+            envelope("claude", "/tmp/s", None, &i)
+        };
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        assert!(
+            env(deep.as_bytes(), true)
+                .reject
+                .unwrap()
+                .starts_with("too_deep")
+        );
+        let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(env(ok.as_bytes(), true).payload.is_some());
+        // Stdin left open: a whole payload is kept, a partial one is a read timeout.
+        assert!(env(br#"{"a":1}"#, false).payload.is_some());
+        assert!(
+            env(br#"{"a":"#, false)
+                .reject
+                .unwrap()
+                .starts_with("read_timeout")
+        );
+        let big = Input {
+            bytes: vec![b' '; MAX_PAYLOAD + 1],
+            size: 5 << 20,
+            eof: true,
+        };
+        let e = envelope("claude", "/tmp/s", None, &big);
+        assert_eq!((e.reject.as_deref(), e.size), (Some("too_large"), 5 << 20));
     }
 
     #[test]

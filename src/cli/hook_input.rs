@@ -52,7 +52,11 @@ pub(crate) fn read_fd(fd: RawFd, cap: usize, window: Duration) -> Input {
                 let room = (cap + 1).saturating_sub(out.bytes.len());
                 out.bytes.extend_from_slice(&chunk[..n.min(room)]);
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) => {}
             Err(_) => return out,
         }
     }

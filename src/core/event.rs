@@ -60,7 +60,9 @@ pub fn check_session_key<'a>(v: Option<&'a str>, field: &str) -> Result<&'a str,
             k.len()
         ));
     }
-    if k.chars().any(|c| c.is_control() || crate::core::title::is_format_char(c)) {
+    if k.chars()
+        .any(|c| c.is_control() || crate::core::title::is_format_char(c))
+    {
         return Err(format!("schema: {field} has a control or format character"));
     }
     Ok(k)

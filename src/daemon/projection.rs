@@ -431,7 +431,8 @@ impl Projection {
                 .map(|s| (s.provider, s.confidence));
             // An agent process that was seen and has gone takes its deterministic binding with
             // it, even when no SessionEnd came (Codex `/exit` only disconnects its TUI).
-            let agent_left = p.process.is_none() && !anchored && (p.seen_agent || p.anchor.is_some());
+            let agent_left =
+                p.process.is_none() && !anchored && (p.seen_agent || p.anchor.is_some());
             let sig = classify_signature(&SignatureInput {
                 deterministic: det_live.first().filter(|_| !agent_left).map(|d| d.provider),
                 process: agent,

@@ -46,8 +46,7 @@ fn capture_interval(t: &Timing, m: &super::projection::PaneModel) -> Millis {
 }
 
 /// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
-const PUBLISHED_PANES: &str =
-    "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
+const PUBLISHED_PANES: &str = "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
 
 /// Re-attach delay after our session closed under us.
 const REATTACH_MS: Millis = 50;
@@ -829,7 +828,7 @@ impl Runtime {
                     return;
                 };
                 // Once a second per agent pane: is the process its hooks came from still
-                    // there? (one /proc read, no fork)
+                // there? (one /proc read, no fork)
                 self.check_anchor(&pane);
                 match self.registry.apply_hints(&pane, line) {
                     Some(h) => {

@@ -177,6 +177,14 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("session_id has a control"), "{e}");
         let ok = "0".repeat(crate::core::event::MAX_SESSION_KEY);
-        assert!(map_hook(&json!({"hook_event_name":"Stop","session_id":ok}), None, 0, "e".into()).is_ok());
+        assert!(
+            map_hook(
+                &json!({"hook_event_name":"Stop","session_id":ok}),
+                None,
+                0,
+                "e".into()
+            )
+            .is_ok()
+        );
     }
 }

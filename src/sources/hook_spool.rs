@@ -258,7 +258,10 @@ pub(crate) fn decode_checked(
     // The hook's limit, plus the envelope's own level: decided here, not by serde's limit.
     if super::spool::json_depth(bytes, MAX_DEPTH + 1) > MAX_DEPTH + 1 {
         return (
-            reject(&format!("too_deep: payload nested deeper than {MAX_DEPTH}"), 0),
+            reject(
+                &format!("too_deep: payload nested deeper than {MAX_DEPTH}"),
+                0,
+            ),
             None,
         );
     }
@@ -484,6 +487,74 @@ mod tests {
             event.signal,
             crate::core::event::Signal::Activity(crate::core::types::Activity::Idle)
         );
+    }
+
+    #[test]
+    fn hooks_are_bound_to_the_server_instance_and_the_pane_process() {
+        let key = server_key(Path::new("/tmp/agtmux-test-sock"));
+        let me = std::process::id() as i32;
+        let start = crate::daemon::procs::start_ticks(me).unwrap();
+        let line = |server_pid: Option<i32>, anc: Vec<(i32, u64)>, pane_pid: Option<i32>| {
+            let l = envelope_line(
+                "claude",
+                "/tmp/agtmux-test-sock",
+                Some("%1".into()),
+                br#"{"session_id":"s","hook_event_name":"Stop"}"#,
+            );
+            let mut e: Envelope = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+            (e.server_pid, e.anc, e.pane_pid) = (server_pid, anc, pane_pid);
+            serde_json::to_vec(&e).unwrap()
+        };
+        let pids: HashMap<String, i32> = [("%1".to_string(), me)].into();
+        let checks = Checks {
+            our_key: &key,
+            server_pid: Some(4242),
+            pane_pids: &pids,
+        };
+        let decode = |l: &[u8]| decode_checked(l, false, &checks, &|_, _| false);
+        let reason = |p: &Pulled| match p {
+            Pulled::Rejected { reason, .. } => reason.clone(),
+            Pulled::Event { .. } => "accepted".into(),
+        };
+        // Another server instance on the same socket.
+        let (p, _) = decode(&line(Some(4141), vec![], None));
+        assert!(reason(&p).starts_with("stale_server"), "{}", reason(&p));
+        // No process facts (an older hook): accepted, origin unknown.
+        let (p, o) = decode(&line(Some(4242), vec![], None));
+        assert_eq!(
+            (reason(&p).as_str(), o),
+            ("accepted", Some(ProcOrigin::Unknown))
+        );
+        // Not inside any pane of the server.
+        let (_, o) = decode(&line(Some(4242), vec![(me, start)], None));
+        assert_eq!(o, Some(ProcOrigin::Outside));
+        // Under another process than the pane's.
+        let (p, _) = decode(&line(Some(4242), vec![(me + 1, 1)], Some(me + 1)));
+        assert!(
+            reason(&p).starts_with("pane_process_mismatch"),
+            "{}",
+            reason(&p)
+        );
+        // Under the pane's process, which still runs: anchored to it.
+        let (_, o) = decode(&line(Some(4242), vec![(me, start)], Some(me)));
+        assert_eq!(o, Some(ProcOrigin::Anchored { pid: me, start }));
+        // The same pid with another start time: that process life is over.
+        let (p, _) = decode(&line(Some(4242), vec![(me, start + 1)], Some(me)));
+        assert!(reason(&p).starts_with("agent_gone"), "{}", reason(&p));
+    }
+
+    #[test]
+    fn too_deep_is_decided_before_serde() {
+        let key = server_key(Path::new("/tmp/agtmux-test-sock"));
+        let deep = format!(
+            "{{\"v\":1,\"payload\":{}1{}}}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        match decode_line(deep.as_bytes(), false, &key) {
+            Pulled::Rejected { reason, .. } => assert!(reason.starts_with("too_deep"), "{reason}"),
+            Pulled::Event { .. } => panic!("accepted"),
+        }
     }
 
     #[test]
