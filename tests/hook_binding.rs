@@ -10,8 +10,14 @@ use support::*;
 
 /// A fake agent typed into an interactive shell pane: a process named `myagent` (not an agent
 /// name, so only its hooks say it is an agent) that runs the real `agtmux hook claude` from
-/// inside the pane with `payload`, then waits. Returns the pane and the agent's pid.
+/// inside the pane with `payload`, then waits (a builtin `read`: no child left behind when it
+/// is killed). Returns the pane and the agent's pid.
 fn in_pane_agent(s: &Server, payload: &str) -> (String, i32) {
+    in_pane_agent_claiming(s, payload, None)
+}
+
+/// As [`in_pane_agent`]; with `claim`, the hook says it runs in that pane (`TMUX_PANE`).
+fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (String, i32) {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -21,17 +27,21 @@ fn in_pane_agent(s: &Server, payload: &str) -> (String, i32) {
     let pidf = s.dir.join(format!("agent-{n}.pid"));
     std::fs::write(
         &script,
-        "echo $$ > \"$3.tmp\"; mv \"$3.tmp\" \"$3\"\n\"$1\" hook claude < \"$2\"\nsleep 100000\n",
+        "echo $$ > \"$3.tmp\"; mv \"$3.tmp\" \"$3\"\n\
+         [ -n \"$4\" ] && export TMUX_PANE=\"$4\"\n\
+         \"$1\" hook claude < \"$2\"\n\
+         while :; do read -r _ || sleep 1; done\n",
     )
     .unwrap();
     std::fs::write(&pay, payload).unwrap();
     let pane = s.new_pane("bash --norc --noprofile");
     let cmd = format!(
-        "bash -c 'exec -a myagent bash {} {} {} {}'",
+        "bash -c 'exec -a myagent bash {} {} {} {} {}'",
         script.display(),
         BIN,
         pay.display(),
-        pidf.display()
+        pidf.display(),
+        claim.unwrap_or("")
     );
     s.tmux(&["send-keys", "-t", &pane, "-l", &cmd]);
     s.tmux(&["send-keys", "-t", &pane, "Enter"]);
@@ -166,6 +176,46 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     );
     s.wait_pane(&agent, "@agtmux_state", "waiting_approval", 20);
     assert_eq!(s.pane_opt(&shell, "@agtmux_state"), "");
+    // Even with this server's pid, a hook run outside any of its panes cannot make a plain
+    // shell an agent.
+    hook_as_server(&s, &s.server_pid(), &shell, stop);
+    assert!(
+        wait_until(20, || rejected_reasons(&s).iter().any(|r| r.starts_with(
+            &format!("not_in_pane: the hook did not run inside a pane of this server, and {shell}")
+        ))),
+        "{:?}",
+        rejected_reasons(&s)
+    );
+    assert_eq!(s.pane_opt(&shell, "@agtmux_state"), "");
+}
+
+/// Item 3: a hook is bound to the pane's process. One fired inside pane A that claims pane B
+/// (`TMUX_PANE`) is rejected, B keeps its screen-based state; A's own hooks apply.
+#[test]
+fn a_hook_from_another_panes_process_tree_is_rejected() {
+    let mut s = Server::start("otherpane");
+    let victim = s.silent_agent("claude");
+    s.start_daemon();
+    let (_, _) = in_pane_agent_claiming(
+        &s,
+        r#"{"session_id":"x1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
+        Some(&victim),
+    );
+    assert!(
+        wait_until(20, || rejected_reasons(&s)
+            .iter()
+            .any(|r| r.starts_with("pane_process_mismatch"))),
+        "{:?}\n{}",
+        rejected_reasons(&s),
+        s.log_tail()
+    );
+    assert_ne!(s.pane_opt(&victim, "@agtmux_state"), "waiting_approval");
+    assert_ne!(s.pane_opt(&victim, "@agtmux_evidence"), "deterministic");
+    let (own, _) = in_pane_agent(
+        &s,
+        r#"{"session_id":"x2","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
+    );
+    s.wait_pane(&own, "@agtmux_state", "running", 20);
 }
 
 /// Item 3 (restore): the state saved for a pane whose agent died while the daemon was down is
