@@ -484,12 +484,18 @@ impl Gateway {
             }
             return IngestOutcome::Done;
         }
-        // A hook can fire for a pane created after our last registry refresh: refresh first
-        // rather than reject it as unknown. Panes still unknown after that are rejected.
+        let origins = self.hooks.take_origins();
+        // A hook can fire for a pane created (or respawned) after our last registry refresh:
+        // refresh first rather than reject it as unknown (or as from another process). Panes
+        // still unknown (still another process) after that are rejected.
         for item in &batch.items {
             if let Pulled::Event { event, .. } = item
                 && let Some(p) = &event.pane_id
-                && !reg.panes.contains_key(p)
+                && (!reg.panes.contains_key(p)
+                    || matches!(
+                        origins.get(&event.event_id),
+                        Some(ProcOrigin::Mismatch { .. })
+                    ))
                 && event.ts + 500 >= self.last_refresh
             {
                 // Rewind: the next pull starts again at the committed cursor.
@@ -503,7 +509,6 @@ impl Gateway {
         let full = batch.items.len() >= BATCH;
         let from = self.committed.clone();
         self.record_fetched(HOOKS_CURSOR, &batch.next_cursor, &from, now);
-        let origins = self.hooks.take_origins();
         let rows = self.process_items(batch.items, proj, "hooks", &origins, now);
         self.committed = batch.next_cursor;
         let to = self.committed.clone();
@@ -588,8 +593,13 @@ impl Gateway {
                         }
                     }
                     let origin = origins.get(&event.event_id).copied();
+                    let mismatch = origin
+                        .zip(event.pane_id.as_deref())
+                        .and_then(|(o, p)| o.mismatch_reason(p));
                     let applied = if unbound {
                         Err("unbound_thread".to_string())
+                    } else if let Some(r) = mismatch {
+                        Err(r)
                     } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
                         && proj.panes.contains_key(p)
                         && !proj.holds_agent_process(p)

@@ -5,6 +5,7 @@
 mod support;
 use agtmux::store::{EventStatus, Store};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::*;
 
@@ -18,6 +19,15 @@ fn in_pane_agent(s: &Server, payload: &str) -> (String, i32) {
 
 /// As [`in_pane_agent`]; with `claim`, the hook says it runs in that pane (`TMUX_PANE`).
 fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (String, i32) {
+    let (cmd, pidf) = agent_command(s, payload, claim);
+    let pane = s.new_pane("bash --norc --noprofile");
+    s.tmux(&["send-keys", "-t", &pane, "-l", &cmd]);
+    s.tmux(&["send-keys", "-t", &pane, "Enter"]);
+    (pane, agent_pid(&pidf))
+}
+
+/// The shell command that starts the fake agent, and the file it writes its pid to.
+fn agent_command(s: &Server, payload: &str, claim: Option<&str>) -> (String, PathBuf) {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -34,7 +44,6 @@ fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (St
     )
     .unwrap();
     std::fs::write(&pay, payload).unwrap();
-    let pane = s.new_pane("bash --norc --noprofile");
     let cmd = format!(
         "bash -c 'exec -a myagent bash {} {} {} {} {}'",
         script.display(),
@@ -43,18 +52,20 @@ fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (St
         pidf.display(),
         claim.unwrap_or("")
     );
-    s.tmux(&["send-keys", "-t", &pane, "-l", &cmd]);
-    s.tmux(&["send-keys", "-t", &pane, "Enter"]);
+    (cmd, pidf)
+}
+
+fn agent_pid(pidf: &Path) -> i32 {
     assert!(
         wait_until(20, || pidf.exists()),
-        "the fake agent did not start in {pane}"
+        "the fake agent did not start ({})",
+        pidf.display()
     );
-    let pid = std::fs::read_to_string(&pidf)
+    std::fs::read_to_string(pidf)
         .unwrap()
         .trim()
         .parse()
-        .unwrap();
-    (pane, pid)
+        .unwrap()
 }
 
 fn kill9(pid: i32) {
@@ -438,5 +449,36 @@ fn pane_rows_of_gone_panes_are_pruned() {
         "rows {} of {all}\n{}",
         pane_rows(&s),
         s.log_tail()
+    );
+}
+
+/// Item 3: a hook fired by a pane's new process right after `respawn-pane`, before the daemon
+/// saw the new pane process, is checked against a refreshed registry, not rejected as coming
+/// from another process.
+#[test]
+fn a_hook_right_after_respawn_pane_is_applied() {
+    let mut s = Server::start("respawn");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"a1","hook_event_name":"SessionStart","source":"startup"}"#,
+    );
+    s.wait_pane(&pane, "@agtmux_state", "idle", 20);
+    let (cmd, pidf) = agent_command(
+        &s,
+        r#"{"session_id":"a2","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
+        None,
+    );
+    s.tmux(&["respawn-pane", "-k", "-t", &pane, &cmd]);
+    agent_pid(&pidf);
+    s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 20);
+    assert!(
+        !rejected_reasons(&s)
+            .iter()
+            .any(|r| r.starts_with("pane_process_mismatch")),
+        "{:?}",
+        rejected_reasons(&s)
     );
 }

@@ -15,7 +15,8 @@
 //! Server instance and pane process (issue 16): a hook records the tmux server pid from
 //! `$TMUX` and its own process ancestry up to the pane's process. A hook from another server
 //! instance on the same socket (`stale_server`) or from a process that is no longer the pane's
-//! (`pane_process_mismatch`), or whose agent process has exited (`agent_gone`), is rejected.
+//! (`pane_process_mismatch`, after a registry refresh in case the pane was just respawned), or
+//! whose agent process has exited (`agent_gone`), is rejected.
 //! An accepted hook names the agent process it came from ([`ProcOrigin::Anchored`]): the
 //! deterministic state lives only as long as that process (`Projection::anchor_gone`).
 use super::spool::{Envelope, MAX_DEPTH, SpoolCursor, SpoolReader};
@@ -50,6 +51,21 @@ pub enum ProcOrigin {
     Outside,
     /// Inside the pane's current process tree; the agent is this process (pid, start ticks).
     Anchored { pid: i32, start: u64 },
+    /// Under another pane process (`hook`) than the registry's (`pane`): an earlier process
+    /// of the pane, another pane, or a respawn the registry has not seen yet.
+    Mismatch { hook: i32, pane: i32 },
+}
+
+impl ProcOrigin {
+    /// The reject reason for a hook that ran under another process than the pane's.
+    pub fn mismatch_reason(&self, pane_id: &str) -> Option<String> {
+        match self {
+            ProcOrigin::Mismatch { hook, pane } => Some(format!(
+                "pane_process_mismatch: the hook ran under process {hook}, pane {pane_id} is process {pane} (a hook from an earlier process of the pane, or another pane)"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Shells: never the agent a hook speaks for (a hook typed at a prompt, `… &`).
@@ -353,15 +369,13 @@ pub(crate) fn decode_checked(
             if let Some(cur) = checks.pane_pids.get(pane)
                 && *cur != pp
             {
-                return (
-                    reject(
-                        &format!(
-                            "pane_process_mismatch: the hook ran under process {pp}, pane {pane} is process {cur} (a hook from an earlier process of the pane, or another pane)"
-                        ),
-                        ts,
-                    ),
-                    None,
-                );
+                // The gateway refreshes the registry first (the pane may have been respawned
+                // a moment ago), then rejects it.
+                let origin = ProcOrigin::Mismatch {
+                    hook: pp,
+                    pane: *cur,
+                };
+                return (Pulled::Event { event, raw }, Some(origin));
             }
             match anchor_of(&env) {
                 Some((pid, start)) if crate::daemon::procs::alive(pid, start) => {
@@ -529,11 +543,19 @@ mod tests {
         let (_, o) = decode(&line(Some(4242), vec![(me, start)], None));
         assert_eq!(o, Some(ProcOrigin::Outside));
         // Under another process than the pane's.
-        let (p, _) = decode(&line(Some(4242), vec![(me + 1, 1)], Some(me + 1)));
+        let (_, o) = decode(&line(Some(4242), vec![(me + 1, 1)], Some(me + 1)));
+        let o = o.unwrap();
+        assert_eq!(
+            o,
+            ProcOrigin::Mismatch {
+                hook: me + 1,
+                pane: me
+            }
+        );
         assert!(
-            reason(&p).starts_with("pane_process_mismatch"),
-            "{}",
-            reason(&p)
+            o.mismatch_reason("%1")
+                .unwrap()
+                .starts_with("pane_process_mismatch")
         );
         // Under the pane's process, which still runs: anchored to it.
         let (_, o) = decode(&line(Some(4242), vec![(me, start)], Some(me)));
