@@ -152,8 +152,7 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 pub fn uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    crate::sys::user::uid()
 }
 
 /// FNV-1a, 64 bit: a tiny stable hash for ids and keys (not for security).
