@@ -106,6 +106,9 @@ pub fn run(args: &DaemonArgs) -> i32 {
         return 1;
     }
     init_logging(&sp, args.foreground);
+    if let Some(note) = paths::runtime_dir_note(&sp) {
+        log::warn!("{note}");
+    }
     let lock = match take_lock(&sp) {
         Ok(l) => l,
         Err(DaemonError::AlreadyRunning) => {
@@ -126,7 +129,15 @@ pub fn run(args: &DaemonArgs) -> i32 {
         );
         return 1;
     }
-    let code = match runtime::Runtime::new(sp, args.tmux_bin.clone()) {
+    // The bare default is looked up on PATH, then where Homebrew & co. put it (a tmux server
+    // started by launchd has a PATH without /opt/homebrew/bin).
+    let tmux_bin = match args.tmux_bin.as_str() {
+        "tmux" => paths::find_program("tmux")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| args.tmux_bin.clone()),
+        other => other.to_string(),
+    };
+    let code = match runtime::Runtime::new(sp, tmux_bin) {
         Ok(mut rt) => rt.run(),
         Err(e) => {
             log::error!("daemon_start_failed err={e}");

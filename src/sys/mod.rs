@@ -16,7 +16,6 @@ pub(crate) mod host;
 pub mod peercred;
 pub mod procs;
 pub(crate) mod signals;
-#[cfg(test)]
 pub(crate) mod sock;
 pub(crate) mod term;
 pub(crate) mod user;

@@ -1,10 +1,23 @@
-//! Unix socket steps std does not offer one by one (tests: a socket bound but not listening
-//! yet, so a connect is refused until `listen`).
+//! Unix socket facts and steps std does not offer: the longest socket path the OS takes (104
+//! bytes with its NUL on macOS, 108 on Linux), and, for tests, a socket bound but not
+//! listening yet (a connect is refused until `listen`).
+#[cfg(test)]
 use std::io;
+#[cfg(test)]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(test)]
 use std::path::Path;
 
+/// The longest path, in bytes, a Unix socket can be bound or connected at (`sun_path` less
+/// its terminating NUL): 103 on macOS, 107 on Linux.
+pub(crate) fn max_path_len() -> usize {
+    // SAFETY: sockaddr_un is plain data; only the size of a field is read.
+    let a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    a.sun_path.len() - 1
+}
+
 /// A Unix stream socket bound at `path`, not listening.
+#[cfg(test)]
 pub(crate) fn bind_unix_unlistened(path: &Path) -> io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: socket has no preconditions; the fd is owned right below.
@@ -37,6 +50,7 @@ pub(crate) fn bind_unix_unlistened(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Start listening on a socket from [`bind_unix_unlistened`].
+#[cfg(test)]
 pub(crate) fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
     // SAFETY: listen on a bound socket we own.
     if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
