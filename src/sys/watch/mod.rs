@@ -85,6 +85,8 @@ pub(crate) struct Watcher {
     /// Kernel key → watches (inotify gives one key to two watches of the same inode).
     by_key: HashMap<os::Key, Vec<WatchId>>,
     next_id: u64,
+    /// Entries watched by stat poll (kept, not counted per wake-up).
+    polled: usize,
     next_poll: Millis,
     fallback_logged: bool,
 }
@@ -115,6 +117,7 @@ impl Watcher {
             entries: HashMap::new(),
             by_key: HashMap::new(),
             next_id: 0,
+            polled: 0,
             next_poll: 0,
             fallback_logged: false,
         }
@@ -133,11 +136,9 @@ impl Watcher {
     }
 
     /// Paths watched by stat poll.
+    #[cfg(test)]
     pub(crate) fn polled(&self) -> usize {
-        self.entries
-            .values()
-            .filter(|e| matches!(e.how, How::Polled(_)))
-            .count()
+        self.polled
     }
 
     /// Watch `path`. Never fails: what the kernel refuses is polled (logged once).
@@ -171,9 +172,10 @@ impl Watcher {
 
     /// The first polled path: the poll is due at once (the next tick), then every `POLL_MS`.
     fn start_polling(&mut self) {
-        if self.polled() == 0 {
+        if self.polled == 0 {
             self.next_poll = 0;
         }
+        self.polled += 1;
     }
 
     fn log_fallback(&mut self, path: &Path, reason: &str) {
@@ -199,8 +201,9 @@ impl Watcher {
         let Some(e) = self.entries.remove(&id) else {
             return;
         };
-        if let How::Kernel(key) = e.how {
-            self.forget_key(key, id);
+        match e.how {
+            How::Kernel(key) => self.forget_key(key, id),
+            How::Polled(_) => self.polled = self.polled.saturating_sub(1),
         }
     }
 
@@ -243,13 +246,13 @@ impl Watcher {
 
     /// When the stat poll is due next (`None`: nothing is polled).
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
-        (self.polled() > 0).then_some(self.next_poll)
+        (self.polled > 0).then_some(self.next_poll)
     }
 
     /// The stat poll, when due: a polled path whose signature changed is `Modified`, one that
     /// is missing is `Gone` (and forgotten).
     pub(crate) fn poll(&mut self, now: Millis, out: &mut Vec<(WatchId, Change)>) {
-        if self.polled() == 0 || now < self.next_poll {
+        if self.polled == 0 || now < self.next_poll {
             return;
         }
         self.next_poll = now + POLL_MS;
@@ -268,7 +271,7 @@ impl Watcher {
             }
         }
         for id in gone {
-            self.entries.remove(&id);
+            self.remove(id);
             out.push((id, Change::Gone));
         }
     }
