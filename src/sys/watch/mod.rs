@@ -28,6 +28,10 @@ mod kqueue;
 #[cfg(target_os = "macos")]
 use kqueue as os;
 
+/// `AGTMUX_FILE_WATCH=poll` makes every watcher stat-poll (a file system whose changes the
+/// kernel does not report, e.g. some network mounts; and the tests of the fallback).
+pub(crate) const FORCE_POLL_ENV: &str = "AGTMUX_FILE_WATCH";
+
 /// How often a path the kernel does not watch is stat'ed.
 pub(crate) const POLL_MS: Millis = 1_000;
 
@@ -94,6 +98,12 @@ pub(crate) struct Watcher {
 impl Watcher {
     /// A watcher with the OS's kernel backend; without one (logged), every path is polled.
     pub(crate) fn new(what: &'static str) -> Watcher {
+        if std::env::var_os(FORCE_POLL_ENV).is_some_and(|v| v == "poll") {
+            log::warn!(
+                "watch_unavailable what={what} reason={FORCE_POLL_ENV}=poll fallback=stat_poll"
+            );
+            return Watcher::with_backend(what, None);
+        }
         let backend = match os::Backend::new() {
             Ok(b) => Some(b),
             Err(e) => {
