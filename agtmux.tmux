@@ -20,11 +20,28 @@ if [ ! -x "$bin" ]; then
 fi
 
 # Status-line placeholder, as tmux-prefix-highlight does: #{agtmux_status} → the option.
+# Replaced with quoted prefix/suffix removal, which bash 3.2 (macOS) treats as literal text,
+# rather than ${var//pattern/string}, whose escaping rules differ between bash versions.
+placeholder='#{agtmux_status}'
+replacement='#{@agtmux_attention}'
 for side in status-right status-left; do
 	value="$(tmux show-option -gqv "$side")"
 	case "$value" in
-	*'#{agtmux_status}'*)
-		tmux set-option -gq "$side" "${value//\#\{agtmux_status\}/#{@agtmux_attention\}}"
+	*"$placeholder"*)
+		new=""
+		while :; do
+			case "$value" in
+			*"$placeholder"*)
+				new="$new${value%%"$placeholder"*}$replacement"
+				value="${value#*"$placeholder"}"
+				;;
+			*)
+				new="$new$value"
+				break
+				;;
+			esac
+		done
+		tmux set-option -gq "$side" "$new"
 		;;
 	esac
 done

@@ -91,5 +91,7 @@ for size in 80x24 200x50; do
   capture "$GD" "tail_transcript_${size}" "$cols" "$rows" unmanaged none none "" "tail -f of a Claude transcript jsonl quoting dialog words"
 done
 # paths of the temp dir would leak into captures: rewrite them
-sed -i "s#$WORK#/home/dev#g" "$GD"/*.txt "$GD/labels.tsv"
+# (`-i.bak` then removing the backups works with both GNU and BSD sed.)
+sed -i.bak "s#$WORK#/home/dev#g" "$GD"/*.txt "$GD/labels.tsv"
+rm -f "$GD"/*.txt.bak "$GD/labels.tsv.bak"
 echo "generated: $(($(wc -l < "$GA/labels.tsv") - 1)) agent + $(($(wc -l < "$GD/labels.tsv") - 1)) decoy screens"

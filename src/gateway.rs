@@ -569,7 +569,7 @@ impl Gateway {
         let mut rows = Vec::with_capacity(items.len());
         let mut batch_ids = HashSet::new();
         // Tracing hop `gateway`: the batch was pulled.
-        let gateway_ts = crate::daemon::runtime::now_ms();
+        let gateway_ts = crate::sys::clock::now_ms();
         for item in items {
             match item {
                 Pulled::Event { mut event, raw } => {
@@ -617,7 +617,7 @@ impl Gateway {
                         proj.set_anchor(p, pid, start);
                     }
                     // Tracing hop `daemon`: the projection applied (or refused) it.
-                    let daemon_ts = crate::daemon::runtime::now_ms();
+                    let daemon_ts = crate::sys::clock::now_ms();
                     let (status, reason) = match applied {
                         Ok(()) if event.signal == Signal::Ignore => {
                             (EventStatus::Ignored, Some("no_state_change".to_string()))

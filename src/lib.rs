@@ -9,8 +9,10 @@ pub mod daemon;
 pub mod delivery;
 pub mod gateway;
 pub mod paths;
-pub mod peercred;
+/// Moved to the platform layer; the old path stays for callers.
+pub use sys::peercred;
 pub mod sources;
 pub mod store;
 pub mod supervisor;
+pub mod sys;
 pub mod tmux;

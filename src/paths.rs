@@ -3,7 +3,8 @@
 //! dir, the database and the hook spool in the state dir.
 //!
 //! The key is derived from the *canonical* socket path, so `agtmux daemon -L work` and a hook
-//! whose `$TMUX` names the same socket through a symlinked `/tmp` agree on one spool.
+//! whose `$TMUX` names the same socket through a symlinked `/tmp` agree on one spool (on macOS
+//! `/tmp` is a link to `/private/tmp`, and tmux's `#{socket_path}` names the latter).
 use std::path::{Path, PathBuf};
 
 /// How a command names its tmux server, mirroring tmux's own `-L` / `-S`.
@@ -48,7 +49,7 @@ pub fn tmux_env_socket() -> Option<PathBuf> {
 
 /// Per-server identity on disk: a readable, collision-safe name from the canonical socket path.
 pub fn server_key(socket: &Path) -> String {
-    let canon = std::fs::canonicalize(socket).unwrap_or_else(|_| socket.to_path_buf());
+    let canon = canonical_socket(socket);
     let s = canon.to_string_lossy();
     let base: String = canon
         .file_name()
@@ -67,6 +68,21 @@ pub fn server_key(socket: &Path) -> String {
     format!("{}-{:012x}", base, fnv1a64(s.as_bytes()) & 0xffff_ffff_ffff)
 }
 
+/// The socket path with every symlink resolved. A socket that is not there (yet, or any more)
+/// still gets its directory resolved, so `/tmp/tmux-501/x` and `/private/tmp/tmux-501/x` give
+/// one key either way.
+fn canonical_socket(socket: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(socket) {
+        return c;
+    }
+    match (socket.parent(), socket.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| socket.to_path_buf()),
+        _ => socket.to_path_buf(),
+    }
+}
+
 /// All per-server paths.
 #[derive(Debug, Clone)]
 pub struct ServerPaths {
@@ -79,7 +95,7 @@ pub struct ServerPaths {
 impl ServerPaths {
     pub fn new(socket: PathBuf) -> Self {
         let key = server_key(&socket);
-        let runtime_dir = runtime_root();
+        let runtime_dir = runtime_dir_for(runtime_root(), &key);
         let state_dir = state_root().join(&key);
         ServerPaths {
             socket,
@@ -108,7 +124,8 @@ impl ServerPaths {
     }
 }
 
-/// `AGTMUX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agtmux`, else `/tmp/agtmux-$UID`.
+/// `AGTMUX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agtmux`, else `/tmp/agtmux-$UID` (macOS has
+/// no `XDG_RUNTIME_DIR`; its per-user `$TMPDIR` is too long for socket paths, see below).
 pub fn runtime_root() -> PathBuf {
     if let Some(p) = env_path("AGTMUX_RUNTIME_DIR") {
         return p;
@@ -116,7 +133,39 @@ pub fn runtime_root() -> PathBuf {
     if let Some(p) = env_path("XDG_RUNTIME_DIR") {
         return p.join("agtmux");
     }
+    default_runtime_root()
+}
+
+fn default_runtime_root() -> PathBuf {
     PathBuf::from(format!("/tmp/agtmux-{}", uid()))
+}
+
+/// The runtime dir holds this server's sockets (`KEY.sock`, `KEY.wake`), and a Unix socket
+/// path is short: 103 bytes on macOS, 107 on Linux. When `root` is too long for them (a deep
+/// `AGTMUX_RUNTIME_DIR` or `XDG_RUNTIME_DIR`, e.g. one under macOS's `/var/folders/…/T/`), the
+/// runtime dir is `/tmp/agtmux-$UID` instead, which always fits, and the daemon's log says so
+/// ([`runtime_dir_note`]). Every
+/// agtmux process derives the same choice from the same environment, so they still meet.
+fn runtime_dir_for(root: PathBuf, key: &str) -> PathBuf {
+    let need = root.join(format!("{key}.sock")).as_os_str().len();
+    let max = crate::sys::sock::max_path_len();
+    if need <= max {
+        return root;
+    }
+    default_runtime_root()
+}
+
+/// The daemon's log line when [`runtime_dir_for`] moved the sockets (`None`: it did not).
+pub fn runtime_dir_note(sp: &ServerPaths) -> Option<String> {
+    let root = runtime_root();
+    (sp.runtime_dir != root).then(|| {
+        format!(
+            "runtime_dir_too_long dir={} max_socket_path_bytes={} using={}",
+            root.display(),
+            crate::sys::sock::max_path_len(),
+            sp.runtime_dir.display()
+        )
+    })
 }
 
 /// `AGTMUX_STATE_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/agtmux`.
@@ -152,8 +201,49 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 pub fn uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    crate::sys::user::uid()
+}
+
+/// Where package managers put programs, after `$PATH`: Homebrew on Apple silicon, Homebrew on
+/// Intel (and hand installs), MacPorts, Nix, then the system. A tmux server started by launchd
+/// or a GUI terminal may run with a `PATH` that lacks `/opt/homebrew/bin`.
+const KNOWN_BIN_DIRS: &[&str] = &[
+    "/opt/homebrew/bin",
+    "/usr/local/bin",
+    "/opt/local/bin",
+    "/run/current-system/sw/bin",
+    "/usr/bin",
+    "/bin",
+];
+
+/// The program `name` (a bare name): the first `$PATH` entry that has it as an executable
+/// file, else the first of [`KNOWN_BIN_DIRS`]. `None`: nowhere.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let known: Vec<&Path> = KNOWN_BIN_DIRS.iter().map(Path::new).collect();
+    find_program_in(name, std::env::var_os("PATH").as_deref(), &known)
+}
+
+fn find_program_in(
+    name: &str,
+    path_var: Option<&std::ffi::OsStr>,
+    known: &[&Path],
+) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let from_path: Vec<PathBuf> = path_var
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    from_path
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(known.iter().copied())
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// FNV-1a, 64 bit: a tiny stable hash for ids and keys (not for security).
@@ -177,6 +267,97 @@ mod tests {
         assert_eq!(a, server_key(Path::new("/nonexistent/tmux-0/work")));
         assert_ne!(a, b);
         assert!(a.starts_with("work-"));
+    }
+
+    #[test]
+    fn a_symlinked_dir_gives_one_key_whether_the_socket_exists_or_not() {
+        // As macOS's /tmp → /private/tmp.
+        let base = std::env::temp_dir().join(format!("agtmux-paths-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let real = base.join("private-tmp");
+        std::fs::create_dir_all(&real).unwrap();
+        let link = base.join("tmp");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            server_key(&link.join("default")),
+            server_key(&real.join("default"))
+        );
+        std::fs::write(real.join("default"), "").unwrap();
+        assert_eq!(
+            server_key(&link.join("default")),
+            server_key(&real.join("default"))
+        );
+        assert_ne!(
+            server_key(&link.join("default")),
+            server_key(&real.join("other"))
+        );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_runtime_dir_too_long_for_socket_paths_falls_back_to_a_short_one() {
+        let key = server_key(Path::new("/nonexistent/tmux-501/default"));
+        let short = PathBuf::from("/run/user/501/agtmux");
+        assert_eq!(runtime_dir_for(short.clone(), &key), short);
+        // A macOS $TMPDIR-style root: the socket path would pass the OS limit.
+        let long = PathBuf::from(format!(
+            "/var/folders/x8/{}/T/agtmux-runtime-dir-of-a-very-patient-user",
+            "q".repeat(40)
+        ));
+        let dir = runtime_dir_for(long, &key);
+        assert_eq!(dir, default_runtime_root());
+        let sock = dir.join(format!("{key}.sock"));
+        assert!(sock.as_os_str().len() <= crate::sys::sock::max_path_len());
+        // The same environment gives the same choice (the hook and the daemon meet).
+        assert_eq!(
+            ServerPaths::new("/x/default".into()).runtime_dir,
+            ServerPaths::new("/x/default".into()).runtime_dir
+        );
+    }
+
+    #[test]
+    fn programs_are_found_on_path_first_then_in_package_manager_dirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("agtmux-find-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (on_path, brew, empty) = (base.join("bin"), base.join("homebrew"), base.join("e"));
+        for d in [&on_path, &brew, &empty] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let put = |d: &Path, mode: u32| {
+            let p = d.join("tmux");
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let brew_tmux = put(&brew, 0o755);
+        let known = [brew.as_path()];
+        // A PATH without it (launchd's): the Homebrew dir.
+        let path = std::env::join_paths([&empty]).unwrap();
+        assert_eq!(
+            find_program_in("tmux", Some(&path), &known),
+            Some(brew_tmux.clone())
+        );
+        assert_eq!(find_program_in("tmux", None, &known), Some(brew_tmux));
+        // Not executable: skipped. On PATH and executable: PATH wins.
+        put(&on_path, 0o644);
+        let path = std::env::join_paths([&on_path]).unwrap();
+        assert_eq!(
+            find_program_in("tmux", Some(&path), &known),
+            Some(brew.join("tmux"))
+        );
+        let path_tmux = put(&on_path, 0o755);
+        assert_eq!(
+            find_program_in("tmux", Some(&path), &known),
+            Some(path_tmux)
+        );
+        assert_eq!(
+            find_program_in("tmux", Some(&path), &[]),
+            Some(on_path.join("tmux"))
+        );
+        assert_eq!(find_program_in("nope", Some(&path), &known), None);
+        assert_eq!(find_program_in("../tmux", Some(&path), &known), None);
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -80,14 +80,7 @@ impl Drop for ChildProc {
 }
 
 pub fn set_nonblocking(fd: i32) -> io::Result<()> {
-    // SAFETY: fcntl on a valid fd owned by the caller.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    crate::sys::fd::set_nonblocking(fd)
 }
 
 /// Exponential backoff with ±20 % jitter (Flow-011 numbers as defaults: 1 s → 30 s; the

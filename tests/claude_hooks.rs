@@ -470,3 +470,37 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
     );
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
 }
+
+/// The same Esc, with the kernel's file watch unavailable (forced here; in the field: the
+/// inotify watch limit, too many open files on macOS, a mount without notifications): the
+/// transcript is stat-polled and the turn still ends, a second later at most.
+#[test]
+fn without_a_kernel_file_watch_the_transcript_is_polled_and_the_esc_still_counts() {
+    let mut s = Server::start("txpoll");
+    let pane = s.silent_agent("claude");
+    let child = s
+        .daemon_cmd()
+        .env("AGTMUX_FILE_WATCH", "poll")
+        .spawn()
+        .unwrap();
+    s.daemon = Some(child);
+    s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
+    let tx = s.dir.join("txp.jsonl");
+    std::fs::write(&tx, "").unwrap();
+    let prompt = serde_json::json!({"session_id": "txp", "hook_event_name": "UserPromptSubmit",
+        "prompt": "go", "transcript_path": tx, "cwd": "/tmp"})
+    .to_string();
+    assert!(s.hook("claude", &pane, prompt.as_bytes()).status.success());
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    append(
+        &tx,
+        &interrupt_line("txp", "p1", "[Request interrupted by user]"),
+    );
+    s.wait_pane(&pane, "@agtmux_state", "idle", 10);
+    assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
+    let log = std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("watch_unavailable what=transcripts reason=AGTMUX_FILE_WATCH=poll"),
+        "{log}"
+    );
+}

@@ -88,10 +88,10 @@ fn ours(doc: &Value, agent: Agent) -> Vec<(String, String)> {
         for (ev, groups) in hooks {
             for g in groups.as_array().into_iter().flatten() {
                 for h in g["hooks"].as_array().into_iter().flatten() {
-                    if let Some(c) = h["command"].as_str() {
-                        if is_ours_command(c, agent) {
-                            v.push((ev.clone(), c.to_string()));
-                        }
+                    if let Some(c) = h["command"].as_str()
+                        && is_ours_command(c, agent)
+                    {
+                        v.push((ev.clone(), c.to_string()));
                     }
                 }
             }

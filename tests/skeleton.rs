@@ -209,3 +209,44 @@ fn closing_sessions_under_the_control_client_is_not_a_failure() {
         s.log_tail()
     );
 }
+
+/// macOS's per-user `$TMPDIR` (and any deep `AGTMUX_RUNTIME_DIR`/`XDG_RUNTIME_DIR`) makes socket
+/// paths longer than a Unix socket may be (107 bytes here, 103 on macOS): the sockets move to
+/// the short default runtime dir, where the CLI finds them from the same environment.
+#[test]
+fn a_runtime_dir_too_long_for_socket_paths_still_serves_the_cli() {
+    let mut s = Server::start("longrt");
+    s.runtime_dir = s.dir.join("r".repeat(120));
+    s.start_daemon();
+    let pane = s.silent_agent("claude");
+    let mut ls = std::process::Command::new(BIN);
+    ls.args(["ls", "--json", "--all", "-L", &s.name]);
+    s.env(&mut ls);
+    ls.env_remove("TMUX").stdin(std::process::Stdio::null());
+    let mut last = String::new();
+    let listed = wait_until(15, || {
+        let out = ls.output().unwrap();
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.success() && last.contains(&format!("\"{pane}\""))
+    });
+    let key_base = s.name.clone();
+    let log = std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default();
+    // The sockets went to the default runtime dir; remove this test's files from it.
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(&s.dir).unwrap().uid();
+    let fallback = std::path::PathBuf::from(format!("/tmp/agtmux-{uid}"));
+    drop(s);
+    if let Ok(rd) = std::fs::read_dir(&fallback) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&key_base) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    assert!(listed, "agtmux ls never listed {pane}: {last}");
+    assert!(log.contains("runtime_dir_too_long"), "{log}");
+}

@@ -167,8 +167,8 @@ impl Conn {
 
 /// Is fd 1 a terminal? (Colour only then.)
 pub fn stdout_is_tty() -> bool {
-    // SAFETY: isatty has no preconditions.
-    unsafe { libc::isatty(1) == 1 }
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
 }
 
 /// Urgency rank, most urgent first: approval, input, error, done, then the rest.
@@ -365,7 +365,7 @@ pub fn all_panes(list: &Value) -> Vec<&Value> {
 }
 
 pub fn now_ms() -> i64 {
-    crate::daemon::runtime::now_ms()
+    crate::sys::clock::now_ms()
 }
 
 /// Print an error and return exit code 1 (or the given code).

@@ -306,7 +306,7 @@ fn hook_spool_check(sp: &crate::paths::ServerPaths) -> Check {
 /// Flow-011/009/013: components in a hold-down, and the Codex app-server source's standing.
 fn supervisor_checks(h: &Value, sp: &crate::paths::ServerPaths) -> Vec<Check> {
     let mut v = Vec::new();
-    let now = crate::daemon::runtime::now_ms();
+    let now = crate::sys::clock::now_ms();
     for (name, c) in h["supervisor"]["components"]
         .as_object()
         .into_iter()
@@ -357,7 +357,7 @@ fn ops_checks(db: &std::path::Path) -> Vec<Check> {
     if !db.exists() {
         return v;
     }
-    let now = crate::daemon::runtime::now_ms();
+    let now = crate::sys::clock::now_ms();
     let window = crate::daemon::guardrails::SloConfig::default().window_ms;
     match crate::store::Store::open(db).and_then(|s| s.alerts(now - window, 50)) {
         Ok(alerts) => {

@@ -112,9 +112,8 @@ fn envelope(source: &str, tmux: &str, pane: Option<String>, input: &Input) -> En
         recv_ns,
         tmux: tmux.to_string(),
         pane,
-        // SAFETY: getpid/getppid have no preconditions.
-        pid: unsafe { libc::getpid() },
-        ppid: unsafe { libc::getppid() },
+        pid: i32::try_from(std::process::id()).unwrap_or(0),
+        ppid: i32::try_from(std::os::unix::process::parent_id()).unwrap_or(0),
         payload: None,
         payload_text: None,
         reject: None,

@@ -117,8 +117,7 @@ fn prints_to_a_pipe(c: &Command) -> bool {
 /// Rust starts with SIGPIPE ignored, so `println!` into a closed pipe panics ("failed printing
 /// to stdout"). A printing command should end quietly instead, as `cat` does.
 fn restore_sigpipe() {
-    // SAFETY: setting a signal disposition to its default has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    crate::sys::signals::default_sigpipe();
 }
 
 fn report<E: std::fmt::Display>(r: Result<(), E>) -> i32 {

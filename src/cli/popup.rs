@@ -3,7 +3,7 @@
 //! state, title and age, attention first; j/k/arrows move, Enter switches the client to the
 //! pane (across sessions), `/` filters, `a` shows only panes that need attention, q/Esc close.
 //!
-//! WHY plain ANSI and termios through libc: the popup must open in well under 100 ms and stay
+//! WHY plain ANSI and raw termios (`sys::term`): the popup must open in well under 100 ms and stay
 //! tiny; it only draws a list. Live updates come from the daemon's `subscribe` push stream, so
 //! it shows exactly the read model the status line shows, with no polling. The switch runs
 //! `tmux switch-client -t %N` as an argument vector, never through a shell.
@@ -29,37 +29,22 @@ pub struct PopupArgs {
     pub bench_exit_after_first_frame: bool,
 }
 
-/// Restores the terminal on drop (also on early return).
+/// Restores the terminal on drop (also on early return): the screen and cursor here, the
+/// terminal mode in `sys::term::RawMode`.
 struct RawMode {
-    fd: i32,
-    saved: libc::termios,
+    _mode: crate::sys::term::RawMode,
 }
 
 impl RawMode {
     fn enter(fd: i32) -> io::Result<RawMode> {
-        // SAFETY: tcgetattr/tcsetattr on a terminal fd with a zeroed, then filled struct.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(fd, &mut t) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            t.c_oflag |= libc::OPOST;
-            t.c_cc[libc::VMIN] = 1;
-            t.c_cc[libc::VTIME] = 0;
-            if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(RawMode { fd, saved })
-        }
+        Ok(RawMode {
+            _mode: crate::sys::term::RawMode::enter(fd)?,
+        })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY: restoring the attributes read in `enter`.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
         let mut o = io::stdout();
         let _ = o.write_all(b"\x1b[?25h\x1b[?1049l");
         let _ = o.flush();
@@ -326,14 +311,7 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 fn term_size() -> (usize, usize) {
-    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0 {
-            return (ws.ws_col as usize, ws.ws_row as usize);
-        }
-    }
-    (80, 24)
+    crate::sys::term::size(1).unwrap_or((80, 24))
 }
 
 fn draw(p: &Popup, out: &mut impl Write, scroll: &mut usize) -> io::Result<()> {
@@ -448,13 +426,7 @@ pub fn run(args: &PopupArgs) -> i32 {
     let mut action = Action::None;
     // Wait briefly for the snapshot so the first frame already has the list.
     if let Some(s) = sock.as_mut() {
-        let mut pfd = libc::pollfd {
-            fd: s.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one valid fd.
-        unsafe { libc::poll(&mut pfd, 1, 500) };
+        let _ = crate::sys::fd::poll_readable(&[s.as_raw_fd()], 500);
         if !on_api_data(&mut popup, s, &mut inbuf) {
             sock = None;
             popup.message = Some("the agtmux daemon closed the connection".into());
@@ -469,27 +441,17 @@ pub fn run(args: &PopupArgs) -> i32 {
             bench = Some((unix_ns(), frames));
             break;
         }
-        let mut fds = vec![libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut want = vec![fd];
         if let Some(s) = &sock {
-            fds.push(libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            want.push(s.as_raw_fd());
         }
-        // SAFETY: poll on valid fds we own; the timeout redraws ages and picks up resizes.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        if fds.len() > 1 && fds[1].revents != 0 {
+        // The timeout redraws ages and picks up resizes.
+        let fds = match crate::sys::fd::poll_readable(&want, 1000) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if fds.len() > 1 && fds[1].any() {
             let open = match sock.as_mut() {
                 Some(s) => on_api_data(&mut popup, s, &mut inbuf),
                 None => true,
@@ -499,19 +461,16 @@ pub fn run(args: &PopupArgs) -> i32 {
                 popup.message = Some("the agtmux daemon went away (the list is frozen)".into());
             }
         }
-        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
-            && fds[0].revents & libc::POLLIN == 0
-        {
+        if fds[0].closed && !fds[0].readable {
             break;
         }
-        if fds[0].revents & libc::POLLIN != 0 {
+        if fds[0].readable {
             let mut b = [0u8; 256];
-            // SAFETY: read into a local buffer from our stdin fd.
-            let r = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
-            if r <= 0 {
-                break;
-            }
-            for k in decode_keys(&b[..r as usize]) {
+            let r = match crate::sys::fd::read(fd, &mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for k in decode_keys(&b[..r]) {
                 match popup.key(k) {
                     Action::None => {}
                     a => {

@@ -11,9 +11,9 @@
 //!
 //! Every restore (dry-run included) counts in the restore success rate.
 use super::client::ServerOpts;
-use crate::daemon::runtime::now_ms;
 use crate::daemon::snapshot::{self, RestoreStats, SnapshotError};
 use crate::store::Store;
+use crate::sys::clock::now_ms;
 use serde_json::json;
 use std::path::PathBuf;
 

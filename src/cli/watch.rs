@@ -78,12 +78,9 @@ pub fn run(args: &WatchArgs) -> i32 {
 
 fn clock() -> String {
     let s = client::now_ms() / 1000;
-    // Local time through libc, so the log matches the user's clock.
-    let t = s as libc::time_t;
-    // SAFETY: localtime_r writes into our zeroed struct.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&t, &mut tm) };
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    // Local time, so the log matches the user's clock.
+    let (h, m, s) = crate::sys::clock::local_hms(s);
+    format!("{h:02}:{m:02}:{s:02}")
 }
 
 /// One change line: `12:00:01 %3 ! claude waiting_approval deterministic "title"`.

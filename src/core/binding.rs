@@ -321,27 +321,27 @@ impl BindingRegistry {
                 return self.reject("tombstoned_session".into());
             }
         }
-        if let Some((p, _)) = self.panes.get(pane_id).and_then(|e| e.agent) {
-            if p != provider {
-                return self.reject(format!("provider_mismatch pane_agent={p} event={provider}"));
-            }
+        if let Some((p, _)) = self.panes.get(pane_id).and_then(|e| e.agent)
+            && p != provider
+        {
+            return self.reject(format!("provider_mismatch pane_agent={p} event={provider}"));
         }
-        if let Some(other) = self.by_session.get(session_key).cloned() {
-            if other != pane_id {
-                let other_live = self.panes.get(&other).is_some_and(|e| e.agent.is_some());
-                if other_live {
-                    return self.reject(format!("session_bound_elsewhere pane={other}"));
-                }
-                // The first pane's agent is gone: move the link explicitly.
-                if let Some(e) = self.panes.get_mut(&other) {
-                    if let Some((k, p)) = e.session.take() {
-                        let inst = e.instance.clone();
-                        self.record(&inst, &k, p, LinkAction::Unlink, "moved", now);
-                    }
-                }
-                self.by_session.remove(session_key);
-                self.churn.moves += 1;
+        if let Some(other) = self.by_session.get(session_key).cloned()
+            && other != pane_id
+        {
+            let other_live = self.panes.get(&other).is_some_and(|e| e.agent.is_some());
+            if other_live {
+                return self.reject(format!("session_bound_elsewhere pane={other}"));
             }
+            // The first pane's agent is gone: move the link explicitly.
+            if let Some(e) = self.panes.get_mut(&other)
+                && let Some((k, p)) = e.session.take()
+            {
+                let inst = e.instance.clone();
+                self.record(&inst, &k, p, LinkAction::Unlink, "moved", now);
+            }
+            self.by_session.remove(session_key);
+            self.churn.moves += 1;
         }
         let entry = self
             .panes

@@ -343,6 +343,87 @@ mod tests {
         p(&["-bash"])
     }
 
+    /// macOS with Homebrew: `npm i -g` under /opt/homebrew (Apple silicon) or /usr/local
+    /// (Intel) puts a symlink in bin/, and `#!/usr/bin/env node` makes node's argv name that
+    /// symlink (as KERN_PROCARGS2 reports it); casks and formulae install native binaries. The
+    /// pane's command is `node` or the binary's name, as tmux reads it on macOS.
+    #[test]
+    fn homebrew_installs_are_recognised_by_argv() {
+        let cases: &[(&str, &[&str], Provider)] = &[
+            (
+                "node",
+                &["node", "/opt/homebrew/bin/codex"],
+                Provider::Codex,
+            ),
+            (
+                "node",
+                &["node", "/usr/local/bin/codex", "--yolo"],
+                Provider::Codex,
+            ),
+            (
+                "node",
+                &[
+                    "/opt/homebrew/Cellar/node/23.3.0/bin/node",
+                    "/opt/homebrew/lib/node_modules/@openai/codex/bin/codex.js",
+                ],
+                Provider::Codex,
+            ),
+            (
+                "codex",
+                &["/opt/homebrew/Cellar/codex/0.169.0/bin/codex"],
+                Provider::Codex,
+            ),
+            (
+                "node",
+                &["node", "/opt/homebrew/bin/claude"],
+                Provider::Claude,
+            ),
+            (
+                "node",
+                &[
+                    "node",
+                    "--no-warnings",
+                    "/usr/local/lib/node_modules/@anthropic-ai/claude-code/cli.js",
+                ],
+                Provider::Claude,
+            ),
+            (
+                "claude",
+                &["/opt/homebrew/bin/claude", "--resume"],
+                Provider::Claude,
+            ),
+        ];
+        for (cmd, argv, want) in cases {
+            assert_eq!(
+                process_hint(cmd, &[shell(), p(argv)]).map(|h| h.0),
+                Some(*want),
+                "{cmd} {argv:?}"
+            );
+        }
+        // Homebrew's tmux, a bare node REPL and npm are no agents.
+        let none: &[(&str, &[&str])] = &[
+            ("tmux", &["/opt/homebrew/bin/tmux"]),
+            ("node", &["/opt/homebrew/bin/node"]),
+            (
+                "node",
+                &[
+                    "node",
+                    "/opt/homebrew/lib/node_modules/npm/bin/npm-cli.js",
+                    "i",
+                    "-g",
+                    "@openai/codex",
+                ],
+            ),
+        ];
+        for (cmd, argv) in none {
+            assert_eq!(
+                process_hint(cmd, &[shell(), p(argv)]),
+                None,
+                "{cmd} {argv:?}"
+            );
+        }
+    }
+
     #[test]
     fn agents_are_recognised_from_command_and_tree() {
         assert_eq!(

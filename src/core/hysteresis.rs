@@ -169,10 +169,10 @@ impl Hysteresis {
 
     /// Feed one capture's verdict. Returns the new activity if it changed.
     pub fn observe(&mut self, verdict: Activity, confidence: f32, now: Millis) -> Option<Activity> {
-        if let Some(r) = self.raw {
-            if now < r.last_at {
-                return None; // an older capture than the last one: ignore
-            }
+        if let Some(r) = self.raw
+            && now < r.last_at
+        {
+            return None; // an older capture than the last one: ignore
         }
         let conf = if confidence.is_finite() {
             confidence.clamp(0.0, 1.0)
@@ -287,17 +287,17 @@ impl Hysteresis {
                 }
             }
         }
-        if let Some(deadline) = self.demote_deadline() {
-            if now >= deadline {
-                return Some((
-                    Activity::Unknown,
-                    format!(
-                        "hysteresis from={} to=unknown rule=demoted no_hint_ms={}",
-                        self.current,
-                        now - (deadline - cfg.demote_after_ms)
-                    ),
-                ));
-            }
+        if let Some(deadline) = self.demote_deadline()
+            && now >= deadline
+        {
+            return Some((
+                Activity::Unknown,
+                format!(
+                    "hysteresis from={} to=unknown rule=demoted no_hint_ms={}",
+                    self.current,
+                    now - (deadline - cfg.demote_after_ms)
+                ),
+            ));
         }
         None
     }
@@ -318,27 +318,27 @@ impl Hysteresis {
     pub fn timers(&self) -> Vec<Timer> {
         let cfg = &self.cfg;
         let mut out = Vec::new();
-        if let Some(r) = self.raw {
-            if r.activity != self.current {
-                match r.activity {
-                    Activity::Idle => out.push(Timer {
-                        name: "idle_stable",
-                        deadline: r.since + cfg.idle_stable_ms,
-                    }),
-                    Activity::Error => out.push(Timer {
-                        name: "error_stable",
-                        deadline: r.since + cfg.error_stable_ms,
-                    }),
-                    Activity::Running | Activity::WaitingApproval | Activity::WaitingInput => {
-                        if r.count < 2 {
-                            out.push(Timer {
-                                name: "confirm",
-                                deadline: r.since + cfg.confirm_ms,
-                            })
-                        }
+        if let Some(r) = self.raw
+            && r.activity != self.current
+        {
+            match r.activity {
+                Activity::Idle => out.push(Timer {
+                    name: "idle_stable",
+                    deadline: r.since + cfg.idle_stable_ms,
+                }),
+                Activity::Error => out.push(Timer {
+                    name: "error_stable",
+                    deadline: r.since + cfg.error_stable_ms,
+                }),
+                Activity::Running | Activity::WaitingApproval | Activity::WaitingInput => {
+                    if r.count < 2 {
+                        out.push(Timer {
+                            name: "confirm",
+                            deadline: r.since + cfg.confirm_ms,
+                        })
                     }
-                    Activity::Unknown => {}
                 }
+                Activity::Unknown => {}
             }
         }
         if let Some(d) = self.demote_deadline() {

@@ -96,12 +96,11 @@ pub fn clean_pane_title(raw: &str, hostname: &str) -> Option<String> {
     let t = raw.trim_start_matches(|c: char| is_decoration(c) || c.is_whitespace());
     let t = normalize_title(t)?;
     // Codex: `[ ! ] Action Required | dir`, `[ . ] Action Required | …`.
-    if t.starts_with('[') {
-        if let Some(close) = t.find(']') {
-            if t[close + 1..].trim_start().starts_with("Action Required") {
-                return None;
-            }
-        }
+    if t.starts_with('[')
+        && let Some(close) = t.find(']')
+        && t[close + 1..].trim_start().starts_with("Action Required")
+    {
+        return None;
     }
     let lower = t.to_lowercase();
     if GENERIC_TITLES.contains(&lower.as_str()) {

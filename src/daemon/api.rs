@@ -145,11 +145,7 @@ impl ApiServer {
         }
         // The caller holds the per-server lock, so a socket file here is a dead daemon's.
         let _ = std::fs::remove_file(path);
-        // SAFETY: umask has no preconditions; restored right after bind.
-        let old = unsafe { libc::umask(0o177) };
-        let bound = UnixListener::bind(path);
-        // SAFETY: as above.
-        unsafe { libc::umask(old) };
+        let bound = crate::sys::user::with_umask(0o177, || UnixListener::bind(path));
         let mut listener = bound.map_err(|e| ApiError::Bind(path.to_path_buf(), e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| ApiError::Bind(path.to_path_buf(), e))?;
@@ -558,7 +554,7 @@ fn source_method(
                 a.traces.step(
                     t,
                     "admission",
-                    "peer uid checked (SO_PEERCRED)",
+                    "peer uid checked (socket peer credentials)",
                     c.accepted_at,
                 );
                 t

@@ -253,7 +253,12 @@ impl CodexEndpoint {
                     peer.map(|p| p.uid),
                     now,
                 ));
-                self.trace(traces, "admission", "peer uid checked (SO_PEERCRED)", now);
+                self.trace(
+                    traces,
+                    "admission",
+                    "peer uid checked (socket peer credentials)",
+                    now,
+                );
                 self.absent_streak = 0;
                 self.phase = Phase::Connected { admitted: false };
             } else if let Some(end) = obs.take_end() {
@@ -440,30 +445,10 @@ impl CodexEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     /// A Unix socket bound at `path` but not listening yet: connects are refused.
     fn bound_not_listening(path: &Path) -> std::os::fd::OwnedFd {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        // SAFETY: plain socket syscalls on a fresh fd owned by the returned OwnedFd; the
-        // address is a zeroed sockaddr_un with a path shorter than sun_path.
-        unsafe {
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-            assert!(fd >= 0);
-            let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
-            let mut addr: libc::sockaddr_un = std::mem::zeroed();
-            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-            let b = path.as_os_str().as_bytes();
-            assert!(b.len() < addr.sun_path.len());
-            for (i, c) in b.iter().enumerate() {
-                addr.sun_path[i] = *c as libc::c_char;
-            }
-            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-            let r = libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len);
-            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-            owned
-        }
+        crate::sys::sock::bind_unix_unlistened(path).unwrap()
     }
 
     #[test]
@@ -491,8 +476,7 @@ mod tests {
         assert_eq!(ep.sup.restarts, 0, "nothing listening is no failure");
         assert_eq!(ep.fault(), None);
         // The same socket starts listening: the next look connects.
-        // SAFETY: listen on the bound socket we own.
-        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 4) }, 0);
+        crate::sys::sock::listen(&fd, 4).unwrap();
         ep.step(&mut obs, &mut reg, &mut tr, now);
         assert_eq!(ep.phase(), Phase::Connected { admitted: false });
         assert_eq!(

@@ -9,7 +9,7 @@ pub mod conntrace;
 pub mod guardrails;
 pub mod metrics;
 pub mod ops;
-pub mod procs;
+pub use crate::sys::procs;
 pub mod projection;
 pub mod publish;
 pub mod runtime;
@@ -19,7 +19,6 @@ pub mod snapshot;
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;
 use std::fs::File;
-use std::os::fd::AsRawFd;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DaemonArgs {
@@ -75,10 +74,10 @@ pub fn take_lock(sp: &ServerPaths) -> Result<File, DaemonError> {
         .write(true)
         .open(sp.lock())
         .map_err(|e| DaemonError::Io("lock file", e))?;
-    // SAFETY: flock on a valid fd we own.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        return Err(DaemonError::AlreadyRunning);
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(DaemonError::AlreadyRunning),
+        Err(std::fs::TryLockError::Error(e)) => return Err(DaemonError::Io("lock file", e)),
     }
     use std::io::Write;
     let _ = f.set_len(0);
@@ -91,9 +90,7 @@ pub fn lock_held(sp: &ServerPaths) -> bool {
     let Ok(f) = File::open(sp.lock()) else {
         return false;
     };
-    // SAFETY: flock on a valid fd we own.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    r != 0
+    f.try_lock_shared().is_err()
 }
 
 /// `agtmux daemon`: returns the exit code.
@@ -109,6 +106,9 @@ pub fn run(args: &DaemonArgs) -> i32 {
         return 1;
     }
     init_logging(&sp, args.foreground);
+    if let Some(note) = paths::runtime_dir_note(&sp) {
+        log::warn!("{note}");
+    }
     let lock = match take_lock(&sp) {
         Ok(l) => l,
         Err(DaemonError::AlreadyRunning) => {
@@ -129,7 +129,15 @@ pub fn run(args: &DaemonArgs) -> i32 {
         );
         return 1;
     }
-    let code = match runtime::Runtime::new(sp, args.tmux_bin.clone()) {
+    // The bare default is looked up on PATH, then where Homebrew & co. put it (a tmux server
+    // started by launchd has a PATH without /opt/homebrew/bin).
+    let tmux_bin = match args.tmux_bin.as_str() {
+        "tmux" => paths::find_program("tmux")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| args.tmux_bin.clone()),
+        other => other.to_string(),
+    };
+    let code = match runtime::Runtime::new(sp, tmux_bin) {
         Ok(mut rt) => rt.run(),
         Err(e) => {
             log::error!("daemon_start_failed err={e}");

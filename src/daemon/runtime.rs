@@ -20,6 +20,7 @@ use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
 use crate::sources::transcript_watch::{self, TranscriptWatch};
 use crate::supervisor::{Restart, RestartPolicy, Stage, Startup, Supervised};
+use crate::sys::watch::{Kind as WatchKind, Watcher};
 use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
 use crate::tmux::options::{OptionsWriter, Scope};
 use crate::tmux::parser::Notification;
@@ -29,7 +30,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 /// How long a candidate pane may go without a capture when no change hint moved.
@@ -59,11 +60,12 @@ const SIG_CHLD: Token = Token(1);
 const TMUX_OUT: Token = Token(2);
 const TMUX_IN: Token = Token(3);
 const TMUX_ERR: Token = Token(4);
+/// The state dir's watch (the spool appended to or re-created): `sys::watch`.
 const SPOOL_WATCH: Token = Token(5);
 const WAKE: Token = Token(6);
 /// The Codex app-server observer's stream (daemon::codex).
 const CODEX_APPSERVER: Token = Token(7);
-/// C-007: inotify on live Claude sessions' transcripts (sources::transcript_watch).
+/// C-007: the file watch on live sessions' transcripts (sources::transcript_watch).
 const TRANSCRIPTS: Token = Token(8);
 
 /// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
@@ -76,7 +78,8 @@ pub struct Timing {
     /// The change hints of candidate (agent) panes only, one `display -p` each: what drives
     /// screen captures. Its cost grows with agent panes.
     pub refresh_hints: Millis,
-    /// Safety-net spool scan, in case an inotify event was missed.
+    /// Safety-net spool scan, in case a file-watch event was missed (or the state dir could
+    /// only be stat-polled: this scan is then what notices appends besides the wake-up).
     pub spool_scan: Millis,
     /// Minimum gap between two captures of one pane.
     pub capture_min_gap: Millis,
@@ -138,7 +141,8 @@ pub struct Runtime {
     transcripts: TranscriptWatch,
     /// C-013: SLO guardrails and Flow-010 snapshots.
     ops: Ops,
-    _inotify: Option<OwnedFd>,
+    /// The state dir's watch (the spool lives there).
+    spool_watch: Watcher,
     wake: Option<UnixDatagram>,
     /// The local client API (C-002); `None` when its socket could not be bound.
     api: Option<ApiServer>,
@@ -163,12 +167,8 @@ pub struct Runtime {
     exit_code: i32,
 }
 
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
+/// The clock lives in the platform layer; re-exported for callers of the old path.
+pub use crate::sys::clock::now_ms;
 
 #[derive(Debug)]
 pub struct RuntimeError(pub String);
@@ -200,8 +200,7 @@ impl Runtime {
             signal_hook::low_level::pipe::register(sig, w).map_err(io_err("signal register"))?;
         }
         // SIGPIPE: a dead tmux must give EPIPE on write, not kill us.
-        // SAFETY: setting a signal disposition to ignore has no preconditions.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        crate::sys::signals::ignore_sigpipe();
         let mut sig_term = sig_term;
         let mut sig_chld = sig_chld;
         poll.registry()
@@ -212,14 +211,13 @@ impl Runtime {
             .map_err(io_err("register"))?;
 
         let gateway = Gateway::new(&sp, now_ms());
-        let inotify = watch_dir(&sp.state_dir);
-        if let Some(fd) = &inotify {
+        // The spool's dir: appends and the re-created file after rotation. Where the kernel
+        // cannot watch it, the wake-up datagram and the spool scan still see every line.
+        let mut spool_watch = Watcher::new("state_dir");
+        spool_watch.add(&sp.state_dir, WatchKind::Dir);
+        if let Some(fd) = spool_watch.raw_fd() {
             poll.registry()
-                .register(
-                    &mut SourceFd(&fd.as_raw_fd()),
-                    SPOOL_WATCH,
-                    Interest::READABLE,
-                )
+                .register(&mut SourceFd(&fd), SPOOL_WATCH, Interest::READABLE)
                 .map_err(io_err("register"))?;
         }
         let transcripts = TranscriptWatch::new(now_ms());
@@ -267,7 +265,7 @@ impl Runtime {
             traces: Default::default(),
         };
         startup.mark_ready(Stage::Source, now_ms());
-        let hostname = hostname();
+        let hostname = crate::sys::host::hostname();
         let ops = Ops::new(&sp.db(), now_ms());
         Ok(Runtime {
             poll,
@@ -290,7 +288,7 @@ impl Runtime {
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
             transcripts,
             ops,
-            _inotify: inotify,
+            spool_watch,
             wake,
             api,
             admission,
@@ -357,9 +355,7 @@ impl Runtime {
                     }
                     TMUX_IN => self.flush_tmux(),
                     SPOOL_WATCH => {
-                        if let Some(fd) = &self._inotify {
-                            drain_fd(fd.as_raw_fd());
-                        }
+                        self.spool_watch.read(&mut Vec::new());
                         self.spool_dirty = true;
                     }
                     WAKE => {
@@ -405,6 +401,9 @@ impl Runtime {
             d.push(x);
         }
         if let Some(x) = self.ops.next_deadline(now_ms()) {
+            d.push(x);
+        }
+        if let Some(x) = self.transcripts.next_deadline() {
             d.push(x);
         }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
@@ -468,7 +467,9 @@ impl Runtime {
             self.ingest(now);
         }
         // C-007: follow the transcripts the hooks named; what they say goes through the
-        // gateway like any source (stored, deduplicated, cursor committed).
+        // gateway like any source (stored, deduplicated, cursor committed). Files the kernel
+        // does not watch are stat-polled here when due.
+        self.transcripts.on_tick(now);
         for r in self.gateway.take_transcript_requests() {
             match r.path {
                 Some(p) => self.transcripts.watch(r.provider, &r.session, &r.pane, &p),
@@ -733,7 +734,7 @@ impl Runtime {
                     );
                     if self.identity.is_some() {
                         // A new server on the same socket: nothing carries over.
-                        self.projection = Projection::new(hostname());
+                        self.projection = Projection::new(crate::sys::host::hostname());
                         self.registry = Registry::default();
                         self.captures.clear();
                     }
@@ -1406,41 +1407,6 @@ fn drain(s: &mut mio::net::UnixStream) {
     }
 }
 
-fn drain_fd(fd: i32) {
-    let mut b = [0u8; 4096];
-    loop {
-        // SAFETY: reading into a local buffer from a non-blocking fd we own.
-        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
-        if n <= 0 {
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-    }
-}
-
-/// inotify on the state dir: the spool is appended to, or re-created after rotation.
-fn watch_dir(dir: &std::path::Path) -> Option<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    // SAFETY: plain syscalls; the fd is owned by the returned OwnedFd.
-    unsafe {
-        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-        if fd < 0 {
-            log::warn!("inotify_unavailable err={}", io::Error::last_os_error());
-            return None;
-        }
-        let owned = OwnedFd::from_raw_fd(fd);
-        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-        let mask = libc::IN_MODIFY | libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE;
-        if libc::inotify_add_watch(fd, c.as_ptr(), mask) < 0 {
-            log::warn!("inotify_watch_failed err={}", io::Error::last_os_error());
-            return None;
-        }
-        Some(owned)
-    }
-}
-
 fn bind_wake(sp: &ServerPaths) -> Option<UnixDatagram> {
     let path = sp.wake_socket();
     let _ = std::fs::remove_file(&path);
@@ -1451,10 +1417,4 @@ fn bind_wake(sp: &ServerPaths) -> Option<UnixDatagram> {
             None
         }
     }
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }

@@ -377,7 +377,7 @@ fn open_copy(snapshot: &Path) -> Result<(Store, PathBuf), SnapshotError> {
     let tmp_dir = std::env::temp_dir().join(format!(
         "agtmux-snapcheck-{}-{}",
         std::process::id(),
-        crate::daemon::runtime::now_ms()
+        crate::sys::clock::now_ms()
     ));
     // The copy holds what the database holds (prompts): not readable by anyone else in /tmp.
     crate::paths::ensure_private_dir(&tmp_dir).map_err(io("temp dir"))?;
@@ -799,7 +799,7 @@ mod tests {
             let d = std::env::temp_dir().join(format!(
                 "agtmux-snap-{tag}-{}-{}",
                 std::process::id(),
-                crate::daemon::runtime::now_ms()
+                crate::sys::clock::now_ms()
             ));
             std::fs::create_dir_all(&d).unwrap();
             TempDir(d)

@@ -201,7 +201,7 @@ impl Source for HookSpoolSource {
 /// `pane_pid`? True when `ppid` descends from `pane_pid` and no process on the way is a Codex
 /// app-server daemon (a daemon started from a pane's TUI serves every thread, not that pane's).
 pub fn hook_parent_in_pane(ppid: i32, pane_pid: i32) -> bool {
-    use crate::daemon::procs;
+    use crate::sys::procs;
     if !procs::descends_from(ppid, pane_pid) {
         return false;
     }
@@ -582,7 +582,7 @@ mod tests {
     #[test]
     fn hook_parent_check_follows_process_tree() {
         let me = std::process::id() as i32;
-        let parent = crate::daemon::procs::parent(me).unwrap_or(0);
+        let parent = crate::sys::procs::parent(me).unwrap_or(0);
         assert!(hook_parent_in_pane(me, me));
         assert!(!hook_parent_in_pane(parent, me));
     }

@@ -16,7 +16,6 @@
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -195,7 +194,6 @@ fn open_append(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
         .open(path)
 }
 
@@ -203,9 +201,7 @@ fn open_append(path: &Path) -> io::Result<File> {
 /// the lock is still atomic per line, so giving up only risks landing in a just-rotated file.
 fn lock_bounded(file: &File, deadline: Instant) -> bool {
     loop {
-        // SAFETY: flock on a valid fd owned by `file`.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
+        if file.try_lock().is_ok() {
             return true;
         }
         if Instant::now() >= deadline {
@@ -217,21 +213,16 @@ fn lock_bounded(file: &File, deadline: Instant) -> bool {
 
 fn lock_blocking(file: &File) -> io::Result<()> {
     loop {
-        // SAFETY: flock on a valid fd owned by `file`.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match file.lock() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
 
 fn unlock(file: &File) {
-    // SAFETY: flock on a valid fd owned by `file`.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+    let _ = file.unlock();
 }
 
 /// Identity and position of the active spool file, stored as the committed cursor text

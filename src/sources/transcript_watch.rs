@@ -43,17 +43,18 @@
 //! - A Codex rollout is followed only when it belongs to the session: its file name or its
 //!   first line (`session_meta`) names the session id.
 //!
-//! Cost: one inotify watch per live Claude or hook-reporting Codex session (bounded, least
-//! recently used dropped first);
+//! Cost: one file watch (`sys::watch`: inotify on Linux, kqueue on macOS, a stat poll once a
+//! second for a file the kernel will not watch) per live Claude or hook-reporting Codex session
+//! (bounded, least recently used dropped first);
 //! a file is read only when it grew, from the last offset to its end, in chunks of
 //! [`MAX_READ`] (more than 64 MiB at once is skipped). An idle session writes nothing, so it
 //! costs nothing.
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
+use crate::sys::watch::{Change, Kind, WatchId, Watcher};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Cursor id of this source in `cursor_state_v2`.
@@ -262,7 +263,7 @@ struct Watch {
     provider: Provider,
     pane: String,
     path: PathBuf,
-    wd: i32,
+    id: WatchId,
     offset: u64,
     partial: Vec<u8>,
     /// The partial line is too long: skip to its end.
@@ -270,11 +271,11 @@ struct Watch {
     used: u64,
 }
 
-/// The C-007 source: inotify on live sessions' transcripts, events behind `Source::pull`.
+/// The C-007 source: a file watch on live sessions' transcripts, events behind `Source::pull`.
 pub struct TranscriptWatch {
-    fd: Option<OwnedFd>,
+    watcher: Watcher,
     watches: HashMap<String, Watch>,
-    by_wd: HashMap<i32, String>,
+    by_id: HashMap<WatchId, String>,
     queue: VecDeque<(u64, Pulled)>,
     next_seq: u64,
     clock: u64,
@@ -285,22 +286,14 @@ pub struct TranscriptWatch {
 impl TranscriptWatch {
     /// Sequence numbers start at `now * 1000`, so cursors stay monotonic across restarts.
     pub fn new(now: Millis) -> Self {
-        // SAFETY: inotify_init1 has no preconditions; the fd is owned below.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        let fd = if fd < 0 {
-            log::warn!(
-                "transcript_watch_unavailable err={}",
-                io::Error::last_os_error()
-            );
-            None
-        } else {
-            // SAFETY: a fresh fd we own.
-            Some(unsafe { OwnedFd::from_raw_fd(fd) })
-        };
+        Self::with_watcher(now, Watcher::new("transcripts"))
+    }
+
+    fn with_watcher(now: Millis, watcher: Watcher) -> Self {
         TranscriptWatch {
-            fd,
+            watcher,
             watches: HashMap::new(),
-            by_wd: HashMap::new(),
+            by_id: HashMap::new(),
             queue: VecDeque::new(),
             next_seq: (now.max(1) as u64).saturating_mul(1000),
             clock: 0,
@@ -308,18 +301,28 @@ impl TranscriptWatch {
         }
     }
 
-    /// The inotify fd, for the mio registry.
+    /// The file watch's fd, for the mio registry (`None`: every file is stat-polled).
     pub fn raw_fd(&self) -> Option<i32> {
-        self.fd.as_ref().map(|f| f.as_raw_fd())
+        self.watcher.raw_fd()
     }
 
-    /// Healthy when files can be watched.
+    /// Healthy while files are followed: by the kernel, or by the stat poll it falls back to
+    /// (slower by up to a second, never silent).
     pub fn health(&self) -> Health {
-        if self.fd.is_some() {
-            Health::Healthy
-        } else {
-            Health::Down
-        }
+        Health::Healthy
+    }
+
+    /// When the stat poll of files the kernel does not watch is due (`None`: none).
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.watcher.next_deadline()
+    }
+
+    /// Stat-poll the files the kernel does not watch, when due. Returns true when events were
+    /// queued.
+    pub fn on_tick(&mut self, now: Millis) -> bool {
+        let mut changes = Vec::new();
+        self.watcher.poll(now, &mut changes);
+        self.apply(changes, now)
     }
 
     pub fn watched(&self) -> usize {
@@ -329,7 +332,6 @@ impl TranscriptWatch {
     /// Follow `session`'s transcript (Claude) or rollout (Codex) at `path` for `pane`, from its
     /// current end. Idempotent; a new path or pane for a known session replaces the old one.
     pub fn watch(&mut self, provider: Provider, session: &str, pane: &str, path: &str) {
-        let Some(fd) = self.raw_fd() else { return };
         let p = Path::new(path);
         // Trusted no further than the title reader trusts it: an absolute `.jsonl` file.
         if !p.is_absolute() || p.extension().is_none_or(|e| e != "jsonl") {
@@ -366,39 +368,29 @@ impl TranscriptWatch {
         {
             self.unwatch(&oldest);
         }
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-            return;
-        };
-        let mask = libc::IN_MODIFY | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
-        // SAFETY: a valid inotify fd and a NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
-        if wd < 0 {
-            log::debug!(
-                "transcript_watch_failed path={} err={}",
-                p.display(),
-                io::Error::last_os_error()
-            );
-            return;
-        }
-        // Two sessions cannot share a transcript; a reused wd means the same file again.
-        if let Some(other) = self.by_wd.get(&wd).cloned()
-            && other != session
+        // Two sessions cannot share a transcript: the same file again is the newer session's.
+        if let Some(other) = self
+            .watches
+            .iter()
+            .find(|(s, w)| w.path == p && s.as_str() != session)
+            .map(|(s, _)| s.clone())
         {
-            self.watches.remove(&other);
+            self.unwatch(&other);
         }
+        // Never fails: a file the kernel will not watch is stat-polled (logged once).
+        let id = self.watcher.add(p, Kind::File);
         log::debug!(
             "transcript_watch session={session} pane={pane} path={}",
             p.display()
         );
-        self.by_wd.insert(wd, session.to_string());
+        self.by_id.insert(id, session.to_string());
         self.watches.insert(
             session.to_string(),
             Watch {
                 provider,
                 pane: pane.to_string(),
                 path: p.to_path_buf(),
-                wd,
+                id,
                 offset: meta.len(),
                 partial: Vec::new(),
                 skipping: false,
@@ -410,50 +402,31 @@ impl TranscriptWatch {
     /// Stop following a session (it ended).
     pub fn unwatch(&mut self, session: &str) {
         if let Some(w) = self.watches.remove(session) {
-            self.by_wd.remove(&w.wd);
-            if let Some(fd) = self.raw_fd() {
-                // SAFETY: removing a watch descriptor of our own fd; an already removed one
-                // only returns EINVAL.
-                unsafe { libc::inotify_rm_watch(fd, w.wd) };
-            }
+            self.by_id.remove(&w.id);
+            self.watcher.remove(w.id);
         }
     }
 
-    /// The inotify fd is readable: read what the watched files gained. Returns true when
+    /// The watch fd is readable: read what the watched files gained. Returns true when
     /// events were queued.
     pub fn on_readable(&mut self, now: Millis) -> bool {
-        let Some(fd) = self.raw_fd() else {
-            return false;
-        };
+        let mut changes = Vec::new();
+        self.watcher.read(&mut changes);
+        self.apply(changes, now)
+    }
+
+    /// Read what the changed files gained; drop the watches of files that are gone.
+    fn apply(&mut self, changes: Vec<(WatchId, Change)>, now: Millis) -> bool {
         let mut grown: Vec<String> = Vec::new();
         let mut gone: Vec<String> = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            // SAFETY: reading into a local buffer from our non-blocking fd.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                break;
-            }
-            let n = n as usize;
-            let head = std::mem::size_of::<libc::inotify_event>();
-            let mut off = 0;
-            while off + head <= n {
-                // SAFETY: the kernel wrote whole inotify_event records; read_unaligned copes
-                // with the byte buffer's alignment.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
-                off += head + ev.len as usize;
-                let Some(s) = self.by_wd.get(&ev.wd).cloned() else {
-                    continue;
-                };
-                if ev.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
-                    gone.push(s);
-                } else if ev.mask & libc::IN_MODIFY != 0 && !grown.contains(&s) {
-                    grown.push(s);
-                }
+        for (id, change) in changes {
+            let Some(s) = self.by_id.get(&id).cloned() else {
+                continue;
+            };
+            match change {
+                Change::Gone => gone.push(s),
+                Change::Modified if !grown.contains(&s) => grown.push(s),
+                Change::Modified => {}
             }
         }
         let before = self.queue.len();
@@ -866,6 +839,34 @@ mod tests {
         let before = events(&mut w).len();
         w.on_readable(40);
         assert_eq!(events(&mut w).len(), before);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn without_a_kernel_watch_the_stat_poll_still_reports_interrupts() {
+        let d = dir("poll");
+        let p = d.join("s1.jsonl");
+        std::fs::write(&p, "").unwrap();
+        let mut w = TranscriptWatch::with_watcher(1, Watcher::stat_poll_only("test"));
+        assert_eq!(w.raw_fd(), None);
+        w.watch(Provider::Claude, "s1", "%3", p.to_str().unwrap());
+        assert_eq!(w.watched(), 1);
+        let first = w.next_deadline().expect("a poll is scheduled");
+        assert!(!w.on_tick(first));
+        append(&p, &format!("{ESC}\n"));
+        // Not due yet: not read. Due: read, the event queued.
+        assert!(!w.on_tick(first + 1));
+        let due = w.next_deadline().unwrap();
+        assert!(due > first);
+        assert!(w.on_tick(due));
+        let ev = events(&mut w);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].detail.as_deref(), Some("interrupted_with_esc"));
+        // Deleted: the watch goes, and nothing is polled any more.
+        std::fs::remove_file(&p).unwrap();
+        w.on_tick(due + crate::sys::watch::POLL_MS);
+        assert_eq!(w.watched(), 0);
+        assert_eq!(w.next_deadline(), None);
         let _ = std::fs::remove_dir_all(&d);
     }
 

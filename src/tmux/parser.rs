@@ -587,14 +587,14 @@ pub fn unescape_octal(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
     while i < data.len() {
-        if data[i] == b'\\' {
-            if let Some(&[a, b, c]) = data.get(i + 1..i + 4) {
-                let octal = |d: u8| (b'0'..=b'7').contains(&d);
-                if octal(a) && octal(b) && octal(c) && a <= b'3' {
-                    out.push((a - b'0') << 6 | (b - b'0') << 3 | (c - b'0'));
-                    i += 4;
-                    continue;
-                }
+        if data[i] == b'\\'
+            && let Some(&[a, b, c]) = data.get(i + 1..i + 4)
+        {
+            let octal = |d: u8| (b'0'..=b'7').contains(&d);
+            if octal(a) && octal(b) && octal(c) && a <= b'3' {
+                out.push((a - b'0') << 6 | (b - b'0') << 3 | (c - b'0'));
+                i += 4;
+                continue;
             }
         }
         out.push(data[i]);

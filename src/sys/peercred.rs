@@ -1,4 +1,5 @@
-//! Peer credentials of a connected Unix socket (`SO_PEERCRED`), for Flow-009 trust admission.
+//! Peer credentials of a connected Unix socket, for Flow-009 trust admission. Linux:
+//! `SO_PEERCRED`; macOS: `getpeereid` for the uid and gid, `LOCAL_PEERPID` for the pid.
 //!
 //! WHY a module of its own: both directions need it. The daemon checks who connected to its
 //! API socket (`daemon::admission`), and the Codex source checks who listens on the socket it
@@ -16,6 +17,7 @@ pub struct PeerCred {
 
 /// `getsockopt(SOL_SOCKET, SO_PEERCRED)` on a connected Unix socket. For a client socket the
 /// kernel records the listener's credentials at `connect`, so this works right after it.
+#[cfg(target_os = "linux")]
 pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
     let mut c = libc::ucred {
         pid: 0,
@@ -41,6 +43,34 @@ pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
         uid: c.uid,
         gid: c.gid,
     })
+}
+
+/// `getpeereid` (uid, gid) and `getsockopt(SOL_LOCAL, LOCAL_PEERPID)` (pid) on a connected
+/// Unix socket. As on Linux, a client socket reports the listener right after `connect`.
+#[cfg(target_os = "macos")]
+pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
+    let mut uid: libc::uid_t = 0;
+    let mut gid: libc::gid_t = 0;
+    // SAFETY: getpeereid writes the two ids into properly typed locals.
+    if unsafe { libc::getpeereid(fd, &mut uid, &mut gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `pid`, a properly sized local.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERPID,
+            (&mut pid as *mut libc::pid_t).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCred { pid, uid, gid })
 }
 
 /// This process's effective uid (the "runtime uid" of Flow-009).

@@ -1,63 +1,53 @@
-//! The pane's process tree from `/proc` (Flow-002 input): the terminal's foreground process
-//! group leader and its descendants, which is where an agent runs when a user typed `claude`
-//! or `codex` into the pane's shell.
+//! The pane's process tree (Flow-002 input): the terminal's foreground process group leader and
+//! its descendants, which is where an agent runs when a user typed `claude` or `codex` into the
+//! pane's shell. Also a process's argv, cwd and parent, for the Codex correlation and the hook
+//! spool's pane check.
+//!
+//! WHY here: how a process is read differs by OS (Linux: `/proc`; macOS: libproc and the
+//! `KERN_PROCARGS2` sysctl), so the OS half lives in [`linux`] / [`macos`] behind three small
+//! functions, and this file keeps the walk and the bounds, which are the same everywhere. The
+//! parsers of the OS's bytes ([`parse`]) are pure and built on every OS, so they are
+//! unit-tested on Linux with recorded bytes.
+//!
+//! Bad platform data never panics: a process that vanished mid-read has no parent and no argv,
+//! is skipped with a debug line, and the pane falls back to what tmux and the screen say.
 //!
 //! Cost grows with panes that change: this is read only when a pane's command or pid changed,
 //! or on a slow re-check of panes that hold an agent, never for every pane every tick.
 use crate::core::classifier::ProcInfo;
 use std::path::PathBuf;
 
+mod parse;
+use parse::Stat;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as os;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as os;
+
 /// Bounds: a pane with a process storm must not make one refresh expensive.
 const MAX_PROCS: usize = 64;
 const MAX_DEPTH: usize = 4;
-
-/// Fields of `/proc/PID/stat` after the `(comm)` field, which may itself contain spaces.
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = s.rfind(')')?;
-    Some(
-        s[close + 1..]
-            .split_whitespace()
-            .map(str::to_string)
-            .collect(),
-    )
-}
-
-fn argv(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|c| *c == 0)
-                .filter(|a| !a.is_empty())
-                .take(16)
-                .map(|a| String::from_utf8_lossy(&a[..a.len().min(512)]).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The foreground process group leader of the pane's terminal (`tpgid` of the pane's first
-/// process), falling back to the pane process itself.
+/// The foreground process group leader of the pane's terminal (the terminal's foreground
+/// process group, read from the pane's first process), falling back to the pane process itself.
 pub fn foreground_leader(pane_pid: i32) -> i32 {
-    // state ppid pgrp session tty_nr tpgid → index 5 after comm.
-    stat_fields(pane_pid)
-        .and_then(|f| f.get(5).and_then(|t| t.parse::<i32>().ok()))
+    os::stat(pane_pid)
+        .map(|s| s.tpgid)
         .filter(|t| *t > 0)
         .unwrap_or(pane_pid)
 }
 
 /// The foreground leader and its descendants (breadth first, bounded).
 pub fn foreground_tree(pane_pid: i32) -> Vec<ProcInfo> {
-    let leader = foreground_leader(pane_pid);
+    tree_from(foreground_leader(pane_pid))
+}
+
+/// `leader` and its descendants (breadth first, bounded).
+fn tree_from(leader: i32) -> Vec<ProcInfo> {
     let mut out = Vec::new();
     let mut level = vec![leader];
     for _ in 0..MAX_DEPTH {
@@ -66,15 +56,14 @@ pub fn foreground_tree(pane_pid: i32) -> Vec<ProcInfo> {
             if out.len() >= MAX_PROCS {
                 return out;
             }
-            let ppid = stat_fields(pid)
-                .and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
-                .unwrap_or(0);
-            let a = argv(pid);
+            let ppid = os::stat(pid).map(|s| s.ppid).unwrap_or(0);
+            let a = os::argv(pid);
             if a.is_empty() && ppid == 0 {
+                log::debug!("proc_skipped pid={pid} reason=vanished_or_unreadable");
                 continue;
             }
             out.push(ProcInfo { pid, ppid, argv: a });
-            next.extend(children(pid));
+            next.extend(os::children(pid));
         }
         if next.is_empty() {
             break;
@@ -86,16 +75,16 @@ pub fn foreground_tree(pane_pid: i32) -> Vec<ProcInfo> {
 
 /// Current working directory of a process (Codex thread ↔ pane correlation).
 pub fn cwd(pid: i32) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+    os::cwd(pid)
 }
 
 /// Parent pid of a process (`None` when it is gone).
 pub fn parent(pid: i32) -> Option<i32> {
-    stat_fields(pid).and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
+    os::stat(pid).map(|s| s.ppid)
 }
 
 /// Is `pid` the process `ancestor` or one of its descendants? Walks the parent chain (bounded),
-/// so it works for any depth and costs one `/proc` read per level.
+/// so it works for any depth and costs one read per level.
 pub fn descends_from(pid: i32, ancestor: i32) -> bool {
     if pid <= 1 || ancestor <= 1 {
         return false;
@@ -115,12 +104,7 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
 
 /// The command line of a process (bounded), for checks like "is this the app-server daemon".
 pub fn cmdline(pid: i32) -> Vec<String> {
-    argv(pid)
-}
-
-/// Process start time in clock ticks since boot: with the pid it identifies one process life.
-pub fn start_ticks(pid: i32) -> Option<u64> {
-    stat_fields(pid).and_then(|f| f.get(19).and_then(|t| t.parse().ok()))
+    os::argv(pid)
 }
 
 /// Longest ancestor chain a hook records.
@@ -180,8 +164,16 @@ mod tests {
         let me = std::process::id() as i32;
         let tree = foreground_tree(me);
         assert!(!tree.is_empty());
-        assert!(start_ticks(me).is_some());
+        assert_eq!(tree[0].pid, foreground_leader(me));
         assert!(cwd(me).is_some());
+        assert_eq!(
+            cwd(me).and_then(|p| p.canonicalize().ok()),
+            std::env::current_dir()
+                .ok()
+                .and_then(|p| p.canonicalize().ok())
+        );
+        let argv0 = std::env::args().next().unwrap_or_default();
+        assert_eq!(cmdline(me).first(), Some(&argv0));
     }
 
     #[test]
