@@ -968,7 +968,7 @@ impl Gateway {
                     Some((a.get(0)?.as_i64()? as i32, a.get(1)?.as_u64()?))
                 });
             let live = match anchor {
-                Some((pid, start)) => crate::daemon::procs::alive(pid, start),
+                Some((pid, start)) => crate::sys::procs::alive(pid, start),
                 None => proj.holds_agent_process(&r.pane_id),
             };
             if !live {

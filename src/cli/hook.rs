@@ -62,7 +62,7 @@ fn record_input(source: &str, input: &Input) -> Option<()> {
     let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
     let mut env = envelope(source, &socket.to_string_lossy(), pane, input);
     env.server_pid = hook_input::tmux_server_pid(&tmux);
-    let l = crate::daemon::procs::lineage(std::process::id() as i32, env.server_pid);
+    let l = crate::sys::procs::lineage(std::process::id() as i32, env.server_pid);
     (env.anc, env.pane_pid, env.tpgid) = (l.anc, l.pane_pid, l.tpgid);
     let line = to_line(&env);
     let sp = ServerPaths::new(socket);

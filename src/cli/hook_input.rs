@@ -65,19 +65,11 @@ pub(crate) fn read_fd(fd: RawFd, cap: usize, window: Duration) -> Input {
 /// Wait up to `left` for `fd` to be readable (or at EOF/hang-up). False on timeout or error.
 fn wait_readable(fd: RawFd, left: Duration) -> bool {
     let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
     loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r > 0 {
-            return true;
-        }
-        if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return false;
+        match crate::sys::fd::poll_readable(&[fd], ms) {
+            Ok(r) => return r.first().is_some_and(|r| r.any()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
         }
     }
 }

@@ -74,7 +74,7 @@ const SHELLS: &[&str] = &[
 ];
 
 fn is_shell(pid: i32) -> bool {
-    let argv = crate::daemon::procs::cmdline(pid);
+    let argv = crate::sys::procs::cmdline(pid);
     let a0 = argv.first().map(String::as_str).unwrap_or("");
     let base = a0.rsplit('/').next().unwrap_or(a0).trim_start_matches('-');
     SHELLS.contains(&base)
@@ -378,7 +378,7 @@ pub(crate) fn decode_checked(
                 return (Pulled::Event { event, raw }, Some(origin));
             }
             match anchor_of(&env) {
-                Some((pid, start)) if crate::daemon::procs::alive(pid, start) => {
+                Some((pid, start)) if crate::sys::procs::alive(pid, start) => {
                     ProcOrigin::Anchored { pid, start }
                 }
                 Some((pid, _)) => {
@@ -507,7 +507,7 @@ mod tests {
     fn hooks_are_bound_to_the_server_instance_and_the_pane_process() {
         let key = server_key(Path::new("/tmp/agtmux-test-sock"));
         let me = std::process::id() as i32;
-        let start = crate::daemon::procs::start_ticks(me).unwrap();
+        let start = crate::sys::procs::start_ticks(me).unwrap();
         let line = |server_pid: Option<i32>, anc: Vec<(i32, u64)>, pane_pid: Option<i32>| {
             let l = envelope_line(
                 "claude",

@@ -35,6 +35,11 @@ pub(super) fn stat(pid: i32) -> Option<Stat> {
     Some(Stat {
         ppid: i32::try_from(i.pbi_ppid).unwrap_or(0),
         tpgid: i32::try_from(i.e_tpgid).unwrap_or(0),
+        start: Some(
+            i.pbi_start_tvsec
+                .saturating_mul(1_000_000)
+                .saturating_add(i.pbi_start_tvusec),
+        ),
     })
 }
 

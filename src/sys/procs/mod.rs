@@ -122,8 +122,8 @@ pub struct Lineage {
     pub tpgid: Option<i32>,
 }
 
-/// Walk from `pid` up its parents (one `/proc/PID/stat` read each, bounded) until the process
-/// whose parent is the tmux server `server_pid`. Empty where `/proc` is not there.
+/// Walk from `pid` up its parents (one process read each, bounded) until the process
+/// whose parent is the tmux server `server_pid`. Empty where the process cannot be read.
 pub fn lineage(pid: i32, server_pid: Option<i32>) -> Lineage {
     let mut out = Lineage::default();
     let mut cur = pid;
@@ -131,26 +131,27 @@ pub fn lineage(pid: i32, server_pid: Option<i32>) -> Lineage {
         if cur <= 1 {
             break;
         }
-        // state ppid pgrp session tty_nr tpgid … starttime(19)
-        let Some(f) = stat_fields(cur) else { break };
-        let field = |n: usize| f.get(n).and_then(|x| x.parse::<i64>().ok());
-        let (Some(ppid), Some(start)) = (field(1), field(19)) else {
-            break;
-        };
+        let Some(st) = os::stat(cur) else { break };
+        let Some(start) = st.start else { break };
         if i == 0 {
-            out.tpgid = field(5).filter(|t| *t > 0).map(|t| t as i32);
+            out.tpgid = Some(st.tpgid).filter(|t| *t > 0);
         }
-        out.anc.push((cur, start as u64));
-        if server_pid.is_some_and(|s| s as i64 == ppid) {
+        out.anc.push((cur, start));
+        if server_pid == Some(st.ppid) {
             out.pane_pid = Some(cur);
             break;
         }
-        cur = ppid as i32;
+        cur = st.ppid;
     }
     out
 }
 
-/// Is the process `pid` that started at `start` (clock ticks) still there?
+/// When `pid` started (see [`Stat::start`]); `None` when it is gone or unreadable.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    os::stat(pid).and_then(|s| s.start)
+}
+
+/// Is the process `pid` that started at `start` still there?
 pub fn alive(pid: i32, start: u64) -> bool {
     start_ticks(pid) == Some(start)
 }

@@ -13,6 +13,9 @@ pub(crate) struct Stat {
     pub ppid: i32,
     /// The foreground process group of the process's controlling terminal (≤ 0: none).
     pub tpgid: i32,
+    /// When the process started, in the OS's own unit (Linux: clock ticks since boot; macOS:
+    /// microseconds since the epoch): with the pid, it names one process generation.
+    pub start: Option<u64>,
 }
 
 /// `/proc/PID/stat`: `pid (comm) state ppid pgrp session tty_nr tpgid …`. The `comm` field may
@@ -25,7 +28,9 @@ pub(crate) fn parse_proc_stat(s: &str) -> Option<Stat> {
     let _state = f.next()?;
     let ppid = f.next()?.parse().ok()?;
     let tpgid = f.nth(3)?.parse().ok()?;
-    Some(Stat { ppid, tpgid })
+    // … flags(6) … starttime(19).
+    let start = f.nth(13).and_then(|t| t.parse().ok());
+    Some(Stat { ppid, tpgid, start })
 }
 
 /// Arguments as NUL-separated bytes (`/proc/PID/cmdline`), bounded: at most [`MAX_ARGS`]
@@ -89,7 +94,8 @@ mod tests {
             parse_proc_stat(head),
             Some(Stat {
                 ppid: 5748,
-                tpgid: -1
+                tpgid: -1,
+                start: Some(33588)
             })
         );
         let odd = "812 (tmux: serv) r) S 1 812 812 34816 9001 4194560 0 0";
@@ -97,7 +103,8 @@ mod tests {
             parse_proc_stat(odd),
             Some(Stat {
                 ppid: 1,
-                tpgid: 9001
+                tpgid: 9001,
+                start: None
             })
         );
         for bad in [
