@@ -243,12 +243,28 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             if let Some(p) = h["store_problem"].as_str() {
                 v.push(bad(
                     Level::Warn,
-                    format!("state store: {p} (running from memory; state is lost on restart)"),
+                    format!(
+                        "state store: {p} (serving from memory; {} accepted event(s) held until it takes them, the rest waits in the spool)",
+                        h["store"]["held_rows"].as_u64().unwrap_or(0)
+                    ),
                     format!(
                         "see {}; a corrupt database is quarantined next to {}",
                         sp.log().display(),
                         sp.db().display()
                     ),
+                ));
+            } else if let Some(i) = h["store"]["last_incident"]
+                .as_object()
+                .filter(|i| i.get("problem").and_then(|p| p.as_str()) != Some("locked"))
+            {
+                v.push(bad(
+                    Level::Warn,
+                    format!(
+                        "state store recovered from: {} (at {} ms)",
+                        i.get("problem").and_then(|p| p.as_str()).unwrap_or("?"),
+                        i.get("ts_ms").and_then(|t| t.as_i64()).unwrap_or(0)
+                    ),
+                    format!("see {}", sp.log().display()),
                 ));
             }
         }

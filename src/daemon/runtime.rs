@@ -611,6 +611,7 @@ impl Runtime {
         );
         a.extra
             .insert("delivery".into(), self.gateway.delivery_json(now));
+        a.extra.insert("store".into(), self.gateway.store_json());
         a.extra.insert("source_registry".into(), registry);
     }
 
