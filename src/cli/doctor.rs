@@ -209,6 +209,23 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             "reinstall",
         )),
     }
+    // Where the sockets live, and whether that place is safe (issue 16: squatted /tmp dir).
+    if let Some(why) = crate::paths::runtime_fallback_reason() {
+        v.push(bad(
+            Level::Warn,
+            format!("runtime dir: {why}"),
+            "set XDG_RUNTIME_DIR or AGTMUX_RUNTIME_DIR to a private dir (or remove the other user's directory)",
+        ));
+    }
+    for (what, dir) in [("runtime", &sp.runtime_dir), ("state", &sp.state_dir)] {
+        if let Some(why) = crate::paths::unsafe_dir(dir) {
+            v.push(bad(
+                Level::Fail,
+                format!("{what} dir {} {why}", dir.display()),
+                "agtmux refuses to use it: point AGTMUX_RUNTIME_DIR / AGTMUX_STATE_DIR at a dir of yours",
+            ));
+        }
+    }
     // The daemon and its sources.
     let health = Conn::connect(&sp).and_then(|mut c| c.request("health", json!({})));
     match health {

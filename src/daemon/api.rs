@@ -99,6 +99,8 @@ struct Client {
 
 pub struct ApiServer {
     path: PathBuf,
+    /// (dev, inode) of the socket file we bound: removed at shutdown only if still ours.
+    ident: Option<(u64, u64)>,
     listener: UnixListener,
     clients: HashMap<Token, Client>,
     next: usize,
@@ -157,6 +159,7 @@ impl ApiServer {
             .map_err(ApiError::Register)?;
         Ok(ApiServer {
             path: path.to_path_buf(),
+            ident: super::runtime::socket_ident(path),
             listener,
             clients: HashMap::new(),
             next: LISTENER.0 + 1,
@@ -448,7 +451,15 @@ impl ApiServer {
             self.drop_client(t, reg, "shutdown");
         }
         let _ = reg.deregister(&mut self.listener);
-        let _ = std::fs::remove_file(&self.path);
+        // Never another daemon's socket (one that took over this server after us).
+        if self.ident.is_some() && super::runtime::socket_ident(&self.path) == self.ident {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            log::warn!(
+                "api_socket_not_ours path={} reason=replaced",
+                self.path.display()
+            );
+        }
     }
 }
 

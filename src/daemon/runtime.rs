@@ -156,6 +156,12 @@ pub struct Runtime {
     last_status: String,
     shutdown: bool,
     exit_code: i32,
+    /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
+    /// file is still at the path (issue 16).
+    lock: Option<std::fs::File>,
+    next_lock_check: Millis,
+    /// (dev, inode) of the wake socket we bound, so we never remove another daemon's.
+    wake_ident: Option<(u64, u64)>,
 }
 
 pub fn now_ms() -> Millis {
@@ -224,6 +230,7 @@ impl Runtime {
                 .map_err(io_err("register"))?;
         }
         let wake = bind_wake(&sp);
+        let sp_wake = sp.wake_socket();
         let mut wake = wake;
         if let Some(w) = wake.as_mut() {
             poll.registry()
@@ -301,7 +308,35 @@ impl Runtime {
             last_status: String::new(),
             shutdown: false,
             exit_code: 0,
+            lock: None,
+            next_lock_check: 0,
+            wake_ident: socket_ident(&sp_wake),
         })
+    }
+
+    /// The per-server lock, re-checked on a slow timer (see [`super::lock_still_ours`]).
+    pub fn hold_lock(&mut self, lock: Option<std::fs::File>) {
+        self.lock = lock;
+    }
+
+    fn check_lock(&mut self, now: Millis) {
+        if now < self.next_lock_check {
+            return;
+        }
+        self.next_lock_check = now + LOCK_CHECK_EVERY;
+        let Some(held) = self.lock.as_ref() else {
+            return;
+        };
+        match super::lock_still_ours(&self.sp, held) {
+            super::LockCheck::Held => {}
+            // The old file stays open (and locked) too; the new one guards the path.
+            super::LockCheck::Restored(f) => self.lock = Some(f),
+            super::LockCheck::Lost => {
+                log::error!("daemon_exit reason=lock_lost");
+                self.exit_code = 1;
+                self.shutdown = true;
+            }
+        }
     }
 
     /// The loop. Returns the exit code.
@@ -479,6 +514,7 @@ impl Runtime {
         }
         self.gateway.maybe_reopen(now);
         self.gateway.tick_delivery(now);
+        self.check_lock(now);
         if now >= self.next_prune {
             self.gateway.prune(now);
             self.next_prune = now + self.timing.prune_every;
@@ -1321,8 +1357,23 @@ impl Runtime {
         if let Some(mut a) = self.api.take() {
             a.shutdown(self.poll.registry());
         }
-        let _ = std::fs::remove_file(self.sp.wake_socket());
+        // Only our own: a daemon that took over this server has its own socket there.
+        let wake = self.sp.wake_socket();
+        if self.wake_ident.is_some() && socket_ident(&wake) == self.wake_ident {
+            let _ = std::fs::remove_file(wake);
+        }
     }
+}
+
+/// How often the lock file is checked (a `stat`).
+const LOCK_CHECK_EVERY: Millis = 2_000;
+
+/// (dev, inode) of a path, when it exists.
+pub(crate) fn socket_ident(p: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn drain(s: &mut mio::net::UnixStream) {
