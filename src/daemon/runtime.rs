@@ -448,7 +448,10 @@ impl Runtime {
                 d.push(x);
             }
         }
-        if self.spool_dirty || self.refresh_requested {
+        if self.spool_dirty
+            || self.refresh_requested
+            || self.api.as_ref().is_some_and(|a| a.has_pending())
+        {
             d.push(0);
         }
         d.into_iter().min()
@@ -522,6 +525,7 @@ impl Runtime {
         self.ops.step(self.gateway.store_mut(), now);
         self.resolve_and_publish(now);
         self.supervise_tick(now);
+        self.api_service_pending(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
         self.flush_tmux();
     }
@@ -630,6 +634,7 @@ impl Runtime {
         let Some(a) = self.api.as_mut() else {
             return;
         };
+        a.tick(self.poll.registry(), adm, now);
         let registry = adm.registry.json();
         a.waiting_for = self.startup.waiting_for().map(Stage::as_str).unwrap_or("");
         let codex = &self.codex.endpoint.sup;
@@ -1266,6 +1271,28 @@ impl Runtime {
             };
             let mut adm = std::mem::replace(&mut self.admission, placeholder);
             a.on_event(ev, self.poll.registry(), &self.api_view(now_ms()), &mut adm);
+            self.admission = adm;
+            self.api = Some(a);
+        }
+    }
+
+    /// Another turn for API clients with requests left (round robin, see api.rs).
+    fn api_service_pending(&mut self, now: Millis) {
+        if !self.api.as_ref().is_some_and(|a| a.has_pending()) {
+            if let Some(a) = self.api.as_mut() {
+                a.new_pass();
+            }
+            return;
+        }
+        if let Some(mut a) = self.api.take() {
+            let placeholder = api::Admission {
+                runtime_uid: self.admission.runtime_uid,
+                nonce: String::new(),
+                registry: super::admission::SourceRegistry::empty(),
+                traces: Default::default(),
+            };
+            let mut adm = std::mem::replace(&mut self.admission, placeholder);
+            a.service_pending(self.poll.registry(), &self.api_view(now), &mut adm);
             self.admission = adm;
             self.api = Some(a);
         }
