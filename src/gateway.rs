@@ -786,6 +786,12 @@ impl Gateway {
                 .unwrap_or_default();
             self.cursors.insert(cursor_id.to_string(), c);
         }
+        // Bounded memory while the store is down: these sources keep what they have not
+        // handed over, so stop pulling them at twice the spool's bound (the spool stops first).
+        let (held_rows, held_bytes) = self.delivery.held_bytes();
+        if held_rows >= 2 * HOLD_MAX_ROWS || held_bytes >= 2 * HOLD_MAX_BYTES {
+            return IngestOutcome::Done;
+        }
         let after = self.cursors.get(cursor_id).cloned().unwrap_or_default();
         let batch = src.pull(&after, BATCH);
         if batch.items.is_empty() {

@@ -248,6 +248,11 @@ impl ApiServer {
         })
     }
 
+    /// Is the socket file at our path still the one we bound?
+    pub fn socket_is_ours(&self) -> bool {
+        self.ident.is_some() && super::runtime::socket_ident(&self.path) == self.ident
+    }
+
     /// A loop pass with no queued turns ends: the next one starts with a fresh budget.
     pub fn new_pass(&mut self) {
         self.spent = std::time::Duration::ZERO;
@@ -743,7 +748,7 @@ impl ApiServer {
         }
         let _ = reg.deregister(&mut self.listener);
         // Never another daemon's socket (one that took over this server after us).
-        if self.ident.is_some() && super::runtime::socket_ident(&self.path) == self.ident {
+        if self.socket_is_ours() {
             let _ = std::fs::remove_file(&self.path);
         } else {
             log::warn!(

@@ -331,10 +331,18 @@ impl Runtime {
             super::LockCheck::Held => {}
             // The old file stays open (and locked) too; the new one guards the path.
             super::LockCheck::Restored(f) => self.lock = Some(f),
+            // Another process holds the path's lock. If our API socket is still the one at
+            // its path, that process has not taken over (a second daemon checks our live
+            // socket and leaves): keep serving and look again later. Otherwise it runs this
+            // server now: go, leaving its sockets alone.
             super::LockCheck::Lost => {
-                log::error!("daemon_exit reason=lock_lost");
-                self.exit_code = 1;
-                self.shutdown = true;
+                if self.api.as_ref().is_some_and(|a| a.socket_is_ours()) {
+                    log::warn!("lock_contended reason=our_api_socket_still_serves");
+                } else {
+                    log::error!("daemon_exit reason=lock_lost");
+                    self.exit_code = 1;
+                    self.shutdown = true;
+                }
             }
         }
     }
