@@ -90,13 +90,15 @@ fn a_store_outage_longer_than_every_redelivery_drops_no_accepted_event() {
         30,
     );
     assert!(!st.contains(" ok"), "{st}");
+    // Exhausted, yet nothing dropped: the batches are held, rows and cursor.
+    let h = health(&s);
+    assert_eq!(h["result"]["delivery"]["drops"], 0, "{h}");
     assert!(
         wait_until(20, || log(&s).contains("delivery_held token=")),
         "{}",
         s.log_tail()
     );
     let h = health(&s);
-    assert_eq!(h["result"]["delivery"]["drops"], 0, "{h}");
     assert!(
         h["result"]["store"]["held_rows"].as_u64().unwrap_or(0) >= 1,
         "{h}"
@@ -176,7 +178,7 @@ fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
     s.start_daemon();
     prompt(&s, &pane, "r1", "readonly-1");
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
-    s.wait_global("@agtmux_daemon", |v| v.contains("store:readonly"), 20);
+    let st = s.wait_global("@agtmux_daemon", |v| v.contains("store:"), 20);
     ro.undo();
     assert!(
         wait_until(30, || stored_with(&s, "readonly-1") == 1),
@@ -184,6 +186,7 @@ fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
         s.log_tail()
     );
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 20);
+    assert!(st.contains("store:readonly"), "the status named the fault: {st}");
     prompt(&s, &pane, "r1", "readonly-2");
     assert!(
         wait_until(20, || stored_with(&s, "readonly-2") == 1),
