@@ -186,7 +186,10 @@ fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
         s.log_tail()
     );
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 20);
-    assert!(st.contains("store:readonly"), "the status named the fault: {st}");
+    assert!(
+        st.contains("store:readonly"),
+        "the status named the fault: {st}"
+    );
     prompt(&s, &pane, "r1", "readonly-2");
     assert!(
         wait_until(20, || stored_with(&s, "readonly-2") == 1),
