@@ -55,7 +55,8 @@ const REOPEN_EVERY: Millis = 5_000;
 /// How often a healthy store's file is checked (deleted, replaced, overwritten).
 const CHECK_EVERY: Millis = 5_000;
 /// Unacked rows held for a store that does not take them, before the spool pulls pause.
-/// Below [`RECENT`], so every held event is still known to the in-memory dedup.
+/// Below [`RECENT`], so every held event is still known to the in-memory dedup. Lowered (never
+/// raised) by `AGTMUX_HOLD_MAX_ROWS`, for tests.
 pub(crate) const HOLD_MAX_ROWS: usize = 10_000;
 /// Bytes (payloads plus overhead) held likewise.
 pub(crate) const HOLD_MAX_BYTES: usize = 32 << 20;
@@ -96,6 +97,8 @@ pub struct Gateway {
     next_reopen: Millis,
     /// Spool pulls paused because the held rows reached the bound.
     paused: bool,
+    /// [`HOLD_MAX_ROWS`], or less from the environment.
+    hold_max_rows: usize,
     /// The last store fault (what, when), kept after recovery for `health`/`doctor`.
     last_incident: Option<(String, Millis)>,
     /// Re-storing the spool's events into a rebuilt database (cursor of the re-read, and
@@ -165,6 +168,11 @@ impl Gateway {
             spool: sp.spool(),
             next_reopen: now + REOPEN_EVERY,
             paused: false,
+            hold_max_rows: std::env::var("AGTMUX_HOLD_MAX_ROWS")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|v| *v > 0)
+                .map_or(HOLD_MAX_ROWS, |v| v.min(HOLD_MAX_ROWS)),
             last_incident,
             backfill: None,
             hooks,
@@ -713,7 +721,7 @@ impl Gateway {
         // Bounded memory while the store does not take what is held: stop reading the spool
         // (it keeps everything; the committed cursor is still before it) until it does.
         let (held_rows, held_bytes) = self.delivery.held_bytes();
-        if held_rows >= HOLD_MAX_ROWS || held_bytes >= HOLD_MAX_BYTES {
+        if held_rows >= self.hold_max_rows || held_bytes >= HOLD_MAX_BYTES {
             if !self.paused {
                 self.paused = true;
                 log::error!(
@@ -727,7 +735,9 @@ impl Gateway {
             self.paused = false;
             log::warn!("ingest_resumed held_rows={held_rows}");
         }
-        let batch = self.hooks.pull(&self.committed, BATCH);
+        // Never past the bound: pull at most what still fits.
+        let room = self.hold_max_rows - held_rows;
+        let batch = self.hooks.pull(&self.committed, BATCH.min(room));
         if batch.items.is_empty() {
             // Never rotate what a rebuilt database still re-reads, or what is not durable yet.
             if self.backfill.is_none()
@@ -754,7 +764,7 @@ impl Gateway {
                 return IngestOutcome::NeedRefresh;
             }
         }
-        let full = batch.items.len() >= BATCH;
+        let full = batch.items.len() >= BATCH.min(room);
         let from = self.committed.clone();
         self.record_fetched(HOOKS_CURSOR, &batch.next_cursor, &from, now);
         let rows = self.process_items(batch.items, proj, "hooks", now);
@@ -789,7 +799,7 @@ impl Gateway {
         // Bounded memory while the store is down: these sources keep what they have not
         // handed over, so stop pulling them at twice the spool's bound (the spool stops first).
         let (held_rows, held_bytes) = self.delivery.held_bytes();
-        if held_rows >= 2 * HOLD_MAX_ROWS || held_bytes >= 2 * HOLD_MAX_BYTES {
+        if held_rows >= 2 * self.hold_max_rows || held_bytes >= 2 * HOLD_MAX_BYTES {
             return IngestOutcome::Done;
         }
         let after = self.cursors.get(cursor_id).cloned().unwrap_or_default();

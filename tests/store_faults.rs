@@ -311,3 +311,43 @@ fn a_database_overwritten_with_garbage_is_moved_aside_and_refilled_from_the_spoo
     assert!(moved, "the garbage was kept aside");
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 20);
 }
+
+#[test]
+fn what_is_held_for_a_down_store_is_bounded_and_the_spool_is_read_on_after_it() {
+    let mut s = Server::start("holdcap");
+    let pane = s.silent_agent("claude");
+    drop(agtmux::store::Store::open(&s.db_path()).unwrap());
+    let mut cmd = s.daemon_cmd();
+    cmd.env("AGTMUX_ACK_TIMEOUT_MS", "200")
+        .env("AGTMUX_ACK_MAX_ATTEMPTS", "2")
+        .env("AGTMUX_HOLD_MAX_ROWS", "5");
+    s.daemon = Some(cmd.spawn().unwrap());
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
+    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for i in 0..12 {
+        prompt(&s, &pane, "h1", &format!("capped-{i}"));
+    }
+    // Past the bound the daemon stops reading the spool (it keeps the lines).
+    assert!(
+        wait_until(30, || log(&s)
+            .contains("ingest_paused reason=store_unavailable")),
+        "{}",
+        s.log_tail()
+    );
+    let h = health(&s);
+    let held = h["result"]["store"]["held_rows"].as_u64().unwrap_or(0);
+    assert!(h["result"]["store"]["ingest_paused"] == true, "{h}");
+    assert_eq!(held, 5, "never past the bound: {h}");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    // Back: what was held is stored, the rest read from the spool, all once.
+    assert!(
+        wait_until(30, || stored_with(&s, "capped-") == 12),
+        "{} of 12\n{}",
+        stored_with(&s, "capped-"),
+        s.log_tail()
+    );
+    assert!(log(&s).contains("ingest_resumed"), "{}", s.log_tail());
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+}
