@@ -94,6 +94,11 @@ impl Drop for Victim {
         }
         let _ = std::fs::remove_dir_all(&self.squat);
         let _ = std::fs::remove_dir_all(&self.home);
+        // tmux leaves its socket (and the per-uid dir it made) behind.
+        let _ = std::fs::remove_file(self.socket());
+        if let Some(d) = self.socket().parent() {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }
 
