@@ -10,8 +10,11 @@
 //!   redelivered: the range is pulled again (every item is a duplicate of what the projection
 //!   already applied, so nothing is applied twice) and the commit is retried.
 //! - After `max_attempts` (5) the source is `degraded` with `ack_retry_exhausted` (logged,
-//!   shown in `@agtmux_daemon` and `health`); the batch stays applied in memory and counts as
-//!   a drop (its rows never reached `events_raw_v2`).
+//!   shown in `@agtmux_daemon` and `health`) and the batch is *held*: it stays in the table,
+//!   rows and cursor, until the store takes it, however long that takes (issue 16: an accepted
+//!   event is never dropped). Held batches are not redelivered again (the re-pull would only
+//!   find duplicates); the gateway retries them when its store probe says the store is back,
+//!   and bounds what it holds by pausing its pulls ([`Delivery::held_bytes`]).
 //! - The committed cursor of a source only moves over a contiguous prefix of acked batches.
 //!
 //! Metrics: batches, acks, ack timeouts (and their rate), redeliveries, retry attempts, retry
@@ -77,6 +80,8 @@ pub struct Inflight {
     pub attempts: u32,
     pub lease_deadline: Millis,
     pub acked: bool,
+    /// Out of redeliveries: waiting for the store, no lease.
+    pub held: bool,
 }
 
 /// Tokens whose story is kept.
@@ -133,7 +138,8 @@ pub struct DeliveryStats {
     pub retry_exhausted: u64,
     /// Restarts from `committed_cursor` behind a recorded `fetched_cursor`, and re-pulls.
     pub rewinds: u64,
-    /// Rows that never became durable (exhausted batches).
+    /// Rows that never became durable. Always 0 since issue 16 (exhausted batches are held,
+    /// not dropped); kept so the metric still says so.
     pub drops: u64,
 }
 
@@ -142,7 +148,7 @@ pub struct DeliveryStats {
 pub enum Expired {
     /// Deliver the same token again (attempt number).
     Redeliver(u64, u32),
-    /// Give up on it: the source is degraded.
+    /// Out of redeliveries: the source is degraded and the batch held until the store is back.
     Exhausted(u64),
 }
 
@@ -222,6 +228,7 @@ impl Delivery {
             attempts: 1,
             lease_deadline: now + self.policy.ack_timeout,
             acked: false,
+            held: false,
         });
         token
     }
@@ -316,6 +323,11 @@ impl Delivery {
         let Some(i) = self.inflight.iter_mut().find(|i| i.token == token) else {
             return;
         };
+        log::debug!(
+            "delivery_ack token={} attempts={}",
+            token_str(token),
+            i.attempts
+        );
         if i.attempts > 1 {
             log::info!(
                 "delivery_acked token={} source={} attempts={}",
@@ -325,7 +337,11 @@ impl Delivery {
             );
         }
         let source = i.source.clone();
-        if self.degraded.remove(&source).is_some() {
+        let still_held = self
+            .inflight
+            .iter()
+            .any(|i| i.source == source && i.held && !i.acked);
+        if !still_held && self.degraded.remove(&source).is_some() {
             log::warn!("source_recovered source={source} reason=acked");
         }
         self.pop_acked();
@@ -354,15 +370,14 @@ impl Delivery {
         let max = self.policy.max_attempts;
         let timeout = self.policy.ack_timeout;
         for i in self.inflight.iter_mut() {
-            if i.acked || i.lease_deadline > now {
+            if i.acked || i.held || i.lease_deadline > now {
                 continue;
             }
             self.stats.ack_timeouts += 1;
             if i.attempts >= max {
                 self.stats.retry_exhausted += 1;
-                self.stats.drops += i.rows.len() as u64;
                 log::error!(
-                    "ack_retry_exhausted token={} source={} attempts={} rows={}",
+                    "ack_retry_exhausted token={} source={} attempts={} rows={} held=true",
                     token_str(i.token),
                     i.source,
                     i.attempts,
@@ -378,14 +393,17 @@ impl Delivery {
                         i.source
                     );
                 }
-                // Served from memory from now on; the batch leaves the table.
-                i.acked = true;
+                // Held until the store takes it: no lease, no more re-pulls, never dropped.
+                i.held = true;
                 out.push(Expired::Exhausted(i.token));
                 if let Some(t) = self.traces.iter_mut().rev().find(|t| t.token == i.token) {
                     t.steps.push((
                         now,
                         "ack_retry_exhausted",
-                        format!("{} attempts; source degraded", i.attempts),
+                        format!(
+                            "{} attempts; source degraded; batch held until the store takes it",
+                            i.attempts
+                        ),
                     ));
                 }
                 continue;
@@ -407,23 +425,31 @@ impl Delivery {
             );
             out.push(Expired::Redeliver(i.token, i.attempts));
         }
-        if out.iter().any(|e| matches!(e, Expired::Exhausted(_))) {
-            self.pop_acked();
-        }
         out
+    }
+
+    /// Unacked rows and their approximate bytes (payloads plus a fixed overhead per row): what
+    /// the table holds for a store that does not take it.
+    pub fn held_bytes(&self) -> (usize, usize) {
+        self.inflight
+            .iter()
+            .filter(|i| !i.acked)
+            .flat_map(|i| i.rows.iter())
+            .fold((0, 0), |(n, b), r| (n + 1, b + r.payload.len() + 256))
     }
 
     /// The earliest lease deadline.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.inflight
             .iter()
-            .filter(|i| !i.acked)
+            .filter(|i| !i.acked && !i.held)
             .map(|i| i.lease_deadline)
             .min()
     }
 
     pub fn json(&self, now: Millis) -> Value {
         let s = &self.stats;
+        let (held_rows, held_bytes) = self.held_bytes();
         let rate = if s.batches == 0 {
             0.0
         } else {
@@ -441,11 +467,14 @@ impl Delivery {
             "rewinds": s.rewinds,
             "duplicates": s.duplicates,
             "drops": s.drops,
+            "held_rows": held_rows,
+            "held_bytes": held_bytes,
             "degraded": self.degraded,
             "inflight": self.inflight.iter().filter(|i| !i.acked).map(|i| json!({
                 "token": token_str(i.token),
                 "source": i.source,
                 "attempts": i.attempts,
+                "held": i.held,
                 "items": i.rows.len(),
                 "lease_ms_left": i.lease_deadline - now,
             })).collect::<Vec<_>>(),
@@ -481,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unacked_batch_is_redelivered_with_its_token_then_exhausted() {
+    fn an_unacked_batch_is_redelivered_with_its_token_then_held_never_dropped() {
         let mut d = d();
         let t = d.begin("hooks", "0", "10", vec![], 1_000);
         assert!(d.expire(2_999).is_empty(), "lease of 2 s not over");
@@ -495,12 +524,22 @@ mod tests {
         assert_eq!(d.stats.ack_timeouts, 5);
         assert_eq!(d.stats.redeliveries, 4);
         assert_eq!(d.stats.retry_exhausted, 1);
-        assert_eq!(d.pending(), 0);
-        assert_eq!(d.committed_floor("hooks").as_deref(), Some("10"));
-        // A later ack of another batch clears the degradation.
+        // Held: still pending, the committed cursor stays before it, no more leases.
+        assert_eq!(d.pending(), 1);
+        assert_eq!(d.stats.drops, 0);
+        assert_eq!(d.committed_floor("hooks").as_deref(), Some("0"));
+        assert_eq!(d.next_deadline(), None);
+        assert!(d.expire(now + 1_000_000).is_empty());
+        // A later batch acked first does not move the cursor past the held one.
         let u = d.begin("hooks", "10", "11", vec![], now);
         d.ack(u, 0);
+        assert_eq!(d.committed_floor("hooks").as_deref(), Some("0"));
+        assert!(!d.degraded.is_empty(), "still holding t");
+        // The store takes the held batch: the cursor moves over both, the source recovers.
+        d.ack(t, 0);
+        assert_eq!(d.committed_floor("hooks").as_deref(), Some("11"));
         assert!(d.degraded.is_empty());
+        assert_eq!(d.pending(), 0);
     }
 
     #[test]

@@ -5,9 +5,20 @@
 //! the unique event id makes the replay a no-op. That is at-least-once delivery with an
 //! exactly-once effect.
 //!
-//! When the store is unavailable (corrupt or locked file) the gateway keeps going from memory:
-//! events still reach the projection, dedup falls back to an in-memory window, and the
-//! problem is shown in `@agtmux_daemon`.
+//! When the store is unavailable (locked, read-only, deleted, corrupt) the gateway keeps going
+//! from memory: events still reach the projection, dedup falls back to an in-memory window,
+//! and the problem is shown in `@agtmux_daemon`. An accepted event is never dropped for it
+//! (issue 16): its batch is held in the inflight table, cursor and rows, until the store takes
+//! it, however long the outage; what is held is bounded ([`HOLD_MAX_ROWS`], [`HOLD_MAX_BYTES`]),
+//! and past that the spool is simply not read until the store is back (the hooks keep
+//! appending; nothing is lost, the cursor was never committed past it).
+//!
+//! Store faults are found on a slow timer ([`CHECK_EVERY`]): a real probe write while the store
+//! is failing (a read-only connection is reopened, it never becomes writable), and a cheap
+//! identity check while it is healthy (the file deleted or replaced under us, or overwritten
+//! with something that is not SQLite). A deleted database is rebuilt from the still-open
+//! connection (an online backup to the path); one replaced by garbage is moved aside and
+//! started fresh, and the hook spool is re-read from its start to store its events again.
 //!
 //! Several sources share that path: the hook spool (`hooks_spool` cursor, [`Gateway::ingest`])
 //! and pull sources owned elsewhere, such as the Codex app-server observer (`codex_appserver`
@@ -41,6 +52,14 @@ const BATCH: usize = 500;
 const ROTATE_AT: u64 = 8 << 20;
 /// How often a daemon running without its database tries to open it again.
 const REOPEN_EVERY: Millis = 5_000;
+/// How often a healthy store's file is checked (deleted, replaced, overwritten).
+const CHECK_EVERY: Millis = 5_000;
+/// Unacked rows held for a store that does not take them, before the spool pulls pause.
+/// Below [`RECENT`], so every held event is still known to the in-memory dedup. Lowered (never
+/// raised) by `AGTMUX_HOLD_MAX_ROWS`, for tests.
+pub(crate) const HOLD_MAX_ROWS: usize = 10_000;
+/// Bytes (payloads plus overhead) held likewise.
+pub(crate) const HOLD_MAX_BYTES: usize = 32 << 20;
 /// In-memory dedup window (used on top of the store, and alone without it).
 const RECENT: usize = 20_000;
 /// Bound of the Codex events kept for `daemon::codex` between two steps.
@@ -76,10 +95,20 @@ pub struct Gateway {
     /// The hook spool (from `ServerPaths`, not recomputed from the environment).
     spool: std::path::PathBuf,
     next_reopen: Millis,
+    /// Spool pulls paused because the held rows reached the bound.
+    paused: bool,
+    /// [`HOLD_MAX_ROWS`], or less from the environment.
+    hold_max_rows: usize,
+    /// The last store fault (what, when), kept after recovery for `health`/`doctor`.
+    last_incident: Option<(String, Millis)>,
+    /// Re-storing the spool's events into a rebuilt database (cursor of the re-read, and
+    /// where it ends: the live pull position when it started).
+    backfill: Option<(HookSpoolSource, String, String)>,
     hooks: HookSpoolSource,
     committed: String,
     last_refresh: Millis,
-    recent: HashSet<String>,
+    /// Recent event ids with the status they were stored with (dedup; a backfill's status).
+    recent_status: HashMap<String, (EventStatus, Option<String>)>,
     recent_order: VecDeque<String>,
     titles: TranscriptTitles,
     /// Open `binding_link_v2` rows by (pane, generation, session), to close them on unlink.
@@ -129,6 +158,7 @@ impl Gateway {
             Some(committed.as_str()).filter(|c| !c.is_empty()),
         );
         let committed = hooks.position();
+        let last_incident = store_problem.clone().map(|p| (p, now));
         Gateway {
             server_key: sp.key.clone(),
             server_id: String::new(),
@@ -137,10 +167,18 @@ impl Gateway {
             db_path: sp.db(),
             spool: sp.spool(),
             next_reopen: now + REOPEN_EVERY,
+            paused: false,
+            hold_max_rows: std::env::var("AGTMUX_HOLD_MAX_ROWS")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|v| *v > 0)
+                .map_or(HOLD_MAX_ROWS, |v| v.min(HOLD_MAX_ROWS)),
+            last_incident,
+            backfill: None,
             hooks,
             committed,
             last_refresh: 0,
-            recent: HashSet::new(),
+            recent_status: HashMap::new(),
             recent_order: VecDeque::new(),
             titles: TranscriptTitles::new(),
             open_links: HashMap::new(),
@@ -185,12 +223,13 @@ impl Gateway {
             match e {
                 Expired::Redeliver(t, _) => {
                     self.redeliver(t, now);
-                    self.try_ack(t, now);
+                    self.try_ack(t, now, false);
                 }
                 Expired::Exhausted(t) => {
                     log::warn!(
-                        "delivery_dropped token={} reason=ack_retry_exhausted",
-                        crate::delivery::token_str(t)
+                        "delivery_held token={} reason=ack_retry_exhausted store={}",
+                        crate::delivery::token_str(t),
+                        self.store_problem.as_deref().unwrap_or("failing")
                     );
                 }
             }
@@ -255,20 +294,24 @@ impl Gateway {
     }
 
     /// The projection's ack: commit the token's rows and the cursor in one transaction.
-    /// Without a store there is nothing to make durable: acked at once.
-    fn try_ack(&mut self, token: u64, now: Millis) -> bool {
+    /// Without a store, or while it is known to fail (`force` off), the batch stays inflight:
+    /// it is retried when the store is back ([`Gateway::maybe_reopen`]), never dropped.
+    fn try_ack(&mut self, token: u64, now: Millis, force: bool) -> bool {
+        if self.store_problem.is_some() && !force {
+            return false;
+        }
         let Some(i) = self.delivery.get(token) else {
             return false;
-        };
-        let Some(store) = self.store.as_mut() else {
-            self.delivery.ack(token, now);
-            return true;
         };
         let committed = self
             .delivery
             .committed_if_acked(token)
             .or_else(|| self.delivery.committed_floor(&i.source))
             .unwrap_or_else(|| i.from.clone());
+        let committed = self.hold_for_backfill(&i.source, committed);
+        let Some(store) = self.store.as_mut() else {
+            return false;
+        };
         let res = (|| {
             let mut tx = store.begin()?;
             for r in &i.rows {
@@ -293,21 +336,39 @@ impl Gateway {
         }
     }
 
-    /// Every unacked batch, retried now (the store came back).
-    fn retry_pending(&mut self, now: Millis) {
-        for t in self.delivery.unacked_tokens() {
-            self.try_ack(t, now);
+    /// Every unacked batch, retried now, oldest first (the store came back). Stops at the
+    /// first failure: the store is down again and each try may wait for its busy timeout.
+    fn retry_pending(&mut self, now: Millis) -> bool {
+        let tokens = self.delivery.unacked_tokens();
+        let n = tokens.len();
+        for t in tokens {
+            if !self.try_ack(t, now, true) {
+                return false;
+            }
         }
-        if !self.delivery.degraded.is_empty() {
-            log::warn!("source_recovered reason=store_recovered");
-            self.delivery.degraded.clear();
+        if n > 0 {
+            log::warn!("delivery_replayed batches={n} reason=store_recovered");
+        }
+        true
+    }
+
+    /// While a rebuilt database is being re-filled from the spool, its committed hook cursor
+    /// stays at the re-read's position, so a crash meanwhile replays the rest at start-up.
+    fn hold_for_backfill(&self, source: &str, committed: String) -> String {
+        match &self.backfill {
+            Some((_, pos, _)) if source == HOOKS_CURSOR => pos.clone(),
+            _ => committed,
         }
     }
 
     /// Record `fetched_cursor` for a pull (Flow-006), leaving the committed cursor where the
     /// acks put it.
     fn record_fetched(&mut self, cursor_id: &str, fetched: &str, fallback: &str, now: Millis) {
+        if self.store_problem.is_some() {
+            return;
+        }
         let committed = self.safe_committed(cursor_id, fallback);
+        let committed = self.hold_for_backfill(cursor_id, committed);
         if let Some(store) = self.store.as_mut() {
             let r = store.begin().and_then(|mut tx| {
                 tx.set_cursor(cursor_id, &committed, Some(fetched), now)?;
@@ -342,6 +403,27 @@ impl Gateway {
 
     pub fn store_problem(&self) -> Option<&str> {
         self.store_problem.as_deref()
+    }
+
+    /// Spool pulls paused because too much is held for a store that does not take it.
+    pub fn ingest_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The store's side of `health`: the current problem, what is held for it, and the last
+    /// fault even after recovery (a deleted or overwritten database is rebuilt at once, so
+    /// the status line shows it only briefly; this keeps it visible to `doctor`).
+    pub fn store_json(&self) -> serde_json::Value {
+        let (held_rows, held_bytes) = self.delivery.held_bytes();
+        serde_json::json!({
+            "path": self.db_path.display().to_string(),
+            "problem": self.store_problem,
+            "held_rows": held_rows,
+            "held_bytes": held_bytes,
+            "ingest_paused": self.paused,
+            "backfilling": self.backfill.is_some(),
+            "last_incident": self.last_incident.as_ref().map(|(w, ts)| serde_json::json!({"problem": w, "ts_ms": ts})),
+        })
     }
 
     pub fn store(&self) -> Option<&Store> {
@@ -412,19 +494,23 @@ impl Gateway {
         }
     }
 
-    fn remember(&mut self, id: &str) {
-        if self.recent.insert(id.to_string()) {
+    fn remember(&mut self, id: &str, status: EventStatus, reason: Option<String>) {
+        if self
+            .recent_status
+            .insert(id.to_string(), (status, reason))
+            .is_none()
+        {
             self.recent_order.push_back(id.to_string());
             if self.recent_order.len() > RECENT
                 && let Some(old) = self.recent_order.pop_front()
             {
-                self.recent.remove(&old);
+                self.recent_status.remove(&old);
             }
         }
     }
 
     fn seen(&self, id: &str) -> bool {
-        self.recent.contains(id)
+        self.recent_status.contains_key(id)
             || self
                 .store
                 .as_ref()
@@ -435,36 +521,193 @@ impl Gateway {
         let short = short_problem(&e);
         if self.store_problem.as_deref() != Some(short) {
             log::error!("store_failed what={what} err={e}");
+            self.last_incident = Some((short.to_string(), crate::daemon::runtime::now_ms()));
         }
         self.store_problem = Some(short.to_string());
     }
 
-    /// Without a database, try to open it again now and then (a lock may have gone). Events
-    /// applied meanwhile were served from memory; they are not in `events_raw_v2`.
+    /// The slow store timer: without a working database, probe it with a real write (or open
+    /// it again) now and then; with one, check that its file is still there and still SQLite.
+    /// Batches held meanwhile are committed as soon as it works again.
     pub fn maybe_reopen(&mut self, now: Millis) {
-        if now < self.next_reopen || (self.store.is_some() && self.store_problem.is_none()) {
+        if now < self.next_reopen {
             return;
         }
-        self.next_reopen = now + REOPEN_EVERY;
+        self.next_reopen = now + REOPEN_EVERY.min(CHECK_EVERY);
+        if let Some(store) = self.store.as_ref()
+            && let Some(p) = store.check_file()
+        {
+            self.replace_store(p, now);
+            return;
+        }
+        if self.store.is_some() && self.store_problem.is_none() {
+            self.step_backfill(now);
+            return;
+        }
         if let Some(store) = self.store.as_mut() {
-            // Open but failing (e.g. locked): probe with an empty write transaction.
-            if store.begin().and_then(|tx| tx.commit()).is_ok() {
-                log::warn!("store_recovered path={}", self.db_path.display());
-                self.store_problem = None;
-                self.retry_pending(now);
-                self.commit_cursor(now);
+            match store.probe_write(now) {
+                Ok(()) => {
+                    log::warn!("store_recovered path={}", self.db_path.display());
+                    self.store_problem = None;
+                }
+                Err(e) if e.is_locked() => {
+                    self.store_failed("probe", e);
+                    return;
+                }
+                Err(e) => {
+                    // Read-only, gone, damaged: this connection will not heal. Open again.
+                    log::warn!("store_reopen reason={:?} err={e}", short_problem(&e));
+                    self.store = None;
+                }
             }
-            return;
         }
-        let (store, problem) = open_store(&self.db_path, now);
-        if let Some(store) = store {
+        if self.store.is_none() {
+            let (store, problem) = open_store(&self.db_path, now);
+            let Some(store) = store else {
+                self.store_problem = problem;
+                return;
+            };
             log::warn!("store_reopened path={}", self.db_path.display());
             self.store = Some(store);
             self.store_problem = None;
-            self.retry_pending(now);
+        }
+        if self.retry_pending(now) {
             self.commit_cursor(now);
-        } else {
-            self.store_problem = problem;
+        }
+    }
+
+    /// The database file under the open connection was deleted, replaced or overwritten:
+    /// say so, and rebuild it without losing what was stored.
+    fn replace_store(&mut self, problem: crate::store::FileProblem, now: Millis) {
+        use crate::store::FileProblem;
+        let path = self.db_path.clone();
+        log::error!(
+            "store_file_problem problem={} path={}",
+            problem.as_str(),
+            path.display()
+        );
+        self.store_problem = Some(problem.as_str().to_string());
+        self.last_incident = Some((problem.as_str().to_string(), now));
+        let Some(old) = self.store.take() else {
+            return;
+        };
+        let mut restored = false;
+        if problem == FileProblem::Deleted {
+            // The open connection still reads the unlinked file: copy it back to the path.
+            match old.snapshot_to(&path) {
+                Ok(bytes) => {
+                    log::warn!(
+                        "store_restored_from_open_file path={} bytes={bytes}",
+                        path.display()
+                    );
+                    restored = true;
+                }
+                Err(e) => log::error!("store_restore_failed err={e}"),
+            }
+        }
+        drop(old);
+        if restored {
+            // Side files left at the path belong to the unlinked file, not to the copy: a stale
+            // `-wal` would be replayed into it.
+            for side in ["-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(side);
+                let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+            }
+        }
+        if problem == FileProblem::NotADatabase {
+            match crate::store::Store::quarantine(&path, now) {
+                Ok(moved) => log::error!("store_quarantined moved_to={}", moved.display()),
+                Err(e) => log::error!("store_quarantine_failed err={e}"),
+            }
+        }
+        let (store, why) = open_store(&path, now);
+        let Some(store) = store else {
+            self.store_problem = why;
+            return;
+        };
+        self.store = Some(store);
+        self.store_problem = None;
+        log::warn!("store_reopened path={} restored={restored}", path.display());
+        if !restored {
+            // What the lost file held comes back from the spool (what is still in it).
+            let until = self.committed.clone();
+            let src = HookSpoolSource::new(&self.spool, &self.server_key, None);
+            log::warn!("store_backfill_start until={until:?}");
+            self.backfill = Some((src, String::new(), until));
+        }
+        if self.retry_pending(now) {
+            self.commit_cursor(now);
+        }
+        self.step_backfill(now);
+    }
+
+    /// Re-store the spool's events into a rebuilt database, a batch at a time, with the
+    /// status each had when it was applied (when still known); nothing is applied again.
+    fn step_backfill(&mut self, now: Millis) {
+        while let Some((mut src, pos, until)) = self.backfill.take() {
+            if pos == until {
+                log::warn!("store_backfill_done");
+                self.commit_cursor(now);
+                return;
+            }
+            let batch = src.pull(&pos, BATCH);
+            if batch.items.is_empty() || batch.next_cursor == pos {
+                log::warn!("store_backfill_done");
+                self.commit_cursor(now);
+                return;
+            }
+            let rows: Vec<EventRow> = batch
+                .items
+                .into_iter()
+                .map(|item| self.backfill_row(item, now))
+                .collect();
+            let next = batch.next_cursor.clone();
+            let Some(store) = self.store.as_mut() else {
+                self.backfill = Some((src, pos, until));
+                return;
+            };
+            let r = store.begin().and_then(|mut tx| {
+                for r in &rows {
+                    tx.insert_event(r)?;
+                }
+                tx.set_cursor(HOOKS_CURSOR, &next, Some(&until), now)?;
+                tx.commit()
+            });
+            if let Err(e) = r {
+                self.backfill = Some((src, pos, until));
+                self.store_failed("backfill", e);
+                return;
+            }
+            self.backfill = Some((src, next, until));
+        }
+    }
+
+    fn backfill_row(&self, item: Pulled, now: Millis) -> EventRow {
+        match item {
+            Pulled::Event { event, raw } => {
+                let (status, reason) = self
+                    .recent_status
+                    .get(&event.event_id)
+                    .cloned()
+                    .unwrap_or((EventStatus::Ignored, Some("backfill_status_unknown".into())));
+                event_row(&self.server_key, &event, status, reason, raw, now)
+            }
+            Pulled::Rejected {
+                event_id,
+                reason,
+                raw,
+                ts,
+            } => rejected_row(
+                &self.server_key,
+                event_id,
+                "hooks",
+                reason,
+                raw,
+                ts,
+                now,
+                ts,
+            ),
         }
     }
 
@@ -476,9 +719,32 @@ impl Gateway {
                 .map(|(id, p)| (id.clone(), p.pane_pid))
                 .collect(),
         );
-        let batch = self.hooks.pull(&self.committed, BATCH);
+        // Bounded memory while the store does not take what is held: stop reading the spool
+        // (it keeps everything; the committed cursor is still before it) until it does.
+        let (held_rows, held_bytes) = self.delivery.held_bytes();
+        if held_rows >= self.hold_max_rows || held_bytes >= HOLD_MAX_BYTES {
+            if !self.paused {
+                self.paused = true;
+                log::error!(
+                    "ingest_paused reason=store_unavailable store={} held_rows={held_rows} held_bytes={held_bytes}",
+                    self.store_problem.as_deref().unwrap_or("failing")
+                );
+            }
+            return IngestOutcome::Done;
+        }
+        if self.paused {
+            self.paused = false;
+            log::warn!("ingest_resumed held_rows={held_rows}");
+        }
+        // Never past the bound: pull at most what still fits.
+        let room = self.hold_max_rows - held_rows;
+        let batch = self.hooks.pull(&self.committed, BATCH.min(room));
         if batch.items.is_empty() {
-            if self.hooks.maybe_rotate(ROTATE_AT) {
+            // Never rotate what a rebuilt database still re-reads, or what is not durable yet.
+            if self.backfill.is_none()
+                && !self.delivery.get_unacked(HOOKS_CURSOR)
+                && self.hooks.maybe_rotate(ROTATE_AT)
+            {
                 self.committed = self.hooks.position();
                 self.commit_cursor(now);
             }
@@ -506,7 +772,7 @@ impl Gateway {
                 return IngestOutcome::NeedRefresh;
             }
         }
-        let full = batch.items.len() >= BATCH;
+        let full = batch.items.len() >= BATCH.min(room);
         let from = self.committed.clone();
         self.record_fetched(HOOKS_CURSOR, &batch.next_cursor, &from, now);
         let rows = self.process_items(batch.items, proj, "hooks", &origins, now);
@@ -537,6 +803,12 @@ impl Gateway {
                 .map(|c| c.committed_cursor)
                 .unwrap_or_default();
             self.cursors.insert(cursor_id.to_string(), c);
+        }
+        // Bounded memory while the store is down: these sources keep what they have not
+        // handed over, so stop pulling them at twice the spool's bound (the spool stops first).
+        let (held_rows, held_bytes) = self.delivery.held_bytes();
+        if held_rows >= 2 * self.hold_max_rows || held_bytes >= 2 * HOLD_MAX_BYTES {
+            return IngestOutcome::Done;
         }
         let after = self.cursors.get(cursor_id).cloned().unwrap_or_default();
         let batch = src.pull(&after, BATCH);
@@ -725,27 +997,21 @@ impl Gateway {
                         gateway_ts,
                         daemon_ts: None,
                     });
-                    rows.push(EventRow {
-                        seq: 0,
+                    rows.push(rejected_row(
+                        &self.server_key,
                         event_id,
-                        server_key: self.server_key.clone(),
-                        source: reject_source.into(),
-                        provider: None,
-                        pane_id: None,
-                        session_key: None,
-                        name: String::new(),
-                        status: EventStatus::Rejected,
-                        reason: Some(reason),
-                        recv_ts: ts,
-                        ingest_ts: now,
-                        payload: truncate_raw(raw),
-                        hops: format!("{{\"source\":{ts},\"gateway\":{gateway_ts}}}"),
-                    });
+                        reject_source,
+                        reason,
+                        raw,
+                        ts,
+                        now,
+                        gateway_ts,
+                    ));
                 }
             }
         }
         for r in &rows {
-            self.remember(&r.event_id);
+            self.remember(&r.event_id, r.status, r.reason.clone());
         }
         rows
     }
@@ -754,11 +1020,15 @@ impl Gateway {
     /// and cursor in one transaction); a failed commit leaves it inflight for redelivery.
     fn deliver(&mut self, rows: Vec<EventRow>, cursor_id: &str, from: &str, to: &str, now: Millis) {
         let token = self.delivery.begin(cursor_id, from, to, rows, now);
-        self.try_ack(token, now);
+        self.try_ack(token, now, false);
     }
 
     fn commit_cursor(&mut self, now: Millis) {
+        if self.store_problem.is_some() {
+            return;
+        }
         let committed = self.safe_committed(HOOKS_CURSOR, &self.committed);
+        let committed = self.hold_for_backfill(HOOKS_CURSOR, committed);
         let fetched = self.committed.clone();
         if let Some(store) = self.store.as_mut() {
             let r = store.begin().and_then(|mut tx| {
@@ -1042,6 +1312,8 @@ impl Gateway {
 fn short_problem(e: &crate::store::StoreError) -> &'static str {
     if e.is_locked() {
         "locked"
+    } else if e.is_readonly() {
+        "readonly"
     } else if e.is_corrupt() {
         "corrupt"
     } else {
@@ -1100,6 +1372,36 @@ fn truncate_raw(raw: String) -> String {
         end -= 1;
     }
     format!("{}…[{} bytes]", &raw[..end], raw.len())
+}
+
+/// The row of an item that failed validation.
+#[allow(clippy::too_many_arguments)]
+fn rejected_row(
+    server_key: &str,
+    event_id: String,
+    source: &str,
+    reason: String,
+    raw: String,
+    ts: Millis,
+    now: Millis,
+    gateway_ts: Millis,
+) -> EventRow {
+    EventRow {
+        seq: 0,
+        event_id,
+        server_key: server_key.to_string(),
+        source: source.into(),
+        provider: None,
+        pane_id: None,
+        session_key: None,
+        name: String::new(),
+        status: EventStatus::Rejected,
+        reason: Some(reason),
+        recv_ts: ts,
+        ingest_ts: now,
+        payload: truncate_raw(raw),
+        hops: format!("{{\"source\":{ts},\"gateway\":{gateway_ts}}}"),
+    }
 }
 
 fn event_row(

@@ -124,8 +124,9 @@ impl ServerPaths {
     }
 }
 
-/// `AGTMUX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agtmux`, else `/tmp/agtmux-$UID` (macOS has
-/// no `XDG_RUNTIME_DIR`; its per-user `$TMPDIR` is too long for socket paths, see below).
+/// `AGTMUX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agtmux`, else `/tmp/agtmux-$UID` unless that
+/// is unsafe (see [`runtime_fallback_reason`]), then `<state root>/run` (macOS has no
+/// `XDG_RUNTIME_DIR`; its per-user `$TMPDIR` is too long for socket paths, see below).
 pub fn runtime_root() -> PathBuf {
     if let Some(p) = env_path("AGTMUX_RUNTIME_DIR") {
         return p;
@@ -136,14 +137,24 @@ pub fn runtime_root() -> PathBuf {
     default_runtime_root()
 }
 
+/// `/tmp/agtmux-$UID`, or `<state root>/run` when that name is unsafe
+/// ([`runtime_fallback_reason`]).
 fn default_runtime_root() -> PathBuf {
+    let tmp = tmp_runtime_dir();
+    if unsafe_dir(&tmp).is_some() {
+        return state_root().join("run");
+    }
+    tmp
+}
+
+fn tmp_runtime_dir() -> PathBuf {
     PathBuf::from(format!("/tmp/agtmux-{}", uid()))
 }
 
 /// The runtime dir holds this server's sockets (`KEY.sock`, `KEY.wake`), and a Unix socket
 /// path is short: 103 bytes on macOS, 107 on Linux. When `root` is too long for them (a deep
 /// `AGTMUX_RUNTIME_DIR` or `XDG_RUNTIME_DIR`, e.g. one under macOS's `/var/folders/…/T/`), the
-/// runtime dir is `/tmp/agtmux-$UID` instead, which always fits, and the daemon's log says so
+/// runtime dir is the default one (`/tmp/agtmux-$UID`), which fits, and the daemon's log says so
 /// ([`runtime_dir_note`]). Every
 /// agtmux process derives the same choice from the same environment, so they still meet.
 fn runtime_dir_for(root: PathBuf, key: &str) -> PathBuf {
@@ -168,6 +179,45 @@ pub fn runtime_dir_note(sp: &ServerPaths) -> Option<String> {
     })
 }
 
+/// Why the runtime dir is not `/tmp/agtmux-$UID` (issue 16: another user can create that
+/// name first, mode 0777, and serve a fake daemon there): `None` when it is used. Both the
+/// daemon and the CLI take the same decision from the same facts, so they agree on the place.
+pub fn runtime_fallback_reason() -> Option<String> {
+    if env_path("AGTMUX_RUNTIME_DIR").is_some() || env_path("XDG_RUNTIME_DIR").is_some() {
+        return None;
+    }
+    let tmp = tmp_runtime_dir();
+    unsafe_dir(&tmp).map(|why| {
+        format!(
+            "{} {why}; using {} instead",
+            tmp.display(),
+            state_root().join("run").display()
+        )
+    })
+}
+
+/// Why an existing `dir` must not hold our sockets or data: not a real directory (a symlink
+/// or a file), owned by another user, or writable by others. `None` if it is missing or safe.
+pub fn unsafe_dir(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("cannot be checked ({e})")),
+    };
+    if m.file_type().is_symlink() {
+        return Some("is a symlink".into());
+    }
+    if !m.is_dir() {
+        return Some("is not a directory".into());
+    }
+    if m.uid() != uid() {
+        return Some(format!("is owned by uid {}, not {}", m.uid(), uid()));
+    }
+    // Ours: a loose mode is tightened by `ensure_private_dir`.
+    None
+}
+
 /// `AGTMUX_STATE_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/agtmux`.
 pub fn state_root() -> PathBuf {
     if let Some(p) = env_path("AGTMUX_STATE_DIR") {
@@ -187,13 +237,38 @@ fn env_path(name: &str) -> Option<PathBuf> {
 }
 
 /// Create `dir` (and parents) with mode 0700; tighten the mode if it already exists and is ours.
+/// Refused, with the reason, when it is a symlink, not a directory, or another user's
+/// (issue 16: a squatted runtime dir), or when its parent lets others rename it away (writable
+/// by others without the sticky bit).
 pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
+    if let Some(why) = unsafe_dir(dir) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} {why}: refusing to use it", dir.display()),
+        ));
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(pm) = std::fs::metadata(parent)
+    {
+        let mode = pm.permissions().mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is writable by anyone and not sticky (uid {}): {} could be replaced; refusing to use it",
+                    parent.display(),
+                    pm.uid(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
     if meta.permissions().mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
@@ -259,6 +334,22 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsafe_dirs_are_named_and_ours_are_fine() {
+        let d = std::env::temp_dir().join(format!("agtmux-paths-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        assert_eq!(unsafe_dir(&d), None, "missing is fine: we create it");
+        ensure_private_dir(&d).unwrap();
+        assert_eq!(unsafe_dir(&d), None);
+        let link = d.with_extension("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        assert_eq!(unsafe_dir(&link).as_deref(), Some("is a symlink"));
+        assert!(ensure_private_dir(&link).is_err());
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     #[test]
     fn key_is_stable_and_distinct() {

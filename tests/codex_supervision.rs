@@ -334,9 +334,10 @@ fn a_codex_socket_that_another_uid_listens_on_is_refused() {
     // A directory the other uid may create its socket in.
     let dir = s.dir.join("foreign");
     std::fs::create_dir_all(&dir).unwrap();
-    for p in [&s.dir, &dir] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
+    // The test dir is also the parent of the daemon's runtime and state dirs: sticky, as
+    // /tmp, or the daemon refuses dirs that others could rename away (issue 16).
+    std::fs::set_permissions(&s.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let sock = dir.join("app-server-control.sock");
     let empty = dir.join("empty.jsonl");
     std::fs::write(&empty, b"").unwrap();

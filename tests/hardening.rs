@@ -184,8 +184,21 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+    // Exhausted redeliveries held the batch, they did not drop it (issue 16): it is stored.
+    let c = rusqlite::Connection::open(s.db_path()).unwrap();
+    let held: u64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM events_raw_v2 WHERE name='PermissionRequest'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(held, 1, "{}", s.log_tail());
+    drop(c);
 
     // A shorter outage: the redelivered token is acked, the event stored exactly once.
+    let acked_before = log(&s).matches("delivery_acked token=").count();
+    let redelivered_before = log(&s).matches("attempt=2 redelivery=true").count();
     let holder = rusqlite::Connection::open(s.db_path()).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     s.hook(
@@ -194,11 +207,15 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
         br#"{"session_id":"a1","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
     );
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    assert!(wait_until(10, || log(&s).contains("attempt=2 redelivery=true")));
+    assert!(wait_until(10, || log(&s)
+        .matches("attempt=2 redelivery=true")
+        .count()
+        > redelivered_before));
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
     assert!(
-        wait_until(20, || log(&s).contains("delivery_acked token=")),
+        wait_until(20, || log(&s).matches("delivery_acked token=").count()
+            > acked_before),
         "{}",
         s.log_tail()
     );

@@ -45,6 +45,9 @@ pub enum ClientError {
     /// The daemon's answer was not what the protocol says.
     Protocol(String),
     Timeout,
+    /// The socket's listener is another user (a squatted runtime dir): its answers are not
+    /// trusted.
+    Untrusted(std::path::PathBuf, u32),
 }
 
 impl fmt::Display for ClientError {
@@ -60,6 +63,13 @@ impl fmt::Display for ClientError {
             ClientError::Api { code, message } => write!(f, "{code}: {message}"),
             ClientError::Protocol(s) => write!(f, "api protocol: {s}"),
             ClientError::Timeout => write!(f, "timed out"),
+            ClientError::Untrusted(p, uid) => write!(
+                f,
+                "refusing the daemon at {}: it runs as uid {uid}, not as you (uid {}); another \
+                 user may have created that directory first (see `agtmux doctor`)",
+                p.display(),
+                crate::peercred::runtime_uid()
+            ),
         }
     }
 }
@@ -98,6 +108,16 @@ impl Conn {
     pub fn connect(sp: &ServerPaths) -> Result<Conn, ClientError> {
         let path = sp.api_socket();
         let s = UnixStream::connect(&path).map_err(|e| ClientError::NoDaemon(path.clone(), e))?;
+        // Trust only a daemon of our own uid (or root, who could read our files anyway).
+        {
+            use std::os::fd::AsRawFd;
+            let me = crate::peercred::runtime_uid();
+            match crate::peercred::peer_cred(s.as_raw_fd()) {
+                Ok(c) if c.uid == me || c.uid == 0 => {}
+                Ok(c) => return Err(ClientError::Untrusted(path, c.uid)),
+                Err(e) => return Err(ClientError::Io(e)),
+            }
+        }
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         let writer = s.try_clone()?;
         Ok(Conn {

@@ -209,6 +209,23 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             "reinstall",
         )),
     }
+    // Where the sockets live, and whether that place is safe (issue 16: squatted /tmp dir).
+    if let Some(why) = crate::paths::runtime_fallback_reason() {
+        v.push(bad(
+            Level::Warn,
+            format!("runtime dir: {why}"),
+            "set XDG_RUNTIME_DIR or AGTMUX_RUNTIME_DIR to a private dir (or remove the other user's directory)",
+        ));
+    }
+    for (what, dir) in [("runtime", &sp.runtime_dir), ("state", &sp.state_dir)] {
+        if let Some(why) = crate::paths::unsafe_dir(dir) {
+            v.push(bad(
+                Level::Fail,
+                format!("{what} dir {} {why}", dir.display()),
+                "agtmux refuses to use it: point AGTMUX_RUNTIME_DIR / AGTMUX_STATE_DIR at a dir of yours",
+            ));
+        }
+    }
     // The daemon and its sources.
     let health = Conn::connect(&sp).and_then(|mut c| c.request("health", json!({})));
     match health {
@@ -243,12 +260,28 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             if let Some(p) = h["store_problem"].as_str() {
                 v.push(bad(
                     Level::Warn,
-                    format!("state store: {p} (running from memory; state is lost on restart)"),
+                    format!(
+                        "state store: {p} (serving from memory; {} accepted event(s) held until it takes them, the rest waits in the spool)",
+                        h["store"]["held_rows"].as_u64().unwrap_or(0)
+                    ),
                     format!(
                         "see {}; a corrupt database is quarantined next to {}",
                         sp.log().display(),
                         sp.db().display()
                     ),
+                ));
+            } else if let Some(i) = h["store"]["last_incident"]
+                .as_object()
+                .filter(|i| i.get("problem").and_then(|p| p.as_str()) != Some("locked"))
+            {
+                v.push(bad(
+                    Level::Warn,
+                    format!(
+                        "state store recovered from: {} (at {} ms)",
+                        i.get("problem").and_then(|p| p.as_str()).unwrap_or("?"),
+                        i.get("ts_ms").and_then(|t| t.as_i64()).unwrap_or(0)
+                    ),
+                    format!("see {}", sp.log().display()),
                 ));
             }
         }

@@ -6,9 +6,19 @@
 //!
 //! WHY inside the daemon's mio loop: the read model lives there and is single-writer. The
 //! listener and every client are registered with tokens of their own; reads and writes never
-//! block; each client has a bounded output buffer, and a client that does not read (its buffer
-//! would overflow) is dropped rather than allowed to stall the loop. Requests are answered from
-//! the current read model; `subscribe` turns a connection into a push stream of pane changes.
+//! block. Requests are answered from the current read model; `subscribe` turns a connection
+//! into a push stream of pane changes.
+//!
+//! Resource bounds (issue 16: 1000 clients pipelining requests without reading grew the daemon
+//! to 1.15 GB and `ls` timed out):
+//! - per client, requests are read and answered only while its unsent output is under
+//!   [`OUT_PAUSE`]; past it the client's input waits in the kernel until it reads. A client
+//!   stuck over it for [`STALL_MS`], or whose push stream overflows [`MAX_OUTBUF`], is dropped;
+//! - the client count stays below the fd limit ([`client_cap`]); a new client at the cap
+//!   evicts the oldest idle or stalled one, so `ls` still gets in;
+//! - `EMFILE` on accept is met with a spare fd (closed, the pending connection accepted and
+//!   told `busy`, reopened), so the listener never spins nor goes deaf; if that fails the
+//!   runtime's tick retries the accept.
 //!
 //! Wire format (see docs/api.md): request `{"v":1,"id":ID,"method":M,"params":{..}}`, answer
 //! `{"v":1,"id":ID,"result":..}` or `{"v":1,"id":ID,"error":{"code":..,"message":..}}`, push
@@ -29,10 +39,31 @@ use std::path::{Path, PathBuf};
 pub const VERSION: u64 = 1;
 /// Longest accepted request line (bytes, without the newline).
 pub const MAX_LINE: usize = 64 * 1024;
-/// Output buffered for one client before it counts as too slow and is dropped.
+/// Output buffered for one client before it counts as too slow and is dropped (push streams;
+/// request answers stop at [`OUT_PAUSE`]).
 pub const MAX_OUTBUF: usize = 4 << 20;
-/// Simultaneous clients; more are accepted and closed at once.
+/// Unsent output past which a client's further requests wait until it reads.
+pub const OUT_PAUSE: usize = 256 << 10;
+/// Requests answered for one client per turn; the rest wait for its next turn (round robin
+/// over [`ApiServer::service_pending`]), so one pipelining client cannot hold `ls` up.
+const ANSWERS_PER_TURN: usize = 8;
+/// Time spent on queued turns per loop pass.
+const TURNS_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long a client may stay over [`OUT_PAUSE`] without reading before it is dropped.
+pub const STALL_MS: Millis = 30_000;
+/// Simultaneous clients at most; fewer when the fd limit is low ([`client_cap`]).
 pub const MAX_CLIENTS: usize = 1024;
+/// Fds kept free for everything else the daemon opens (tmux pipes, SQLite, watches).
+const FD_RESERVE: u64 = 128;
+
+/// Clients allowed at once: [`MAX_CLIENTS`], less under a low `RLIMIT_NOFILE`.
+pub fn client_cap() -> usize {
+    let Some(limit) = crate::sys::fd::open_file_limit() else {
+        return MAX_CLIENTS;
+    };
+    let room = limit.saturating_sub(FD_RESERVE).max(8);
+    (room as usize).min(MAX_CLIENTS)
+}
 
 /// The listener's token; client tokens follow it. Far above the runtime's fixed tokens.
 pub const LISTENER: Token = Token(1 << 24);
@@ -92,6 +123,12 @@ struct Client {
     conn: Option<u64>,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
+    /// Since when its output has been over [`OUT_PAUSE`] (it does not read).
+    stalled_since: Option<Millis>,
+    /// Last time it sent or received anything (eviction picks the oldest idle).
+    last_active: Millis,
+    /// In the round-robin queue of clients with whole requests still to answer.
+    queued: bool,
     subscribed: bool,
     /// Close once the output is flushed (after a fatal protocol error).
     closing: bool,
@@ -99,6 +136,8 @@ struct Client {
 
 pub struct ApiServer {
     path: PathBuf,
+    /// (dev, inode) of the socket file we bound: removed at shutdown only if still ours.
+    ident: Option<(u64, u64)>,
     listener: UnixListener,
     clients: HashMap<Token, Client>,
     next: usize,
@@ -115,6 +154,34 @@ pub struct ApiServer {
     /// Extra sections merged into `health` and `metrics` answers (supervisor, delivery,
     /// source registry), refreshed by the runtime.
     pub extra: serde_json::Map<String, Value>,
+    /// Clients allowed at once.
+    cap: usize,
+    /// A spare fd, given up to accept (and refuse) one connection under `EMFILE`.
+    spare: Option<std::fs::File>,
+    /// An accept failed for lack of fds and the spare could not help: retry on the next tick.
+    accept_blocked: bool,
+    /// Clients with whole requests left after their turn, oldest first.
+    pending: std::collections::VecDeque<Token>,
+    /// Time spent serving clients in this loop pass (reset by `service_pending`).
+    spent: std::time::Duration,
+    pub stats: ApiStats,
+}
+
+/// Resource counters (`health`/`metrics` → `api`).
+#[derive(Debug, Clone, Default)]
+pub struct ApiStats {
+    /// Unsent output bytes over all clients, and the largest per client (refreshed each tick).
+    pub buffered_out: usize,
+    pub max_client_out: usize,
+    /// Unparsed input bytes over all clients.
+    pub buffered_in: usize,
+    /// Clients whose requests wait because they do not read.
+    pub paused: usize,
+    pub dropped_slow: u64,
+    pub dropped_stalled: u64,
+    pub evicted: u64,
+    pub refused_busy: u64,
+    pub accept_fd_exhausted: u64,
 }
 
 /// The daemon's trust material for source connections, owned by the runtime and lent to the
@@ -153,6 +220,7 @@ impl ApiServer {
             .map_err(ApiError::Register)?;
         Ok(ApiServer {
             path: path.to_path_buf(),
+            ident: super::runtime::socket_ident(path),
             listener,
             clients: HashMap::new(),
             next: LISTENER.0 + 1,
@@ -161,7 +229,133 @@ impl ApiServer {
             waiting_for: "source",
             closed: Vec::new(),
             extra: serde_json::Map::new(),
+            cap: client_cap(),
+            spare: std::fs::File::open("/dev/null").ok(),
+            accept_blocked: false,
+            pending: std::collections::VecDeque::new(),
+            spent: std::time::Duration::ZERO,
+            stats: ApiStats::default(),
         })
+    }
+
+    /// Is the socket file at our path still the one we bound?
+    pub fn socket_is_ours(&self) -> bool {
+        self.ident.is_some() && super::runtime::socket_ident(&self.path) == self.ident
+    }
+
+    /// A loop pass with no queued turns ends: the next one starts with a fresh budget.
+    pub fn new_pass(&mut self) {
+        self.spent = std::time::Duration::ZERO;
+    }
+
+    /// Clients wait for another turn: the runtime calls [`ApiServer::service_pending`] soon.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// A turn for the clients queued so far (each answers up to [`ANSWERS_PER_TURN`]), for at
+    /// most [`TURNS_BUDGET`]: the loop then polls again, so a new client (`ls`) is read soon.
+    pub fn service_pending(&mut self, reg: &mio::Registry, view: &View, adm: &mut Admission) {
+        let start = std::time::Instant::now();
+        let spent = std::mem::take(&mut self.spent);
+        for _ in 0..self.pending.len() {
+            if spent + start.elapsed() >= TURNS_BUDGET {
+                break;
+            }
+            let Some(t) = self.pending.pop_front() else {
+                break;
+            };
+            if let Some(c) = self.clients.get_mut(&t) {
+                c.queued = false;
+                self.read_client(t, reg, view, adm);
+            }
+        }
+    }
+
+    /// Per-step upkeep: retry a blocked accept, drop clients stalled past [`STALL_MS`], and
+    /// refresh the `api` figures of `health`/`metrics`. O(clients), no syscalls unless needed.
+    pub fn tick(&mut self, reg: &mio::Registry, adm: &mut Admission, now: Millis) {
+        if self.accept_blocked {
+            self.accept_blocked = false;
+            self.accept(reg, adm, now);
+        }
+        let stalled: Vec<Token> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.stalled_since.is_some_and(|t| now - t >= STALL_MS))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in stalled {
+            log::warn!("api_client_dropped token={} reason=stalled", t.0);
+            self.stats.dropped_stalled += 1;
+            self.drop_client(t, reg, "stalled");
+        }
+        let st = &mut self.stats;
+        st.buffered_out = 0;
+        st.max_client_out = 0;
+        st.buffered_in = 0;
+        st.paused = 0;
+        for c in self.clients.values() {
+            st.buffered_out += c.outbuf.len();
+            st.max_client_out = st.max_client_out.max(c.outbuf.len());
+            st.buffered_in += c.inbuf.len();
+            if c.outbuf.len() >= OUT_PAUSE {
+                st.paused += 1;
+            }
+        }
+        let j = json!({
+            "clients": self.clients.len(),
+            "max_clients": self.cap,
+            "buffered_out_bytes": st.buffered_out,
+            "max_client_out_bytes": st.max_client_out,
+            "buffered_in_bytes": st.buffered_in,
+            "paused_clients": st.paused,
+            "out_pause_bytes": OUT_PAUSE,
+            "dropped_slow": st.dropped_slow,
+            "dropped_stalled": st.dropped_stalled,
+            "evicted": st.evicted,
+            "refused_busy": st.refused_busy,
+            "accept_fd_exhausted": st.accept_fd_exhausted,
+        });
+        self.extra.insert("api".into(), j);
+    }
+
+    /// Make room for one more client at the cap: drop the oldest idle client (nothing
+    /// pending either way, not a subscriber or a source), else the longest stalled one, else
+    /// the least recently active request client.
+    fn evict_one(&mut self, reg: &mio::Registry) -> bool {
+        let idle = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                c.outbuf.is_empty() && c.inbuf.is_empty() && !c.subscribed && c.conn.is_none()
+            })
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(t, _)| *t);
+        let victim = idle
+            .or_else(|| {
+                self.clients
+                    .iter()
+                    .filter_map(|(t, c)| c.stalled_since.map(|s| (s, *t)))
+                    .min()
+                    .map(|(_, t)| t)
+            })
+            .or_else(|| {
+                // Everyone is busy: the least recently active request client goes (sources and
+                // subscribers are long-lived by design and stay).
+                self.clients
+                    .iter()
+                    .filter(|(_, c)| !c.subscribed && c.conn.is_none())
+                    .min_by_key(|(_, c)| c.last_active)
+                    .map(|(t, _)| *t)
+            });
+        let Some(t) = victim else {
+            return false;
+        };
+        log::warn!("api_client_evicted token={} reason=too_many_clients", t.0);
+        self.stats.evicted += 1;
+        self.drop_client(t, reg, "evicted");
+        true
     }
 
     pub fn clients(&self) -> usize {
@@ -191,12 +385,23 @@ impl ApiServer {
             self.accept(reg, adm, view.now);
             return;
         }
-        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            self.read_client(t, reg, view, adm);
+        // Readable or writable alike: serve it (a writable edge is also what resumes a client
+        // paused for not reading). Once this pass has spent its budget it waits for the next
+        // pass, at the head of the queue: a client with news (a new `ls`) goes before the
+        // ones that used up their turn.
+        if self.spent >= TURNS_BUDGET {
+            if let Some(c) = self.clients.get_mut(&t) {
+                if c.queued {
+                    self.pending.retain(|x| *x != t);
+                }
+                c.queued = true;
+                self.pending.push_front(t);
+            }
+            return;
         }
-        if ev.is_writable() {
-            self.flush_client(t, reg);
-        }
+        let start = std::time::Instant::now();
+        self.read_client(t, reg, view, adm);
+        self.spent += start.elapsed();
     }
 
     fn accept(&mut self, reg: &mio::Registry, adm: &mut Admission, now: Millis) {
@@ -233,8 +438,9 @@ impl ApiServer {
                             continue;
                         }
                     };
-                    if self.clients.len() >= MAX_CLIENTS {
+                    if self.clients.len() >= self.cap && !self.evict_one(reg) {
                         log::warn!("api_client_refused reason=too_many");
+                        self.stats.refused_busy += 1;
                         refuse(
                             stream,
                             &error_line(&Value::Null, "busy", "too many clients"),
@@ -260,6 +466,9 @@ impl ApiServer {
                             conn: None,
                             inbuf: Vec::new(),
                             outbuf: Vec::new(),
+                            stalled_since: None,
+                            last_active: now,
+                            queued: false,
                             subscribed: false,
                             closing: false,
                         },
@@ -267,6 +476,34 @@ impl ApiServer {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if crate::sys::fd::is_fd_exhaustion(&e) => {
+                    // Out of fds: the pending connection would wake us forever (or, edge
+                    // triggered, never again). Free the spare, take it and say why, re-arm.
+                    self.stats.accept_fd_exhausted += 1;
+                    if self.spare.take().is_none() {
+                        log::error!("api_accept_failed err={e} spare=none retry=tick");
+                        self.accept_blocked = true;
+                        return;
+                    }
+                    if let Ok((stream, _)) = self.listener.accept() {
+                        self.stats.refused_busy += 1;
+                        refuse(
+                            stream,
+                            &error_line(&Value::Null, "busy", "daemon out of file descriptors"),
+                        );
+                    }
+                    self.spare = std::fs::File::open("/dev/null").ok();
+                    log::warn!(
+                        "api_accept_fd_exhausted err={e} clients={} cap={}",
+                        self.clients.len(),
+                        self.cap
+                    );
+                    // Make room for the next one: a stalled or idle client goes.
+                    if !self.evict_one(reg) {
+                        self.accept_blocked = true;
+                        return;
+                    }
+                }
                 Err(e) => {
                     log::warn!("api_accept_failed err={e}");
                     return;
@@ -275,96 +512,144 @@ impl ApiServer {
         }
     }
 
+    /// Serve one client: answer its whole request lines while its unsent output is under
+    /// [`OUT_PAUSE`], write, read more. Returns only when the kernel has nothing more to read
+    /// (a readable edge will come), or the client is paused (its output hit `WouldBlock`, a
+    /// writable edge will come), or it is gone: so edge-triggered readiness never strands it.
     fn read_client(&mut self, t: Token, reg: &mio::Registry, view: &View, adm: &mut Admission) {
-        let Some(c) = self.clients.get_mut(&t) else {
-            return;
-        };
         let mut eof = false;
-        let mut buf = [0u8; 8192];
+        let mut answered = 0;
         loop {
-            match c.stream.read(&mut buf) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    c.inbuf.extend_from_slice(&buf[..n]);
-                    if c.inbuf.len() > MAX_LINE + 1 && !c.inbuf[..].contains(&b'\n') {
-                        break;
+            let Some(c) = self.clients.get_mut(&t) else {
+                return;
+            };
+            // Answer complete lines, while the client keeps up and its turn lasts.
+            while !c.closing && c.outbuf.len() < OUT_PAUSE {
+                if answered >= ANSWERS_PER_TURN {
+                    if !c.queued {
+                        c.queued = true;
+                        self.pending.push_back(t);
                     }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    eof = true;
                     break;
                 }
-            }
-        }
-        // Answer every complete line.
-        while !c.closing {
-            let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
-                if c.inbuf.len() > MAX_LINE {
+                let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
+                    if c.inbuf.len() > MAX_LINE {
+                        push_out(
+                            c,
+                            &error_line(&Value::Null, "line_too_long", "request line too long"),
+                        );
+                        c.closing = true;
+                        c.inbuf.clear();
+                    }
+                    break;
+                };
+                let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+                let line = &line[..line.len() - 1];
+                if line.len() > MAX_LINE {
                     push_out(
                         c,
                         &error_line(&Value::Null, "line_too_long", "request line too long"),
                     );
                     c.closing = true;
-                    c.inbuf.clear();
+                    break;
                 }
-                break;
-            };
-            let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
-            let line = &line[..line.len() - 1];
-            if line.len() > MAX_LINE {
-                push_out(
-                    c,
-                    &error_line(&Value::Null, "line_too_long", "request line too long"),
-                );
-                c.closing = true;
-                break;
-            }
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            let (answer, subscribe) = match gate(line, self.ready, self.waiting_for) {
-                Gate::Source(id, method, params) => {
-                    let path = self.path.to_string_lossy();
-                    let (answer, close) =
-                        source_method(&method, &params, &id, c, adm, &path, view.now);
-                    if close {
-                        c.closing = true;
+                if line.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                c.last_active = view.now;
+                let (answer, subscribe) = match gate(line, self.ready, self.waiting_for) {
+                    Gate::Source(id, method, params) => {
+                        let path = self.path.to_string_lossy();
+                        let (answer, close) =
+                            source_method(&method, &params, &id, c, adm, &path, view.now);
+                        if close {
+                            c.closing = true;
+                        }
+                        (answer, false)
                     }
-                    (answer, false)
+                    Gate::Refuse(answer) => (answer, false),
+                    Gate::Pass => {
+                        let (a, sub) = handle_line(line, view);
+                        (with_extra(a, &self.extra), sub)
+                    }
+                };
+                push_out(c, &answer);
+                answered += 1;
+                if subscribe {
+                    c.subscribed = true;
                 }
-                Gate::Refuse(answer) => (answer, false),
-                Gate::Pass => {
-                    let (a, sub) = handle_line(line, view);
-                    (with_extra(a, &self.extra), sub)
-                }
+            }
+            let turn_over = c.queued;
+            if !self.flush_client(t, reg) {
+                return;
+            }
+            if turn_over {
+                // Its next turn comes from the queue; a pause or an end is seen then.
+                return;
+            }
+            let Some(c) = self.clients.get_mut(&t) else {
+                return;
             };
-            push_out(c, &answer);
-            if subscribe {
-                c.subscribed = true;
+            if c.outbuf.len() >= OUT_PAUSE {
+                // It does not read: its requests wait in the kernel; dropped if it stays so.
+                c.stalled_since.get_or_insert(view.now);
+                return;
+            }
+            c.stalled_since = None;
+            if eof {
+                if c.outbuf.is_empty() {
+                    self.drop_client(t, reg, "eof");
+                } else {
+                    c.closing = true;
+                }
+                return;
+            }
+            if c.closing {
+                return;
+            }
+            // Read until a whole line is here (answer it first), the kernel has no more
+            // (a readable edge will come), or the line is over-long.
+            let mut buf = [0u8; 8192];
+            let mut more = false;
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => {
+                        eof = true;
+                        more = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.inbuf.extend_from_slice(&buf[..n]);
+                        if buf[..n].contains(&b'\n') || c.inbuf.len() > MAX_LINE {
+                            more = true;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        eof = true;
+                        more = true;
+                        break;
+                    }
+                }
+            }
+            if !more {
+                return;
             }
         }
-        if eof && c.outbuf.is_empty() {
-            self.drop_client(t, reg, "eof");
-            return;
-        }
-        if eof {
-            c.closing = true;
-        }
-        self.flush_client(t, reg);
     }
 
-    fn flush_client(&mut self, t: Token, reg: &mio::Registry) {
+    /// Write what the client's buffer holds. Returns false when the client was dropped.
+    fn flush_client(&mut self, t: Token, reg: &mio::Registry) -> bool {
         let Some(c) = self.clients.get_mut(&t) else {
-            return;
+            return false;
         };
         if c.outbuf.len() > MAX_OUTBUF {
+            log::warn!("api_client_dropped token={} reason=slow", t.0);
+            self.stats.dropped_slow += 1;
             self.drop_client(t, reg, "slow");
-            return;
+            return false;
         }
         while !c.outbuf.is_empty() {
             match c.stream.write(&c.outbuf) {
@@ -372,17 +657,25 @@ impl ApiServer {
                 Ok(n) => {
                     c.outbuf.drain(..n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     self.drop_client(t, reg, "write_error");
-                    return;
+                    return false;
                 }
             }
         }
-        if c.closing && c.outbuf.is_empty() {
-            self.drop_client(t, reg, "closed");
+        if c.outbuf.is_empty() {
+            // A big answer left a big allocation behind: give it back.
+            if c.outbuf.capacity() > 64 << 10 {
+                c.outbuf = Vec::new();
+            }
+            if c.closing {
+                self.drop_client(t, reg, "closed");
+                return false;
+            }
         }
+        true
     }
 
     fn drop_client(&mut self, t: Token, reg: &mio::Registry, why: &str) {
@@ -444,7 +737,15 @@ impl ApiServer {
             self.drop_client(t, reg, "shutdown");
         }
         let _ = reg.deregister(&mut self.listener);
-        let _ = std::fs::remove_file(&self.path);
+        // Never another daemon's socket (one that took over this server after us).
+        if self.socket_is_ours() {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            log::warn!(
+                "api_socket_not_ours path={} reason=replaced",
+                self.path.display()
+            );
+        }
     }
 }
 

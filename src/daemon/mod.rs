@@ -66,23 +66,99 @@ impl fmt::Display for DaemonError {
 impl std::error::Error for DaemonError {}
 
 /// Take the per-server lock (flock, non-blocking). The file stays open for the daemon's life.
+///
+/// A lock on a file that is no longer at its path guards nothing (issue 16: deleting the lock
+/// file let a second daemon start), so the locked file must still be the path's, and a live
+/// API socket means a daemon serves this server even if its lock file was deleted; the
+/// running daemon puts its lock file back ([`lock_still_ours`]).
 pub fn take_lock(sp: &ServerPaths) -> Result<File, DaemonError> {
     paths::ensure_private_dir(&sp.runtime_dir).map_err(|e| DaemonError::Io("runtime dir", e))?;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(sp.lock())
-        .map_err(|e| DaemonError::Io("lock file", e))?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(DaemonError::AlreadyRunning),
-        Err(std::fs::TryLockError::Error(e)) => return Err(DaemonError::Io("lock file", e)),
+    let f = lock_path(&sp.lock())?.ok_or(DaemonError::AlreadyRunning)?;
+    if std::os::unix::net::UnixStream::connect(sp.api_socket()).is_ok() {
+        log::warn!(
+            "daemon_exists reason=api_socket_live socket={}",
+            sp.api_socket().display()
+        );
+        return Err(DaemonError::AlreadyRunning);
     }
-    use std::io::Write;
-    let _ = f.set_len(0);
-    let _ = writeln!(&f, "{}", std::process::id());
     Ok(f)
+}
+
+/// Lock the file at `path` (created if missing): `Ok(None)` when another process holds it.
+/// Retried when the path was unlinked or replaced between our open and our lock.
+fn lock_path(path: &std::path::Path) -> Result<Option<File>, DaemonError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    for _ in 0..5 {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| DaemonError::Io("lock file", e))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(DaemonError::Io("lock file", e)),
+        }
+        let same = match (f.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        };
+        if !same {
+            continue;
+        }
+        use std::io::Write;
+        let _ = f.set_len(0);
+        let _ = writeln!(&f, "{}", std::process::id());
+        return Ok(Some(f));
+    }
+    Err(DaemonError::Io(
+        "lock file",
+        std::io::Error::other("the lock file keeps being replaced"),
+    ))
+}
+
+/// What [`lock_still_ours`] found.
+#[derive(Debug)]
+pub enum LockCheck {
+    /// The path still names the file we hold locked.
+    Held,
+    /// It was deleted or replaced, and we locked the file now at the path (keep this one).
+    Restored(File),
+    /// Another process holds the lock at the path now: it runs this server; we must go
+    /// (without touching its sockets).
+    Lost,
+}
+
+/// Is our lock still the one at the path? If the file was deleted or replaced, take the
+/// path's lock again so a new daemon cannot start beside us.
+pub fn lock_still_ours(sp: &ServerPaths, held: &File) -> LockCheck {
+    use std::os::unix::fs::MetadataExt;
+    let path = sp.lock();
+    if let (Ok(a), Ok(b)) = (held.metadata(), std::fs::metadata(&path))
+        && (a.dev(), a.ino()) == (b.dev(), b.ino())
+    {
+        return LockCheck::Held;
+    }
+    let _ = paths::ensure_private_dir(&sp.runtime_dir);
+    match lock_path(&path) {
+        Ok(Some(f)) => {
+            log::warn!("lock_file_restored path={}", path.display());
+            LockCheck::Restored(f)
+        }
+        Ok(None) => {
+            log::error!(
+                "lock_lost path={} reason=held_by_another_daemon",
+                path.display()
+            );
+            LockCheck::Lost
+        }
+        Err(e) => {
+            log::warn!("lock_restore_failed path={} err={e}", path.display());
+            LockCheck::Held
+        }
+    }
 }
 
 /// Is a daemon running for this server? (Its lock is held.)
@@ -108,6 +184,9 @@ pub fn run(args: &DaemonArgs) -> i32 {
     init_logging(&sp, args.foreground);
     if let Some(note) = paths::runtime_dir_note(&sp) {
         log::warn!("{note}");
+    }
+    if let Some(why) = paths::runtime_fallback_reason() {
+        log::warn!("runtime_dir_fallback reason={why:?}");
     }
     let lock = match take_lock(&sp) {
         Ok(l) => l,
@@ -138,7 +217,10 @@ pub fn run(args: &DaemonArgs) -> i32 {
         other => other.to_string(),
     };
     let code = match runtime::Runtime::new(sp, tmux_bin) {
-        Ok(mut rt) => rt.run(),
+        Ok(mut rt) => {
+            rt.hold_lock(lock.try_clone().ok());
+            rt.run()
+        }
         Err(e) => {
             log::error!("daemon_start_failed err={e}");
             eprintln!("agtmux: {e}");

@@ -165,6 +165,12 @@ pub struct Runtime {
     last_status: String,
     shutdown: bool,
     exit_code: i32,
+    /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
+    /// file is still at the path (issue 16).
+    lock: Option<std::fs::File>,
+    next_lock_check: Millis,
+    /// (dev, inode) of the wake socket we bound, so we never remove another daemon's.
+    wake_ident: Option<(u64, u64)>,
 }
 
 /// The clock lives in the platform layer; re-exported for callers of the old path.
@@ -227,6 +233,7 @@ impl Runtime {
                 .map_err(io_err("register"))?;
         }
         let wake = bind_wake(&sp);
+        let sp_wake = sp.wake_socket();
         let mut wake = wake;
         if let Some(w) = wake.as_mut() {
             poll.registry()
@@ -305,7 +312,43 @@ impl Runtime {
             last_status: String::new(),
             shutdown: false,
             exit_code: 0,
+            lock: None,
+            next_lock_check: 0,
+            wake_ident: socket_ident(&sp_wake),
         })
+    }
+
+    /// The per-server lock, re-checked on a slow timer (see [`super::lock_still_ours`]).
+    pub fn hold_lock(&mut self, lock: Option<std::fs::File>) {
+        self.lock = lock;
+    }
+
+    fn check_lock(&mut self, now: Millis) {
+        if now < self.next_lock_check {
+            return;
+        }
+        self.next_lock_check = now + LOCK_CHECK_EVERY;
+        let Some(held) = self.lock.as_ref() else {
+            return;
+        };
+        match super::lock_still_ours(&self.sp, held) {
+            super::LockCheck::Held => {}
+            // The old file stays open (and locked) too; the new one guards the path.
+            super::LockCheck::Restored(f) => self.lock = Some(f),
+            // Another process holds the path's lock. If our API socket is still the one at
+            // its path, that process has not taken over (a second daemon checks our live
+            // socket and leaves): keep serving and look again later. Otherwise it runs this
+            // server now: go, leaving its sockets alone.
+            super::LockCheck::Lost => {
+                if self.api.as_ref().is_some_and(|a| a.socket_is_ours()) {
+                    log::warn!("lock_contended reason=our_api_socket_still_serves");
+                } else {
+                    log::error!("daemon_exit reason=lock_lost");
+                    self.exit_code = 1;
+                    self.shutdown = true;
+                }
+            }
+        }
     }
 
     /// The loop. Returns the exit code.
@@ -418,7 +461,10 @@ impl Runtime {
                 d.push(x);
             }
         }
-        if self.spool_dirty || self.refresh_requested {
+        if self.spool_dirty
+            || self.refresh_requested
+            || self.api.as_ref().is_some_and(|a| a.has_pending())
+        {
             d.push(0);
         }
         d.into_iter().min()
@@ -489,6 +535,7 @@ impl Runtime {
         }
         self.gateway.maybe_reopen(now);
         self.gateway.tick_delivery(now);
+        self.check_lock(now);
         if now >= self.next_prune {
             self.gateway.prune(now);
             self.next_prune = now + self.timing.prune_every;
@@ -496,6 +543,7 @@ impl Runtime {
         self.ops.step(self.gateway.store_mut(), now);
         self.resolve_and_publish(now);
         self.supervise_tick(now);
+        self.api_service_pending(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
         self.flush_tmux();
     }
@@ -604,6 +652,7 @@ impl Runtime {
         let Some(a) = self.api.as_mut() else {
             return;
         };
+        a.tick(self.poll.registry(), adm, now);
         let registry = adm.registry.json();
         a.waiting_for = self.startup.waiting_for().map(Stage::as_str).unwrap_or("");
         let codex = &self.codex.endpoint.sup;
@@ -621,6 +670,7 @@ impl Runtime {
         );
         a.extra
             .insert("delivery".into(), self.gateway.delivery_json(now));
+        a.extra.insert("store".into(), self.gateway.store_json());
         a.extra.insert("source_registry".into(), registry);
     }
 
@@ -1302,6 +1352,28 @@ impl Runtime {
         }
     }
 
+    /// Another turn for API clients with requests left (round robin, see api.rs).
+    fn api_service_pending(&mut self, now: Millis) {
+        if !self.api.as_ref().is_some_and(|a| a.has_pending()) {
+            if let Some(a) = self.api.as_mut() {
+                a.new_pass();
+            }
+            return;
+        }
+        if let Some(mut a) = self.api.take() {
+            let placeholder = api::Admission {
+                runtime_uid: self.admission.runtime_uid,
+                nonce: String::new(),
+                registry: super::admission::SourceRegistry::empty(),
+                traces: Default::default(),
+            };
+            let mut adm = std::mem::replace(&mut self.admission, placeholder);
+            a.service_pending(self.poll.registry(), &self.api_view(now), &mut adm);
+            self.admission = adm;
+            self.api = Some(a);
+        }
+    }
+
     fn api_push(&mut self, changed: &[String], now: Millis) {
         if let Some(mut a) = self.api.take() {
             a.push_changes(changed, self.poll.registry(), &self.api_view(now));
@@ -1391,8 +1463,23 @@ impl Runtime {
         if let Some(mut a) = self.api.take() {
             a.shutdown(self.poll.registry());
         }
-        let _ = std::fs::remove_file(self.sp.wake_socket());
+        // Only our own: a daemon that took over this server has its own socket there.
+        let wake = self.sp.wake_socket();
+        if self.wake_ident.is_some() && socket_ident(&wake) == self.wake_ident {
+            let _ = std::fs::remove_file(wake);
+        }
     }
+}
+
+/// How often the lock file is checked (a `stat`).
+const LOCK_CHECK_EVERY: Millis = 2_000;
+
+/// (dev, inode) of a path, when it exists.
+pub(crate) fn socket_ident(p: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn drain(s: &mut mio::net::UnixStream) {

@@ -17,6 +17,9 @@ pub enum StoreError {
     /// Another connection held the write lock longer than the busy timeout
     /// (`SQLITE_BUSY` / `SQLITE_LOCKED`).
     Locked { detail: String },
+    /// The file or its directory is not writable for us (`SQLITE_READONLY`, or SQLite opened
+    /// the file read-only). Such a connection never becomes writable: reopen it.
+    ReadOnly { detail: String },
     /// Schema migration `version` failed; the step was rolled back as a whole.
     Migration { version: i64, detail: String },
     /// The file was written by a newer agtmux whose schema this build does not know.
@@ -33,6 +36,11 @@ impl StoreError {
         matches!(self, StoreError::Corrupt { .. })
     }
 
+    /// True when the database cannot be written through this connection.
+    pub fn is_readonly(&self) -> bool {
+        matches!(self, StoreError::ReadOnly { .. })
+    }
+
     /// True when another connection held the lock past the busy timeout.
     pub fn is_locked(&self) -> bool {
         matches!(self, StoreError::Locked { .. })
@@ -46,6 +54,9 @@ impl StoreError {
                 detail: format!("{op}: {detail}"),
             },
             StoreError::Locked { detail } => StoreError::Locked {
+                detail: format!("{op}: {detail}"),
+            },
+            StoreError::ReadOnly { detail } => StoreError::ReadOnly {
                 detail: format!("{op}: {detail}"),
             },
             other => other,
@@ -65,6 +76,7 @@ impl StoreError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 StoreError::Locked { detail }
             }
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { detail },
             _ => otherwise(detail),
         }
     }
@@ -88,6 +100,9 @@ impl fmt::Display for StoreError {
                     f,
                     "database is locked by another connection (busy timeout): {detail}"
                 )
+            }
+            StoreError::ReadOnly { detail } => {
+                write!(f, "database is not writable: {detail}")
             }
             StoreError::Migration { version, detail } => {
                 write!(

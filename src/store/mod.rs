@@ -62,6 +62,45 @@ impl Default for StoreOptions {
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    /// A read-only handle on the database file, for [`Store::check_file`]. Never closed (see
+    /// [`Watch`]).
+    watch: Option<Watch>,
+}
+
+/// A read-only fd on the database file, held for the life of the process: closing *any* fd of
+/// a file drops every POSIX lock this process holds on it, SQLite's included (another
+/// connection would then think it is the last one and delete the live `-wal`). So it is
+/// opened once per opened store and deliberately leaked on drop; stores are reopened only
+/// after a fault, so that is a handful of fds at most.
+struct Watch(Option<std::fs::File>);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(f);
+        }
+    }
+}
+
+/// What [`Store::check_file`] found wrong with the file under an open connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileProblem {
+    /// Nothing is at the path any more: writes go to an unlinked inode.
+    Deleted,
+    /// The path names another file than the one open.
+    Replaced,
+    /// The file's header is not SQLite's (overwritten in place).
+    NotADatabase,
+}
+
+impl FileProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileProblem::Deleted => "deleted",
+            FileProblem::Replaced => "replaced",
+            FileProblem::NotADatabase => "not_a_database",
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -105,9 +144,18 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| StoreError::classify(e, open_err))?;
+        // SQLite silently opens a file it may not write read-only, and such a connection never
+        // becomes writable: report it, so the caller opens again later.
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(StoreError::ReadOnly {
+                detail: format!("{} opened read-only (no write permission)", path.display()),
+            });
+        }
+        let watch = std::fs::File::open(path).ok().map(|f| Watch(Some(f)));
         let mut store = Store {
             conn,
             path: Some(path.to_path_buf()),
+            watch,
         };
         store.configure(opts, true)?;
         schema::migrate_to(&mut store.conn, target)?;
@@ -122,7 +170,11 @@ impl Store {
                 detail,
             })
         })?;
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            watch: None,
+        };
         store.configure(&StoreOptions::default(), false)?;
         schema::migrate_to(&mut store.conn, SCHEMA_VERSION)?;
         Ok(store)
@@ -163,6 +215,45 @@ impl Store {
     /// The file path (`None` for an in-memory store).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Is the file at our path still the one this connection writes, and still a database?
+    /// One `stat` and a 16-byte read: cheap enough for a slow timer. `None` when all is well
+    /// (or the store is in memory).
+    pub fn check_file(&self) -> Option<FileProblem> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let path = self.path.as_deref()?;
+        let open = self.watch.as_ref()?.0.as_ref()?;
+        let ident = open.metadata().ok().map(|m| (m.dev(), m.ino()))?;
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Some(FileProblem::Deleted);
+            }
+            Err(_) => return None,
+            Ok(m) if (m.dev(), m.ino()) != ident => return Some(FileProblem::Replaced),
+            // In WAL mode a new database may still be empty on disk: nothing to judge.
+            Ok(m) if m.len() == 0 => return None,
+            Ok(_) => {}
+        }
+        let mut head = [0u8; 16];
+        let mut n = 0;
+        while n < head.len() {
+            match open.read_at(&mut head[n..], n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        (&head[..n] != b"SQLite format 3\0".as_slice()).then_some(FileProblem::NotADatabase)
+    }
+
+    /// A real write (a `meta_kv` row): whether the store takes writes now. An empty
+    /// transaction is not enough, a read-only connection commits one happily.
+    pub fn probe_write(&mut self, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.begin()?;
+        tx.set_meta("store_probe_ts", &now.to_string())?;
+        tx.commit()
     }
 
     /// The schema version stored in the file.

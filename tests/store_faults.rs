@@ -1,0 +1,353 @@
+//! Store faults on real tmux servers with a real SQLite file (issue 16 items 4 and 5): a store
+//! outage longer than every redelivery loses no accepted event, a daemon started on an
+//! unwritable database recovers once it is writable, and a database deleted or overwritten
+//! under a running daemon is noticed, said, and rebuilt without losing what was stored.
+mod support;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+fn log(s: &Server) -> String {
+    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
+}
+
+fn health(s: &Server) -> serde_json::Value {
+    let sock = s
+        .runtime_dir
+        .join(format!("{}.sock", agtmux::paths::server_key(&s.socket())));
+    let Ok(mut c) = UnixStream::connect(sock) else {
+        return serde_json::Value::Null;
+    };
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"{\"v\":1,\"id\":1,\"method\":\"health\",\"params\":{}}\n")
+        .unwrap();
+    let mut out = String::new();
+    BufReader::new(c).read_line(&mut out).unwrap();
+    serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+}
+
+/// Stored events whose payload carries `tag`, read from the file at the db path.
+fn stored_with(s: &Server, tag: &str) -> u64 {
+    let Ok(c) = rusqlite::Connection::open_with_flags(
+        s.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return 0;
+    };
+    c.busy_timeout(Duration::from_secs(2)).ok();
+    c.query_row(
+        "SELECT COUNT(DISTINCT event_id) FROM events_raw_v2 WHERE payload LIKE ?1",
+        [format!("%{tag}%")],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
+fn prompt(s: &Server, pane: &str, sid: &str, text: &str) {
+    let p = serde_json::json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "prompt": text});
+    let out = s.hook("claude", pane, p.to_string().as_bytes());
+    assert!(out.status.success());
+}
+
+fn stop(s: &Server, pane: &str, sid: &str) {
+    let p = serde_json::json!({"session_id": sid, "hook_event_name": "Stop"});
+    assert!(
+        s.hook("claude", pane, p.to_string().as_bytes())
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn a_store_outage_longer_than_every_redelivery_drops_no_accepted_event() {
+    let mut s = Server::start("outage");
+    let pane = s.silent_agent("claude");
+    drop(agtmux::store::Store::open(&s.db_path()).unwrap());
+    // Redeliveries run out after ~1 s here, as after ~10 s with the defaults.
+    let mut cmd = s.daemon_cmd();
+    cmd.env("AGTMUX_ACK_TIMEOUT_MS", "200")
+        .env("AGTMUX_ACK_MAX_ATTEMPTS", "3");
+    s.daemon = Some(cmd.spawn().unwrap());
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
+    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for i in 0..20 {
+        prompt(&s, &pane, "o1", &format!("heldprompt-{i}"));
+        stop(&s, &pane, "o1");
+    }
+    prompt(&s, &pane, "o1", "heldprompt-last");
+    // Applied from memory at once; the outage is shown while it lasts.
+    s.wait_pane(&pane, "@agtmux_state", "running", 15);
+    let st = s.wait_global(
+        "@agtmux_daemon",
+        |v| {
+            v.contains("degraded")
+                && v.contains("store:locked")
+                && v.contains("ack_retry_exhausted")
+        },
+        30,
+    );
+    assert!(!st.contains(" ok"), "{st}");
+    // Exhausted, yet nothing dropped: the batches are held, rows and cursor.
+    let h = health(&s);
+    assert_eq!(h["result"]["delivery"]["drops"], 0, "{h}");
+    assert!(
+        wait_until(20, || log(&s).contains("delivery_held token=")),
+        "{}",
+        s.log_tail()
+    );
+    let h = health(&s);
+    assert!(
+        h["result"]["store"]["held_rows"].as_u64().unwrap_or(0) >= 1,
+        "{h}"
+    );
+    // Longer than every retry: nothing is dropped, the cursor stays before the held events.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!log(&s).contains("delivery_dropped"), "{}", s.log_tail());
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    // The store is back: every held event is stored, once, and the status is ok again.
+    assert!(
+        wait_until(30, || stored_with(&s, "heldprompt-") == 21),
+        "{} of 21 stored\n{}",
+        stored_with(&s, "heldprompt-"),
+        s.log_tail()
+    );
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+    let c = rusqlite::Connection::open(s.db_path()).unwrap();
+    let (n, d): (u64, u64) = c
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events_raw_v2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(n, d, "nothing stored twice");
+    assert_eq!(n, 41, "20 prompts, 20 stops, 1 prompt");
+    let (committed, fetched): (String, Option<String>) = c
+        .query_row(
+            "SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(Some(committed), fetched, "the cursor caught up");
+}
+
+/// Makes a file unwritable even for root (`chattr +i`), or by mode for anyone else; undone on
+/// drop so the test dir can go.
+struct Unwritable(std::path::PathBuf);
+
+impl Unwritable {
+    fn new(p: &std::path::Path) -> Unwritable {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(p)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o444)).unwrap();
+        }
+        Unwritable(p.to_path_buf())
+    }
+    fn undo(&self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        self.undo();
+    }
+}
+
+#[test]
+fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
+    let mut s = Server::start("rodb");
+    let pane = s.silent_agent("claude");
+    {
+        let st = agtmux::store::Store::open(&s.db_path()).unwrap();
+        drop(st);
+    }
+    let ro = Unwritable::new(&s.db_path());
+    s.start_daemon();
+    prompt(&s, &pane, "r1", "readonly-1");
+    s.wait_pane(&pane, "@agtmux_state", "running", 15);
+    let st = s.wait_global("@agtmux_daemon", |v| v.contains("store:"), 20);
+    ro.undo();
+    assert!(
+        wait_until(30, || stored_with(&s, "readonly-1") == 1),
+        "{}",
+        s.log_tail()
+    );
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 20);
+    assert!(
+        st.contains("store:readonly"),
+        "the status named the fault: {st}"
+    );
+    prompt(&s, &pane, "r1", "readonly-2");
+    assert!(
+        wait_until(20, || stored_with(&s, "readonly-2") == 1),
+        "{}",
+        s.log_tail()
+    );
+    // Not flapping between recovered and failed.
+    let l = log(&s);
+    assert!(
+        l.matches("store_recovered").count() + l.matches("store_reopened").count() <= 2,
+        "{l}"
+    );
+}
+
+#[test]
+fn a_deleted_database_is_noticed_and_rebuilt_with_everything_it_held() {
+    let mut s = Server::start("deldb");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    prompt(&s, &pane, "d1", "before-delete");
+    assert!(
+        wait_until(20, || stored_with(&s, "before-delete") == 1),
+        "{}",
+        s.log_tail()
+    );
+    let old_ino = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(s.db_path()).unwrap().ino()
+    };
+    std::fs::remove_file(s.db_path()).unwrap();
+    // Written while the path is gone: it must not vanish with the unlinked file.
+    prompt(&s, &pane, "d1", "while-deleted");
+    assert!(
+        wait_until(30, || log(&s)
+            .contains("store_file_problem problem=deleted")),
+        "{}",
+        s.log_tail()
+    );
+    assert!(
+        wait_until(30, || stored_with(&s, "before-delete") == 1
+            && stored_with(&s, "while-deleted") == 1),
+        "{}",
+        s.log_tail()
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_ne!(std::fs::metadata(s.db_path()).unwrap().ino(), old_ino);
+    }
+    prompt(&s, &pane, "d1", "after-rebuild");
+    assert!(
+        wait_until(20, || stored_with(&s, "after-rebuild") == 1),
+        "{}",
+        s.log_tail()
+    );
+    let h = health(&s);
+    assert_eq!(
+        h["result"]["store"]["last_incident"]["problem"], "deleted",
+        "{h}"
+    );
+    assert!(h["result"]["store"]["problem"].is_null(), "{h}");
+    let out = Command::new(BIN)
+        .args(["doctor", "-L", &s.name])
+        .env("AGTMUX_RUNTIME_DIR", &s.runtime_dir)
+        .env("AGTMUX_STATE_DIR", &s.state_dir)
+        .env_remove("TMUX")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("recovered from: deleted"), "{text}");
+}
+
+#[test]
+fn a_database_overwritten_with_garbage_is_moved_aside_and_refilled_from_the_spool() {
+    let mut s = Server::start("garbage");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    prompt(&s, &pane, "g1", "before-garbage");
+    stop(&s, &pane, "g1");
+    s.wait_pane(&pane, "@agtmux_state", "idle", 15);
+    assert!(
+        wait_until(20, || stored_with(&s, "before-garbage") == 1),
+        "{}",
+        s.log_tail()
+    );
+    // Same inode, new content.
+    std::fs::write(s.db_path(), vec![b'x'; 64 * 1024]).unwrap();
+    assert!(
+        wait_until(30, || log(&s)
+            .contains("store_file_problem problem=not_a_database")),
+        "{}",
+        s.log_tail()
+    );
+    assert!(
+        wait_until(30, || stored_with(&s, "before-garbage") == 1),
+        "{}",
+        s.log_tail()
+    );
+    // The backfilled rows keep the status they were applied with.
+    let c = rusqlite::Connection::open(s.db_path()).unwrap();
+    let status: String = c
+        .query_row(
+            "SELECT status FROM events_raw_v2 WHERE payload LIKE '%before-garbage%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "accepted");
+    prompt(&s, &pane, "g1", "after-garbage");
+    assert!(
+        wait_until(20, || stored_with(&s, "after-garbage") == 1),
+        "{}",
+        s.log_tail()
+    );
+    s.wait_pane(&pane, "@agtmux_state", "running", 15);
+    let moved = std::fs::read_dir(s.server_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
+    assert!(moved, "the garbage was kept aside");
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 20);
+}
+
+#[test]
+fn what_is_held_for_a_down_store_is_bounded_and_the_spool_is_read_on_after_it() {
+    let mut s = Server::start("holdcap");
+    let pane = s.silent_agent("claude");
+    drop(agtmux::store::Store::open(&s.db_path()).unwrap());
+    let mut cmd = s.daemon_cmd();
+    cmd.env("AGTMUX_ACK_TIMEOUT_MS", "200")
+        .env("AGTMUX_ACK_MAX_ATTEMPTS", "2")
+        .env("AGTMUX_HOLD_MAX_ROWS", "5");
+    s.daemon = Some(cmd.spawn().unwrap());
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
+    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for i in 0..12 {
+        prompt(&s, &pane, "h1", &format!("capped-{i}"));
+    }
+    // Past the bound the daemon stops reading the spool (it keeps the lines).
+    assert!(
+        wait_until(30, || log(&s)
+            .contains("ingest_paused reason=store_unavailable")),
+        "{}",
+        s.log_tail()
+    );
+    let h = health(&s);
+    let held = h["result"]["store"]["held_rows"].as_u64().unwrap_or(0);
+    assert!(h["result"]["store"]["ingest_paused"] == true, "{h}");
+    assert_eq!(held, 5, "never past the bound: {h}");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    // Back: what was held is stored, the rest read from the spool, all once.
+    assert!(
+        wait_until(30, || stored_with(&s, "capped-") == 12),
+        "{} of 12\n{}",
+        stored_with(&s, "capped-"),
+        s.log_tail()
+    );
+    assert!(log(&s).contains("ingest_resumed"), "{}", s.log_tail());
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+}
