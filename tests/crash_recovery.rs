@@ -201,17 +201,25 @@ fn a_panic_in_a_source_is_logged_with_its_location_and_the_daemon_comes_back() {
     s.wait_pane(&pane, "@agtmux_state", "idle", 15);
 }
 
+/// Dead (gone, or a zombie nobody reaped yet).
+fn dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(st) => st
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
 /// Kill -9 of the keeper, then of the worker: nothing is left to restart anything, and
-/// `@agtmux_daemon` still says the dead worker's `ok`. Both locks free is the positive sign.
+/// `@agtmux_daemon` still says the dead worker's `ok`.
 fn kill_everything(s: &Server, worker: &str) {
     let keeper = std::fs::read_to_string(keeper_lock(s)).unwrap();
-    kill9(keeper.trim());
+    let keeper = keeper.trim().to_string();
+    kill9(&keeper);
+    assert!(wait_until(15, || dead(&keeper)), "keeper {keeper} lives");
     kill9(worker);
-    let sp = paths(s);
-    assert!(
-        wait_until(15, || !agtmux::daemon::supervise::running(&sp)),
-        "keeper or worker still holds its lock"
-    );
+    assert!(wait_until(15, || dead(worker)), "worker {worker} lives");
 }
 
 #[test]
@@ -224,6 +232,11 @@ fn the_next_hook_restarts_a_daemon_killed_with_its_keeper() {
     hook(&s, &pane, &prompt("a1", &tx));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     kill_everything(&s, &worker);
+    let sp = paths(&s);
+    assert!(
+        wait_until(15, || !agtmux::daemon::supervise::running(&sp)),
+        "a lock is still held"
+    );
 
     // The hook records its event and, finding nothing running, starts a keeper (detached).
     hook(&s, &pane, &stop("a1"));
