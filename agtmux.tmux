@@ -48,9 +48,23 @@ if [ -n "$tree_agents_key" ] && [ "$tree_agents_key" != "none" ]; then
 	tmux bind-key "$tree_agents_key" choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
 fi
 
-# One daemon per server: `agtmux daemon` takes a per-socket flock and exits quietly if held.
+# One daemon per server: `--detach` starts its keeper in a new session (no setsid binary
+# needed, macOS has none) and returns at once; a second start is a quiet no-op (flocks). The
+# keeper restarts a crashed daemon and shows "agtmux down" in #{@agtmux_attention} meanwhile.
 socket="$(current_socket)"
 if [ -n "$socket" ]; then
-	setsid "$bin" daemon -S "$socket" </dev/null >/dev/null 2>&1 &
+	"$bin" daemon -S "$socket" --detach </dev/null >/dev/null 2>&1
+	# The daemon's control client leaves when the daemon dies, even with its keeper (kill -9
+	# of both): tmux fires client-detached, and --revive (rate-limited, a no-op while a daemon
+	# runs) starts a new keeper. One process per detach, never per redraw. A fixed index keeps
+	# a reload from adding the hook twice and leaves the user's own hooks alone.
+	case "$bin$socket" in
+	*"'"*) ;; # cannot be quoted for tmux below: go without the hook
+	*)
+		q_socket="$(printf '%q' "$socket")"
+		revive="${q_bin//\#/##} daemon -S ${q_socket//\#/##} --revive"
+		tmux set-hook -g 'client-detached[8426]' "run-shell -b '$revive'"
+		;;
+	esac
 fi
 exit 0

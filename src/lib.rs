@@ -13,4 +13,5 @@ pub mod peercred;
 pub mod sources;
 pub mod store;
 pub mod supervisor;
+pub(crate) mod sys;
 pub mod tmux;

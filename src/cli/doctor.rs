@@ -262,7 +262,7 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                     "no agtmux daemon runs for this tmux server".to_string()
                 },
                 format!(
-                    "setsid agtmux daemon -S {} &   (the plugin starts it; log: {})",
+                    "agtmux daemon -S {} --detach   (the plugin starts it; log: {})",
                     sock.display(),
                     sp.log().display()
                 ),

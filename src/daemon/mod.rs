@@ -15,6 +15,7 @@ pub mod publish;
 pub mod runtime;
 pub mod serial;
 pub mod snapshot;
+pub mod supervise;
 
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;
@@ -35,6 +36,18 @@ pub struct DaemonArgs {
     /// Log to stderr instead of the log file.
     #[arg(long)]
     pub foreground: bool,
+    /// Start the daemon's keeper in its own session (stdio on /dev/null) and return at once:
+    /// it runs the daemon and restarts it after a crash. A no-op when one already runs.
+    #[arg(long, conflicts_with_all = ["supervise", "revive", "foreground"])]
+    pub detach: bool,
+    /// Be the keeper: run the daemon as a child and restart it after a crash (what
+    /// `--detach` starts).
+    #[arg(long, hide = true, conflicts_with = "revive")]
+    pub supervise: bool,
+    /// Restart a kept daemon that is gone, keeper included (tmux's client-detached hook runs
+    /// this); rate-limited, and a no-op for a server that never had a keeper.
+    #[arg(long, hide = true)]
+    pub revive: bool,
 }
 
 impl DaemonArgs {
@@ -108,7 +121,18 @@ pub fn run(args: &DaemonArgs) -> i32 {
         );
         return 1;
     }
+    if args.detach {
+        return supervise::detach_start(&sp, &args.tmux_bin);
+    }
+    if args.revive {
+        supervise::revive(&sp, &args.tmux_bin, true);
+        return 0;
+    }
     init_logging(&sp, args.foreground);
+    install_panic_hook();
+    if args.supervise {
+        return supervise::run(&sp, &args.tmux_bin);
+    }
     let lock = match take_lock(&sp) {
         Ok(l) => l,
         Err(DaemonError::AlreadyRunning) => {
@@ -139,6 +163,31 @@ pub fn run(args: &DaemonArgs) -> i32 {
     };
     drop(lock);
     code
+}
+
+/// Log a panic through the logger (so `daemon.log` says where it happened), then let the
+/// default hook print it to stderr as before.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_else(|| "unknown".into());
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        log::error!(
+            "daemon_panic at={at} thread={} msg={msg:?}",
+            thread.name().unwrap_or("?")
+        );
+        log::logger().flush();
+        default(info);
+    }));
 }
 
 fn init_logging(sp: &ServerPaths, foreground: bool) {
