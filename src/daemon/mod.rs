@@ -7,6 +7,7 @@ pub mod codex;
 pub mod codex_endpoint;
 pub mod conntrace;
 pub mod guardrails;
+pub mod handover;
 pub mod metrics;
 pub mod ops;
 pub mod procs;
@@ -48,6 +49,10 @@ pub struct DaemonArgs {
     /// this); rate-limited, and a no-op for a server that never had a keeper.
     #[arg(long, hide = true)]
     pub revive: bool,
+    /// With `--supervise`: first make a running daemon of another version exit (an upgrade,
+    /// what `--detach` starts when it finds one).
+    #[arg(long, hide = true, requires = "supervise")]
+    pub take_over: bool,
 }
 
 impl DaemonArgs {
@@ -96,6 +101,7 @@ pub fn take_lock(sp: &ServerPaths) -> Result<File, DaemonError> {
     use std::io::Write;
     let _ = f.set_len(0);
     let _ = writeln!(&f, "{}", std::process::id());
+    handover::write_version(&handover::daemon_version_file(sp));
     Ok(f)
 }
 
@@ -131,7 +137,7 @@ pub fn run(args: &DaemonArgs) -> i32 {
     init_logging(&sp, args.foreground);
     install_panic_hook();
     if args.supervise {
-        return supervise::run(&sp, &args.tmux_bin);
+        return supervise::run(&sp, &args.tmux_bin, args.take_over);
     }
     let lock = match take_lock(&sp) {
         Ok(l) => l,
@@ -153,6 +159,7 @@ pub fn run(args: &DaemonArgs) -> i32 {
         );
         return 1;
     }
+    log::info!("daemon_version version={}", handover::version());
     let code = match runtime::Runtime::new(sp, args.tmux_bin.clone()) {
         Ok(mut rt) => rt.run(),
         Err(e) => {

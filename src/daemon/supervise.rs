@@ -21,7 +21,7 @@
 //! keeper holds its own `<key>.supervisor.lock` (one keeper per server). A worker started by
 //! hand while the keeper's worker is down holds the daemon lock: the keeper waits for it to go
 //! instead of starting a second one.
-use super::lock_held;
+use super::{handover, lock_held};
 use crate::paths::{self, ServerPaths};
 use crate::supervisor::{Backoff, RestartPolicy};
 use crate::sys::detach;
@@ -55,18 +55,20 @@ fn held(path: &Path) -> bool {
     }
 }
 
-/// Does a daemon or its keeper run for this server?
+/// Does a daemon or its keeper run for this server (or a new keeper take it over)?
 pub fn running(sp: &ServerPaths) -> bool {
-    lock_held(sp) || held(&supervisor_lock(sp))
+    lock_held(sp) || held(&supervisor_lock(sp)) || held(&handover::takeover_lock(sp))
 }
 
-/// `agtmux daemon --detach`: start a keeper for this server unless one (or a daemon) runs, and
-/// return at once. Returns the exit code.
+/// `agtmux daemon --detach`: start a keeper for this server unless one (or a daemon) of this
+/// version runs, and return at once. One of another version is taken over by the new keeper
+/// (issue 19, [`handover`]). Returns the exit code.
 pub fn detach_start(sp: &ServerPaths, tmux_bin: &str) -> i32 {
-    if running(sp) {
+    let take_over = handover::needs_takeover(sp);
+    if running(sp) && !take_over {
         return 0;
     }
-    match spawn_keeper(sp, tmux_bin) {
+    match spawn_keeper(sp, tmux_bin, take_over) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("agtmux: cannot start the daemon: {e}");
@@ -92,7 +94,7 @@ pub fn revive(sp: &ServerPaths, tmux_bin: &str, tell_down: bool) {
             }
         }
         Revive::Go => {
-            let _ = spawn_keeper(sp, tmux_bin);
+            let _ = spawn_keeper(sp, tmux_bin, false);
         }
     }
 }
@@ -129,13 +131,17 @@ pub fn may_revive(sp: &ServerPaths) -> Revive {
     Revive::Go
 }
 
-fn spawn_keeper(sp: &ServerPaths, tmux_bin: &str) -> std::io::Result<()> {
+fn spawn_keeper(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut c = Command::new(exe);
     c.arg("daemon")
         .arg("-S")
         .arg(&sp.socket)
-        .arg("--supervise")
+        .arg("--supervise");
+    if take_over {
+        c.arg("--take-over");
+    }
+    c
         .arg("--tmux-bin")
         .arg(tmux_bin)
         // Not the caller's: an agent's pane and directory are none of the daemon's business.
@@ -167,11 +173,45 @@ fn tell(tmux_bin: &str, socket: &Path, status: &str, attention: Option<&str>) ->
 
 /// `agtmux daemon --supervise`: the keeper loop. Returns when the tmux server is gone (0), or
 /// at once when another keeper runs for it (0).
-pub fn run(sp: &ServerPaths, tmux_bin: &str) -> i32 {
+pub fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
     if let Err(e) = paths::ensure_private_dir(&sp.runtime_dir) {
         log::error!("supervisor_start_failed err=runtime_dir:{e}");
         return 1;
     }
+    // An upgrade: hold the take-over lock (nothing revives the old version meanwhile, and a
+    // second take-over is a no-op) until our own keeper lock is held below.
+    let _takeover = if take_over {
+        let f = match OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(handover::takeover_lock(sp))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                log::error!("supervisor_start_failed err=takeover_lock:{e}");
+                return 1;
+            }
+        };
+        if !detach::try_lock(&f) {
+            log::info!("takeover_exists server={}", sp.socket.display());
+            return 0;
+        }
+        tell(tmux_bin, &sp.socket, "upgrading", None);
+        if let Err(e) = handover::take_over(sp) {
+            log::error!("takeover_failed err={e}");
+            tell(
+                tmux_bin,
+                &sp.socket,
+                &format!("upgrade failed: {e}; see {}", sp.log().display()),
+                Some(DOWN_ATTENTION),
+            );
+            return 1;
+        }
+        Some(f)
+    } else {
+        None
+    };
     let lock = match OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -193,6 +233,8 @@ pub fn run(sp: &ServerPaths, tmux_bin: &str) -> i32 {
         let _ = lock.set_len(0);
         let _ = writeln!(&lock, "{}", std::process::id());
     }
+    handover::write_version(&handover::supervisor_version_file(sp));
+    drop(_takeover);
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -231,6 +273,11 @@ pub fn run(sp: &ServerPaths, tmux_bin: &str) -> i32 {
             Ok(mut child) => {
                 log::info!("supervisor_worker_started pid={}", child.id());
                 match child.wait() {
+                    Ok(st) if st.code() == Some(handover::UPGRADE_EXIT) => {
+                        // A newer agtmux asked it to go and takes over: no restart.
+                        log::info!("supervisor_stop reason=upgrade");
+                        return 0;
+                    }
                     Ok(st) => detach::exit_reason(&st),
                     Err(e) => format!("wait failed: {e}"),
                 }
