@@ -18,6 +18,7 @@ current_socket() {
 }
 
 # The project's GitHub repository (owner/name), as in the README's TPM line.
+# shellcheck disable=SC2034 # used by scripts/install.sh
 AGTMUX_REPO='OWNER/agtmux'
 
 # plugin_version DIR: the version in DIR/Cargo.toml (read without cargo).

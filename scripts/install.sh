@@ -43,6 +43,7 @@ if ! mkdir "$lock" 2>/dev/null; then
 fi
 printf '%s\n' "$$" >"$lock/pid"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/agtmux-install.XXXXXX")" || tmp=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	[ -n "$tmp" ] && rm -rf "$tmp"
 	rm -rf "$lock"

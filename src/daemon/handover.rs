@@ -220,3 +220,66 @@ pub(crate) fn take_over(sp: &ServerPaths) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::OpenOptions;
+
+    fn sp(tag: &str) -> ServerPaths {
+        let d = std::env::temp_dir().join(format!("agtmux-handover-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        ServerPaths {
+            socket: d.join("sock"),
+            key: "k".into(),
+            runtime_dir: d.clone(),
+            state_dir: d,
+        }
+    }
+
+    fn lock(path: &Path) -> File {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap();
+        assert!(detach::try_lock(&f));
+        f
+    }
+
+    #[test]
+    fn only_a_running_holder_of_another_version_is_taken_over() {
+        let p = sp("take");
+        // A version file without a holder is a leftover: nothing runs.
+        std::fs::write(daemon_version_file(&p), "0.0.1\n").unwrap();
+        assert!(running_versions(&p).is_empty());
+        assert!(!needs_takeover(&p));
+        let d = lock(&p.lock());
+        assert!(needs_takeover(&p), "a daemon of 0.0.1 runs");
+        write_version(&daemon_version_file(&p));
+        assert!(!needs_takeover(&p), "ours runs");
+        // A keeper of another version (its worker ours) is taken over too.
+        let k = lock(&super::super::supervise::supervisor_lock(&p));
+        std::fs::write(supervisor_version_file(&p), "0.0.1\n").unwrap();
+        assert!(needs_takeover(&p));
+        // Unknown (a holder that has not written its version yet) is not "another".
+        std::fs::remove_file(supervisor_version_file(&p)).unwrap();
+        assert!(!needs_takeover(&p));
+        std::fs::write(supervisor_version_file(&p), "0.0.1\n").unwrap();
+        // A take-over under way: a second one is not started.
+        let t = lock(&takeover_lock(&p));
+        assert!(!needs_takeover(&p));
+        drop((d, k, t));
+        let _ = std::fs::remove_dir_all(&p.runtime_dir);
+    }
+
+    #[test]
+    fn the_version_is_the_crates_unless_a_debug_build_is_told_otherwise() {
+        // This process has no AGTMUX_TEST_VERSION (cargo test does not set it).
+        if std::env::var_os("AGTMUX_TEST_VERSION").is_none() {
+            assert_eq!(version(), env!("CARGO_PKG_VERSION"));
+        }
+    }
+}
