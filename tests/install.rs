@@ -114,7 +114,8 @@ impl World {
             .unwrap();
         self.http = Some(child);
         assert!(
-            wait_until(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            wait_until(20, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()),
             "http server did not start"
         );
         self.release_url(&format!("http://127.0.0.1:{port}"));
@@ -216,9 +217,15 @@ fn a_first_load_downloads_checks_and_installs_the_release_binary() {
     // The installer ran the plugin again: the daemon runs and the keys are bound.
     w.s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
     let keys = w.s.tmux_out(&["list-keys", "-T", "prefix"]);
-    assert!(keys.contains(&format!("{} popup", installed.display())), "{keys}");
+    assert!(
+        keys.contains(&format!("{} popup", installed.display())),
+        "{keys}"
+    );
     let inst = w.s.global_opt("@agtmux_install");
-    assert!(inst.starts_with(&format!("ok {VERSION} (downloaded")), "{inst}");
+    assert!(
+        inst.starts_with(&format!("ok {VERSION} (downloaded")),
+        "{inst}"
+    );
     // The next load finds the binary and installs nothing.
     std::fs::remove_file(w.s.state_dir.join("install.log")).unwrap();
     w.load();
@@ -257,7 +264,10 @@ fn a_checksum_mismatch_installs_and_runs_nothing_and_says_so() {
     assert!(!w.plugin.join("bin/agtmux").exists());
     assert!(!w.plugin.join("target").exists(), "cargo ran");
     assert!(!ran.exists(), "the unchecked file ran");
-    assert!(w.s.global_opt("@agtmux_attention").contains("install failed"));
+    assert!(
+        w.s.global_opt("@agtmux_attention")
+            .contains("install failed")
+    );
     let doc = w.doctor();
     assert!(
         doc.contains("install failed: checksum mismatch"),
@@ -283,7 +293,10 @@ fn a_missing_asset_falls_back_to_cargo_with_a_log() {
     w.s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
     let keys = w.s.tmux_out(&["list-keys", "-T", "prefix"]);
     let built = w.plugin.join("target/release/agtmux");
-    assert!(keys.contains(&format!("{} popup", built.display())), "{keys}");
+    assert!(
+        keys.contains(&format!("{} popup", built.display())),
+        "{keys}"
+    );
 }
 
 #[test]
@@ -312,6 +325,33 @@ fn no_download_and_no_cargo_says_what_to_do() {
     std::fs::remove_file(w.s.state_dir.join("install.log")).unwrap();
     w.load();
     assert!(w.wait_result().contains("result: failed"));
+}
+
+#[test]
+fn an_unsupported_platform_without_cargo_says_so() {
+    let w = World::new("inst-plat");
+    // uname on the server's PATH says a platform no release is built for.
+    let uname = w.fakebin.join("uname");
+    std::fs::write(
+        &uname,
+        "#!/bin/sh\ncase \"$1\" in -s) echo Plan9 ;; -m) echo mips ;; *) echo Plan9 ;; esac\n",
+    )
+    .unwrap();
+    sh(&format!("chmod 755 '{}'", uname.display()));
+    w.load();
+    let log = w.wait_result();
+    assert!(log.contains("result: failed"), "{log}");
+    let d = w.s.global_opt("@agtmux_daemon");
+    assert!(
+        d.starts_with(
+            "install failed: no prebuilt agtmux for Plan9/mips and cargo is not installed"
+        ) && d.contains("rustup.rs"),
+        "{d}"
+    );
+    assert!(
+        !log.contains("download http"),
+        "nothing was downloaded:\n{log}"
+    );
 }
 
 #[test]
@@ -357,11 +397,7 @@ fn the_config_load_returns_while_the_install_runs() {
     }
     assert!(status.unwrap().success());
     // The install runs (the build started) and has not finished: the load returned first.
-    assert!(
-        wait_until(30, || started.exists()),
-        "{}",
-        w.install_log()
-    );
+    assert!(wait_until(30, || started.exists()), "{}", w.install_log());
     assert!(!w.install_log().contains("result: "), "{}", w.install_log());
     let d = w.s.global_opt("@agtmux_daemon");
     assert!(d.starts_with("installing…"), "{d}");
@@ -493,7 +529,10 @@ fn an_upgrade_takes_over_and_applies_every_hook_event_once() {
     assert!(log.contains("supervisor_stop reason=upgrade"), "{log}");
     assert!(log.contains("takeover_done"), "{log}");
     let now = s.global_opt("@agtmux_daemon");
-    assert!(now.ends_with(" ok") && !now.starts_with(&old_worker), "{now}");
+    assert!(
+        now.ends_with(" ok") && !now.starts_with(&old_worker),
+        "{now}"
+    );
     // doctor names the daemon's version.
     let mut c = Command::new(BIN);
     c.args(["doctor", "-L", &s.name]);

@@ -66,7 +66,8 @@ pub fn daemon_version_file(sp: &ServerPaths) -> PathBuf {
 
 /// The version file of the keeper.
 pub fn supervisor_version_file(sp: &ServerPaths) -> PathBuf {
-    sp.runtime_dir.join(format!("{}.supervisor.version", sp.key))
+    sp.runtime_dir
+        .join(format!("{}.supervisor.version", sp.key))
 }
 
 /// Held by a keeper while it takes the server over.

@@ -134,15 +134,11 @@ pub fn may_revive(sp: &ServerPaths) -> Revive {
 fn spawn_keeper(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut c = Command::new(exe);
-    c.arg("daemon")
-        .arg("-S")
-        .arg(&sp.socket)
-        .arg("--supervise");
+    c.arg("daemon").arg("-S").arg(&sp.socket).arg("--supervise");
     if take_over {
         c.arg("--take-over");
     }
-    c
-        .arg("--tmux-bin")
+    c.arg("--tmux-bin")
         .arg(tmux_bin)
         // Not the caller's: an agent's pane and directory are none of the daemon's business.
         .env_remove("TMUX")
