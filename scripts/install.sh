@@ -28,7 +28,7 @@ log="$state/install.log"
 bin_dir="$plugin_dir/bin"
 mkdir -p "$bin_dir" || {
 	tmux set-option -gq @agtmux_daemon "install failed: cannot create $bin_dir (check its permissions, or set @agtmux-bin)"
-	exit 1
+	exit 0
 }
 
 # One installer per plugin dir: a reload while we run starts another, which leaves at once.
@@ -51,6 +51,8 @@ cleanup() {
 trap cleanup EXIT
 
 : >"$log" 2>/dev/null || log=/dev/null
+# Nothing of ours reaches tmux's run-shell (it would show it over the user's pane).
+exec >>"$log" 2>&1
 say() {
 	printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$log"
 }
@@ -60,12 +62,13 @@ fmt_escape() {
 	printf '%s' "$1" | sed 's/#/##/g'
 }
 
-# Show MESSAGE on every attached client (a message to no client would be lost).
+# Show MESSAGE on every attached client for MS milliseconds (a message to no client would be
+# lost: the status line and doctor keep saying it).
 notify() {
 	local c shown=
 	while IFS= read -r c; do
 		[ -n "$c" ] || continue
-		tmux display-message -c "$c" "$1" 2>/dev/null && shown=1
+		tmux display-message -c "$c" -d "$2" "$1" 2>/dev/null && shown=1
 	done <<EOC
 $(tmux list-clients -F '#{client_name}' 2>/dev/null)
 EOC
@@ -83,9 +86,10 @@ fail() {
 		set-option -gq @agtmux_attention '#[fg=red]agtmux install failed#[default]' \; \
 		set-option -gq @agtmux_install "$msg" \; \
 		set-option -gq @agtmux_install_log "$log"
-	notify "agtmux: $(fmt_escape "$msg") (log: $(fmt_escape "$log"))"
+	notify "agtmux: $(fmt_escape "$msg") (log: $(fmt_escape "$log"))" 15000
 	say "result: failed"
-	exit 1
+	# 0: tmux would show a failed run-shell -b job over the user's pane; we said it above.
+	exit 0
 }
 
 say "agtmux $version: installing into $plugin_dir (no binary of this version found)"
@@ -215,6 +219,6 @@ tmux set-option -gq @agtmux_install "ok $version ($installed)" \; \
 	set-option -gu @agtmux_attention
 # Bind the keys and start the daemon with the new binary.
 AGTMUX_INSTALLED=1 bash "$plugin_dir/agtmux.tmux" >>"$log" 2>&1
-notify "agtmux $version installed ($(fmt_escape "$installed"))"
+notify "agtmux $version installed ($(fmt_escape "$installed"))" 4000
 say "result: ok"
 exit 0

@@ -302,6 +302,15 @@ fn a_missing_asset_falls_back_to_cargo_with_a_log() {
 #[test]
 fn no_download_and_no_cargo_says_what_to_do() {
     let w = World::new("inst-none");
+    // A user's terminal: a client attached to the server, running in a pane of another
+    // private server whose screen the test reads.
+    let term = Server::start("inst-term");
+    term.tmux(&["set-option", "-g", "status", "off"]);
+    let pane = term.new_pane(&format!("env -u TMUX tmux -L {} attach", w.s.name));
+    assert!(wait_until(20, || !w
+        .s
+        .tmux_out(&["list-clients", "-F", "#{client_name}"])
+        .is_empty()));
     // Nothing listens there.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -321,6 +330,18 @@ fn no_download_and_no_cargo_says_what_to_do() {
     );
     assert!(!w.plugin.join("bin/agtmux").exists());
     assert!(w.doctor().contains("cargo is not installed"));
+    // The attached client shows the failure at once (a message on its status line).
+    let mut screen = String::new();
+    assert!(
+        wait_until(10, || {
+            screen = term.tmux_out(&["capture-pane", "-p", "-t", &pane]);
+            screen.contains("agtmux: install failed: could not download")
+        }),
+        "{screen}"
+    );
+    // ... and the installer's own run-shell job does not cover the user's pane (a failed or
+    // talking run-shell -b job would be shown in view mode).
+    assert!(!screen.contains("install.sh"), "{screen}");
     // A reload tries again (and fails the same way): nothing is stuck.
     std::fs::remove_file(w.s.state_dir.join("install.log")).unwrap();
     w.load();
