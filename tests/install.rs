@@ -206,6 +206,12 @@ impl Drop for World {
 #[test]
 fn a_first_load_downloads_checks_and_installs_the_release_binary() {
     let mut w = World::new("inst-ok");
+    // What the plugin checks a binary with.
+    let v = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout),
+        format!("agtmux {VERSION}\n")
+    );
     w.publish(Path::new(BIN), None);
     w.serve();
     w.load();
