@@ -567,3 +567,50 @@ fn an_upgrade_takes_over_and_applies_every_hook_event_once() {
     let doc = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
     assert!(doc.contains(&format!("version {VERSION}")), "{doc}");
 }
+
+#[test]
+fn an_upgrade_also_replaces_an_old_keeper_whose_daemon_is_down() {
+    let s = Server::start("upgrade-down");
+    // Version X, with a restart pause longer than the test.
+    let mut c = s.daemon_cmd();
+    c.arg("--detach")
+        .env("AGTMUX_TEST_VERSION", "0.0.1-old")
+        .env("AGTMUX_SUPERVISOR_BACKOFF_MS", "60000,60000");
+    assert!(c.status().unwrap().success());
+    let old = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+    let old_worker = old.split_whitespace().next().unwrap().to_string();
+    let keeper_lock = s.runtime_dir.join(format!(
+        "{}.supervisor.lock",
+        agtmux::paths::server_key(&s.socket())
+    ));
+    let old_keeper = std::fs::read_to_string(&keeper_lock)
+        .unwrap()
+        .trim()
+        .to_string();
+    sh(&format!("kill -9 {old_worker}"));
+    s.wait_global("@agtmux_daemon", |v| v.contains(" down "), 30);
+    // Nobody answers the API: the new keeper stops the old one itself and starts.
+    s.tmux(&[
+        "set-environment",
+        "-g",
+        "AGTMUX_CODEX_SOCK",
+        &s.codex_sock().display().to_string(),
+    ]);
+    s.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);
+    s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
+    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
+    assert!(
+        s.tmux(&["run-shell", &plugin.display().to_string()])
+            .status
+            .success()
+    );
+    assert!(
+        wait_until(30, || ls_json(&s)["daemon_version"] == VERSION),
+        "{}",
+        s.log_tail()
+    );
+    assert!(wait_until(15, || dead(&old_keeper)), "old keeper lives");
+    let log = std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap();
+    assert!(log.contains("takeover_sigterm"), "{log}");
+    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
+}
