@@ -1,23 +1,13 @@
 #!/usr/bin/env bash
-# agtmux TPM entry: build the binary if needed, bind the keys, and start one daemon for this
-# tmux server. TPM runs this at every config load, without -b, so it must return at once:
-# the daemon is started fully detached, and its own flock makes a second start a quiet no-op.
+# agtmux TPM entry: find a binary of the plugin's version, bind the keys, and start one daemon
+# for this tmux server. TPM runs this at every config load, without -b, so it must return at
+# once: a missing binary is installed in the background (scripts/install.sh through
+# `run-shell -b`, which runs this script again when done), and the daemon is started fully
+# detached; its own flock makes a second start a quiet no-op, and a daemon of another version
+# is taken over by the new one (an update).
 CURRENT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/helpers.sh
 source "$CURRENT_DIR/scripts/helpers.sh"
-
-bin="$(get_tmux_option '@agtmux-bin' "$CURRENT_DIR/target/release/agtmux")"
-
-if [ ! -x "$bin" ]; then
-	if command -v cargo >/dev/null 2>&1; then
-		tmux display-message "agtmux: building (cargo build --release), this takes a minute…"
-		(cd "$CURRENT_DIR" && cargo build --release --quiet >/dev/null 2>&1)
-	fi
-	if [ ! -x "$bin" ]; then
-		tmux display-message "agtmux: no binary at $bin (install Rust and run: cargo build --release in $CURRENT_DIR)"
-		exit 0
-	fi
-fi
 
 # Status-line placeholder, as tmux-prefix-highlight does: #{agtmux_status} → the option.
 # Replaced with quoted prefix/suffix removal, which bash 3.2 (macOS) treats as literal text,
@@ -46,6 +36,28 @@ for side in status-right status-left; do
 	esac
 done
 
+version="$(plugin_version "$CURRENT_DIR")"
+if [ -z "$version" ]; then
+	tmux display-message "agtmux: cannot read the version from $CURRENT_DIR/Cargo.toml (reinstall the plugin)"
+	exit 0
+fi
+# @agtmux-bin, <plugin>/bin/agtmux, <plugin>/target/release/agtmux, agtmux on PATH: the first
+# whose `--version` is this plugin's version.
+if ! bin="$(find_binary "$CURRENT_DIR" "$version")"; then
+	# The installer ran already (it runs this script again when done): it said what failed.
+	[ -n "${AGTMUX_INSTALLED:-}" ] && exit 0
+	tmux set-option -gq @agtmux_daemon 'installing…' \; \
+		set-option -gq @agtmux_attention '#[fg=yellow]agtmux installing…#[default]'
+	installer="$(sh_quote "$CURRENT_DIR/scripts/install.sh") $(sh_quote "$CURRENT_DIR") $(sh_quote "$version")"
+	tmux run-shell -b "${installer//\#/##}"
+	exit 0
+fi
+# A binary fits: an earlier install failure (the user built or installed one since) is over.
+case "$(tmux show-option -gqv @agtmux_install)" in
+'' | ok*) ;;
+*) tmux set-option -gqu @agtmux_install ;;
+esac
+
 popup_key="$(get_tmux_option '@agtmux-popup-key' 'A')"
 tree_key="$(get_tmux_option '@agtmux-tree-key' 'S')"
 # The agent-only variant: choose-tree filtered (-f) to panes that hold an agent. The filter is
@@ -65,9 +77,23 @@ if [ -n "$tree_agents_key" ] && [ "$tree_agents_key" != "none" ]; then
 	tmux bind-key "$tree_agents_key" choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
 fi
 
-# One daemon per server: `agtmux daemon` takes a per-socket flock and exits quietly if held.
+# One daemon per server: `--detach` starts its keeper in a new session (no setsid binary
+# needed, macOS has none) and returns at once; a second start is a quiet no-op (flocks). The
+# keeper restarts a crashed daemon and shows "agtmux down" in #{@agtmux_attention} meanwhile.
 socket="$(current_socket)"
 if [ -n "$socket" ]; then
-	setsid "$bin" daemon -S "$socket" </dev/null >/dev/null 2>&1 &
+	"$bin" daemon -S "$socket" --detach </dev/null >/dev/null 2>&1
+	# The daemon's control client leaves when the daemon dies, even with its keeper (kill -9
+	# of both): tmux fires client-detached, and --revive (rate-limited, a no-op while a daemon
+	# runs) starts a new keeper. One process per detach, never per redraw. A fixed index keeps
+	# a reload from adding the hook twice and leaves the user's own hooks alone.
+	case "$bin$socket" in
+	*"'"*) ;; # cannot be quoted for tmux below: go without the hook
+	*)
+		q_socket="$(printf '%q' "$socket")"
+		revive="${q_bin//\#/##} daemon -S ${q_socket//\#/##} --revive"
+		tmux set-hook -g 'client-detached[8426]' "run-shell -b '$revive'"
+		;;
+	esac
 fi
 exit 0

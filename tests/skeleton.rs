@@ -108,13 +108,15 @@ fn running_the_plugin_twice_gives_one_daemon() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let first = s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
+    let first = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
     let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
     assert!(out.status.success());
     std::thread::sleep(std::time::Duration::from_millis(500));
     let socket = s.socket();
-    let n = count_daemons(&socket);
+    // The plugin starts a keeper (`--supervise`) that runs the daemon as its child.
+    let n = count_daemons(&socket, false);
     assert_eq!(n, 1, "exactly one daemon for {}", socket.display());
+    assert_eq!(count_daemons(&socket, true), 1, "exactly one keeper");
     assert_eq!(
         s.global_opt("@agtmux_daemon"),
         first,
@@ -124,13 +126,12 @@ fn running_the_plugin_twice_gives_one_daemon() {
     let keys = s.tmux_out(&["list-keys", "-T", "prefix"]);
     assert!(keys.contains("popup"), "popup key bound");
     assert!(keys.contains("choose-tree"), "tree key bound");
-    // Stop it (the server kill in Drop would too).
-    let pid = first.split(' ').next().unwrap_or("").to_string();
-    let _ = std::process::Command::new("kill").arg(&pid).status();
+    // The server kill in Drop stops both: the daemon exits, and the keeper with it.
 }
 
-/// Count `agtmux daemon` processes whose command line names this socket.
-fn count_daemons(socket: &std::path::Path) -> usize {
+/// Count `agtmux daemon` processes whose command line names this socket: keepers
+/// (`--supervise`) or the daemons themselves.
+fn count_daemons(socket: &std::path::Path, keepers: bool) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
@@ -142,6 +143,7 @@ fn count_daemons(socket: &std::path::Path) -> usize {
             .collect();
         if args.iter().any(|a| a == "daemon")
             && args.iter().any(|a| std::path::Path::new(a) == socket)
+            && args.iter().any(|a| a == "--supervise") == keepers
         {
             n += 1;
         }

@@ -201,8 +201,13 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             "set -g status-right '#{@agtmux_attention} %H:%M'",
         ));
     }
+    v.extend(install_check(&sock));
     match std::env::current_exe() {
-        Ok(p) => v.push(ok(format!("binary {}", p.display()))),
+        Ok(p) => v.push(ok(format!(
+            "binary {} (agtmux {})",
+            p.display(),
+            crate::daemon::handover::version()
+        ))),
         Err(e) => v.push(bad(
             Level::Warn,
             format!("cannot locate this binary: {e}"),
@@ -230,10 +235,20 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     let health = Conn::connect(&sp).and_then(|mut c| c.request("health", json!({})));
     match health {
         Ok(h) => {
+            let dv = h["version"].as_str().unwrap_or("unknown");
             v.push(ok(format!(
-                "daemon pid {} for this server ({} agent panes)",
+                "daemon pid {} for this server, version {dv} ({} agent panes)",
                 h["daemon_pid"], h["agent_panes"]
             )));
+            let ours = crate::daemon::handover::version();
+            if dv != ours {
+                v.push(bad(
+                    Level::Warn,
+                    format!("the daemon runs agtmux {dv}, this binary is agtmux {ours}"),
+                    "reload the plugin (tmux source-file ~/.tmux.conf): a daemon of the \
+                     plugin's version takes over, and no hook event is lost",
+                ));
+            }
             if h["tmux"]["connected"] != true {
                 v.push(bad(
                     Level::Fail,
@@ -295,7 +310,7 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                     "no agtmux daemon runs for this tmux server".to_string()
                 },
                 format!(
-                    "setsid agtmux daemon -S {} &   (the plugin starts it; log: {})",
+                    "agtmux daemon -S {} --detach   (the plugin starts it; log: {})",
                     sock.display(),
                     sp.log().display()
                 ),
@@ -308,6 +323,33 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     v.push(hooks_check(Agent::Claude, &env));
     v.push(hooks_check(Agent::Codex, &env));
     v
+}
+
+/// The plugin's last install (issue 19): `@agtmux_install` holds `ok <version> (how)`,
+/// `installing <version>` or `install failed: <reason and fix>`, and `@agtmux_install_log`
+/// the log. Nothing when the plugin found a binary and installed nothing.
+fn install_check(sock: &std::path::Path) -> Option<Check> {
+    let st = tmux(sock, &["show-options", "-gqv", "@agtmux_install"])?;
+    let st = st.trim();
+    let log = tmux(sock, &["show-options", "-gqv", "@agtmux_install_log"]).unwrap_or_default();
+    let log = log.trim();
+    if st.is_empty() {
+        None
+    } else if st.starts_with("ok ") {
+        Some(ok(format!("plugin install: {st}")))
+    } else if st.starts_with("installing") {
+        Some(bad(
+            Level::Warn,
+            format!("plugin install still running: {st}"),
+            format!("wait for it; progress in {log}"),
+        ))
+    } else {
+        Some(bad(
+            Level::Fail,
+            st.to_string(),
+            format!("the install log: {log}"),
+        ))
+    }
 }
 
 /// Can hooks write the spool? A hook that could not leaves a marker in the runtime dir (read

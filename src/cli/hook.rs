@@ -24,7 +24,17 @@ pub struct HookArgs {
 /// Run the hook. Returns the process exit code, always 0.
 pub fn run(args: &HookArgs) -> i32 {
     let _ = record(args);
+    revive_daemon();
     0
+}
+
+/// Issue 16: if this server's daemon died with its keeper, start a new keeper, detached, never
+/// waited for. Rate-limited (one try per 10 s per server) and only for a server whose daemon
+/// the plugin started; costs two lock probes when the daemon is up.
+fn revive_daemon() {
+    if let Some(socket) = paths::tmux_env_socket() {
+        crate::daemon::supervise::revive(&ServerPaths::new(socket), "tmux", false);
+    }
 }
 
 fn record(args: &HookArgs) -> Option<()> {

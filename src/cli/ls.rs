@@ -64,7 +64,7 @@ pub fn ls_json(list: &Value, all: bool) -> Value {
         s["windows"] = Value::Array(windows);
         sessions.push(s);
     }
-    json!({"v": 1, "now_ms": list["now_ms"], "sessions": sessions})
+    json!({"v": 1, "now_ms": list["now_ms"], "daemon_version": list["daemon_version"], "sessions": sessions})
 }
 
 /// The table. `color`: SGR colours (only for a terminal).

@@ -1126,6 +1126,22 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             result_line(&id, json!({"subscribed": true, "list": list_json(view)})),
             true,
         ),
+        // A newer agtmux takes this server over (issue 19): answer, then the loop ends with
+        // the exit code that keeps our keeper from restarting us.
+        "exit_for_upgrade" => {
+            log::info!(
+                "api_exit_for_upgrade new_version={:?}",
+                params.get("version").and_then(Value::as_str).unwrap_or("?")
+            );
+            super::handover::request_exit();
+            (
+                result_line(
+                    &id,
+                    json!({"exiting": true, "version": super::handover::version()}),
+                ),
+                false,
+            )
+        }
         other => (
             error_line(&id, "unknown_method", &format!("unknown method {other:?}")),
             false,
@@ -1223,7 +1239,7 @@ pub fn list_json(view: &View) -> Value {
             })
         })
         .collect();
-    json!({ "sessions": sessions, "now_ms": view.now })
+    json!({ "sessions": sessions, "now_ms": view.now, "daemon_version": super::handover::version() })
 }
 
 fn health_map(view: &View) -> Value {
@@ -1362,7 +1378,7 @@ pub fn health_json(view: &View) -> Value {
     };
     json!({
         "daemon_pid": std::process::id(),
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": super::handover::version(),
         "tmux": {
             "socket": view.socket.display().to_string(),
             "identity": view.identity,

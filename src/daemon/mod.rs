@@ -7,6 +7,7 @@ pub mod codex;
 pub mod codex_endpoint;
 pub mod conntrace;
 pub mod guardrails;
+pub mod handover;
 pub mod metrics;
 pub mod ops;
 pub use crate::sys::procs;
@@ -15,6 +16,7 @@ pub mod publish;
 pub mod runtime;
 pub mod serial;
 pub mod snapshot;
+pub mod supervise;
 
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;
@@ -34,6 +36,22 @@ pub struct DaemonArgs {
     /// Log to stderr instead of the log file.
     #[arg(long)]
     pub foreground: bool,
+    /// Start the daemon's keeper in its own session (stdio on /dev/null) and return at once:
+    /// it runs the daemon and restarts it after a crash. A no-op when one already runs.
+    #[arg(long, conflicts_with_all = ["supervise", "revive", "foreground"])]
+    pub detach: bool,
+    /// Be the keeper: run the daemon as a child and restart it after a crash (what
+    /// `--detach` starts).
+    #[arg(long, hide = true, conflicts_with = "revive")]
+    pub supervise: bool,
+    /// Restart a kept daemon that is gone, keeper included (tmux's client-detached hook runs
+    /// this); rate-limited, and a no-op for a server that never had a keeper.
+    #[arg(long, hide = true)]
+    pub revive: bool,
+    /// With `--supervise`: first make a running daemon of another version exit (an upgrade,
+    /// what `--detach` starts when it finds one).
+    #[arg(long, hide = true, requires = "supervise")]
+    pub take_over: bool,
 }
 
 impl DaemonArgs {
@@ -81,6 +99,7 @@ pub fn take_lock(sp: &ServerPaths) -> Result<File, DaemonError> {
         );
         return Err(DaemonError::AlreadyRunning);
     }
+    handover::write_version(&handover::daemon_version_file(sp));
     Ok(f)
 }
 
@@ -181,12 +200,23 @@ pub fn run(args: &DaemonArgs) -> i32 {
         );
         return 1;
     }
+    if args.detach {
+        return supervise::detach_start(&sp, &args.tmux_bin);
+    }
+    if args.revive {
+        supervise::revive(&sp, &args.tmux_bin, true);
+        return 0;
+    }
     init_logging(&sp, args.foreground);
     if let Some(note) = paths::runtime_dir_note(&sp) {
         log::warn!("{note}");
     }
     if let Some(why) = paths::runtime_fallback_reason() {
         log::warn!("runtime_dir_fallback reason={why:?}");
+    }
+    install_panic_hook();
+    if args.supervise {
+        return supervise::run(&sp, &args.tmux_bin, args.take_over);
     }
     let lock = match take_lock(&sp) {
         Ok(l) => l,
@@ -208,6 +238,7 @@ pub fn run(args: &DaemonArgs) -> i32 {
         );
         return 1;
     }
+    log::info!("daemon_version version={}", handover::version());
     // The bare default is looked up on PATH, then where Homebrew & co. put it (a tmux server
     // started by launchd has a PATH without /opt/homebrew/bin).
     let tmux_bin = match args.tmux_bin.as_str() {
@@ -229,6 +260,31 @@ pub fn run(args: &DaemonArgs) -> i32 {
     };
     drop(lock);
     code
+}
+
+/// Log a panic through the logger (so `daemon.log` says where it happened), then let the
+/// default hook print it to stderr as before.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_else(|| "unknown".into());
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        log::error!(
+            "daemon_panic at={at} thread={} msg={msg:?}",
+            thread.name().unwrap_or("?")
+        );
+        log::logger().flush();
+        default(info);
+    }));
 }
 
 fn init_logging(sp: &ServerPaths, foreground: bool) {

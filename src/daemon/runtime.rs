@@ -424,6 +424,13 @@ impl Runtime {
             if work || self.next_deadline().is_some_and(|d| d <= now) {
                 self.step(now);
             }
+            if super::handover::exit_requested() {
+                // A newer agtmux takes over (issue 19): end like on SIGTERM, with the exit
+                // code that tells our keeper not to restart us.
+                log::info!("daemon_exit reason=upgrade");
+                self.shutdown = true;
+                self.exit_code = super::handover::UPGRADE_EXIT;
+            }
         }
         self.on_shutdown();
         self.exit_code

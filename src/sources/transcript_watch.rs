@@ -236,9 +236,17 @@ pub fn parse_iso_ms(s: &str) -> Option<Millis> {
     }
     let offset_min = match s.get(i..)? {
         "Z" | "z" => 0,
-        t if t.len() == 6 && (t.starts_with('+') || t.starts_with('-')) && &t[3..4] == ":" => {
-            let oh: i64 = t.get(1..3)?.parse().ok()?;
-            let om: i64 = t.get(4..6)?.parse().ok()?;
+        // Byte checks only: the text is whatever a file says, so it may hold a multi-byte
+        // character where a digit belongs (slicing `&t[3..4]` there once killed the daemon).
+        t if t.len() == 6
+            && (t.starts_with('+') || t.starts_with('-'))
+            && t.as_bytes()[3] == b':' =>
+        {
+            let oh = num(i + 1..i + 3)?;
+            let om = num(i + 4..i + 6)?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
             let m = oh * 60 + om;
             if t.starts_with('-') { -m } else { m }
         }
@@ -281,6 +289,19 @@ pub struct TranscriptWatch {
     clock: u64,
     /// Lines that looked like interrupts but named another session (counted, logged once).
     pub foreign_lines: u64,
+    /// Tests only: a line holding this text panics (see [`test_panic_marker`]).
+    panic_on: Option<Vec<u8>>,
+}
+
+/// `AGTMUX_TEST_PANIC_ON=<marker>` (at least 8 bytes), read once when the source starts: a
+/// transcript line holding the marker panics, so tests can show that a panic in a source is
+/// logged with its location and the daemon comes back. Only whoever starts the daemon sets its
+/// environment; without it no input can reach this.
+fn test_panic_marker() -> Option<Vec<u8>> {
+    std::env::var("AGTMUX_TEST_PANIC_ON")
+        .ok()
+        .filter(|m| m.len() >= 8)
+        .map(String::into_bytes)
 }
 
 impl TranscriptWatch {
@@ -298,6 +319,7 @@ impl TranscriptWatch {
             next_seq: (now.max(1) as u64).saturating_mul(1000),
             clock: 0,
             foreign_lines: 0,
+            panic_on: test_panic_marker(),
         }
     }
 
@@ -492,6 +514,12 @@ impl TranscriptWatch {
                     continue;
                 }
                 let line = std::mem::take(&mut w.partial);
+                if let Some(m) = &self.panic_on
+                    && contains(&line, m)
+                {
+                    // Deliberate (tests only, see `test_panic_marker`).
+                    panic!("AGTMUX_TEST_PANIC_ON marker in a transcript line");
+                }
                 let hit = match w.provider {
                     Provider::Codex => parse_rollout_end(&line).map(Found::Codex),
                     _ => parse_interrupt(&line).map(Found::Claude),
@@ -690,6 +718,43 @@ mod tests {
         ] {
             assert_eq!(parse_iso_ms(bad), None, "{bad}");
         }
+    }
+
+    /// Issue 16: a multi-byte character inside a timestamp panicked (`&t[3..4]` cut into it).
+    /// Every position of every valid shape, with a 2-, 3- and 4-byte character, gives `None`.
+    #[test]
+    fn multibyte_characters_in_a_timestamp_are_rejected_not_a_panic() {
+        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+0\u{e9}00"), None);
+        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+01\u{e9}0"), None);
+        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+1:00"), None);
+        assert_eq!(parse_iso_ms("2026-12-04T10:00:00++1:00"), None);
+        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+01:+1"), None);
+        for good in [
+            "2026-12-04T10:00:00+01:00",
+            "2026-12-04T10:00:00.123-05:30",
+            "2026-12-04T10:00:00Z",
+        ] {
+            assert!(parse_iso_ms(good).is_some(), "{good}");
+            for ch in ['\u{e9}', '\u{20ac}', '\u{1f600}'] {
+                for at in 0..=good.len() {
+                    let mut t = good.to_string();
+                    t.insert(at, ch);
+                    assert_eq!(parse_iso_ms(&t), None, "{t}");
+                    if at < good.len() {
+                        let t = format!("{}{ch}{}", &good[..at], &good[at + 1..]);
+                        assert_eq!(parse_iso_ms(&t), None, "{t}");
+                    }
+                }
+            }
+        }
+        let line = format!(
+            r#"{{"type":"user","isSidechain":false,"message":{{"role":"user","content":[{{"type":"text","text":"{MARKER}]"}}]}},"uuid":"u1","timestamp":"2026-12-04T10:00:00+0é00","sessionId":"s1"}}"#
+        );
+        let i = parse_interrupt(line.as_bytes()).unwrap();
+        assert_eq!((i.uuid.as_str(), i.ts), ("u1", None));
+        let line = r#"{"timestamp":"2026-12-04T10:00:00+0é00","type":"event_msg","payload":{"type":"turn_aborted","turn_id":"t1","reason":"interrupted"}}"#;
+        let r = parse_rollout_end(line.as_bytes()).unwrap();
+        assert_eq!((r.turn_id.as_str(), r.ts), ("t1", None));
     }
 
     fn dir(tag: &str) -> PathBuf {

@@ -9,8 +9,7 @@
 compile_error!("agtmux runs on Linux and macOS only (src/sys has no port for this OS)");
 
 pub mod clock;
-// `detach` (fork + setsid daemonizing, supervisor spawn) is added by the daemonize work on
-// its own branch; it belongs here as `pub(crate) mod detach;`.
+pub(crate) mod detach;
 pub(crate) mod fd;
 pub(crate) mod host;
 pub mod peercred;
