@@ -169,11 +169,65 @@ pub enum Notification {
     Pause { pane: String },
     /// `%continue %P`: output for the pane resumes.
     Continue { pane: String },
-    /// `%subscription-changed NAME …`: `rest` is everything after the name.
-    SubscriptionChanged { name: String, rest: Vec<u8> },
-    /// A well-formed `%name rest` this parser does not model (e.g. `%paste-buffer-changed` on
-    /// newer tmux, `%config-error`, `%message`). `name` is without the `%`.
+    /// `%subscription-changed NAME $S @W IDX %P : value` (tmux ≥ 3.2, `refresh-client -B`):
+    /// a subscribed format's value changed. A session subscription has `-` for the window,
+    /// index and pane; a window subscription `-` for the pane. The value is raw bytes, after
+    /// the first ` : `.
+    SubscriptionChanged {
+        name: String,
+        session: String,
+        window: Option<String>,
+        pane: Option<String>,
+        value: Vec<u8>,
+    },
+    /// `%config-error MESSAGE` (tmux ≥ 3.4): an error in the server's configuration, shown to
+    /// a control client instead of a pane.
+    ConfigError { message: Vec<u8> },
+    /// `%message TEXT` (tmux ≥ 3.4): `display-message` without `-p` aimed at a control client.
+    Message { text: Vec<u8> },
+    /// `%paste-buffer-changed NAME` (tmux ≥ 3.4).
+    PasteBufferChanged { buffer: Vec<u8> },
+    /// `%paste-buffer-deleted NAME` (tmux ≥ 3.4).
+    PasteBufferDeleted { buffer: Vec<u8> },
+    /// A well-formed `%name rest` that no tmux from 3.2a to 3.7c sends (a newer tmux's
+    /// addition). Kept and named, so a new notification is visible in the log rather than
+    /// mistaken for garbage. `name` is without the `%`.
     Other { name: String, rest: Vec<u8> },
+}
+
+impl Notification {
+    /// The notification's name as tmux spells it (without the `%`), for logs and counters.
+    pub fn name(&self) -> &str {
+        use Notification as N;
+        match self {
+            N::Output { .. } => "output",
+            N::ExtendedOutput { .. } => "extended-output",
+            N::Exit { .. } => "exit",
+            N::SessionsChanged => "sessions-changed",
+            N::SessionChanged { .. } => "session-changed",
+            N::ClientSessionChanged { .. } => "client-session-changed",
+            N::ClientDetached { .. } => "client-detached",
+            N::SessionRenamed { .. } => "session-renamed",
+            N::SessionWindowChanged { .. } => "session-window-changed",
+            N::WindowAdd { .. } => "window-add",
+            N::WindowClose { .. } => "window-close",
+            N::UnlinkedWindowAdd { .. } => "unlinked-window-add",
+            N::UnlinkedWindowClose { .. } => "unlinked-window-close",
+            N::WindowRenamed { .. } => "window-renamed",
+            N::UnlinkedWindowRenamed { .. } => "unlinked-window-renamed",
+            N::WindowPaneChanged { .. } => "window-pane-changed",
+            N::PaneModeChanged { .. } => "pane-mode-changed",
+            N::LayoutChange { .. } => "layout-change",
+            N::Pause { .. } => "pause",
+            N::Continue { .. } => "continue",
+            N::SubscriptionChanged { .. } => "subscription-changed",
+            N::ConfigError { .. } => "config-error",
+            N::Message { .. } => "message",
+            N::PasteBufferChanged { .. } => "paste-buffer-changed",
+            N::PasteBufferDeleted { .. } => "paste-buffer-deleted",
+            N::Other { name, .. } => name,
+        }
+    }
 }
 
 /// Which guard line a line is, with its three numbers.
@@ -560,16 +614,19 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
         b"continue" => N::Continue {
             pane: only_id(rest, b'%')?,
         },
-        b"subscription-changed" => {
-            let (sub, more) = split_space(rest?);
-            if sub.is_empty() {
-                return None;
-            }
-            N::SubscriptionChanged {
-                name: String::from_utf8(sub.to_vec()).ok()?,
-                rest: more.unwrap_or_default().to_vec(),
-            }
-        }
+        b"subscription-changed" => parse_subscription(rest?)?,
+        b"config-error" => N::ConfigError {
+            message: rest.unwrap_or_default().to_vec(),
+        },
+        b"message" => N::Message {
+            text: rest.unwrap_or_default().to_vec(),
+        },
+        b"paste-buffer-changed" => N::PasteBufferChanged {
+            buffer: rest?.to_vec(),
+        },
+        b"paste-buffer-deleted" => N::PasteBufferDeleted {
+            buffer: rest?.to_vec(),
+        },
         // The guards are handled before notifications; here they are malformed or stray.
         b"begin" | b"end" | b"error" | b"sessions-changed" => return None,
         _ => N::Other {
@@ -577,6 +634,35 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
             name: String::from_utf8_lossy(name).into_owned(),
             rest: rest.unwrap_or_default().to_vec(),
         },
+    })
+}
+
+/// `NAME $S @W IDX %P : value`, where `@W IDX %P` may each be `-` (session and window
+/// subscriptions). The name is whatever the subscriber chose (no space, no `:`); the value is
+/// everything after the first ` : ` following the five fields, spaces and colons included.
+fn parse_subscription(rest: &[u8]) -> Option<Notification> {
+    let (name, rest) = split_space(rest);
+    let (session, rest) = split_space(rest?);
+    let (window, rest) = split_space(rest?);
+    let (index, rest) = split_space(rest?);
+    let (pane, rest) = split_space(rest?);
+    let value = rest?.strip_prefix(b": ")?;
+    let opt = |f: &[u8], sigil: u8| -> Option<Option<String>> {
+        if f == b"-" {
+            Some(None)
+        } else {
+            parse_id(f, sigil).map(Some)
+        }
+    };
+    if name.is_empty() || (index != b"-" && parse_u64(index).is_none()) {
+        return None;
+    }
+    Some(Notification::SubscriptionChanged {
+        name: String::from_utf8(name.to_vec()).ok()?,
+        session: parse_id(session, b'$')?,
+        window: opt(window, b'@')?,
+        pane: opt(pane, b'%')?,
+        value: value.to_vec(),
     })
 }
 
@@ -946,9 +1032,8 @@ mod tests {
             u(b"%end 5 5 1"),
             u(b"%begin 1 x 1"),
             u(b"%window-add oops"),
-            n(Notification::Other {
-                name: "paste-buffer-changed".into(),
-                rest: b"buf0".to_vec(),
+            n(Notification::PasteBufferChanged {
+                buffer: b"buf0".to_vec(),
             }),
             u(b"not a protocol line \xff"),
             n(Notification::WindowRenamed {
