@@ -1196,8 +1196,9 @@ mod tests {
             )),*]
         };
     }
-    const VERSIONS: [(&str, [(&str, &[u8]); 8]); 3] =
-        [version!("3.3a"), version!("3.5a"), version!("3.7c")];
+    /// A version and its recorded files (name, bytes).
+    type Recorded = (&'static str, [(&'static str, &'static [u8]); 8]);
+    const VERSIONS: [Recorded; 3] = [version!("3.3a"), version!("3.5a"), version!("3.7c")];
 
     /// Every line every recorded tmux version wrote is a reply block (or inside one) or a
     /// notification this parser models by name: none is Unknown, Overlong, Unterminated or
