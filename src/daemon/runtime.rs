@@ -767,6 +767,7 @@ impl Runtime {
                         self.projection = Projection::new(hostname());
                         self.registry = Registry::default();
                         self.captures.clear();
+                        self.settle.clear();
                     }
                     self.identity = Some(id.clone());
                     self.gateway.set_server_id(&id);
