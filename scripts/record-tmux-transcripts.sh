@@ -8,9 +8,16 @@
 # the `N` counter therefore differ between recordings; tests assert structure, not those values.
 #
 # Usage: scripts/record-tmux-transcripts.sh [OUT_DIR]   (default: fixtures/tmux)
+#        TMUX_BIN=~/.cache/agtmux/tmux-3.5a/tmux scripts/record-tmux-transcripts.sh fixtures/tmux/3.5a
+# TMUX_BIN picks the tmux to record (default: `tmux` on PATH). The hand-built synthetic file is
+# written only into the default directory; a version directory gets recordings only, plus
+# `newer-notifications.bin` (subscriptions, config errors, messages, paste buffers),
+# `config-error.bin` and a `VERSION` file with what `tmux -V` said.
 set -euo pipefail
 
-OUT=${1:-"$(cd "$(dirname "$0")/.." && pwd)/fixtures/tmux"}
+DEFAULT_OUT="$(cd "$(dirname "$0")/.." && pwd)/fixtures/tmux"
+OUT=${1:-$DEFAULT_OUT}
+TMUX_BIN=${TMUX_BIN:-tmux}
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -19,7 +26,7 @@ trap 'rm -rf "$WORK"' EXIT
 export SHELL=/bin/sh PS1='$ ' ENV=/dev/null
 unset TMUX TMUX_PANE
 
-tm() { tmux -L "$SOCK" -f /dev/null "$@"; }
+tm() { "$TMUX_BIN" -L "$SOCK" -f /dev/null "$@"; }
 
 start_server() { # NAME [new-session args...]
   SOCK="agtmux-rec-$$-$1"; shift
@@ -149,8 +156,55 @@ write_synthetic() {
     >"$OUT/synthetic-edge-cases.bin"
 }
 
-write_synthetic
-[ "${SYNTHETIC_ONLY:-0}" = 1 ] && exit 0
+# newer-notifications: what tmux 3.2+ and 3.4+ add. Subscriptions of all three kinds
+# (session, all panes, all windows; tmux checks them once a second), then a new window so they
+# change; `source-file` of a config with an error (%config-error on 3.4+, reply lines before);
+# `display-message` without -p (%message on 3.4+); a paste buffer set and deleted
+# (%paste-buffer-changed/-deleted on 3.4+); unsubscribing; kill-server (%exit).
+rec_newer_notifications() {
+  printf 'set -g status on\nno-such-command-here\n' >"$WORK/bad.conf"
+  start_server newer
+  {
+    sleep 0.5
+    echo "refresh-client -B 'agtmux-panes::#{S:#{W:#{P:#{pane_id}=#{pane_pid}=#{pane_current_command}|}}}'"
+    echo "refresh-client -B 'cmd:%*:#{pane_current_command}'"
+    echo "refresh-client -B 'name:@*:#{window_name}'"
+    sleep 1.3
+    echo "new-window -d -n second 'exec sleep 100'"; sleep 1.3
+    echo "source-file $WORK/bad.conf"; sleep 0.2
+    echo "display-message 'hello from display-message'"; sleep 0.2
+    echo "set-buffer -b agtbuf hello"; sleep 0.2
+    echo "delete-buffer -b agtbuf"; sleep 0.2
+    echo "refresh-client -B cmd"; sleep 0.2
+    echo "kill-server"; sleep 0.3
+  } | tm -C attach -f no-output -t main >"$OUT/newer-notifications.bin"
+  stop_server
+}
+
+# config-error: the control client starts the server itself with a config holding an error,
+# so it is the server's first client: tmux 3.4+ reports the error as %config-error (older ones
+# show it in a pane). `source-file` errors in newer-notifications.bin are a different path:
+# bare text lines after the command's block up to 3.5a, %config-error from 3.6 on.
+rec_config_error() {
+  printf 'set -g status on\nno-such-command-at-start\n' >"$WORK/start.conf"
+  SOCK="agtmux-rec-$$-config"
+  {
+    sleep 0.8
+    echo "display -p 'after #{session_name}'"; sleep 0.2
+    echo "kill-server"; sleep 0.3
+  } | "$TMUX_BIN" -L "$SOCK" -f "$WORK/start.conf" -C new-session -s main -x 80 -y 24 \
+    >"$OUT/config-error.bin"
+  stop_server
+}
+
+if [ "$OUT" = "$DEFAULT_OUT" ]; then
+  write_synthetic
+  [ "${SYNTHETIC_ONLY:-0}" = 1 ] && exit 0
+else
+  "$TMUX_BIN" -V >"$OUT/VERSION"
+  rec_newer_notifications
+  rec_config_error
+fi
 rec_attach_replies
 rec_notifications
 rec_output_escapes

@@ -252,3 +252,110 @@ fn a_runtime_dir_too_long_for_socket_paths_still_serves_the_cli() {
     assert!(listed, "agtmux ls never listed {pane}: {last}");
     assert!(log.contains("runtime_dir_too_long"), "{log}");
 }
+
+/// Issue 17: a daemon whose full `list-panes -a` scan is 10 minutes apart, so anything it
+/// finds in a test was found through notifications, the pane subscription or the re-checks
+/// of a new pane, never through that scan.
+fn start_daemon_without_scan(s: &mut Server) {
+    let mut c = s.daemon_cmd();
+    c.env("AGTMUX_FULL_REFRESH_MS", "600000");
+    s.daemon = Some(c.spawn().unwrap());
+    // Published after the first pane refresh: the daemon knows the server from here on.
+    s.wait_global("@agtmux_daemon", |v| v.contains(" ok"), 15);
+}
+
+#[test]
+fn a_new_window_whose_agent_starts_late_is_seen_without_the_full_scan() {
+    let mut s = Server::start("newwin");
+    start_daemon_without_scan(&mut s);
+    // `-n`: a named window, so tmux's automatic-rename stays off and no %window-renamed helps.
+    // The agent exec()s only after the pane was created and first listed: bash runs `sleep`,
+    // then becomes `codex` (argv[0]). Before issue 17 the first list-panes saw `bash`/`sleep`
+    // and nothing looked again until the full scan.
+    let late = s.tmux_out(&[
+        "new-window",
+        "-d",
+        "-n",
+        "late",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-t",
+        "main",
+        "bash -c 'sleep 0.4; exec -a codex sleep 100000'",
+    ]);
+    // The fake agent re-executes itself as `codex`: two execs before the command settles.
+    let fake = s.tmux_out(&[
+        "new-window",
+        "-d",
+        "-n",
+        "fake",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-t",
+        "main",
+        &format!("{BIN} fake-agent codex --speed 100"),
+    ]);
+    s.wait_pane(&late, "@agtmux_presence", "managed", 20);
+    s.wait_pane(&late, "@agtmux_provider", "codex", 5);
+    s.wait_pane(&fake, "@agtmux_presence", "managed", 20);
+    s.wait_pane(&fake, "@agtmux_provider", "codex", 5);
+}
+
+#[test]
+fn an_agent_typed_into_an_existing_shell_pane_is_seen_without_the_full_scan() {
+    let mut s = Server::start("typed");
+    let shell = "env PS1='$ ' bash --norc --noprofile";
+    // One shell in a named window of the session the control client attaches to, one in
+    // another session (no %window-* notification reaches a control client for it).
+    let here = s.tmux_out(&[
+        "new-window",
+        "-d",
+        "-n",
+        "shell",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-t",
+        "main",
+        shell,
+    ]);
+    let there = s.tmux_out(&[
+        "new-session",
+        "-d",
+        "-s",
+        "other",
+        "-n",
+        "shell",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        shell,
+    ]);
+    start_daemon_without_scan(&mut s);
+    // Past the re-checks that follow a pane's creation (2 s): only the pane subscription
+    // can see what is typed now.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    for pane in [&here, &there] {
+        s.tmux(&[
+            "send-keys",
+            "-t",
+            pane,
+            "-l",
+            &format!("{BIN} fake-agent codex --speed 100"),
+        ]);
+        s.tmux(&["send-keys", "-t", pane, "Enter"]);
+    }
+    for pane in [&here, &there] {
+        s.wait_pane(pane, "@agtmux_presence", "managed", 20);
+        s.wait_pane(pane, "@agtmux_provider", "codex", 5);
+    }
+    // And the shell is a shell again once the agent ends.
+    for pane in [&here, &there] {
+        s.tmux(&["send-keys", "-t", pane, "C-c"]);
+    }
+    for pane in [&here, &there] {
+        s.wait_pane(pane, "@agtmux_presence", "", 20);
+    }
+}

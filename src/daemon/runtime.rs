@@ -49,6 +49,24 @@ fn capture_interval(t: &Timing, m: &super::projection::PaneModel) -> Millis {
 /// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
 const PUBLISHED_PANES: &str = "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
 
+/// A pane just created, or whose foreground command or pid just changed, is looked at again
+/// (its change hints, then its process tree) after 25, 50, 100, 200, 400, 400… ms for
+/// [`SETTLE_FOR_MS`] after its last change: its command settles only after the exec chain of
+/// a starting program (`sh -c`, a re-exec, `env node …`) ran, and the first look often comes
+/// before it. Cost: a handful of `display -p` per pane that changed, none for the rest.
+const SETTLE_FIRST_MS: Millis = 25;
+const SETTLE_MAX_GAP_MS: Millis = 400;
+const SETTLE_FOR_MS: Millis = 2_000;
+
+/// Re-check schedule of one settling pane.
+#[derive(Debug, Clone, Copy)]
+struct Settle {
+    /// The last change seen (creation, command or pid).
+    since: Millis,
+    next_at: Millis,
+    gap: Millis,
+}
+
 /// Re-attach delay after our session closed under us.
 const REATTACH_MS: Millis = 50;
 /// How often to look for a first session on a server that has none.
@@ -107,6 +125,23 @@ impl Default for Timing {
     }
 }
 
+impl Timing {
+    /// The defaults, with `AGTMUX_FULL_REFRESH_MS` (tests) overriding the full scan's period:
+    /// a test that stretches it proves that new panes and agents are found by notifications,
+    /// the pane subscription and settle re-checks, not by the scan.
+    pub fn from_env() -> Timing {
+        let mut t = Timing::default();
+        if let Some(v) = std::env::var("AGTMUX_FULL_REFRESH_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<Millis>().ok())
+            .filter(|v| *v >= 100)
+        {
+            t.refresh_full = v;
+        }
+        t
+    }
+}
+
 /// Per-pane poller bookkeeping (C-006): only panes whose screen may have changed get captured.
 #[derive(Debug, Default, Clone)]
 struct CaptureState {
@@ -136,6 +171,8 @@ pub struct Runtime {
     options: OptionsWriter,
     style: Style,
     captures: HashMap<String, CaptureState>,
+    /// Panes whose command may still be settling (see [`SETTLE_FOR_MS`]).
+    settle: HashMap<String, Settle>,
     codex: CodexLink,
     /// C-007 file source: Claude transcripts, for turn ends no hook reports.
     transcripts: TranscriptWatch,
@@ -278,7 +315,7 @@ impl Runtime {
             poll,
             sp,
             tmux_bin,
-            timing: Timing::default(),
+            timing: Timing::from_env(),
             sig_term,
             sig_chld,
             tmux: None,
@@ -292,6 +329,7 @@ impl Runtime {
             options: OptionsWriter::new(),
             style: Style::default(),
             captures: HashMap::new(),
+            settle: HashMap::new(),
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
             transcripts,
             ops,
@@ -467,6 +505,9 @@ impl Runtime {
             if let Some(x) = self.next_capture_due() {
                 d.push(x);
             }
+            if let Some(x) = self.settle.values().map(|s| s.next_at).min() {
+                d.push(x);
+            }
         }
         if self.spool_dirty
             || self.refresh_requested
@@ -538,6 +579,7 @@ impl Runtime {
             ) {}
         }
         if ready {
+            self.settle_tick(now);
             self.schedule_captures(now);
         }
         self.gateway.maybe_reopen(now);
@@ -709,6 +751,7 @@ impl Runtime {
                         // Pane states an earlier daemon published (killed before it could
                         // clear them): each is rewritten or cleared by the next publish.
                         t.send(PUBLISHED_PANES, ReplyKind::Other);
+                        t.send(&registry::subscribe_panes_command(), ReplyKind::Subscribe);
                     }
                     self.refresh_requested = true;
                     self.publish_all = true;
@@ -716,7 +759,7 @@ impl Runtime {
                     self.options = OptionsWriter::new();
                 }
                 ClientEvent::Reply(kind, reply) => self.on_reply(kind, reply, now),
-                ClientEvent::Notification(n) => self.on_notification(n),
+                ClientEvent::Notification(n) => self.on_notification(n, now),
                 ClientEvent::Closed { reason } => {
                     log::info!(
                         "tmux_control_closed reason={}",
@@ -794,6 +837,7 @@ impl Runtime {
                         self.projection = Projection::new(crate::sys::host::hostname());
                         self.registry = Registry::default();
                         self.captures.clear();
+                        self.settle.clear();
                     }
                     self.identity = Some(id.clone());
                     self.gateway.set_server_id(&id);
@@ -864,6 +908,9 @@ impl Runtime {
                         self.recheck_process(&id, now);
                     }
                     self.check_anchor(&id);
+                    if new_proc {
+                        self.start_settle(&id, now);
+                    }
                 }
                 for id in diff.focus_changed.iter().chain(diff.added.iter()) {
                     self.projection.mark_dirty(id);
@@ -890,8 +937,17 @@ impl Runtime {
                 self.check_anchor(&pane);
                 match self.registry.apply_hints(&pane, line) {
                     Some(h) => {
+                        let settling = self.settle.contains_key(&pane);
+                        let agentish =
+                            (self.projection.panes.get(&pane)).is_some_and(|m| m.process.is_some());
                         if h.process_changed {
-                            // The agent may have left (or been replaced): read its tree now.
+                            // The agent may have left (or been replaced): read its tree now,
+                            // and follow the pane until its command settles.
+                            self.recheck_process(&pane, now);
+                            self.start_settle(&pane, now);
+                        } else if settling && !agentish {
+                            // Same command, but a child may have appeared under it (`sh -c`
+                            // forking the agent keeps `sh` in front).
                             self.recheck_process(&pane, now);
                         }
                         if h.focus_changed {
@@ -961,6 +1017,21 @@ impl Runtime {
                 }
                 let is_codex = hint == Some(crate::core::types::Provider::Codex);
                 self.codex.set_screen(&pane, &text, is_codex, now);
+            }
+            ReplyKind::Subscribe => {
+                if reply.ok {
+                    log::info!("tmux_subscribed name={}", registry::PANES_SUBSCRIPTION);
+                } else {
+                    // tmux < 3.2: new panes come through notifications and their settle
+                    // re-checks; a command typed into an existing pane waits for the full scan.
+                    log::info!(
+                        "tmux_subscription_unavailable msg={:?}",
+                        reply
+                            .lines
+                            .first()
+                            .map(|l| String::from_utf8_lossy(l).into_owned())
+                    );
+                }
             }
             ReplyKind::SetOption(what) => {
                 if !reply.ok {
@@ -1053,8 +1124,25 @@ impl Runtime {
         self.publish_all = true;
     }
 
-    fn on_notification(&mut self, n: Notification) {
+    fn on_notification(&mut self, n: Notification, now: Millis) {
+        log::trace!("tmux_notification name={}", n.name());
         match n {
+            Notification::SubscriptionChanged { name, value, .. }
+                if name == registry::PANES_SUBSCRIPTION =>
+            {
+                self.on_pane_digest(&value, now);
+            }
+            // automatic-rename follows the active pane's command: look at that pane (not at
+            // every pane), and keep the name for the API.
+            Notification::WindowRenamed { window, name }
+            | Notification::UnlinkedWindowRenamed { window, name } => {
+                let name = String::from_utf8_lossy(&name).into_owned();
+                self.registry.window_names.insert(window.clone(), name);
+                match self.registry.active_pane_of(&window).map(str::to_string) {
+                    Some(p) => self.start_settle(&p, now),
+                    None => self.refresh_requested = true,
+                }
+            }
             Notification::WindowAdd { .. }
             | Notification::WindowClose { .. }
             | Notification::UnlinkedWindowAdd { .. }
@@ -1067,10 +1155,78 @@ impl Runtime {
             | Notification::WindowPaneChanged { .. }
             | Notification::LayoutChange { .. }
             | Notification::PaneModeChanged { .. }
-            | Notification::SessionRenamed { .. }
-            | Notification::WindowRenamed { .. }
-            | Notification::UnlinkedWindowRenamed { .. } => self.refresh_requested = true,
-            _ => {}
+            | Notification::SessionRenamed { .. } => self.refresh_requested = true,
+            // Named and deliberately ignored: pane output (the client runs with no-output),
+            // flow control, other subscriptions, buffers, messages and config errors (logged).
+            Notification::ConfigError { message } => log::info!(
+                "tmux_config_error msg={:?}",
+                String::from_utf8_lossy(&message[..message.len().min(300)])
+            ),
+            Notification::Other { name, .. } => {
+                log::debug!("tmux_notification_unknown name={name}")
+            }
+            Notification::Output { .. }
+            | Notification::ExtendedOutput { .. }
+            | Notification::Pause { .. }
+            | Notification::Continue { .. }
+            | Notification::SubscriptionChanged { .. }
+            | Notification::Message { .. }
+            | Notification::PasteBufferChanged { .. }
+            | Notification::PasteBufferDeleted { .. }
+            | Notification::Exit { .. } => {}
+        }
+    }
+
+    /// The pane subscription's value changed: panes whose pid or foreground command moved get
+    /// their process tree read now and are followed until their command settles; a pane that
+    /// appeared or went asks for the full refresh. Work grows with the panes that changed.
+    fn on_pane_digest(&mut self, value: &[u8], now: Millis) {
+        if !self.registry.loaded {
+            return;
+        }
+        let digest = registry::parse_pane_digest(value);
+        let (changed, structure) = self.registry.apply_digest(&digest);
+        if structure {
+            self.refresh_requested = true;
+        }
+        for id in changed {
+            log::debug!("pane_command_changed pane={id} via=subscription");
+            self.recheck_process(&id, now);
+            self.start_settle(&id, now);
+        }
+    }
+
+    /// Follow a pane whose command may not have settled yet (see [`SETTLE_FOR_MS`]).
+    fn start_settle(&mut self, id: &str, now: Millis) {
+        let s = self.settle.entry(id.to_string()).or_insert(Settle {
+            since: now,
+            next_at: now + SETTLE_FIRST_MS,
+            gap: SETTLE_FIRST_MS,
+        });
+        s.since = now;
+        if s.next_at > now + SETTLE_FIRST_MS {
+            s.next_at = now + SETTLE_FIRST_MS;
+            s.gap = SETTLE_FIRST_MS;
+        }
+    }
+
+    /// Ask for the change hints of settling panes that are due; forget panes that settled or
+    /// went.
+    fn settle_tick(&mut self, now: Millis) {
+        let reg = &self.registry;
+        self.settle
+            .retain(|id, s| reg.panes.contains_key(id) && now - s.since <= SETTLE_FOR_MS);
+        let Some(t) = self.tmux.as_mut() else { return };
+        for (id, s) in self.settle.iter_mut() {
+            if s.next_at > now {
+                continue;
+            }
+            s.gap = (s.gap * 2).min(SETTLE_MAX_GAP_MS);
+            s.next_at = now + s.gap;
+            let kind = ReplyKind::Hints(id.clone());
+            if !t.has_pending(&kind) {
+                t.send(&registry::pane_hints_command(id), kind);
+            }
         }
     }
 

@@ -35,6 +35,8 @@ pub enum ReplyKind {
     ListClients,
     /// A screen capture for the poller.
     Capture(String),
+    /// The pane subscription (`refresh-client -B`, tmux ≥ 3.2); fails on older tmux.
+    Subscribe,
     /// An option write; the payload names what to invalidate if it fails.
     SetOption(String),
     /// Anything whose reply is ignored.

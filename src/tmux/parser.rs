@@ -6,7 +6,8 @@
 //! `%window-add`, …) and everything else, kept rather than dropped. It is pure: no I/O, no
 //! clock, no allocation beyond the bounded line and block buffers, so the connection code can
 //! feed it whatever `read(2)` returns and the tests can replay recorded transcripts
-//! (`fixtures/tmux/`, recorded from the real tmux 3.3a by `scripts/record-tmux-transcripts.sh`).
+//! (`fixtures/tmux/`, recorded from the real tmux 3.3a, 3.5a and 3.7c by
+//! `scripts/record-tmux-transcripts.sh`).
 //!
 //! Why it is shaped this way (facts from `protocols.md`, checked on tmux 3.3a):
 //! - **Bytes, not UTF-8.** `%output` escapes only bytes < 0x20 and `\`; everything ≥ 0x80 comes
@@ -115,7 +116,8 @@ impl Reply {
     }
 }
 
-/// A control-mode notification (tmux 3.3a `control-notify.c` / `control.c`).
+/// A control-mode notification: every one tmux 3.2a–3.7c writes (`control-notify.c`,
+/// `control.c`, `cfg.c`, `cmd-display-message.c`, `client.c`; checked per tag).
 ///
 /// Ids keep their sigil (`"$1"`, `"@2"`, `"%3"`) so they compare equal to what `#{session_id}`,
 /// `#{window_id}` and `#{pane_id}` print. Names, reasons and payloads stay bytes.
@@ -169,11 +171,65 @@ pub enum Notification {
     Pause { pane: String },
     /// `%continue %P`: output for the pane resumes.
     Continue { pane: String },
-    /// `%subscription-changed NAME …`: `rest` is everything after the name.
-    SubscriptionChanged { name: String, rest: Vec<u8> },
-    /// A well-formed `%name rest` this parser does not model (e.g. `%paste-buffer-changed` on
-    /// newer tmux, `%config-error`, `%message`). `name` is without the `%`.
+    /// `%subscription-changed NAME $S @W IDX %P : value` (tmux ≥ 3.2, `refresh-client -B`):
+    /// a subscribed format's value changed. A session subscription has `-` for the window,
+    /// index and pane; a window subscription `-` for the pane. The value is raw bytes, after
+    /// the first ` : `.
+    SubscriptionChanged {
+        name: String,
+        session: String,
+        window: Option<String>,
+        pane: Option<String>,
+        value: Vec<u8>,
+    },
+    /// `%config-error MESSAGE` (tmux ≥ 3.4): an error in the server's configuration, shown to
+    /// a control client instead of a pane.
+    ConfigError { message: Vec<u8> },
+    /// `%message TEXT` (tmux ≥ 3.4): `display-message` without `-p` aimed at a control client.
+    Message { text: Vec<u8> },
+    /// `%paste-buffer-changed NAME` (tmux ≥ 3.4).
+    PasteBufferChanged { buffer: Vec<u8> },
+    /// `%paste-buffer-deleted NAME` (tmux ≥ 3.4).
+    PasteBufferDeleted { buffer: Vec<u8> },
+    /// A well-formed `%name rest` that no tmux from 3.2a to 3.7c sends (a newer tmux's
+    /// addition). Kept and named, so a new notification is visible in the log rather than
+    /// mistaken for garbage. `name` is without the `%`.
     Other { name: String, rest: Vec<u8> },
+}
+
+impl Notification {
+    /// The notification's name as tmux spells it (without the `%`), for logs and counters.
+    pub fn name(&self) -> &str {
+        use Notification as N;
+        match self {
+            N::Output { .. } => "output",
+            N::ExtendedOutput { .. } => "extended-output",
+            N::Exit { .. } => "exit",
+            N::SessionsChanged => "sessions-changed",
+            N::SessionChanged { .. } => "session-changed",
+            N::ClientSessionChanged { .. } => "client-session-changed",
+            N::ClientDetached { .. } => "client-detached",
+            N::SessionRenamed { .. } => "session-renamed",
+            N::SessionWindowChanged { .. } => "session-window-changed",
+            N::WindowAdd { .. } => "window-add",
+            N::WindowClose { .. } => "window-close",
+            N::UnlinkedWindowAdd { .. } => "unlinked-window-add",
+            N::UnlinkedWindowClose { .. } => "unlinked-window-close",
+            N::WindowRenamed { .. } => "window-renamed",
+            N::UnlinkedWindowRenamed { .. } => "unlinked-window-renamed",
+            N::WindowPaneChanged { .. } => "window-pane-changed",
+            N::PaneModeChanged { .. } => "pane-mode-changed",
+            N::LayoutChange { .. } => "layout-change",
+            N::Pause { .. } => "pause",
+            N::Continue { .. } => "continue",
+            N::SubscriptionChanged { .. } => "subscription-changed",
+            N::ConfigError { .. } => "config-error",
+            N::Message { .. } => "message",
+            N::PasteBufferChanged { .. } => "paste-buffer-changed",
+            N::PasteBufferDeleted { .. } => "paste-buffer-deleted",
+            N::Other { name, .. } => name,
+        }
+    }
 }
 
 /// Which guard line a line is, with its three numbers.
@@ -560,16 +616,19 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
         b"continue" => N::Continue {
             pane: only_id(rest, b'%')?,
         },
-        b"subscription-changed" => {
-            let (sub, more) = split_space(rest?);
-            if sub.is_empty() {
-                return None;
-            }
-            N::SubscriptionChanged {
-                name: String::from_utf8(sub.to_vec()).ok()?,
-                rest: more.unwrap_or_default().to_vec(),
-            }
-        }
+        b"subscription-changed" => parse_subscription(rest?)?,
+        b"config-error" => N::ConfigError {
+            message: rest.unwrap_or_default().to_vec(),
+        },
+        b"message" => N::Message {
+            text: rest.unwrap_or_default().to_vec(),
+        },
+        b"paste-buffer-changed" => N::PasteBufferChanged {
+            buffer: rest?.to_vec(),
+        },
+        b"paste-buffer-deleted" => N::PasteBufferDeleted {
+            buffer: rest?.to_vec(),
+        },
         // The guards are handled before notifications; here they are malformed or stray.
         b"begin" | b"end" | b"error" | b"sessions-changed" => return None,
         _ => N::Other {
@@ -577,6 +636,35 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
             name: String::from_utf8_lossy(name).into_owned(),
             rest: rest.unwrap_or_default().to_vec(),
         },
+    })
+}
+
+/// `NAME $S @W IDX %P : value`, where `@W IDX %P` may each be `-` (session and window
+/// subscriptions). The name is whatever the subscriber chose (no space, no `:`); the value is
+/// everything after the first ` : ` following the five fields, spaces and colons included.
+fn parse_subscription(rest: &[u8]) -> Option<Notification> {
+    let (name, rest) = split_space(rest);
+    let (session, rest) = split_space(rest?);
+    let (window, rest) = split_space(rest?);
+    let (index, rest) = split_space(rest?);
+    let (pane, rest) = split_space(rest?);
+    let value = rest?.strip_prefix(b": ")?;
+    let opt = |f: &[u8], sigil: u8| -> Option<Option<String>> {
+        if f == b"-" {
+            Some(None)
+        } else {
+            parse_id(f, sigil).map(Some)
+        }
+    };
+    if name.is_empty() || (index != b"-" && parse_u64(index).is_none()) {
+        return None;
+    }
+    Some(Notification::SubscriptionChanged {
+        name: String::from_utf8(name.to_vec()).ok()?,
+        session: parse_id(session, b'$')?,
+        window: opt(window, b'@')?,
+        pane: opt(pane, b'%')?,
+        value: value.to_vec(),
     })
 }
 
@@ -946,9 +1034,8 @@ mod tests {
             u(b"%end 5 5 1"),
             u(b"%begin 1 x 1"),
             u(b"%window-add oops"),
-            n(Notification::Other {
-                name: "paste-buffer-changed".into(),
-                rest: b"buf0".to_vec(),
+            n(Notification::PasteBufferChanged {
+                buffer: b"buf0".to_vec(),
             }),
             u(b"not a protocol line \xff"),
             n(Notification::WindowRenamed {
@@ -1089,6 +1176,170 @@ mod tests {
         assert_eq!(lines(r), [&b"%begin 1 2 1"[..]]);
         assert_eq!(ev[1], Event::Unknown(b"%end 1 2 1".to_vec()));
         assert_eq!(ev.len(), 2);
+    }
+
+    /// One recorded version directory (`fixtures/tmux/<version>/`, issue 17).
+    macro_rules! version {
+        ($v:literal) => {
+            (
+                $v,
+                version!(@files $v, "attach-replies.bin", "capture-begin-end.bin",
+                    "config-error.bin", "detach.bin", "newer-notifications.bin",
+                    "notifications.bin", "output-escapes.bin", "pause-continue.bin"),
+            )
+        };
+        (@files $v:literal, $($f:literal),*) => {
+            [$((
+                $f,
+                include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tmux/", $v, "/", $f))
+                    as &[u8],
+            )),*]
+        };
+    }
+    /// A version and its recorded files (name, bytes).
+    type Recorded = (&'static str, [(&'static str, &'static [u8]); 8]);
+    const VERSIONS: [Recorded; 3] = [version!("3.3a"), version!("3.5a"), version!("3.7c")];
+
+    /// Every line every recorded tmux version wrote is a reply block (or inside one) or a
+    /// notification this parser models by name: none is Unknown, Overlong, Unterminated or
+    /// `Other`. The single documented exception: up to 3.5a, a `source-file` error reaches a
+    /// control client as a bare text line after that command's block (3.6+ sends
+    /// `%config-error`); agtmux never sources files over its connection.
+    #[test]
+    fn every_recorded_version_parses_to_known_variants_only() {
+        for (version, files) in VERSIONS {
+            let mut names = std::collections::BTreeSet::new();
+            let mut subs = Vec::new();
+            for (file, bytes) in files {
+                for chunk in [usize::MAX, 7] {
+                    let ev = parse_with(&mut Parser::default(), bytes, chunk);
+                    for e in &ev {
+                        match e {
+                            Event::Reply(r) => assert!(!r.truncated, "{version}/{file}"),
+                            Event::Notification(Notification::Other { name, .. }) => {
+                                panic!("{version}/{file}: unmodelled %{name}")
+                            }
+                            Event::Notification(n) => {
+                                names.insert(n.name().to_string());
+                                if let Notification::SubscriptionChanged { .. } = n {
+                                    subs.push(n.clone());
+                                }
+                            }
+                            Event::Unknown(l)
+                                if matches!(version, "3.3a" | "3.5a")
+                                    && file.ends_with("newer-notifications.bin")
+                                    && l.ends_with(b": unknown command: no-such-command-here") => {}
+                            other => panic!("{version}/{file}: {other:?}"),
+                        }
+                    }
+                }
+            }
+            let mut want = vec![
+                "output",
+                "extended-output",
+                "exit",
+                "sessions-changed",
+                "session-changed",
+                "client-session-changed",
+                "client-detached",
+                "session-renamed",
+                "session-window-changed",
+                "window-add",
+                "unlinked-window-add",
+                "unlinked-window-close",
+                "window-renamed",
+                "window-pane-changed",
+                "pane-mode-changed",
+                "layout-change",
+                "pause",
+                "continue",
+                "subscription-changed",
+            ];
+            if version != "3.3a" {
+                want.extend([
+                    "config-error",
+                    "paste-buffer-changed",
+                    "paste-buffer-deleted",
+                ]);
+            }
+            for w in want {
+                assert!(names.contains(w), "{version}: no %{w} in {names:?}");
+            }
+            // The three subscription kinds, and the daemon's own digest format.
+            let digest = subs.iter().find_map(|n| match n {
+                Notification::SubscriptionChanged {
+                    name,
+                    window: None,
+                    pane: None,
+                    value,
+                    ..
+                } if name == "agtmux-panes" => Some(value.clone()),
+                _ => None,
+            });
+            let digest = crate::tmux::registry::parse_pane_digest(&digest.expect(version));
+            assert!(digest.contains_key("%0"), "{version}: {digest:?}");
+            assert!(subs.iter().any(|n| matches!(n,
+                Notification::SubscriptionChanged { name, pane: Some(_), value, .. }
+                    if name == "cmd" && !value.is_empty())));
+            assert!(subs.iter().any(|n| matches!(n,
+                Notification::SubscriptionChanged { name, window: Some(_), pane: None, .. }
+                    if name == "name")));
+        }
+    }
+
+    #[test]
+    fn subscription_and_newer_notifications_parse_into_fields() {
+        let one = |l: &[u8]| parse_notification(l);
+        assert_eq!(
+            one(b"%subscription-changed s $1 - - - : a : b"),
+            Some(Notification::SubscriptionChanged {
+                name: "s".into(),
+                session: "$1".into(),
+                window: None,
+                pane: None,
+                value: b"a : b".to_vec(),
+            })
+        );
+        assert_eq!(
+            one(b"%subscription-changed p $1 @2 3 %4 : "),
+            Some(Notification::SubscriptionChanged {
+                name: "p".into(),
+                session: "$1".into(),
+                window: Some("@2".into()),
+                pane: Some("%4".into()),
+                value: vec![],
+            })
+        );
+        for bad in [
+            &b"%subscription-changed s $1 - - -"[..],
+            b"%subscription-changed s 1 - - - : v",
+            b"%subscription-changed s $1 @x - - : v",
+            b"%subscription-changed s $1 - y - : v",
+            b"%subscription-changed",
+        ] {
+            assert_eq!(one(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(
+            one(b"%config-error f:2: oops"),
+            Some(Notification::ConfigError {
+                message: b"f:2: oops".to_vec()
+            })
+        );
+        assert_eq!(
+            one(b"%message hi there"),
+            Some(Notification::Message {
+                text: b"hi there".to_vec()
+            })
+        );
+        assert_eq!(
+            one(b"%paste-buffer-deleted buffer0"),
+            Some(Notification::PasteBufferDeleted {
+                buffer: b"buffer0".to_vec()
+            })
+        );
+        assert_eq!(one(b"%paste-buffer-changed"), None);
+        let other = one(b"%brand-new-thing x").unwrap();
+        assert_eq!(other.name(), "brand-new-thing");
     }
 
     /// A tiny deterministic LCG so the fuzz loop needs no dependency and always replays.

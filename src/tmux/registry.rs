@@ -14,6 +14,60 @@ pub const LIST_WINDOWS: &str =
     "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
 pub const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
 
+/// The name of the control client's one subscription (tmux ≥ 3.2, `refresh-client -B`).
+pub const PANES_SUBSCRIPTION: &str = "agtmux-panes";
+
+/// Subscribe to every pane's id, pid and foreground command, across all sessions: a session
+/// subscription whose format loops over sessions, windows and panes (`%*` pane subscriptions
+/// only cover the attached session). tmux evaluates it once a second and writes
+/// `%subscription-changed` only when the value changed, so a pane whose foreground command
+/// changes (an agent typed into a shell, a late `exec`) or that appears or goes anywhere on the
+/// server is noticed within a second, with no command of ours and no fork. Each entry is
+/// `%ID=PID=COMMAND|` (the command last: it is free text). Needs no output from panes, so it
+/// works with the control client's `no-output`.
+pub fn subscribe_panes_command() -> String {
+    format!(
+        "refresh-client -B '{PANES_SUBSCRIPTION}::#{{S:#{{W:#{{P:#{{pane_id}}=#{{pane_pid}}=#{{pane_current_command}}|}}}}}}'"
+    )
+}
+
+/// The entries of a [`subscribe_panes_command`] value: pane id → (pid, foreground command).
+/// A window linked into several sessions lists its panes more than once; the last wins (they
+/// are equal). A `|` inside a command does not start an entry (entries start `%N=PID=`), so
+/// it stays part of that command. Pieces that fit no entry are skipped; the value is a hint
+/// that only ever triggers a re-check, never a verdict.
+pub fn parse_pane_digest(value: &[u8]) -> BTreeMap<String, (i32, String)> {
+    let text = String::from_utf8_lossy(value);
+    let mut out: BTreeMap<String, (i32, String)> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    let pieces: Vec<&str> = text.split('|').collect();
+    // The value ends with `|`: the final piece is empty and closes nothing.
+    let n = pieces
+        .len()
+        .saturating_sub(usize::from(text.ends_with('|')));
+    for piece in &pieces[..n] {
+        let entry = piece.split_once('=').and_then(|(id, rest)| {
+            let (pid, cmd) = rest.split_once('=')?;
+            let pid = pid.parse::<i32>().ok()?;
+            crate::core::types::valid_pane_id(id).then(|| (id.to_string(), pid, cmd))
+        });
+        match (entry, &last) {
+            (Some((id, pid, cmd)), _) => {
+                out.insert(id.clone(), (pid, cmd.to_string()));
+                last = Some(id);
+            }
+            (None, Some(id)) => {
+                if let Some(e) = out.get_mut(id) {
+                    e.1.push('|');
+                    e.1.push_str(piece);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
 /// The change hints of one pane, tagged like `list-panes` rows; the title last, after a tab.
 pub fn pane_hints_command(pane_id: &str) -> String {
     format!(
@@ -249,6 +303,39 @@ impl Registry {
         })
     }
 
+    /// Compare a [`parse_pane_digest`] value with the registry. Panes whose pid or command
+    /// differ are updated in place and returned (their process tree needs a look); `true` in
+    /// the second place when the pane set itself differs (a pane appeared or went), which only
+    /// a full refresh can settle.
+    pub fn apply_digest(
+        &mut self,
+        digest: &BTreeMap<String, (i32, String)>,
+    ) -> (Vec<String>, bool) {
+        let mut changed = Vec::new();
+        let mut structure = self.panes.len() != digest.len();
+        for (id, (pid, cmd)) in digest {
+            match self.panes.get_mut(id) {
+                Some(p) => {
+                    if p.pane_pid != *pid || p.current_command != *cmd {
+                        p.pane_pid = *pid;
+                        p.current_command = cmd.clone();
+                        changed.push(id.clone());
+                    }
+                }
+                None => structure = true,
+            }
+        }
+        (changed, structure)
+    }
+
+    /// The active pane of a window (the one `automatic-rename` names the window after).
+    pub fn active_pane_of(&self, window_id: &str) -> Option<&str> {
+        self.panes
+            .values()
+            .find(|p| p.window_id == window_id && p.pane_active)
+            .map(|p| p.pane_id.as_str())
+    }
+
     /// Is the user looking at this pane: the active pane of the active window of a session
     /// that a real (non-control) client shows.
     pub fn focused(&self, pane_id: &str) -> bool {
@@ -331,6 +418,38 @@ mod tests {
         );
         assert_eq!(r.apply_hints("%1", b"garbage"), None);
         assert!(pane_hints_command("%1").starts_with("display-message -p -t %1 'AGTH #{pane_id}"));
+    }
+
+    #[test]
+    fn pane_digest_parses_commands_with_separators_and_skips_junk() {
+        let d = parse_pane_digest(b"%1=100=bash|%2=200=codex|%3=300=a|b=c|%1=100=bash|");
+        assert_eq!(d.len(), 3);
+        assert_eq!(d["%1"], (100, "bash".to_string()));
+        assert_eq!(d["%2"], (200, "codex".to_string()));
+        assert_eq!(d["%3"], (300, "a|b=c".to_string()));
+        assert!(parse_pane_digest(b"").is_empty());
+        assert!(parse_pane_digest(b"junk|%x=1=a|%4=nopid=a|").is_empty());
+        // An empty command (a pane between fork and exec) is still an entry.
+        assert_eq!(parse_pane_digest(b"%5=9=|")["%5"], (9, String::new()));
+        assert!(subscribe_panes_command().contains(
+            "agtmux-panes::#{S:#{W:#{P:#{pane_id}=#{pane_pid}=#{pane_current_command}|}}}"
+        ));
+    }
+
+    #[test]
+    fn digest_updates_changed_panes_and_flags_structure() {
+        let mut r = Registry::default();
+        r.apply(&[row("%1", "bash", "", 0), row("%2", "bash", "", 0)]);
+        let d = parse_pane_digest(b"%1=4242=bash|%2=4242=codex|");
+        assert_eq!(r.apply_digest(&d), (vec!["%2".to_string()], false));
+        assert_eq!(r.panes["%2"].current_command, "codex");
+        assert_eq!(r.apply_digest(&d), (vec![], false));
+        let d = parse_pane_digest(b"%1=4242=bash|");
+        assert_eq!(r.apply_digest(&d), (vec![], true), "a pane went");
+        let d = parse_pane_digest(b"%1=4242=bash|%2=4242=codex|%3=1=sh|");
+        assert_eq!(r.apply_digest(&d), (vec![], true), "a pane came");
+        assert_eq!(r.active_pane_of("@1"), Some("%1"));
+        assert_eq!(r.active_pane_of("@9"), None);
     }
 
     #[test]
