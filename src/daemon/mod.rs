@@ -8,6 +8,7 @@ pub mod codex_endpoint;
 pub mod conntrace;
 pub mod guardrails;
 pub mod metrics;
+pub(crate) mod notify;
 pub mod ops;
 pub mod procs;
 pub mod projection;

@@ -159,6 +159,8 @@ pub struct Runtime {
     restored: bool,
     /// The `@agtmux_daemon` value last published.
     last_status: String,
+    /// Notifications on attention (issue 21).
+    notify: super::notify::Notify,
     shutdown: bool,
     exit_code: i32,
 }
@@ -286,6 +288,7 @@ impl Runtime {
             projection: Projection::new(hostname),
             options: OptionsWriter::new(),
             style: Style::default(),
+            notify: Default::default(),
             captures: HashMap::new(),
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
             transcripts,
@@ -407,6 +410,9 @@ impl Runtime {
         if let Some(x) = self.ops.next_deadline(now_ms()) {
             d.push(x);
         }
+        if let Some(x) = self.notify.next_deadline() {
+            d.push(x);
+        }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
             d.push(self.next_refresh);
             if self.projection.panes.values().any(|p| p.is_candidate()) {
@@ -494,6 +500,7 @@ impl Runtime {
         }
         self.ops.step(self.gateway.store_mut(), now);
         self.resolve_and_publish(now);
+        self.notify.step(self.tmux.as_mut(), now);
         self.supervise_tick(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
         self.flush_tmux();
@@ -624,6 +631,7 @@ impl Runtime {
     }
 
     fn drop_tmux(&mut self) {
+        self.notify.connection_lost();
         if let Some(mut c) = self.tmux.take() {
             let reg = self.poll.registry();
             let _ = reg.deregister(&mut SourceFd(&c.stdout_fd()));
@@ -693,6 +701,7 @@ impl Runtime {
     }
 
     fn reap(&mut self) {
+        self.notify.reap(now_ms());
         if let Some(t) = self.tmux.as_mut()
             && let Some(status) = t.try_reap()
         {
@@ -734,6 +743,7 @@ impl Runtime {
                     if self.identity.is_some() {
                         // A new server on the same socket: nothing carries over.
                         self.projection = Projection::new(hostname());
+                        self.notify = Default::default();
                         self.registry = Registry::default();
                         self.captures.clear();
                     }
@@ -774,6 +784,7 @@ impl Runtime {
                 }
                 for p in &diff.removed {
                     self.projection.pane_removed(&p.pane_id, now);
+                    self.notify.forget(&p.pane_id);
                     self.captures.remove(&p.pane_id);
                     self.options.forget(&Scope::Pane(p.pane_id.clone()));
                     self.publish_all = true;
@@ -916,6 +927,14 @@ impl Runtime {
                     self.refresh_requested = true;
                 }
             }
+            ReplyKind::Notify(tag) => self.notify.on_reply(
+                &tag,
+                reply.ok,
+                &reply.lines,
+                (&self.projection, &self.registry),
+                self.tmux.as_mut(),
+                now,
+            ),
             ReplyKind::Other => {
                 if reply.lines.iter().any(|l| l.starts_with(b"@agtmux-")) {
                     self.apply_user_options(&reply.lines);
@@ -1147,6 +1166,7 @@ impl Runtime {
         }
         let reg = &self.registry;
         let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
+        self.notify.observe(&self.projection, &changed, now);
         let evidence: Vec<_> = (changed.iter())
             .filter_map(|id| Some((id.clone(), self.projection.panes.get(id)?.evidence())))
             .collect();
