@@ -384,3 +384,47 @@ fn next_goes_to_the_most_urgent_pane_cycles_and_marks_done_seen() {
     assert_eq!(next(), *b, "cycles back to the most urgent");
     drop(term);
 }
+
+#[test]
+fn the_next_key_is_bound_where_free_and_switches_the_client_that_pressed_it() {
+    let (s, p) = world(
+        "notify-key",
+        1,
+        &[("@agtmux-notify", "off"), ("@agtmux-bin", support::BIN)],
+    );
+    let tpm = || {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
+        let mut c = Command::new("bash");
+        c.arg(&script)
+            .env("TMUX", s.tmux_env())
+            .env_remove("TMUX_PANE")
+            .stdin(Stdio::null());
+        s.env(&mut c);
+        assert!(c.status().unwrap().success());
+    };
+    tpm();
+    let bound = s.tmux_out(&["list-keys", "-T", "prefix", "N"]);
+    assert!(bound.contains("next -c #{q:client_name}"), "{bound}");
+
+    approval(&s, &p[0]);
+    let term = Terminal::attach(&s, "main");
+    // prefix + N, typed into the client's terminal.
+    let mut c = Command::new("tmux");
+    c.args(["-L", &term.host, "send-keys", "C-b", "N"]);
+    assert!(c.status().unwrap().success());
+    let ok = wait_until(30, || {
+        s.tmux_out(&["list-clients", "-F", "#{client_control_mode} #{pane_id}"])
+            .lines()
+            .any(|l| l == format!("0 {}", p[0]))
+    });
+    assert!(ok, "prefix + N did not switch the client\n{}", s.log_tail());
+
+    // A user's own binding of N is left alone; a key the user names is bound.
+    s.tmux(&["bind-key", "N", "display-message", "mine"]);
+    s.tmux(&["set-option", "-g", "@agtmux-next-key", "M-j"]);
+    tpm();
+    let n = s.tmux_out(&["list-keys", "-T", "prefix", "N"]);
+    assert!(n.contains("display-message mine"), "{n}");
+    let j = s.tmux_out(&["list-keys", "-T", "prefix", "M-j"]);
+    assert!(j.contains("next -c"), "{j}");
+}
