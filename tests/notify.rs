@@ -185,6 +185,9 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
             ("@agtmux-notify-coalesce", "3000"),
         ],
     );
+    wait_log(&s, "the coalescing window read", |l| {
+        l.contains("notify_config") && l.contains("coalesce_ms=3000")
+    });
     let term = Terminal::attach(&s, "main");
     let bells0 = term.bells();
     for pane in &p {

@@ -129,7 +129,6 @@ struct Running {
 /// A batch waiting for its queries' answers.
 struct InFlight {
     batch: Vec<Candidate>,
-    options: HashMap<&'static str, String>,
     ttys: HashMap<String, String>,
 }
 
@@ -140,6 +139,8 @@ pub(crate) struct Notify {
     cfg: NotifyConfig,
     notifier: Notifier,
     in_flight: Option<InFlight>,
+    /// Raw option values of the read under way (the settings are rebuilt from its last one).
+    raw: HashMap<&'static str, String>,
     children: Vec<Running>,
     /// Notices delivered (one per coalesced batch).
     pub sent: u64,
@@ -188,6 +189,16 @@ impl Notify {
         }
     }
 
+    /// Ask tmux for the `@agtmux-notify*` options (at connect, and before each batch).
+    pub fn load_options(&mut self, t: &mut TmuxClient) {
+        for name in notify::OPTIONS {
+            t.send(
+                &format!("show-options -gqv {name}"),
+                ReplyKind::Notify(name.to_string()),
+            );
+        }
+    }
+
     /// Close a due batch and ask tmux what is needed to decide it.
     pub fn step(&mut self, tmux: Option<&mut TmuxClient>, now: Millis) {
         self.reap(now);
@@ -206,17 +217,11 @@ impl Notify {
         if batch.is_empty() {
             return;
         }
-        for name in notify::OPTIONS {
-            t.send(
-                &format!("show-options -gqv {name}"),
-                ReplyKind::Notify(name.to_string()),
-            );
-        }
+        self.load_options(t);
         t.send(LIST_TTYS, ReplyKind::Notify("ttys".into()));
         t.send(LIST_CLIENTS, ReplyKind::Notify("clients".into()));
         self.in_flight = Some(InFlight {
             batch,
-            options: HashMap::new(),
             ttys: HashMap::new(),
         });
     }
@@ -231,20 +236,26 @@ impl Notify {
         tmux: Option<&mut TmuxClient>,
         now: Millis,
     ) {
-        let Some(f) = self.in_flight.as_mut() else {
-            return;
-        };
         if let Some(name) = notify::OPTIONS.iter().find(|n| **n == tag) {
-            if ok {
-                let v = lines
+            // Every option answers (an unset one with no line): the last one completes a read.
+            let v = if ok {
+                lines
                     .iter()
                     .map(|l| String::from_utf8_lossy(l).into_owned())
                     .collect::<Vec<_>>()
-                    .join("\n");
-                f.options.insert(name, v);
+                    .join("\n")
+            } else {
+                String::new()
+            };
+            self.raw.insert(name, v);
+            if Some(name) == notify::OPTIONS.last() {
+                self.rebuild_config();
             }
             return;
         }
+        let Some(f) = self.in_flight.as_mut() else {
+            return;
+        };
         if tag == "ttys" {
             for l in lines {
                 let l = String::from_utf8_lossy(l);
@@ -261,15 +272,6 @@ impl Notify {
         let Some(f) = self.in_flight.take() else {
             return;
         };
-        let mut cfg = NotifyConfig::default();
-        for name in notify::OPTIONS {
-            if let Some(v) = f.options.get(name)
-                && let Err(e) = cfg.apply(name, v)
-            {
-                log::warn!("notify_option_refused name={name} reason={e:?}");
-            }
-        }
-        self.cfg = cfg;
         let clients: Vec<ClientView> = if ok { parse_clients(lines) } else { Vec::new() };
         let (proj, reg) = ctx;
         let facts = |id: &str| pane_facts(proj, reg, id);
@@ -301,6 +303,28 @@ impl Notify {
             self.cfg.channels()
         );
         self.deliver(&notice, &clients, &f.ttys, tmux, now);
+    }
+
+    /// The settings from the options just read (defaults for unset or refused ones).
+    fn rebuild_config(&mut self) {
+        let mut cfg = NotifyConfig::default();
+        for name in notify::OPTIONS {
+            if let Some(v) = self.raw.get(name)
+                && let Err(e) = cfg.apply(name, v)
+            {
+                log::warn!("notify_option_refused name={name} reason={e:?}");
+            }
+        }
+        if cfg != self.cfg {
+            log::info!(
+                "notify_config channels={} coalesce_ms={} interval_ms={}",
+                cfg.channels(),
+                cfg.coalesce_ms,
+                cfg.interval_ms
+            );
+        }
+        self.cfg = cfg;
+        self.raw.clear();
     }
 
     fn deliver(

@@ -656,6 +656,7 @@ impl Runtime {
                     if let Some(t) = self.tmux.as_mut() {
                         t.send(registry::IDENTITY, ReplyKind::Identity);
                         t.send("show-options -g", ReplyKind::Other);
+                        self.notify.load_options(t);
                         // Pane states an earlier daemon published (killed before it could
                         // clear them): each is rewritten or cleared by the next publish.
                         t.send(PUBLISHED_PANES, ReplyKind::Other);
