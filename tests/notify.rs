@@ -89,9 +89,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn hook(s: &Server, pane: &str, session: &str, event: &str, extra: &str) {
-    let payload = format!(
-        "{{\"session_id\":\"{session}\",\"hook_event_name\":\"{event}\"{extra}}}"
-    );
+    let payload =
+        format!("{{\"session_id\":\"{session}\",\"hook_event_name\":\"{event}\"{extra}}}");
     let out = s.hook("claude", pane, payload.as_bytes());
     assert!(out.status.success(), "{out:?}");
 }
@@ -99,7 +98,13 @@ fn hook(s: &Server, pane: &str, session: &str, event: &str, extra: &str) {
 fn approval(s: &Server, pane: &str) {
     let sid = format!("s{}", pane.trim_start_matches('%'));
     hook(s, pane, &sid, "UserPromptSubmit", ",\"prompt\":\"go\"");
-    hook(s, pane, &sid, "PermissionRequest", ",\"tool_name\":\"Bash\"");
+    hook(
+        s,
+        pane,
+        &sid,
+        "PermissionRequest",
+        ",\"tool_name\":\"Bash\"",
+    );
     s.wait_pane(pane, "@agtmux_attention_kind", "approval", 30);
 }
 
@@ -148,20 +153,35 @@ fn bell_and_osc_arrive_once_for_an_unseen_pane_never_for_the_one_looked_at() {
     let ok = wait_until(40, || {
         term.osc9().iter().any(|o| o.contains(&format!("{third} "))) && term.bells() >= bells0 + 2
     });
-    assert!(ok, "third notice never reached the terminal\n{}", s.log_tail());
+    assert!(
+        ok,
+        "third notice never reached the terminal\n{}",
+        s.log_tail()
+    );
     let osc = term.osc9();
     assert_eq!(osc.len(), 2, "{osc:?}");
-    assert!(osc[0].starts_with(&format!("agtmux: {other} main:")), "{osc:?}");
+    assert!(
+        osc[0].starts_with(&format!("agtmux: {other} main:")),
+        "{osc:?}"
+    );
     assert!(osc[0].contains("claude needs approval"), "{osc:?}");
-    assert!(!osc.iter().any(|o| o.contains(&format!("{seen} "))), "{osc:?}");
+    assert!(
+        !osc.iter().any(|o| o.contains(&format!("{seen} "))),
+        "{osc:?}"
+    );
     assert_eq!(term.bells(), bells0 + 2, "one bell per notice");
 
     // The terminal loses focus (it sends focus-out): the pane it shows is no longer looked at.
     s.tmux(&["set-option", "-g", "focus-events", "on"]);
     term.send_hex(&["1b", "5b", "4f"]);
     let ok = wait_until(20, || {
-        let f = s.tmux_out(&["list-clients", "-F", "#{client_control_mode} #{client_flags}"]);
-        f.lines().any(|l| l.starts_with("0 ") && !l.contains("focused"))
+        let f = s.tmux_out(&[
+            "list-clients",
+            "-F",
+            "#{client_control_mode} #{client_flags}",
+        ]);
+        f.lines()
+            .any(|l| l.starts_with("0 ") && !l.contains("focused"))
     });
     assert!(ok, "the client never lost focus");
     let sid = format!("s{}", seen.trim_start_matches('%'));
@@ -171,7 +191,11 @@ fn bell_and_osc_arrive_once_for_an_unseen_pane_never_for_the_one_looked_at() {
     let ok = wait_until(40, || {
         term.osc9().iter().any(|o| o.contains(&format!("{seen} ")))
     });
-    assert!(ok, "no notice for the shown pane of an unfocused terminal\n{}", s.log_tail());
+    assert!(
+        ok,
+        "no notice for the shown pane of an unfocused terminal\n{}",
+        s.log_tail()
+    );
     assert_eq!(term.osc9().len(), 3);
 }
 
@@ -225,7 +249,11 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
     assert_eq!(term.osc9().len(), 2, "{:?}", term.osc9());
     let ok = wait_until(20, || term.bells() >= bells0 + 2);
     assert!(ok);
-    assert_eq!(term.bells(), bells0 + 2, "one bell for the burst, one for the approval");
+    assert_eq!(
+        term.bells(),
+        bells0 + 2,
+        "one bell for the burst, one for the approval"
+    );
     assert_eq!(
         log(&s).matches("notify_sent").count(),
         2,
@@ -336,7 +364,11 @@ fn next_goes_to_the_most_urgent_pane_cycles_and_marks_done_seen() {
     let (s, p) = world("notify-next", 4, &[("@agtmux-notify", "off")]);
     let (a, b, c, d) = (&p[0], &p[1], &p[2], &p[3]);
     let term = Terminal::attach(&s, "main");
-    let rows = s.tmux_out(&["list-clients", "-F", "#{client_control_mode} #{client_name}"]);
+    let rows = s.tmux_out(&[
+        "list-clients",
+        "-F",
+        "#{client_control_mode} #{client_name}",
+    ]);
     let client = rows
         .lines()
         .find_map(|l| l.strip_prefix("0 "))
@@ -351,7 +383,13 @@ fn next_goes_to_the_most_urgent_pane_cycles_and_marks_done_seen() {
     }
     approval(&s, b);
     hook(&s, c, &sid(c), "UserPromptSubmit", ",\"prompt\":\"go\"");
-    hook(&s, c, &sid(c), "PermissionRequest", ",\"tool_name\":\"AskUserQuestion\"");
+    hook(
+        &s,
+        c,
+        &sid(c),
+        "PermissionRequest",
+        ",\"tool_name\":\"AskUserQuestion\"",
+    );
     s.wait_pane(c, "@agtmux_attention_kind", "input", 30);
 
     let next = || {

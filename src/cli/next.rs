@@ -39,7 +39,7 @@ pub fn urgent_order(list: &Value) -> Vec<String> {
             ))
         })
         .collect();
-    v.sort_by(|a, b| (a.0, a.1, pane_num(&a.2)).cmp(&(b.0, b.1, pane_num(&b.2))));
+    v.sort_by_key(|a| (a.0, a.1, pane_num(&a.2)));
     v.into_iter().map(|x| x.2).collect()
 }
 
@@ -125,12 +125,7 @@ pub fn run(args: &NextArgs) -> i32 {
         {
             let _ = tmux(
                 &sp.socket,
-                &[
-                    "display-message",
-                    "-c",
-                    name,
-                    "agtmux: no agent needs you",
-                ],
+                &["display-message", "-c", name, "agtmux: no agent needs you"],
             );
         }
         eprintln!("agtmux: no agent needs you");

@@ -409,9 +409,11 @@ impl Notifier {
                 Some(Skip::KindOff)
             } else if looked_at(&c.pane) {
                 Some(Skip::LookedAt)
-            } else if self.sent.get(&c.pane).is_some_and(|(t, k)| {
-                now - t < cfg.interval_ms && c.kind >= *k
-            }) {
+            } else if self
+                .sent
+                .get(&c.pane)
+                .is_some_and(|(t, k)| now - t < cfg.interval_ms && c.kind >= *k)
+            {
                 Some(Skip::RateLimited)
             } else {
                 None
@@ -531,9 +533,10 @@ impl Notice {
                 while let Some(open) = rest.find('{') {
                     out.push_str(&rest[..open]);
                     let after = &rest[open + 1..];
-                    match after.find('}').and_then(|close| {
-                        field(&after[..close]).map(|v| (v.to_string(), close))
-                    }) {
+                    match after
+                        .find('}')
+                        .and_then(|close| field(&after[..close]).map(|v| (v.to_string(), close)))
+                    {
                         Some((v, close)) => {
                             out.push_str(&v);
                             rest = &after[close + 1..];
@@ -607,7 +610,8 @@ mod tests {
     fn decide_skips_stale_off_looked_at_and_rate_limited() {
         let mut n = primed();
         let mut cfg = NotifyConfig::default();
-        cfg.apply("@agtmux-notify-kinds", "approval,input,error").unwrap();
+        cfg.apply("@agtmux-notify-kinds", "approval,input,error")
+            .unwrap();
         for (p, k) in [("%1", Approval), ("%2", Input), ("%3", Done), ("%4", Error)] {
             n.observe(p, Some(k), 5);
         }
@@ -687,7 +691,10 @@ mod tests {
         assert_eq!(osc.iter().filter(|b| **b == 0x1b).count(), 2);
         assert!(!osc.contains(&0x07));
         let o777 = String::from_utf8(n.osc(OscKind::Osc777)).unwrap();
-        assert!(o777.starts_with("\x1b]777;notify;agtmux;%3 main:1.0"), "{o777:?}");
+        assert!(
+            o777.starts_with("\x1b]777;notify;agtmux;%3 main:1.0"),
+            "{o777:?}"
+        );
         assert_eq!(o777.matches(';').count(), 3);
         let argv = split_argv("notify-send -a 'agt mux' \"{title}\" {pane}:{count}:{bogus} {kind}")
             .unwrap();
@@ -722,7 +729,8 @@ mod tests {
         assert!(c.apply("@agtmux-notify-osc", "52").is_err());
         c.apply("@agtmux-notify-kinds", "done").unwrap();
         assert!(c.kind_on(Done) && !c.kind_on(Approval));
-        c.apply("@agtmux-notify-command", "a 'b c' \"d\\\"e\" f\\ g").unwrap();
+        c.apply("@agtmux-notify-command", "a 'b c' \"d\\\"e\" f\\ g")
+            .unwrap();
         assert_eq!(c.argv, vec!["a", "b c", "d\"e", "f g"]);
         assert!(c.apply("@agtmux-notify-command", "a 'b").is_err());
         assert!(split_argv("\"x").is_err() && split_argv("x\\").is_err());

@@ -26,7 +26,7 @@
 //! tests) trace every notice back to its panes.
 use super::procs;
 use super::projection::Projection;
-use crate::core::notify::{self, Candidate, Notice, NotifyConfig, Notifier, PaneFacts};
+use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts};
 use crate::core::types::Millis;
 use crate::tmux::client::{ReplyKind, TmuxClient};
 use crate::tmux::options::quote;
@@ -259,8 +259,7 @@ impl Notify {
         if tag == "ttys" {
             for l in lines {
                 let l = String::from_utf8_lossy(l);
-                if let Some((id, tty)) = l.strip_prefix("AGTT ").and_then(|r| r.split_once(' '))
-                {
+                if let Some((id, tty)) = l.strip_prefix("AGTT ").and_then(|r| r.split_once(' ')) {
                     f.ttys.insert(id.to_string(), tty.to_string());
                 }
             }
@@ -275,7 +274,11 @@ impl Notify {
         let clients: Vec<ClientView> = if ok { parse_clients(lines) } else { Vec::new() };
         let (proj, reg) = ctx;
         let facts = |id: &str| pane_facts(proj, reg, id);
-        let looked_at = |id: &str| clients.iter().any(|c| !c.control && c.focused && c.pane == id);
+        let looked_at = |id: &str| {
+            clients
+                .iter()
+                .any(|c| !c.control && c.focused && c.pane == id)
+        };
         let (notice, skipped) = self
             .notifier
             .decide(f.batch, &self.cfg, &facts, &looked_at, now);
@@ -476,7 +479,10 @@ fn pane_facts(proj: &Projection, reg: &Registry, id: &str) -> Option<PaneFacts> 
         .unwrap_or_default();
     Some(PaneFacts {
         attention: managed_attention(p),
-        provider: p.provider().map(|x| x.as_str().to_string()).unwrap_or_default(),
+        provider: p
+            .provider()
+            .map(|x| x.as_str().to_string())
+            .unwrap_or_default(),
         state: p.activity().as_str().to_string(),
         title: p.title.clone(),
         location,
@@ -507,7 +513,10 @@ mod tests {
 
     #[test]
     fn message_commands_cannot_inject() {
-        let c = message_command("/dev/pts/4", "agtmux: %3 x #[fg=red]#(rm -rf ~)' ; kill-server");
+        let c = message_command(
+            "/dev/pts/4",
+            "agtmux: %3 x #[fg=red]#(rm -rf ~)' ; kill-server",
+        );
         assert_eq!(
             c,
             "display-message -d 5000 -c '/dev/pts/4' 'agtmux: %3 x ##[fg=red]##(rm -rf ~)'\\'' ; kill-server'"
