@@ -171,7 +171,8 @@ fn bell_and_osc_arrive_once_for_an_unseen_pane_never_for_the_one_looked_at() {
     );
     assert_eq!(term.bells(), bells0 + 2, "one bell per notice");
 
-    // The terminal loses focus (it sends focus-out): the pane it shows is no longer looked at.
+    // The terminal loses focus (it sends focus-out): the pane it shows is no longer looked at,
+    // so a turn that ends there is an unseen `done`, and it notifies.
     s.tmux(&["set-option", "-g", "focus-events", "on"]);
     term.send_hex(&["1b", "5b", "4f"]);
     let ok = wait_until(20, || {
@@ -184,19 +185,25 @@ fn bell_and_osc_arrive_once_for_an_unseen_pane_never_for_the_one_looked_at() {
             .any(|l| l.starts_with("0 ") && !l.contains("focused"))
     });
     assert!(ok, "the client never lost focus");
+    // A structure change makes the daemon read the clients now; it logs what it found.
+    s.tmux(&["new-window", "-d", "-t", "main"]);
+    wait_log(&s, "the daemon saw the unfocused terminal", |l| {
+        l.contains("viewers_changed sessions=0")
+    });
     let sid = format!("s{}", seen.trim_start_matches('%'));
     hook(&s, seen, &sid, "Stop", "");
-    s.wait_pane(seen, "@agtmux_state", "idle", 30);
-    approval(&s, seen);
+    s.wait_pane(seen, "@agtmux_attention_kind", "done", 30);
     let ok = wait_until(40, || {
-        term.osc9().iter().any(|o| o.contains(&format!("{seen} ")))
+        term.osc9()
+            .iter()
+            .any(|o| o.contains(&format!("{seen} ")) && o.contains("finished"))
     });
     assert!(
         ok,
         "no notice for the shown pane of an unfocused terminal\n{}",
         s.log_tail()
     );
-    assert_eq!(term.osc9().len(), 3);
+    assert_eq!(term.osc9().len(), 3, "{:?}", term.osc9());
 }
 
 #[test]

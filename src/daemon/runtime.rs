@@ -864,6 +864,7 @@ impl Runtime {
             ReplyKind::ListClients => {
                 let viewers = registry::parse_clients(&reply.lines);
                 if viewers != self.registry.viewers {
+                    log::info!("viewers_changed sessions={}", viewers.len());
                     self.registry.viewers = viewers;
                     let ids: Vec<String> = self.projection.panes.keys().cloned().collect();
                     for id in ids {
