@@ -49,6 +49,16 @@ impl Terminal {
         std::fs::read(&self.typescript).unwrap_or_default()
     }
 
+    /// What the client drew: the typescript without the OSC notifications.
+    fn drawn(&self) -> String {
+        let mut b = self.bytes();
+        while let Some(start) = find(&b, b"\x1b]9;") {
+            let end = find(&b[start..], b"\x1b\\").map_or(b.len(), |e| start + e + 2);
+            b.drain(start..end);
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
     fn bells(&self) -> usize {
         self.bytes().iter().filter(|b| **b == 0x07).count()
     }
@@ -133,8 +143,14 @@ fn world(tag: &str, agents: usize, opts: &[(&str, &str)]) -> (Server, Vec<String
 
 #[test]
 fn bell_and_osc_arrive_once_for_an_unseen_pane_never_for_the_one_looked_at() {
-    let (s, p) = world("notify-focus", 3, &[("@agtmux-notify", "bell,osc")]);
+    let (s, p) = world("notify-focus", 3, &[("@agtmux-notify", "bell,osc,message")]);
     let (seen, other, third) = (&p[0], &p[1], &p[2]);
+    // A title that would inject a style and a format if it were not escaped.
+    // (select-pane -T expands formats itself, hence `##` for a literal `#{`.)
+    let title = "x #[fg=red]y #{pane_id}";
+    s.tmux(&["select-pane", "-t", other, "-T", "x #[fg=red]y ##{pane_id}"]);
+    let ok = wait_until(30, || s.pane_opt(other, "@agtmux_title").contains("fg=red"));
+    assert!(ok, "title never published\n{}", s.log_tail());
     // The client will show `seen`'s window.
     s.tmux(&["select-window", "-t", seen]);
     let term = Terminal::attach(&s, "main");
@@ -170,6 +186,15 @@ fn bell_and_osc_arrive_once_for_an_unseen_pane_never_for_the_one_looked_at() {
         "{osc:?}"
     );
     assert_eq!(term.bells(), bells0 + 2, "one bell per notice");
+    assert!(osc[0].ends_with(title), "{osc:?}");
+    // The message channel drew the same text in the client's status line, title literal.
+    let ok = wait_until(20, || {
+        term.drawn().contains(&format!("needs approval: {title}"))
+    });
+    assert!(
+        ok,
+        "the message with its literal title never reached the terminal"
+    );
 
     // The terminal loses focus (it sends focus-out): the pane it shows is no longer looked at,
     // so a turn that ends there is an unseen `done`, and it notifies.
@@ -243,9 +268,7 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
     });
     assert!(ok, "{:?}\n{}", term.osc9(), s.log_tail());
     // The message channel shows the same text on the client (drawn in its status line).
-    let ok = wait_until(20, || {
-        String::from_utf8_lossy(&term.bytes()).contains("5 agents need you")
-    });
+    let ok = wait_until(20, || term.drawn().contains("5 agents need you"));
     assert!(ok);
     // Positive sign that the burst is over: one more notice, for an approval.
     approval(&s, &p[0]);

@@ -271,7 +271,15 @@ impl Notify {
         let Some(f) = self.in_flight.take() else {
             return;
         };
-        let clients: Vec<ClientView> = if ok { parse_clients(lines) } else { Vec::new() };
+        if !ok {
+            // Without the clients we cannot tell who looks at what: better no notice.
+            log::warn!(
+                "notify_dropped reason=list_clients_failed panes={}",
+                f.batch.len()
+            );
+            return;
+        }
+        let clients = parse_clients(lines);
         let (proj, reg) = ctx;
         let facts = |id: &str| pane_facts(proj, reg, id);
         let looked_at = |id: &str| {
