@@ -238,11 +238,11 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
         5,
         &[
             ("@agtmux-notify", "bell,osc,message"),
-            ("@agtmux-notify-coalesce", "3000"),
+            ("@agtmux-notify-coalesce", "5000"),
         ],
     );
     wait_log(&s, "the coalescing window read", |l| {
-        l.contains("notify_config") && l.contains("coalesce_ms=3000")
+        l.contains("notify_config") && l.contains("coalesce_ms=5000")
     });
     let term = Terminal::attach(&s, "main");
     let bells0 = term.bells();
