@@ -27,7 +27,7 @@ pub struct NextArgs {
 }
 
 /// Agent panes that need the user, most urgent first, oldest first within a kind.
-pub fn urgent_order(list: &Value) -> Vec<String> {
+pub(crate) fn urgent_order(list: &Value) -> Vec<String> {
     let mut v: Vec<(u8, i64, String)> = client::all_panes(list)
         .into_iter()
         .filter(|p| client::is_agent(p) && client::rank(p) < 4)
@@ -48,7 +48,7 @@ fn pane_num(id: &str) -> u64 {
 }
 
 /// The pane to go to: the one after `current` in `order` (wrapping), or the first.
-pub fn pick(order: &[String], current: Option<&str>) -> Option<String> {
+pub(crate) fn pick(order: &[String], current: Option<&str>) -> Option<String> {
     let i = current.and_then(|c| order.iter().position(|p| p == c));
     match i {
         Some(i) => order.get((i + 1) % order.len()).cloned(),
