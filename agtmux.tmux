@@ -77,6 +77,16 @@ if [ -n "$tree_agents_key" ] && [ "$tree_agents_key" != "none" ]; then
 	tmux bind-key "$tree_agents_key" choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
 fi
 
+# prefix + N (`@agtmux-next-key`): jump to the agent pane that needs you most; again cycles.
+# The default key is bound only where nothing holds it yet; a key the user named always is.
+next_key="$(tmux show-option -gqv '@agtmux-next-key')"
+if [ -z "$next_key" ] && [ -z "$(tmux list-keys -T prefix N 2>/dev/null)" ]; then
+	next_key='N'
+fi
+if [ -n "$next_key" ] && [ "$next_key" != "none" ]; then
+	tmux bind-key "$next_key" run-shell -b "$q_bin next -c #{q:client_name} >/dev/null 2>&1 || true"
+fi
+
 # One daemon per server: `--detach` starts its keeper in a new session (no setsid binary
 # needed, macOS has none) and returns at once; a second start is a quiet no-op (flocks). The
 # keeper restarts a crashed daemon and shows "agtmux down" in #{@agtmux_attention} meanwhile.

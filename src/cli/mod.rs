@@ -10,6 +10,7 @@ pub mod hook;
 pub(crate) mod hook_input;
 pub mod ls;
 pub mod metrics;
+pub mod next;
 pub mod popup;
 pub mod setup;
 pub mod snapshot;
@@ -51,6 +52,8 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Why a pane has its state.
     Explain(explain::ExplainArgs),
+    /// Switch a client to the agent pane that needs you most (again: the next one).
+    Next(next::NextArgs),
     /// The popup UI (run by prefix + A inside `display-popup -E`).
     Popup(popup::PopupArgs),
     /// Rolling-window metrics of the daemon (latency p95, ingest, churn, distributions).
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Watch(a) => watch::run(&a),
         Command::Wait(a) => wait::run(&a),
         Command::Explain(a) => explain::run(&a),
+        Command::Next(a) => next::run(&a),
         Command::Popup(a) => popup::run(&a),
         Command::Doctor(a) => doctor::run(&a),
         Command::Metrics(a) => metrics::run(&a),

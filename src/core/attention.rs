@@ -5,7 +5,8 @@
 //! activity. `done` needs history, so `PaneAttention` keeps it per pane: a turn finished
 //! (running → idle) while the user was not looking at the pane; it clears when the user focuses
 //! the pane or a new turn starts. "Looking" = the pane is active in the active window of a
-//! session attached to a non-control client (`is_focused`).
+//! session attached to a non-control client whose terminal has focus, as far as tmux knows
+//! (`is_focused`; `tmux::registry::parse_clients`).
 //!
 //! Why the summaries live here and not in the tmux writer: they are pure functions of pane
 //! states, tested by tables, and the daemon writes them only when they change.

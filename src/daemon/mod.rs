@@ -9,6 +9,7 @@ pub mod conntrace;
 pub mod guardrails;
 pub mod handover;
 pub mod metrics;
+pub(crate) mod notify;
 pub mod ops;
 pub use crate::sys::procs;
 pub mod projection;

@@ -200,6 +200,8 @@ pub struct Runtime {
     restored: bool,
     /// The `@agtmux_daemon` value last published.
     last_status: String,
+    /// Notifications on attention (issue 21).
+    notify: super::notify::Notify,
     shutdown: bool,
     exit_code: i32,
     /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
@@ -328,6 +330,7 @@ impl Runtime {
             projection: Projection::new(hostname),
             options: OptionsWriter::new(),
             style: Style::default(),
+            notify: Default::default(),
             captures: HashMap::new(),
             settle: HashMap::new(),
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
@@ -494,6 +497,9 @@ impl Runtime {
         if let Some(x) = self.transcripts.next_deadline() {
             d.push(x);
         }
+        if let Some(x) = self.notify.next_deadline() {
+            d.push(x);
+        }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
             d.push(self.next_refresh);
             if self.projection.panes.values().any(|p| p.is_candidate()) {
@@ -591,6 +597,7 @@ impl Runtime {
         }
         self.ops.step(self.gateway.store_mut(), now);
         self.resolve_and_publish(now);
+        self.notify.step(self.tmux.as_mut(), now);
         self.supervise_tick(now);
         self.api_service_pending(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
@@ -724,6 +731,7 @@ impl Runtime {
     }
 
     fn drop_tmux(&mut self) {
+        self.notify.connection_lost();
         if let Some(mut c) = self.tmux.take() {
             let reg = self.poll.registry();
             let _ = reg.deregister(&mut SourceFd(&c.stdout_fd()));
@@ -748,6 +756,7 @@ impl Runtime {
                     if let Some(t) = self.tmux.as_mut() {
                         t.send(registry::IDENTITY, ReplyKind::Identity);
                         t.send("show-options -g", ReplyKind::Other);
+                        self.notify.load_options(t);
                         // Pane states an earlier daemon published (killed before it could
                         // clear them): each is rewritten or cleared by the next publish.
                         t.send(PUBLISHED_PANES, ReplyKind::Other);
@@ -794,6 +803,7 @@ impl Runtime {
     }
 
     fn reap(&mut self) {
+        self.notify.reap(now_ms());
         if let Some(t) = self.tmux.as_mut()
             && let Some(status) = t.try_reap()
         {
@@ -835,6 +845,7 @@ impl Runtime {
                     if self.identity.is_some() {
                         // A new server on the same socket: nothing carries over.
                         self.projection = Projection::new(crate::sys::host::hostname());
+                        self.notify = Default::default();
                         self.registry = Registry::default();
                         self.captures.clear();
                         self.settle.clear();
@@ -876,6 +887,7 @@ impl Runtime {
                 }
                 for p in &diff.removed {
                     self.projection.pane_removed(&p.pane_id, now);
+                    self.notify.forget(&p.pane_id);
                     self.captures.remove(&p.pane_id);
                     self.options.forget(&Scope::Pane(p.pane_id.clone()));
                     self.publish_all = true;
@@ -966,6 +978,7 @@ impl Runtime {
             ReplyKind::ListClients => {
                 let viewers = registry::parse_clients(&reply.lines);
                 if viewers != self.registry.viewers {
+                    log::info!("viewers_changed sessions={}", viewers.len());
                     self.registry.viewers = viewers;
                     let ids: Vec<String> = self.projection.panes.keys().cloned().collect();
                     for id in ids {
@@ -1045,6 +1058,14 @@ impl Runtime {
                     self.refresh_requested = true;
                 }
             }
+            ReplyKind::Notify(tag) => self.notify.on_reply(
+                &tag,
+                reply.ok,
+                &reply.lines,
+                (&self.projection, &self.registry),
+                self.tmux.as_mut(),
+                now,
+            ),
             ReplyKind::Other => {
                 if reply.lines.iter().any(|l| l.starts_with(b"@agtmux-")) {
                     self.apply_user_options(&reply.lines);
@@ -1361,6 +1382,7 @@ impl Runtime {
         }
         let reg = &self.registry;
         let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
+        self.notify.observe(&self.projection, &changed, now);
         let evidence: Vec<_> = (changed.iter())
             .filter_map(|id| Some((id.clone(), self.projection.panes.get(id)?.evidence())))
             .collect();

@@ -48,3 +48,12 @@ pub(crate) fn size(fd: RawFd) -> Option<(usize, usize)> {
     }
     None
 }
+/// Open a terminal device for one non-blocking write, without making it our controlling
+/// terminal (the notifier writes OSC bytes straight to a tmux client's tty).
+pub(crate) fn open_for_write(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+}

@@ -39,6 +39,8 @@ pub enum ReplyKind {
     Subscribe,
     /// An option write; the payload names what to invalidate if it fails.
     SetOption(String),
+    /// A notification batch's query (`daemon::notify`): an option name, `ttys` or `clients`.
+    Notify(String),
     /// Anything whose reply is ignored.
     Other,
 }

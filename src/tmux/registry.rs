@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 /// and free text (the title) comes last, after a tab, where a space or tag cannot confuse us.
 pub const LIST_PANES: &str = "list-panes -a -F 'AGTP #{pane_id} #{session_id} #{window_id} #{window_index} #{pane_index} #{pane_pid} #{pane_active} #{window_active} #{history_size} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{window_activity} #{pane_dead} #{pane_current_command}\t#{pane_title}'";
 pub const LIST_CLIENTS: &str =
-    "list-clients -F 'AGTC #{client_control_mode} #{session_id} #{client_pid}'";
+    "list-clients -F 'AGTC #{client_control_mode} #{session_id} #{client_pid} #{client_flags}'";
 pub const LIST_SESSIONS: &str = "list-sessions -F 'AGTS #{session_id}\t#{session_name}'";
 pub const LIST_WINDOWS: &str =
     "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
@@ -152,7 +152,9 @@ pub fn parse_pane_line(line: &[u8]) -> Option<PaneInfo> {
     crate::core::types::valid_pane_id(&p.pane_id).then_some(p)
 }
 
-/// Which sessions real users look at: session id → number of non-control clients.
+/// Which sessions real users look at: session id → number of non-control clients whose
+/// terminal has focus. `client_flags` lacks `focused` only after the terminal reported
+/// focus-out (`focus-events on`); where tmux has no `client_flags`, every client counts.
 pub fn parse_clients(lines: &[Vec<u8>]) -> HashMap<String, u32> {
     let mut m = HashMap::new();
     for l in lines {
@@ -162,8 +164,13 @@ pub fn parse_clients(lines: &[Vec<u8>]) -> HashMap<String, u32> {
             continue;
         }
         let control = f.next() == Some("1");
-        if let Some(s) = f.next()
+        let session = f.next();
+        let _pid = f.next();
+        let flags = f.next().unwrap_or("");
+        let focused = flags.is_empty() || flags.split(',').any(|x| x == "focused");
+        if let Some(s) = session
             && !control
+            && focused
             && !s.is_empty()
         {
             *m.entry(s.to_string()).or_insert(0) += 1;
@@ -337,7 +344,7 @@ impl Registry {
     }
 
     /// Is the user looking at this pane: the active pane of the active window of a session
-    /// that a real (non-control) client shows.
+    /// that a real (non-control) client with terminal focus shows.
     pub fn focused(&self, pane_id: &str) -> bool {
         self.panes.get(pane_id).is_some_and(|p| {
             p.pane_active
@@ -454,8 +461,15 @@ mod tests {
 
     #[test]
     fn control_clients_do_not_count_as_viewers() {
-        let v = parse_clients(&[b"AGTC 1 $0 1".to_vec(), b"AGTC 0 $1 2".to_vec()]);
+        let v = parse_clients(&[
+            b"AGTC 1 $0 1 attached,focused,control-mode".to_vec(),
+            b"AGTC 0 $1 2".to_vec(),
+            b"AGTC 0 $2 3 attached,focused,UTF-8".to_vec(),
+            b"AGTC 0 $3 4 attached,UTF-8".to_vec(),
+        ]);
         assert_eq!(v.get("$0"), None);
         assert_eq!(v.get("$1"), Some(&1));
+        assert_eq!(v.get("$2"), Some(&1));
+        assert_eq!(v.get("$3"), None, "its terminal reported focus-out");
     }
 }

@@ -156,6 +156,14 @@ pub fn alive(pid: i32, start: u64) -> bool {
     start_ticks(pid) == Some(start)
 }
 
+/// Kill a whole process group (a notify command and whatever it started) with SIGKILL.
+pub fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
