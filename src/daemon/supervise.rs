@@ -35,6 +35,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub const STABLE_MS: u64 = 60_000;
 /// [`revive`] starts a keeper at most once per this interval per server.
 pub const REVIVE_EVERY: Duration = Duration::from_secs(10);
+/// How long the tmux hook's revive waits for a dying daemon to let go of its lock.
+const REVIVE_SETTLE: Duration = Duration::from_secs(2);
 /// What the status summary shows while the worker is down.
 pub const DOWN_ATTENTION: &str = "#[fg=red]agtmux down#[default]";
 
@@ -81,6 +83,17 @@ pub fn detach_start(sp: &ServerPaths, tmux_bin: &str) -> i32 {
 /// [`REVIVE_EVERY`]. Never waits for it. With `tell_down`, a revive that the rate limit holds
 /// back still writes "down" to tmux (the tmux hook may; the agent's hook never forks for it).
 pub fn revive(sp: &ServerPaths, tmux_bin: &str, tell_down: bool) {
+    if tell_down {
+        // The tmux hook fires as soon as the daemon's control client is gone, which can be a
+        // moment before the dying daemon has released its lock (seen: still held when the
+        // hook ran). This runs in the background (`run-shell -b`), so look again for a short
+        // while before deciding that a daemon runs; a plain client detach costs one sleeping
+        // process for that long.
+        let until = Instant::now() + REVIVE_SETTLE;
+        while running(sp) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     match may_revive(sp) {
         Revive::No => {}
         Revive::Held => {
