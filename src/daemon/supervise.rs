@@ -32,13 +32,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A worker that ran this long was stable: the next crash starts the backoff from 1 s again.
-pub const STABLE_MS: u64 = 60_000;
+pub(crate) const STABLE_MS: u64 = 60_000;
 /// [`revive`] starts a keeper at most once per this interval per server.
-pub const REVIVE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const REVIVE_EVERY: Duration = Duration::from_secs(10);
 /// How long the tmux hook's revive waits for a dying daemon to let go of its lock.
 const REVIVE_SETTLE: Duration = Duration::from_secs(2);
 /// What the status summary shows while the worker is down.
-pub const DOWN_ATTENTION: &str = "#[fg=red]agtmux down#[default]";
+pub(crate) const DOWN_ATTENTION: &str = "#[fg=red]agtmux down#[default]";
 
 /// The keeper's lock file; its existence also says "this server had a keeper".
 pub fn supervisor_lock(sp: &ServerPaths) -> PathBuf {
@@ -65,7 +65,7 @@ pub fn running(sp: &ServerPaths) -> bool {
 /// `agtmux daemon --detach`: start a keeper for this server unless one (or a daemon) of this
 /// version runs, and return at once. One of another version is taken over by the new keeper
 /// (issue 19, [`handover`]). Returns the exit code.
-pub fn detach_start(sp: &ServerPaths, tmux_bin: &str) -> i32 {
+pub(crate) fn detach_start(sp: &ServerPaths, tmux_bin: &str) -> i32 {
     let take_over = handover::needs_takeover(sp);
     if running(sp) && !take_over {
         return 0;
@@ -82,7 +82,7 @@ pub fn detach_start(sp: &ServerPaths, tmux_bin: &str) -> i32 {
 /// Start a keeper if this server had one and nothing runs now, at most once per
 /// [`REVIVE_EVERY`]. Never waits for it. With `tell_down`, a revive that the rate limit holds
 /// back still writes "down" to tmux (the tmux hook may; the agent's hook never forks for it).
-pub fn revive(sp: &ServerPaths, tmux_bin: &str, tell_down: bool) {
+pub(crate) fn revive(sp: &ServerPaths, tmux_bin: &str, tell_down: bool) {
     if tell_down {
         // The tmux hook fires as soon as the daemon's control client is gone, which can be a
         // moment before the dying daemon has released its lock (seen: still held when the
@@ -114,7 +114,7 @@ pub fn revive(sp: &ServerPaths, tmux_bin: &str, tell_down: bool) {
 
 /// What [`revive`] should do.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Revive {
+pub(crate) enum Revive {
     /// Something runs, or this server never had a keeper.
     No,
     /// Nothing runs, but a keeper was started less than [`REVIVE_EVERY`] ago.
@@ -124,7 +124,7 @@ pub enum Revive {
 }
 
 /// Decide, and stamp the time of a `Go`, so that racing callers mostly see `Held`.
-pub fn may_revive(sp: &ServerPaths) -> Revive {
+pub(crate) fn may_revive(sp: &ServerPaths) -> Revive {
     if !supervisor_lock(sp).exists() || running(sp) {
         return Revive::No;
     }
@@ -182,7 +182,7 @@ fn tell(tmux_bin: &str, socket: &Path, status: &str, attention: Option<&str>) ->
 
 /// `agtmux daemon --supervise`: the keeper loop. Returns when the tmux server is gone (0), or
 /// at once when another keeper runs for it (0).
-pub fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
+pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
     if let Err(e) = paths::ensure_private_dir(&sp.runtime_dir) {
         log::error!("supervisor_start_failed err=runtime_dir:{e}");
         return 1;
