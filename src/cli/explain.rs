@@ -92,6 +92,9 @@ pub fn render(x: &Value, color: bool) -> String {
             s(&pr["pid"])
         );
     }
+    if let Some(c) = x["codex_binding"].as_str() {
+        let _ = writeln!(o, "{b}codex thread{r}: {c}");
+    }
     let _ = writeln!(o, "{b}sources{r}:");
     if let Some(h) = x["source_health"].as_object() {
         for (name, health) in h {

@@ -1015,6 +1015,7 @@ pub fn explain_json(p: &PaneModel, view: &View) -> Value {
             "provider": prov.as_str(), "reason": why, "pid": p.agent_pid,
         })),
         "session_key": p.session_key,
+        "codex_binding": p.codex_binding,
         "sources": sources,
         "source_health": health_map(view),
         "resolution": {
