@@ -99,6 +99,8 @@ fn running_the_plugin_twice_gives_one_daemon() {
     let s = Server::start("plugin");
     let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
     s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
+    // The daemons the plugin starts log at info (`daemon_exists` below).
+    s.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);
     // TPM runs the plugin inside the server (run-shell); a config reload runs it again.
     for _ in 0..2 {
         let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
@@ -111,10 +113,22 @@ fn running_the_plugin_twice_gives_one_daemon() {
     let first = s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
     let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
     assert!(out.status.success());
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Three starts, one daemon: the other two said so (`daemon_exists`) and left.
+    assert!(
+        wait_until(15, || s.log().matches("daemon_exists").count() == 2),
+        "two later starts found the daemon\n{}",
+        s.log_tail()
+    );
     let socket = s.socket();
-    let n = count_daemons(&socket);
-    assert_eq!(n, 1, "exactly one daemon for {}", socket.display());
+    let mut n = 0;
+    assert!(
+        wait_until(15, || {
+            n = count_daemons(&socket);
+            n == 1
+        }),
+        "exactly one daemon for {}, {n} run",
+        socket.display()
+    );
     assert_eq!(
         s.global_opt("@agtmux_daemon"),
         first,
