@@ -25,6 +25,9 @@ pub fn run(args: &ExplainArgs) -> i32 {
     else {
         return client::fail(&"which pane? (agtmux explain %N)", 2);
     };
+    if let Some(e) = client::pane_id_error(&pane) {
+        return client::fail(&e, 2);
+    }
     let r = Conn::connect(&args.server.paths())
         .and_then(|mut c| c.request("explain", json!({"pane": pane})));
     let x = match r {

@@ -749,7 +749,12 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             "missing string param \"pane\"".to_string(),
         ))?;
         if !crate::core::types::valid_pane_id(pid) {
-            return Err(("invalid_params", format!("not a pane id: {pid:?}")));
+            let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                format!(" (did you mean %{pid}?)")
+            } else {
+                String::new()
+            };
+            return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
         }
         view.projection
             .panes
