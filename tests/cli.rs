@@ -102,6 +102,9 @@ fn doctor_without_codex_warns_without_contradiction_and_exits_0_on_warnings_only
     // Fix lines name this binary by its full path.
     assert!(text.contains(&format!("fix: {BIN} setup claude")), "{text}");
     assert!(!text.contains("fix: agtmux "), "{text}");
+    // The status line fix keeps what the user has there.
+    assert!(text.contains("set -ga status-right"), "{text}");
+    assert!(!text.contains("set -g status-right"), "{text}");
 
     // A real problem: no daemon for this server. Exit 1, and the fix names this binary.
     s.kill_daemon_hard();

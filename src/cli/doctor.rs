@@ -221,7 +221,8 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         v.push(bad(
             Level::Warn,
             "status line does not show agent attention",
-            "set -g status-right '#{@agtmux_attention} %H:%M'",
+            "keep your status-right and add agtmux to it: put #{agtmux_status} where you want it \
+             and reload the plugin, or run: tmux set -ga status-right ' #{@agtmux_attention}'",
         ));
     }
     match std::env::current_exe() {
