@@ -232,7 +232,8 @@ pub fn group(list: &Value, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
     group_panes(list, false, keep)
 }
 
-/// [`group`], with the panes without an agent too when `all` (they rank last).
+/// [`group`], with the panes without an agent too when `all` (ranked with the calm agent
+/// panes, in tmux order).
 pub fn group_panes(list: &Value, all: bool, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
     let mut out = Vec::new();
     for (si, s) in list["sessions"]
