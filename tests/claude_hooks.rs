@@ -26,12 +26,33 @@ fn replay(file: &str) {
             out.status.success() && out.stdout.is_empty(),
             "hook must exit 0 silently"
         );
+        // The step was applied: its event is stored (the daemon stores and resolves in one
+        // pass, so from now on the read model has its effect). Only then is the state checked;
+        // a step that keeps the state of the one before would otherwise check nothing.
+        let mut stored = 0;
+        assert!(
+            wait_until(20, || {
+                stored = s.stored_events();
+                stored == i as i64 + 1
+            }),
+            "line {i} {event}: {stored} events stored, wanted {}\n{}",
+            i + 1,
+            s.log_tail()
+        );
         if want == "none" {
             // SessionEnd: the agent leaves the pane, as /exit does.
             s.tmux(&["respawn-pane", "-k", "-t", &pane, "sleep 100000"]);
             s.wait_pane(&pane, "@agtmux_presence", "", 15);
             continue;
         }
+        let mut got = String::new();
+        assert!(
+            wait_until(10, || {
+                got = s.api_state(&pane);
+                got == want
+            }),
+            "line {i} {event}: read model says {got:?}, wanted {want:?}"
+        );
         s.wait_pane(&pane, "@agtmux_state", &want, 10);
         assert_eq!(
             s.pane_opt(&pane, "@agtmux_evidence"),
@@ -214,10 +235,18 @@ fn kill_9_mid_burst_applies_every_event_exactly_once() {
     );
     // The last event was a Stop.
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // One more event after the burst: once it is stored, the daemon has read the whole spool,
+    // and nothing of the burst was stored twice.
+    s.hook(
+        "claude",
+        &pane,
+        br#"{"session_id":"burst","hook_event_name":"UserPromptSubmit"}"#,
+    );
+    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    assert!(wait_until(10, || store.event_count().unwrap() > N as u64));
     assert_eq!(
         store.event_count().unwrap(),
-        N as u64,
+        N as u64 + 1,
         "no duplicates after settling"
     );
 }

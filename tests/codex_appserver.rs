@@ -427,15 +427,26 @@ fn unknown_methods_become_ignore_events() {
 #[test]
 fn a_server_that_stalls_mid_frame_is_not_a_stuck_loop() {
     let sock = sock_path("stall");
-    let h = raw_server(&sock, |s| {
+    // The server keeps the half-sent frame hanging until the test is done with it (not for a
+    // fixed time a slow machine could outlast).
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let h = raw_server(&sock, move |s| {
         let f = text_frame(
             r#"{"method":"thread/status/changed","params":{"threadId":"t1","status":{"type":"idle"}}}"#,
         );
         s.write_all(&f[..10]).unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        let _ = done_rx.recv_timeout(Duration::from_secs(120));
     });
     let mut obs = CodexObserver::connect(&sock, now_ms()).unwrap();
     let mut lp = Loop::new();
+    // Initialized, then mid-frame: stale.
+    assert!(
+        lp.drive(&mut obs, Duration::from_secs(20), |o| o.is_connected()
+            && o.health() == Health::Stale),
+        "partial frame marks the source stale: {:?} {:?}",
+        obs.health(),
+        obs.problems()
+    );
     // The loop keeps turning (poll timeouts) while the frame is incomplete.
     let mut turns = 0;
     lp.drive(&mut obs, Duration::from_millis(400), |_| {
@@ -443,11 +454,7 @@ fn a_server_that_stalls_mid_frame_is_not_a_stuck_loop() {
         false
     });
     assert!(turns > 3);
-    assert_eq!(
-        obs.health(),
-        Health::Stale,
-        "partial frame marks the source stale"
-    );
+    assert_eq!(obs.health(), Health::Stale, "still stale, not stuck");
     // The stall timer resets the connection (time is an input, so no waiting).
     obs.tick(now_ms() + 31_000);
     assert_eq!(obs.health(), Health::Down);
@@ -456,5 +463,6 @@ fn a_server_that_stalls_mid_frame_is_not_a_stuck_loop() {
             .iter()
             .any(|p| p.contains("stalled mid-frame"))
     );
+    done_tx.send(()).unwrap();
     h.join().unwrap();
 }

@@ -2,8 +2,9 @@
 //! panes, and the test Codex app-server (`agtmux dev-codex-appserver`) replaying a recorded or
 //! synthetic stream on `$CODEX_HOME/app-server-control/app-server-control.sock`.
 //!
-//! Nothing here asserts on timing: every wait polls the tmux options every 50 ms up to a
-//! generous timeout and only fails when the expected state never shows.
+//! Nothing here asserts on timing: every wait reads the pane's state history from the daemon
+//! log (and its options) every 50 ms up to a generous timeout, and only fails when the
+//! expected state never shows.
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -160,6 +161,34 @@ impl Env {
         self.daemon = Some(c);
     }
 
+    /// A count from this daemon's database, -1 when it cannot be read yet.
+    fn query(&self, sql: &str) -> i64 {
+        let Some(db) = std::fs::read_dir(self.dir.join("state"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("agtmux.db"))
+            .find(|p| p.exists())
+        else {
+            return -1;
+        };
+        rusqlite::Connection::open(db)
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(-1)
+    }
+
+    /// `agtmux explain PANE --json`, `Null` when it fails.
+    fn explain(&self, pane: &str) -> Value {
+        let out = Command::new(BIN)
+            .args(["explain", pane, "--json", "-L", &self.name])
+            .env_remove("TMUX")
+            .env("AGTMUX_STATE_DIR", self.dir.join("state"))
+            .env("AGTMUX_RUNTIME_DIR", self.dir.join("run"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
     fn opt(&self, pane: &str, name: &str) -> String {
         self.tmux(&["show", "-pv", "-t", pane, name])
     }
@@ -175,7 +204,9 @@ impl Env {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
-    /// Poll until `pred` holds on the history of distinct (state, evidence) of `pane`.
+    /// Wait until `pred` holds on the history of distinct (state, evidence) of `pane` and its
+    /// newest entry is what the pane's options show. The history is the daemon log's (every
+    /// published change, in order), so a state overwritten before a poll could see it counts.
     fn watch(
         &self,
         pane: &str,
@@ -184,18 +215,15 @@ impl Env {
         pred: impl Fn(&[(String, String)]) -> bool,
     ) -> Vec<(String, String)> {
         let end = Instant::now() + timeout;
-        let mut hist: Vec<(String, String)> = Vec::new();
         loop {
-            let s = self.state(pane);
-            if hist.last() != Some(&s) {
-                hist.push(s);
-            }
-            if pred(&hist) {
+            let hist = support::state_history(&self.log(), pane);
+            if pred(&hist) && hist.last() == Some(&self.state(pane)) {
                 return hist;
             }
             if Instant::now() > end {
                 panic!(
-                    "pane {pane}: {what} never happened; saw {hist:?}\n--- daemon log tail ---\n{}",
+                    "pane {pane}: {what} never happened; saw {hist:?}, options show {:?}\n--- daemon log tail ---\n{}",
+                    self.state(pane),
                     tail(&self.log(), 6000)
                 );
             }
@@ -384,16 +412,16 @@ fn synthetic_stream(threads: &[Th], out: &Path) {
             json!({"method": "thread/started", "params": {"thread": thread}, "emittedAtMs": em(0)}),
         ));
         v.push(line(
-            at + 10,
+            at,
             "recv",
             json!({"method": "thread/status/changed", "params": {"threadId": t.id,
-                "status": {"type": "active", "activeFlags": []}}, "emittedAtMs": em(10)}),
+                "status": {"type": "active", "activeFlags": []}}, "emittedAtMs": em(1)}),
         ));
         v.push(line(
-            at + 11,
+            at,
             "recv",
             json!({"method": "turn/started", "params": {"threadId": t.id, "turn": {"id": turn,
-                "items": [], "status": "inProgress", "error": null}}, "emittedAtMs": em(11)}),
+                "items": [], "status": "inProgress", "error": null}}, "emittedAtMs": em(2)}),
         ));
         v.push(line(
             at + 20,
@@ -475,8 +503,10 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
         });
     }
     env.start_server(&stream, 1.0);
-    let det =
-        |state: &'static str| move |h: &[(String, String)]| ends_at(h, state, "deterministic");
+    // Each pane shows its thread's state from the app-server. Their own fake screens already
+    // sit on an error line, which takes a bound pane over as a sustained contradiction a
+    // moment later: the history, not the state now, is what tells the binding worked.
+    let det = |state: &'static str| move |h: &[(String, String)]| has(h, state, "deterministic");
     env.watch(
         &p1,
         Duration::from_secs(30),
@@ -506,6 +536,41 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
         assert!(
             h.iter().all(|(_, e)| e != "deterministic"),
             "{p} mis-bound: {h:?}"
+        );
+    }
+    // Each bound thread's subscription (`thread/resume`) answered after its turn began: what
+    // the server says then is the thread's status now, so the panes keep their states.
+    let resumed = |t: &str| {
+        env.query(&format!(
+            "SELECT count(*) FROM events_raw_v2 WHERE session_key='{t}' \
+             AND name='thread/resume' AND status='accepted'"
+        )) > 0
+    };
+    assert!(
+        support::wait_until(30, || ["t-alpha", "t-beta", "t-tok", "t-notes"]
+            .iter()
+            .all(|t| resumed(t))),
+        "every bound thread subscribed"
+    );
+    // (Their own fake screens end on an error line, which may since have taken the pane over
+    // as a contradiction: what counts is the last state the app-server gave them.)
+    for (p, state) in [
+        (&p1, "waiting_approval"),
+        (&p2, "running"),
+        (&p3, "waiting_approval"),
+        (&p4, "running"),
+    ] {
+        let mut h = Vec::new();
+        let kept = support::wait_until(10, || {
+            h = support::state_history(&env.log(), p);
+            h.iter()
+                .rev()
+                .find(|(_, e)| e == "deterministic")
+                .is_some_and(|(s, _)| s == state)
+        });
+        assert!(
+            kept,
+            "{p}: the last deterministic state is not {state}: {h:?}"
         );
     }
     let log = env.log();
@@ -564,8 +629,10 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
     );
     let own_dir = env.mkdir("own");
     let own = env.window(&own_dir, &script, true);
+    // (Its fake screen then ends on an error line, which takes the pane over as a sustained
+    // contradiction a moment later: the history tells the hook bound it.)
     env.watch(&own, Duration::from_secs(30), "own hook binds", |h| {
-        ends_at(h, "waiting_approval", "deterministic")
+        has(h, "waiting_approval", "deterministic")
     });
     // By now the foreign hook (spooled earlier) was ingested too.
     let log = env.log();
@@ -574,12 +641,16 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
         "{}",
         tail(&log, 3000)
     );
-    let (s, e) = env.state(&victim);
-    assert_ne!(
-        e, "deterministic",
-        "foreign TMUX_PANE bound the victim ({s})"
+    // The victim's own fake screen decides its state (it plays an approval dialog for a
+    // moment, so a heuristic waiting_approval is no sign of the foreign hook) and ends on an
+    // error line; the foreign PermissionRequest never reached it, not even for a moment.
+    let h = env.watch(&victim, Duration::from_secs(20), "own final screen", |h| {
+        ends_at(h, "error", "heuristic")
+    });
+    assert!(
+        h.iter().all(|(_, e)| e != "deterministic"),
+        "foreign TMUX_PANE bound the victim: {h:?}"
     );
-    assert_ne!(s, "waiting_approval");
 }
 
 #[test]
@@ -660,14 +731,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         "error from the rollout",
         |h| ends_at(h, "error", "deterministic"),
     );
-    let explain = Command::new(BIN)
-        .args(["explain", &pane, "--json", "-L", &env.name])
-        .env_remove("TMUX")
-        .env("AGTMUX_STATE_DIR", env.dir.join("state"))
-        .env("AGTMUX_RUNTIME_DIR", env.dir.join("run"))
-        .output()
-        .unwrap();
-    let ex: Value = serde_json::from_slice(&explain.stdout).unwrap_or(Value::Null);
+    let ex = env.explain(&pane);
     assert_eq!(ex["resolution"]["winner"], "codex_rollout", "{ex:#}");
     assert_eq!(env.opt(&pane, "@agtmux_attention_kind"), "error");
 
@@ -722,7 +786,19 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         "the new Codex pane is seen",
         |h| h.last().is_some_and(|(_, e)| e == "heuristic"),
     );
-    std::thread::sleep(Duration::from_millis(2000)); // four correlation passes
+    // A correlation pass has weighed the new pane (its explain note is written in the same
+    // pass that would bind the ended thread to it by cwd).
+    let mut note = Value::Null;
+    let seen = support::wait_until(20, || {
+        note = env.explain(&next)["codex_binding"].clone();
+        !note.is_null()
+    });
+    assert!(
+        seen,
+        "no correlation pass saw {next}\n{}",
+        tail(&env.log(), 3000)
+    );
+    assert!(!note.to_string().contains(thread), "{note}");
     let log = env.log();
     assert!(
         !log.contains(&format!("codex_bound thread={thread} pane={next}")),

@@ -274,8 +274,22 @@ fn a_codex_appserver_that_drops_every_connection_is_held_down_and_escalated() {
     assert_eq!(c["hold_downs"], 1, "{c}");
     assert_eq!(c["restarts"], 4, "{c}");
     // Five connections, then none during the hold-down.
-    assert_eq!(connections(&s).len(), 5, "{:?}", connections(&s));
-    std::thread::sleep(Duration::from_millis(500));
+    let conns = connections(&s);
+    assert_eq!(conns.len(), 5, "{conns:?}");
+    // The daemon's own clock passes the point where a sixth connection would have been made
+    // without the hold-down (ten times the longest backoff after the last close), and only
+    // then is the count checked again.
+    let last_close = conns
+        .iter()
+        .filter_map(|c| c["closed_ts"].as_i64())
+        .max()
+        .expect("the connections were closed");
+    assert!(
+        wait_until(30, || api(&s, "health", json!({}))["result"]["now_ms"]
+            .as_i64()
+            .is_some_and(|n| n >= last_close + 1_000)),
+        "the daemon's clock moved on"
+    );
     assert_eq!(connections(&s).len(), 5, "{:?}", connections(&s));
     // Only this source is held down: the read model is served, tmux is fine.
     let h = api(&s, "health", json!({}));

@@ -113,7 +113,19 @@ fn a_new_server_on_the_same_socket_inherits_nothing() {
     assert_eq!(pane2, pane, "tmux reuses pane ids on a new server");
     s.start_daemon();
     s.wait_pane(&pane2, "@agtmux_presence", "managed", 10);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Restoring is over (it runs before the first publish; logged even when it restores
+    // nothing), and the read model has the pane: only now is its state worth checking.
+    assert!(
+        wait_until(10, || s.log().contains("state_restored panes=0")),
+        "restore done, nothing restored\n{}",
+        s.log_tail()
+    );
+    assert!(wait_until(10, || !s.api_state(&pane2).is_empty()));
+    assert_ne!(
+        s.api_state(&pane2),
+        "waiting_approval",
+        "old state leaked into a new server"
+    );
     assert_ne!(
         s.pane_opt(&pane2, "@agtmux_state"),
         "waiting_approval",

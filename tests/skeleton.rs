@@ -99,6 +99,8 @@ fn running_the_plugin_twice_gives_one_daemon() {
     let s = Server::start("plugin");
     let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
     s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
+    // The daemons the plugin starts log at info (`daemon_exists` below).
+    s.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);
     // TPM runs the plugin inside the server (run-shell); a config reload runs it again.
     for _ in 0..2 {
         let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
@@ -111,7 +113,8 @@ fn running_the_plugin_twice_gives_one_daemon() {
     let first = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
     let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
     assert!(out.status.success());
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Three starts, one daemon: `--detach` returns only after it decided, so a second keeper
+    // would already be counted here.
     let socket = s.socket();
     // The plugin starts a keeper (`--supervise`) that runs the daemon as its child.
     let n = count_daemons(&socket, false);

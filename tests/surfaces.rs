@@ -101,6 +101,13 @@ impl World {
         w.daemon = Some(daemon);
         let sock = w.api_socket();
         wait_for("the API socket", 20, || sock.exists().then_some(()));
+        // The API socket is bound before the control client attaches. Wait until the daemon
+        // published through it: a session or window created while a control client is still
+        // identifying crashes a tmux 3.3a server (SIGSEGV in control_write, upstream #4980).
+        wait_for("the daemon's first publish", 20, || {
+            let v = w.tmux(&["show", "-gqv", "@agtmux_daemon"]);
+            (!v.trim().is_empty()).then_some(())
+        });
         w
     }
 

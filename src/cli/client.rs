@@ -249,6 +249,12 @@ pub struct WindowGroup {
 /// panes are ordered by their most urgent pane first, then in tmux's order; `keep` filters
 /// panes (attention-only, text filter), and empty groups are dropped.
 pub fn group(list: &Value, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
+    group_panes(list, false, keep)
+}
+
+/// [`group`], with the panes without an agent too when `all` (ranked with the calm agent
+/// panes, in tmux order).
+pub fn group_panes(list: &Value, all: bool, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
     let mut out = Vec::new();
     for (si, s) in list["sessions"]
         .as_array()
@@ -262,7 +268,7 @@ pub fn group(list: &Value, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|p| is_agent(p) && keep(p))
+                .filter(|p| (all || is_agent(p)) && keep(p))
                 .cloned()
                 .enumerate()
                 .collect();
@@ -389,6 +395,34 @@ pub fn now_ms() -> i64 {
 }
 
 /// Print an error and return exit code 1 (or the given code).
+/// One duration syntax for every option that takes one (`wait --timeout`, `demo --for`):
+/// plain seconds (`2`, `1.5`), or a number with `ms`, `s`, `m` or `h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .into_iter()
+        .find_map(|(suf, mul)| t.strip_suffix(suf).map(|n| (n, mul)))
+        .unwrap_or((t, 1.0));
+    let bad = || format!("{s:?} is not a duration (e.g. 2, 1.5s, 500ms, 10m, 1h)");
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !n.is_finite() || n < 0.0 || !(n * unit).is_finite() {
+        return Err(bad());
+    }
+    Duration::try_from_secs_f64(n * unit).map_err(|_| bad())
+}
+
+/// A pane argument that is not a pane id: say so, and suggest `%N` for a bare number.
+pub fn pane_id_error(p: &str) -> Option<String> {
+    if crate::core::types::valid_pane_id(p) {
+        return None;
+    }
+    Some(if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+        format!("not a pane id: {p:?} (did you mean %{p}? pane ids start with %)")
+    } else {
+        format!("not a pane id: {p:?} (expected %N, e.g. %3)")
+    })
+}
+
 pub fn fail(e: &dyn fmt::Display, code: i32) -> i32 {
     eprintln!("agtmux: {e}");
     code
@@ -397,6 +431,30 @@ pub fn fail(e: &dyn fmt::Display, code: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_duration_syntax() {
+        let ok = |s: &str| parse_duration(s).unwrap();
+        assert_eq!(ok("2"), Duration::from_secs(2));
+        assert_eq!(ok("1.5"), Duration::from_millis(1500));
+        assert_eq!(ok("2s"), Duration::from_secs(2));
+        assert_eq!(ok("250ms"), Duration::from_millis(250));
+        assert_eq!(ok("10m"), Duration::from_secs(600));
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        assert_eq!(ok("0"), Duration::ZERO);
+        for bad in [
+            "", "s", "-1", "-2s", "abc", "2x", "nan", "inf", "1e400", "2 s s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_bare_number_is_told_to_take_a_percent_sign() {
+        assert_eq!(pane_id_error("%1"), None);
+        assert!(pane_id_error("1").unwrap().contains("did you mean %1?"));
+        assert!(pane_id_error("x").unwrap().contains("expected %N"));
+    }
 
     fn pane(id: &str, s: &str, w: &str, att: Option<&str>) -> Value {
         json!({"pane_id": id, "session_id": s, "window_id": w, "presence": "managed",

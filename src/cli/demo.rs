@@ -19,8 +19,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub no_attach: bool,
     /// With --no-attach: keep printing for this long (e.g. `10s`), then stop the demo.
-    #[arg(long = "for", value_name = "DURATION", default_value = "6s")]
-    pub duration: String,
+    #[arg(long = "for", value_name = "DURATION", default_value = "6s", value_parser = super::client::parse_duration)]
+    pub duration: Duration,
     /// tmux socket name of the demo server.
     #[arg(short = 'L', default_value = "agtmux-demo")]
     pub name: String,
@@ -267,20 +267,6 @@ fn send_hook(agent: &str, json: &str, session: &str) {
     let _ = crate::cli::hook::record_payload("claude", v.to_string().as_bytes());
 }
 
-fn parse_duration(s: &str) -> Duration {
-    let s = s.trim();
-    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    Duration::from_secs_f64(num.parse::<f64>().unwrap_or(6.0) * mul)
-}
-
 fn tmux(name: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
     Command::new("tmux")
         .arg("-L")
@@ -362,7 +348,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         eprintln!("agtmux demo: cannot attach: {err}");
         return 1;
     }
-    let until = std::time::Instant::now() + parse_duration(&args.duration);
+    let until = std::time::Instant::now() + args.duration;
     let fmt = "#{pane_id}\t#{session_name}:#{window_name}\t#{pane_current_command}\t#{?#{@agtmux_presence},#{@agtmux_presence},unmanaged}\t#{@agtmux_provider}\t#{@agtmux_state}\t#{@agtmux_evidence}\t#{@agtmux_attention_kind}";
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(2000));

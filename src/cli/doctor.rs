@@ -1,7 +1,13 @@
 //! `agtmux doctor` (product.md §4): checks what a working install needs — tmux version, this
 //! tmux server, the plugin's key bindings and status line, the daemon for this server (and its
 //! API), Claude/Codex hooks installed, source and store health — and prints a fix for each
-//! problem. Exit 0 when everything is fine, 1 when something needs fixing.
+//! problem. Fix lines name this very binary by its full path (a plugin user often has no
+//! `agtmux` on PATH).
+//!
+//! Exit codes: 0 when nothing failed (warnings, such as hooks not installed for an agent you do
+//! not use, are printed but do not fail), 1 when at least one check FAILed (no daemon for this
+//! server, no tmux server, tmux too old, a component held down, an SLO degraded or escalated, a
+//! settings file that is not valid JSON, a refused Codex socket).
 //!
 //! tmux is run with an argument vector, never through a shell.
 use super::client::{self, Conn, ServerOpts};
@@ -40,6 +46,22 @@ fn bad(level: Level, what: impl Into<String>, fix: impl Into<String>) -> Check {
         level,
         what: what.into(),
         fix: Some(fix.into()),
+    }
+}
+
+/// This binary as a shell word for fix lines: its full path (quoted when needed), or `agtmux`
+/// when it cannot be located.
+fn bin() -> String {
+    let Ok(p) = std::env::current_exe() else {
+        return "agtmux".into();
+    };
+    let p = p.to_string_lossy().into_owned();
+    if p.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@%:,".contains(c))
+    {
+        p
+    } else {
+        setup::shell_quote(&p)
     }
 }
 
@@ -100,7 +122,8 @@ fn hooks_check(agent: Agent, env: &SetupEnv) -> Check {
                 Level::Warn,
                 format!("{name} hooks: {} does not exist", path.display()),
                 format!(
-                    "agtmux setup {name}   (without hooks, {name} panes are read from the screen only)"
+                    "{} setup {name}   (without hooks, {name} panes are read from the screen only)",
+                    bin()
                 ),
             );
         }
@@ -111,7 +134,7 @@ fn hooks_check(agent: Agent, env: &SetupEnv) -> Check {
             return bad(
                 Level::Fail,
                 format!("{name} hooks: {} is not valid JSON ({e})", path.display()),
-                format!("fix the file by hand, then: agtmux setup {name}"),
+                format!("fix the file by hand, then: {} setup {name}", bin()),
             );
         }
     };
@@ -126,13 +149,13 @@ fn hooks_check(agent: Agent, env: &SetupEnv) -> Check {
         bad(
             Level::Warn,
             format!("{name} hooks: not installed in {}", path.display()),
-            format!("agtmux setup {name}"),
+            format!("{} setup {name}", bin()),
         )
     } else if !missing.is_empty() {
         bad(
             Level::Warn,
             format!("{name} hooks: missing for {}", missing.join(", ")),
-            format!("agtmux setup {name}"),
+            format!("{} setup {name}", bin()),
         )
     } else {
         ok(format!("{name} hooks installed ({} events)", have.len()))
@@ -198,7 +221,8 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
         v.push(bad(
             Level::Warn,
             "status line does not show agent attention",
-            "set -g status-right '#{@agtmux_attention} %H:%M'",
+            "keep your status-right and add agtmux to it: put #{agtmux_status} where you want it \
+             and reload the plugin, or run: tmux set -ga status-right ' #{@agtmux_attention}'",
         ));
     }
     v.extend(install_check(&sock));
@@ -256,7 +280,13 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                     format!("see the log: {}", sp.log().display()),
                 ));
             }
+            // The Codex app-server's standing is told once, with its phase (below): absent
+            // is no fault, and a warning next to "ok, absent" would contradict it.
+            let codex_phase = h["supervisor"]["components"]["codex_appserver"]["phase"].is_string();
             for (src, st) in h["sources"].as_object().into_iter().flatten() {
+                if src == "codex_appserver" && codex_phase {
+                    continue;
+                }
                 if st == "healthy" {
                     v.push(ok(format!("source {src} healthy")));
                 } else {
@@ -310,7 +340,8 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                     "no agtmux daemon runs for this tmux server".to_string()
                 },
                 format!(
-                    "agtmux daemon -S {} --detach   (the plugin starts it; log: {})",
+                    "{} daemon -S {} --detach   (the plugin starts it; log: {})",
+                    bin(),
                     sock.display(),
                     sp.log().display()
                 ),
@@ -415,12 +446,28 @@ fn supervisor_checks(h: &Value, sp: &crate::paths::ServerPaths) -> Vec<Check> {
         Some("revoked") => v.push(bad(
             Level::Warn,
             "the Codex app-server source is revoked: Codex panes use hooks and the screen only",
-            format!("agtmux source register codex_appserver {sock}"),
+            format!("{} source register codex_appserver {sock}", bin()),
         )),
         Some("absent") => v.push(ok(format!(
             "no Codex app-server at {sock} (fine unless Codex runs; it is picked up when it starts)"
         ))),
-        _ => {}
+        // Held down: told above with the failure count.
+        Some("hold_down") | None => {}
+        Some(phase) => {
+            let health = h["sources"]["codex_appserver"].as_str().unwrap_or("?");
+            if health == "healthy" {
+                v.push(ok(format!("Codex app-server at {sock} ({phase})")));
+            } else {
+                v.push(bad(
+                    Level::Warn,
+                    format!("Codex app-server at {sock} is {health} ({phase}, reconnecting)"),
+                    format!(
+                        "Codex panes fall back to hooks and the screen meanwhile; see {}",
+                        sp.log().display()
+                    ),
+                ));
+            }
+        }
     }
     v
 }
@@ -483,7 +530,10 @@ fn ops_checks(db: &std::path::Path) -> Vec<Check> {
         Some(f) => v.push(bad(
             Level::Warn,
             format!("newest snapshot is {}s old", (now - f.created_ts) / 1000),
-            "agtmux snapshot create   (the daemon takes one every 15 min and at shutdown)",
+            format!(
+                "{} snapshot create   (the daemon takes one every 15 min and at shutdown)",
+                bin()
+            ),
         )),
         None => v.push(ok(
             "no state snapshot yet (the daemon takes one every 15 min and at shutdown)",
@@ -494,15 +544,17 @@ fn ops_checks(db: &std::path::Path) -> Vec<Check> {
 
 pub fn run(args: &DoctorArgs) -> i32 {
     let color = client::stdout_is_tty();
-    let mut problems = 0;
+    let (mut warnings, mut failures) = (0, 0);
     for c in checks(args) {
         let (mark, col) = match c.level {
             Level::Ok => ("ok  ", "\x1b[32m"),
             Level::Warn => ("warn", "\x1b[33m"),
             Level::Fail => ("FAIL", "\x1b[31m"),
         };
-        if c.level != Level::Ok {
-            problems += 1;
+        match c.level {
+            Level::Ok => {}
+            Level::Warn => warnings += 1,
+            Level::Fail => failures += 1,
         }
         if color {
             println!("{col}{mark}\x1b[0m {}", c.what);
@@ -513,7 +565,8 @@ pub fn run(args: &DoctorArgs) -> i32 {
             println!("     fix: {f}");
         }
     }
-    if problems == 0 { 0 } else { 1 }
+    println!("{failures} failed, {warnings} warnings");
+    if failures == 0 { 0 } else { 1 }
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub fn run(args: &ExplainArgs) -> i32 {
     else {
         return client::fail(&"which pane? (agtmux explain %N)", 2);
     };
+    if let Some(e) = client::pane_id_error(&pane) {
+        return client::fail(&e, 2);
+    }
     let r = Conn::connect(&args.server.paths())
         .and_then(|mut c| c.request("explain", json!({"pane": pane})));
     let x = match r {
@@ -91,6 +94,9 @@ pub fn render(x: &Value, color: bool) -> String {
             s(&pr["reason"]),
             s(&pr["pid"])
         );
+    }
+    if let Some(c) = x["codex_binding"].as_str() {
+        let _ = writeln!(o, "{b}codex thread{r}: {c}");
     }
     let _ = writeln!(o, "{b}sources{r}:");
     if let Some(h) = x["source_health"].as_object() {

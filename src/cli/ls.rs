@@ -1,5 +1,6 @@
-//! `agtmux ls [--json]` (product.md §4): sessions → windows → agent panes with state icon,
-//! provider, state, evidence, title and age, attention first. It reads the daemon's read model
+//! `agtmux ls [--json] [--all]` (product.md §4): sessions → windows → agent panes with state
+//! icon, provider, state, evidence, title and age, attention first; `--all` adds the panes
+//! without an agent (their command instead of a title). It reads the daemon's read model
 //! through the local API (`list`), so it shows exactly what the status line shows.
 use super::client::{self, Conn, ServerOpts};
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ pub fn run(args: &LsArgs) -> i32 {
     let r = if args.json {
         writeln!(out, "{}", ls_json(&list, args.all))
     } else {
-        out.write_all(render(&list, client::stdout_is_tty()).as_bytes())
+        out.write_all(render(&list, client::stdout_is_tty(), args.all).as_bytes())
     };
     match r {
         Ok(()) => 0,
@@ -67,12 +68,17 @@ pub fn ls_json(list: &Value, all: bool) -> Value {
     json!({"v": 1, "now_ms": list["now_ms"], "daemon_version": list["daemon_version"], "sessions": sessions})
 }
 
-/// The table. `color`: SGR colours (only for a terminal).
-pub fn render(list: &Value, color: bool) -> String {
+/// The table. `color`: SGR colours (only for a terminal). `all`: panes without an agent too.
+pub fn render(list: &Value, color: bool, all: bool) -> String {
     let now = client::now_ms();
-    let groups = client::group(list, &|_| true);
+    let groups = client::group_panes(list, all, &|_| true);
     if groups.is_empty() {
-        return "no agent panes\n".to_string();
+        return if all {
+            "no panes\n"
+        } else {
+            "no agent panes\n"
+        }
+        .to_string();
     }
     let (b, d, r) = if color {
         ("\x1b[1m", "\x1b[2m", "\x1b[0m")
@@ -89,6 +95,22 @@ pub fn render(list: &Value, color: bool) -> String {
             let idx = w.window_index.map(|i| format!("{i}:")).unwrap_or_default();
             s.push_str(&format!("  {idx}{} {d}{}{r}\n", w.window_name, w.window_id));
             for p in &w.panes {
+                if !client::is_agent(p) {
+                    s.push_str(&format!(
+                        "    {d}{:<2} {:<5} {:<7} {:<17} {:<13} {:>4}  {}{r}\n",
+                        "",
+                        p["pane_id"].as_str().unwrap_or(""),
+                        "-",
+                        "no agent",
+                        "",
+                        "",
+                        p["command"]
+                            .as_str()
+                            .unwrap_or("")
+                            .replace(['\n', '\r', '\x1b'], " "),
+                    ));
+                    continue;
+                }
                 let c = if color { client::state_color(p) } else { "" };
                 let state = match p["attention"].as_str() {
                     Some("done") => "idle (done)".to_string(),

@@ -62,7 +62,7 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// Check tmux, plugin, daemon, hooks and sources; print a fix for each problem.
     Doctor(doctor::DoctorArgs),
-    /// Source registry (C-014): list, register, revoke source endpoints.
+    /// Registered event sources (the Codex app-server): list, register, revoke.
     Source(source::SourceArgs),
     /// State snapshots: create, list, restore (--dry-run checks consistency).
     Snapshot(snapshot::SnapshotArgs),

@@ -1,6 +1,6 @@
-//! `agtmux wait [--pane %N] --until idle|attention --timeout S` (product.md §4): blocks on the
-//! daemon's push stream (no polling) until the condition holds, for scripts such as
-//! "notify me when the agent is done".
+//! `agtmux wait [--pane %N] --until idle|attention --timeout DURATION` (product.md §4): blocks
+//! on the daemon's push stream (no polling) until the condition holds, for scripts such as
+//! "notify me when the agent is done". On a timeout it says on stderr what was still pending.
 use super::client::{self, ClientError, Conn, ServerOpts};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ pub enum Until {
 #[command(after_help = "\
 Exit codes:
   0  the condition holds (checked at once, then on every pushed change)
-  1  --timeout passed first
+  1  --timeout passed first (stderr says which panes were still pending)
   2  usage error
   3  the pane does not exist, has no agent, or went away
   4  no daemon answers for this tmux server (or it went away)
@@ -39,9 +39,10 @@ pub struct WaitArgs {
     /// What to wait for.
     #[arg(long, value_enum)]
     pub until: Until,
-    /// Give up after this many seconds (0 = wait forever).
-    #[arg(long, value_name = "S", default_value_t = 0.0)]
-    pub timeout: f64,
+    /// Give up after this long: seconds (`30`, `1.5`) or `500ms`, `2s`, `10m`, `1h`
+    /// (0 = wait forever).
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = client::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// The pane named by `--pane` is gone or holds no agent.
@@ -76,17 +77,64 @@ pub fn check(list: &Value, pane: Option<&str>, until: Until) -> Result<bool, NoA
     }
 }
 
+/// What a timed-out wait was still waiting for, e.g. `%3 is running` or `no agent pane needs
+/// attention (%1 idle, %4 running)`.
+pub fn pending(list: &Value, pane: Option<&str>, until: Until) -> String {
+    let desc = |p: &Value| {
+        let mut d = p["state"].as_str().unwrap_or("?").to_string();
+        if let Some(a) = p["attention"].as_str() {
+            d.push_str(&format!(" (attention {a})"));
+        }
+        format!("{} {d}", p["pane_id"].as_str().unwrap_or("?"))
+    };
+    let panes = client::all_panes(list);
+    if let Some(id) = pane {
+        return match panes.into_iter().find(|p| p["pane_id"] == id) {
+            Some(p) => format!("{} is {}", id, desc(p).split_once(' ').map_or("", |x| x.1)),
+            None => format!("{id} is gone"),
+        };
+    }
+    let agents: Vec<&Value> = panes.into_iter().filter(|p| client::is_agent(p)).collect();
+    match until {
+        Until::Idle => {
+            let busy: Vec<String> = agents
+                .iter()
+                .filter(|p| !matches!(p["state"].as_str(), Some("idle" | "error")))
+                .map(|p| desc(p))
+                .collect();
+            format!("not idle: {}", busy.join(", "))
+        }
+        Until::Attention if agents.is_empty() => "no agent pane".to_string(),
+        Until::Attention => format!(
+            "no agent pane needs attention ({})",
+            agents
+                .iter()
+                .map(|p| desc(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 pub fn run(args: &WaitArgs) -> i32 {
-    if !args.timeout.is_finite() || args.timeout < 0.0 {
-        return client::fail(&"--timeout must be a number of seconds >= 0", 2);
+    if let Some(e) = args.pane.as_deref().and_then(client::pane_id_error) {
+        return client::fail(&e, 2);
     }
-    if let Some(p) = &args.pane
-        && !crate::core::types::valid_pane_id(p)
-    {
-        return client::fail(&format!("not a pane id: {p:?} (expected %N)"), 2);
-    }
-    let deadline =
-        (args.timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(args.timeout));
+    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let what = match args.until {
+        Until::Idle => "idle",
+        Until::Attention => "attention",
+    };
+    let timed_out = |list: &Value| {
+        client::fail(
+            &format!(
+                "timed out after {:?} waiting for {what}: {}",
+                args.timeout,
+                pending(list, args.pane.as_deref(), args.until)
+            ),
+            TIMED_OUT,
+        )
+    };
     let mut c = match Conn::connect(&args.server.paths()) {
         Ok(c) => c,
         Err(e) => return client::fail(&e, NO_DAEMON),
@@ -109,7 +157,7 @@ pub fn run(args: &WaitArgs) -> i32 {
         let left = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(l) if !l.is_zero() => Some(l),
-                _ => return TIMED_OUT,
+                _ => return timed_out(&list),
             },
             None => None,
         };
@@ -118,7 +166,7 @@ pub fn run(args: &WaitArgs) -> i32 {
         }
         match c.read_message() {
             Ok(ev) => client::apply_event(&mut list, &ev),
-            Err(ClientError::Timeout) => return TIMED_OUT,
+            Err(ClientError::Timeout) => return timed_out(&list),
             Err(e) => return client::fail(&e, NO_DAEMON),
         }
     }

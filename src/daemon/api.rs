@@ -1046,7 +1046,12 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             "missing string param \"pane\"".to_string(),
         ))?;
         if !crate::core::types::valid_pane_id(pid) {
-            return Err(("invalid_params", format!("not a pane id: {pid:?}")));
+            let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                format!(" (did you mean %{pid}?)")
+            } else {
+                String::new()
+            };
+            return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
         }
         view.projection
             .panes
@@ -1328,6 +1333,7 @@ pub fn explain_json(p: &PaneModel, view: &View) -> Value {
             "provider": prov.as_str(), "reason": why, "pid": p.agent_pid,
         })),
         "session_key": p.session_key,
+        "codex_binding": p.codex_binding,
         "sources": sources,
         "source_health": health_map(view),
         "resolution": {

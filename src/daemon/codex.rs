@@ -642,7 +642,11 @@ impl CodexLink {
                     .map(|(t, (r, _))| format!("undecided thread={t}: {r}"))
                     .collect();
                 u.sort();
-                (!u.is_empty()).then(|| u.join("; "))
+                Some(if u.is_empty() {
+                    "no live Codex thread matches this pane".to_string()
+                } else {
+                    u.join("; ")
+                })
             };
             if let Some(m) = proj.panes.get_mut(&c.pane_id)
                 && m.codex_binding != note

@@ -537,6 +537,18 @@ impl Projection {
                 p.version += 1;
                 changed.push(id.clone());
             }
+            if changed_state {
+                // The pane's state history, one line per change: what `explain` cannot show
+                // after the fact, and what tests read to see a state that did not last.
+                log::info!(
+                    "pane_state pane={id} presence={} provider={} evidence={} activity={} version={}",
+                    p.presence().as_str(),
+                    p.provider().map_or("none", |x| x.as_str()),
+                    p.evidence().as_str(),
+                    p.activity().as_str(),
+                    p.version
+                );
+            }
         }
         changed
     }

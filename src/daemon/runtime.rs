@@ -1370,9 +1370,8 @@ impl Runtime {
     /// before any new event, then reconciles with what the panes show now.
     fn restore_state(&mut self, now: Millis) {
         let n = self.gateway.restore(&mut self.projection, now);
-        if n > 0 {
-            log::info!("state_restored panes={n}");
-        }
+        // Logged even for none: the sign that restoring is over.
+        log::info!("state_restored panes={n}");
         self.publish_all = true;
     }
 

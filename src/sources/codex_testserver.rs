@@ -10,7 +10,9 @@
 //! requests: `thread/loaded/list` with the ids of the recording's first loaded-list response,
 //! `thread/resume` with the recording's resume result for that thread when there is one
 //! (otherwise the recorded "no rollout found" error). Server requests (approvals) are replayed
-//! and never expect an answer.
+//! and never expect an answer. A resume result carries the thread's status as of now, as a real
+//! server's does: the latest status this connection replayed for that thread, if any, replaces
+//! the recorded one (a resume answered after a replayed `turn/started` must not say "idle").
 //!
 //! Blocking and std-only: run it on a thread ([`TestServer::spawn`]) or in a child process
 //! ([`run_test_server`]). [`Faults`] make it misbehave the ways a real server can: drop every
@@ -299,6 +301,8 @@ fn serve_client(
     }
     let mut started: Option<Instant> = None;
     let mut next = 0usize;
+    // Each thread's status as of the last replayed message that told it.
+    let mut status: HashMap<String, Value> = HashMap::new();
     loop {
         if stop.load(Ordering::SeqCst) {
             return Ok(());
@@ -318,7 +322,7 @@ fn serve_client(
                     if v.get("method").and_then(Value::as_str) == Some("initialized") {
                         started.get_or_insert_with(Instant::now);
                     }
-                    if let Some(reply) = answer(&v, rec) {
+                    if let Some(reply) = answer(&v, rec, &status) {
                         send(&mut s, &reply)?;
                     }
                     if faults.close_after_initialize
@@ -347,6 +351,7 @@ fn serve_client(
                     break;
                 }
                 send(&mut s, msg)?;
+                note_status(msg, &mut status);
                 next += 1;
             }
         }
@@ -363,8 +368,28 @@ fn serve_client(
     }
 }
 
-/// The reply to a client request, `None` for notifications.
-fn answer(v: &Value, rec: &Recording) -> Option<Value> {
+/// Remember the thread status a replayed notification tells (`thread/started`,
+/// `thread/status/changed`).
+fn note_status(msg: &Value, status: &mut HashMap<String, Value>) {
+    let (tid, st) = match msg.get("method").and_then(Value::as_str) {
+        Some("thread/started") => (
+            msg.pointer("/params/thread/id"),
+            msg.pointer("/params/thread/status"),
+        ),
+        Some("thread/status/changed") => (
+            msg.pointer("/params/threadId"),
+            msg.pointer("/params/status"),
+        ),
+        _ => return,
+    };
+    if let (Some(tid), Some(st)) = (tid.and_then(Value::as_str), st) {
+        status.insert(tid.to_string(), st.clone());
+    }
+}
+
+/// The reply to a client request, `None` for notifications. `status`: each thread's current
+/// status on this connection, which a resume result reports instead of the recorded one.
+fn answer(v: &Value, rec: &Recording, status: &HashMap<String, Value>) -> Option<Value> {
     let id = v.get("id")?.clone();
     let method = v.get("method").and_then(Value::as_str).unwrap_or("");
     Some(match method {
@@ -383,7 +408,15 @@ fn answer(v: &Value, rec: &Recording) -> Option<Value> {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             match rec.resume_ok.get(tid) {
-                Some(r) => json!({"id": id, "result": r}),
+                Some(r) => {
+                    let mut r = r.clone();
+                    if let (Some(now), Some(slot)) =
+                        (status.get(tid), r.pointer_mut("/thread/status"))
+                    {
+                        *slot = now.clone();
+                    }
+                    json!({"id": id, "result": r})
+                }
                 None => json!({"id": id, "error": {
                     "code": -32600,
                     "message": format!("no rollout found for thread id {tid}")
@@ -407,5 +440,40 @@ mod tests {
             Some(((18 * 60 + 1) * 60 + 34) * 1000 + 717)
         );
         assert_eq!(parse_ts("bad"), None);
+    }
+
+    #[test]
+    fn a_resume_result_reports_the_status_replayed_last() {
+        let mut rec = Recording::default();
+        rec.resume_ok.insert(
+            "t1".into(),
+            json!({"thread": {"id": "t1", "status": {"type": "idle"}}}),
+        );
+        let req = json!({"id": 7, "method": "thread/resume", "params": {"threadId": "t1"}});
+        let st = |r: &Value| r.pointer("/result/thread/status/type").cloned();
+        let mut status = HashMap::new();
+        assert_eq!(
+            st(&answer(&req, &rec, &status).unwrap()),
+            Some(json!("idle"))
+        );
+        note_status(
+            &json!({"method": "thread/status/changed", "params": {"threadId": "t1",
+                "status": {"type": "active", "activeFlags": []}}}),
+            &mut status,
+        );
+        assert_eq!(
+            st(&answer(&req, &rec, &status).unwrap()),
+            Some(json!("active"))
+        );
+        // Another thread's status changes nothing for t1.
+        note_status(
+            &json!({"method": "thread/started", "params": {"thread": {"id": "t2",
+                "status": {"type": "idle"}}}}),
+            &mut status,
+        );
+        assert_eq!(
+            st(&answer(&req, &rec, &status).unwrap()),
+            Some(json!("active"))
+        );
     }
 }

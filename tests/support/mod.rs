@@ -204,6 +204,48 @@ impl Server {
         self.server_dir().join("spool.jsonl")
     }
 
+    /// The whole daemon log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.server_dir().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// One request to the daemon's local API; `Value::Null` when it cannot be asked.
+    pub fn api(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::{BufRead, BufReader, Write};
+        let path = self.runtime_dir.join(format!(
+            "{}.sock",
+            agtmux::paths::server_key(&self.socket())
+        ));
+        let Ok(mut c) = std::os::unix::net::UnixStream::connect(path) else {
+            return serde_json::Value::Null;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut line =
+            serde_json::json!({"v":1,"id":1,"method":method,"params":params}).to_string();
+        line.push('\n');
+        if c.write_all(line.as_bytes()).is_err() {
+            return serde_json::Value::Null;
+        }
+        let mut out = String::new();
+        BufReader::new(c).read_line(&mut out).unwrap_or(0);
+        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The pane's state in the daemon's read model (`get`), "" when it cannot be asked.
+    pub fn api_state(&self, pane: &str) -> String {
+        let v = self.api("get", serde_json::json!({"pane": pane}));
+        v["result"]["state"].as_str().unwrap_or("").to_string()
+    }
+
+    /// Events stored in the database (any status).
+    pub fn stored_events(&self) -> i64 {
+        let Ok(db) = rusqlite::Connection::open(self.db_path()) else {
+            return -1;
+        };
+        db.query_row("SELECT count(*) FROM events_raw_v2", [], |r| r.get(0))
+            .unwrap_or(-1)
+    }
+
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.server_dir().join("daemon.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -272,4 +314,31 @@ pub fn reap_daemon(mut c: Child) {
     }
     let _ = c.kill();
     let _ = c.wait();
+}
+
+/// Every published (state, evidence) of `pane`, in order, from the daemon log's `pane_state`
+/// lines (needs `RUST_LOG=info`): the whole history, so a state that did not last is still
+/// there. A pane without an agent is `("", "")`, as its options are.
+pub fn state_history(log: &str, pane: &str) -> Vec<(String, String)> {
+    let key = format!("pane_state pane={pane} ");
+    let mut h: Vec<(String, String)> = Vec::new();
+    for l in log.lines() {
+        let Some(i) = l.find(&key) else { continue };
+        let field = |name: &str| {
+            l[i..]
+                .split(' ')
+                .find_map(|kv| kv.strip_prefix(name))
+                .unwrap_or("")
+                .to_string()
+        };
+        let s = if field("presence=") == "managed" {
+            (field("activity="), field("evidence="))
+        } else {
+            (String::new(), String::new())
+        };
+        if h.last() != Some(&s) {
+            h.push(s);
+        }
+    }
+    h
 }
