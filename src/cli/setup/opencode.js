@@ -3,8 +3,9 @@
 //
 // Forwards OpenCode's status, permission, question, idle and error events to
 // `agtmux hook opencode`. Fire-and-forget: the program is spawned directly (argv array, no
-// shell), gets one small JSON object on stdin, and is never waited for, so a slow disk or a
-// missing agtmux can never block OpenCode. Outside tmux nothing is sent.
+// shell, detached, unref'd), gets one small JSON object on stdin, and OpenCode never waits
+// for it, so a slow disk or a missing agtmux can never block OpenCode. Outside tmux nothing
+// is sent.
 import { spawn } from "node:child_process";
 
 const AGTMUX = __AGTMUX_BIN__;
@@ -19,18 +20,44 @@ const FORWARD = new Set([
   "question.rejected",
 ]);
 
-function send(msg) {
-  if (!process.env.TMUX || !process.env.TMUX_PANE) return;
+// One hook at a time, in event order: concurrent spawns would reach the spool in any order.
+// The queue is bounded and a stuck hook holds it for at most 2 s.
+const queue = [];
+let busy = false;
+
+function pump() {
+  if (busy) return;
+  const msg = queue.shift();
+  if (!msg) return;
+  busy = true;
+  let done = false;
+  const next = () => {
+    if (done) return;
+    done = true;
+    busy = false;
+    pump();
+  };
+  setTimeout(next, 2000).unref();
   try {
     const child = spawn(AGTMUX, ["hook", "opencode"], {
       stdio: ["pipe", "ignore", "ignore"],
       detached: true,
     });
-    child.on("error", () => {});
+    child.on("error", next);
+    child.on("exit", next);
     child.stdin.on("error", () => {});
     child.stdin.end(JSON.stringify(msg));
     child.unref();
-  } catch (_) {}
+  } catch (_) {
+    next();
+  }
+}
+
+function send(msg) {
+  if (!process.env.TMUX || !process.env.TMUX_PANE) return;
+  if (queue.length >= 256) queue.shift();
+  queue.push(msg);
+  pump();
 }
 
 export const AgtmuxPlugin = async () => {

@@ -1,10 +1,12 @@
 //! OpenCode screen rules (C-006). OpenCode 1.18 (protocols.md) draws a full-screen TUI: while a
 //! turn runs the footer shows `esc interrupt`; a permission opens `△ Permission required` with
 //! `Allow once   Allow always   Reject`; a question shows `↑↓ select  enter submit  esc
-//! dismiss`; a retry shows `[retrying in 4s attempt #2]`. The title is `OC | <session title>`
-//! in every state, so it identifies nothing by itself.
+//! dismiss`; a retry shows `[retrying in 4s attempt #2]`. Idle, the footer keeps only
+//! `tab agents  ctrl+p commands`. The title (`OpenCode`, later `OC | <session title>`) is the
+//! same in every state, so no rule reads it. An API error shows only its message in a box,
+//! which no rule can tell from an answer: the plugin's `session.error` is the witness.
 //!
-//! Built from the text observed in the real TUI (protocols.md); no layout is needed.
+//! Checked against the real TUI's screens in `fixtures/screens/opencode/`; no layout is needed.
 use super::{Layout, Region::*, Rule, c};
 use crate::core::types::{Activity, Provider};
 
@@ -19,7 +21,7 @@ pub static RULES: &[Rule] = &[
         confidence: 0.95,
         when: &[
             c(LastLines(25), r"△\s+Permission required"),
-            c(LastLines(12), r"Allow once\s+Allow always\s+Reject"),
+            c(LastLines(6), r"Allow once\s+Allow always\s+Reject"),
         ],
     },
     Rule {
@@ -27,7 +29,7 @@ pub static RULES: &[Rule] = &[
         provider: P,
         activity: Activity::WaitingInput,
         confidence: 0.85,
-        when: &[c(LastLines(6), r"↑↓ select\s+enter submit\s+esc dismiss")],
+        when: &[c(LastLines(4), r"↑↓ select\s+enter submit\s+esc dismiss")],
     },
     Rule {
         name: "opencode_retrying",
@@ -36,14 +38,26 @@ pub static RULES: &[Rule] = &[
         confidence: 0.8,
         when: &[c(LastLines(12), r"\[retrying in \d+s attempt #\d+\]")],
     },
+    // The footer under the prompt box: `■■■⬝⬝  esc interrupt   tab agents  ctrl+p commands`.
     Rule {
         name: "opencode_interrupt_footer",
         provider: P,
         activity: Activity::Running,
-        confidence: 0.7,
+        confidence: 0.85,
+        when: &[c(
+            LastLines(2),
+            r"(?m)\besc interrupt\s+tab agents\s+ctrl\+p commands\s*$",
+        )],
+    },
+    // The same footer without `esc interrupt`, under the prompt box's `┃  <agent> · <model>`.
+    Rule {
+        name: "opencode_idle_footer",
+        provider: P,
+        activity: Activity::Idle,
+        confidence: 0.8,
         when: &[
-            c(LastLines(4), r"(?m)\besc interrupt\b"),
-            c(Title, r"^OC \| "),
+            c(LastLines(3), r"(?m)tab agents\s+ctrl\+p commands\s*$"),
+            c(LastLines(6), r"(?m)^\s*┃\s+\S.* · \S"),
         ],
     },
 ];
