@@ -38,7 +38,8 @@ pub static RULES: &[Rule] = &[
         confidence: 0.8,
         when: &[c(LastLines(12), r"\[retrying in \d+s attempt #\d+\]")],
     },
-    // The footer under the prompt box: `■■■⬝⬝  esc interrupt   tab agents  ctrl+p commands`.
+    // The footer under the prompt box: `■■■⬝⬝  esc interrupt   tab agents  ctrl+p commands`
+    // (wide panes add `• OpenCode <version>` after it).
     Rule {
         name: "opencode_interrupt_footer",
         provider: P,
@@ -46,7 +47,7 @@ pub static RULES: &[Rule] = &[
         confidence: 0.85,
         when: &[c(
             LastLines(2),
-            r"(?m)\besc interrupt\s+tab agents\s+ctrl\+p commands\s*$",
+            r"\besc interrupt\s+tab agents\s+ctrl\+p commands",
         )],
     },
     // The same footer without `esc interrupt`, under the prompt box's `┃  <agent> · <model>`.
@@ -56,7 +57,7 @@ pub static RULES: &[Rule] = &[
         activity: Activity::Idle,
         confidence: 0.8,
         when: &[
-            c(LastLines(3), r"(?m)tab agents\s+ctrl\+p commands\s*$"),
+            c(LastLines(3), r"tab agents\s+ctrl\+p commands"),
             c(LastLines(6), r"(?m)^\s*┃\s+\S.* · \S"),
         ],
     },
