@@ -219,6 +219,16 @@ fn gemini_hook_payloads_map_to_states() {
         assert_eq!(s.pane_opt(&pane, "@agtmux_provider"), "gemini");
         assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     }
+    // `explain` names the provider, the winning source and the event that decided.
+    let mut c = std::process::Command::new(BIN);
+    c.args(["explain", "-L", &s.name, &pane]);
+    s.env(&mut c);
+    let out = c.env_remove("TMUX").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("managed gemini error"), "{text}");
+    assert!(text.contains("winner=gemini_hooks"), "{text}");
+    assert!(text.contains("no response text (API error)"), "{text}");
     // Bad input is rejected like any hook's.
     s.hook("gemini", &pane, br#"{"hook_event_name":"BeforeAgent"}"#);
     s.hook(
@@ -374,6 +384,10 @@ fn setup_gemini_merges_hooks_keeps_foreign_ones_and_switches_hooks_on() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(v["hooks"], foreign["hooks"]);
+    // A user who disabled a hook named `agtmux` is told why nothing arrives.
+    std::fs::write(&file, r#"{"hooksConfig":{"disabled":["agtmux"]}}"#).unwrap();
+    let out = setup(Agent::Gemini, &home, false, false);
+    assert!(out.contains("hooksConfig.disabled"), "{out}");
 }
 
 #[test]

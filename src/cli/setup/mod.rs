@@ -444,6 +444,21 @@ pub fn run_with_env(
     }
     report(args, env, cmd.as_deref(), existing.is_some(), &outcome, out)
         .and_then(|()| {
+            // Gemini skips every hook whose name is in `hooksConfig.disabled`.
+            if agent == Agent::Gemini
+                && cmd.is_some()
+                && new_doc
+                    .pointer("/hooksConfig/disabled")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|d| d.iter().any(|n| n.as_str() == Some("agtmux")))
+            {
+                writeln!(
+                    out,
+                    "warning: {} lists \"agtmux\" in hooksConfig.disabled, so Gemini CLI skips \
+                     agtmux's hooks until you remove it",
+                    path.display()
+                )?;
+            }
             // Claude's kill switch silently disables every hook, ours included.
             if agent == Agent::Claude
                 && cmd.is_some()
