@@ -461,3 +461,36 @@ setInterval(() => {{}}, 1 << 30);
         "// my own plugin\n"
     );
 }
+
+#[test]
+fn doctor_checks_gemini_and_opencode_only_where_they_are_used() {
+    let s = Server::start("doctor");
+    let home = s.dir.join("dhome");
+    std::fs::create_dir_all(&home).unwrap();
+    let doctor = || {
+        let mut c = std::process::Command::new(BIN);
+        c.args(["doctor", "-L", &s.name]).env("HOME", &home);
+        s.env(&mut c);
+        let out = c.env_remove("TMUX").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = doctor();
+    assert!(out.contains("tmux"), "{out}");
+    assert!(
+        !out.contains("gemini") && !out.contains("opencode"),
+        "{out}"
+    );
+    std::fs::create_dir_all(home.join(".gemini")).unwrap();
+    std::fs::create_dir_all(home.join(".config/opencode")).unwrap();
+    let out = doctor();
+    assert!(out.contains("warn gemini hooks"), "{out}");
+    assert!(out.contains("warn opencode plugin"), "{out}");
+    setup(Agent::Gemini, &home, false, false);
+    setup(Agent::OpenCode, &home, false, false);
+    let out = doctor();
+    assert!(
+        out.contains("ok   gemini hooks installed (7 events)"),
+        "{out}"
+    );
+    assert!(out.contains("ok   opencode plugin installed"), "{out}");
+}
