@@ -494,3 +494,74 @@ fn doctor_checks_gemini_and_opencode_only_where_they_are_used() {
     );
     assert!(out.contains("ok   opencode plugin installed"), "{out}");
 }
+
+#[test]
+fn the_opencode_plugin_delivers_events_in_order_even_when_a_hook_is_slow() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start("ocorder");
+    let home = s.dir.join("home");
+    // A stand-in `agtmux` that is slow on the first event only.
+    let bin_dir = s.dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let fake = bin_dir.join("agtmux");
+    let got = s.dir.join("got.txt");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nn=$(cat)\ncase \"$n\" in *ses_first*) sleep 0.5;; esac\nprintf '%s\\n' \"$n\" >> '{}'\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = SetupEnv {
+        home: Some(home.clone()),
+        bin: Some(fake.clone()),
+        ..SetupEnv::default()
+    };
+    let a = SetupArgs {
+        agent: Agent::OpenCode,
+        uninstall: false,
+        dry_run: false,
+        bin: None,
+    };
+    run_with_env(&a, &env, &mut Vec::new()).unwrap();
+    let plugin = home.join(".config/opencode/plugins/agtmux.js");
+    let driver = s.dir.join("order.mjs");
+    std::fs::write(
+        &driver,
+        format!(
+            r#"import {{ AgtmuxPlugin }} from "{}";
+const h = await AgtmuxPlugin({{}});
+for (const id of ["ses_first", "ses_2", "ses_3", "ses_4", "ses_5"]) {{
+  await h.event({{ event: {{ type: "session.status", properties: {{ sessionID: id, status: {{ type: "busy" }} }} }} }});
+}}
+// OpenCode keeps running; so does this stand-in, for a while.
+setTimeout(() => {{}}, 3000);
+"#,
+            plugin.display()
+        ),
+    )
+    .unwrap();
+    let st = std::process::Command::new("node")
+        .arg(&driver)
+        .env("TMUX", "/tmp/x,1,0")
+        .env("TMUX_PANE", "%1")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(wait_until(20, || std::fs::read_to_string(&got)
+        .map(|t| t.lines().count() == 5)
+        .unwrap_or(false)));
+    let order: Vec<String> = std::fs::read_to_string(&got)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["session_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(order, ["ses_first", "ses_2", "ses_3", "ses_4", "ses_5"]);
+}
