@@ -39,6 +39,7 @@ fn env_for(t: &Tmp, bin: &str) -> SetupEnv {
         claude_config_dir: None,
         codex_home: None,
         bin: Some(PathBuf::from(bin)),
+        ..SetupEnv::default()
     }
 }
 

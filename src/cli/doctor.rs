@@ -353,6 +353,19 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     let env = SetupEnv::from_process();
     v.push(hooks_check(Agent::Claude, &env));
     v.push(hooks_check(Agent::Codex, &env));
+    // Gemini CLI and OpenCode are checked only where their config dir exists (they are used).
+    let used = |a: Agent, up: usize| {
+        setup::settings_path(a, &env)
+            .ok()
+            .and_then(|p| p.ancestors().nth(up).map(|d| d.is_dir()))
+            .unwrap_or(false)
+    };
+    if used(Agent::Gemini, 1) {
+        v.push(hooks_check(Agent::Gemini, &env));
+    }
+    if used(Agent::OpenCode, 2) {
+        v.push(opencode_check(&env));
+    }
     v
 }
 
@@ -385,6 +398,28 @@ fn install_check(sock: &std::path::Path) -> Option<Check> {
 
 /// Can hooks write the spool? A hook that could not leaves a marker in the runtime dir (read
 /// here, so this works with the daemon down too); the next hook that writes removes it.
+/// OpenCode has no hook settings: agtmux's plugin file must be there (`agtmux setup opencode`).
+fn opencode_check(env: &SetupEnv) -> Check {
+    let Ok(path) = setup::settings_path(Agent::OpenCode, env) else {
+        return bad(Level::Warn, "opencode plugin: no $HOME", "set HOME");
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(t) if t.contains(setup::opencode::MARKER) => {
+            ok(format!("opencode plugin installed ({})", path.display()))
+        }
+        Ok(_) => bad(
+            Level::Warn,
+            format!("opencode plugin: {} is not agtmux's", path.display()),
+            "move it away, then: agtmux setup opencode",
+        ),
+        Err(_) => bad(
+            Level::Warn,
+            format!("opencode plugin: {} does not exist", path.display()),
+            "agtmux setup opencode   (without it, opencode panes are read from the screen only)",
+        ),
+    }
+}
+
 fn hook_spool_check(sp: &crate::paths::ServerPaths) -> Check {
     use crate::sources::spool;
     match spool::read_failure(sp) {

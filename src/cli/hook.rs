@@ -1,4 +1,4 @@
-//! `agtmux hook claude|codex|codex-notify` (C-005/C-004 entry): runs on the agent's critical
+//! `agtmux hook claude|codex|codex-notify|gemini|opencode|generic` (C-005/C-004 entry): runs on the agent's critical
 //! path, so it only wraps stdin in an envelope, appends one spool line and pokes the daemon.
 //!
 //! It never fails the agent: every error is swallowed, the exit code is always 0, and nothing
@@ -13,8 +13,9 @@ use std::os::unix::net::UnixDatagram;
 
 #[derive(clap::Args, Debug)]
 pub struct HookArgs {
-    /// Which agent calls: `claude`, `codex`, or `codex-notify` (Codex's legacy `notify`).
-    #[arg(value_parser = ["claude", "codex", "codex-notify"])]
+    /// Which agent calls: `claude`, `codex`, `codex-notify` (Codex's legacy `notify`),
+    /// `gemini`, `opencode` (agtmux's OpenCode plugin) or `generic` (docs/generic-hook.md).
+    #[arg(value_parser = ["claude", "codex", "codex-notify", "gemini", "opencode", "generic"])]
     pub agent: String,
     /// For `codex-notify`: Codex passes the JSON as the last argument.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]

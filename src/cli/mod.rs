@@ -38,7 +38,7 @@ pub enum Command {
     Daemon(crate::daemon::DaemonArgs),
     /// Called by an agent's hook: record one event (always exits 0, within ms).
     Hook(hook::HookArgs),
-    /// Install or remove agtmux's hooks in Claude Code or Codex settings.
+    /// Install or remove agtmux's hooks for Claude Code, Codex or Gemini CLI, or its OpenCode plugin.
     Setup(setup::SetupArgs),
     /// Classify one screen capture (single snapshot, no hysteresis).
     Classify(classify::ClassifyArgs),

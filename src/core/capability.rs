@@ -134,6 +134,65 @@ pub static REGISTRY: &[ProviderEntry] = &[
             POLLER,
         ],
     },
+    // Gemini CLI hooks run in the gemini process of the pane (`$TMUX_PANE` is right). No hook
+    // carries a title; Esc on an approval dialog fires none (the screen tells).
+    ProviderEntry {
+        provider: Provider::Gemini,
+        process_names: &["gemini"],
+        sources: &[
+            SourceCapability {
+                source: SourceKind::GeminiHooks,
+                rank: 0,
+                activity: true,
+                approval: true,
+                input: true,
+                title: false,
+                binding: true,
+                links: true,
+                turn_end: false,
+            },
+            POLLER,
+        ],
+    },
+    // agtmux's OpenCode plugin runs inside the opencode process of the pane.
+    ProviderEntry {
+        provider: Provider::OpenCode,
+        process_names: &["opencode"],
+        sources: &[
+            SourceCapability {
+                source: SourceKind::OpenCodePlugin,
+                rank: 0,
+                activity: true,
+                approval: true,
+                input: true,
+                title: false,
+                binding: true,
+                links: true,
+                turn_end: false,
+            },
+            POLLER,
+        ],
+    },
+    // Any other agent, through `agtmux hook generic`. No process name identifies it and no
+    // screen rule knows it: only its own hook (run inside its pane) makes a pane managed.
+    ProviderEntry {
+        provider: Provider::Generic,
+        process_names: &[],
+        sources: &[
+            SourceCapability {
+                source: SourceKind::GenericHook,
+                rank: 0,
+                activity: true,
+                approval: true,
+                input: true,
+                title: true,
+                binding: true,
+                links: true,
+                turn_end: false,
+            },
+            POLLER,
+        ],
+    },
 ];
 
 /// The registry entry of a provider.
@@ -196,7 +255,11 @@ mod tests {
                 srcs.windows(2).all(|w| w[0].rank < w[1].rank),
                 "{p}: sorted by rank"
             );
-            assert!(!process_names(*p).is_empty());
+            assert_eq!(
+                process_names(*p).is_empty(),
+                *p == Provider::Generic,
+                "{p}: only the generic provider has no process name"
+            );
         }
     }
 
@@ -215,6 +278,13 @@ mod tests {
             (Provider::Claude, SourceKind::CodexRollout, None),
             (Provider::Claude, SourceKind::CodexAppServer, None),
             (Provider::Claude, SourceKind::CodexHooks, None),
+            (Provider::Claude, SourceKind::GenericHook, None),
+            (Provider::Gemini, SourceKind::GeminiHooks, Some(0)),
+            (Provider::Gemini, SourceKind::ClaudeHooks, None),
+            (Provider::OpenCode, SourceKind::OpenCodePlugin, Some(0)),
+            (Provider::OpenCode, SourceKind::GeminiHooks, None),
+            (Provider::Generic, SourceKind::GenericHook, Some(0)),
+            (Provider::Generic, SourceKind::Poller, Some(9)),
         ];
         for (p, s, want) in table {
             assert_eq!(rank(p, s), want, "{p}/{s}");
@@ -246,6 +316,8 @@ mod tests {
             provider_for_process("/usr/bin/codex"),
             Some(Provider::Codex)
         );
+        assert_eq!(provider_for_process("gemini"), Some(Provider::Gemini));
+        assert_eq!(provider_for_process("opencode"), Some(Provider::OpenCode));
         assert_eq!(provider_for_process("node"), None);
         assert_eq!(provider_for_process("vim"), None);
         assert_eq!(provider_for_process(""), None);

@@ -102,7 +102,13 @@ fn provider_of_program(path: &str) -> Option<Provider> {
     match b {
         "claude" => return Some(Provider::Claude),
         "codex" => return Some(Provider::Codex),
+        "gemini" => return Some(Provider::Gemini),
+        "opencode" => return Some(Provider::OpenCode),
         _ => {}
+    }
+    // Gemini CLI's bin is `bundle/gemini.js`; it relaunches itself with the same script.
+    if path.contains("/@google/gemini-cli/") && (b.ends_with(".js") || b.ends_with(".mjs")) {
+        return Some(Provider::Gemini);
     }
     if path.contains("/@anthropic-ai/claude-code/") && (b.ends_with(".js") || b.ends_with(".mjs")) {
         return Some(Provider::Claude);
@@ -137,6 +143,7 @@ pub fn process_hint(command: &str, tree: &[ProcInfo]) -> Option<(Provider, &'sta
     match basename(cmd) {
         "claude" => return Some((Provider::Claude, "pane_current_command_claude")),
         "codex" => return Some((Provider::Codex, "pane_current_command_codex")),
+        "opencode" => return Some((Provider::OpenCode, "pane_current_command_opencode")),
         _ => {}
     }
     let mut found: Option<(Provider, &'static str)> = None;
@@ -386,6 +393,23 @@ mod tests {
                     "/usr/local/lib/node_modules/@anthropic-ai/claude-code/cli.js",
                 ],
                 Provider::Claude,
+            ),
+            // Gemini CLI (protocols.md): `node …/gemini`, relaunched as a child
+            // `node --max-old-space-size=… …/gemini.js`; OpenCode is one binary.
+            ("node", &["node", "/usr/local/bin/gemini"], Provider::Gemini),
+            (
+                "node",
+                &[
+                    "/usr/bin/node",
+                    "--max-old-space-size=8192",
+                    "/usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js",
+                ],
+                Provider::Gemini,
+            ),
+            (
+                "opencode",
+                &["/home/u/.npm/bin/opencode"],
+                Provider::OpenCode,
             ),
             (
                 "claude",

@@ -88,7 +88,11 @@ fn is_decoration(c: char) -> bool {
 }
 
 /// Default titles that name no session.
-const GENERIC_TITLES: &[&str] = &["claude code", "claude", "codex"];
+const GENERIC_TITLES: &[&str] = &["claude code", "claude", "codex", "gemini", "opencode"];
+
+/// Gemini CLI's status titles (`✦  Working… (dir)`, `◇  Ready (dir)`, `✋  Action Required
+/// (dir)`, decorations already stripped): they say the state, not the session.
+const GEMINI_STATUS_TITLES: &[&str] = &["Working…", "Ready", "✋ Action Required"];
 
 /// The pane title without agent decorations, or `None` when it says nothing about the session
 /// (empty, the host name, a Codex "Action Required" banner, a generic agent name).
@@ -102,6 +106,17 @@ pub fn clean_pane_title(raw: &str, hostname: &str) -> Option<String> {
     {
         return None;
     }
+    if GEMINI_STATUS_TITLES
+        .iter()
+        .any(|g| t == *g || t.strip_prefix(g).is_some_and(|r| r.starts_with(" (")))
+    {
+        return None;
+    }
+    // OpenCode: `OC | <session title>`.
+    let t = match t.strip_prefix("OC | ") {
+        Some(rest) if !rest.trim().is_empty() => rest.trim().to_string(),
+        _ => t,
+    };
     let lower = t.to_lowercase();
     if GENERIC_TITLES.contains(&lower.as_str()) {
         return None;
@@ -254,6 +269,12 @@ mod tests {
             ("⠋", None),
             ("fix   the\nbug", Some("fix the bug")),
             ("[WIP] refactor", Some("[WIP] refactor")),
+            ("✦  Working… (gwork)", None),
+            ("◇  Ready (gwork)", None),
+            ("✋  Action Required (gwork)", None),
+            ("Ready for review", Some("Ready for review")),
+            ("OpenCode", None),
+            ("OC | Fix the build", Some("Fix the build")),
         ];
         for (raw, want) in table {
             assert_eq!(clean_pane_title(raw, host).as_deref(), *want, "{raw:?}");

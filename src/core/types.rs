@@ -25,7 +25,14 @@ macro_rules! str_enum {
 
 str_enum!(
     /// An AI coding agent family. More arrive through the capability registry (C-009).
-    Provider { Claude => "claude", Codex => "codex" }
+    /// `Generic` is any other agent that reports through `agtmux hook generic` (docs/generic-hook.md).
+    Provider {
+        Claude => "claude",
+        Codex => "codex",
+        Gemini => "gemini",
+        OpenCode => "opencode",
+        Generic => "generic",
+    }
 );
 
 str_enum!(
@@ -63,6 +70,9 @@ str_enum!(
         CodexAppServer => "codex_appserver",
         CodexHooks => "codex_hooks",
         CodexRollout => "codex_rollout",
+        GeminiHooks => "gemini_hooks",
+        OpenCodePlugin => "opencode_plugin",
+        GenericHook => "generic_hook",
         Poller => "poller",
     }
 );
@@ -118,7 +128,8 @@ mod tests {
         for a in Activity::ALL {
             assert_eq!(Activity::parse(a.as_str()), Some(*a));
         }
-        assert_eq!(Provider::parse("gemini"), None);
+        assert_eq!(Provider::parse("gemini"), Some(Provider::Gemini));
+        assert_eq!(Provider::parse("aider"), None);
         assert!(AttentionKind::Approval < AttentionKind::Done);
     }
 

@@ -1412,7 +1412,19 @@ impl Runtime {
         let codex_changed = self
             .projection
             .set_health(SourceKind::CodexHooks, codex_hooks);
-        if self.projection.set_health(SourceKind::ClaudeHooks, hh) || codex_changed {
+        // Gemini, OpenCode and generic hooks come through the same spool.
+        let mut others_changed = false;
+        for s in [
+            SourceKind::GeminiHooks,
+            SourceKind::OpenCodePlugin,
+            SourceKind::GenericHook,
+        ] {
+            others_changed |= self.projection.set_health(s, hh);
+        }
+        if self.projection.set_health(SourceKind::ClaudeHooks, hh)
+            || codex_changed
+            || others_changed
+        {
             log::warn!("source_health source=claude_hooks health={hh}");
             self.gateway.record_health(
                 SourceKind::ClaudeHooks,

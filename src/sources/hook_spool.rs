@@ -353,6 +353,11 @@ pub(crate) fn decode_checked(
                 ev
             })
         }
+        "generic" => super::generic_hook::payload_pane(payload).and_then(|own| {
+            super::generic_hook::map_hook(payload, own.or(pane), ts, event_id.clone())
+        }),
+        "gemini" => super::gemini_hooks::map_hook(payload, pane, ts, event_id.clone()),
+        "opencode" => super::opencode_plugin::map_event(payload, pane, ts, event_id.clone()),
         other => Err(format!("unknown_source: {}", truncate(other, 20))),
     };
     let event = match mapped {

@@ -725,7 +725,7 @@ fn unknown_stored_values_are_skipped_in_lists_and_errors_alone() {
     Connection::open(&path)
         .unwrap()
         .execute(
-            "UPDATE pane_state_v2 SET provider = 'gemini' WHERE pane_id = '%1'",
+            "UPDATE pane_state_v2 SET provider = 'aider' WHERE pane_id = '%1'",
             [],
         )
         .unwrap();
@@ -736,7 +736,7 @@ fn unknown_stored_values_are_skipped_in_lists_and_errors_alone() {
     );
     let err = s.pane_state("srv", "%1").unwrap_err();
     assert!(matches!(err, StoreError::Sql { .. }), "{err:?}");
-    assert!(err.to_string().contains("gemini"), "{err}");
+    assert!(err.to_string().contains("aider"), "{err}");
 }
 
 #[test]

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Loopback fake model for the agtmux end-to-end suite (issue 9). Python 3 stdlib only.
 
-Serves two streaming APIs on 127.0.0.1 so the real Claude Code and Codex TUIs run offline:
+Serves four streaming APIs on 127.0.0.1 so the real Claude Code, Codex, Gemini CLI and OpenCode
+TUIs run offline:
   POST .../v1/messages   Anthropic Messages API (SSE when "stream": true, else one JSON body)
   POST .../responses     OpenAI Responses API (SSE)
+  POST ...:streamGenerateContent / :generateContent / :countTokens   Gemini API (issue 22)
+  POST .../chat/completions   OpenAI Chat Completions (SSE), for OpenCode's openai-compatible
+                         provider (issue 22)
 Anything else answers 200 with an empty JSON object, so start-up probes do not fail.
 
 What a turn does is chosen by words in the newest user text (the "directive"):
@@ -135,6 +139,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json(200, {"input_tokens": 10})
             elif path.endswith("/responses"):
                 self.openai(req)
+            elif ":countTokens" in path:
+                self.send_json(200, {"totalTokens": 10})
+            elif ":streamGenerateContent" in path or ":generateContent" in path:
+                self.gemini(req, ":streamGenerateContent" in path)
+            elif path.endswith("/chat/completions"):
+                self.chat(req)
             else:
                 self.send_json(200, {})
         except (BrokenPipeError, ConnectionResetError):
@@ -339,6 +349,102 @@ class Handler(BaseHTTPRequestHandler):
         ev("response.completed", response=dict(resp, status="completed", output=output, usage={
             "input_tokens": 50, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 12,
             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 62}))
+
+    # -- Gemini API (Gemini CLI 0.61) --------------------------------------------------------
+    def gemini(self, req, stream):
+        tools = bool(req.get("tools"))
+        prompt, tool_result = "", False
+        for c in reversed(req.get("contents") or []):
+            if c.get("role") != "user":
+                continue
+            for part in reversed(c.get("parts") or []):
+                if "functionResponse" in part:
+                    tool_result = True
+                    break
+                if "text" in part:
+                    prompt = clean(part["text"])
+                    break
+            break
+        kind, n = directive(prompt) if tools and not tool_result else ("short", 0)
+        log(api="gemini", stream=stream, tools=tools, prompt=prompt[:80], kind=kind, tool_result=tool_result)
+        if kind in ("fail", "fail500"):
+            code = 400 if kind == "fail" else 500
+            return self.send_json(code, {"error": {"code": code, "message": "e2e fake error",
+                                                   "status": "INVALID_ARGUMENT" if code == 400 else "INTERNAL"}})
+        if not tools:
+            # side requests (routing, next speaker): a JSON answer the CLI can parse
+            parts = [{"text": json.dumps({"reasoning": "e2e", "next_speaker": "user", "model_choice": "flash"})}]
+        elif tool_result:
+            time.sleep(AFTER_TOOL)
+            parts = [{"text": "Done: the command ran."}]
+        elif kind in ("tool", "toolesc"):
+            parts = [{"functionCall": {"name": "run_shell_command",
+                                       "args": {"command": "ls /", "description": "list the root"}}}]
+        elif kind == "askq":
+            parts = [{"functionCall": {"name": "ask_user", "args": {"questions": [
+                {"question": "Which database?", "header": "Database", "type": "choice",
+                 "options": [{"label": "sqlite", "description": "file"},
+                             {"label": "postgres", "description": "server"}]}]}}}]
+        else:
+            time.sleep(n if kind == "slow" else 0.3)
+            parts = [{"text": "The answer is finished."}]
+        resp = {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}}
+        if not stream:
+            return self.send_json(200, resp)
+        self.open_stream()
+        self.wfile.write(b"data: " + json.dumps(resp).encode() + b"\r\n\r\n")
+        self.wfile.flush()
+
+    # -- OpenAI Chat Completions (OpenCode 1.18's openai-compatible provider) -----------------
+    def chat(self, req):
+        msgs = req.get("messages") or []
+        last = msgs[-1] if msgs else {}
+        role = last.get("role")
+        content = last.get("content")
+        if isinstance(content, list):
+            content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+        prompt = clean(content or "") if role == "user" else ""
+        tools = bool(req.get("tools"))
+        kind, n = directive(prompt) if tools and role == "user" else ("short", 0)
+        log(api="chat", tools=tools, role=role, prompt=prompt[:80], kind=kind)
+        if kind in ("fail", "fail500"):
+            code = 400 if kind == "fail" else 500
+            return self.send_json(code, {"error": {"message": "e2e fake error", "type": "invalid_request_error"}})
+
+        def chunk(delta, fin=None):
+            return {"id": "chatcmpl-e2e", "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": req.get("model", "m1"), "choices": [{"index": 0, "delta": delta, "finish_reason": fin}]}
+        if not req.get("stream"):
+            return self.send_json(200, {"id": "chatcmpl-e2e", "object": "chat.completion", "created": int(time.time()),
+                                        "model": req.get("model", "m1"), "choices": [{"index": 0, "message": {
+                                            "role": "assistant", "content": "E2E title"}, "finish_reason": "stop"}]})
+        self.open_stream()
+
+        def send(c):
+            self.wfile.write(b"data: " + json.dumps(c).encode() + b"\n\n")
+            self.wfile.flush()
+        if kind in ("tool", "toolesc", "askq"):
+            name, args = ("bash", {"command": "ls /", "description": "List the root"}) if kind != "askq" else (
+                "question", {"questions": [{"question": "Which database?", "header": "Database", "options": [
+                    {"label": "sqlite", "description": "file"}, {"label": "postgres", "description": "server"}]}]})
+            send(chunk({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_" + uuid.uuid4().hex[:8],
+                                                             "type": "function", "function": {
+                                                                 "name": name, "arguments": json.dumps(args)}}]}))
+            send(chunk({}, "tool_calls"))
+        else:
+            if role == "tool":
+                time.sleep(AFTER_TOOL)
+                text = "Done: the command ran."
+            elif not tools:
+                text = "E2E title"
+            else:
+                time.sleep(n if kind == "slow" else 0.3)
+                text = "The answer is finished."
+            send(chunk({"role": "assistant", "content": text}))
+            send(chunk({}, "stop"))
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
 
 def main():

@@ -38,6 +38,8 @@ FMT = "\t".join(["#{@agtmux_state}", "#{@agtmux_evidence}", "#{@agtmux_presence}
 # the managed app-server daemon, which agtmux observes on its control socket); "codex-nd" = the
 # daemon switched off (the app-server runs inside the TUI: agtmux has hooks + screen only).
 CODEX_VARIANTS = {"codex": True, "codex-nd": False}
+# Issue 22: Gemini CLI and OpenCode (full scenario at 120x40 only; no short passes yet).
+MORE_AGENTS = ["gemini", "opencode"]
 API_KEY = "sk-ant-api03-e2e-offline-key-00000000000000000000"
 
 
@@ -93,7 +95,7 @@ class Suite:
             os.makedirs(d, exist_ok=True)
         os.chmod(self.runtime_dir, 0o700)
         self.work = {}
-        for agent in ["claude"] + list(CODEX_VARIANTS):
+        for agent in ["claude"] + list(CODEX_VARIANTS) + MORE_AGENTS:
             self.work[agent] = os.path.join(self.run, "work-" + agent)
             os.makedirs(self.work[agent], exist_ok=True)
         # fake model
@@ -129,8 +131,23 @@ class Suite:
                     'daemon_auto_start = %s\n\n[tui]\nscreen_reader_detection_done = true\n\n'
                     '[tui.model_availability_nux]\n"gpt-6.1-sol" = 4\n\n[notice.model_migrations]\n'
                     '"gpt-5.5" = "gpt-6-sol"\n' % (self.port, self.work[variant], "true" if daemon else "false"))
+        # Gemini CLI (issue 22): API-key auth against the fake, no folder trust, no update check.
+        os.makedirs(os.path.join(self.home, ".gemini"), exist_ok=True)
+        with open(os.path.join(self.home, ".gemini", "settings.json"), "w") as f:
+            json.dump({"security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": False}},
+                       "general": {"enableAutoUpdate": False}}, f, indent=1)
+        # OpenCode (issue 22): an openai-compatible provider on the fake, bash asks for permission;
+        # npm offline, or start-up waits ~70 s trying to install @opencode-ai/plugin.
+        os.makedirs(os.path.join(self.home, ".config", "opencode"), exist_ok=True)
+        with open(os.path.join(self.home, ".config", "opencode", "opencode.json"), "w") as f:
+            json.dump({"provider": {"e2e": {"npm": "@ai-sdk/openai-compatible", "name": "E2E", "options": {
+                "baseURL": "http://127.0.0.1:%d/v1" % self.port, "apiKey": "x"}, "models": {"m1": {"name": "m1"}}}},
+                "model": "e2e/m1", "small_model": "e2e/m1", "permission": {"bash": "ask"}, "autoupdate": False},
+                f, indent=1)
+        with open(os.path.join(self.home, ".npmrc"), "w") as f:
+            f.write("offline=true\n")
         # agtmux hooks, installed the way a user does it
-        for agent in ["claude"] + list(CODEX_VARIANTS):
+        for agent in ["claude"] + list(CODEX_VARIANTS) + MORE_AGENTS:
             r = subprocess.run([self.a.agtmux, "setup", agent.split("-")[0]], capture_output=True, text=True,
                                env=self.env(CODEX_HOME=self.codex_homes.get(agent, self.codex_home)))
             with open(os.path.join(self.logs, "setup-%s.txt" % agent), "w") as f:
@@ -232,6 +249,10 @@ class Suite:
             extra = ("ANTHROPIC_BASE_URL=http://127.0.0.1:%d ANTHROPIC_API_KEY=%s DISABLE_TELEMETRY=1 "
                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_ERROR_REPORTING=1 "
                      "CLAUDE_CODE_MAX_RETRIES=2" % (self.port, API_KEY))
+        elif agent == "gemini":
+            extra = "GEMINI_API_KEY=e2e-dummy GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:%d" % self.port
+        elif agent == "opencode":
+            extra = "OPENCODE_DISABLE_MODELS_FETCH=1 OPENCODE_DISABLE_AUTOUPDATE=1"
         else:
             extra = "E2E_OPENAI_KEY=dummy CODEX_HOME=%s" % self.codex_homes[agent]
         self.tmux("new-session", "-d", "-s", session, "-x", str(cols), "-y", str(rows),
@@ -260,7 +281,7 @@ class Suite:
         with open(os.path.join(self.caps, "labels.tsv"), "a") as f:
             # fixtures/screens labels.tsv format; the activity is what the step expected (review it)
             f.write("%s.txt\t%d\t%d\t%s\tmanaged\t%s\t%s\treal e2e capture\n"
-                    % (label, size[0], size[1], meta, "codex" if label.startswith("codex") else "claude",
+                    % (label, size[0], size[1], meta, label.split("_")[0].replace("codexnd", "codex"),
                        expect_activity))
 
 
@@ -732,6 +753,84 @@ def parallel(*fns):
     return out, errs
 
 
+# -- Gemini CLI 0.61 (issue 22) ---------------------------------------------------------------------
+G_RUN = r"esc to cancel, \d+s\)"
+G_IDLE = r"Type your message or @path/to/file"
+
+
+def gemini_idle_after(a, marker):
+    rx = re.compile(marker, re.M)
+    return lambda t: bool(rx.search(since_prompt(a, t))) and not re.search(G_RUN, t)
+
+
+def gemini_full(s, size, cap):
+    a = Agent(s, "gemini", size)
+    G = "gemini_%s_" % a.label
+    a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "gemini"}, G_IDLE,
+           lambda: a.send("gemini"), timeout=60, capture=cap and G + "01_idle")
+    a.step("prompt -> running", {"state": "running"}, G_RUN, lambda: a.send("please answer slow6"))
+    a.step("finish -> idle", {"state": "idle"}, gemini_idle_after(a, r"finished\."), timeout=20)
+    a.step("tool call -> waiting_approval", {"state": "waiting_approval"}, r"Allow execution of",
+           lambda: a.send("please use the tool"), capture=cap and G + "02_approval")
+    a.step("approve -> idle after the tool", {"state": "idle"}, gemini_idle_after(a, r"Done: the command ran"),
+           lambda: a.key("Enter"), timeout=20)
+    a.step("tool call again -> waiting_approval", {"state": "waiting_approval"}, r"Allow execution of",
+           lambda: a.send("tool again please"))
+    a.step("deny (Esc, no hook) -> idle", {"state": "idle"}, r"Request cancelled", lambda: a.key("Escape"),
+           grace=GRACE + 4)
+    a.step("ask_user -> waiting_input", {"state": "waiting_input"}, r"Answer Questions",
+           lambda: a.send("please askq"), capture=cap and G + "03_question")
+    a.step("answer -> idle", {"state": "idle"}, gemini_idle_after(a, r"Done: the command ran"),
+           lambda: a.key("Enter"), timeout=20)
+    a.step("API error 400 -> error", {"state": "error"}, r"API Error", lambda: a.send("please fail"),
+           capture=cap and G + "04_error")
+    return a
+
+
+def gemini_exit(a):
+    a.key("C-u")
+    if not a.step("/quit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/quit"), timeout=20, grace=15):
+        late_unmanaged(a, 15)
+
+
+# -- OpenCode 1.18 (issue 22) ------------------------------------------------------------------------
+O_RUN = r"esc interrupt"
+O_IDLE = r"tab agents\s+ctrl\+p commands"
+
+
+def opencode_idle_after(a, marker):
+    rx = re.compile(marker, re.M)
+    return lambda t: bool(rx.search(since_prompt(a, t))) and O_RUN not in t
+
+
+def opencode_full(s, size, cap):
+    a = Agent(s, "opencode", size)
+    O = "opencode_%s_" % a.label
+    a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "opencode"}, O_IDLE,
+           lambda: a.send("opencode"), timeout=90, capture=cap and O + "01_idle")
+    a.step("prompt -> running", {"state": "running"}, O_RUN, lambda: a.send("please answer slow6"))
+    a.step("finish -> idle", {"state": "idle"}, opencode_idle_after(a, r"finished\."), timeout=20)
+    a.step("bash -> waiting_approval", {"state": "waiting_approval"}, r"Permission required",
+           lambda: a.send("please use the tool"), capture=cap and O + "02_approval")
+    a.step("allow once -> idle after the tool", {"state": "idle"}, opencode_idle_after(a, r"Done: the command ran"),
+           lambda: a.key("Enter"), timeout=20)
+    a.step("bash again -> waiting_approval", {"state": "waiting_approval"}, r"Permission required",
+           lambda: a.send("tool again please"))
+    a.step("reject (Esc) -> idle", {"state": "idle"}, lambda t: "Permission required" not in t and O_RUN not in t,
+           lambda: a.key("Escape"))
+    a.step("question -> waiting_input", {"state": "waiting_input"}, r"enter submit",
+           lambda: a.send("please askq"), capture=cap and O + "03_question")
+    a.step("answer -> idle", {"state": "idle"}, opencode_idle_after(a, r"Done: the command ran"),
+           lambda: a.key("Enter"), timeout=20)
+    a.step("API error 400 -> error", {"state": "error"}, r"e2e fake error", lambda: a.send("please fail"))
+    return a
+
+
+def opencode_exit(a):
+    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
+        late_unmanaged(a, 15)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agtmux", required=True)
@@ -739,7 +838,7 @@ def main():
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--server", help="tmux -L name (default agtmux-e2e-<pid>)")
     ap.add_argument("--claude-version", default="2.1.197")
-    ap.add_argument("--only", help="comma list of agents: claude,codex,codex-nd (default all)")
+    ap.add_argument("--only", help="comma list of agents: claude,codex,codex-nd,gemini,opencode (default all)")
     ap.add_argument("--sizes", default="80x24,200x50", help="extra sizes for the short pass ('' = none)")
     ap.add_argument("--captures", action="store_true", help="save labelled captures under RUN/captures")
     ap.add_argument("--verbose", action="store_true")
@@ -750,13 +849,17 @@ def main():
     t_start = now()
     try:
         s.setup()
-        only = set((a.only or "claude,codex,codex-nd").split(","))
+        only = set((a.only or "claude,codex,codex-nd,gemini,opencode").split(","))
         agents = [x for x in ["claude"] + list(CODEX_VARIANTS) if x in only]
-        full = dict({"claude": claude_full}, **{v: lambda s, sz, cap, v=v: codex_full(s, sz, cap, v)
-                                                for v in CODEX_VARIANTS})
-        out, errs = parallel(*[lambda x=x: full[x](s, (120, 40), a.captures) for x in agents])
+        more = [x for x in MORE_AGENTS if x in only]
+        full = dict({"claude": claude_full, "gemini": gemini_full, "opencode": opencode_full},
+                    **{v: lambda s, sz, cap, v=v: codex_full(s, sz, cap, v) for v in CODEX_VARIANTS})
+        out, errs = parallel(*[lambda x=x: full[x](s, (120, 40), a.captures) for x in agents + more])
         errors += errs
-        live = [x for x in out if x is not None]
+        extra = [x for x in out if x is not None and x.agent in MORE_AGENTS]
+        for x in extra:
+            (gemini_exit if x.agent == "gemini" else opencode_exit)(x)
+        live = [x for x in out if x is not None and x.agent not in MORE_AGENTS]
         daemon_restart(s, live)
         for x in live:
             if x.agent == "codex":

@@ -74,7 +74,16 @@ fn type_name(v: &Value) -> &'static str {
 
 /// The handler object agtmux installs for `agent` running `cmd`.
 pub fn desired_handler(agent: Agent, cmd: &str) -> Value {
-    json!({"type": "command", "command": cmd, "timeout": agent.timeout_secs()})
+    match agent {
+        // Gemini CLI names each hook and counts its timeout in milliseconds.
+        Agent::Gemini => json!({
+            "name": "agtmux",
+            "type": "command",
+            "command": cmd,
+            "timeout": agent.timeout_secs() * 1000
+        }),
+        _ => json!({"type": "command", "command": cmd, "timeout": agent.timeout_secs()}),
+    }
 }
 
 /// A new matcher group holding only our handler, in the agent's native shape.

@@ -14,6 +14,7 @@
 //! edited (its single `notify` slot may be the user's); we only print a hint.
 pub mod fsio;
 pub mod json_merge;
+pub mod opencode;
 
 pub use json_merge::{Changes, MergeError, install, is_ours_command, uninstall};
 
@@ -28,6 +29,11 @@ pub enum Agent {
     Claude,
     /// Codex CLI: `hooks.json`.
     Codex,
+    /// Gemini CLI: `~/.gemini/settings.json` hooks (and `hooksConfig.enabled`).
+    Gemini,
+    /// OpenCode: a plugin file in `~/.config/opencode/plugins/`.
+    #[value(name = "opencode")]
+    OpenCode,
 }
 
 /// Claude Code hook events agtmux listens to (protocols.md, Claude Code hooks).
@@ -64,14 +70,18 @@ impl Agent {
         match self {
             Agent::Claude => "claude",
             Agent::Codex => "codex",
+            Agent::Gemini => "gemini",
+            Agent::OpenCode => "opencode",
         }
     }
 
-    /// The events installed for this agent.
+    /// The events installed for this agent (OpenCode's plugin forwards its own set).
     pub fn events(self) -> &'static [&'static str] {
         match self {
             Agent::Claude => CLAUDE_EVENTS,
             Agent::Codex => CODEX_EVENTS,
+            Agent::Gemini => crate::sources::gemini_hooks::EVENTS,
+            Agent::OpenCode => &[],
         }
     }
 
@@ -80,21 +90,22 @@ impl Agent {
     /// start when a larger value is set, so Codex gets 3 everywhere.
     pub fn timeout_secs(self) -> u64 {
         match self {
-            Agent::Claude => 5,
+            Agent::Claude | Agent::Gemini | Agent::OpenCode => 5,
             Agent::Codex => 3,
         }
     }
 
-    /// Claude groups carry `"matcher": ""`; Codex's hooks.json groups carry none.
+    /// Claude and Gemini groups carry `"matcher": ""` (all tools); Codex's carry none.
     pub fn uses_matcher(self) -> bool {
-        matches!(self, Agent::Claude)
+        matches!(self, Agent::Claude | Agent::Gemini)
     }
 
     /// File name inside the agent's config dir.
     pub fn file_name(self) -> &'static str {
         match self {
-            Agent::Claude => "settings.json",
+            Agent::Claude | Agent::Gemini => "settings.json",
             Agent::Codex => "hooks.json",
+            Agent::OpenCode => opencode::PLUGIN_FILE,
         }
     }
 }
@@ -127,6 +138,10 @@ pub struct SetupEnv {
     pub codex_home: Option<PathBuf>,
     /// `$AGTMUX_BIN`: the binary the hooks should run, instead of the running one.
     pub bin: Option<PathBuf>,
+    /// `$GEMINI_CLI_HOME`: Gemini CLI's home (its settings live in `.gemini/` under it).
+    pub gemini_cli_home: Option<PathBuf>,
+    /// `$XDG_CONFIG_HOME`: where OpenCode's config dir lives.
+    pub xdg_config_home: Option<PathBuf>,
 }
 
 impl SetupEnv {
@@ -142,6 +157,8 @@ impl SetupEnv {
             claude_config_dir: var("CLAUDE_CONFIG_DIR"),
             codex_home: var("CODEX_HOME"),
             bin: var("AGTMUX_BIN"),
+            gemini_cli_home: var("GEMINI_CLI_HOME"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
         }
     }
 }
@@ -194,6 +211,10 @@ pub enum SetupError {
         path: PathBuf,
         source: io::Error,
     },
+    /// The file is not agtmux's (the OpenCode plugin path holds someone else's file).
+    Foreign {
+        path: PathBuf,
+    },
     /// Writing the report to the output failed.
     Output(io::Error),
 }
@@ -205,6 +226,8 @@ impl fmt::Display for SetupError {
                 let var = match agent {
                     Agent::Claude => "CLAUDE_CONFIG_DIR",
                     Agent::Codex => "CODEX_HOME",
+                    Agent::Gemini => "GEMINI_CLI_HOME",
+                    Agent::OpenCode => "XDG_CONFIG_HOME",
                 };
                 write!(
                     f,
@@ -249,6 +272,12 @@ impl fmt::Display for SetupError {
             SetupError::Write { path, source } => {
                 write!(f, "cannot write {}: {source}", path.display())
             }
+            SetupError::Foreign { path } => write!(
+                f,
+                "{} exists and was not written by agtmux setup; move it away and run setup \
+                 again; it was not changed",
+                path.display()
+            ),
             SetupError::Output(e) => write!(f, "cannot write output: {e}"),
         }
     }
@@ -272,6 +301,26 @@ pub fn settings_path(agent: Agent, env: &SetupEnv) -> Result<PathBuf, SetupError
     let (var, home_sub) = match agent {
         Agent::Claude => (&env.claude_config_dir, ".claude"),
         Agent::Codex => (&env.codex_home, ".codex"),
+        // Gemini CLI reads `$GEMINI_CLI_HOME/.gemini/settings.json` (default HOME).
+        Agent::Gemini => {
+            let home = env.gemini_cli_home.as_ref().or(env.home.as_ref());
+            return match home {
+                Some(h) => Ok(h.join(".gemini").join(agent.file_name())),
+                None => Err(SetupError::NoHome { agent }),
+            };
+        }
+        // OpenCode loads plugins from `$XDG_CONFIG_HOME/opencode/plugins` (default ~/.config).
+        Agent::OpenCode => {
+            let base = match (&env.xdg_config_home, &env.home) {
+                (Some(x), _) => x.clone(),
+                (None, Some(h)) => h.join(".config"),
+                (None, None) => return Err(SetupError::NoHome { agent }),
+            };
+            return Ok(base
+                .join("opencode")
+                .join("plugins")
+                .join(agent.file_name()));
+        }
     };
     let dir = match (var, &env.home) {
         (Some(d), _) => d.clone(),
@@ -336,7 +385,7 @@ pub fn run(args: &SetupArgs, out: &mut dyn io::Write) -> Result<(), SetupError> 
     run_with_env(args, &SetupEnv::from_process(), out).map(|_| ())
 }
 
-fn now_epoch_secs() -> u64 {
+pub(crate) fn now_epoch_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -350,6 +399,9 @@ pub fn run_with_env(
     out: &mut dyn io::Write,
 ) -> Result<Outcome, SetupError> {
     let agent = args.agent;
+    if agent == Agent::OpenCode {
+        return opencode::run(args, env, out);
+    }
     let path = fsio::resolve_target(&settings_path(agent, env)?)?;
     let cmd = if args.uninstall {
         None
@@ -368,10 +420,13 @@ pub fn run_with_env(
         path: path.clone(),
         source,
     };
-    let (new_doc, changes) = match &cmd {
+    let (mut new_doc, mut changes) = match &cmd {
         Some(cmd) => install(doc, agent, cmd, agent.events()).map_err(shape)?,
         None => uninstall(doc, agent).map_err(shape)?,
     };
+    if agent == Agent::Gemini && cmd.is_some() && gemini_enable_hooks(&mut new_doc) {
+        changes.added.push("hooksConfig.enabled=true".into());
+    }
     let mut outcome = Outcome {
         path: path.clone(),
         changes,
@@ -389,6 +444,21 @@ pub fn run_with_env(
     }
     report(args, env, cmd.as_deref(), existing.is_some(), &outcome, out)
         .and_then(|()| {
+            // Gemini skips every hook whose name is in `hooksConfig.disabled`.
+            if agent == Agent::Gemini
+                && cmd.is_some()
+                && new_doc
+                    .pointer("/hooksConfig/disabled")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|d| d.iter().any(|n| n.as_str() == Some("agtmux")))
+            {
+                writeln!(
+                    out,
+                    "warning: {} lists \"agtmux\" in hooksConfig.disabled, so Gemini CLI skips \
+                     agtmux's hooks until you remove it",
+                    path.display()
+                )?;
+            }
             // Claude's kill switch silently disables every hook, ours included.
             if agent == Agent::Claude
                 && cmd.is_some()
@@ -405,6 +475,26 @@ pub fn run_with_env(
         })
         .map_err(SetupError::Output)?;
     Ok(outcome)
+}
+
+/// Gemini CLI runs hooks only while `hooksConfig.enabled` is true (the default in 0.61, but a
+/// user may have switched it off). Sets it when it is absent or not `true`; true if changed.
+/// A `hooksConfig` that is not an object is left alone (never guessed over).
+fn gemini_enable_hooks(doc: &mut serde_json::Value) -> bool {
+    let Some(root) = doc.as_object_mut() else {
+        return false;
+    };
+    let cfg = root
+        .entry("hooksConfig")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(cfg) = cfg.as_object_mut() else {
+        return false;
+    };
+    if cfg.get("enabled") == Some(&serde_json::Value::Bool(true)) {
+        return false;
+    }
+    cfg.insert("enabled".into(), serde_json::Value::Bool(true));
+    true
 }
 
 fn list(events: &[String]) -> String {

@@ -15,6 +15,8 @@ use crate::core::types::{Activity, Provider};
 
 pub mod claude;
 pub mod codex;
+pub mod gemini;
+pub mod opencode;
 
 /// A part of the screen a condition looks at. Lines are ANSI-stripped, right-trimmed, with
 /// non-breaking spaces turned into plain spaces.
@@ -82,6 +84,10 @@ pub fn rules_for(provider: Provider) -> &'static [Rule] {
     match provider {
         Provider::Claude => claude::RULES,
         Provider::Codex => codex::RULES,
+        Provider::Gemini => gemini::RULES,
+        Provider::OpenCode => opencode::RULES,
+        // Nothing on screen identifies an agent agtmux has no adapter for.
+        Provider::Generic => &[],
     }
 }
 
@@ -106,6 +112,13 @@ pub fn layout_for(provider: Provider, lines: &[String]) -> Layout {
     match provider {
         Provider::Claude => claude::layout(lines),
         Provider::Codex => codex::layout(lines),
+        Provider::Gemini => gemini::layout(lines),
+        Provider::OpenCode => opencode::layout(lines),
+        Provider::Generic => Layout {
+            box_top: lines.len(),
+            footer_start: lines.len(),
+            ..Layout::default()
+        },
     }
 }
 
@@ -133,7 +146,7 @@ mod tests {
     fn every_pattern_compiles_and_rules_are_well_formed() {
         for p in Provider::ALL {
             let rules = rules_for(*p);
-            assert!(!rules.is_empty());
+            assert_eq!(rules.is_empty(), *p == Provider::Generic, "{p}");
             for r in rules {
                 assert_eq!(r.provider, *p, "{} listed under the wrong provider", r.name);
                 assert!(!r.when.is_empty(), "{} has no condition", r.name);

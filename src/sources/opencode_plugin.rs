@@ -1,0 +1,134 @@
+//! OpenCode (`agtmux hook opencode`): maps one event forwarded by agtmux's OpenCode plugin
+//! (`agtmux setup opencode`, see `cli::setup::opencode`) to a normalized event.
+//!
+//! WHY a plugin and not OpenCode's HTTP event stream: the TUI opens no TCP listener unless it
+//! is started with `--port`, so a monitor cannot count on `GET /event`; a plugin runs inside
+//! the opencode process of the pane (its `$TMUX_PANE` and process lineage are right) and sees
+//! every bus event (protocols.md "OpenCode 1.18.33").
+//!
+//! The plugin sends a small flat object, not OpenCode's whole event (a permission's metadata
+//! can hold a whole diff):
+//! `{"event":"session.status","session_id":"ses_…","status":"busy"|"idle"|"retry",
+//!   "permission":"bash","reply":"once"|"always"|"reject","error":"APIError","after_error":true}`.
+//! Event names and property shapes were read from opencode 1.18.33's bundled code:
+//! `session.status {sessionID, status:{type}}`, `permission.asked {id, sessionID, permission}`,
+//! `permission.replied {sessionID, requestID, reply}`, `question.asked {id, sessionID}`,
+//! `question.replied|question.rejected {sessionID, requestID}`, `session.idle {sessionID}`,
+//! `session.error {sessionID?, error:{name, data}}`.
+//! An error is followed by an idle status; the plugin marks that idle `after_error` so the
+//! error stays the pane's state until the next turn. An Esc interrupt ends the turn with
+//! `MessageAbortedError`, which is not an error for the user.
+use crate::core::event::{NormalizedEvent, Signal, check_session_key};
+use crate::core::types::{Activity, Millis, Provider, SourceKind, valid_pane_id};
+use serde_json::Value;
+
+/// Map one forwarded event. `Err` is the reject reason.
+pub fn map_event(
+    payload: &Value,
+    pane: Option<&str>,
+    ts: Millis,
+    event_id: String,
+) -> Result<NormalizedEvent, String> {
+    let obj = payload
+        .as_object()
+        .ok_or("schema: payload is not a JSON object")?;
+    let s = |k: &str| obj.get(k).and_then(Value::as_str);
+    let name = s("event").ok_or("schema: missing event")?;
+    if name.len() > 100 {
+        return Err("schema: event name too long".into());
+    }
+    let session = check_session_key(s("session_id"), "session_id")?;
+    let after_error = obj.get("after_error") == Some(&Value::Bool(true));
+    let act = Signal::Activity;
+    let idle = if after_error {
+        (Signal::Ignore, Some("idle after the error".to_string()))
+    } else {
+        (act(Activity::Idle), None)
+    };
+    let (signal, detail): (Signal, Option<String>) = match name {
+        "session.status" => match s("status") {
+            Some("busy") => (act(Activity::Running), None),
+            Some("retry") => (act(Activity::Running), Some("retrying".into())),
+            Some("idle") => idle,
+            other => (
+                Signal::Ignore,
+                Some(format!("status {}", other.unwrap_or("?"))),
+            ),
+        },
+        "session.idle" => idle,
+        "permission.asked" => (
+            act(Activity::WaitingApproval),
+            s("permission").map(str::to_string),
+        ),
+        "permission.replied" => match s("reply") {
+            Some("reject") => (act(Activity::Idle), Some("rejected".into())),
+            r => (act(Activity::Running), r.map(str::to_string)),
+        },
+        "question.asked" => (act(Activity::WaitingInput), None),
+        "question.replied" | "question.rejected" => (act(Activity::Running), None),
+        "session.error" => match s("error") {
+            Some("MessageAbortedError") => (act(Activity::Idle), Some("interrupted".into())),
+            e => (act(Activity::Error), e.map(str::to_string)),
+        },
+        other => (Signal::Ignore, Some(format!("unmapped event {other}"))),
+    };
+    Ok(NormalizedEvent {
+        event_id,
+        source: SourceKind::OpenCodePlugin,
+        provider: Provider::OpenCode,
+        pane_id: pane.filter(|p| valid_pane_id(p)).map(str::to_string),
+        session_key: Some(session.to_string()),
+        turn_id: None,
+        name: name.to_string(),
+        signal,
+        title: s("title")
+            .filter(|t| t.len() <= 256 && !t.chars().any(char::is_control))
+            .map(str::to_string),
+        cwd: None,
+        detail,
+        ts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sig(p: Value) -> Signal {
+        map_event(&p, Some("%1"), 0, "e".into()).unwrap().signal
+    }
+
+    #[test]
+    fn maps_status_permission_question_and_error() {
+        let a = Signal::Activity;
+        let ev = |e: &str| json!({"event":e,"session_id":"ses_1"});
+        let st = |t: &str| json!({"event":"session.status","session_id":"ses_1","status":t});
+        assert_eq!(sig(st("busy")), a(Activity::Running));
+        assert_eq!(sig(st("retry")), a(Activity::Running));
+        assert_eq!(sig(st("idle")), a(Activity::Idle));
+        assert_eq!(sig(ev("session.idle")), a(Activity::Idle));
+        assert_eq!(sig(ev("permission.asked")), a(Activity::WaitingApproval));
+        let r = |x: &str| json!({"event":"permission.replied","session_id":"s","reply":x});
+        assert_eq!(sig(r("once")), a(Activity::Running));
+        assert_eq!(sig(r("always")), a(Activity::Running));
+        assert_eq!(sig(r("reject")), a(Activity::Idle));
+        assert_eq!(sig(ev("question.asked")), a(Activity::WaitingInput));
+        assert_eq!(sig(ev("question.replied")), a(Activity::Running));
+        let err = |n: &str| json!({"event":"session.error","session_id":"s","error":n});
+        assert_eq!(sig(err("APIError")), a(Activity::Error));
+        assert_eq!(sig(err("MessageAbortedError")), a(Activity::Idle));
+        let mut i = st("idle");
+        i["after_error"] = json!(true);
+        assert_eq!(sig(i), Signal::Ignore);
+        assert_eq!(sig(ev("message.updated")), Signal::Ignore);
+    }
+
+    #[test]
+    fn bad_payloads_are_rejected_with_reasons() {
+        let e = |v: Value| map_event(&v, None, 0, "e".into()).unwrap_err();
+        assert!(e(json!(1)).contains("not a JSON object"));
+        assert!(e(json!({"session_id":"s"})).contains("missing event"));
+        assert!(e(json!({"event":"session.idle"})).contains("missing session_id"));
+    }
+}
