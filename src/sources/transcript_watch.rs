@@ -296,8 +296,11 @@ pub struct TranscriptWatch {
 /// `AGTMUX_TEST_PANIC_ON=<marker>` (at least 8 bytes), read once when the source starts: a
 /// transcript line holding the marker panics, so tests can show that a panic in a source is
 /// logged with its location and the daemon comes back. Only whoever starts the daemon sets its
-/// environment; without it no input can reach this.
+/// environment; without it no input can reach this. A release build ignores it.
 fn test_panic_marker() -> Option<Vec<u8>> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
     std::env::var("AGTMUX_TEST_PANIC_ON")
         .ok()
         .filter(|m| m.len() >= 8)
