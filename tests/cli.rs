@@ -115,7 +115,8 @@ fn doctor_without_codex_warns_without_contradiction_and_exits_0_on_warnings_only
         text.contains("FAIL no agtmux daemon runs for this tmux server"),
         "{text}"
     );
-    assert!(text.contains(&format!("setsid {BIN} daemon -S ")), "{text}");
+    assert!(text.contains(&format!("fix: {BIN} daemon -S ")), "{text}");
+    assert!(text.contains(" --detach "), "{text}");
 }
 
 #[test]
