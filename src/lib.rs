@@ -9,8 +9,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod gateway;
 pub mod paths;
-/// Moved to the platform layer; the old path stays for callers.
-pub use sys::peercred;
+pub mod projection;
 pub mod sources;
 pub mod store;
 pub mod supervisor;

@@ -68,7 +68,7 @@ impl fmt::Display for ClientError {
                 "refusing the daemon at {}: it runs as uid {uid}, not as you (uid {}); another \
                  user may have created that directory first (see `agtmux doctor`)",
                 p.display(),
-                crate::peercred::runtime_uid()
+                crate::sys::peercred::runtime_uid()
             ),
         }
     }
@@ -111,8 +111,8 @@ impl Conn {
         // Trust only a daemon of our own uid (or root, who could read our files anyway).
         {
             use std::os::fd::AsRawFd;
-            let me = crate::peercred::runtime_uid();
-            match crate::peercred::peer_cred(s.as_raw_fd()) {
+            let me = crate::sys::peercred::runtime_uid();
+            match crate::sys::peercred::peer_cred(s.as_raw_fd()) {
                 Ok(c) if c.uid == me || c.uid == 0 => {}
                 Ok(c) => return Err(ClientError::Untrusted(path, c.uid)),
                 Err(e) => return Err(ClientError::Io(e)),

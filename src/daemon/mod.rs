@@ -11,11 +11,8 @@ pub mod handover;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod ops;
-pub use crate::sys::procs;
-pub mod projection;
 pub mod publish;
 pub mod runtime;
-pub mod serial;
 pub mod snapshot;
 pub mod supervise;
 
