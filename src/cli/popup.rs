@@ -61,6 +61,75 @@ pub enum Key {
     Char(char),
 }
 
+/// How long an input that ends inside an escape sequence (or a UTF-8 character) waits for the
+/// rest before it is taken as it is: a lone Esc is a key press.
+const ESC_WAIT_MS: i32 = 50;
+
+/// Decodes keys across reads: a sequence split between two reads (`ESC` then `[B`) is held
+/// until its rest arrives, instead of being taken as Esc (which closed the popup).
+#[derive(Debug, Default)]
+pub struct KeyDecoder {
+    pending: Vec<u8>,
+    /// When the held tail arrived.
+    since: Option<std::time::Instant>,
+}
+
+impl KeyDecoder {
+    /// The keys the bytes read so far complete; an unfinished tail is kept for the next read.
+    pub fn feed(&mut self, b: &[u8]) -> Vec<Key> {
+        self.pending.extend_from_slice(b);
+        let rest = self.pending.split_off(incomplete_tail(&self.pending));
+        let keys = decode_keys(&self.pending);
+        self.since = (!rest.is_empty()).then(std::time::Instant::now);
+        self.pending = rest;
+        keys
+    }
+
+    /// Nothing more came within [`ESC_WAIT_MS`]: decode what is held as it is.
+    pub fn flush(&mut self) -> Vec<Key> {
+        let keys = decode_keys(&self.pending);
+        self.pending.clear();
+        self.since = None;
+        keys
+    }
+
+    /// An unfinished sequence is held.
+    pub fn waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// What is held has waited [`ESC_WAIT_MS`] for its rest.
+    fn due(&self) -> bool {
+        self.since
+            .is_some_and(|t| t.elapsed().as_millis() >= ESC_WAIT_MS as u128)
+    }
+}
+
+/// Where an unfinished tail of `b` starts (`b.len()` when there is none): an Esc, `ESC [`/`ESC O`,
+/// a CSI without its final byte yet, or a cut UTF-8 character. A long unfinished CSI is not held.
+fn incomplete_tail(b: &[u8]) -> usize {
+    if let Some(p) = b.iter().rposition(|&c| c == 0x1b) {
+        let t = &b[p..];
+        let unfinished = match t {
+            [_] | [_, b'[' | b'O'] => true,
+            [_, b'[', params @ ..] => {
+                t.len() <= 16
+                    && params
+                        .iter()
+                        .all(|c| !c.is_ascii_alphabetic() && *c != b'~')
+            }
+            _ => false,
+        };
+        if unfinished {
+            return p;
+        }
+    }
+    match std::str::from_utf8(b) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => b.len(),
+    }
+}
+
 /// Decode a burst of input bytes into keys.
 pub fn decode_keys(b: &[u8]) -> Vec<Key> {
     let mut out = Vec::new();
@@ -422,6 +491,7 @@ pub fn run(args: &PopupArgs) -> i32 {
     let mut out = io::stdout().lock();
     let _ = out.write_all(b"\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J");
     let mut inbuf = Vec::new();
+    let mut keys = KeyDecoder::default();
     let mut scroll = 0usize;
     let mut action = Action::None;
     // Wait briefly for the snapshot so the first frame already has the list.
@@ -445,8 +515,9 @@ pub fn run(args: &PopupArgs) -> i32 {
         if let Some(s) = &sock {
             want.push(s.as_raw_fd());
         }
-        // The timeout redraws ages and picks up resizes.
-        let fds = match crate::sys::fd::poll_readable(&want, 1000) {
+        // The timeout redraws ages and picks up resizes; a held escape waits a moment only.
+        let wait = if keys.waiting() { ESC_WAIT_MS } else { 1000 };
+        let fds = match crate::sys::fd::poll_readable(&want, wait) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
@@ -464,13 +535,20 @@ pub fn run(args: &PopupArgs) -> i32 {
         if fds[0].closed && !fds[0].readable {
             break;
         }
-        if fds[0].readable {
+        let pressed = if fds[0].readable {
             let mut b = [0u8; 256];
             let r = match crate::sys::fd::read(fd, &mut b) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            for k in decode_keys(&b[..r]) {
+            keys.feed(&b[..r])
+        } else if keys.due() {
+            keys.flush()
+        } else {
+            Vec::new()
+        };
+        if !pressed.is_empty() {
+            for k in pressed {
                 match popup.key(k) {
                     Action::None => {}
                     a => {
@@ -579,5 +657,40 @@ mod tests {
                 Key::Esc
             ]
         );
+    }
+
+    /// An arrow key whose bytes arrive in two reads is one Down, not Esc (which closed the
+    /// popup); a cut UTF-8 character is one character. A lone Esc is Esc once nothing follows.
+    #[test]
+    fn a_sequence_split_across_reads_is_one_key() {
+        // The stateless decoder alone cannot tell: the first half reads as Esc.
+        assert_eq!(decode_keys(b"\x1b"), vec![Key::Esc]);
+        for (a, b) in [
+            (&b"\x1b"[..], &b"[B"[..]),
+            (b"\x1b[", b"B"),
+            (b"j\x1b", b"OB"),
+            (b"\x1bO", b"B"),
+        ] {
+            let mut d = KeyDecoder::default();
+            let mut got = d.feed(a);
+            assert!(d.waiting(), "{a:?} is held");
+            got.extend(d.feed(b));
+            assert!(!d.waiting());
+            assert_eq!(got.last(), Some(&Key::Down), "{a:?} + {b:?}");
+            assert!(!got.contains(&Key::Esc), "{a:?} + {b:?}: {got:?}");
+        }
+        let mut d = KeyDecoder::default();
+        let e = "é".as_bytes();
+        assert!(d.feed(&e[..1]).is_empty());
+        assert_eq!(d.feed(&e[1..]), vec![Key::Char('é')]);
+        let mut d = KeyDecoder::default();
+        assert!(d.feed(b"\x1b").is_empty());
+        assert_eq!(d.flush(), vec![Key::Esc]);
+        assert!(!d.waiting());
+        assert_eq!(d.feed(b"\x1b[B\x1b[A"), vec![Key::Down, Key::Up]);
+        // A CSI with parameters is held until its final byte, then skipped whole as before.
+        assert!(d.feed(b"\x1b[1;5").is_empty());
+        assert!(d.waiting());
+        assert_eq!(d.feed(b"Bj"), vec![Key::Char('j')]);
     }
 }
