@@ -1,4 +1,4 @@
-//! `agtmux doctor` (product.md §4): checks what a working install needs — tmux version, this
+//! `agtmux doctor` (README "Commands"): checks what a working install needs — tmux version, this
 //! tmux server, the plugin's key bindings and status line, the daemon for this server (and its
 //! API), Claude/Codex hooks installed, source and store health — and prints a fix for each
 //! problem. Fix lines name this very binary by its full path (a plugin user often has no

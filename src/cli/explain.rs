@@ -1,4 +1,4 @@
-//! `agtmux explain %N` (product.md §4, C-002 `explain`): why a pane has its state — the
+//! `agtmux explain %N` (README "Commands", C-002 `explain`): why a pane has its state — the
 //! signature class/reason/confidence, every deterministic source's last event and health, the
 //! winner and the suppressed sources with reasons, the hysteresis timers, and the last screen
 //! verdict's rule and deciding lines. Straight from the daemon's read model.

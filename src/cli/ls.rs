@@ -1,4 +1,4 @@
-//! `agtmux ls [--json] [--all]` (product.md §4): sessions → windows → agent panes with state
+//! `agtmux ls [--json] [--all]` (README "Commands"): sessions → windows → agent panes with state
 //! icon, provider, state, evidence, title and age, attention first; `--all` adds the panes
 //! without an agent (their command instead of a title). It reads the daemon's read model
 //! through the local API (`list`), so it shows exactly what the status line shows.

@@ -1,4 +1,4 @@
-//! `agtmux popup` (product.md §1/§4, issue 7): the prefix + A popup, run by the key binding
+//! `agtmux popup` (README "Commands", issue 7): the prefix + A popup, run by the key binding
 //! inside `display-popup -E`. Sessions → windows → agent panes with state icon, provider,
 //! state, title and age, attention first; j/k/arrows move, Enter switches the client to the
 //! pane (across sessions), `/` filters, `a` shows only panes that need attention, q/Esc close.

@@ -1,4 +1,4 @@
-//! `agtmux wait [--pane %N] --until idle|attention --timeout DURATION` (product.md §4): blocks
+//! `agtmux wait [--pane %N] --until idle|attention --timeout DURATION` (README "Commands"): blocks
 //! on the daemon's push stream (no polling) until the condition holds, for scripts such as
 //! "notify me when the agent is done". On a timeout it says on stderr what was still pending.
 use super::client::{self, ClientError, Conn, ServerOpts};

@@ -1,4 +1,4 @@
-//! `agtmux watch [--json]` (product.md §4): subscribes to the daemon's push stream and prints
+//! `agtmux watch [--json]` (README "Commands"): subscribes to the daemon's push stream and prints
 //! every pane change as it happens (no polling). `--json` prints one versioned JSON object per
 //! line: first `{"v":1,"event":"snapshot","list":..}`, then the daemon's pushed events as is.
 use super::client::{self, ClientError, Conn, ServerOpts};

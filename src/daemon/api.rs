@@ -1,4 +1,4 @@
-//! The local client API (C-002 client API, product.md §4): a Unix socket at
+//! The local client API (C-002 client API, docs/api.md): a Unix socket at
 //! `ServerPaths::api_socket()` (runtime dir 0700, socket 0600) speaking newline-delimited,
 //! versioned JSON. Every surface that is not a tmux option (the CLI's `ls`/`watch`/`wait`/
 //! `explain`/`doctor` and the popup) reads the daemon's one read model through it, so no

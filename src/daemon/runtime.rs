@@ -1,4 +1,4 @@
-//! The one mio `Poll` (layout.md `runtime`): a token table, a loop that is easy to read top to
+//! The one mio `Poll` (docs/architecture.md): a token table, a loop that is easy to read top to
 //! bottom, and timers computed from the parts' own deadlines, so an idle daemon sleeps.
 //!
 //! Each wake-up handles readiness (signals, the tmux control connection, the spool watch, the

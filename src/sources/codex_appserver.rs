@@ -7,9 +7,9 @@
 //!
 //! WHY an observer and not hooks alone: Codex hooks run inside the shared daemon, so their
 //! `$TMUX_PANE` is the pane of whichever TUI started the daemon; and no hook fires for API errors.
-//! The daemon itself tells every connection about every thread's status (protocols.md).
+//! The daemon itself tells every connection about every thread's status (observed on codex-cli).
 //!
-//! Design rules (protocols.md, fixtures/codex/appserver):
+//! Design rules (from recorded app-server sessions):
 //! - It lives inside the daemon's single mio edge-triggered loop: [`CodexObserver::on_readable`]
 //!   and [`CodexObserver::on_writable`] drain until `WouldBlock`; [`CodexObserver::tick`] runs
 //!   timers (reconnect with backoff, resume retries, handshake and mid-frame stall timeouts);

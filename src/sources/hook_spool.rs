@@ -7,7 +7,7 @@
 //!
 //! Codex hooks (`codex`, `codex-notify`) run inside Codex's shared app-server daemon, so their
 //! `$TMUX_PANE` is the pane of whichever TUI started that daemon, not the thread's pane
-//! (protocols.md). The pane is kept only when the hook's parent process (envelope `ppid`)
+//! (as observed). The pane is kept only when the hook's parent process (envelope `ppid`)
 //! lives in that pane's process tree and no process between them is an app-server daemon;
 //! otherwise the event carries no pane and the daemon binds its thread by correlation
 //! (`daemon::codex`).

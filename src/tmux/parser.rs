@@ -9,7 +9,7 @@
 //! (`fixtures/tmux/`, recorded from the real tmux 3.3a, 3.5a and 3.7c by
 //! `scripts/record-tmux-transcripts.sh`).
 //!
-//! Why it is shaped this way (facts from `protocols.md`, checked on tmux 3.3a):
+//! Why it is shaped this way (facts checked on tmux 3.3a):
 //! - **Bytes, not UTF-8.** `%output` escapes only bytes < 0x20 and `\`; everything ≥ 0x80 comes
 //!   raw and need not be valid UTF-8 (a pane may print 0xff). Session and window names are
 //!   user-chosen bytes too. Only ids (`$1`, `@2`, `%3`) and notification names are ASCII, so only
