@@ -7,6 +7,7 @@ pub mod cli;
 pub mod core;
 pub mod daemon;
 pub mod delivery;
+pub mod exit;
 pub mod gateway;
 pub mod paths;
 pub mod projection;

@@ -2,6 +2,7 @@
 //! a small blocking client for the daemon's newline-delimited JSON socket, and the shared
 //! rendering the client commands (`ls`, `watch`, `wait`, `explain`, `popup`) use, so every
 //! surface shows the daemon's one read model the same way and none computes state itself.
+use crate::exit::ExitCode;
 use crate::paths::{self, ServerArg, ServerPaths};
 use serde_json::{Value, json};
 use std::fmt;
@@ -423,7 +424,7 @@ pub fn pane_id_error(p: &str) -> Option<String> {
     })
 }
 
-pub fn fail(e: &dyn fmt::Display, code: i32) -> i32 {
+pub fn fail(e: &dyn fmt::Display, code: ExitCode) -> ExitCode {
     eprintln!("agtmux: {e}");
     code
 }

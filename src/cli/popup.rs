@@ -8,6 +8,7 @@
 //! it shows exactly the read model the status line shows, with no polling. The switch runs
 //! `tmux switch-client -t %N` as an argument vector, never through a shell.
 use super::client::{self, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -454,7 +455,7 @@ fn unix_ns() -> u128 {
         .unwrap_or(0)
 }
 
-pub fn run(args: &PopupArgs) -> i32 {
+pub fn run(args: &PopupArgs) -> ExitCode {
     let started_ns = unix_ns();
     let mut bench: Option<(u128, usize)> = None;
     let mut frames = 0usize;
@@ -486,7 +487,7 @@ pub fn run(args: &PopupArgs) -> i32 {
     let fd = stdin.as_raw_fd();
     let raw = match RawMode::enter(fd) {
         Ok(r) => r,
-        Err(e) => return client::fail(&format!("popup needs a terminal: {e}"), 1),
+        Err(e) => return client::fail(&format!("popup needs a terminal: {e}"), ExitCode::Failure),
     };
     let mut out = io::stdout().lock();
     let _ = out.write_all(b"\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J");
@@ -574,14 +575,14 @@ pub fn run(args: &PopupArgs) -> i32 {
     }
     match action {
         Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
-        _ => 0,
+        _ => ExitCode::Ok,
     }
 }
 
 /// `tmux -S SOCKET switch-client [-c CLIENT] -t %N`, as an argument vector.
-fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> i32 {
+fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> ExitCode {
     if !crate::core::types::valid_pane_id(pane) {
-        return 1;
+        return ExitCode::Failure;
     }
     let mut cmd = Command::new("tmux");
     cmd.arg("-S").arg(socket).arg("switch-client");
@@ -592,9 +593,9 @@ fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> i32 
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     match cmd.status() {
-        Ok(s) if s.success() => 0,
-        Ok(_) => 1,
-        Err(e) => client::fail(&format!("tmux: {e}"), 1),
+        Ok(s) if s.success() => ExitCode::Ok,
+        Ok(_) => ExitCode::Failure,
+        Err(e) => client::fail(&format!("tmux: {e}"), ExitCode::Failure),
     }
 }
 
