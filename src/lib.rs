@@ -15,4 +15,6 @@ pub mod sources;
 pub mod store;
 pub mod supervisor;
 pub mod sys;
+#[cfg(test)]
+mod testutil;
 pub mod tmux;

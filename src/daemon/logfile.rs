@@ -83,21 +83,7 @@ impl Write for LogFile {
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let d =
-                std::env::temp_dir().join(format!("agtmux-logfile-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&d);
-            std::fs::create_dir_all(&d).unwrap();
-            TempDir(d)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn size(p: &Path) -> u64 {
         std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
@@ -105,7 +91,7 @@ mod tests {
 
     #[test]
     fn rotates_at_the_cap_and_keeps_one_old_file() {
-        let d = TempDir::new("rotate");
+        let d = TempDir::new("logfile-rotate");
         let path = d.0.join("daemon.log");
         std::fs::write(&path, "from before\n").unwrap();
         let mut log = LogFile::open(&path, 100).unwrap();
@@ -137,7 +123,7 @@ mod tests {
 
     #[test]
     fn a_file_rotated_by_another_writer_is_reopened_not_rotated_again() {
-        let d = TempDir::new("two");
+        let d = TempDir::new("logfile-two");
         let path = d.0.join("daemon.log");
         let mut a = LogFile::open(&path, 50).unwrap();
         let mut b = LogFile::open(&path, 50).unwrap();

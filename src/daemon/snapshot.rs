@@ -793,23 +793,7 @@ mod tests {
     use crate::core::types::{Activity, Presence, Provider};
     use crate::store::{BindingRow, PaneStateRow};
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let d = std::env::temp_dir().join(format!(
-                "agtmux-snap-{tag}-{}-{}",
-                std::process::id(),
-                crate::sys::clock::now_ms()
-            ));
-            std::fs::create_dir_all(&d).unwrap();
-            TempDir(d)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn pane(pane_id: &str, server_id: &str, session: Option<&str>) -> PaneStateRow {
         PaneStateRow {

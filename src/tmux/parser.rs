@@ -1342,17 +1342,7 @@ mod tests {
         assert_eq!(other.name(), "brand-new-thing");
     }
 
-    /// A tiny deterministic LCG so the fuzz loop needs no dependency and always replays.
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-    }
+    use crate::testutil::Lcg;
 
     #[test]
     fn garbage_never_panics_and_stays_bounded() {
