@@ -34,16 +34,30 @@
 use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::types::{Evidence, Health, Millis, Provider, SourceKind};
-use crate::daemon::metrics::Traced;
-use crate::daemon::projection::Projection;
 use crate::delivery::{Delivery, DeliveryPolicy, Expired};
 use crate::paths::ServerPaths;
+use crate::projection::Projection;
 use crate::sources::claude_transcript::TranscriptTitles;
 use crate::sources::hook_spool::{HookSpoolSource, ProcOrigin};
 use crate::sources::{Pulled, Source};
 use crate::store::{BindingRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention, Store};
 use crate::tmux::registry::Registry;
 use std::collections::{HashMap, HashSet, VecDeque};
+
+/// One item the gateway handled (accepted, ignored or rejected), with its first hops.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    pub event_id: String,
+    pub pane_id: Option<String>,
+    pub source: String,
+    pub name: String,
+    pub status: EventStatus,
+    pub reason: Option<String>,
+    pub source_ts: Millis,
+    pub gateway_ts: Millis,
+    /// `None` for lines rejected before they became events.
+    pub daemon_ts: Option<Millis>,
+}
 
 /// Cursor id of the hook spool in `cursor_state_v2`.
 const HOOKS_CURSOR: &str = "hooks_spool";
@@ -521,7 +535,7 @@ impl Gateway {
         let short = short_problem(&e);
         if self.store_problem.as_deref() != Some(short) {
             log::error!("store_failed what={what} err={e}");
-            self.last_incident = Some((short.to_string(), crate::daemon::runtime::now_ms()));
+            self.last_incident = Some((short.to_string(), crate::sys::clock::now_ms()));
         }
         self.store_problem = Some(short.to_string());
     }
@@ -1123,13 +1137,13 @@ impl Gateway {
                     },
                 };
                 // Flow-014: compare-and-swap on state_version; never roll back.
-                if crate::daemon::serial::write_pane(&mut tx, &row)?
-                    == crate::daemon::serial::CasOutcome::Conflict
+                if crate::projection::serial::write_pane(&mut tx, &row)?
+                    == crate::projection::serial::CasOutcome::Conflict
                 {
                     log::warn!("cas_gave_up pane={id}");
                 }
                 if let (Some(sk), Some(provider)) = (row.session_key.clone(), row.provider) {
-                    crate::daemon::serial::write_session(
+                    crate::projection::serial::write_session(
                         &mut tx,
                         &crate::store::SessionStateRow {
                             session_key: sk,

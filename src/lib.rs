@@ -7,12 +7,14 @@ pub mod cli;
 pub mod core;
 pub mod daemon;
 pub mod delivery;
+pub mod exit;
 pub mod gateway;
 pub mod paths;
-/// Moved to the platform layer; the old path stays for callers.
-pub use sys::peercred;
+pub mod projection;
 pub mod sources;
 pub mod store;
 pub mod supervisor;
 pub mod sys;
+#[cfg(test)]
+mod testutil;
 pub mod tmux;

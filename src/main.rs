@@ -12,5 +12,5 @@ fn main() {
         return;
     }
     let cli = agtmux::cli::Cli::parse();
-    std::process::exit(agtmux::cli::run(cli));
+    std::process::exit(agtmux::cli::run(cli).code());
 }

@@ -1,4 +1,5 @@
-//! Where things live (product.md §5): which tmux server we talk to, and the per-server files
+//! Where things live (README "Commands", Files): which tmux server we talk to, and the per-server
+//! files
 //! derived from its socket path: the lock, the API socket and the wake-up socket in the runtime
 //! dir, the database and the hook spool in the state dir.
 //!

@@ -16,7 +16,7 @@ fn replay(file: &str) {
         let event = rec["event"].as_str().unwrap();
         let tool = rec["payload"]["tool_name"].as_str().unwrap_or("");
         let mut want = rec["expected_activity_after"].as_str().unwrap().to_string();
-        // Documented choice (protocols.md): a question tool means waiting_input from its
+        // Documented choice: a question tool means waiting_input from its
         // PreToolUse on, a few ms before its PermissionRequest; the recording says running.
         if event == "PreToolUse" && tool == "AskUserQuestion" {
             want = "waiting_input".into();

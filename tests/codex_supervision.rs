@@ -340,7 +340,7 @@ fn a_hung_codex_appserver_is_dropped_at_the_heartbeat_timeout_and_reconnected() 
 #[test]
 fn a_codex_socket_that_another_uid_listens_on_is_refused() {
     use std::os::unix::fs::PermissionsExt;
-    if agtmux::peercred::runtime_uid() != 0 {
+    if agtmux::sys::peercred::runtime_uid() != 0 {
         eprintln!("skipped: needs root to run the app-server as another uid");
         return;
     }

@@ -261,7 +261,7 @@ fn doctor_shows_slo_alerts_from_the_ledger() {
     // Alerts as the guardrails write them (the evaluation itself is unit-tested).
     {
         let mut st = Store::open(&s.db_path()).unwrap();
-        let now = agtmux::daemon::runtime::now_ms();
+        let now = agtmux::sys::clock::now_ms();
         let mut tx = st.begin().unwrap();
         for (slo, level, ts) in [
             ("state_latency_deterministic", "warn", now - 120_000),

@@ -3,7 +3,7 @@
 #![no_main]
 use agtmux::core::attention::Style;
 use agtmux::daemon::api::{View, handle_line};
-use agtmux::daemon::projection::Projection;
+use agtmux::projection::Projection;
 use agtmux::tmux::registry::Registry;
 use libfuzzer_sys::fuzz_target;
 

@@ -2,6 +2,7 @@
 //! a small blocking client for the daemon's newline-delimited JSON socket, and the shared
 //! rendering the client commands (`ls`, `watch`, `wait`, `explain`, `popup`) use, so every
 //! surface shows the daemon's one read model the same way and none computes state itself.
+use crate::exit::ExitCode;
 use crate::paths::{self, ServerArg, ServerPaths};
 use serde_json::{Value, json};
 use std::fmt;
@@ -68,7 +69,7 @@ impl fmt::Display for ClientError {
                 "refusing the daemon at {}: it runs as uid {uid}, not as you (uid {}); another \
                  user may have created that directory first (see `agtmux doctor`)",
                 p.display(),
-                crate::peercred::runtime_uid()
+                crate::sys::peercred::runtime_uid()
             ),
         }
     }
@@ -111,8 +112,8 @@ impl Conn {
         // Trust only a daemon of our own uid (or root, who could read our files anyway).
         {
             use std::os::fd::AsRawFd;
-            let me = crate::peercred::runtime_uid();
-            match crate::peercred::peer_cred(s.as_raw_fd()) {
+            let me = crate::sys::peercred::runtime_uid();
+            match crate::sys::peercred::peer_cred(s.as_raw_fd()) {
                 Ok(c) if c.uid == me || c.uid == 0 => {}
                 Ok(c) => return Err(ClientError::Untrusted(path, c.uid)),
                 Err(e) => return Err(ClientError::Io(e)),
@@ -423,7 +424,7 @@ pub fn pane_id_error(p: &str) -> Option<String> {
     })
 }
 
-pub fn fail(e: &dyn fmt::Display, code: i32) -> i32 {
+pub fn fail(e: &dyn fmt::Display, code: ExitCode) -> ExitCode {
     eprintln!("agtmux: {e}");
     code
 }

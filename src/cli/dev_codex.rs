@@ -1,6 +1,7 @@
 //! `agtmux dev-codex-appserver` (hidden, C-004 test support): runs the test Codex app-server
 //! (`sources::codex_testserver`) as a real child process, so integration tests can kill and
 //! restart it like the real daemon.
+use crate::exit::ExitCode;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -23,16 +24,16 @@ pub struct DevCodexArgs {
 }
 
 /// Serves until killed. Returns the exit code (1 when the socket or stream is unusable).
-pub fn run(a: &DevCodexArgs) -> i32 {
+pub fn run(a: &DevCodexArgs) -> ExitCode {
     let faults = crate::sources::codex_testserver::Faults {
         close_after_initialize: a.close_after_initialize,
         ignore_pings: a.ignore_pings,
     };
     match crate::sources::codex_testserver::run_test_server(&a.sock, &a.stream, a.speed, faults) {
-        Ok(()) => 0,
+        Ok(()) => ExitCode::Ok,
         Err(e) => {
             eprintln!("agtmux: {e}");
-            1
+            ExitCode::Failure
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `agtmux doctor` (product.md §4): checks what a working install needs — tmux version, this
+//! `agtmux doctor` (README "Commands"): checks what a working install needs — tmux version, this
 //! tmux server, the plugin's key bindings and status line, the daemon for this server (and its
 //! API), Claude/Codex hooks installed, source and store health — and prints a fix for each
 //! problem. Fix lines name this very binary by its full path (a plugin user often has no
@@ -12,6 +12,7 @@
 //! tmux is run with an argument vector, never through a shell.
 use super::client::{self, Conn, ServerOpts};
 use super::setup::{self, Agent, SetupEnv};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -577,7 +578,7 @@ fn ops_checks(db: &std::path::Path) -> Vec<Check> {
     v
 }
 
-pub fn run(args: &DoctorArgs) -> i32 {
+pub fn run(args: &DoctorArgs) -> ExitCode {
     let color = client::stdout_is_tty();
     let (mut warnings, mut failures) = (0, 0);
     for c in checks(args) {
@@ -601,7 +602,11 @@ pub fn run(args: &DoctorArgs) -> i32 {
         }
     }
     println!("{failures} failed, {warnings} warnings");
-    if failures == 0 { 0 } else { 1 }
+    if failures == 0 {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failure
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! `agtmux explain %N` (product.md §4, C-002 `explain`): why a pane has its state — the
+//! `agtmux explain %N` (README "Commands", C-002 `explain`): why a pane has its state — the
 //! signature class/reason/confidence, every deterministic source's last event and health, the
 //! winner and the suppressed sources with reasons, the hysteresis timers, and the last screen
 //! verdict's rule and deciding lines. Straight from the daemon's read model.
 use super::client::{self, Conn, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -17,22 +18,22 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-pub fn run(args: &ExplainArgs) -> i32 {
+pub fn run(args: &ExplainArgs) -> ExitCode {
     let Some(pane) = args
         .pane
         .clone()
         .or_else(|| std::env::var("TMUX_PANE").ok())
     else {
-        return client::fail(&"which pane? (agtmux explain %N)", 2);
+        return client::fail(&"which pane? (agtmux explain %N)", ExitCode::Usage);
     };
     if let Some(e) = client::pane_id_error(&pane) {
-        return client::fail(&e, 2);
+        return client::fail(&e, ExitCode::Usage);
     }
     let r = Conn::connect(&args.server.paths())
         .and_then(|mut c| c.request("explain", json!({"pane": pane})));
     let x = match r {
         Ok(x) => x,
-        Err(e) => return client::fail(&e, 1),
+        Err(e) => return client::fail(&e, ExitCode::Failure),
     };
     if args.json {
         let mut o = json!({"v": 1});
@@ -43,7 +44,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
     } else {
         print!("{}", render(&x, client::stdout_is_tty()));
     }
-    0
+    ExitCode::Ok
 }
 
 fn s(v: &Value) -> String {

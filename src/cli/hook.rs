@@ -7,6 +7,7 @@
 //! cannot be written leaves a failure marker (`spool::record_failure`) that the daemon's
 //! status and `doctor` report.
 use super::hook_input::{self, Input};
+use crate::exit::ExitCode;
 use crate::paths::{self, ServerPaths};
 use crate::sources::spool::{self, ENVELOPE_VERSION, Envelope, MAX_DEPTH, MAX_PAYLOAD};
 use std::os::unix::net::UnixDatagram;
@@ -23,10 +24,10 @@ pub struct HookArgs {
 }
 
 /// Run the hook. Returns the process exit code, always 0.
-pub fn run(args: &HookArgs) -> i32 {
+pub fn run(args: &HookArgs) -> ExitCode {
     let _ = record(args);
     revive_daemon();
-    0
+    ExitCode::Ok
 }
 
 /// Issue 16: if this server's daemon died with its keeper, start a new keeper, detached, never

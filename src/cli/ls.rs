@@ -1,8 +1,9 @@
-//! `agtmux ls [--json] [--all]` (product.md §4): sessions → windows → agent panes with state
+//! `agtmux ls [--json] [--all]` (README "Commands"): sessions → windows → agent panes with state
 //! icon, provider, state, evidence, title and age, attention first; `--all` adds the panes
 //! without an agent (their command instead of a title). It reads the daemon's read model
 //! through the local API (`list`), so it shows exactly what the status line shows.
 use super::client::{self, Conn, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -18,11 +19,11 @@ pub struct LsArgs {
     pub all: bool,
 }
 
-pub fn run(args: &LsArgs) -> i32 {
+pub fn run(args: &LsArgs) -> ExitCode {
     let list =
         match Conn::connect(&args.server.paths()).and_then(|mut c| c.request("list", json!({}))) {
             Ok(l) => l,
-            Err(e) => return client::fail(&e, 1),
+            Err(e) => return client::fail(&e, ExitCode::Failure),
         };
     let mut out = std::io::stdout().lock();
     let r = if args.json {
@@ -31,9 +32,9 @@ pub fn run(args: &LsArgs) -> i32 {
         out.write_all(render(&list, client::stdout_is_tty(), args.all).as_bytes())
     };
     match r {
-        Ok(()) => 0,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(e) => client::fail(&e, 1),
+        Ok(()) => ExitCode::Ok,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Ok,
+        Err(e) => client::fail(&e, ExitCode::Failure),
     }
 }
 

@@ -4,6 +4,7 @@
 //! rate and fallback/re-promotion counts. WHY a command: the numbers that prove the daemon is
 //! light and fast must be readable on any running install, not only in benchmarks.
 use super::client::{self, Conn, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -17,12 +18,12 @@ pub struct MetricsArgs {
     pub json: bool,
 }
 
-pub fn run(args: &MetricsArgs) -> i32 {
+pub fn run(args: &MetricsArgs) -> ExitCode {
     let m = match Conn::connect(&args.server.paths())
         .and_then(|mut c| c.request("metrics", json!({})))
     {
         Ok(m) => m,
-        Err(e) => return client::fail(&e, 1),
+        Err(e) => return client::fail(&e, ExitCode::Failure),
     };
     let text = if args.json {
         let mut o = json!({"v": 1});
@@ -34,9 +35,9 @@ pub fn run(args: &MetricsArgs) -> i32 {
         render(&m)
     };
     match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Ok(()) => 0,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(e) => client::fail(&e, 1),
+        Ok(()) => ExitCode::Ok,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Ok,
+        Err(e) => client::fail(&e, ExitCode::Failure),
     }
 }
 

@@ -1,4 +1,5 @@
 //! One file per subcommand; `main.rs` only parses and dispatches here.
+use crate::exit::ExitCode;
 pub mod classify;
 pub mod client;
 pub mod completions;
@@ -77,17 +78,17 @@ pub enum Command {
 }
 
 /// Run a parsed command; returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
+pub fn run(cli: Cli) -> ExitCode {
     if prints_to_a_pipe(&cli.command) {
         restore_sigpipe();
     }
     match cli.command {
-        Command::Daemon(a) => crate::daemon::run(&a),
+        Command::Daemon(a) => ExitCode::from_status(crate::daemon::run(&a)),
         Command::Hook(a) => hook::run(&a),
         Command::Setup(a) => report(setup::run(&a, &mut std::io::stdout())),
         Command::Classify(a) => report(classify::run(&a, &mut std::io::stdout())),
-        Command::Demo(a) => demo::run(&a),
-        Command::FakeAgent(a) => demo::fake_agent(&a),
+        Command::Demo(a) => ExitCode::from_status(demo::run(&a)),
+        Command::FakeAgent(a) => ExitCode::from_status(demo::fake_agent(&a)),
         Command::DevCodexAppserver(a) => dev_codex::run(&a),
         Command::Ls(a) => ls::run(&a),
         Command::Watch(a) => watch::run(&a),
@@ -124,12 +125,12 @@ fn restore_sigpipe() {
     crate::sys::signals::default_sigpipe();
 }
 
-fn report<E: std::fmt::Display>(r: Result<(), E>) -> i32 {
+fn report<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
     match r {
-        Ok(()) => 0,
+        Ok(()) => ExitCode::Ok,
         Err(e) => {
             eprintln!("agtmux: {e}");
-            1
+            ExitCode::Failure
         }
     }
 }

@@ -9,6 +9,7 @@
 //! stale memory says. It reads the daemon's read model (`list`) like `ls`, and switches with
 //! `tmux switch-client -c CLIENT -t %N` as an argument vector, never through a shell.
 use super::client::{self, Conn, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -101,11 +102,11 @@ fn find_client(socket: &Path, want: Option<&str>) -> Option<(String, String)> {
     best.map(|(_, p, n)| (n, p))
 }
 
-pub fn run(args: &NextArgs) -> i32 {
+pub fn run(args: &NextArgs) -> ExitCode {
     let sp = args.server.paths();
     let list = match Conn::connect(&sp).and_then(|mut c| c.request("list", json!({}))) {
         Ok(l) => l,
-        Err(e) => return client::fail(&e, 1),
+        Err(e) => return client::fail(&e, ExitCode::Failure),
     };
     let order = urgent_order(&list);
     let found = find_client(&sp.socket, args.client.as_deref());
@@ -115,7 +116,7 @@ pub fn run(args: &NextArgs) -> i32 {
                 Some(c) => format!("no attached tmux client named {c:?}"),
                 None => "no attached tmux client to switch".to_string(),
             },
-            1,
+            ExitCode::Failure,
         );
     }
     let current = found.as_ref().map(|f| f.1.as_str());
@@ -129,24 +130,27 @@ pub fn run(args: &NextArgs) -> i32 {
             );
         }
         eprintln!("agtmux: no agent needs you");
-        return 3;
+        return ExitCode::NotFound;
     };
     if args.dry_run {
         println!("{target}");
-        return 0;
+        return ExitCode::Ok;
     }
     let Some((name, _)) = found else {
-        return 1;
+        return ExitCode::Failure;
     };
     if !crate::core::types::valid_pane_id(&target) {
-        return client::fail(&format!("bad pane id {target:?}"), 1);
+        return client::fail(&format!("bad pane id {target:?}"), ExitCode::Failure);
     }
     match tmux(&sp.socket, &["switch-client", "-c", &name, "-t", &target]) {
         Some(_) => {
             println!("{target}");
-            0
+            ExitCode::Ok
         }
-        None => client::fail(&format!("tmux switch-client to {target} failed"), 1),
+        None => client::fail(
+            &format!("tmux switch-client to {target} failed"),
+            ExitCode::Failure,
+        ),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `agtmux popup` (product.md §1/§4, issue 7): the prefix + A popup, run by the key binding
+//! `agtmux popup` (README "Commands", issue 7): the prefix + A popup, run by the key binding
 //! inside `display-popup -E`. Sessions → windows → agent panes with state icon, provider,
 //! state, title and age, attention first; j/k/arrows move, Enter switches the client to the
 //! pane (across sessions), `/` filters, `a` shows only panes that need attention, q/Esc close.
@@ -8,6 +8,7 @@
 //! it shows exactly the read model the status line shows, with no polling. The switch runs
 //! `tmux switch-client -t %N` as an argument vector, never through a shell.
 use super::client::{self, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -59,6 +60,75 @@ pub enum Key {
     Esc,
     Backspace,
     Char(char),
+}
+
+/// How long an input that ends inside an escape sequence (or a UTF-8 character) waits for the
+/// rest before it is taken as it is: a lone Esc is a key press.
+const ESC_WAIT_MS: i32 = 50;
+
+/// Decodes keys across reads: a sequence split between two reads (`ESC` then `[B`) is held
+/// until its rest arrives, instead of being taken as Esc (which closed the popup).
+#[derive(Debug, Default)]
+pub struct KeyDecoder {
+    pending: Vec<u8>,
+    /// When the held tail arrived.
+    since: Option<std::time::Instant>,
+}
+
+impl KeyDecoder {
+    /// The keys the bytes read so far complete; an unfinished tail is kept for the next read.
+    pub fn feed(&mut self, b: &[u8]) -> Vec<Key> {
+        self.pending.extend_from_slice(b);
+        let rest = self.pending.split_off(incomplete_tail(&self.pending));
+        let keys = decode_keys(&self.pending);
+        self.since = (!rest.is_empty()).then(std::time::Instant::now);
+        self.pending = rest;
+        keys
+    }
+
+    /// Nothing more came within [`ESC_WAIT_MS`]: decode what is held as it is.
+    pub fn flush(&mut self) -> Vec<Key> {
+        let keys = decode_keys(&self.pending);
+        self.pending.clear();
+        self.since = None;
+        keys
+    }
+
+    /// An unfinished sequence is held.
+    pub fn waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// What is held has waited [`ESC_WAIT_MS`] for its rest.
+    fn due(&self) -> bool {
+        self.since
+            .is_some_and(|t| t.elapsed().as_millis() >= ESC_WAIT_MS as u128)
+    }
+}
+
+/// Where an unfinished tail of `b` starts (`b.len()` when there is none): an Esc, `ESC [`/`ESC O`,
+/// a CSI without its final byte yet, or a cut UTF-8 character. A long unfinished CSI is not held.
+fn incomplete_tail(b: &[u8]) -> usize {
+    if let Some(p) = b.iter().rposition(|&c| c == 0x1b) {
+        let t = &b[p..];
+        let unfinished = match t {
+            [_] | [_, b'[' | b'O'] => true,
+            [_, b'[', params @ ..] => {
+                t.len() <= 16
+                    && params
+                        .iter()
+                        .all(|c| !c.is_ascii_alphabetic() && *c != b'~')
+            }
+            _ => false,
+        };
+        if unfinished {
+            return p;
+        }
+    }
+    match std::str::from_utf8(b) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => b.len(),
+    }
 }
 
 /// Decode a burst of input bytes into keys.
@@ -385,7 +455,7 @@ fn unix_ns() -> u128 {
         .unwrap_or(0)
 }
 
-pub fn run(args: &PopupArgs) -> i32 {
+pub fn run(args: &PopupArgs) -> ExitCode {
     let started_ns = unix_ns();
     let mut bench: Option<(u128, usize)> = None;
     let mut frames = 0usize;
@@ -417,11 +487,12 @@ pub fn run(args: &PopupArgs) -> i32 {
     let fd = stdin.as_raw_fd();
     let raw = match RawMode::enter(fd) {
         Ok(r) => r,
-        Err(e) => return client::fail(&format!("popup needs a terminal: {e}"), 1),
+        Err(e) => return client::fail(&format!("popup needs a terminal: {e}"), ExitCode::Failure),
     };
     let mut out = io::stdout().lock();
     let _ = out.write_all(b"\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J");
     let mut inbuf = Vec::new();
+    let mut keys = KeyDecoder::default();
     let mut scroll = 0usize;
     let mut action = Action::None;
     // Wait briefly for the snapshot so the first frame already has the list.
@@ -445,8 +516,9 @@ pub fn run(args: &PopupArgs) -> i32 {
         if let Some(s) = &sock {
             want.push(s.as_raw_fd());
         }
-        // The timeout redraws ages and picks up resizes.
-        let fds = match crate::sys::fd::poll_readable(&want, 1000) {
+        // The timeout redraws ages and picks up resizes; a held escape waits a moment only.
+        let wait = if keys.waiting() { ESC_WAIT_MS } else { 1000 };
+        let fds = match crate::sys::fd::poll_readable(&want, wait) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
@@ -464,13 +536,20 @@ pub fn run(args: &PopupArgs) -> i32 {
         if fds[0].closed && !fds[0].readable {
             break;
         }
-        if fds[0].readable {
+        let pressed = if fds[0].readable {
             let mut b = [0u8; 256];
             let r = match crate::sys::fd::read(fd, &mut b) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            for k in decode_keys(&b[..r]) {
+            keys.feed(&b[..r])
+        } else if keys.due() {
+            keys.flush()
+        } else {
+            Vec::new()
+        };
+        if !pressed.is_empty() {
+            for k in pressed {
                 match popup.key(k) {
                     Action::None => {}
                     a => {
@@ -496,14 +575,14 @@ pub fn run(args: &PopupArgs) -> i32 {
     }
     match action {
         Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
-        _ => 0,
+        _ => ExitCode::Ok,
     }
 }
 
 /// `tmux -S SOCKET switch-client [-c CLIENT] -t %N`, as an argument vector.
-fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> i32 {
+fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> ExitCode {
     if !crate::core::types::valid_pane_id(pane) {
-        return 1;
+        return ExitCode::Failure;
     }
     let mut cmd = Command::new("tmux");
     cmd.arg("-S").arg(socket).arg("switch-client");
@@ -514,9 +593,9 @@ fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> i32 
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     match cmd.status() {
-        Ok(s) if s.success() => 0,
-        Ok(_) => 1,
-        Err(e) => client::fail(&format!("tmux: {e}"), 1),
+        Ok(s) if s.success() => ExitCode::Ok,
+        Ok(_) => ExitCode::Failure,
+        Err(e) => client::fail(&format!("tmux: {e}"), ExitCode::Failure),
     }
 }
 
@@ -579,5 +658,40 @@ mod tests {
                 Key::Esc
             ]
         );
+    }
+
+    /// An arrow key whose bytes arrive in two reads is one Down, not Esc (which closed the
+    /// popup); a cut UTF-8 character is one character. A lone Esc is Esc once nothing follows.
+    #[test]
+    fn a_sequence_split_across_reads_is_one_key() {
+        // The stateless decoder alone cannot tell: the first half reads as Esc.
+        assert_eq!(decode_keys(b"\x1b"), vec![Key::Esc]);
+        for (a, b) in [
+            (&b"\x1b"[..], &b"[B"[..]),
+            (b"\x1b[", b"B"),
+            (b"j\x1b", b"OB"),
+            (b"\x1bO", b"B"),
+        ] {
+            let mut d = KeyDecoder::default();
+            let mut got = d.feed(a);
+            assert!(d.waiting(), "{a:?} is held");
+            got.extend(d.feed(b));
+            assert!(!d.waiting());
+            assert_eq!(got.last(), Some(&Key::Down), "{a:?} + {b:?}");
+            assert!(!got.contains(&Key::Esc), "{a:?} + {b:?}: {got:?}");
+        }
+        let mut d = KeyDecoder::default();
+        let e = "é".as_bytes();
+        assert!(d.feed(&e[..1]).is_empty());
+        assert_eq!(d.feed(&e[1..]), vec![Key::Char('é')]);
+        let mut d = KeyDecoder::default();
+        assert!(d.feed(b"\x1b").is_empty());
+        assert_eq!(d.flush(), vec![Key::Esc]);
+        assert!(!d.waiting());
+        assert_eq!(d.feed(b"\x1b[B\x1b[A"), vec![Key::Down, Key::Up]);
+        // A CSI with parameters is held until its final byte, then skipped whole as before.
+        assert!(d.feed(b"\x1b[1;5").is_empty());
+        assert!(d.waiting());
+        assert_eq!(d.feed(b"Bj"), vec![Key::Char('j')]);
     }
 }

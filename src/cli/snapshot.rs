@@ -12,6 +12,7 @@
 //! Every restore (dry-run included) counts in the restore success rate.
 use super::client::ServerOpts;
 use crate::daemon::snapshot::{self, RestoreStats, SnapshotError};
+use crate::exit::ExitCode;
 use crate::store::Store;
 use crate::sys::clock::now_ms;
 use serde_json::json;
@@ -57,17 +58,17 @@ pub enum SnapshotAction {
     },
 }
 
-pub fn run(args: &SnapshotArgs) -> i32 {
+pub fn run(args: &SnapshotArgs) -> ExitCode {
     match run_inner(args, &mut std::io::stdout()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("agtmux: snapshot: {e}");
-            1
+            ExitCode::Failure
         }
     }
 }
 
-fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, SnapshotError> {
+fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<ExitCode, SnapshotError> {
     let sp = match &args.action {
         SnapshotAction::Create { server, .. }
         | SnapshotAction::List { server, .. }
@@ -104,7 +105,7 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, S
                     ),
                 );
             }
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         SnapshotAction::List { json, .. } => {
             let files = snapshot::list_files(&dir);
@@ -146,7 +147,7 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, S
                     );
                 }
             }
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         SnapshotAction::Restore {
             dry_run,
@@ -177,7 +178,11 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, S
                 } else {
                     let _ = write!(out, "{}", rep.to_text());
                 }
-                return Ok(if rep.is_consistent() { 0 } else { 1 });
+                return Ok(if rep.is_consistent() {
+                    ExitCode::Ok
+                } else {
+                    ExitCode::Failure
+                });
             }
             let result = (|| {
                 if crate::daemon::lock_held(&sp) {
@@ -208,7 +213,7 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<i32, S
                     ),
                 );
             }
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
     }
 }

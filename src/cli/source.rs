@@ -8,6 +8,7 @@
 //! (automatic transitions) and the operator (manual register/revoke); a source can never
 //! register itself.
 use super::client::{self, ClientError, Conn, ServerOpts};
+use crate::exit::ExitCode;
 use crate::store::Store;
 use serde_json::{Value, json};
 
@@ -44,7 +45,7 @@ pub enum SourceAction {
     },
 }
 
-pub fn run(args: &SourceArgs) -> i32 {
+pub fn run(args: &SourceArgs) -> ExitCode {
     let sp = args.server.paths();
     let (method, params) = match &args.action {
         SourceAction::List => ("source.list", json!({})),
@@ -78,14 +79,14 @@ pub fn run(args: &SourceArgs) -> i32 {
                     "state": r.state, "last_heartbeat_ts": r.last_heartbeat_ts,
                     "updated_ts": r.updated_ts, "registered_by": r.registered_by,
                 })).collect::<Vec<_>>()}),
-                Err(e) => return client::fail(&e, 1),
+                Err(e) => return client::fail(&e, ExitCode::Failure),
             }
         }
-        Err(e) => return client::fail(&e, 1),
+        Err(e) => return client::fail(&e, ExitCode::Failure),
     };
     if args.json {
         println!("{}", json!({"v": 1, "result": result}));
-        return 0;
+        return ExitCode::Ok;
     }
     let entries: Vec<&Value> = match result.get("entries").and_then(Value::as_array) {
         Some(a) => a.iter().collect(),
@@ -130,7 +131,7 @@ pub fn run(args: &SourceArgs) -> i32 {
             );
         }
     }
-    0
+    ExitCode::Ok
 }
 
 fn s_of(v: &Value) -> String {

@@ -9,6 +9,7 @@
 //! a daemon that has stopped, are read from the database (opened only when it exists).
 use super::client::{self, ClientError, Conn, ServerOpts};
 use crate::daemon::metrics::trace_json;
+use crate::exit::ExitCode;
 use crate::store::Store;
 use serde_json::{Value, json};
 use std::fmt::{self, Write as _};
@@ -50,7 +51,7 @@ impl fmt::Display for TraceError {
 
 impl std::error::Error for TraceError {}
 
-pub fn run(args: &TraceArgs) -> i32 {
+pub fn run(args: &TraceArgs) -> ExitCode {
     let sp = args.server.paths();
     let other = match (&args.delivery, &args.connection) {
         (Some(d), _) => Some((
@@ -69,21 +70,21 @@ pub fn run(args: &TraceArgs) -> i32 {
         return match Conn::connect(&sp).and_then(|mut c| c.request(method, params)) {
             Ok(t) if args.json => {
                 println!("{}", json!({"v": 1, "from": "daemon", "trace": t}));
-                0
+                ExitCode::Ok
             }
             Ok(t) => {
                 print!("{}", render(&t));
-                0
+                ExitCode::Ok
             }
-            Err(e @ ClientError::Api { .. }) => client::fail(&e, 3),
-            Err(e) => client::fail(&e, 1),
+            Err(e @ ClientError::Api { .. }) => client::fail(&e, ExitCode::NotFound),
+            Err(e) => client::fail(&e, ExitCode::Failure),
         };
     }
     let event_id = args.event_id.as_deref().unwrap_or_default();
     let (from, t) = match find(&sp, event_id) {
         Ok(x) => x,
-        Err(e @ TraceError::NotFound(_)) => return client::fail(&e, 3),
-        Err(e) => return client::fail(&e, 1),
+        Err(e @ TraceError::NotFound(_)) => return client::fail(&e, ExitCode::NotFound),
+        Err(e) => return client::fail(&e, ExitCode::Failure),
     };
     if args.json {
         let mut o = json!({"v": 1, "from": from});
@@ -94,7 +95,7 @@ pub fn run(args: &TraceArgs) -> i32 {
     } else {
         print!("{}", render(&t));
     }
-    0
+    ExitCode::Ok
 }
 
 /// The trace from the daemon's memory, else from the database.

@@ -1,15 +1,16 @@
-//! `agtmux wait [--pane %N] --until idle|attention --timeout DURATION` (product.md §4): blocks
+//! `agtmux wait [--pane %N] --until idle|attention --timeout DURATION` (README "Commands"): blocks
 //! on the daemon's push stream (no polling) until the condition holds, for scripts such as
 //! "notify me when the agent is done". On a timeout it says on stderr what was still pending.
 use super::client::{self, ClientError, Conn, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Exit codes (also in `--help`).
-pub const MET: i32 = 0;
-pub const TIMED_OUT: i32 = 1;
-pub const GONE: i32 = 3;
-pub const NO_DAEMON: i32 = 4;
+pub const MET: ExitCode = ExitCode::Ok;
+pub const TIMED_OUT: ExitCode = ExitCode::Failure;
+pub const GONE: ExitCode = ExitCode::NotFound;
+pub const NO_DAEMON: ExitCode = ExitCode::NoDaemon;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Until {
@@ -116,9 +117,9 @@ pub fn pending(list: &Value, pane: Option<&str>, until: Until) -> String {
     }
 }
 
-pub fn run(args: &WaitArgs) -> i32 {
+pub fn run(args: &WaitArgs) -> ExitCode {
     if let Some(e) = args.pane.as_deref().and_then(client::pane_id_error) {
-        return client::fail(&e, 2);
+        return client::fail(&e, ExitCode::Usage);
     }
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let what = match args.until {

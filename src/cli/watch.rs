@@ -1,7 +1,8 @@
-//! `agtmux watch [--json]` (product.md §4): subscribes to the daemon's push stream and prints
+//! `agtmux watch [--json]` (README "Commands"): subscribes to the daemon's push stream and prints
 //! every pane change as it happens (no polling). `--json` prints one versioned JSON object per
 //! line: first `{"v":1,"event":"snapshot","list":..}`, then the daemon's pushed events as is.
 use super::client::{self, ClientError, Conn, ServerOpts};
+use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -14,14 +15,14 @@ pub struct WatchArgs {
     pub json: bool,
 }
 
-pub fn run(args: &WatchArgs) -> i32 {
+pub fn run(args: &WatchArgs) -> ExitCode {
     let mut c = match Conn::connect(&args.server.paths()) {
         Ok(c) => c,
-        Err(e) => return client::fail(&e, 1),
+        Err(e) => return client::fail(&e, ExitCode::Failure),
     };
     let snap = match c.request("subscribe", json!({})) {
         Ok(s) => s,
-        Err(e) => return client::fail(&e, 1),
+        Err(e) => return client::fail(&e, ExitCode::Failure),
     };
     let color = client::stdout_is_tty();
     let mut out = std::io::stdout().lock();
@@ -43,18 +44,18 @@ pub fn run(args: &WatchArgs) -> i32 {
         r
     };
     if first.and_then(|_| out.flush()).is_err() {
-        return 0;
+        return ExitCode::Ok;
     }
     if let Err(e) = c.set_timeout(None) {
-        return client::fail(&e, 1);
+        return client::fail(&e, ExitCode::Failure);
     }
     loop {
         let ev = match c.read_message() {
             Ok(ev) => ev,
             Err(ClientError::Protocol(m)) if m.contains("closed") => {
-                return client::fail(&"the daemon went away", 1);
+                return client::fail(&"the daemon went away", ExitCode::Failure);
             }
-            Err(e) => return client::fail(&e, 1),
+            Err(e) => return client::fail(&e, ExitCode::Failure),
         };
         let r = if args.json {
             writeln!(out, "{ev}")
@@ -71,7 +72,7 @@ pub fn run(args: &WatchArgs) -> i32 {
             }
         };
         if r.and_then(|_| out.flush()).is_err() {
-            return 0; // the reader went away (e.g. `| head`)
+            return ExitCode::Ok; // the reader went away (e.g. `| head`)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Attention (C-008, product.md §2–§3): what the user owes each pane, and the status-line
+//! Attention (C-008, README "What you see"): what the user owes each pane, and the status-line
 //! summaries written into tmux options.
 //!
 //! Kinds, most urgent first: `approval` > `input` > `error` > `done`. The first three follow the

@@ -394,7 +394,7 @@ mod tests {
                 ],
                 Provider::Claude,
             ),
-            // Gemini CLI (protocols.md): `node …/gemini`, relaunched as a child
+            // Gemini CLI (observed): `node …/gemini`, relaunched as a child
             // `node --max-old-space-size=… …/gemini.js`; OpenCode is one binary.
             ("node", &["node", "/usr/local/bin/gemini"], Provider::Gemini),
             (

@@ -9,7 +9,7 @@
 //!   for hours and is still known to be idle.
 //! - Deterministic evidence ends when the agent process leaves the pane, when the source is not
 //!   healthy (fallback to the screen, reported once), or on a sustained contradiction by the
-//!   screen, because some changes fire no event at all (protocols.md "Pitfalls"):
+//!   screen, because some changes fire no event at all (observed on the real agents):
 //!   (a) running/waiting_* but the screen shows the idle prompt for the whole idle stable window
 //!   after the last deterministic event (Esc interrupt, Esc deny) → idle, `contradiction_idle`;
 //!   (b) waiting_approval but the dialog has gone and the screen shows running for

@@ -463,19 +463,96 @@ mod tests {
         assert_eq!((v.provider, v.activity), (None, Activity::Unknown));
     }
 
+    use crate::testutil::Lcg;
+
+    /// The properties every screen, however broken, keeps: stripped text holds no escape or
+    /// control character but newline and tab and stripping again changes nothing; normalized
+    /// lines have no trailing blanks and no trailing blank line; the verdict is deterministic,
+    /// keeps the provider hint, has a confidence in 0..=1, and quotes only lines that are on the
+    /// screen or in the title.
     #[test]
-    fn garbage_never_panics() {
-        for s in [
-            "",
+    fn garbage_keeps_the_screen_properties() {
+        const PIECES: &[&str] = &[
             "\u{1b}",
-            "─────────\n❯",
+            "\u{1b}[",
+            "\u{1b}]0;t\u{7}",
+            "\u{1b}[38;5;174m",
+            "[999999999999m",
+            "\u{9b}",
+            "\u{0}",
+            "\r",
+            "\n",
+            "\n",
+            "\t",
+            "\u{a0}",
+            " ",
+            "  ",
+            "─────────",
+            "❯",
             "›",
-            "\u{0}\u{1b}[999999999999m",
-            "❯ \n─\n",
-        ] {
-            let _ = verdict(s, "\u{1b}[", None);
-            let _ = verdict(s, "", Some(Provider::Codex));
-            let _ = verdict(s, "", Some(Provider::Claude));
+            ">",
+            "$",
+            "✽",
+            "Esc to interrupt",
+            "esc to interrupt)",
+            "Do you want",
+            "1. Yes",
+            "Working",
+            "(",
+            ")",
+            "…",
+            "a",
+            "é",
+            "\u{7f}",
+            "\u{200b}",
+        ];
+        let mut rng = Lcg(0x5eed);
+        let mut decided = 0;
+        for round in 0..600 {
+            let mut text = String::new();
+            for _ in 0..rng.next() % 60 {
+                text.push_str(PIECES[rng.next() as usize % PIECES.len()]);
+            }
+            let title = PIECES[rng.next() as usize % PIECES.len()];
+            let stripped = strip_ansi(&text);
+            assert!(
+                stripped.chars().all(|c| c == '\n'
+                    || c == '\t'
+                    || !(c.is_control() || ('\u{80}'..='\u{9f}').contains(&c))),
+                "round {round}: {stripped:?}"
+            );
+            assert_eq!(strip_ansi(&stripped), stripped, "round {round}: idempotent");
+            let lines = normalize_lines(&text);
+            assert!(lines.last().is_none_or(|l| !l.is_empty()), "round {round}");
+            for l in &lines {
+                assert_eq!(l.trim_end(), l, "round {round}");
+                assert!(!l.contains(['\r', '\t', '\u{a0}', '\n']), "round {round}");
+            }
+            let shown = format!("{}\n{}", lines.join("\n"), strip_ansi(title));
+            for hint in [None, Some(Provider::Codex), Some(Provider::Claude)] {
+                let v = verdict(&text, title, hint);
+                assert_eq!(
+                    v,
+                    verdict(&text, title, hint),
+                    "round {round}: deterministic"
+                );
+                if hint.is_some() {
+                    assert_eq!(v.provider, hint, "round {round}: the hint is kept");
+                }
+                assert!((0.0..=1.0).contains(&v.confidence), "round {round}");
+                if v.activity == Activity::Unknown {
+                    assert_eq!(v.confidence, 0.0, "round {round}: {v:?}");
+                }
+                for l in &v.lines {
+                    assert!(
+                        shown.contains(l.as_str()),
+                        "round {round}: {l:?} not on screen"
+                    );
+                }
+                decided += usize::from(v.activity != Activity::Unknown);
+            }
         }
+        // The pieces are agent UI often enough that rules, not only the guards, are exercised.
+        assert!(decided >= 10, "only {decided} verdicts decided by a rule");
     }
 }

@@ -36,7 +36,7 @@ str_enum!(
 );
 
 str_enum!(
-    /// What the agent in a pane is doing (product.md §2).
+    /// What the agent in a pane is doing (README "What you see").
     Activity {
         Running => "running",
         WaitingInput => "waiting_input",

@@ -30,7 +30,7 @@ pub const SOURCE_PROTOCOL_VERSION: u64 = 1;
 /// Default heartbeat timeout (Flow-013).
 pub const HEARTBEAT_TIMEOUT_MS: Millis = 30_000;
 
-pub use crate::peercred::{PeerCred, peer_cred, runtime_uid};
+use crate::sys::peercred::PeerCred;
 
 /// Why a connection or a hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

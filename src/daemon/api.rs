@@ -1,4 +1,4 @@
-//! The local client API (C-002 client API, product.md §4): a Unix socket at
+//! The local client API (C-002 client API, docs/api.md): a Unix socket at
 //! `ServerPaths::api_socket()` (runtime dir 0700, socket 0600) speaking newline-delimited,
 //! versioned JSON. Every surface that is not a tmux option (the CLI's `ls`/`watch`/`wait`/
 //! `explain`/`doctor` and the popup) reads the daemon's one read model through it, so no
@@ -23,9 +23,9 @@
 //! Wire format (see docs/api.md): request `{"v":1,"id":ID,"method":M,"params":{..}}`, answer
 //! `{"v":1,"id":ID,"result":..}` or `{"v":1,"id":ID,"error":{"code":..,"message":..}}`, push
 //! `{"v":1,"event":"pane","pane":{..}}` / `{"v":1,"event":"pane_removed","pane_id":".."}`.
-use super::projection::{PaneModel, Projection};
 use crate::core::attention::{self, PaneView, Style};
 use crate::core::types::{Millis, SourceKind};
+use crate::projection::{PaneModel, Projection};
 use crate::tmux::registry::Registry;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
@@ -410,7 +410,7 @@ impl ApiServer {
                 Ok((mut stream, _)) => {
                     use std::os::fd::AsRawFd;
                     // Flow-009: the peer must be our own uid.
-                    let cred = super::admission::peer_cred(stream.as_raw_fd()).ok();
+                    let cred = crate::sys::peercred::peer_cred(stream.as_raw_fd()).ok();
                     let peer = match super::admission::admit_peer(
                         cred.ok_or_else(|| io::Error::other("no peer credentials")),
                         adm.runtime_uid,

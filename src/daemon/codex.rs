@@ -39,14 +39,14 @@
 use super::admission::SourceRegistry;
 use super::codex_endpoint::CodexEndpoint;
 use super::conntrace::ConnTraces;
-use super::procs;
-use super::projection::Projection;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::types::{Health, Millis, Provider, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
+use crate::projection::Projection;
 use crate::sources::codex_appserver::CodexObserver;
 use crate::sources::codex_correlate::{Binding, PaneCandidate, ThreadEvidence, correlate};
 use crate::supervisor::RestartPolicy;
+use crate::sys::procs;
 use mio::{Interest, Token};
 use std::collections::HashMap;
 use std::path::PathBuf;

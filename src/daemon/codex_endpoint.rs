@@ -112,7 +112,7 @@ pub struct CodexEndpoint {
 impl CodexEndpoint {
     pub fn new(discovered: PathBuf, policy: RestartPolicy, heartbeat_timeout: Millis) -> Self {
         CodexEndpoint {
-            uid: crate::peercred::runtime_uid(),
+            uid: crate::sys::peercred::runtime_uid(),
             sup: Supervised::new(KIND, policy),
             phase: Phase::WaitUntil(0),
             seen_id: sock_id(&discovered),

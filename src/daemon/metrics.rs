@@ -17,11 +17,11 @@
 //! by the gateway), `daemon` (applied by the projection), `option` (the tmux option write was
 //! queued on the control connection; only when the event changed what is published) and
 //! `client` (pushed to API subscribers; only when there were some).
-use super::projection::Projection;
 use crate::core::binding::Churn;
-use crate::core::classifier::Transition;
-use crate::core::resolver::TierTransition;
 use crate::core::types::{Activity, Evidence, Health, Millis, Presence, SourceKind};
+use crate::gateway::Traced;
+use crate::projection::Projection;
+use crate::projection::notes::Note;
 use crate::store::EventStatus;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,65 +35,11 @@ pub const MAX_SAMPLES: usize = 4_096;
 pub const MAX_TRACES: usize = 4_096;
 /// Minimum gap between two counter snapshots.
 pub const SNAPSHOT_EVERY: Millis = 5_000;
-/// Notes the projection keeps when nobody drains them (unit tests, no runtime).
-pub const MAX_NOTES: usize = 10_000;
 /// Signature reasons listed in `reasons_top`.
 const TOP_K: usize = 5;
 
 /// Hop names, in pipeline order.
 pub const HOPS: [&str; 5] = ["source", "gateway", "daemon", "option", "client"];
-
-/// One item the gateway handled (accepted, ignored or rejected), with its first hops.
-#[derive(Debug, Clone)]
-pub struct Traced {
-    pub event_id: String,
-    pub pane_id: Option<String>,
-    pub source: String,
-    pub name: String,
-    pub status: EventStatus,
-    pub reason: Option<String>,
-    pub source_ts: Millis,
-    pub gateway_ts: Millis,
-    /// `None` for lines rejected before they became events.
-    pub daemon_ts: Option<Millis>,
-}
-
-/// Something the projection noticed while resolving, for metrics (drained every step).
-#[derive(Debug, Clone)]
-pub enum Note {
-    Signature {
-        pane: String,
-        from: &'static str,
-        to: &'static str,
-        reason: String,
-    },
-    Fallback,
-    RePromotion,
-}
-
-/// The log line of a signature transition (one `key=value` line, the key not repeated).
-pub fn signature_log(pane: &str, t: &Transition) -> String {
-    format!(
-        "signature_transition pane={pane} from={} to={} presence={} provider={} reason={:?}",
-        t.from,
-        t.to,
-        t.presence,
-        t.provider.map_or("none", |p| p.as_str()),
-        t.reason
-    )
-}
-
-/// The log line of a fallback / re-promotion.
-pub fn tier_log(pane: &str, t: &TierTransition) -> String {
-    match t {
-        TierTransition::Fallback { from, reason } => {
-            format!("tier_transition pane={pane} kind=fallback from={from} reason={reason:?}")
-        }
-        TierTransition::RePromotion { to } => {
-            format!("tier_transition pane={pane} kind=re_promotion to={to}")
-        }
-    }
-}
 
 /// The first word of a signature reason (`process_hint provider=claude` → `process_hint`).
 fn reason_word(r: &str) -> &str {
@@ -801,30 +747,5 @@ mod tests {
         assert_eq!(j["presence"]["flaps"]["total"]["presence_flaps"], 2, "{j}");
         assert!(j["presence"]["flaps_per_pane_hour"]["1m"].as_f64() > Some(0.0));
         assert!(proj.notes.is_empty(), "notes are drained");
-    }
-
-    #[test]
-    fn log_lines_do_not_repeat_keys() {
-        let t = Transition {
-            from: crate::core::classifier::SignatureClass::None,
-            to: crate::core::classifier::SignatureClass::Heuristic,
-            presence: Presence::Managed,
-            provider: Some(crate::core::types::Provider::Claude),
-            reason: "process_hint provider=claude".into(),
-        };
-        let l = signature_log("%1", &t);
-        assert_eq!(l.matches("signature_transition").count(), 1);
-        assert!(l.starts_with("signature_transition pane=%1 from=none to=heuristic"));
-        let l = tier_log(
-            "%2",
-            &TierTransition::Fallback {
-                from: SourceKind::ClaudeHooks,
-                reason: "source_down".into(),
-            },
-        );
-        assert_eq!(
-            l,
-            "tier_transition pane=%2 kind=fallback from=claude_hooks reason=\"source_down\""
-        );
     }
 }

@@ -8,14 +8,12 @@ pub mod codex_endpoint;
 pub mod conntrace;
 pub mod guardrails;
 pub mod handover;
+mod logfile;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod ops;
-pub use crate::sys::procs;
-pub mod projection;
 pub mod publish;
 pub mod runtime;
-pub mod serial;
 pub mod snapshot;
 pub mod supervise;
 
@@ -291,12 +289,7 @@ fn install_panic_hook() {
 fn init_logging(sp: &ServerPaths, foreground: bool) {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
     b.format_timestamp_millis();
-    if !foreground
-        && let Ok(f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(sp.log())
-    {
+    if !foreground && let Ok(f) = logfile::LogFile::open(&sp.log(), logfile::LOG_MAX_BYTES) {
         b.target(env_logger::Target::Pipe(Box::new(f)));
     }
     let _ = b.try_init();

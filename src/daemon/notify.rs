@@ -24,10 +24,10 @@
 //!
 //! Log lines (`notify_sent`, `notify_skipped`, `notify_command_*`) are how a user (and the
 //! tests) trace every notice back to its panes.
-use super::procs;
-use super::projection::Projection;
 use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts};
 use crate::core::types::Millis;
+use crate::projection::Projection;
+use crate::sys::procs;
 use crate::tmux::client::{ReplyKind, TmuxClient};
 use crate::tmux::options::quote;
 use crate::tmux::registry::Registry;
@@ -462,7 +462,7 @@ fn panes(n: &Notice) -> String {
 
 /// Attention counts only for a pane that holds an agent.
 fn managed_attention(
-    p: &super::projection::PaneModel,
+    p: &crate::projection::PaneModel,
 ) -> Option<crate::core::types::AttentionKind> {
     p.attention.filter(|_| p.is_managed())
 }

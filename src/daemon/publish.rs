@@ -1,8 +1,8 @@
-//! Publishing (product.md §3): turns the read model into tmux user options through the
+//! Publishing (README "What you see"): turns the read model into tmux user options through the
 //! options writer, which sends only values that changed. Pane, window, session and global
 //! options are all derived here from one read model, so no surface computes state itself.
-use super::projection::{PaneModel, Projection};
 use crate::core::attention::{self, PaneView, Style};
+use crate::projection::{PaneModel, Projection};
 use crate::tmux::options::{OptionsWriter, Scope};
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The one mio `Poll` (layout.md `runtime`): a token table, a loop that is easy to read top to
+//! The one mio `Poll` (docs/architecture.md): a token table, a loop that is easy to read top to
 //! bottom, and timers computed from the parts' own deadlines, so an idle daemon sleeps.
 //!
 //! Each wake-up handles readiness (signals, the tmux control connection, the spool watch, the
@@ -9,8 +9,6 @@ use super::api::{self, ApiServer};
 use super::codex::CodexLink;
 use super::metrics::Metrics;
 use super::ops::Ops;
-use super::procs;
-use super::projection::Projection;
 use super::publish;
 use crate::core::attention::Style;
 use crate::core::classifier::process_hint;
@@ -18,8 +16,10 @@ use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::{Health, Millis, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
+use crate::projection::Projection;
 use crate::sources::transcript_watch::{self, TranscriptWatch};
 use crate::supervisor::{Restart, RestartPolicy, Stage, Startup, Supervised};
+use crate::sys::procs;
 use crate::sys::watch::{Kind as WatchKind, Watcher};
 use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
 use crate::tmux::options::{OptionsWriter, Scope};
@@ -38,7 +38,7 @@ use std::time::Duration;
 /// what matters; the unconditional look is a sanity check, except for a pane in a state that
 /// can end without any hook (running, waiting: Esc, an approved command, an API error), where
 /// the screen is what contradicts the deterministic state and is read every second.
-fn capture_interval(t: &Timing, m: &super::projection::PaneModel) -> Millis {
+fn capture_interval(t: &Timing, m: &crate::projection::PaneModel) -> Millis {
     use crate::core::types::Activity;
     match m.activity() {
         Activity::Running | Activity::WaitingApproval | Activity::WaitingInput => t.capture_busy,
@@ -213,7 +213,7 @@ pub struct Runtime {
 }
 
 /// The clock lives in the platform layer; re-exported for callers of the old path.
-pub use crate::sys::clock::now_ms;
+use crate::sys::clock::now_ms;
 
 #[derive(Debug)]
 pub struct RuntimeError(pub String);
@@ -305,7 +305,7 @@ impl Runtime {
         let registry = super::admission::SourceRegistry::load(reg_store);
         let heartbeat_timeout = registry.heartbeat_timeout;
         let admission = api::Admission {
-            runtime_uid: super::admission::runtime_uid(),
+            runtime_uid: crate::sys::peercred::runtime_uid(),
             nonce,
             registry,
             traces: Default::default(),

@@ -793,23 +793,7 @@ mod tests {
     use crate::core::types::{Activity, Presence, Provider};
     use crate::store::{BindingRow, PaneStateRow};
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let d = std::env::temp_dir().join(format!(
-                "agtmux-snap-{tag}-{}-{}",
-                std::process::id(),
-                crate::sys::clock::now_ms()
-            ));
-            std::fs::create_dir_all(&d).unwrap();
-            TempDir(d)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn pane(pane_id: &str, server_id: &str, session: Option<&str>) -> PaneStateRow {
         PaneStateRow {
@@ -1014,51 +998,6 @@ mod tests {
         assert_eq!(RestoreStats::load(&d.0), s);
         let rate = s.success_rate().unwrap();
         assert!((rate - 2.0 / 3.0).abs() < 1e-9);
-    }
-
-    /// Timing, not a pass/fail check: `cargo test --release --lib snapshot_timing -- --ignored
-    /// --nocapture` fills a database to the retention bound (200 000 events of ~600 bytes) and
-    /// times the one-step copy (the daemon's thread) and the paged copy (`Store::snapshot_to`).
-    #[test]
-    #[ignore]
-    fn snapshot_timing() {
-        use crate::store::{EventRow, EventStatus};
-        let d = TempDir::new("timing");
-        let mut s = Store::open(&d.0.join("agtmux.db")).unwrap();
-        let payload = format!("{{\"x\":\"{}\"}}", "p".repeat(500));
-        for chunk in 0..200 {
-            let mut tx = s.begin().unwrap();
-            for i in 0..1_000 {
-                let n = chunk * 1_000 + i;
-                tx.insert_event(&EventRow {
-                    seq: 0,
-                    event_id: format!("ev-{n}"),
-                    server_key: "k".into(),
-                    source: "claude_hooks".into(),
-                    provider: Some("claude".into()),
-                    pane_id: Some(format!("%{}", n % 50)),
-                    session_key: Some(format!("s{}", n % 50)),
-                    name: "PreToolUse".into(),
-                    status: EventStatus::Accepted,
-                    reason: None,
-                    recv_ts: n,
-                    ingest_ts: n,
-                    payload: payload.clone(),
-                    hops: "{}".into(),
-                })
-                .unwrap();
-            }
-            tx.commit().unwrap();
-        }
-        let dir = snapshot_dir(&d.0.join("agtmux.db"));
-        let t = take(&s, &dir, "one_step", 1).unwrap();
-        println!("one-step copy: {} bytes in {} ms", t.size, t.took_ms);
-        let t0 = std::time::Instant::now();
-        let size = s.snapshot_to(&dir.join("paged.db")).unwrap();
-        println!(
-            "paged copy: {size} bytes in {} ms",
-            t0.elapsed().as_millis()
-        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! C-005 `agtmux-source-claude-hooks`: maps one Claude Code hook payload to a normalized event.
 //!
-//! The mapping follows `protocols.md`. Two facts shape it: a PermissionRequest for
+//! The mapping follows Claude Code's hook payloads as observed. Two facts shape it: a
+//! PermissionRequest for
 //! `AskUserQuestion`/`ExitPlanMode` is a question, not an approval; and subagent events carry
 //! the parent's `session_id`, so they must never end the parent's turn.
 use crate::core::event::{NormalizedEvent, Signal};

@@ -7,9 +7,9 @@
 //!
 //! WHY an observer and not hooks alone: Codex hooks run inside the shared daemon, so their
 //! `$TMUX_PANE` is the pane of whichever TUI started the daemon; and no hook fires for API errors.
-//! The daemon itself tells every connection about every thread's status (protocols.md).
+//! The daemon itself tells every connection about every thread's status (observed on codex-cli).
 //!
-//! Design rules (protocols.md, fixtures/codex/appserver):
+//! Design rules (from recorded app-server sessions):
 //! - It lives inside the daemon's single mio edge-triggered loop: [`CodexObserver::on_readable`]
 //!   and [`CodexObserver::on_writable`] drain until `WouldBlock`; [`CodexObserver::tick`] runs
 //!   timers (reconnect with backoff, resume retries, handshake and mid-frame stall timeouts);
@@ -241,7 +241,7 @@ struct Conn {
     /// Last time any byte arrived (the heartbeat) and the last ping we sent.
     last_rx: Millis,
     last_ping: Millis,
-    peer: Option<crate::peercred::PeerCred>,
+    peer: Option<crate::sys::peercred::PeerCred>,
 }
 
 /// The non-blocking observer state machine. See the module doc.
@@ -446,7 +446,7 @@ impl CodexObserver {
     }
 
     /// The listener's credentials on the current connection.
-    pub fn peer(&self) -> Option<crate::peercred::PeerCred> {
+    pub fn peer(&self) -> Option<crate::sys::peercred::PeerCred> {
         self.conn.as_ref().and_then(|c| c.peer)
     }
 
@@ -482,7 +482,7 @@ impl CodexObserver {
         // Flow-009: whoever listens here gets trusted with every pane's state; it must be us.
         let peer = {
             use std::os::fd::AsRawFd;
-            crate::peercred::peer_cred(stream.as_raw_fd()).ok()
+            crate::sys::peercred::peer_cred(stream.as_raw_fd()).ok()
         };
         if let Some(want) = self.expect_uid {
             match peer {

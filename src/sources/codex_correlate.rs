@@ -2,7 +2,8 @@
 //!
 //! WHY: Codex hooks run inside the shared app-server daemon, so a hook's `$TMUX_PANE` is the
 //! pane of the TUI that started the daemon, and the app-server never names a pane
-//! (protocols.md, "Hooks run inside the app-server daemon"). So a thread is bound to a pane from
+//! (observed on codex-cli: hooks run inside the app-server daemon). So a thread is bound to a pane
+//! from
 //! evidence, strongest first:
 //! 1. the hook's `$TMUX_PANE`, trusted only when the hook's parent process lives in that pane's
 //!    process tree (then the hook really ran for that TUI) — confidence 95;

@@ -1,7 +1,8 @@
 //! C-004: pure mapping of one Codex hook payload (the stdin JSON of a `hooks.json` command) and
 //! of one legacy `notify` argument (`agent-turn-complete`) to a [`NormalizedEvent`].
 //!
-//! WHY pure: the hook command only spools; the daemon maps. Facts it follows (protocols.md,
+//! WHY pure: the hook command only spools; the daemon maps. Facts it follows (observed on
+//! codex-cli,
 //! fixtures/codex/hooks, fixtures/codex/notify):
 //! - Codex hooks run inside the shared app-server daemon, so `$TMUX_PANE` is the pane of the
 //!   TUI that started the daemon, not necessarily the thread's pane. The pane is kept only as a

@@ -1,6 +1,6 @@
 //! Gemini CLI hooks (`agtmux hook gemini`): maps one hook payload to a normalized event.
 //!
-//! Facts (protocols.md "Gemini CLI 0.61.0", checked against `@google/gemini-cli` 0.61.0's
+//! Facts (observed on Gemini CLI 0.61.0, checked against `@google/gemini-cli` 0.61.0's
 //! bundle: `createBaseInput` gives `session_id`, `transcript_path`, `cwd`, `hook_event_name`,
 //! `timestamp`; `fireNotificationEvent` adds `notification_type`, `message`, `details`):
 //! - `BeforeAgent` starts a turn, `AfterAgent` ends it. A turn that got no answer (an API error

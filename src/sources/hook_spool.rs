@@ -7,7 +7,7 @@
 //!
 //! Codex hooks (`codex`, `codex-notify`) run inside Codex's shared app-server daemon, so their
 //! `$TMUX_PANE` is the pane of whichever TUI started that daemon, not the thread's pane
-//! (protocols.md). The pane is kept only when the hook's parent process (envelope `ppid`)
+//! (as observed). The pane is kept only when the hook's parent process (envelope `ppid`)
 //! lives in that pane's process tree and no process between them is an app-server daemon;
 //! otherwise the event carries no pane and the daemon binds its thread by correlation
 //! (`daemon::codex`).
@@ -411,7 +411,36 @@ fn truncate(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::hook::envelope_line;
+    use crate::sources::spool::{ENVELOPE_VERSION, Envelope};
+
+    /// The spool line the hook (`cli::hook`) writes for a small, complete payload with no
+    /// process facts. Built here rather than by calling the hook: sources sit below the CLI.
+    fn envelope_line(source: &str, tmux: &str, pane: Option<String>, raw: &[u8]) -> Vec<u8> {
+        let (payload, payload_text) = match serde_json::from_slice(raw) {
+            Ok(v) => (Some(v), None),
+            Err(_) => (None, Some(String::from_utf8_lossy(raw).into_owned())),
+        };
+        let env = Envelope {
+            v: ENVELOPE_VERSION,
+            source: source.into(),
+            recv_ns: 1,
+            tmux: tmux.into(),
+            pane,
+            pid: 1,
+            ppid: 1,
+            payload,
+            payload_text,
+            reject: None,
+            size: raw.len(),
+            server_pid: None,
+            anc: Vec::new(),
+            pane_pid: None,
+            tpgid: None,
+        };
+        let mut line = serde_json::to_vec(&env).expect("envelope serializes");
+        line.push(b'\n');
+        line
+    }
 
     #[test]
     fn rejects_each_kind_of_bad_line_with_a_reason() {

@@ -4,7 +4,7 @@
 //! WHY a plugin and not OpenCode's HTTP event stream: the TUI opens no TCP listener unless it
 //! is started with `--port`, so a monitor cannot count on `GET /event`; a plugin runs inside
 //! the opencode process of the pane (its `$TMUX_PANE` and process lineage are right) and sees
-//! every bus event (protocols.md "OpenCode 1.18.33").
+//! every bus event (observed on OpenCode 1.18.33).
 //!
 //! The plugin sends a small flat object, not OpenCode's whole event (a permission's metadata
 //! can hold a whole diff):

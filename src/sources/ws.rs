@@ -1,6 +1,6 @@
 //! C-004 transport: a small hand-written WebSocket (RFC 6455) codec for the Codex app-server
 //! control socket (`$CODEX_HOME/app-server-control/app-server-control.sock`), which speaks
-//! WebSocket framing over a Unix stream, not JSON lines (protocols.md, "managed app-server
+//! WebSocket framing over a Unix stream, not JSON lines (observed on codex-cli, "managed app-server
 //! daemon").
 //!
 //! WHY hand-written instead of tungstenite: the daemon runs ONE mio edge-triggered loop with no

@@ -1,4 +1,5 @@
-//! Durable state (seed "Storage / State", product.md §6): the SQLite database under the state
+//! Durable state (seed "Storage / State", README "Reliability"): the SQLite database under the
+//! state
 //! dir. Owns the schema and its versioned migrations, the raw event log `events_raw_v2`
 //! (accepted *and* rejected events, with reasons and per-hop trace timestamps), the latest
 //! pane/session winners, pane↔session bindings (Flow-007), committed source cursors (Flow-006),

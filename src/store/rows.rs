@@ -8,7 +8,7 @@ use rusqlite::types::Type;
 
 use crate::core::types::{Activity, AttentionKind, Evidence, Health, Millis, Presence, Provider};
 
-/// What ingest decided about an event (product.md §6: accepted *and* rejected events are kept).
+/// What ingest decided about an event (accepted *and* rejected events are kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventStatus {
     Accepted,

@@ -1,4 +1,4 @@
-//! Versioned schema migrations (product.md §6). The version lives in `PRAGMA user_version`;
+//! Versioned schema migrations. The version lives in `PRAGMA user_version`;
 //! each step runs in one `BEGIN IMMEDIATE` transaction together with the version bump, so a
 //! crash or a failing statement leaves the previous version intact, and two daemons opening the
 //! same file at once apply each step exactly once.

@@ -55,22 +55,18 @@ pub(crate) fn exit_reason(status: &ExitStatus) -> String {
     }
 }
 
-/// Take the lock of the open file `f` (flock, exclusive, non-blocking); `false` when another
-/// process holds it. The lock lives as long as the file stays open.
+/// Take the lock of the open file `f` (exclusive, non-blocking: `flock` on Unix, through std);
+/// `false` when another process holds it or the lock fails. The lock lives as long as the file
+/// stays open.
 pub(crate) fn try_lock(f: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a valid fd we own.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    f.try_lock().is_ok()
 }
 
-/// Wait until no other process holds `f`'s lock (flock, shared, blocking), then let it go.
+/// Wait until no other process holds `f`'s lock (shared, blocking), then let it go. An
+/// interrupted wait (EINTR) only ends the wait early.
 pub(crate) fn wait_unlocked(f: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a valid fd we own; EINTR only ends the wait early.
-    unsafe {
-        if libc::flock(f.as_raw_fd(), libc::LOCK_SH) == 0 {
-            libc::flock(f.as_raw_fd(), libc::LOCK_UN);
-        }
+    if f.lock_shared().is_ok() {
+        let _ = f.unlock();
     }
 }
 

@@ -1,4 +1,5 @@
-//! The options writer (product.md §3): remembers what it last wrote to each tmux user option
+//! The options writer (README "What you see"): remembers what it last wrote to each tmux user
+//! option
 //! and turns a desired value into a `set-option` command only when the value changes.
 //!
 //! Commands are queued one per line and flushed in a single `write()`: tmux drops the rest of

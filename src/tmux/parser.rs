@@ -9,7 +9,7 @@
 //! (`fixtures/tmux/`, recorded from the real tmux 3.3a, 3.5a and 3.7c by
 //! `scripts/record-tmux-transcripts.sh`).
 //!
-//! Why it is shaped this way (facts from `protocols.md`, checked on tmux 3.3a):
+//! Why it is shaped this way (facts checked on tmux 3.3a):
 //! - **Bytes, not UTF-8.** `%output` escapes only bytes < 0x20 and `\`; everything ≥ 0x80 comes
 //!   raw and need not be valid UTF-8 (a pane may print 0xff). Session and window names are
 //!   user-chosen bytes too. Only ids (`$1`, `@2`, `%3`) and notification names are ASCII, so only
@@ -1342,17 +1342,7 @@ mod tests {
         assert_eq!(other.name(), "brand-new-thing");
     }
 
-    /// A tiny deterministic LCG so the fuzz loop needs no dependency and always replays.
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-    }
+    use crate::testutil::Lcg;
 
     #[test]
     fn garbage_never_panics_and_stays_bounded() {

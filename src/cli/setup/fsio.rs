@@ -1,4 +1,4 @@
-//! File side of `agtmux setup` (product.md §4): read and parse the user's settings file,
+//! File side of `agtmux setup` (README "Commands"): read and parse the user's settings file,
 //! back it up, and replace it atomically.
 //!
 //! WHY: a half-written `settings.json` breaks the user's agent, so the new content goes to a

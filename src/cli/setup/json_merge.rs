@@ -1,7 +1,7 @@
 //! Pure merge of agtmux's hook handlers into an agent's hooks JSON (Claude `settings.json`,
 //! Codex `hooks.json`). No I/O here, so every rule can be tested on values alone.
 //!
-//! Part of `agtmux setup` (product.md §4), which feeds the hook sources (C-005 Claude hooks,
+//! Part of `agtmux setup` (README "Commands"), which feeds the hook sources (C-005 Claude hooks,
 //! Codex hooks beside C-004). WHY it is careful: these files belong to the user and often hold
 //! other tools' hooks. So:
 //! - "ours" is recognised by the command alone: a simple command whose program basename is

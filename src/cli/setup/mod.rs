@@ -1,5 +1,6 @@
 //! `agtmux setup claude|codex [--uninstall] [--dry-run]`: installs agtmux's hook handler into
-//! the user's agent settings (product.md §1 and §4). It switches on the deterministic hook
+//! the user's agent settings (README "Install" and "Commands"). It switches on the deterministic
+//! hook
 //! evidence of C-005 (Claude hooks source) and the Codex hooks beside C-004, which Flow-001
 //! (a new agent session becomes managed + deterministic) depends on.
 //!
@@ -36,7 +37,7 @@ pub enum Agent {
     OpenCode,
 }
 
-/// Claude Code hook events agtmux listens to (protocols.md, Claude Code hooks).
+/// Claude Code hook events agtmux listens to (Claude Code's hooks reference).
 pub const CLAUDE_EVENTS: &[&str] = &[
     "SessionStart",
     "UserPromptSubmit",
@@ -52,7 +53,7 @@ pub const CLAUDE_EVENTS: &[&str] = &[
     "PreCompact",
 ];
 
-/// Codex hook events agtmux listens to (protocols.md, Codex hooks; seen with codex-cli 0.169).
+/// Codex hook events agtmux listens to (Codex's hooks; seen with codex-cli 0.169).
 pub const CODEX_EVENTS: &[&str] = &[
     "SessionStart",
     "UserPromptSubmit",
@@ -85,7 +86,8 @@ impl Agent {
         }
     }
 
-    /// Handler timeout in seconds. The hook exits within ms (product.md §7); the timeout only
+    /// Handler timeout in seconds. The hook exits within ms (README "Performance"); the timeout
+    /// only
     /// bounds a stuck disk. Codex 0.169 clamps SessionEnd/Interrupt to 3 s and warns on every
     /// start when a larger value is set, so Codex gets 3 everywhere.
     pub fn timeout_secs(self) -> u64 {

@@ -2,7 +2,8 @@
 //! (`opencode.js` beside this file) as `$XDG_CONFIG_HOME/opencode/plugins/agtmux.js`.
 //!
 //! WHY a plugin file and not a settings merge: OpenCode has no hook commands; its plugins run
-//! inside the opencode process and see every bus event (protocols.md). WHY a plugin and not
+//! inside the opencode process and see every bus event (observed on opencode 1.18). WHY a plugin
+//! and not
 //! OpenCode's HTTP event stream: the TUI opens no TCP listener unless started with `--port`,
 //! so a daemon cannot count on finding one for a pane (see `sources::opencode_plugin`).
 //!

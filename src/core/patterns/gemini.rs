@@ -1,11 +1,11 @@
-//! Gemini CLI screen rules (C-006). Gemini CLI 0.61 (protocols.md) has no box drawn with `────`
+//! Gemini CLI screen rules (C-006). Gemini CLI 0.61 (observed) has no box drawn with `────`
 //! rules the way Claude does: its prompt line is `>   Type your message or @path/to/file`,
 //! a turn shows `Thinking... (esc to cancel, 3s)` above it, approvals replace the prompt with
 //! `Allow execution of [Shell]?` and a numbered `1. Allow once` list, the ask_user tool shows
 //! `Answer Questions … Enter to select`, and an API error leaves `✕ [API Error: …]`. The pane
 //! title says `✦  Working… (<dir>)`, `◇  Ready (<dir>)` or `✋  Action Required`.
 //!
-//! These rules are built from the text observed in the real TUI (protocols.md) and checked
+//! These rules are built from the text observed in the real TUI and checked
 //! against the labelled screens in `fixtures/screens/gemini/`; no region needs a layout, so
 //! [`layout`] finds none and every rule reads the last lines or the title.
 use super::{Layout, Region::*, Rule, c};

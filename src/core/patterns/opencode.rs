@@ -1,4 +1,4 @@
-//! OpenCode screen rules (C-006). OpenCode 1.18 (protocols.md) draws a full-screen TUI: while a
+//! OpenCode screen rules (C-006). OpenCode 1.18 (observed) draws a full-screen TUI: while a
 //! turn runs the footer shows `esc interrupt`; a permission opens `△ Permission required` with
 //! `Allow once   Allow always   Reject`; a question shows `↑↓ select  enter submit  esc
 //! dismiss`; a retry shows `[retrying in 4s attempt #2]`. Idle, the footer keeps only

@@ -90,7 +90,7 @@ mod tests {
     use super::*;
     use crate::core::event::{NormalizedEvent, Signal};
     use crate::core::types::{Activity, Evidence, Presence, Provider, SourceKind};
-    use crate::daemon::projection::Projection;
+    use crate::projection::Projection;
     use crate::store::Store;
 
     fn row(since: i64, updated: i64, activity: Activity) -> PaneStateRow {

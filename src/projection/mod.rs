@@ -2,7 +2,9 @@
 //! normalized events, process hints and screen verdicts, runs them through the pure core
 //! (classifier, hysteresis, resolver, binding, attention, title), and keeps the read model
 //! every surface reads. It does no I/O: the runtime feeds it and publishes what changed.
-use super::metrics::{self, Note};
+pub mod notes;
+pub mod serial;
+
 use crate::core::attention::PaneAttention;
 use crate::core::binding::{BindOrigin, BindOutcome, BindingConfig, BindingRegistry};
 use crate::core::classifier::{PresenceTracker, SignatureInput, classify_signature};
@@ -17,6 +19,7 @@ use crate::core::title::{TitleSource, resolve_title};
 use crate::core::types::{
     Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider, SourceKind,
 };
+use notes::Note;
 use std::collections::{BTreeMap, HashMap};
 
 /// The read model of one pane: what surfaces show, and the inputs that led there (`explain`).
@@ -441,8 +444,8 @@ impl Projection {
             });
             let (_, transition) = p.presence_tracker.observe(&sig);
             if let Some(t) = transition {
-                log::info!("{}", metrics::signature_log(id, &t));
-                if self.notes.len() < metrics::MAX_NOTES {
+                log::info!("{}", notes::signature_log(id, &t));
+                if self.notes.len() < notes::MAX_NOTES {
                     self.notes.push(Note::Signature {
                         pane: id.clone(),
                         from: t.from.as_str(),
@@ -484,10 +487,10 @@ impl Projection {
                         Note::RePromotion
                     }
                 };
-                if self.notes.len() < metrics::MAX_NOTES {
+                if self.notes.len() < notes::MAX_NOTES {
                     self.notes.push(note);
                 }
-                log::info!("{}", metrics::tier_log(id, t));
+                log::info!("{}", notes::tier_log(id, t));
             }
             for (s, why) in &res.suppressed {
                 log::debug!("source_suppressed pane={id} source={s} reason={why}");
