@@ -334,3 +334,57 @@ fn sourcing_the_plugin_again_makes_the_running_daemon_read_its_options() {
     assert!(s.daemon.as_mut().unwrap().try_wait().unwrap().is_none());
     assert_eq!(s.global_opt("@agtmux_daemon"), daemon_pid);
 }
+
+#[test]
+fn the_demo_runs_the_plugin_says_which_keys_to_try_and_prints_plain_text() {
+    let dir = std::env::temp_dir().join(format!("agtmux-test-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let name = format!("agtmux-test-demo-{}", std::process::id());
+    let out = Command::new(BIN)
+        .args(["demo", "--no-attach", "--for", "10s", "-L", &name])
+        .env("HOME", dir.join("home"))
+        .env("TMPDIR", dir.join("tmp"))
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("AGTMUX_STATE_DIR")
+        .env_remove("TMUX")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = Command::new("tmux")
+        .args(["-L", &name, "kill-server"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The keys line is read back from the demo server's prefix table: the plugin bound them.
+    let first = text.lines().next().unwrap_or("");
+    for k in ["C-b A popup", "C-b S tree", "C-b N next"] {
+        assert!(first.contains(k), "{k} missing from {first:?}");
+    }
+    // A positive sign that the daemon ran (agents tracked), then: plain text only.
+    assert!(text.contains("\tmanaged\t"), "{text}");
+    assert!(text.contains("attention: "), "{text}");
+    assert!(!text.contains("#["), "{text}");
+    // The demo's state went to a temp dir, not the (fake) HOME's ~/.local/state.
+    assert!(!dir.join("home/.local/state").exists());
+    let mut found = false;
+    let mut stack = vec![dir.join("tmp")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "agtmux.db") {
+                found = true;
+            }
+        }
+    }
+    assert!(found, "no agtmux.db under the demo's temp dir");
+    let _ = std::fs::remove_dir_all(&dir);
+}
