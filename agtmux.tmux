@@ -89,6 +89,12 @@ bind_key '@agtmux-tree-key' 'S' choose-tree -Z -F "$tree_format"
 # The agent-only variant: choose-tree filtered (-f) to panes that hold an agent. No default
 # key: `a` is what C-a prefix users press for send-prefix. Name one to have it.
 bind_key '@agtmux-tree-agents-key' '' choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
+# Earlier versions bound `a` to it by default: take that binding back (only ours).
+if [ -z "$(tmux show-option -gqv '@agtmux-tree-agents-key')" ]; then
+	case "$(tmux list-keys -T prefix a 2>/dev/null)" in
+	*'@agtmux_presence'*) tmux unbind-key a ;;
+	esac
+fi
 # prefix + N: jump to the agent pane that needs you most; again cycles.
 bind_key '@agtmux-next-key' 'N' run-shell -b "$q_bin next -c #{q:client_name} >/dev/null 2>&1 || true"
 

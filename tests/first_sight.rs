@@ -106,7 +106,7 @@ fn the_plugin_binds_only_free_keys_or_named_ones_and_every_key_is_a_readme_optio
     // No other bind-key in the script.
     let binds = text
         .lines()
-        .filter(|l| l.contains("bind-key") && !l.trim_start().starts_with('#'))
+        .filter(|l| l.contains("tmux bind-key") && !l.trim_start().starts_with('#'))
         .count();
     assert_eq!(binds, 1, "only bind_key binds keys");
 }
@@ -132,7 +132,7 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
     let plain = s.tmux_out(&["display", "-p", "-t", "main:0", &fmt]);
     assert!(plain.starts_with("0:"), "{plain}");
 
-    // Placed by the user: left as it is. Turned off: left as it is.
+    // Placed by the user: that format is left as it is (the other one still gets the icon).
     let placed = Server::start("winicon-placed");
     placed.tmux(&[
         "set",
@@ -140,16 +140,32 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
         "window-status-format",
         "#I #{@agtmux_window_icon}",
     ]);
-    placed.tmux(&["set", "-g", "@agtmux-window-icon", "off"]);
     run_plugin(&placed);
     assert_eq!(
         placed.tmux_out(&["show", "-gv", "window-status-format"]),
         "#I #{@agtmux_window_icon}"
     );
+    let current = placed.tmux_out(&["show", "-gv", "window-status-current-format"]);
+    assert!(current.contains("@agtmux_window_icon"), "{current}");
+    // Turned off: nothing is added.
+    placed.tmux(&["set", "-gu", "window-status-current-format"]);
+    placed.tmux(&["set", "-g", "@agtmux-window-icon", "off"]);
+    run_plugin(&placed);
     assert_eq!(
         placed.tmux_out(&["show", "-gv", "window-status-current-format"]),
         stock
     );
+    // The legacy default `a` binding of an earlier version goes; a user's `a` stays (above).
+    placed.tmux(&[
+        "bind-key",
+        "a",
+        "choose-tree",
+        "-Z",
+        "-f",
+        "#{@agtmux_presence}",
+    ]);
+    run_plugin(&placed);
+    assert!(key(&placed, "a").is_empty(), "{}", key(&placed, "a"));
 }
 
 #[test]
