@@ -47,7 +47,7 @@ if ! bin="$(find_binary "$CURRENT_DIR" "$version")"; then
 	# The installer ran already (it runs this script again when done): it said what failed.
 	[ -n "${AGTMUX_INSTALLED:-}" ] && exit 0
 	tmux set-option -gq @agtmux_daemon 'installing…' \; \
-		set-option -gq @agtmux_attention '#[fg=yellow]agtmux installing…#[default]'
+		set-option -gq @agtmux_attention '#[fg=black,bg=yellow]agtmux installing…#[default]'
 	installer="$(sh_quote "$CURRENT_DIR/scripts/install.sh") $(sh_quote "$CURRENT_DIR") $(sh_quote "$version")"
 	tmux run-shell -b "${installer//\#/##}"
 	exit 0
@@ -58,34 +58,61 @@ case "$(tmux show-option -gqv @agtmux_install)" in
 *) tmux set-option -gqu @agtmux_install ;;
 esac
 
-popup_key="$(get_tmux_option '@agtmux-popup-key' 'A')"
-tree_key="$(get_tmux_option '@agtmux-tree-key' 'S')"
-# The agent-only variant: choose-tree filtered (-f) to panes that hold an agent. The filter is
-# evaluated per pane; windows and sessions without a matching pane drop out of the tree.
-tree_agents_key="$(get_tmux_option '@agtmux-tree-agents-key' 'a')"
+# Keys, as tmux-sensible does: every key is an option (README "Options"). A key the user named
+# is always bound; a default key only where nothing holds it yet (or agtmux's own binding from
+# an earlier load, so a reload or an update refreshes it); `none` binds nothing.
+# bind_key OPTION DEFAULT COMMAND…
+bind_key() {
+	local option="$1" default="$2" key existing
+	shift 2
+	key="$(tmux show-option -gqv "$option")"
+	if [ -z "$key" ]; then
+		key="$default"
+		[ -z "$key" ] && return 0
+		existing="$(tmux list-keys -T prefix "$key" 2>/dev/null)"
+		case "$existing" in
+		'' | *agtmux*) ;;
+		*) return 0 ;; # the user's (or tmux's) binding stays
+		esac
+	fi
+	[ "$key" = "none" ] && return 0
+	tmux bind-key "$key" "$@"
+}
+
 q_bin="$(printf '%q' "$bin")"
 # Rows of choose-tree: pane rows show the agent icon/provider/state/title, window rows the
-# window icon, session rows the attention counts. (The tests read this line.)
-tree_format='#{?pane_format,#{?#{@agtmux_icon},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{@agtmux_title},#{pane_current_command}},#{?window_format,#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}#{window_name},#{?#{@agtmux_session_counts},#{@agtmux_session_counts} ,}#{session_windows} windows}}'
-if [ -n "$popup_key" ] && [ "$popup_key" != "none" ]; then
-	tmux bind-key "$popup_key" display-popup -E -w 80% -h 70% "$q_bin popup"
+# window icon (a single-pane window has no pane row: its agent's icon/provider/state), session
+# rows the attention counts. (The tests read this line.)
+tree_format='#{?pane_format,#{?#{@agtmux_icon},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{@agtmux_title},#{pane_current_command}},#{?window_format,#{?#{&&:#{==:#{window_panes},1},#{@agtmux_icon}},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{window_name},#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}#{window_name}},#{?#{@agtmux_session_counts},#{@agtmux_session_counts} ,}#{session_windows} windows}}'
+bind_key '@agtmux-popup-key' 'A' display-popup -E -w 80% -h 70% "$q_bin popup"
+bind_key '@agtmux-tree-key' 'S' choose-tree -Z -F "$tree_format"
+# The agent-only variant: choose-tree filtered (-f) to panes that hold an agent. No default
+# key: `a` is what C-a prefix users press for send-prefix. Name one to have it.
+bind_key '@agtmux-tree-agents-key' '' choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
+# Earlier versions bound `a` to it by default: take that binding back (only ours).
+if [ -z "$(tmux show-option -gqv '@agtmux-tree-agents-key')" ]; then
+	case "$(tmux list-keys -T prefix a 2>/dev/null)" in
+	*'@agtmux_presence'*) tmux unbind-key a ;;
+	esac
 fi
-if [ -n "$tree_key" ] && [ "$tree_key" != "none" ]; then
-	tmux bind-key "$tree_key" choose-tree -Z -F "$tree_format"
-fi
-if [ -n "$tree_agents_key" ] && [ "$tree_agents_key" != "none" ]; then
-	tmux bind-key "$tree_agents_key" choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
+# prefix + N: jump to the agent pane that needs you most; again cycles.
+bind_key '@agtmux-next-key' 'N' run-shell -b "$q_bin next -c #{q:client_name} >/dev/null 2>&1 || true"
+
+# Window icons in the window list, unless the user placed #{@agtmux_window_icon} already or
+# set @agtmux-window-icon off. Prepended once: a reload finds it and leaves the format alone.
+if [ "$(get_tmux_option '@agtmux-window-icon' 'on')" != "off" ]; then
+	for fmt in window-status-format window-status-current-format; do
+		value="$(tmux show-option -gqv "$fmt")"
+		case "$value" in
+		*'@agtmux_window_icon'*) ;;
+		*) tmux set-option -gq "$fmt" "#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}$value" ;;
+		esac
+	done
 fi
 
-# prefix + N (`@agtmux-next-key`): jump to the agent pane that needs you most; again cycles.
-# The default key is bound only where nothing holds it yet; a key the user named always is.
-next_key="$(tmux show-option -gqv '@agtmux-next-key')"
-if [ -z "$next_key" ] && [ -z "$(tmux list-keys -T prefix N 2>/dev/null)" ]; then
-	next_key='N'
-fi
-if [ -n "$next_key" ] && [ "$next_key" != "none" ]; then
-	tmux bind-key "$next_key" run-shell -b "$q_bin next -c #{q:client_name} >/dev/null 2>&1 || true"
-fi
+# A running daemon re-reads the @agtmux-* options when this changes (it subscribes to it), so
+# `set -g @agtmux-theme light` + `source-file` applies without restarting the daemon.
+tmux set-option -gq @agtmux_reload "$(date +%s).$$"
 
 # One daemon per server: `--detach` starts its keeper in a new session (no setsid binary
 # needed, macOS has none) and returns at once; a second start is a quiet no-op (flocks). The

@@ -83,7 +83,7 @@ fail() {
 	local msg="install failed: $1"
 	say "$msg"
 	tmux set-option -gq @agtmux_daemon "$(fmt_escape "$msg")" \; \
-		set-option -gq @agtmux_attention '#[fg=red]agtmux install failed#[default]' \; \
+		set-option -gq @agtmux_attention '#[fg=white,bg=red,bold]agtmux install failed#[default]' \; \
 		set-option -gq @agtmux_install "$msg" \; \
 		set-option -gq @agtmux_install_log "$log"
 	notify "agtmux: $(fmt_escape "$msg") (log: $(fmt_escape "$log"))" 15000

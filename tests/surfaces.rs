@@ -344,6 +344,8 @@ fn status_line_window_icon_and_choose_tree_formats_render() {
     // The TPM entry, run as TPM would (inside the server), with the #{agtmux_status} placeholder.
     w.tmux(&["set", "-g", "status-right", "#{agtmux_status} | %H"]);
     w.tmux(&["set", "-g", "@agtmux-bin", BIN]);
+    // The agent-only tree has no default key (issue 20: `a` is C-a users' send-prefix).
+    w.tmux(&["set", "-g", "@agtmux-tree-agents-key", "a"]);
     w.tmux(&[
         "set",
         "-g",

@@ -1,6 +1,8 @@
 //! `agtmux demo`: the first thing a newcomer runs. It starts a private tmux server
-//! (`-L agtmux-demo`) with simulated Claude and Codex agents beside ordinary panes, starts the
-//! daemon for it, binds the status line, and attaches.
+//! (`-L agtmux-demo`) with simulated Claude and Codex agents beside ordinary panes, then runs
+//! the plugin's own `agtmux.tmux` in it (the same keys, formats and daemon start as a real
+//! install, not a copy of them), and attaches with a message that says which keys to try. Its
+//! state dir is a temporary one, never the user's.
 //!
 //! The simulated agents are this binary's hidden `fake-agent` command: it re-executes itself
 //! with argv[0] set to `claude` or `codex` (so tmux's `pane_current_command` says what a real
@@ -267,6 +269,80 @@ fn send_hook(agent: &str, json: &str, session: &str) {
     let _ = crate::cli::hook::record_payload("claude", v.to_string().as_bytes());
 }
 
+/// The plugin's entry script and what it sources, built into the binary from the same files
+/// (one code path), written under the demo's dir with the version line it reads.
+fn write_plugin(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let root = dir.join("plugin");
+    std::fs::create_dir_all(root.join("scripts"))?;
+    let script = root.join("agtmux.tmux");
+    std::fs::write(
+        &script,
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/agtmux.tmux")),
+    )?;
+    std::fs::write(
+        root.join("scripts/helpers.sh"),
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/helpers.sh")),
+    )?;
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!("version = \"{}\"\n", env!("CARGO_PKG_VERSION")),
+    )?;
+    Ok(script)
+}
+
+/// The first screen's message: the keys the plugin bound in the demo server.
+fn demo_keys(name: &str) -> String {
+    let bound = |key: &str| {
+        tmux(name, &["list-keys", "-T", "prefix", key])
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let mut keys = vec![];
+    for (key, what) in [
+        ("A", "popup"),
+        ("S", "tree with states"),
+        ("g", "agents-only tree"),
+        ("N", "next agent that needs you"),
+    ] {
+        if bound(key) {
+            keys.push(format!("C-b {key} {what}"));
+        }
+    }
+    keys.push("C-b d detach".into());
+    format!("agtmux demo: try {}", keys.join(" · "))
+}
+
+/// Text of a tmux format without its `#[…]` style directives (for a plain terminal).
+fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("#[") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(']') {
+            Some(j) => rest = &rest[i + j + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn tmux_env(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, std::ffi::OsString)],
+) -> std::io::Result<std::process::Output> {
+    Command::new("tmux")
+        .arg("-L")
+        .arg(name)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+}
+
 fn tmux(name: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
     Command::new("tmux")
         .arg("-L")
@@ -295,6 +371,35 @@ pub fn run(args: &DemoArgs) -> i32 {
     while crate::daemon::lock_held(&sp) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A state dir of the demo's own (the user's real store stays untouched), inherited by
+    // the server and so by everything it runs: the daemon, the fake agents' hooks, the popup.
+    let state = std::env::temp_dir()
+        .join(format!("agtmux-demo-{}", crate::sys::user::uid()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&state);
+    if let Err(e) = crate::sys::user::with_umask(0o077, || std::fs::create_dir_all(&state)) {
+        eprintln!("agtmux demo: cannot create {}: {e}", state.display());
+        return 1;
+    }
+    let plugin = match write_plugin(&state) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "agtmux demo: cannot write the plugin to {}: {e}",
+                state.display()
+            );
+            return 1;
+        }
+    };
+    let codex_sock = sp
+        .runtime_dir
+        .join(format!("{}.demo-no-codex.sock", sp.key));
+    let env = [
+        ("AGTMUX_STATE_DIR", state.join("state").into_os_string()),
+        // The demo's agents are simulated: keep the user's real Codex daemon (and its
+        // threads, which could bind to the simulated Codex panes by cwd) out of it.
+        (crate::daemon::codex::SOCK_ENV, codex_sock.into_os_string()),
+    ];
     let agent = |a: &str| format!("{} fake-agent {a}", q(&exe));
     let steps: Vec<Vec<String>> = vec![
         vec!["-f".into(), "/dev/null".into(), "new-session".into(), "-d".into(), "-s".into(), "agents".into(), "-n".into(), "claude".into(), "-x".into(), "120".into(), "-y".into(), "40".into(), agent("claude")],
@@ -302,16 +407,17 @@ pub fn run(args: &DemoArgs) -> i32 {
         vec!["new-window".into(), "-t".into(), "agents".into(), "-n".into(), "review".into(), agent("claude")],
         vec!["new-session".into(), "-d".into(), "-s".into(), "work".into(), "-n".into(), "shell".into()],
         vec!["split-window".into(), "-t".into(), "work:shell".into(), "-h".into(), format!("{} fake-agent codex --speed 1.3", q(&exe))],
-        vec!["set-option".into(), "-g".into(), "status-right".into(), "#{@agtmux_attention} #[fg=colour244]#{@agtmux_counts}#[default] %H:%M".into()],
+        // The placeholder, as a user would write it; the plugin fills it in.
+        vec!["set-option".into(), "-g".into(), "status-right".into(), "#{agtmux_status} #[fg=colour244]#{@agtmux_counts}#[default] %H:%M".into()],
         vec!["set-option".into(), "-g".into(), "status-right-length".into(), "120".into()],
-        vec!["set-option".into(), "-g".into(), "window-status-format".into(), " #I:#W#{?#{@agtmux_window_icon}, #{@agtmux_window_icon},} ".into()],
-        vec!["set-option".into(), "-g".into(), "window-status-current-format".into(), "#[reverse] #I:#W#{?#{@agtmux_window_icon}, #{@agtmux_window_icon},} #[default]".into()],
         vec!["set-option".into(), "-g".into(), "pane-border-status".into(), "top".into()],
         vec!["set-option".into(), "-g".into(), "pane-border-format".into(), " #{pane_id} #{?#{@agtmux_state},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} (#{@agtmux_evidence}),no agent} ".into()],
+        vec!["set-option".into(), "-g".into(), "@agtmux-bin".into(), exe.clone()],
+        vec!["set-option".into(), "-g".into(), "@agtmux-tree-agents-key".into(), "g".into()],
     ];
     for s in &steps {
         let a: Vec<&str> = s.iter().map(String::as_str).collect();
-        match tmux(name, &a) {
+        match tmux_env(name, &a, &env) {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
                 eprintln!(
@@ -327,27 +433,31 @@ pub fn run(args: &DemoArgs) -> i32 {
             }
         }
     }
-    let _ = Command::new(&exe)
-        .args(["daemon", "-L", name])
-        // The demo's agents are simulated: keep the user's real Codex daemon (and its threads,
-        // which could bind to the simulated Codex panes by cwd) out of it.
-        .env(
-            crate::daemon::codex::SOCK_ENV,
-            sp.runtime_dir
-                .join(format!("{}.demo-no-codex.sock", sp.key)),
-        )
+    // The plugin, run as TPM runs it (inside the server): keys, formats, the daemon.
+    let socket = tmux(name, &["display-message", "-p", "#{socket_path}"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let ran = Command::new("bash")
+        .arg(&plugin)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("TMUX", format!("{socket},0,0"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
+        .status();
+    if !matches!(ran, Ok(st) if st.success()) {
+        eprintln!("agtmux demo: {} failed: {ran:?}", plugin.display());
+        return 1;
+    }
+    let keys = demo_keys(name);
     if !args.no_attach {
         let err = Command::new("tmux")
-            .args(["-L", name, "attach", "-t", "agents"])
+            .args(["-L", name, "attach", "-t", "agents", ";"])
+            .args(["display-message", "-d", "0", &keys])
             .exec();
         eprintln!("agtmux demo: cannot attach: {err}");
         return 1;
     }
+    println!("{keys}");
     let until = std::time::Instant::now() + args.duration;
     let fmt = "#{pane_id}\t#{session_name}:#{window_name}\t#{pane_current_command}\t#{?#{@agtmux_presence},#{@agtmux_presence},unmanaged}\t#{@agtmux_provider}\t#{@agtmux_state}\t#{@agtmux_evidence}\t#{@agtmux_attention_kind}";
     while std::time::Instant::now() < until {
@@ -361,7 +471,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         let counts = tmux(name, &["show", "-gv", "@agtmux_counts"])
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
-        println!("--- attention: {att:?}  counts: {counts}");
+        println!("--- attention: {}  counts: {counts}", plain(&att));
         println!("PANE\tWHERE\tCOMMAND\tPRESENCE\tPROVIDER\tSTATE\tEVIDENCE\tATTENTION");
         print!("{}", String::from_utf8_lossy(&o.stdout));
     }

@@ -130,6 +130,9 @@ pub struct Style {
     pub unknown: Mark,
     /// Maximum visible width of `attention_summary` (0 = unlimited). Least urgent items go first.
     pub max_len: usize,
+    /// The text colour of a status-line badge, whose background is the mark's colour: a badge
+    /// carries both colours, so it reads on any status-style (stock tmux's green bar included).
+    pub ink: String,
 }
 
 impl Default for Style {
@@ -162,7 +165,7 @@ impl fmt::Display for StyleError {
 impl std::error::Error for StyleError {}
 
 impl Style {
-    /// Colours that read on a dark background.
+    /// Badge colours (black text on bright backgrounds) for dark terminals.
     pub fn dark() -> Self {
         Style {
             approval: Mark::new("!", "red"),
@@ -173,10 +176,11 @@ impl Style {
             idle: Mark::new("○", ""),
             unknown: Mark::new("·", ""),
             max_len: 40,
+            ink: "black".into(),
         }
     }
 
-    /// Darker shades that read on a light background.
+    /// Darker badge backgrounds with white text, for light terminals.
     pub fn light() -> Self {
         Style {
             approval: Mark::new("!", "colour160"),
@@ -184,6 +188,7 @@ impl Style {
             error: Mark::new("✗", "colour127"),
             done: Mark::new("✓", "colour28"),
             running: Mark::new("●", "colour31"),
+            ink: "white".into(),
             ..Style::dark()
         }
     }
@@ -397,7 +402,8 @@ pub fn session_counts(panes: &[PaneView], style: &Style) -> String {
         .join(" ")
 }
 
-/// `@agtmux_attention`: status-line ready, e.g. `#[fg=red]!1#[default] #[fg=yellow]?2#[default]`.
+/// `@agtmux_attention`: status-line ready badges, e.g.
+/// `#[fg=black,bg=red,bold]!1#[default] #[fg=black,bg=yellow,bold]?2#[default]`.
 /// Empty when no agent needs anything. At most `style.max_len` visible characters: the least
 /// urgent items are dropped first.
 pub fn attention_summary(panes: &[PaneView], style: &Style) -> String {
@@ -427,7 +433,10 @@ pub fn attention_summary(panes: &[PaneView], style: &Style) -> String {
         if m.fg.is_empty() {
             out.push_str(&text);
         } else {
-            out.push_str(&format!("#[fg={}]{text}#[default]", m.fg));
+            out.push_str(&format!(
+                "#[fg={},bg={},bold]{text}#[default]",
+                style.ink, m.fg
+            ));
         }
         width += w;
     }
@@ -571,14 +580,14 @@ mod tests {
         assert_eq!(session_counts(&panes, &s), "!1 ?2 ✓1 ●3");
         assert_eq!(
             attention_summary(&panes, &s),
-            "#[fg=red]!1#[default] #[fg=yellow]?2#[default] #[fg=green]✓1#[default]"
+            "#[fg=black,bg=red,bold]!1#[default] #[fg=black,bg=yellow,bold]?2#[default] #[fg=black,bg=green,bold]✓1#[default]"
         );
         assert_eq!(window_icon(&panes, &s), "!");
         let mut narrow = s.clone();
         narrow.max_len = 5;
         assert_eq!(
             attention_summary(&panes, &narrow),
-            "#[fg=red]!1#[default] #[fg=yellow]?2#[default]"
+            "#[fg=black,bg=red,bold]!1#[default] #[fg=black,bg=yellow,bold]?2#[default]"
         );
         let mut nocolour = s.clone();
         nocolour.input.fg.clear();
@@ -586,7 +595,7 @@ mod tests {
         nocolour.max_len = 0;
         assert_eq!(
             attention_summary(&panes, &nocolour),
-            "#[fg=red]!1#[default] ?2 ✓1"
+            "#[fg=black,bg=red,bold]!1#[default] ?2 ✓1"
         );
     }
 

@@ -755,12 +755,13 @@ impl Runtime {
                     self.tmux_sup.on_ready();
                     if let Some(t) = self.tmux.as_mut() {
                         t.send(registry::IDENTITY, ReplyKind::Identity);
-                        t.send("show-options -g", ReplyKind::Other);
+                        t.send("show-options -g", ReplyKind::UserOptions);
                         self.notify.load_options(t);
                         // Pane states an earlier daemon published (killed before it could
                         // clear them): each is rewritten or cleared by the next publish.
                         t.send(PUBLISHED_PANES, ReplyKind::Other);
                         t.send(&registry::subscribe_panes_command(), ReplyKind::Subscribe);
+                        t.send(&registry::subscribe_options_command(), ReplyKind::Other);
                     }
                     self.refresh_requested = true;
                     self.publish_all = true;
@@ -1066,10 +1067,12 @@ impl Runtime {
                 self.tmux.as_mut(),
                 now,
             ),
-            ReplyKind::Other => {
-                if reply.lines.iter().any(|l| l.starts_with(b"@agtmux-")) {
+            ReplyKind::UserOptions => {
+                if reply.ok {
                     self.apply_user_options(&reply.lines);
                 }
+            }
+            ReplyKind::Other => {
                 if reply.lines.iter().any(|l| l.starts_with(b"AGTO ")) {
                     for l in &reply.lines {
                         let l = String::from_utf8_lossy(l);
@@ -1127,21 +1130,30 @@ impl Runtime {
         self.projection.set_process(id, hint, pid, now);
     }
 
-    /// `@agtmux-*` user options (icons, colours, theme) from `show-options -g`.
+    /// `@agtmux-*` user options (icons, colours, theme) from `show-options -g`: the whole
+    /// style is rebuilt from the defaults, so an option the user unset goes back to its default.
+    /// The theme goes first (it resets icons and colours; tmux lists options sorted by name).
     fn apply_user_options(&mut self, lines: &[Vec<u8>]) {
-        for l in lines {
-            let l = String::from_utf8_lossy(l);
-            let Some((name, value)) = l.split_once(' ') else {
-                continue;
-            };
-            if !name.starts_with("@agtmux-") {
-                continue;
-            }
-            let value = value.trim().trim_matches('"');
-            if let Err(e) = self.style.apply_option(name, value) {
+        let mut opts: Vec<(String, String)> = lines
+            .iter()
+            .filter_map(|l| {
+                let l = String::from_utf8_lossy(l);
+                let (name, value) = l.split_once(' ')?;
+                name.starts_with("@agtmux-")
+                    .then(|| (name.to_string(), value.trim().trim_matches('"').to_string()))
+            })
+            .collect();
+        opts.sort_by_key(|(name, _)| name != "@agtmux-theme");
+        let mut style = Style::default();
+        for (name, value) in &opts {
+            if let Err(e) = style.apply_option(name, value) {
                 log::debug!("user_option_ignored name={name} err={e:?}");
             }
         }
+        if style != self.style {
+            log::info!("user_options_applied count={}", opts.len());
+        }
+        self.style = style;
         self.publish_all = true;
     }
 
@@ -1152,6 +1164,14 @@ impl Runtime {
                 if name == registry::PANES_SUBSCRIPTION =>
             {
                 self.on_pane_digest(&value, now);
+            }
+            // The plugin was sourced again: read the @agtmux-* options again.
+            Notification::SubscriptionChanged { name, .. }
+                if name == registry::OPTIONS_SUBSCRIPTION =>
+            {
+                if let Some(t) = self.tmux.as_mut() {
+                    t.send("show-options -g", ReplyKind::UserOptions);
+                }
             }
             // automatic-rename follows the active pane's command: look at that pane (not at
             // every pane), and keep the name for the API.

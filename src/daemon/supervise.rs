@@ -38,7 +38,7 @@ pub(crate) const REVIVE_EVERY: Duration = Duration::from_secs(10);
 /// How long the tmux hook's revive waits for a dying daemon to let go of its lock.
 const REVIVE_SETTLE: Duration = Duration::from_secs(2);
 /// What the status summary shows while the worker is down.
-pub(crate) const DOWN_ATTENTION: &str = "#[fg=red]agtmux down#[default]";
+pub(crate) const DOWN_ATTENTION: &str = "#[fg=white,bg=red,bold]agtmux down#[default]";
 
 /// The keeper's lock file; its existence also says "this server had a keeper".
 pub fn supervisor_lock(sp: &ServerPaths) -> PathBuf {

@@ -41,6 +41,9 @@ pub enum ReplyKind {
     SetOption(String),
     /// A notification batch's query (`daemon::notify`): an option name, `ttys` or `clients`.
     Notify(String),
+    /// `show-options -g`, for the `@agtmux-*` user options (read at connect and again when
+    /// the plugin is sourced).
+    UserOptions,
     /// Anything whose reply is ignored.
     Other,
 }

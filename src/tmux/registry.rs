@@ -25,6 +25,16 @@ pub const PANES_SUBSCRIPTION: &str = "agtmux-panes";
 /// server is noticed within a second, with no command of ours and no fork. Each entry is
 /// `%ID=PID=COMMAND|` (the command last: it is free text). Needs no output from panes, so it
 /// works with the control client's `no-output`.
+/// The subscription whose change makes the daemon read the `@agtmux-*` options again: the
+/// plugin sets `@agtmux_reload` each time it is sourced. One global option, checked by tmux
+/// once a second; no process runs for it.
+pub const OPTIONS_SUBSCRIPTION: &str = "agtmux-options";
+
+/// `refresh-client -B` for [`OPTIONS_SUBSCRIPTION`] (tmux ≥ 3.2; fails harmlessly before).
+pub fn subscribe_options_command() -> String {
+    format!("refresh-client -B '{OPTIONS_SUBSCRIPTION}::#{{@agtmux_reload}}'")
+}
+
 pub fn subscribe_panes_command() -> String {
     format!(
         "refresh-client -B '{PANES_SUBSCRIPTION}::#{{S:#{{W:#{{P:#{{pane_id}}=#{{pane_pid}}=#{{pane_current_command}}|}}}}}}'"
