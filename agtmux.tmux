@@ -69,7 +69,7 @@ bind_key() {
 	if [ -z "$key" ]; then
 		key="$default"
 		[ -z "$key" ] && return 0
-		existing="$(tmux list-keys -T prefix "$key" 2>/dev/null)"
+		existing="$(prefix_binding "$key")"
 		case "$existing" in
 		'' | *agtmux*) ;;
 		*) return 0 ;; # the user's (or tmux's) binding stays
@@ -91,7 +91,7 @@ bind_key '@agtmux-tree-key' 'S' choose-tree -Z -F "$tree_format"
 bind_key '@agtmux-tree-agents-key' '' choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"
 # Earlier versions bound `a` to it by default: take that binding back (only ours).
 if [ -z "$(tmux show-option -gqv '@agtmux-tree-agents-key')" ]; then
-	case "$(tmux list-keys -T prefix a 2>/dev/null)" in
+	case "$(prefix_binding a)" in
 	*'@agtmux_presence'*) tmux unbind-key a ;;
 	esac
 fi

@@ -67,3 +67,12 @@ state_root() {
 		printf '%s/agtmux' "${XDG_STATE_HOME:-$HOME/.local/state}"
 	fi
 }
+
+# prefix_binding KEY: the prefix table's binding of KEY (its list-keys line), or nothing. The
+# whole table is listed and filtered here: given a key, tmux 3.7 shows a single match as a
+# status message instead of printing it.
+prefix_binding() {
+	tmux list-keys -T prefix 2>/dev/null | awk -v k="$1" '{
+		for (i = 1; i + 2 <= NF; i++) if ($i == "-T") { if ($(i + 2) == k) print; next }
+	}'
+}

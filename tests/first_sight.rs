@@ -33,7 +33,7 @@ fn run_plugin(s: &Server) {
 }
 
 fn key(s: &Server, k: &str) -> String {
-    s.tmux_out(&["list-keys", "-T", "prefix", k])
+    s.prefix_binding(k)
 }
 
 /// The daemon knows `pane` holds an agent (hooks from an unknown pane are rejected).

@@ -474,7 +474,7 @@ fn the_next_key_is_bound_where_free_and_switches_the_client_that_pressed_it() {
         assert!(c.status().unwrap().success());
     };
     tpm();
-    let bound = s.tmux_out(&["list-keys", "-T", "prefix", "N"]);
+    let bound = s.prefix_binding("N");
     assert!(bound.contains("next -c #{q:client_name}"), "{bound}");
 
     approval(&s, &p[0]);
@@ -494,8 +494,8 @@ fn the_next_key_is_bound_where_free_and_switches_the_client_that_pressed_it() {
     s.tmux(&["bind-key", "N", "display-message", "mine"]);
     s.tmux(&["set-option", "-g", "@agtmux-next-key", "M-j"]);
     tpm();
-    let n = s.tmux_out(&["list-keys", "-T", "prefix", "N"]);
+    let n = s.prefix_binding("N");
     assert!(n.contains("display-message mine"), "{n}");
-    let j = s.tmux_out(&["list-keys", "-T", "prefix", "M-j"]);
+    let j = s.prefix_binding("M-j");
     assert!(j.contains("next -c"), "{j}");
 }

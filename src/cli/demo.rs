@@ -292,10 +292,18 @@ fn write_plugin(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
 
 /// The first screen's message: the keys the plugin bound in the demo server.
 fn demo_keys(name: &str) -> String {
+    // The whole table, filtered here: given a key, tmux 3.7 shows a single match as a status
+    // message instead of printing it.
+    let table = tmux(name, &["list-keys", "-T", "prefix"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let bound = |key: &str| {
-        tmux(name, &["list-keys", "-T", "prefix", key])
-            .map(|o| !o.stdout.is_empty())
-            .unwrap_or(false)
+        table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.iter()
+                .position(|w| *w == "-T")
+                .is_some_and(|i| f.get(i + 2) == Some(&key))
+        })
     };
     let mut keys = vec![];
     for (key, what) in [

@@ -61,6 +61,22 @@ impl Server {
         c.stdin(Stdio::null()).output().unwrap()
     }
 
+    /// The prefix table's binding of `key` (its `list-keys` line), or "". The whole table is
+    /// listed and filtered here: given a key, tmux 3.7 shows a single match as a status
+    /// message instead of printing it.
+    pub fn prefix_binding(&self, key: &str) -> String {
+        self.tmux_out(&["list-keys", "-T", "prefix"])
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.iter()
+                    .position(|w| *w == "-T")
+                    .is_some_and(|i| f.get(i + 2) == Some(&key))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn tmux_out(&self, args: &[&str]) -> String {
         String::from_utf8_lossy(&self.tmux(args).stdout)
             .trim_end_matches('\n')
