@@ -81,15 +81,23 @@ fn is_shell(pid: i32) -> bool {
 }
 
 /// The agent process of an anchored hook: the terminal's foreground group leader when it is
-/// on the hook's chain (the agent the user started), else the pane's process, else (a shell
-/// there) the pane's child on the chain. Never a shell, unless nothing else is on the chain.
+/// on the hook's chain (the agent the user started; the pane's own process when the pane runs
+/// a script without job control), else the pane's process, else (a shell there) the pane's
+/// child on the chain. Never an interactive shell, unless nothing else is on the chain.
 fn anchor_of(env: &Envelope) -> Option<(i32, u64)> {
     let pane = *env.anc.last()?;
     if let Some(t) = env.tpgid
         && let Some(a) = env.anc.iter().find(|(p, _)| *p == t)
-        && !is_shell(a.0)
     {
-        return Some(*a);
+        // No job control (the pane runs `sh -c …`): the pane's own program ran the hook, and
+        // it lives as long as that program. Its subshells come and go (a pipeline's side
+        // exits at once) and are never the agent.
+        if *a == pane {
+            return Some(pane);
+        }
+        if !is_shell(a.0) {
+            return Some(*a);
+        }
     }
     if !is_shell(pane.0) {
         return Some(pane);
@@ -535,6 +543,35 @@ mod tests {
             event.signal,
             crate::core::event::Signal::Activity(crate::core::types::Activity::Idle)
         );
+    }
+
+    /// A pane that runs a script (`sh -c "printf … | agtmux hook …; exec agent"`, no job
+    /// control: the pane's process leads the terminal's foreground group) ran the hook through
+    /// a pipeline subshell that is gone by ingest time. The agent is the pane's own process,
+    /// not that subshell (it was taken for it, and the hook rejected as agent_gone, whenever
+    /// the daemon read the hook before the script's exec).
+    #[test]
+    fn a_script_pane_anchors_its_hooks_to_itself_not_to_a_gone_subshell() {
+        use std::os::unix::process::CommandExt;
+        let mut sh = std::process::Command::new("sleep");
+        sh.arg0("sh").arg("30");
+        let mut child = sh.spawn().unwrap();
+        let pane = child.id() as i32;
+        let start = crate::sys::procs::start_ticks(pane).unwrap();
+        let l = envelope_line(
+            "codex",
+            "/tmp/agtmux-test-sock",
+            Some("%1".into()),
+            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
+        );
+        let mut e: Envelope = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+        // hook, the pipeline's subshell (both exited), the pane's process.
+        e.anc = vec![(999_999_001, 1), (999_999_002, 1), (pane, start)];
+        e.pane_pid = Some(pane);
+        e.tpgid = Some(pane);
+        assert_eq!(anchor_of(&e), Some((pane, start)));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]
