@@ -79,6 +79,16 @@ impl World {
         // The plugin runs inside the server (run-shell) with its global environment: no
         // cargo and no agtmux on PATH unless a test puts one in fakebin; HOME without
         // ~/.cargo; the test's own Codex socket.
+        // The same tmux as the test's (the version matrix puts another one first on PATH): a
+        // plugin talking to the server through a tmux of another version gets nowhere.
+        let tmux = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tmux"))
+                .find(|c| c.is_file())
+        });
+        if let Some(t) = tmux {
+            std::os::unix::fs::symlink(t, fakebin.join("tmux")).unwrap();
+        }
         let path = format!("{}:/usr/bin:/bin", fakebin.display());
         for (k, v) in [
             ("PATH", path.as_str()),
