@@ -333,6 +333,23 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
+impl ServerPaths {
+    /// Tests: every path of one server in a fresh dir `agtmux-<tag>-<pid>` under the temp dir
+    /// (emptied first).
+    pub(crate) fn in_temp_dir(tag: &str) -> ServerPaths {
+        let d = std::env::temp_dir().join(format!("agtmux-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("create temp dir");
+        ServerPaths {
+            socket: d.join("sock"),
+            key: "k".into(),
+            runtime_dir: d.clone(),
+            state_dir: d,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

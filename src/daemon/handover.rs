@@ -227,15 +227,7 @@ mod tests {
     use std::fs::OpenOptions;
 
     fn sp(tag: &str) -> ServerPaths {
-        let d = std::env::temp_dir().join(format!("agtmux-handover-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        ServerPaths {
-            socket: d.join("sock"),
-            key: "k".into(),
-            runtime_dir: d.clone(),
-            state_dir: d,
-        }
+        ServerPaths::in_temp_dir(&format!("handover-{tag}"))
     }
 
     fn lock(path: &Path) -> File {
