@@ -1381,10 +1381,7 @@ fn truncate_raw(raw: String) -> String {
     if raw.len() <= MAX {
         return raw;
     }
-    let mut end = MAX;
-    while !raw.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::core::text::floor_char_boundary(&raw, MAX);
     format!("{}…[{} bytes]", &raw[..end], raw.len())
 }
 

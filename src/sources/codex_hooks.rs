@@ -13,6 +13,7 @@
 //! - `notify` also fires for internal title-generation threads: their `input-messages` start with
 //!   "Generate a concise, single-line task title" → Ignore.
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::text::clip;
 use crate::core::types::{Activity, Millis, Provider, SourceKind, valid_pane_id};
 use serde_json::Value;
 
@@ -24,17 +25,6 @@ const QUESTION_TOOLS: &[&str] = &["request_user_input", "AskUserQuestion"];
 
 fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str)
-}
-
-fn short(t: &str, max: usize) -> String {
-    if t.len() <= max {
-        return t.to_string();
-    }
-    let mut e = max;
-    while !t.is_char_boundary(e) {
-        e -= 1;
-    }
-    format!("{}…", &t[..e])
 }
 
 fn pane_hint(pane: Option<&str>) -> Option<String> {
@@ -138,7 +128,7 @@ pub fn map_notify(
     } else {
         (
             Signal::Activity(Activity::Idle),
-            s(argv1, "last-assistant-message").map(|m| short(m, 120)),
+            s(argv1, "last-assistant-message").map(|m| clip(m, 120)),
         )
     };
     Ok(NormalizedEvent {

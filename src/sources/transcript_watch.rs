@@ -51,6 +51,7 @@
 //! costs nothing.
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::time::parse_iso_ms;
 use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
 use crate::sys::watch::{Change, Kind, WatchId, Watcher};
 use std::collections::{HashMap, VecDeque};
@@ -199,72 +200,6 @@ pub fn parse_interrupt(line: &[u8]) -> Option<Interrupt> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// `2026-12-03T12:53:36.059Z` (or with `+HH:MM` / `-HH:MM`) → epoch ms. Pure.
-pub fn parse_iso_ms(s: &str) -> Option<Millis> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        t.parse().ok()
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let frac = s.get(start..i)?;
-        if frac.is_empty() {
-            return None;
-        }
-        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        ms = digits.parse().ok()?;
-    }
-    let offset_min = match s.get(i..)? {
-        "Z" | "z" => 0,
-        // Byte checks only: the text is whatever a file says, so it may hold a multi-byte
-        // character where a digit belongs (slicing `&t[3..4]` there once killed the daemon).
-        t if t.len() == 6
-            && (t.starts_with('+') || t.starts_with('-'))
-            && t.as_bytes()[3] == b':' =>
-        {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let m = oh * 60 + om;
-            if t.starts_with('-') { -m } else { m }
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (yy, mm) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3_600 + mi * 60 + sec - offset_min * 60;
-    Some(secs * 1_000 + ms)
 }
 
 struct Watch {
@@ -560,7 +495,8 @@ impl TranscriptWatch {
         line: Vec<u8>,
         now: Millis,
     ) {
-        let id = crate::paths::fnv1a64(format!("{session}|{}|{}", e.turn_id, e.failed).as_bytes());
+        let id =
+            crate::core::hash::fnv1a64(format!("{session}|{}|{}", e.turn_id, e.failed).as_bytes());
         let (name, detail, activity) = if e.failed {
             ("rollout/turn_failed", "api_error", Activity::Error)
         } else {
@@ -589,7 +525,7 @@ impl TranscriptWatch {
     }
 
     fn push(&mut self, i: Interrupt, pane: &str, line: Vec<u8>, now: Millis) {
-        let id = crate::paths::fnv1a64(format!("{}|{}", i.session, i.uuid).as_bytes());
+        let id = crate::core::hash::fnv1a64(format!("{}|{}", i.session, i.uuid).as_bytes());
         let (name, detail) = if i.tool_use {
             ("transcript/interrupted_tool_use", "denied_with_esc")
         } else {
@@ -619,11 +555,7 @@ impl TranscriptWatch {
     fn enqueue(&mut self, event: NormalizedEvent, line: &[u8]) {
         let mut raw = String::from_utf8_lossy(line).trim_end().to_string();
         if raw.len() > MAX_RAW {
-            let mut cut = MAX_RAW;
-            while !raw.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            raw.truncate(cut);
+            raw.truncate(crate::core::text::floor_char_boundary(&raw, MAX_RAW));
         }
         if self.queue.len() >= MAX_QUEUE {
             self.queue.pop_front();
@@ -697,67 +629,6 @@ mod tests {
         ] {
             assert_eq!(parse_interrupt(l.as_bytes()), None, "{l}");
         }
-    }
-
-    #[test]
-    fn iso_timestamps_parse_to_epoch_ms() {
-        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_iso_ms("1970-01-01T00:00:01.5Z"), Some(1_500));
-        assert_eq!(
-            parse_iso_ms("2000-03-01T00:00:00.000Z"),
-            Some(951_868_800_000)
-        );
-        assert_eq!(
-            parse_iso_ms("2026-12-03T13:53:36.059+01:00"),
-            parse_iso_ms("2026-12-03T12:53:36.059Z")
-        );
-        for bad in [
-            "",
-            "2026-12-03",
-            "2026-13-03T00:00:00Z",
-            "2026-12-03T00:00:00",
-            "x026-12-03T00:00:00Z",
-            "2026-12-03T00:00:00.Z",
-        ] {
-            assert_eq!(parse_iso_ms(bad), None, "{bad}");
-        }
-    }
-
-    /// Issue 16: a multi-byte character inside a timestamp panicked (`&t[3..4]` cut into it).
-    /// Every position of every valid shape, with a 2-, 3- and 4-byte character, gives `None`.
-    #[test]
-    fn multibyte_characters_in_a_timestamp_are_rejected_not_a_panic() {
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+0\u{e9}00"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+01\u{e9}0"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+1:00"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00++1:00"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+01:+1"), None);
-        for good in [
-            "2026-12-04T10:00:00+01:00",
-            "2026-12-04T10:00:00.123-05:30",
-            "2026-12-04T10:00:00Z",
-        ] {
-            assert!(parse_iso_ms(good).is_some(), "{good}");
-            for ch in ['\u{e9}', '\u{20ac}', '\u{1f600}'] {
-                for at in 0..=good.len() {
-                    let mut t = good.to_string();
-                    t.insert(at, ch);
-                    assert_eq!(parse_iso_ms(&t), None, "{t}");
-                    if at < good.len() {
-                        let t = format!("{}{ch}{}", &good[..at], &good[at + 1..]);
-                        assert_eq!(parse_iso_ms(&t), None, "{t}");
-                    }
-                }
-            }
-        }
-        let line = format!(
-            r#"{{"type":"user","isSidechain":false,"message":{{"role":"user","content":[{{"type":"text","text":"{MARKER}]"}}]}},"uuid":"u1","timestamp":"2026-12-04T10:00:00+0é00","sessionId":"s1"}}"#
-        );
-        let i = parse_interrupt(line.as_bytes()).unwrap();
-        assert_eq!((i.uuid.as_str(), i.ts), ("u1", None));
-        let line = r#"{"timestamp":"2026-12-04T10:00:00+0é00","type":"event_msg","payload":{"type":"turn_aborted","turn_id":"t1","reason":"interrupted"}}"#;
-        let r = parse_rollout_end(line.as_bytes()).unwrap();
-        assert_eq!((r.turn_id.as_str(), r.ts), ("t1", None));
     }
 
     fn dir(tag: &str) -> PathBuf {
@@ -972,5 +843,19 @@ mod tests {
             "the least recently used went first"
         );
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Issue 16: a multi-byte character inside a line's timestamp leaves the time unknown,
+    /// not a panic (the parser itself is tested in `core::time`).
+    #[test]
+    fn a_multibyte_character_in_a_timestamp_leaves_the_time_unknown() {
+        let line = format!(
+            r#"{{"type":"user","isSidechain":false,"message":{{"role":"user","content":[{{"type":"text","text":"{MARKER}]"}}]}},"uuid":"u1","timestamp":"2026-12-04T10:00:00+0é00","sessionId":"s1"}}"#
+        );
+        let i = parse_interrupt(line.as_bytes()).unwrap();
+        assert_eq!((i.uuid.as_str(), i.ts), ("u1", None));
+        let line = r#"{"timestamp":"2026-12-04T10:00:00+0é00","type":"event_msg","payload":{"type":"turn_aborted","turn_id":"t1","reason":"interrupted"}}"#;
+        let r = parse_rollout_end(line.as_bytes()).unwrap();
+        assert_eq!((r.turn_id.as_str(), r.ts), ("t1", None));
     }
 }

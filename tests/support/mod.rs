@@ -307,14 +307,10 @@ pub fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
-/// Now as `date -u` prints it with milliseconds: how Claude stamps transcript entries and
-/// Codex its rollout lines.
+/// Now in UTC with milliseconds (`2026-12-03T12:53:36.059Z`): how Claude stamps transcript
+/// entries and Codex its rollout lines.
 pub fn iso_now() -> String {
-    let o = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%3NZ"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+    agtmux::core::time::iso_utc_ms(agtmux::sys::clock::now_ms())
 }
 
 /// After `kill-server`: let the daemon exit by itself (it does once its server is gone), then
