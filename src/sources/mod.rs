@@ -43,6 +43,7 @@ pub mod codex_hooks;
 pub mod codex_testserver;
 pub mod gemini_hooks;
 pub mod generic_hook;
+pub(crate) mod hook_map;
 pub mod hook_spool;
 pub mod opencode_plugin;
 pub mod spool;
