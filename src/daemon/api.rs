@@ -103,7 +103,7 @@ pub struct View<'a> {
     /// Rolling-window metrics and event traces (`metrics`, `trace`; `None` in unit tests).
     pub metrics: Option<&'a super::metrics::Metrics>,
     /// The gateway's accepted/ignored/rejected/duplicate counters.
-    pub ingest_counts: [u64; 4],
+    pub ingest_counts: crate::gateway::IngestCounts,
     /// The delivery inflight table and its token traces (`None` in unit tests).
     pub delivery: Option<&'a crate::delivery::Delivery>,
     /// C-013 guardrails and Flow-010 snapshots, read at request time (`None` in unit tests).
@@ -1414,7 +1414,7 @@ mod tests {
             tmux_connected: true,
             store_problem: None,
             metrics: None,
-            ingest_counts: [0; 4],
+            ingest_counts: Default::default(),
             delivery: None,
             ops: None,
             now: 5,
