@@ -33,7 +33,7 @@
 //! exhausted ones degrade the source with `ack_retry_exhausted`.
 use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Evidence, Health, Millis, Provider, SourceKind};
+use crate::core::types::{Evidence, Health, Millis, PaneId, Provider, SourceKind};
 use crate::delivery::{Delivery, DeliveryPolicy, Expired};
 use crate::paths::ServerPaths;
 use crate::projection::{IgnoreReason, Projection};
@@ -96,7 +96,7 @@ pub enum IngestOutcome {
 pub struct TranscriptRequest {
     pub provider: Provider,
     pub session: String,
-    pub pane: String,
+    pub pane: PaneId,
     pub path: Option<String>,
 }
 
@@ -784,7 +784,7 @@ impl Gateway {
         for item in &batch.items {
             if let Pulled::Event { event, .. } = item
                 && let Some(p) = &event.pane_id
-                && (!reg.panes.contains_key(p)
+                && (!reg.panes.contains_key(p.as_str())
                     || matches!(
                         origins.get(&event.event_id),
                         Some(ProcOrigin::Mismatch { .. })
@@ -887,7 +887,7 @@ impl Gateway {
                                 .session_key
                                 .as_ref()
                                 .and_then(|k| self.thread_panes.get(k))
-                                .cloned();
+                                .and_then(|p| PaneId::parse(p));
                             unbound = event.pane_id.is_none() && event.session_key.is_some();
                         }
                     }
@@ -900,7 +900,7 @@ impl Gateway {
                     } else if let Some(r) = mismatch {
                         Err(IgnoreReason::Gateway(r))
                     } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
-                        && proj.panes.contains_key(p)
+                        && proj.panes.contains_key(p.as_str())
                         && !proj.holds_agent_process(p)
                     {
                         Err(IgnoreReason::Gateway(format!(
@@ -950,7 +950,7 @@ impl Gateway {
                         && let Some(p) = &event.pane_id
                         && self.accepted.len() < CODEX_SEEN_MAX
                     {
-                        self.accepted.push((p.clone(), event.ts));
+                        self.accepted.push((p.to_string(), event.ts));
                     }
                     match status {
                         EventStatus::Accepted => self.counts.accepted += 1,
@@ -959,7 +959,7 @@ impl Gateway {
                     }
                     self.trace(Traced {
                         event_id: event.event_id.clone(),
-                        pane_id: event.pane_id.clone(),
+                        pane_id: event.pane_id.clone().map(String::from),
                         source: event.source.as_str().to_string(),
                         name: event.name.clone(),
                         status,
@@ -1285,7 +1285,7 @@ impl Gateway {
                 event_id: format!("restore-{}-{}", r.pane_id, r.state_version),
                 source: src,
                 provider,
-                pane_id: Some(r.pane_id.clone()),
+                pane_id: PaneId::parse(&r.pane_id),
                 session_key: Some(sk),
                 turn_id: None,
                 name: "restored".into(),
@@ -1443,7 +1443,7 @@ fn event_row(
         server_key: server_key.to_string(),
         source: ev.source.as_str().to_string(),
         provider: Some(ev.provider.as_str().to_string()),
-        pane_id: ev.pane_id.clone(),
+        pane_id: ev.pane_id.clone().map(String::from),
         session_key: ev.session_key.clone(),
         name: ev.name.clone(),
         status,

@@ -41,7 +41,7 @@ use super::codex_endpoint::CodexEndpoint;
 use super::conntrace::ConnTraces;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::text::tail;
-use crate::core::types::{Health, Millis, Provider, SourceKind};
+use crate::core::types::{Health, Millis, PaneId, Provider, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::projection::Projection;
 use crate::sources::codex_appserver::CodexObserver;
@@ -322,7 +322,7 @@ impl CodexLink {
                     f.cwd = ev.cwd.clone();
                 }
                 if ev.pane_id.is_some() {
-                    f.trusted_pane = ev.pane_id.clone();
+                    f.trusted_pane = ev.pane_id.clone().map(String::from);
                 }
                 if ev.ts >= f.last_ts {
                     f.ended = ev.signal == Signal::SessionEnd;
@@ -594,7 +594,7 @@ impl CodexLink {
             evs.sort_by_key(|e| e.ts);
             for mut e in evs {
                 e.event_id = format!("{}~bind~{pane}", e.event_id);
-                e.pane_id = Some(pane.clone());
+                e.pane_id = PaneId::parse(pane);
                 if let Err(r) = proj.apply_event(&e, now) {
                     log::debug!("codex_catch_up_ignored thread={t} pane={pane} reason={r}");
                 }

@@ -3,7 +3,7 @@
 //! hint that must look like a pane id. One copy here, so every source rejects the same input
 //! with the same reason.
 use crate::core::event::check_session_key;
-use crate::core::types::valid_pane_id;
+use crate::core::types::PaneId;
 use serde_json::{Map, Value};
 
 /// Longest event name accepted (bytes).
@@ -48,8 +48,8 @@ pub(crate) fn head<'a>(
 }
 
 /// The hook's `$TMUX_PANE` as the event's pane hint, when it looks like a pane id.
-pub(crate) fn pane_hint(pane: Option<&str>) -> Option<String> {
-    pane.filter(|p| valid_pane_id(p)).map(str::to_string)
+pub(crate) fn pane_hint(pane: Option<&str>) -> Option<PaneId> {
+    pane.and_then(PaneId::parse)
 }
 
 #[cfg(test)]
@@ -78,7 +78,7 @@ mod tests {
         let p = json!({"event": "x", "session_id": "s", "cwd": "/w"});
         let h = head(&p, "event", "event name").unwrap();
         assert_eq!((h.name, h.session, h.str("cwd")), ("x", "s", Some("/w")));
-        assert_eq!(pane_hint(Some("%3")), Some("%3".into()));
+        assert_eq!(pane_hint(Some("%3")).as_deref(), Some("%3"));
         assert_eq!(pane_hint(Some("3")), None);
     }
 }

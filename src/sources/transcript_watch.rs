@@ -52,7 +52,7 @@
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::time::parse_iso_ms;
-use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
+use crate::core::types::{Activity, Health, Millis, PaneId, Provider, SourceKind};
 use crate::sys::watch::{Change, Kind, WatchId, Watcher};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -204,7 +204,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 struct Watch {
     provider: Provider,
-    pane: String,
+    pane: PaneId,
     path: PathBuf,
     id: WatchId,
     offset: u64,
@@ -291,7 +291,7 @@ impl TranscriptWatch {
 
     /// Follow `session`'s transcript (Claude) or rollout (Codex) at `path` for `pane`, from its
     /// current end. Idempotent; a new path or pane for a known session replaces the old one.
-    pub fn watch(&mut self, provider: Provider, session: &str, pane: &str, path: &str) {
+    pub fn watch(&mut self, provider: Provider, session: &str, pane: &PaneId, path: &str) {
         let p = Path::new(path);
         // Trusted no further than the title reader trusts it: an absolute `.jsonl` file.
         if !p.is_absolute() || p.extension().is_none_or(|e| e != "jsonl") {
@@ -301,7 +301,7 @@ impl TranscriptWatch {
         if let Some(w) = self.watches.get_mut(session) {
             w.used = self.clock;
             if w.path == p {
-                w.pane = pane.to_string();
+                w.pane = pane.clone();
                 return;
             }
             self.unwatch(session);
@@ -348,7 +348,7 @@ impl TranscriptWatch {
             session.to_string(),
             Watch {
                 provider,
-                pane: pane.to_string(),
+                pane: pane.clone(),
                 path: p.to_path_buf(),
                 id,
                 offset: meta.len(),
@@ -491,7 +491,7 @@ impl TranscriptWatch {
         &mut self,
         session: &str,
         e: RolloutEnd,
-        pane: &str,
+        pane: &PaneId,
         line: Vec<u8>,
         now: Millis,
     ) {
@@ -511,7 +511,7 @@ impl TranscriptWatch {
             event_id: format!("cr-{id:016x}"),
             source: SourceKind::CodexRollout,
             provider: Provider::Codex,
-            pane_id: Some(pane.to_string()),
+            pane_id: Some(pane.clone()),
             session_key: Some(session.to_string()),
             turn_id: Some(e.turn_id),
             name: name.into(),
@@ -524,7 +524,7 @@ impl TranscriptWatch {
         self.enqueue(event, &line);
     }
 
-    fn push(&mut self, i: Interrupt, pane: &str, line: Vec<u8>, now: Millis) {
+    fn push(&mut self, i: Interrupt, pane: &PaneId, line: Vec<u8>, now: Millis) {
         let id = crate::core::hash::fnv1a64(format!("{}|{}", i.session, i.uuid).as_bytes());
         let (name, detail) = if i.tool_use {
             ("transcript/interrupted_tool_use", "denied_with_esc")
@@ -539,7 +539,7 @@ impl TranscriptWatch {
             event_id: format!("ct-{id:016x}"),
             source: SourceKind::ClaudeTranscript,
             provider: Provider::Claude,
-            pane_id: Some(pane.to_string()),
+            pane_id: Some(pane.clone()),
             session_key: Some(i.session),
             turn_id: None,
             name: name.into(),
@@ -663,7 +663,7 @@ mod tests {
         std::fs::write(&p, format!("{ESC}\n")).unwrap();
         let mut w = TranscriptWatch::new(1);
         assert_eq!(w.health(), Health::Healthy);
-        w.watch(Provider::Claude, "s1", "%3", p.to_str().unwrap());
+        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
         assert_eq!(w.watched(), 1);
         assert!(!w.on_readable(10));
         // Half a line, then the rest.
@@ -743,14 +743,29 @@ mod tests {
         let named = d.join("rollout-2026-12-03T18-55-38-th1.jsonl");
         std::fs::write(&named, format!("{META}\n{FAILED}\n")).unwrap();
         let mut w = TranscriptWatch::new(1);
-        w.watch(Provider::Codex, "th1", "%4", named.to_str().unwrap());
+        w.watch(
+            Provider::Codex,
+            "th1",
+            &"%4".into(),
+            named.to_str().unwrap(),
+        );
         assert_eq!(w.watched(), 1);
         // Another name, but its session_meta says th2: followed. One that says th1: refused.
         let other = d.join("renamed.jsonl");
         std::fs::write(&other, format!("{}\n", META.replace("th1", "th2"))).unwrap();
-        w.watch(Provider::Codex, "th2", "%5", other.to_str().unwrap());
+        w.watch(
+            Provider::Codex,
+            "th2",
+            &"%5".into(),
+            other.to_str().unwrap(),
+        );
         assert_eq!(w.watched(), 2);
-        w.watch(Provider::Codex, "th9", "%6", other.to_str().unwrap());
+        w.watch(
+            Provider::Codex,
+            "th9",
+            &"%6".into(),
+            other.to_str().unwrap(),
+        );
         assert_eq!(w.watched(), 2, "a rollout of another session is refused");
         // The old failure is history; new lines count, a good turn end is not reported.
         assert!(!w.on_readable(10));
@@ -788,7 +803,7 @@ mod tests {
         std::fs::write(&p, "").unwrap();
         let mut w = TranscriptWatch::with_watcher(1, Watcher::stat_poll_only("test"));
         assert_eq!(w.raw_fd(), None);
-        w.watch(Provider::Claude, "s1", "%3", p.to_str().unwrap());
+        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
         assert_eq!(w.watched(), 1);
         let first = w.next_deadline().expect("a poll is scheduled");
         assert!(!w.on_tick(first));
@@ -813,17 +828,17 @@ mod tests {
     fn watches_are_bounded_and_paths_are_checked() {
         let d = dir("bound");
         let mut w = TranscriptWatch::new(1);
-        w.watch(Provider::Claude, "rel", "%1", "relative/x.jsonl");
+        w.watch(Provider::Claude, "rel", &"%1".into(), "relative/x.jsonl");
         w.watch(
             Provider::Claude,
             "ext",
-            "%1",
+            &"%1".into(),
             d.join("x.txt").to_str().unwrap(),
         );
         w.watch(
             Provider::Claude,
             "missing",
-            "%1",
+            &"%1".into(),
             d.join("missing.jsonl").to_str().unwrap(),
         );
         assert_eq!(w.watched(), 0);
@@ -833,7 +848,7 @@ mod tests {
             w.watch(
                 Provider::Claude,
                 &format!("s{i}"),
-                "%1",
+                &"%1".into(),
                 p.to_str().unwrap(),
             );
         }
