@@ -83,12 +83,12 @@ pub fn run(cli: Cli) -> ExitCode {
         restore_sigpipe();
     }
     match cli.command {
-        Command::Daemon(a) => ExitCode::from_status(crate::daemon::run(&a)),
+        Command::Daemon(a) => crate::daemon::run(&a),
         Command::Hook(a) => hook::run(&a),
         Command::Setup(a) => report(setup::run(&a, &mut std::io::stdout())),
         Command::Classify(a) => report(classify::run(&a, &mut std::io::stdout())),
-        Command::Demo(a) => ExitCode::from_status(demo::run(&a)),
-        Command::FakeAgent(a) => ExitCode::from_status(demo::fake_agent(&a)),
+        Command::Demo(a) => demo::run(&a),
+        Command::FakeAgent(a) => demo::fake_agent(&a),
         Command::DevCodexAppserver(a) => dev_codex::run(&a),
         Command::Ls(a) => ls::run(&a),
         Command::Watch(a) => watch::run(&a),

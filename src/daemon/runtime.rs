@@ -14,6 +14,7 @@ use crate::core::attention::Style;
 use crate::core::classifier::process_hint;
 use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::{Health, Millis, SourceKind};
+use crate::exit::ExitCode;
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
 use crate::projection::Projection;
@@ -203,7 +204,7 @@ pub struct Runtime {
     /// Notifications on attention (issue 21).
     notify: super::notify::Notify,
     shutdown: bool,
-    exit_code: i32,
+    exit_code: ExitCode,
     /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
     /// file is still at the path (issue 16).
     lock: Option<std::fs::File>,
@@ -352,7 +353,7 @@ impl Runtime {
             restored: false,
             last_status: String::new(),
             shutdown: false,
-            exit_code: 0,
+            exit_code: ExitCode::Ok,
             lock: None,
             next_lock_check: 0,
             wake_ident: socket_ident(&sp_wake),
@@ -385,7 +386,7 @@ impl Runtime {
                     log::warn!("lock_contended reason=our_api_socket_still_serves");
                 } else {
                     log::error!("daemon_exit reason=lock_lost");
-                    self.exit_code = 1;
+                    self.exit_code = ExitCode::Failure;
                     self.shutdown = true;
                 }
             }
@@ -393,7 +394,7 @@ impl Runtime {
     }
 
     /// The loop. Returns the exit code.
-    pub fn run(&mut self) -> i32 {
+    pub fn run(&mut self) -> ExitCode {
         log::info!(
             "daemon_start pid={} server={} key={}",
             std::process::id(),
@@ -411,7 +412,7 @@ impl Runtime {
                     continue;
                 }
                 log::error!("poll_failed err={e}");
-                self.exit_code = 1;
+                self.exit_code = ExitCode::Failure;
                 break;
             }
             // A wake-up whose only news is Codex traffic that changed nothing (streaming
@@ -470,7 +471,7 @@ impl Runtime {
                 // code that tells our keeper not to restart us.
                 log::info!("daemon_exit reason=upgrade");
                 self.shutdown = true;
-                self.exit_code = super::handover::UPGRADE_EXIT;
+                self.exit_code = ExitCode::Upgrade;
             }
         }
         self.on_shutdown();
