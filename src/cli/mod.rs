@@ -4,6 +4,7 @@ pub mod classify;
 pub mod client;
 pub mod completions;
 pub mod demo;
+#[cfg(feature = "testserver")]
 pub mod dev_codex;
 pub mod doctor;
 pub mod explain;
@@ -72,7 +73,9 @@ pub enum Command {
     /// A simulated agent (used by the demo and the tests).
     #[command(hide = true)]
     FakeAgent(demo::FakeAgentArgs),
-    /// A test Codex app-server replaying a recorded stream (used by the tests).
+    /// A test Codex app-server replaying a recorded stream (used by the tests; only in a
+    /// build with the `testserver` feature).
+    #[cfg(feature = "testserver")]
     #[command(hide = true)]
     DevCodexAppserver(dev_codex::DevCodexArgs),
 }
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Classify(a) => report(classify::run(&a, &mut std::io::stdout())),
         Command::Demo(a) => demo::run(&a),
         Command::FakeAgent(a) => demo::fake_agent(&a),
+        #[cfg(feature = "testserver")]
         Command::DevCodexAppserver(a) => dev_codex::run(&a),
         Command::Ls(a) => ls::run(&a),
         Command::Watch(a) => watch::run(&a),
@@ -115,8 +119,17 @@ fn prints_to_a_pipe(c: &Command) -> bool {
             | Command::Popup(_)
             | Command::Demo(_)
             | Command::FakeAgent(_)
-            | Command::DevCodexAppserver(_)
-    )
+    ) && !is_dev_codex(c)
+}
+
+#[cfg(feature = "testserver")]
+fn is_dev_codex(c: &Command) -> bool {
+    matches!(c, Command::DevCodexAppserver(_))
+}
+
+#[cfg(not(feature = "testserver"))]
+fn is_dev_codex(_: &Command) -> bool {
+    false
 }
 
 /// Rust starts with SIGPIPE ignored, so `println!` into a closed pipe panics ("failed printing

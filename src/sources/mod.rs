@@ -40,6 +40,7 @@ pub mod claude_transcript;
 pub mod codex_appserver;
 pub mod codex_correlate;
 pub mod codex_hooks;
+#[cfg(feature = "testserver")]
 pub mod codex_testserver;
 pub mod gemini_hooks;
 pub mod generic_hook;
