@@ -20,6 +20,10 @@
 //!   told `busy`, reopened), so the listener never spins nor goes deaf; if that fails the
 //!   runtime's tick retries the accept.
 //!
+//! This file is the socket server (listener, clients, buffers, bounds). What a request line
+//! means is `api/dispatch.rs`; the `source.*` methods are `api/source_methods.rs`; the JSON
+//! shapes of the read model are `api/render.rs`.
+//!
 //! Wire format (see docs/api.md): request `{"v":1,"id":ID,"method":M,"params":{..}}`, answer
 //! `{"v":1,"id":ID,"result":..}` or `{"v":1,"id":ID,"error":{"code":..,"message":..}}`, push
 //! `{"v":1,"event":"pane","pane":{..}}` / `{"v":1,"event":"pane_removed","pane_id":".."}`.
@@ -27,17 +31,17 @@ mod dispatch;
 mod render;
 mod source_methods;
 
-use dispatch::*;
-use render::*;
-use source_methods::*;
-use crate::core::attention::{self, PaneView, Style};
-use crate::core::types::{Millis, SourceKind};
-use crate::projection::{PaneModel, Projection};
+use crate::core::attention::Style;
+use crate::core::types::Millis;
+use crate::projection::Projection;
 use crate::tmux::registry::Registry;
+use dispatch::{Gate, error_line, gate, handle_line, with_extra};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
+use render::pane_json;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use source_methods::source_method;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -778,4 +782,3 @@ fn push_out(c: &mut Client, s: &str) {
         c.outbuf.extend_from_slice(s.as_bytes());
     }
 }
-

@@ -4,7 +4,10 @@
 //!
 //! WHY apart from the socket server (`api.rs`): what a request means does not depend on how
 //! bytes reach the daemon; `handle_line` is a pure function of the line and the [`View`].
-use super::*;
+use super::render::{explain_json, health_json, list_json, pane_json};
+use super::{VERSION, View};
+use crate::projection::PaneModel;
+use serde_json::{Value, json};
 
 pub(super) enum Gate {
     /// A `source.*` method, handled with the connection and the registry.
@@ -237,6 +240,10 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::attention::Style;
+    use crate::projection::Projection;
+    use crate::tmux::registry::Registry;
+    use std::path::Path;
 
     fn view<'a>(proj: &'a Projection, reg: &'a Registry, style: &'a Style) -> View<'a> {
         View {

@@ -3,7 +3,13 @@
 //!
 //! WHY apart from dispatch: the shapes are the API's contract with the CLI and the popup;
 //! keeping them in one file keeps them consistent and easy to compare with docs/api.md.
-use super::*;
+use super::View;
+use crate::core::attention::{self, PaneView};
+use crate::core::types::SourceKind;
+use crate::projection::PaneModel;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt;
 
 /// f32 confidences as short decimals (0.9, not 0.8999999761581421).
 fn round3(x: f32) -> f64 {

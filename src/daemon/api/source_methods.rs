@@ -4,7 +4,10 @@
 //! WHY apart from the read-model dispatch: these methods act on the connection (who it speaks
 //! as) and on the trust material ([`super::Admission`]), not on the read model; the checks
 //! themselves live in `daemon::admission`.
-use super::*;
+use super::dispatch::{error_line, result_line};
+use super::{Admission, Client};
+use crate::core::types::Millis;
+use serde_json::{Value, json};
 
 /// `source.hello|heartbeat|register|revoke|list`. Returns the answer and whether to close.
 pub(super) fn source_method(
