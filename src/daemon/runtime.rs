@@ -5,6 +5,7 @@
 //! wake-up datagram), then `step` runs the pipeline once: refresh the pane registry when due,
 //! ingest hook events (gateway → store → projection), schedule screen captures for candidate
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
+mod settle;
 mod timing;
 
 use super::api::{self, ApiServer};
@@ -50,24 +51,6 @@ fn capture_interval(t: &Timing, m: &crate::projection::PaneModel) -> Millis {
 
 /// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
 const PUBLISHED_PANES: &str = "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
-
-/// A pane just created, or whose foreground command or pid just changed, is looked at again
-/// (its change hints, then its process tree) after 25, 50, 100, 200, 400, 400… ms for
-/// [`SETTLE_FOR_MS`] after its last change: its command settles only after the exec chain of
-/// a starting program (`sh -c`, a re-exec, `env node …`) ran, and the first look often comes
-/// before it. Cost: a handful of `display -p` per pane that changed, none for the rest.
-const SETTLE_FIRST_MS: Millis = 25;
-const SETTLE_MAX_GAP_MS: Millis = 400;
-const SETTLE_FOR_MS: Millis = 2_000;
-
-/// Re-check schedule of one settling pane.
-#[derive(Debug, Clone, Copy)]
-struct Settle {
-    /// The last change seen (creation, command or pid).
-    since: Millis,
-    next_at: Millis,
-    gap: Millis,
-}
 
 /// Re-attach delay after our session closed under us.
 const REATTACH_MS: Millis = 50;
@@ -117,7 +100,7 @@ pub struct Runtime {
     options: OptionsWriter,
     style: Style,
     captures: HashMap<String, CaptureState>,
-    /// Panes whose command may still be settling (see [`SETTLE_FOR_MS`]).
+    /// Panes whose command may still be settling (see `settle.rs`).
     settle: HashMap<String, Settle>,
     codex: CodexLink,
     /// C-007 file source: Claude transcripts, for turn ends no hook reports.
@@ -160,6 +143,7 @@ pub struct Runtime {
 
 /// The clock lives in the platform layer; re-exported for callers of the old path.
 use crate::sys::clock::now_ms;
+use settle::Settle;
 use timing::Timing;
 
 #[derive(Debug)]
@@ -1181,40 +1165,6 @@ impl Runtime {
             log::debug!("pane_command_changed pane={id} via=subscription");
             self.recheck_process(&id, now);
             self.start_settle(&id, now);
-        }
-    }
-
-    /// Follow a pane whose command may not have settled yet (see [`SETTLE_FOR_MS`]).
-    fn start_settle(&mut self, id: &str, now: Millis) {
-        let s = self.settle.entry(id.to_string()).or_insert(Settle {
-            since: now,
-            next_at: now + SETTLE_FIRST_MS,
-            gap: SETTLE_FIRST_MS,
-        });
-        s.since = now;
-        if s.next_at > now + SETTLE_FIRST_MS {
-            s.next_at = now + SETTLE_FIRST_MS;
-            s.gap = SETTLE_FIRST_MS;
-        }
-    }
-
-    /// Ask for the change hints of settling panes that are due; forget panes that settled or
-    /// went.
-    fn settle_tick(&mut self, now: Millis) {
-        let reg = &self.registry;
-        self.settle
-            .retain(|id, s| reg.panes.contains_key(id) && now - s.since <= SETTLE_FOR_MS);
-        let Some(t) = self.tmux.as_mut() else { return };
-        for (id, s) in self.settle.iter_mut() {
-            if s.next_at > now {
-                continue;
-            }
-            s.gap = (s.gap * 2).min(SETTLE_MAX_GAP_MS);
-            s.next_at = now + s.gap;
-            let kind = ReplyKind::Hints(id.clone());
-            if !t.has_pending(&kind) {
-                t.send(&registry::pane_hints_command(id), kind);
-            }
         }
     }
 
