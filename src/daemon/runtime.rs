@@ -5,6 +5,7 @@
 //! wake-up datagram), then `step` runs the pipeline once: refresh the pane registry when due,
 //! ingest hook events (gateway → store → projection), schedule screen captures for candidate
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
+mod poller;
 mod settle;
 mod timing;
 
@@ -36,19 +37,6 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-/// How long a candidate pane may go without a capture when no change hint moved.
-/// `window_activity` moves on any output, in-place redraws included, so change hints catch
-/// what matters; the unconditional look is a sanity check, except for a pane in a state that
-/// can end without any hook (running, waiting: Esc, an approved command, an API error), where
-/// the screen is what contradicts the deterministic state and is read every second.
-fn capture_interval(t: &Timing, m: &crate::projection::PaneModel) -> Millis {
-    use crate::core::types::Activity;
-    match m.activity() {
-        Activity::Running | Activity::WaitingApproval | Activity::WaitingInput => t.capture_busy,
-        _ => t.capture_quiet,
-    }
-}
-
 /// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
 const PUBLISHED_PANES: &str = "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
 
@@ -70,15 +58,6 @@ const WAKE: Token = Token(6);
 const CODEX_APPSERVER: Token = Token(7);
 /// C-007: the file watch on live sessions' transcripts (sources::transcript_watch).
 const TRANSCRIPTS: Token = Token(8);
-
-/// Per-pane poller bookkeeping (C-006): only panes whose screen may have changed get captured.
-#[derive(Debug, Default, Clone)]
-struct CaptureState {
-    last_hint: Option<(u64, u32, u32, u64, String, u16, u16)>,
-    last_at: Millis,
-    want: bool,
-    last_proc_check: Millis,
-}
 
 pub struct Runtime {
     poll: Poll,
@@ -143,6 +122,7 @@ pub struct Runtime {
 
 /// The clock lives in the platform layer; re-exported for callers of the old path.
 use crate::sys::clock::now_ms;
+use poller::CaptureState;
 use settle::Settle;
 use timing::Timing;
 
@@ -1193,73 +1173,6 @@ impl Runtime {
             let kind = ReplyKind::Hints(id.clone());
             if !t.has_pending(&kind) {
                 t.send(&registry::pane_hints_command(id), kind);
-            }
-        }
-    }
-
-    // ----- poller ----------------------------------------------------------------------
-
-    fn next_capture_due(&self) -> Option<Millis> {
-        self.captures
-            .iter()
-            .filter_map(|(id, c)| {
-                let p = self.projection.panes.get(id).filter(|p| p.is_candidate())?;
-                if c.want {
-                    return Some(c.last_at + self.timing.capture_min_gap);
-                }
-                Some(c.last_at + capture_interval(&self.timing, p))
-            })
-            .min()
-    }
-
-    fn schedule_captures(&mut self, now: Millis) {
-        let mut to_capture = Vec::new();
-        for (id, p) in &self.registry.panes {
-            let Some(m) = self.projection.panes.get(id) else {
-                continue;
-            };
-            if !m.is_candidate() {
-                continue;
-            }
-            let cs = self.captures.entry(id.clone()).or_default();
-            let hint = p.change_hint();
-            let hint = (
-                hint.0,
-                hint.1,
-                hint.2,
-                hint.3,
-                hint.4.to_string(),
-                hint.5,
-                hint.6,
-            );
-            if cs.last_hint.as_ref() != Some(&hint) {
-                cs.want = true;
-            }
-            // `window_activity` has a resolution of one second: output later in the second of
-            // our last capture leaves the hint unchanged, so look once more after it.
-            let settled_after = (hint.3 as Millis + 1) * 1000;
-            if cs.last_at < settled_after && now >= settled_after {
-                cs.want = true;
-            }
-            if now - cs.last_at >= capture_interval(&self.timing, m) {
-                cs.want = true;
-            }
-            if cs.want && now - cs.last_at >= self.timing.capture_min_gap {
-                cs.want = false;
-                cs.last_at = now;
-                cs.last_hint = Some(hint);
-                to_capture.push(id.clone());
-            }
-        }
-        if let Some(t) = self.tmux.as_mut() {
-            for id in to_capture {
-                if t.has_pending(&ReplyKind::Capture(id.clone())) {
-                    continue;
-                }
-                t.send(
-                    &format!("capture-pane -p -J -t {id}"),
-                    ReplyKind::Capture(id),
-                );
             }
         }
     }
