@@ -57,12 +57,7 @@ impl Runtime {
     /// server has no session yet (a config that loads before the first session). Only a
     /// client that never attached for another reason, or died without `%exit`, counts
     /// against the supervisor's budget; the others re-attach at once or wait politely.
-    fn reconnect_after_close(
-        &mut self,
-        now: Millis,
-        was_ready: bool,
-        no_sessions: bool,
-    ) {
+    fn reconnect_after_close(&mut self, now: Millis, was_ready: bool, no_sessions: bool) {
         if was_ready {
             log::info!("tmux_control_reattach reason=session_closed_or_detached");
             self.tmux_sup.on_ready();
