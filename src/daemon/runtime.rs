@@ -5,6 +5,7 @@
 //! wake-up datagram), then `step` runs the pipeline once: refresh the pane registry when due,
 //! ingest hook events (gateway → store → projection), schedule screen captures for candidate
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
+mod health;
 mod local_api;
 mod poller;
 mod publish_pass;
@@ -511,24 +512,6 @@ impl Runtime {
         self.flush_tmux();
     }
 
-    /// Read the hooks' failure marker (one `open`, ENOENT when all is well); log changes.
-    fn check_hook_failure(&mut self) {
-        let f = crate::sources::spool::read_failure(&self.sp);
-        if f != self.hook_failure {
-            match &f {
-                Some(f) => log::error!(
-                    "hook_spool_write_failed count={} error={:?} marker={}",
-                    f.count,
-                    f.error,
-                    crate::sources::spool::failure_marker(&self.sp).display()
-                ),
-                None => log::warn!("hook_spool_write_recovered"),
-            }
-            self.hook_failure = f;
-            self.publish_all = true;
-        }
-    }
-
     // ----- ingest ----------------------------------------------------------------------
 
     fn ingest(&mut self, now: Millis) {
@@ -555,48 +538,6 @@ impl Runtime {
         // Logged even for none: the sign that restoring is over.
         log::info!("state_restored panes={n}");
         self.publish_all = true;
-    }
-
-    fn daemon_status(&self) -> String {
-        let mut s = format!("{} ok", std::process::id());
-        let mut problems = Vec::new();
-        if self.hook_failure.is_some() {
-            problems.push("hooks:spool_write_failed".to_string());
-        }
-        if let Some(e) = self.gateway.store_problem() {
-            problems.push(format!("store:{e}"));
-        }
-        if let Some(h) = self.codex.status_problem(&self.projection) {
-            problems.push(format!("{}:{h}", SourceKind::CodexAppServer));
-        }
-        for (src, h) in &self.projection.health {
-            // The app-server is reported by daemon::codex: absent Codex is not a fault.
-            if *src == SourceKind::CodexAppServer {
-                continue;
-            }
-            if *h != Health::Healthy {
-                problems.push(format!("{src}:{h}"));
-            }
-        }
-        problems.extend(self.ops.status_problems());
-        if self.tmux_sup.hold_until().is_some_and(|u| u > now_ms()) {
-            problems.push("tmux_control:hold_down".to_string());
-        }
-        let escalate = problems
-            .iter()
-            .any(|p| p.ends_with(":hold_down") || p.ends_with("=escalate"));
-        if let Some(d) = self.gateway.delivery_problem() {
-            problems.push(d);
-        }
-        if escalate {
-            problems.sort();
-            return format!("{} escalate {}", std::process::id(), problems.join(","));
-        }
-        if !problems.is_empty() {
-            problems.sort();
-            s = format!("{} degraded {}", std::process::id(), problems.join(","));
-        }
-        s
     }
 
     fn on_shutdown(&mut self) {
