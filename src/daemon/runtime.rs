@@ -7,6 +7,7 @@
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
 mod health;
 mod local_api;
+mod lock_watch;
 mod poller;
 mod publish_pass;
 mod registry_sync;
@@ -265,39 +266,6 @@ impl Runtime {
             next_lock_check: 0,
             wake_ident: socket_ident(&sp_wake),
         })
-    }
-
-    /// The per-server lock, re-checked on a slow timer (see [`super::lock_still_ours`]).
-    pub fn hold_lock(&mut self, lock: Option<std::fs::File>) {
-        self.lock = lock;
-    }
-
-    fn check_lock(&mut self, now: Millis) {
-        if now < self.next_lock_check {
-            return;
-        }
-        self.next_lock_check = now + LOCK_CHECK_EVERY;
-        let Some(held) = self.lock.as_ref() else {
-            return;
-        };
-        match super::lock_still_ours(&self.sp, held) {
-            super::LockCheck::Held => {}
-            // The old file stays open (and locked) too; the new one guards the path.
-            super::LockCheck::Restored(f) => self.lock = Some(f),
-            // Another process holds the path's lock. If our API socket is still the one at
-            // its path, that process has not taken over (a second daemon checks our live
-            // socket and leaves): keep serving and look again later. Otherwise it runs this
-            // server now: go, leaving its sockets alone.
-            super::LockCheck::Lost => {
-                if self.api.as_ref().is_some_and(|a| a.socket_is_ours()) {
-                    log::warn!("lock_contended reason=our_api_socket_still_serves");
-                } else {
-                    log::error!("daemon_exit reason=lock_lost");
-                    self.exit_code = 1;
-                    self.shutdown = true;
-                }
-            }
-        }
     }
 
     /// The loop. Returns the exit code.
@@ -571,9 +539,6 @@ impl Runtime {
         }
     }
 }
-
-/// How often the lock file is checked (a `stat`).
-const LOCK_CHECK_EVERY: Millis = 2_000;
 
 /// (dev, inode) of a path, when it exists.
 pub(crate) fn socket_ident(p: &std::path::Path) -> Option<(u64, u64)> {
