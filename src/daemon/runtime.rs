@@ -19,29 +19,28 @@ use super::api::{self, ApiServer};
 use super::codex::CodexLink;
 use super::metrics::Metrics;
 use super::ops::Ops;
-use super::publish;
 use crate::core::attention::Style;
-use crate::core::classifier::process_hint;
-use crate::core::screen::{ScreenInput, classify_screen};
-use crate::core::types::{Health, Millis, SourceKind};
+use crate::core::types::Millis;
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
 use crate::projection::Projection;
 use crate::sources::transcript_watch::{self, TranscriptWatch};
-use crate::supervisor::{Restart, RestartPolicy, Stage, Startup, Supervised};
-use crate::sys::procs;
+use crate::supervisor::{RestartPolicy, Stage, Startup, Supervised};
+use crate::sys::clock::now_ms;
 use crate::sys::watch::{Kind as WatchKind, Watcher};
-use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
-use crate::tmux::options::{OptionsWriter, Scope};
-use crate::tmux::parser::Notification;
-use crate::tmux::registry::{self, Registry};
+use crate::tmux::client::{ReplyKind, TmuxClient};
+use crate::tmux::options::OptionsWriter;
+use crate::tmux::registry::Registry;
 use mio::net::UnixDatagram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use poller::CaptureState;
+use settle::Settle;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
+use timing::Timing;
 
 // The token table.
 const SIG_TERM: Token = Token(0);
@@ -117,12 +116,6 @@ pub struct Runtime {
     /// (dev, inode) of the wake socket we bound, so we never remove another daemon's.
     wake_ident: Option<(u64, u64)>,
 }
-
-/// The clock lives in the platform layer; re-exported for callers of the old path.
-use crate::sys::clock::now_ms;
-use poller::CaptureState;
-use settle::Settle;
-use timing::Timing;
 
 #[derive(Debug)]
 pub struct RuntimeError(pub String);

@@ -3,7 +3,9 @@
 //!
 //! WHY a module of its own: the status line must never lie about agtmux's health; what makes
 //! it degraded or escalated is decided here only.
-use super::*;
+use super::Runtime;
+use crate::core::types::{Health, SourceKind};
+use crate::sys::clock::now_ms;
 
 impl Runtime {
     /// Read the hooks' failure marker (one `open`, ENOENT when all is well); log changes.

@@ -4,7 +4,11 @@
 //!
 //! WHY a module of its own: the API server owns no runtime state; this is where the runtime
 //! lends it what it reads, in one place.
-use super::*;
+use super::Runtime;
+use crate::core::types::Millis;
+use crate::daemon::api;
+use crate::supervisor::Stage;
+use crate::sys::clock::now_ms;
 
 impl Runtime {
     /// Per-step supervision upkeep: source registry timeouts and the numbers `health` and

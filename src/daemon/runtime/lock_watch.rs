@@ -3,7 +3,8 @@
 //!
 //! WHY a module of its own: it decides when this daemon stops owning its server, apart from
 //! the loop that acts on it.
-use super::*;
+use super::Runtime;
+use crate::core::types::Millis;
 
 /// How often the lock file is checked (a `stat`).
 const LOCK_CHECK_EVERY: Millis = 2_000;

@@ -3,7 +3,9 @@
 //!
 //! WHY a module of its own: the poller is the fallback source whose cost must grow with the
 //! panes that change; its schedule reads best in one place.
-use super::*;
+use super::{Runtime, Timing};
+use crate::core::types::Millis;
+use crate::tmux::client::ReplyKind;
 
 /// How long a candidate pane may go without a capture when no change hint moved.
 /// `window_activity` moves on any output, in-place redraws included, so change hints catch

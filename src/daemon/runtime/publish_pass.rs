@@ -3,7 +3,12 @@
 //!
 //! WHY a module of its own: it is the pipeline's last stage, the one place where resolved
 //! state leaves the daemon.
-use super::*;
+use super::Runtime;
+use crate::core::types::{Health, Millis, SourceKind};
+use crate::daemon::publish;
+use crate::supervisor::Stage;
+use crate::sys::clock::now_ms;
+use crate::tmux::client::ReplyKind;
 
 impl Runtime {
     pub(super) fn resolve_and_publish(&mut self, now: Millis) {

@@ -5,7 +5,19 @@
 //!
 //! WHY a module of its own: decoding tmux's answers and keeping the registry current is one
 //! job; the loop only hands each reply or notification here.
-use super::*;
+use super::Runtime;
+use crate::core::attention::Style;
+use crate::core::classifier::process_hint;
+use crate::core::screen::{ScreenInput, classify_screen};
+use crate::core::types::Millis;
+use crate::daemon::publish;
+use crate::projection::Projection;
+use crate::supervisor::Stage;
+use crate::sys::procs;
+use crate::tmux::client::ReplyKind;
+use crate::tmux::options::Scope;
+use crate::tmux::parser::Notification;
+use crate::tmux::registry::{self, Registry};
 
 impl Runtime {
     pub(super) fn on_reply(

@@ -3,7 +3,10 @@
 //!
 //! WHY a module of its own: it is the one schedule that follows single panes closely for a
 //! short time; keeping it apart keeps its cost (a few `display -p` per changed pane) visible.
-use super::*;
+use super::Runtime;
+use crate::core::types::Millis;
+use crate::tmux::client::ReplyKind;
+use crate::tmux::registry;
 
 /// A pane just created, or whose foreground command or pid just changed, is looked at again
 /// (its change hints, then its process tree) after 25, 50, 100, 200, 400, 400… ms for

@@ -4,7 +4,15 @@
 //!
 //! WHY a module of its own: when and how the connection is (re)made is one concern; the loop
 //! only routes its readiness here.
-use super::*;
+use super::{Runtime, TMUX_ERR, TMUX_IN, TMUX_OUT};
+use crate::core::types::Millis;
+use crate::supervisor::Restart;
+use crate::sys::clock::now_ms;
+use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
+use crate::tmux::options::OptionsWriter;
+use crate::tmux::registry;
+use mio::Interest;
+use mio::unix::SourceFd;
 
 /// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
 const PUBLISHED_PANES: &str = "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
