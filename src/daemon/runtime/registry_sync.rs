@@ -16,16 +16,11 @@ use crate::supervisor::Stage;
 use crate::sys::procs;
 use crate::tmux::client::ReplyKind;
 use crate::tmux::options::Scope;
-use crate::tmux::parser::Notification;
+use crate::tmux::parser::{Notification, Reply};
 use crate::tmux::registry::{self, Registry};
 
 impl Runtime {
-    pub(super) fn on_reply(
-        &mut self,
-        kind: ReplyKind,
-        reply: crate::tmux::parser::Reply,
-        now: Millis,
-    ) {
+    pub(super) fn on_reply(&mut self, kind: ReplyKind, reply: Reply, now: Millis) {
         log::trace!(
             "tmux_reply kind={kind:?} ok={} lines={} first={:?}",
             reply.ok,
@@ -36,236 +31,13 @@ impl Runtime {
                 .map(|l| String::from_utf8_lossy(&l[..l.len().min(60)]).into_owned())
         );
         match kind {
-            ReplyKind::Identity => {
-                let line = reply
-                    .lines
-                    .first()
-                    .map(|l| String::from_utf8_lossy(l).into_owned())
-                    .unwrap_or_default();
-                let mut f = line.split(' ').skip(1);
-                let id = format!("{}:{}", f.next().unwrap_or("?"), f.next().unwrap_or("?"));
-                let changed = self.identity.as_deref() != Some(id.as_str());
-                if changed {
-                    log::info!(
-                        "tmux_server_identity id={id} version={}",
-                        f.next().unwrap_or("?")
-                    );
-                    if self.identity.is_some() {
-                        // A new server on the same socket: nothing carries over.
-                        self.projection = Projection::new(crate::sys::host::hostname());
-                        self.notify = Default::default();
-                        self.registry = Registry::default();
-                        self.captures.clear();
-                        self.settle.clear();
-                    }
-                    self.identity = Some(id.clone());
-                    self.gateway.set_server_id(&id);
-                }
-                if !self.restored {
-                    self.restored = true;
-                }
-            }
-            ReplyKind::ListPanes => {
-                if !reply.ok {
-                    log::warn!(
-                        "list_panes_failed msg={:?}",
-                        reply
-                            .lines
-                            .first()
-                            .map(|l| String::from_utf8_lossy(l).into_owned())
-                    );
-                    return;
-                }
-                let first_load = !self.registry.loaded;
-                let diff = self.registry.apply(&reply.lines);
-                log::debug!(
-                    "registry_refresh panes={} added={} removed={} process_changed={}",
-                    self.registry.panes.len(),
-                    diff.added.len(),
-                    diff.removed.len(),
-                    diff.process_changed.len()
-                );
-                self.gateway.registry_refreshed(now);
-                for id in &diff.added {
-                    if let Some(p) = self.registry.panes.get(id) {
-                        self.projection
-                            .pane_added(id, &p.session_id, &p.window_id, now);
-                        self.captures.entry(id.clone()).or_default().want = true;
-                    }
-                }
-                for p in &diff.removed {
-                    self.projection.pane_removed(&p.pane_id, now);
-                    self.notify.forget(&p.pane_id);
-                    self.captures.remove(&p.pane_id);
-                    self.options.forget(&Scope::Pane(p.pane_id.clone()));
-                    self.publish_all = true;
-                }
-                if !diff.removed.is_empty() && !first_load {
-                    let gone: Vec<String> =
-                        diff.removed.iter().map(|p| p.pane_id.clone()).collect();
-                    self.gateway.forget_panes(&gone);
-                }
-                // Keep session/window ids and titles current; re-check processes where needed.
-                let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
-                for id in ids {
-                    let Some(p) = self.registry.panes.get(&id).cloned() else {
-                        continue;
-                    };
-                    self.projection
-                        .pane_added(&id, &p.session_id, &p.window_id, now);
-                    self.projection.set_pane_title(&id, &p.title);
-                    let cs = self.captures.entry(id.clone()).or_default();
-                    let new_proc = diff.added.contains(&id) || diff.process_changed.contains(&id);
-                    let agentish = self
-                        .projection
-                        .panes
-                        .get(&id)
-                        .is_some_and(|m| m.process.is_some());
-                    if new_proc
-                        || (agentish && now - cs.last_proc_check >= self.timing.process_recheck)
-                    {
-                        cs.last_proc_check = now;
-                        self.recheck_process(&id, now);
-                    }
-                    self.check_anchor(&id);
-                    if new_proc {
-                        self.start_settle(&id, now);
-                    }
-                }
-                for id in diff.focus_changed.iter().chain(diff.added.iter()) {
-                    self.projection.mark_dirty(id);
-                }
-                if first_load {
-                    // Flow-011: server identity and panes known → the gateway may ingest;
-                    // state restored → the daemon stage; the API opens after the first publish.
-                    self.startup.mark_ready(Stage::Gateway, now);
-                    self.restore_state(now);
-                    self.startup.mark_ready(Stage::Daemon, now);
-                }
-            }
-            ReplyKind::Hints(pane) => {
-                if !reply.ok {
-                    // The pane is gone (no notification says so outside the attached session).
-                    self.refresh_requested = true;
-                    return;
-                }
-                let Some(line) = reply.lines.first() else {
-                    return;
-                };
-                // Once a second per agent pane: is the process its hooks came from still
-                // there? (one /proc read, no fork)
-                self.check_anchor(&pane);
-                match self.registry.apply_hints(&pane, line) {
-                    Some(h) => {
-                        let settling = self.settle.contains_key(&pane);
-                        let agentish =
-                            (self.projection.panes.get(&pane)).is_some_and(|m| m.process.is_some());
-                        if h.process_changed {
-                            // The agent may have left (or been replaced): read its tree now,
-                            // and follow the pane until its command settles.
-                            self.recheck_process(&pane, now);
-                            self.start_settle(&pane, now);
-                        } else if settling && !agentish {
-                            // Same command, but a child may have appeared under it (`sh -c`
-                            // forking the agent keeps `sh` in front).
-                            self.recheck_process(&pane, now);
-                        }
-                        if h.focus_changed {
-                            self.projection.mark_dirty(&pane);
-                        }
-                        if h.title_changed
-                            && let Some(p) = self.registry.panes.get(&pane)
-                        {
-                            let title = p.title.clone();
-                            self.projection.set_pane_title(&pane, &title);
-                        }
-                    }
-                    None => log::debug!("hints_bad_row pane={pane}"),
-                }
-            }
-            ReplyKind::ListClients => {
-                let viewers = registry::parse_clients(&reply.lines);
-                if viewers != self.registry.viewers {
-                    log::info!("viewers_changed sessions={}", viewers.len());
-                    self.registry.viewers = viewers;
-                    let ids: Vec<String> = self.projection.panes.keys().cloned().collect();
-                    for id in ids {
-                        self.projection.mark_dirty(&id);
-                    }
-                }
-            }
-            ReplyKind::Capture(pane) => {
-                if !reply.ok {
-                    return;
-                }
-                let Some(p) = self.registry.panes.get(&pane) else {
-                    return;
-                };
-                let text = reply
-                    .lines
-                    .iter()
-                    .map(|l| String::from_utf8_lossy(l).into_owned())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                let hint = self
-                    .projection
-                    .panes
-                    .get(&pane)
-                    .and_then(|m| m.process.map(|x| x.0));
-                let v = classify_screen(&ScreenInput {
-                    text: &text,
-                    title: &p.title,
-                    command: &p.current_command,
-                    cols: p.width,
-                    rows: p.height,
-                    provider_hint: hint,
-                });
-                self.projection.apply_screen(&pane, v, now);
-                // A verdict the hysteresis has not taken yet (weak, or waiting for its
-                // confirmation) is looked at again soon, not at the next change hint. Idle is
-                // left out: its window is about time, not about more captures.
-                let pending = self.projection.panes.get(&pane).is_some_and(|m| {
-                    m.hysteresis.raw().is_some_and(|r| {
-                        r.activity != m.hysteresis.current()
-                            && r.activity != crate::core::types::Activity::Idle
-                    })
-                });
-                if pending && let Some(cs) = self.captures.get_mut(&pane) {
-                    cs.want = true;
-                }
-                if let Some(c) = self.captures.get(&pane) {
-                    self.ops.screen_applied(&pane, c.last_at);
-                }
-                let is_codex = hint == Some(crate::core::types::Provider::Codex);
-                self.codex.set_screen(&pane, &text, is_codex, now);
-            }
-            ReplyKind::Subscribe => {
-                if reply.ok {
-                    log::info!("tmux_subscribed name={}", registry::PANES_SUBSCRIPTION);
-                } else {
-                    // tmux < 3.2: new panes come through notifications and their settle
-                    // re-checks; a command typed into an existing pane waits for the full scan.
-                    log::info!(
-                        "tmux_subscription_unavailable msg={:?}",
-                        reply
-                            .lines
-                            .first()
-                            .map(|l| String::from_utf8_lossy(l).into_owned())
-                    );
-                }
-            }
-            ReplyKind::SetOption(what) => {
-                if !reply.ok {
-                    log::debug!(
-                        "option_write_failed what={what} msg={:?}",
-                        reply
-                            .lines
-                            .first()
-                            .map(|l| String::from_utf8_lossy(l).into_owned())
-                    );
-                    self.refresh_requested = true;
-                }
-            }
+            ReplyKind::Identity => self.on_identity(&reply),
+            ReplyKind::ListPanes => self.on_list_panes(&reply, now),
+            ReplyKind::Hints(pane) => self.on_hints(&reply, pane, now),
+            ReplyKind::ListClients => self.on_list_clients(&reply),
+            ReplyKind::Capture(pane) => self.on_capture(&reply, pane, now),
+            ReplyKind::Subscribe => self.on_subscribe(&reply),
+            ReplyKind::SetOption(what) => self.on_set_option(&reply, what),
             ReplyKind::Notify(tag) => self.notify.on_reply(
                 &tag,
                 reply.ok,
@@ -279,24 +51,269 @@ impl Runtime {
                     self.apply_user_options(&reply.lines);
                 }
             }
-            ReplyKind::Other => {
-                if reply.lines.iter().any(|l| l.starts_with(b"AGTO ")) {
-                    for l in &reply.lines {
-                        let l = String::from_utf8_lossy(l);
-                        if let Some(pane) = l.strip_prefix("AGTO ").map(str::trim)
-                            && !pane.is_empty()
-                        {
-                            let scope = Scope::Pane(pane.to_string());
-                            for name in publish::PANE_OPTIONS {
-                                self.options.assume_set(&scope, name);
-                            }
-                        }
-                    }
-                    self.publish_all = true;
-                }
-                self.apply_names(&reply.lines);
+            ReplyKind::Other => self.on_other(&reply),
+        }
+    }
+
+    /// The server's identity (`IDENTITY`): a new server on the same socket resets everything
+    /// learnt about the old one.
+    fn on_identity(&mut self, reply: &Reply) {
+        let line = reply
+            .lines
+            .first()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .unwrap_or_default();
+        let mut f = line.split(' ').skip(1);
+        let id = format!("{}:{}", f.next().unwrap_or("?"), f.next().unwrap_or("?"));
+        let changed = self.identity.as_deref() != Some(id.as_str());
+        if changed {
+            log::info!(
+                "tmux_server_identity id={id} version={}",
+                f.next().unwrap_or("?")
+            );
+            if self.identity.is_some() {
+                // A new server on the same socket: nothing carries over.
+                self.projection = Projection::new(crate::sys::host::hostname());
+                self.notify = Default::default();
+                self.registry = Registry::default();
+                self.captures.clear();
+                self.settle.clear();
+            }
+            self.identity = Some(id.clone());
+            self.gateway.set_server_id(&id);
+        }
+        if !self.restored {
+            self.restored = true;
+        }
+    }
+
+    /// The full `list-panes -a`: panes added, gone, or whose process changed.
+    fn on_list_panes(&mut self, reply: &Reply, now: Millis) {
+        if !reply.ok {
+            log::warn!(
+                "list_panes_failed msg={:?}",
+                reply
+                    .lines
+                    .first()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+            );
+            return;
+        }
+        let first_load = !self.registry.loaded;
+        let diff = self.registry.apply(&reply.lines);
+        log::debug!(
+            "registry_refresh panes={} added={} removed={} process_changed={}",
+            self.registry.panes.len(),
+            diff.added.len(),
+            diff.removed.len(),
+            diff.process_changed.len()
+        );
+        self.gateway.registry_refreshed(now);
+        for id in &diff.added {
+            if let Some(p) = self.registry.panes.get(id) {
+                self.projection
+                    .pane_added(id, &p.session_id, &p.window_id, now);
+                self.captures.entry(id.clone()).or_default().want = true;
             }
         }
+        for p in &diff.removed {
+            self.projection.pane_removed(&p.pane_id, now);
+            self.notify.forget(&p.pane_id);
+            self.captures.remove(&p.pane_id);
+            self.options.forget(&Scope::Pane(p.pane_id.clone()));
+            self.publish_all = true;
+        }
+        if !diff.removed.is_empty() && !first_load {
+            let gone: Vec<String> = diff.removed.iter().map(|p| p.pane_id.clone()).collect();
+            self.gateway.forget_panes(&gone);
+        }
+        // Keep session/window ids and titles current; re-check processes where needed.
+        let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
+        for id in ids {
+            let Some(p) = self.registry.panes.get(&id).cloned() else {
+                continue;
+            };
+            self.projection
+                .pane_added(&id, &p.session_id, &p.window_id, now);
+            self.projection.set_pane_title(&id, &p.title);
+            let cs = self.captures.entry(id.clone()).or_default();
+            let new_proc = diff.added.contains(&id) || diff.process_changed.contains(&id);
+            let agentish = self
+                .projection
+                .panes
+                .get(&id)
+                .is_some_and(|m| m.process.is_some());
+            if new_proc || (agentish && now - cs.last_proc_check >= self.timing.process_recheck) {
+                cs.last_proc_check = now;
+                self.recheck_process(&id, now);
+            }
+            self.check_anchor(&id);
+            if new_proc {
+                self.start_settle(&id, now);
+            }
+        }
+        for id in diff.focus_changed.iter().chain(diff.added.iter()) {
+            self.projection.mark_dirty(id);
+        }
+        if first_load {
+            // Flow-011: server identity and panes known → the gateway may ingest;
+            // state restored → the daemon stage; the API opens after the first publish.
+            self.startup.mark_ready(Stage::Gateway, now);
+            self.restore_state(now);
+            self.startup.mark_ready(Stage::Daemon, now);
+        }
+    }
+
+    /// One pane's change hints (`display -p`): process, focus and title changes.
+    fn on_hints(&mut self, reply: &Reply, pane: String, now: Millis) {
+        if !reply.ok {
+            // The pane is gone (no notification says so outside the attached session).
+            self.refresh_requested = true;
+            return;
+        }
+        let Some(line) = reply.lines.first() else {
+            return;
+        };
+        // Once a second per agent pane: is the process its hooks came from still
+        // there? (one /proc read, no fork)
+        self.check_anchor(&pane);
+        match self.registry.apply_hints(&pane, line) {
+            Some(h) => {
+                let settling = self.settle.contains_key(&pane);
+                let agentish =
+                    (self.projection.panes.get(&pane)).is_some_and(|m| m.process.is_some());
+                if h.process_changed {
+                    // The agent may have left (or been replaced): read its tree now,
+                    // and follow the pane until its command settles.
+                    self.recheck_process(&pane, now);
+                    self.start_settle(&pane, now);
+                } else if settling && !agentish {
+                    // Same command, but a child may have appeared under it (`sh -c`
+                    // forking the agent keeps `sh` in front).
+                    self.recheck_process(&pane, now);
+                }
+                if h.focus_changed {
+                    self.projection.mark_dirty(&pane);
+                }
+                if h.title_changed
+                    && let Some(p) = self.registry.panes.get(&pane)
+                {
+                    let title = p.title.clone();
+                    self.projection.set_pane_title(&pane, &title);
+                }
+            }
+            None => log::debug!("hints_bad_row pane={pane}"),
+        }
+    }
+
+    /// Which sessions have a viewer (`list-clients`).
+    fn on_list_clients(&mut self, reply: &Reply) {
+        let viewers = registry::parse_clients(&reply.lines);
+        if viewers != self.registry.viewers {
+            log::info!("viewers_changed sessions={}", viewers.len());
+            self.registry.viewers = viewers;
+            let ids: Vec<String> = self.projection.panes.keys().cloned().collect();
+            for id in ids {
+                self.projection.mark_dirty(&id);
+            }
+        }
+    }
+
+    /// A screen capture: classify it and hand the verdict to the projection (C-006 poller).
+    fn on_capture(&mut self, reply: &Reply, pane: String, now: Millis) {
+        if !reply.ok {
+            return;
+        }
+        let Some(p) = self.registry.panes.get(&pane) else {
+            return;
+        };
+        let text = reply
+            .lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let hint = self
+            .projection
+            .panes
+            .get(&pane)
+            .and_then(|m| m.process.map(|x| x.0));
+        let v = classify_screen(&ScreenInput {
+            text: &text,
+            title: &p.title,
+            command: &p.current_command,
+            cols: p.width,
+            rows: p.height,
+            provider_hint: hint,
+        });
+        self.projection.apply_screen(&pane, v, now);
+        // A verdict the hysteresis has not taken yet (weak, or waiting for its
+        // confirmation) is looked at again soon, not at the next change hint. Idle is
+        // left out: its window is about time, not about more captures.
+        let pending = self.projection.panes.get(&pane).is_some_and(|m| {
+            m.hysteresis.raw().is_some_and(|r| {
+                r.activity != m.hysteresis.current()
+                    && r.activity != crate::core::types::Activity::Idle
+            })
+        });
+        if pending && let Some(cs) = self.captures.get_mut(&pane) {
+            cs.want = true;
+        }
+        if let Some(c) = self.captures.get(&pane) {
+            self.ops.screen_applied(&pane, c.last_at);
+        }
+        let is_codex = hint == Some(crate::core::types::Provider::Codex);
+        self.codex.set_screen(&pane, &text, is_codex, now);
+    }
+
+    /// The answer to the pane subscription (tmux ≥ 3.2 accepts it).
+    fn on_subscribe(&mut self, reply: &Reply) {
+        if reply.ok {
+            log::info!("tmux_subscribed name={}", registry::PANES_SUBSCRIPTION);
+        } else {
+            // tmux < 3.2: new panes come through notifications and their settle
+            // re-checks; a command typed into an existing pane waits for the full scan.
+            log::info!(
+                "tmux_subscription_unavailable msg={:?}",
+                reply
+                    .lines
+                    .first()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+            );
+        }
+    }
+
+    /// An option write's answer: a failure asks for a full refresh.
+    fn on_set_option(&mut self, reply: &Reply, what: String) {
+        if !reply.ok {
+            log::debug!(
+                "option_write_failed what={what} msg={:?}",
+                reply
+                    .lines
+                    .first()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+            );
+            self.refresh_requested = true;
+        }
+    }
+
+    /// Untagged replies: published panes (`AGTO` rows) and session/window names.
+    fn on_other(&mut self, reply: &Reply) {
+        if reply.lines.iter().any(|l| l.starts_with(b"AGTO ")) {
+            for l in &reply.lines {
+                let l = String::from_utf8_lossy(l);
+                if let Some(pane) = l.strip_prefix("AGTO ").map(str::trim)
+                    && !pane.is_empty()
+                {
+                    let scope = Scope::Pane(pane.to_string());
+                    for name in publish::PANE_OPTIONS {
+                        self.options.assume_set(&scope, name);
+                    }
+                }
+            }
+            self.publish_all = true;
+        }
+        self.apply_names(&reply.lines);
     }
 
     /// The agent process a pane's hooks came from has exited: its deterministic state ends.
