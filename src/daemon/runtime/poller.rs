@@ -1,11 +1,14 @@
-//! The screen poller (C-006): which candidate panes get a `capture-pane`, and when. Only panes
-//! whose change hints moved, or that went too long without a look, are captured.
+//! The screen poller (C-006): which candidate panes get a `capture-pane`, and when, and what
+//! a capture says. Only panes whose change hints moved, or that went too long without a look,
+//! are captured.
 //!
 //! WHY a module of its own: the poller is the fallback source whose cost must grow with the
 //! panes that change; its schedule reads best in one place.
 use super::{Runtime, Timing};
+use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::Millis;
 use crate::tmux::client::ReplyKind;
+use crate::tmux::parser::Reply;
 
 /// How long a candidate pane may go without a capture when no change hint moved.
 /// `window_activity` moves on any output, in-place redraws included, so change hints catch
@@ -93,5 +96,52 @@ impl Runtime {
                 );
             }
         }
+    }
+
+    /// A screen capture: classify it and hand the verdict to the projection (C-006 poller).
+    pub(super) fn on_capture(&mut self, reply: &Reply, pane: String, now: Millis) {
+        if !reply.ok {
+            return;
+        }
+        let Some(p) = self.registry.panes.get(&pane) else {
+            return;
+        };
+        let text = reply
+            .lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let hint = self
+            .projection
+            .panes
+            .get(&pane)
+            .and_then(|m| m.process.map(|x| x.0));
+        let v = classify_screen(&ScreenInput {
+            text: &text,
+            title: &p.title,
+            command: &p.current_command,
+            cols: p.width,
+            rows: p.height,
+            provider_hint: hint,
+        });
+        self.projection.apply_screen(&pane, v, now);
+        // A verdict the hysteresis has not taken yet (weak, or waiting for its
+        // confirmation) is looked at again soon, not at the next change hint. Idle is
+        // left out: its window is about time, not about more captures.
+        let pending = self.projection.panes.get(&pane).is_some_and(|m| {
+            m.hysteresis.raw().is_some_and(|r| {
+                r.activity != m.hysteresis.current()
+                    && r.activity != crate::core::types::Activity::Idle
+            })
+        });
+        if pending && let Some(cs) = self.captures.get_mut(&pane) {
+            cs.want = true;
+        }
+        if let Some(c) = self.captures.get(&pane) {
+            self.ops.screen_applied(&pane, c.last_at);
+        }
+        let is_codex = hint == Some(crate::core::types::Provider::Codex);
+        self.codex.set_screen(&pane, &text, is_codex, now);
     }
 }

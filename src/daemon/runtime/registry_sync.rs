@@ -1,14 +1,13 @@
 //! Registry sync: what tmux tells the daemon (command replies and notifications) goes into the
-//! pane registry and the projection's panes: list-panes, change hints, clients, captures,
-//! names, user options, and the pane subscription. It also asks for those (full refresh,
-//! change hints).
+//! pane registry and the projection's panes: list-panes, change hints, clients, names, user
+//! options, and the pane subscription (captures go to `poller.rs`). It also asks for those
+//! (full refresh, change hints).
 //!
 //! WHY a module of its own: decoding tmux's answers and keeping the registry current is one
 //! job; the loop only hands each reply or notification here.
 use super::Runtime;
 use crate::core::attention::Style;
 use crate::core::classifier::process_hint;
-use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::Millis;
 use crate::daemon::publish;
 use crate::projection::Projection;
@@ -217,53 +216,6 @@ impl Runtime {
                 self.projection.mark_dirty(&id);
             }
         }
-    }
-
-    /// A screen capture: classify it and hand the verdict to the projection (C-006 poller).
-    fn on_capture(&mut self, reply: &Reply, pane: String, now: Millis) {
-        if !reply.ok {
-            return;
-        }
-        let Some(p) = self.registry.panes.get(&pane) else {
-            return;
-        };
-        let text = reply
-            .lines
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let hint = self
-            .projection
-            .panes
-            .get(&pane)
-            .and_then(|m| m.process.map(|x| x.0));
-        let v = classify_screen(&ScreenInput {
-            text: &text,
-            title: &p.title,
-            command: &p.current_command,
-            cols: p.width,
-            rows: p.height,
-            provider_hint: hint,
-        });
-        self.projection.apply_screen(&pane, v, now);
-        // A verdict the hysteresis has not taken yet (weak, or waiting for its
-        // confirmation) is looked at again soon, not at the next change hint. Idle is
-        // left out: its window is about time, not about more captures.
-        let pending = self.projection.panes.get(&pane).is_some_and(|m| {
-            m.hysteresis.raw().is_some_and(|r| {
-                r.activity != m.hysteresis.current()
-                    && r.activity != crate::core::types::Activity::Idle
-            })
-        });
-        if pending && let Some(cs) = self.captures.get_mut(&pane) {
-            cs.want = true;
-        }
-        if let Some(c) = self.captures.get(&pane) {
-            self.ops.screen_applied(&pane, c.last_at);
-        }
-        let is_codex = hint == Some(crate::core::types::Provider::Codex);
-        self.codex.set_screen(&pane, &text, is_codex, now);
     }
 
     /// The answer to the pane subscription (tmux ≥ 3.2 accepts it).
