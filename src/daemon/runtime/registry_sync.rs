@@ -57,19 +57,10 @@ impl Runtime {
     /// The server's identity (`IDENTITY`): a new server on the same socket resets everything
     /// learnt about the old one.
     fn on_identity(&mut self, reply: &Reply) {
-        let line = reply
-            .lines
-            .first()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .unwrap_or_default();
-        let mut f = line.split(' ').skip(1);
-        let id = format!("{}:{}", f.next().unwrap_or("?"), f.next().unwrap_or("?"));
+        let (id, version) = registry::parse_identity(&reply.lines);
         let changed = self.identity.as_deref() != Some(id.as_str());
         if changed {
-            log::info!(
-                "tmux_server_identity id={id} version={}",
-                f.next().unwrap_or("?")
-            );
+            log::info!("tmux_server_identity id={id} version={version}");
             if self.identity.is_some() {
                 // A new server on the same socket: nothing carries over.
                 self.projection = Projection::new(crate::sys::host::hostname());
@@ -251,16 +242,11 @@ impl Runtime {
 
     /// Untagged replies: published panes (`AGTO` rows) and session/window names.
     fn on_other(&mut self, reply: &Reply) {
-        if reply.lines.iter().any(|l| l.starts_with(b"AGTO ")) {
-            for l in &reply.lines {
-                let l = String::from_utf8_lossy(l);
-                if let Some(pane) = l.strip_prefix("AGTO ").map(str::trim)
-                    && !pane.is_empty()
-                {
-                    let scope = Scope::Pane(pane.to_string());
-                    for name in publish::PANE_OPTIONS {
-                        self.options.assume_set(&scope, name);
-                    }
+        if let Some(panes) = registry::parse_published(&reply.lines) {
+            for pane in panes {
+                let scope = Scope::Pane(pane);
+                for name in publish::PANE_OPTIONS {
+                    self.options.assume_set(&scope, name);
                 }
             }
             self.publish_all = true;

@@ -14,9 +14,6 @@ use crate::tmux::registry;
 use mio::Interest;
 use mio::unix::SourceFd;
 
-/// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
-const PUBLISHED_PANES: &str = "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
-
 /// Re-attach delay after our session closed under us.
 const REATTACH_MS: Millis = 50;
 
@@ -138,7 +135,7 @@ impl Runtime {
                         self.notify.load_options(t);
                         // Pane states an earlier daemon published (killed before it could
                         // clear them): each is rewritten or cleared by the next publish.
-                        t.send(PUBLISHED_PANES, ReplyKind::Other);
+                        t.send(registry::PUBLISHED_PANES, ReplyKind::Other);
                         t.send(&registry::subscribe_panes_command(), ReplyKind::Subscribe);
                         t.send(&registry::subscribe_options_command(), ReplyKind::Other);
                     }
