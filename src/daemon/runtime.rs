@@ -291,40 +291,18 @@ impl Runtime {
                     work = true;
                 }
                 match ev.token() {
-                    SIG_TERM => {
-                        drain(&mut self.sig_term);
-                        log::info!("daemon_signal_shutdown");
-                        self.shutdown = true;
-                    }
-                    SIG_CHLD => {
-                        drain(&mut self.sig_chld);
-                        self.reap();
-                    }
+                    SIG_TERM => self.on_sig_term(),
+                    SIG_CHLD => self.on_sig_chld(),
                     TMUX_OUT => self.on_tmux_readable(),
-                    TMUX_ERR => {
-                        if let Some(t) = self.tmux.as_mut() {
-                            t.drain_stderr();
-                        }
-                    }
+                    TMUX_ERR => self.on_tmux_stderr(),
                     TMUX_IN => self.flush_tmux(),
-                    SPOOL_WATCH => {
-                        self.spool_watch.read(&mut Vec::new());
-                        self.spool_dirty = true;
-                    }
-                    WAKE => {
-                        if let Some(w) = self.wake.as_ref() {
-                            let mut b = [0u8; 64];
-                            while w.recv(&mut b).is_ok() {}
-                        }
-                        self.spool_dirty = true;
-                    }
+                    SPOOL_WATCH => self.on_spool_watch(),
+                    WAKE => self.on_wake(),
                     TRANSCRIPTS => {
                         self.transcripts.on_readable(now_ms());
                     }
                     CODEX_APPSERVER => {
-                        self.codex
-                            .on_ready(ev.is_readable(), ev.is_writable(), now_ms());
-                        work |= self.codex.needs_step();
+                        work |= self.on_codex(ev);
                     }
                     t if api::owns(t) => self.on_api(ev),
                     _ => {}
@@ -334,16 +312,55 @@ impl Runtime {
             if work || self.next_deadline().is_some_and(|d| d <= now) {
                 self.step(now);
             }
-            if super::handover::exit_requested() {
-                // A newer agtmux takes over (issue 19): end like on SIGTERM, with the exit
-                // code that tells our keeper not to restart us.
-                log::info!("daemon_exit reason=upgrade");
-                self.shutdown = true;
-                self.exit_code = super::handover::UPGRADE_EXIT;
-            }
+            self.check_handover();
         }
         self.on_shutdown();
         self.exit_code
+    }
+
+    // ----- readiness handlers, one per token ---------------------------------------------
+
+    fn on_sig_term(&mut self) {
+        drain(&mut self.sig_term);
+        log::info!("daemon_signal_shutdown");
+        self.shutdown = true;
+    }
+
+    fn on_sig_chld(&mut self) {
+        drain(&mut self.sig_chld);
+        self.reap();
+    }
+
+    /// The state dir changed (the spool appended to or re-created).
+    fn on_spool_watch(&mut self) {
+        self.spool_watch.read(&mut Vec::new());
+        self.spool_dirty = true;
+    }
+
+    /// A hook's wake-up datagram: the spool has news.
+    fn on_wake(&mut self) {
+        if let Some(w) = self.wake.as_ref() {
+            let mut b = [0u8; 64];
+            while w.recv(&mut b).is_ok() {}
+        }
+        self.spool_dirty = true;
+    }
+
+    /// Codex app-server traffic; true when it changed something the pipeline must see.
+    fn on_codex(&mut self, ev: &mio::event::Event) -> bool {
+        self.codex
+            .on_ready(ev.is_readable(), ev.is_writable(), now_ms());
+        self.codex.needs_step()
+    }
+
+    /// A newer agtmux takes over (issue 19): end like on SIGTERM, with the exit code that
+    /// tells our keeper not to restart us.
+    fn check_handover(&mut self) {
+        if super::handover::exit_requested() {
+            log::info!("daemon_exit reason=upgrade");
+            self.shutdown = true;
+            self.exit_code = super::handover::UPGRADE_EXIT;
+        }
     }
 
     fn next_deadline(&self) -> Option<Millis> {

@@ -171,6 +171,12 @@ impl Runtime {
         self.flush_tmux();
     }
 
+    pub(super) fn on_tmux_stderr(&mut self) {
+        if let Some(t) = self.tmux.as_mut() {
+            t.drain_stderr();
+        }
+    }
+
     pub(super) fn flush_tmux(&mut self) {
         if let Some(t) = self.tmux.as_mut()
             && let Err(e) = t.flush()
