@@ -1,10 +1,10 @@
-//! The daemon's own health as the status line shows it: the hooks' spool write failure and
-//! the `@agtmux_daemon` value (`<pid> ok|degraded|escalate <problems>`).
+//! The daemon's own health as the status line shows it: the hooks' spool write failure, each
+//! source's health, and the `@agtmux_daemon` value (`<pid> ok|degraded|escalate <problems>`).
 //!
 //! WHY a module of its own: the status line must never lie about agtmux's health; what makes
 //! it degraded or escalated is decided here only.
 use super::Runtime;
-use crate::core::types::{Health, SourceKind};
+use crate::core::types::{Health, Millis, SourceKind};
 use crate::sys::clock::now_ms;
 
 impl Runtime {
@@ -66,5 +66,77 @@ impl Runtime {
             s = format!("{} degraded {}", std::process::id(), problems.join(","));
         }
         s
+    }
+
+    /// Each source's health from what the gateway, the hooks' failure marker, the Codex link
+    /// and the transcript watch say; a change republishes everything.
+    pub(super) fn update_source_health(&mut self, now: Millis) {
+        // Source health from the gateway feeds admissibility. Hooks that cannot write the
+        // spool deliver nothing: the source is down even though the spool reads fine.
+        let hh = if self.hook_failure.is_some() {
+            Health::Down
+        } else {
+            self.gateway.hooks_health()
+        };
+        // The spool carries Claude and Codex hook events alike. Codex hooks, though, run
+        // inside Codex's app-server daemon when there is one: with that daemon gone no Codex
+        // hook will come either, so its last word must not outlive it.
+        let codex_hooks = if hh == Health::Healthy
+            && self.codex.ever_connected()
+            && self.codex.status_problem(&self.projection).is_some()
+        {
+            Health::Stale
+        } else {
+            hh
+        };
+        let codex_changed = self
+            .projection
+            .set_health(SourceKind::CodexHooks, codex_hooks);
+        // Gemini, OpenCode and generic hooks come through the same spool.
+        let mut others_changed = false;
+        for s in [
+            SourceKind::GeminiHooks,
+            SourceKind::OpenCodePlugin,
+            SourceKind::GenericHook,
+        ] {
+            others_changed |= self.projection.set_health(s, hh);
+        }
+        if self.projection.set_health(SourceKind::ClaudeHooks, hh)
+            || codex_changed
+            || others_changed
+        {
+            log::warn!("source_health source=claude_hooks health={hh}");
+            self.gateway.record_health(
+                SourceKind::ClaudeHooks,
+                hh,
+                match (hh, self.hook_failure.is_some()) {
+                    (Health::Healthy, _) => "spool_readable",
+                    (_, true) => "spool_write_failed",
+                    _ => "spool_unreadable",
+                },
+                now,
+            );
+            self.publish_all = true;
+        }
+        let files = self.transcripts.health();
+        if self
+            .projection
+            .set_health(SourceKind::ClaudeTranscript, files)
+        {
+            self.publish_all = true;
+        }
+        // A rollout is written by the same Codex process that runs its hooks: it is no
+        // fresher than they are (with the app-server daemon gone, neither speaks).
+        let rollout = if files == Health::Healthy {
+            codex_hooks
+        } else {
+            files
+        };
+        if self
+            .projection
+            .set_health(SourceKind::CodexRollout, rollout)
+        {
+            self.publish_all = true;
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! WHY a module of its own: it is the pipeline's last stage, the one place where resolved
 //! state leaves the daemon.
 use super::Runtime;
-use crate::core::types::{Health, Millis, SourceKind};
+use crate::core::types::Millis;
 use crate::daemon::publish;
 use crate::supervisor::Stage;
 use crate::sys::clock::now_ms;
@@ -27,73 +27,7 @@ impl Runtime {
             self.gateway.persist(&mut self.projection, &changed, now);
         }
         self.metrics.on_ingested(self.gateway.take_traced());
-        // Source health from the gateway feeds admissibility. Hooks that cannot write the
-        // spool deliver nothing: the source is down even though the spool reads fine.
-        let hh = if self.hook_failure.is_some() {
-            Health::Down
-        } else {
-            self.gateway.hooks_health()
-        };
-        // The spool carries Claude and Codex hook events alike. Codex hooks, though, run
-        // inside Codex's app-server daemon when there is one: with that daemon gone no Codex
-        // hook will come either, so its last word must not outlive it.
-        let codex_hooks = if hh == Health::Healthy
-            && self.codex.ever_connected()
-            && self.codex.status_problem(&self.projection).is_some()
-        {
-            Health::Stale
-        } else {
-            hh
-        };
-        let codex_changed = self
-            .projection
-            .set_health(SourceKind::CodexHooks, codex_hooks);
-        // Gemini, OpenCode and generic hooks come through the same spool.
-        let mut others_changed = false;
-        for s in [
-            SourceKind::GeminiHooks,
-            SourceKind::OpenCodePlugin,
-            SourceKind::GenericHook,
-        ] {
-            others_changed |= self.projection.set_health(s, hh);
-        }
-        if self.projection.set_health(SourceKind::ClaudeHooks, hh)
-            || codex_changed
-            || others_changed
-        {
-            log::warn!("source_health source=claude_hooks health={hh}");
-            self.gateway.record_health(
-                SourceKind::ClaudeHooks,
-                hh,
-                match (hh, self.hook_failure.is_some()) {
-                    (Health::Healthy, _) => "spool_readable",
-                    (_, true) => "spool_write_failed",
-                    _ => "spool_unreadable",
-                },
-                now,
-            );
-            self.publish_all = true;
-        }
-        let files = self.transcripts.health();
-        if self
-            .projection
-            .set_health(SourceKind::ClaudeTranscript, files)
-        {
-            self.publish_all = true;
-        }
-        // A rollout is written by the same Codex process that runs its hooks: it is no
-        // fresher than they are (with the app-server daemon gone, neither speaks).
-        let rollout = if files == Health::Healthy {
-            codex_hooks
-        } else {
-            files
-        };
-        if self
-            .projection
-            .set_health(SourceKind::CodexRollout, rollout)
-        {
-            self.publish_all = true;
-        }
+        self.update_source_health(now);
         let status = self.daemon_status();
         if changed.is_empty() && !self.publish_all && status == self.last_status {
             self.api_push(&changed, now);
