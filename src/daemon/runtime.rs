@@ -5,6 +5,13 @@
 //! wake-up datagram), then `step` runs the pipeline once: refresh the pane registry when due,
 //! ingest hook events (gateway → store → projection), schedule screen captures for candidate
 //! panes (the poller), re-resolve what changed, and publish option changes in one write.
+//!
+//! This file holds the token table, the loop, its deadlines and the pipeline pass; each part
+//! the loop calls lives in `runtime/`: `tmux_control` (the control connection),
+//! `registry_sync` (tmux replies and notifications → registry), `settle` (close re-checks of
+//! changed panes), `poller` (screen captures), `publish_pass` (resolve and publish), `health`
+//! (source health and `@agtmux_daemon`), `local_api` (what the API server is lent),
+//! `lock_watch` (the per-server lock) and `timing` (the periods).
 mod health;
 mod local_api;
 mod lock_watch;
@@ -133,30 +140,7 @@ fn io_err(what: &str) -> impl FnOnce(io::Error) -> RuntimeError + '_ {
 impl Runtime {
     pub fn new(sp: ServerPaths, tmux_bin: String) -> Result<Runtime, RuntimeError> {
         let poll = Poll::new().map_err(io_err("poll"))?;
-        let (sig_term, term_w) = mio::net::UnixStream::pair().map_err(io_err("signal pipe"))?;
-        let (sig_chld, chld_w) = mio::net::UnixStream::pair().map_err(io_err("signal pipe"))?;
-        let term_w = std::os::unix::net::UnixStream::from(OwnedFd::from(term_w));
-        let chld_w = std::os::unix::net::UnixStream::from(OwnedFd::from(chld_w));
-        for (sig, w) in [
-            (signal_hook::consts::SIGTERM, &term_w),
-            (signal_hook::consts::SIGINT, &term_w),
-            (signal_hook::consts::SIGHUP, &term_w),
-            (signal_hook::consts::SIGCHLD, &chld_w),
-        ] {
-            let w = w.try_clone().map_err(io_err("signal pipe"))?;
-            signal_hook::low_level::pipe::register(sig, w).map_err(io_err("signal register"))?;
-        }
-        // SIGPIPE: a dead tmux must give EPIPE on write, not kill us.
-        crate::sys::signals::ignore_sigpipe();
-        let mut sig_term = sig_term;
-        let mut sig_chld = sig_chld;
-        poll.registry()
-            .register(&mut sig_term, SIG_TERM, Interest::READABLE)
-            .map_err(io_err("register"))?;
-        poll.registry()
-            .register(&mut sig_chld, SIG_CHLD, Interest::READABLE)
-            .map_err(io_err("register"))?;
-
+        let (sig_term, sig_chld) = signal_streams(&poll)?;
         let gateway = Gateway::new(&sp, now_ms());
         // The spool's dir: appends and the re-created file after rotation. Where the kernel
         // cannot watch it, the wake-up datagram and the spool scan still see every line.
@@ -187,31 +171,8 @@ impl Runtime {
         // Flow-009/013: the runtime nonce and the persisted source registry. The source stage
         // is ready once both are in place (the hook spool was opened by the gateway above).
         let mut startup = Startup::default();
-        let nonce_file = super::admission::nonce_path(&sp.runtime_dir, &sp.key);
-        let nonce = match super::admission::create_nonce(&nonce_file) {
-            Ok(n) => n,
-            Err(e) => {
-                // Without a nonce no source can be admitted: fail-closed, but keep serving.
-                log::error!("runtime_nonce_failed path={} err={e}", nonce_file.display());
-                String::new()
-            }
-        };
-        let reg_store = crate::store::Store::open_with(
-            &sp.db(),
-            &crate::store::StoreOptions {
-                busy_timeout: Duration::from_millis(250),
-            },
-        )
-        .map_err(|e| log::warn!("source_registry_store_unavailable err={e}"))
-        .ok();
-        let registry = super::admission::SourceRegistry::load(reg_store);
-        let heartbeat_timeout = registry.heartbeat_timeout;
-        let admission = api::Admission {
-            runtime_uid: crate::sys::peercred::runtime_uid(),
-            nonce,
-            registry,
-            traces: Default::default(),
-        };
+        let admission = trust_material(&sp);
+        let heartbeat_timeout = admission.registry.heartbeat_timeout;
         startup.mark_ready(Stage::Source, now_ms());
         let hostname = crate::sys::host::hostname();
         let ops = Ops::new(&sp.db(), now_ms());
@@ -579,5 +540,64 @@ fn bind_wake(sp: &ServerPaths) -> Option<UnixDatagram> {
             log::warn!("wake_socket_failed path={} err={e}", path.display());
             None
         }
+    }
+}
+
+/// The signal self-pipes, registered: SIGTERM, SIGINT and SIGHUP end the daemon, SIGCHLD reaps.
+fn signal_streams(
+    poll: &Poll,
+) -> Result<(mio::net::UnixStream, mio::net::UnixStream), RuntimeError> {
+    let (sig_term, term_w) = mio::net::UnixStream::pair().map_err(io_err("signal pipe"))?;
+    let (sig_chld, chld_w) = mio::net::UnixStream::pair().map_err(io_err("signal pipe"))?;
+    let term_w = std::os::unix::net::UnixStream::from(OwnedFd::from(term_w));
+    let chld_w = std::os::unix::net::UnixStream::from(OwnedFd::from(chld_w));
+    for (sig, w) in [
+        (signal_hook::consts::SIGTERM, &term_w),
+        (signal_hook::consts::SIGINT, &term_w),
+        (signal_hook::consts::SIGHUP, &term_w),
+        (signal_hook::consts::SIGCHLD, &chld_w),
+    ] {
+        let w = w.try_clone().map_err(io_err("signal pipe"))?;
+        signal_hook::low_level::pipe::register(sig, w).map_err(io_err("signal register"))?;
+    }
+    // SIGPIPE: a dead tmux must give EPIPE on write, not kill us.
+    crate::sys::signals::ignore_sigpipe();
+    let mut sig_term = sig_term;
+    let mut sig_chld = sig_chld;
+    poll.registry()
+        .register(&mut sig_term, SIG_TERM, Interest::READABLE)
+        .map_err(io_err("register"))?;
+    poll.registry()
+        .register(&mut sig_chld, SIG_CHLD, Interest::READABLE)
+        .map_err(io_err("register"))?;
+    Ok((sig_term, sig_chld))
+}
+
+/// Flow-009/013 trust material: the runtime nonce (written 0600 for sources to read) and the
+/// persisted source registry.
+fn trust_material(sp: &ServerPaths) -> api::Admission {
+    let nonce_file = super::admission::nonce_path(&sp.runtime_dir, &sp.key);
+    let nonce = match super::admission::create_nonce(&nonce_file) {
+        Ok(n) => n,
+        Err(e) => {
+            // Without a nonce no source can be admitted: fail-closed, but keep serving.
+            log::error!("runtime_nonce_failed path={} err={e}", nonce_file.display());
+            String::new()
+        }
+    };
+    let reg_store = crate::store::Store::open_with(
+        &sp.db(),
+        &crate::store::StoreOptions {
+            busy_timeout: Duration::from_millis(250),
+        },
+    )
+    .map_err(|e| log::warn!("source_registry_store_unavailable err={e}"))
+    .ok();
+    let registry = super::admission::SourceRegistry::load(reg_store);
+    api::Admission {
+        runtime_uid: crate::sys::peercred::runtime_uid(),
+        nonce,
+        registry,
+        traces: Default::default(),
     }
 }
