@@ -35,7 +35,9 @@ use crate::core::attention::Style;
 use crate::core::types::Millis;
 use crate::projection::Projection;
 use crate::tmux::registry::Registry;
-use dispatch::{Gate, error_line, gate, handle_line, with_extra};
+/// Public for the fuzz target `api_request`, which feeds it raw lines.
+pub use dispatch::handle_line;
+use dispatch::{Gate, error_line, gate, with_extra};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
 use render::pane_json;
