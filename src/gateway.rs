@@ -768,12 +768,12 @@ impl Gateway {
         let batch = self.hooks.pull(&self.committed, BATCH.min(room));
         if batch.items.is_empty() {
             // Never rotate what a rebuilt database still re-reads, or what is not durable yet.
-            if self.backfill.is_none()
-                && !self.delivery.get_unacked(HOOKS_CURSOR)
-                && self.hooks.maybe_rotate(ROTATE_AT)
-            {
-                self.committed = self.hooks.position();
-                self.commit_cursor(now);
+            if self.backfill.is_none() && !self.delivery.get_unacked(HOOKS_CURSOR) {
+                if self.hooks.maybe_rotate(ROTATE_AT) {
+                    self.committed = self.hooks.position();
+                    self.commit_cursor(now);
+                }
+                self.release_rotated();
             }
             return IngestOutcome::Done;
         }
@@ -1090,6 +1090,29 @@ impl Gateway {
     fn deliver(&mut self, rows: Vec<EventRow>, cursor_id: &str, from: &str, to: &str, now: Millis) {
         let token = self.delivery.begin(cursor_id, from, to, rows, now);
         self.try_ack(token, now, false);
+    }
+
+    /// Rotated spool files are the only copy of their lines until the store has them: delete
+    /// them only with everything pulled stored (no batch unacked, no rebuild re-reading them)
+    /// and the store's committed cursor past them.
+    fn release_rotated(&mut self) {
+        if !self.hooks.has_rotated()
+            || self.store_problem.is_some()
+            || self.backfill.is_some()
+            || self.delivery.get_unacked(HOOKS_CURSOR)
+        {
+            return;
+        }
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        match store.cursor(HOOKS_CURSOR) {
+            Ok(c) => {
+                let stored = c.map(|c| c.committed_cursor).unwrap_or_default();
+                self.hooks.release_rotated(&stored);
+            }
+            Err(e) => self.store_failed("cursor_read", e),
+        }
     }
 
     fn commit_cursor(&mut self, now: Millis) {

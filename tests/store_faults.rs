@@ -351,3 +351,77 @@ fn what_is_held_for_a_down_store_is_bounded_and_the_spool_is_read_on_after_it() 
     assert!(log(&s).contains("ingest_resumed"), "{}", s.log_tail());
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
 }
+
+/// Issue 16 (follow-up): a rotated spool file (`spool.<ns>.old`) is the only copy of the lines
+/// in it that the store does not have yet; a crash mid-rotation leaves one, and a hook that
+/// opened the file before the rename may append to it after. Such a file is read at start-up;
+/// it must be kept until the store has its lines, even when the store is down then and the
+/// daemon is killed again before it is back.
+#[test]
+fn a_rotated_spool_is_kept_until_the_store_has_its_lines_across_an_outage_and_a_restart() {
+    let mut s = Server::start("oldspool");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    prompt(&s, &pane, "r1", "rot-before");
+    stop(&s, &pane, "r1");
+    s.wait_pane(&pane, "@agtmux_state", "idle", 15);
+    assert!(
+        wait_until(20, || stored_with(&s, "rot-before") == 1),
+        "{}",
+        s.log_tail()
+    );
+    s.kill_daemon_hard();
+    // Accepted by the hook (in the spool), never stored: the daemon is down.
+    for i in 0..5 {
+        prompt(&s, &pane, "r1", &format!("rot-late-{i}"));
+    }
+    // The state a crash mid-rotation leaves: the spool renamed aside, nothing at its path.
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let old = s.server_dir().join(format!("spool.{ns:020}.old"));
+    std::fs::rename(s.spool_path(), &old).unwrap();
+    // The store is down when the next daemon starts and reads that file.
+    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    s.start_daemon();
+    // Applied from memory (a positive sign the file was read), held for the store.
+    s.wait_pane(&pane, "@agtmux_state", "running", 20);
+    assert!(
+        wait_until(20, || health(&s)["result"]["store"]["held_rows"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1),
+        "{}\n{}",
+        health(&s),
+        s.log_tail()
+    );
+    // Killed before the store is back: the rotated file is still the only copy.
+    s.kill_daemon_hard();
+    assert!(
+        old.exists(),
+        "the rotated spool was deleted before its lines were stored"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    s.start_daemon();
+    prompt(&s, &pane, "r1", "rot-marker");
+    assert!(
+        wait_until(30, || stored_with(&s, "rot-marker") == 1),
+        "{}",
+        s.log_tail()
+    );
+    assert!(
+        wait_until(30, || stored_with(&s, "rot-late-") == 5),
+        "{} of 5 stored\n{}",
+        stored_with(&s, "rot-late-"),
+        s.log_tail()
+    );
+    // Once the store has them, the rotated file goes.
+    assert!(
+        wait_until(30, || !old.exists()),
+        "the drained rotated spool stays\n{}",
+        s.log_tail()
+    );
+}

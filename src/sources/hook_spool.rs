@@ -145,6 +145,17 @@ impl HookSpoolSource {
         self.reader.maybe_rotate(threshold).unwrap_or(false)
     }
 
+    /// Rotated spool files wait for [`HookSpoolSource::release_rotated`].
+    pub fn has_rotated(&self) -> bool {
+        self.reader.has_rotated()
+    }
+
+    /// Everything pulled so far is stored, and `stored` is the committed cursor in the store:
+    /// rotated files read to their end and not named by it can go.
+    pub fn release_rotated(&mut self, stored: &str) -> usize {
+        self.reader.release_rotated(SpoolCursor::parse(stored))
+    }
+
     pub fn position(&self) -> String {
         self.reader.position().encode()
     }

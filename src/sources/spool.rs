@@ -10,9 +10,13 @@
 //! Rotation: when the daemon has consumed the whole file and it is large, it takes the flock,
 //! renames it to `spool.<ns>.old`, and commits the cursor for the fresh file. A hook that opened
 //! the old inode before the rename notices (after taking the flock) that the path now names
-//! another inode and reopens, so no line lands in a file nobody reads. Leftover `.old` files
-//! (a crash mid-rotation) are re-read from the start at the next start-up; dedup drops what was
-//! applied already.
+//! another inode and reopens; one that gave up waiting for the flock may still append to the
+//! renamed file. So a rotated file is never deleted on sight: the reader keeps reading its tail,
+//! and deletes it only when told the store has everything read from it
+//! ([`SpoolReader::release_rotated`]) and the committed cursor no longer names it (its inode
+//! cannot be reused under that cursor). Rotated files found at start-up (a crash or a store
+//! outage before they went) are read again, from the committed cursor when it names them, else
+//! from their start; dedup drops what was applied already.
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -267,26 +271,51 @@ pub struct SpoolReader {
     partial: Vec<u8>,
     /// Bytes of the incomplete last line seen so far (`partial` keeps at most `MAX_LINE`).
     pending: u64,
-    /// Old rotated files still to drain (crash recovery), oldest first.
-    leftovers: Vec<PathBuf>,
+    /// Rotated files not deleted yet, oldest first: read to their end, kept until released.
+    leftovers: Vec<Rotated>,
+}
+
+/// A rotated spool file (`spool.<ns>.old`) and how far it was read.
+#[derive(Debug, Clone)]
+struct Rotated {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    read_to: u64,
 }
 
 impl SpoolReader {
     /// Open the reader at a committed cursor (`None` = from the start of the current file).
     pub fn new(path: &Path, committed: Option<SpoolCursor>) -> Self {
-        let mut leftovers = Vec::new();
+        let mut paths = Vec::new();
         if let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) {
             let prefix = format!("{}.", stem.to_string_lossy());
             if let Ok(rd) = std::fs::read_dir(dir) {
                 for e in rd.flatten() {
                     let n = e.file_name().to_string_lossy().into_owned();
                     if n.starts_with(&prefix) && n.ends_with(".old") {
-                        leftovers.push(e.path());
+                        paths.push(e.path());
                     }
                 }
             }
         }
-        leftovers.sort();
+        paths.sort();
+        let leftovers = paths
+            .into_iter()
+            .filter_map(|p| {
+                let m = std::fs::symlink_metadata(&p).ok().filter(|m| m.is_file())?;
+                // The committed cursor in this file: what is before it is stored.
+                let read_to = committed
+                    .filter(|c| c.dev == m.dev() && c.ino == m.ino())
+                    .map_or(0, |c| c.offset.min(m.len()));
+                Some(Rotated {
+                    path: p,
+                    dev: m.dev(),
+                    ino: m.ino(),
+                    read_to,
+                })
+            })
+            .collect();
         SpoolReader {
             path: path.to_path_buf(),
             file: None,
@@ -302,24 +331,25 @@ impl SpoolReader {
         self.pos
     }
 
-    /// Read up to `max` complete lines. Leftover rotated files are drained first (their lines
-    /// carry the cursor of the active file's start, so committing them is harmless).
+    /// Read up to `max` complete lines. Rotated files are read first, to their end (their
+    /// lines carry the current cursor, so committing them is harmless; the files stay until
+    /// [`SpoolReader::release_rotated`]).
     pub fn read(&mut self, max: usize) -> io::Result<Vec<SpoolLine>> {
         let mut out = Vec::new();
-        while let Some(old) = self.leftovers.first().cloned() {
-            let data = std::fs::read(&old).unwrap_or_default();
-            for chunk in data.split(|b| *b == b'\n').filter(|c| !c.is_empty()) {
-                out.push(SpoolLine {
-                    bytes: chunk[..chunk.len().min(MAX_LINE)].to_vec(),
-                    truncated: chunk.len() > MAX_LINE,
-                    cursor_after: self.pos,
-                });
-            }
-            let _ = std::fs::remove_file(&old);
-            self.leftovers.remove(0);
-            if out.len() >= max {
+        for i in 0..self.leftovers.len() {
+            let room = max.saturating_sub(out.len());
+            if room == 0 {
                 return Ok(out);
             }
+            let lines = read_rotated(&mut self.leftovers[i], room);
+            out.extend(lines.into_iter().map(|(bytes, truncated)| SpoolLine {
+                bytes,
+                truncated,
+                cursor_after: self.pos,
+            }));
+        }
+        if out.len() >= max {
+            return Ok(out);
         }
         // Is the path still the file we read? A rotation, a deletion or something odd (a
         // directory) in its place must be noticed, not read around.
@@ -450,12 +480,112 @@ impl SpoolReader {
         let r = std::fs::rename(&self.path, &old);
         unlock(file);
         r?;
-        // Everything in it was consumed and committed, so it can go at once.
-        let _ = std::fs::remove_file(&old);
+        // Everything in it was consumed and committed, but a hook that gave up waiting for the
+        // lock may still append to it: read on from here, delete it once released.
+        self.leftovers.push(Rotated {
+            path: old,
+            dev: self.pos.dev,
+            ino: self.pos.ino,
+            read_to: self.pos.offset,
+        });
         self.file = None;
         self.pos = SpoolCursor::default();
         Ok(true)
     }
+
+    /// Whether rotated files wait for [`SpoolReader::release_rotated`].
+    pub fn has_rotated(&self) -> bool {
+        !self.leftovers.is_empty()
+    }
+
+    /// Everything read so far is stored and `stored` is the committed cursor in the store:
+    /// delete each rotated file read to its end that `stored` does not name. Returns how many
+    /// went. A file that grew since it was read stays, to be read on.
+    pub fn release_rotated(&mut self, stored: Option<SpoolCursor>) -> usize {
+        let before = self.leftovers.len();
+        self.leftovers.retain(|r| {
+            if stored.is_some_and(|c| c.dev == r.dev && c.ino == r.ino) {
+                return true;
+            }
+            match std::fs::symlink_metadata(&r.path) {
+                Ok(m) if m.dev() == r.dev && m.ino() == r.ino => {
+                    if m.len() > r.read_to {
+                        return true;
+                    }
+                    match std::fs::remove_file(&r.path) {
+                        Ok(()) => {
+                            log::info!("spool_rotated_released path={}", r.path.display());
+                            false
+                        }
+                        Err(e) => {
+                            log::warn!(
+                                "spool_rotated_remove_failed path={} err={e}",
+                                r.path.display()
+                            );
+                            true
+                        }
+                    }
+                }
+                // Gone, or another file in its place: nothing of ours to keep.
+                _ => false,
+            }
+        });
+        before - self.leftovers.len()
+    }
+}
+
+/// Read up to `max` lines of a rotated file after `read_to`. A hook writes each line with its
+/// newline in one `O_APPEND` write, so an unended last line is a torn write: it is handed out
+/// as it is (and rejected), not waited for.
+fn read_rotated(r: &mut Rotated, max: usize) -> Vec<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    let Ok(mut f) = File::open(&r.path) else {
+        return out;
+    };
+    let Ok(m) = f.metadata() else {
+        return out;
+    };
+    if m.dev() != r.dev || m.ino() != r.ino || m.len() <= r.read_to {
+        return out;
+    }
+    if f.seek(SeekFrom::Start(r.read_to)).is_err() {
+        return out;
+    }
+    let mut data = Vec::new();
+    if (&mut f)
+        .take(m.len() - r.read_to)
+        .read_to_end(&mut data)
+        .is_err()
+    {
+        return out;
+    }
+    let mut start = 0;
+    for (i, b) in data.iter().enumerate() {
+        if *b != b'\n' {
+            continue;
+        }
+        let chunk = &data[start..i];
+        start = i + 1;
+        r.read_to += chunk.len() as u64 + 1;
+        if !chunk.is_empty() {
+            out.push((
+                chunk[..chunk.len().min(MAX_LINE)].to_vec(),
+                chunk.len() > MAX_LINE,
+            ));
+            if out.len() >= max {
+                return out;
+            }
+        }
+    }
+    let rest = &data[start..];
+    if !rest.is_empty() {
+        r.read_to += rest.len() as u64;
+        out.push((
+            rest[..rest.len().min(MAX_LINE)].to_vec(),
+            rest.len() > MAX_LINE,
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -531,7 +661,57 @@ mod tests {
             .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
             .collect();
         assert_eq!(texts, vec!["{\"old\":1}", "{\"new\":1}"]);
-        assert!(!p.with_file_name("spool.00000000000000000001.old").exists());
+        // Read, but not stored yet: kept until released, and then only when no cursor names it.
+        let old = p.with_file_name("spool.00000000000000000001.old");
+        assert!(old.exists());
+        let m = std::fs::metadata(&old).unwrap();
+        let names_old = SpoolCursor {
+            dev: m.dev(),
+            ino: m.ino(),
+            offset: m.len(),
+        };
+        assert_eq!(r.release_rotated(Some(names_old)), 0);
+        assert!(old.exists());
+        assert_eq!(r.release_rotated(Some(r.position())), 1);
+        assert!(!old.exists());
+    }
+
+    /// A hook that opened the spool before a rotation and gave up waiting for the lock appends
+    /// to the renamed file: that line is read, and the file is not released before it is.
+    #[test]
+    fn a_line_appended_to_a_rotated_file_is_still_read() {
+        let p = tmp("late");
+        append(&p, b"{\"i\":0}\n").unwrap();
+        let mut late = OpenOptions::new().append(true).open(&p).unwrap();
+        let mut r = SpoolReader::new(&p, None);
+        assert_eq!(r.read(100).unwrap().len(), 1);
+        assert!(r.maybe_rotate(1).unwrap());
+        late.write_all(b"{\"late\":1}\n").unwrap();
+        // Released before it was read: the file stays, it grew.
+        assert_eq!(r.release_rotated(None), 0);
+        let lines = r.read(100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes, b"{\"late\":1}");
+        assert_eq!(r.release_rotated(None), 1);
+        assert!(r.read(100).unwrap().is_empty());
+        // A reader made afresh (a restart) finds nothing left.
+        assert!(SpoolReader::new(&p, None).read(100).unwrap().is_empty());
+    }
+
+    /// A restart with the committed cursor in a rotated file reads it on from there.
+    #[test]
+    fn a_rotated_file_named_by_the_cursor_is_read_from_the_cursor() {
+        let p = tmp("oldcursor");
+        append(&p, b"{\"i\":0}\n").unwrap();
+        let mut r = SpoolReader::new(&p, None);
+        assert_eq!(r.read(100).unwrap().len(), 1);
+        let cur = r.position();
+        append(&p, b"{\"i\":1}\n").unwrap();
+        std::fs::rename(&p, p.with_file_name("spool.00000000000000000002.old")).unwrap();
+        let mut r = SpoolReader::new(&p, Some(cur));
+        let lines = r.read(100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes, b"{\"i\":1}");
     }
 
     #[test]
