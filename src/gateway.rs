@@ -157,6 +157,9 @@ pub struct Gateway {
     traced: Vec<Traced>,
     /// Flow-012 inflight table: batches awaiting their ack (durable commit).
     delivery: Delivery,
+    /// Bumped each time a new connection replaces the store (reopened, rebuilt): the daemon's
+    /// other connections to the same file move along ([`Gateway::store_generation`]).
+    store_gen: u64,
 }
 
 impl Gateway {
@@ -217,7 +220,15 @@ impl Gateway {
             counts: IngestCounts::default(),
             traced: Vec::new(),
             delivery,
+            store_gen: 0,
         }
+    }
+
+    /// Changes whenever the database was opened again or rebuilt (a deleted, replaced or
+    /// overwritten file, a store that came back): every other connection to it must reopen,
+    /// or it writes on into the old file.
+    pub fn store_generation(&self) -> u64 {
+        self.store_gen
     }
 
     /// Flow-012 numbers for `health`/`metrics`.
@@ -596,6 +607,7 @@ impl Gateway {
             };
             log::warn!("store_reopened path={}", self.db_path.display());
             self.store = Some(store);
+            self.store_gen += 1;
             self.store_problem = None;
         }
         if self.retry_pending(now) {
@@ -654,6 +666,7 @@ impl Gateway {
             return;
         };
         self.store = Some(store);
+        self.store_gen += 1;
         self.store_problem = None;
         log::warn!("store_reopened path={} restored={restored}", path.display());
         if !restored {

@@ -425,3 +425,80 @@ fn a_rotated_spool_is_kept_until_the_store_has_its_lines_across_an_outage_and_a_
         s.log_tail()
     );
 }
+
+/// Source registry rows in the database file at the db path.
+fn registry_rows(s: &Server) -> Vec<(String, String, String)> {
+    let Ok(c) = rusqlite::Connection::open_with_flags(
+        s.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return Vec::new();
+    };
+    c.busy_timeout(Duration::from_secs(2)).ok();
+    let Ok(mut st) = c
+        .prepare("SELECT source_id, socket_path, state FROM source_registry_v1 ORDER BY source_id")
+    else {
+        return Vec::new();
+    };
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+}
+
+/// Issue 16 (follow-up): every connection the daemon holds moves to the rebuilt database, the
+/// source registry's too: its writes must not go on into the deleted (or garbage) file.
+#[test]
+fn after_a_rebuild_the_source_registry_writes_the_new_database() {
+    let mut s = Server::start("regdb");
+    let pane = s.silent_agent("claude");
+    s.start_daemon();
+    let reg = |sock: &str| {
+        let r = s.api(
+            "source.register",
+            serde_json::json!({"source_kind": "codex_appserver", "socket_path": sock}),
+        );
+        assert!(r["error"].is_null(), "{r}");
+    };
+    reg("/tmp/agtmux-regdb-a.sock");
+    assert!(
+        wait_until(20, || registry_rows(&s)
+            .iter()
+            .any(|r| r.1 == "/tmp/agtmux-regdb-a.sock")),
+        "{:?}",
+        registry_rows(&s)
+    );
+    prompt(&s, &pane, "x1", "reg-before");
+    assert!(wait_until(20, || stored_with(&s, "reg-before") == 1));
+    std::fs::remove_file(s.db_path()).unwrap();
+    assert!(
+        wait_until(30, || log(&s).contains("store_reopened")),
+        "{}",
+        s.log_tail()
+    );
+    // A socket rotation after the rebuild: the row in the file at the path follows.
+    reg("/tmp/agtmux-regdb-b.sock");
+    assert!(
+        wait_until(20, || registry_rows(&s)
+            .iter()
+            .any(|r| r.1 == "/tmp/agtmux-regdb-b.sock")),
+        "rows at the path: {:?}\n{}",
+        registry_rows(&s),
+        s.log_tail()
+    );
+    // Overwritten with garbage: moved aside, started fresh, and the registry written again.
+    std::fs::write(s.db_path(), vec![b'x'; 64 * 1024]).unwrap();
+    assert!(
+        wait_until(30, || log(&s)
+            .contains("store_file_problem problem=not_a_database")),
+        "{}",
+        s.log_tail()
+    );
+    assert!(
+        wait_until(30, || registry_rows(&s)
+            .iter()
+            .any(|r| r.1 == "/tmp/agtmux-regdb-b.sock")),
+        "rows at the path: {:?}\n{}",
+        registry_rows(&s),
+        s.log_tail()
+    );
+}

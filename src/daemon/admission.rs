@@ -280,6 +280,33 @@ impl SourceRegistry {
         }
     }
 
+    /// The database was opened again or rebuilt (`Gateway::store_generation`): drop this
+    /// connection, which may point at a deleted or quarantined file, open the one at `path`,
+    /// and write every entry there (the in-memory table is authoritative; a rebuilt file may
+    /// lack them). Without a database now, the registry stays memory-only until the next call.
+    pub fn reattach(&mut self, path: &Path) {
+        self.store = None;
+        let opts = crate::store::StoreOptions {
+            busy_timeout: std::time::Duration::from_millis(250),
+        };
+        match Store::open_with(path, &opts) {
+            Ok(s) => self.store = Some(s),
+            Err(e) => {
+                log::warn!("source_registry_store_unavailable err={e}");
+                return;
+            }
+        }
+        let rows: Vec<SourceRegistryRow> = self.entries.values().map(Entry::row).collect();
+        for row in &rows {
+            self.persist(row);
+        }
+        log::info!(
+            "source_registry_reattached path={} entries={}",
+            path.display(),
+            rows.len()
+        );
+    }
+
     /// An empty, memory-only registry (a stand-in while the real one is lent out).
     pub fn empty() -> Self {
         SourceRegistry {

@@ -436,7 +436,11 @@ impl Runtime {
             self.settle_tick(now);
             self.schedule_captures(now);
         }
+        let store_gen = self.gateway.store_generation();
         self.gateway.maybe_reopen(now);
+        if self.gateway.store_generation() != store_gen {
+            self.admission.registry.reattach(&self.sp.db());
+        }
         self.gateway.tick_delivery(now);
         self.check_lock(now);
         if now >= self.next_prune {
