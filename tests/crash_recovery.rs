@@ -276,3 +276,57 @@ fn the_plugin_revives_a_daemon_killed_with_its_keeper_through_client_detached() 
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
     assert!(!v.is_empty());
 }
+
+/// Sends SIGCONT to a stopped process on drop, so a failed assertion never leaves a test's tmux
+/// server stopped (the harness then kills it by name).
+struct Stopped(String);
+
+impl Stopped {
+    fn new(pid: &str) -> Stopped {
+        assert!(!pid.is_empty());
+        let st = Command::new("kill").args(["-STOP", pid]).status().unwrap();
+        assert!(st.success(), "kill -STOP {pid}");
+        Stopped(pid.to_string())
+    }
+    fn resume(&self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.resume();
+    }
+}
+
+/// Issue 16 (follow-up): a tmux server stopped with SIGSTOP answers nothing; the keeper's
+/// one-shot `tmux set-option` waited for it forever, so a worker that died meanwhile was never
+/// restarted. Every tmux command the keeper runs has a bounded wait.
+#[test]
+fn a_stopped_tmux_server_does_not_wedge_the_keeper() {
+    let s = Server::start("stoptmux");
+    let worker = start_kept(&s, &[]);
+    // Read before the server stops: the harness asks tmux for its socket path.
+    let log_path = s.server_dir().join("daemon.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let started = |t: &str| t.matches("supervisor_worker_started").count();
+    assert_eq!(started(&log()), 1, "{}", log());
+    let server = s.server_pid();
+    let stopped = Stopped::new(&server);
+    kill9(&worker);
+    // Down, told (to a server that does not answer), backed off, told again, restarted: all
+    // while tmux stays stopped.
+    assert!(
+        wait_until(90, || started(&log()) >= 2),
+        "the keeper did not restart its worker while tmux was stopped\n{}",
+        log()
+    );
+    assert!(
+        log().contains("tmux_command_timeout what=tell"),
+        "{}",
+        log()
+    );
+    stopped.resume();
+    let v = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 60);
+    assert_ne!(pid_of(&v), worker);
+}

@@ -25,6 +25,7 @@ use super::{handover, lock_held};
 use crate::exit::ExitCode;
 use crate::paths::{self, ServerPaths};
 use crate::supervisor::{Backoff, RestartPolicy};
+use crate::sys::bounded::{self, Bounded};
 use crate::sys::detach;
 use crate::tmux::options::escape_format;
 use std::fs::{File, OpenOptions};
@@ -38,6 +39,8 @@ pub(crate) const STABLE_MS: u64 = 60_000;
 pub(crate) const REVIVE_EVERY: Duration = Duration::from_secs(10);
 /// How long the tmux hook's revive waits for a dying daemon to let go of its lock.
 const REVIVE_SETTLE: Duration = Duration::from_secs(2);
+/// The longest a one-shot tmux client may take (a stopped tmux server never answers).
+pub(crate) const TMUX_COMMAND_LIMIT: Duration = Duration::from_secs(3);
 /// What the status summary shows while the worker is down.
 pub(crate) const DOWN_ATTENTION: &str = "#[fg=white,bg=red,bold]agtmux down#[default]";
 
@@ -163,7 +166,9 @@ fn spawn_keeper(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> std::io::R
 
 /// Set `@agtmux_daemon` to `<our pid> <status>` and `@agtmux_attention` to `attention`
 /// (`None` unsets it) with one tmux client. Arguments go to tmux as argv, never through a
-/// shell; `#` in our own text is escaped so the status line shows it as written.
+/// shell; `#` in our own text is escaped so the status line shows it as written. The client
+/// gets [`TMUX_COMMAND_LIMIT`]: a stopped or wedged tmux server never answers, and the keeper
+/// must go on restarting its worker regardless.
 fn tell(tmux_bin: &str, socket: &Path, status: &str, attention: Option<&str>) -> bool {
     let daemon = escape_format(&format!("{} {status}", std::process::id()));
     let mut c = Command::new(tmux_bin);
@@ -176,9 +181,26 @@ fn tell(tmux_bin: &str, socket: &Path, status: &str, attention: Option<&str>) ->
     };
     c.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .stderr(Stdio::null());
+    tmux_once(&mut c, "tell")
+}
+
+/// Run a one-shot tmux client for at most [`TMUX_COMMAND_LIMIT`]; whether it succeeded.
+pub(crate) fn tmux_once(c: &mut Command, what: &str) -> bool {
+    match bounded::status_within(c, TMUX_COMMAND_LIMIT) {
+        Ok(r @ Bounded::Exited(_)) => r.success(),
+        Ok(Bounded::TimedOut) => {
+            log::warn!(
+                "tmux_command_timeout what={what} limit_ms={}",
+                TMUX_COMMAND_LIMIT.as_millis()
+            );
+            false
+        }
+        Err(e) => {
+            log::warn!("tmux_command_failed what={what} err={e}");
+            false
+        }
+    }
 }
 
 /// `agtmux daemon --supervise`: the keeper loop. Returns when the tmux server is gone (0), or

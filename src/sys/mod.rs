@@ -8,6 +8,7 @@
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 compile_error!("agtmux runs on Linux and macOS only (src/sys has no port for this OS)");
 
+pub(crate) mod bounded;
 pub mod clock;
 pub(crate) mod detach;
 pub(crate) mod fd;

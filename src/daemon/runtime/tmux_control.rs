@@ -90,18 +90,16 @@ impl Runtime {
                 // with a one-shot client.
                 let status = self.daemon_status();
                 self.last_status = status.clone();
-                let r = std::process::Command::new(&self.tmux_bin)
-                    .arg("-S")
+                let mut c = std::process::Command::new(&self.tmux_bin);
+                c.arg("-S")
                     .arg(&self.sp.socket)
                     .args(["set-option", "-g", "@agtmux_daemon", &status])
                     .stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status();
-                log::warn!(
-                    "escalate_published status={status:?} ok={}",
-                    r.is_ok_and(|s| s.success())
-                );
+                    .stderr(std::process::Stdio::null());
+                // Bounded: a stopped tmux server must not wedge the daemon's loop.
+                let ok = crate::daemon::supervise::tmux_once(&mut c, "escalate");
+                log::warn!("escalate_published status={status:?} ok={ok}");
             }
         }
     }
