@@ -6,6 +6,7 @@ pub mod capability;
 pub mod classifier;
 pub mod event;
 pub mod hysteresis;
+pub(crate) mod dialog;
 pub(crate) mod notify;
 pub mod patterns;
 pub mod resolver;
