@@ -16,10 +16,18 @@ pub enum ExitCode {
     /// usage errors exit with 2 as well).
     Usage,
     /// 3: what was asked for is not there. `wait`: the pane does not exist, has no agent or
-    /// went away. `trace`: no such event. `next`: no agent needs you.
+    /// went away. `trace`: no such event. `next`: no agent needs you. `approve`/`deny`/`reply`: the pane does not exist or
+    /// holds no agent.
     NotFound,
-    /// 4: `wait`: no daemon answers for this tmux server, or it went away.
+    /// 4: `wait`, `approve`/`deny`/`reply`: no daemon answers for this tmux server, or it
+    /// went away.
     NoDaemon,
+    /// 5: `approve`/`deny`/`reply` refused: the pane is not waiting for this (another state,
+    /// another kind of dialog, a dialog agtmux does not know, an unsupported provider).
+    NotWaiting,
+    /// 6: `approve`/`deny`/`reply` refused as stale: the dialog on screen is not the one
+    /// expected (`--expect`), or the pane changed while it was read.
+    Stale,
     /// 75: `agtmux daemon` ended so a newer agtmux can take over (issue 19): its keeper does
     /// not restart it.
     Upgrade,
@@ -34,6 +42,8 @@ impl ExitCode {
             ExitCode::Usage => 2,
             ExitCode::NotFound => 3,
             ExitCode::NoDaemon => 4,
+            ExitCode::NotWaiting => 5,
+            ExitCode::Stale => 6,
             ExitCode::Upgrade => 75,
         }
     }
@@ -47,6 +57,8 @@ impl ExitCode {
             ExitCode::Usage,
             ExitCode::NotFound,
             ExitCode::NoDaemon,
+            ExitCode::NotWaiting,
+            ExitCode::Stale,
             ExitCode::Upgrade,
         ]
         .into_iter()
@@ -61,7 +73,7 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_unknown_ones_are_failures() {
-        for c in [0, 1, 2, 3, 4, 75] {
+        for c in [0, 1, 2, 3, 4, 5, 6, 75] {
             assert_eq!(ExitCode::from_status(c).code(), c);
         }
         assert_eq!(ExitCode::from_status(9), ExitCode::Failure);

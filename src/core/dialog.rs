@@ -156,9 +156,12 @@ impl Dialog {
     /// The keys that do `act` on this dialog.
     pub(crate) fn plan(&self, act: &Act) -> Result<Vec<Key>, PlanError> {
         match (self.kind, act) {
-            (DialogKind::Question, Act::Approve | Act::Deny) => Err(PlanError::WrongDialog(
-                format!("{} shows a question: answer it with `agtmux reply`", self.provider),
-            )),
+            (DialogKind::Question, Act::Approve | Act::Deny) => {
+                Err(PlanError::WrongDialog(format!(
+                    "{} shows a question: answer it with `agtmux reply`",
+                    self.provider
+                )))
+            }
             (DialogKind::Permission | DialogKind::Approval, Act::Reply(_)) => {
                 Err(PlanError::WrongDialog(format!(
                     "{} asks for a permission, not a reply: use `agtmux approve` or `agtmux deny`",
@@ -307,15 +310,21 @@ fn question(lines: &[&str]) -> Vec<String> {
 /// Claude's permission dialog: the last "Do you want to …?" line with options and the
 /// "Esc to cancel" footer below it; the question runs from the rule above it.
 fn claude_permission(lines: &[&str]) -> Option<Dialog> {
-    let ask = lines
-        .iter()
-        .rposition(|l| l.trim_start().starts_with("Do you want to") && l.trim_end().ends_with('?'))?;
-    let footer = ask + lines[ask..].iter().position(|l| l.contains("Esc to cancel"))?;
+    let ask = lines.iter().rposition(|l| {
+        l.trim_start().starts_with("Do you want to") && l.trim_end().ends_with('?')
+    })?;
+    let footer = ask
+        + lines[ask..]
+            .iter()
+            .position(|l| l.contains("Esc to cancel"))?;
     let opts = options(&lines[ask + 1..footer], |_| false);
     if opts.len() < 2 {
         return None;
     }
-    let top = lines[..ask].iter().rposition(|l| is_rule(l)).map_or(0, |r| r + 1);
+    let top = lines[..ask]
+        .iter()
+        .rposition(|l| is_rule(l))
+        .map_or(0, |r| r + 1);
     Some(Dialog {
         provider: "claude",
         kind: DialogKind::Permission,
@@ -337,7 +346,10 @@ fn claude_question(lines: &[&str]) -> Option<Dialog> {
     if lines[head].contains("Submit") {
         return None;
     }
-    let first_opt = head + lines[head..footer].iter().position(|l| option_line(l).is_some())?;
+    let first_opt = head
+        + lines[head..footer]
+            .iter()
+            .position(|l| option_line(l).is_some())?;
     let opts = options(&lines[first_opt..footer], is_rule);
     if opts.is_empty() || opts.iter().any(|o| o.label.starts_with('[')) {
         return None;
@@ -359,7 +371,10 @@ fn codex_approval(lines: &[&str]) -> Option<Dialog> {
     let ask = lines[..footer]
         .iter()
         .rposition(|l| l.trim_start().starts_with("Would you like to"))?;
-    let first_opt = ask + lines[ask..footer].iter().position(|l| option_line(l).is_some())?;
+    let first_opt = ask
+        + lines[ask..footer]
+            .iter()
+            .position(|l| option_line(l).is_some())?;
     let opts = options(&lines[first_opt..footer], |_| false);
     if opts.len() < 2 || opts.iter().all(|o| o.hint.is_none()) {
         return None;
@@ -404,7 +419,11 @@ mod tests {
         let moved = parse("claude", &fixture("claude_permission_cursor2.txt")).expect("dialog");
         assert_eq!(moved.fingerprint(), d.fingerprint());
         assert_eq!(moved.plan(&Act::Approve), Ok(vec![lit("1")]));
-        assert!(d.summary().contains("touch ./e2e_tool_ran"), "{}", d.summary());
+        assert!(
+            d.summary().contains("touch ./e2e_tool_ran"),
+            "{}",
+            d.summary()
+        );
     }
 
     #[test]
@@ -423,7 +442,10 @@ mod tests {
         );
         assert!(d.plan(&Act::Reply("a\nb".into())).is_err());
         assert!(d.plan(&Act::Reply("  ".into())).is_err());
-        assert!(matches!(d.plan(&Act::Approve), Err(PlanError::WrongDialog(_))));
+        assert!(matches!(
+            d.plan(&Act::Approve),
+            Err(PlanError::WrongDialog(_))
+        ));
         // Text typed into the field changes the dialog: another fingerprint.
         let typed = parse("claude", &fixture("claude_askq_typed.txt")).expect("dialog");
         assert_ne!(typed.fingerprint(), d.fingerprint());
