@@ -73,7 +73,9 @@ pub struct ReplyArgs {
     /// The agent's pane, e.g. `%3`.
     #[arg(value_name = "%N")]
     pub pane: String,
-    /// The answer: an option's number or label, or text typed as it is (one line).
+    /// The answer: an option's number or label, or text typed as it is (one line; it may
+    /// start with `-`).
+    #[arg(allow_hyphen_values = true)]
     pub text: String,
     #[command(flatten)]
     pub opts: ActOpts,
@@ -118,7 +120,6 @@ impl std::fmt::Display for Refusal {
 /// A dialog read from a pane, with the pane as the daemon had it.
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
-    pub pane: String,
     pub state: String,
     generation: Value,
     since: Value,
@@ -179,7 +180,6 @@ pub(crate) fn inspect(sp: &ServerPaths, pane: &str) -> Result<Seen, Refusal> {
     };
     let token = format!("{}.{}.{}", p["generation"], p["since_ms"], d.fingerprint());
     Ok(Seen {
-        pane: pane.to_string(),
         state,
         generation: p["generation"].clone(),
         since: p["since_ms"].clone(),

@@ -62,7 +62,7 @@ pub(crate) struct Dialog {
 
 /// What the user wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Act {
+pub enum Act {
     Approve,
     Deny,
     Reply(String),

@@ -4,7 +4,7 @@ pub mod attention;
 pub mod binding;
 pub mod capability;
 pub mod classifier;
-pub(crate) mod dialog;
+pub mod dialog;
 pub mod event;
 pub mod hysteresis;
 pub(crate) mod notify;
