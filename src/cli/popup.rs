@@ -363,11 +363,7 @@ impl Popup {
                     return Action::Act(s.clone(), act);
                 }
             }
-            Key::Char('r') => {
-                if self.selected.is_some() {
-                    self.reply = Some(String::new());
-                }
-            }
+            Key::Char('r') if self.selected.is_some() => self.reply = Some(String::new()),
             _ => {}
         }
         Action::None
