@@ -168,7 +168,7 @@ pub(crate) fn inspect(sp: &ServerPaths, pane: &str) -> Result<Seen, Refusal> {
     }
     if !dialog::supported(&provider) {
         return Err(Refusal::NotWaiting(format!(
-            "not supported for {provider}: agtmux answers the dialogs of Claude Code and Codex"
+            "not supported for {provider}: agtmux answers the dialogs of Claude Code, Codex and Gemini CLI"
         )));
     }
     let screen = tmux(&sp.socket, &["capture-pane", "-p", "-J", "-t", pane])

@@ -15,6 +15,11 @@
 //! - Codex's approval ("Would you like to …", options with their shortcut in brackets,
 //!   `1. Yes, proceed (y)` … `3. No, and tell Codex what to do differently (esc)`, footer
 //!   "Press enter to confirm or esc to cancel"): the shortcut answers at once.
+//! - Gemini CLI 0.61 (boxed in `│`): the tool confirmation ("Allow execution of …?", options
+//!   `1. Allow once` … `3. No, suggest changes (esc)`) takes the digit of `Allow once` at once,
+//!   wherever the cursor is, and Esc to deny; `ask_user` ("Answer Questions", numbered options,
+//!   "Enter to select") takes an option's digit, or the digit of "Enter a custom value", the
+//!   text, Enter — as Claude's.
 //!
 //! The fingerprint hashes what the dialog asks (question lines and option labels, without the
 //! cursor), so moving the cursor keeps it and a different question changes it.
@@ -26,7 +31,7 @@ pub(crate) enum DialogKind {
     Permission,
     /// Claude Code's AskUserQuestion.
     Question,
-    /// Codex's command/edit approval.
+    /// Codex's command/edit approval, Gemini CLI's tool confirmation.
     Approval,
 }
 
@@ -104,7 +109,7 @@ impl std::fmt::Display for PlanError {
 
 /// Providers whose dialogs are answered; others are refused ("not supported for …").
 pub(crate) fn supported(provider: &str) -> bool {
-    matches!(provider, "claude" | "codex")
+    matches!(provider, "claude" | "codex" | "gemini")
 }
 
 /// The dialog on `screen` (plain `capture-pane -p -J` text) of `provider`'s TUI, if one is
@@ -114,6 +119,10 @@ pub(crate) fn parse(provider: &str, screen: &str) -> Option<Dialog> {
     match provider {
         "claude" => claude_question(&lines).or_else(|| claude_permission(&lines)),
         "codex" => codex_approval(&lines),
+        "gemini" => {
+            let lines: Vec<&str> = lines.iter().map(|l| unbox(l)).collect();
+            gemini_question(&lines).or_else(|| gemini_approval(&lines))
+        }
         _ => None,
     }
 }
@@ -176,6 +185,10 @@ impl Dialog {
                 .first(|l| l == "No" || l.starts_with("No,") || l.starts_with("No "))
                 .map(|o| vec![Key::Literal(o.num.to_string())])
                 .ok_or_else(|| no_option("No")),
+            (DialogKind::Approval, Act::Approve) if self.provider == "gemini" => self
+                .first(|l| l == "Allow once")
+                .map(|o| vec![Key::Literal(o.num.to_string())])
+                .ok_or_else(|| no_option("Allow once")),
             (DialogKind::Approval, Act::Approve) => self
                 .first(|l| l.starts_with("Yes"))
                 .and_then(|o| o.hint.as_deref())
@@ -201,8 +214,9 @@ impl Dialog {
                     .into(),
             ));
         }
-        let typed = self.first(|l| l == TYPE_SOMETHING);
-        let choices = self.options.iter().filter(|o| o.label != TYPE_SOMETHING);
+        let free = |l: &str| l == TYPE_SOMETHING || l == CUSTOM_VALUE;
+        let typed = self.first(free);
+        let choices = self.options.iter().filter(|o| !free(&o.label));
         for o in choices {
             if t == o.num.to_string() || t.eq_ignore_ascii_case(&o.label) {
                 return Ok(vec![Key::Literal(o.num.to_string())]);
@@ -235,6 +249,23 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// Claude's free-text option of AskUserQuestion.
 const TYPE_SOMETHING: &str = "Type something.";
+/// Gemini CLI's free-text option of `ask_user`.
+const CUSTOM_VALUE: &str = "Enter a custom value";
+
+/// A line without the box drawing around it (Gemini draws its dialogs in `│ … │`, nested).
+fn unbox(l: &str) -> &str {
+    let mut t = l.trim();
+    loop {
+        let s = t
+            .strip_prefix('│')
+            .map(|x| x.strip_suffix('│').unwrap_or(x))
+            .map(str::trim);
+        match s {
+            Some(x) => t = x,
+            None => return t,
+        }
+    }
+}
 
 fn no_option(what: &str) -> PlanError {
     PlanError::Unanswerable(format!("the dialog has no {what:?} option"))
@@ -254,6 +285,7 @@ fn option_line(l: &str) -> Option<DialogOption> {
     let t = t
         .strip_prefix('❯')
         .or_else(|| t.strip_prefix('›'))
+        .or_else(|| t.strip_prefix('●'))
         .or_else(|| t.strip_prefix('>'))
         .unwrap_or(t)
         .trim_start();
@@ -387,6 +419,61 @@ fn codex_approval(lines: &[&str]) -> Option<Dialog> {
     })
 }
 
+/// Gemini CLI's tool confirmation: the last "Allow execution of …?"-style question line whose
+/// options start with "Allow once", closed by the box's bottom line; the question runs from the
+/// box's `? Tool` title.
+fn gemini_approval(lines: &[&str]) -> Option<Dialog> {
+    let first_opt = lines
+        .iter()
+        .rposition(|l| option_line(l).is_some_and(|o| o.num == 1 && o.label == "Allow once"))?;
+    let end = first_opt + lines[first_opt..].iter().position(|l| l.starts_with('╰'))?;
+    let opts = options(&lines[first_opt..end], |_| false);
+    if opts.len() < 2 {
+        return None;
+    }
+    let top = lines[..first_opt]
+        .iter()
+        .rposition(|l| l.starts_with("? "))?;
+    if !lines[top..first_opt].iter().any(|l| l.ends_with('?')) {
+        return None;
+    }
+    Some(Dialog {
+        provider: "gemini",
+        kind: DialogKind::Approval,
+        question: question(&lines[top..first_opt])
+            .into_iter()
+            .filter(|l| !l.starts_with('╭') && !l.starts_with('╰'))
+            .collect(),
+        options: opts,
+    })
+}
+
+/// Gemini CLI's `ask_user`: "Answer Questions", the question, numbered options, and the
+/// "Enter to select" footer (the custom value's text field, focused, says "Enter to submit":
+/// someone is typing there, not recognised).
+fn gemini_question(lines: &[&str]) -> Option<Dialog> {
+    let footer = lines
+        .iter()
+        .rposition(|l| l.contains("Enter to select") && l.contains("Esc to cancel"))?;
+    let head = lines[..footer]
+        .iter()
+        .rposition(|l| *l == "Answer Questions")?;
+    let first_opt = head
+        + lines[head..footer]
+            .iter()
+            .position(|l| option_line(l).is_some())?;
+    let opts = options(&lines[first_opt..footer], |_| false);
+    if opts.is_empty() {
+        return None;
+    }
+    Some(Dialog {
+        provider: "gemini",
+        kind: DialogKind::Question,
+        question: question(&lines[head..first_opt]),
+        options: opts,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,12 +551,41 @@ mod tests {
     }
 
     #[test]
+    fn gemini_confirmation_and_ask_user() {
+        let d = parse("gemini", &fixture("gemini_approval.txt")).expect("dialog");
+        assert_eq!(d.kind, DialogKind::Approval);
+        assert_eq!(d.plan(&Act::Approve), Ok(vec![lit("1")]));
+        assert_eq!(d.plan(&Act::Deny), Ok(vec![Key::Named("Escape")]));
+        assert!(
+            d.question
+                .iter()
+                .any(|q| q == "Allow execution of [Shell]?"),
+            "{:?}",
+            d.question
+        );
+        let moved = parse("gemini", &fixture("gemini_approval_cursor2.txt")).expect("dialog");
+        assert_eq!(moved.fingerprint(), d.fingerprint());
+        assert_eq!(moved.plan(&Act::Approve), Ok(vec![lit("1")]));
+        let q = parse("gemini", &fixture("gemini_question.txt")).expect("question");
+        assert_eq!(q.kind, DialogKind::Question);
+        assert_eq!(q.plan(&Act::Reply("postgres".into())), Ok(vec![lit("2")]));
+        assert_eq!(
+            q.plan(&Act::Reply("my $HOME \"db\"".into())),
+            Ok(vec![lit("3"), lit("my $HOME \"db\""), Key::Named("Enter")])
+        );
+        // Someone is typing in the custom value's field: not a dialog to answer.
+        assert_eq!(parse("gemini", &fixture("gemini_question_typed.txt")), None);
+        assert_eq!(parse("claude", &fixture("gemini_approval.txt")), None);
+    }
+
+    #[test]
     fn answered_dialogs_and_other_screens_are_not_dialogs() {
         for (p, f) in [
             ("claude", "claude_after_approve_1.txt"),
             ("codex", "codex_after_approve_y.txt"),
             ("codex", "claude_permission.txt"),
             ("gemini", "claude_permission.txt"),
+            ("opencode", "claude_permission.txt"),
         ] {
             assert_eq!(parse(p, &fixture(f)), None, "{p} {f}");
         }
@@ -483,6 +599,14 @@ mod tests {
         if let Ok(s) = old("codex/codex_05_approval_prompt.txt") {
             let d = parse("codex", &s).expect("recorded codex approval");
             assert_eq!(d.plan(&Act::Approve), Ok(vec![lit("y")]));
+        }
+        if let Ok(s) = old("gemini/gemini_80x24_03_approval.txt") {
+            let d = parse("gemini", &s).expect("recorded gemini confirmation");
+            assert_eq!(d.plan(&Act::Approve), Ok(vec![lit("1")]));
+        }
+        if let Ok(s) = old("gemini/gemini_80x24_06_question.txt") {
+            let d = parse("gemini", &s).expect("recorded gemini question");
+            assert_eq!(d.plan(&Act::Reply("blue".into())), Ok(vec![lit("2")]));
         }
         if let Ok(s) = old("claude/supp_claude_05_askuserquestion.txt") {
             let d = parse("claude", &s).expect("recorded question");

@@ -954,6 +954,24 @@ def actions_codex(s, size=(100, 30), variant="codex-nd"):
     return a
 
 
+def actions_gemini(s, size=(100, 30)):
+    a = Agent(s, "gemini", size)
+    ask = r"Allow execution of"
+    a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "gemini"}, G_IDLE,
+           lambda: a.send("gemini"), timeout=60)
+    a.step("tool call -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("please use the tool"))
+    # Gemini runs `ls /` at once: the state that follows may already be idle
+    act_step(a, "agtmux approve -> idle after the tool", {"state": "idle"},
+             gemini_idle_after(a, r"Done: the command ran"), "approve", out="approve (gemini approval)", timeout=30)
+    a.step("tool call again -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("tool again please"))
+    act_step(a, "agtmux deny (Esc) -> idle", {"state": "idle"}, r"Request cancelled", "deny", out="-> idle")
+    a.step("ask_user -> waiting_input", {"state": "waiting_input"}, r"Answer Questions", lambda: a.send("please askq"))
+    act_step(a, "agtmux reply (typed text) -> idle after", {"state": "idle"},
+             gemini_idle_after(a, r"Done: the command ran"), "reply", "a custom $HOME 'db'",
+             out="reply (gemini question)", timeout=30)
+    return a
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agtmux", required=True)
@@ -998,7 +1016,7 @@ def main():
             errors += errs
         if "actions" in only:
             # one at a time: both drive the one attached client's popup
-            for f in (actions_claude, actions_codex):
+            for f in (actions_claude, actions_codex, actions_gemini):
                 _, errs = parallel(lambda f=f: f(s))
                 errors += errs
     except Exception as e:  # noqa: BLE001
