@@ -8,7 +8,8 @@
 //!    (`core::dialog`); its token `GENERATION.SINCE.provider:kind:hash` names that dialog of
 //!    that pane generation in that state. With `--expect TOKEN` (the popup passes the token of
 //!    the dialog it showed) any other token is refused as stale;
-//! 3. checks, on the daemon's push stream, that the pane did not change while it was read;
+//! 3. checks, on the daemon's push stream, that the pane did not change while it was read,
+//!    and on a second capture that the same dialog is still on screen;
 //! 4. sends the planned keys with `tmux send-keys` as an argument vector, text with `-l`
 //!    (never a shell), one step at a time with a pause, so the TUI reads them as keys;
 //! 5. waits (bounded by `--timeout`) for the state change that follows and reports it.
@@ -255,6 +256,15 @@ pub(crate) fn perform(
     if now_key(&list).as_ref() != Some(&before) {
         return Err(Refusal::Stale(format!(
             "{pane} changed while its dialog was read; nothing was sent"
+        )));
+    }
+    // Right before the keys: the same dialog is still on screen.
+    let again = tmux(&sp.socket, &["capture-pane", "-p", "-J", "-t", pane])
+        .map_err(|e| Refusal::Failed(format!("tmux capture-pane -t {pane}: {e}")))?;
+    let now_fp = dialog::parse(seen.dialog.provider, &again).map(|d| d.fingerprint());
+    if now_fp.as_deref() != Some(seen.dialog.fingerprint().as_str()) {
+        return Err(Refusal::Stale(format!(
+            "the dialog on {pane} changed while it was read; nothing was sent"
         )));
     }
     send(&sp.socket, pane, &keys)?;

@@ -594,13 +594,17 @@ pub fn run(args: &PopupArgs) -> ExitCode {
         }
     }
     loop {
-        refresh_dialog(&mut popup, &sp);
         if draw(&popup, &mut out, &mut scroll).is_err() {
             break;
         }
         frames += 1;
         if args.bench_exit_after_first_frame && (popup.loaded || sock.is_none()) {
             bench = Some((unix_ns(), frames));
+            break;
+        }
+        // The list first, then what the selected pane's dialog asks (one tmux call, only when
+        // the selection or that pane changed).
+        if refresh_dialog(&mut popup, &sp) && draw(&popup, &mut out, &mut scroll).is_err() {
             break;
         }
         let mut want = vec![fd];
@@ -677,16 +681,16 @@ pub fn run(args: &PopupArgs) -> ExitCode {
 
 /// Read the selected pane's dialog when the selection or the pane's version changed, so the
 /// popup shows what `y`/`n`/`r` would answer, and keeps the token it must still match.
-fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) {
+/// Returns whether it changed what is shown.
+fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
     let Some((id, version)) = p.selected_waiting() else {
-        p.dialog = None;
-        return;
+        return p.dialog.take().is_some();
     };
     if p.dialog
         .as_ref()
         .is_some_and(|d| d.pane == id && &d.version == version)
     {
-        return;
+        return false;
     }
     let (id, version) = (id.to_string(), version.clone());
     let read = super::act::inspect(sp, &id)
@@ -697,6 +701,7 @@ fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) {
         version,
         read,
     });
+    true
 }
 
 /// Do one action from the popup (no wait: the live list shows the state that follows).
