@@ -327,3 +327,129 @@ fn a_stale_dialog_is_refused() {
         a.keys()
     );
 }
+
+/// A real client: `tmux attach` in a pane of a second private server (its terminal), so the
+/// popup opens in it and keys typed into that pane reach the popup as a user's would.
+struct Terminal {
+    host: String,
+}
+
+impl Terminal {
+    fn attach(s: &Server) -> Terminal {
+        let host = format!("{}-term", s.name);
+        let attach = format!("TMUX= tmux -L {} attach -t main", s.name);
+        let mut c = Command::new("tmux");
+        c.args(["-L", &host, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", "160", "-y", "45", &attach]);
+        s.env(&mut c);
+        let st = c.env_remove("TMUX").stdin(Stdio::null()).status().unwrap();
+        assert!(st.success());
+        let t = Terminal { host };
+        let ok = wait_until(20, || {
+            s.tmux_out(&["list-clients", "-F", "#{client_control_mode}"])
+                .lines()
+                .any(|l| l == "0")
+        });
+        assert!(ok, "no client attached");
+        t
+    }
+
+    fn screen(&self) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.host, "capture-pane", "-p", "-t", "0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn wait(&self, text: &str) {
+        let ok = wait_until(30, || self.screen().contains(text));
+        assert!(ok, "the terminal never showed {text:?}:\n{}", self.screen());
+    }
+
+    fn type_text(&self, t: &str) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.host, "send-keys", "-t", "0", "-l", t])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn key(&self, k: &str) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.host, "send-keys", "-t", "0", k])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.host, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Opens the popup in the attached client and selects `pane` with the filter.
+fn popup_on(s: &Server, t: &Terminal, pane: &str) -> std::process::Child {
+    let client = s.tmux_out(&[
+        "list-clients",
+        "-F",
+        "#{client_control_mode} #{client_name}",
+    ]);
+    let client = client
+        .lines()
+        .find_map(|l| l.strip_prefix("0 "))
+        .expect("a client")
+        .to_string();
+    let cmd = format!("{BIN} popup -L {} -c {client}", s.name);
+    let mut c = Command::new("tmux");
+    c.args(["-L", &s.name, "display-popup", "-c", &client])
+        .args(["-w", "150", "-h", "20", "-E", &cmd]);
+    s.env(&mut c);
+    let child = c
+        .env_remove("TMUX")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    t.wait("y approve · n deny · r reply");
+    t.type_text("/");
+    t.type_text(pane);
+    t.key("Enter");
+    child
+}
+
+#[test]
+fn the_popup_approves_the_dialog_it_shows_and_refuses_one_that_changed() {
+    let s = world("act-popup");
+    let t = Terminal::attach(&s);
+    let a = Agent::start(&s, "claude", "claude_permission.txt");
+    waiting(&s, &a.pane, "Bash", "waiting_approval");
+    let mut popup = popup_on(&s, &t, &a.pane);
+    // The popup shows what the dialog asks.
+    t.wait(&format!("{} asks: touch ./e2e_tool_ran", a.pane));
+    // Behind its back the dialog changes (same pane, same state): `y` is refused, no key.
+    a.show(&s, "claude_permission.txt", "rm -rf ./precious");
+    t.type_text("y");
+    t.wait("refused (stale)");
+    assert_eq!(
+        a.keys_after_marker(&s),
+        b"",
+        "a stale popup action sent keys"
+    );
+    t.type_text("q");
+    let _ = popup.wait();
+    // Opened again, it shows the new dialog, and `y` answers it with its digit.
+    let mut popup = popup_on(&s, &t, &a.pane);
+    t.wait(&format!("{} asks: rm -rf ./precious", a.pane));
+    t.type_text("y");
+    t.wait("approve sent (\"1\")");
+    assert!(wait_until(20, || a.keys() == b"#1"), "keys: {:?}", a.keys());
+    t.type_text("q");
+    let _ = popup.wait();
+}
