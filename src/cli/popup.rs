@@ -383,8 +383,13 @@ impl Popup {
         } else {
             ""
         };
+        // The key list is cut to the width: a wrapped header would push every row down.
+        let keys =
+            "j/k move · Enter go · y approve · n deny · r reply · / filter · a attention · q quit";
+        let room = width.saturating_sub(9 + mode.chars().count());
         lines.push(format!(
-            "{b}agtmux{r}{mode}  {d}j/k move · Enter go · y approve · n deny · r reply · / filter · a attention · q quit{r}"
+            "{b}agtmux{r}{mode}  {d}{}{r}",
+            truncate(keys, room)
         ));
         if let (Some(d), Some((id, _))) = (&self.dialog, self.selected_waiting())
             && d.pane == id
@@ -803,6 +808,11 @@ mod tests {
         assert!(
             lines.iter().any(|l| l == "reply to %2: q $(x) y_"),
             "{lines:?}"
+        );
+        assert!(
+            lines[0].chars().count() < 80,
+            "the header fits: {}",
+            lines[0]
         );
         match p.key(Key::Enter) {
             Action::Act(s, Act::Reply(t)) => {
