@@ -176,10 +176,17 @@ class Suite:
         self.client_pid = pid
         self.client_fd = fd  # the actions pass types into the popup through it
 
+        self.client_out = bytearray()  # the client's newest output (the actions pass reads the popup)
+
         def drain():
             try:
-                while os.read(fd, 65536):
-                    pass
+                while True:
+                    b = os.read(fd, 65536)
+                    if not b:
+                        break
+                    with self.lock:
+                        self.client_out += b
+                        del self.client_out[:-262144]
             except OSError:
                 pass
         threading.Thread(target=drain, daemon=True).start()
@@ -875,22 +882,39 @@ def token(a, verb="approve"):
     return m.group(1) if m else None
 
 
+def client_saw(s, text, timeout):
+    """Wait until the attached client's terminal got `text` since the last call (the popup drew it);
+    on a timeout go on anyway (the step then fails on what the screen and agtmux show)."""
+    end = now() + timeout
+    while now() < end:
+        with s.lock:
+            if text.encode() in s.client_out:
+                s.client_out.clear()
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def popup_act(a, keys):
     """Open the popup on the attached client, select the pane (filter by its id), press `keys`."""
     s = a.s
     cmd = "%s popup -L %s -c %s" % (s.a.agtmux, s.server, s.client)
+    with s.lock:
+        s.client_out.clear()
     # `display-popup` returns only when the popup closes: run it beside the keys
     popup = subprocess.Popen(["tmux", "-L", s.server, "display-popup", "-c", s.client, "-w", "150", "-h", "20",
                               "-E", cmd], env=dict(os.environ, **s.env()), stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    seen = [client_saw(s, "y approve", 10)]
     for chunk in ["/", a.pane, "\r"]:
         os.write(s.client_fd, chunk.encode())
         time.sleep(0.3)
-    time.sleep(0.7)  # the popup reads the selected pane's dialog
+    seen.append(client_saw(s, "asks:", 5))  # the popup read the selected pane's dialog
     os.write(s.client_fd, keys.encode())
-    time.sleep(1.0)
+    seen.append(client_saw(s, "sent (", 5))
     os.write(s.client_fd, b"q")
+    # for the row's note: which of the popup's screens the client drew (opened, dialog, sent)
+    a.popup_seen = "popup drew: open=%s dialog=%s sent=%s" % tuple("yn"[not x] for x in seen)
     try:
         popup.wait(10)
     except subprocess.TimeoutExpired:
@@ -914,6 +938,7 @@ def actions_claude(s, size=(100, 30)):
            lambda: a.send("please use the tool once more"))
     a.step("popup y -> running", {"state": "running"}, lambda t: ask not in t and C_RUN in t,
            lambda: popup_act(a, "y"))
+    a.last_row["note"] = getattr(a, "popup_seen", "")
     a.step("tool done -> idle", {"state": "idle"}, claude_idle_after(a, r"Done: the command ran"), timeout=20)
     a.step("tool call (stale) -> waiting_approval", {"state": "waiting_approval"}, ask,
            lambda: a.send("please use the tool, stale"))
@@ -945,6 +970,7 @@ def actions_codex(s, size=(100, 30), variant="codex-nd"):
            lambda: a.send("toolesc once more"))
     a.step("popup y -> running", {"state": "running"}, lambda t: ask not in t and re.search(X_RUN, t),
            lambda: popup_act(a, "y"))
+    a.last_row["note"] = getattr(a, "popup_seen", "")
     a.step("tool done -> idle", {"state": "idle"}, codex_idle_after(a, r"Done: the command ran"), timeout=20)
     a.step("toolesc (stale) -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("toolesc stale"))
     tok = token(a)
@@ -959,6 +985,9 @@ def actions_gemini(s, size=(100, 30)):
     ask = r"Allow execution of"
     a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "gemini"}, G_IDLE,
            lambda: a.send("gemini"), timeout=60)
+    # Gemini draws its prompt before its input takes an Enter: a prompt typed at once stayed in
+    # the box unsent (1 run in 3)
+    time.sleep(2.0)
     a.step("tool call -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("please use the tool"))
     # Gemini runs `ls /` at once: the state that follows may already be idle
     act_step(a, "agtmux approve -> idle after the tool", {"state": "idle"},
