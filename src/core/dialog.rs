@@ -208,6 +208,12 @@ impl Dialog {
         if t.is_empty() {
             return Err(PlanError::Unanswerable("the reply is empty".into()));
         }
+        if text.len() > MAX_REPLY {
+            return Err(PlanError::Unanswerable(format!(
+                "the reply is {} bytes; at most {MAX_REPLY} are typed into a dialog",
+                text.len()
+            )));
+        }
         if text.chars().any(char::is_control) {
             return Err(PlanError::Unanswerable(
                 "the reply must be one line without control characters (a newline would submit it)"
@@ -246,6 +252,9 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// Longest reply typed into a dialog (bytes): an answer, not a document.
+pub(crate) const MAX_REPLY: usize = 4096;
 
 /// Claude's free-text option of AskUserQuestion.
 const TYPE_SOMETHING: &str = "Type something.";
@@ -528,6 +537,8 @@ mod tests {
             Ok(vec![lit("3"), lit(odd), Key::Named("Enter")])
         );
         assert!(d.plan(&Act::Reply("a\nb".into())).is_err());
+        assert!(d.plan(&Act::Reply("x".repeat(MAX_REPLY + 1))).is_err());
+        assert!(d.plan(&Act::Reply("x".repeat(MAX_REPLY))).is_ok());
         assert!(d.plan(&Act::Reply("  ".into())).is_err());
         assert!(matches!(
             d.plan(&Act::Approve),
