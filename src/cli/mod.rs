@@ -56,11 +56,11 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Switch a client to the agent pane that needs you most (again: the next one).
     Next(next::NextArgs),
-    /// Approve the permission dialog an agent shows (Claude Code, Codex).
+    /// Approve the permission dialog an agent shows (Claude Code, Codex, Gemini CLI).
     Approve(act::ActArgs),
-    /// Deny the permission dialog an agent shows (Claude Code, Codex).
+    /// Deny the permission dialog an agent shows (Claude Code, Codex, Gemini CLI).
     Deny(act::ActArgs),
-    /// Answer the question an agent asks (Claude Code's AskUserQuestion).
+    /// Answer the question an agent asks (Claude Code's AskUserQuestion, Gemini CLI's ask_user).
     Reply(act::ReplyArgs),
     /// The popup UI (run by prefix + A inside `display-popup -E`).
     Popup(popup::PopupArgs),
