@@ -453,3 +453,36 @@ fn the_popup_approves_the_dialog_it_shows_and_refuses_one_that_changed() {
     t.type_text("q");
     let _ = popup.wait();
 }
+
+#[test]
+fn an_opencode_dialog_is_refused_as_not_supported() {
+    let s = world("act-opencode");
+    let a = Agent::start(&s, "opencode", "claude_permission.txt");
+    let ev = |e: &str, extra: &str| format!(r#"{{"event":"{e}","session_id":"ses_1"{extra}}}"#);
+    for (payload, want) in [
+        (ev("session.status", r#","status":"busy""#), "running"),
+        (
+            ev("permission.asked", r#","permission":"bash""#),
+            "waiting_approval",
+        ),
+    ] {
+        assert!(
+            s.hook("opencode", &a.pane, payload.as_bytes())
+                .status
+                .success()
+        );
+        s.wait_pane(&a.pane, "@agtmux_state", want, 30);
+    }
+    for verb in [&["approve"][..], &["deny"], &["reply", "yes"]] {
+        let mut args = verb.to_vec();
+        args.insert(1, &a.pane);
+        let o = agtmux(&s, &args);
+        assert_eq!(o.status.code(), Some(5), "{verb:?}: {}", text(&o));
+        assert!(
+            text(&o).contains("not supported for opencode"),
+            "{}",
+            text(&o)
+        );
+    }
+    assert_eq!(a.keys_after_marker(&s), b"");
+}
