@@ -397,3 +397,37 @@ pub fn run_deny(a: &ActArgs) -> ExitCode {
 pub fn run_reply(a: &ReplyArgs) -> ExitCode {
     run_act(&a.server, &a.pane, Act::Reply(a.text.clone()), &a.opts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal has its own documented status, and `--help` lists each.
+    #[test]
+    fn each_refusal_has_its_documented_exit_code() {
+        let r = |f: fn(String) -> Refusal| f(String::new()).code().code();
+        let codes = [
+            r(Refusal::Failed),
+            r(Refusal::Usage),
+            r(Refusal::NoAgent),
+            r(Refusal::NoDaemon),
+            r(Refusal::NotWaiting),
+            r(Refusal::Stale),
+        ];
+        assert_eq!(codes, [1, 2, 3, 4, 5, 6]);
+        for c in [0].iter().chain(&codes) {
+            assert!(
+                EXIT_HELP.contains(&format!("\n  {c}  ")),
+                "{c} not in --help"
+            );
+        }
+        assert_eq!(
+            keys_str(&[
+                Key::Literal("3".into()),
+                Key::Literal("a \"b\"".into()),
+                Key::Named("Enter")
+            ]),
+            r#""3" "a \"b\"" Enter"#
+        );
+    }
+}
