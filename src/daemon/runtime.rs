@@ -22,6 +22,7 @@ use crate::supervisor::{Restart, RestartPolicy, Stage, Startup, Supervised};
 use crate::sys::procs;
 use crate::sys::watch::{Kind as WatchKind, Watcher};
 use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
+use crate::tmux::control_session;
 use crate::tmux::options::{OptionsWriter, Scope};
 use crate::tmux::parser::Notification;
 use crate::tmux::registry::{self, Registry};
@@ -754,6 +755,9 @@ impl Runtime {
                     log::info!("tmux_control_ready");
                     self.tmux_sup.on_ready();
                     if let Some(t) = self.tmux.as_mut() {
+                        // Out of the user's session into our own, first (issue 20): a control
+                        // client counts as attached wherever it sits.
+                        t.send(control_session::ENTER, ReplyKind::EnterSession);
                         t.send(registry::IDENTITY, ReplyKind::Identity);
                         t.send("show-options -g", ReplyKind::UserOptions);
                         self.notify.load_options(t);
@@ -974,6 +978,31 @@ impl Runtime {
                         }
                     }
                     None => log::debug!("hints_bad_row pane={pane}"),
+                }
+            }
+            ReplyKind::ListSessions => {
+                self.apply_names(&reply.lines);
+                // No session of the user's is left: end ours too, so tmux ends the server
+                // (`exit-empty`) as it would have without agtmux. With `exit-empty off` the
+                // server stays, and the control client waits for a session to attach to.
+                if reply.ok && !reply.lines.iter().any(|l| l.starts_with(b"AGTS ")) {
+                    log::info!("control_session_kill reason=no_user_sessions");
+                    if let Some(t) = self.tmux.as_mut() {
+                        t.send(control_session::KILL, ReplyKind::Other);
+                    }
+                }
+            }
+            ReplyKind::EnterSession => {
+                if reply.ok {
+                    log::info!("control_session_entered name={}", control_session::NAME);
+                } else {
+                    log::warn!(
+                        "control_session_enter_failed msg={:?}",
+                        reply
+                            .lines
+                            .first()
+                            .map(|l| String::from_utf8_lossy(l).into_owned())
+                    );
                 }
             }
             ReplyKind::ListClients => {
@@ -1277,7 +1306,7 @@ impl Runtime {
             t.send(registry::LIST_PANES, ReplyKind::ListPanes);
             t.send(registry::LIST_CLIENTS, ReplyKind::ListClients);
             // Names for the API (replies tagged AGTS/AGTW, handled under `Other`).
-            t.send(registry::LIST_SESSIONS, ReplyKind::Other);
+            t.send(registry::LIST_SESSIONS, ReplyKind::ListSessions);
             t.send(registry::LIST_WINDOWS, ReplyKind::Other);
         }
         self.refresh_requested = false;
@@ -1663,6 +1692,8 @@ impl Runtime {
             && t.is_ready()
         {
             t.send("set-option -gu @agtmux_daemon", ReplyKind::Other);
+            // Our session goes with us: it must not keep a server alive, nor stay in `tmux ls`.
+            t.send(control_session::KILL, ReplyKind::Other);
             let _ = t.flush();
             // Give tmux a moment to read it before we detach.
             let deadline = std::time::Instant::now() + Duration::from_millis(300);
