@@ -109,7 +109,7 @@ impl Env {
             format!("AGTMUX_STATE_DIR={}", self.dir.join("state").display()),
             format!("AGTMUX_RUNTIME_DIR={}", self.dir.join("run").display()),
         ];
-        let mut args = vec!["new-window", "-d", "-P", "-F", "#{pane_id}"];
+        let mut args = vec!["new-window", "-d", "-t", "t:", "-P", "-F", "#{pane_id}"];
         args.extend(["-c", cwd.to_str().unwrap()]);
         if hooks {
             args.extend(["-e", &env[0], "-e", &env[1]]);

@@ -75,17 +75,42 @@ fn a_session_is_unattached_once_its_real_client_leaves_and_destroy_unattached_en
     }
     wait_control_session(&s);
 
-    // A real client on `work`, which the user wants gone once nobody looks at it.
+    // A real client on `work`.
     let outer = Server::start("attach-outer");
+    // The outer pane stays when the client in it detaches, to run one again.
+    outer.tmux(&["set-option", "-g", "remain-on-exit", "on"]);
     let attach = format!("env -u TMUX tmux -L {} attach -t work", s.name);
     outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
-    assert!(
-        wait_until(30, || attached(&s).contains(&("work".into(), "1".into()))),
-        "{:?}",
-        attached(&s)
-    );
-    s.tmux(&["set-option", "-t", "work", "destroy-unattached", "on"]);
+    let work = |a: &str| attached(&s).contains(&("work".into(), a.into()));
+    assert!(wait_until(30, || work("1")), "{:?}", attached(&s));
+    // It detaches: `work` is unattached again, and `tmux ls` marks only our own session.
     s.tmux(&["detach-client", "-s", "work"]);
+    assert!(wait_until(30, || work("0")), "{:?}", attached(&s));
+    for l in s.tmux_out(&["ls"]).lines() {
+        assert!(
+            !l.contains("(attached)") || l.starts_with(&format!("{OURS}:")),
+            "{l}"
+        );
+    }
+    // Back on `work`, which the user now wants gone once nobody looks at it. The client leaves
+    // it for `main` (not by detaching: tmux 3.3a and 3.5a can crash when `destroy-unattached`
+    // ends a session while its client exits, agtmux or not; upstream #5497).
+    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+    assert!(wait_until(30, || work("1")), "{:?}", attached(&s));
+    s.tmux(&["set-option", "-t", "work", "destroy-unattached", "on"]);
+    let real = s.tmux_out(&[
+        "list-clients",
+        "-t",
+        "work",
+        "-F",
+        "#{?client_control_mode,,#{client_name}}",
+    ]);
+    let real = real
+        .lines()
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string();
+    s.tmux(&["switch-client", "-c", &real, "-t", "=main"]);
     let mut ls = String::new();
     assert!(
         wait_until(30, || {
@@ -94,13 +119,6 @@ fn a_session_is_unattached_once_its_real_client_leaves_and_destroy_unattached_en
         }),
         "destroy-unattached did not end `work`: {ls}"
     );
-    // `tmux ls` marks only our own session attached.
-    for l in s.tmux_out(&["ls"]).lines() {
-        assert!(
-            !l.contains("(attached)") || l.starts_with(&format!("{OURS}:")),
-            "{l}"
-        );
-    }
 
     // agtmux still follows the agent in `main`.
     for p in [
@@ -241,4 +259,90 @@ fn the_daemons_session_goes_when_the_daemon_stops() {
         s.tmux_out(&["ls"])
     );
     assert!(has_session(&s, "main"));
+}
+
+#[test]
+fn a_real_client_that_lands_in_the_daemons_session_is_moved_on_its_way() {
+    let mut s = Server::start("onward");
+    // Names sort after `_`: tmux's order is _agtmux, alpha, beta, main.
+    s.tmux(&["new-session", "-d", "-s", "alpha"]);
+    s.tmux(&["new-session", "-d", "-s", "beta"]);
+    s.start_daemon();
+    wait_control_session(&s);
+    let outer = Server::start("onward-outer");
+    let attach = format!("env -u TMUX tmux -L {} attach -t main", s.name);
+    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+    let real = || {
+        s.tmux_out(&[
+            "list-clients",
+            "-F",
+            "#{client_control_mode} #{client_name} #{client_session}",
+        ])
+        .lines()
+        .filter_map(|l| l.strip_prefix("0 "))
+        .map(|l| {
+            let (n, s) = l.split_once(' ').unwrap_or((l, ""));
+            (n.to_string(), s.to_string())
+        })
+        .next()
+    };
+    assert!(wait_until(30, || real().is_some_and(|(_, s)| s == "main")));
+    let (name, _) = real().unwrap();
+    let on = |want: &str| {
+        let mut last = None;
+        let ok = wait_until(30, || {
+            last = real();
+            last.as_ref().is_some_and(|(_, s)| s == want)
+        });
+        assert!(
+            ok,
+            "the client is on {last:?}, not {want}\n{}",
+            s.log_tail()
+        );
+    };
+    // `-n` from the last session wraps round into ours: it goes on forward, to `alpha`.
+    s.tmux(&["switch-client", "-c", &name, "-n"]);
+    on("alpha");
+    // `-p` from the first session wraps round into ours: it goes on backward, to `main`.
+    s.tmux(&["switch-client", "-c", &name, "-p"]);
+    on("main");
+    // Straight there from a session that is no neighbour of ours (tmux's own choose-tree):
+    // back where it came from.
+    s.tmux(&["switch-client", "-c", &name, "-t", "=beta"]);
+    on("beta");
+    s.tmux(&["switch-client", "-c", &name, "-t", "=_agtmux"]);
+    on("beta");
+    let moves = s.log().matches("control_session_move_client").count();
+    assert_eq!(moves, 3, "{}", s.log_tail());
+}
+
+#[test]
+fn a_window_made_without_a_target_lands_in_the_users_session() {
+    let mut s = Server::start("stray");
+    s.start_daemon();
+    wait_control_session(&s);
+    // Run outside tmux with no target, tmux puts it in the session with the newest activity:
+    // ours, right after the daemon entered it, until the user types somewhere.
+    let out = s.tmux_out(&[
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id} #{session_name}",
+        "bash -c 'exec -a claude sleep 100000'",
+    ]);
+    let (pane, made_in) = out.split_once(' ').unwrap();
+    let pane = pane.to_string();
+    assert_eq!(made_in, OURS, "tmux chose another session: nothing to move");
+    let mut now_in = String::new();
+    assert!(
+        wait_until(30, || {
+            now_in = s.tmux_out(&["display-message", "-p", "-t", &pane, "#{session_name}"]);
+            now_in == "main"
+        }),
+        "{pane} is in {now_in:?}\n{}",
+        s.log_tail()
+    );
+    // And agtmux follows it there.
+    s.wait_pane(&pane, "@agtmux_provider", "claude", 60);
 }

@@ -166,6 +166,9 @@ pub struct Runtime {
     startup: Startup,
     reconnect_at: Option<Millis>,
     identity: Option<String>,
+    /// Our window in our own session and the session the control client came from
+    /// (`control_session::OWN`), for this connection.
+    own_window: Option<(String, String)>,
     registry: Registry,
     gateway: Gateway,
     projection: Projection,
@@ -326,6 +329,7 @@ impl Runtime {
             startup,
             reconnect_at: Some(0),
             identity: None,
+            own_window: None,
             registry: Registry::default(),
             gateway,
             projection: Projection::new(hostname),
@@ -733,6 +737,7 @@ impl Runtime {
 
     fn drop_tmux(&mut self) {
         self.notify.connection_lost();
+        self.own_window = None;
         if let Some(mut c) = self.tmux.take() {
             let reg = self.poll.registry();
             let _ = reg.deregister(&mut SourceFd(&c.stdout_fd()));
@@ -995,6 +1000,9 @@ impl Runtime {
             ReplyKind::EnterSession => {
                 if reply.ok {
                     log::info!("control_session_entered name={}", control_session::NAME);
+                    if let Some(t) = self.tmux.as_mut() {
+                        t.send(control_session::OWN, ReplyKind::OwnWindow);
+                    }
                 } else {
                     log::warn!(
                         "control_session_enter_failed msg={:?}",
@@ -1003,6 +1011,34 @@ impl Runtime {
                             .first()
                             .map(|l| String::from_utf8_lossy(l).into_owned())
                     );
+                }
+            }
+            ReplyKind::OwnWindow => {
+                if let Some((w, home)) = reply
+                    .lines
+                    .first()
+                    .and_then(|l| control_session::parse_own(l))
+                {
+                    log::info!("control_session_home window={w} home={home:?}");
+                    self.own_window = Some((w, home));
+                }
+            }
+            ReplyKind::Arrival(client) => {
+                let Some((control, last)) = reply
+                    .lines
+                    .first()
+                    .and_then(|l| control_session::parse_arrival(l))
+                else {
+                    return;
+                };
+                if control {
+                    return;
+                }
+                let users: Vec<String> = self.registry.session_names.values().cloned().collect();
+                let cmd = control_session::onward(&client, &last, &users);
+                log::info!("control_session_move_client client={client:?} last={last:?}");
+                if let Some(t) = self.tmux.as_mut() {
+                    t.send(&cmd, ReplyKind::Other);
                 }
             }
             ReplyKind::ListClients => {
@@ -1212,6 +1248,42 @@ impl Runtime {
                     Some(p) => self.start_settle(&p, now),
                     None => self.refresh_requested = true,
                 }
+            }
+            // A real client landed in our session: it is moved on (see `control_session`).
+            Notification::ClientSessionChanged { client, name, .. }
+                if name == control_session::NAME.as_bytes() =>
+            {
+                let client = String::from_utf8_lossy(&client).into_owned();
+                if let Some(t) = self.tmux.as_mut() {
+                    t.send(
+                        &control_session::arrival_query(&client),
+                        ReplyKind::Arrival(client),
+                    );
+                }
+                self.refresh_requested = true;
+            }
+            // A window in our own session that is not ours: someone ran a command without a
+            // target while ours was tmux's "best" session. It goes where the user would
+            // have had it (see `control_session`).
+            Notification::WindowAdd { window }
+                if self
+                    .own_window
+                    .as_ref()
+                    .is_some_and(|(own, _)| *own != window) =>
+            {
+                let home = self
+                    .own_window
+                    .as_ref()
+                    .map(|(_, h)| h.clone())
+                    .unwrap_or_default();
+                let users: Vec<String> = self.registry.session_names.values().cloned().collect();
+                if let Some(cmd) = control_session::relocate(&window, &home, &users)
+                    && let Some(t) = self.tmux.as_mut()
+                {
+                    log::info!("control_session_move_window window={window} home={home:?}");
+                    t.send(&cmd, ReplyKind::Other);
+                }
+                self.refresh_requested = true;
             }
             Notification::WindowAdd { .. }
             | Notification::WindowClose { .. }

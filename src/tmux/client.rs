@@ -36,6 +36,10 @@ pub enum ReplyKind {
     ListSessions,
     /// Moving into the daemon's own session (`control_session::ENTER`).
     EnterSession,
+    /// A client that entered our session: move it on unless it is a control client.
+    Arrival(String),
+    /// Our own window in our session and the session we came from (`control_session::OWN`).
+    OwnWindow,
     /// A screen capture for the poller.
     Capture(String),
     /// The pane subscription (`refresh-client -B`, tmux ≥ 3.2); fails on older tmux.
