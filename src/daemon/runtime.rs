@@ -83,6 +83,8 @@ pub struct Runtime {
     /// Our window in our own session and the session the control client came from
     /// (`control_session::OWN`), for this connection.
     own_window: Option<(String, String)>,
+    /// The server had no session at the last connect attempt (logged once).
+    waiting_for_session: bool,
     registry: Registry,
     gateway: Gateway,
     projection: Projection,
@@ -195,6 +197,7 @@ impl Runtime {
             reconnect_at: Some(0),
             identity: None,
             own_window: None,
+            waiting_for_session: false,
             registry: Registry::default(),
             gateway,
             projection: Projection::new(hostname),

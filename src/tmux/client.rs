@@ -294,6 +294,27 @@ impl TmuxClient {
     }
 }
 
+/// Does the server on `socket` have a session to attach to? One plain command client
+/// (`has-session`), run only before a control client is spawned: a control client that is
+/// still attaching when a session is created crashes a tmux 3.3a server (upstream #4980), so
+/// on an empty server we ask this way instead of attaching to find out. `None` when tmux could
+/// not be run (the attach will then say why).
+pub fn has_sessions(tmux_bin: &str, socket: &Path) -> Option<bool> {
+    Command::new(tmux_bin)
+        .arg("-N")
+        .arg("-S")
+        .arg(socket)
+        .arg("has-session")
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()
+        .map(|s| s.success())
+}
+
 /// Is a tmux server listening on `socket`? A cheap connect, no fork.
 pub fn server_alive(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()

@@ -8,7 +8,7 @@ use super::{Runtime, TMUX_ERR, TMUX_IN, TMUX_OUT};
 use crate::core::types::Millis;
 use crate::supervisor::Restart;
 use crate::sys::clock::now_ms;
-use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
+use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, has_sessions, server_alive};
 use crate::tmux::control_session;
 use crate::tmux::options::OptionsWriter;
 use crate::tmux::registry;
@@ -32,6 +32,17 @@ impl Runtime {
             self.shutdown = true;
             return;
         }
+        // An empty server (`exit-empty off`, or a config loading before the first session):
+        // wait for a session without attaching (see `has_sessions`).
+        if has_sessions(&self.tmux_bin, &self.sp.socket) == Some(false) {
+            if !self.waiting_for_session {
+                log::info!("tmux_control_waiting reason=no_sessions");
+            }
+            self.waiting_for_session = true;
+            self.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
+            return;
+        }
+        self.waiting_for_session = false;
         match TmuxClient::spawn(&self.tmux_bin, &self.sp.socket) {
             Ok(c) => {
                 let reg = self.poll.registry();
