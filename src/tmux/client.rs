@@ -298,10 +298,12 @@ impl TmuxClient {
 /// (`has-session`), run only before a control client is spawned: a control client that is
 /// still attaching when a session is created crashes a tmux 3.3a server (upstream #4980), so
 /// on an empty server we ask this way instead of attaching to find out. `None` when tmux could
-/// not be run (the attach will then say why).
+/// not be run, or did not answer within [`HAS_SESSION_LIMIT`] (a stopped server: the daemon's
+/// loop must not wait for it; the attach will then say why).
 pub fn has_sessions(tmux_bin: &str, socket: &Path) -> Option<bool> {
-    Command::new(tmux_bin)
-        .arg("-N")
+    use crate::sys::bounded::{Bounded, status_within};
+    let mut c = Command::new(tmux_bin);
+    c.arg("-N")
         .arg("-S")
         .arg(socket)
         .arg("has-session")
@@ -309,11 +311,21 @@ pub fn has_sessions(tmux_bin: &str, socket: &Path) -> Option<bool> {
         .env_remove("TMUX_PANE")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .ok()
-        .map(|s| s.success())
+        .stderr(std::process::Stdio::null());
+    match status_within(&mut c, HAS_SESSION_LIMIT).ok()? {
+        Bounded::Exited(s) => Some(s.success()),
+        Bounded::TimedOut => {
+            log::warn!(
+                "tmux_command_timeout what=has-session limit_ms={}",
+                HAS_SESSION_LIMIT.as_millis()
+            );
+            None
+        }
+    }
 }
+
+/// The longest [`has_sessions`] waits for tmux.
+const HAS_SESSION_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Is a tmux server listening on `socket`? A cheap connect, no fork.
 pub fn server_alive(socket: &Path) -> bool {
