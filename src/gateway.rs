@@ -1014,6 +1014,15 @@ impl Gateway {
             Err(IgnoreReason::Gateway(format!(
                 "not_in_pane: the hook did not run inside a pane of this server, and {p} holds no agent process"
             )))
+        } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
+            && let Some((pid, _)) = proj.live_anchor(p)
+        {
+            // The pane's agent is known: its hooks run inside the pane. One from outside every
+            // pane (an orphaned agent of this pane, a process elsewhere that names the pane) is
+            // not from it, whatever `TMUX_PANE` says.
+            Err(IgnoreReason::Gateway(format!(
+                "not_in_pane: the hook did not run inside a pane of this server, and {p}'s hooks come from its agent process {pid}"
+            )))
         } else {
             proj.apply_event(event, now)
         };

@@ -467,3 +467,44 @@ fn a_hook_right_after_respawn_pane_is_applied() {
         rejected_reasons(&s)
     );
 }
+
+/// Issue 16 (follow-up): a hook fired outside every pane of this server (here: by the test,
+/// with the pane's id in `TMUX_PANE`) cannot speak for a pane whose agent is known. The pane's
+/// process is `claude` (an agent by name) and its own hooks, fired inside it, anchored it to
+/// that process: the outside hook is rejected with its reason, never applied to the pane by its
+/// claimed id.
+#[test]
+fn a_hook_from_outside_every_pane_does_not_drive_an_agent_pane() {
+    let mut s = Server::start("outside");
+    s.start_daemon();
+    let (cmd, pidf) = agent_command(
+        &s,
+        r#"{"session_id":"in1","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
+        None,
+    );
+    // The pane's own process is the agent, `claude` by name (as `silent_agent`).
+    let pane = s.new_pane(&cmd.replace("exec -a myagent", "exec -a claude"));
+    let agent = agent_pid(&pidf);
+    s.wait_pane(&pane, "@agtmux_state", "running", 20);
+    hook_as_server(
+        &s,
+        &s.server_pid(),
+        &pane,
+        br#"{"session_id":"in1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
+    );
+    assert!(
+        wait_until(20, || rejected_reasons(&s)
+            .iter()
+            .any(|r| r.starts_with("not_in_pane"))),
+        "{:?}\n{}",
+        rejected_reasons(&s),
+        s.log_tail()
+    );
+    assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
+    assert!(
+        log(&s).contains("not_in_pane"),
+        "the reason is logged\n{}",
+        s.log_tail()
+    );
+    kill9(agent);
+}

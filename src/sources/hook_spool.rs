@@ -49,7 +49,8 @@ pub enum ProcOrigin {
     Unknown,
     /// Not inside any pane of this server (a hook run by hand or by a harness, an orphaned
     /// hook whose agent died): it may describe a pane that holds an agent process, never make
-    /// a pane an agent.
+    /// a pane an agent, and never speak for a pane anchored to its agent (whose own hooks run
+    /// inside it).
     Outside,
     /// Inside the pane's current process tree; the agent is this process (pid, start ticks).
     Anchored { pid: i32, start: u64 },
