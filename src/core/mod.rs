@@ -5,6 +5,7 @@ pub mod binding;
 pub mod capability;
 pub mod classifier;
 pub mod event;
+pub mod extras;
 pub mod hysteresis;
 pub(crate) mod notify;
 pub mod patterns;

@@ -23,7 +23,7 @@
 //! Wire format (see docs/api.md): request `{"v":1,"id":ID,"method":M,"params":{..}}`, answer
 //! `{"v":1,"id":ID,"result":..}` or `{"v":1,"id":ID,"error":{"code":..,"message":..}}`, push
 //! `{"v":1,"event":"pane","pane":{..}}` / `{"v":1,"event":"pane_removed","pane_id":".."}`.
-use crate::core::attention::{self, PaneView, Style};
+use crate::core::attention::{self, Style};
 use crate::core::types::{Millis, SourceKind};
 use crate::projection::{PaneModel, Projection};
 use crate::tmux::registry::Registry;
@@ -1166,11 +1166,7 @@ fn opt_str<T: fmt::Display>(x: Option<T>) -> Value {
 
 /// The read model of one pane (docs/api.md "Pane").
 pub fn pane_json(p: &PaneModel, view: &View) -> Value {
-    let pv = PaneView {
-        managed: p.is_managed(),
-        activity: p.activity(),
-        attention: p.attention,
-    };
+    let pv = crate::daemon::publish::view(p);
     let info = view.registry.panes.get(&p.instance.pane_id);
     json!({
         "pane_id": p.instance.pane_id,
@@ -1190,6 +1186,9 @@ pub fn pane_json(p: &PaneModel, view: &View) -> Value {
         "title": p.title,
         "title_source": p.title_source.as_str(),
         "since_ms": p.since,
+        "until_ms": p.extras.until,
+        "background": p.extras.background,
+        "detail": p.extras.label(p.activity(), view.projection.utc_offset_s),
         "version": p.version,
         "command": info.map(|i| i.current_command.clone()).unwrap_or_default(),
         "focused": view.registry.focused(&p.instance.pane_id),

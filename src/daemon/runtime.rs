@@ -1400,6 +1400,8 @@ impl Runtime {
             return;
         }
         let reg = &self.registry;
+        self.projection
+            .set_utc_offset(crate::sys::clock::utc_offset_s(now / 1000));
         let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
         self.notify.observe(&self.projection, &changed, now);
         let evidence: Vec<_> = (changed.iter())

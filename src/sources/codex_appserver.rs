@@ -34,6 +34,7 @@
 use super::ws::{ClientConn, MAX_MESSAGE, WsError, WsMessage};
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::extras::{EventExtra, Work};
 use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
 use mio::net::UnixStream;
 use serde_json::{Value, json};
@@ -329,6 +330,38 @@ fn is_delta(method: &str) -> bool {
 }
 
 /// Activity for a `ThreadStatus` object. `None` for `notLoaded` / unknown types.
+/// For an app-server error object (`{message, codexErrorInfo, …}`): `Some(reset)` when it is
+/// the account's usage limit (issue 23; the reset from its `resetsAt`/`resets_at` epoch
+/// seconds, else from the message's "try again at 7:13 PM"), `None` for any other error.
+fn usage_limit_until(now: Millis) -> impl Fn(&Value) -> Option<Option<Millis>> {
+    move |err: &Value| {
+        let info = err.get("codexErrorInfo")?;
+        let named = |k: &str| k == "usageLimitExceeded" || k == "usage_limit_exceeded";
+        let is_limit = match info {
+            Value::String(k) => named(k),
+            Value::Object(o) => o.keys().any(|k| named(k)),
+            _ => false,
+        };
+        if !is_limit {
+            return None;
+        }
+        let epoch = ["resetsAt", "resets_at"]
+            .iter()
+            .find_map(|k| err.get(*k).or_else(|| info.get(*k)))
+            .and_then(Value::as_i64)
+            .filter(|s| *s > 0 && *s < 1 << 40)
+            .map(|s| s * 1000);
+        let text = err.get("message").and_then(Value::as_str).unwrap_or("");
+        Some(epoch.or_else(|| {
+            crate::core::extras::parse_reset(
+                text,
+                now,
+                crate::sys::clock::utc_offset_s(now.div_euclid(1000)),
+            )
+        }))
+    }
+}
+
 fn status_activity(status: &Value) -> Option<(Activity, String)> {
     let ty = status.get("type").and_then(Value::as_str)?;
     match ty {
@@ -361,6 +394,8 @@ struct Out {
     title: Option<String>,
     detail: Option<String>,
     disc: Option<String>,
+    /// Usage-limit reset, compaction (issue 23).
+    extra: EventExtra,
 }
 
 impl CodexObserver {
@@ -928,6 +963,7 @@ impl CodexObserver {
             cwd,
             detail: o.detail,
             ts: now,
+            extra: o.extra,
         };
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -1142,6 +1178,7 @@ impl CodexObserver {
                 title,
                 detail: Some(detail),
                 disc: Some(format!("snap:{updated}:{st}")),
+                extra: EventExtra::default(),
             },
             raw,
             now,
@@ -1216,6 +1253,7 @@ impl CodexObserver {
                 title: None,
                 detail,
                 disc: Some(format!("req:{req_id}:{item}")),
+                extra: EventExtra::default(),
             },
             raw,
             now,
@@ -1253,6 +1291,7 @@ impl CodexObserver {
             title: None,
             detail,
             disc: emitted.clone(),
+            extra: EventExtra::default(),
         };
         let Some(tid) = thread.clone() else {
             // Thread-less notifications we do not know: one Ignore per method per run.
@@ -1350,7 +1389,14 @@ impl CodexObserver {
                             let msg = str_at(&p, &["turn", "error", "message"])
                                 .map(|s| truncate(s, 200))
                                 .unwrap_or_else(|| "turn failed".into());
-                            mk(Signal::Activity(Activity::Error), Some(msg))
+                            match p.pointer("/turn/error").and_then(usage_limit_until(now)) {
+                                Some(until) => {
+                                    let mut o = mk(Signal::Activity(Activity::Limited), Some(msg));
+                                    o.extra.until = until;
+                                    o
+                                }
+                                None => mk(Signal::Activity(Activity::Error), Some(msg)),
+                            }
                         }
                         "completed" | "interrupted" => {
                             if t.error_sticky {
@@ -1382,7 +1428,14 @@ impl CodexObserver {
                 } else {
                     t.error_sticky = true;
                     t.error_turn = turn.clone();
-                    mk(Signal::Activity(Activity::Error), Some(msg))
+                    match p.get("error").and_then(usage_limit_until(now)) {
+                        Some(until) => {
+                            let mut o = mk(Signal::Activity(Activity::Limited), Some(msg));
+                            o.extra.until = until;
+                            o
+                        }
+                        None => mk(Signal::Activity(Activity::Error), Some(msg)),
+                    }
                 }
             }
             "serverRequest/resolved" => {
@@ -1421,7 +1474,24 @@ impl CodexObserver {
             ),
             "item/started" | "item/completed" => {
                 let item = p.get("item").cloned().unwrap_or(Value::Null);
-                if item.get("type").and_then(Value::as_str) != Some("userMessage") {
+                let kind = item.get("type").and_then(Value::as_str);
+                if kind == Some("contextCompaction") {
+                    // Issue 23: a turn compacting its context is running, with the detail.
+                    let t = self.thread_mut(&tid);
+                    if !t.turn_in_progress || t.error_sticky {
+                        return;
+                    }
+                    let mut o = mk(
+                        Signal::Activity(Activity::Running),
+                        Some("compaction".into()),
+                    );
+                    if m == "item/started" {
+                        o.extra.work = Some(Work::Compacting);
+                    }
+                    self.emit(o, raw, now);
+                    return;
+                }
+                if kind != Some("userMessage") {
                     return;
                 }
                 let text: Vec<&str> = item

@@ -101,6 +101,7 @@ pub fn map_hook(
         cwd: s(payload, "cwd").map(str::to_string),
         detail,
         ts,
+        extra: Default::default(),
     })
 }
 
@@ -154,6 +155,7 @@ pub fn map_notify(
         cwd: s(argv1, "cwd").map(str::to_string),
         detail,
         ts,
+        extra: Default::default(),
     })
 }
 
