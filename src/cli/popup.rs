@@ -347,7 +347,7 @@ impl Popup {
                         p["provider"].as_str().unwrap_or("?"),
                         state,
                         client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
-                        clean(p["title"].as_str().unwrap_or("")),
+                        clean(&client::title_line(p)),
                     );
                     let body = truncate(&body, width.saturating_sub(5));
                     if is_sel {
