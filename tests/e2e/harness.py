@@ -30,10 +30,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLL = 0.02
 GRACE = 4.0
-FIELDS = ["state", "evidence", "presence", "provider", "attn", "gattn", "cmd", "title", "daemon"]
+FIELDS = ["state", "evidence", "presence", "provider", "attn", "gattn", "cmd", "title", "daemon",
+          "detail", "until", "bg"]
 FMT = "\t".join(["#{@agtmux_state}", "#{@agtmux_evidence}", "#{@agtmux_presence}", "#{@agtmux_provider}",
                  "#{@agtmux_attention_kind}", "#{@agtmux_attention}", "#{pane_current_command}", "#{pane_title}",
-                 "#{@agtmux_daemon}"])
+                 "#{@agtmux_daemon}", "#{@agtmux_detail}", "#{@agtmux_until}", "#{@agtmux_background}"])
 # Codex variants: "codex" = Codex's default (features.daemon_auto_start = true: the TUI starts or reuses
 # the managed app-server daemon, which agtmux observes on its control socket); "codex-nd" = the
 # daemon switched off (the app-server runs inside the TUI: agtmux has hooks + screen only).
@@ -41,6 +42,8 @@ CODEX_VARIANTS = {"codex": True, "codex-nd": False}
 # Issue 22: Gemini CLI and OpenCode (full scenario at 120x40 only; no short passes yet).
 MORE_AGENTS = ["gemini", "opencode"]
 API_KEY = "sk-ant-api03-e2e-offline-key-00000000000000000000"
+# Issue 23: Claude shows its usage-limit screen only with a subscriber login (protocols.md).
+OAUTH_TOKEN = "sk-ant-oat01-e2e-offline-token-0000000000000000000000"
 
 
 def now():
@@ -242,13 +245,15 @@ class Suite:
                 p.wait()
 
     # -- panes --------------------------------------------------------------------------------
-    def new_pane(self, agent, size):
+    def new_pane(self, agent, size, tag=""):
         cols, rows = size
-        session = "%s-%dx%d" % (agent, cols, rows)
+        session = "%s%s-%dx%d" % (agent, "-" + tag if tag else "", cols, rows)
         if agent == "claude":
-            extra = ("ANTHROPIC_BASE_URL=http://127.0.0.1:%d ANTHROPIC_API_KEY=%s DISABLE_TELEMETRY=1 "
+            login = ("CLAUDE_CODE_OAUTH_TOKEN=%s" % OAUTH_TOKEN if tag == "sub"
+                     else "ANTHROPIC_API_KEY=%s" % API_KEY)
+            extra = ("ANTHROPIC_BASE_URL=http://127.0.0.1:%d %s DISABLE_TELEMETRY=1 "
                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_ERROR_REPORTING=1 "
-                     "CLAUDE_CODE_MAX_RETRIES=2" % (self.port, API_KEY))
+                     "CLAUDE_CODE_MAX_RETRIES=2" % (self.port, login))
         elif agent == "gemini":
             extra = "GEMINI_API_KEY=e2e-dummy GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:%d" % self.port
         elif agent == "opencode":
@@ -299,11 +304,13 @@ HEADER = ("| %-8s | %-7s | %-44s | %-16s | %-16s | %-13s | %7s | %-4s | %s |\n" 
 class Agent:
     """One TUI in one pane, driven step by step."""
 
-    def __init__(self, suite, agent, size):
+    def __init__(self, suite, agent, size, tag=""):
         self.s, self.agent, self.size = suite, agent, size
         self.kind = agent.split("-")[0]  # claude | codex
         self.cap = agent.replace("-", "")  # capture label prefix
-        self.pane, self.session = suite.new_pane(agent, size)
+        # the row's name: a second pane of the same agent (issue 23's states) carries a tag
+        self.name = agent + ("/" + tag if tag else "")
+        self.pane, self.session = suite.new_pane(agent, size, tag)
         self.label = "%dx%d" % size
         self.failed = False
         self.last_prompt = None
@@ -367,7 +374,7 @@ class Agent:
             self.dump(name)
         if capture and ok:
             self.s.capture(self.pane, capture, self.size, want.get("state", "none"))
-        self.last_row = {"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
+        self.last_row = {"agent": self.name, "size": self.label, "step": name, "expected": fmt_want(want),
                          "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
                          "latency": (t_agt - t_screen) if ok else None, "result": "PASS" if ok else "FAIL",
                          "note": note, "det": opts.get("evidence") == "deterministic",
@@ -397,7 +404,7 @@ class Agent:
             note = "%d/%d polls wrong: %s" % (len(bad), polls, sorted(set(bad)))
         elif not ok:
             note = "screen left the state early (%d/%d)" % (screen_ok, polls)
-        self.s.record({"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
+        self.s.record({"agent": self.name, "size": self.label, "step": name, "expected": fmt_want(want),
                        "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
                        "latency": None, "result": "PASS" if ok else "FAIL", "note": note, "det": False})
         if not ok:
@@ -405,7 +412,8 @@ class Agent:
         return ok
 
     def dump(self, name):
-        fn = os.path.join(self.s.logs, "fail-%s-%s-%s.txt" % (self.agent, self.label, re.sub(r"\W+", "_", name)))
+        fn = os.path.join(self.s.logs, "fail-%s-%s-%s.txt" % (self.name.replace("/", "-"), self.label,
+                                                               re.sub(r"\W+", "_", name)))
         opts, txt = self.s.snap(self.pane)
         size = self.s.tmux("display", "-p", "-t", self.pane, "#{pane_width}x#{pane_height}").strip()
         with open(fn, "w") as f:
@@ -732,6 +740,92 @@ def appserver_cycle(s, a):
            codex_idle_after(a, r"finished\."), timeout=20)
 
 
+# -- Issue 23: usage limit, retries, background work, compaction -------------------------------------
+NONEMPTY = lambda v: bool(v)  # noqa: E731
+
+
+def reset_passes(a, want_state="idle"):
+    """The usage limit's reset (the next whole minute >= 60 s away, fake_model.limit_reset) passes:
+    the pane is ready again with nothing left of the limit. Nothing on screen changes then."""
+    a.step("reset time passes -> %s" % want_state, {"state": want_state, "until": "", "attn": Has("limit", neg=True)},
+           lambda t: True, timeout=150, grace=150)
+
+
+def claude_states(s, size, cap):
+    """Claude Code with an API-key login: retries (529 overload, plain 429), a background shell
+    after the turn, and /compact."""
+    a = Agent(s, "claude", size, tag="st")
+    C = "claude_%s_" % a.label
+    a.step("start -> idle", {"state": "idle", "presence": "managed"}, C_IDLE, lambda: a.send("claude"), timeout=40)
+    a.step("529 overloaded, retrying -> running + retrying k/n", {"state": "running", "detail": Has("retrying ")},
+           r"Retrying in \d+s.*attempt \d+/\d+", lambda: a.send("please overload2"),
+           capture=cap and C + "11_retrying_overloaded")
+    a.step("overload retry succeeds -> idle, no detail", {"state": "idle", "detail": ""},
+           claude_idle_after(a, r"finished\.\s*$"), timeout=40)
+    a.step("429 rate limited, retrying -> running + retrying k/n", {"state": "running", "detail": Has("retrying ")},
+           r"Retrying in \d+s.*attempt \d+/\d+", lambda: a.send("please ratelimit2"),
+           capture=cap and C + "12_retrying_rate_limited")
+    a.step("429 retry succeeds -> idle", {"state": "idle", "detail": ""},
+           claude_idle_after(a, r"finished\.\s*$"), timeout=40)
+    a.step("background shell -> waiting_approval", {"state": "waiting_approval"}, r"Do you want to proceed",
+           lambda: a.send("please bgshell"))
+    a.step("turn ends, shell runs -> idle + background 1 (not done)", {"state": "idle", "bg": "1", "attn": ""},
+           lambda t: bool(re.search(r"\b1 shell\b", t)) and C_RUN not in t, lambda: a.key("Enter"), timeout=30,
+           capture=cap and C + "13_background_shell")
+    a.step("background shell ends -> idle, no background", {"state": "idle", "bg": ""},
+           lambda t: not re.search(r"\b1 shell\b", t) and C_RUN not in t, timeout=60, grace=10)
+    a.step("/compact -> running + compacting", {"state": "running", "detail": "compacting"},
+           r"Compacting conversation", lambda: a.send("/compact"), capture=cap and C + "14_compacting")
+    a.step("compacted -> idle", {"state": "idle", "detail": ""},
+           lambda t: "Compacting conversation" not in t and re.search(r"(?i)compacted", t), timeout=40)
+    return a
+
+
+def claude_limit(s, size, cap):
+    """Claude Code with a subscriber login: the account's usage limit (a 429 with the unified
+    rate-limit headers), then the reset passes."""
+    a = Agent(s, "claude", size, tag="sub")
+    C = "claude_%s_" % a.label
+    a.step("start (subscriber login) -> idle", {"state": "idle", "presence": "managed"}, C_IDLE,
+           lambda: a.send("claude"), timeout=60)
+    a.step("usage limit -> limited, until", {"state": "limited", "attn": "limit", "until": NONEMPTY,
+                                             "detail": Has("limit until "), "gattn": Has(" until ")},
+           r"You've hit your", lambda: a.send("please limit"), timeout=40, capture=cap and C + "15_usage_limit")
+    a.save_explain("usage limit")
+    reset_passes(a)
+    a.step("after the reset: prompt -> running", {"state": "running"}, C_RUN, lambda: (a.key("Escape"), a.key("C-u"),
+                                                                                     a.send("please answer slow3")))
+    a.step("after the reset: finish -> idle", {"state": "idle"}, claude_idle_after(a, r"finished\."), timeout=30)
+    return a
+
+
+def codex_states(s, size, cap, variant):
+    """Codex: a stream retry, a background terminal after the turn, /compact, the usage limit
+    (`usage_limit_reached`) and its reset."""
+    a = Agent(s, variant, size, tag="st")
+    C = "%s_%s_" % (a.cap, a.label)
+    codex_start(a, False)
+    a.step("stream retry -> running + retrying k/n", {"state": "running", "detail": Has("retrying ")},
+           r"Reconnecting", lambda: a.send("please flaky2"), capture=cap and C + "11_retrying")
+    a.step("retry succeeds -> idle, no detail", {"state": "idle", "detail": ""},
+           codex_idle_after(a, r"finished\."), timeout=40)
+    a.step("turn ends, terminal runs -> idle + background 1", {"state": "idle", "bg": "1"},
+           lambda t: bool(re.search(r"1 background terminal", t)) and "esc to interrupt" not in t,
+           lambda: a.send("please bgshell"), timeout=40, capture=cap and C + "13_background_terminal")
+    a.step("background terminal ends -> idle, no background", {"state": "idle", "bg": ""},
+           lambda t: "background terminal" not in t, timeout=60, grace=10)
+    a.step("/compact -> running + compacting", {"state": "running", "detail": "compacting"},
+           r"Compacting context", lambda: a.send("/compact"), capture=cap and C + "14_compacting")
+    a.step("compacted -> idle", {"state": "idle", "detail": ""},
+           lambda t: "Compacting context" not in t and "Context compacted" in t, timeout=40)
+    a.step("usage limit -> limited, until", {"state": "limited", "attn": "limit", "until": NONEMPTY,
+                                             "detail": Has("limit until ")},
+           r"hit your usage limit", lambda: a.send("please limit"), timeout=40, capture=cap and C + "15_usage_limit")
+    a.save_explain("usage limit")
+    reset_passes(a)
+    return a
+
+
 def pending(s, agent, name, why):
     s.record({"agent": agent, "size": "-", "step": name, "expected": "-", "got": "-", "evidence": "-",
               "latency": None, "result": "PEND", "note": why, "det": False})
@@ -841,6 +935,9 @@ def main():
     ap.add_argument("--only", help="comma list of agents: claude,codex,codex-nd,gemini,opencode (default all)")
     ap.add_argument("--sizes", default="80x24,200x50", help="extra sizes for the short pass ('' = none)")
     ap.add_argument("--captures", action="store_true", help="save labelled captures under RUN/captures")
+    ap.add_argument("--phases", default="main,states",
+                    help="main = the scenarios of issues 9/22, states = issue 23's (usage limit, retries, "
+                         "background work, compaction)")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -850,8 +947,11 @@ def main():
     try:
         s.setup()
         only = set((a.only or "claude,codex,codex-nd,gemini,opencode").split(","))
+        phases = set(a.phases.split(","))
         agents = [x for x in ["claude"] + list(CODEX_VARIANTS) if x in only]
         more = [x for x in MORE_AGENTS if x in only]
+        if "main" not in phases:
+            agents, more = [], []
         full = dict({"claude": claude_full, "gemini": gemini_full, "opencode": opencode_full},
                     **{v: lambda s, sz, cap, v=v: codex_full(s, sz, cap, v) for v in CODEX_VARIANTS})
         out, errs = parallel(*[lambda x=x: full[x](s, (120, 40), a.captures) for x in agents + more])
@@ -860,7 +960,8 @@ def main():
         for x in extra:
             (gemini_exit if x.agent == "gemini" else opencode_exit)(x)
         live = [x for x in out if x is not None and x.agent not in MORE_AGENTS]
-        daemon_restart(s, live)
+        if live:
+            daemon_restart(s, live)
         for x in live:
             if x.agent == "codex":
                 appserver_cycle(s, x)
@@ -872,6 +973,14 @@ def main():
             c, r = (int(v) for v in sz.split("x"))
             _, errs = parallel(*[lambda x=x: short[x](s, (c, r), a.captures) for x in agents])
             errors += errs
+        if "states" in phases:
+            # Issue 23's panes, after the main pass (so its daemon restart and app-server kill do
+            # not cut through them); side by side (the usage limit's reset takes 1-2 min).
+            st = []
+            if "claude" in only:
+                st += [lambda: claude_states(s, (120, 40), a.captures), lambda: claude_limit(s, (120, 40), a.captures)]
+            st += [lambda v=v: codex_states(s, (120, 40), a.captures, v) for v in CODEX_VARIANTS if v in only]
+            errors += parallel(*st)[1]
     except Exception as e:  # noqa: BLE001
         import traceback
         traceback.print_exc()
