@@ -651,6 +651,59 @@ mod tests {
     }
 
     #[test]
+    fn a_usage_limit_and_background_work_have_their_own_marks() {
+        let s = Style::dark();
+        let limited = PaneView {
+            until: Some(1_796_414_400_000), // 20:00 UTC
+            ..pv(Limited, Some(AttentionKind::Limit))
+        };
+        let bg = PaneView {
+            background: 2,
+            ..pv(Idle, None)
+        };
+        assert_eq!(icon(&limited, &s), "⧖");
+        assert_eq!(icon(&bg, &s), "◐");
+        assert_eq!(icon(&pv(Idle, None), &s), "○");
+        // An error is more urgent than a limit; a limit more than a finished turn.
+        assert_eq!(
+            window_icon(&[limited, pv(Error, Some(AttentionKind::Error))], &s),
+            "✗"
+        );
+        assert_eq!(
+            window_icon(&[pv(Idle, Some(AttentionKind::Done)), limited], &s),
+            "⧖"
+        );
+        assert_eq!(window_icon(&[pv(Idle, None), bg], &s), "◐");
+        let panes = [limited, bg, pv(Idle, Some(AttentionKind::Done))];
+        assert_eq!(
+            attention_summary(&panes, &s, 3600),
+            "#[fg=black,bg=blue,bold]⧖1 until 21:00#[default] #[fg=black,bg=green,bold]✓1#[default]"
+        );
+        assert_eq!(
+            counts_string(&panes),
+            "running=0 waiting_input=0 waiting_approval=0 error=0 done=1 limited=1 background=1"
+        );
+        // A limit with no known reset shows no time.
+        let plain = pv(Limited, Some(AttentionKind::Limit));
+        let mut nocolour = s.clone();
+        nocolour.limit.fg.clear();
+        assert_eq!(attention_summary(&[plain], &nocolour, 0), "⧖1");
+    }
+
+    #[test]
+    fn an_idle_pane_with_background_work_is_not_done() {
+        // The projection feeds such a pane as still working (see `resolve_dirty`); a limit
+        // ends the turn without `done`.
+        let mut a = PaneAttention::new();
+        a.observe(Running, false, false, 1);
+        assert_eq!(
+            a.observe(Limited, false, false, 2),
+            Some(AttentionKind::Limit)
+        );
+        assert_eq!(a.observe(Idle, false, false, 3), None);
+    }
+
+    #[test]
     fn summaries_are_empty_when_nothing_needs_the_user() {
         let s = Style::default();
         let panes = vec![pv(Running, None), pv(Idle, None)];

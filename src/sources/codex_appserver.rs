@@ -1646,4 +1646,65 @@ mod tests {
         );
         assert!(o.thread("title").is_some_and(|t| t.ephemeral));
     }
+
+    #[test]
+    fn usage_limit_and_compaction() {
+        let mut o = CodexObserver::new(Path::new("/nonexistent"), 1);
+        let item = |m: &str| {
+            json!({"method": m, "params": {"threadId":"t","turnId":"A",
+            "item":{"type":"contextCompaction","id":"c1"}}})
+        };
+        for m in [
+            json!({"method":"turn/started","params":{"threadId":"t","turn":{"id":"A","status":"inProgress"}}}),
+            item("item/started"),
+            item("item/completed"),
+            json!({"method":"error","params":{"threadId":"t","turnId":"A","willRetry":false,
+                "error":{"message":"You've hit your usage limit. Try again at 7:13 PM.",
+                         "codexErrorInfo":"usageLimitExceeded"}}}),
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(o.on_text(&m.1.to_string(), 1_796_410_500_000 + m.0 as Millis));
+        }
+        let evs: Vec<NormalizedEvent> = o
+            .pull("", 100)
+            .items
+            .into_iter()
+            .filter_map(|it| match it {
+                Pulled::Event { event, .. } => Some(event),
+                Pulled::Rejected { .. } => None,
+            })
+            .collect();
+        let got: Vec<(Signal, Option<Work>)> = evs
+            .iter()
+            .map(|e| (e.signal.clone(), e.extra.work))
+            .collect();
+        use Activity::*;
+        assert_eq!(
+            got,
+            vec![
+                (Signal::Activity(Running), None),
+                (Signal::Activity(Running), Some(Work::Compacting)),
+                (Signal::Activity(Running), None),
+                (Signal::Activity(Limited), None),
+            ]
+        );
+        // 2026-12-04 18:55 UTC: the next 7:13 PM (in the test's local zone) is within a day.
+        let until = evs[3].extra.until.unwrap_or(0);
+        assert!(
+            until > 1_796_410_500_000 && until <= 1_796_410_500_000 + 86_400_000,
+            "{until}"
+        );
+        // Any other error stays an error.
+        let mut o = CodexObserver::new(Path::new("/nonexistent"), 1);
+        let got = feed(
+            &mut o,
+            &[
+                json!({"method":"error","params":{"threadId":"t","turnId":"B","willRetry":false,
+                "error":{"message":"unexpected status 400","codexErrorInfo":{"httpConnectionFailed":{"httpStatusCode":400}}}}}),
+            ],
+        );
+        assert_eq!(got[0].1, Signal::Activity(Error));
+    }
 }
