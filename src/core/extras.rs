@@ -167,7 +167,7 @@ static CLAUDE_BACKGROUND: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(r"(?:^|[\s·])(\d{1,4}) (?:shells?|monitors?|local agents?|background tasks?)\b")
 });
 static CLAUDE_LIMIT: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r"You've hit your (?:session|weekly|usage|[a-z ]{0,30}) limit\b[^\n]{0,80}")
+    re(r"You[’']ve hit your (?:session|weekly|usage|[a-z ]{0,30}) limit\b[^\n]{0,80}")
 });
 static CODEX_RETRY: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(r"(?m)^•\s+(?:Reconnecting\.\.\.|Server is busy, reconnecting) (\d+)/(\d+)")
@@ -177,7 +177,8 @@ static CODEX_COMPACTING: LazyLock<Option<Regex>> =
 static CODEX_BACKGROUND: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r"(\d{1,4}) background terminals? running"));
 static CODEX_LIMIT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| re(r"You've hit your usage limit\.[^\n]{0,400}"));
+    // Codex prints a typographic apostrophe (`You’ve`), and the message wraps.
+    LazyLock::new(|| re(r"You[’']ve hit your usage limit\.[^■›]{0,400}"));
 
 fn region(lines: &[String], from: usize, to: usize) -> String {
     let to = to.min(lines.len());
@@ -414,6 +415,12 @@ mod tests {
                 Some(h(19, 13)),
             ),
             ("You've hit your usage limit.", 0, None),
+            // As codex-cli 0.169 prints it (typographic apostrophe, wrapped at the width).
+            (
+                "■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/\nusage to purchase more credits or try again at 8:43 PM.",
+                0,
+                Some(h(20, 43)),
+            ),
             ("resets 13:10pm (UTC)", 0, None),
             ("resets sometime", 0, None),
         ];

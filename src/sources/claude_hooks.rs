@@ -117,7 +117,7 @@ pub fn map_hook(
 /// Claude's usage-limit message (`You've hit your session limit · resets 7pm (UTC)`), as
 /// opposed to a plain 429's "Server is temporarily limiting requests (not your usage limit)".
 fn is_usage_limit_text(m: &str) -> bool {
-    m.starts_with("You've hit your") && m.contains("limit")
+    (m.starts_with("You've hit your") || m.starts_with("You’ve hit your")) && m.contains("limit")
 }
 
 /// The transcript path a payload names, used by the title tracker.

@@ -190,6 +190,10 @@ class Handler(BaseHTTPRequestHandler):
         prompt = texts[-1] if texts else ""
         if any("create a detailed summary of" in t for t in texts):
             kind, arg = "compact", 0
+        elif prompt.startswith("<task-notification>"):
+            # Claude's own turn when a background task ends (its words, e.g. "tool-use-id",
+            # are no directive)
+            kind, arg = "short", 0
         elif "Bash" not in tools:
             kind, arg = "side", 0
         elif tool_result and not prompt:

@@ -87,7 +87,7 @@ pub static RULES: &[Rule] = &[
         when: &[
             c(
                 LastTurn,
-                r"(?m)^(●|\s*⎿)\s+You've hit your [a-z' ]{0,40}limit",
+                r"(?m)^(●|\s*⎿)\s+You[’']ve hit your [a-z'’ ]{0,40}limit",
             ),
             c(InputBox, r"^❯"),
         ],

@@ -80,7 +80,7 @@ pub static RULES: &[Rule] = &[
         activity: Activity::Limited,
         confidence: 0.85,
         when: &[
-            c(LastTurn, r"(?m)^■\s+You've hit your usage limit"),
+            c(LastTurn, r"(?m)^■\s+You[’']ve hit your usage limit"),
             c(InputBox, r"^›"),
         ],
     },
