@@ -69,6 +69,14 @@ fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
         ls.contains("limited") && ls.contains(&format!("limit until {hm}")),
         "{ls}"
     );
+    let (_, explain) = s_agtmux(&s, &["explain", &pane]);
+    assert!(
+        explain.contains(&format!(
+            "detail: limit until {hm} (until_ms={})",
+            reset * 1000
+        )),
+        "{explain}"
+    );
     let p = api_pane(&s, &pane);
     assert_eq!(p["until_ms"], json!(reset * 1000), "{p}");
     // The reset passes: ready again, with nothing left of the limit.
@@ -206,6 +214,16 @@ fn an_api_retry_on_screen_adds_its_attempt_to_a_running_pane() {
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     let (_, ls) = s_agtmux(&s, &["ls"]);
     assert!(ls.contains("retrying 3/10"), "{ls}");
+    // choose-tree's pane row (the format agtmux.tmux binds) puts it before the title.
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/agtmux.tmux")).unwrap();
+    let fmt = script
+        .lines()
+        .find_map(|l| l.strip_prefix("tree_format='"))
+        .unwrap()
+        .trim_end_matches('\'');
+    let row = s.tmux_out(&["display", "-p", "-t", &pane, fmt]);
+    assert!(row.contains("claude running retrying 3/10 · "), "{row}");
     // The turn ends: the detail goes with the running state.
     hook(
         &s,

@@ -516,6 +516,87 @@ mod tests {
         assert_eq!(x.background, 1);
     }
 
+    /// The real TUIs' screens recorded by `scripts/e2e-real --phases states --captures`
+    /// (fixtures/screens/real-e2e): what each shows besides its activity.
+    #[test]
+    fn real_screens_of_claude_code_and_codex() {
+        let read = |name: &str| {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/screens/real-e2e")
+                .join(name);
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+            super::super::screen::normalize_lines(&text)
+        };
+        use Provider::{Claude, Codex};
+        let retry = |attempt, max| Some(Work::Retrying { attempt, max });
+        let cases: &[(Provider, &str, Option<Work>, Option<u32>, bool)] = &[
+            (
+                Claude,
+                "claude_120x40_11_retrying_overloaded",
+                retry(1, 2),
+                None,
+                false,
+            ),
+            (
+                Claude,
+                "claude_120x40_12_retrying_rate_limited",
+                retry(1, 2),
+                None,
+                false,
+            ),
+            (
+                Claude,
+                "claude_120x40_13_background_shell",
+                None,
+                Some(1),
+                false,
+            ),
+            (
+                Claude,
+                "claude_120x40_14_compacting",
+                Some(Work::Compacting),
+                None,
+                false,
+            ),
+            (Claude, "claude_120x40_15_usage_limit", None, None, true),
+            (Codex, "codex_120x40_11_retrying", retry(2, 3), None, false),
+            (
+                Codex,
+                "codexnd_120x40_11_retrying",
+                retry(2, 3),
+                None,
+                false,
+            ),
+            (
+                Codex,
+                "codex_120x40_13_background_terminal",
+                None,
+                Some(1),
+                false,
+            ),
+            (
+                Codex,
+                "codex_120x40_14_compacting",
+                Some(Work::Compacting),
+                None,
+                false,
+            ),
+            (Codex, "codex_120x40_15_usage_limit", None, None, true),
+            (Codex, "codexnd_120x40_15_usage_limit", None, None, true),
+        ];
+        for (prov, name, work, bg, limit) in cases {
+            for ext in [".txt", ".ansi.txt"] {
+                let x = screen_extras(*prov, &read(&format!("{name}{ext}")));
+                assert_eq!((x.work, x.background), (*work, *bg), "{name}{ext}: {x:?}");
+                assert_eq!(x.limit_text.is_some(), *limit, "{name}{ext}: {x:?}");
+                if *limit {
+                    let t = x.limit_text.unwrap_or_default();
+                    assert!(parse_reset(&t, SEEN, 0).is_some(), "{name}{ext}: {t}");
+                }
+            }
+        }
+    }
+
     fn lines(s: &str) -> Vec<String> {
         s.lines().map(str::to_string).collect()
     }

@@ -745,7 +745,17 @@ def appserver_cycle(s, a):
 
 
 # -- Issue 23: usage limit, retries, background work, compaction -------------------------------------
-NONEMPTY = lambda v: bool(v)  # noqa: E731
+class NonEmpty:
+    """A `want` value: the option is set."""
+
+    def __call__(self, val):
+        return bool(val)
+
+    def __str__(self):
+        return "set"
+
+
+NONEMPTY = NonEmpty()
 
 
 def reset_passes(a, want_state="idle"):
@@ -803,9 +813,9 @@ def claude_limit(s, size, cap):
            r"You've hit your", lambda: a.send("please limit"), timeout=40, capture=cap and C + "15_usage_limit")
     a.save_explain("usage limit")
     reset_passes(a)
-    time.sleep(3)  # Claude holds its own copy of the reset time
-    a.step("after the reset: prompt -> running", {"state": "running"}, C_RUN, lambda: a.send("please answer slow3"))
-    a.step("after the reset: finish -> idle", {"state": "idle"}, claude_idle_after(a, r"finished\."), timeout=30)
+    # Not driven further: in the runs of 2026-12-04, Claude Code 2.1.197 (subscriber login) took
+    # a prompt typed right after the reset off its input box without sending it (no request
+    # reached the fake model), so "the next turn" here would test Claude, not agtmux.
     return a
 
 
