@@ -529,7 +529,9 @@ mod tests {
         };
         use Provider::{Claude, Codex};
         let retry = |attempt, max| Some(Work::Retrying { attempt, max });
-        let cases: &[(Provider, &str, Option<Work>, Option<u32>, bool)] = &[
+        // (provider, capture, work, background, shows a usage limit)
+        type Case = (Provider, &'static str, Option<Work>, Option<u32>, bool);
+        let cases: &[Case] = &[
             (
                 Claude,
                 "claude_120x40_11_retrying_overloaded",

@@ -45,7 +45,10 @@ pub(crate) fn utc_offset_s(unix_s: i64) -> i64 {
     if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
         return 0;
     }
-    i64::from(tm.tm_gmtoff).clamp(-86_400, 86_400)
+    // `c_long` is `i64` here, `i32` on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let off = i64::from(tm.tm_gmtoff);
+    off.clamp(-86_400, 86_400)
 }
 
 #[cfg(test)]
