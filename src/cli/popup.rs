@@ -8,6 +8,7 @@
 //! it shows exactly the read model the status line shows, with no polling. The switch runs
 //! `tmux switch-client -t %N` as an argument vector, never through a shell.
 use super::client::{self, ServerOpts};
+use crate::core::text::clip_chars;
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
@@ -349,7 +350,7 @@ impl Popup {
                         client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
                         clean(&client::title_line(p)),
                     );
-                    let body = truncate(&body, width.saturating_sub(5));
+                    let body = clip_chars(&body, width.saturating_sub(5));
                     if is_sel {
                         sel_line = Some(lines.len());
                         lines.push(format!("  {rv}> {body}{r}"));
@@ -368,16 +369,6 @@ fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
 }
 
 fn term_size() -> (usize, usize) {

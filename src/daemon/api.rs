@@ -35,7 +35,9 @@ use crate::core::attention::Style;
 use crate::core::types::Millis;
 use crate::projection::Projection;
 use crate::tmux::registry::Registry;
-use dispatch::{Gate, error_line, gate, handle_line, with_extra};
+/// Public for the fuzz target `api_request`, which feeds it raw lines.
+pub use dispatch::handle_line;
+use dispatch::{Gate, error_line, gate, with_extra};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
 use render::pane_json;
@@ -114,7 +116,7 @@ pub struct View<'a> {
     /// Rolling-window metrics and event traces (`metrics`, `trace`; `None` in unit tests).
     pub metrics: Option<&'a super::metrics::Metrics>,
     /// The gateway's accepted/ignored/rejected/duplicate counters.
-    pub ingest_counts: [u64; 4],
+    pub ingest_counts: crate::gateway::IngestCounts,
     /// The delivery inflight table and its token traces (`None` in unit tests).
     pub delivery: Option<&'a crate::delivery::Delivery>,
     /// C-013 guardrails and Flow-010 snapshots, read at request time (`None` in unit tests).
@@ -418,36 +420,10 @@ impl ApiServer {
     fn accept(&mut self, reg: &mio::Registry, adm: &mut Admission, now: Millis) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    use std::os::fd::AsRawFd;
+                Ok((stream, _)) => {
                     // Flow-009: the peer must be our own uid.
-                    let cred = crate::sys::peercred::peer_cred(stream.as_raw_fd()).ok();
-                    let peer = match super::admission::admit_peer(
-                        cred.ok_or_else(|| io::Error::other("no peer credentials")),
-                        adm.runtime_uid,
-                    ) {
-                        Ok(p) => p,
-                        Err(r) => {
-                            log::warn!(
-                                "api_admission_rejected reason={} peer_pid={:?} detail={:?}",
-                                r.code(),
-                                cred.map(|c| c.pid),
-                                r.to_string()
-                            );
-                            adm.registry.count_reject(&r);
-                            let path = self.path.to_string_lossy();
-                            let c = adm.traces.open(
-                                "api",
-                                &path,
-                                cred.map(|c| c.pid),
-                                cred.map(|c| c.uid),
-                                now,
-                            );
-                            adm.traces.step(c, "admission", r.code(), now);
-                            adm.traces.close(c, r.code(), now);
-                            refuse(stream, &error_line(&Value::Null, r.code(), &r.to_string()));
-                            continue;
-                        }
+                    let Some((mut stream, peer)) = self.admit(stream, adm, now) else {
+                        continue;
                     };
                     if self.clients.len() >= self.cap && !self.evict_one(reg) {
                         log::warn!("api_client_refused reason=too_many");
@@ -488,30 +464,7 @@ impl ApiServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if crate::sys::fd::is_fd_exhaustion(&e) => {
-                    // Out of fds: the pending connection would wake us forever (or, edge
-                    // triggered, never again). Free the spare, take it and say why, re-arm.
-                    self.stats.accept_fd_exhausted += 1;
-                    if self.spare.take().is_none() {
-                        log::error!("api_accept_failed err={e} spare=none retry=tick");
-                        self.accept_blocked = true;
-                        return;
-                    }
-                    if let Ok((stream, _)) = self.listener.accept() {
-                        self.stats.refused_busy += 1;
-                        refuse(
-                            stream,
-                            &error_line(&Value::Null, "busy", "daemon out of file descriptors"),
-                        );
-                    }
-                    self.spare = std::fs::File::open("/dev/null").ok();
-                    log::warn!(
-                        "api_accept_fd_exhausted err={e} clients={} cap={}",
-                        self.clients.len(),
-                        self.cap
-                    );
-                    // Make room for the next one: a stalled or idle client goes.
-                    if !self.evict_one(reg) {
-                        self.accept_blocked = true;
+                    if !self.on_accept_fd_exhausted(reg, &e) {
                         return;
                     }
                 }
@@ -521,6 +474,72 @@ impl ApiServer {
                 }
             }
         }
+    }
+
+    /// Flow-009: a new connection's peer must be our own uid; otherwise it is refused with
+    /// the reason, counted and traced.
+    fn admit(
+        &self,
+        stream: UnixStream,
+        adm: &mut Admission,
+        now: Millis,
+    ) -> Option<(UnixStream, crate::sys::peercred::PeerCred)> {
+        use std::os::fd::AsRawFd;
+        let cred = crate::sys::peercred::peer_cred(stream.as_raw_fd()).ok();
+        match super::admission::admit_peer(
+            cred.ok_or_else(|| io::Error::other("no peer credentials")),
+            adm.runtime_uid,
+        ) {
+            Ok(p) => Some((stream, p)),
+            Err(r) => {
+                log::warn!(
+                    "api_admission_rejected reason={} peer_pid={:?} detail={:?}",
+                    r.code(),
+                    cred.map(|c| c.pid),
+                    r.to_string()
+                );
+                adm.registry.count_reject(&r);
+                let path = self.path.to_string_lossy();
+                let c =
+                    adm.traces
+                        .open("api", &path, cred.map(|c| c.pid), cred.map(|c| c.uid), now);
+                adm.traces.step(c, "admission", r.code(), now);
+                adm.traces.close(c, r.code(), now);
+                refuse(stream, &error_line(&Value::Null, r.code(), &r.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Out of fds: the pending connection would wake us forever (or, edge triggered, never
+    /// again). Returns whether to go on accepting.
+    fn on_accept_fd_exhausted(&mut self, reg: &mio::Registry, e: &io::Error) -> bool {
+        // Free the spare, take it and say why, re-arm.
+        self.stats.accept_fd_exhausted += 1;
+        if self.spare.take().is_none() {
+            log::error!("api_accept_failed err={e} spare=none retry=tick");
+            self.accept_blocked = true;
+            return false;
+        }
+        if let Ok((stream, _)) = self.listener.accept() {
+            self.stats.refused_busy += 1;
+            refuse(
+                stream,
+                &error_line(&Value::Null, "busy", "daemon out of file descriptors"),
+            );
+        }
+        self.spare = std::fs::File::open("/dev/null").ok();
+        log::warn!(
+            "api_accept_fd_exhausted err={e} clients={} cap={}",
+            self.clients.len(),
+            self.cap
+        );
+        // Make room for the next one: a stalled or idle client goes.
+        if !self.evict_one(reg) {
+            self.accept_blocked = true;
+            return false;
+        }
+        true
     }
 
     /// Serve one client: answer its whole request lines while its unsent output is under
@@ -620,32 +639,7 @@ impl ApiServer {
             }
             // Read until a whole line is here (answer it first), the kernel has no more
             // (a readable edge will come), or the line is over-long.
-            let mut buf = [0u8; 8192];
-            let mut more = false;
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => {
-                        eof = true;
-                        more = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        c.inbuf.extend_from_slice(&buf[..n]);
-                        if buf[..n].contains(&b'\n') || c.inbuf.len() > MAX_LINE {
-                            more = true;
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        eof = true;
-                        more = true;
-                        break;
-                    }
-                }
-            }
-            if !more {
+            if !read_some(c, &mut eof) {
                 return;
             }
         }
@@ -774,6 +768,38 @@ fn refuse(mut stream: mio::net::UnixStream, answer: &str) {
             _ => break,
         }
     }
+}
+
+/// Read from a client until a whole line is here, the kernel has no more, or the line is
+/// over-long. Returns whether there is more to do (a line, an over-long line, or the end,
+/// which sets `eof`).
+fn read_some(c: &mut Client, eof: &mut bool) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut more = false;
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => {
+                *eof = true;
+                more = true;
+                break;
+            }
+            Ok(n) => {
+                c.inbuf.extend_from_slice(&buf[..n]);
+                if buf[..n].contains(&b'\n') || c.inbuf.len() > MAX_LINE {
+                    more = true;
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                *eof = true;
+                more = true;
+                break;
+            }
+        }
+    }
+    more
 }
 
 fn push_out(c: &mut Client, s: &str) {

@@ -123,24 +123,7 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             false,
         );
     }
-    let pane_param = || -> Result<&PaneModel, (&'static str, String)> {
-        let pid = params.get("pane").and_then(Value::as_str).ok_or((
-            "invalid_params",
-            "missing string param \"pane\"".to_string(),
-        ))?;
-        if !crate::core::types::valid_pane_id(pid) {
-            let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-                format!(" (did you mean %{pid}?)")
-            } else {
-                String::new()
-            };
-            return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
-        }
-        view.projection
-            .panes
-            .get(pid)
-            .ok_or(("not_found", format!("no pane {pid}")))
-    };
+    let pane_param = || pane_param(params, view);
     match method {
         "list" => (result_line(&id, list_json(view)), false),
         "get" => match pane_param() {
@@ -168,73 +151,102 @@ pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
             }
             None => (error_line(&id, "not_found", "metrics unavailable"), false),
         },
-        "trace" => {
-            if let Some(tok) = params.get("delivery_token").and_then(Value::as_str) {
-                let t = crate::delivery::parse_token(tok)
-                    .and_then(|t| view.delivery.and_then(|d| d.trace(t)));
-                return match t {
-                    Some(t) => (result_line(&id, t.json()), false),
-                    None => (
-                        error_line(
-                            &id,
-                            "not_found",
-                            &format!(
-                                "no delivery token {tok:?} in memory (the newest {} are kept)",
-                                crate::delivery::MAX_TOKEN_TRACES
-                            ),
-                        ),
-                        false,
-                    ),
-                };
-            }
-            let eid = params.get("event_id").and_then(Value::as_str);
-            match (eid, view.metrics) {
-                (None, _) => (
-                    error_line(
-                        &id,
-                        "invalid_params",
-                        "missing string param \"event_id\" (or \"delivery_token\")",
-                    ),
-                    false,
-                ),
-                (Some(e), Some(m)) if m.trace(e).is_some() => {
-                    let mut t = m.trace(e).map(|t| t.json()).unwrap_or(Value::Null);
-                    if let Some(tok) = view.delivery.and_then(|d| d.token_of(e)) {
-                        t["delivery_token"] = json!(crate::delivery::token_str(tok));
-                    }
-                    (result_line(&id, t), false)
-                }
-                (Some(e), _) => (
-                    error_line(&id, "not_found", &format!("no trace of {e:?} in memory")),
-                    false,
-                ),
-            }
-        }
+        "trace" => trace(&id, params, view),
         "subscribe" => (
             result_line(&id, json!({"subscribed": true, "list": list_json(view)})),
             true,
         ),
         // A newer agtmux takes this server over (issue 19): answer, then the loop ends with
         // the exit code that keeps our keeper from restarting us.
-        "exit_for_upgrade" => {
-            log::info!(
-                "api_exit_for_upgrade new_version={:?}",
-                params.get("version").and_then(Value::as_str).unwrap_or("?")
-            );
-            crate::daemon::handover::request_exit();
-            (
-                result_line(
-                    &id,
-                    json!({"exiting": true, "version": crate::daemon::handover::version()}),
-                ),
-                false,
-            )
-        }
+        "exit_for_upgrade" => exit_for_upgrade(&id, params),
         other => (
             error_line(&id, "unknown_method", &format!("unknown method {other:?}")),
             false,
         ),
     }
+}
+
+/// The `pane` param: a pane id (`%N`) the read model knows.
+fn pane_param<'v>(
+    params: &Value,
+    view: &View<'v>,
+) -> Result<&'v PaneModel, (&'static str, String)> {
+    let pid = params.get("pane").and_then(Value::as_str).ok_or((
+        "invalid_params",
+        "missing string param \"pane\"".to_string(),
+    ))?;
+    if !crate::core::types::valid_pane_id(pid) {
+        let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            format!(" (did you mean %{pid}?)")
+        } else {
+            String::new()
+        };
+        return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
+    }
+    view.projection
+        .panes
+        .get(pid)
+        .ok_or(("not_found", format!("no pane {pid}")))
+}
+
+/// `trace`: an event's hops by `event_id`, or a delivery's by `delivery_token`.
+fn trace(id: &Value, params: &Value, view: &View) -> (String, bool) {
+    if let Some(tok) = params.get("delivery_token").and_then(Value::as_str) {
+        let t =
+            crate::delivery::parse_token(tok).and_then(|t| view.delivery.and_then(|d| d.trace(t)));
+        return match t {
+            Some(t) => (result_line(id, t.json()), false),
+            None => (
+                error_line(
+                    id,
+                    "not_found",
+                    &format!(
+                        "no delivery token {tok:?} in memory (the newest {} are kept)",
+                        crate::delivery::MAX_TOKEN_TRACES
+                    ),
+                ),
+                false,
+            ),
+        };
+    }
+    let eid = params.get("event_id").and_then(Value::as_str);
+    match (eid, view.metrics) {
+        (None, _) => (
+            error_line(
+                id,
+                "invalid_params",
+                "missing string param \"event_id\" (or \"delivery_token\")",
+            ),
+            false,
+        ),
+        (Some(e), Some(m)) if m.trace(e).is_some() => {
+            let mut t = m.trace(e).map(|t| t.json()).unwrap_or(Value::Null);
+            if let Some(tok) = view.delivery.and_then(|d| d.token_of(e)) {
+                t["delivery_token"] = json!(crate::delivery::token_str(tok));
+            }
+            (result_line(id, t), false)
+        }
+        (Some(e), _) => (
+            error_line(id, "not_found", &format!("no trace of {e:?} in memory")),
+            false,
+        ),
+    }
+}
+
+/// `exit_for_upgrade`: answer, then the loop ends (see `daemon::handover`).
+fn exit_for_upgrade(id: &Value, params: &Value) -> (String, bool) {
+    log::info!(
+        "api_exit_for_upgrade new_version={:?}",
+        params.get("version").and_then(Value::as_str).unwrap_or("?")
+    );
+    crate::daemon::handover::request_exit();
+    (
+        result_line(
+            id,
+            json!({"exiting": true, "version": crate::daemon::handover::version()}),
+        ),
+        false,
+    )
 }
 
 #[cfg(test)]
@@ -255,7 +267,7 @@ mod tests {
             tmux_connected: true,
             store_problem: None,
             metrics: None,
-            ingest_counts: [0; 4],
+            ingest_counts: Default::default(),
             delivery: None,
             ops: None,
             now: 5,

@@ -99,6 +99,26 @@ impl Runtime {
             diff.process_changed.len()
         );
         self.gateway.registry_refreshed(now);
+        self.apply_added_removed(&diff, first_load, now);
+        // Keep session/window ids and titles current; re-check processes where needed.
+        let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
+        for id in ids {
+            self.refresh_pane(&id, &diff, now);
+        }
+        for id in diff.focus_changed.iter().chain(diff.added.iter()) {
+            self.projection.mark_dirty(id);
+        }
+        if first_load {
+            // Flow-011: server identity and panes known → the gateway may ingest;
+            // state restored → the daemon stage; the API opens after the first publish.
+            self.startup.mark_ready(Stage::Gateway, now);
+            self.restore_state(now);
+            self.startup.mark_ready(Stage::Daemon, now);
+        }
+    }
+
+    /// Panes the refresh found new (a capture soon) or gone (forgotten everywhere).
+    fn apply_added_removed(&mut self, diff: &registry::Diff, first_load: bool, now: Millis) {
         for id in &diff.added {
             if let Some(p) = self.registry.panes.get(id) {
                 self.projection
@@ -117,40 +137,32 @@ impl Runtime {
             let gone: Vec<String> = diff.removed.iter().map(|p| p.pane_id.clone()).collect();
             self.gateway.forget_panes(&gone);
         }
-        // Keep session/window ids and titles current; re-check processes where needed.
-        let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
-        for id in ids {
-            let Some(p) = self.registry.panes.get(&id).cloned() else {
-                continue;
-            };
-            self.projection
-                .pane_added(&id, &p.session_id, &p.window_id, now);
-            self.projection.set_pane_title(&id, &p.title);
-            let cs = self.captures.entry(id.clone()).or_default();
-            let new_proc = diff.added.contains(&id) || diff.process_changed.contains(&id);
-            let agentish = self
-                .projection
-                .panes
-                .get(&id)
-                .is_some_and(|m| m.process.is_some());
-            if new_proc || (agentish && now - cs.last_proc_check >= self.timing.process_recheck) {
-                cs.last_proc_check = now;
-                self.recheck_process(&id, now);
-            }
-            self.check_anchor(&id);
-            if new_proc {
-                self.start_settle(&id, now);
-            }
+    }
+
+    /// Keep one pane's session/window ids and title current; re-check its process where
+    /// needed (new or changed, or an agent pane's periodic look).
+    fn refresh_pane(&mut self, id: &str, diff: &registry::Diff, now: Millis) {
+        let Some(p) = self.registry.panes.get(id).cloned() else {
+            return;
+        };
+        self.projection
+            .pane_added(id, &p.session_id, &p.window_id, now);
+        self.projection.set_pane_title(id, &p.title);
+        let cs = self.captures.entry(id.to_string()).or_default();
+        let new_proc =
+            diff.added.iter().any(|x| x == id) || diff.process_changed.iter().any(|x| x == id);
+        let agentish = self
+            .projection
+            .panes
+            .get(id)
+            .is_some_and(|m| m.process.is_some());
+        if new_proc || (agentish && now - cs.last_proc_check >= self.timing.process_recheck) {
+            cs.last_proc_check = now;
+            self.recheck_process(id, now);
         }
-        for id in diff.focus_changed.iter().chain(diff.added.iter()) {
-            self.projection.mark_dirty(id);
-        }
-        if first_load {
-            // Flow-011: server identity and panes known → the gateway may ingest;
-            // state restored → the daemon stage; the API opens after the first publish.
-            self.startup.mark_ready(Stage::Gateway, now);
-            self.restore_state(now);
-            self.startup.mark_ready(Stage::Daemon, now);
+        self.check_anchor(id);
+        if new_proc {
+            self.start_settle(id, now);
         }
     }
 
