@@ -637,6 +637,27 @@ mod tests {
     }
 
     #[test]
+    fn a_pane_line_carries_its_detail_before_the_title() {
+        // Issue 23: "limit until 15:00", "retrying 3/10" … on the pane's line.
+        let mut limited = pane("%1", Some("limit"), "alpha");
+        limited["state"] = json!("limited");
+        limited["detail"] = json!("limit until 15:00");
+        let mut p = Popup {
+            list: json!({"sessions": [{"session_id": "$0", "session_name": "s", "windows": [
+                {"window_id": "@0", "window_index": 0, "window_name": "w", "panes": [limited]}]}]}),
+            ..Popup::default()
+        };
+        p.fix_selection();
+        let (lines, _) = p.render(100, 0, false);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("limited") && l.contains("limit until 15:00 · alpha")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn keys_decode() {
         assert_eq!(
             decode_keys(b"j\x1b[Bk\x1bOA\r\x1b"),
