@@ -47,7 +47,7 @@ impl PaneAttention {
     /// attention kind now (compare with `current()` before the call to see a change).
     /// `ended_by_user`: the turn ended by the user's own hand (an Esc the transcript recorded),
     /// so there is nothing unseen to report, focused or not.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         activity: Activity,
         focused: bool,
@@ -138,10 +138,10 @@ pub struct Style {
     pub background: Mark,
     pub unknown: Mark,
     /// Maximum visible width of `attention_summary` (0 = unlimited). Least urgent items go first.
-    pub max_len: usize,
+    pub(crate) max_len: usize,
     /// The text colour of a status-line badge, whose background is the mark's colour: a badge
     /// carries both colours, so it reads on any status-style (stock tmux's green bar included).
-    pub ink: String,
+    pub(crate) ink: String,
 }
 
 impl Default for Style {
@@ -152,7 +152,7 @@ impl Default for Style {
 
 /// A rejected `@agtmux-*` style option.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StyleError {
+pub(crate) enum StyleError {
     UnknownOption(String),
     BadValue {
         option: String,
@@ -234,7 +234,7 @@ impl Style {
     /// Apply one user option: `@agtmux-icon-<kind>`, `@agtmux-color-<kind>` (kind: approval,
     /// input, error, done, running, idle, unknown), `@agtmux-attention-max` (a width) or
     /// `@agtmux-theme` (`dark`/`light`, resets icons and colours).
-    pub fn apply_option(&mut self, option: &str, value: &str) -> Result<(), StyleError> {
+    pub(crate) fn apply_option(&mut self, option: &str, value: &str) -> Result<(), StyleError> {
         let name = option.strip_prefix("@agtmux-").unwrap_or(option);
         let bad = |reason| StyleError::BadValue {
             option: option.into(),
@@ -287,7 +287,7 @@ impl Style {
 
 /// Escape text for a tmux format: `#` → `##`; control characters (newlines would end the
 /// command line) become spaces.
-pub fn escape_format(s: &str) -> String {
+pub(crate) fn escape_format(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -346,14 +346,14 @@ fn most_urgent(panes: &[PaneView]) -> Option<&PaneView> {
 }
 
 /// The icon of a window's most urgent pane (empty when it holds no agent).
-pub fn window_icon(panes: &[PaneView], style: &Style) -> String {
+pub(crate) fn window_icon(panes: &[PaneView], style: &Style) -> String {
     most_urgent(panes)
         .map(|p| icon(p, style).to_string())
         .unwrap_or_default()
 }
 
 /// The icon of a session's most urgent pane (empty when it holds no agent).
-pub fn session_icon(panes: &[PaneView], style: &Style) -> String {
+pub(crate) fn session_icon(panes: &[PaneView], style: &Style) -> String {
     window_icon(panes, style)
 }
 
@@ -368,8 +368,8 @@ pub struct Counts {
     pub running: usize,
     pub waiting_input: usize,
     pub waiting_approval: usize,
-    pub error_activity: usize,
-    pub limited: usize,
+    pub(crate) error_activity: usize,
+    pub(crate) limited: usize,
     pub idle: usize,
     /// Idle panes with background work still running.
     pub background: usize,
@@ -403,7 +403,7 @@ pub fn counts(panes: &[PaneView]) -> Counts {
 
 /// Machine-readable counts for `@agtmux_counts`:
 /// `running=3 waiting_input=2 waiting_approval=1 error=0 done=1 limited=0 background=0`.
-pub fn counts_string(panes: &[PaneView]) -> String {
+pub(crate) fn counts_string(panes: &[PaneView]) -> String {
     let c = counts(panes);
     format!(
         "running={} waiting_input={} waiting_approval={} error={} done={} limited={} background={}",
@@ -418,7 +418,7 @@ pub fn counts_string(panes: &[PaneView]) -> String {
 }
 
 /// `@agtmux_session_counts`: `!1 ?2 ●3` (attention kinds, then running; zeros left out).
-pub fn session_counts(panes: &[PaneView], style: &Style) -> String {
+pub(crate) fn session_counts(panes: &[PaneView], style: &Style) -> String {
     let c = counts(panes);
     let items = [
         (&style.approval.icon, c.approval),
@@ -441,7 +441,7 @@ pub fn session_counts(panes: &[PaneView], style: &Style) -> String {
 /// Empty when no agent needs anything. At most `style.max_len` visible characters: the least
 /// urgent items are dropped first. A usage limit shows its earliest reset in local time
 /// (`⧖1 until 15:00`; `utc_offset_s`: the local zone).
-pub fn attention_summary(panes: &[PaneView], style: &Style, utc_offset_s: i64) -> String {
+pub(crate) fn attention_summary(panes: &[PaneView], style: &Style, utc_offset_s: i64) -> String {
     let c = counts(panes);
     let until = panes
         .iter()
