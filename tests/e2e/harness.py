@@ -326,7 +326,23 @@ class Agent:
     def send(self, text):
         self.last_prompt = text
         self.s.tmux("send-keys", "-t", self.pane, "-l", text)
+        # Enter only once the input shows the text: the TUI has read it by then
+        tail = text[-12:]
+        end = now() + 5
+        while now() < end and tail not in self.s.snap(self.pane)[1]:
+            time.sleep(0.1)
         time.sleep(0.2)
+        before = self.s.snap(self.pane)[1]
+        self.s.tmux("send-keys", "-t", self.pane, "Enter")
+        # A TUI that is still starting may drop an Enter (Gemini did, about 1 run in 3 on a busy
+        # machine: the prompt stayed in its box unsent). A screen that does not change at all
+        # within 3 s means the Enter went nowhere: press it once more, as a person would.
+        end = now() + 3
+        while now() < end:
+            if self.s.snap(self.pane)[1] != before:
+                return
+            time.sleep(0.1)
+        print("%s: the screen did not change after Enter; pressing it again" % self.name, file=sys.stderr)
         self.s.tmux("send-keys", "-t", self.pane, "Enter")
 
     def key(self, *keys):
@@ -893,7 +909,7 @@ def gemini_full(s, size, cap):
     a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "gemini"}, G_IDLE,
            lambda: a.send("gemini"), timeout=60, capture=cap and G + "01_idle")
     a.step("prompt -> running", {"state": "running"}, G_RUN, lambda: a.send("please answer slow6"))
-    a.step("finish -> idle", {"state": "idle"}, gemini_idle_after(a, r"finished\."), timeout=20)
+    a.step("finish -> idle", {"state": "idle"}, gemini_idle_after(a, r"finished\."), timeout=40)
     a.step("tool call -> waiting_approval", {"state": "waiting_approval"}, r"Allow execution of",
            lambda: a.send("please use the tool"), capture=cap and G + "02_approval")
     a.step("approve -> idle after the tool", {"state": "idle"}, gemini_idle_after(a, r"Done: the command ran"),
@@ -933,7 +949,7 @@ def opencode_full(s, size, cap):
     a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "opencode"}, O_IDLE,
            lambda: a.send("opencode"), timeout=90, capture=cap and O + "01_idle")
     a.step("prompt -> running", {"state": "running"}, O_RUN, lambda: a.send("please answer slow6"))
-    a.step("finish -> idle", {"state": "idle"}, opencode_idle_after(a, r"finished\."), timeout=20)
+    a.step("finish -> idle", {"state": "idle"}, opencode_idle_after(a, r"finished\."), timeout=40)
     a.step("bash -> waiting_approval", {"state": "waiting_approval"}, r"Permission required",
            lambda: a.send("please use the tool"), capture=cap and O + "02_approval")
     a.step("allow once -> idle after the tool", {"state": "idle"}, opencode_idle_after(a, r"Done: the command ran"),
