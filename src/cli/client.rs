@@ -173,6 +173,13 @@ impl Conn {
         Ok(())
     }
 
+    /// The socket and whatever the reader already buffered past the last message (for a
+    /// caller that goes on reading the pushes itself, non-blocking).
+    pub fn into_parts(self) -> (UnixStream, Vec<u8>) {
+        let buffered = self.reader.buffer().to_vec();
+        (self.reader.into_inner(), buffered)
+    }
+
     /// The next JSON line from the daemon.
     pub fn read_message(&mut self) -> Result<Value, ClientError> {
         let mut line = String::new();

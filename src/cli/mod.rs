@@ -19,6 +19,7 @@ pub mod source;
 pub mod trace;
 pub mod wait;
 pub mod watch;
+pub(crate) mod watch_all;
 
 use clap::{Parser, Subcommand};
 

@@ -108,6 +108,8 @@ pub struct View<'a> {
     pub delivery: Option<&'a crate::delivery::Delivery>,
     /// C-013 guardrails and Flow-010 snapshots, read at request time (`None` in unit tests).
     pub ops: Option<&'a super::ops::Ops>,
+    /// The remote hosts' `list` section (issue 24), when any host is configured.
+    pub remotes: Option<&'a Value>,
     pub now: Millis,
 }
 
@@ -692,6 +694,21 @@ impl ApiServer {
         }
     }
 
+    /// Push one line (a whole JSON object, no newline) to every subscriber.
+    pub fn push_line(&mut self, line: &str, reg: &mio::Registry) {
+        let subs: Vec<Token> = (self.clients.iter())
+            .filter(|(_, c)| c.subscribed)
+            .map(|(t, _)| *t)
+            .collect();
+        let line = format!("{line}\n");
+        for t in subs {
+            if let Some(c) = self.clients.get_mut(&t) {
+                push_out(c, &line);
+            }
+            self.flush_client(t, reg);
+        }
+    }
+
     /// Push every changed (and every vanished) pane to subscribers.
     pub fn push_changes(&mut self, changed: &[String], reg: &mio::Registry, view: &View) {
         let now_known: BTreeSet<String> = view.projection.panes.keys().cloned().collect();
@@ -1244,7 +1261,11 @@ pub fn list_json(view: &View) -> Value {
             })
         })
         .collect();
-    json!({ "sessions": sessions, "now_ms": view.now, "daemon_version": super::handover::version() })
+    let mut out = json!({ "sessions": sessions, "now_ms": view.now, "daemon_version": super::handover::version() });
+    if let Some(r) = view.remotes {
+        out["remotes"] = r.clone();
+    }
+    out
 }
 
 fn health_map(view: &View) -> Value {
@@ -1417,6 +1438,7 @@ mod tests {
             ingest_counts: [0; 4],
             delivery: None,
             ops: None,
+            remotes: None,
             now: 5,
         }
     }

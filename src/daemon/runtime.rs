@@ -202,6 +202,9 @@ pub struct Runtime {
     last_status: String,
     /// Notifications on attention (issue 21).
     notify: super::notify::Notify,
+    /// Remote hosts' streams over ssh (issue 24), and their `list` section, rebuilt on change.
+    remotes: super::remote::Remotes,
+    remotes_json: serde_json::Value,
     shutdown: bool,
     exit_code: i32,
     /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
@@ -331,6 +334,8 @@ impl Runtime {
             options: OptionsWriter::new(),
             style: Style::default(),
             notify: Default::default(),
+            remotes: super::remote::Remotes::new(RestartPolicy::from_env()),
+            remotes_json: serde_json::Value::Array(Vec::new()),
             captures: HashMap::new(),
             settle: HashMap::new(),
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
@@ -458,6 +463,9 @@ impl Runtime {
                         work |= self.codex.needs_step();
                     }
                     t if api::owns(t) => self.on_api(ev),
+                    t if super::remote::owns(t) => {
+                        self.remotes.on_ready(t, self.poll.registry(), now_ms())
+                    }
                     _ => {}
                 }
             }
@@ -498,6 +506,9 @@ impl Runtime {
             d.push(x);
         }
         if let Some(x) = self.notify.next_deadline() {
+            d.push(x);
+        }
+        if let Some(x) = self.remotes.next_deadline() {
             d.push(x);
         }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
@@ -596,6 +607,21 @@ impl Runtime {
             self.next_prune = now + self.timing.prune_every;
         }
         self.ops.step(self.gateway.store_mut(), now);
+        self.remotes.step(self.poll.registry(), now);
+        if self.remotes.take_dirty() {
+            self.remotes_json = self.remotes.json();
+            self.publish_all = true;
+            if let Some(a) = self.api.as_mut() {
+                for h in self.remotes.take_dirty_hosts() {
+                    if let Some(v) = self.remotes_json.as_array().and_then(|a| {
+                        a.iter().find(|x| x["host"].as_str() == Some(h.as_str()))
+                    }) {
+                        let line = serde_json::json!({"v": 1, "event": "remote_host", "host": v});
+                        a.push_line(&line.to_string(), self.poll.registry());
+                    }
+                }
+            }
+        }
         self.resolve_and_publish(now);
         self.notify.step(self.tmux.as_mut(), now);
         self.supervise_tick(now);
@@ -728,6 +754,10 @@ impl Runtime {
             .insert("delivery".into(), self.gateway.delivery_json(now));
         a.extra.insert("store".into(), self.gateway.store_json());
         a.extra.insert("source_registry".into(), registry);
+        if !self.remotes.hosts.is_empty() {
+            a.extra
+                .insert("remotes".into(), self.remotes.health_json());
+        }
     }
 
     fn drop_tmux(&mut self) {
@@ -805,6 +835,7 @@ impl Runtime {
 
     fn reap(&mut self) {
         self.notify.reap(now_ms());
+        self.remotes.reap(self.poll.registry(), now_ms());
         if let Some(t) = self.tmux.as_mut()
             && let Some(status) = t.try_reap()
         {
@@ -1155,6 +1186,11 @@ impl Runtime {
         }
         self.style = style;
         self.publish_all = true;
+        self.remotes.configure(
+            super::remote::RemoteConfig::from_options(&opts),
+            self.poll.registry(),
+            now_ms(),
+        );
     }
 
     fn on_notification(&mut self, n: Notification, now: Millis) {
@@ -1491,6 +1527,10 @@ impl Runtime {
             self.publish_all,
             &self.style,
             &status,
+            &publish::Remote {
+                views: self.remotes.views(),
+                unreachable: self.remotes.unreachable(),
+            },
             &mut self.options,
         );
         self.publish_all = false;
@@ -1548,6 +1588,7 @@ impl Runtime {
             ingest_counts: self.gateway.counts,
             delivery: Some(self.gateway.delivery()),
             ops: Some(&self.ops),
+            remotes: (!self.remotes.hosts.is_empty()).then_some(&self.remotes_json),
             now,
         }
     }
@@ -1657,6 +1698,7 @@ impl Runtime {
 
     fn on_shutdown(&mut self) {
         log::info!("daemon_stop");
+        self.remotes.shutdown(self.poll.registry());
         self.ops.on_shutdown(self.gateway.store_mut(), now_ms());
         // Clear @agtmux_daemon so the status line does not claim a daemon that is gone.
         if let Some(t) = self.tmux.as_mut()

@@ -45,6 +45,7 @@ pub mod gemini_hooks;
 pub mod generic_hook;
 pub mod hook_spool;
 pub mod opencode_plugin;
+pub mod remote;
 pub mod spool;
 pub mod transcript_watch;
 pub mod ws;
