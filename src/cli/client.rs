@@ -331,6 +331,20 @@ pub fn apply_event(list: &mut Value, ev: &Value) {
                 remove_pane(list, id);
             }
         }
+        // One remote host's whole section (issue 24): replaces that host's entry.
+        Some("remote_host") => {
+            let host = &ev["host"];
+            if !list["remotes"].is_array() {
+                list["remotes"] = json!([]);
+            }
+            if let Some(hs) = list["remotes"].as_array_mut() {
+                match hs.iter_mut().find(|h| h["host"] == host["host"]) {
+                    Some(h) => *h = host.clone(),
+                    None => hs.push(host.clone()),
+                }
+            }
+            return;
+        }
         _ => {}
     }
     if let Some(n) = ev["pane"]["since_ms"].as_i64()

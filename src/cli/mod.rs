@@ -20,6 +20,7 @@ pub mod trace;
 pub mod wait;
 pub mod watch;
 pub(crate) mod watch_all;
+pub(crate) mod goto_remote;
 
 use clap::{Parser, Subcommand};
 

@@ -69,9 +69,28 @@ impl Default for RemoteConfig {
 }
 
 impl RemoteConfig {
+    /// The defaults, with `AGTMUX_SSH` (the ssh argv, e.g. `ssh -F /path/cfg`) and
+    /// `AGTMUX_REMOTE_COMMAND` (the remote agtmux's argv) from the environment; the options
+    /// `@agtmux-ssh-command` / `@agtmux-remote-command` win over them.
+    pub(crate) fn from_env() -> RemoteConfig {
+        let mut c = RemoteConfig::default();
+        for (k, slot) in [
+            ("AGTMUX_SSH", &mut c.ssh),
+            ("AGTMUX_REMOTE_COMMAND", &mut c.remote_cmd),
+        ] {
+            if let Ok(v) = std::env::var(k) {
+                match crate::core::notify::split_argv(&v) {
+                    Ok(w) if !w.is_empty() => *slot = w,
+                    _ => log::warn!("remote_env_refused name={k}"),
+                }
+            }
+        }
+        c
+    }
+
     /// From the `@agtmux-*` options (name, value); bad values are logged and ignored.
     pub(crate) fn from_options(opts: &[(String, String)]) -> RemoteConfig {
-        let mut c = RemoteConfig::default();
+        let mut c = RemoteConfig::from_env();
         for (name, value) in opts {
             match name.as_str() {
                 "@agtmux-remotes" => {
@@ -110,10 +129,10 @@ impl RemoteConfig {
         c
     }
 
-    /// The words of `ssh … HOST <remote command>` (argv, no local shell). The remote command
-    /// goes to the remote login shell as one line, so each of its words is shell-quoted
-    /// (a leading `~/` keeps its meaning).
-    pub(crate) fn ssh_argv(&self, host: &str, tty: bool, remote_args: &[&str]) -> Vec<String> {
+    /// The words of `ssh … HOST <command line>` (argv, no local shell). The command goes to
+    /// the remote login shell as one line, so each of its words is shell-quoted (a leading
+    /// `~/` keeps its meaning). `tty`: `-t` (an interactive attach) instead of `-T`.
+    pub(crate) fn ssh_argv(&self, host: &str, tty: bool, words: &[String]) -> Vec<String> {
         let mut v = self.ssh.clone();
         v.push(if tty { "-t" } else { "-T" }.into());
         for o in [
@@ -126,10 +145,16 @@ impl RemoteConfig {
             v.push(o.into());
         }
         v.push(host.into());
-        let mut line: Vec<String> = self.remote_cmd.iter().map(|w| quote_word(w)).collect();
-        line.extend(remote_args.iter().map(|w| remote::shell_quote(w)));
+        let line: Vec<String> = words.iter().map(|w| quote_word(w)).collect();
         v.push(line.join(" "));
         v
+    }
+
+    /// The stream's argv: `ssh … HOST <remote agtmux> watch --json --all`.
+    pub(crate) fn stream_argv(&self, host: &str) -> Vec<String> {
+        let mut words = self.remote_cmd.clone();
+        words.extend(["watch", "--json", "--all"].map(String::from));
+        self.ssh_argv(host, false, &words)
     }
 }
 
@@ -305,9 +330,7 @@ impl Remotes {
     }
 
     fn start(&mut self, i: usize, reg: &mio::Registry, now: Millis) {
-        let argv = self
-            .config
-            .ssh_argv(&self.hosts[i].name, false, &["watch", "--json", "--all"]);
+        let argv = self.config.stream_argv(&self.hosts[i].name);
         let h = &mut self.hosts[i];
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
@@ -713,6 +736,127 @@ impl Remotes {
     }
 }
 
+/// `agtmux ls --remote HOST`: run the stream once, until its first full snapshot (or
+/// `timeout`), and return the host's `list` section (status `live`, or `unreachable` with what
+/// to fix).
+pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duration) -> Value {
+    let now = crate::sys::clock::now_ms();
+    let mut h = Host {
+        name: host.to_string(),
+        slot: 0,
+        stream: None,
+        sup: Supervised::new("remote", RestartPolicy::default()),
+        next_attempt: None,
+        phase: Phase::Connecting,
+        since: now,
+        message: None,
+        remote_version: None,
+        servers: BTreeMap::new(),
+        panes: BTreeMap::new(),
+        announced: HashMap::new(),
+        counters: Counters::default(),
+        dirty: false,
+    };
+    let unreachable = |h: &mut Host, why: String| {
+        h.phase = Phase::Unreachable;
+        h.message = Some(why);
+        host_json(h)
+    };
+    if !remote::host_ok(host) {
+        return unreachable(&mut h, format!("not an SSH destination agtmux accepts: {host:?}"));
+    }
+    let argv = c.stream_argv(host);
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(ch) => ch,
+        Err(e) => return unreachable(&mut h, format!("cannot run {:?}: {e}", argv[0])),
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let Some(out) = out else { return };
+        let mut r = std::io::BufReader::new(out);
+        let mut line = Vec::new();
+        while std::io::BufRead::read_until(&mut r, b'\n', &mut line).is_ok_and(|n| n > 0) {
+            if tx.send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(mut e) = err {
+            let _ = e.read_to_end(&mut s);
+        }
+        s
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let mut done = false;
+    let mut hello = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(mut line) = rx.recv_timeout(left) else {
+            break;
+        };
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        match remote::parse_line(&line) {
+            Ok(RemoteMsg::Hello { agtmux, protocol }) => {
+                hello = true;
+                if protocol != remote::PROTOCOL {
+                    h.phase = Phase::Incompatible;
+                    h.message = Some(format!(
+                        "agtmux {agtmux} on {host} speaks remote stream protocol {protocol}, this one {}: install agtmux {} there",
+                        remote::PROTOCOL,
+                        super::handover::version()
+                    ));
+                    break;
+                }
+                h.remote_version = Some(agtmux);
+            }
+            Ok(RemoteMsg::Snapshot { server, socket, panes, .. }) if hello => {
+                h.servers.insert(server.clone(), ServerInfo { socket, fresh: true });
+                for p in panes {
+                    upsert(&mut h, &server, p);
+                }
+            }
+            Ok(RemoteMsg::Synced) if hello => {
+                done = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("remote_reject host={host} reason={:?}", e.0),
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().ok();
+    let _ = reader.join();
+    let err = err_reader.join().unwrap_or_default();
+    if h.phase == Phase::Incompatible {
+        return host_json(&h);
+    }
+    if done {
+        h.phase = Phase::Live;
+        return host_json(&h);
+    }
+    let why = if std::time::Instant::now() >= deadline {
+        format!("no full snapshot within {} s", timeout.as_secs())
+    } else {
+        explain_exit(
+            host,
+            status.and_then(|s| s.code()),
+            &String::from_utf8_lossy(&err),
+        )
+    };
+    unreachable(&mut h, why)
+}
+
 fn upsert(h: &mut Host, server: &str, p: RemotePane) {
     let k = (server.to_string(), p.pane_id.clone());
     match p.attention {
@@ -881,7 +1025,7 @@ mod tests {
         ]);
         assert_eq!(c.hosts, vec!["devbox", "user@gpu-box"]);
         assert!(!c.count_all);
-        let argv = c.ssh_argv("devbox", false, &["watch", "--json", "--all"]);
+        let argv = c.stream_argv("devbox");
         assert_eq!(&argv[..3], &["ssh", "-F", "/tmp/my dir/cfg"]);
         assert!(argv.contains(&"BatchMode=yes".to_string()));
         assert_eq!(argv.last().unwrap(), "~/bin/agtmux watch --json --all");
