@@ -664,15 +664,31 @@ impl Remotes {
         std::mem::take(&mut self.dirty)
     }
 
-    /// The hosts that changed since the last call (pushed to API subscribers one by one).
-    pub(crate) fn take_dirty_hosts(&mut self) -> Vec<String> {
-        let mut v = Vec::new();
-        for h in &mut self.hosts {
-            if std::mem::take(&mut h.dirty) {
-                v.push(h.name.clone());
+    /// Bring `out` (the `remotes` array of `list`) up to date, rebuilding only the hosts that
+    /// changed, and return those hosts' new entries (pushed to API subscribers one by one).
+    /// The cost grows with the hosts that changed, not with every remote pane.
+    pub(crate) fn refresh_json(&mut self, out: &mut Value) -> Vec<Value> {
+        let same_hosts = out.as_array().is_some_and(|a| {
+            a.len() == self.hosts.len()
+                && a.iter().zip(&self.hosts).all(|(v, h)| v["host"].as_str() == Some(&h.name))
+        });
+        if !same_hosts {
+            *out = Value::Array(self.hosts.iter().map(host_json).collect());
+            for h in &mut self.hosts {
+                h.dirty = false;
+            }
+            return out.as_array().cloned().unwrap_or_default();
+        }
+        let mut changed = Vec::new();
+        if let Some(a) = out.as_array_mut() {
+            for (v, h) in a.iter_mut().zip(self.hosts.iter_mut()) {
+                if std::mem::take(&mut h.dirty) {
+                    *v = host_json(h);
+                    changed.push(v.clone());
+                }
             }
         }
-        v
+        changed
     }
 
     /// Live remote panes for the status-line summary (none with `@agtmux-remote-status local`).
@@ -702,13 +718,6 @@ impl Remotes {
             .iter()
             .filter(|h| matches!(h.phase, Phase::Unreachable | Phase::HeldDown | Phase::Incompatible))
             .count()
-    }
-
-    /// The `remotes` part of `list` (docs/api.md): per host, its status and its servers'
-    /// panes in the `list` shape, each pane tagged with host, server and `stale`.
-    pub(crate) fn json(&self) -> Value {
-        let hosts: Vec<Value> = self.hosts.iter().map(host_json).collect();
-        Value::Array(hosts)
     }
 
     /// `health.remotes`: per host the supervisor's view and the stream's counters.
@@ -968,6 +977,8 @@ fn pane_json(host: &str, server: &str, stale: bool, p: &RemotePane) -> Value {
     })
 }
 
+/// One host's entry of `list.remotes` (docs/api.md): its status and its servers' panes in the
+/// `list` shape, each pane tagged with host, server and `stale`.
 fn host_json(h: &Host) -> Value {
     let mut servers = Vec::new();
     for (key, info) in &h.servers {

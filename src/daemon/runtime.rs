@@ -205,6 +205,8 @@ pub struct Runtime {
     /// Remote hosts' streams over ssh (issue 24), and their `list` section, rebuilt on change.
     remotes: super::remote::Remotes,
     remotes_json: serde_json::Value,
+    /// A remote host changed what the global summaries count: publish them.
+    remote_dirty: bool,
     shutdown: bool,
     exit_code: i32,
     /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
@@ -336,6 +338,7 @@ impl Runtime {
             notify: Default::default(),
             remotes: super::remote::Remotes::new(RestartPolicy::from_env()),
             remotes_json: serde_json::Value::Array(Vec::new()),
+            remote_dirty: false,
             captures: HashMap::new(),
             settle: HashMap::new(),
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
@@ -609,16 +612,13 @@ impl Runtime {
         self.ops.step(self.gateway.store_mut(), now);
         self.remotes.step(self.poll.registry(), now);
         if self.remotes.take_dirty() {
-            self.remotes_json = self.remotes.json();
-            self.publish_all = true;
+            // Only the global summaries change: no pass over every local pane.
+            self.remote_dirty = true;
+            let changed = self.remotes.refresh_json(&mut self.remotes_json);
             if let Some(a) = self.api.as_mut() {
-                for h in self.remotes.take_dirty_hosts() {
-                    if let Some(v) = self.remotes_json.as_array().and_then(|a| {
-                        a.iter().find(|x| x["host"].as_str() == Some(h.as_str()))
-                    }) {
-                        let line = serde_json::json!({"v": 1, "event": "remote_host", "host": v});
-                        a.push_line(&line.to_string(), self.poll.registry());
-                    }
+                for v in changed {
+                    let line = serde_json::json!({"v": 1, "event": "remote_host", "host": v});
+                    a.push_line(&line.to_string(), self.poll.registry());
                 }
             }
         }
@@ -1515,7 +1515,9 @@ impl Runtime {
             self.publish_all = true;
         }
         let status = self.daemon_status();
-        if changed.is_empty() && !self.publish_all && status == self.last_status {
+        let remote_dirty = std::mem::take(&mut self.remote_dirty);
+        if changed.is_empty() && !self.publish_all && !remote_dirty && status == self.last_status
+        {
             self.api_push(&changed, now);
             self.observe_metrics(&changed, now_ms(), now);
             return;
