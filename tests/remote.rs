@@ -122,7 +122,8 @@ impl Sshd {
         self.child = Some(child);
         let port = self.port;
         assert!(
-            wait_until(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            wait_until(20, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()),
             "sshd never listened on {port}"
         );
     }
@@ -138,7 +139,11 @@ impl Sshd {
             }
         }
         let port = self.port;
-        assert!(wait_until(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()));
+        assert!(wait_until(20, || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_err()));
     }
 
     fn ssh_command(&self) -> String {
@@ -295,16 +300,25 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
     let mut ls = Command::new(BIN);
     ls.args(["ls", "--all", "-L", &l.name]);
     l.env(&mut ls);
-    let table = String::from_utf8_lossy(&ls.env_remove("TMUX").output().unwrap().stdout).into_owned();
+    let table =
+        String::from_utf8_lossy(&ls.env_remove("TMUX").output().unwrap().stdout).into_owned();
     assert!(table.contains(&format!("== host {ALIAS} live")), "{table}");
     assert!(
-        table.lines().any(|x| x.contains(&rp) && x.contains("waiting_approval")),
+        table
+            .lines()
+            .any(|x| x.contains(&rp) && x.contains("waiting_approval")),
         "{table}"
     );
 
     // The popup groups the row under its host.
     let popup = l.tmux_out(&[
-        "new-window", "-d", "-P", "-F", "#{pane_id}", "-t", "main",
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-t",
+        "main",
         &format!("{BIN} popup -L {}", l.name),
     ]);
     let mut screen = String::new();
@@ -317,9 +331,17 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
 
     // sshd dies under the live stream: the host is unreachable, its pane stale and uncounted.
     let log = l.log();
-    assert_eq!(count(&log, &format!("remote_attention host={ALIAS}")), 1, "{log}");
+    assert_eq!(
+        count(&log, &format!("remote_attention host={ALIAS}")),
+        1,
+        "{log}"
+    );
     sshd.kill();
-    l.wait_global("@agtmux_attention", |v| v.contains("✗1") && !v.contains("!1"), 60);
+    l.wait_global(
+        "@agtmux_attention",
+        |v| v.contains("✗1") && !v.contains("!1"),
+        60,
+    );
     let h = &remotes(&l)[0];
     assert_eq!(h["status"], "unreachable", "{h}");
     assert!(h["since_ms"].as_i64().is_some(), "{h}");
@@ -329,9 +351,15 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
 
     // Back: the same approval is live again, and was announced once in all.
     sshd.run();
-    l.wait_global("@agtmux_attention", |v| v.contains("!1") && !v.contains('✗'), 60);
+    l.wait_global(
+        "@agtmux_attention",
+        |v| v.contains("!1") && !v.contains('✗'),
+        60,
+    );
     let health = l.api("health", serde_json::json!({}));
-    let connects = health["result"]["remotes"][0]["connects"].as_u64().unwrap_or(0);
+    let connects = health["result"]["remotes"][0]["connects"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(connects >= 2, "{health}");
     assert_eq!(remote_pane(&l, &rp)["stale"], false);
     let log = l.log();
@@ -348,7 +376,10 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
     );
     assert!(wait_until(30, || remote_pane(&l, &rp)["state"] == "running"));
     approval(&r, &rp, "remote-s1");
-    assert!(wait_until(30, || count(&l.log(), &format!("remote_attention host={ALIAS}")) == 2));
+    assert!(wait_until(30, || count(
+        &l.log(),
+        &format!("remote_attention host={ALIAS}")
+    ) == 2));
 }
 
 /// A slow link (every byte of the stream trickles through a throttle) and bad remote output
@@ -386,7 +417,11 @@ fn a_slow_link_and_bad_remote_output_are_rejected_and_logged_never_fatal() {
     for f in [&slow, &bad] {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
-    let ssh = format!("{} -F {}", slow.display(), sshd.dir.join("ssh_config").display());
+    let ssh = format!(
+        "{} -F {}",
+        slow.display(),
+        sshd.dir.join("ssh_config").display()
+    );
     let mut l = local_server(&sshd, &ssh, &bad.display().to_string());
     start_local_daemon(&mut l);
     let rp = r.silent_agent("claude");
@@ -395,13 +430,20 @@ fn a_slow_link_and_bad_remote_output_are_rejected_and_logged_never_fatal() {
     let log = l.log();
     for reason in ["not_json", "line_too_long", "bad_server_key", "bad_pane_id"] {
         assert!(
-            log.lines().any(|x| x.contains("remote_reject") && x.contains(reason)),
+            log.lines()
+                .any(|x| x.contains("remote_reject") && x.contains(reason)),
             "no remote_reject {reason}:\n{log}"
         );
     }
     assert!(!log.contains("panic"), "{log}");
     let health = l.api("health", serde_json::json!({}));
-    assert!(health["result"]["remotes"][0]["rejects"].as_u64().unwrap_or(0) >= 4, "{health}");
+    assert!(
+        health["result"]["remotes"][0]["rejects"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 4,
+        "{health}"
+    );
 }
 
 /// BatchMode: a key the server does not accept fails at once (no prompt), and the message
@@ -456,15 +498,26 @@ fn enter_on_a_remote_row_attaches_there_in_one_local_window() {
     // The remote session shows another window before we go there.
     r.tmux(&["select-window", "-t", "main:0"]);
     let tagged = |l: &Server| {
-        l.tmux_out(&["list-windows", "-a", "-F", "#{window_id} #{@agtmux_remote_target}"])
-            .lines()
-            .filter(|x| x.contains(ALIAS))
-            .map(|x| x.split(' ').next().unwrap_or("").to_string())
-            .collect::<Vec<_>>()
+        l.tmux_out(&[
+            "list-windows",
+            "-a",
+            "-F",
+            "#{window_id} #{@agtmux_remote_target}",
+        ])
+        .lines()
+        .filter(|x| x.contains(ALIAS))
+        .map(|x| x.split(' ').next().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
     };
     for round in 0..2 {
         let popup = l.tmux_out(&[
-            "new-window", "-d", "-P", "-F", "#{pane_id}", "-t", "main",
+            "new-window",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-t",
+            "main",
             &format!("{BIN} popup -L {}", l.name),
         ]);
         let mut screen = String::new();
@@ -485,12 +538,66 @@ fn enter_on_a_remote_row_attaches_there_in_one_local_window() {
         let mut clients = String::new();
         assert!(
             wait_until(30, || {
-                clients = r.tmux_out(&["list-clients", "-F", "#{client_session} #{window_id} #{pane_id} #{client_control_mode}"]);
-                clients.lines().any(|x| x.starts_with("main ") && x.ends_with(" 0") && x.contains(&rwin) && x.contains(&rp))
+                clients = r.tmux_out(&[
+                    "list-clients",
+                    "-F",
+                    "#{client_session} #{window_id} #{pane_id} #{client_control_mode}",
+                ]);
+                clients.lines().any(|x| {
+                    x.starts_with("main ")
+                        && x.ends_with(" 0")
+                        && x.contains(&rwin)
+                        && x.contains(&rp)
+                })
             }),
             "round {round}: no remote client on {rwin} {rp}: {clients}"
         );
         r.tmux(&["select-window", "-t", "main:0"]);
     }
-    assert_eq!(tagged(&l).len(), 1, "the second Enter opened another window");
+    assert_eq!(
+        tagged(&l).len(),
+        1,
+        "the second Enter opened another window"
+    );
+}
+
+/// A remote agtmux that speaks another stream protocol, or one too old for `watch --all`, is
+/// named as such, with the version to install.
+#[test]
+fn another_remote_version_gets_a_clear_message() {
+    let r = Server::start("rver");
+    let env = remote_env(&r);
+    let Some(sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+        return;
+    };
+    let newer = r.dir.join("newer-agtmux");
+    std::fs::write(
+        &newer,
+        "#!/bin/sh\nprintf '%s\\n' '{\"v\":1,\"event\":\"hello\",\"agtmux\":\"9.0.0\",\"protocol\":7}'\nsleep 30\n",
+    )
+    .unwrap();
+    let older = r.dir.join("older-agtmux");
+    std::fs::write(
+        &older,
+        "#!/bin/sh\necho \"error: unexpected argument '--all' found\" >&2\nexit 2\n",
+    )
+    .unwrap();
+    for f in [&newer, &older] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    for (cmd, want) in [(&newer, "protocol 7"), (&older, "too old")] {
+        let mut ls = Command::new(BIN);
+        ls.args(["ls", "--remote", ALIAS])
+            .env("AGTMUX_SSH", sshd.ssh_command())
+            .env("AGTMUX_REMOTE_COMMAND", cmd)
+            .stdin(Stdio::null());
+        r.env(&mut ls);
+        let o = ls.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!o.status.success(), "{out}");
+        assert!(
+            out.contains(want) && out.contains("install agtmux"),
+            "{out}"
+        );
+    }
 }

@@ -18,7 +18,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn id_ok(s: &str, sigil: char) -> bool {
-    s.len() >= 2 && s.len() <= 12 && s.starts_with(sigil) && s[1..].bytes().all(|b| b.is_ascii_digit())
+    s.len() >= 2
+        && s.len() <= 12
+        && s.starts_with(sigil)
+        && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 /// What Enter needs of a remote row, validated.
@@ -178,7 +181,10 @@ pub fn go(socket: &Path, client_name: Option<&str>, list: &Value, id: &str) -> E
                 }
                 Ok(o) => {
                     return client::fail(
-                        &format!("tmux new-window: {}", String::from_utf8_lossy(&o.stderr).trim()),
+                        &format!(
+                            "tmux new-window: {}",
+                            String::from_utf8_lossy(&o.stderr).trim()
+                        ),
                         ExitCode::Failure,
                     );
                 }
@@ -234,6 +240,10 @@ mod tests {
         // A socket with a quote is shell-quoted, never split.
         let t = Target::find(&list("/tmp/a'b c", "$1"), id).unwrap();
         let argv = cfg.ssh_argv(&t.host, false, &t.remote_words(false));
-        assert!(argv.last().unwrap().starts_with(r"tmux -S '/tmp/a'\''b c' "));
+        assert!(
+            argv.last()
+                .unwrap()
+                .starts_with(r"tmux -S '/tmp/a'\''b c' ")
+        );
     }
 }

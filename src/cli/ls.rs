@@ -62,7 +62,11 @@ fn run_remote(args: &LsArgs) -> ExitCode {
     }
     let mut out = std::io::stdout().lock();
     let r = if args.json {
-        writeln!(out, "{}", json!({"v": 1, "now_ms": client::now_ms(), "remotes": hosts}))
+        writeln!(
+            out,
+            "{}",
+            json!({"v": 1, "now_ms": client::now_ms(), "remotes": hosts})
+        )
     } else {
         out.write_all(render_remotes(&hosts, client::stdout_is_tty(), args.all).as_bytes())
     };
@@ -151,11 +155,12 @@ pub fn render_remotes(hosts: &[Value], color: bool, all: bool) -> String {
     for h in hosts {
         let status = h["status"].as_str().unwrap_or("?");
         let mut head = format!("== host {} {status}", h["host"].as_str().unwrap_or("?"));
-        if status != "live" && status != "connecting" {
-            if let Some(t) = h["since_ms"].as_i64() {
-                let (hh, mm, ss) = crate::sys::clock::local_hms(t / 1000);
-                head.push_str(&format!(" since {hh:02}:{mm:02}:{ss:02}"));
-            }
+        if status != "live"
+            && status != "connecting"
+            && let Some(t) = h["since_ms"].as_i64()
+        {
+            let (hh, mm, ss) = crate::sys::clock::local_hms(t / 1000);
+            head.push_str(&format!(" since {hh:02}:{mm:02}:{ss:02}"));
         }
         if let Some(m) = h["message"].as_str() {
             head.push_str(&format!(": {}", m.replace(['\n', '\r', '\x1b'], " ")));

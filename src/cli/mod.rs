@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dev_codex;
 pub mod doctor;
 pub mod explain;
+pub(crate) mod goto_remote;
 pub mod hook;
 pub(crate) mod hook_input;
 pub mod ls;
@@ -20,7 +21,6 @@ pub mod trace;
 pub mod wait;
 pub mod watch;
 pub(crate) mod watch_all;
-pub(crate) mod goto_remote;
 
 use clap::{Parser, Subcommand};
 

@@ -86,9 +86,9 @@ fn forward(key: &str, line: &[u8]) -> Option<Value> {
     let v: Value = serde_json::from_slice(line).ok()?;
     match v["event"].as_str()? {
         "pane" => Some(json!({"v": 1, "event": "pane", "server": key, "pane": v["pane"]})),
-        "pane_removed" => Some(
-            json!({"v": 1, "event": "pane_removed", "server": key, "pane_id": v["pane_id"]}),
-        ),
+        "pane_removed" => {
+            Some(json!({"v": 1, "event": "pane_removed", "server": key, "pane_id": v["pane_id"]}))
+        }
         _ => None,
     }
 }

@@ -99,7 +99,9 @@ impl RemoteConfig {
                             continue;
                         }
                         if !remote::host_ok(h) || c.hosts.len() >= MAX_HOSTS {
-                            log::warn!("remote_host_refused host={h:?} reason=bad_destination_or_too_many");
+                            log::warn!(
+                                "remote_host_refused host={h:?} reason=bad_destination_or_too_many"
+                            );
                             continue;
                         }
                         c.hosts.push(h.to_string());
@@ -562,7 +564,12 @@ impl Remotes {
                     .cloned()
                     .collect();
                 for k in gone {
-                    log::info!("remote_pane_gone host={} server={} pane={}", h.name, k.0, k.1);
+                    log::info!(
+                        "remote_pane_gone host={} server={} pane={}",
+                        h.name,
+                        k.0,
+                        k.1
+                    );
                     h.panes.remove(&k);
                     h.announced.remove(&k);
                 }
@@ -592,11 +599,13 @@ impl Remotes {
                     return Err("pane_of_unknown_server".into());
                 }
                 let n = h.panes.keys().filter(|(s, _)| s == &server).count();
-                let known = h.panes.contains_key(&(server.clone(), pane.pane_id.clone()));
+                let known = h
+                    .panes
+                    .contains_key(&(server.clone(), pane.pane_id.clone()));
                 if !known && n >= remote::MAX_PANES_PER_SERVER {
                     return Err("too_many_panes".into());
                 }
-                upsert(h, &server, pane);
+                upsert(h, &server, *pane);
                 self.dirty = true;
                 h.dirty = true;
             }
@@ -647,7 +656,10 @@ impl Remotes {
         }
         let h = &mut self.hosts[i];
         let (err, lived) = match h.stream.as_ref() {
-            Some(s) => (String::from_utf8_lossy(&s.err).into_owned(), now - s.started),
+            Some(s) => (
+                String::from_utf8_lossy(&s.err).into_owned(),
+                now - s.started,
+            ),
             None => return,
         };
         close(h, reg);
@@ -670,7 +682,9 @@ impl Remotes {
     pub(crate) fn refresh_json(&mut self, out: &mut Value) -> Vec<Value> {
         let same_hosts = out.as_array().is_some_and(|a| {
             a.len() == self.hosts.len()
-                && a.iter().zip(&self.hosts).all(|(v, h)| v["host"].as_str() == Some(&h.name))
+                && a.iter()
+                    .zip(&self.hosts)
+                    .all(|(v, h)| v["host"].as_str() == Some(&h.name))
         });
         if !same_hosts {
             *out = Value::Array(self.hosts.iter().map(host_json).collect());
@@ -716,7 +730,12 @@ impl Remotes {
     pub(crate) fn unreachable(&self) -> usize {
         self.hosts
             .iter()
-            .filter(|h| matches!(h.phase, Phase::Unreachable | Phase::HeldDown | Phase::Incompatible))
+            .filter(|h| {
+                matches!(
+                    h.phase,
+                    Phase::Unreachable | Phase::HeldDown | Phase::Incompatible
+                )
+            })
             .count()
     }
 
@@ -772,7 +791,10 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
         host_json(h)
     };
     if !remote::host_ok(host) {
-        return unreachable(&mut h, format!("not an SSH destination agtmux accepts: {host:?}"));
+        return unreachable(
+            &mut h,
+            format!("not an SSH destination agtmux accepts: {host:?}"),
+        );
     }
     let argv = c.stream_argv(host);
     let child = Command::new(&argv[0])
@@ -829,8 +851,19 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
                 }
                 h.remote_version = Some(agtmux);
             }
-            Ok(RemoteMsg::Snapshot { server, socket, panes, .. }) if hello => {
-                h.servers.insert(server.clone(), ServerInfo { socket, fresh: true });
+            Ok(RemoteMsg::Snapshot {
+                server,
+                socket,
+                panes,
+                ..
+            }) if hello => {
+                h.servers.insert(
+                    server.clone(),
+                    ServerInfo {
+                        socket,
+                        fresh: true,
+                    },
+                );
                 for p in panes {
                     upsert(&mut h, &server, p);
                 }
@@ -977,6 +1010,9 @@ fn pane_json(host: &str, server: &str, stale: bool, p: &RemotePane) -> Value {
     })
 }
 
+/// window (index, id) → its panes.
+type Windows<'a> = BTreeMap<(u64, String), Vec<&'a RemotePane>>;
+
 /// One host's entry of `list.remotes` (docs/api.md): its status and its servers' panes in the
 /// `list` shape, each pane tagged with host, server and `stale`.
 fn host_json(h: &Host) -> Value {
@@ -984,14 +1020,16 @@ fn host_json(h: &Host) -> Value {
     for (key, info) in &h.servers {
         let stale = !info.fresh;
         // session → window → panes, in tmux's order.
-        let mut tree: BTreeMap<(u64, String), BTreeMap<(u64, String), Vec<&RemotePane>>> =
-            BTreeMap::new();
+        let mut tree: BTreeMap<(u64, String), Windows> = BTreeMap::new();
         for ((s, _), p) in &h.panes {
             if s != key {
                 continue;
             }
             let sk = (
-                p.session_id.trim_start_matches('$').parse().unwrap_or(u64::MAX),
+                p.session_id
+                    .trim_start_matches('$')
+                    .parse()
+                    .unwrap_or(u64::MAX),
                 p.session_id.clone(),
             );
             let wk = (p.window_index.unwrap_or(u64::MAX), p.window_id.clone());
@@ -1029,8 +1067,14 @@ mod tests {
     #[test]
     fn options_make_a_config_and_refuse_option_injection() {
         let c = RemoteConfig::from_options(&[
-            ("@agtmux-remotes".into(), "devbox, user@gpu-box -oProxyCommand=x devbox".into()),
-            ("@agtmux-ssh-command".into(), "ssh -F '/tmp/my dir/cfg'".into()),
+            (
+                "@agtmux-remotes".into(),
+                "devbox, user@gpu-box -oProxyCommand=x devbox".into(),
+            ),
+            (
+                "@agtmux-ssh-command".into(),
+                "ssh -F '/tmp/my dir/cfg'".into(),
+            ),
             ("@agtmux-remote-command".into(), "~/bin/agtmux".into()),
             ("@agtmux-remote-status".into(), "local".into()),
         ]);
@@ -1050,7 +1094,11 @@ mod tests {
         assert!(e.contains("@agtmux-remote-command"), "{e}");
         let e = explain_exit("h", Some(2), "error: unexpected argument '--all' found\n");
         assert!(e.contains("too old"), "{e}");
-        let e = explain_exit("h", Some(255), "ssh: connect to host h port 22: Connection refused\n");
+        let e = explain_exit(
+            "h",
+            Some(255),
+            "ssh: connect to host h port 22: Connection refused\n",
+        );
         assert!(e.contains("Connection refused"), "{e}");
     }
 }

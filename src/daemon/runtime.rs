@@ -755,8 +755,7 @@ impl Runtime {
         a.extra.insert("store".into(), self.gateway.store_json());
         a.extra.insert("source_registry".into(), registry);
         if !self.remotes.hosts.is_empty() {
-            a.extra
-                .insert("remotes".into(), self.remotes.health_json());
+            a.extra.insert("remotes".into(), self.remotes.health_json());
         }
     }
 
@@ -1516,8 +1515,7 @@ impl Runtime {
         }
         let status = self.daemon_status();
         let remote_dirty = std::mem::take(&mut self.remote_dirty);
-        if changed.is_empty() && !self.publish_all && !remote_dirty && status == self.last_status
-        {
+        if changed.is_empty() && !self.publish_all && !remote_dirty && status == self.last_status {
             self.api_push(&changed, now);
             self.observe_metrics(&changed, now_ms(), now);
             return;

@@ -69,7 +69,7 @@ pub enum RemoteMsg {
     Synced,
     Pane {
         server: String,
-        pane: RemotePane,
+        pane: Box<RemotePane>,
     },
     PaneRemoved {
         server: String,
@@ -144,7 +144,8 @@ pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
     if !window_id.is_empty() && !id_ok(window_id, '@') {
         return rej("bad_window_id");
     }
-    let presence = Presence::parse(str_field(v, "presence")?).ok_or(Reject("bad_presence".into()))?;
+    let presence =
+        Presence::parse(str_field(v, "presence")?).ok_or(Reject("bad_presence".into()))?;
     let state = Activity::parse(str_field(v, "state")?).ok_or(Reject("bad_state".into()))?;
     let provider = match v.get("provider") {
         None | Some(serde_json::Value::Null) => None,
@@ -166,9 +167,8 @@ pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
     if !matches!(evidence, "deterministic" | "heuristic" | "none") {
         return rej("bad_evidence");
     }
-    let text = |k: &str, max: usize| {
-        clean_text(v.get(k).and_then(|x| x.as_str()).unwrap_or(""), max)
-    };
+    let text =
+        |k: &str, max: usize| clean_text(v.get(k).and_then(|x| x.as_str()).unwrap_or(""), max);
     let num = |k: &str| v.get(k).and_then(|x| x.as_u64());
     Ok(RemotePane {
         pane_id: pane_id.to_string(),
@@ -271,7 +271,7 @@ pub fn parse_line(line: &[u8]) -> Result<RemoteMsg, Reject> {
         Some("synced") => Ok(RemoteMsg::Synced),
         Some("pane") => Ok(RemoteMsg::Pane {
             server: server_field(&v)?,
-            pane: parse_pane(&v["pane"])?,
+            pane: Box::new(parse_pane(&v["pane"])?),
         }),
         Some("pane_removed") => {
             let id = str_field(&v, "pane_id")?;
@@ -333,7 +333,11 @@ mod tests {
         assert_eq!(p.session_name, "wx");
         assert_eq!(p.attention, Some(AttentionKind::Approval));
         for (k, v, why) in [
-            ("pane_id", serde_json::json!("%4;kill-server"), "bad_pane_id"),
+            (
+                "pane_id",
+                serde_json::json!("%4;kill-server"),
+                "bad_pane_id",
+            ),
             ("session_id", serde_json::json!("main"), "bad_session_id"),
             ("state", serde_json::json!("exploded"), "bad_state"),
             ("attention", serde_json::json!("pwn"), "bad_attention"),
@@ -349,16 +353,26 @@ mod tests {
     fn bad_lines_are_refused_with_a_reason_never_a_panic() {
         assert_eq!(parse_line(b"garbage").unwrap_err().0, "not_json");
         assert_eq!(parse_line(b"[1]").unwrap_err().0, "not_an_object");
-        assert_eq!(parse_line(b"{\"v\":2}").unwrap_err().0, "unsupported_version");
+        assert_eq!(
+            parse_line(b"{\"v\":2}").unwrap_err().0,
+            "unsupported_version"
+        );
         assert_eq!(parse_line(&[0xff, 0xfe]).unwrap_err().0, "not_utf8");
         let long = vec![b'x'; MAX_LINE + 1];
-        assert!(parse_line(&long).unwrap_err().0.starts_with("line_too_long"));
+        assert!(
+            parse_line(&long)
+                .unwrap_err()
+                .0
+                .starts_with("line_too_long")
+        );
         let bad_server = br#"{"v":1,"event":"server_gone","server":"a b"}"#;
         assert_eq!(parse_line(bad_server).unwrap_err().0, "bad_server_key");
         let line = serde_json::json!({"v":1,"event":"snapshot","server":"s-1","socket":"/tmp/x",
             "list":{"sessions":[{"windows":[{"panes":[pane("%1"), pane("bad")]}]}]}});
         match parse_line(line.to_string().as_bytes()).unwrap() {
-            RemoteMsg::Snapshot { panes, rejected, .. } => {
+            RemoteMsg::Snapshot {
+                panes, rejected, ..
+            } => {
                 assert_eq!(panes.len(), 1);
                 assert_eq!(rejected, vec!["bad_pane_id".to_string()]);
             }
