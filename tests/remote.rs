@@ -348,6 +348,18 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
     let p = remote_pane(&l, &rp);
     assert_eq!(p["stale"], true, "{p}");
     assert_eq!(p["attention"], serde_json::Value::Null, "{p}");
+    // doctor names it, as a warning with ssh's reason.
+    let mut doctor = Command::new(BIN);
+    doctor.args(["doctor", "-L", &l.name]);
+    l.env(&mut doctor);
+    let o = doctor.env_remove("TMUX").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        text.lines().any(
+            |x| x.contains(&format!("remote host {ALIAS} unreachable since")) && x.contains("ssh")
+        ),
+        "{text}"
+    );
 
     // Back: the same approval is live again, and was announced once in all.
     sshd.run();

@@ -425,8 +425,11 @@ impl Runtime {
             // A wake-up whose only news is Codex traffic that changed nothing (streaming
             // deltas, read and dropped) runs no pipeline pass: no per-delta work.
             let mut work = events.is_empty();
+            // Remote streams' lines need no pipeline pass either: only what they change
+            // is published (`remote_pass`).
+            let mut remote_work = false;
             for ev in events.iter() {
-                if ev.token() != CODEX_APPSERVER {
+                if ev.token() != CODEX_APPSERVER && !super::remote::owns(ev.token()) {
                     work = true;
                 }
                 match ev.token() {
@@ -467,7 +470,8 @@ impl Runtime {
                     }
                     t if api::owns(t) => self.on_api(ev),
                     t if super::remote::owns(t) => {
-                        self.remotes.on_ready(t, self.poll.registry(), now_ms())
+                        self.remotes.on_ready(t, self.poll.registry(), now_ms());
+                        remote_work = true;
                     }
                     _ => {}
                 }
@@ -475,6 +479,8 @@ impl Runtime {
             let now = now_ms();
             if work || self.next_deadline().is_some_and(|d| d <= now) {
                 self.step(now);
+            } else if remote_work {
+                self.remote_pass(now);
             }
             if super::handover::exit_requested() {
                 // A newer agtmux takes over (issue 19): end like on SIGTERM, with the exit
@@ -611,23 +617,40 @@ impl Runtime {
         }
         self.ops.step(self.gateway.store_mut(), now);
         self.remotes.step(self.poll.registry(), now);
-        if self.remotes.take_dirty() {
-            // Only the global summaries change: no pass over every local pane.
-            self.remote_dirty = true;
-            let changed = self.remotes.refresh_json(&mut self.remotes_json);
-            if let Some(a) = self.api.as_mut() {
-                for v in changed {
-                    let line = serde_json::json!({"v": 1, "event": "remote_host", "host": v});
-                    a.push_line(&line.to_string(), self.poll.registry());
-                }
-            }
-        }
+        self.remote_changes();
         self.resolve_and_publish(now);
         self.notify.step(self.tmux.as_mut(), now);
         self.supervise_tick(now);
         self.api_service_pending(now);
         // Everything queued this pass (refresh, captures, option writes) goes in one write.
         self.flush_tmux();
+    }
+
+    /// What the remote streams changed: their `list` entries (pushed to subscribers) and,
+    /// at the next publish, the global summaries.
+    fn remote_changes(&mut self) {
+        if !self.remotes.take_dirty() {
+            return;
+        }
+        // Only the global summaries change: no pass over every local pane.
+        self.remote_dirty = true;
+        let changed = self.remotes.refresh_json(&mut self.remotes_json);
+        if let Some(a) = self.api.as_mut() {
+            for v in changed {
+                let line = serde_json::json!({"v": 1, "event": "remote_host", "host": v});
+                a.push_line(&line.to_string(), self.poll.registry());
+            }
+        }
+    }
+
+    /// A wake-up whose only news came from remote streams: publish what they changed, no
+    /// pipeline pass (their cost grows with the remote panes that change, issue 24).
+    fn remote_pass(&mut self, now: Millis) {
+        self.remote_changes();
+        if self.remote_dirty {
+            self.resolve_and_publish(now);
+            self.flush_tmux();
+        }
     }
 
     // ----- tmux connection -------------------------------------------------------------
