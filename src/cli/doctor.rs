@@ -168,6 +168,33 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     let sp = args.server.paths();
     let sock = sp.socket.clone();
     // tmux itself.
+    tmux_check(&mut v);
+    // This server.
+    let Some(ver) = tmux(&sock, &["display-message", "-p", "#{version} #{pid}"]) else {
+        v.push(bad(
+            Level::Fail,
+            format!("no tmux server at {}", sock.display()),
+            "run inside tmux, or name the server with -L NAME / -S PATH",
+        ));
+        return v;
+    };
+    v.push(ok(format!(
+        "tmux server {} (version/pid {ver})",
+        sock.display()
+    )));
+    // The plugin: key bindings and status line.
+    plugin_checks(&mut v, &sock);
+    binary_and_dir_checks(&mut v, &sp);
+    // The daemon and its sources.
+    daemon_checks(&mut v, &sp, &sock);
+    v.extend(ops_checks(&sp.db()));
+    v.push(hook_spool_check(&sp));
+    agent_hook_checks(&mut v);
+    v
+}
+
+/// The tmux in PATH: 3.2 or newer.
+fn tmux_check(v: &mut Vec<Check>) {
     match Command::new("tmux").arg("-V").output() {
         Ok(o) if o.status.success() => {
             let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
@@ -186,21 +213,11 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             "install tmux 3.2+",
         )),
     }
-    // This server.
-    let Some(ver) = tmux(&sock, &["display-message", "-p", "#{version} #{pid}"]) else {
-        v.push(bad(
-            Level::Fail,
-            format!("no tmux server at {}", sock.display()),
-            "run inside tmux, or name the server with -L NAME / -S PATH",
-        ));
-        return v;
-    };
-    v.push(ok(format!(
-        "tmux server {} (version/pid {ver})",
-        sock.display()
-    )));
-    // The plugin: key bindings and status line.
-    let keys = tmux(&sock, &["list-keys", "-T", "prefix"]).unwrap_or_default();
+}
+
+/// The plugin: its key binding, the status line, its last install.
+fn plugin_checks(v: &mut Vec<Check>, sock: &std::path::Path) {
+    let keys = tmux(sock, &["list-keys", "-T", "prefix"]).unwrap_or_default();
     if keys.contains("agtmux") && keys.contains("popup") {
         v.push(ok("plugin loaded (popup key bound)"));
     } else {
@@ -213,8 +230,8 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     }
     let status = format!(
         "{} {}",
-        tmux(&sock, &["show-options", "-gv", "status-right"]).unwrap_or_default(),
-        tmux(&sock, &["show-options", "-gv", "status-left"]).unwrap_or_default()
+        tmux(sock, &["show-options", "-gv", "status-right"]).unwrap_or_default(),
+        tmux(sock, &["show-options", "-gv", "status-left"]).unwrap_or_default()
     );
     if status.contains("@agtmux_attention") || status.contains("agtmux_status") {
         v.push(ok("status line shows #{@agtmux_attention}"));
@@ -226,7 +243,11 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
              and reload the plugin, or run: tmux set -ga status-right ' #{@agtmux_attention}'",
         ));
     }
-    v.extend(install_check(&sock));
+    v.extend(install_check(sock));
+}
+
+/// This binary, and where the sockets and the state live.
+fn binary_and_dir_checks(v: &mut Vec<Check>, sp: &crate::paths::ServerPaths) {
     match std::env::current_exe() {
         Ok(p) => v.push(ok(format!(
             "binary {} (agtmux {})",
@@ -256,8 +277,11 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             ));
         }
     }
-    // The daemon and its sources.
-    let health = Conn::connect(&sp).and_then(|mut c| c.request("health", json!({})));
+}
+
+/// The daemon of this server (its `health`) and its sources, or why none answers.
+fn daemon_checks(v: &mut Vec<Check>, sp: &crate::paths::ServerPaths, sock: &std::path::Path) {
+    let health = Conn::connect(sp).and_then(|mut c| c.request("health", json!({})));
     match health {
         Ok(h) => {
             let dv = h["version"].as_str().unwrap_or("unknown");
@@ -302,7 +326,7 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
                     ));
                 }
             }
-            v.extend(supervisor_checks(&h, &sp));
+            v.extend(supervisor_checks(&h, sp));
             v.extend(remote_checks(&h));
             if let Some(p) = h["store_problem"].as_str() {
                 v.push(bad(
@@ -333,7 +357,7 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             }
         }
         Err(e) => {
-            let held = crate::daemon::lock_held(&sp);
+            let held = crate::daemon::lock_held(sp);
             v.push(bad(
                 Level::Fail,
                 if held {
@@ -350,8 +374,10 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
             ));
         }
     }
-    v.extend(ops_checks(&sp.db()));
-    v.push(hook_spool_check(&sp));
+}
+
+/// The agents' hook installs: Claude and Codex always, Gemini CLI and OpenCode where used.
+fn agent_hook_checks(v: &mut Vec<Check>) {
     let env = SetupEnv::from_process();
     v.push(hooks_check(Agent::Claude, &env));
     v.push(hooks_check(Agent::Codex, &env));
@@ -368,7 +394,6 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     if used(Agent::OpenCode, 2) {
         v.push(opencode_check(&env));
     }
-    v
 }
 
 /// The plugin's last install (issue 19): `@agtmux_install` holds `ok <version> (how)`,

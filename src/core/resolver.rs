@@ -311,7 +311,9 @@ fn health_reason(h: Option<Health>) -> Option<&'static str> {
     }
 }
 
-/// Resolve one pane.
+/// Resolve one pane. Steps: no agent → unmanaged; 1. admissible deterministic candidates,
+/// best rank first (1b. a turn end no hook reports goes first); 2. the screen contradicts the
+/// best one → the screen; 3. the best one wins; 4. none admissible → the screen.
 pub fn resolve(
     state: &mut ResolverState,
     input: &ResolverInput<'_>,
@@ -320,25 +322,58 @@ pub fn resolve(
 ) -> Resolution {
     let mut suppressed: Vec<(SourceKind, String)> = Vec::new();
     let Some(provider) = input.agent else {
-        for d in input.deterministic {
-            suppressed.push((d.source, "agent_left".into()));
-        }
-        state.reset();
-        state.evidence = Some(Evidence::None);
-        return Resolution {
-            presence: Presence::Unmanaged,
-            provider: None,
-            evidence: Evidence::None,
-            activity: Activity::Unknown,
-            winner: None,
-            reason: "no_agent_process".into(),
-            suppressed,
-            transition: None,
-            next_deadline: None,
-        };
+        return unmanaged(state, input, suppressed);
     };
 
     // 1. Admissible deterministic candidates, best rank first.
+    let (mut cands, first_drop) = admissible(state, input, provider, &mut suppressed);
+    // 1b. A turn end that fires no hook.
+    promote_turn_end(&mut cands, provider, &mut suppressed);
+
+    if let Some(&best) = cands.first() {
+        return deterministic(state, input, cfg, now, provider, best, suppressed);
+    }
+
+    // 4. No admissible deterministic source: the screen.
+    screen_fallback(state, input, provider, first_drop, suppressed)
+}
+
+/// No agent process in the pane: unmanaged, whatever its sources said last.
+fn unmanaged(
+    state: &mut ResolverState,
+    input: &ResolverInput<'_>,
+    mut suppressed: Vec<(SourceKind, String)>,
+) -> Resolution {
+    for d in input.deterministic {
+        suppressed.push((d.source, "agent_left".into()));
+    }
+    state.reset();
+    state.evidence = Some(Evidence::None);
+    Resolution {
+        presence: Presence::Unmanaged,
+        provider: None,
+        evidence: Evidence::None,
+        activity: Activity::Unknown,
+        winner: None,
+        reason: "no_agent_process".into(),
+        suppressed,
+        transition: None,
+        next_deadline: None,
+    }
+}
+
+/// Deterministic candidates with their rank (lower is better).
+type Ranked<'a> = Vec<(u8, &'a DeterministicState)>;
+
+/// Step 1: the admissible deterministic candidates with their rank, best first; the others
+/// go to `suppressed` with their reason. Also returns why the last winner dropped out, if it
+/// did.
+fn admissible<'a>(
+    state: &ResolverState,
+    input: &ResolverInput<'a>,
+    provider: Provider,
+    suppressed: &mut Vec<(SourceKind, String)>,
+) -> (Ranked<'a>, Option<(SourceKind, String)>) {
     let mut cands: Vec<(u8, &DeterministicState)> = Vec::new();
     let mut first_drop: Option<(SourceKind, String)> = None;
     // A source that only follows a session (its transcript or rollout, `links: false`) speaks
@@ -387,11 +422,19 @@ pub fn resolve(
         }
     }
     cands.sort_by_key(|(r, d)| (*r, std::cmp::Reverse(d.ts)));
-    // 1b. A turn end that fires no hook (C-007: Claude writes its Esc interrupt and Esc deny to
-    // the transcript only, Codex an API error to its rollout only). A source declared to see
-    // such turn ends wins with its idle or error when it is newer than the best source's
-    // running or waiting state; any newer event of the best source (the next prompt) wins
-    // again by rank.
+    (cands, first_drop)
+}
+
+/// Step 1b. A turn end that fires no hook (C-007: Claude writes its Esc interrupt and Esc deny
+/// to the transcript only, Codex an API error to its rollout only). A source declared to see
+/// such turn ends wins with its idle or error when it is newer than the best source's
+/// running or waiting state; any newer event of the best source (the next prompt) wins
+/// again by rank. Every candidate but the first goes to `suppressed`.
+fn promote_turn_end(
+    cands: &mut Ranked<'_>,
+    provider: Provider,
+    suppressed: &mut Vec<(SourceKind, String)>,
+) {
     let mut superseded = None;
     if let Some(&(_, best)) = cands.first()
         && matches!(
@@ -416,83 +459,104 @@ pub fn resolve(
         };
         suppressed.push((d.source, why.into()));
     }
+}
 
+/// Steps 2 and 3: the best deterministic candidate `w` wins unless the screen contradicts it
+/// (then the screen does, and the contradiction is held until `w`'s source says something new).
+fn deterministic(
+    state: &mut ResolverState,
+    input: &ResolverInput<'_>,
+    cfg: &ResolverConfig,
+    now: Millis,
+    provider: Provider,
+    (rank, w): (u8, &DeterministicState),
+    mut suppressed: Vec<(SourceKind, String)>,
+) -> Resolution {
     let heur = input.heuristic;
     let was_det = state.evidence == Some(Evidence::Deterministic);
-    let prev_winner = state.winner;
-
-    if let Some(&(rank, w)) = cands.first() {
-        // 2. Contradiction by the screen?
-        let mut deadline = None;
-        let held = state
-            .contradiction
-            .filter(|c| c.source == w.source && w.ts <= c.ts);
-        let fresh = if held.is_none() {
-            check_contradiction(w, &heur, provider, cfg, now, &mut deadline)
+    // 2. Contradiction by the screen?
+    let mut deadline = None;
+    let held = state
+        .contradiction
+        .filter(|c| c.source == w.source && w.ts <= c.ts);
+    let fresh = if held.is_none() {
+        check_contradiction(w, &heur, provider, cfg, now, &mut deadline)
+    } else {
+        None
+    };
+    if let Some(c) = held.or(fresh) {
+        state.contradiction = Some(c);
+        let activity = if heur.activity == Activity::Unknown {
+            c.activity
         } else {
-            None
+            heur.activity
         };
-        if let Some(c) = held.or(fresh) {
-            state.contradiction = Some(c);
-            let activity = if heur.activity == Activity::Unknown {
-                c.activity
-            } else {
-                heur.activity
-            };
-            let transition = was_det.then(|| TierTransition::Fallback {
-                from: w.source,
-                reason: c.rule.into(),
-            });
-            if was_det {
-                state.demoted = true;
-            }
-            suppressed.push((w.source, c.rule.into()));
-            state.evidence = Some(Evidence::Heuristic);
-            state.winner = Some(SourceKind::Poller);
-            return Resolution {
-                presence: Presence::Managed,
-                provider: Some(provider),
-                evidence: Evidence::Heuristic,
-                activity,
-                winner: Some(SourceKind::Poller),
-                reason: format!(
-                    "{} det_source={} det={} det_event={} det_ts={} screen={}",
-                    c.rule, w.source, w.activity, w.event, w.ts, heur.activity
-                ),
-                suppressed,
-                transition,
-                next_deadline: None,
-            };
+        let transition = was_det.then(|| TierTransition::Fallback {
+            from: w.source,
+            reason: c.rule.into(),
+        });
+        if was_det {
+            state.demoted = true;
         }
-        // 3. Deterministic wins.
-        let transition =
-            (state.demoted && !was_det).then_some(TierTransition::RePromotion { to: w.source });
-        state.contradiction = None;
-        state.fallback_marks.clear();
-        state.demoted = false;
-        state.evidence = Some(Evidence::Deterministic);
-        state.winner = Some(w.source);
-        let mut reason = format!(
-            "winner={} rank={rank} event={} ts={}",
-            w.source, w.event, w.ts
-        );
-        if let Some(d) = &w.detail {
-            reason.push_str(&format!(" detail={}", kv_value(d)));
-        }
+        suppressed.push((w.source, c.rule.into()));
+        state.evidence = Some(Evidence::Heuristic);
+        state.winner = Some(SourceKind::Poller);
         return Resolution {
             presence: Presence::Managed,
             provider: Some(provider),
-            evidence: Evidence::Deterministic,
-            activity: w.activity,
-            winner: Some(w.source),
-            reason,
+            evidence: Evidence::Heuristic,
+            activity,
+            winner: Some(SourceKind::Poller),
+            reason: format!(
+                "{} det_source={} det={} det_event={} det_ts={} screen={}",
+                c.rule, w.source, w.activity, w.event, w.ts, heur.activity
+            ),
             suppressed,
             transition,
-            next_deadline: deadline,
+            next_deadline: None,
         };
     }
+    // 3. Deterministic wins.
+    let transition =
+        (state.demoted && !was_det).then_some(TierTransition::RePromotion { to: w.source });
+    state.contradiction = None;
+    state.fallback_marks.clear();
+    state.demoted = false;
+    state.evidence = Some(Evidence::Deterministic);
+    state.winner = Some(w.source);
+    let mut reason = format!(
+        "winner={} rank={rank} event={} ts={}",
+        w.source, w.event, w.ts
+    );
+    if let Some(d) = &w.detail {
+        reason.push_str(&format!(" detail={}", kv_value(d)));
+    }
+    Resolution {
+        presence: Presence::Managed,
+        provider: Some(provider),
+        evidence: Evidence::Deterministic,
+        activity: w.activity,
+        winner: Some(w.source),
+        reason,
+        suppressed,
+        transition,
+        next_deadline: deadline,
+    }
+}
 
-    // 4. No admissible deterministic source: the screen.
+/// Step 4. No admissible deterministic source: the screen, unless the poller is unhealthy too.
+/// Falling back from a deterministic winner marks every source's timestamp (re-promotion
+/// needs a newer event).
+fn screen_fallback(
+    state: &mut ResolverState,
+    input: &ResolverInput<'_>,
+    provider: Provider,
+    first_drop: Option<(SourceKind, String)>,
+    suppressed: Vec<(SourceKind, String)>,
+) -> Resolution {
+    let heur = input.heuristic;
+    let was_det = state.evidence == Some(Evidence::Deterministic);
+    let prev_winner = state.winner;
     let mut transition = None;
     if was_det {
         if let Some(from) = prev_winner {

@@ -20,17 +20,28 @@
 //!   told `busy`, reopened), so the listener never spins nor goes deaf; if that fails the
 //!   runtime's tick retries the accept.
 //!
+//! This file is the socket server (listener, clients, buffers, bounds). What a request line
+//! means is `api/dispatch.rs`; the `source.*` methods are `api/source_methods.rs`; the JSON
+//! shapes of the read model are `api/render.rs`.
+//!
 //! Wire format (see docs/api.md): request `{"v":1,"id":ID,"method":M,"params":{..}}`, answer
 //! `{"v":1,"id":ID,"result":..}` or `{"v":1,"id":ID,"error":{"code":..,"message":..}}`, push
 //! `{"v":1,"event":"pane","pane":{..}}` / `{"v":1,"event":"pane_removed","pane_id":".."}`.
-use crate::core::attention::{self, PaneView, Style};
-use crate::core::types::{Millis, SourceKind};
-use crate::projection::{PaneModel, Projection};
+mod dispatch;
+mod render;
+mod source_methods;
+
+use crate::core::attention::Style;
+use crate::core::types::Millis;
+use crate::projection::Projection;
 use crate::tmux::registry::Registry;
+use dispatch::{Gate, error_line, gate, handle_line, with_extra};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
+use render::pane_json;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use source_methods::source_method;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -409,36 +420,10 @@ impl ApiServer {
     fn accept(&mut self, reg: &mio::Registry, adm: &mut Admission, now: Millis) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    use std::os::fd::AsRawFd;
+                Ok((stream, _)) => {
                     // Flow-009: the peer must be our own uid.
-                    let cred = crate::sys::peercred::peer_cred(stream.as_raw_fd()).ok();
-                    let peer = match super::admission::admit_peer(
-                        cred.ok_or_else(|| io::Error::other("no peer credentials")),
-                        adm.runtime_uid,
-                    ) {
-                        Ok(p) => p,
-                        Err(r) => {
-                            log::warn!(
-                                "api_admission_rejected reason={} peer_pid={:?} detail={:?}",
-                                r.code(),
-                                cred.map(|c| c.pid),
-                                r.to_string()
-                            );
-                            adm.registry.count_reject(&r);
-                            let path = self.path.to_string_lossy();
-                            let c = adm.traces.open(
-                                "api",
-                                &path,
-                                cred.map(|c| c.pid),
-                                cred.map(|c| c.uid),
-                                now,
-                            );
-                            adm.traces.step(c, "admission", r.code(), now);
-                            adm.traces.close(c, r.code(), now);
-                            refuse(stream, &error_line(&Value::Null, r.code(), &r.to_string()));
-                            continue;
-                        }
+                    let Some((mut stream, peer)) = self.admit(stream, adm, now) else {
+                        continue;
                     };
                     if self.clients.len() >= self.cap && !self.evict_one(reg) {
                         log::warn!("api_client_refused reason=too_many");
@@ -479,30 +464,7 @@ impl ApiServer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if crate::sys::fd::is_fd_exhaustion(&e) => {
-                    // Out of fds: the pending connection would wake us forever (or, edge
-                    // triggered, never again). Free the spare, take it and say why, re-arm.
-                    self.stats.accept_fd_exhausted += 1;
-                    if self.spare.take().is_none() {
-                        log::error!("api_accept_failed err={e} spare=none retry=tick");
-                        self.accept_blocked = true;
-                        return;
-                    }
-                    if let Ok((stream, _)) = self.listener.accept() {
-                        self.stats.refused_busy += 1;
-                        refuse(
-                            stream,
-                            &error_line(&Value::Null, "busy", "daemon out of file descriptors"),
-                        );
-                    }
-                    self.spare = std::fs::File::open("/dev/null").ok();
-                    log::warn!(
-                        "api_accept_fd_exhausted err={e} clients={} cap={}",
-                        self.clients.len(),
-                        self.cap
-                    );
-                    // Make room for the next one: a stalled or idle client goes.
-                    if !self.evict_one(reg) {
-                        self.accept_blocked = true;
+                    if !self.on_accept_fd_exhausted(reg, &e) {
                         return;
                     }
                 }
@@ -512,6 +474,72 @@ impl ApiServer {
                 }
             }
         }
+    }
+
+    /// Flow-009: a new connection's peer must be our own uid; otherwise it is refused with
+    /// the reason, counted and traced.
+    fn admit(
+        &self,
+        stream: UnixStream,
+        adm: &mut Admission,
+        now: Millis,
+    ) -> Option<(UnixStream, crate::sys::peercred::PeerCred)> {
+        use std::os::fd::AsRawFd;
+        let cred = crate::sys::peercred::peer_cred(stream.as_raw_fd()).ok();
+        match super::admission::admit_peer(
+            cred.ok_or_else(|| io::Error::other("no peer credentials")),
+            adm.runtime_uid,
+        ) {
+            Ok(p) => Some((stream, p)),
+            Err(r) => {
+                log::warn!(
+                    "api_admission_rejected reason={} peer_pid={:?} detail={:?}",
+                    r.code(),
+                    cred.map(|c| c.pid),
+                    r.to_string()
+                );
+                adm.registry.count_reject(&r);
+                let path = self.path.to_string_lossy();
+                let c =
+                    adm.traces
+                        .open("api", &path, cred.map(|c| c.pid), cred.map(|c| c.uid), now);
+                adm.traces.step(c, "admission", r.code(), now);
+                adm.traces.close(c, r.code(), now);
+                refuse(stream, &error_line(&Value::Null, r.code(), &r.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Out of fds: the pending connection would wake us forever (or, edge triggered, never
+    /// again). Returns whether to go on accepting.
+    fn on_accept_fd_exhausted(&mut self, reg: &mio::Registry, e: &io::Error) -> bool {
+        // Free the spare, take it and say why, re-arm.
+        self.stats.accept_fd_exhausted += 1;
+        if self.spare.take().is_none() {
+            log::error!("api_accept_failed err={e} spare=none retry=tick");
+            self.accept_blocked = true;
+            return false;
+        }
+        if let Ok((stream, _)) = self.listener.accept() {
+            self.stats.refused_busy += 1;
+            refuse(
+                stream,
+                &error_line(&Value::Null, "busy", "daemon out of file descriptors"),
+            );
+        }
+        self.spare = std::fs::File::open("/dev/null").ok();
+        log::warn!(
+            "api_accept_fd_exhausted err={e} clients={} cap={}",
+            self.clients.len(),
+            self.cap
+        );
+        // Make room for the next one: a stalled or idle client goes.
+        if !self.evict_one(reg) {
+            self.accept_blocked = true;
+            return false;
+        }
+        true
     }
 
     /// Serve one client: answer its whole request lines while its unsent output is under
@@ -611,32 +639,7 @@ impl ApiServer {
             }
             // Read until a whole line is here (answer it first), the kernel has no more
             // (a readable edge will come), or the line is over-long.
-            let mut buf = [0u8; 8192];
-            let mut more = false;
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => {
-                        eof = true;
-                        more = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        c.inbuf.extend_from_slice(&buf[..n]);
-                        if buf[..n].contains(&b'\n') || c.inbuf.len() > MAX_LINE {
-                            more = true;
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        eof = true;
-                        more = true;
-                        break;
-                    }
-                }
-            }
-            if !more {
+            if !read_some(c, &mut eof) {
                 return;
             }
         }
@@ -766,65 +769,6 @@ impl ApiServer {
     }
 }
 
-enum Gate {
-    /// A `source.*` method, handled with the connection and the registry.
-    Source(Value, String, Value),
-    /// Refused before reaching the read model (not ready yet).
-    Refuse(String),
-    /// Answer with [`handle_line`].
-    Pass,
-}
-
-/// Methods that read the read model, refused until the API stage is ready (Flow-011).
-const GATED: &[&str] = &["list", "get", "explain", "subscribe", "metrics", "trace"];
-
-fn gate(line: &[u8], ready: bool, waiting_for: &str) -> Gate {
-    let Ok(req) = serde_json::from_slice::<Value>(line) else {
-        return Gate::Pass;
-    };
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let Some(method) = req.get("method").and_then(Value::as_str) else {
-        return Gate::Pass;
-    };
-    if method.starts_with("source.") {
-        let params = req.get("params").cloned().unwrap_or(json!({}));
-        return Gate::Source(id, method.to_string(), params);
-    }
-    if !ready && GATED.contains(&method) {
-        return Gate::Refuse(error_line(
-            &id,
-            "not_ready",
-            &format!("daemon starting: waiting for stage {waiting_for}"),
-        ));
-    }
-    Gate::Pass
-}
-
-/// Merge the runtime's extra sections into a `health`/`metrics` result.
-fn with_extra(answer: String, extra: &serde_json::Map<String, Value>) -> String {
-    if extra.is_empty() {
-        return answer;
-    }
-    let Ok(mut v) = serde_json::from_str::<Value>(&answer) else {
-        return answer;
-    };
-    let is_health = v
-        .get("result")
-        .and_then(|r| r.get("daemon_pid").or_else(|| r.get("windows")))
-        .is_some();
-    match v.get_mut("result").and_then(Value::as_object_mut) {
-        Some(r) if is_health || r.contains_key("ingest") => {
-            for (k, x) in extra {
-                r.insert(k.clone(), x.clone());
-            }
-        }
-        _ => return answer,
-    }
-    let mut s = v.to_string();
-    s.push('\n');
-    s
-}
-
 /// Refuse a connection with a reason the peer can read. Closing a socket with unread input
 /// resets it, so what the peer already sent is read (without waiting: this runs in the one
 /// loop) before the close. A peer that writes later gets `EPIPE` and can still read the reason.
@@ -841,665 +785,41 @@ fn refuse(mut stream: mio::net::UnixStream, answer: &str) {
     }
 }
 
-/// `source.hello|heartbeat|register|revoke|list`. Returns the answer and whether to close.
-fn source_method(
-    method: &str,
-    params: &Value,
-    id: &Value,
-    c: &mut Client,
-    a: &mut Admission,
-    api_path: &str,
-    now: Millis,
-) -> (String, bool) {
-    if !params.is_object() {
-        return (
-            error_line(id, "invalid_params", "\"params\" must be an object"),
-            false,
-        );
+/// Read from a client until a whole line is here, the kernel has no more, or the line is
+/// over-long. Returns whether there is more to do (a line, an over-long line, or the end,
+/// which sets `eof`).
+fn read_some(c: &mut Client, eof: &mut bool) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut more = false;
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => {
+                *eof = true;
+                more = true;
+                break;
+            }
+            Ok(n) => {
+                c.inbuf.extend_from_slice(&buf[..n]);
+                if buf[..n].contains(&b'\n') || c.inbuf.len() > MAX_LINE {
+                    more = true;
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                *eof = true;
+                more = true;
+                break;
+            }
+        }
     }
-    let s = |k: &str| params.get(k).and_then(Value::as_str);
-    match method {
-        "source.hello" => {
-            // The connection speaks as a source from here on: trace it.
-            let conn = *c.conn.get_or_insert_with(|| {
-                let t = a.traces.open(
-                    "api",
-                    api_path,
-                    Some(c.peer_pid),
-                    Some(c.peer_uid),
-                    c.accepted_at,
-                );
-                a.traces.step(
-                    t,
-                    "admission",
-                    "peer uid checked (socket peer credentials)",
-                    c.accepted_at,
-                );
-                t
-            });
-            if let Some(k) = s("source_kind") {
-                a.traces.set_kind(conn, k);
-            }
-            match a.registry.hello(params, c.peer_uid, &a.nonce, now) {
-                Ok(e) => {
-                    log::info!(
-                        "source_admitted source_id={} peer_uid={} socket={} conn={}",
-                        e.source_id,
-                        c.peer_uid,
-                        e.socket_path,
-                        super::conntrace::conn_str(conn)
-                    );
-                    a.traces
-                        .step(conn, "hello", &format!("admitted as {}", e.source_id), now);
-                    c.source_id = Some(e.source_id.clone());
-                    let mut r = e.json();
-                    r["connection"] = json!(super::conntrace::conn_str(conn));
-                    (result_line(id, r), false)
-                }
-                // Fail-closed: the connection goes.
-                Err(r) => {
-                    a.traces
-                        .step(conn, "hello", &format!("refused: {}", r.code()), now);
-                    (error_line(id, r.code(), &r.to_string()), true)
-                }
-            }
-        }
-        "source.heartbeat" => match c.source_id.clone() {
-            None => (
-                error_line(id, "not_admitted", "say source.hello first"),
-                true,
-            ),
-            Some(sid) => match a.registry.heartbeat(&sid, now) {
-                Some(st) if st != super::admission::RegState::Revoked => {
-                    if let Some(conn) = c.conn {
-                        a.traces.heartbeat(conn);
-                    }
-                    (
-                        result_line(id, json!({"source_id": sid, "state": st.as_str()})),
-                        false,
-                    )
-                }
-                _ => (
-                    error_line(id, "source_registry_miss", &format!("{sid} is revoked")),
-                    true,
-                ),
-            },
-        },
-        "source.register" => {
-            let owner = params
-                .get("owner_uid")
-                .and_then(Value::as_u64)
-                .and_then(|u| u32::try_from(u).ok())
-                .unwrap_or(c.peer_uid);
-            let (Some(kind), Some(path)) = (s("source_kind"), s("socket_path")) else {
-                return (
-                    error_line(id, "invalid_params", "need source_kind and socket_path"),
-                    false,
-                );
-            };
-            match a.registry.register(kind, path, owner, now) {
-                Ok(e) => (result_line(id, e.json()), false),
-                Err(r) => (error_line(id, r.code(), &r.to_string()), false),
-            }
-        }
-        "source.revoke" => {
-            let sid = match (s("source_id"), s("source_kind")) {
-                (Some(x), _) => x.to_string(),
-                (None, Some(k)) => super::admission::source_id(k, c.peer_uid),
-                _ => {
-                    return (
-                        error_line(id, "invalid_params", "need source_id or source_kind"),
-                        false,
-                    );
-                }
-            };
-            match a.registry.revoke(&sid, now) {
-                Some(e) => (result_line(id, e.json()), false),
-                None => (
-                    error_line(id, "not_found", &format!("no source {sid:?}")),
-                    false,
-                ),
-            }
-        }
-        "source.list" => {
-            let mut r = a.registry.json();
-            r["connections"] = a.traces.recent_json(32);
-            (result_line(id, r), false)
-        }
-        "source.trace" => {
-            let Some(conn) = s("connection").and_then(super::conntrace::parse_conn) else {
-                return (
-                    error_line(id, "invalid_params", "need connection (e.g. \"c3\")"),
-                    false,
-                );
-            };
-            match a.traces.get(conn) {
-                Some(t) => (result_line(id, t.json()), false),
-                None => (
-                    error_line(
-                        id,
-                        "not_found",
-                        &format!(
-                            "no connection {} (the newest 256 are kept)",
-                            super::conntrace::conn_str(conn)
-                        ),
-                    ),
-                    false,
-                ),
-            }
-        }
-        other => (
-            error_line(id, "unknown_method", &format!("unknown method {other:?}")),
-            false,
-        ),
-    }
+    more
 }
 
 fn push_out(c: &mut Client, s: &str) {
     // Past the cap the client is dropped at its next flush; stop growing the buffer.
     if c.outbuf.len() <= MAX_OUTBUF {
         c.outbuf.extend_from_slice(s.as_bytes());
-    }
-}
-
-fn error_line(id: &Value, code: &str, message: &str) -> String {
-    let mut s =
-        json!({"v": VERSION, "id": id, "error": {"code": code, "message": message}}).to_string();
-    s.push('\n');
-    s
-}
-
-fn result_line(id: &Value, result: Value) -> String {
-    let mut s = json!({"v": VERSION, "id": id, "result": result}).to_string();
-    s.push('\n');
-    s
-}
-
-/// Answer one request line. Returns the answer and whether the client subscribed.
-pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
-    let req: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                error_line(&Value::Null, "parse_error", &format!("invalid JSON: {e}")),
-                false,
-            );
-        }
-    };
-    let Some(obj) = req.as_object() else {
-        return (
-            error_line(&Value::Null, "invalid_request", "request must be an object"),
-            false,
-        );
-    };
-    let id = obj.get("id").cloned().unwrap_or(Value::Null);
-    match obj.get("v") {
-        None => {}
-        Some(v) if v.as_u64() == Some(VERSION) => {}
-        Some(_) => {
-            return (
-                error_line(&id, "unsupported_version", "this daemon speaks v=1"),
-                false,
-            );
-        }
-    }
-    let Some(method) = obj.get("method").and_then(Value::as_str) else {
-        return (
-            error_line(&id, "invalid_request", "missing string field \"method\""),
-            false,
-        );
-    };
-    let empty = Value::Object(Default::default());
-    let params = obj.get("params").unwrap_or(&empty);
-    if !params.is_object() {
-        return (
-            error_line(&id, "invalid_params", "\"params\" must be an object"),
-            false,
-        );
-    }
-    let pane_param = || -> Result<&PaneModel, (&'static str, String)> {
-        let pid = params.get("pane").and_then(Value::as_str).ok_or((
-            "invalid_params",
-            "missing string param \"pane\"".to_string(),
-        ))?;
-        if !crate::core::types::valid_pane_id(pid) {
-            let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-                format!(" (did you mean %{pid}?)")
-            } else {
-                String::new()
-            };
-            return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
-        }
-        view.projection
-            .panes
-            .get(pid)
-            .ok_or(("not_found", format!("no pane {pid}")))
-    };
-    match method {
-        "list" => (result_line(&id, list_json(view)), false),
-        "get" => match pane_param() {
-            Ok(p) => (result_line(&id, pane_json(p, view)), false),
-            Err((c, m)) => (error_line(&id, c, &m), false),
-        },
-        "explain" => match pane_param() {
-            Ok(p) => (result_line(&id, explain_json(p, view)), false),
-            Err((c, m)) => (error_line(&id, c, &m), false),
-        },
-        "health" => {
-            let mut h = health_json(view);
-            if let Some(o) = view.ops {
-                h["ops"] = o.metrics(view.now).json();
-            }
-            (result_line(&id, h), false)
-        }
-        "metrics" => match view.metrics {
-            Some(m) => {
-                let mut r = m.json(view.ingest_counts, view.projection, view.now);
-                if let Some(o) = view.ops {
-                    r["ops"] = o.metrics(view.now).json();
-                }
-                (result_line(&id, r), false)
-            }
-            None => (error_line(&id, "not_found", "metrics unavailable"), false),
-        },
-        "trace" => {
-            if let Some(tok) = params.get("delivery_token").and_then(Value::as_str) {
-                let t = crate::delivery::parse_token(tok)
-                    .and_then(|t| view.delivery.and_then(|d| d.trace(t)));
-                return match t {
-                    Some(t) => (result_line(&id, t.json()), false),
-                    None => (
-                        error_line(
-                            &id,
-                            "not_found",
-                            &format!(
-                                "no delivery token {tok:?} in memory (the newest {} are kept)",
-                                crate::delivery::MAX_TOKEN_TRACES
-                            ),
-                        ),
-                        false,
-                    ),
-                };
-            }
-            let eid = params.get("event_id").and_then(Value::as_str);
-            match (eid, view.metrics) {
-                (None, _) => (
-                    error_line(
-                        &id,
-                        "invalid_params",
-                        "missing string param \"event_id\" (or \"delivery_token\")",
-                    ),
-                    false,
-                ),
-                (Some(e), Some(m)) if m.trace(e).is_some() => {
-                    let mut t = m.trace(e).map(|t| t.json()).unwrap_or(Value::Null);
-                    if let Some(tok) = view.delivery.and_then(|d| d.token_of(e)) {
-                        t["delivery_token"] = json!(crate::delivery::token_str(tok));
-                    }
-                    (result_line(&id, t), false)
-                }
-                (Some(e), _) => (
-                    error_line(&id, "not_found", &format!("no trace of {e:?} in memory")),
-                    false,
-                ),
-            }
-        }
-        "subscribe" => (
-            result_line(&id, json!({"subscribed": true, "list": list_json(view)})),
-            true,
-        ),
-        // A newer agtmux takes this server over (issue 19): answer, then the loop ends with
-        // the exit code that keeps our keeper from restarting us.
-        "exit_for_upgrade" => {
-            log::info!(
-                "api_exit_for_upgrade new_version={:?}",
-                params.get("version").and_then(Value::as_str).unwrap_or("?")
-            );
-            super::handover::request_exit();
-            (
-                result_line(
-                    &id,
-                    json!({"exiting": true, "version": super::handover::version()}),
-                ),
-                false,
-            )
-        }
-        other => (
-            error_line(&id, "unknown_method", &format!("unknown method {other:?}")),
-            false,
-        ),
-    }
-}
-
-/// f32 confidences as short decimals (0.9, not 0.8999999761581421).
-fn round3(x: f32) -> f64 {
-    (f64::from(x) * 1000.0).round() / 1000.0
-}
-
-fn opt_str<T: fmt::Display>(x: Option<T>) -> Value {
-    x.map(|v| Value::String(v.to_string()))
-        .unwrap_or(Value::Null)
-}
-
-/// The read model of one pane (docs/api.md "Pane").
-pub fn pane_json(p: &PaneModel, view: &View) -> Value {
-    let pv = PaneView {
-        managed: p.is_managed(),
-        activity: p.activity(),
-        attention: p.attention,
-    };
-    let info = view.registry.panes.get(&p.instance.pane_id);
-    json!({
-        "pane_id": p.instance.pane_id,
-        "generation": p.instance.generation,
-        "session_id": p.session_id,
-        "session_name": view.registry.session_names.get(&p.session_id).cloned().unwrap_or_default(),
-        "window_id": p.window_id,
-        "window_index": info.map(|i| i.window_index),
-        "window_name": view.registry.window_names.get(&p.window_id).cloned().unwrap_or_default(),
-        "pane_index": info.map(|i| i.pane_index),
-        "presence": p.presence().as_str(),
-        "provider": opt_str(p.provider()),
-        "evidence": p.evidence().as_str(),
-        "state": p.activity().as_str(),
-        "attention": opt_str(p.attention),
-        "icon": if p.is_managed() { attention::icon(&pv, view.style) } else { "" },
-        "title": p.title,
-        "title_source": p.title_source.as_str(),
-        "since_ms": p.since,
-        "version": p.version,
-        "command": info.map(|i| i.current_command.clone()).unwrap_or_default(),
-        "focused": view.registry.focused(&p.instance.pane_id),
-    })
-}
-
-/// window (index, id) → panes with their index.
-type Windows<'a> = BTreeMap<(u32, &'a str), Vec<(u32, Value)>>;
-
-/// sessions → windows → panes, in tmux's order (session id, window index, pane index).
-pub fn list_json(view: &View) -> Value {
-    // session id → window id → panes
-    let mut tree: BTreeMap<(u64, &str), Windows> = BTreeMap::new();
-    for p in view.projection.panes.values() {
-        let info = view.registry.panes.get(&p.instance.pane_id);
-        let skey = (
-            p.session_id
-                .trim_start_matches('$')
-                .parse()
-                .unwrap_or(u64::MAX),
-            p.session_id.as_str(),
-        );
-        let wkey = (
-            info.map(|i| i.window_index).unwrap_or(u32::MAX),
-            p.window_id.as_str(),
-        );
-        tree.entry(skey)
-            .or_default()
-            .entry(wkey)
-            .or_default()
-            .push((info.map(|i| i.pane_index).unwrap_or(0), pane_json(p, view)));
-    }
-    let sessions: Vec<Value> = tree
-        .into_iter()
-        .map(|((_, sid), windows)| {
-            let windows: Vec<Value> = windows
-                .into_iter()
-                .map(|((idx, wid), mut panes)| {
-                    panes.sort_by_key(|(i, _)| *i);
-                    json!({
-                        "window_id": wid,
-                        "window_index": if idx == u32::MAX { Value::Null } else { json!(idx) },
-                        "window_name": view.registry.window_names.get(wid).cloned().unwrap_or_default(),
-                        "panes": panes.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            json!({
-                "session_id": sid,
-                "session_name": view.registry.session_names.get(sid).cloned().unwrap_or_default(),
-                "windows": windows,
-            })
-        })
-        .collect();
-    let mut out = json!({ "sessions": sessions, "now_ms": view.now, "daemon_version": super::handover::version() });
-    if let Some(r) = view.remotes {
-        out["remotes"] = r.clone();
-    }
-    out
-}
-
-fn health_map(view: &View) -> Value {
-    let mut m = serde_json::Map::new();
-    for s in SourceKind::ALL {
-        let h = view
-            .projection
-            .health
-            .get(s)
-            .map(|h| h.as_str())
-            .unwrap_or("unknown");
-        m.insert(s.as_str().to_string(), Value::String(h.to_string()));
-    }
-    Value::Object(m)
-}
-
-/// Why the pane has its state (docs/api.md "explain").
-pub fn explain_json(p: &PaneModel, view: &View) -> Value {
-    let mut sig = p.signature.split(' ');
-    let class = sig.next().unwrap_or("").to_string();
-    let mut reason = String::new();
-    let mut confidence = Value::Null;
-    for kv in sig {
-        if let Some(r) = kv.strip_prefix("reason=") {
-            reason = r.to_string();
-        } else if let Some(c) = kv.strip_prefix("confidence=") {
-            confidence = c
-                .parse::<f64>()
-                .ok()
-                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-                .unwrap_or(Value::Null);
-        }
-    }
-    let sources: Vec<Value> = p
-        .det
-        .iter()
-        .map(|d| {
-            json!({
-                "source": d.source.as_str(),
-                "provider": d.provider.as_str(),
-                "session_key": d.session_key,
-                "state": d.activity.as_str(),
-                "ended": d.ended,
-                "event": d.event,
-                "detail": d.detail,
-                "ts_ms": d.ts,
-                "health": view.projection.health.get(&d.source).map(|h| h.as_str()).unwrap_or("unknown"),
-            })
-        })
-        .collect();
-    let r = &p.resolution;
-    let suppressed: Vec<Value> = r
-        .suppressed
-        .iter()
-        .map(|(s, why)| json!({"source": s.as_str(), "reason": why}))
-        .collect();
-    let mut timers: Vec<Value> = p
-        .hysteresis
-        .timers()
-        .iter()
-        .map(|t| json!({"name": t.name, "deadline_ms": t.deadline}))
-        .collect();
-    if let Some(d) = r.next_deadline {
-        timers.push(json!({"name": "resolver", "deadline_ms": d}));
-    }
-    let screen = p.screen.as_ref().map(|s| {
-        json!({
-            "rule": s.rule,
-            "state": s.activity.as_str(),
-            "confidence": round3(s.confidence),
-            "provider": opt_str(s.provider),
-            "lines": s.lines,
-            "at_ms": p.screen_at,
-            "signature": s.signature.as_ref().map(|g| json!({
-                "provider": g.provider.as_str(), "confidence": round3(g.confidence), "rule": g.rule,
-            })),
-        })
-    });
-    let last_change = p.hysteresis.last_change().map(|c| {
-        json!({"from": c.from.as_str(), "to": c.to.as_str(), "at_ms": c.at, "reason": c.reason})
-    });
-    json!({
-        "pane": pane_json(p, view),
-        "signature": {"class": class, "reason": reason, "confidence": confidence},
-        "process": p.process.map(|(prov, why)| json!({
-            "provider": prov.as_str(), "reason": why, "pid": p.agent_pid,
-        })),
-        "session_key": p.session_key,
-        "codex_binding": p.codex_binding,
-        "sources": sources,
-        "source_health": health_map(view),
-        "resolution": {
-            "winner": opt_str(r.winner),
-            "reason": r.reason,
-            "suppressed": suppressed,
-            "transition": opt_str(r.transition.as_ref()),
-        },
-        "heuristic": {
-            "state": p.hysteresis.current().as_str(),
-            "since_ms": p.hysteresis.current_since(),
-            "last_change": last_change,
-        },
-        "timers": timers,
-        "screen": screen,
-        "last_event": view
-            .metrics
-            .and_then(|m| m.last_trace(&p.instance.pane_id))
-            .map(|t| t.json()),
-        "now_ms": view.now,
-    })
-}
-
-/// Daemon and source health (docs/api.md "health").
-pub fn health_json(view: &View) -> Value {
-    let managed = view
-        .projection
-        .panes
-        .values()
-        .filter(|p| p.is_managed())
-        .count();
-    let problems: Vec<String> = {
-        let mut v = Vec::new();
-        if let Some(s) = view.store_problem {
-            v.push(format!("store:{s}"));
-        }
-        for s in SourceKind::ALL {
-            if let Some(h) = view.projection.health.get(s)
-                && *h != crate::core::types::Health::Healthy
-            {
-                v.push(format!("{s}:{h}"));
-            }
-        }
-        if !view.tmux_connected {
-            v.push("tmux:disconnected".to_string());
-        }
-        v
-    };
-    json!({
-        "daemon_pid": std::process::id(),
-        "version": super::handover::version(),
-        "tmux": {
-            "socket": view.socket.display().to_string(),
-            "identity": view.identity,
-            "connected": view.tmux_connected,
-        },
-        "sources": health_map(view),
-        "store_problem": view.store_problem,
-        "panes": view.projection.panes.len(),
-        "agent_panes": managed,
-        "status": if problems.is_empty() { "ok" } else { "degraded" },
-        "problems": problems,
-        "now_ms": view.now,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn view<'a>(proj: &'a Projection, reg: &'a Registry, style: &'a Style) -> View<'a> {
-        View {
-            projection: proj,
-            registry: reg,
-            style,
-            identity: Some("1:2"),
-            socket: Path::new("/tmp/x"),
-            tmux_connected: true,
-            store_problem: None,
-            metrics: None,
-            ingest_counts: [0; 4],
-            delivery: None,
-            ops: None,
-            remotes: None,
-            now: 5,
-        }
-    }
-
-    fn answer(line: &str) -> Value {
-        let proj = Projection::new("h".into());
-        let reg = Registry::default();
-        let style = Style::default();
-        let (s, _) = handle_line(line.as_bytes(), &view(&proj, &reg, &style));
-        serde_json::from_str(&s).unwrap()
-    }
-
-    #[test]
-    fn bad_requests_get_json_errors() {
-        for (line, code) in [
-            ("not json", "parse_error"),
-            ("[1,2]", "invalid_request"),
-            (r#"{"v":1,"id":3}"#, "invalid_request"),
-            (r#"{"v":2,"id":3,"method":"list"}"#, "unsupported_version"),
-            (r#"{"v":1,"id":3,"method":"nope"}"#, "unknown_method"),
-            (r#"{"v":1,"id":3,"method":"get"}"#, "invalid_params"),
-            (
-                r#"{"v":1,"id":3,"method":"get","params":{"pane":"%1;x"}}"#,
-                "invalid_params",
-            ),
-            (
-                r#"{"v":1,"id":3,"method":"get","params":{"pane":"%1"}}"#,
-                "not_found",
-            ),
-            (r#"{"v":1,"method":"get","params":7}"#, "invalid_params"),
-        ] {
-            let a = answer(line);
-            assert_eq!(a["v"], 1, "{line}");
-            assert_eq!(a["error"]["code"], code, "{line}");
-            assert!(a["error"]["message"].is_string());
-        }
-    }
-
-    #[test]
-    fn list_and_explain_have_their_shape() {
-        let mut proj = Projection::new("h".into());
-        proj.pane_added("%1", "$0", "@0", 0);
-        proj.resolve_dirty(1, &|_| false);
-        let reg = Registry::default();
-        let style = Style::default();
-        let v = view(&proj, &reg, &style);
-        let (s, sub) = handle_line(br#"{"v":1,"id":"a","method":"list"}"#, &v);
-        assert!(!sub);
-        let a: Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(a["id"], "a");
-        let pane = &a["result"]["sessions"][0]["windows"][0]["panes"][0];
-        assert_eq!(pane["pane_id"], "%1");
-        assert_eq!(pane["presence"], "unmanaged");
-        let (s, _) = handle_line(
-            br#"{"v":1,"id":1,"method":"explain","params":{"pane":"%1"}}"#,
-            &v,
-        );
-        let a: Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(a["result"]["signature"]["class"], "none");
-        assert!(a["result"]["sources"].is_array());
-        let (_, sub) = handle_line(br#"{"v":1,"id":1,"method":"subscribe"}"#, &v);
-        assert!(sub);
     }
 }

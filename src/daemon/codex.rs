@@ -369,11 +369,42 @@ impl CodexLink {
         }
     }
 
+    /// One correlation pass (C-012): which live Codex thread each Codex pane shows. Steps:
+    /// candidates and live threads, end bindings that no longer hold, bind what the evidence
+    /// decides, then hand the new bindings their thread's state, titles and explain notes.
     fn correlate(&mut self, proj: &mut Projection, gw: &mut Gateway, now: Millis) {
         self.dirty = false;
         self.next_correlate = now + CORRELATE_EVERY;
-        // Candidate panes: a Codex process in the pane's tree.
-        let mut cands: Vec<PaneCandidate> = proj
+        let mut cands = self.pane_candidates(proj);
+        let closed = self.closed_threads();
+        let mut live = self.live_threads(&closed);
+        let before = self.binds.clone();
+        self.end_broken_bindings(&before, &cands, &closed, &live);
+        for c in cands.iter_mut() {
+            c.bound_thread = self
+                .binds
+                .iter()
+                .find(|(_, b)| b.pane_id == c.pane_id)
+                .map(|(t, _)| t.clone());
+        }
+        let newly = self.bind_live_threads(&mut live, &mut cands, now);
+        self.catch_up(&newly, proj, now);
+        self.update_titles(proj);
+        self.explain_notes(&cands, proj);
+        if self.binds != before || !newly.is_empty() {
+            gw.set_thread_panes(
+                self.binds
+                    .iter()
+                    .map(|(t, b)| (t.clone(), b.pane_id.clone()))
+                    .collect(),
+            );
+        }
+    }
+
+    /// Candidate panes: a Codex process in the pane's tree. Screens of other panes are
+    /// forgotten.
+    fn pane_candidates(&mut self, proj: &Projection) -> Vec<PaneCandidate> {
+        let cands: Vec<PaneCandidate> = proj
             .panes
             .iter()
             .filter(|(_, m)| m.process.is_some_and(|(p, _)| p == Provider::Codex))
@@ -397,9 +428,13 @@ impl CodexLink {
             .collect();
         self.screens
             .retain(|id, _| cands.iter().any(|c| &c.pane_id == id));
-        // Live threads: real (not title-generation, not sub-agent) and not closed.
-        let closed: Vec<String> = self
-            .obs
+        cands
+    }
+
+    /// Threads that are not live: closed, title-generation or sub-agent threads, and threads
+    /// whose hooks said the session ended.
+    fn closed_threads(&self) -> Vec<String> {
+        self.obs
             .threads()
             .filter(|t| t.closed || t.ephemeral || t.subagent)
             .map(|t| t.thread_id.clone())
@@ -408,7 +443,12 @@ impl CodexLink {
                     .filter(|(_, f)| f.ended)
                     .map(|(id, _)| id.clone()),
             )
-            .collect();
+            .collect()
+    }
+
+    /// Live threads with their evidence: what the observer saw, plus what their hooks said
+    /// (cwd, the trusted pane); a thread known only from hooks is live too.
+    fn live_threads(&self, closed: &[String]) -> Vec<ThreadEvidence> {
         let mut live: Vec<ThreadEvidence> = self
             .obs
             .threads()
@@ -445,8 +485,18 @@ impl CodexLink {
             ev.hook_pane = f.trusted_pane.clone();
             ev.hook_parent_in_pane_tree = f.trusted_pane.is_some();
         }
-        // End bindings that no longer hold.
-        let before = self.binds.clone();
+        live
+    }
+
+    /// End bindings that no longer hold: the pane is no candidate, the thread closed, or its
+    /// hooks name another pane.
+    fn end_broken_bindings(
+        &mut self,
+        before: &HashMap<String, ThreadBind>,
+        cands: &[PaneCandidate],
+        closed: &[String],
+        live: &[ThreadEvidence],
+    ) {
         self.binds.retain(|t, b| {
             let pane_ok = cands.iter().any(|c| c.pane_id == b.pane_id);
             let thread_ok = !closed.contains(t);
@@ -457,146 +507,189 @@ impl CodexLink {
                 .is_none_or(|p| *p == b.pane_id);
             pane_ok && thread_ok && hook_ok
         });
-        for (t, b) in &before {
+        for (t, b) in before {
             if !self.binds.contains_key(t) {
                 log::info!("codex_unbound thread={t} pane={}", b.pane_id);
             }
         }
-        for c in cands.iter_mut() {
-            c.bound_thread = self
-                .binds
-                .iter()
-                .find(|(_, b)| b.pane_id == c.pane_id)
-                .map(|(t, _)| t.clone());
-        }
+    }
+
+    /// Bind each unbound live thread whose evidence decides a pane, most recently active
+    /// threads first; the others are noted as undecided. Returns the new `(thread, pane)`s.
+    fn bind_live_threads(
+        &mut self,
+        live: &mut [ThreadEvidence],
+        cands: &mut [PaneCandidate],
+        now: Millis,
+    ) -> Vec<(String, String)> {
         // Most recently active threads decide first.
-        let rec = |t: &str| self.recency.get(t).copied();
-        live.sort_by_key(|e| std::cmp::Reverse(rec(&e.thread_id).unwrap_or(Millis::MIN)));
+        live.sort_by_key(|e| {
+            std::cmp::Reverse(
+                self.recency
+                    .get(&e.thread_id)
+                    .copied()
+                    .unwrap_or(Millis::MIN),
+            )
+        });
         self.undecided.clear();
         let mut newly: Vec<(String, String)> = Vec::new();
         for (i, ev) in live.iter().enumerate() {
             if self.binds.contains_key(&ev.thread_id) {
                 continue;
             }
-            // A cwd-only binding of a thread idle since before this one was active does not
-            // hold the pane against it (a TUI shows one thread; the newer one is on screen).
-            let mine = rec(&ev.thread_id);
-            let mine_cands: Vec<PaneCandidate> = cands
-                .iter()
-                .map(|c| {
-                    let mut c = c.clone();
-                    if let Some(bt) = c.bound_thread.as_deref()
-                        && self.binds.get(bt).is_some_and(|b| b.confidence < 85)
-                        && rec(bt) < mine
-                    {
-                        c.bound_thread = None;
-                    }
-                    c
-                })
-                .collect();
-            let outcome = correlate(ev, &mine_cands, now);
-            let (pane, confidence, reason) = match outcome {
-                Binding::Bound {
-                    pane_id,
-                    confidence,
-                    reason,
-                } if confidence >= MIN_CONFIDENCE => (pane_id, confidence, reason),
-                Binding::Bound {
-                    pane_id, reason, ..
-                } => {
-                    self.undecided.insert(
-                        ev.thread_id.clone(),
-                        (format!("evidence too weak: {reason}"), vec![pane_id]),
-                    );
-                    continue;
-                }
-                Binding::Undecided { candidates, reason } => {
-                    self.undecided
-                        .insert(ev.thread_id.clone(), (reason, candidates));
-                    continue;
-                }
+            let Some((pane, confidence, reason)) = self.decide_pane(i, ev, live, cands, now) else {
+                continue;
             };
-            if confidence < 85 {
-                // cwd only: another live unbound thread in that cwd, active at least as
-                // recently, makes it ambiguous.
-                let rival = live.iter().enumerate().any(|(j, o)| {
-                    j != i
-                        && !self.binds.contains_key(&o.thread_id)
-                        && o.cwd.as_deref().map(norm) == ev.cwd.as_deref().map(norm)
-                        && match (rec(&o.thread_id), mine) {
-                            (Some(a), Some(b)) => a >= b,
-                            (Some(_), None) => true,
-                            (None, None) => true,
-                            (None, Some(_)) => false,
-                        }
-                });
-                if rival {
-                    self.undecided.insert(
-                        ev.thread_id.clone(),
-                        (
-                            "several live Codex threads share this cwd and none was active \
-                             more recently"
-                                .into(),
-                            vec![pane],
-                        ),
-                    );
-                    continue;
+            self.bind(ev, &pane, confidence, reason, cands);
+            newly.push((ev.thread_id.clone(), pane));
+        }
+        newly
+    }
+
+    /// The pane the evidence gives thread `live[i]`, or `None` (the reason noted as undecided):
+    /// evidence too weak, a cwd shared with a live thread as recent, or the pane held by a
+    /// stronger binding.
+    fn decide_pane(
+        &mut self,
+        i: usize,
+        ev: &ThreadEvidence,
+        live: &[ThreadEvidence],
+        cands: &[PaneCandidate],
+        now: Millis,
+    ) -> Option<(String, u8, String)> {
+        let rec = |t: &str| self.recency.get(t).copied();
+        // A cwd-only binding of a thread idle since before this one was active does not
+        // hold the pane against it (a TUI shows one thread; the newer one is on screen).
+        let mine = rec(&ev.thread_id);
+        let mine_cands: Vec<PaneCandidate> = cands
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if let Some(bt) = c.bound_thread.as_deref()
+                    && self.binds.get(bt).is_some_and(|b| b.confidence < 85)
+                    && rec(bt) < mine
+                {
+                    c.bound_thread = None;
                 }
+                c
+            })
+            .collect();
+        let outcome = correlate(ev, &mine_cands, now);
+        let (pane, confidence, reason) = match outcome {
+            Binding::Bound {
+                pane_id,
+                confidence,
+                reason,
+            } if confidence >= MIN_CONFIDENCE => (pane_id, confidence, reason),
+            Binding::Bound {
+                pane_id, reason, ..
+            } => {
+                self.undecided.insert(
+                    ev.thread_id.clone(),
+                    (format!("evidence too weak: {reason}"), vec![pane_id]),
+                );
+                return None;
             }
-            // A pane holds one thread. A stronger binding keeps its pane (a prompt seen on a
-            // pane does not beat that pane's own trusted hooks, and two bindings must not take
-            // a pane from each other in turn); an equal or weaker one gives way.
-            if let Some((held, b)) = self
-                .binds
-                .iter()
-                .find(|(t, b)| b.pane_id == pane && *t != &ev.thread_id)
-                && b.confidence > confidence
-            {
+            Binding::Undecided { candidates, reason } => {
+                self.undecided
+                    .insert(ev.thread_id.clone(), (reason, candidates));
+                return None;
+            }
+        };
+        if confidence < 85 {
+            // cwd only: another live unbound thread in that cwd, active at least as
+            // recently, makes it ambiguous.
+            let rival = live.iter().enumerate().any(|(j, o)| {
+                j != i
+                    && !self.binds.contains_key(&o.thread_id)
+                    && o.cwd.as_deref().map(norm) == ev.cwd.as_deref().map(norm)
+                    && match (rec(&o.thread_id), mine) {
+                        (Some(a), Some(b)) => a >= b,
+                        (Some(_), None) => true,
+                        (None, None) => true,
+                        (None, Some(_)) => false,
+                    }
+            });
+            if rival {
                 self.undecided.insert(
                     ev.thread_id.clone(),
                     (
-                        format!(
-                            "pane {pane} is held by thread {held} with a stronger binding ({} > {confidence})",
-                            b.confidence
-                        ),
-                        vec![pane.clone()],
+                        "several live Codex threads share this cwd and none was active \
+                         more recently"
+                            .into(),
+                        vec![pane],
                     ),
                 );
-                continue;
+                return None;
             }
-            let taken: Vec<String> = self
-                .binds
-                .iter()
-                .filter(|(_, b)| b.pane_id == pane)
-                .map(|(t, _)| t.clone())
-                .collect();
-            for t in taken {
-                log::info!("codex_unbound thread={t} pane={pane} reason=taken_over");
-                self.binds.remove(&t);
-            }
-            log::info!(
-                "codex_bound thread={} pane={pane} confidence={confidence} reason={reason:?}",
-                ev.thread_id
-            );
-            for c in cands.iter_mut() {
-                if c.pane_id == pane {
-                    c.bound_thread = Some(ev.thread_id.clone());
-                } else if c.bound_thread.as_deref() == Some(ev.thread_id.as_str()) {
-                    c.bound_thread = None;
-                }
-            }
-            self.binds.insert(
-                ev.thread_id.clone(),
-                ThreadBind {
-                    pane_id: pane.clone(),
-                    confidence,
-                    reason,
-                },
-            );
-            newly.push((ev.thread_id.clone(), pane));
         }
-        // Catch up: the thread's latest state per source goes to its new pane.
-        for (t, pane) in &newly {
+        // A pane holds one thread. A stronger binding keeps its pane (a prompt seen on a
+        // pane does not beat that pane's own trusted hooks, and two bindings must not take
+        // a pane from each other in turn); an equal or weaker one gives way.
+        if let Some((held, b)) = self
+            .binds
+            .iter()
+            .find(|(t, b)| b.pane_id == pane && *t != &ev.thread_id)
+            && b.confidence > confidence
+        {
+            self.undecided.insert(
+                ev.thread_id.clone(),
+                (
+                    format!(
+                        "pane {pane} is held by thread {held} with a stronger binding ({} > {confidence})",
+                        b.confidence
+                    ),
+                    vec![pane.clone()],
+                ),
+            );
+            return None;
+        }
+        Some((pane, confidence, reason))
+    }
+
+    /// Bind thread `ev` to `pane`, taking the pane over from whichever thread held it.
+    fn bind(
+        &mut self,
+        ev: &ThreadEvidence,
+        pane: &str,
+        confidence: u8,
+        reason: String,
+        cands: &mut [PaneCandidate],
+    ) {
+        let taken: Vec<String> = self
+            .binds
+            .iter()
+            .filter(|(_, b)| b.pane_id == pane)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in taken {
+            log::info!("codex_unbound thread={t} pane={pane} reason=taken_over");
+            self.binds.remove(&t);
+        }
+        log::info!(
+            "codex_bound thread={} pane={pane} confidence={confidence} reason={reason:?}",
+            ev.thread_id
+        );
+        for c in cands.iter_mut() {
+            if c.pane_id == pane {
+                c.bound_thread = Some(ev.thread_id.clone());
+            } else if c.bound_thread.as_deref() == Some(ev.thread_id.as_str()) {
+                c.bound_thread = None;
+            }
+        }
+        self.binds.insert(
+            ev.thread_id.clone(),
+            ThreadBind {
+                pane_id: pane.to_string(),
+                confidence,
+                reason,
+            },
+        );
+    }
+
+    /// Catch up: the thread's latest state per source goes to its new pane.
+    fn catch_up(&self, newly: &[(String, String)], proj: &mut Projection, now: Millis) {
+        for (t, pane) in newly {
             let Some(evs) = self.last_state.get(t) else {
                 continue;
             };
@@ -610,8 +703,11 @@ impl CodexLink {
                 }
             }
         }
-        // Titles (C-010): the thread's name is the canonical title; without one, its
-        // preview (the prompt that started it) is the heuristic title.
+    }
+
+    /// Titles (C-010): the thread's name is the canonical title; without one, its
+    /// preview (the prompt that started it) is the heuristic title.
+    fn update_titles(&self, proj: &mut Projection) {
         for (t, b) in &self.binds {
             let Some(f) = self.obs.thread(t) else {
                 continue;
@@ -626,8 +722,11 @@ impl CodexLink {
                 m.dirty = true;
             }
         }
-        // Explain notes.
-        for c in &cands {
+    }
+
+    /// Explain notes: each candidate pane's binding, or why none holds.
+    fn explain_notes(&self, cands: &[PaneCandidate], proj: &mut Projection) {
+        for c in cands {
             let note = if let Some((t, b)) = self.binds.iter().find(|(_, b)| b.pane_id == c.pane_id)
             {
                 Some(format!(
@@ -653,14 +752,6 @@ impl CodexLink {
             {
                 m.codex_binding = note;
             }
-        }
-        if self.binds != before || !newly.is_empty() {
-            gw.set_thread_panes(
-                self.binds
-                    .iter()
-                    .map(|(t, b)| (t.clone(), b.pane_id.clone()))
-                    .collect(),
-            );
         }
     }
 }

@@ -1281,166 +1281,21 @@ impl CodexObserver {
             return;
         }
         let out = match m {
-            "thread/status/changed" => {
-                let status = p.get("status").cloned().unwrap_or(Value::Null);
-                let t = self.thread_mut(&tid);
-                match status_activity(&status) {
-                    Some((Activity::Idle, _)) if t.error_sticky => mk(
-                        Signal::Ignore,
-                        Some("idle after an error: the error stays until the next turn".into()),
-                    ),
-                    Some((a, d)) => {
-                        if a != Activity::Error && a != Activity::Idle {
-                            t.error_sticky = false;
-                        }
-                        if a == Activity::Error {
-                            t.error_sticky = true;
-                        }
-                        if a != Activity::Idle && a != Activity::Error && !t.subscribed {
-                            // First turn: the rollout exists now or very soon; re-arm resume.
-                            if matches!(
-                                t.resume,
-                                ResumeState::Parked | ResumeState::RetryAt(..) | ResumeState::Due
-                            ) {
-                                t.resume = ResumeState::RetryAt(now + 200, 0);
-                            }
-                        }
-                        mk(Signal::Activity(a), Some(d))
-                    }
-                    None => mk(
-                        Signal::Ignore,
-                        Some(format!(
-                            "status {}",
-                            status.get("type").and_then(Value::as_str).unwrap_or("?")
-                        )),
-                    ),
-                }
-            }
-            "turn/started" => {
-                let t = self.thread_mut(&tid);
-                t.current_turn = turn.clone();
-                t.turn_in_progress = true;
-                t.turn_started_ts = Some(now);
-                t.error_sticky = false;
-                t.error_turn = None;
-                mk(Signal::Activity(Activity::Running), None)
-            }
-            "turn/completed" => {
-                let status = str_at(&p, &["turn", "status"]).unwrap_or("").to_string();
-                let tu = turn.clone().unwrap_or_default();
-                let t = self.thread_mut(&tid);
-                let stale = t.current_turn.as_deref().is_some_and(|c| c != tu)
-                    || t.done_turns.iter().any(|d| *d == tu);
-                if stale {
-                    mk(
-                        Signal::Ignore,
-                        Some(format!("late completion of older turn {tu} ({status})")),
-                    )
-                } else {
-                    t.turn_in_progress = false;
-                    t.turn_ended_ts = Some(now);
-                    if t.done_turns.len() >= 16 {
-                        t.done_turns.pop_front();
-                    }
-                    t.done_turns.push_back(tu.clone());
-                    match status.as_str() {
-                        "failed" => {
-                            t.error_sticky = true;
-                            t.error_turn = Some(tu);
-                            let msg = str_at(&p, &["turn", "error", "message"])
-                                .map(|s| truncate(s, 200))
-                                .unwrap_or_else(|| "turn failed".into());
-                            mk(Signal::Activity(Activity::Error), Some(msg))
-                        }
-                        "completed" | "interrupted" => {
-                            if t.error_sticky {
-                                mk(Signal::Ignore, Some(format!("turn {status} after error")))
-                            } else {
-                                mk(Signal::Activity(Activity::Idle), Some(status))
-                            }
-                        }
-                        other => mk(Signal::Ignore, Some(format!("turn status {other:?}"))),
-                    }
-                }
-            }
-            "error" => {
-                let will_retry = p.get("willRetry").and_then(Value::as_bool).unwrap_or(false);
-                let msg = str_at(&p, &["error", "message"])
-                    .map(|s| truncate(s, 200))
-                    .unwrap_or_else(|| "error".into());
-                let tu = turn.clone().unwrap_or_default();
-                let t = self.thread_mut(&tid);
-                let stale = t.current_turn.as_deref().is_some_and(|c| c != tu)
-                    && t.done_turns.iter().any(|d| *d == tu);
-                if stale {
-                    mk(Signal::Ignore, Some(format!("error of older turn {tu}")))
-                } else if will_retry {
-                    mk(
-                        Signal::Activity(Activity::Running),
-                        Some(format!("retrying: {msg}")),
-                    )
-                } else {
-                    t.error_sticky = true;
-                    t.error_turn = turn.clone();
-                    mk(Signal::Activity(Activity::Error), Some(msg))
-                }
-            }
-            "serverRequest/resolved" => {
-                let t = self.thread_mut(&tid);
-                if t.turn_in_progress && !t.error_sticky {
-                    mk(
-                        Signal::Activity(Activity::Running),
-                        Some("request resolved".into()),
-                    )
-                } else {
-                    mk(Signal::Ignore, Some("request resolved".into()))
-                }
-            }
-            "thread/name/updated" => {
-                let name = str_at(&p, &["threadName"])
-                    .or_else(|| str_at(&p, &["name"]))
-                    .map(str::to_string);
-                self.thread_mut(&tid).title = name.clone();
-                let mut o = mk(Signal::Ignore, Some("title".into()));
-                o.title = name;
-                o
-            }
-            "thread/closed" => {
-                let t = self.thread_mut(&tid);
-                t.closed = true;
-                t.subscribed = false;
-                t.resume = ResumeState::Done;
-                mk(
-                    Signal::SessionEnd,
-                    Some("thread unloaded: no client holds it (TUI exited or switched)".into()),
-                )
-            }
+            "thread/status/changed" => self.on_status_changed(&tid, &p, &mk, now),
+            "turn/started" => self.on_turn_started(&tid, &turn, &mk, now),
+            "turn/completed" => self.on_turn_completed(&tid, &p, &turn, &mk, now),
+            "error" => self.on_error(&tid, &p, &turn, &mk),
+            "serverRequest/resolved" => self.on_request_resolved(&tid, &mk),
+            "thread/name/updated" => self.on_name_updated(&tid, &p, &mk),
+            "thread/closed" => self.on_thread_closed(&tid, &mk),
             "thread/archived" | "thread/deleted" => mk(
                 Signal::Ignore,
                 Some(m.rsplit('/').next().unwrap_or(m).into()),
             ),
-            "item/started" | "item/completed" => {
-                let item = p.get("item").cloned().unwrap_or(Value::Null);
-                if item.get("type").and_then(Value::as_str) != Some("userMessage") {
-                    return;
-                }
-                let text: Vec<&str> = item
-                    .get("content")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|c| c.get("text").and_then(Value::as_str))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if m == "item/completed" {
-                    return;
-                }
-                let t = self.thread_mut(&tid);
-                t.last_prompt = Some(text.join("\n"));
-                t.last_prompt_ts = Some(now);
-                mk(Signal::Ignore, Some("user message".into()))
-            }
+            "item/started" | "item/completed" => match self.on_item(&tid, m, &p, &mk, now) {
+                Some(o) => o,
+                None => return,
+            },
             _ => {
                 if !self.unknown_seen.iter().any(|u| u == m) && self.unknown_seen.len() < 256 {
                     self.unknown_seen.push(m.to_string());
@@ -1452,6 +1307,221 @@ impl CodexObserver {
             }
         };
         self.emit(out, raw, now);
+    }
+
+    /// `thread/status/changed`: the thread's activity; an error stays until the next turn.
+    fn on_status_changed(
+        &mut self,
+        tid: &str,
+        p: &Value,
+        mk: &impl Fn(Signal, Option<String>) -> Out,
+        now: Millis,
+    ) -> Out {
+        let status = p.get("status").cloned().unwrap_or(Value::Null);
+        let t = self.thread_mut(tid);
+        match status_activity(&status) {
+            Some((Activity::Idle, _)) if t.error_sticky => mk(
+                Signal::Ignore,
+                Some("idle after an error: the error stays until the next turn".into()),
+            ),
+            Some((a, d)) => {
+                if a != Activity::Error && a != Activity::Idle {
+                    t.error_sticky = false;
+                }
+                if a == Activity::Error {
+                    t.error_sticky = true;
+                }
+                if a != Activity::Idle && a != Activity::Error && !t.subscribed {
+                    // First turn: the rollout exists now or very soon; re-arm resume.
+                    if matches!(
+                        t.resume,
+                        ResumeState::Parked | ResumeState::RetryAt(..) | ResumeState::Due
+                    ) {
+                        t.resume = ResumeState::RetryAt(now + 200, 0);
+                    }
+                }
+                mk(Signal::Activity(a), Some(d))
+            }
+            None => mk(
+                Signal::Ignore,
+                Some(format!(
+                    "status {}",
+                    status.get("type").and_then(Value::as_str).unwrap_or("?")
+                )),
+            ),
+        }
+    }
+
+    /// `turn/started`: the thread runs a new turn.
+    fn on_turn_started(
+        &mut self,
+        tid: &str,
+        turn: &Option<String>,
+        mk: &impl Fn(Signal, Option<String>) -> Out,
+        now: Millis,
+    ) -> Out {
+        let t = self.thread_mut(tid);
+        t.current_turn = turn.clone();
+        t.turn_in_progress = true;
+        t.turn_started_ts = Some(now);
+        t.error_sticky = false;
+        t.error_turn = None;
+        mk(Signal::Activity(Activity::Running), None)
+    }
+
+    /// `turn/completed`: the turn's end (failed, completed, interrupted); a late completion of
+    /// an older turn is ignored.
+    fn on_turn_completed(
+        &mut self,
+        tid: &str,
+        p: &Value,
+        turn: &Option<String>,
+        mk: &impl Fn(Signal, Option<String>) -> Out,
+        now: Millis,
+    ) -> Out {
+        let status = str_at(p, &["turn", "status"]).unwrap_or("").to_string();
+        let tu = turn.clone().unwrap_or_default();
+        let t = self.thread_mut(tid);
+        let stale = t.current_turn.as_deref().is_some_and(|c| c != tu)
+            || t.done_turns.iter().any(|d| *d == tu);
+        if stale {
+            mk(
+                Signal::Ignore,
+                Some(format!("late completion of older turn {tu} ({status})")),
+            )
+        } else {
+            t.turn_in_progress = false;
+            t.turn_ended_ts = Some(now);
+            if t.done_turns.len() >= 16 {
+                t.done_turns.pop_front();
+            }
+            t.done_turns.push_back(tu.clone());
+            match status.as_str() {
+                "failed" => {
+                    t.error_sticky = true;
+                    t.error_turn = Some(tu);
+                    let msg = str_at(p, &["turn", "error", "message"])
+                        .map(|s| truncate(s, 200))
+                        .unwrap_or_else(|| "turn failed".into());
+                    mk(Signal::Activity(Activity::Error), Some(msg))
+                }
+                "completed" | "interrupted" => {
+                    if t.error_sticky {
+                        mk(Signal::Ignore, Some(format!("turn {status} after error")))
+                    } else {
+                        mk(Signal::Activity(Activity::Idle), Some(status))
+                    }
+                }
+                other => mk(Signal::Ignore, Some(format!("turn status {other:?}"))),
+            }
+        }
+    }
+
+    /// `error`: a retry keeps the turn running; otherwise the error sticks until the next turn.
+    fn on_error(
+        &mut self,
+        tid: &str,
+        p: &Value,
+        turn: &Option<String>,
+        mk: &impl Fn(Signal, Option<String>) -> Out,
+    ) -> Out {
+        let will_retry = p.get("willRetry").and_then(Value::as_bool).unwrap_or(false);
+        let msg = str_at(p, &["error", "message"])
+            .map(|s| truncate(s, 200))
+            .unwrap_or_else(|| "error".into());
+        let tu = turn.clone().unwrap_or_default();
+        let t = self.thread_mut(tid);
+        let stale = t.current_turn.as_deref().is_some_and(|c| c != tu)
+            && t.done_turns.iter().any(|d| *d == tu);
+        if stale {
+            mk(Signal::Ignore, Some(format!("error of older turn {tu}")))
+        } else if will_retry {
+            mk(
+                Signal::Activity(Activity::Running),
+                Some(format!("retrying: {msg}")),
+            )
+        } else {
+            t.error_sticky = true;
+            t.error_turn = turn.clone();
+            mk(Signal::Activity(Activity::Error), Some(msg))
+        }
+    }
+
+    /// `serverRequest/resolved`: an approval or question answered; a running turn goes on.
+    fn on_request_resolved(
+        &mut self,
+        tid: &str,
+        mk: &impl Fn(Signal, Option<String>) -> Out,
+    ) -> Out {
+        let t = self.thread_mut(tid);
+        if t.turn_in_progress && !t.error_sticky {
+            mk(
+                Signal::Activity(Activity::Running),
+                Some("request resolved".into()),
+            )
+        } else {
+            mk(Signal::Ignore, Some("request resolved".into()))
+        }
+    }
+
+    /// `thread/name/updated`: the thread's title.
+    fn on_name_updated(
+        &mut self,
+        tid: &str,
+        p: &Value,
+        mk: &impl Fn(Signal, Option<String>) -> Out,
+    ) -> Out {
+        let name = str_at(p, &["threadName"])
+            .or_else(|| str_at(p, &["name"]))
+            .map(str::to_string);
+        self.thread_mut(tid).title = name.clone();
+        let mut o = mk(Signal::Ignore, Some("title".into()));
+        o.title = name;
+        o
+    }
+
+    /// `thread/closed`: no client holds the thread any more; its session ends.
+    fn on_thread_closed(&mut self, tid: &str, mk: &impl Fn(Signal, Option<String>) -> Out) -> Out {
+        let t = self.thread_mut(tid);
+        t.closed = true;
+        t.subscribed = false;
+        t.resume = ResumeState::Done;
+        mk(
+            Signal::SessionEnd,
+            Some("thread unloaded: no client holds it (TUI exited or switched)".into()),
+        )
+    }
+
+    /// `item/started|completed`: a user message's text is the thread's last prompt; other
+    /// items say nothing (`None`: nothing is emitted).
+    fn on_item(
+        &mut self,
+        tid: &str,
+        m: &str,
+        p: &Value,
+        mk: &impl Fn(Signal, Option<String>) -> Out,
+        now: Millis,
+    ) -> Option<Out> {
+        let item = p.get("item").cloned().unwrap_or(Value::Null);
+        if item.get("type").and_then(Value::as_str) != Some("userMessage") {
+            return None;
+        }
+        let text: Vec<&str> = item
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.get("text").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if m == "item/completed" {
+            return None;
+        }
+        let t = self.thread_mut(tid);
+        t.last_prompt = Some(text.join("\n"));
+        t.last_prompt_ts = Some(now);
+        Some(mk(Signal::Ignore, Some("user message".into())))
     }
 }
 

@@ -13,6 +13,9 @@ pub const LIST_SESSIONS: &str = "list-sessions -F 'AGTS #{session_id}\t#{session
 pub const LIST_WINDOWS: &str =
     "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
 pub const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
+/// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
+pub(crate) const PUBLISHED_PANES: &str =
+    "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
 
 /// The name of the control client's one subscription (tmux ≥ 3.2, `refresh-client -B`).
 pub const PANES_SUBSCRIPTION: &str = "agtmux-panes";
@@ -205,6 +208,36 @@ pub fn parse_names(lines: &[Vec<u8>], tag: &str) -> HashMap<String, (String, Str
     m
 }
 
+/// The server's identity from the [`IDENTITY`] reply: `("<pid>:<start_time>", version)`, with
+/// `?` for a missing field (a server always answers; a garbled line still gives an id).
+pub(crate) fn parse_identity(lines: &[Vec<u8>]) -> (String, String) {
+    let line = lines
+        .first()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .unwrap_or_default();
+    let mut f = line.split(' ').skip(1);
+    let id = format!("{}:{}", f.next().unwrap_or("?"), f.next().unwrap_or("?"));
+    (id, f.next().unwrap_or("?").to_string())
+}
+
+/// Pane ids of the `AGTO %N` rows of [`PUBLISHED_PANES`]; `None` when the reply has no such
+/// row (not that command's reply, or no pane holds a published state).
+pub(crate) fn parse_published(lines: &[Vec<u8>]) -> Option<Vec<String>> {
+    if !lines.iter().any(|l| l.starts_with(b"AGTO ")) {
+        return None;
+    }
+    let mut panes = Vec::new();
+    for l in lines {
+        let l = String::from_utf8_lossy(l);
+        if let Some(pane) = l.strip_prefix("AGTO ").map(str::trim)
+            && !pane.is_empty()
+        {
+            panes.push(pane.to_string());
+        }
+    }
+    Some(panes)
+}
+
 /// What a refresh changed.
 #[derive(Debug, Default)]
 pub struct Diff {
@@ -367,6 +400,25 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_and_published_rows_decode() {
+        let (id, version) = parse_identity(&[b"AGTI 4242 1700000000 3.5a".to_vec()]);
+        assert_eq!((id.as_str(), version.as_str()), ("4242:1700000000", "3.5a"));
+        let (id, version) = parse_identity(&[]);
+        assert_eq!((id.as_str(), version.as_str()), ("?:?", "?"));
+        let rows = [
+            b"AGTN".to_vec(),
+            b"AGTO %3".to_vec(),
+            b"AGTO ".to_vec(),
+            b"AGTO %12 ".to_vec(),
+        ];
+        assert_eq!(
+            parse_published(&rows),
+            Some(vec!["%3".to_string(), "%12".to_string()])
+        );
+        assert_eq!(parse_published(&[b"AGTS $1\tmain".to_vec()]), None);
+    }
 
     fn row(id: &str, cmd: &str, title: &str, hist: u64) -> Vec<u8> {
         format!("AGTP {id} $0 @1 0 0 4242 1 1 {hist} 0 5 120 40 1700000000 0 {cmd}\t{title}")

@@ -1,0 +1,203 @@
+//! The tmux control connection's lifecycle: spawn and register it, read its events (replies
+//! and notifications go on to `registry_sync.rs`), flush queued commands, and re-attach or
+//! back off when it ends (Flow-011 supervision).
+//!
+//! WHY a module of its own: when and how the connection is (re)made is one concern; the loop
+//! only routes its readiness here.
+use super::{Runtime, TMUX_ERR, TMUX_IN, TMUX_OUT};
+use crate::core::types::Millis;
+use crate::supervisor::Restart;
+use crate::sys::clock::now_ms;
+use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
+use crate::tmux::options::OptionsWriter;
+use crate::tmux::registry;
+use mio::Interest;
+use mio::unix::SourceFd;
+
+/// Re-attach delay after our session closed under us.
+const REATTACH_MS: Millis = 50;
+
+/// How often to look for a first session on a server that has none.
+const NO_SESSION_RETRY_MS: Millis = 1_000;
+
+impl Runtime {
+    pub(super) fn connect(&mut self, now: Millis) {
+        self.reconnect_at = None;
+        if !server_alive(&self.sp.socket) {
+            log::info!(
+                "daemon_exit reason=server_gone socket={}",
+                self.sp.socket.display()
+            );
+            self.shutdown = true;
+            return;
+        }
+        match TmuxClient::spawn(&self.tmux_bin, &self.sp.socket) {
+            Ok(c) => {
+                let reg = self.poll.registry();
+                let ok = reg
+                    .register(&mut SourceFd(&c.stdout_fd()), TMUX_OUT, Interest::READABLE)
+                    .and_then(|_| {
+                        reg.register(&mut SourceFd(&c.stderr_fd()), TMUX_ERR, Interest::READABLE)
+                    })
+                    .and_then(|_| {
+                        reg.register(&mut SourceFd(&c.stdin_fd()), TMUX_IN, Interest::WRITABLE)
+                    });
+                if let Err(e) = ok {
+                    log::error!("tmux_register_failed err={e}");
+                    self.schedule_reconnect(now);
+                    return;
+                }
+                log::info!("tmux_control_spawned pid={}", c.pid());
+                self.tmux = Some(c);
+            }
+            Err(e) => {
+                log::warn!("tmux_spawn_failed err={e}");
+                self.schedule_reconnect(now);
+            }
+        }
+    }
+
+    /// A control connection ended while the server lives. Not every end is a failure: the
+    /// session we were attached to was closed (users kill sessions all the time), or the
+    /// server has no session yet (a config that loads before the first session). Only a
+    /// client that never attached for another reason, or died without `%exit`, counts
+    /// against the supervisor's budget; the others re-attach at once or wait politely.
+    fn reconnect_after_close(&mut self, now: Millis, was_ready: bool, no_sessions: bool) {
+        if was_ready {
+            log::info!("tmux_control_reattach reason=session_closed_or_detached");
+            self.tmux_sup.on_ready();
+            self.reconnect_at = Some(now + REATTACH_MS);
+        } else if no_sessions {
+            log::info!("tmux_control_waiting reason=no_sessions");
+            self.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
+        } else {
+            self.schedule_reconnect(now);
+        }
+    }
+
+    fn schedule_reconnect(&mut self, now: Millis) {
+        self.schedule_reconnect_why(now, "control_client_down");
+    }
+
+    /// Flow-011: a failure of the control client is paced by its supervisor; too many put it
+    /// in a hold-down, escalated in the log and in `@agtmux_daemon`.
+    fn schedule_reconnect_why(&mut self, now: Millis, why: &str) {
+        match self.tmux_sup.on_failure(now, why) {
+            Restart::At(t) => self.reconnect_at = Some(t),
+            Restart::HoldDown { until } => {
+                self.reconnect_at = Some(until);
+                // The control connection is what publishes options, and it is down: say it
+                // with a one-shot client.
+                let status = self.daemon_status();
+                self.last_status = status.clone();
+                let r = std::process::Command::new(&self.tmux_bin)
+                    .arg("-S")
+                    .arg(&self.sp.socket)
+                    .args(["set-option", "-g", "@agtmux_daemon", &status])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                log::warn!(
+                    "escalate_published status={status:?} ok={}",
+                    r.is_ok_and(|s| s.success())
+                );
+            }
+        }
+    }
+
+    pub(super) fn drop_tmux(&mut self) {
+        self.notify.connection_lost();
+        if let Some(mut c) = self.tmux.take() {
+            let reg = self.poll.registry();
+            let _ = reg.deregister(&mut SourceFd(&c.stdout_fd()));
+            let _ = reg.deregister(&mut SourceFd(&c.stderr_fd()));
+            let _ = reg.deregister(&mut SourceFd(&c.stdin_fd()));
+            c.drain_stderr();
+            c.shutdown();
+        }
+    }
+
+    pub(super) fn on_tmux_readable(&mut self) {
+        let mut evs = Vec::new();
+        if let Some(t) = self.tmux.as_mut() {
+            t.on_readable(&mut evs);
+        }
+        let now = now_ms();
+        for ev in evs {
+            match ev {
+                ClientEvent::Ready => {
+                    log::info!("tmux_control_ready");
+                    self.tmux_sup.on_ready();
+                    if let Some(t) = self.tmux.as_mut() {
+                        t.send(registry::IDENTITY, ReplyKind::Identity);
+                        t.send("show-options -g", ReplyKind::UserOptions);
+                        self.notify.load_options(t);
+                        // Pane states an earlier daemon published (killed before it could
+                        // clear them): each is rewritten or cleared by the next publish.
+                        t.send(registry::PUBLISHED_PANES, ReplyKind::Other);
+                        t.send(&registry::subscribe_panes_command(), ReplyKind::Subscribe);
+                        t.send(&registry::subscribe_options_command(), ReplyKind::Other);
+                    }
+                    self.refresh_requested = true;
+                    self.publish_all = true;
+                    // Options may have been lost with a server restart: re-send everything.
+                    self.options = OptionsWriter::new();
+                }
+                ClientEvent::Reply(kind, reply) => self.on_reply(kind, reply, now),
+                ClientEvent::Notification(n) => self.on_notification(n, now),
+                ClientEvent::Closed { reason } => {
+                    log::info!(
+                        "tmux_control_closed reason={}",
+                        reason.as_deref().unwrap_or("eof")
+                    );
+                    let (was_ready, no_sessions) = match self.tmux.as_mut() {
+                        Some(t) => {
+                            t.drain_stderr();
+                            (t.was_ready(), t.stderr_text().contains("no sessions"))
+                        }
+                        None => (false, false),
+                    };
+                    self.drop_tmux();
+                    if server_alive(&self.sp.socket) {
+                        self.reconnect_after_close(now, was_ready, no_sessions);
+                    } else {
+                        log::info!("daemon_exit reason=server_gone");
+                        self.shutdown = true;
+                    }
+                }
+            }
+        }
+        self.flush_tmux();
+    }
+
+    pub(super) fn on_tmux_stderr(&mut self) {
+        if let Some(t) = self.tmux.as_mut() {
+            t.drain_stderr();
+        }
+    }
+
+    pub(super) fn flush_tmux(&mut self) {
+        if let Some(t) = self.tmux.as_mut()
+            && let Err(e) = t.flush()
+        {
+            log::warn!("tmux_write_failed err={e}");
+        }
+    }
+
+    pub(super) fn reap(&mut self) {
+        self.notify.reap(now_ms());
+        self.remotes.reap(self.poll.registry(), now_ms());
+        if let Some(t) = self.tmux.as_mut()
+            && let Some(status) = t.try_reap()
+        {
+            log::info!("tmux_control_exited status={status}");
+            // Read what is left (the %exit line), then handle the close.
+            self.on_tmux_readable();
+            if self.tmux.as_ref().is_some_and(|t| !t.is_closed()) {
+                self.drop_tmux();
+                self.schedule_reconnect(now_ms());
+            }
+        }
+    }
+}
