@@ -613,3 +613,47 @@ fn another_remote_version_gets_a_clear_message() {
         );
     }
 }
+
+/// `ls --all` lists every local tmux server whose daemon answers (the runtime dir holds one
+/// API socket per server), the selected one first; no sshd needed.
+#[test]
+fn ls_all_lists_every_local_server() {
+    let mut a = Server::start("lsall-a");
+    let mut b = Server::start("lsall-b");
+    b.runtime_dir = a.runtime_dir.clone();
+    b.state_dir = a.state_dir.clone();
+    a.start_daemon();
+    b.start_daemon();
+    let pa = a.silent_agent("claude");
+    let pb = b.silent_agent("codex");
+    a.wait_pane(&pa, "@agtmux_presence", "managed", 15);
+    b.wait_pane(&pb, "@agtmux_presence", "managed", 15);
+    let run = |json: bool| {
+        let mut ls = Command::new(BIN);
+        ls.args(["ls", "--all", "-L", &b.name]);
+        if json {
+            ls.arg("--json");
+        }
+        b.env(&mut ls);
+        let o = ls.env_remove("TMUX").output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let v: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    let servers = v["servers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(servers.len(), 2, "{v}");
+    let key_b = agtmux::paths::server_key(&b.socket());
+    assert_eq!(
+        servers[0]["server"],
+        key_b.as_str(),
+        "the selected server first: {v}"
+    );
+    let s = v.to_string();
+    assert!(
+        s.contains(&format!("\"{pa}\"")) && s.contains(&format!("\"{pb}\"")),
+        "{v}"
+    );
+    let table = run(false);
+    assert_eq!(table.matches("== server ").count(), 2, "{table}");
+    assert!(table.contains(&b.socket().display().to_string()), "{table}");
+}

@@ -741,6 +741,31 @@ mod tests {
     }
 
     #[test]
+    fn remote_rows_are_grouped_by_host_after_the_local_ones() {
+        let mut p = popup();
+        let mut stale = pane("%9", None, "far");
+        stale["stale"] = json!(true);
+        p.list["remotes"] = json!([{"host": "devbox", "status": "unreachable", "since_ms": 0,
+            "message": "ssh devbox: Connection refused", "servers": [{"server": "default-1",
+            "socket": "/tmp/t", "stale": true, "sessions": [{"session_id": "$0",
+            "session_name": "remote-s", "windows": [{"window_id": "@0", "window_index": 0,
+            "window_name": "w", "panes": [stale]}]}]}]}]);
+        let order = p.order();
+        assert_eq!(order.len(), 3);
+        assert_eq!(order[2], "devbox\u{1f}default-1\u{1f}%9");
+        let (lines, _) = p.render(100, 0, false);
+        let head = lines
+            .iter()
+            .position(|l| l.starts_with("⇄ devbox unreachable since"))
+            .unwrap();
+        assert!(lines[head].contains("Connection refused"), "{lines:?}");
+        let row = lines.iter().position(|l| l.contains("%9")).unwrap();
+        assert!(row > head && lines[row].contains("stale idle"), "{lines:?}");
+        p.key(Key::Char('G'));
+        assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if s.ends_with("%9")));
+    }
+
+    #[test]
     fn attention_first_then_navigation_filter_and_enter() {
         let mut p = popup();
         assert_eq!(p.order(), vec!["%2", "%1"]);
