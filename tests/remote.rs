@@ -69,6 +69,14 @@ impl Sshd {
             .trim()
             .to_string();
         let mut env = format!("HOME={}", dir.join("home").display());
+        // The test's PATH, so the remote side runs the same tmux (the version matrix puts its
+        // tmux first on PATH).
+        if let Ok(path) = std::env::var("PATH")
+            && !path.is_empty()
+            && !path.contains(|c: char| c.is_whitespace() || c == '"')
+        {
+            env.push_str(&format!(" PATH={path}"));
+        }
         for (k, v) in remote_env {
             env.push_str(&format!(" {k}={}", v.display()));
         }

@@ -1043,10 +1043,16 @@ fn host_json(h: &Host) -> Value {
                     .into_iter()
                     .map(|((_, wid), mut panes)| {
                         panes.sort_by_key(|p| p.pane_index.unwrap_or(0));
-                        let first = panes[0];
-                        sname = first.session_name.clone();
-                        json!({"window_id": wid, "window_index": first.window_index,
-                            "window_name": first.window_name,
+                        // Every entry was made by a push, so `first` is there.
+                        let (index, name) = match panes.first() {
+                            Some(f) => {
+                                sname = f.session_name.clone();
+                                (f.window_index, f.window_name.clone())
+                            }
+                            None => (None, String::new()),
+                        };
+                        json!({"window_id": wid, "window_index": index,
+                            "window_name": name,
                             "panes": panes.iter().map(|p| pane_json(&h.name, key, stale, p)).collect::<Vec<_>>()})
                     })
                     .collect();
