@@ -1,8 +1,18 @@
 //! The exit codes of every `agtmux` command, one value per meaning, so a script can tell
 //! "not there" from "failed" the same way for each command that can say it.
 //!
-//! WHY its own module at the bottom: the CLI returns these and the daemon's codes map onto
-//! them; it names nothing else in the crate.
+//! WHY its own module at the bottom: the CLI and the daemon (`agtmux daemon`, its keeper)
+//! return these; it names nothing else in the crate.
+//!
+//! `agtmux wait` is the command scripts branch on most; its codes ([`WAIT`]):
+//!
+//! | status | variant | `wait` means |
+//! |---|---|---|
+//! | 0 | [`ExitCode::Ok`] | the condition holds (checked at once, then on every pushed change) |
+//! | 1 | [`ExitCode::Failure`] | `--timeout` passed first (stderr names the panes still pending) |
+//! | 2 | [`ExitCode::Usage`] | usage error (a bad pane id or duration) |
+//! | 3 | [`ExitCode::NotFound`] | the pane does not exist, has no agent, or went away |
+//! | 4 | [`ExitCode::NoDaemon`] | no daemon answers for this tmux server, or it went away |
 
 /// How an `agtmux` command ended. [`ExitCode::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +35,18 @@ pub enum ExitCode {
     Upgrade,
 }
 
+/// `agtmux wait`'s exit codes and what each means there (the table above).
+pub const WAIT: &[(ExitCode, &str)] = &[
+    (ExitCode::Ok, "the condition holds"),
+    (ExitCode::Failure, "--timeout passed first"),
+    (ExitCode::Usage, "usage error"),
+    (
+        ExitCode::NotFound,
+        "the pane does not exist, has no agent, or went away",
+    ),
+    (ExitCode::NoDaemon, "no daemon answers for this tmux server"),
+];
+
 impl ExitCode {
     /// The process exit status.
     pub fn code(self) -> i32 {
@@ -37,22 +59,6 @@ impl ExitCode {
             ExitCode::Upgrade => 75,
         }
     }
-
-    /// The code for a status from code that still returns numbers (the daemon's loop, the
-    /// demo): the variant with that status, [`ExitCode::Failure`] for any other non-zero one.
-    pub fn from_status(code: i32) -> ExitCode {
-        [
-            ExitCode::Ok,
-            ExitCode::Failure,
-            ExitCode::Usage,
-            ExitCode::NotFound,
-            ExitCode::NoDaemon,
-            ExitCode::Upgrade,
-        ]
-        .into_iter()
-        .find(|c| c.code() == code)
-        .unwrap_or(ExitCode::Failure)
-    }
 }
 
 #[cfg(test)]
@@ -60,11 +66,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_round_trip_and_unknown_ones_are_failures() {
-        for c in [0, 1, 2, 3, 4, 75] {
-            assert_eq!(ExitCode::from_status(c).code(), c);
-        }
-        assert_eq!(ExitCode::from_status(9), ExitCode::Failure);
-        assert_eq!(ExitCode::from_status(-1), ExitCode::Failure);
+    fn every_meaning_has_its_own_status() {
+        let all = [
+            ExitCode::Ok,
+            ExitCode::Failure,
+            ExitCode::Usage,
+            ExitCode::NotFound,
+            ExitCode::NoDaemon,
+            ExitCode::Upgrade,
+        ];
+        let codes: Vec<i32> = all.iter().map(|c| c.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 75]);
     }
 }

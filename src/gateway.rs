@@ -33,10 +33,10 @@
 //! exhausted ones degrade the source with `ack_retry_exhausted`.
 use crate::core::binding::LinkAction;
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Evidence, Health, Millis, Provider, SourceKind};
+use crate::core::types::{Evidence, Health, Millis, PaneId, Provider, SourceKind};
 use crate::delivery::{Delivery, DeliveryPolicy, Expired};
 use crate::paths::ServerPaths;
-use crate::projection::Projection;
+use crate::projection::{IgnoreReason, Projection};
 use crate::sources::claude_transcript::TranscriptTitles;
 use crate::sources::hook_spool::{HookSpoolSource, ProcOrigin};
 use crate::sources::{Pulled, Source};
@@ -96,8 +96,21 @@ pub enum IngestOutcome {
 pub struct TranscriptRequest {
     pub provider: Provider,
     pub session: String,
-    pub pane: String,
+    pub pane: PaneId,
     pub path: Option<String>,
+}
+
+/// What ingest did with the items it pulled, counted since the daemon started (metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Applied to the projection.
+    pub accepted: u64,
+    /// Stored with no effect (no state change, already known, older than the state).
+    pub ignored: u64,
+    /// Refused: invalid input, or an event that cannot be applied.
+    pub rejected: u64,
+    /// Seen before (same event id), dropped without a second row.
+    pub duplicates: u64,
 }
 
 pub struct Gateway {
@@ -138,8 +151,8 @@ pub struct Gateway {
     transcript_requests: Vec<TranscriptRequest>,
     /// Accepted events (pane, event ts) since the last `take_accepted` (C-013 latency).
     accepted: Vec<(String, Millis)>,
-    /// Counters for metrics: accepted, ignored, rejected, duplicates.
-    pub counts: [u64; 4],
+    /// Counters for metrics.
+    pub counts: IngestCounts,
     /// Items handled since the last `take_traced`, with their first hops (`daemon::metrics`).
     traced: Vec<Traced>,
     /// Flow-012 inflight table: batches awaiting their ack (durable commit).
@@ -201,7 +214,7 @@ impl Gateway {
             codex_seen: Vec::new(),
             transcript_requests: Vec::new(),
             accepted: Vec::new(),
-            counts: [0; 4],
+            counts: IngestCounts::default(),
             traced: Vec::new(),
             delivery,
         }
@@ -771,7 +784,7 @@ impl Gateway {
         for item in &batch.items {
             if let Pulled::Event { event, .. } = item
                 && let Some(p) = &event.pane_id
-                && (!reg.panes.contains_key(p)
+                && (!reg.panes.contains_key(p.as_str())
                     || matches!(
                         origins.get(&event.event_id),
                         Some(ProcOrigin::Mismatch { .. })
@@ -860,7 +873,7 @@ impl Gateway {
             match item {
                 Pulled::Event { mut event, raw } => {
                     if !batch_ids.insert(event.event_id.clone()) || self.seen(&event.event_id) {
-                        self.counts[3] += 1;
+                        self.counts.duplicates += 1;
                         log::debug!("ingest_duplicate event_id={}", event.event_id);
                         continue;
                     }
@@ -874,7 +887,7 @@ impl Gateway {
                                 .session_key
                                 .as_ref()
                                 .and_then(|k| self.thread_panes.get(k))
-                                .cloned();
+                                .and_then(|p| PaneId::parse(p));
                             unbound = event.pane_id.is_none() && event.session_key.is_some();
                         }
                     }
@@ -883,16 +896,16 @@ impl Gateway {
                         .zip(event.pane_id.as_deref())
                         .and_then(|(o, p)| o.mismatch_reason(p));
                     let applied = if unbound {
-                        Err("unbound_thread".to_string())
+                        Err(IgnoreReason::Gateway("unbound_thread".to_string()))
                     } else if let Some(r) = mismatch {
-                        Err(r)
+                        Err(IgnoreReason::Gateway(r))
                     } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
-                        && proj.panes.contains_key(p)
+                        && proj.panes.contains_key(p.as_str())
                         && !proj.holds_agent_process(p)
                     {
-                        Err(format!(
+                        Err(IgnoreReason::Gateway(format!(
                             "not_in_pane: the hook did not run inside a pane of this server, and {p} holds no agent process"
-                        ))
+                        )))
                     } else {
                         proj.apply_event(&event, now)
                     };
@@ -910,7 +923,7 @@ impl Gateway {
                         }
                         Ok(()) => (EventStatus::Accepted, None),
                         // Already known or older than the state: stored, no effect.
-                        Err(r) if r == "duplicate" || r == "stale_event" => {
+                        Err(r) if r.is_no_effect() => {
                             log::info!(
                                 "ingest_ignored event_id={} source={} name={:?} pane={} reason={r}",
                                 event.event_id,
@@ -918,34 +931,35 @@ impl Gateway {
                                 event.name,
                                 event.pane_id.as_deref().unwrap_or("-")
                             );
-                            (EventStatus::Ignored, Some(r))
+                            (EventStatus::Ignored, Some(r.as_str().to_string()))
                         }
                         // The event cannot be applied (unknown pane, tombstoned session …).
                         Err(r) => {
                             log::warn!(
-                                "ingest_rejected event_id={} source={} name={:?} pane={} reason={r:?}",
+                                "ingest_rejected event_id={} source={} name={:?} pane={} reason={:?}",
                                 event.event_id,
                                 event.source,
                                 event.name,
-                                event.pane_id.as_deref().unwrap_or("-")
+                                event.pane_id.as_deref().unwrap_or("-"),
+                                r.as_str()
                             );
-                            (EventStatus::Rejected, Some(r))
+                            (EventStatus::Rejected, Some(r.as_str().to_string()))
                         }
                     };
                     if status == EventStatus::Accepted
                         && let Some(p) = &event.pane_id
                         && self.accepted.len() < CODEX_SEEN_MAX
                     {
-                        self.accepted.push((p.clone(), event.ts));
+                        self.accepted.push((p.to_string(), event.ts));
                     }
-                    self.counts[match status {
-                        EventStatus::Accepted => 0,
-                        EventStatus::Rejected => 2,
-                        _ => 1,
-                    }] += 1;
+                    match status {
+                        EventStatus::Accepted => self.counts.accepted += 1,
+                        EventStatus::Rejected => self.counts.rejected += 1,
+                        _ => self.counts.ignored += 1,
+                    }
                     self.trace(Traced {
                         event_id: event.event_id.clone(),
-                        pane_id: event.pane_id.clone(),
+                        pane_id: event.pane_id.clone().map(String::from),
                         source: event.source.as_str().to_string(),
                         name: event.name.clone(),
                         status,
@@ -993,10 +1007,10 @@ impl Gateway {
                     ts,
                 } => {
                     if !batch_ids.insert(event_id.clone()) || self.seen(&event_id) {
-                        self.counts[3] += 1;
+                        self.counts.duplicates += 1;
                         continue;
                     }
-                    self.counts[2] += 1;
+                    self.counts.rejected += 1;
                     log::warn!(
                         "ingest_rejected event_id={event_id:?} source={reject_source} reason={reason:?}"
                     );
@@ -1271,7 +1285,7 @@ impl Gateway {
                 event_id: format!("restore-{}-{}", r.pane_id, r.state_version),
                 source: src,
                 provider,
-                pane_id: Some(r.pane_id.clone()),
+                pane_id: PaneId::parse(&r.pane_id),
                 session_key: Some(sk),
                 turn_id: None,
                 name: "restored".into(),
@@ -1381,10 +1395,7 @@ fn truncate_raw(raw: String) -> String {
     if raw.len() <= MAX {
         return raw;
     }
-    let mut end = MAX;
-    while !raw.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::core::text::floor_char_boundary(&raw, MAX);
     format!("{}…[{} bytes]", &raw[..end], raw.len())
 }
 
@@ -1432,7 +1443,7 @@ fn event_row(
         server_key: server_key.to_string(),
         source: ev.source.as_str().to_string(),
         provider: Some(ev.provider.as_str().to_string()),
-        pane_id: ev.pane_id.clone(),
+        pane_id: ev.pane_id.clone().map(String::from),
         session_key: ev.session_key.clone(),
         name: ev.name.clone(),
         status,

@@ -6,6 +6,7 @@
 //! The key is derived from the *canonical* socket path, so `agtmux daemon -L work` and a hook
 //! whose `$TMUX` names the same socket through a symlinked `/tmp` agree on one spool (on macOS
 //! `/tmp` is a link to `/private/tmp`, and tmux's `#{socket_path}` names the latter).
+use crate::core::hash::fnv1a64;
 use std::path::{Path, PathBuf};
 
 /// How a command names its tmux server, mirroring tmux's own `-L` / `-S`.
@@ -320,16 +321,6 @@ fn find_program_in(
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-}
-
-/// FNV-1a, 64 bit: a tiny stable hash for ids and keys (not for security).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! WHY: a child that keeps crashing must not be restarted in a tight loop forever, and an
 //! operator must see that it gave up (`escalate`), not guess from silence. The numbers are the
 //! seed's defaults; `AGTMUX_SUPERVISOR_*` environment variables shorten them for tests.
+use crate::core::rng::XorShift64;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
@@ -90,21 +91,17 @@ pub struct Backoff {
     base_ms: u64,
     max_ms: u64,
     attempt: u32,
-    seed: u64,
+    /// Jitter.
+    rng: XorShift64,
 }
 
 impl Backoff {
     pub fn new(base_ms: u64, max_ms: u64) -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1;
         Backoff {
             base_ms,
             max_ms,
             attempt: 0,
-            seed,
+            rng: XorShift64::new(crate::sys::random::seed()),
         }
     }
 
@@ -113,15 +110,12 @@ impl Backoff {
         let exp = self.base_ms.saturating_mul(1u64 << self.attempt.min(20));
         let d = exp.min(self.max_ms);
         self.attempt = self.attempt.saturating_add(1);
-        // xorshift for jitter; no need for a crate.
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
+        let r = self.rng.next_u64();
         let span = d / 5;
         if span == 0 {
             return d;
         }
-        d - span + self.seed % (2 * span + 1)
+        d - span + r % (2 * span + 1)
     }
 
     pub fn attempts(&self) -> u32 {

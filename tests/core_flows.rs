@@ -94,21 +94,7 @@ fn a_new_server_on_the_same_socket_inherits_nothing() {
     s.tmux(&["kill-server"]);
     // Same socket name, new server: the same pane id %1 again, now a plain agent.
     // The old server needs a moment to go away before the socket can be reused.
-    assert!(wait_until(10, || s
-        .tmux(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            "120",
-            "-y",
-            "40"
-        ])
-        .status
-        .success()));
+    assert!(wait_until(10, || s.new_session().status.success()));
     let pane2 = s.silent_agent("claude");
     assert_eq!(pane2, pane, "tmux reuses pane ids on a new server");
     s.start_daemon();

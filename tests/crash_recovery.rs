@@ -254,16 +254,7 @@ fn the_plugin_revives_a_daemon_killed_with_its_keeper_through_client_detached() 
     let s = Server::start("plugin-revive");
     let pane = s.silent_agent("claude");
     // The plugin runs inside the server (run-shell), with the server's global environment.
-    s.tmux(&[
-        "set-environment",
-        "-g",
-        "AGTMUX_CODEX_SOCK",
-        &s.codex_sock().display().to_string(),
-    ]);
-    s.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);
-    s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
-    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
-    let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
+    let out = s.run_plugin();
     assert!(
         out.status.success(),
         "{}",

@@ -12,15 +12,11 @@ use std::process::Command;
 mod support;
 use support::{BIN, Server, wait_until};
 
-fn script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux")
-}
-
 /// Run agtmux.tmux as TPM does: `tmux` inside it talks to this server.
 fn run_plugin(s: &Server) {
     s.tmux(&["set", "-g", "@agtmux-bin", BIN]);
     let mut c = Command::new("bash");
-    c.arg(script())
+    c.arg(support::plugin_script())
         .env("TMUX", s.tmux_env())
         .env("AGTMUX_CODEX_SOCK", s.codex_sock());
     s.env(&mut c);
@@ -88,7 +84,7 @@ fn the_plugin_binds_only_free_keys_or_named_ones_and_every_key_is_a_readme_optio
     assert!(key(&s, "N").is_empty(), "{}", key(&s, "N"));
 
     // Every key option the script binds is in the README's options table.
-    let text = std::fs::read_to_string(script()).unwrap();
+    let text = std::fs::read_to_string(support::plugin_script()).unwrap();
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let options: Vec<&str> = text

@@ -102,14 +102,11 @@ fn pane_rows(s: &Server) -> i64 {
 
 /// Run `agtmux hook claude` as `s`'s pane `pane` would, with `TMUX` naming server pid `pid`.
 fn hook_as_server(s: &Server, pid: &str, pane: &str, payload: &[u8]) {
-    let mut c = Command::new(BIN);
-    c.args(["hook", "claude"])
-        .env("TMUX", format!("{},{pid},0", s.socket().display()))
-        .env("TMUX_PANE", pane);
-    s.env(&mut c);
-    let mut child = c.stdin(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(payload).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(
+        s.hook_under_pid(pid, "claude", pane, payload)
+            .status
+            .success()
+    );
 }
 
 /// Item 3a: an agent killed with kill -9 sends no SessionEnd. Its pane held no process the
@@ -148,19 +145,7 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     if let Some(c) = s.daemon.take() {
         reap_daemon(c);
     }
-    let out = s.tmux(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "main",
-        "-x",
-        "120",
-        "-y",
-        "40",
-    ]);
-    assert!(out.status.success());
+    assert!(s.new_session().status.success());
     assert_ne!(s.server_pid(), old_pid);
     let shell = s.new_pane("bash --norc --noprofile");
     let agent = s.silent_agent("claude");

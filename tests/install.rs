@@ -519,17 +519,7 @@ fn an_upgrade_takes_over_and_applies_every_hook_event_once() {
         s.log_tail()
     );
     // The plugin (version Y) loads: it finds X running and its daemon takes over.
-    s.tmux(&[
-        "set-environment",
-        "-g",
-        "AGTMUX_CODEX_SOCK",
-        &s.codex_sock().display().to_string(),
-    ]);
-    s.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);
-    s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
-    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
-    let out = s.tmux(&["run-shell", &plugin.display().to_string()]);
-    assert!(out.status.success());
+    assert!(s.run_plugin().status.success());
     // Sent while the hand-over runs.
     for i in 80..140 {
         hook_prompt(&s, &pane, &format!("upgrade {i}"));
@@ -600,20 +590,7 @@ fn an_upgrade_also_replaces_an_old_keeper_whose_daemon_is_down() {
     sh(&format!("kill -9 {old_worker}"));
     s.wait_global("@agtmux_daemon", |v| v.contains(" down "), 30);
     // Nobody answers the API: the new keeper stops the old one itself and starts.
-    s.tmux(&[
-        "set-environment",
-        "-g",
-        "AGTMUX_CODEX_SOCK",
-        &s.codex_sock().display().to_string(),
-    ]);
-    s.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);
-    s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
-    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
-    assert!(
-        s.tmux(&["run-shell", &plugin.display().to_string()])
-            .status
-            .success()
-    );
+    assert!(s.run_plugin().status.success());
     assert!(
         wait_until(30, || ls_json(&s)["daemon_version"] == VERSION),
         "{}",

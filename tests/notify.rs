@@ -464,7 +464,7 @@ fn the_next_key_is_bound_where_free_and_switches_the_client_that_pressed_it() {
         &[("@agtmux-notify", "off"), ("@agtmux-bin", support::BIN)],
     );
     let tpm = || {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
+        let script = support::plugin_script();
         let mut c = Command::new("bash");
         c.arg(&script)
             .env("TMUX", s.tmux_env())

@@ -97,7 +97,7 @@ fn two_servers_get_two_daemons() {
 #[test]
 fn running_the_plugin_twice_gives_one_daemon() {
     let s = Server::start("plugin");
-    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
+    let plugin = plugin_script();
     s.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
     // The daemons the plugin starts log at info (`daemon_exists` below).
     s.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -352,7 +352,7 @@ fn status_line_window_icon_and_choose_tree_formats_render() {
         "window-status-format",
         "#{@agtmux_window_icon}#I:#W",
     ]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux");
+    let script = support::plugin_script();
     let st = Command::new("bash")
         .arg(&script)
         .envs(w.env())

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         tmux_connected: true,
         store_problem: None,
         metrics: None,
-        ingest_counts: [0; 4],
+        ingest_counts: Default::default(),
         delivery: None,
         ops: None,
         now: 1_000,

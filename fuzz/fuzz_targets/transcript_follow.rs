@@ -3,7 +3,7 @@
 //! appended to a real file in input-chosen pieces, read through inotify and the incremental
 //! title reader. Never a panic; every event pulled is one of this source's, for this pane.
 #![no_main]
-use agtmux::core::types::{Provider, SourceKind};
+use agtmux::core::types::{PaneId, Provider, SourceKind};
 use agtmux::sources::claude_transcript::TranscriptTitles;
 use agtmux::sources::transcript_watch::TranscriptWatch;
 use agtmux::sources::{Pulled, Source};
@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
         Provider::Claude
     };
     let mut w = TranscriptWatch::new(1_000);
-    w.watch(provider, session, "%1", &path_s);
+    let Some(pane) = PaneId::parse("%1") else {
+        return;
+    };
+    w.watch(provider, session, &pane, &path_s);
     let mut titles = TranscriptTitles::new();
     // At most 16 pieces: each costs a write, an inotify read and a file read or two.
     let step = (1 + usize::from(ctl >> 1) * 4).max(body.len().div_ceil(16));

@@ -1,11 +1,12 @@
 //! One line of a Claude transcript or a Codex rollout (src/sources/transcript_watch.rs
-//! `parse_interrupt`, `parse_rollout_end`, `parse_iso_ms`; src/core/title.rs
+//! `parse_interrupt`, `parse_rollout_end`, `core::time::parse_iso_ms`; src/core/title.rs
 //! `TranscriptTitle`). Any process that can write a followed file controls these bytes
 //! (issue 16: a multi-byte character in a timestamp killed the daemon). Never a panic; a
 //! parsed time only ever comes from an ASCII timestamp, and it is the line's own.
 #![no_main]
 use agtmux::core::title::TranscriptTitle;
-use agtmux::sources::transcript_watch::{parse_interrupt, parse_iso_ms, parse_rollout_end};
+use agtmux::core::time::parse_iso_ms;
+use agtmux::sources::transcript_watch::{parse_interrupt, parse_rollout_end};
 use libfuzzer_sys::fuzz_target;
 
 fn line_ts(line: &[u8]) -> Option<i64> {

@@ -10,6 +10,7 @@
 //! real hook payloads through the same code path as `agtmux hook claude`. Claude panes are
 //! therefore tracked deterministically and Codex panes heuristically, from the screen alone.
 
+use crate::exit::ExitCode;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -195,19 +196,19 @@ const CODEX: &[Scene] = &[
 ];
 
 /// `agtmux fake-agent claude|codex`: a simulated agent for the demo and the tests.
-pub fn fake_agent(args: &FakeAgentArgs) -> i32 {
+pub fn fake_agent(args: &FakeAgentArgs) -> ExitCode {
     // Become `claude`/`codex` in argv[0], as the real programs are, then play.
     let argv0 = std::env::args().next().unwrap_or_default();
     if argv0 != args.agent {
         let Ok(exe) = std::env::current_exe() else {
-            return 1;
+            return ExitCode::Failure;
         };
         let err = Command::new(exe)
             .arg0(&args.agent)
             .args(std::env::args().skip(1))
             .exec();
         eprintln!("agtmux: fake-agent: {err}");
-        return 1;
+        return ExitCode::Failure;
     }
     let scenes = if args.agent == "claude" {
         CLAUDE
@@ -361,9 +362,9 @@ fn tmux(name: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
 }
 
 /// `agtmux demo`.
-pub fn run(args: &DemoArgs) -> i32 {
+pub fn run(args: &DemoArgs) -> ExitCode {
     let Ok(exe) = std::env::current_exe() else {
-        return 1;
+        return ExitCode::Failure;
     };
     let exe = exe.to_string_lossy().into_owned();
     let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
@@ -387,7 +388,7 @@ pub fn run(args: &DemoArgs) -> i32 {
     let _ = std::fs::remove_dir_all(&state);
     if let Err(e) = crate::sys::user::with_umask(0o077, || std::fs::create_dir_all(&state)) {
         eprintln!("agtmux demo: cannot create {}: {e}", state.display());
-        return 1;
+        return ExitCode::Failure;
     }
     let plugin = match write_plugin(&state) {
         Ok(p) => p,
@@ -396,7 +397,7 @@ pub fn run(args: &DemoArgs) -> i32 {
                 "agtmux demo: cannot write the plugin to {}: {e}",
                 state.display()
             );
-            return 1;
+            return ExitCode::Failure;
         }
     };
     let codex_sock = sp
@@ -433,11 +434,11 @@ pub fn run(args: &DemoArgs) -> i32 {
                     a.join(" "),
                     String::from_utf8_lossy(&o.stderr).trim()
                 );
-                return 1;
+                return ExitCode::Failure;
             }
             Err(e) => {
                 eprintln!("agtmux demo: cannot run tmux: {e}");
-                return 1;
+                return ExitCode::Failure;
             }
         }
     }
@@ -454,7 +455,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         .status();
     if !matches!(ran, Ok(st) if st.success()) {
         eprintln!("agtmux demo: {} failed: {ran:?}", plugin.display());
-        return 1;
+        return ExitCode::Failure;
     }
     let keys = demo_keys(name);
     if !args.no_attach {
@@ -463,7 +464,7 @@ pub fn run(args: &DemoArgs) -> i32 {
             .args(["display-message", "-d", "0", &keys])
             .exec();
         eprintln!("agtmux demo: cannot attach: {err}");
-        return 1;
+        return ExitCode::Failure;
     }
     println!("{keys}");
     let until = std::time::Instant::now() + args.duration;
@@ -484,5 +485,5 @@ pub fn run(args: &DemoArgs) -> i32 {
         print!("{}", String::from_utf8_lossy(&o.stdout));
     }
     let _ = tmux(name, &["kill-server"]);
-    0
+    ExitCode::Ok
 }

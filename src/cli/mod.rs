@@ -4,6 +4,7 @@ pub mod classify;
 pub mod client;
 pub mod completions;
 pub mod demo;
+#[cfg(feature = "testserver")]
 pub mod dev_codex;
 pub mod doctor;
 pub mod explain;
@@ -74,7 +75,9 @@ pub enum Command {
     /// A simulated agent (used by the demo and the tests).
     #[command(hide = true)]
     FakeAgent(demo::FakeAgentArgs),
-    /// A test Codex app-server replaying a recorded stream (used by the tests).
+    /// A test Codex app-server replaying a recorded stream (used by the tests; only in a
+    /// build with the `testserver` feature).
+    #[cfg(feature = "testserver")]
     #[command(hide = true)]
     DevCodexAppserver(dev_codex::DevCodexArgs),
 }
@@ -85,12 +88,13 @@ pub fn run(cli: Cli) -> ExitCode {
         restore_sigpipe();
     }
     match cli.command {
-        Command::Daemon(a) => ExitCode::from_status(crate::daemon::run(&a)),
+        Command::Daemon(a) => crate::daemon::run(&a),
         Command::Hook(a) => hook::run(&a),
         Command::Setup(a) => report(setup::run(&a, &mut std::io::stdout())),
         Command::Classify(a) => report(classify::run(&a, &mut std::io::stdout())),
-        Command::Demo(a) => ExitCode::from_status(demo::run(&a)),
-        Command::FakeAgent(a) => ExitCode::from_status(demo::fake_agent(&a)),
+        Command::Demo(a) => demo::run(&a),
+        Command::FakeAgent(a) => demo::fake_agent(&a),
+        #[cfg(feature = "testserver")]
         Command::DevCodexAppserver(a) => dev_codex::run(&a),
         Command::Ls(a) => ls::run(&a),
         Command::Watch(a) => watch::run(&a),
@@ -117,8 +121,17 @@ fn prints_to_a_pipe(c: &Command) -> bool {
             | Command::Popup(_)
             | Command::Demo(_)
             | Command::FakeAgent(_)
-            | Command::DevCodexAppserver(_)
-    )
+    ) && !is_dev_codex(c)
+}
+
+#[cfg(feature = "testserver")]
+fn is_dev_codex(c: &Command) -> bool {
+    matches!(c, Command::DevCodexAppserver(_))
+}
+
+#[cfg(not(feature = "testserver"))]
+fn is_dev_codex(_: &Command) -> bool {
+    false
 }
 
 /// Rust starts with SIGPIPE ignored, so `println!` into a closed pipe panics ("failed printing

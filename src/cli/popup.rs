@@ -8,6 +8,7 @@
 //! it shows exactly the read model the status line shows, with no polling. The switch runs
 //! `tmux switch-client -t %N` as an argument vector, never through a shell.
 use super::client::{self, ServerOpts};
+use crate::core::text::clip_chars;
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
@@ -399,7 +400,7 @@ impl Popup {
                 head.push_str(&format!(" — {}", clean(m)));
             }
             head.push_str(r);
-            lines.push(truncate(&head, width.saturating_add(16)));
+            lines.push(clip_chars(&head, width.saturating_add(16)));
             for (server, groups) in &h.servers {
                 for g in groups {
                     self.render_group(
@@ -464,7 +465,7 @@ impl Popup {
                     client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
                     clean(p["title"].as_str().unwrap_or("")),
                 );
-                let body = truncate(&body, width.saturating_sub(5 + indent.len()));
+                let body = clip_chars(&body, width.saturating_sub(5 + indent.len()));
                 if is_sel {
                     *sel_line = Some(lines.len());
                     lines.push(format!("{indent}  {rv}> {body}{r}"));
@@ -485,16 +486,6 @@ fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
 }
 
 fn term_size() -> (usize, usize) {

@@ -142,7 +142,7 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<ExitCo
                             f.path.display(),
                             f.size,
                             f.reason,
-                            age(now - f.created_ts)
+                            super::client::age(now, f.created_ts)
                         ),
                     );
                 }
@@ -215,15 +215,5 @@ fn run_inner(args: &SnapshotArgs, out: &mut dyn std::io::Write) -> Result<ExitCo
             }
             Ok(ExitCode::Ok)
         }
-    }
-}
-
-fn age(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
     }
 }

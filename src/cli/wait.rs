@@ -6,7 +6,7 @@ use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// Exit codes (also in `--help`).
+/// Exit codes (also in `--help` and `crate::exit::WAIT`).
 pub const MET: ExitCode = ExitCode::Ok;
 pub const TIMED_OUT: ExitCode = ExitCode::Failure;
 pub const GONE: ExitCode = ExitCode::NotFound;
@@ -20,8 +20,8 @@ pub enum Until {
     Attention,
 }
 
-#[derive(clap::Args, Debug)]
-#[command(after_help = "\
+/// `--help`'s exit-code lines (documented with their variants in `crate::exit`).
+pub(crate) const HELP_EXIT_CODES: &str = "\
 Exit codes:
   0  the condition holds (checked at once, then on every pushed change)
   1  --timeout passed first (stderr says which panes were still pending)
@@ -30,7 +30,10 @@ Exit codes:
   4  no daemon answers for this tmux server (or it went away)
 
 Without --pane: `idle` waits until every agent pane is idle, `attention` until any agent pane
-needs attention.")]
+needs attention.";
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = HELP_EXIT_CODES)]
 pub struct WaitArgs {
     #[command(flatten)]
     pub server: ServerOpts,
@@ -170,5 +173,22 @@ pub fn run(args: &WaitArgs) -> ExitCode {
             Err(ClientError::Timeout) => return timed_out(&list),
             Err(e) => return client::fail(&e, NO_DAEMON),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_the_exit_codes_documented_in_exit() {
+        for (c, meaning) in crate::exit::WAIT {
+            let line = format!("  {}  {meaning}", c.code());
+            assert!(HELP_EXIT_CODES.contains(&line), "{line}");
+        }
+        assert_eq!(
+            [MET, TIMED_OUT, GONE, NO_DAEMON].map(ExitCode::code),
+            [0, 1, 3, 4]
+        );
     }
 }

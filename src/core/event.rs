@@ -1,6 +1,6 @@
 //! The normalized event every source produces (C-003 input): provider-neutral, so the
 //! projection and the resolver never look at a raw payload.
-use super::types::{Activity, Millis, Provider, SourceKind};
+use super::types::{Activity, Millis, PaneId, Provider, SourceKind};
 use serde::{Deserialize, Serialize};
 
 /// What an event means for the pane's state.
@@ -25,7 +25,7 @@ pub struct NormalizedEvent {
     pub provider: Provider,
     /// The pane the event claims (`$TMUX_PANE` for hooks). Codex hooks run in a shared
     /// daemon, so for them this is only a hint (see `sources::codex_hooks`).
-    pub pane_id: Option<String>,
+    pub pane_id: Option<PaneId>,
     /// Claude `session_id` or Codex thread id.
     pub session_key: Option<String>,
     /// Codex turn id, used to scope out-of-order turn events.

@@ -119,9 +119,102 @@ pub fn valid_pane_id(s: &str) -> bool {
         && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A tmux pane id, `%N`, checked once where it enters agtmux (the control-mode parser, a
+/// hook's `$TMUX_PANE`, a payload's `pane`) and then passed on as a value known to be
+/// well-formed. It reads as the `&str` tmux prints (`Deref`, `Borrow<str>`), so maps keyed by
+/// it are looked up with a plain `&str`, and it serializes as that string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PaneId(String);
+
+impl PaneId {
+    /// `Some` for a well-formed pane id ([`valid_pane_id`]).
+    pub fn parse(s: &str) -> Option<PaneId> {
+        valid_pane_id(s).then(|| PaneId(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for PaneId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for PaneId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for PaneId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PaneId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for PaneId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for PaneId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<PaneId> for String {
+    fn from(p: PaneId) -> String {
+        p.0
+    }
+}
+
+impl<'de> Deserialize<'de> for PaneId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PaneId, D::Error> {
+        let s = String::deserialize(d)?;
+        PaneId::parse(&s).ok_or_else(|| serde::de::Error::custom("not a tmux pane id (%N)"))
+    }
+}
+
+/// Tests write pane ids as literals: `"%1".into()`.
+#[cfg(test)]
+impl From<&str> for PaneId {
+    fn from(s: &str) -> PaneId {
+        PaneId::parse(s).unwrap_or_else(|| panic!("not a pane id: {s:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pane_ids_are_checked_once_and_read_as_text() {
+        let p = PaneId::parse("%12").unwrap();
+        assert_eq!(p, "%12");
+        assert_eq!(p.to_string(), "%12");
+        assert_eq!(&p[1..], "12");
+        for bad in ["", "%", "12", "%1a", "%-1", "$1", "%1234567890123"] {
+            assert_eq!(PaneId::parse(bad), None, "{bad}");
+        }
+        let m: std::collections::HashMap<PaneId, u8> = [(p.clone(), 1)].into();
+        assert_eq!(m.get("%12"), Some(&1));
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"%12\"");
+        assert_eq!(serde_json::from_str::<PaneId>("\"%12\"").unwrap(), p);
+        assert!(serde_json::from_str::<PaneId>("\"12\"").is_err());
+    }
 
     #[test]
     fn enums_round_trip_through_their_names() {

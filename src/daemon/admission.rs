@@ -100,10 +100,10 @@ pub fn nonce_path(runtime_dir: &Path, key: &str) -> PathBuf {
 
 /// Generate a random nonce and write it 0600 (replacing any earlier daemon's).
 pub fn create_nonce(path: &Path) -> io::Result<String> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    crate::sys::random::fill(&mut b)?;
     let nonce: String = b.iter().map(|x| format!("{x:02x}")).collect();
     let _ = std::fs::remove_file(path);
     let mut f = std::fs::OpenOptions::new()

@@ -35,7 +35,9 @@ use crate::core::attention::Style;
 use crate::core::types::Millis;
 use crate::projection::Projection;
 use crate::tmux::registry::Registry;
-use dispatch::{Gate, error_line, gate, handle_line, with_extra};
+/// Public for the fuzz target `api_request`, which feeds it raw lines.
+pub use dispatch::handle_line;
+use dispatch::{Gate, error_line, gate, with_extra};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
 use render::pane_json;
@@ -114,7 +116,7 @@ pub struct View<'a> {
     /// Rolling-window metrics and event traces (`metrics`, `trace`; `None` in unit tests).
     pub metrics: Option<&'a super::metrics::Metrics>,
     /// The gateway's accepted/ignored/rejected/duplicate counters.
-    pub ingest_counts: [u64; 4],
+    pub ingest_counts: crate::gateway::IngestCounts,
     /// The delivery inflight table and its token traces (`None` in unit tests).
     pub delivery: Option<&'a crate::delivery::Delivery>,
     /// C-013 guardrails and Flow-010 snapshots, read at request time (`None` in unit tests).

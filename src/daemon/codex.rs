@@ -40,7 +40,8 @@ use super::admission::SourceRegistry;
 use super::codex_endpoint::CodexEndpoint;
 use super::conntrace::ConnTraces;
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Health, Millis, Provider, SourceKind};
+use crate::core::text::tail;
+use crate::core::types::{Health, Millis, PaneId, Provider, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::projection::Projection;
 use crate::sources::codex_appserver::CodexObserver;
@@ -114,17 +115,6 @@ pub struct CodexLink {
     next_correlate: Millis,
     dirty: bool,
     last_problem: Option<String>,
-}
-
-fn tail(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].to_string()
 }
 
 fn norm(p: &str) -> &str {
@@ -248,7 +238,7 @@ impl CodexLink {
             self.screens.remove(pane);
             return;
         }
-        let text = tail(text, SCREEN_MAX);
+        let text = tail(text, SCREEN_MAX).to_string();
         match self.screens.get_mut(pane) {
             Some((t, at)) if *t != text => {
                 *t = text;
@@ -332,7 +322,7 @@ impl CodexLink {
                     f.cwd = ev.cwd.clone();
                 }
                 if ev.pane_id.is_some() {
-                    f.trusted_pane = ev.pane_id.clone();
+                    f.trusted_pane = ev.pane_id.clone().map(String::from);
                 }
                 if ev.ts >= f.last_ts {
                     f.ended = ev.signal == Signal::SessionEnd;
@@ -697,7 +687,7 @@ impl CodexLink {
             evs.sort_by_key(|e| e.ts);
             for mut e in evs {
                 e.event_id = format!("{}~bind~{pane}", e.event_id);
-                e.pane_id = Some(pane.clone());
+                e.pane_id = PaneId::parse(pane);
                 if let Err(r) = proj.apply_event(&e, now) {
                     log::debug!("codex_catch_up_ignored thread={t} pane={pane} reason={r}");
                 }
@@ -761,11 +751,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn screen_tail_and_cwd_normalisation() {
+    fn cwd_normalisation() {
         // Only the pure helpers here; the wiring is tested end to end in tests/codex_daemon.rs.
-        assert_eq!(tail("abcdef", 3), "def");
-        assert_eq!(tail("ab", 3), "ab");
-        assert_eq!(tail("aé", 1), "");
         assert_eq!(norm("/a/b/"), "/a/b");
         assert_eq!(norm("/"), "/");
     }

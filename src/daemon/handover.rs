@@ -11,7 +11,7 @@
 //! - That keeper holds `<key>.takeover.lock` (so `running()` stays true and no hook or tmux
 //!   hook revives the old version meanwhile), asks the old worker through the local API to
 //!   `exit_for_upgrade`, and waits until the old worker and keeper let their locks go. The old
-//!   worker ends its loop like on SIGTERM and exits with [`UPGRADE_EXIT`]; its keeper sees that
+//!   worker ends its loop like on SIGTERM and exits with [`ExitCode::Upgrade`](crate::exit::ExitCode::Upgrade); its keeper sees that
 //!   code and exits instead of restarting it. A daemon too old to know the verb (or with no
 //!   API) gets SIGTERM, keeper first.
 //! - Hook events keep going to the spool meanwhile; the new worker starts at the spool's
@@ -25,8 +25,6 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The worker's exit code after `exit_for_upgrade`: its keeper exits too, without a restart.
-pub const UPGRADE_EXIT: i32 = 75;
 /// How long a taking-over keeper waits for the old daemon to go before it gives up.
 pub const TAKEOVER_WAIT: Duration = Duration::from_secs(20);
 

@@ -19,7 +19,7 @@
 //! `client` (pushed to API subscribers; only when there were some).
 use crate::core::binding::Churn;
 use crate::core::types::{Activity, Evidence, Health, Millis, Presence, SourceKind};
-use crate::gateway::Traced;
+use crate::gateway::{IngestCounts, Traced};
 use crate::projection::Projection;
 use crate::projection::notes::Note;
 use crate::store::EventStatus;
@@ -416,7 +416,7 @@ impl Metrics {
 
     /// Take a counter snapshot when due and drop what is out of every window. Call once per
     /// step with the current cumulative counters of the gateway and the binding registry.
-    pub fn tick(&mut self, ingest: [u64; 4], churn: Churn, proj: &Projection, now: Millis) {
+    pub fn tick(&mut self, ingest: IngestCounts, churn: Churn, proj: &Projection, now: Millis) {
         let due = self
             .snapshots
             .back()
@@ -447,12 +447,12 @@ impl Metrics {
         self.last_event.retain(|id, _| proj.panes.contains_key(id));
     }
 
-    fn counts(&self, ingest: [u64; 4], churn: Churn) -> Counts {
+    fn counts(&self, ingest: IngestCounts, churn: Churn) -> Counts {
         [
-            ingest[0],
-            ingest[1],
-            ingest[2],
-            ingest[3],
+            ingest.accepted,
+            ingest.ignored,
+            ingest.rejected,
+            ingest.duplicates,
             churn.links,
             churn.rebinds,
             churn.moves,
@@ -496,7 +496,7 @@ impl Metrics {
     }
 
     /// The `metrics` API result (docs/api.md).
-    pub fn json(&self, ingest: [u64; 4], proj: &Projection, now: Millis) -> Value {
+    pub fn json(&self, ingest: IngestCounts, proj: &Projection, now: Millis) -> Value {
         let cur = self.counts(ingest, proj.bindings.churn());
         let pick = |c: &Counts, names: &[&str]| -> Value {
             let mut m = serde_json::Map::new();
@@ -626,6 +626,14 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    fn ingest(accepted: u64, rejected: u64) -> IngestCounts {
+        IngestCounts {
+            accepted,
+            rejected,
+            ..IngestCounts::default()
+        }
+    }
+
     fn traced(id: &str, pane: &str, src: Millis) -> Traced {
         Traced {
             event_id: id.into(),
@@ -700,9 +708,9 @@ mod tests {
             json!(["option", "client"])
         );
         // Counters: 5 accepted before the 1m window, 3 inside it.
-        m.tick([5, 0, 0, 0], Churn::default(), &proj, 60_000);
-        m.tick([8, 0, 1, 0], Churn::default(), &proj, 130_000);
-        let j = m.json([8, 0, 1, 0], &proj, 125_000);
+        m.tick(ingest(5, 0), Churn::default(), &proj, 60_000);
+        m.tick(ingest(8, 1), Churn::default(), &proj, 130_000);
+        let j = m.json(ingest(8, 1), &proj, 125_000);
         assert_eq!(j["ingest"]["total"]["accepted"], 8);
         assert_eq!(j["ingest"]["1m"]["accepted"], 3);
         assert_eq!(j["ingest"]["1m"]["rejected"], 1);
@@ -723,7 +731,7 @@ mod tests {
         let changed = proj.resolve_dirty(20, &|_| false);
         assert!(changed.contains(&"%1".to_string()));
         m.observe_published(&mut proj, &changed, 21, None);
-        let j = m.json([0; 4], &proj, 30);
+        let j = m.json(IngestCounts::default(), &proj, 30);
         assert_eq!(j["winners"]["managed"], 1, "{j}");
         assert_eq!(j["winners"]["tier"]["heuristic"], 1, "{j}");
         assert_eq!(j["signature"]["classes"]["heuristic"], 1, "{j}");
@@ -742,7 +750,7 @@ mod tests {
             let changed = proj.resolve_dirty(t, &|_| false);
             m.observe_published(&mut proj, &changed, t, None);
         }
-        let j = m.json([0; 4], &proj, t);
+        let j = m.json(IngestCounts::default(), &proj, t);
         assert_eq!(j["winners"]["managed"], 0, "{j}");
         assert_eq!(j["presence"]["flaps"]["total"]["presence_flaps"], 2, "{j}");
         assert!(j["presence"]["flaps_per_pane_hour"]["1m"].as_f64() > Some(0.0));

@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod snapshot;
 pub mod supervise;
 
+use crate::exit::ExitCode;
 use crate::paths::{self, ServerArg, ServerPaths};
 use std::fmt;
 use std::fs::File;
@@ -189,7 +190,7 @@ pub fn lock_held(sp: &ServerPaths) -> bool {
 }
 
 /// `agtmux daemon`: returns the exit code.
-pub fn run(args: &DaemonArgs) -> i32 {
+pub fn run(args: &DaemonArgs) -> ExitCode {
     let sp = ServerPaths::new(paths::socket_path(&args.server()));
     // Private: the database and the log hold hook payloads, prompts included. An older,
     // looser dir is tightened.
@@ -198,14 +199,14 @@ pub fn run(args: &DaemonArgs) -> i32 {
             "agtmux: cannot create state dir {}: {e}",
             sp.state_dir.display()
         );
-        return 1;
+        return ExitCode::Failure;
     }
     if args.detach {
         return supervise::detach_start(&sp, &args.tmux_bin);
     }
     if args.revive {
         supervise::revive(&sp, &args.tmux_bin, true);
-        return 0;
+        return ExitCode::Ok;
     }
     init_logging(&sp, args.foreground);
     if let Some(note) = paths::runtime_dir_note(&sp) {
@@ -222,12 +223,12 @@ pub fn run(args: &DaemonArgs) -> i32 {
         Ok(l) => l,
         Err(DaemonError::AlreadyRunning) => {
             log::info!("daemon_exists server={}", sp.socket.display());
-            return 0;
+            return ExitCode::Ok;
         }
         Err(e) => {
             log::error!("daemon_start_failed err={e}");
             eprintln!("agtmux: {e}");
-            return 1;
+            return ExitCode::Failure;
         }
     };
     if !crate::tmux::client::server_alive(&sp.socket) {
@@ -236,7 +237,7 @@ pub fn run(args: &DaemonArgs) -> i32 {
             "agtmux: {}",
             DaemonError::NoServer(sp.socket.display().to_string())
         );
-        return 1;
+        return ExitCode::Failure;
     }
     log::info!("daemon_version version={}", handover::version());
     // The bare default is looked up on PATH, then where Homebrew & co. put it (a tmux server
@@ -255,7 +256,7 @@ pub fn run(args: &DaemonArgs) -> i32 {
         Err(e) => {
             log::error!("daemon_start_failed err={e}");
             eprintln!("agtmux: {e}");
-            1
+            ExitCode::Failure
         }
     };
     drop(lock);

@@ -29,6 +29,7 @@ use super::metrics::Metrics;
 use super::ops::Ops;
 use crate::core::attention::Style;
 use crate::core::types::Millis;
+use crate::exit::ExitCode;
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
 use crate::projection::Projection;
@@ -121,7 +122,7 @@ pub struct Runtime {
     /// A remote host changed what the global summaries count: publish them.
     remote_dirty: bool,
     shutdown: bool,
-    exit_code: i32,
+    exit_code: ExitCode,
     /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
     /// file is still at the path (issue 16).
     lock: Option<std::fs::File>,
@@ -224,7 +225,7 @@ impl Runtime {
             restored: false,
             last_status: String::new(),
             shutdown: false,
-            exit_code: 0,
+            exit_code: ExitCode::Ok,
             lock: None,
             next_lock_check: 0,
             wake_ident: socket_ident(&sp_wake),
@@ -232,7 +233,7 @@ impl Runtime {
     }
 
     /// The loop. Returns the exit code.
-    pub fn run(&mut self) -> i32 {
+    pub fn run(&mut self) -> ExitCode {
         log::info!(
             "daemon_start pid={} server={} key={}",
             std::process::id(),
@@ -250,7 +251,7 @@ impl Runtime {
                     continue;
                 }
                 log::error!("poll_failed err={e}");
-                self.exit_code = 1;
+                self.exit_code = ExitCode::Failure;
                 break;
             }
             // A wake-up whose only news is Codex traffic that changed nothing (streaming
@@ -338,7 +339,7 @@ impl Runtime {
         if super::handover::exit_requested() {
             log::info!("daemon_exit reason=upgrade");
             self.shutdown = true;
-            self.exit_code = super::handover::UPGRADE_EXIT;
+            self.exit_code = ExitCode::Upgrade;
         }
     }
 

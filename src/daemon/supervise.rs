@@ -22,6 +22,7 @@
 //! hand while the keeper's worker is down holds the daemon lock: the keeper waits for it to go
 //! instead of starting a second one.
 use super::{handover, lock_held};
+use crate::exit::ExitCode;
 use crate::paths::{self, ServerPaths};
 use crate::supervisor::{Backoff, RestartPolicy};
 use crate::sys::detach;
@@ -65,16 +66,16 @@ pub fn running(sp: &ServerPaths) -> bool {
 /// `agtmux daemon --detach`: start a keeper for this server unless one (or a daemon) of this
 /// version runs, and return at once. One of another version is taken over by the new keeper
 /// (issue 19, [`handover`]). Returns the exit code.
-pub(crate) fn detach_start(sp: &ServerPaths, tmux_bin: &str) -> i32 {
+pub(crate) fn detach_start(sp: &ServerPaths, tmux_bin: &str) -> ExitCode {
     let take_over = handover::needs_takeover(sp);
     if running(sp) && !take_over {
-        return 0;
+        return ExitCode::Ok;
     }
     match spawn_keeper(sp, tmux_bin, take_over) {
-        Ok(()) => 0,
+        Ok(()) => ExitCode::Ok,
         Err(e) => {
             eprintln!("agtmux: cannot start the daemon: {e}");
-            1
+            ExitCode::Failure
         }
     }
 }
@@ -182,10 +183,10 @@ fn tell(tmux_bin: &str, socket: &Path, status: &str, attention: Option<&str>) ->
 
 /// `agtmux daemon --supervise`: the keeper loop. Returns when the tmux server is gone (0), or
 /// at once when another keeper runs for it (0).
-pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
+pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> ExitCode {
     if let Err(e) = paths::ensure_private_dir(&sp.runtime_dir) {
         log::error!("supervisor_start_failed err=runtime_dir:{e}");
-        return 1;
+        return ExitCode::Failure;
     }
     // An upgrade: hold the take-over lock (nothing revives the old version meanwhile, and a
     // second take-over is a no-op) until our own keeper lock is held below.
@@ -199,12 +200,12 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
             Ok(f) => f,
             Err(e) => {
                 log::error!("supervisor_start_failed err=takeover_lock:{e}");
-                return 1;
+                return ExitCode::Failure;
             }
         };
         if !detach::try_lock(&f) {
             log::info!("takeover_exists server={}", sp.socket.display());
-            return 0;
+            return ExitCode::Ok;
         }
         tell(tmux_bin, &sp.socket, "upgrading", None);
         if let Err(e) = handover::take_over(sp) {
@@ -215,7 +216,7 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
                 &format!("upgrade failed: {e}; see {}", sp.log().display()),
                 Some(DOWN_ATTENTION),
             );
-            return 1;
+            return ExitCode::Failure;
         }
         Some(f)
     } else {
@@ -230,12 +231,12 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
         Ok(f) => f,
         Err(e) => {
             log::error!("supervisor_start_failed err=lock_file:{e}");
-            return 1;
+            return ExitCode::Failure;
         }
     };
     if !detach::try_lock(&lock) {
         log::info!("supervisor_exists server={}", sp.socket.display());
-        return 0;
+        return ExitCode::Ok;
     }
     {
         use std::io::Write;
@@ -248,7 +249,7 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
         Ok(e) => e,
         Err(e) => {
             log::error!("supervisor_start_failed err=current_exe:{e}");
-            return 1;
+            return ExitCode::Failure;
         }
     };
     let policy = RestartPolicy::from_env();
@@ -263,7 +264,7 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
     loop {
         if !crate::tmux::client::server_alive(&sp.socket) {
             log::info!("supervisor_stop reason=server_gone");
-            return 0;
+            return ExitCode::Ok;
         }
         if lock_held(sp) {
             // A daemon we did not start (run by hand) serves this server: wait until it ends.
@@ -282,10 +283,10 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
             Ok(mut child) => {
                 log::info!("supervisor_worker_started pid={}", child.id());
                 match child.wait() {
-                    Ok(st) if st.code() == Some(handover::UPGRADE_EXIT) => {
+                    Ok(st) if st.code() == Some(ExitCode::Upgrade.code()) => {
                         // A newer agtmux asked it to go and takes over: no restart.
                         log::info!("supervisor_stop reason=upgrade");
-                        return 0;
+                        return ExitCode::Ok;
                     }
                     Ok(st) => detach::exit_reason(&st),
                     Err(e) => format!("wait failed: {e}"),
@@ -296,7 +297,7 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> i32 {
         let ran_ms = started.elapsed().as_millis() as u64;
         if !crate::tmux::client::server_alive(&sp.socket) {
             log::info!("supervisor_stop reason=server_gone worker_exit={reason:?}");
-            return 0;
+            return ExitCode::Ok;
         }
         if ran_ms >= STABLE_MS {
             backoff.reset();

@@ -163,8 +163,57 @@ pub struct Anchor {
 /// How soon a pane whose agent signature vanished is observed again (presence debounce).
 const PRESENCE_RECHECK_MS: Millis = 500;
 
-/// Why an event was not applied (stored as `ignored` with this reason).
-pub type IgnoreReason = String;
+/// Why an event was not applied. Stored with the event and logged as [`IgnoreReason::as_str`],
+/// whose text is stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// The event names no pane.
+    NoPane,
+    /// The pane is not (or no longer) in the registry.
+    UnknownPane,
+    /// A source that does not link spoke for a session the pane no longer holds.
+    SessionNotCurrent,
+    /// Already applied (same event id).
+    Duplicate,
+    /// Older than the state it would replace.
+    StaleEvent,
+    /// The first event of a source gave no state.
+    NoState,
+    /// The binding registry refused the session (its reason).
+    Binding(String),
+    /// The pane's deterministic state refused the event (its reason).
+    State(String),
+    /// The gateway refused the event before the projection saw it (its reason: an unbound
+    /// Codex thread, a hook from outside the pane).
+    Gateway(String),
+}
+
+impl IgnoreReason {
+    /// The reason as stored in `events_raw_v2` and logged.
+    pub fn as_str(&self) -> &str {
+        match self {
+            IgnoreReason::NoPane => "no_pane",
+            IgnoreReason::UnknownPane => "unknown_pane",
+            IgnoreReason::SessionNotCurrent => "session_not_current",
+            IgnoreReason::Duplicate => "duplicate",
+            IgnoreReason::StaleEvent => "stale_event",
+            IgnoreReason::NoState => "no_state",
+            IgnoreReason::Binding(r) | IgnoreReason::State(r) | IgnoreReason::Gateway(r) => r,
+        }
+    }
+
+    /// Already known or older than the state: the event is stored as ignored, with no effect
+    /// (every other reason stores it as rejected).
+    pub fn is_no_effect(&self) -> bool {
+        matches!(self, IgnoreReason::Duplicate | IgnoreReason::StaleEvent)
+    }
+}
+
+impl std::fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 pub struct Projection {
     pub panes: BTreeMap<String, PaneModel>,
@@ -323,16 +372,16 @@ impl Projection {
     /// Apply one deterministic event. `Err` = not applied, with the reason to store.
     pub fn apply_event(&mut self, ev: &NormalizedEvent, now: Millis) -> Result<(), IgnoreReason> {
         let Some(pane_id) = ev.pane_id.as_deref() else {
-            return Err("no_pane".into());
+            return Err(IgnoreReason::NoPane);
         };
         let Some(p) = self.panes.get_mut(pane_id) else {
-            return Err("unknown_pane".into());
+            return Err(IgnoreReason::UnknownPane);
         };
         // A source that does not link (a session's transcript) speaks only for the session the
         // pane holds now: a late line of a session the pane left (`/clear`) moves nothing.
         let links = crate::core::capability::links(ev.provider, ev.source);
         if !links && (ev.session_key.is_none() || p.session_key != ev.session_key) {
-            return Err("session_not_current".into());
+            return Err(IgnoreReason::SessionNotCurrent);
         }
         if let Some(sk) = ev.session_key.as_ref().filter(|_| links) {
             let origin = match (ev.name.as_str(), ev.detail.as_deref()) {
@@ -344,7 +393,7 @@ impl Projection {
                 .bindings
                 .bind_with(pane_id, sk, ev.provider, origin, now)
             {
-                BindOutcome::Rejected { reason } => return Err(reason),
+                BindOutcome::Rejected { reason } => return Err(IgnoreReason::Binding(reason)),
                 BindOutcome::Rebound { old_session } => {
                     log::info!("binding_rebound pane={pane_id} old={old_session} new={sk}");
                     let generation = self
@@ -372,9 +421,9 @@ impl Projection {
         match p.det.iter_mut().find(|d| d.source == ev.source) {
             Some(d) => match d.apply(ev) {
                 Applied::Applied | Applied::Ignored => Ok(()),
-                Applied::Duplicate => Err("duplicate".into()),
-                Applied::Stale => Err("stale_event".into()),
-                Applied::Rejected(r) => Err(r),
+                Applied::Duplicate => Err(IgnoreReason::Duplicate),
+                Applied::Stale => Err(IgnoreReason::StaleEvent),
+                Applied::Rejected(r) => Err(IgnoreReason::State(r)),
             },
             None => match ev.signal {
                 Signal::Ignore => Ok(()),
@@ -383,7 +432,7 @@ impl Projection {
                         p.det.push(d);
                         Ok(())
                     }
-                    None => Err("no_state".into()),
+                    None => Err(IgnoreReason::NoState),
                 },
             },
         }

@@ -90,7 +90,7 @@ mod tests {
     use super::*;
     use crate::core::event::{NormalizedEvent, Signal};
     use crate::core::types::{Activity, Evidence, Presence, Provider, SourceKind};
-    use crate::projection::Projection;
+    use crate::projection::{IgnoreReason, Projection};
     use crate::store::Store;
 
     fn row(since: i64, updated: i64, activity: Activity) -> PaneStateRow {
@@ -234,24 +234,27 @@ mod tests {
             &ev("e0", "Stop", Signal::Activity(Activity::Idle), 2_500),
             3_100,
         );
-        assert!(late.is_err(), "an old event is refused: {late:?}");
+        assert_eq!(late, Err(IgnoreReason::StaleEvent));
+        assert_eq!(IgnoreReason::StaleEvent.as_str(), "stale_event");
         let changed = p.resolve_dirty(3_100, &no_focus);
         assert!(!changed.contains(&"%1".to_string()) || p.panes["%1"].version == version);
         assert_eq!(p.panes["%1"].activity(), state);
         assert_eq!(p.panes["%1"].version, version);
         // The same event redelivered with its id: a duplicate, no effect either.
-        assert!(
-            p.apply_event(
-                &ev(
-                    "e2",
-                    "PermissionRequest",
-                    Signal::Activity(Activity::WaitingApproval),
-                    3_000
-                ),
-                3_200
-            )
-            .is_err()
+        let again = p.apply_event(
+            &ev(
+                "e2",
+                "PermissionRequest",
+                Signal::Activity(Activity::WaitingApproval),
+                3_000,
+            ),
+            3_200,
         );
+        assert_eq!(again, Err(IgnoreReason::Duplicate));
+        assert!(again.unwrap_err().is_no_effect());
+        // The stored text of a reason is its old string.
+        assert_eq!(IgnoreReason::Duplicate.to_string(), "duplicate");
+        assert_eq!(IgnoreReason::State("x y".into()).as_str(), "x y");
         assert_eq!(p.panes["%1"].version, version);
     }
 }

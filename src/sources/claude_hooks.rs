@@ -4,6 +4,7 @@
 //! PermissionRequest for
 //! `AskUserQuestion`/`ExitPlanMode` is a question, not an approval; and subagent events carry
 //! the parent's `session_id`, so they must never end the parent's turn.
+use super::hook_map;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::types::{Activity, Millis, Provider, SourceKind};
 use serde_json::Value;
@@ -18,24 +19,12 @@ pub fn map_hook(
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
-    let obj = payload
-        .as_object()
-        .ok_or("schema: payload is not a JSON object")?;
-    let name = obj
-        .get("hook_event_name")
-        .and_then(Value::as_str)
-        .ok_or("schema: missing hook_event_name")?;
-    let session = crate::core::event::check_session_key(
-        obj.get("session_id").and_then(Value::as_str),
-        "session_id",
-    )?;
-    if name.len() > 100 {
-        return Err("schema: hook_event_name too long".into());
-    }
-    let s = |k: &str| obj.get(k).and_then(Value::as_str);
+    let head = hook_map::head(payload, "hook_event_name", "hook_event_name")?;
+    let (name, session) = (head.name, head.session);
+    let s = |k: &str| head.str(k);
     let tool = s("tool_name");
     let is_question = tool.is_some_and(|t| QUESTION_TOOLS.contains(&t));
-    let subagent = obj.contains_key("agent_id");
+    let subagent = head.obj.contains_key("agent_id");
     let act = |a| Signal::Activity(a);
     let signal = match name {
         "SessionStart" => match s("source") {
@@ -77,7 +66,7 @@ pub fn map_hook(
         event_id,
         source: SourceKind::ClaudeHooks,
         provider: Provider::Claude,
-        pane_id: pane.map(str::to_string),
+        pane_id: hook_map::pane_hint(pane),
         session_key: Some(session.to_string()),
         turn_id: s("prompt_id").map(str::to_string),
         name: name.to_string(),

@@ -26,7 +26,7 @@
 //!   a server send them anyway, dropped after peeking at the method name only.
 //!
 //! Event ids are content-derived so a reconnect that re-delivers a message gives the same id:
-//! `cxa-<fnv64(thread | method | turn | discriminator)>` where the discriminator is the
+//! `cxa-<fnv1a64_parts(thread | method | turn | discriminator)>` where the discriminator is the
 //! message's `emittedAtMs` when present, the server request id + item id for server requests,
 //! `updatedAt` + status for thread snapshots (resume results), and only as a last resort a
 //! per-thread counter. The pull cursor is a sequence number that starts at `now_ms * 1000` when
@@ -34,6 +34,8 @@
 use super::ws::{ClientConn, MAX_MESSAGE, WsError, WsMessage};
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::hash::fnv1a64_parts;
+use crate::core::text::clip;
 use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
 use mio::net::UnixStream;
 use serde_json::{Value, json};
@@ -276,28 +278,6 @@ impl fmt::Debug for CodexObserver {
             .field("queued", &self.queue.len())
             .finish()
     }
-}
-
-fn fnv64(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0x1f)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    h
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -878,14 +858,14 @@ impl CodexObserver {
     fn push_rejected(&mut self, reason: String, raw: &str, now: Millis) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let event_id = format!("cxa-rej-{:016x}", fnv64(&[raw, &reason]));
+        let event_id = format!("cxa-rej-{:016x}", fnv1a64_parts(&[raw, &reason]));
         self.problem(format!("rejected message: {reason}"));
         self.enqueue(
             seq,
             Pulled::Rejected {
                 event_id,
                 reason,
-                raw: truncate(raw, MAX_RAW),
+                raw: clip(raw, MAX_RAW),
                 ts: now,
             },
         );
@@ -914,7 +894,7 @@ impl CodexObserver {
         let disc = o.disc.unwrap_or_else(|| format!("n{counter}"));
         let th = o.thread.as_deref().unwrap_or("-");
         let tu = o.turn.as_deref().unwrap_or("-");
-        let event_id = format!("cxa-{:016x}", fnv64(&[th, &o.name, tu, &disc]));
+        let event_id = format!("cxa-{:016x}", fnv1a64_parts(&[th, &o.name, tu, &disc]));
         let ev = NormalizedEvent {
             event_id,
             source: SourceKind::CodexAppServer,
@@ -935,7 +915,7 @@ impl CodexObserver {
             seq,
             Pulled::Event {
                 event: ev,
-                raw: truncate(raw, MAX_RAW),
+                raw: clip(raw, MAX_RAW),
             },
         );
     }
@@ -1172,8 +1152,8 @@ impl CodexObserver {
             "item/commandExecution/requestApproval" | "execCommandApproval" => (
                 Signal::Activity(Activity::WaitingApproval),
                 str_at(&p, &["command"])
-                    .map(|c| format!("command: {}", truncate(c, 160)))
-                    .or_else(|| str_at(&p, &["reason"]).map(|r| truncate(r, 160))),
+                    .map(|c| format!("command: {}", clip(c, 160)))
+                    .or_else(|| str_at(&p, &["reason"]).map(|r| clip(r, 160))),
             ),
             "item/fileChange/requestApproval" | "applyPatchApproval" => (
                 Signal::Activity(Activity::WaitingApproval),
@@ -1401,7 +1381,7 @@ impl CodexObserver {
                     t.error_sticky = true;
                     t.error_turn = Some(tu);
                     let msg = str_at(p, &["turn", "error", "message"])
-                        .map(|s| truncate(s, 200))
+                        .map(|s| clip(s, 200))
                         .unwrap_or_else(|| "turn failed".into());
                     mk(Signal::Activity(Activity::Error), Some(msg))
                 }
@@ -1427,7 +1407,7 @@ impl CodexObserver {
     ) -> Out {
         let will_retry = p.get("willRetry").and_then(Value::as_bool).unwrap_or(false);
         let msg = str_at(p, &["error", "message"])
-            .map(|s| truncate(s, 200))
+            .map(|s| clip(s, 200))
             .unwrap_or_else(|| "error".into());
         let tu = turn.clone().unwrap_or_default();
         let t = self.thread_mut(tid);

@@ -12,8 +12,10 @@
 //! - `request_user_input` fires only PreToolUse (no PermissionRequest) → waiting_input.
 //! - `notify` also fires for internal title-generation threads: their `input-messages` start with
 //!   "Generate a concise, single-line task title" → Ignore.
+use super::hook_map::pane_hint;
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Activity, Millis, Provider, SourceKind, valid_pane_id};
+use crate::core::text::clip;
+use crate::core::types::{Activity, Millis, Provider, SourceKind};
 use serde_json::Value;
 
 /// The first words of Codex's internal title-generation prompt.
@@ -24,21 +26,6 @@ const QUESTION_TOOLS: &[&str] = &["request_user_input", "AskUserQuestion"];
 
 fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str)
-}
-
-fn short(t: &str, max: usize) -> String {
-    if t.len() <= max {
-        return t.to_string();
-    }
-    let mut e = max;
-    while !t.is_char_boundary(e) {
-        e -= 1;
-    }
-    format!("{}…", &t[..e])
-}
-
-fn pane_hint(pane: Option<&str>) -> Option<String> {
-    pane.filter(|p| valid_pane_id(p)).map(str::to_string)
 }
 
 /// Maps one Codex hook payload. `pane` is the hook's `$TMUX_PANE` (a hint only).
@@ -138,7 +125,7 @@ pub fn map_notify(
     } else {
         (
             Signal::Activity(Activity::Idle),
-            s(argv1, "last-assistant-message").map(|m| short(m, 120)),
+            s(argv1, "last-assistant-message").map(|m| clip(m, 120)),
         )
     };
     Ok(NormalizedEvent {

@@ -12,8 +12,9 @@
 //! - Esc on the dialog fires no hook: the screen (`Request cancelled.`) is the only witness.
 //! - `SessionEnd` fires 2–3 times on `/quit`; `reason:"clear"` is `/clear`, which starts a new
 //!   session in the same pane right after.
-use crate::core::event::{NormalizedEvent, Signal, check_session_key};
-use crate::core::types::{Activity, Millis, Provider, SourceKind, valid_pane_id};
+use super::hook_map;
+use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::types::{Activity, Millis, Provider, SourceKind};
 use serde_json::Value;
 
 /// What `AfterAgent` carries as `prompt_response` when the turn produced no text (API error).
@@ -37,15 +38,9 @@ pub fn map_hook(
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
-    let obj = payload
-        .as_object()
-        .ok_or("schema: payload is not a JSON object")?;
-    let s = |k: &str| obj.get(k).and_then(Value::as_str);
-    let name = s("hook_event_name").ok_or("schema: missing hook_event_name")?;
-    if name.len() > 100 {
-        return Err("schema: hook_event_name too long".into());
-    }
-    let session = check_session_key(s("session_id"), "session_id")?;
+    let head = hook_map::head(payload, "hook_event_name", "hook_event_name")?;
+    let (obj, name, session) = (head.obj, head.name, head.session);
+    let s = |k: &str| head.str(k);
     let tool = s("tool_name");
     let details_type = obj
         .get("details")
@@ -79,7 +74,7 @@ pub fn map_hook(
         event_id,
         source: SourceKind::GeminiHooks,
         provider: Provider::Gemini,
-        pane_id: pane.filter(|p| valid_pane_id(p)).map(str::to_string),
+        pane_id: hook_map::pane_hint(pane),
         session_key: Some(session.to_string()),
         turn_id: None,
         name: name.to_string(),

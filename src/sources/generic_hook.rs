@@ -113,7 +113,7 @@ pub fn map_hook(
         event_id,
         source: SourceKind::GenericHook,
         provider: Provider::Generic,
-        pane_id: pane.filter(|p| valid_pane_id(p)).map(str::to_string),
+        pane_id: super::hook_map::pane_hint(pane),
         session_key: Some(session.to_string()),
         turn_id: None,
         name: format!("{agent}:{state}"),

@@ -21,8 +21,10 @@
 //! deterministic state lives only as long as that process (`Projection::anchor_gone`).
 use super::spool::{Envelope, MAX_DEPTH, SpoolCursor, SpoolReader};
 use super::{Batch, Pulled, Source};
+use crate::core::hash::fnv1a64;
+use crate::core::text::first_chars;
 use crate::core::types::{SourceKind, valid_pane_id};
-use crate::paths::{fnv1a64, server_key};
+use crate::paths::server_key;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -313,7 +315,7 @@ pub(crate) fn decode_checked(
         && !valid_pane_id(p)
     {
         return (
-            reject(&format!("bad_pane_id: {:?}", truncate(p, 20)), ts),
+            reject(&format!("bad_pane_id: {:?}", first_chars(p, 20)), ts),
             None,
         );
     }
@@ -350,7 +352,7 @@ pub(crate) fn decode_checked(
                 if let (Some(p), None) = (pane, trusted) {
                     let note = format!(
                         "TMUX_PANE {} not trusted: hook parent {} is not in that pane's tree",
-                        truncate(p, 20),
+                        first_chars(p, 20),
                         env.ppid
                     );
                     ev.detail = Some(match ev.detail.take() {
@@ -366,7 +368,7 @@ pub(crate) fn decode_checked(
         }),
         "gemini" => super::gemini_hooks::map_hook(payload, pane, ts, event_id.clone()),
         "opencode" => super::opencode_plugin::map_event(payload, pane, ts, event_id.clone()),
-        other => Err(format!("unknown_source: {}", truncate(other, 20))),
+        other => Err(format!("unknown_source: {}", first_chars(other, 20))),
     };
     let event = match mapped {
         Ok(event) => event,
@@ -410,10 +412,6 @@ pub(crate) fn decode_checked(
         }
     };
     (Pulled::Event { event, raw }, Some(origin))
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[cfg(test)]

@@ -40,9 +40,11 @@ pub mod claude_transcript;
 pub mod codex_appserver;
 pub mod codex_correlate;
 pub mod codex_hooks;
+#[cfg(feature = "testserver")]
 pub mod codex_testserver;
 pub mod gemini_hooks;
 pub mod generic_hook;
+pub(crate) mod hook_map;
 pub mod hook_spool;
 pub mod opencode_plugin;
 pub mod remote;

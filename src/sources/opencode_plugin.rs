@@ -18,8 +18,9 @@
 //! An error is followed by an idle status; the plugin marks that idle `after_error` so the
 //! error stays the pane's state until the next turn. An Esc interrupt ends the turn with
 //! `MessageAbortedError`, which is not an error for the user.
-use crate::core::event::{NormalizedEvent, Signal, check_session_key};
-use crate::core::types::{Activity, Millis, Provider, SourceKind, valid_pane_id};
+use super::hook_map;
+use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::types::{Activity, Millis, Provider, SourceKind};
 use serde_json::Value;
 
 /// Map one forwarded event. `Err` is the reject reason.
@@ -29,15 +30,9 @@ pub fn map_event(
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
-    let obj = payload
-        .as_object()
-        .ok_or("schema: payload is not a JSON object")?;
-    let s = |k: &str| obj.get(k).and_then(Value::as_str);
-    let name = s("event").ok_or("schema: missing event")?;
-    if name.len() > 100 {
-        return Err("schema: event name too long".into());
-    }
-    let session = check_session_key(s("session_id"), "session_id")?;
+    let head = hook_map::head(payload, "event", "event name")?;
+    let (obj, name, session) = (head.obj, head.name, head.session);
+    let s = |k: &str| head.str(k);
     let after_error = obj.get("after_error") == Some(&Value::Bool(true));
     let act = Signal::Activity;
     let idle = if after_error {
@@ -76,7 +71,7 @@ pub fn map_event(
         event_id,
         source: SourceKind::OpenCodePlugin,
         provider: Provider::OpenCode,
-        pane_id: pane.filter(|p| valid_pane_id(p)).map(str::to_string),
+        pane_id: hook_map::pane_hint(pane),
         session_key: Some(session.to_string()),
         turn_id: None,
         name: name.to_string(),

@@ -51,7 +51,8 @@
 //! costs nothing.
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
+use crate::core::time::parse_iso_ms;
+use crate::core::types::{Activity, Health, Millis, PaneId, Provider, SourceKind};
 use crate::sys::watch::{Change, Kind, WatchId, Watcher};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -201,75 +202,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// `2026-12-03T12:53:36.059Z` (or with `+HH:MM` / `-HH:MM`) → epoch ms. Pure.
-pub fn parse_iso_ms(s: &str) -> Option<Millis> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        t.parse().ok()
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let frac = s.get(start..i)?;
-        if frac.is_empty() {
-            return None;
-        }
-        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        ms = digits.parse().ok()?;
-    }
-    let offset_min = match s.get(i..)? {
-        "Z" | "z" => 0,
-        // Byte checks only: the text is whatever a file says, so it may hold a multi-byte
-        // character where a digit belongs (slicing `&t[3..4]` there once killed the daemon).
-        t if t.len() == 6
-            && (t.starts_with('+') || t.starts_with('-'))
-            && t.as_bytes()[3] == b':' =>
-        {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let m = oh * 60 + om;
-            if t.starts_with('-') { -m } else { m }
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (yy, mm) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3_600 + mi * 60 + sec - offset_min * 60;
-    Some(secs * 1_000 + ms)
-}
-
 struct Watch {
     provider: Provider,
-    pane: String,
+    pane: PaneId,
     path: PathBuf,
     id: WatchId,
     offset: u64,
@@ -356,7 +291,7 @@ impl TranscriptWatch {
 
     /// Follow `session`'s transcript (Claude) or rollout (Codex) at `path` for `pane`, from its
     /// current end. Idempotent; a new path or pane for a known session replaces the old one.
-    pub fn watch(&mut self, provider: Provider, session: &str, pane: &str, path: &str) {
+    pub fn watch(&mut self, provider: Provider, session: &str, pane: &PaneId, path: &str) {
         let p = Path::new(path);
         // Trusted no further than the title reader trusts it: an absolute `.jsonl` file.
         if !p.is_absolute() || p.extension().is_none_or(|e| e != "jsonl") {
@@ -366,7 +301,7 @@ impl TranscriptWatch {
         if let Some(w) = self.watches.get_mut(session) {
             w.used = self.clock;
             if w.path == p {
-                w.pane = pane.to_string();
+                w.pane = pane.clone();
                 return;
             }
             self.unwatch(session);
@@ -413,7 +348,7 @@ impl TranscriptWatch {
             session.to_string(),
             Watch {
                 provider,
-                pane: pane.to_string(),
+                pane: pane.clone(),
                 path: p.to_path_buf(),
                 id,
                 offset: meta.len(),
@@ -556,11 +491,12 @@ impl TranscriptWatch {
         &mut self,
         session: &str,
         e: RolloutEnd,
-        pane: &str,
+        pane: &PaneId,
         line: Vec<u8>,
         now: Millis,
     ) {
-        let id = crate::paths::fnv1a64(format!("{session}|{}|{}", e.turn_id, e.failed).as_bytes());
+        let id =
+            crate::core::hash::fnv1a64(format!("{session}|{}|{}", e.turn_id, e.failed).as_bytes());
         let (name, detail, activity) = if e.failed {
             ("rollout/turn_failed", "api_error", Activity::Error)
         } else {
@@ -575,7 +511,7 @@ impl TranscriptWatch {
             event_id: format!("cr-{id:016x}"),
             source: SourceKind::CodexRollout,
             provider: Provider::Codex,
-            pane_id: Some(pane.to_string()),
+            pane_id: Some(pane.clone()),
             session_key: Some(session.to_string()),
             turn_id: Some(e.turn_id),
             name: name.into(),
@@ -588,8 +524,8 @@ impl TranscriptWatch {
         self.enqueue(event, &line);
     }
 
-    fn push(&mut self, i: Interrupt, pane: &str, line: Vec<u8>, now: Millis) {
-        let id = crate::paths::fnv1a64(format!("{}|{}", i.session, i.uuid).as_bytes());
+    fn push(&mut self, i: Interrupt, pane: &PaneId, line: Vec<u8>, now: Millis) {
+        let id = crate::core::hash::fnv1a64(format!("{}|{}", i.session, i.uuid).as_bytes());
         let (name, detail) = if i.tool_use {
             ("transcript/interrupted_tool_use", "denied_with_esc")
         } else {
@@ -603,7 +539,7 @@ impl TranscriptWatch {
             event_id: format!("ct-{id:016x}"),
             source: SourceKind::ClaudeTranscript,
             provider: Provider::Claude,
-            pane_id: Some(pane.to_string()),
+            pane_id: Some(pane.clone()),
             session_key: Some(i.session),
             turn_id: None,
             name: name.into(),
@@ -619,11 +555,7 @@ impl TranscriptWatch {
     fn enqueue(&mut self, event: NormalizedEvent, line: &[u8]) {
         let mut raw = String::from_utf8_lossy(line).trim_end().to_string();
         if raw.len() > MAX_RAW {
-            let mut cut = MAX_RAW;
-            while !raw.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            raw.truncate(cut);
+            raw.truncate(crate::core::text::floor_char_boundary(&raw, MAX_RAW));
         }
         if self.queue.len() >= MAX_QUEUE {
             self.queue.pop_front();
@@ -699,67 +631,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn iso_timestamps_parse_to_epoch_ms() {
-        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_iso_ms("1970-01-01T00:00:01.5Z"), Some(1_500));
-        assert_eq!(
-            parse_iso_ms("2000-03-01T00:00:00.000Z"),
-            Some(951_868_800_000)
-        );
-        assert_eq!(
-            parse_iso_ms("2026-12-03T13:53:36.059+01:00"),
-            parse_iso_ms("2026-12-03T12:53:36.059Z")
-        );
-        for bad in [
-            "",
-            "2026-12-03",
-            "2026-13-03T00:00:00Z",
-            "2026-12-03T00:00:00",
-            "x026-12-03T00:00:00Z",
-            "2026-12-03T00:00:00.Z",
-        ] {
-            assert_eq!(parse_iso_ms(bad), None, "{bad}");
-        }
-    }
-
-    /// Issue 16: a multi-byte character inside a timestamp panicked (`&t[3..4]` cut into it).
-    /// Every position of every valid shape, with a 2-, 3- and 4-byte character, gives `None`.
-    #[test]
-    fn multibyte_characters_in_a_timestamp_are_rejected_not_a_panic() {
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+0\u{e9}00"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+01\u{e9}0"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+1:00"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00++1:00"), None);
-        assert_eq!(parse_iso_ms("2026-12-04T10:00:00+01:+1"), None);
-        for good in [
-            "2026-12-04T10:00:00+01:00",
-            "2026-12-04T10:00:00.123-05:30",
-            "2026-12-04T10:00:00Z",
-        ] {
-            assert!(parse_iso_ms(good).is_some(), "{good}");
-            for ch in ['\u{e9}', '\u{20ac}', '\u{1f600}'] {
-                for at in 0..=good.len() {
-                    let mut t = good.to_string();
-                    t.insert(at, ch);
-                    assert_eq!(parse_iso_ms(&t), None, "{t}");
-                    if at < good.len() {
-                        let t = format!("{}{ch}{}", &good[..at], &good[at + 1..]);
-                        assert_eq!(parse_iso_ms(&t), None, "{t}");
-                    }
-                }
-            }
-        }
-        let line = format!(
-            r#"{{"type":"user","isSidechain":false,"message":{{"role":"user","content":[{{"type":"text","text":"{MARKER}]"}}]}},"uuid":"u1","timestamp":"2026-12-04T10:00:00+0é00","sessionId":"s1"}}"#
-        );
-        let i = parse_interrupt(line.as_bytes()).unwrap();
-        assert_eq!((i.uuid.as_str(), i.ts), ("u1", None));
-        let line = r#"{"timestamp":"2026-12-04T10:00:00+0é00","type":"event_msg","payload":{"type":"turn_aborted","turn_id":"t1","reason":"interrupted"}}"#;
-        let r = parse_rollout_end(line.as_bytes()).unwrap();
-        assert_eq!((r.turn_id.as_str(), r.ts), ("t1", None));
-    }
-
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("agtmux-tw-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -792,7 +663,7 @@ mod tests {
         std::fs::write(&p, format!("{ESC}\n")).unwrap();
         let mut w = TranscriptWatch::new(1);
         assert_eq!(w.health(), Health::Healthy);
-        w.watch(Provider::Claude, "s1", "%3", p.to_str().unwrap());
+        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
         assert_eq!(w.watched(), 1);
         assert!(!w.on_readable(10));
         // Half a line, then the rest.
@@ -872,14 +743,29 @@ mod tests {
         let named = d.join("rollout-2026-12-03T18-55-38-th1.jsonl");
         std::fs::write(&named, format!("{META}\n{FAILED}\n")).unwrap();
         let mut w = TranscriptWatch::new(1);
-        w.watch(Provider::Codex, "th1", "%4", named.to_str().unwrap());
+        w.watch(
+            Provider::Codex,
+            "th1",
+            &"%4".into(),
+            named.to_str().unwrap(),
+        );
         assert_eq!(w.watched(), 1);
         // Another name, but its session_meta says th2: followed. One that says th1: refused.
         let other = d.join("renamed.jsonl");
         std::fs::write(&other, format!("{}\n", META.replace("th1", "th2"))).unwrap();
-        w.watch(Provider::Codex, "th2", "%5", other.to_str().unwrap());
+        w.watch(
+            Provider::Codex,
+            "th2",
+            &"%5".into(),
+            other.to_str().unwrap(),
+        );
         assert_eq!(w.watched(), 2);
-        w.watch(Provider::Codex, "th9", "%6", other.to_str().unwrap());
+        w.watch(
+            Provider::Codex,
+            "th9",
+            &"%6".into(),
+            other.to_str().unwrap(),
+        );
         assert_eq!(w.watched(), 2, "a rollout of another session is refused");
         // The old failure is history; new lines count, a good turn end is not reported.
         assert!(!w.on_readable(10));
@@ -917,7 +803,7 @@ mod tests {
         std::fs::write(&p, "").unwrap();
         let mut w = TranscriptWatch::with_watcher(1, Watcher::stat_poll_only("test"));
         assert_eq!(w.raw_fd(), None);
-        w.watch(Provider::Claude, "s1", "%3", p.to_str().unwrap());
+        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
         assert_eq!(w.watched(), 1);
         let first = w.next_deadline().expect("a poll is scheduled");
         assert!(!w.on_tick(first));
@@ -942,17 +828,17 @@ mod tests {
     fn watches_are_bounded_and_paths_are_checked() {
         let d = dir("bound");
         let mut w = TranscriptWatch::new(1);
-        w.watch(Provider::Claude, "rel", "%1", "relative/x.jsonl");
+        w.watch(Provider::Claude, "rel", &"%1".into(), "relative/x.jsonl");
         w.watch(
             Provider::Claude,
             "ext",
-            "%1",
+            &"%1".into(),
             d.join("x.txt").to_str().unwrap(),
         );
         w.watch(
             Provider::Claude,
             "missing",
-            "%1",
+            &"%1".into(),
             d.join("missing.jsonl").to_str().unwrap(),
         );
         assert_eq!(w.watched(), 0);
@@ -962,7 +848,7 @@ mod tests {
             w.watch(
                 Provider::Claude,
                 &format!("s{i}"),
-                "%1",
+                &"%1".into(),
                 p.to_str().unwrap(),
             );
         }
@@ -972,5 +858,19 @@ mod tests {
             "the least recently used went first"
         );
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Issue 16: a multi-byte character inside a line's timestamp leaves the time unknown,
+    /// not a panic (the parser itself is tested in `core::time`).
+    #[test]
+    fn a_multibyte_character_in_a_timestamp_leaves_the_time_unknown() {
+        let line = format!(
+            r#"{{"type":"user","isSidechain":false,"message":{{"role":"user","content":[{{"type":"text","text":"{MARKER}]"}}]}},"uuid":"u1","timestamp":"2026-12-04T10:00:00+0é00","sessionId":"s1"}}"#
+        );
+        let i = parse_interrupt(line.as_bytes()).unwrap();
+        assert_eq!((i.uuid.as_str(), i.ts), ("u1", None));
+        let line = r#"{"timestamp":"2026-12-04T10:00:00+0é00","type":"event_msg","payload":{"type":"turn_aborted","turn_id":"t1","reason":"interrupted"}}"#;
+        let r = parse_rollout_end(line.as_bytes()).unwrap();
+        assert_eq!((r.turn_id.as_str(), r.ts), ("t1", None));
     }
 }

@@ -17,8 +17,9 @@
 //! Limits: a message (all fragments together) larger than `max_message` (default
 //! [`MAX_MESSAGE`], 16 MiB) is rejected as soon as a frame header announces it, before its
 //! payload is buffered.
+use crate::core::rng::XorShift64;
+use crate::sys::random;
 use std::fmt;
-use std::io::Read;
 
 /// Default largest accepted message (all fragments together).
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -195,29 +196,18 @@ pub fn accept_key(key: &str) -> String {
     base64_encode(&sha1(&s))
 }
 
-/// A small xorshift generator for masking keys. Masking only defeats proxy cache poisoning, so
-/// it needs unpredictability per connection, not cryptographic strength.
+/// Masking keys. Masking only defeats proxy cache poisoning, so it needs unpredictability per
+/// connection, not cryptographic strength.
 #[derive(Debug, Clone)]
-pub struct MaskRng(u64);
+pub struct MaskRng(XorShift64);
 
 impl MaskRng {
     /// Seeded from /dev/urandom, or from the clock and pid if that fails.
     pub fn new() -> Self {
-        let mut b = [0u8; 8];
-        let seed = if read_urandom(&mut b) {
-            u64::from_le_bytes(b)
-        } else {
-            time_seed()
-        };
-        MaskRng(seed | 1)
+        MaskRng(XorShift64::new(random::seed()))
     }
     pub fn next_u32(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x >> 16) as u32
+        (self.0.next_u64() >> 16) as u32
     }
     pub fn mask(&mut self) -> [u8; 4] {
         self.next_u32().to_be_bytes()
@@ -230,25 +220,11 @@ impl Default for MaskRng {
     }
 }
 
-fn read_urandom(buf: &mut [u8]) -> bool {
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .is_ok()
-}
-
-fn time_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x9E37_79B9_7F4A_7C15);
-    t ^ (u64::from(std::process::id()) << 32)
-}
-
 /// A fresh `Sec-WebSocket-Key`: base64 of 16 random bytes.
 pub fn random_key() -> String {
     let mut b = [0u8; 16];
-    if !read_urandom(&mut b) {
-        let mut r = MaskRng(time_seed() | 1);
+    if random::fill(&mut b).is_err() {
+        let mut r = MaskRng::new();
         for c in b.chunks_mut(4) {
             c.copy_from_slice(&r.mask());
         }

@@ -265,15 +265,8 @@ fn garbage_file_is_reported_corrupt() {
     let path = dir.db();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     // xorshift noise: deterministic, but nothing like an SQLite header.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let bytes: Vec<u8> = (0..8192)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let mut x = crate::core::rng::XorShift64::new(0x9E37_79B9_7F4A_7C15);
+    let bytes: Vec<u8> = (0..8192).map(|_| (x.next_u64() >> 24) as u8).collect();
     std::fs::write(&path, &bytes).unwrap();
     let err = Store::open(&path).unwrap_err();
     assert!(err.is_corrupt(), "{err:?}");

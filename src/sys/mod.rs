@@ -14,6 +14,7 @@ pub(crate) mod fd;
 pub(crate) mod host;
 pub mod peercred;
 pub mod procs;
+pub(crate) mod random;
 pub(crate) mod signals;
 pub(crate) mod sock;
 pub(crate) mod term;

@@ -205,10 +205,10 @@ impl TmuxClient {
                     log::info!("tmux_stderr msg={:?}", s.trim());
                     self.stderr_text.push_str(&s);
                     if self.stderr_text.len() > 1024 {
-                        let cut = self.stderr_text.len() - 1024;
-                        let cut = (cut..self.stderr_text.len())
-                            .find(|i| self.stderr_text.is_char_boundary(*i))
-                            .unwrap_or(self.stderr_text.len());
+                        let cut = crate::core::text::ceil_char_boundary(
+                            &self.stderr_text,
+                            self.stderr_text.len() - 1024,
+                        );
                         self.stderr_text.drain(..cut);
                     }
                 }

@@ -32,6 +32,7 @@
 //!   block each produce an event ([`Event::Unknown`], [`Event::Overlong`],
 //!   [`Event::Unterminated`]); there is nothing to fail, so this module has no error type.
 
+use crate::core::types::PaneId;
 use std::mem;
 
 /// Default cap on one line, `\r` included. `%output` lines are the longest tmux writes: a
@@ -124,10 +125,10 @@ impl Reply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
     /// `%output %P data`: pane output, unescaped.
-    Output { pane: String, data: Vec<u8> },
+    Output { pane: PaneId, data: Vec<u8> },
     /// `%extended-output %P AGE … : data` (with `pause-after`): `age` is milliseconds behind.
     ExtendedOutput {
-        pane: String,
+        pane: PaneId,
         age: u64,
         data: Vec<u8>,
     },
@@ -162,15 +163,15 @@ pub enum Notification {
     /// `%unlinked-window-renamed @W name`.
     UnlinkedWindowRenamed { window: String, name: Vec<u8> },
     /// `%window-pane-changed @W %P`: the active pane of a window changed.
-    WindowPaneChanged { window: String, pane: String },
+    WindowPaneChanged { window: String, pane: PaneId },
     /// `%pane-mode-changed %P`: copy mode etc. entered or left.
-    PaneModeChanged { pane: String },
+    PaneModeChanged { pane: PaneId },
     /// `%layout-change @W layout visible-layout flags`; `rest` is everything after the id.
     LayoutChange { window: String, rest: Vec<u8> },
     /// `%pause %P`: tmux stopped sending output for the pane (`pause-after`).
-    Pause { pane: String },
+    Pause { pane: PaneId },
     /// `%continue %P`: output for the pane resumes.
-    Continue { pane: String },
+    Continue { pane: PaneId },
     /// `%subscription-changed NAME $S @W IDX %P : value` (tmux ≥ 3.2, `refresh-client -B`):
     /// a subscribed format's value changed. A session subscription has `-` for the window,
     /// index and pane; a window subscription `-` for the pane. The value is raw bytes, after
@@ -179,7 +180,7 @@ pub enum Notification {
         name: String,
         session: String,
         window: Option<String>,
-        pane: Option<String>,
+        pane: Option<PaneId>,
         value: Vec<u8>,
     },
     /// `%config-error MESSAGE` (tmux ≥ 3.4): an error in the server's configuration, shown to
@@ -485,6 +486,11 @@ fn parse_id(field: &[u8], sigil: u8) -> Option<String> {
     }
 }
 
+/// `%N` as a [`PaneId`], parsed once here.
+fn parse_pane(field: &[u8]) -> Option<PaneId> {
+    PaneId::parse(std::str::from_utf8(field).ok()?)
+}
+
 /// Split at the first space: `(before, Some(after))`, or `(all, None)` when there is none.
 fn split_space(s: &[u8]) -> (&[u8], Option<&[u8]>) {
     match s.iter().position(|&b| b == b' ') {
@@ -517,7 +523,7 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
         b"output" => {
             let (pane, data) = split_space(rest?);
             N::Output {
-                pane: parse_id(pane, b'%')?,
+                pane: parse_pane(pane)?,
                 data: unescape_octal(data.unwrap_or_default()),
             }
         }
@@ -528,7 +534,7 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
             let (age, _) = split_space(after);
             let colon = after.windows(3).position(|w| w == b" : ")?;
             N::ExtendedOutput {
-                pane: parse_id(pane, b'%')?,
+                pane: parse_pane(pane)?,
                 age: parse_u64(age)?,
                 data: unescape_octal(&after[colon + 3..]),
             }
@@ -597,11 +603,11 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
             let (window, pane) = split_space(rest?);
             N::WindowPaneChanged {
                 window: parse_id(window, b'@')?,
-                pane: only_id(pane, b'%')?,
+                pane: parse_pane(pane?)?,
             }
         }
         b"pane-mode-changed" => N::PaneModeChanged {
-            pane: only_id(rest, b'%')?,
+            pane: parse_pane(rest?)?,
         },
         b"layout-change" => {
             let (window, more) = split_space(rest?);
@@ -611,10 +617,10 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
             }
         }
         b"pause" => N::Pause {
-            pane: only_id(rest, b'%')?,
+            pane: parse_pane(rest?)?,
         },
         b"continue" => N::Continue {
-            pane: only_id(rest, b'%')?,
+            pane: parse_pane(rest?)?,
         },
         b"subscription-changed" => parse_subscription(rest?)?,
         b"config-error" => N::ConfigError {
@@ -663,7 +669,11 @@ fn parse_subscription(rest: &[u8]) -> Option<Notification> {
         name: String::from_utf8(name.to_vec()).ok()?,
         session: parse_id(session, b'$')?,
         window: opt(window, b'@')?,
-        pane: opt(pane, b'%')?,
+        pane: if pane == b"-" {
+            None
+        } else {
+            Some(parse_pane(pane)?)
+        },
         value: value.to_vec(),
     })
 }

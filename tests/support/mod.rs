@@ -32,7 +32,18 @@ impl Server {
             dir,
             daemon: None,
         };
-        let out = s.tmux(&[
+        let out = s.new_session();
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s
+    }
+
+    /// Start the server (again, after a `kill-server`): session `main`, 120x40, no config.
+    pub fn new_session(&self) -> Output {
+        self.tmux(&[
             "-f",
             "/dev/null",
             "new-session",
@@ -43,13 +54,22 @@ impl Server {
             "120",
             "-y",
             "40",
+        ])
+    }
+
+    /// Load the plugin as TPM does: `run-shell agtmux.tmux` inside the server, with this
+    /// test's binary (`@agtmux-bin`), Codex socket and `RUST_LOG=info` in the server's global
+    /// environment.
+    pub fn run_plugin(&self) -> Output {
+        self.tmux(&[
+            "set-environment",
+            "-g",
+            "AGTMUX_CODEX_SOCK",
+            &self.codex_sock().display().to_string(),
         ]);
-        assert!(
-            out.status.success(),
-            "tmux new-session: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        s
+        self.tmux(&["set-environment", "-g", "RUST_LOG", "info"]);
+        self.tmux(&["set-option", "-g", "@agtmux-bin", BIN]);
+        self.tmux(&["run-shell", &plugin_script().display().to_string()])
     }
 
     /// Run tmux against this server with the test's environment.
@@ -166,10 +186,15 @@ impl Server {
 
     /// Run the real `agtmux hook <agent>` as the agent would, for `pane`.
     pub fn hook(&self, agent: &str, pane: &str, payload: &[u8]) -> Output {
+        self.hook_under_pid(&self.server_pid(), agent, pane, payload)
+    }
+
+    /// [`Server::hook`] with `$TMUX` naming server pid `pid` (a hook from another server).
+    pub fn hook_under_pid(&self, pid: &str, agent: &str, pane: &str, payload: &[u8]) -> Output {
         use std::io::Write;
         let mut c = Command::new(BIN);
         c.args(["hook", agent])
-            .env("TMUX", self.tmux_env())
+            .env("TMUX", format!("{},{pid},0", self.socket().display()))
             .env("TMUX_PANE", pane);
         self.env(&mut c);
         c.stdin(Stdio::piped())
@@ -301,20 +326,21 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The plugin's entry script, `agtmux.tmux`, in this checkout.
+pub fn plugin_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux")
+}
+
 pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(path)
 }
 
-/// Now as `date -u` prints it with milliseconds: how Claude stamps transcript entries and
-/// Codex its rollout lines.
+/// Now in UTC with milliseconds (`2026-12-03T12:53:36.059Z`): how Claude stamps transcript
+/// entries and Codex its rollout lines.
 pub fn iso_now() -> String {
-    let o = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%3NZ"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+    agtmux::core::time::iso_utc_ms(agtmux::sys::clock::now_ms())
 }
 
 /// After `kill-server`: let the daemon exit by itself (it does once its server is gone), then

@@ -6,6 +6,7 @@
 //! old file's permissions. A settings file that is a symlink (dotfiles managers) is written
 //! through to its target so the link survives.
 use super::SetupError;
+use crate::core::time::utc_stamp;
 use serde_json::Value;
 use std::fs;
 use std::io::{self, Write};
@@ -80,27 +81,6 @@ pub fn render(doc: &Value, path: &Path) -> Result<String, SetupError> {
     Ok(s)
 }
 
-/// `YYYYmmddTHHMMSS` in UTC for epoch seconds (civil-from-days, H. Hinnant).
-pub fn utc_stamp(epoch_secs: u64) -> String {
-    let days = (epoch_secs / 86_400) as i64;
-    let rem = epoch_secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 /// Copies `path` to `<path>.agtmux-bak-<stamp>` (with `-N` if that name is taken).
 pub fn backup(path: &Path, epoch_secs: u64) -> Result<PathBuf, SetupError> {
     let base = format!("{}.agtmux-bak-{}", path.display(), utc_stamp(epoch_secs));
@@ -162,13 +142,6 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Setup
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stamps() {
-        assert_eq!(utc_stamp(0), "19700101T000000");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000");
-        assert_eq!(utc_stamp(1_795_633_842), "20261125T191042");
-    }
 
     #[test]
     fn parse_empty_and_bom() {

@@ -267,7 +267,7 @@ mod tests {
             tmux_connected: true,
             store_problem: None,
             metrics: None,
-            ingest_counts: [0; 4],
+            ingest_counts: Default::default(),
             delivery: None,
             ops: None,
             remotes: None,

@@ -36,7 +36,7 @@ impl Runtime {
                     log::warn!("lock_contended reason=our_api_socket_still_serves");
                 } else {
                     log::error!("daemon_exit reason=lock_lost");
-                    self.exit_code = 1;
+                    self.exit_code = crate::exit::ExitCode::Failure;
                     self.shutdown = true;
                 }
             }

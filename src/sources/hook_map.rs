@@ -1,0 +1,84 @@
+//! What every hook mapper (Claude, Codex, Gemini, OpenCode, generic) starts with: the payload
+//! must be an object naming its event and its session, and the pane the hook ran in is only a
+//! hint that must look like a pane id. One copy here, so every source rejects the same input
+//! with the same reason.
+use crate::core::event::check_session_key;
+use crate::core::types::PaneId;
+use serde_json::{Map, Value};
+
+/// Longest event name accepted (bytes).
+const MAX_NAME: usize = 100;
+
+/// The checked head of a hook payload.
+pub(crate) struct Head<'a> {
+    pub(crate) obj: &'a Map<String, Value>,
+    /// The event's name (`hook_event_name`, or OpenCode's `event`).
+    pub(crate) name: &'a str,
+    /// The checked `session_id`.
+    pub(crate) session: &'a str,
+}
+
+impl<'a> Head<'a> {
+    /// The string field `key`, if the payload has one.
+    pub(crate) fn str(&self, key: &str) -> Option<&'a str> {
+        self.obj.get(key).and_then(Value::as_str)
+    }
+}
+
+/// Checks the shape every hook payload shares: an object whose `name_key` names the event
+/// (at most 100 bytes; `label` names it in the reason) and whose `session_id` passes
+/// [`check_session_key`]. `Err` is the reject reason.
+pub(crate) fn head<'a>(
+    payload: &'a Value,
+    name_key: &str,
+    label: &str,
+) -> Result<Head<'a>, String> {
+    let obj = payload
+        .as_object()
+        .ok_or("schema: payload is not a JSON object")?;
+    let name = obj
+        .get(name_key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("schema: missing {name_key}"))?;
+    if name.len() > MAX_NAME {
+        return Err(format!("schema: {label} too long"));
+    }
+    let session = check_session_key(obj.get("session_id").and_then(Value::as_str), "session_id")?;
+    Ok(Head { obj, name, session })
+}
+
+/// The hook's `$TMUX_PANE` as the event's pane hint, when it looks like a pane id.
+pub(crate) fn pane_hint(pane: Option<&str>) -> Option<PaneId> {
+    pane.and_then(PaneId::parse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_head_is_checked_in_one_order_with_one_set_of_reasons() {
+        let e = |v: Value| {
+            head(&v, "hook_event_name", "hook_event_name")
+                .err()
+                .unwrap()
+        };
+        assert_eq!(e(json!([1])), "schema: payload is not a JSON object");
+        assert_eq!(
+            e(json!({"session_id": "s"})),
+            "schema: missing hook_event_name"
+        );
+        let long = "x".repeat(101);
+        assert_eq!(
+            e(json!({"hook_event_name": long, "session_id": "s"})),
+            "schema: hook_event_name too long"
+        );
+        assert!(e(json!({"hook_event_name": "Stop"})).contains("session_id"));
+        let p = json!({"event": "x", "session_id": "s", "cwd": "/w"});
+        let h = head(&p, "event", "event name").unwrap();
+        assert_eq!((h.name, h.session, h.str("cwd")), ("x", "s", Some("/w")));
+        assert_eq!(pane_hint(Some("%3")).as_deref(), Some("%3"));
+        assert_eq!(pane_hint(Some("3")), None);
+    }
+}
