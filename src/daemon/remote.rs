@@ -1093,6 +1093,52 @@ mod tests {
     }
 
     #[test]
+    fn stale_panes_never_count_and_remote_status_local_counts_none() {
+        let poll = mio::Poll::new().unwrap();
+        let mut r = Remotes::new(RestartPolicy::default());
+        let mut c = RemoteConfig {
+            hosts: vec!["h".into()],
+            ..RemoteConfig::default()
+        };
+        r.configure(c.clone(), poll.registry(), 0);
+        let p = remote::parse_pane(&json!({"pane_id": "%3", "session_id": "$0",
+            "window_id": "@1", "presence": "managed", "state": "waiting_approval",
+            "attention": "approval", "since_ms": 5}))
+        .unwrap();
+        let h = &mut r.hosts[0];
+        h.servers.insert(
+            "s".into(),
+            ServerInfo {
+                socket: "/tmp/s".into(),
+                fresh: true,
+            },
+        );
+        upsert(h, "s", p.clone());
+        assert_eq!(h.counters.attention, 1);
+        assert_eq!(r.views().len(), 1);
+        // Unreachable: listed, stale, no attention, not counted; `✗1`.
+        r.fail(0, 10, "ssh h: Connection refused".into());
+        assert!(r.views().is_empty());
+        assert_eq!(r.unreachable(), 1);
+        let mut out = Value::Null;
+        r.refresh_json(&mut out);
+        let pane = &out[0]["servers"][0]["sessions"][0]["windows"][0]["panes"][0];
+        assert_eq!(pane["stale"], true, "{out}");
+        assert_eq!(pane["attention"], Value::Null);
+        assert_eq!(out[0]["status"], "unreachable");
+        // The same attention again after a resume is not announced twice.
+        r.hosts[0].servers.get_mut("s").unwrap().fresh = true;
+        upsert(&mut r.hosts[0], "s", p);
+        assert_eq!(r.hosts[0].counters.attention, 1);
+        assert_eq!(r.views().len(), 1);
+        // `@agtmux-remote-status local`: the summary counts no remote pane.
+        c.count_all = false;
+        r.configure(c, poll.registry(), 20);
+        assert_eq!(r.hosts.len(), 1, "the host is kept");
+        assert!(r.views().is_empty());
+    }
+
+    #[test]
     fn exits_say_what_to_fix() {
         let e = explain_exit("h", Some(255), "root@h: Permission denied (publickey).\n");
         assert!(e.contains("BatchMode") && e.contains("IdentityFile"), "{e}");
