@@ -1062,7 +1062,14 @@ fn host_json(h: &Host) -> Value {
         servers.push(json!({"server": key, "socket": info.socket, "stale": stale,
             "sessions": sessions}));
     }
-    json!({"host": h.name, "status": h.phase.as_str(), "since_ms": h.since,
+    // A host held down after repeated failures is still just unreachable to the user (a
+    // sleeping laptop's dev box): `held_down` and `next_attempt_ms` say when it is tried again.
+    let status = match h.phase {
+        Phase::HeldDown => "unreachable",
+        p => p.as_str(),
+    };
+    json!({"host": h.name, "status": status, "since_ms": h.since,
+        "held_down": h.phase == Phase::HeldDown, "next_attempt_ms": h.next_attempt,
         "message": h.message, "agtmux": h.remote_version, "servers": servers})
 }
 
