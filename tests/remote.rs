@@ -548,6 +548,20 @@ fn enter_on_a_remote_row_attaches_there_in_one_local_window() {
             }),
             "round {round}: the remote row is not selected:\n{screen}"
         );
+        if round == 0 {
+            // `y` on a remote row runs `ssh HOST agtmux approve -S SOCKET %N` there; the pane
+            // shows no dialog, so the remote agtmux refuses, and its words come back.
+            l.tmux(&["send-keys", "-t", &popup, "y"]);
+            let want = format!("{ALIAS} {rp}:");
+            assert!(
+                wait_until(30, || {
+                    screen = l.tmux_out(&["capture-pane", "-p", "-t", &popup]);
+                    screen.contains(&want)
+                }),
+                "no answer from the remote approve:\n{screen}"
+            );
+            assert!(!screen.contains("nothing sent"), "{screen}");
+        }
         l.tmux(&["send-keys", "-t", &popup, "Enter"]);
         assert!(
             wait_until(30, || tagged(&l).len() == 1),

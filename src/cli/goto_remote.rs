@@ -211,6 +211,71 @@ pub fn go(socket: &Path, client_name: Option<&str>, list: &Value, id: &str) -> E
     }
 }
 
+/// The remote agtmux words for a popup action on a remote pane: `approve|deny -S SOCKET %N`
+/// or `reply -S SOCKET %N TEXT` (run there by `ssh HOST`, each word shell-quoted).
+pub(crate) fn act_words(
+    cfg: &RemoteConfig,
+    t: &Target,
+    act: &crate::core::dialog::Act,
+) -> Vec<String> {
+    use crate::core::dialog::Act;
+    let mut w = cfg.remote_cmd.clone();
+    let verb = match act {
+        Act::Approve => "approve",
+        Act::Deny => "deny",
+        Act::Reply(_) => "reply",
+    };
+    w.extend([verb, "-S", &t.socket, &t.pane_id].map(String::from));
+    if let Act::Reply(text) = act {
+        w.push(text.clone());
+    }
+    w
+}
+
+/// y / n / r on a remote row: `ssh -T -o BatchMode=yes HOST agtmux approve|deny|reply -S
+/// SOCKET %N [TEXT]`; the remote agtmux checks the dialog on its own screen. Returns the
+/// popup's message line (the remote's own words on a refusal).
+pub fn act(socket: &Path, list: &Value, id: &str, act: &crate::core::dialog::Act) -> String {
+    let t = match Target::find(list, id) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let host_live = (list["remotes"].as_array().into_iter().flatten())
+        .any(|h| h["host"].as_str() == Some(t.host.as_str()) && h["status"] == "live");
+    if !host_live {
+        return format!("{}: unreachable, nothing sent", t.host);
+    }
+    let cfg = config(socket);
+    let argv = cfg.ssh_argv(&t.host, false, &act_words(&cfg, &t, act));
+    match Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) => {
+            let text = if o.status.success() {
+                &o.stdout
+            } else {
+                &o.stderr
+            };
+            let said: String = String::from_utf8_lossy(text)
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(160)
+                .collect();
+            if o.status.success() {
+                format!("{} {}: {} sent {said}", t.host, t.pane_id, act.verb())
+            } else {
+                format!("{} {}: {said}", t.host, t.pane_id)
+            }
+        }
+        Err(e) => format!("cannot run {:?}: {e}", argv[0]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +309,14 @@ mod tests {
             argv.last()
                 .unwrap()
                 .starts_with(r"tmux -S '/tmp/a'\''b c' ")
+        );
+        // Actions: the reply text is one quoted word, whatever it holds.
+        let t = Target::find(&list("/tmp/s", "$1"), id).unwrap();
+        let reply = crate::core::dialog::Act::Reply("yes; rm -rf ~ 'x'".into());
+        let argv = cfg.ssh_argv(&t.host, false, &act_words(&cfg, &t, &reply));
+        assert_eq!(
+            argv.last().unwrap(),
+            r"agtmux reply -S /tmp/s %7 'yes; rm -rf ~ '\''x'\'''"
         );
     }
 }

@@ -47,7 +47,7 @@ impl PaneAttention {
     /// attention kind now (compare with `current()` before the call to see a change).
     /// `ended_by_user`: the turn ended by the user's own hand (an Esc the transcript recorded),
     /// so there is nothing unseen to report, focused or not.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         activity: Activity,
         focused: bool,
@@ -129,10 +129,10 @@ pub struct Style {
     pub idle: Mark,
     pub unknown: Mark,
     /// Maximum visible width of `attention_summary` (0 = unlimited). Least urgent items go first.
-    pub max_len: usize,
+    pub(crate) max_len: usize,
     /// The text colour of a status-line badge, whose background is the mark's colour: a badge
     /// carries both colours, so it reads on any status-style (stock tmux's green bar included).
-    pub ink: String,
+    pub(crate) ink: String,
 }
 
 impl Default for Style {
@@ -143,7 +143,7 @@ impl Default for Style {
 
 /// A rejected `@agtmux-*` style option.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StyleError {
+pub(crate) enum StyleError {
     UnknownOption(String),
     BadValue {
         option: String,
@@ -219,7 +219,7 @@ impl Style {
     /// Apply one user option: `@agtmux-icon-<kind>`, `@agtmux-color-<kind>` (kind: approval,
     /// input, error, done, running, idle, unknown), `@agtmux-attention-max` (a width) or
     /// `@agtmux-theme` (`dark`/`light`, resets icons and colours).
-    pub fn apply_option(&mut self, option: &str, value: &str) -> Result<(), StyleError> {
+    pub(crate) fn apply_option(&mut self, option: &str, value: &str) -> Result<(), StyleError> {
         let name = option.strip_prefix("@agtmux-").unwrap_or(option);
         let bad = |reason| StyleError::BadValue {
             option: option.into(),
@@ -272,7 +272,7 @@ impl Style {
 
 /// Escape text for a tmux format: `#` → `##`; control characters (newlines would end the
 /// command line) become spaces.
-pub fn escape_format(s: &str) -> String {
+pub(crate) fn escape_format(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -326,14 +326,14 @@ fn most_urgent(panes: &[PaneView]) -> Option<&PaneView> {
 }
 
 /// The icon of a window's most urgent pane (empty when it holds no agent).
-pub fn window_icon(panes: &[PaneView], style: &Style) -> String {
+pub(crate) fn window_icon(panes: &[PaneView], style: &Style) -> String {
     most_urgent(panes)
         .map(|p| icon(p, style).to_string())
         .unwrap_or_default()
 }
 
 /// The icon of a session's most urgent pane (empty when it holds no agent).
-pub fn session_icon(panes: &[PaneView], style: &Style) -> String {
+pub(crate) fn session_icon(panes: &[PaneView], style: &Style) -> String {
     window_icon(panes, style)
 }
 
@@ -347,7 +347,7 @@ pub struct Counts {
     pub running: usize,
     pub waiting_input: usize,
     pub waiting_approval: usize,
-    pub error_activity: usize,
+    pub(crate) error_activity: usize,
     pub idle: usize,
 }
 
@@ -376,7 +376,7 @@ pub fn counts(panes: &[PaneView]) -> Counts {
 
 /// Machine-readable counts for `@agtmux_counts`:
 /// `running=3 waiting_input=2 waiting_approval=1 error=0 done=1`.
-pub fn counts_string(panes: &[PaneView]) -> String {
+pub(crate) fn counts_string(panes: &[PaneView]) -> String {
     let c = counts(panes);
     format!(
         "running={} waiting_input={} waiting_approval={} error={} done={}",
@@ -385,7 +385,7 @@ pub fn counts_string(panes: &[PaneView]) -> String {
 }
 
 /// `@agtmux_session_counts`: `!1 ?2 ●3` (attention kinds, then running; zeros left out).
-pub fn session_counts(panes: &[PaneView], style: &Style) -> String {
+pub(crate) fn session_counts(panes: &[PaneView], style: &Style) -> String {
     let c = counts(panes);
     let items = [
         (&style.approval.icon, c.approval),
@@ -406,7 +406,7 @@ pub fn session_counts(panes: &[PaneView], style: &Style) -> String {
 /// `#[fg=black,bg=red,bold]!1#[default] #[fg=black,bg=yellow,bold]?2#[default]`.
 /// Empty when no agent needs anything. At most `style.max_len` visible characters: the least
 /// urgent items are dropped first.
-pub fn attention_summary(panes: &[PaneView], style: &Style) -> String {
+pub(crate) fn attention_summary(panes: &[PaneView], style: &Style) -> String {
     let c = counts(panes);
     let kinds = [
         (AttentionKind::Approval, c.approval),

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BindingConfig {
     /// How long a left-behind session (and a gone pane id) rejects late events.
-    pub tombstone_grace_ms: Millis,
+    pub(crate) tombstone_grace_ms: Millis,
 }
 
 impl Default for BindingConfig {
@@ -42,19 +42,19 @@ impl Default for BindingConfig {
 
 /// A pane became a new instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenerationBump {
+pub(crate) struct GenerationBump {
     pub pane_id: String,
     pub old: PaneInstance,
     pub new: PaneInstance,
     /// The session that was linked to the old instance (now tombstoned).
-    pub old_session: Option<String>,
+    pub(crate) old_session: Option<String>,
     /// key=value reason for the log.
     pub reason: String,
 }
 
 /// Where a bind request comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindOrigin {
+pub(crate) enum BindOrigin {
     /// Any event that names a session and a pane.
     Event,
     /// A session start (Claude SessionStart startup/resume, Codex thread start): may revive a
@@ -90,11 +90,11 @@ impl LinkAction {
 
 /// One row for `binding_link_v2`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkRecord {
+pub(crate) struct LinkRecord {
     pub instance: PaneInstance,
     pub session_key: String,
     pub provider: Provider,
-    pub action: LinkAction,
+    pub(crate) action: LinkAction,
     /// `bind`, `clear`, `session_change`, `generation_bump`, `pane_gone`, `moved`, `new_server`.
     pub reason: &'static str,
     pub ts: Millis,
@@ -106,9 +106,9 @@ pub struct Churn {
     pub links: u64,
     pub rebinds: u64,
     pub moves: u64,
-    pub tombstones: u64,
+    pub(crate) tombstones: u64,
     pub rejects: u64,
-    pub generation_bumps: u64,
+    pub(crate) generation_bumps: u64,
 }
 
 /// A left-behind session.
@@ -242,7 +242,7 @@ impl BindingRegistry {
 
     /// Feed the process hint of a pane: the agent process in its tree (provider, pid) or none.
     /// Returns a bump when the agent was replaced by a different agent process.
-    pub fn observe_process(
+    pub(crate) fn observe_process(
         &mut self,
         pane_id: &str,
         agent: Option<(Provider, u32)>,
@@ -296,7 +296,7 @@ impl BindingRegistry {
     }
 
     /// Bind with an explicit origin (see `BindOrigin`).
-    pub fn bind_with(
+    pub(crate) fn bind_with(
         &mut self,
         pane_id: &str,
         session_key: &str,
@@ -395,7 +395,7 @@ impl BindingRegistry {
     }
 
     /// The pane is gone (not in `list-panes` any more): forget it, tombstone its session.
-    pub fn pane_gone(&mut self, pane_id: &str, now: Millis) -> Option<PaneInstance> {
+    pub(crate) fn pane_gone(&mut self, pane_id: &str, now: Millis) -> Option<PaneInstance> {
         self.retire_session(pane_id, "pane_gone", now);
         let e = self.panes.remove(pane_id)?;
         self.gone_panes.insert(pane_id.into(), now);
@@ -425,7 +425,7 @@ impl BindingRegistry {
     }
 
     /// Drop tombstones and gone pane ids past the grace period.
-    pub fn purge(&mut self, now: Millis) {
+    pub(crate) fn purge(&mut self, now: Millis) {
         let grace = self.cfg.tombstone_grace_ms;
         self.tombstones.retain(|_, t| now - t.at < grace);
         self.gone_panes.retain(|_, at| now - *at < grace);
@@ -461,7 +461,7 @@ impl BindingRegistry {
     }
 
     /// Link/unlink records since the last call, in order.
-    pub fn take_records(&mut self) -> Vec<LinkRecord> {
+    pub(crate) fn take_records(&mut self) -> Vec<LinkRecord> {
         std::mem::take(&mut self.records)
     }
 }

@@ -12,7 +12,7 @@ use super::types::{Provider, SourceKind};
 pub struct SourceCapability {
     pub source: SourceKind,
     /// Lower is preferred. Deterministic sources rank below the poller (9).
-    pub rank: u8,
+    pub(crate) rank: u8,
     /// Reports running/idle/error.
     pub activity: bool,
     /// Reports an open approval/permission dialog.
@@ -31,7 +31,7 @@ pub struct SourceCapability {
     /// It sees turn ends that fire no hook (Claude's Esc interrupt and Esc deny are written to
     /// the transcript only; a Codex API error to the rollout only): its idle or error, newer
     /// than a higher-ranked source's running or waiting state, supersedes that state.
-    pub turn_end: bool,
+    pub(crate) turn_end: bool,
 }
 
 /// One provider: how to recognise its process and which sources speak for it.
@@ -40,13 +40,13 @@ pub struct ProviderEntry {
     pub provider: Provider,
     /// Process basenames (argv[0] or comm) that mean "this agent runs here". Launchers such as
     /// `node` are not listed: the process hint resolves them through their children/arguments.
-    pub process_names: &'static [&'static str],
+    pub(crate) process_names: &'static [&'static str],
     /// Sources, most preferred first.
     pub sources: &'static [SourceCapability],
 }
 
 /// The rank of the screen poller: the fallback for every provider.
-pub const POLLER_RANK: u8 = 9;
+pub(crate) const POLLER_RANK: u8 = 9;
 
 const POLLER: SourceCapability = SourceCapability {
     source: SourceKind::Poller,
@@ -61,7 +61,7 @@ const POLLER: SourceCapability = SourceCapability {
 };
 
 /// The declared table. Keep each provider's `sources` sorted by rank.
-pub static REGISTRY: &[ProviderEntry] = &[
+pub(crate) static REGISTRY: &[ProviderEntry] = &[
     ProviderEntry {
         provider: Provider::Claude,
         process_names: &["claude"],
@@ -201,12 +201,15 @@ pub fn entry(provider: Provider) -> Option<&'static ProviderEntry> {
 }
 
 /// Every source that can speak for `provider`, most preferred first (empty if unknown).
-pub fn sources_for(provider: Provider) -> &'static [SourceCapability] {
+pub(crate) fn sources_for(provider: Provider) -> &'static [SourceCapability] {
     entry(provider).map(|e| e.sources).unwrap_or(&[])
 }
 
 /// What `source` can tell about `provider`, or `None` if it cannot speak for it at all.
-pub fn capability(provider: Provider, source: SourceKind) -> Option<&'static SourceCapability> {
+pub(crate) fn capability(
+    provider: Provider,
+    source: SourceKind,
+) -> Option<&'static SourceCapability> {
     sources_for(provider).iter().find(|c| c.source == source)
 }
 
@@ -218,7 +221,7 @@ pub fn links(provider: Provider, source: SourceKind) -> bool {
 }
 
 /// The rank of `source` for `provider` (lower = preferred), `None` if it cannot speak for it.
-pub fn rank(provider: Provider, source: SourceKind) -> Option<u8> {
+pub(crate) fn rank(provider: Provider, source: SourceKind) -> Option<u8> {
     capability(provider, source).map(|c| c.rank)
 }
 

@@ -17,7 +17,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcInfo {
     pub pid: i32,
-    pub ppid: i32,
+    pub(crate) ppid: i32,
     pub argv: Vec<String>,
 }
 
@@ -186,7 +186,7 @@ impl fmt::Display for SignatureClass {
 
 /// The evidence for one pane at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SignatureInput {
+pub(crate) struct SignatureInput {
     /// A live hook/app-server binding.
     pub deterministic: Option<Provider>,
     /// From [`process_hint`].
@@ -202,12 +202,12 @@ pub struct Signature {
     pub class: SignatureClass,
     pub provider: Option<Provider>,
     pub reason: String,
-    pub confidence: f32,
+    pub(crate) confidence: f32,
 }
 
 /// Signature classification with the guards: deterministic binding > process hint (screen and
 /// title only add or lower confidence) > nothing. Screen-only and title-only never manage.
-pub fn classify_signature(input: &SignatureInput) -> Signature {
+pub(crate) fn classify_signature(input: &SignatureInput) -> Signature {
     if let Some(p) = input.deterministic {
         let mut reason = format!("deterministic_binding provider={p}");
         if let Some(q) = input.process.filter(|q| *q != p) {
@@ -309,7 +309,7 @@ impl PresenceTracker {
         self.provider
     }
 
-    pub fn observe(&mut self, sig: &Signature) -> (Presence, Option<Transition>) {
+    pub(crate) fn observe(&mut self, sig: &Signature) -> (Presence, Option<Transition>) {
         let before = (self.class, self.presence);
         if sig.class == SignatureClass::None {
             self.misses = self.misses.saturating_add(1);

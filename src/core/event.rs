@@ -45,11 +45,11 @@ pub struct NormalizedEvent {
 /// Longest session key (Claude `session_id`, Codex thread id) accepted. Both are UUIDs
 /// (36 bytes) today; the bound leaves room for other formats and keeps keys out of the way of
 /// rows, logs and the status line.
-pub const MAX_SESSION_KEY: usize = 128;
+pub(crate) const MAX_SESSION_KEY: usize = 128;
 
 /// A session key as sent, checked: present, not empty, at most [`MAX_SESSION_KEY`] bytes, no
 /// control or format characters. `Err` names which rule failed (`schema: …`).
-pub fn check_session_key<'a>(v: Option<&'a str>, field: &str) -> Result<&'a str, String> {
+pub(crate) fn check_session_key<'a>(v: Option<&'a str>, field: &str) -> Result<&'a str, String> {
     let k = v.ok_or_else(|| format!("schema: missing {field}"))?;
     if k.is_empty() {
         return Err(format!("schema: empty {field}"));

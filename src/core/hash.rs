@@ -12,13 +12,13 @@ fn feed(h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// FNV-1a of `bytes`.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     feed(OFFSET, bytes)
 }
 
 /// FNV-1a of `parts`, each followed by the unit separator 0x1f, so `["ab", "c"]` and
 /// `["a", "bc"]` differ.
-pub fn fnv1a64_parts(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a64_parts(parts: &[&str]) -> u64 {
     parts
         .iter()
         .fold(OFFSET, |h, p| feed(feed(h, p.as_bytes()), &[0x1f]))

@@ -38,20 +38,20 @@ use super::types::{Activity, Millis};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HysteresisConfig {
     /// A running hint counts for this long after it was last seen (seed: 8 s).
-    pub interaction_window_ms: Millis,
+    pub(crate) interaction_window_ms: Millis,
     /// Running (or a dialog) becomes unknown this long after its hint was last seen (seed: 45 s).
-    pub demote_after_ms: Millis,
+    pub(crate) demote_after_ms: Millis,
     /// The screen must show idle this long before idle is reported.
-    pub idle_stable_ms: Millis,
+    pub(crate) idle_stable_ms: Millis,
     /// The screen must show an error this long before error is reported.
-    pub error_stable_ms: Millis,
+    pub(crate) error_stable_ms: Millis,
     /// A weak dialog/running verdict, or a way out of a dialog, is confirmed after this long as
     /// the latest verdict (or by a second consecutive capture).
-    pub confirm_ms: Millis,
+    pub(crate) confirm_ms: Millis,
     /// At or above: a dialog or running verdict is taken at once.
-    pub sure_confidence: f32,
+    pub(crate) sure_confidence: f32,
     /// Below: the verdict counts as unknown.
-    pub min_confidence: f32,
+    pub(crate) min_confidence: f32,
 }
 
 impl Default for HysteresisConfig {
@@ -74,18 +74,18 @@ impl Default for HysteresisConfig {
 pub struct RawVerdict {
     pub activity: Activity,
     /// Highest confidence seen during this run of equal verdicts.
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     /// First capture of this run of equal verdicts.
     pub since: Millis,
     /// Latest capture.
-    pub last_at: Millis,
+    pub(crate) last_at: Millis,
     /// Captures in this run.
     pub count: u32,
 }
 
 /// A state change with its reason (key=value style) for the daemon's log and `explain`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HysteresisChange {
+pub(crate) struct HysteresisChange {
     pub from: Activity,
     pub to: Activity,
     pub at: Millis,
@@ -147,7 +147,7 @@ impl Hysteresis {
     }
 
     /// When the current activity was entered.
-    pub fn current_since(&self) -> Option<Millis> {
+    pub(crate) fn current_since(&self) -> Option<Millis> {
         self.current_since
     }
 
@@ -157,7 +157,7 @@ impl Hysteresis {
     }
 
     /// The last change and why.
-    pub fn last_change(&self) -> Option<&HysteresisChange> {
+    pub(crate) fn last_change(&self) -> Option<&HysteresisChange> {
         self.last_change.as_ref()
     }
 
@@ -168,7 +168,12 @@ impl Hysteresis {
     }
 
     /// Feed one capture's verdict. Returns the new activity if it changed.
-    pub fn observe(&mut self, verdict: Activity, confidence: f32, now: Millis) -> Option<Activity> {
+    pub(crate) fn observe(
+        &mut self,
+        verdict: Activity,
+        confidence: f32,
+        now: Millis,
+    ) -> Option<Activity> {
         if let Some(r) = self.raw
             && now < r.last_at
         {

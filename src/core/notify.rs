@@ -59,12 +59,12 @@ pub(crate) struct NotifyConfig {
     pub command: bool,
     /// Enabled kinds, indexed by `kind_index`.
     pub kinds: [bool; 4],
-    pub interval_ms: Millis,
+    pub(crate) interval_ms: Millis,
     pub coalesce_ms: Millis,
-    pub osc_kind: OscKind,
+    pub(crate) osc_kind: OscKind,
     /// The `command` channel's argument vector template (empty = not set).
     pub argv: Vec<String>,
-    pub timeout_ms: Millis,
+    pub(crate) timeout_ms: Millis,
 }
 
 impl Default for NotifyConfig {
@@ -166,16 +166,16 @@ impl NotifyConfig {
         Ok(())
     }
 
-    pub fn kind_on(&self, k: AttentionKind) -> bool {
+    pub(crate) fn kind_on(&self, k: AttentionKind) -> bool {
         self.kinds[kind_index(k)]
     }
 
     /// Any channel on at all.
-    pub fn any_channel(&self) -> bool {
+    pub(crate) fn any_channel(&self) -> bool {
         self.message || self.bell || self.osc || (self.command && !self.argv.is_empty())
     }
 
-    pub fn channels(&self) -> String {
+    pub(crate) fn channels(&self) -> String {
         let mut v = Vec::new();
         for (on, n) in [
             (self.message, "message"),
@@ -292,7 +292,7 @@ pub(crate) struct Item {
     pub pane: String,
     pub kind: AttentionKind,
     pub at: Millis,
-    pub facts: PaneFacts,
+    pub(crate) facts: PaneFacts,
 }
 
 /// One notification: the panes it is about, most urgent first, oldest first within a kind.
@@ -339,12 +339,15 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
-    pub fn is_primed(&self) -> bool {
+    pub(crate) fn is_primed(&self) -> bool {
         self.primed
     }
 
     /// Remember the attention of every pane without notifying (daemon start, restore).
-    pub fn prime<'a>(&mut self, panes: impl Iterator<Item = (&'a str, Option<AttentionKind>)>) {
+    pub(crate) fn prime<'a>(
+        &mut self,
+        panes: impl Iterator<Item = (&'a str, Option<AttentionKind>)>,
+    ) {
         for (id, a) in panes {
             self.last.insert(id.to_string(), a);
         }
@@ -352,7 +355,7 @@ impl Notifier {
     }
 
     /// A pane's attention after a resolution. A new attention kind is a candidate.
-    pub fn observe(&mut self, pane: &str, att: Option<AttentionKind>, now: Millis) {
+    pub(crate) fn observe(&mut self, pane: &str, att: Option<AttentionKind>, now: Millis) {
         let prev = self.last.insert(pane.to_string(), att).flatten();
         if let Some(k) = att
             && prev != Some(k)
@@ -366,19 +369,19 @@ impl Notifier {
         }
     }
 
-    pub fn forget(&mut self, pane: &str) {
+    pub(crate) fn forget(&mut self, pane: &str) {
         self.last.remove(pane);
         self.sent.remove(pane);
         self.pending.retain(|c| c.pane != pane);
     }
 
     /// When the open batch is due (its first candidate + the coalescing window).
-    pub fn due(&self, coalesce_ms: Millis) -> Option<Millis> {
+    pub(crate) fn due(&self, coalesce_ms: Millis) -> Option<Millis> {
         self.batch_since.map(|t| t + coalesce_ms)
     }
 
     /// Close the open batch (the latest candidate per pane).
-    pub fn take_batch(&mut self) -> Vec<Candidate> {
+    pub(crate) fn take_batch(&mut self) -> Vec<Candidate> {
         self.batch_since = None;
         let mut out: Vec<Candidate> = Vec::new();
         for c in std::mem::take(&mut self.pending) {
@@ -390,7 +393,7 @@ impl Notifier {
 
     /// Decide a closed batch. `facts` describes a pane now (None: gone); `looked_at` says
     /// whether a client whose terminal has focus shows the pane now.
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         batch: Vec<Candidate>,
         cfg: &NotifyConfig,
@@ -507,7 +510,7 @@ impl Notice {
     /// The `command` channel's argv: `{pane}`, `{provider}`, `{state}`, `{kind}`, `{title}`,
     /// `{location}` (of the most urgent pane), `{count}` and `{message}` replaced in each
     /// argument in one pass (a title that says `{pane}` stays as it is). Unknown `{…}` stay.
-    pub fn fill(&self, template: &[String]) -> Vec<String> {
+    pub(crate) fn fill(&self, template: &[String]) -> Vec<String> {
         let i = self.first();
         let count = self.count().to_string();
         let text = self.text();

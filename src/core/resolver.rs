@@ -41,7 +41,8 @@ use std::fmt;
 
 /// Tool names whose pending call means the agent asked the user a question (waiting_input),
 /// even though Claude also fires PermissionRequest and a `permission_prompt` notification.
-pub const QUESTION_TOOLS: &[&str] = &["AskUserQuestion", "ExitPlanMode", "request_user_input"];
+pub(crate) const QUESTION_TOOLS: &[&str] =
+    &["AskUserQuestion", "ExitPlanMode", "request_user_input"];
 
 const RECENT_IDS: usize = 32;
 
@@ -80,7 +81,7 @@ pub struct DeterministicState {
 
 impl DeterministicState {
     /// A state built from its first event; `None` for an event that carries no state.
-    pub fn from_event(ev: &NormalizedEvent) -> Option<Self> {
+    pub(crate) fn from_event(ev: &NormalizedEvent) -> Option<Self> {
         if !ev.source.is_deterministic() || ev.signal == Signal::Ignore {
             return None;
         }
@@ -163,7 +164,7 @@ impl DeterministicState {
 
 /// What the screen says, as the hysteresis sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HeuristicInput {
+pub(crate) struct HeuristicInput {
     /// The provider the screen looks like (`None`: cannot tell).
     pub provider: Option<Provider>,
     /// The hysteresis output.
@@ -183,7 +184,7 @@ impl Default for HeuristicInput {
 }
 
 impl HeuristicInput {
-    pub fn from_hysteresis(h: &Hysteresis, provider: Option<Provider>) -> Self {
+    pub(crate) fn from_hysteresis(h: &Hysteresis, provider: Option<Provider>) -> Self {
         HeuristicInput {
             provider,
             activity: h.current(),
@@ -194,7 +195,7 @@ impl HeuristicInput {
 
 /// Everything the resolver needs for one pane.
 #[derive(Debug, Clone, Copy)]
-pub struct ResolverInput<'a> {
+pub(crate) struct ResolverInput<'a> {
     /// The (debounced) process hint: an agent of this provider runs in the pane's process tree.
     pub agent: Option<Provider>,
     /// The latest state of each deterministic source for the pane's bound session.
@@ -209,12 +210,12 @@ pub struct ResolverInput<'a> {
 pub struct ResolverConfig {
     /// The screen must show idle this long after the last deterministic event (rules a, c).
     /// Keep it equal to the hysteresis idle window.
-    pub idle_stable_ms: Millis,
+    pub(crate) idle_stable_ms: Millis,
     /// The screen must show running this long after a deterministic waiting_approval (rule b).
-    pub approve_running_ms: Millis,
+    pub(crate) approve_running_ms: Millis,
     /// The screen must show a failed last turn this long after a deterministic running or
     /// waiting state (rule d). Keep it equal to the hysteresis error window.
-    pub error_stable_ms: Millis,
+    pub(crate) error_stable_ms: Millis,
 }
 
 impl Default for ResolverConfig {
@@ -314,7 +315,7 @@ fn health_reason(h: Option<Health>) -> Option<&'static str> {
 /// Resolve one pane. Steps: no agent → unmanaged; 1. admissible deterministic candidates,
 /// best rank first (1b. a turn end no hook reports goes first); 2. the screen contradicts the
 /// best one → the screen; 3. the best one wins; 4. none admissible → the screen.
-pub fn resolve(
+pub(crate) fn resolve(
     state: &mut ResolverState,
     input: &ResolverInput<'_>,
     cfg: &ResolverConfig,

@@ -4,7 +4,7 @@
 
 /// Marsaglia's xorshift64 (13, 7, 17). Not for secrets: use `sys::random::fill` for those.
 #[derive(Debug, Clone)]
-pub struct XorShift64(u64);
+pub(crate) struct XorShift64(u64);
 
 impl XorShift64 {
     /// A generator from `seed` (a zero seed would stay zero, so the low bit is set).
@@ -13,7 +13,7 @@ impl XorShift64 {
     }
 
     /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// Non-identifying screen rules must reach this confidence to name a provider without a hint.
-pub const STRONG_SIGNATURE: f32 = 0.8;
+pub(crate) const STRONG_SIGNATURE: f32 = 0.8;
 
 /// One pane snapshot.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +38,7 @@ pub struct ScreenInput<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScreenSignature {
     pub provider: Provider,
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     pub rule: &'static str,
 }
 
@@ -49,7 +49,7 @@ pub struct ScreenVerdict {
     pub provider: Option<Provider>,
     pub activity: Activity,
     pub rule: &'static str,
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     /// The captured lines that decided.
     pub lines: Vec<String>,
     /// The strongest provider UI the screen itself shows (title rules never count).

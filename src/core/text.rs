@@ -6,7 +6,7 @@
 //! layer every one of them may import. `str::floor_char_boundary` is not stable on the MSRV.
 
 /// The largest char boundary of `s` at or below byte `i` (`s.len()` when `i` is past it).
-pub fn floor_char_boundary(s: &str, i: usize) -> usize {
+pub(crate) fn floor_char_boundary(s: &str, i: usize) -> usize {
     if i >= s.len() {
         return s.len();
     }
@@ -14,14 +14,14 @@ pub fn floor_char_boundary(s: &str, i: usize) -> usize {
 }
 
 /// The smallest char boundary of `s` at or above byte `i` (`s.len()` when `i` is past it).
-pub fn ceil_char_boundary(s: &str, i: usize) -> usize {
+pub(crate) fn ceil_char_boundary(s: &str, i: usize) -> usize {
     (i..s.len())
         .find(|&j| s.is_char_boundary(j))
         .unwrap_or(s.len())
 }
 
 /// `s` when it fits in `max` bytes, else its longest prefix that does, followed by `…`.
-pub fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -30,7 +30,7 @@ pub fn clip(s: &str, max: usize) -> String {
 
 /// `s` when it has at most `n` characters, else its first `n - 1` characters and `…` (a
 /// column-bounded display cell).
-pub fn clip_chars(s: &str, n: usize) -> String {
+pub(crate) fn clip_chars(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         return s.to_string();
     }
@@ -41,7 +41,7 @@ pub fn clip_chars(s: &str, n: usize) -> String {
 
 /// The first `n` characters of `s` (all of it when shorter): a short quote of hostile text in
 /// a reject reason.
-pub fn first_chars(s: &str, n: usize) -> &str {
+pub(crate) fn first_chars(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -9,7 +9,7 @@
 use crate::core::types::Millis;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (`month` 1–12, `day` 1–31).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let (y, m) = if month <= 2 {
         (year - 1, month + 9)
     } else {
@@ -23,7 +23,7 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// The civil date `(year, month, day)` of a count of days since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -93,7 +93,7 @@ pub fn parse_iso_ms(s: &str) -> Option<Millis> {
 }
 
 /// `YYYYmmddTHHMMSS` in UTC for epoch seconds (backup file names).
-pub fn utc_stamp(epoch_secs: u64) -> String {
+pub(crate) fn utc_stamp(epoch_secs: u64) -> String {
     let (y, m, d) = civil_from_days((epoch_secs / 86_400) as i64);
     let rem = epoch_secs % 86_400;
     format!(

@@ -15,7 +15,7 @@
 use serde_json::Value;
 
 /// Longest title kept, in characters.
-pub const MAX_TITLE_CHARS: usize = 80;
+pub(crate) const MAX_TITLE_CHARS: usize = 80;
 
 /// Where a resolved title came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,7 +41,7 @@ impl TitleSource {
 /// isolates (U+202A–E, U+2066–9, U+200E/F, U+061C), zero-width characters and joiners, word
 /// joiner and invisible operators, the BOM, soft hyphen, Mongolian vowel separator, and the
 /// tag characters. A title with U+202E would show reversed text in the status line.
-pub fn is_format_char(c: char) -> bool {
+pub(crate) fn is_format_char(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
@@ -132,7 +132,7 @@ pub fn clean_pane_title(raw: &str, hostname: &str) -> Option<String> {
 }
 
 /// The title to show: canonical, else heuristic, else the cleaned pane title.
-pub fn resolve_title(
+pub(crate) fn resolve_title(
     canonical: Option<&str>,
     heuristic: Option<&str>,
     pane_title: &str,

@@ -84,7 +84,7 @@ str_enum!(
 
 impl SourceKind {
     /// Deterministic sources speak for the agent itself; the poller only guesses from the screen.
-    pub fn is_deterministic(self) -> bool {
+    pub(crate) fn is_deterministic(self) -> bool {
         !matches!(self, SourceKind::Poller)
     }
 }

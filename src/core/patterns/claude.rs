@@ -14,7 +14,7 @@ macro_rules! spin {
 const P: Provider = Provider::Claude;
 
 /// Priority order: dialogs, then running, then the last turn's error, then idle, then title hints.
-pub static RULES: &[Rule] = &[
+pub(crate) static RULES: &[Rule] = &[
     Rule {
         name: "claude_permission_dialog",
         provider: P,
@@ -122,7 +122,7 @@ pub static RULES: &[Rule] = &[
 
 /// Finds the prompt box: the last pair of adjacent rules whose first inner line starts with `❯`.
 /// Dialogs replace the box, so then there is none (the dialog sits below the last rule).
-pub fn layout(lines: &[String]) -> Layout {
+pub(crate) fn layout(lines: &[String]) -> Layout {
     let rules: Vec<usize> = (0..lines.len()).filter(|&i| is_rule(&lines[i])).collect();
     let mut out = Layout {
         last_rule: rules.last().copied(),

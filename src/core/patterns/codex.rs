@@ -10,7 +10,7 @@ const P: Provider = Provider::Codex;
 
 /// Priority order: dialogs, then running (status line, then title spinner, because the screen is
 /// often silent while streaming), then the last turn's outcome, then idle.
-pub static RULES: &[Rule] = &[
+pub(crate) static RULES: &[Rule] = &[
     Rule {
         name: "codex_approval_dialog",
         provider: P,
@@ -111,7 +111,7 @@ pub static RULES: &[Rule] = &[
 
 /// Finds the composer: the last line starting with `›` that has at most 4 non-empty lines
 /// below it (model line, footer). It runs to the first blank line (multi-line input).
-pub fn layout(lines: &[String]) -> Layout {
+pub(crate) fn layout(lines: &[String]) -> Layout {
     let mut out = Layout {
         box_top: lines.len(),
         footer_start: lines.len(),

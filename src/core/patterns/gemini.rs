@@ -14,7 +14,7 @@ use crate::core::types::{Activity, Provider};
 const P: Provider = Provider::Gemini;
 
 /// Priority order: dialogs, running, the last outcome, idle, then title-only hints.
-pub static RULES: &[Rule] = &[
+pub(crate) static RULES: &[Rule] = &[
     Rule {
         name: "gemini_approval_dialog",
         provider: P,
@@ -92,7 +92,7 @@ pub static RULES: &[Rule] = &[
 ];
 
 /// Gemini's rules read the last lines and the title only.
-pub fn layout(lines: &[String]) -> Layout {
+pub(crate) fn layout(lines: &[String]) -> Layout {
     Layout {
         box_top: lines.len(),
         footer_start: lines.len(),

@@ -57,8 +57,8 @@ impl Region {
 /// `region` (its lines joined by `\n`).
 #[derive(Debug, Clone, Copy)]
 pub struct Cond {
-    pub region: Region,
-    pub pattern: &'static str,
+    pub(crate) region: Region,
+    pub(crate) pattern: &'static str,
 }
 
 /// One screen rule. All `when` conditions must hold.
@@ -68,19 +68,19 @@ pub struct Rule {
     pub provider: Provider,
     pub activity: Activity,
     /// 0..1: how sure a match makes us of `activity` (and, for non-title rules, of the provider).
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     pub when: &'static [Cond],
 }
 
 impl Rule {
     /// A rule that only reads the pane title can hint an activity but never identifies an agent.
-    pub fn title_only(&self) -> bool {
+    pub(crate) fn title_only(&self) -> bool {
         self.when.iter().all(|c| c.region == Region::Title)
     }
 }
 
 /// The rule table of a provider, in priority order.
-pub fn rules_for(provider: Provider) -> &'static [Rule] {
+pub(crate) fn rules_for(provider: Provider) -> &'static [Rule] {
     match provider {
         Provider::Claude => claude::RULES,
         Provider::Codex => codex::RULES,
@@ -96,15 +96,15 @@ pub fn rules_for(provider: Provider) -> &'static [Rule] {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     /// First and last line of the input box's content (inclusive), when one is on screen.
-    pub input_box: Option<(usize, usize)>,
+    pub(crate) input_box: Option<(usize, usize)>,
     /// First line that belongs to the box (its top rule for Claude); lines above are transcript.
-    pub box_top: usize,
+    pub(crate) box_top: usize,
     /// First line of the footer below the box.
-    pub footer_start: usize,
+    pub(crate) footer_start: usize,
     /// The line of the last user turn above the input box.
-    pub last_user_turn: Option<usize>,
+    pub(crate) last_user_turn: Option<usize>,
     /// The last horizontal rule on screen.
-    pub last_rule: Option<usize>,
+    pub(crate) last_rule: Option<usize>,
 }
 
 /// The layout finder of a provider.
@@ -123,7 +123,7 @@ pub fn layout_for(provider: Provider, lines: &[String]) -> Layout {
 }
 
 /// True for a horizontal rule: at least 8 box-drawing dashes and nothing but dashes and blanks.
-pub fn is_rule(line: &str) -> bool {
+pub(crate) fn is_rule(line: &str) -> bool {
     let t = line.trim();
     let dashes = t
         .chars()

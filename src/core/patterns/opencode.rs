@@ -13,7 +13,7 @@ use crate::core::types::{Activity, Provider};
 const P: Provider = Provider::OpenCode;
 
 /// Priority order: dialogs, then running.
-pub static RULES: &[Rule] = &[
+pub(crate) static RULES: &[Rule] = &[
     Rule {
         name: "opencode_permission_dialog",
         provider: P,
@@ -64,7 +64,7 @@ pub static RULES: &[Rule] = &[
 ];
 
 /// OpenCode's rules read the last lines and the title only.
-pub fn layout(lines: &[String]) -> Layout {
+pub(crate) fn layout(lines: &[String]) -> Layout {
     Layout {
         box_top: lines.len(),
         footer_start: lines.len(),
