@@ -719,6 +719,9 @@ impl Remotes {
                         managed: true,
                         activity: p.state,
                         attention: p.attention,
+                        // Not carried by the remote stream yet (issue 23's fields).
+                        background: 0,
+                        until: None,
                     });
                 }
             }

@@ -198,6 +198,7 @@ mod tests {
             cwd: None,
             detail: None,
             ts,
+            extra: Default::default(),
         }
     }
 
