@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         ingest_counts: Default::default(),
         delivery: None,
         ops: None,
+        remotes: None,
         now: 1_000,
     };
     let (answer, _) = handle_line(data, &view);

@@ -173,6 +173,13 @@ impl Conn {
         Ok(())
     }
 
+    /// The socket and whatever the reader already buffered past the last message (for a
+    /// caller that goes on reading the pushes itself, non-blocking).
+    pub fn into_parts(self) -> (UnixStream, Vec<u8>) {
+        let buffered = self.reader.buffer().to_vec();
+        (self.reader.into_inner(), buffered)
+    }
+
     /// The next JSON line from the daemon.
     pub fn read_message(&mut self) -> Result<Value, ClientError> {
         let mut line = String::new();
@@ -337,6 +344,20 @@ pub fn apply_event(list: &mut Value, ev: &Value) {
             if let Some(id) = ev["pane_id"].as_str() {
                 remove_pane(list, id);
             }
+        }
+        // One remote host's whole section (issue 24): replaces that host's entry.
+        Some("remote_host") => {
+            let host = &ev["host"];
+            if !list["remotes"].is_array() {
+                list["remotes"] = json!([]);
+            }
+            if let Some(hs) = list["remotes"].as_array_mut() {
+                match hs.iter_mut().find(|h| h["host"] == host["host"]) {
+                    Some(h) => *h = host.clone(),
+                    None => hs.push(host.clone()),
+                }
+            }
+            return;
         }
         _ => {}
     }

@@ -327,6 +327,7 @@ fn daemon_checks(v: &mut Vec<Check>, sp: &crate::paths::ServerPaths, sock: &std:
                 }
             }
             v.extend(supervisor_checks(&h, sp));
+            v.extend(remote_checks(&h));
             if let Some(p) = h["store_problem"].as_str() {
                 v.push(bad(
                     Level::Warn,
@@ -525,6 +526,38 @@ fn supervisor_checks(h: &Value, sp: &crate::paths::ServerPaths) -> Vec<Check> {
                     format!(
                         "Codex panes fall back to hooks and the screen meanwhile; see {}",
                         sp.log().display()
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Issue 24: each remote host of `@agtmux-remotes`. One that cannot be reached is a warning
+/// (a host asleep is no fault of agtmux), with ssh's reason and what to fix.
+fn remote_checks(h: &Value) -> Vec<Check> {
+    let mut v = Vec::new();
+    for r in h["remotes"].as_array().into_iter().flatten() {
+        let host = r["host"].as_str().unwrap_or("?");
+        let status = r["status"].as_str().unwrap_or("?");
+        let msg = r["message"].as_str().unwrap_or("");
+        match status {
+            "live" | "connecting" if msg.is_empty() => {
+                v.push(ok(format!("remote host {host} {status}")))
+            }
+            "live" | "connecting" => v.push(ok(format!("remote host {host} {status} ({msg})"))),
+            _ => {
+                let since = r["since_ms"].as_i64().map(|t| {
+                    let (hh, mm, ss) = crate::sys::clock::local_hms(t / 1000);
+                    format!(" since {hh:02}:{mm:02}:{ss:02}")
+                });
+                v.push(bad(
+                    Level::Warn,
+                    format!("remote host {host} {status}{}: {msg}", since.unwrap_or_default()),
+                    format!(
+                        "its panes are shown stale meanwhile; try it by hand with `{} ls --remote {host}`",
+                        bin()
                     ),
                 ));
             }

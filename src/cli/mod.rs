@@ -9,6 +9,7 @@ pub mod demo;
 pub mod dev_codex;
 pub mod doctor;
 pub mod explain;
+pub(crate) mod goto_remote;
 pub mod hook;
 pub(crate) mod hook_input;
 pub mod ls;
@@ -21,6 +22,7 @@ pub mod source;
 pub mod trace;
 pub mod wait;
 pub mod watch;
+pub(crate) mod watch_all;
 
 use clap::{Parser, Subcommand};
 

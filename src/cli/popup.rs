@@ -200,6 +200,21 @@ pub struct Shown {
     pub read: Result<(String, String), String>,
 }
 
+/// One remote host in the popup: its `list` entry and its servers' groups.
+pub struct RemoteHost {
+    pub host: String,
+    pub info: Value,
+    pub servers: Vec<(String, Vec<client::Group>)>,
+}
+
+/// The popup's id of a remote pane (never a valid local `%N`).
+fn remote_id(host: &str, server: &str, p: &Value) -> String {
+    format!(
+        "{host}\u{1f}{server}\u{1f}{}",
+        p["pane_id"].as_str().unwrap_or("")
+    )
+}
+
 pub enum Action {
     None,
     Quit,
@@ -239,13 +254,52 @@ impl Popup {
         client::group(&self.list, &|p| self.keep(p))
     }
 
-    /// Pane ids in display order.
+    /// The remote hosts (issue 24), each with its servers' agent panes grouped like the local
+    /// ones. A host is listed even with no pane shown (its status is news).
+    pub fn remote_groups(&self) -> Vec<RemoteHost> {
+        let mut out = Vec::new();
+        for h in self.list["remotes"].as_array().into_iter().flatten() {
+            let host = h["host"].as_str().unwrap_or("").to_string();
+            let mut servers = Vec::new();
+            for srv in h["servers"].as_array().into_iter().flatten() {
+                let list = json!({"sessions": srv["sessions"]});
+                let groups = client::group(&list, &|p| {
+                    self.keep(p)
+                        || (!self.attention_only
+                            && !self.filter.is_empty()
+                            && host.to_lowercase().contains(&self.filter.to_lowercase()))
+                });
+                if !groups.is_empty() {
+                    servers.push((srv["server"].as_str().unwrap_or("").to_string(), groups));
+                }
+            }
+            out.push(RemoteHost {
+                info: h.clone(),
+                host,
+                servers,
+            });
+        }
+        out
+    }
+
+    /// Pane ids in display order; a remote pane's id is `host US server US %N`.
     pub fn order(&self) -> Vec<String> {
         let mut v = Vec::new();
         for g in self.groups() {
             for w in g.windows {
                 for p in w.panes {
                     v.push(p["pane_id"].as_str().unwrap_or("").to_string());
+                }
+            }
+        }
+        for h in self.remote_groups() {
+            for (server, groups) in &h.servers {
+                for g in groups {
+                    for w in &g.windows {
+                        for p in &w.panes {
+                            v.push(remote_id(&h.host, server, p));
+                        }
+                    }
                 }
             }
         }
@@ -372,7 +426,7 @@ impl Popup {
 
     /// The screen as lines (without colour when `color` is false), and the selected line.
     pub fn render(&self, width: usize, now: i64, color: bool) -> (Vec<String>, Option<usize>) {
-        let (b, d, rv, r) = if color {
+        let (b, d, _rv, r) = if color {
             ("\x1b[1m", "\x1b[2m", "\x1b[7m", "\x1b[0m")
         } else {
             ("", "", "", "")
@@ -416,7 +470,8 @@ impl Popup {
             lines.push(format!("{b}{m}{r}"));
         }
         let groups = self.groups();
-        if groups.is_empty() {
+        let remotes = self.remote_groups();
+        if groups.is_empty() && remotes.iter().all(|h| h.servers.is_empty()) {
             lines.push(String::new());
             lines.push(if self.filter.is_empty() && !self.attention_only {
                 "  no agent panes".to_string()
@@ -425,38 +480,100 @@ impl Popup {
             });
         }
         for g in &groups {
-            lines.push(format!("{b}{}{r}", clean(&g.session_name)));
-            for w in &g.windows {
-                let idx = w.window_index.map(|i| format!("{i}:")).unwrap_or_default();
-                lines.push(format!("  {d}{idx}{}{r}", clean(&w.window_name)));
-                for p in &w.panes {
-                    let id = p["pane_id"].as_str().unwrap_or("");
-                    let is_sel = self.selected.as_deref() == Some(id);
-                    let state = match p["attention"].as_str() {
-                        Some("done") => "done".to_string(),
-                        _ => p["state"].as_str().unwrap_or("").to_string(),
-                    };
-                    let body = format!(
-                        "{:<2} {:<5} {:<7} {:<16} {:>4}  {}",
-                        p["icon"].as_str().unwrap_or(""),
-                        id,
-                        p["provider"].as_str().unwrap_or("?"),
-                        state,
-                        client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
-                        clean(&client::title_line(p)),
+            self.render_group(g, None, width, now, color, &mut lines, &mut sel_line);
+        }
+        for h in &remotes {
+            let status = h.info["status"].as_str().unwrap_or("?");
+            let mut head = format!("{b}⇄ {}{r} {d}{status}", clean(&h.host));
+            if !matches!(status, "live" | "connecting")
+                && let Some(t) = h.info["since_ms"].as_i64()
+            {
+                let (hh, mm, ss) = crate::sys::clock::local_hms(t / 1000);
+                head.push_str(&format!(" since {hh:02}:{mm:02}:{ss:02}"));
+            }
+            if let Some(m) = h.info["message"].as_str() {
+                head.push_str(&format!(" — {}", clean(m)));
+            }
+            head.push_str(r);
+            lines.push(clip_chars(&head, width.saturating_add(16)));
+            for (server, groups) in &h.servers {
+                for g in groups {
+                    self.render_group(
+                        g,
+                        Some((&h.host, server)),
+                        width,
+                        now,
+                        color,
+                        &mut lines,
+                        &mut sel_line,
                     );
-                    let body = clip_chars(&body, width.saturating_sub(5));
-                    if is_sel {
-                        sel_line = Some(lines.len());
-                        lines.push(format!("  {rv}> {body}{r}"));
-                    } else {
-                        let c = if color { client::state_color(p) } else { "" };
-                        lines.push(format!("    {c}{body}{r}"));
-                    }
                 }
             }
         }
         (lines, sel_line)
+    }
+}
+
+impl Popup {
+    /// One session's rows; `remote`: the host and server its panes belong to.
+    #[allow(clippy::too_many_arguments)]
+    fn render_group(
+        &self,
+        g: &client::Group,
+        remote: Option<(&str, &str)>,
+        width: usize,
+        now: i64,
+        color: bool,
+        lines: &mut Vec<String>,
+        sel_line: &mut Option<usize>,
+    ) {
+        let (b, d, rv, r) = if color {
+            ("\x1b[1m", "\x1b[2m", "\x1b[7m", "\x1b[0m")
+        } else {
+            ("", "", "", "")
+        };
+        let indent = if remote.is_some() { "  " } else { "" };
+        lines.push(format!("{indent}{b}{}{r}", clean(&g.session_name)));
+        for w in &g.windows {
+            let idx = w.window_index.map(|i| format!("{i}:")).unwrap_or_default();
+            lines.push(format!("{indent}  {d}{idx}{}{r}", clean(&w.window_name)));
+            for p in &w.panes {
+                let id = p["pane_id"].as_str().unwrap_or("");
+                let key = match remote {
+                    Some((h, s)) => remote_id(h, s, p),
+                    None => id.to_string(),
+                };
+                let is_sel = self.selected.as_deref() == Some(key.as_str());
+                let mut state = match p["attention"].as_str() {
+                    Some("done") => "done".to_string(),
+                    _ => p["state"].as_str().unwrap_or("").to_string(),
+                };
+                if p["stale"] == true {
+                    state = format!("stale {state}");
+                }
+                let body = format!(
+                    "{:<2} {:<5} {:<7} {:<16} {:>4}  {}",
+                    p["icon"].as_str().unwrap_or(""),
+                    id,
+                    p["provider"].as_str().unwrap_or("?"),
+                    state,
+                    client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
+                    clean(&client::title_line(p)),
+                );
+                let body = clip_chars(&body, width.saturating_sub(5 + indent.len()));
+                if is_sel {
+                    *sel_line = Some(lines.len());
+                    lines.push(format!("{indent}  {rv}> {body}{r}"));
+                } else {
+                    let c = if color && p["stale"] != true {
+                        client::state_color(p)
+                    } else {
+                        ""
+                    };
+                    lines.push(format!("{indent}    {c}{body}{r}"));
+                }
+            }
+        }
     }
 }
 
@@ -643,6 +760,15 @@ pub fn run(args: &PopupArgs) -> ExitCode {
             for k in pressed {
                 match popup.key(k) {
                     Action::None => {}
+                    Action::Act(pane, act) if pane.contains('\u{1f}') => {
+                        popup.message = Some(super::goto_remote::act(
+                            &sp.socket,
+                            &popup.list,
+                            &pane,
+                            &act,
+                        ));
+                        popup.dialog = None;
+                    }
                     Action::Act(pane, act) => {
                         let expect = popup.token_for(&pane).map(str::to_string);
                         popup.message = Some(act_message(&sp, &pane, &act, expect.as_deref()));
@@ -670,6 +796,9 @@ pub fn run(args: &PopupArgs) -> ExitCode {
         );
     }
     match action {
+        Action::Switch(pane) if pane.contains('\u{1f}') => {
+            super::goto_remote::go(&sp.socket, args.client.as_deref(), &popup.list, &pane)
+        }
         Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
         _ => ExitCode::Ok,
     }
@@ -756,6 +885,31 @@ mod tests {
         };
         p.fix_selection();
         p
+    }
+
+    #[test]
+    fn remote_rows_are_grouped_by_host_after_the_local_ones() {
+        let mut p = popup();
+        let mut stale = pane("%9", None, "far");
+        stale["stale"] = json!(true);
+        p.list["remotes"] = json!([{"host": "devbox", "status": "unreachable", "since_ms": 0,
+            "message": "ssh devbox: Connection refused", "servers": [{"server": "default-1",
+            "socket": "/tmp/t", "stale": true, "sessions": [{"session_id": "$0",
+            "session_name": "remote-s", "windows": [{"window_id": "@0", "window_index": 0,
+            "window_name": "w", "panes": [stale]}]}]}]}]);
+        let order = p.order();
+        assert_eq!(order.len(), 3);
+        assert_eq!(order[2], "devbox\u{1f}default-1\u{1f}%9");
+        let (lines, _) = p.render(100, 0, false);
+        let head = lines
+            .iter()
+            .position(|l| l.starts_with("⇄ devbox unreachable since"))
+            .unwrap();
+        assert!(lines[head].contains("Connection refused"), "{lines:?}");
+        let row = lines.iter().position(|l| l.contains("%9")).unwrap();
+        assert!(row > head && lines[row].contains("stale idle"), "{lines:?}");
+        p.key(Key::Char('G'));
+        assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if s.ends_with("%9")));
     }
 
     #[test]

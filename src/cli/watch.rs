@@ -13,9 +13,16 @@ pub struct WatchArgs {
     /// One JSON object per line (`"v":1`, see docs/api.md).
     #[arg(long)]
     pub json: bool,
+    /// Every tmux server's daemon on this machine in one stream, each line tagged with its
+    /// server (what a remote host runs for `@agtmux-remotes`; docs/api.md "Remote stream").
+    #[arg(long, requires = "json")]
+    pub all: bool,
 }
 
 pub fn run(args: &WatchArgs) -> ExitCode {
+    if args.all {
+        return super::watch_all::run();
+    }
     let mut c = match Conn::connect(&args.server.paths()) {
         Ok(c) => c,
         Err(e) => return client::fail(&e, ExitCode::Failure),

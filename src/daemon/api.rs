@@ -121,6 +121,8 @@ pub struct View<'a> {
     pub delivery: Option<&'a crate::delivery::Delivery>,
     /// C-013 guardrails and Flow-010 snapshots, read at request time (`None` in unit tests).
     pub ops: Option<&'a super::ops::Ops>,
+    /// The remote hosts' `list` section (issue 24), when any host is configured.
+    pub remotes: Option<&'a Value>,
     pub now: Millis,
 }
 
@@ -694,6 +696,21 @@ impl ApiServer {
                     why: why.to_string(),
                 });
             }
+        }
+    }
+
+    /// Push one line (a whole JSON object, no newline) to every subscriber.
+    pub fn push_line(&mut self, line: &str, reg: &mio::Registry) {
+        let subs: Vec<Token> = (self.clients.iter())
+            .filter(|(_, c)| c.subscribed)
+            .map(|(t, _)| *t)
+            .collect();
+        let line = format!("{line}\n");
+        for t in subs {
+            if let Some(c) = self.clients.get_mut(&t) {
+                push_out(c, &line);
+            }
+            self.flush_client(t, reg);
         }
     }
 

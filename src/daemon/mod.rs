@@ -13,6 +13,7 @@ pub mod metrics;
 pub(crate) mod notify;
 pub mod ops;
 pub mod publish;
+pub(crate) mod remote;
 pub mod runtime;
 pub mod snapshot;
 pub mod supervise;

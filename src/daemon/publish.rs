@@ -83,6 +83,14 @@ pub fn pane_values(
     ]
 }
 
+/// What the remote hosts (issue 24) add to the global summaries: their live agent panes
+/// (empty with `@agtmux-remote-status local`) and how many hosts are unreachable.
+#[derive(Debug, Default)]
+pub struct Remote {
+    pub views: Vec<PaneView>,
+    pub unreachable: usize,
+}
+
 /// Write every option that changed. `daemon_status` is the `@agtmux_daemon` value.
 pub fn publish(
     proj: &Projection,
@@ -90,6 +98,7 @@ pub fn publish(
     all: bool,
     style: &Style,
     daemon_status: &str,
+    remote: &Remote,
     w: &mut OptionsWriter,
 ) {
     let ids: Vec<&String> = if all {
@@ -138,11 +147,25 @@ pub fn publish(
             );
         }
     }
-    w.set(
-        &Scope::Global,
-        "@agtmux_attention",
-        &attention::attention_summary(&every, style, proj.utc_offset_s),
-    );
+    every.extend(remote.views.iter().copied());
+    let mut summary = attention::attention_summary(&every, style, proj.utc_offset_s);
+    if remote.unreachable > 0 {
+        // Remote hosts whose panes are stale: the summary does not count them, and says so.
+        let m = style.mark(crate::core::types::AttentionKind::Error);
+        let text = format!("✗{}", remote.unreachable);
+        if !summary.is_empty() {
+            summary.push(' ');
+        }
+        if m.fg.is_empty() {
+            summary.push_str(&text);
+        } else {
+            summary.push_str(&format!(
+                "#[fg={},bg={},bold]{text}#[default]",
+                style.ink, m.fg
+            ));
+        }
+    }
+    w.set(&Scope::Global, "@agtmux_attention", &summary);
     w.set(
         &Scope::Global,
         "@agtmux_counts",

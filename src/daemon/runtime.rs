@@ -20,6 +20,7 @@ mod own_session;
 mod poller;
 mod publish_pass;
 mod registry_sync;
+mod remote_pass;
 mod settle;
 mod timing;
 mod tmux_control;
@@ -122,6 +123,11 @@ pub struct Runtime {
     last_status: String,
     /// Notifications on attention (issue 21).
     notify: super::notify::Notify,
+    /// Remote hosts' streams over ssh (issue 24), and their `list` section, rebuilt on change.
+    remotes: super::remote::Remotes,
+    remotes_json: serde_json::Value,
+    /// A remote host changed what the global summaries count: publish them.
+    remote_dirty: bool,
     shutdown: bool,
     exit_code: ExitCode,
     /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
@@ -204,6 +210,9 @@ impl Runtime {
             options: OptionsWriter::new(),
             style: Style::default(),
             notify: Default::default(),
+            remotes: super::remote::Remotes::new(RestartPolicy::from_env()),
+            remotes_json: serde_json::Value::Array(Vec::new()),
+            remote_dirty: false,
             captures: HashMap::new(),
             settle: HashMap::new(),
             codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
@@ -257,8 +266,11 @@ impl Runtime {
             // A wake-up whose only news is Codex traffic that changed nothing (streaming
             // deltas, read and dropped) runs no pipeline pass: no per-delta work.
             let mut work = events.is_empty();
+            // Remote streams' lines need no pipeline pass either: only what they change
+            // is published (`remote_pass`).
+            let mut remote_work = false;
             for ev in events.iter() {
-                if ev.token() != CODEX_APPSERVER {
+                if ev.token() != CODEX_APPSERVER && !super::remote::owns(ev.token()) {
                     work = true;
                 }
                 match ev.token() {
@@ -276,12 +288,18 @@ impl Runtime {
                         work |= self.on_codex(ev);
                     }
                     t if api::owns(t) => self.on_api(ev),
+                    t if super::remote::owns(t) => {
+                        self.remotes.on_ready(t, self.poll.registry(), now_ms());
+                        remote_work = true;
+                    }
                     _ => {}
                 }
             }
             let now = now_ms();
             if work || self.next_deadline().is_some_and(|d| d <= now) {
                 self.step(now);
+            } else if remote_work {
+                self.remote_pass(now);
             }
             self.check_handover();
         }
@@ -355,6 +373,9 @@ impl Runtime {
             d.push(x);
         }
         if let Some(x) = self.notify.next_deadline() {
+            d.push(x);
+        }
+        if let Some(x) = self.remotes.next_deadline() {
             d.push(x);
         }
         if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
@@ -457,6 +478,8 @@ impl Runtime {
             self.next_prune = now + self.timing.prune_every;
         }
         self.ops.step(self.gateway.store_mut(), now);
+        self.remotes.step(self.poll.registry(), now);
+        self.remote_changes();
         self.resolve_and_publish(now);
         self.notify.step(self.tmux.as_mut(), now);
         self.supervise_tick(now);
@@ -495,6 +518,7 @@ impl Runtime {
 
     fn on_shutdown(&mut self) {
         log::info!("daemon_stop");
+        self.remotes.shutdown(self.poll.registry());
         self.ops.on_shutdown(self.gateway.store_mut(), now_ms());
         // Clear @agtmux_daemon so the status line does not claim a daemon that is gone.
         if let Some(t) = self.tmux.as_mut()

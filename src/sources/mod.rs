@@ -47,6 +47,7 @@ pub mod generic_hook;
 pub(crate) mod hook_map;
 pub mod hook_spool;
 pub mod opencode_plugin;
+pub mod remote;
 pub mod spool;
 pub mod transcript_watch;
 pub mod ws;

@@ -270,6 +270,7 @@ mod tests {
             ingest_counts: Default::default(),
             delivery: None,
             ops: None,
+            remotes: None,
             now: 5,
         }
     }

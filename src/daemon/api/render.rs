@@ -100,7 +100,12 @@ pub fn list_json(view: &View) -> Value {
             })
         })
         .collect();
-    json!({ "sessions": sessions, "now_ms": view.now, "daemon_version": crate::daemon::handover::version() })
+    let mut out = json!({ "sessions": sessions, "now_ms": view.now, "daemon_version": crate::daemon::handover::version() });
+    // Issue 24: the remote hosts' section, when any is configured (`daemon::remote`).
+    if let Some(r) = view.remotes {
+        out["remotes"] = r.clone();
+    }
+    out
 }
 
 fn health_map(view: &View) -> Value {

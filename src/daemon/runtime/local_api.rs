@@ -48,6 +48,9 @@ impl Runtime {
             .insert("delivery".into(), self.gateway.delivery_json(now));
         a.extra.insert("store".into(), self.gateway.store_json());
         a.extra.insert("source_registry".into(), registry);
+        if !self.remotes.hosts.is_empty() {
+            a.extra.insert("remotes".into(), self.remotes.health_json());
+        }
     }
 
     fn api_view(&self, now: Millis) -> api::View<'_> {
@@ -63,6 +66,7 @@ impl Runtime {
             ingest_counts: self.gateway.counts,
             delivery: Some(self.gateway.delivery()),
             ops: Some(&self.ops),
+            remotes: (!self.remotes.hosts.is_empty()).then_some(&self.remotes_json),
             now,
         }
     }

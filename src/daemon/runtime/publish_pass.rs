@@ -32,7 +32,8 @@ impl Runtime {
         self.metrics.on_ingested(self.gateway.take_traced());
         self.update_source_health(now);
         let status = self.daemon_status();
-        if changed.is_empty() && !self.publish_all && status == self.last_status {
+        let remote_dirty = std::mem::take(&mut self.remote_dirty);
+        if changed.is_empty() && !self.publish_all && !remote_dirty && status == self.last_status {
             self.api_push(&changed, now);
             self.observe_metrics(&changed, now_ms(), now);
             return;
@@ -44,6 +45,10 @@ impl Runtime {
             self.publish_all,
             &self.style,
             &status,
+            &publish::Remote {
+                views: self.remotes.views(),
+                unreachable: self.remotes.unreachable(),
+            },
             &mut self.options,
         );
         self.publish_all = false;

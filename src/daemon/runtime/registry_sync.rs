@@ -316,6 +316,12 @@ impl Runtime {
         }
         self.style = style;
         self.publish_all = true;
+        // Issue 24: @agtmux-remotes and friends (new hosts start, removed ones stop).
+        self.remotes.configure(
+            crate::daemon::remote::RemoteConfig::from_options(&opts),
+            self.poll.registry(),
+            crate::sys::clock::now_ms(),
+        );
     }
 
     pub(super) fn on_notification(&mut self, n: Notification, now: Millis) {

@@ -201,6 +201,7 @@ impl Runtime {
 
     pub(super) fn reap(&mut self) {
         self.notify.reap(now_ms());
+        self.remotes.reap(self.poll.registry(), now_ms());
         if let Some(t) = self.tmux.as_mut()
             && let Some(status) = t.try_reap()
         {
