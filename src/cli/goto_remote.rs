@@ -78,7 +78,7 @@ impl Target {
 
     /// `@agtmux_remote_target` of the local window that shows this session.
     pub(crate) fn tag(&self) -> String {
-        format!("{}/{}/{}", self.host, self.server, self.session_id)
+        crate::sources::remote::window_tag(&self.host, &self.server, &self.session_id)
     }
 
     /// The remote tmux command: attach (or, with `attach` false, only select) and select the

@@ -15,6 +15,9 @@
 //!   (`stale`), its kind is switched off (`kind_off`), a client whose terminal has focus shows
 //!   it (`looked_at`), or the pane was notified less than `@agtmux-notify-interval` seconds
 //!   ago for the same or a more urgent kind (`rate_limited`).
+//! - a remote pane (issue 24) is a candidate when the remote stream's resume cursor says its
+//!   attention is new ([`Notifier::push`]); it is keyed `host/server/%N`, and its notice names
+//!   the host (`agtmux: devbox: %3 main:1.0 claude needs approval`).
 use super::types::{AttentionKind, Millis};
 use std::collections::HashMap;
 
@@ -285,6 +288,10 @@ pub(crate) struct PaneFacts {
     pub title: String,
     /// `session:window.pane`, so a notice can be traced to its pane.
     pub location: String,
+    /// A remote pane's host (issue 24); empty for a local pane.
+    pub host: String,
+    /// A remote pane's id on its host (`%3`); empty for a local pane (its key is its id).
+    pub pane_id: String,
 }
 
 /// One pane in a notice.
@@ -370,6 +377,17 @@ impl Notifier {
         }
     }
 
+    /// A candidate the caller already knows is new (a remote pane: its stream's resume cursor
+    /// decided, so a reconnect re-sends nothing).
+    pub(crate) fn push(&mut self, pane: &str, kind: AttentionKind, now: Millis) {
+        self.pending.push(Candidate {
+            pane: pane.to_string(),
+            kind,
+            at: now,
+        });
+        self.batch_since.get_or_insert(now);
+    }
+
     pub(crate) fn forget(&mut self, pane: &str) {
         self.last.remove(pane);
         self.sent.remove(pane);
@@ -453,6 +471,26 @@ fn phrase(k: AttentionKind) -> &'static str {
     }
 }
 
+impl Item {
+    /// How a notice names the pane: `%3`, or `devbox: %3` for a remote one.
+    pub(crate) fn label(&self) -> String {
+        if self.facts.host.is_empty() {
+            self.pane.clone()
+        } else {
+            format!("{}: {}", clean(&self.facts.host, 64), self.shown_id())
+        }
+    }
+
+    /// The pane id as the user knows it (on its host, for a remote pane).
+    fn shown_id(&self) -> &str {
+        if self.facts.pane_id.is_empty() {
+            &self.pane
+        } else {
+            &self.facts.pane_id
+        }
+    }
+}
+
 impl Notice {
     pub fn count(&self) -> usize {
         self.items.len()
@@ -472,7 +510,7 @@ impl Notice {
             let title = clean(&i.facts.title, MAX_TITLE);
             let mut s = format!(
                 "agtmux: {} {} {} {}",
-                i.pane,
+                i.label(),
                 clean(&i.facts.location, 40),
                 clean(&i.facts.provider, 16),
                 phrase(i.kind)
@@ -497,7 +535,7 @@ impl Notice {
             let panes: Vec<String> = self
                 .items
                 .iter()
-                .map(|i| format!("{} {}", i.pane, clean(&i.facts.location, 40)))
+                .map(|i| format!("{} {}", i.label(), clean(&i.facts.location, 40)))
                 .collect();
             format!(
                 "agtmux: {} agents need you ({}): {}",
@@ -510,7 +548,8 @@ impl Notice {
     }
 
     /// The `command` channel's argv: `{pane}`, `{provider}`, `{state}`, `{kind}`, `{title}`,
-    /// `{location}` (of the most urgent pane), `{count}` and `{message}` replaced in each
+    /// `{location}`, `{host}` (of the most urgent pane; `{host}` is empty for a local pane, and
+    /// `{pane}` is then the id on that host), `{count}` and `{message}` replaced in each
     /// argument in one pass (a title that says `{pane}` stays as it is). Unknown `{…}` stay.
     pub(crate) fn fill(&self, template: &[String]) -> Vec<String> {
         let i = self.first();
@@ -519,7 +558,8 @@ impl Notice {
         let title = clean(&i.facts.title, MAX_TITLE);
         let field = |name: &str| -> Option<&str> {
             Some(match name {
-                "pane" => &i.pane,
+                "pane" => i.shown_id(),
+                "host" => &i.facts.host,
                 "provider" => &i.facts.provider,
                 "state" => &i.facts.state,
                 "kind" => i.kind.as_str(),
@@ -585,6 +625,7 @@ mod tests {
             state: "waiting_approval".into(),
             title: title.into(),
             location: "main:1.0".into(),
+            ..PaneFacts::default()
         }
     }
 
@@ -744,5 +785,34 @@ mod tests {
         assert!(c.apply("@agtmux-notify-bogus", "1").is_err());
         c.apply("@agtmux-notify", "").unwrap();
         assert!(!c.any_channel(), "empty = unset: the value stays");
+    }
+
+    #[test]
+    fn a_remote_pane_is_pushed_once_and_its_notice_names_the_host() {
+        let mut n = primed();
+        n.push("devbox/default/%3", Approval, 10);
+        let b = n.take_batch();
+        assert_eq!(b.len(), 1);
+        let remote = PaneFacts {
+            host: "devbox".into(),
+            pane_id: "%3".into(),
+            ..facts(Some(Approval), "fix it")
+        };
+        let f = |_: &str| Some(remote.clone());
+        let cfg = NotifyConfig::default();
+        let notice = n.decide(b, &cfg, &f, &|_| false, 20).0.unwrap();
+        assert_eq!(
+            notice.text(),
+            "agtmux: devbox: %3 main:1.0 claude needs approval: fix it"
+        );
+        assert_eq!(notice.first().pane, "devbox/default/%3");
+        let argv: Vec<String> = ["{host}", "{pane}", "{kind}"].map(String::from).to_vec();
+        assert_eq!(notice.fill(&argv), ["devbox", "%3", "approval"]);
+        // A local pane: `{host}` is empty, `{pane}` its id.
+        n.observe("%1", Some(Input), 30);
+        let b = n.take_batch();
+        let g = |_: &str| Some(facts(Some(Input), ""));
+        let notice = n.decide(b, &cfg, &g, &|_| false, 40).0.unwrap();
+        assert_eq!(notice.fill(&argv), ["", "%1", "input"]);
     }
 }

@@ -22,10 +22,19 @@
 //!   group with no stdin/stdout/stderr; reaped on SIGCHLD, killed (the whole group) after
 //!   `@agtmux-notify-timeout`, and logged when it fails or is killed.
 //!
+//! Remote panes (issue 24) go through the same notifier, options and channels. The remote
+//! stream's resume cursor (`daemon::remote`) decides what is new, so a reconnect notifies
+//! nothing twice; the candidate is keyed `host/server/%N` and its text names the host. A
+//! remote pane is looked at only when a focused local client shows the go-there window of
+//! its session (`@agtmux_remote_target`, set by `agtmux goto`): what the remote tmux shows
+//! inside that window cannot be seen from here, so any pane of that session counts. It has
+//! no local tty, so `bell` writes the BEL to the attached clients' terminals instead.
+//!
 //! Log lines (`notify_sent`, `notify_skipped`, `notify_command_*`) are how a user (and the
 //! tests) trace every notice back to its panes.
 use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts};
-use crate::core::types::Millis;
+use crate::core::types::{AttentionKind, Millis};
+use crate::daemon::remote::Remotes;
 use crate::projection::Projection;
 use crate::sys::procs;
 use crate::tmux::client::{ReplyKind, TmuxClient};
@@ -38,8 +47,8 @@ use std::process::{Child, Command, Stdio};
 const LIST_TTYS: &str = "list-panes -a -F 'AGTT #{pane_id} #{pane_tty}'";
 /// Attached clients: control mode, the pane the client shows (its session's current window's
 /// active pane), its flags (`focused` unless its terminal reported focus-out), its tty; the
-/// name last, after a tab.
-const LIST_CLIENTS: &str = "list-clients -F 'AGTN #{client_control_mode} #{pane_id} #{client_flags} #{client_tty}\t#{client_name}'";
+/// name after a tab, and the window's `@agtmux_remote_target` (a go-there window) after another.
+const LIST_CLIENTS: &str = "list-clients -F 'AGTN #{client_control_mode} #{pane_id} #{client_flags} #{client_tty}\t#{client_name}\t#{@agtmux_remote_target}'";
 /// Most notify commands running at once; more are refused and logged.
 const MAX_CHILDREN: usize = 8;
 /// How long a notice stays on the status line (`display-message -d`).
@@ -54,6 +63,8 @@ pub(crate) struct ClientView {
     pub focused: bool,
     pub tty: String,
     pub name: String,
+    /// The shown window's `@agtmux_remote_target` (empty: not a go-there window).
+    pub target: String,
 }
 
 /// Parse `AGTN` rows; anything else is skipped.
@@ -64,7 +75,9 @@ pub(crate) fn parse_clients(lines: &[Vec<u8>]) -> Vec<ClientView> {
         let Some(rest) = l.strip_prefix("AGTN ") else {
             continue;
         };
-        let (head, name) = rest.split_once('\t').unwrap_or((rest, ""));
+        let (head, tail) = rest.split_once('\t').unwrap_or((rest, ""));
+        // The target is ours (`host/server/$N`, no tab); a client name with a tab stays whole.
+        let (name, target) = tail.rsplit_once('\t').unwrap_or((tail, ""));
         let f: Vec<&str> = head.split(' ').collect();
         if f.len() != 4 {
             continue;
@@ -78,6 +91,7 @@ pub(crate) fn parse_clients(lines: &[Vec<u8>]) -> Vec<ClientView> {
             focused,
             tty: f[3].to_string(),
             name: name.to_string(),
+            target: target.to_string(),
         });
     }
     out
@@ -164,6 +178,11 @@ impl Notify {
         self.notifier.forget(pane);
     }
 
+    /// A remote pane's new attention (`host/server/%N`; its stream's cursor said it is new).
+    pub fn remote_attention(&mut self, key: &str, kind: AttentionKind, now: Millis) {
+        self.notifier.push(key, kind, now);
+    }
+
     /// When the loop must wake: a batch due, or a command's time bound.
     pub fn next_deadline(&self) -> Option<Millis> {
         let batch = if self.in_flight.is_none() {
@@ -228,7 +247,7 @@ impl Notify {
         tag: &str,
         ok: bool,
         lines: &[Vec<u8>],
-        ctx: (&Projection, &Registry),
+        ctx: (&Projection, &Registry, &Remotes),
         tmux: Option<&mut TmuxClient>,
         now: Millis,
     ) {
@@ -276,12 +295,19 @@ impl Notify {
             return;
         }
         let clients = parse_clients(lines);
-        let (proj, reg) = ctx;
-        let facts = |id: &str| pane_facts(proj, reg, id);
+        let (proj, reg, remotes) = ctx;
+        let facts = |id: &str| match is_remote(id) {
+            true => remotes.notify_facts(id),
+            false => pane_facts(proj, reg, id),
+        };
         let looked_at = |id: &str| {
-            clients
-                .iter()
-                .any(|c| !c.control && c.focused && c.pane == id)
+            let shows = |c: &ClientView| match is_remote(id) {
+                true => remotes
+                    .window_tag(id)
+                    .is_some_and(|t| !c.target.is_empty() && c.target == t),
+                false => c.pane == id,
+            };
+            clients.iter().any(|c| !c.control && c.focused && shows(c))
         };
         let (notice, skipped) = self
             .notifier
@@ -354,13 +380,31 @@ impl Notify {
         // One notice, one bell: it rings from the most urgent pane (its window gets the flag).
         if self.cfg.bell {
             let i = notice.first();
-            match ttys.get(&i.pane) {
-                Some(tty) => {
-                    if let Err(e) = write_tty(tty, b"\x07") {
-                        log::warn!("notify_bell_failed pane={} err={e}", i.pane);
+            if is_remote(&i.pane) {
+                // No local pane to ring: the terminals of the attached clients ring.
+                let mut done: Vec<&str> = Vec::new();
+                for c in &people {
+                    if done.contains(&c.tty.as_str()) {
+                        continue;
+                    }
+                    done.push(&c.tty);
+                    if let Err(e) = write_tty(&c.tty, b"\x07") {
+                        log::warn!(
+                            "notify_bell_failed pane={} client={:?} err={e}",
+                            i.pane,
+                            c.name
+                        );
                     }
                 }
-                None => log::warn!("notify_bell_failed pane={} err=no_tty", i.pane),
+            } else {
+                match ttys.get(&i.pane) {
+                    Some(tty) => {
+                        if let Err(e) = write_tty(tty, b"\x07") {
+                            log::warn!("notify_bell_failed pane={} err={e}", i.pane);
+                        }
+                    }
+                    None => log::warn!("notify_bell_failed pane={} err=no_tty", i.pane),
+                }
             }
         }
         if self.cfg.osc {
@@ -452,6 +496,11 @@ impl Notify {
     }
 }
 
+/// A notifier key of a remote pane (`host/server/%N`); a local pane's key is its `%N`.
+fn is_remote(key: &str) -> bool {
+    !key.starts_with('%')
+}
+
 fn panes(n: &Notice) -> String {
     n.items
         .iter()
@@ -490,6 +539,7 @@ fn pane_facts(proj: &Projection, reg: &Registry, id: &str) -> Option<PaneFacts> 
         state: p.activity().as_str().to_string(),
         title: p.title.clone(),
         location,
+        ..PaneFacts::default()
     })
 }
 
@@ -501,7 +551,7 @@ mod tests {
     fn clients_parse_with_and_without_focus() {
         let rows = [
             b"AGTN 1 %0 attached,focused,control-mode,no-output /dev/pts/9\tclient-77".to_vec(),
-            b"AGTN 0 %3 attached,focused,UTF-8 /dev/pts/4\t/dev/pts/4".to_vec(),
+            b"AGTN 0 %3 attached,focused,UTF-8 /dev/pts/4\t/dev/pts/4\tdevbox/default/$1".to_vec(),
             b"AGTN 0 %5 attached,UTF-8 /dev/pts/6\t/dev/pts/6".to_vec(),
             b"AGTN 0 %6  /dev/pts/7\told tmux".to_vec(),
             b"garbage".to_vec(),
@@ -510,6 +560,11 @@ mod tests {
         assert_eq!(c.len(), 4);
         assert!(c[0].control);
         assert!(c[1].focused && c[1].pane == "%3" && c[1].tty == "/dev/pts/4");
+        assert_eq!(
+            (c[1].name.as_str(), c[1].target.as_str()),
+            ("/dev/pts/4", "devbox/default/$1")
+        );
+        assert_eq!(c[0].target, "", "an old row without the target field");
         assert!(!c[2].focused);
         assert!(c[3].focused, "no flags: focus unknown, counts as focused");
         assert_eq!(c[3].name, "old tmux");

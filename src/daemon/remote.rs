@@ -18,6 +18,7 @@
 //! - Everything from the remote is untrusted (`sources::remote` validates and cleans it);
 //!   a refused line is logged with its reason (`remote_reject`) and counted, never fatal.
 use crate::core::attention::PaneView;
+use crate::core::notify::PaneFacts;
 use crate::core::types::{AttentionKind, Millis, Presence};
 use crate::sources::remote::{self, RemoteMsg, RemotePane};
 use crate::supervisor::{ChildProc, Restart, RestartPolicy, Supervised};
@@ -36,6 +37,8 @@ pub(crate) const TOKEN_BASE: usize = 1 << 20;
 pub(crate) const MAX_HOSTS: usize = 64;
 /// No line at all (the remote says `alive` every 5 s) for this long: the link is dead.
 const SILENCE_MS: Millis = 30_000;
+/// Most new attentions queued per host between two loop passes (the rest are logged only).
+const MAX_NEWS: usize = 4096;
 /// Bytes of a stream's stderr kept to explain a failure.
 const ERR_KEEP: usize = 4096;
 /// Pending stdout without a newline beyond this is cut (the parser refuses it anyway).
@@ -220,6 +223,9 @@ pub(crate) struct Host {
     panes: BTreeMap<(String, String), RemotePane>,
     /// The resume cursor: per pane, the attention last announced.
     announced: HashMap<(String, String), (AttentionKind, Millis, u64)>,
+    /// Attention the cursor found new since the last [`Remotes::take_attention`]: (server,
+    /// pane, kind), for the notifier.
+    news: Vec<(String, String, AttentionKind)>,
     pub counters: Counters,
     dirty: bool,
 }
@@ -286,6 +292,7 @@ impl Remotes {
                 servers: BTreeMap::new(),
                 panes: BTreeMap::new(),
                 announced: HashMap::new(),
+                news: Vec::new(),
                 counters: Counters::default(),
                 dirty: true,
             });
@@ -548,6 +555,10 @@ impl Remotes {
                 if !h.servers.contains_key(&server) && h.servers.len() >= 64 {
                     return Err("too_many_servers".into());
                 }
+                // A server's first snapshot is first sight: what it shows is announced, not
+                // notified (as local panes at daemon start). After a reconnect the server is
+                // still known, so the cursor alone decides.
+                let quiet = !h.servers.contains_key(&server);
                 h.servers.insert(
                     server.clone(),
                     ServerInfo {
@@ -574,7 +585,7 @@ impl Remotes {
                     h.announced.remove(&k);
                 }
                 for p in panes {
-                    upsert(h, &server, p);
+                    upsert(h, &server, p, quiet);
                 }
                 self.dirty = true;
                 h.dirty = true;
@@ -605,7 +616,7 @@ impl Remotes {
                 if !known && n >= remote::MAX_PANES_PER_SERVER {
                     return Err("too_many_panes".into());
                 }
-                upsert(h, &server, *pane);
+                upsert(h, &server, *pane, false);
                 self.dirty = true;
                 h.dirty = true;
             }
@@ -719,14 +730,66 @@ impl Remotes {
                         managed: true,
                         activity: p.state,
                         attention: p.attention,
-                        // Not carried by the remote stream yet (issue 23's fields).
-                        background: 0,
-                        until: None,
+                        background: p.background,
+                        until: p.until_ms,
                     });
                 }
             }
         }
         v
+    }
+
+    /// New remote attention for the notifier, keyed `host/server/%N`, since the last call.
+    pub(crate) fn take_attention(&mut self) -> Vec<(String, AttentionKind)> {
+        let mut out = Vec::new();
+        for h in &mut self.hosts {
+            for (server, pane, kind) in h.news.drain(..) {
+                out.push((format!("{}/{server}/{pane}", h.name), kind));
+            }
+        }
+        out
+    }
+
+    /// A notifier key's host, server and pane, and its pane while it is live (a stale one
+    /// has no attention to notify about).
+    fn live_pane<'a>(&'a self, key: &'a str) -> Option<(&'a Host, &'a str, &'a RemotePane)> {
+        let mut it = key.splitn(3, '/');
+        let (host, server, pane) = (it.next()?, it.next()?, it.next()?);
+        let h = self.hosts.iter().find(|h| h.name == host)?;
+        if !h.servers.get(server).is_some_and(|s| s.fresh) {
+            return None;
+        }
+        let p = h.panes.get(&(server.to_string(), pane.to_string()))?;
+        Some((h, server, p))
+    }
+
+    /// What the notifier says of a remote pane now (None: gone or stale).
+    pub(crate) fn notify_facts(&self, key: &str) -> Option<PaneFacts> {
+        let (h, _, p) = self.live_pane(key)?;
+        let managed = p.presence == Presence::Managed;
+        Some(PaneFacts {
+            attention: p.attention.filter(|_| managed),
+            provider: p
+                .provider
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_default(),
+            state: p.state.as_str().to_string(),
+            title: p.title.clone(),
+            location: format!(
+                "{}:{}.{}",
+                p.session_name,
+                p.window_index.map(|i| i.to_string()).unwrap_or_default(),
+                p.pane_index.map(|i| i.to_string()).unwrap_or_default()
+            ),
+            host: h.name.clone(),
+            pane_id: p.pane_id.clone(),
+        })
+    }
+
+    /// `@agtmux_remote_target` of the go-there window that shows this remote pane's session.
+    pub(crate) fn window_tag(&self, key: &str) -> Option<String> {
+        let (h, server, p) = self.live_pane(key)?;
+        Some(remote::window_tag(&h.name, server, &p.session_id))
     }
 
     /// Hosts whose panes are stale now (unreachable, held down, incompatible).
@@ -785,6 +848,7 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
         servers: BTreeMap::new(),
         panes: BTreeMap::new(),
         announced: HashMap::new(),
+        news: Vec::new(),
         counters: Counters::default(),
         dirty: false,
     };
@@ -868,7 +932,7 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
                     },
                 );
                 for p in panes {
-                    upsert(&mut h, &server, p);
+                    upsert(&mut h, &server, p, true);
                 }
             }
             Ok(RemoteMsg::Synced) if hello => {
@@ -902,7 +966,9 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
     unreachable(&mut h, why)
 }
 
-fn upsert(h: &mut Host, server: &str, p: RemotePane) {
+/// Keep a pane's latest state; an attention the resume cursor has not seen is counted,
+/// logged (`remote_attention`) and, unless `quiet` (first sight), queued for the notifier.
+fn upsert(h: &mut Host, server: &str, p: RemotePane, quiet: bool) {
     let k = (server.to_string(), p.pane_id.clone());
     match p.attention {
         Some(kind) if p.presence == Presence::Managed => {
@@ -911,12 +977,15 @@ fn upsert(h: &mut Host, server: &str, p: RemotePane) {
                 h.announced.insert(k.clone(), cur);
                 h.counters.attention += 1;
                 log::info!(
-                    "remote_attention host={} server={server} pane={} kind={} since_ms={}",
+                    "remote_attention host={} server={server} pane={} kind={} since_ms={} first_sight={quiet}",
                     h.name,
                     p.pane_id,
                     kind.as_str(),
                     p.since_ms
                 );
+                if !quiet && h.news.len() < MAX_NEWS {
+                    h.news.push((server.to_string(), p.pane_id.clone(), kind));
+                }
             }
         }
         _ => {
@@ -1010,6 +1079,7 @@ fn pane_json(host: &str, server: &str, stale: bool, p: &RemotePane) -> Value {
         "icon": if stale { "?".to_string() } else { p.icon.clone() },
         "title": p.title, "since_ms": p.since_ms, "version": p.version, "command": p.command,
         "focused": false, "host": host, "server": server, "stale": stale,
+        "until_ms": p.until_ms, "background": p.background, "detail": p.detail,
     })
 }
 
@@ -1123,11 +1193,25 @@ mod tests {
                 fresh: true,
             },
         );
-        upsert(h, "s", p.clone());
+        upsert(h, "s", p.clone(), false);
         assert_eq!(h.counters.attention, 1);
+        assert_eq!(
+            r.take_attention(),
+            vec![("h/s/%3".to_string(), AttentionKind::Approval)]
+        );
+        let f = r.notify_facts("h/s/%3").unwrap();
+        assert_eq!((f.host.as_str(), f.pane_id.as_str()), ("h", "%3"));
+        assert_eq!(f.attention, Some(AttentionKind::Approval));
+        assert_eq!(r.window_tag("h/s/%3").as_deref(), Some("h/s/$0"));
+        let h = &mut r.hosts[0];
         assert_eq!(r.views().len(), 1);
         // Unreachable: listed, stale, no attention, not counted; `✗1`.
         r.fail(0, 10, "ssh h: Connection refused".into());
+        assert_eq!(
+            r.notify_facts("h/s/%3"),
+            None,
+            "a stale pane notifies nothing"
+        );
         assert!(r.views().is_empty());
         assert_eq!(r.unreachable(), 1);
         let mut out = Value::Null;
@@ -1138,8 +1222,12 @@ mod tests {
         assert_eq!(out[0]["status"], "unreachable");
         // The same attention again after a resume is not announced twice.
         r.hosts[0].servers.get_mut("s").unwrap().fresh = true;
-        upsert(&mut r.hosts[0], "s", p);
+        upsert(&mut r.hosts[0], "s", p, false);
         assert_eq!(r.hosts[0].counters.attention, 1);
+        assert!(
+            r.take_attention().is_empty(),
+            "a resume notifies nothing again"
+        );
         assert_eq!(r.views().len(), 1);
         // `@agtmux-remote-status local`: the summary counts no remote pane.
         c.count_all = false;

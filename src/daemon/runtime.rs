@@ -479,7 +479,7 @@ impl Runtime {
         }
         self.ops.step(self.gateway.store_mut(), now);
         self.remotes.step(self.poll.registry(), now);
-        self.remote_changes();
+        self.remote_changes(now);
         self.resolve_and_publish(now);
         self.notify.step(self.tmux.as_mut(), now);
         self.supervise_tick(now);

@@ -28,6 +28,9 @@ pub const MAX_PANES_PER_SERVER: usize = 2_000;
 /// Longest name (session, window, server key) and title kept, in characters.
 const MAX_NAME: usize = 128;
 const MAX_TITLE: usize = 200;
+/// Longest detail text kept (characters) and largest background count believed.
+const MAX_DETAIL: usize = 80;
+const MAX_BACKGROUND: u64 = 10_000;
 
 /// One remote pane, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +53,12 @@ pub struct RemotePane {
     pub since_ms: Millis,
     pub version: u64,
     pub command: String,
+    /// Issue 23's fields as the remote daemon reports them: when a usage limit resets (epoch
+    /// ms), background tasks still running, and its detail text (`limit until 15:00`, in the
+    /// remote's local time).
+    pub until_ms: Option<Millis>,
+    pub background: u32,
+    pub detail: String,
 }
 
 /// One parsed line.
@@ -193,6 +202,12 @@ pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
             .clamp(0, i64::MAX / 2),
         version: num("version").unwrap_or(0),
         command: text("command", MAX_NAME),
+        until_ms: v
+            .get("until_ms")
+            .and_then(|x| x.as_i64())
+            .filter(|t| (0..i64::MAX / 2).contains(t)),
+        background: num("background").map_or(0, |b| b.min(MAX_BACKGROUND)) as u32,
+        detail: text("detail", MAX_DETAIL),
     })
 }
 
@@ -305,6 +320,12 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `@agtmux_remote_target` of the local window that shows a remote session (`cli::goto_remote`
+/// tags it; the notifier reads it to tell whether a remote pane is looked at).
+pub fn window_tag(host: &str, server: &str, session_id: &str) -> String {
+    format!("{host}/{server}/{session_id}")
+}
+
 /// An SSH destination we accept from the config: `[user@]host[:port]`-ish, no leading `-`
 /// (it would be read as an option), no whitespace or control characters, bounded.
 pub fn host_ok(h: &str) -> bool {
@@ -332,6 +353,18 @@ mod tests {
         let p = parse_pane(&pane("%4")).unwrap();
         assert_eq!(p.session_name, "wx");
         assert_eq!(p.attention, Some(AttentionKind::Approval));
+        assert_eq!((p.until_ms, p.background, p.detail.as_str()), (None, 0, ""));
+        // Issue 23's fields: kept when sane, cleaned, bounded.
+        let mut x = pane("%4");
+        x["until_ms"] = serde_json::json!(1_700_000_000_000_i64);
+        x["background"] = serde_json::json!(u64::MAX);
+        x["detail"] = serde_json::json!("limit until 15:00\u{1b}[31m\u{202e}");
+        let p = parse_pane(&x).unwrap();
+        assert_eq!(p.until_ms, Some(1_700_000_000_000));
+        assert_eq!(p.background, MAX_BACKGROUND as u32);
+        assert_eq!(p.detail, "limit until 15:00[31m");
+        x["until_ms"] = serde_json::json!(-5);
+        assert_eq!(parse_pane(&x).unwrap().until_ms, None);
         for (k, v, why) in [
             (
                 "pane_id",

@@ -42,7 +42,7 @@ impl Runtime {
                 &tag,
                 reply.ok,
                 &reply.lines,
-                (&self.projection, &self.registry),
+                (&self.projection, &self.registry, &self.remotes),
                 self.tmux.as_mut(),
                 now,
             ),

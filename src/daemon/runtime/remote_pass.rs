@@ -10,7 +10,11 @@ use crate::core::types::Millis;
 impl Runtime {
     /// What the remote streams changed: their `list` entries (pushed to subscribers) and,
     /// at the next publish, the global summaries.
-    pub(super) fn remote_changes(&mut self) {
+    pub(super) fn remote_changes(&mut self, now: Millis) {
+        // New remote attention goes to the notifier (decided with the local panes' batch).
+        for (key, kind) in self.remotes.take_attention() {
+            self.notify.remote_attention(&key, kind, now);
+        }
         if !self.remotes.take_dirty() {
             return;
         }
@@ -28,7 +32,7 @@ impl Runtime {
     /// A wake-up whose only news came from remote streams: publish what they changed, no
     /// pipeline pass (their cost grows with the remote panes that change, issue 24).
     pub(super) fn remote_pass(&mut self, now: Millis) {
-        self.remote_changes();
+        self.remote_changes(now);
         if self.remote_dirty {
             self.resolve_and_publish(now);
             self.flush_tmux();
