@@ -679,3 +679,174 @@ fn ls_all_lists_every_local_server() {
     assert_eq!(table.matches("== server ").count(), 2, "{table}");
     assert!(table.contains(&b.socket().display().to_string()), "{table}");
 }
+
+/// Issue 24 × 21: a remote approval goes through the local notifier (here its `command`
+/// channel, which appends one line per notice to a file) exactly once; an sshd restart and the
+/// reconnect's fresh snapshot notify nothing again, while a new approval afterwards does.
+/// Issue 23's fields (background, a usage limit's reset and detail) reach `ls --all --json`.
+#[test]
+fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_arrive() {
+    let r = remote_server();
+    let env = remote_env(&r);
+    let Some(mut sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+        return;
+    };
+    let mut l = local_server(&sshd, &sshd.ssh_command(), BIN);
+    let out = l.dir.join("notices");
+    let script = l.dir.join("record.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s|' \"$@\" >> {0}\nprintf '\\n' >> {0}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let template = format!(
+        "{} {{host}} {{pane}} {{kind}} {{message}}",
+        script.display()
+    );
+    for (k, v) in [
+        ("@agtmux-notify", "command"),
+        ("@agtmux-notify-command", template.as_str()),
+        ("@agtmux-notify-interval", "0"),
+        ("@agtmux-notify-coalesce", "0"),
+    ] {
+        assert!(l.tmux(&["set", "-g", k, v]).status.success());
+    }
+    start_local_daemon(&mut l);
+    let rp = r.silent_agent("claude");
+    // The remote server's first snapshot is in: what follows is news, not first sight.
+    assert!(
+        wait_until(30, || remotes(&l)[0]["servers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())),
+        "{}",
+        remotes(&l)
+    );
+    let notices = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    approval(&r, &rp, "remote-n1");
+    assert!(wait_until(30, || !notices().is_empty()), "{}", l.log());
+    let n = notices();
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].starts_with(&format!(
+            "{ALIAS}|{rp}|approval|agtmux: {ALIAS}: {rp} main:"
+        )),
+        "{n:?}"
+    );
+    assert!(n[0].contains("claude needs approval"), "{n:?}");
+
+    // sshd dies and comes back: the reconnect's snapshot still shows the approval.
+    sshd.kill();
+    l.wait_global("@agtmux_attention", |v| v.contains("✗1"), 60);
+    sshd.run();
+    l.wait_global(
+        "@agtmux_attention",
+        |v| v.contains("!1") && !v.contains('✗'),
+        60,
+    );
+    // A new approval after the reconnect is one notice more; the old one gave none again
+    // (coalescing is off, so a duplicate would have been a notice of its own before this).
+    let hook = |v: serde_json::Value| {
+        assert!(
+            r.hook("claude", &rp, v.to_string().as_bytes())
+                .status
+                .success()
+        );
+    };
+    hook(
+        serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"go"}),
+    );
+    assert!(wait_until(30, || remote_pane(&l, &rp)["state"] == "running"));
+    approval(&r, &rp, "remote-n1");
+    assert!(wait_until(30, || notices().len() >= 2), "{:?}", notices());
+    let n = notices();
+    assert_eq!(n.len(), 2, "a reconnect notified again: {n:?}");
+    assert!(
+        n[1].starts_with(&format!("{ALIAS}|{rp}|approval|")),
+        "{n:?}"
+    );
+    let log = l.log();
+    assert_eq!(count(&log, "notify_sent"), 2, "{log}");
+
+    // Issue 23's fields, through the stream into `ls --all --json`.
+    let ls_pane = || {
+        let mut ls = Command::new(BIN);
+        ls.args(["ls", "--all", "--json", "-L", &l.name]);
+        l.env(&mut ls);
+        let o = ls.env_remove("TMUX").output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let mut found = serde_json::Value::Null;
+        for s in v["remotes"][0]["servers"].as_array().into_iter().flatten() {
+            for se in s["sessions"].as_array().into_iter().flatten() {
+                for w in se["windows"].as_array().into_iter().flatten() {
+                    for p in w["panes"].as_array().into_iter().flatten() {
+                        if p["pane_id"] == rp.as_str() {
+                            found = p.clone();
+                        }
+                    }
+                }
+            }
+        }
+        found
+    };
+    hook(
+        serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"bg"}),
+    );
+    hook(
+        serde_json::json!({"session_id":"remote-n1","hook_event_name":"Stop","background_tasks":[
+        {"id":"b1","type":"shell","status":"running","description":"sleep 30"}]}),
+    );
+    let mut p = serde_json::Value::Null;
+    assert!(
+        wait_until(30, || {
+            p = ls_pane();
+            p["background"] == 1
+        }),
+        "{p}"
+    );
+    assert_eq!(p["detail"], "1 background", "{p}");
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // A reset two hours ahead, to the minute, in UTC as `(UTC)` says.
+    let reset = (now_s / 60 + 120) * 60;
+    let (h, m) = ((reset % 86_400) / 3600, (reset % 3600) / 60);
+    let (h12, ampm) = match h {
+        0 => (12, "am"),
+        1..=11 => (h, "am"),
+        12 => (12, "pm"),
+        _ => (h - 12, "pm"),
+    };
+    hook(
+        serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"go"}),
+    );
+    hook(
+        serde_json::json!({"session_id":"remote-n1","hook_event_name":"StopFailure",
+        "error":"rate_limit","background_tasks":[],
+        "last_assistant_message": format!("You've hit your session limit · resets {h12}:{m:02}{ampm} (UTC)")}),
+    );
+    assert!(
+        wait_until(30, || {
+            p = ls_pane();
+            p["state"] == "limited"
+        }),
+        "{p}"
+    );
+    assert_eq!(p["until_ms"], reset * 1000, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("limit until ")),
+        "{p}"
+    );
+}
