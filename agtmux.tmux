@@ -85,7 +85,8 @@ q_bin="$(printf '%q' "$bin")"
 # rows the attention counts. (The tests read this line.)
 tree_format='#{?pane_format,#{?#{@agtmux_icon},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{@agtmux_title},#{pane_current_command}},#{?window_format,#{?#{&&:#{==:#{window_panes},1},#{@agtmux_icon}},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{window_name},#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}#{window_name}},#{?#{@agtmux_session_counts},#{@agtmux_session_counts} ,}#{session_windows} windows}}'
 bind_key '@agtmux-popup-key' 'A' display-popup -E -w 80% -h 70% "$q_bin popup"
-bind_key '@agtmux-tree-key' 'S' choose-tree -Z -F "$tree_format"
+# The daemon's own session (`_agtmux`, where its control client sits) is left out.
+bind_key '@agtmux-tree-key' 'S' choose-tree -Z -f '#{!=:#{session_name},_agtmux}' -F "$tree_format"
 # The agent-only variant: choose-tree filtered (-f) to panes that hold an agent. No default
 # key: `a` is what C-a prefix users press for send-prefix. Name one to have it.
 bind_key '@agtmux-tree-agents-key' '' choose-tree -Z -f '#{@agtmux_presence}' -F "$tree_format"

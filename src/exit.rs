@@ -26,10 +26,18 @@ pub enum ExitCode {
     /// usage errors exit with 2 as well).
     Usage,
     /// 3: what was asked for is not there. `wait`: the pane does not exist, has no agent or
-    /// went away. `trace`: no such event. `next`: no agent needs you.
+    /// went away. `trace`: no such event. `next`: no agent needs you. `approve`/`deny`/`reply`:
+    /// the pane does not exist or holds no agent.
     NotFound,
-    /// 4: `wait`: no daemon answers for this tmux server, or it went away.
+    /// 4: `wait`, `approve`/`deny`/`reply`: no daemon answers for this tmux server, or it
+    /// went away.
     NoDaemon,
+    /// 5: `approve`/`deny`/`reply` refused: the pane is not waiting for this (another state,
+    /// another kind of dialog, a dialog agtmux does not know, an unsupported provider).
+    NotWaiting,
+    /// 6: `approve`/`deny`/`reply` refused as stale: the dialog on screen is not the one
+    /// expected (`--expect`), or the pane changed while it was read.
+    Stale,
     /// 75: `agtmux daemon` ended so a newer agtmux can take over (issue 19): its keeper does
     /// not restart it.
     Upgrade,
@@ -56,6 +64,8 @@ impl ExitCode {
             ExitCode::Usage => 2,
             ExitCode::NotFound => 3,
             ExitCode::NoDaemon => 4,
+            ExitCode::NotWaiting => 5,
+            ExitCode::Stale => 6,
             ExitCode::Upgrade => 75,
         }
     }
@@ -73,9 +83,11 @@ mod tests {
             ExitCode::Usage,
             ExitCode::NotFound,
             ExitCode::NoDaemon,
+            ExitCode::NotWaiting,
+            ExitCode::Stale,
             ExitCode::Upgrade,
         ];
         let codes: Vec<i32> = all.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 75]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 75]);
     }
 }

@@ -871,134 +871,16 @@ impl Gateway {
         let gateway_ts = crate::sys::clock::now_ms();
         for item in items {
             match item {
-                Pulled::Event { mut event, raw } => {
-                    if !batch_ids.insert(event.event_id.clone()) || self.seen(&event.event_id) {
-                        self.counts.duplicates += 1;
-                        log::debug!("ingest_duplicate event_id={}", event.event_id);
-                        continue;
-                    }
-                    let mut unbound = false;
-                    if event.provider == Provider::Codex {
-                        if self.codex_seen.len() < CODEX_SEEN_MAX {
-                            self.codex_seen.push(event.clone());
-                        }
-                        if event.pane_id.is_none() {
-                            event.pane_id = event
-                                .session_key
-                                .as_ref()
-                                .and_then(|k| self.thread_panes.get(k))
-                                .and_then(|p| PaneId::parse(p));
-                            unbound = event.pane_id.is_none() && event.session_key.is_some();
-                        }
-                    }
-                    let origin = origins.get(&event.event_id).copied();
-                    let mismatch = origin
-                        .zip(event.pane_id.as_deref())
-                        .and_then(|(o, p)| o.mismatch_reason(p));
-                    let applied = if unbound {
-                        Err(IgnoreReason::Gateway("unbound_thread".to_string()))
-                    } else if let Some(r) = mismatch {
-                        Err(IgnoreReason::Gateway(r))
-                    } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
-                        && proj.panes.contains_key(p.as_str())
-                        && !proj.holds_agent_process(p)
-                    {
-                        Err(IgnoreReason::Gateway(format!(
-                            "not_in_pane: the hook did not run inside a pane of this server, and {p} holds no agent process"
-                        )))
-                    } else {
-                        proj.apply_event(&event, now)
-                    };
-                    if applied.is_ok()
-                        && let (Some(ProcOrigin::Anchored { pid, start }), Some(p)) =
-                            (origin, &event.pane_id)
-                    {
-                        proj.set_anchor(p, pid, start);
-                    }
-                    // Tracing hop `daemon`: the projection applied (or refused) it.
-                    let daemon_ts = crate::sys::clock::now_ms();
-                    let (status, reason) = match applied {
-                        Ok(()) if event.signal == Signal::Ignore => {
-                            (EventStatus::Ignored, Some("no_state_change".to_string()))
-                        }
-                        Ok(()) => (EventStatus::Accepted, None),
-                        // Already known or older than the state: stored, no effect.
-                        Err(r) if r.is_no_effect() => {
-                            log::info!(
-                                "ingest_ignored event_id={} source={} name={:?} pane={} reason={r}",
-                                event.event_id,
-                                event.source,
-                                event.name,
-                                event.pane_id.as_deref().unwrap_or("-")
-                            );
-                            (EventStatus::Ignored, Some(r.as_str().to_string()))
-                        }
-                        // The event cannot be applied (unknown pane, tombstoned session …).
-                        Err(r) => {
-                            log::warn!(
-                                "ingest_rejected event_id={} source={} name={:?} pane={} reason={:?}",
-                                event.event_id,
-                                event.source,
-                                event.name,
-                                event.pane_id.as_deref().unwrap_or("-"),
-                                r.as_str()
-                            );
-                            (EventStatus::Rejected, Some(r.as_str().to_string()))
-                        }
-                    };
-                    if status == EventStatus::Accepted
-                        && let Some(p) = &event.pane_id
-                        && self.accepted.len() < CODEX_SEEN_MAX
-                    {
-                        self.accepted.push((p.to_string(), event.ts));
-                    }
-                    match status {
-                        EventStatus::Accepted => self.counts.accepted += 1,
-                        EventStatus::Rejected => self.counts.rejected += 1,
-                        _ => self.counts.ignored += 1,
-                    }
-                    self.trace(Traced {
-                        event_id: event.event_id.clone(),
-                        pane_id: event.pane_id.clone().map(String::from),
-                        source: event.source.as_str().to_string(),
-                        name: event.name.clone(),
-                        status,
-                        reason: reason.clone(),
-                        source_ts: event.ts,
+                Pulled::Event { event, raw } => {
+                    rows.extend(self.process_event(
+                        event,
+                        raw,
+                        proj,
+                        origins,
+                        &mut batch_ids,
                         gateway_ts,
-                        daemon_ts: Some(daemon_ts),
-                    });
-                    if status == EventStatus::Accepted
-                        && matches!(
-                            event.source,
-                            SourceKind::ClaudeHooks | SourceKind::CodexHooks
-                        )
-                        && let Some(sk) = event.session_key.as_deref()
-                        && let Some(path) = transcript_path(&raw)
-                    {
-                        if event.source == SourceKind::ClaudeHooks
-                            && let Some(title) = self.titles.update(sk, &path)
-                        {
-                            proj.set_session_title(sk, &title);
-                        }
-                        if self.transcript_requests.len() < CODEX_SEEN_MAX
-                            && let Some(pane) = &event.pane_id
-                        {
-                            let follow = (event.signal != Signal::SessionEnd).then_some(path);
-                            self.transcript_requests.push(TranscriptRequest {
-                                provider: event.provider,
-                                session: sk.to_string(),
-                                pane: pane.clone(),
-                                path: follow,
-                            });
-                        }
-                    }
-                    let mut row = event_row(&self.server_key, &event, status, reason, raw, now);
-                    row.hops = format!(
-                        "{{\"source\":{},\"gateway\":{gateway_ts},\"daemon\":{daemon_ts}}}",
-                        event.ts
-                    );
-                    rows.push(row);
+                        now,
+                    ));
                 }
                 Pulled::Rejected {
                     event_id,
@@ -1006,34 +888,15 @@ impl Gateway {
                     raw,
                     ts,
                 } => {
-                    if !batch_ids.insert(event_id.clone()) || self.seen(&event_id) {
-                        self.counts.duplicates += 1;
-                        continue;
-                    }
-                    self.counts.rejected += 1;
-                    log::warn!(
-                        "ingest_rejected event_id={event_id:?} source={reject_source} reason={reason:?}"
-                    );
-                    self.trace(Traced {
-                        event_id: event_id.clone(),
-                        pane_id: None,
-                        source: reject_source.to_string(),
-                        name: String::new(),
-                        status: EventStatus::Rejected,
-                        reason: Some(reason.clone()),
-                        source_ts: ts,
-                        gateway_ts,
-                        daemon_ts: None,
-                    });
-                    rows.push(rejected_row(
-                        &self.server_key,
+                    rows.extend(self.process_rejected(
                         event_id,
-                        reject_source,
                         reason,
                         raw,
                         ts,
-                        now,
+                        reject_source,
+                        &mut batch_ids,
                         gateway_ts,
+                        now,
                     ));
                 }
             }
@@ -1042,6 +905,184 @@ impl Gateway {
             self.remember(&r.event_id, r.status, r.reason.clone());
         }
         rows
+    }
+
+    /// One pulled event: dedup, route and apply, count and trace, follow its transcript, and
+    /// its row (`None` for a duplicate).
+    #[allow(clippy::too_many_arguments)]
+    fn process_event(
+        &mut self,
+        mut event: NormalizedEvent,
+        raw: String,
+        proj: &mut Projection,
+        origins: &HashMap<String, ProcOrigin>,
+        batch_ids: &mut HashSet<String>,
+        gateway_ts: Millis,
+        now: Millis,
+    ) -> Option<EventRow> {
+        if !batch_ids.insert(event.event_id.clone()) || self.seen(&event.event_id) {
+            self.counts.duplicates += 1;
+            log::debug!("ingest_duplicate event_id={}", event.event_id);
+            return None;
+        }
+        let applied = self.route_and_apply(&mut event, proj, origins, now);
+        // Tracing hop `daemon`: the projection applied (or refused) it.
+        let daemon_ts = crate::sys::clock::now_ms();
+        let (status, reason) = outcome(&event, applied);
+        if status == EventStatus::Accepted
+            && let Some(p) = &event.pane_id
+            && self.accepted.len() < CODEX_SEEN_MAX
+        {
+            self.accepted.push((p.to_string(), event.ts));
+        }
+        match status {
+            EventStatus::Accepted => self.counts.accepted += 1,
+            EventStatus::Rejected => self.counts.rejected += 1,
+            _ => self.counts.ignored += 1,
+        }
+        self.trace(Traced {
+            event_id: event.event_id.clone(),
+            pane_id: event.pane_id.clone().map(String::from),
+            source: event.source.as_str().to_string(),
+            name: event.name.clone(),
+            status,
+            reason: reason.clone(),
+            source_ts: event.ts,
+            gateway_ts,
+            daemon_ts: Some(daemon_ts),
+        });
+        if status == EventStatus::Accepted {
+            self.follow_transcript(&event, &raw, proj);
+        }
+        let mut row = event_row(&self.server_key, &event, status, reason, raw, now);
+        row.hops = format!(
+            "{{\"source\":{},\"gateway\":{gateway_ts},\"daemon\":{daemon_ts}}}",
+            event.ts
+        );
+        Some(row)
+    }
+
+    /// Route an event to its pane (a Codex thread's binding) and apply it, unless its origin
+    /// says it did not come from that pane; an applied event from a known agent process
+    /// anchors the pane.
+    fn route_and_apply(
+        &mut self,
+        event: &mut NormalizedEvent,
+        proj: &mut Projection,
+        origins: &HashMap<String, ProcOrigin>,
+        now: Millis,
+    ) -> Result<(), IgnoreReason> {
+        let mut unbound = false;
+        if event.provider == Provider::Codex {
+            if self.codex_seen.len() < CODEX_SEEN_MAX {
+                self.codex_seen.push(event.clone());
+            }
+            if event.pane_id.is_none() {
+                event.pane_id = event
+                    .session_key
+                    .as_ref()
+                    .and_then(|k| self.thread_panes.get(k))
+                    .and_then(|p| PaneId::parse(p));
+                unbound = event.pane_id.is_none() && event.session_key.is_some();
+            }
+        }
+        let origin = origins.get(&event.event_id).copied();
+        let mismatch = origin
+            .zip(event.pane_id.as_deref())
+            .and_then(|(o, p)| o.mismatch_reason(p));
+        let applied = if unbound {
+            Err(IgnoreReason::Gateway("unbound_thread".to_string()))
+        } else if let Some(r) = mismatch {
+            Err(IgnoreReason::Gateway(r))
+        } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
+            && proj.panes.contains_key(p.as_str())
+            && !proj.holds_agent_process(p)
+        {
+            Err(IgnoreReason::Gateway(format!(
+                "not_in_pane: the hook did not run inside a pane of this server, and {p} holds no agent process"
+            )))
+        } else {
+            proj.apply_event(event, now)
+        };
+        if applied.is_ok()
+            && let (Some(ProcOrigin::Anchored { pid, start }), Some(p)) = (origin, &event.pane_id)
+        {
+            proj.set_anchor(p, pid, start);
+        }
+        applied
+    }
+
+    /// One line the source could not decode: counted, traced and stored as rejected (`None`
+    /// for a duplicate).
+    #[allow(clippy::too_many_arguments)]
+    fn process_rejected(
+        &mut self,
+        event_id: String,
+        reason: String,
+        raw: String,
+        ts: Millis,
+        reject_source: &str,
+        batch_ids: &mut HashSet<String>,
+        gateway_ts: Millis,
+        now: Millis,
+    ) -> Option<EventRow> {
+        if !batch_ids.insert(event_id.clone()) || self.seen(&event_id) {
+            self.counts.duplicates += 1;
+            return None;
+        }
+        self.counts.rejected += 1;
+        log::warn!(
+            "ingest_rejected event_id={event_id:?} source={reject_source} reason={reason:?}"
+        );
+        self.trace(Traced {
+            event_id: event_id.clone(),
+            pane_id: None,
+            source: reject_source.to_string(),
+            name: String::new(),
+            status: EventStatus::Rejected,
+            reason: Some(reason.clone()),
+            source_ts: ts,
+            gateway_ts,
+            daemon_ts: None,
+        });
+        Some(rejected_row(
+            &self.server_key,
+            event_id,
+            reject_source,
+            reason,
+            raw,
+            ts,
+            now,
+            gateway_ts,
+        ))
+    }
+
+    /// An accepted hook event that names its transcript: the session's title (Claude) and a
+    /// request to follow (or, at session end, stop following) the transcript.
+    fn follow_transcript(&mut self, event: &NormalizedEvent, raw: &str, proj: &mut Projection) {
+        if matches!(
+            event.source,
+            SourceKind::ClaudeHooks | SourceKind::CodexHooks
+        ) && let Some(sk) = event.session_key.as_deref()
+            && let Some(path) = transcript_path(raw)
+        {
+            if event.source == SourceKind::ClaudeHooks
+                && let Some(title) = self.titles.update(sk, &path)
+            {
+                proj.set_session_title(sk, &title);
+            }
+            if self.transcript_requests.len() < CODEX_SEEN_MAX
+                && let Some(pane) = &event.pane_id
+            {
+                let follow = (event.signal != Signal::SessionEnd).then_some(path);
+                self.transcript_requests.push(TranscriptRequest {
+                    provider: event.provider,
+                    session: sk.to_string(),
+                    pane: pane.clone(),
+                    path: follow,
+                });
+            }
+        }
     }
 
     /// The batch becomes inflight under a new delivery token and is acked by its commit (rows
@@ -1382,6 +1423,43 @@ fn open_store(path: &std::path::Path, now: Millis) -> (Option<Store>, Option<Str
         Err(e) => {
             log::error!("store_unavailable path={} err={e}", path.display());
             (None, Some(short_problem(&e).to_string()))
+        }
+    }
+}
+
+/// The stored status and reason of an event after the projection applied (or refused) it;
+/// logged when it had no effect or was rejected.
+fn outcome(
+    event: &NormalizedEvent,
+    applied: Result<(), IgnoreReason>,
+) -> (EventStatus, Option<String>) {
+    match applied {
+        Ok(()) if event.signal == Signal::Ignore => {
+            (EventStatus::Ignored, Some("no_state_change".to_string()))
+        }
+        Ok(()) => (EventStatus::Accepted, None),
+        // Already known or older than the state: stored, no effect.
+        Err(r) if r.is_no_effect() => {
+            log::info!(
+                "ingest_ignored event_id={} source={} name={:?} pane={} reason={r}",
+                event.event_id,
+                event.source,
+                event.name,
+                event.pane_id.as_deref().unwrap_or("-")
+            );
+            (EventStatus::Ignored, Some(r.as_str().to_string()))
+        }
+        // The event cannot be applied (unknown pane, tombstoned session …).
+        Err(r) => {
+            log::warn!(
+                "ingest_rejected event_id={} source={} name={:?} pane={} reason={:?}",
+                event.event_id,
+                event.source,
+                event.name,
+                event.pane_id.as_deref().unwrap_or("-"),
+                r.as_str()
+            );
+            (EventStatus::Rejected, Some(r.as_str().to_string()))
         }
     }
 }

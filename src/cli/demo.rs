@@ -471,7 +471,17 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     let fmt = "#{pane_id}\t#{session_name}:#{window_name}\t#{pane_current_command}\t#{?#{@agtmux_presence},#{@agtmux_presence},unmanaged}\t#{@agtmux_provider}\t#{@agtmux_state}\t#{@agtmux_evidence}\t#{@agtmux_attention_kind}";
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(2000));
-        let Ok(o) = tmux(name, &["list-panes", "-a", "-F", fmt]) else {
+        let Ok(o) = tmux(
+            name,
+            &[
+                "list-panes",
+                "-a",
+                "-f",
+                crate::tmux::control_session::USER_SESSIONS,
+                "-F",
+                fmt,
+            ],
+        ) else {
             break;
         };
         let att = tmux(name, &["show", "-gv", "@agtmux_attention"])

@@ -1,5 +1,6 @@
 //! One file per subcommand; `main.rs` only parses and dispatches here.
 use crate::exit::ExitCode;
+pub mod act;
 pub mod classify;
 pub mod client;
 pub mod completions;
@@ -56,6 +57,12 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Switch a client to the agent pane that needs you most (again: the next one).
     Next(next::NextArgs),
+    /// Approve the permission dialog an agent shows (Claude Code, Codex, Gemini CLI).
+    Approve(act::ActArgs),
+    /// Deny the permission dialog an agent shows (Claude Code, Codex, Gemini CLI).
+    Deny(act::ActArgs),
+    /// Answer the question an agent asks (Claude Code's AskUserQuestion, Gemini CLI's ask_user).
+    Reply(act::ReplyArgs),
     /// The popup UI (run by prefix + A inside `display-popup -E`).
     Popup(popup::PopupArgs),
     /// Rolling-window metrics of the daemon (latency p95, ingest, churn, distributions).
@@ -99,6 +106,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Wait(a) => wait::run(&a),
         Command::Explain(a) => explain::run(&a),
         Command::Next(a) => next::run(&a),
+        Command::Approve(a) => act::run_approve(&a),
+        Command::Deny(a) => act::run_deny(&a),
+        Command::Reply(a) => act::run_reply(&a),
         Command::Popup(a) => popup::run(&a),
         Command::Doctor(a) => doctor::run(&a),
         Command::Metrics(a) => metrics::run(&a),

@@ -2,6 +2,9 @@
 //! inside `display-popup -E`. Sessions → windows → agent panes with state icon, provider,
 //! state, title and age, attention first; j/k/arrows move, Enter switches the client to the
 //! pane (across sessions), `/` filters, `a` shows only panes that need attention, q/Esc close.
+//! On a pane that shows a dialog (issue 21), the popup shows what it asks; `y` approves, `n`
+//! denies, `r` types a reply (Enter sends it), through `cli::act` with the token of the dialog
+//! shown, so a dialog that changed since is refused, not answered.
 //!
 //! WHY plain ANSI and raw termios (`sys::term`): the popup must open in well under 100 ms and stay
 //! tiny; it only draws a list. Live updates come from the daemon's `subscribe` push stream, so
@@ -182,12 +185,27 @@ pub struct Popup {
     pub message: Option<String>,
     /// The daemon's snapshot (or an error answer) has been applied.
     pub loaded: bool,
+    /// A reply being typed for the selected pane (`r`).
+    pub reply: Option<String>,
+    /// The dialog read from the selected pane (refreshed when it or its version changes).
+    pub dialog: Option<Shown>,
+}
+
+/// What the popup read from a waiting pane: its dialog token and question, or why none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shown {
+    pub pane: String,
+    /// The pane's `version` in the read model when it was read.
+    pub version: Value,
+    pub read: Result<(String, String), String>,
 }
 
 pub enum Action {
     None,
     Quit,
     Switch(String),
+    /// Answer the pane's dialog (the popup stays open and shows the outcome).
+    Act(String, crate::core::dialog::Act),
 }
 
 impl Popup {
@@ -257,7 +275,52 @@ impl Popup {
         self.selected = Some(order[n].clone());
     }
 
+    /// The selected pane, if it is waiting for the user (a dialog may be on it).
+    pub fn selected_waiting(&self) -> Option<(&str, &Value)> {
+        let id = self.selected.as_deref()?;
+        client::all_panes(&self.list)
+            .into_iter()
+            .find(|p| p["pane_id"] == id)
+            .filter(|p| {
+                matches!(
+                    p["state"].as_str(),
+                    Some("waiting_approval" | "waiting_input")
+                )
+            })
+            .map(|p| (id, &p["version"]))
+    }
+
+    /// The token of the dialog shown for `pane`, if one was read.
+    pub fn token_for(&self, pane: &str) -> Option<&str> {
+        self.dialog
+            .as_ref()
+            .filter(|d| d.pane == pane)
+            .and_then(|d| d.read.as_ref().ok())
+            .map(|r| r.0.as_str())
+    }
+
     pub fn key(&mut self, k: Key) -> Action {
+        use crate::core::dialog::Act;
+        if let Some(r) = self.reply.as_mut() {
+            match k {
+                Key::Enter => {
+                    let text = std::mem::take(r);
+                    self.reply = None;
+                    if let Some(s) = &self.selected
+                        && !text.trim().is_empty()
+                    {
+                        return Action::Act(s.clone(), Act::Reply(text));
+                    }
+                }
+                Key::Esc => self.reply = None,
+                Key::Backspace => {
+                    r.pop();
+                }
+                Key::Char(c) => r.push(c),
+                Key::Up | Key::Down => {}
+            }
+            return Action::None;
+        }
         if self.filtering {
             match k {
                 Key::Enter => self.filtering = false,
@@ -291,6 +354,17 @@ impl Popup {
                     return Action::Switch(s.clone());
                 }
             }
+            Key::Char('y') | Key::Char('n') => {
+                if let Some(s) = &self.selected {
+                    let act = if k == Key::Char('y') {
+                        Act::Approve
+                    } else {
+                        Act::Deny
+                    };
+                    return Action::Act(s.clone(), act);
+                }
+            }
+            Key::Char('r') if self.selected.is_some() => self.reply = Some(String::new()),
             _ => {}
         }
         Action::None
@@ -310,9 +384,30 @@ impl Popup {
         } else {
             ""
         };
+        // The key list is cut to the width: a wrapped header would push every row down.
+        let keys =
+            "j/k move · Enter go · y approve · n deny · r reply · / filter · a attention · q quit";
+        let room = width.saturating_sub(9 + mode.chars().count());
         lines.push(format!(
-            "{b}agtmux{r}{mode}  {d}j/k move · Enter go · / filter · a attention · q quit{r}"
+            "{b}agtmux{r}{mode}  {d}{}{r}",
+            clip_chars(keys, room)
         ));
+        if let (Some(d), Some((id, _))) = (&self.dialog, self.selected_waiting())
+            && d.pane == id
+        {
+            let what = match &d.read {
+                Ok((_, q)) => format!("{id} asks: {q}"),
+                Err(e) => format!("{id}: {e}"),
+            };
+            lines.push(clip_chars(&clean(&what), width.saturating_sub(1)));
+        }
+        if let Some(r) = &self.reply {
+            lines.push(format!(
+                "reply to {}: {}_",
+                self.selected.as_deref().unwrap_or("?"),
+                clean(r)
+            ));
+        }
         if self.filtering || !self.filter.is_empty() {
             let cursor = if self.filtering { "_" } else { "" };
             lines.push(format!("/{}{cursor}", self.filter));
@@ -503,6 +598,11 @@ pub fn run(args: &PopupArgs) -> ExitCode {
             bench = Some((unix_ns(), frames));
             break;
         }
+        // The list first, then what the selected pane's dialog asks (one tmux call, only when
+        // the selection or that pane changed).
+        if refresh_dialog(&mut popup, &sp) && draw(&popup, &mut out, &mut scroll).is_err() {
+            break;
+        }
         let mut want = vec![fd];
         if let Some(s) = &sock {
             want.push(s.as_raw_fd());
@@ -543,6 +643,11 @@ pub fn run(args: &PopupArgs) -> ExitCode {
             for k in pressed {
                 match popup.key(k) {
                     Action::None => {}
+                    Action::Act(pane, act) => {
+                        let expect = popup.token_for(&pane).map(str::to_string);
+                        popup.message = Some(act_message(&sp, &pane, &act, expect.as_deref()));
+                        popup.dialog = None;
+                    }
                     a => {
                         action = a;
                         break;
@@ -567,6 +672,48 @@ pub fn run(args: &PopupArgs) -> ExitCode {
     match action {
         Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
         _ => ExitCode::Ok,
+    }
+}
+
+/// Read the selected pane's dialog when the selection or the pane's version changed, so the
+/// popup shows what `y`/`n`/`r` would answer, and keeps the token it must still match.
+/// Returns whether it changed what is shown.
+fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
+    let Some((id, version)) = p.selected_waiting() else {
+        return p.dialog.take().is_some();
+    };
+    if p.dialog
+        .as_ref()
+        .is_some_and(|d| d.pane == id && &d.version == version)
+    {
+        return false;
+    }
+    let (id, version) = (id.to_string(), version.clone());
+    let read = super::act::inspect(sp, &id)
+        .map(|s| (s.token, s.dialog.summary()))
+        .map_err(|e| e.to_string());
+    p.dialog = Some(Shown {
+        pane: id,
+        version,
+        read,
+    });
+    true
+}
+
+/// Do one action from the popup (no wait: the live list shows the state that follows).
+fn act_message(
+    sp: &crate::paths::ServerPaths,
+    pane: &str,
+    act: &crate::core::dialog::Act,
+    expect: Option<&str>,
+) -> String {
+    match super::act::perform(sp, pane, act, expect, std::time::Duration::ZERO, false) {
+        Ok(d) => format!(
+            "{pane}: {} sent ({})",
+            act.verb(),
+            super::act::keys_str(&d.keys)
+        ),
+        Err(e) => format!("{pane}: {e}"),
     }
 }
 
@@ -634,6 +781,54 @@ mod tests {
         assert!(matches!(p.key(Key::Char('q')), Action::Quit));
         let (lines, sel) = p.render(80, 0, false);
         assert!(lines[sel.unwrap()].contains("%1"));
+    }
+
+    #[test]
+    fn y_n_and_r_act_on_the_selected_row_and_the_dialog_is_shown() {
+        use crate::core::dialog::Act;
+        let mut p = popup();
+        assert_eq!(p.selected.as_deref(), Some("%2"));
+        assert!(matches!(p.key(Key::Char('y')), Action::Act(ref s, Act::Approve) if s == "%2"));
+        assert!(matches!(p.key(Key::Char('n')), Action::Act(ref s, Act::Deny) if s == "%2"));
+        assert!(matches!(p.key(Key::Char('r')), Action::None));
+        for c in "q $(x) y".chars() {
+            // In reply mode every key is text, even q and y.
+            assert!(matches!(p.key(Key::Char(c)), Action::None));
+        }
+        let (lines, _) = p.render(80, 0, false);
+        assert!(
+            lines.iter().any(|l| l == "reply to %2: q $(x) y_"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[0].chars().count() < 80,
+            "the header fits: {}",
+            lines[0]
+        );
+        match p.key(Key::Enter) {
+            Action::Act(s, Act::Reply(t)) => {
+                assert_eq!((s.as_str(), t.as_str()), ("%2", "q $(x) y"))
+            }
+            _ => panic!("Enter sends the reply"),
+        }
+        assert!(p.reply.is_none());
+        p.key(Key::Char('r'));
+        assert!(
+            matches!(p.key(Key::Esc), Action::None),
+            "Esc cancels the reply"
+        );
+        assert!(p.reply.is_none());
+        // A waiting row shows what its dialog asks, and hands its token to the action.
+        p.list["sessions"][0]["windows"][0]["panes"][1]["state"] = json!("waiting_approval");
+        p.dialog = Some(Shown {
+            pane: "%2".into(),
+            version: Value::Null,
+            read: Ok(("0.5.claude:permission:ab".into(), "touch x".into())),
+        });
+        let (lines, _) = p.render(80, 0, false);
+        assert!(lines.iter().any(|l| l == "%2 asks: touch x"), "{lines:?}");
+        assert_eq!(p.token_for("%2"), Some("0.5.claude:permission:ab"));
+        assert_eq!(p.token_for("%1"), None);
     }
 
     #[test]

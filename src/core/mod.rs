@@ -4,6 +4,7 @@ pub mod attention;
 pub mod binding;
 pub mod capability;
 pub mod classifier;
+pub mod dialog;
 pub mod event;
 pub mod hash;
 pub mod hysteresis;

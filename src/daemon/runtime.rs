@@ -8,6 +8,7 @@
 //!
 //! This file holds the token table, the loop, its deadlines and the pipeline pass; each part
 //! the loop calls lives in `runtime/`: `tmux_control` (the control connection),
+//! `own_session` (the control client's own session, out of the user's way),
 //! `registry_sync` (tmux replies and notifications → registry), `settle` (close re-checks of
 //! changed panes), `poller` (screen captures), `publish_pass` (resolve and publish), `health`
 //! (source health and `@agtmux_daemon`), `local_api` (what the API server is lent),
@@ -15,6 +16,7 @@
 mod health;
 mod local_api;
 mod lock_watch;
+mod own_session;
 mod poller;
 mod publish_pass;
 mod registry_sync;
@@ -78,6 +80,11 @@ pub struct Runtime {
     startup: Startup,
     reconnect_at: Option<Millis>,
     identity: Option<String>,
+    /// Our window in our own session and the session the control client came from
+    /// (`control_session::OWN`), for this connection.
+    own_window: Option<(String, String)>,
+    /// The server had no session at the last connect attempt (logged once).
+    waiting_for_session: bool,
     registry: Registry,
     gateway: Gateway,
     projection: Projection,
@@ -189,6 +196,8 @@ impl Runtime {
             startup,
             reconnect_at: Some(0),
             identity: None,
+            own_window: None,
+            waiting_for_session: false,
             registry: Registry::default(),
             gateway,
             projection: Projection::new(hostname),
@@ -488,6 +497,8 @@ impl Runtime {
             && t.is_ready()
         {
             t.send("set-option -gu @agtmux_daemon", ReplyKind::Other);
+            // Our session goes with us: it must not keep a server alive, nor stay in `tmux ls`.
+            t.send(crate::tmux::control_session::KILL, ReplyKind::Other);
             let _ = t.flush();
             // Give tmux a moment to read it before we detach.
             let deadline = std::time::Instant::now() + Duration::from_millis(300);

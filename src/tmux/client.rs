@@ -2,15 +2,14 @@
 //! in the daemon's mio loop. It queues command lines, matches reply blocks to them in FIFO
 //! order, and hands notifications up. It never forks `tmux` per command.
 //!
-//! How it attaches, and why: a control client must be attached to some session. Creating a
-//! hidden session of our own would keep a dead server alive (tmux exits when its last session
-//! goes) and would show up in every session list and `switch-client -n` cycle. So we attach to
-//! an existing session with `-f no-output,ignore-size`: no `%output` traffic, no influence on
-//! window sizes, and no session of ours. The cost is that the session's `session_attached`
-//! counts us; agtmux discounts control clients wherever it reasons about focus. When that
-//! session dies we get `%exit` and re-attach to another one; when the server has no session
-//! left it exits, we see EOF, find the socket dead, and the daemon exits with it. `-N` makes
-//! sure we never start a server ourselves.
+//! How it attaches, and why: a control client must be attached to some session, and tmux
+//! counts it in that session's `session_attached` whatever its flags. So it attaches to an
+//! existing session with `-f no-output,ignore-size` (no `%output` traffic, no influence on
+//! window sizes; `attach-session` never creates a session, so an empty server stays empty),
+//! and once attached the daemon moves it into a session of its own (`control_session`), where
+//! it makes no user session look attached. When that session dies we get `%exit` and do it all
+//! again; when the server has no session left it exits, we see EOF, find the socket dead, and
+//! the daemon exits with it. `-N` makes sure we never start a server ourselves.
 //!
 //! The 3.3a start-up race: commands written before the initial attach completes may run first
 //! and fail with "no current client". So nothing is flushed until the first F=0 block (the
@@ -33,6 +32,14 @@ pub(crate) enum ReplyKind {
     Hints(String),
     /// Which sessions real (non-control) clients look at.
     ListClients,
+    /// The user's sessions (`list-sessions`, ours filtered out): names, and whether any is left.
+    ListSessions,
+    /// Moving into the daemon's own session (`control_session::ENTER`).
+    EnterSession,
+    /// A client that entered our session: move it on unless it is a control client.
+    Arrival(String),
+    /// Our own window in our session and the session we came from (`control_session::OWN`).
+    OwnWindow,
     /// A screen capture for the poller.
     Capture(String),
     /// The pane subscription (`refresh-client -B`, tmux ≥ 3.2); fails on older tmux.
@@ -285,6 +292,27 @@ impl TmuxClient {
     pub(crate) fn try_reap(&mut self) -> Option<std::process::ExitStatus> {
         self.proc.try_reap()
     }
+}
+
+/// Does the server on `socket` have a session to attach to? One plain command client
+/// (`has-session`), run only before a control client is spawned: a control client that is
+/// still attaching when a session is created crashes a tmux 3.3a server (upstream #4980), so
+/// on an empty server we ask this way instead of attaching to find out. `None` when tmux could
+/// not be run (the attach will then say why).
+pub fn has_sessions(tmux_bin: &str, socket: &Path) -> Option<bool> {
+    Command::new(tmux_bin)
+        .arg("-N")
+        .arg("-S")
+        .arg(socket)
+        .arg("has-session")
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()
+        .map(|s| s.success())
 }
 
 /// Is a tmux server listening on `socket`? A cheap connect, no fork.

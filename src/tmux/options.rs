@@ -44,7 +44,7 @@ pub(crate) fn escape_format(text: &str) -> String {
 
 /// A target id is only ever a tmux id we read from tmux itself (`%3`, `@2`, `$1`); anything
 /// else is refused so no text can smuggle a second command into the line.
-fn valid_target(t: &str) -> bool {
+pub(crate) fn valid_target(t: &str) -> bool {
     let mut chars = t.chars();
     matches!(chars.next(), Some('%' | '@' | '$'))
         && t.len() > 1

@@ -2,17 +2,19 @@
 //! connection says about every pane, refreshed at start, on structure notifications and on a
 //! light periodic tick. It also yields the cheap change hints the poller uses (history size,
 //! cursor, window activity, title) so only panes that may have changed are captured.
+use super::control_session::USER_SESSIONS;
 use std::collections::{BTreeMap, HashMap};
 
 /// Tagged formats: inside a reply block every line is raw data, so each row starts with a tag
 /// and free text (the title) comes last, after a tab, where a space or tag cannot confuse us.
-pub(crate) const LIST_PANES: &str = "list-panes -a -F 'AGTP #{pane_id} #{session_id} #{window_id} #{window_index} #{pane_index} #{pane_pid} #{pane_active} #{window_active} #{history_size} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{window_activity} #{pane_dead} #{pane_current_command}\t#{pane_title}'";
-pub(crate) const LIST_CLIENTS: &str =
+/// Every list leaves out the daemon's own session (`control_session`, filtered inside tmux).
+pub const LIST_PANES: &str = "list-panes -a -f '#{!=:#{session_name},_agtmux}' -F 'AGTP #{pane_id} #{session_id} #{window_id} #{window_index} #{pane_index} #{pane_pid} #{pane_active} #{window_active} #{history_size} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{window_activity} #{pane_dead} #{pane_current_command}\t#{pane_title}'";
+pub const LIST_CLIENTS: &str =
     "list-clients -F 'AGTC #{client_control_mode} #{session_id} #{client_pid} #{client_flags}'";
-pub(crate) const LIST_SESSIONS: &str = "list-sessions -F 'AGTS #{session_id}\t#{session_name}'";
-pub(crate) const LIST_WINDOWS: &str =
-    "list-windows -a -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
-pub(crate) const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
+pub const LIST_SESSIONS: &str =
+    "list-sessions -f '#{!=:#{session_name},_agtmux}' -F 'AGTS #{session_id}\t#{session_name}'";
+pub const LIST_WINDOWS: &str = "list-windows -a -f '#{!=:#{session_name},_agtmux}' -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
+pub const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
 /// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
 pub(crate) const PUBLISHED_PANES: &str =
     "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
@@ -27,7 +29,7 @@ pub(crate) const PANES_SUBSCRIPTION: &str = "agtmux-panes";
 /// changes (an agent typed into a shell, a late `exec`) or that appears or goes anywhere on the
 /// server is noticed within a second, with no command of ours and no fork. Each entry is
 /// `%ID=PID=COMMAND|` (the command last: it is free text). Needs no output from panes, so it
-/// works with the control client's `no-output`.
+/// works with the control client's `no-output`. The daemon's own session is left out.
 /// The subscription whose change makes the daemon read the `@agtmux-*` options again: the
 /// plugin sets `@agtmux_reload` each time it is sourced. One global option, checked by tmux
 /// once a second; no process runs for it.
@@ -40,7 +42,7 @@ pub(crate) fn subscribe_options_command() -> String {
 
 pub(crate) fn subscribe_panes_command() -> String {
     format!(
-        "refresh-client -B '{PANES_SUBSCRIPTION}::#{{S:#{{W:#{{P:#{{pane_id}}=#{{pane_pid}}=#{{pane_current_command}}|}}}}}}'"
+        "refresh-client -B '{PANES_SUBSCRIPTION}::#{{S:#{{?{USER_SESSIONS},#{{W:#{{P:#{{pane_id}}=#{{pane_pid}}=#{{pane_current_command}}|}}}},}}}}'"
     )
 }
 
@@ -501,8 +503,16 @@ mod tests {
         // An empty command (a pane between fork and exec) is still an entry.
         assert_eq!(parse_pane_digest(b"%5=9=|")["%5"], (9, String::new()));
         assert!(subscribe_panes_command().contains(
-            "agtmux-panes::#{S:#{W:#{P:#{pane_id}=#{pane_pid}=#{pane_current_command}|}}}"
+            "agtmux-panes::#{S:#{?#{!=:#{session_name},_agtmux},#{W:#{P:#{pane_id}=#{pane_pid}=#{pane_current_command}|}},}}"
         ));
+    }
+
+    #[test]
+    fn every_list_leaves_out_the_daemons_own_session() {
+        for cmd in [LIST_PANES, LIST_SESSIONS, LIST_WINDOWS] {
+            assert!(cmd.contains(&format!("-f '{USER_SESSIONS}'")), "{cmd}");
+        }
+        assert!(subscribe_panes_command().contains(USER_SESSIONS));
     }
 
     #[test]

@@ -174,11 +174,19 @@ class Suite:
         import termios
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 220, 0, 0))
         self.client_pid = pid
+        self.client_fd = fd  # the actions pass types into the popup through it
+
+        self.client_out = bytearray()  # the client's newest output (the actions pass reads the popup)
 
         def drain():
             try:
-                while os.read(fd, 65536):
-                    pass
+                while True:
+                    b = os.read(fd, 65536)
+                    if not b:
+                        break
+                    with self.lock:
+                        self.client_out += b
+                        del self.client_out[:-262144]
             except OSError:
                 pass
         threading.Thread(target=drain, daemon=True).start()
@@ -831,6 +839,168 @@ def opencode_exit(a):
         late_unmanaged(a, 15)
 
 
+# -- approve / deny / reply from the CLI and the popup (issue 21 item 3) ------------------------------
+def agtmux_cli(s, *args):
+    r = subprocess.run([s.a.agtmux] + list(args) + ["-L", s.server], env=s.env(), capture_output=True,
+                       text=True, timeout=60)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def act_step(a, name, want, screen, verb, *args, rc=0, out=None, timeout=30):
+    """`agtmux VERB %N ARGS` as the step's action; the row fails unless it exits `rc` (and prints
+    `out`) as well as the screen and agtmux showing the step."""
+    res = {}
+
+    def run():
+        res["rc"], res["out"] = agtmux_cli(a.s, verb, a.pane, *args)
+    ok = a.step(name, want, screen, run, timeout=timeout)
+    cli_ok = res.get("rc") == rc and (out is None or out in res.get("out", ""))
+    a.last_row["note"] = ("%s rc=%s %s" % (verb, res.get("rc"), res.get("out", "").splitlines()[-1:])).strip()
+    if ok and not cli_ok:
+        a.last_row["result"] = "FAIL"
+        a.failed = True
+        a.dump(name)
+    return ok and cli_ok
+
+
+def refused(a, name, verb, *args, rc=6):
+    """A row for an action that must be refused with exit `rc` and send nothing."""
+    got, out = agtmux_cli(a.s, verb, a.pane, *args)
+    opts, _ = a.s.snap(a.pane)
+    ok = got == rc
+    a.s.record({"agent": a.agent, "size": a.label, "step": name, "expected": "exit %d" % rc,
+                "got": "exit %s" % got, "evidence": opts.get("evidence") or "-", "latency": None,
+                "result": "PASS" if ok else "FAIL", "note": out.splitlines()[-1][:90] if out else "", "det": False})
+    if not ok:
+        a.failed = True
+    return ok
+
+
+def token(a, verb="approve"):
+    rc, out = agtmux_cli(a.s, verb, a.pane, "--dry-run")
+    m = re.search(r"^token: (\S+)", out, re.M)
+    return m.group(1) if m else None
+
+
+def client_saw(s, text, timeout):
+    """Wait until the attached client's terminal got `text` since the last call (the popup drew it);
+    on a timeout go on anyway (the step then fails on what the screen and agtmux show)."""
+    end = now() + timeout
+    while now() < end:
+        with s.lock:
+            if text.encode() in s.client_out:
+                s.client_out.clear()
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def popup_act(a, keys):
+    """Open the popup on the attached client, select the pane (filter by its id), press `keys`."""
+    s = a.s
+    cmd = "%s popup -L %s -c %s" % (s.a.agtmux, s.server, s.client)
+    with s.lock:
+        s.client_out.clear()
+    # `display-popup` returns only when the popup closes: run it beside the keys
+    popup = subprocess.Popen(["tmux", "-L", s.server, "display-popup", "-c", s.client, "-w", "150", "-h", "20",
+                              "-E", cmd], env=dict(os.environ, **s.env()), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = [client_saw(s, "y approve", 10)]
+    for chunk in ["/", a.pane, "\r"]:
+        os.write(s.client_fd, chunk.encode())
+        time.sleep(0.3)
+    seen.append(client_saw(s, "asks:", 5))  # the popup read the selected pane's dialog
+    os.write(s.client_fd, keys.encode())
+    seen.append(client_saw(s, "sent (", 5))
+    os.write(s.client_fd, b"q")
+    # for the row's note: which of the popup's screens the client drew (opened, dialog, sent)
+    a.popup_seen = "popup drew: open=%s dialog=%s sent=%s" % tuple("yn"[not x] for x in seen)
+    try:
+        popup.wait(10)
+    except subprocess.TimeoutExpired:
+        popup.kill()
+        popup.wait()
+
+
+def actions_claude(s, size=(100, 30)):
+    a = Agent(s, "claude", size)
+    ask = r"Do you want to proceed"
+    a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "claude"}, C_IDLE,
+           lambda: a.send("claude"), timeout=40)
+    refused(a, "approve while idle -> refused (exit 5)", "approve", rc=5)
+    a.step("tool call -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("please use the tool"))
+    act_step(a, "agtmux approve -> running", {"state": "running"}, lambda t: ask not in t and C_RUN in t,
+             "approve", out="-> running")
+    a.step("tool done -> idle", {"state": "idle"}, claude_idle_after(a, r"Done: the command ran"), timeout=20)
+    a.step("tool call again -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("tool again please"))
+    act_step(a, "agtmux deny -> idle", {"state": "idle"}, claude_idle_after(a, r"Interrupted"), "deny", out="-> idle")
+    a.step("tool call (popup) -> waiting_approval", {"state": "waiting_approval"}, ask,
+           lambda: a.send("please use the tool once more"))
+    a.step("popup y -> running", {"state": "running"}, lambda t: ask not in t and C_RUN in t,
+           lambda: popup_act(a, "y"))
+    a.last_row["note"] = getattr(a, "popup_seen", "")
+    a.step("tool done -> idle", {"state": "idle"}, claude_idle_after(a, r"Done: the command ran"), timeout=20)
+    a.step("tool call (stale) -> waiting_approval", {"state": "waiting_approval"}, ask,
+           lambda: a.send("please use the tool, stale"))
+    tok = token(a)
+    a.step("answered in the pane (1) -> running", {"state": "running"}, lambda t: ask not in t, lambda: a.key("1"))
+    refused(a, "approve --expect <answered dialog> -> refused (exit 6)", "approve", "--expect", tok or "none")
+    a.step("tool done -> idle", {"state": "idle"}, claude_idle_after(a, r"Done: the command ran"), timeout=20)
+    a.step("AskUserQuestion -> waiting_input", {"state": "waiting_input"}, r"Which database",
+           lambda: a.send("please askq"))
+    act_step(a, "agtmux reply (typed text) -> running", {"state": "running"},
+             lambda t: "User answered" in t and C_RUN in t, "reply", "Neither; use $HOME/db & 'files' \"x\"",
+             out="-> running")
+    a.step("answered -> idle", {"state": "idle"}, claude_idle_after(a, r"Done: the command ran"), timeout=30)
+    return a
+
+
+def actions_codex(s, size=(100, 30), variant="codex-nd"):
+    a = Agent(s, variant, size)
+    ask = r"Would you like to run"
+    codex_start(a, False)
+    a.step("toolesc -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("please use toolesc"))
+    act_step(a, "agtmux approve -> running", {"state": "running"}, lambda t: ask not in t and re.search(X_RUN, t),
+             "approve", out="-> running")
+    a.step("tool done -> idle", {"state": "idle"}, codex_idle_after(a, r"Done: the command ran"), timeout=20)
+    a.step("toolesc again -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("toolesc again"))
+    act_step(a, "agtmux deny -> idle", {"state": "idle"}, lambda t: ask not in t and "esc to interrupt" not in t,
+             "deny", out="-> idle")
+    a.step("toolesc (popup) -> waiting_approval", {"state": "waiting_approval"}, ask,
+           lambda: a.send("toolesc once more"))
+    a.step("popup y -> running", {"state": "running"}, lambda t: ask not in t and re.search(X_RUN, t),
+           lambda: popup_act(a, "y"))
+    a.last_row["note"] = getattr(a, "popup_seen", "")
+    a.step("tool done -> idle", {"state": "idle"}, codex_idle_after(a, r"Done: the command ran"), timeout=20)
+    a.step("toolesc (stale) -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("toolesc stale"))
+    tok = token(a)
+    a.step("answered in the pane (y) -> running", {"state": "running"}, lambda t: ask not in t, lambda: a.key("y"))
+    refused(a, "approve --expect <answered dialog> -> refused (exit 6)", "approve", "--expect", tok or "none")
+    a.step("tool done -> idle", {"state": "idle"}, codex_idle_after(a, r"Done: the command ran"), timeout=20)
+    return a
+
+
+def actions_gemini(s, size=(100, 30)):
+    a = Agent(s, "gemini", size)
+    ask = r"Allow execution of"
+    a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "gemini"}, G_IDLE,
+           lambda: a.send("gemini"), timeout=60)
+    # Gemini draws its prompt before its input takes an Enter: a prompt typed at once stayed in
+    # the box unsent (1 run in 3)
+    time.sleep(2.0)
+    a.step("tool call -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("please use the tool"))
+    # Gemini runs `ls /` at once: the state that follows may already be idle
+    act_step(a, "agtmux approve -> idle after the tool", {"state": "idle"},
+             gemini_idle_after(a, r"Done: the command ran"), "approve", out="approve (gemini approval)", timeout=30)
+    a.step("tool call again -> waiting_approval", {"state": "waiting_approval"}, ask, lambda: a.send("tool again please"))
+    act_step(a, "agtmux deny (Esc) -> idle", {"state": "idle"}, r"Request cancelled", "deny", out="-> idle")
+    a.step("ask_user -> waiting_input", {"state": "waiting_input"}, r"Answer Questions", lambda: a.send("please askq"))
+    act_step(a, "agtmux reply (typed text) -> idle after", {"state": "idle"},
+             gemini_idle_after(a, r"Done: the command ran"), "reply", "a custom $HOME 'db'",
+             out="reply (gemini question)", timeout=30)
+    return a
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agtmux", required=True)
@@ -838,7 +1008,8 @@ def main():
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--server", help="tmux -L name (default agtmux-e2e-<pid>)")
     ap.add_argument("--claude-version", default="2.1.197")
-    ap.add_argument("--only", help="comma list of agents: claude,codex,codex-nd,gemini,opencode (default all)")
+    ap.add_argument("--only", help="comma list of agents: claude,codex,codex-nd,gemini,opencode, and actions "
+                    "(approve/deny/reply from the CLI and the popup) (default all)")
     ap.add_argument("--sizes", default="80x24,200x50", help="extra sizes for the short pass ('' = none)")
     ap.add_argument("--captures", action="store_true", help="save labelled captures under RUN/captures")
     ap.add_argument("--verbose", action="store_true")
@@ -849,7 +1020,7 @@ def main():
     t_start = now()
     try:
         s.setup()
-        only = set((a.only or "claude,codex,codex-nd,gemini,opencode").split(","))
+        only = set((a.only or "claude,codex,codex-nd,gemini,opencode,actions").split(","))
         agents = [x for x in ["claude"] + list(CODEX_VARIANTS) if x in only]
         more = [x for x in MORE_AGENTS if x in only]
         full = dict({"claude": claude_full, "gemini": gemini_full, "opencode": opencode_full},
@@ -872,6 +1043,11 @@ def main():
             c, r = (int(v) for v in sz.split("x"))
             _, errs = parallel(*[lambda x=x: short[x](s, (c, r), a.captures) for x in agents])
             errors += errs
+        if "actions" in only:
+            # one at a time: both drive the one attached client's popup
+            for f in (actions_claude, actions_codex, actions_gemini):
+                _, errs = parallel(lambda f=f: f(s))
+                errors += errs
     except Exception as e:  # noqa: BLE001
         import traceback
         traceback.print_exc()

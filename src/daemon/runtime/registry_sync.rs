@@ -14,6 +14,7 @@ use crate::projection::Projection;
 use crate::supervisor::Stage;
 use crate::sys::procs;
 use crate::tmux::client::ReplyKind;
+use crate::tmux::control_session;
 use crate::tmux::options::Scope;
 use crate::tmux::parser::{Notification, Reply};
 use crate::tmux::registry::{self, Registry};
@@ -51,6 +52,10 @@ impl Runtime {
                 }
             }
             ReplyKind::Other => self.on_other(&reply),
+            ReplyKind::ListSessions => self.on_list_sessions(&reply),
+            ReplyKind::EnterSession => self.on_enter_session(&reply),
+            ReplyKind::OwnWindow => self.on_own_window(&reply),
+            ReplyKind::Arrival(client) => self.on_arrival(&reply, client),
         }
     }
 
@@ -340,6 +345,18 @@ impl Runtime {
                     None => self.refresh_requested = true,
                 }
             }
+            // A real client landed in our session, or someone made a window there: see
+            // `own_session.rs`.
+            Notification::ClientSessionChanged { client, name, .. }
+                if name == control_session::NAME.as_bytes() =>
+            {
+                self.on_client_arrived(&client);
+                self.refresh_requested = true;
+            }
+            Notification::WindowAdd { window } if self.is_stray_window(&window) => {
+                self.move_stray_window(&window);
+                self.refresh_requested = true;
+            }
             Notification::WindowAdd { .. }
             | Notification::WindowClose { .. }
             | Notification::UnlinkedWindowAdd { .. }
@@ -398,8 +415,8 @@ impl Runtime {
         if !t.has_pending(&ReplyKind::ListPanes) {
             t.send(registry::LIST_PANES, ReplyKind::ListPanes);
             t.send(registry::LIST_CLIENTS, ReplyKind::ListClients);
-            // Names for the API (replies tagged AGTS/AGTW, handled under `Other`).
-            t.send(registry::LIST_SESSIONS, ReplyKind::Other);
+            // Names for the API (replies tagged AGTS/AGTW); the user's sessions (is any left?).
+            t.send(registry::LIST_SESSIONS, ReplyKind::ListSessions);
             t.send(registry::LIST_WINDOWS, ReplyKind::Other);
         }
         self.refresh_requested = false;
@@ -423,7 +440,7 @@ impl Runtime {
     }
 
     /// Session and window names from `AGTS`/`AGTW` rows.
-    fn apply_names(&mut self, lines: &[Vec<u8>]) {
+    pub(super) fn apply_names(&mut self, lines: &[Vec<u8>]) {
         if lines.iter().any(|l| l.starts_with(b"AGTS ")) {
             self.registry.session_names = registry::parse_names(lines, "AGTS")
                 .into_iter()

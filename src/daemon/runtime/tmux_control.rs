@@ -8,7 +8,8 @@ use super::{Runtime, TMUX_ERR, TMUX_IN, TMUX_OUT};
 use crate::core::types::Millis;
 use crate::supervisor::Restart;
 use crate::sys::clock::now_ms;
-use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, server_alive};
+use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, has_sessions, server_alive};
+use crate::tmux::control_session;
 use crate::tmux::options::OptionsWriter;
 use crate::tmux::registry;
 use mio::Interest;
@@ -31,6 +32,17 @@ impl Runtime {
             self.shutdown = true;
             return;
         }
+        // An empty server (`exit-empty off`, or a config loading before the first session):
+        // wait for a session without attaching (see `has_sessions`).
+        if has_sessions(&self.tmux_bin, &self.sp.socket) == Some(false) {
+            if !self.waiting_for_session {
+                log::info!("tmux_control_waiting reason=no_sessions");
+            }
+            self.waiting_for_session = true;
+            self.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
+            return;
+        }
+        self.waiting_for_session = false;
         match TmuxClient::spawn(&self.tmux_bin, &self.sp.socket) {
             Ok(c) => {
                 let reg = self.poll.registry();
@@ -108,6 +120,7 @@ impl Runtime {
 
     pub(super) fn drop_tmux(&mut self) {
         self.notify.connection_lost();
+        self.own_window = None;
         if let Some(mut c) = self.tmux.take() {
             let reg = self.poll.registry();
             let _ = reg.deregister(&mut SourceFd(&c.stdout_fd()));
@@ -130,6 +143,9 @@ impl Runtime {
                     log::info!("tmux_control_ready");
                     self.tmux_sup.on_ready();
                     if let Some(t) = self.tmux.as_mut() {
+                        // Out of the user's session into our own, first (issue 20): a control
+                        // client counts as attached wherever it sits.
+                        t.send(control_session::ENTER, ReplyKind::EnterSession);
                         t.send(registry::IDENTITY, ReplyKind::Identity);
                         t.send("show-options -g", ReplyKind::UserOptions);
                         self.notify.load_options(t);
