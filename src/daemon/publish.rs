@@ -6,7 +6,7 @@ use crate::projection::{PaneModel, Projection};
 use crate::tmux::options::{OptionsWriter, Scope};
 use std::collections::BTreeMap;
 
-pub const PANE_OPTIONS: [&str; 8] = [
+pub(crate) const PANE_OPTIONS: [&str; 8] = [
     "@agtmux_presence",
     "@agtmux_provider",
     "@agtmux_state",
@@ -26,7 +26,7 @@ fn view(p: &PaneModel) -> PaneView {
 }
 
 /// Desired options of one pane (empty values = unset).
-pub fn pane_values(p: &PaneModel, style: &Style) -> [(&'static str, String); 8] {
+pub(crate) fn pane_values(p: &PaneModel, style: &Style) -> [(&'static str, String); 8] {
     if !p.is_managed() {
         return PANE_OPTIONS.map(|n| (n, String::new()));
     }
