@@ -83,7 +83,7 @@ q_bin="$(printf '%q' "$bin")"
 # Rows of choose-tree: pane rows show the agent icon/provider/state/title, window rows the
 # window icon (a single-pane window has no pane row: its agent's icon/provider/state), session
 # rows the attention counts. (The tests read this line.)
-tree_format='#{?pane_format,#{?#{@agtmux_icon},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{@agtmux_title},#{pane_current_command}},#{?window_format,#{?#{&&:#{==:#{window_panes},1},#{@agtmux_icon}},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{window_name},#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}#{window_name}},#{?#{@agtmux_session_counts},#{@agtmux_session_counts} ,}#{session_windows} windows}}'
+tree_format='#{?pane_format,#{?#{@agtmux_icon},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{?#{@agtmux_detail},#{@agtmux_detail} · ,}#{@agtmux_title},#{pane_current_command}},#{?window_format,#{?#{&&:#{==:#{window_panes},1},#{@agtmux_icon}},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} #{window_name},#{?#{@agtmux_window_icon},#{@agtmux_window_icon} ,}#{window_name}},#{?#{@agtmux_session_counts},#{@agtmux_session_counts} ,}#{session_windows} windows}}'
 bind_key '@agtmux-popup-key' 'A' display-popup -E -w 80% -h 70% "$q_bin popup"
 # The daemon's own session (`_agtmux`, where its control client sits) is left out.
 bind_key '@agtmux-tree-key' 'S' choose-tree -Z -f '#{!=:#{session_name},_agtmux}' -F "$tree_format"

@@ -1335,6 +1335,7 @@ impl Gateway {
                 cwd: None,
                 detail: None,
                 ts: r.updated_ts.min(now),
+                extra: Default::default(),
             };
             if proj.apply_event(&ev, now).is_ok() {
                 if let Some((pid, start)) = anchor {

@@ -486,6 +486,10 @@ fn ls_and_explain_json_match_the_schema() {
             ("title", Value::is_string),
             ("since_ms", Value::is_i64),
             ("version", Value::is_i64),
+            // Issue 23: the usage limit's reset, background tasks, the one-line detail.
+            ("until_ms", |v: &Value| v.is_null() || v.is_i64()),
+            ("background", Value::is_u64),
+            ("detail", Value::is_string),
         ],
     );
     assert_eq!(p["state"], "waiting_approval");

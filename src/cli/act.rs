@@ -148,6 +148,9 @@ fn daemon_err(e: ClientError, pane: &str) -> Refusal {
     }
 }
 
+/// How long a waiting pane may take to draw its dialog before it counts as unknown.
+const DIALOG_DRAW_GRACE: Duration = Duration::from_millis(1500);
+
 /// Steps 1 and 2: the pane from the daemon, then its dialog from the screen.
 pub(crate) fn inspect(sp: &ServerPaths, pane: &str) -> Result<Seen, Refusal> {
     if let Some(e) = client::pane_id_error(pane) {
@@ -172,12 +175,22 @@ pub(crate) fn inspect(sp: &ServerPaths, pane: &str) -> Result<Seen, Refusal> {
             "not supported for {provider}: agtmux answers the dialogs of Claude Code, Codex and Gemini CLI"
         )));
     }
-    let screen = tmux(&sp.socket, &["capture-pane", "-p", "-J", "-t", pane])
-        .map_err(|e| Refusal::Failed(format!("tmux capture-pane -t {pane}: {e}")))?;
-    let Some(d) = dialog::parse(&provider, &screen) else {
-        return Err(Refusal::NotWaiting(format!(
-            "{pane} ({provider}, {state}) shows no dialog agtmux knows how to answer"
-        )));
+    // An agent's hook can say "waiting" a moment before its dialog is fully drawn (Gemini's
+    // ToolPermission notification comes before the options are on screen): read the screen a
+    // few times over a short while before calling the dialog unknown.
+    let drawn_by = Instant::now() + DIALOG_DRAW_GRACE;
+    let d = loop {
+        let screen = tmux(&sp.socket, &["capture-pane", "-p", "-J", "-t", pane])
+            .map_err(|e| Refusal::Failed(format!("tmux capture-pane -t {pane}: {e}")))?;
+        if let Some(d) = dialog::parse(&provider, &screen) {
+            break d;
+        }
+        if Instant::now() >= drawn_by {
+            return Err(Refusal::NotWaiting(format!(
+                "{pane} ({provider}, {state}) shows no dialog agtmux knows how to answer"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(150));
     };
     let token = format!("{}.{}.{}", p["generation"], p["since_ms"], d.fingerprint());
     Ok(Seen {

@@ -224,10 +224,24 @@ pub(crate) fn state_color(p: &Value) -> &'static str {
         (Some("approval"), _) => "\x1b[1;31m",
         (Some("input"), _) => "\x1b[1;33m",
         (Some("error"), _) | (_, Some("error")) => "\x1b[31m",
+        (Some("limit"), _) | (_, Some("limited")) => "\x1b[34m",
         (Some("done"), _) => "\x1b[32m",
         (_, Some("running")) => "\x1b[36m",
         _ => "\x1b[2m",
     }
+}
+
+/// A pane's title line as `ls` and the popup show it: the detail first when there is one
+/// (`limit until 15:00 · title`, `retrying 3/10 · title`, `1 background · title`; issue 23),
+/// control characters blanked.
+pub fn title_line(p: &Value) -> String {
+    let title = p["title"].as_str().unwrap_or("");
+    let line = match p["detail"].as_str().filter(|d| !d.is_empty()) {
+        Some(d) if title.is_empty() => d.to_string(),
+        Some(d) => format!("{d} · {title}"),
+        None => title.to_string(),
+    };
+    line.replace(['\n', '\r', '\x1b'], " ")
 }
 
 /// A session with its windows, each with its agent panes; ordered attention first.

@@ -76,6 +76,15 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
         client::age(now, p["since_ms"].as_i64().unwrap_or(now))
     );
     let _ = writeln!(o, "  title: {} ({})", s(&p["title"]), s(&p["title_source"]));
+    if let Some(d) = p["detail"].as_str().filter(|d| !d.is_empty()) {
+        // Issue 23: `limit until 15:00` (and the reset's epoch), `retrying 3/10`, `compacting`,
+        // `1 background`.
+        let until = p["until_ms"]
+            .as_i64()
+            .map(|u| format!(" (until_ms={u})"))
+            .unwrap_or_default();
+        let _ = writeln!(o, "  detail: {d}{until}");
+    }
     let g = &x["signature"];
     let _ = writeln!(
         o,

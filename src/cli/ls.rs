@@ -125,10 +125,7 @@ pub(crate) fn render(list: &Value, color: bool, all: bool) -> String {
                     state,
                     p["evidence"].as_str().unwrap_or(""),
                     client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
-                    p["title"]
-                        .as_str()
-                        .unwrap_or("")
-                        .replace(['\n', '\r', '\x1b'], " "),
+                    client::title_line(p),
                 ));
             }
         }

@@ -448,7 +448,7 @@ impl Popup {
                         p["provider"].as_str().unwrap_or("?"),
                         state,
                         client::age(now, p["since_ms"].as_i64().unwrap_or(now)),
-                        clean(p["title"].as_str().unwrap_or("")),
+                        clean(&client::title_line(p)),
                     );
                     let body = clip_chars(&body, width.saturating_sub(5));
                     if is_sel {
@@ -786,6 +786,27 @@ mod tests {
         assert!(matches!(p.key(Key::Char('q')), Action::Quit));
         let (lines, sel) = p.render(80, 0, false);
         assert!(lines[sel.unwrap()].contains("%1"));
+    }
+
+    #[test]
+    fn a_pane_line_carries_its_detail_before_the_title() {
+        // Issue 23: "limit until 15:00", "retrying 3/10" … on the pane's line.
+        let mut limited = pane("%1", Some("limit"), "alpha");
+        limited["state"] = json!("limited");
+        limited["detail"] = json!("limit until 15:00");
+        let mut p = Popup {
+            list: json!({"sessions": [{"session_id": "$0", "session_name": "s", "windows": [
+                {"window_id": "@0", "window_index": 0, "window_name": "w", "panes": [limited]}]}]}),
+            ..Popup::default()
+        };
+        p.fix_selection();
+        let (lines, _) = p.render(100, 0, false);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("limited") && l.contains("limit until 15:00 · alpha")),
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -68,7 +68,8 @@ impl PaneAttention {
                 }
                 self.turn_active = false;
             }
-            Activity::Error => {
+            // A turn stopped by the usage limit is not "done": `limit` says what happened.
+            Activity::Error | Activity::Limited => {
                 self.turn_active = false;
                 self.done_since = None;
             }
@@ -99,6 +100,11 @@ pub struct PaneView {
     pub managed: bool,
     pub activity: Activity,
     pub attention: Option<AttentionKind>,
+    /// Background tasks still running (issue 23): an idle pane with some is not "nothing
+    /// running", so it gets its own icon.
+    pub background: u32,
+    /// `limited` only: when the limit resets (epoch ms), when known.
+    pub until: Option<Millis>,
 }
 
 /// One icon with its colour (a tmux colour name such as `red`, `colour160` or `#ff0000`; empty
@@ -124,9 +130,12 @@ pub struct Style {
     pub approval: Mark,
     pub input: Mark,
     pub error: Mark,
+    pub limit: Mark,
     pub done: Mark,
     pub running: Mark,
     pub idle: Mark,
+    /// Idle at the prompt while background work still runs.
+    pub background: Mark,
     pub unknown: Mark,
     /// Maximum visible width of `attention_summary` (0 = unlimited). Least urgent items go first.
     pub(crate) max_len: usize,
@@ -171,9 +180,11 @@ impl Style {
             approval: Mark::new("!", "red"),
             input: Mark::new("?", "yellow"),
             error: Mark::new("✗", "magenta"),
+            limit: Mark::new("⧖", "blue"),
             done: Mark::new("✓", "green"),
             running: Mark::new("●", "cyan"),
             idle: Mark::new("○", ""),
+            background: Mark::new("◐", ""),
             unknown: Mark::new("·", ""),
             max_len: 40,
             ink: "black".into(),
@@ -186,6 +197,7 @@ impl Style {
             approval: Mark::new("!", "colour160"),
             input: Mark::new("?", "colour130"),
             error: Mark::new("✗", "colour127"),
+            limit: Mark::new("⧖", "colour25"),
             done: Mark::new("✓", "colour28"),
             running: Mark::new("●", "colour31"),
             ink: "white".into(),
@@ -199,6 +211,7 @@ impl Style {
             AttentionKind::Approval => &self.approval,
             AttentionKind::Input => &self.input,
             AttentionKind::Error => &self.error,
+            AttentionKind::Limit => &self.limit,
             AttentionKind::Done => &self.done,
         }
     }
@@ -208,6 +221,8 @@ impl Style {
             "approval" => &mut self.approval,
             "input" => &mut self.input,
             "error" => &mut self.error,
+            "limit" => &mut self.limit,
+            "background" => &mut self.background,
             "done" => &mut self.done,
             "running" => &mut self.running,
             "idle" => &mut self.idle,
@@ -293,13 +308,16 @@ fn urgency(p: &PaneView) -> Option<u8> {
         (Some(AttentionKind::Approval), _) => 0,
         (Some(AttentionKind::Input), _) => 1,
         (Some(AttentionKind::Error), _) => 2,
-        (Some(AttentionKind::Done), _) => 3,
+        (Some(AttentionKind::Limit), _) => 3,
+        (Some(AttentionKind::Done), _) => 4,
         (None, Activity::WaitingApproval) => 0,
         (None, Activity::WaitingInput) => 1,
         (None, Activity::Error) => 2,
-        (None, Activity::Running) => 4,
-        (None, Activity::Idle) => 5,
-        (None, Activity::Unknown) => 6,
+        (None, Activity::Limited) => 3,
+        (None, Activity::Running) => 5,
+        (None, Activity::Idle) if p.background > 0 => 6,
+        (None, Activity::Idle) => 7,
+        (None, Activity::Unknown) => 8,
     })
 }
 
@@ -310,9 +328,11 @@ pub fn icon<'a>(p: &PaneView, style: &'a Style) -> &'a str {
         Some(0) => &style.approval.icon,
         Some(1) => &style.input.icon,
         Some(2) => &style.error.icon,
-        Some(3) => &style.done.icon,
-        Some(4) => &style.running.icon,
-        Some(5) => &style.idle.icon,
+        Some(3) => &style.limit.icon,
+        Some(4) => &style.done.icon,
+        Some(5) => &style.running.icon,
+        Some(6) => &style.background.icon,
+        Some(7) => &style.idle.icon,
         Some(_) => &style.unknown.icon,
     }
 }
@@ -343,12 +363,16 @@ pub struct Counts {
     pub approval: usize,
     pub input: usize,
     pub error: usize,
+    pub limit: usize,
     pub done: usize,
     pub running: usize,
     pub waiting_input: usize,
     pub waiting_approval: usize,
     pub(crate) error_activity: usize,
+    pub(crate) limited: usize,
     pub idle: usize,
+    /// Idle panes with background work still running.
+    pub background: usize,
 }
 
 /// Count managed panes.
@@ -359,6 +383,7 @@ pub fn counts(panes: &[PaneView]) -> Counts {
             Some(AttentionKind::Approval) => c.approval += 1,
             Some(AttentionKind::Input) => c.input += 1,
             Some(AttentionKind::Error) => c.error += 1,
+            Some(AttentionKind::Limit) => c.limit += 1,
             Some(AttentionKind::Done) => c.done += 1,
             None => {}
         }
@@ -367,6 +392,8 @@ pub fn counts(panes: &[PaneView]) -> Counts {
             Activity::WaitingInput => c.waiting_input += 1,
             Activity::WaitingApproval => c.waiting_approval += 1,
             Activity::Error => c.error_activity += 1,
+            Activity::Limited => c.limited += 1,
+            Activity::Idle if p.background > 0 => c.background += 1,
             Activity::Idle => c.idle += 1,
             Activity::Unknown => {}
         }
@@ -375,12 +402,18 @@ pub fn counts(panes: &[PaneView]) -> Counts {
 }
 
 /// Machine-readable counts for `@agtmux_counts`:
-/// `running=3 waiting_input=2 waiting_approval=1 error=0 done=1`.
+/// `running=3 waiting_input=2 waiting_approval=1 error=0 done=1 limited=0 background=0`.
 pub(crate) fn counts_string(panes: &[PaneView]) -> String {
     let c = counts(panes);
     format!(
-        "running={} waiting_input={} waiting_approval={} error={} done={}",
-        c.running, c.waiting_input, c.waiting_approval, c.error_activity, c.done
+        "running={} waiting_input={} waiting_approval={} error={} done={} limited={} background={}",
+        c.running,
+        c.waiting_input,
+        c.waiting_approval,
+        c.error_activity,
+        c.done,
+        c.limited,
+        c.background
     )
 }
 
@@ -391,6 +424,7 @@ pub(crate) fn session_counts(panes: &[PaneView], style: &Style) -> String {
         (&style.approval.icon, c.approval),
         (&style.input.icon, c.input),
         (&style.error.icon, c.error),
+        (&style.limit.icon, c.limit),
         (&style.done.icon, c.done),
         (&style.running.icon, c.running),
     ];
@@ -405,13 +439,20 @@ pub(crate) fn session_counts(panes: &[PaneView], style: &Style) -> String {
 /// `@agtmux_attention`: status-line ready badges, e.g.
 /// `#[fg=black,bg=red,bold]!1#[default] #[fg=black,bg=yellow,bold]?2#[default]`.
 /// Empty when no agent needs anything. At most `style.max_len` visible characters: the least
-/// urgent items are dropped first.
-pub(crate) fn attention_summary(panes: &[PaneView], style: &Style) -> String {
+/// urgent items are dropped first. A usage limit shows its earliest reset in local time
+/// (`⧖1 until 15:00`; `utc_offset_s`: the local zone).
+pub(crate) fn attention_summary(panes: &[PaneView], style: &Style, utc_offset_s: i64) -> String {
     let c = counts(panes);
+    let until = panes
+        .iter()
+        .filter(|p| p.managed && p.attention == Some(AttentionKind::Limit))
+        .filter_map(|p| p.until)
+        .min();
     let kinds = [
         (AttentionKind::Approval, c.approval),
         (AttentionKind::Input, c.input),
         (AttentionKind::Error, c.error),
+        (AttentionKind::Limit, c.limit),
         (AttentionKind::Done, c.done),
     ];
     let mut out = String::new();
@@ -421,7 +462,13 @@ pub(crate) fn attention_summary(panes: &[PaneView], style: &Style) -> String {
             continue;
         }
         let m = style.mark(k);
-        let text = format!("{}{n}", m.icon);
+        let mut text = format!("{}{n}", m.icon);
+        if let (AttentionKind::Limit, Some(u)) = (k, until) {
+            text.push_str(&format!(
+                " until {}",
+                super::extras::clock_hm(u, utc_offset_s)
+            ));
+        }
         let sep = usize::from(width > 0);
         let w = text.chars().count() + sep;
         if style.max_len > 0 && width + w > style.max_len {
@@ -453,6 +500,8 @@ mod tests {
             managed: true,
             activity,
             attention,
+            background: 0,
+            until: None,
         }
     }
 
@@ -570,23 +619,25 @@ mod tests {
                 managed: false,
                 activity: Running,
                 attention: None,
+                background: 0,
+                until: None,
             },
         ];
         assert_eq!(
             counts_string(&panes),
-            "running=3 waiting_input=2 waiting_approval=1 error=0 done=1"
+            "running=3 waiting_input=2 waiting_approval=1 error=0 done=1 limited=0 background=0"
         );
         let s = Style::dark();
         assert_eq!(session_counts(&panes, &s), "!1 ?2 ✓1 ●3");
         assert_eq!(
-            attention_summary(&panes, &s),
+            attention_summary(&panes, &s, 0),
             "#[fg=black,bg=red,bold]!1#[default] #[fg=black,bg=yellow,bold]?2#[default] #[fg=black,bg=green,bold]✓1#[default]"
         );
         assert_eq!(window_icon(&panes, &s), "!");
         let mut narrow = s.clone();
         narrow.max_len = 5;
         assert_eq!(
-            attention_summary(&panes, &narrow),
+            attention_summary(&panes, &narrow, 0),
             "#[fg=black,bg=red,bold]!1#[default] #[fg=black,bg=yellow,bold]?2#[default]"
         );
         let mut nocolour = s.clone();
@@ -594,22 +645,75 @@ mod tests {
         nocolour.done.fg.clear();
         nocolour.max_len = 0;
         assert_eq!(
-            attention_summary(&panes, &nocolour),
+            attention_summary(&panes, &nocolour, 0),
             "#[fg=black,bg=red,bold]!1#[default] ?2 ✓1"
         );
+    }
+
+    #[test]
+    fn a_usage_limit_and_background_work_have_their_own_marks() {
+        let s = Style::dark();
+        let limited = PaneView {
+            until: Some(1_796_414_400_000), // 20:00 UTC
+            ..pv(Limited, Some(AttentionKind::Limit))
+        };
+        let bg = PaneView {
+            background: 2,
+            ..pv(Idle, None)
+        };
+        assert_eq!(icon(&limited, &s), "⧖");
+        assert_eq!(icon(&bg, &s), "◐");
+        assert_eq!(icon(&pv(Idle, None), &s), "○");
+        // An error is more urgent than a limit; a limit more than a finished turn.
+        assert_eq!(
+            window_icon(&[limited, pv(Error, Some(AttentionKind::Error))], &s),
+            "✗"
+        );
+        assert_eq!(
+            window_icon(&[pv(Idle, Some(AttentionKind::Done)), limited], &s),
+            "⧖"
+        );
+        assert_eq!(window_icon(&[pv(Idle, None), bg], &s), "◐");
+        let panes = [limited, bg, pv(Idle, Some(AttentionKind::Done))];
+        assert_eq!(
+            attention_summary(&panes, &s, 3600),
+            "#[fg=black,bg=blue,bold]⧖1 until 21:00#[default] #[fg=black,bg=green,bold]✓1#[default]"
+        );
+        assert_eq!(
+            counts_string(&panes),
+            "running=0 waiting_input=0 waiting_approval=0 error=0 done=1 limited=1 background=1"
+        );
+        // A limit with no known reset shows no time.
+        let plain = pv(Limited, Some(AttentionKind::Limit));
+        let mut nocolour = s.clone();
+        nocolour.limit.fg.clear();
+        assert_eq!(attention_summary(&[plain], &nocolour, 0), "⧖1");
+    }
+
+    #[test]
+    fn an_idle_pane_with_background_work_is_not_done() {
+        // The projection feeds such a pane as still working (see `resolve_dirty`); a limit
+        // ends the turn without `done`.
+        let mut a = PaneAttention::new();
+        a.observe(Running, false, false, 1);
+        assert_eq!(
+            a.observe(Limited, false, false, 2),
+            Some(AttentionKind::Limit)
+        );
+        assert_eq!(a.observe(Idle, false, false, 3), None);
     }
 
     #[test]
     fn summaries_are_empty_when_nothing_needs_the_user() {
         let s = Style::default();
         let panes = vec![pv(Running, None), pv(Idle, None)];
-        assert_eq!(attention_summary(&panes, &s), "");
-        assert_eq!(attention_summary(&[], &s), "");
+        assert_eq!(attention_summary(&panes, &s, 0), "");
+        assert_eq!(attention_summary(&[], &s, 0), "");
         assert_eq!(window_icon(&[], &s), "");
         assert_eq!(session_counts(&[], &s), "");
         assert_eq!(
             counts_string(&[]),
-            "running=0 waiting_input=0 waiting_approval=0 error=0 done=0"
+            "running=0 waiting_input=0 waiting_approval=0 error=0 done=0 limited=0 background=0"
         );
         assert_eq!(session_icon(&panes, &s), "●");
     }
@@ -630,6 +734,8 @@ mod tests {
                     managed: false,
                     activity: Idle,
                     attention: None,
+                    background: 0,
+                    until: None,
                 },
                 "",
             ),

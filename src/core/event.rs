@@ -1,5 +1,6 @@
 //! The normalized event every source produces (C-003 input): provider-neutral, so the
 //! projection and the resolver never look at a raw payload.
+use super::extras::EventExtra;
 use super::types::{Activity, Millis, PaneId, Provider, SourceKind};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,9 @@ pub struct NormalizedEvent {
     pub detail: Option<String>,
     /// When the source saw it (epoch ms).
     pub ts: Millis,
+    /// Usage-limit reset, background count, compaction (issue 23; `core::extras`).
+    #[serde(default)]
+    pub extra: EventExtra,
 }
 
 /// Longest session key (Claude `session_id`, Codex thread id) accepted. Both are UUIDs

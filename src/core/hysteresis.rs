@@ -273,7 +273,7 @@ impl Hysteresis {
                     Activity::Idle => {
                         (now - r.since >= cfg.idle_stable_ms).then_some("rule=idle_stable")
                     }
-                    Activity::Error => {
+                    Activity::Error | Activity::Limited => {
                         (now - r.since >= cfg.error_stable_ms).then_some("rule=error_stable")
                     }
                 };
@@ -331,7 +331,7 @@ impl Hysteresis {
                     name: "idle_stable",
                     deadline: r.since + cfg.idle_stable_ms,
                 }),
-                Activity::Error => out.push(Timer {
+                Activity::Error | Activity::Limited => out.push(Timer {
                     name: "error_stable",
                     deadline: r.since + cfg.error_stable_ms,
                 }),

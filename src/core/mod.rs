@@ -6,6 +6,7 @@ pub mod capability;
 pub mod classifier;
 pub mod dialog;
 pub mod event;
+pub mod extras;
 pub mod hash;
 pub mod hysteresis;
 pub(crate) mod notify;

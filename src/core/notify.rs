@@ -58,7 +58,7 @@ pub(crate) struct NotifyConfig {
     pub osc: bool,
     pub command: bool,
     /// Enabled kinds, indexed by `kind_index`.
-    pub kinds: [bool; 4],
+    pub kinds: [bool; 5],
     pub(crate) interval_ms: Millis,
     pub coalesce_ms: Millis,
     pub(crate) osc_kind: OscKind,
@@ -74,7 +74,7 @@ impl Default for NotifyConfig {
             bell: false,
             osc: false,
             command: false,
-            kinds: [true; 4],
+            kinds: [true; 5],
             interval_ms: DEFAULT_INTERVAL_MS,
             coalesce_ms: DEFAULT_COALESCE_MS,
             osc_kind: OscKind::Osc9,
@@ -90,6 +90,7 @@ fn kind_index(k: AttentionKind) -> usize {
         AttentionKind::Input => 1,
         AttentionKind::Error => 2,
         AttentionKind::Done => 3,
+        AttentionKind::Limit => 4,
     }
 }
 
@@ -134,7 +135,7 @@ impl NotifyConfig {
                 (self.message, self.bell, self.osc, self.command) = (m, b, o, c);
             }
             "@agtmux-notify-kinds" => {
-                let mut k = [false; 4];
+                let mut k = [false; 5];
                 for w in words(value) {
                     match AttentionKind::parse(w) {
                         Some(a) => k[kind_index(a)] = true,
@@ -448,6 +449,7 @@ fn phrase(k: AttentionKind) -> &'static str {
         AttentionKind::Input => "waits for input",
         AttentionKind::Error => "failed",
         AttentionKind::Done => "finished",
+        AttentionKind::Limit => "hit its usage limit",
     }
 }
 

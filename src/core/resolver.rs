@@ -34,6 +34,7 @@
 //! Pure: the caller passes `now`, logs `Resolution::reason` and `transition`.
 use super::capability;
 use super::event::{NormalizedEvent, Signal};
+use super::extras::EventExtra;
 use super::hysteresis::{Hysteresis, RawVerdict};
 use super::types::{Activity, Evidence, Health, Millis, Presence, Provider, SourceKind};
 use std::collections::{HashMap, VecDeque};
@@ -76,6 +77,8 @@ pub struct DeterministicState {
     pub event: String,
     /// Its detail (pending tool name, error kind …).
     pub detail: Option<String>,
+    /// Usage-limit reset, background count, compaction (issue 23, `core::extras`).
+    pub extra: EventExtra,
     recent_ids: VecDeque<String>,
 }
 
@@ -94,6 +97,7 @@ impl DeterministicState {
             ts: Millis::MIN,
             event: String::new(),
             detail: None,
+            extra: EventExtra::default(),
             recent_ids: VecDeque::new(),
         };
         s.apply(ev);
@@ -156,9 +160,20 @@ impl DeterministicState {
                     self.detail = ev.detail.clone();
                 }
                 self.activity = a;
+                self.extra = next_extra(self.extra, &ev.extra);
             }
         }
         Applied::Applied
+    }
+}
+
+/// The details after one more event: the reset and the work are the event's own; the
+/// background count stands until an event counts again (only `Stop` counts).
+fn next_extra(prev: EventExtra, ev: &EventExtra) -> EventExtra {
+    EventExtra {
+        until: ev.until,
+        background: ev.background.or(prev.background),
+        work: ev.work,
     }
 }
 
@@ -443,8 +458,10 @@ fn promote_turn_end(
             Activity::Running | Activity::WaitingApproval | Activity::WaitingInput
         )
         && let Some(pos) = cands.iter().position(|(_, d)| {
-            matches!(d.activity, Activity::Idle | Activity::Error)
-                && d.ts > best.ts
+            matches!(
+                d.activity,
+                Activity::Idle | Activity::Error | Activity::Limited
+            ) && d.ts > best.ts
                 && capability::capability(provider, d.source).is_some_and(|c| c.turn_end)
         })
     {
@@ -646,6 +663,15 @@ fn check_contradiction(
             Activity::Running | Activity::WaitingApproval | Activity::WaitingInput,
             Activity::Error,
         ) => (cfg.error_stable_ms, Activity::Error, "contradiction_error"),
+        // The same for a turn stopped by the usage limit (issue 23).
+        (
+            Activity::Running | Activity::WaitingApproval | Activity::WaitingInput,
+            Activity::Limited,
+        ) => (
+            cfg.error_stable_ms,
+            Activity::Limited,
+            "contradiction_limited",
+        ),
         _ => return None,
     };
     // The screen must still say so at its latest capture, which must be after the event.
@@ -707,6 +733,7 @@ mod tests {
             cwd: None,
             detail: None,
             ts,
+            extra: Default::default(),
         }
     }
 

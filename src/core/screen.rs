@@ -11,6 +11,7 @@
 //!
 //! This is a single-snapshot guess. Presence (is an agent really there?) is not decided here:
 //! see `core::classifier`, which never trusts a screen without a process hint.
+use crate::core::extras::{ScreenExtras, screen_extras};
 use crate::core::patterns::{self, Layout, Region, Rule};
 use crate::core::types::{Activity, Provider};
 use regex::Regex;
@@ -54,6 +55,8 @@ pub struct ScreenVerdict {
     pub lines: Vec<String>,
     /// The strongest provider UI the screen itself shows (title rules never count).
     pub signature: Option<ScreenSignature>,
+    /// Retry, compaction, background count, usage-limit line (issue 23, `core::extras`).
+    pub extras: ScreenExtras,
 }
 
 impl ScreenVerdict {
@@ -65,6 +68,7 @@ impl ScreenVerdict {
             confidence: 0.0,
             lines: Vec::new(),
             signature: None,
+            extras: ScreenExtras::default(),
         }
     }
 }
@@ -294,6 +298,7 @@ pub fn classify_screen(input: &ScreenInput) -> ScreenVerdict {
     let Some(provider) = provider else {
         return ScreenVerdict::unknown(None, "no_agent_ui");
     };
+    let extras = screen_extras(provider, &lines);
     match first_match(provider, &lines, title, true) {
         Some((rule, decided)) => ScreenVerdict {
             provider: Some(provider),
@@ -302,10 +307,12 @@ pub fn classify_screen(input: &ScreenInput) -> ScreenVerdict {
             confidence: rule.confidence,
             lines: decided,
             signature: sig,
+            extras,
         },
         None => {
             let mut v = ScreenVerdict::unknown(Some(provider), "no_rule_matched");
             v.signature = sig;
+            v.extras = extras;
             v
         }
     }

@@ -36,12 +36,15 @@ str_enum!(
 );
 
 str_enum!(
-    /// What the agent in a pane is doing (README "What you see").
+    /// What the agent in a pane is doing (README "What you see"). `Limited`: the last turn
+    /// stopped on the account's usage limit and the agent waits at its prompt for the reset
+    /// (issue 23); it turns back into `Idle` when the reset time passes.
     Activity {
         Running => "running",
         WaitingInput => "waiting_input",
         WaitingApproval => "waiting_approval",
         Error => "error",
+        Limited => "limited",
         Idle => "idle",
         Unknown => "unknown",
     }
@@ -59,7 +62,7 @@ str_enum!(
 
 str_enum!(
     /// What the user owes a pane, most urgent first (`Approval` sorts lowest).
-    AttentionKind { Approval => "approval", Input => "input", Error => "error", Done => "done" }
+    AttentionKind { Approval => "approval", Input => "input", Error => "error", Limit => "limit", Done => "done" }
 );
 
 str_enum!(
@@ -97,6 +100,7 @@ impl Activity {
             Activity::WaitingApproval => Some(AttentionKind::Approval),
             Activity::WaitingInput => Some(AttentionKind::Input),
             Activity::Error => Some(AttentionKind::Error),
+            Activity::Limited => Some(AttentionKind::Limit),
             _ => None,
         }
     }

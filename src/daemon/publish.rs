@@ -6,7 +6,7 @@ use crate::projection::{PaneModel, Projection};
 use crate::tmux::options::{OptionsWriter, Scope};
 use std::collections::BTreeMap;
 
-pub(crate) const PANE_OPTIONS: [&str; 8] = [
+pub(crate) const PANE_OPTIONS: [&str; 11] = [
     "@agtmux_presence",
     "@agtmux_provider",
     "@agtmux_state",
@@ -15,18 +15,28 @@ pub(crate) const PANE_OPTIONS: [&str; 8] = [
     "@agtmux_title",
     "@agtmux_since",
     "@agtmux_icon",
+    "@agtmux_until",
+    "@agtmux_background",
+    "@agtmux_detail",
 ];
 
-fn view(p: &PaneModel) -> PaneView {
+/// The attention view of one pane (also `ls`'s icon).
+pub(crate) fn view(p: &PaneModel) -> PaneView {
     PaneView {
         managed: p.is_managed(),
         activity: p.activity(),
         attention: p.attention,
+        background: p.extras.background,
+        until: p.extras.until,
     }
 }
 
 /// Desired options of one pane (empty values = unset).
-pub(crate) fn pane_values(p: &PaneModel, style: &Style) -> [(&'static str, String); 8] {
+pub(crate) fn pane_values(
+    p: &PaneModel,
+    style: &Style,
+    utc_offset_s: i64,
+) -> [(&'static str, String); 11] {
     if !p.is_managed() {
         return PANE_OPTIONS.map(|n| (n, String::new()));
     }
@@ -49,6 +59,27 @@ pub(crate) fn pane_values(p: &PaneModel, style: &Style) -> [(&'static str, Strin
         ("@agtmux_title", attention::escape_format(&p.title)),
         ("@agtmux_since", (p.since / 1000).to_string()),
         ("@agtmux_icon", attention::icon(&view(p), style).to_string()),
+        // Issue 23: the usage limit's reset (epoch s), background tasks still running, and
+        // the one-line detail (`limit until 15:00`, `retrying 3/10`, `compacting`).
+        (
+            "@agtmux_until",
+            p.extras
+                .until
+                .map(|u| (u / 1000).to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "@agtmux_background",
+            if p.extras.background > 0 {
+                p.extras.background.to_string()
+            } else {
+                String::new()
+            },
+        ),
+        (
+            "@agtmux_detail",
+            attention::escape_format(&p.extras.label(p.activity(), utc_offset_s)),
+        ),
     ]
 }
 
@@ -69,7 +100,7 @@ pub fn publish(
     for id in ids {
         if let Some(p) = proj.panes.get(id) {
             let scope = Scope::Pane(id.clone());
-            for (name, value) in pane_values(p, style) {
+            for (name, value) in pane_values(p, style, proj.utc_offset_s) {
                 w.set(&scope, name, &value);
             }
         }
@@ -110,7 +141,7 @@ pub fn publish(
     w.set(
         &Scope::Global,
         "@agtmux_attention",
-        &attention::attention_summary(&every, style),
+        &attention::attention_summary(&every, style, proj.utc_offset_s),
     );
     w.set(
         &Scope::Global,

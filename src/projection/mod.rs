@@ -9,6 +9,7 @@ use crate::core::attention::PaneAttention;
 use crate::core::binding::{BindOrigin, BindOutcome, BindingConfig, BindingRegistry};
 use crate::core::classifier::{PresenceTracker, SignatureInput, classify_signature};
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::extras::{Extras, WinnerExtra, settle};
 use crate::core::hysteresis::Hysteresis;
 use crate::core::resolver::{
     Applied, DeterministicState, HeuristicInput, Resolution, ResolverConfig, ResolverInput,
@@ -48,6 +49,8 @@ pub struct PaneModel {
     pub resolution: Resolution,
     pub(crate) attention_tracker: PaneAttention,
     pub attention: Option<AttentionKind>,
+    /// Usage-limit reset, retry/compaction, background count (issue 23, `core::extras`).
+    pub extras: Extras,
     pub since: Millis,
     pub(crate) pane_title: String,
     pub(crate) canonical_title: Option<String>,
@@ -90,6 +93,7 @@ impl PaneModel {
             resolution: unmanaged_resolution(),
             attention_tracker: PaneAttention::default(),
             attention: None,
+            extras: Extras::default(),
             since: now,
             pane_title: String::new(),
             canonical_title: None,
@@ -226,6 +230,9 @@ pub struct Projection {
     pub(crate) repromotions: u64,
     /// Transitions for `daemon::metrics` (drained each step; bounded by `MAX_NOTES`).
     pub notes: Vec<Note>,
+    /// The local zone, seconds east of UTC: agents print a usage limit's reset in local
+    /// wall time (`core::extras::parse_reset`). Set by the runtime.
+    pub utc_offset_s: i64,
 }
 
 impl Projection {
@@ -243,6 +250,7 @@ impl Projection {
             fallbacks: 0,
             repromotions: 0,
             notes: Vec::new(),
+            utc_offset_s: 0,
         }
     }
 
@@ -538,7 +546,8 @@ impl Projection {
                 health: &self.health,
                 heuristic,
             };
-            let res = resolve(&mut p.resolver, &input, &self.cfg, now);
+            let mut res = resolve(&mut p.resolver, &input, &self.cfg, now);
+            let (extras, reset_at) = settle_extras(&mut res, p, now, self.utc_offset_s);
             if let Some(t) = &res.transition {
                 let note = match t {
                     crate::core::resolver::TierTransition::Fallback { .. } => {
@@ -564,9 +573,16 @@ impl Projection {
                 && res.provider.zip(res.winner).is_some_and(|(pr, w)| {
                     crate::core::capability::capability(pr, w).is_some_and(|c| c.turn_end)
                 });
-            let attention =
-                p.attention_tracker
-                    .observe(res.activity, focused(id), ended_by_user, now);
+            // Idle with background work still running is not a finished turn yet: the
+            // tracker sees it as still working, so `done` comes when the work ends.
+            let tracked = if res.activity == Activity::Idle && extras.background > 0 {
+                Activity::Running
+            } else {
+                res.activity
+            };
+            let attention = p
+                .attention_tracker
+                .observe(tracked, focused(id), ended_by_user, now);
             let (title, title_source) = resolve_title(
                 p.canonical_title.as_deref(),
                 p.heuristic_title.as_deref(),
@@ -579,10 +595,15 @@ impl Projection {
             let recheck = (sig.class == crate::core::classifier::SignatureClass::None
                 && p.presence_tracker.presence() == Presence::Managed)
                 .then_some(now + PRESENCE_RECHECK_MS);
-            p.next_deadline = [res.next_deadline, p.hysteresis.next_deadline(), recheck]
-                .into_iter()
-                .flatten()
-                .min();
+            p.next_deadline = [
+                res.next_deadline,
+                p.hysteresis.next_deadline(),
+                recheck,
+                reset_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let before = (
                 p.resolution.presence,
                 p.resolution.provider,
@@ -594,9 +615,10 @@ impl Projection {
             if before.3 != after.3 || before.0 != after.0 {
                 p.since = now;
             }
-            let changed_other = p.attention != attention || p.title != title;
+            let changed_other = p.attention != attention || p.title != title || p.extras != extras;
             p.resolution = res;
             p.attention = attention;
+            p.extras = extras;
             p.title = title;
             p.title_source = title_source;
             if changed_state || changed_other {
@@ -617,6 +639,11 @@ impl Projection {
             }
         }
         changed
+    }
+
+    /// Set the local zone (seconds east of UTC) used to read reset times.
+    pub fn set_utc_offset(&mut self, utc_offset_s: i64) {
+        self.utc_offset_s = utc_offset_s;
     }
 
     /// The tombstone grace period of the binding registry.
@@ -647,4 +674,40 @@ impl Projection {
         }
         false
     }
+}
+
+/// The details of a resolved pane (issue 23, `core::extras::settle`): the winner's event
+/// details when deterministic evidence won, the screen's otherwise. A usage limit whose reset
+/// has passed turns the pane back to idle here. Returns the details and the reset time (to
+/// resolve again then).
+fn settle_extras(
+    res: &mut Resolution,
+    p: &PaneModel,
+    now: Millis,
+    utc_offset_s: i64,
+) -> (Extras, Option<Millis>) {
+    if res.presence != Presence::Managed {
+        return (Extras::default(), None);
+    }
+    let det = if res.evidence == Evidence::Deterministic {
+        res.winner
+            .and_then(|w| p.det.iter().find(|d| d.source == w && !d.ended))
+            .map(|d| WinnerExtra {
+                extra: d.extra,
+                ts: d.ts,
+            })
+    } else {
+        None
+    };
+    let screen = p
+        .screen
+        .as_ref()
+        .filter(|s| s.provider.is_none() || s.provider == res.provider)
+        .map(|s| &s.extras);
+    let (activity, extras, reset_at) = settle(res.activity, det, screen, now, utc_offset_s);
+    if activity != res.activity {
+        res.reason.push_str(" limit_reset_passed");
+        res.activity = activity;
+    }
+    (extras, reset_at)
 }

@@ -201,6 +201,7 @@ mod tests {
             cwd: None,
             detail: None,
             ts,
+            extra: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! the parent's `session_id`, so they must never end the parent's turn.
 use super::hook_map;
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::extras::{EventExtra, Work, parse_reset};
 use crate::core::types::{Activity, Millis, Provider, SourceKind};
 use serde_json::Value;
 
@@ -26,12 +27,20 @@ pub(crate) fn map_hook(
     let is_question = tool.is_some_and(|t| QUESTION_TOOLS.contains(&t));
     let subagent = head.obj.contains_key("agent_id");
     let act = |a| Signal::Activity(a);
+    let usage_limit = (s("error") == Some("rate_limit"))
+        .then(|| s("last_assistant_message"))
+        .flatten()
+        .filter(|m| is_usage_limit_text(m));
     let signal = match name {
         "SessionStart" => match s("source") {
             Some("compact") => Signal::Ignore,
             _ => act(Activity::Idle),
         },
         "UserPromptSubmit" | "PreCompact" => act(Activity::Running),
+        // The compaction is over: a manual `/compact` leaves Claude at its prompt (no Stop
+        // follows), an automatic one goes on with the turn.
+        "PostCompact" if s("trigger") == Some("manual") => act(Activity::Idle),
+        "PostCompact" => act(Activity::Running),
         "PreToolUse" if is_question && !subagent => act(Activity::WaitingInput),
         "PreToolUse" | "PostToolUse" | "PostToolUseFailure" => act(Activity::Running),
         "PermissionRequest" if is_question => act(Activity::WaitingInput),
@@ -48,6 +57,9 @@ pub(crate) fn map_hook(
         "Stop" if subagent => Signal::Ignore,
         "Stop" => act(Activity::Idle),
         "StopFailure" if subagent => Signal::Ignore,
+        // The account's usage limit, not a transient 429: only the text tells them apart
+        // (protocols.md "Usage limits").
+        "StopFailure" if usage_limit.is_some() => act(Activity::Limited),
         "StopFailure" => act(Activity::Error),
         "SubagentStop" | "SubagentStart" => Signal::Ignore,
         // `/clear` ends the session and starts a new one in the same pane.
@@ -62,6 +74,19 @@ pub(crate) fn map_hook(
         "SessionEnd" => s("reason").map(str::to_string),
         _ => tool.map(str::to_string),
     };
+    let extra = EventExtra {
+        until: usage_limit
+            .and_then(|m| parse_reset(m, ts, crate::sys::clock::utc_offset_s(ts.div_euclid(1000)))),
+        background: match name {
+            "Stop" | "StopFailure" if !subagent => head
+                .obj
+                .get("background_tasks")
+                .and_then(Value::as_array)
+                .map(|a| u32::try_from(a.len()).unwrap_or(u32::MAX)),
+            _ => None,
+        },
+        work: (name == "PreCompact").then_some(Work::Compacting),
+    };
     Ok(NormalizedEvent {
         event_id,
         source: SourceKind::ClaudeHooks,
@@ -75,7 +100,14 @@ pub(crate) fn map_hook(
         cwd: s("cwd").map(str::to_string),
         detail,
         ts,
+        extra,
     })
+}
+
+/// Claude's usage-limit message (`You've hit your session limit · resets 7pm (UTC)`), as
+/// opposed to a plain 429's "Server is temporarily limiting requests (not your usage limit)".
+fn is_usage_limit_text(m: &str) -> bool {
+    (m.starts_with("You've hit your") || m.starts_with("You’ve hit your")) && m.contains("limit")
 }
 
 /// The transcript path a payload names, used by the title tracker.
@@ -104,6 +136,54 @@ mod tests {
         assert_eq!(sig(base("StopFailure")), Signal::Activity(Activity::Error));
         assert_eq!(sig(base("SessionEnd")), Signal::SessionEnd);
         assert_eq!(sig(base("SomethingNew")), Signal::Ignore);
+    }
+
+    #[test]
+    fn usage_limit_background_and_compaction() {
+        let at = |p: Value| map_hook(&p, Some("%1"), 1_796_410_500_000, "e".into()).unwrap();
+        // A usage limit: its own activity, with the reset the message names.
+        let e = at(
+            json!({"session_id":"s","hook_event_name":"StopFailure","error":"rate_limit",
+            "last_assistant_message":"You've hit your session limit · resets 7:10pm (UTC)"}),
+        );
+        assert_eq!(e.signal, Signal::Activity(Activity::Limited));
+        assert_eq!(e.extra.until, Some(1_796_410_500_000 + 15 * 60_000));
+        // A plain 429 that gave up is an error.
+        let e = at(
+            json!({"session_id":"s","hook_event_name":"StopFailure","error":"rate_limit",
+            "last_assistant_message":"API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"}),
+        );
+        assert_eq!(
+            (e.signal, e.extra.until),
+            (Signal::Activity(Activity::Error), None)
+        );
+        // Background work after the turn.
+        let e = at(
+            json!({"session_id":"s","hook_event_name":"Stop","background_tasks":[
+            {"id":"b1","type":"shell","status":"running"}]}),
+        );
+        assert_eq!(
+            (e.signal, e.extra.background),
+            (Signal::Activity(Activity::Idle), Some(1))
+        );
+        let e = at(json!({"session_id":"s","hook_event_name":"Stop","background_tasks":[]}));
+        assert_eq!(e.extra.background, Some(0));
+        // Compaction: running with the detail; a manual one ends at the prompt.
+        let e = at(json!({"session_id":"s","hook_event_name":"PreCompact","trigger":"manual"}));
+        assert_eq!(
+            (e.signal, e.extra.work),
+            (Signal::Activity(Activity::Running), Some(Work::Compacting))
+        );
+        let e = at(json!({"session_id":"s","hook_event_name":"PostCompact","trigger":"manual"}));
+        assert_eq!(
+            (e.signal, e.extra.work),
+            (Signal::Activity(Activity::Idle), None)
+        );
+        let e = at(json!({"session_id":"s","hook_event_name":"PostCompact","trigger":"auto"}));
+        assert_eq!(
+            (e.signal, e.extra.work),
+            (Signal::Activity(Activity::Running), None)
+        );
     }
 
     #[test]

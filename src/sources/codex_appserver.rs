@@ -34,6 +34,7 @@
 use super::ws::{ClientConn, MAX_MESSAGE, WsError, WsMessage};
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::extras::{EventExtra, Work};
 use crate::core::hash::fnv1a64_parts;
 use crate::core::text::clip;
 use crate::core::types::{Activity, Health, Millis, Provider, SourceKind};
@@ -309,6 +310,38 @@ fn is_delta(method: &str) -> bool {
 }
 
 /// Activity for a `ThreadStatus` object. `None` for `notLoaded` / unknown types.
+/// For an app-server error object (`{message, codexErrorInfo, …}`): `Some(reset)` when it is
+/// the account's usage limit (issue 23; the reset from its `resetsAt`/`resets_at` epoch
+/// seconds, else from the message's "try again at 7:13 PM"), `None` for any other error.
+fn usage_limit_until(now: Millis) -> impl Fn(&Value) -> Option<Option<Millis>> {
+    move |err: &Value| {
+        let info = err.get("codexErrorInfo")?;
+        let named = |k: &str| k == "usageLimitExceeded" || k == "usage_limit_exceeded";
+        let is_limit = match info {
+            Value::String(k) => named(k),
+            Value::Object(o) => o.keys().any(|k| named(k)),
+            _ => false,
+        };
+        if !is_limit {
+            return None;
+        }
+        let epoch = ["resetsAt", "resets_at"]
+            .iter()
+            .find_map(|k| err.get(*k).or_else(|| info.get(*k)))
+            .and_then(Value::as_i64)
+            .filter(|s| *s > 0 && *s < 1 << 40)
+            .map(|s| s * 1000);
+        let text = err.get("message").and_then(Value::as_str).unwrap_or("");
+        Some(epoch.or_else(|| {
+            crate::core::extras::parse_reset(
+                text,
+                now,
+                crate::sys::clock::utc_offset_s(now.div_euclid(1000)),
+            )
+        }))
+    }
+}
+
 fn status_activity(status: &Value) -> Option<(Activity, String)> {
     let ty = status.get("type").and_then(Value::as_str)?;
     match ty {
@@ -341,6 +374,8 @@ struct Out {
     title: Option<String>,
     detail: Option<String>,
     disc: Option<String>,
+    /// Usage-limit reset, compaction (issue 23).
+    extra: EventExtra,
 }
 
 impl CodexObserver {
@@ -908,6 +943,7 @@ impl CodexObserver {
             cwd,
             detail: o.detail,
             ts: now,
+            extra: o.extra,
         };
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -1122,6 +1158,7 @@ impl CodexObserver {
                 title,
                 detail: Some(detail),
                 disc: Some(format!("snap:{updated}:{st}")),
+                extra: EventExtra::default(),
             },
             raw,
             now,
@@ -1196,6 +1233,7 @@ impl CodexObserver {
                 title: None,
                 detail,
                 disc: Some(format!("req:{req_id}:{item}")),
+                extra: EventExtra::default(),
             },
             raw,
             now,
@@ -1233,6 +1271,7 @@ impl CodexObserver {
             title: None,
             detail,
             disc: emitted.clone(),
+            extra: EventExtra::default(),
         };
         let Some(tid) = thread.clone() else {
             // Thread-less notifications we do not know: one Ignore per method per run.
@@ -1264,7 +1303,7 @@ impl CodexObserver {
             "thread/status/changed" => self.on_status_changed(&tid, &p, &mk, now),
             "turn/started" => self.on_turn_started(&tid, &turn, &mk, now),
             "turn/completed" => self.on_turn_completed(&tid, &p, &turn, &mk, now),
-            "error" => self.on_error(&tid, &p, &turn, &mk),
+            "error" => self.on_error(&tid, &p, &turn, &mk, now),
             "serverRequest/resolved" => self.on_request_resolved(&tid, &mk),
             "thread/name/updated" => self.on_name_updated(&tid, &p, &mk),
             "thread/closed" => self.on_thread_closed(&tid, &mk),
@@ -1383,7 +1422,14 @@ impl CodexObserver {
                     let msg = str_at(p, &["turn", "error", "message"])
                         .map(|s| clip(s, 200))
                         .unwrap_or_else(|| "turn failed".into());
-                    mk(Signal::Activity(Activity::Error), Some(msg))
+                    match p.pointer("/turn/error").and_then(usage_limit_until(now)) {
+                        Some(until) => {
+                            let mut o = mk(Signal::Activity(Activity::Limited), Some(msg));
+                            o.extra.until = until;
+                            o
+                        }
+                        None => mk(Signal::Activity(Activity::Error), Some(msg)),
+                    }
                 }
                 "completed" | "interrupted" => {
                     if t.error_sticky {
@@ -1404,6 +1450,7 @@ impl CodexObserver {
         p: &Value,
         turn: &Option<String>,
         mk: &impl Fn(Signal, Option<String>) -> Out,
+        now: Millis,
     ) -> Out {
         let will_retry = p.get("willRetry").and_then(Value::as_bool).unwrap_or(false);
         let msg = str_at(p, &["error", "message"])
@@ -1423,7 +1470,15 @@ impl CodexObserver {
         } else {
             t.error_sticky = true;
             t.error_turn = turn.clone();
-            mk(Signal::Activity(Activity::Error), Some(msg))
+            // Issue 23: the account's usage limit is its own state, with its reset.
+            match p.get("error").and_then(usage_limit_until(now)) {
+                Some(until) => {
+                    let mut o = mk(Signal::Activity(Activity::Limited), Some(msg));
+                    o.extra.until = until;
+                    o
+                }
+                None => mk(Signal::Activity(Activity::Error), Some(msg)),
+            }
         }
     }
 
@@ -1472,8 +1527,9 @@ impl CodexObserver {
         )
     }
 
-    /// `item/started|completed`: a user message's text is the thread's last prompt; other
-    /// items say nothing (`None`: nothing is emitted).
+    /// `item/started|completed`: a user message's text is the thread's last prompt; a context
+    /// compaction keeps the turn running with the `compacting` detail while it lasts (issue
+    /// 23); other items say nothing (`None`: nothing is emitted).
     fn on_item(
         &mut self,
         tid: &str,
@@ -1483,7 +1539,22 @@ impl CodexObserver {
         now: Millis,
     ) -> Option<Out> {
         let item = p.get("item").cloned().unwrap_or(Value::Null);
-        if item.get("type").and_then(Value::as_str) != Some("userMessage") {
+        let kind = item.get("type").and_then(Value::as_str);
+        if kind == Some("contextCompaction") {
+            let t = self.thread_mut(tid);
+            if !t.turn_in_progress || t.error_sticky {
+                return None;
+            }
+            let mut o = mk(
+                Signal::Activity(Activity::Running),
+                Some("compaction".into()),
+            );
+            if m == "item/started" {
+                o.extra.work = Some(Work::Compacting);
+            }
+            return Some(o);
+        }
+        if kind != Some("userMessage") {
             return None;
         }
         let text: Vec<&str> = item
@@ -1625,5 +1696,66 @@ mod tests {
             "{got:?}"
         );
         assert!(o.thread("title").is_some_and(|t| t.ephemeral));
+    }
+
+    #[test]
+    fn usage_limit_and_compaction() {
+        let mut o = CodexObserver::new(Path::new("/nonexistent"), 1);
+        let item = |m: &str| {
+            json!({"method": m, "params": {"threadId":"t","turnId":"A",
+            "item":{"type":"contextCompaction","id":"c1"}}})
+        };
+        for m in [
+            json!({"method":"turn/started","params":{"threadId":"t","turn":{"id":"A","status":"inProgress"}}}),
+            item("item/started"),
+            item("item/completed"),
+            json!({"method":"error","params":{"threadId":"t","turnId":"A","willRetry":false,
+                "error":{"message":"You've hit your usage limit. Try again at 7:13 PM.",
+                         "codexErrorInfo":"usageLimitExceeded"}}}),
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(o.on_text(&m.1.to_string(), 1_796_410_500_000 + m.0 as Millis));
+        }
+        let evs: Vec<NormalizedEvent> = o
+            .pull("", 100)
+            .items
+            .into_iter()
+            .filter_map(|it| match it {
+                Pulled::Event { event, .. } => Some(event),
+                Pulled::Rejected { .. } => None,
+            })
+            .collect();
+        let got: Vec<(Signal, Option<Work>)> = evs
+            .iter()
+            .map(|e| (e.signal.clone(), e.extra.work))
+            .collect();
+        use Activity::*;
+        assert_eq!(
+            got,
+            vec![
+                (Signal::Activity(Running), None),
+                (Signal::Activity(Running), Some(Work::Compacting)),
+                (Signal::Activity(Running), None),
+                (Signal::Activity(Limited), None),
+            ]
+        );
+        // 2026-12-04 18:55 UTC: the next 7:13 PM (in the test's local zone) is within a day.
+        let until = evs[3].extra.until.unwrap_or(0);
+        assert!(
+            until > 1_796_410_500_000 && until <= 1_796_410_500_000 + 86_400_000,
+            "{until}"
+        );
+        // Any other error stays an error.
+        let mut o = CodexObserver::new(Path::new("/nonexistent"), 1);
+        let got = feed(
+            &mut o,
+            &[
+                json!({"method":"error","params":{"threadId":"t","turnId":"B","willRetry":false,
+                "error":{"message":"unexpected status 400","codexErrorInfo":{"httpConnectionFailed":{"httpStatusCode":400}}}}}),
+            ],
+        );
+        assert_eq!(got[0].1, Signal::Activity(Error));
     }
 }

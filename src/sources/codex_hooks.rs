@@ -62,6 +62,20 @@ pub(crate) fn map_hook(
         }
         "PermissionRequest" => (Signal::Activity(Activity::WaitingApproval), tool.clone()),
         "Stop" => (Signal::Activity(Activity::Idle), None),
+        // Issue 23: compaction. A manual `/compact` ends at the prompt; an automatic one goes
+        // on with the turn.
+        "PreCompact" => (
+            Signal::Activity(Activity::Running),
+            s(payload, "trigger").map(|t| format!("compaction ({t})")),
+        ),
+        "PostCompact" if s(payload, "trigger") == Some("manual") => (
+            Signal::Activity(Activity::Idle),
+            Some("compaction done (manual)".into()),
+        ),
+        "PostCompact" => (
+            Signal::Activity(Activity::Running),
+            s(payload, "trigger").map(|t| format!("compaction done ({t})")),
+        ),
         "Interrupt" => (
             Signal::Activity(Activity::Idle),
             Some("interrupted (Esc)".into()),
@@ -75,6 +89,10 @@ pub(crate) fn map_hook(
     let title = s(payload, "session_title")
         .or_else(|| s(payload, "thread_name"))
         .map(str::to_string);
+    let extra = crate::core::extras::EventExtra {
+        work: (name == "PreCompact").then_some(crate::core::extras::Work::Compacting),
+        ..Default::default()
+    };
     Ok(NormalizedEvent {
         event_id,
         source: SourceKind::CodexHooks,
@@ -88,6 +106,7 @@ pub(crate) fn map_hook(
         cwd: s(payload, "cwd").map(str::to_string),
         detail,
         ts,
+        extra,
     })
 }
 
@@ -141,6 +160,7 @@ pub(crate) fn map_notify(
         cwd: s(argv1, "cwd").map(str::to_string),
         detail,
         ts,
+        extra: Default::default(),
     })
 }
 

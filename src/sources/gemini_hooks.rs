@@ -83,6 +83,7 @@ pub(crate) fn map_hook(
         cwd: s("cwd").map(str::to_string),
         detail,
         ts,
+        extra: Default::default(),
     })
 }
 

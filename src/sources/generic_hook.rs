@@ -122,6 +122,7 @@ pub(crate) fn map_hook(
         cwd: opt_str(payload, "cwd").ok().flatten().map(str::to_string),
         detail: Some(format!("agent {agent}")),
         ts,
+        extra: Default::default(),
     })
 }
 

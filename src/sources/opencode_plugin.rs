@@ -82,6 +82,7 @@ pub(crate) fn map_event(
         cwd: None,
         detail,
         ts,
+        extra: Default::default(),
     })
 }
 

@@ -94,6 +94,9 @@ pub struct RolloutEnd {
     pub ts: Option<Millis>,
     /// `task_complete` with an `error` (an API error); otherwise an Esc (`turn_aborted`).
     pub failed: bool,
+    /// The error is the account's usage limit (`codex_error_info: "usage_limit_exceeded"`),
+    /// with its message (`You've hit your usage limit. … try again at 7:13 PM.`).
+    pub usage_limit: Option<String>,
 }
 
 /// Is this rollout line Codex's record of a failed or interrupted turn? Pure.
@@ -106,6 +109,18 @@ pub fn parse_rollout_end(line: &[u8]) -> Option<RolloutEnd> {
         return None;
     }
     let p = v.get("payload")?;
+    let usage_limit = (p
+        .pointer("/error/codex_error_info")
+        .and_then(|x| x.as_str())
+        == Some("usage_limit_exceeded"))
+    .then(|| {
+        p.pointer("/error/message")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .chars()
+            .take(400)
+            .collect::<String>()
+    });
     let failed = match p.get("type")?.as_str()? {
         "task_complete" => {
             if !p.get("error").is_some_and(|e| e.is_object()) {
@@ -127,6 +142,7 @@ pub fn parse_rollout_end(line: &[u8]) -> Option<RolloutEnd> {
             .and_then(|t| t.as_str())
             .and_then(parse_iso_ms),
         failed,
+        usage_limit,
     })
 }
 
@@ -497,7 +513,16 @@ impl TranscriptWatch {
     ) {
         let id =
             crate::core::hash::fnv1a64(format!("{session}|{}|{}", e.turn_id, e.failed).as_bytes());
-        let (name, detail, activity) = if e.failed {
+        let ts = e.ts.unwrap_or(now);
+        let mut extra = crate::core::extras::EventExtra::default();
+        let (name, detail, activity) = if let Some(msg) = &e.usage_limit {
+            extra.until = crate::core::extras::parse_reset(
+                msg,
+                ts,
+                crate::sys::clock::utc_offset_s(ts.div_euclid(1000)),
+            );
+            ("rollout/turn_failed", "usage_limit", Activity::Limited)
+        } else if e.failed {
             ("rollout/turn_failed", "api_error", Activity::Error)
         } else {
             (
@@ -519,7 +544,8 @@ impl TranscriptWatch {
             title: None,
             cwd: None,
             detail: Some(detail.into()),
-            ts: e.ts.unwrap_or(now),
+            ts,
+            extra,
         };
         self.enqueue(event, &line);
     }
@@ -548,6 +574,7 @@ impl TranscriptWatch {
             cwd: None,
             detail: Some(detail.into()),
             ts: i.ts.unwrap_or(now),
+            extra: Default::default(),
         };
         self.enqueue(event, &line);
     }
@@ -716,7 +743,21 @@ mod tests {
                 turn_id: "t3".into(),
                 ts: parse_iso_ms("2026-12-03T18:55:57.889Z"),
                 failed: true,
+                usage_limit: None,
             }
+        );
+        // Issue 23: the usage limit is its own kind, with the message that names the reset.
+        let limit = FAILED
+            .replace("\"other\"", "\"usage_limit_exceeded\"")
+            .replace(
+                "{\\\"error\\\": {\\\"message\\\": \\\"e2e scripted 400\\\"}}",
+                "You've hit your usage limit. Try again at 7:13 PM.",
+            );
+        let l = parse_rollout_end(limit.as_bytes()).unwrap();
+        assert_eq!(
+            l.usage_limit.as_deref(),
+            Some("You've hit your usage limit. Try again at 7:13 PM."),
+            "{limit}"
         );
         let a = parse_rollout_end(ABORTED.as_bytes()).unwrap();
         assert!(!a.failed);

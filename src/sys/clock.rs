@@ -35,6 +35,22 @@ pub(crate) fn local_hms(unix_s: i64) -> (u32, u32, u32) {
     )
 }
 
+/// The local zone's offset from UTC at `unix_s`, seconds east (0 when it cannot be read).
+/// Agents print reset times in local wall time (issue 23).
+pub(crate) fn utc_offset_s(unix_s: i64) -> i64 {
+    let t = unix_s as libc::time_t;
+    // SAFETY: tm is plain data; localtime_r writes into our zeroed struct or returns null.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to a local time_t and tm.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return 0;
+    }
+    // `c_long` is `i64` here, `i32` on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let off = i64::from(tm.tm_gmtoff);
+    off.clamp(-86_400, 86_400)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +64,7 @@ mod tests {
         let (_, m, s) = local_hms(3_600 * 24 * 365 + 7 * 60 + 9);
         assert_eq!(s, 9);
         assert!(m == 7 || m == 37 || m == 52 || m == 22, "{m}");
+        let off = utc_offset_s(now_ms() / 1000);
+        assert!((-86_400..=86_400).contains(&off));
     }
 }

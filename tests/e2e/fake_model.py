@@ -22,6 +22,19 @@ What a turn does is chosen by words in the newest user text (the "directive"):
              dropped before completion), then a slow answer: the client shows its retry UI
   midfail    the stream starts, then an error event (Codex: response.failed)
   hang       the stream starts, then nothing for HANG seconds
+  Issue 23 (answers shaped as the real services send them; protocols.md "Usage limits, ..."):
+  limit      the account's usage limit. Claude: HTTP 429 rate_limit_error with the unified
+             rate-limit headers (status rejected, reset, representative claim seven_day, the
+             5h/7d utilization/reset pairs). Codex: HTTP 429 with the `usage_limit_reached`
+             body and the x-codex-primary/secondary-* headers. The reset is the next whole
+             minute at least 60 s away (both TUIs print it to the minute).
+  overloadN  Claude: the first N attempts get HTTP 529 overloaded_error (retry-after: 1), then
+             a slow answer: the TUI shows "Retrying in 1s · attempt k/n"
+  ratelimitN Claude: the same with a plain HTTP 429 rate_limit_error (no unified headers)
+  bgshell    a shell command that keeps running after the turn (Claude: Bash with
+             run_in_background; Codex: exec_command that yields after 0.5 s), 12 s long
+  A compaction request (Claude's "create a detailed summary of", Codex's "CONTEXT CHECKPOINT
+  COMPACTION") gets a summary after COMPACT_DELAY seconds, so the compacting screen lasts.
   (other)    a short answer after a short delay
 After a tool result the reply is "Done: the command ran." after AFTER_TOOL seconds.
 Requests that carry no shell tool (titles, topic detection) are side requests: fast, plain.
@@ -39,6 +52,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SHORT_DELAY = 1.0
 AFTER_TOOL = 3.0
 HANG = 300.0
+COMPACT_DELAY = 3.0
+BG_SECONDS = 12
+
+
+def limit_reset():
+    """Epoch seconds of the next whole minute at least 60 s away."""
+    return (int(time.time()) // 60 + 2) * 60
 QUESTION = "Which database should the new service use?"
 
 _attempts = {}
@@ -65,11 +85,11 @@ def directive(text):
     """(kind, seconds-or-count) from the prompt words."""
     words = re.findall(r"[a-z]+\d*", text.lower())
     for w in words:
-        m = re.fullmatch(r"(slow|flaky)(\d*)", w)
+        m = re.fullmatch(r"(slow|flaky|overload|ratelimit)(\d*)", w)
         if m:
             n = int(m.group(2)) if m.group(2) else (8 if m.group(1) == "slow" else 2)
             return m.group(1), n
-    for kind in ("toolesc", "tool", "askq", "fail500", "fail", "midfail", "hang"):
+    for kind in ("toolesc", "tool", "askq", "fail500", "fail", "midfail", "hang", "limit", "bgshell"):
         if kind in words:
             return kind, 0
     return "short", 0
@@ -99,9 +119,11 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return {}
 
-    def send_json(self, status, obj):
+    def send_json(self, status, obj, headers=None):
         data = json.dumps(obj).encode()
         self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, str(v))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("request-id", "req_e2e_" + uuid.uuid4().hex[:10])
@@ -166,7 +188,13 @@ class Handler(BaseHTTPRequestHandler):
         # Claude joins the user turns after an error or a deny: the newest text block counts.
         texts = [t for t in (clean(t) for t in texts) if t]
         prompt = texts[-1] if texts else ""
-        if "Bash" not in tools:
+        if any("create a detailed summary of" in t for t in texts):
+            kind, arg = "compact", 0
+        elif prompt.startswith("<task-notification>"):
+            # Claude's own turn when a background task ends (its words, e.g. "tool-use-id",
+            # are no directive)
+            kind, arg = "short", 0
+        elif "Bash" not in tools:
             kind, arg = "side", 0
         elif tool_result and not prompt:
             kind, arg = "after_tool", 0
@@ -178,6 +206,28 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(500, {"type": "error", "error": {"type": "api_error", "message": "e2e flaky 500"}})
         if kind == "fail500":
             return self.send_json(500, {"type": "error", "error": {"type": "api_error", "message": "e2e scripted 500"}})
+        if kind in ("overload", "ratelimit") and bump("anthropic:" + conv + ":" + prompt) < arg:
+            if kind == "overload":
+                return self.send_json(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+                                      {"retry-after": 1, "x-should-retry": "true"})
+            return self.send_json(429, {"type": "error", "error": {"type": "rate_limit_error",
+                                                                   "message": "e2e transient rate limit"}},
+                                  {"retry-after": 1, "x-should-retry": "true"})
+        if kind == "limit":
+            reset = limit_reset()
+            return self.send_json(429, {"type": "error", "error": {"type": "rate_limit_error",
+                                                                   "message": "This request would exceed your account's rate limit. Please try again later."}},
+                                  {"anthropic-ratelimit-unified-status": "rejected",
+                                   "anthropic-ratelimit-unified-reset": reset,
+                                   "anthropic-ratelimit-unified-representative-claim": "seven_day",
+                                   "anthropic-ratelimit-unified-5h-utilization": "0.4",
+                                   "anthropic-ratelimit-unified-5h-reset": reset,
+                                   "anthropic-ratelimit-unified-7d-utilization": "1.0",
+                                   "anthropic-ratelimit-unified-7d-reset": reset,
+                                   "anthropic-ratelimit-unified-fallback": "unavailable",
+                                   "anthropic-ratelimit-unified-overage-status": "rejected",
+                                   "anthropic-ratelimit-unified-overage-disabled-reason": "org_level_disabled",
+                                   "x-should-retry": "false"})
         if kind == "fail":
             return self.send_json(400, {"type": "error", "error": {"type": "invalid_request_error",
                                                                    "message": "e2e scripted 400"}})
@@ -227,6 +277,12 @@ class Handler(BaseHTTPRequestHandler):
     @staticmethod
     def claude_blocks(kind, arg, prompt, req):
         """([(kind, value)], (initial wait, seconds per word))."""
+        if kind == "compact":
+            return [("text", "<summary>e2e summary of the conversation so far.</summary>")], (COMPACT_DELAY, 0.01)
+        if kind == "bgshell":
+            return [("text", "Starting it in the background."),
+                    ("tool_use", ("Bash", {"command": "sleep %d" % BG_SECONDS, "description": "Sleep in the background",
+                                           "run_in_background": True}))], (SHORT_DELAY, 0.01)
         if kind == "side":
             system = json.dumps(req.get("system", "")).lower()
             reply = '{"isNewTopic": false, "title": null}' if "topic" in system else (
@@ -242,7 +298,7 @@ class Handler(BaseHTTPRequestHandler):
             return [("text", "One question first."), ("tool_use", ("AskUserQuestion", {"questions": [q]}))], (SHORT_DELAY, 0.01)
         if kind == "after_tool":
             return [("text", "Done: the command ran.")], (AFTER_TOOL, 0.01)
-        if kind in ("slow", "flaky"):
+        if kind in ("slow", "flaky", "overload", "ratelimit"):
             n = arg if kind == "slow" else 4
             text = "Slow answer " + " ".join("w%d" % i for i in range(20)) + " finished."
             return [("text", text)], (0.3, max(n - 0.3, 0.1) / 22)
@@ -261,7 +317,9 @@ class Handler(BaseHTTPRequestHandler):
                 break
         prompt = clean(prompt)
         last = items[-1].get("type") if items else None
-        if not any(n in tools for n in ("exec_command", "shell_command", "shell", "local_shell")):
+        if "CONTEXT CHECKPOINT COMPACTION" in prompt:
+            kind, arg = "compact", 0
+        elif not any(n in tools for n in ("exec_command", "shell_command", "shell", "local_shell")):
             kind, arg = "side", 0
         elif last in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
             kind, arg = "after_tool", 0
@@ -273,6 +331,17 @@ class Handler(BaseHTTPRequestHandler):
                                                   "message": "e2e scripted 400"}})
         if kind == "fail500":
             return self.send_json(500, {"error": {"type": "server_error", "message": "e2e scripted 500"}})
+        if kind == "limit":
+            reset = limit_reset()
+            left = reset - int(time.time())
+            return self.send_json(429, {"error": {"type": "usage_limit_reached",
+                                                  "message": "The usage limit has been reached",
+                                                  "plan_type": "plus", "resets_at": reset, "resets_in_seconds": left}},
+                                  {"x-codex-primary-used-percent": "100.0", "x-codex-primary-window-minutes": "300",
+                                   "x-codex-primary-reset-at": reset, "x-codex-primary-reset-after-seconds": left,
+                                   "x-codex-secondary-used-percent": "40.0", "x-codex-secondary-window-minutes": "10080",
+                                   "x-codex-secondary-reset-at": reset + 86400,
+                                   "x-codex-secondary-reset-after-seconds": left + 86400})
         seq = [0]
 
         def ev(name, **data):
@@ -298,9 +367,11 @@ class Handler(BaseHTTPRequestHandler):
             ev("response.failed", response=dict(resp, status="failed",
                                                 error={"code": "server_error", "message": "e2e mid-stream failure"}))
             return
-        if kind in ("tool", "toolesc", "askq"):
+        if kind in ("tool", "toolesc", "askq", "bgshell"):
             time.sleep(SHORT_DELAY)
-            if kind == "askq":
+            if kind == "bgshell":
+                name, args = "exec_command", {"cmd": "sleep %d" % BG_SECONDS, "yield_time_ms": 500}
+            elif kind == "askq":
                 name, args = "request_user_input", {"questions": [{
                     "id": "db", "header": "Database", "question": QUESTION,
                     "options": [{"label": "PostgreSQL (Recommended)", "description": "Relational"},
@@ -323,6 +394,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             if kind == "side":
                 text, wait, per_word = "E2E task", 0.0, 0.0
+            elif kind == "compact":
+                text, wait, per_word = "e2e summary of the conversation so far.", COMPACT_DELAY, 0.01
             elif kind == "after_tool":
                 text, wait, per_word = "Done: the command ran.", AFTER_TOOL, 0.01
             elif kind in ("slow", "flaky"):

@@ -30,10 +30,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLL = 0.02
 GRACE = 4.0
-FIELDS = ["state", "evidence", "presence", "provider", "attn", "gattn", "cmd", "title", "daemon"]
+FIELDS = ["state", "evidence", "presence", "provider", "attn", "gattn", "cmd", "title", "daemon",
+          "detail", "until", "bg"]
 FMT = "\t".join(["#{@agtmux_state}", "#{@agtmux_evidence}", "#{@agtmux_presence}", "#{@agtmux_provider}",
                  "#{@agtmux_attention_kind}", "#{@agtmux_attention}", "#{pane_current_command}", "#{pane_title}",
-                 "#{@agtmux_daemon}"])
+                 "#{@agtmux_daemon}", "#{@agtmux_detail}", "#{@agtmux_until}", "#{@agtmux_background}"])
 # Codex variants: "codex" = Codex's default (features.daemon_auto_start = true: the TUI starts or reuses
 # the managed app-server daemon, which agtmux observes on its control socket); "codex-nd" = the
 # daemon switched off (the app-server runs inside the TUI: agtmux has hooks + screen only).
@@ -41,6 +42,8 @@ CODEX_VARIANTS = {"codex": True, "codex-nd": False}
 # Issue 22: Gemini CLI and OpenCode (full scenario at 120x40 only; no short passes yet).
 MORE_AGENTS = ["gemini", "opencode"]
 API_KEY = "sk-ant-api03-e2e-offline-key-00000000000000000000"
+# Issue 23: Claude shows its usage-limit screen only with a subscriber login (protocols.md).
+OAUTH_TOKEN = "sk-ant-oat01-e2e-offline-token-0000000000000000000000"
 
 
 def now():
@@ -250,13 +253,15 @@ class Suite:
                 p.wait()
 
     # -- panes --------------------------------------------------------------------------------
-    def new_pane(self, agent, size):
+    def new_pane(self, agent, size, tag=""):
         cols, rows = size
-        session = "%s-%dx%d" % (agent, cols, rows)
+        session = "%s%s-%dx%d" % (agent, "-" + tag if tag else "", cols, rows)
         if agent == "claude":
-            extra = ("ANTHROPIC_BASE_URL=http://127.0.0.1:%d ANTHROPIC_API_KEY=%s DISABLE_TELEMETRY=1 "
+            login = ("CLAUDE_CODE_OAUTH_TOKEN=%s" % OAUTH_TOKEN if tag == "sub"
+                     else "ANTHROPIC_API_KEY=%s" % API_KEY)
+            extra = ("ANTHROPIC_BASE_URL=http://127.0.0.1:%d %s DISABLE_TELEMETRY=1 "
                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 DISABLE_ERROR_REPORTING=1 "
-                     "CLAUDE_CODE_MAX_RETRIES=2" % (self.port, API_KEY))
+                     "CLAUDE_CODE_MAX_RETRIES=2" % (self.port, login))
         elif agent == "gemini":
             extra = "GEMINI_API_KEY=e2e-dummy GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:%d" % self.port
         elif agent == "opencode":
@@ -307,11 +312,13 @@ HEADER = ("| %-8s | %-7s | %-44s | %-16s | %-16s | %-13s | %7s | %-4s | %s |\n" 
 class Agent:
     """One TUI in one pane, driven step by step."""
 
-    def __init__(self, suite, agent, size):
+    def __init__(self, suite, agent, size, tag=""):
         self.s, self.agent, self.size = suite, agent, size
         self.kind = agent.split("-")[0]  # claude | codex
         self.cap = agent.replace("-", "")  # capture label prefix
-        self.pane, self.session = suite.new_pane(agent, size)
+        # the row's name: a second pane of the same agent (issue 23's states) carries a tag
+        self.name = agent + ("/" + tag if tag else "")
+        self.pane, self.session = suite.new_pane(agent, size, tag)
         self.label = "%dx%d" % size
         self.failed = False
         self.last_prompt = None
@@ -319,7 +326,23 @@ class Agent:
     def send(self, text):
         self.last_prompt = text
         self.s.tmux("send-keys", "-t", self.pane, "-l", text)
+        # Enter only once the input shows the text: the TUI has read it by then
+        tail = text[-12:]
+        end = now() + 5
+        while now() < end and tail not in self.s.snap(self.pane)[1]:
+            time.sleep(0.1)
         time.sleep(0.2)
+        before = self.s.snap(self.pane)[1]
+        self.s.tmux("send-keys", "-t", self.pane, "Enter")
+        # A TUI that is still starting may drop an Enter (Gemini did, about 1 run in 3 on a busy
+        # machine: the prompt stayed in its box unsent). A screen that does not change at all
+        # within 3 s means the Enter went nowhere: press it once more, as a person would.
+        end = now() + 3
+        while now() < end:
+            if self.s.snap(self.pane)[1] != before:
+                return
+            time.sleep(0.1)
+        print("%s: the screen did not change after Enter; pressing it again" % self.name, file=sys.stderr)
         self.s.tmux("send-keys", "-t", self.pane, "Enter")
 
     def key(self, *keys):
@@ -375,7 +398,7 @@ class Agent:
             self.dump(name)
         if capture and ok:
             self.s.capture(self.pane, capture, self.size, want.get("state", "none"))
-        self.last_row = {"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
+        self.last_row = {"agent": self.name, "size": self.label, "step": name, "expected": fmt_want(want),
                          "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
                          "latency": (t_agt - t_screen) if ok else None, "result": "PASS" if ok else "FAIL",
                          "note": note, "det": opts.get("evidence") == "deterministic",
@@ -405,7 +428,7 @@ class Agent:
             note = "%d/%d polls wrong: %s" % (len(bad), polls, sorted(set(bad)))
         elif not ok:
             note = "screen left the state early (%d/%d)" % (screen_ok, polls)
-        self.s.record({"agent": self.agent, "size": self.label, "step": name, "expected": fmt_want(want),
+        self.s.record({"agent": self.name, "size": self.label, "step": name, "expected": fmt_want(want),
                        "got": opts.get("state") or "(unset)", "evidence": opts.get("evidence") or "-",
                        "latency": None, "result": "PASS" if ok else "FAIL", "note": note, "det": False})
         if not ok:
@@ -413,7 +436,8 @@ class Agent:
         return ok
 
     def dump(self, name):
-        fn = os.path.join(self.s.logs, "fail-%s-%s-%s.txt" % (self.agent, self.label, re.sub(r"\W+", "_", name)))
+        fn = os.path.join(self.s.logs, "fail-%s-%s-%s.txt" % (self.name.replace("/", "-"), self.label,
+                                                               re.sub(r"\W+", "_", name)))
         opts, txt = self.s.snap(self.pane)
         size = self.s.tmux("display", "-p", "-t", self.pane, "#{pane_width}x#{pane_height}").strip()
         with open(fn, "w") as f:
@@ -461,6 +485,10 @@ def fmt_want(w):
         v = str(v) if callable(v) else "|".join(sorted(v)) if isinstance(v, (set, tuple)) else (v or "''")
         parts.append(v if k == "state" else "%s=%s" % (k, v))
     return " ".join(parts)
+
+
+def last_lines(txt, n):
+    return "\n".join([ln for ln in txt.splitlines() if ln.strip()][-n:])
 
 
 def last_line(txt):
@@ -740,6 +768,110 @@ def appserver_cycle(s, a):
            codex_idle_after(a, r"finished\."), timeout=20)
 
 
+# -- Issue 23: usage limit, retries, background work, compaction -------------------------------------
+class NonEmpty:
+    """A `want` value: the option is set."""
+
+    def __call__(self, val):
+        return bool(val)
+
+    def __str__(self):
+        return "set"
+
+
+NONEMPTY = NonEmpty()
+
+
+def reset_passes(a, want_state="idle"):
+    """The usage limit's reset (the next whole minute >= 60 s away, fake_model.limit_reset) passes:
+    the pane is ready again with nothing left of the limit. Nothing on screen changes then."""
+    t0 = now()
+    a.step("reset time passes -> %s" % want_state, {"state": want_state, "until": "", "attn": Has("limit", neg=True)},
+           lambda t: True, timeout=150, grace=150)
+    # not a latency: the wait for the reset time (kept out of the p95)
+    a.last_row.update(latency=None, det=False, note=("waited %.0f s for the reset %s" % (
+        now() - t0, a.last_row["note"])).strip())
+
+
+def claude_states(s, size, cap):
+    """Claude Code with an API-key login: retries (529 overload, plain 429), a background shell
+    after the turn, and /compact."""
+    a = Agent(s, "claude", size, tag="st")
+    C = "claude_%s_" % a.label
+    a.step("start -> idle", {"state": "idle", "presence": "managed"}, C_IDLE, lambda: a.send("claude"), timeout=40)
+    a.step("529 overloaded, retrying -> running + retrying k/n", {"state": "running", "detail": Has("retrying ")},
+           r"Retrying in \d+s.*attempt \d+/\d+", lambda: a.send("please overload2"),
+           capture=cap and C + "11_retrying_overloaded")
+    a.step("overload retry succeeds -> idle, no detail", {"state": "idle", "detail": ""},
+           claude_idle_after(a, r"finished\.\s*$"), timeout=40)
+    a.step("429 rate limited, retrying -> running + retrying k/n", {"state": "running", "detail": Has("retrying ")},
+           r"Retrying in \d+s.*attempt \d+/\d+", lambda: a.send("please ratelimit2"),
+           capture=cap and C + "12_retrying_rate_limited")
+    a.step("429 retry succeeds -> idle", {"state": "idle", "detail": ""},
+           claude_idle_after(a, r"finished\.\s*$"), timeout=40)
+    # `sleep` is a command Claude runs without asking
+    a.step("turn ends, shell runs -> idle + background 1 (not done)", {"state": "idle", "bg": "1", "attn": ""},
+           lambda t: bool(re.search(r"\b1 shell\b", t)) and C_RUN not in t, lambda: a.send("please bgshell"),
+           timeout=30, capture=cap and C + "13_background_shell")
+    # Claude reports the end and answers it in a turn of its own (the earlier "1 shell still
+    # running" stays in the transcript above)
+    a.step("background shell ends -> idle, no background", {"state": "idle", "bg": ""},
+           lambda t: bool(re.search(r"Background command .* completed", t)) and C_RUN not in t
+           and bool(re.search(C_IDLE, last_lines(t, 3))), timeout=60, grace=10)
+    a.step("/compact -> running + compacting", {"state": "running", "detail": "compacting"},
+           r"Compacting conversation", lambda: a.send("/compact"), capture=cap and C + "14_compacting")
+    a.step("compacted -> idle", {"state": "idle", "detail": ""},
+           lambda t: "Compacting conversation" not in t and re.search(r"(?i)compacted", t), timeout=40)
+    return a
+
+
+def claude_limit(s, size, cap):
+    """Claude Code with a subscriber login: the account's usage limit (a 429 with the unified
+    rate-limit headers), then the reset passes."""
+    a = Agent(s, "claude", size, tag="sub")
+    C = "claude_%s_" % a.label
+    a.step("start (subscriber login) -> idle", {"state": "idle", "presence": "managed"}, C_IDLE,
+           lambda: a.send("claude"), timeout=60)
+    a.step("usage limit -> limited, until", {"state": "limited", "attn": "limit", "until": NONEMPTY,
+                                             "detail": Has("limit until "), "gattn": Has(" until ")},
+           r"You've hit your", lambda: a.send("please limit"), timeout=40, capture=cap and C + "15_usage_limit")
+    a.save_explain("usage limit")
+    reset_passes(a)
+    # Not driven further: in the runs of 2026-12-04, Claude Code 2.1.197 (subscriber login) took
+    # a prompt typed right after the reset off its input box without sending it (no request
+    # reached the fake model), so "the next turn" here would test Claude, not agtmux.
+    return a
+
+
+def codex_states(s, size, cap, variant):
+    """Codex: a stream retry, a background terminal after the turn, /compact, the usage limit
+    (`usage_limit_reached`) and its reset."""
+    a = Agent(s, variant, size, tag="st")
+    C = "%s_%s_" % (a.cap, a.label)
+    codex_start(a, False)
+    a.step("stream retry -> running + retrying k/n", {"state": "running", "detail": Has("retrying ")},
+           # three dropped streams: Codex's "Reconnecting... k/3" shows long enough for the
+           # screen poller (no event says it); with two it was missed once in five runs
+           r"Reconnecting", lambda: a.send("please flaky3"), capture=cap and C + "11_retrying")
+    a.step("retry succeeds -> idle, no detail", {"state": "idle", "detail": ""},
+           codex_idle_after(a, r"finished\."), timeout=40)
+    a.step("turn ends, terminal runs -> idle + background 1", {"state": "idle", "bg": "1"},
+           lambda t: bool(re.search(r"1 background terminal", t)) and "esc to interrupt" not in t,
+           lambda: a.send("please bgshell"), timeout=40, capture=cap and C + "13_background_terminal")
+    a.step("background terminal ends -> idle, no background", {"state": "idle", "bg": ""},
+           lambda t: "background terminal" not in t, timeout=60, grace=10)
+    a.step("/compact -> running + compacting", {"state": "running", "detail": "compacting"},
+           r"Compacting context", lambda: a.send("/compact"), capture=cap and C + "14_compacting")
+    a.step("compacted -> idle", {"state": "idle", "detail": ""},
+           lambda t: "Compacting context" not in t and "Context compacted" in t, timeout=40)
+    a.step("usage limit -> limited, until", {"state": "limited", "attn": "limit", "until": NONEMPTY,
+                                             "detail": Has("limit until ")},
+           r"hit your usage limit", lambda: a.send("please limit"), timeout=40, capture=cap and C + "15_usage_limit")
+    a.save_explain("usage limit")
+    reset_passes(a)
+    return a
+
+
 def pending(s, agent, name, why):
     s.record({"agent": agent, "size": "-", "step": name, "expected": "-", "got": "-", "evidence": "-",
               "latency": None, "result": "PEND", "note": why, "det": False})
@@ -777,7 +909,7 @@ def gemini_full(s, size, cap):
     a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "gemini"}, G_IDLE,
            lambda: a.send("gemini"), timeout=60, capture=cap and G + "01_idle")
     a.step("prompt -> running", {"state": "running"}, G_RUN, lambda: a.send("please answer slow6"))
-    a.step("finish -> idle", {"state": "idle"}, gemini_idle_after(a, r"finished\."), timeout=20)
+    a.step("finish -> idle", {"state": "idle"}, gemini_idle_after(a, r"finished\."), timeout=40)
     a.step("tool call -> waiting_approval", {"state": "waiting_approval"}, r"Allow execution of",
            lambda: a.send("please use the tool"), capture=cap and G + "02_approval")
     a.step("approve -> idle after the tool", {"state": "idle"}, gemini_idle_after(a, r"Done: the command ran"),
@@ -817,7 +949,7 @@ def opencode_full(s, size, cap):
     a.step("start -> idle", {"state": "idle", "presence": "managed", "provider": "opencode"}, O_IDLE,
            lambda: a.send("opencode"), timeout=90, capture=cap and O + "01_idle")
     a.step("prompt -> running", {"state": "running"}, O_RUN, lambda: a.send("please answer slow6"))
-    a.step("finish -> idle", {"state": "idle"}, opencode_idle_after(a, r"finished\."), timeout=20)
+    a.step("finish -> idle", {"state": "idle"}, opencode_idle_after(a, r"finished\."), timeout=40)
     a.step("bash -> waiting_approval", {"state": "waiting_approval"}, r"Permission required",
            lambda: a.send("please use the tool"), capture=cap and O + "02_approval")
     a.step("allow once -> idle after the tool", {"state": "idle"}, opencode_idle_after(a, r"Done: the command ran"),
@@ -1012,6 +1144,9 @@ def main():
                     "(approve/deny/reply from the CLI and the popup) (default all)")
     ap.add_argument("--sizes", default="80x24,200x50", help="extra sizes for the short pass ('' = none)")
     ap.add_argument("--captures", action="store_true", help="save labelled captures under RUN/captures")
+    ap.add_argument("--phases", default="main,states",
+                    help="main = the scenarios of issues 9/22, states = issue 23's (usage limit, retries, "
+                         "background work, compaction)")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -1021,8 +1156,11 @@ def main():
     try:
         s.setup()
         only = set((a.only or "claude,codex,codex-nd,gemini,opencode,actions").split(","))
+        phases = set(a.phases.split(","))
         agents = [x for x in ["claude"] + list(CODEX_VARIANTS) if x in only]
         more = [x for x in MORE_AGENTS if x in only]
+        if "main" not in phases:
+            agents, more = [], []
         full = dict({"claude": claude_full, "gemini": gemini_full, "opencode": opencode_full},
                     **{v: lambda s, sz, cap, v=v: codex_full(s, sz, cap, v) for v in CODEX_VARIANTS})
         out, errs = parallel(*[lambda x=x: full[x](s, (120, 40), a.captures) for x in agents + more])
@@ -1031,7 +1169,8 @@ def main():
         for x in extra:
             (gemini_exit if x.agent == "gemini" else opencode_exit)(x)
         live = [x for x in out if x is not None and x.agent not in MORE_AGENTS]
-        daemon_restart(s, live)
+        if live:
+            daemon_restart(s, live)
         for x in live:
             if x.agent == "codex":
                 appserver_cycle(s, x)
@@ -1043,11 +1182,19 @@ def main():
             c, r = (int(v) for v in sz.split("x"))
             _, errs = parallel(*[lambda x=x: short[x](s, (c, r), a.captures) for x in agents])
             errors += errs
-        if "actions" in only:
+        if "actions" in only and "main" in phases:
             # one at a time: both drive the one attached client's popup
             for f in (actions_claude, actions_codex, actions_gemini):
                 _, errs = parallel(lambda f=f: f(s))
                 errors += errs
+        if "states" in phases:
+            # Issue 23's panes, after the main pass (so its daemon restart and app-server kill do
+            # not cut through them); side by side (the usage limit's reset takes 1-2 min).
+            st = []
+            if "claude" in only:
+                st += [lambda: claude_states(s, (120, 40), a.captures), lambda: claude_limit(s, (120, 40), a.captures)]
+            st += [lambda v=v: codex_states(s, (120, 40), a.captures, v) for v in CODEX_VARIANTS if v in only]
+            errors += parallel(*st)[1]
     except Exception as e:  # noqa: BLE001
         import traceback
         traceback.print_exc()

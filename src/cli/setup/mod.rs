@@ -51,6 +51,8 @@ pub const CLAUDE_EVENTS: &[&str] = &[
     "SubagentStop",
     "SessionEnd",
     "PreCompact",
+    // Issue 23: the end of a compaction (a manual `/compact` fires no Stop).
+    "PostCompact",
 ];
 
 /// Codex hook events agtmux listens to (Codex's hooks; seen with codex-cli 0.169).
@@ -63,6 +65,9 @@ pub const CODEX_EVENTS: &[&str] = &[
     "Stop",
     "Interrupt",
     "SessionEnd",
+    // Issue 23: compaction (protocols.md: automatic ones fire before UserPromptSubmit).
+    "PreCompact",
+    "PostCompact",
 ];
 
 impl Agent {

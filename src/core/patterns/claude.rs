@@ -77,6 +77,21 @@ pub(crate) static RULES: &[Rule] = &[
         confidence: 0.85,
         when: &[c(Footer, r"(?i)esc to interrupt")],
     },
+    // Issue 23: the turn stopped on the account's usage limit (the message names the reset
+    // time). Only with a subscriber login; an API-key login retries instead (protocols.md).
+    Rule {
+        name: "claude_last_turn_usage_limit",
+        provider: P,
+        activity: Activity::Limited,
+        confidence: 0.85,
+        when: &[
+            c(
+                LastTurn,
+                r"(?m)^(●|\s*⎿)\s+You[’']ve hit your [a-z'’ ]{0,40}limit",
+            ),
+            c(InputBox, r"^❯"),
+        ],
+    },
     Rule {
         name: "claude_last_turn_api_error",
         provider: P,

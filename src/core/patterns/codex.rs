@@ -73,6 +73,17 @@ pub(crate) static RULES: &[Rule] = &[
             c(InputBox, r"^›"),
         ],
     },
+    // Issue 23: `■ You've hit your usage limit. … try again at 7:13 PM.`
+    Rule {
+        name: "codex_last_turn_usage_limit",
+        provider: P,
+        activity: Activity::Limited,
+        confidence: 0.85,
+        when: &[
+            c(LastTurn, r"(?m)^■\s+You[’']ve hit your usage limit"),
+            c(InputBox, r"^›"),
+        ],
+    },
     Rule {
         name: "codex_last_turn_error",
         provider: P,

@@ -4,7 +4,7 @@
 //! WHY apart from dispatch: the shapes are the API's contract with the CLI and the popup;
 //! keeping them in one file keeps them consistent and easy to compare with docs/api.md.
 use super::View;
-use crate::core::attention::{self, PaneView};
+use crate::core::attention;
 use crate::core::types::SourceKind;
 use crate::projection::PaneModel;
 use serde_json::{Value, json};
@@ -23,11 +23,7 @@ fn opt_str<T: fmt::Display>(x: Option<T>) -> Value {
 
 /// The read model of one pane (docs/api.md "Pane").
 pub(crate) fn pane_json(p: &PaneModel, view: &View) -> Value {
-    let pv = PaneView {
-        managed: p.is_managed(),
-        activity: p.activity(),
-        attention: p.attention,
-    };
+    let pv = crate::daemon::publish::view(p);
     let info = view.registry.panes.get(&p.instance.pane_id);
     json!({
         "pane_id": p.instance.pane_id,
@@ -47,6 +43,9 @@ pub(crate) fn pane_json(p: &PaneModel, view: &View) -> Value {
         "title": p.title,
         "title_source": p.title_source.as_str(),
         "since_ms": p.since,
+        "until_ms": p.extras.until,
+        "background": p.extras.background,
+        "detail": p.extras.label(p.activity(), view.projection.utc_offset_s),
         "version": p.version,
         "command": info.map(|i| i.current_command.clone()).unwrap_or_default(),
         "focused": view.registry.focused(&p.instance.pane_id),

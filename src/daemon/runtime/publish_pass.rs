@@ -16,6 +16,9 @@ impl Runtime {
             return;
         }
         let reg = &self.registry;
+        // Reset times are printed in local wall time (issue 23).
+        self.projection
+            .set_utc_offset(crate::sys::clock::utc_offset_s(now / 1000));
         let changed = self.projection.resolve_dirty(now, &|id| reg.focused(id));
         self.notify.observe(&self.projection, &changed, now);
         let evidence: Vec<_> = (changed.iter())
