@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, VecDeque};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryPolicy {
     pub ack_timeout: Millis,
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
 }
 
 impl Default for DeliveryPolicy {
@@ -47,7 +47,7 @@ impl Default for DeliveryPolicy {
 
 impl DeliveryPolicy {
     /// Defaults, overridden by `AGTMUX_ACK_TIMEOUT_MS` and `AGTMUX_ACK_MAX_ATTEMPTS`.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let mut p = DeliveryPolicy::default();
         let num = |k: &str| {
             std::env::var(k)
@@ -78,14 +78,14 @@ pub struct Inflight {
     pub rows: Vec<EventRow>,
     /// Deliveries so far (1 = the first).
     pub attempts: u32,
-    pub lease_deadline: Millis,
+    pub(crate) lease_deadline: Millis,
     pub acked: bool,
     /// Out of redeliveries: waiting for the store, no lease.
     pub held: bool,
 }
 
 /// Tokens whose story is kept.
-pub const MAX_TOKEN_TRACES: usize = 1024;
+pub(crate) const MAX_TOKEN_TRACES: usize = 1024;
 /// Event ids kept per token trace.
 const MAX_TRACE_EVENTS: usize = 16;
 
@@ -97,7 +97,7 @@ pub struct TokenTrace {
     pub from: String,
     pub to: String,
     pub items: usize,
-    pub event_ids: Vec<String>,
+    pub(crate) event_ids: Vec<String>,
     /// (time, step, detail): `pull_events`, `delivery`, `ack_timeout`, `redelivery`, `ack`,
     /// `ack_retry_exhausted`.
     pub steps: Vec<(Millis, &'static str, String)>,
@@ -122,22 +122,22 @@ impl TokenTrace {
 }
 
 /// Parse `d0000002a` (as logged) or bare hex.
-pub fn parse_token(s: &str) -> Option<u64> {
+pub(crate) fn parse_token(s: &str) -> Option<u64> {
     u64::from_str_radix(s.strip_prefix('d').unwrap_or(s), 16).ok()
 }
 
 /// Counters (metrics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeliveryStats {
+pub(crate) struct DeliveryStats {
     pub batches: u64,
     pub acked: u64,
-    pub ack_timeouts: u64,
+    pub(crate) ack_timeouts: u64,
     pub redeliveries: u64,
     /// Items pulled again by a redelivery or a replay and found already applied.
     pub duplicates: u64,
     pub retry_exhausted: u64,
     /// Restarts from `committed_cursor` behind a recorded `fetched_cursor`, and re-pulls.
-    pub rewinds: u64,
+    pub(crate) rewinds: u64,
     /// Rows that never became durable. Always 0 since issue 16 (exhausted batches are held,
     /// not dropped); kept so the metric still says so.
     pub drops: u64,
@@ -145,7 +145,7 @@ pub struct DeliveryStats {
 
 /// What to do with an expired lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expired {
+pub(crate) enum Expired {
     /// Deliver the same token again (attempt number).
     Redeliver(u64, u32),
     /// Out of redeliveries: the source is degraded and the batch held until the store is back.
@@ -155,18 +155,18 @@ pub enum Expired {
 /// The inflight table.
 #[derive(Debug, Default)]
 pub struct Delivery {
-    pub policy: DeliveryPolicy,
+    pub(crate) policy: DeliveryPolicy,
     next_token: u64,
     inflight: VecDeque<Inflight>,
     /// Committed cursor per source after the last contiguous ack.
     committed: BTreeMap<String, String>,
     /// Sources degraded by an exhausted retry, with the reason.
     pub degraded: BTreeMap<String, &'static str>,
-    pub stats: DeliveryStats,
+    pub(crate) stats: DeliveryStats,
     traces: VecDeque<TokenTrace>,
 }
 
-pub fn token_str(t: u64) -> String {
+pub(crate) fn token_str(t: u64) -> String {
     format!("d{t:08x}")
 }
 
@@ -243,7 +243,7 @@ impl Delivery {
     }
 
     /// The recent token that carried `event_id`.
-    pub fn token_of(&self, event_id: &str) -> Option<u64> {
+    pub(crate) fn token_of(&self, event_id: &str) -> Option<u64> {
         self.traces
             .iter()
             .rev()
@@ -252,14 +252,20 @@ impl Delivery {
     }
 
     /// Add a step to a token's story (the gateway's re-pull on redelivery).
-    pub fn trace_step(&mut self, token: u64, now: Millis, step: &'static str, detail: String) {
+    pub(crate) fn trace_step(
+        &mut self,
+        token: u64,
+        now: Millis,
+        step: &'static str,
+        detail: String,
+    ) {
         if let Some(t) = self.traces.iter_mut().rev().find(|t| t.token == token) {
             t.steps.push((now, step, detail));
         }
     }
 
     /// Tokens of the unacked batches, oldest first.
-    pub fn unacked_tokens(&self) -> Vec<u64> {
+    pub(crate) fn unacked_tokens(&self) -> Vec<u64> {
         self.inflight
             .iter()
             .filter(|i| !i.acked)
@@ -268,7 +274,7 @@ impl Delivery {
     }
 
     /// Is any batch of `source` unacked?
-    pub fn get_unacked(&self, source: &str) -> bool {
+    pub(crate) fn get_unacked(&self, source: &str) -> bool {
         self.inflight.iter().any(|i| i.source == source && !i.acked)
     }
 
@@ -279,7 +285,7 @@ impl Delivery {
 
     /// The committed cursor of `source` if `token` were acked now: the end of the contiguous
     /// acked prefix of this source's batches. `None` while an older batch is still unacked.
-    pub fn committed_if_acked(&self, token: u64) -> Option<String> {
+    pub(crate) fn committed_if_acked(&self, token: u64) -> Option<String> {
         let mut last = None;
         let me = self.get(token)?;
         for i in self.inflight.iter() {
@@ -297,7 +303,7 @@ impl Delivery {
 
     /// The cursor that is safe to store as committed for `source` now: the start of its oldest
     /// unacked batch, else the last contiguous ack.
-    pub fn committed_floor(&self, source: &str) -> Option<String> {
+    pub(crate) fn committed_floor(&self, source: &str) -> Option<String> {
         self.inflight
             .iter()
             .find(|i| i.source == source && !i.acked)
@@ -365,7 +371,7 @@ impl Delivery {
     }
 
     /// Leases that expired at `now`, oldest first, with what to do about each.
-    pub fn expire(&mut self, now: Millis) -> Vec<Expired> {
+    pub(crate) fn expire(&mut self, now: Millis) -> Vec<Expired> {
         let mut out = Vec::new();
         let max = self.policy.max_attempts;
         let timeout = self.policy.ack_timeout;
@@ -430,7 +436,7 @@ impl Delivery {
 
     /// Unacked rows and their approximate bytes (payloads plus a fixed overhead per row): what
     /// the table holds for a store that does not take it.
-    pub fn held_bytes(&self) -> (usize, usize) {
+    pub(crate) fn held_bytes(&self) -> (usize, usize) {
         self.inflight
             .iter()
             .filter(|i| !i.acked)

@@ -53,10 +53,10 @@ pub struct Traced {
     pub name: String,
     pub status: EventStatus,
     pub reason: Option<String>,
-    pub source_ts: Millis,
-    pub gateway_ts: Millis,
+    pub(crate) source_ts: Millis,
+    pub(crate) gateway_ts: Millis,
     /// `None` for lines rejected before they became events.
-    pub daemon_ts: Option<Millis>,
+    pub(crate) daemon_ts: Option<Millis>,
 }
 
 /// Cursor id of the hook spool in `cursor_state_v2`.
@@ -93,7 +93,7 @@ pub enum IngestOutcome {
 /// C-007: follow a session's transcript (Claude) or rollout (Codex) that an accepted hook
 /// named, or stop following it (`path: None`: the session ended).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TranscriptRequest {
+pub(crate) struct TranscriptRequest {
     pub provider: Provider,
     pub session: String,
     pub pane: PaneId,
@@ -237,12 +237,12 @@ impl Gateway {
         &self.delivery
     }
 
-    pub fn delivery_json(&self, now: Millis) -> serde_json::Value {
+    pub(crate) fn delivery_json(&self, now: Millis) -> serde_json::Value {
         self.delivery.json(now)
     }
 
     /// `source:ack_retry_exhausted` while a source is degraded by exhausted redeliveries.
-    pub fn delivery_problem(&self) -> Option<String> {
+    pub(crate) fn delivery_problem(&self) -> Option<String> {
         self.delivery
             .degraded
             .iter()
@@ -251,12 +251,12 @@ impl Gateway {
     }
 
     /// When the next inflight lease expires.
-    pub fn delivery_deadline(&self) -> Option<Millis> {
+    pub(crate) fn delivery_deadline(&self) -> Option<Millis> {
         self.delivery.next_deadline()
     }
 
     /// Expired leases: redeliver (same token) or give up (source degraded).
-    pub fn tick_delivery(&mut self, now: Millis) {
+    pub(crate) fn tick_delivery(&mut self, now: Millis) {
         for e in self.delivery.expire(now) {
             match e {
                 Expired::Redeliver(t, _) => {
@@ -430,12 +430,12 @@ impl Gateway {
         }
     }
 
-    pub fn set_server_id(&mut self, id: &str) {
+    pub(crate) fn set_server_id(&mut self, id: &str) {
         self.server_id = id.to_string();
         self.hooks.set_server_id(id);
     }
 
-    pub fn registry_refreshed(&mut self, now: Millis) {
+    pub(crate) fn registry_refreshed(&mut self, now: Millis) {
         self.last_refresh = now;
     }
 
@@ -451,7 +451,7 @@ impl Gateway {
     /// The store's side of `health`: the current problem, what is held for it, and the last
     /// fault even after recovery (a deleted or overwritten database is rebuilt at once, so
     /// the status line shows it only briefly; this keeps it visible to `doctor`).
-    pub fn store_json(&self) -> serde_json::Value {
+    pub(crate) fn store_json(&self) -> serde_json::Value {
         let (held_rows, held_bytes) = self.delivery.held_bytes();
         serde_json::json!({
             "path": self.db_path.display().to_string(),
@@ -469,16 +469,16 @@ impl Gateway {
     }
 
     /// The writer, for C-013 (alert ledger, snapshot metadata).
-    pub fn store_mut(&mut self) -> Option<&mut Store> {
+    pub(crate) fn store_mut(&mut self) -> Option<&mut Store> {
         self.store.as_mut()
     }
 
     /// Accepted events (pane, event ts) since the last call.
-    pub fn take_accepted(&mut self) -> Vec<(String, Millis)> {
+    pub(crate) fn take_accepted(&mut self) -> Vec<(String, Millis)> {
         std::mem::take(&mut self.accepted)
     }
 
-    pub fn hooks_health(&self) -> Health {
+    pub(crate) fn hooks_health(&self) -> Health {
         if self.hooks.last_error.is_some() {
             Health::Down
         } else {
@@ -487,23 +487,23 @@ impl Gateway {
     }
 
     /// The Codex thread → pane bindings used to route events that carry no pane.
-    pub fn set_thread_panes(&mut self, map: HashMap<String, String>) {
+    pub(crate) fn set_thread_panes(&mut self, map: HashMap<String, String>) {
         self.thread_panes = map;
     }
 
     /// C-007 watch requests since the last call.
-    pub fn take_transcript_requests(&mut self) -> Vec<TranscriptRequest> {
+    pub(crate) fn take_transcript_requests(&mut self) -> Vec<TranscriptRequest> {
         std::mem::take(&mut self.transcript_requests)
     }
 
     /// Codex events (both sources) ingested since the last call, before routing: a hook's
     /// pane here is one that was trusted.
-    pub fn take_codex_seen(&mut self) -> Vec<NormalizedEvent> {
+    pub(crate) fn take_codex_seen(&mut self) -> Vec<NormalizedEvent> {
         std::mem::take(&mut self.codex_seen)
     }
 
     /// What was ingested since the last call, for metrics and tracing.
-    pub fn take_traced(&mut self) -> Vec<Traced> {
+    pub(crate) fn take_traced(&mut self) -> Vec<Traced> {
         std::mem::take(&mut self.traced)
     }
 
@@ -514,7 +514,7 @@ impl Gateway {
     }
 
     /// Add later hops (`option`, `client`) to stored events, in one transaction.
-    pub fn record_hops(&mut self, hops: &[(String, &'static str, Millis)]) {
+    pub(crate) fn record_hops(&mut self, hops: &[(String, &'static str, Millis)]) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -567,7 +567,7 @@ impl Gateway {
     /// The slow store timer: without a working database, probe it with a real write (or open
     /// it again) now and then; with one, check that its file is still there and still SQLite.
     /// Batches held meanwhile are committed as soon as it works again.
-    pub fn maybe_reopen(&mut self, now: Millis) {
+    pub(crate) fn maybe_reopen(&mut self, now: Millis) {
         if now < self.next_reopen {
             return;
         }
@@ -828,7 +828,7 @@ impl Gateway {
 
     /// Pull one batch from another source (cursor `cursor_id` in `cursor_state_v2`), apply
     /// and commit it exactly like spool events. The source must not block.
-    pub fn ingest_source(
+    pub(crate) fn ingest_source(
         &mut self,
         src: &mut dyn Source,
         cursor_id: &str,
@@ -1156,7 +1156,7 @@ impl Gateway {
     }
 
     /// Write the read model rows of changed panes (`pane_state_v2`).
-    pub fn persist(&mut self, proj: &mut Projection, changed: &[String], now: Millis) {
+    pub(crate) fn persist(&mut self, proj: &mut Projection, changed: &[String], now: Millis) {
         let records = proj.bindings.take_records();
         let grace = proj.bindings_grace_ms();
         let Some(store) = self.store.as_mut() else {
@@ -1302,7 +1302,7 @@ impl Gateway {
     }
 
     /// Delete the `pane_state_v2` rows of panes that are gone.
-    pub fn forget_panes(&mut self, panes: &[String]) {
+    pub(crate) fn forget_panes(&mut self, panes: &[String]) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -1393,7 +1393,13 @@ impl Gateway {
     }
 
     /// Persist a source's health (`source_health_v2`, Flow-004).
-    pub fn record_health(&mut self, source: SourceKind, health: Health, reason: &str, now: Millis) {
+    pub(crate) fn record_health(
+        &mut self,
+        source: SourceKind,
+        health: Health,
+        reason: &str,
+        now: Millis,
+    ) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -1414,7 +1420,7 @@ impl Gateway {
             .unwrap_or_default()
     }
 
-    pub fn prune(&mut self, now: Millis) {
+    pub(crate) fn prune(&mut self, now: Millis) {
         if let Some(store) = self.store.as_mut()
             && let Err(e) = store.prune(&Retention::default(), now)
         {

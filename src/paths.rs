@@ -17,7 +17,7 @@ pub struct ServerArg {
 }
 
 /// The tmux socket directory tmux itself uses: `${TMUX_TMPDIR:-/tmp}/tmux-$UID`.
-pub fn tmux_socket_dir() -> PathBuf {
+pub(crate) fn tmux_socket_dir() -> PathBuf {
     let base = std::env::var_os("TMUX_TMPDIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -40,7 +40,7 @@ pub fn socket_path(arg: &ServerArg) -> PathBuf {
 }
 
 /// The socket named by `$TMUX` (`/tmp/tmux-0/default,1234,0`), when set.
-pub fn tmux_env_socket() -> Option<PathBuf> {
+pub(crate) fn tmux_env_socket() -> Option<PathBuf> {
     let v = std::env::var("TMUX").ok()?;
     let first = v.split(',').next()?;
     if first.is_empty() {
@@ -112,7 +112,7 @@ impl ServerPaths {
     pub fn api_socket(&self) -> PathBuf {
         self.runtime_dir.join(format!("{}.sock", self.key))
     }
-    pub fn wake_socket(&self) -> PathBuf {
+    pub(crate) fn wake_socket(&self) -> PathBuf {
         self.runtime_dir.join(format!("{}.wake", self.key))
     }
     pub fn db(&self) -> PathBuf {
@@ -129,7 +129,7 @@ impl ServerPaths {
 /// `AGTMUX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/agtmux`, else `/tmp/agtmux-$UID` unless that
 /// is unsafe (see [`runtime_fallback_reason`]), then `<state root>/run` (macOS has no
 /// `XDG_RUNTIME_DIR`; its per-user `$TMPDIR` is too long for socket paths, see below).
-pub fn runtime_root() -> PathBuf {
+pub(crate) fn runtime_root() -> PathBuf {
     if let Some(p) = env_path("AGTMUX_RUNTIME_DIR") {
         return p;
     }
@@ -169,7 +169,7 @@ fn runtime_dir_for(root: PathBuf, key: &str) -> PathBuf {
 }
 
 /// The daemon's log line when [`runtime_dir_for`] moved the sockets (`None`: it did not).
-pub fn runtime_dir_note(sp: &ServerPaths) -> Option<String> {
+pub(crate) fn runtime_dir_note(sp: &ServerPaths) -> Option<String> {
     let root = runtime_root();
     (sp.runtime_dir != root).then(|| {
         format!(
@@ -184,7 +184,7 @@ pub fn runtime_dir_note(sp: &ServerPaths) -> Option<String> {
 /// Why the runtime dir is not `/tmp/agtmux-$UID` (issue 16: another user can create that
 /// name first, mode 0777, and serve a fake daemon there): `None` when it is used. Both the
 /// daemon and the CLI take the same decision from the same facts, so they agree on the place.
-pub fn runtime_fallback_reason() -> Option<String> {
+pub(crate) fn runtime_fallback_reason() -> Option<String> {
     if env_path("AGTMUX_RUNTIME_DIR").is_some() || env_path("XDG_RUNTIME_DIR").is_some() {
         return None;
     }
@@ -200,7 +200,7 @@ pub fn runtime_fallback_reason() -> Option<String> {
 
 /// Why an existing `dir` must not hold our sockets or data: not a real directory (a symlink
 /// or a file), owned by another user, or writable by others. `None` if it is missing or safe.
-pub fn unsafe_dir(dir: &Path) -> Option<String> {
+pub(crate) fn unsafe_dir(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let m = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
@@ -221,7 +221,7 @@ pub fn unsafe_dir(dir: &Path) -> Option<String> {
 }
 
 /// `AGTMUX_STATE_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/agtmux`.
-pub fn state_root() -> PathBuf {
+pub(crate) fn state_root() -> PathBuf {
     if let Some(p) = env_path("AGTMUX_STATE_DIR") {
         return p;
     }
@@ -242,7 +242,7 @@ fn env_path(name: &str) -> Option<PathBuf> {
 /// Refused, with the reason, when it is a symlink, not a directory, or another user's
 /// (issue 16: a squatted runtime dir), or when its parent lets others rename it away (writable
 /// by others without the sticky bit).
-pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -295,7 +295,7 @@ const KNOWN_BIN_DIRS: &[&str] = &[
 
 /// The program `name` (a bare name): the first `$PATH` entry that has it as an executable
 /// file, else the first of [`KNOWN_BIN_DIRS`]. `None`: nowhere.
-pub fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let known: Vec<&Path> = KNOWN_BIN_DIRS.iter().map(Path::new).collect();
     find_program_in(name, std::env::var_os("PATH").as_deref(), &known)
 }

@@ -61,12 +61,12 @@ impl ChildProc {
     }
 
     /// Reap without blocking; `Some(status)` once the child has exited.
-    pub fn try_reap(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn try_reap(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
     /// Kill and reap (used at shutdown and before a restart).
-    pub fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -80,14 +80,14 @@ impl Drop for ChildProc {
     }
 }
 
-pub fn set_nonblocking(fd: i32) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: i32) -> io::Result<()> {
     crate::sys::fd::set_nonblocking(fd)
 }
 
 /// Exponential backoff with ±20 % jitter (Flow-011 numbers as defaults: 1 s → 30 s; the
 /// control client uses a faster start so a config reload attaches quickly).
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     base_ms: u64,
     max_ms: u64,
     attempt: u32,
@@ -106,7 +106,7 @@ impl Backoff {
     }
 
     /// The delay before the next try, in ms, and count the attempt.
-    pub fn next_delay(&mut self) -> u64 {
+    pub(crate) fn next_delay(&mut self) -> u64 {
         let exp = self.base_ms.saturating_mul(1u64 << self.attempt.min(20));
         let d = exp.min(self.max_ms);
         self.attempt = self.attempt.saturating_add(1);
@@ -130,10 +130,10 @@ impl Backoff {
 /// Flow-011 restart policy (all ms). Defaults are the seed's numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestartPolicy {
-    pub backoff_base: u64,
-    pub backoff_max: u64,
-    pub fail_window: u64,
-    pub fail_limit: usize,
+    pub(crate) backoff_base: u64,
+    pub(crate) backoff_max: u64,
+    pub(crate) fail_window: u64,
+    pub(crate) fail_limit: usize,
     pub hold_down: u64,
 }
 
@@ -153,7 +153,7 @@ impl RestartPolicy {
     /// The defaults, overridden by `AGTMUX_SUPERVISOR_BACKOFF_MS=base,max`,
     /// `AGTMUX_SUPERVISOR_FAIL_WINDOW_MS`, `AGTMUX_SUPERVISOR_FAIL_LIMIT` and
     /// `AGTMUX_SUPERVISOR_HOLD_DOWN_MS` (for tests and operators). Bad values are ignored.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let mut p = RestartPolicy::default();
         let num = |k: &str| {
             std::env::var(k)
@@ -184,7 +184,7 @@ impl RestartPolicy {
 
 /// What the supervisor decided after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
+pub(crate) enum Restart {
     /// Try again at this time (ms).
     At(i64),
     /// Too many failures: held down until this time, then tried again.
@@ -204,7 +204,7 @@ pub struct Supervised {
     /// Hold-downs entered (metric).
     pub hold_downs: u64,
     /// Why the last failure happened (for `health`).
-    pub last_failure: Option<String>,
+    pub(crate) last_failure: Option<String>,
 }
 
 impl Supervised {
@@ -222,7 +222,7 @@ impl Supervised {
     }
 
     /// The component failed (exited, could not start, lost its connection) at `now`.
-    pub fn on_failure(&mut self, now: i64, why: &str) -> Restart {
+    pub(crate) fn on_failure(&mut self, now: i64, why: &str) -> Restart {
         self.last_failure = Some(why.to_string());
         self.failures.push_back(now);
         while self
@@ -260,12 +260,12 @@ impl Supervised {
     }
 
     /// The component is up and ready: the backoff starts over (the failure window does not).
-    pub fn on_ready(&mut self) {
+    pub(crate) fn on_ready(&mut self) {
         self.backoff.reset();
     }
 
     /// In a hold-down at `now`? Leaving it is logged once.
-    pub fn held_down(&mut self, now: i64) -> bool {
+    pub(crate) fn held_down(&mut self, now: i64) -> bool {
         match self.hold_until {
             Some(u) if now < u => true,
             Some(_) => {
@@ -277,11 +277,11 @@ impl Supervised {
         }
     }
 
-    pub fn hold_until(&self) -> Option<i64> {
+    pub(crate) fn hold_until(&self) -> Option<i64> {
         self.hold_until
     }
 
-    pub fn policy(&self) -> &RestartPolicy {
+    pub(crate) fn policy(&self) -> &RestartPolicy {
         &self.policy
     }
 
@@ -298,7 +298,7 @@ impl Supervised {
 
 /// The Flow-011 start order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Sources are open and the source registry is loaded.
     Source,
     /// The gateway knows the committed cursors, the tmux server and its panes: it may ingest.
@@ -310,7 +310,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Source, Stage::Gateway, Stage::Daemon, Stage::Api];
+    pub(crate) const ALL: [Stage; 4] = [Stage::Source, Stage::Gateway, Stage::Daemon, Stage::Api];
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Source => "source",
@@ -323,14 +323,14 @@ impl Stage {
 
 /// Readiness of the start stages; each gates the next (fail-closed).
 #[derive(Debug, Clone, Default)]
-pub struct Startup {
+pub(crate) struct Startup {
     ready: Vec<(Stage, i64)>,
 }
 
 impl Startup {
     /// Mark `stage` ready at `now`. Refused (returns false, logged) unless every earlier stage
     /// is ready; marking a ready stage again is a no-op returning true.
-    pub fn mark_ready(&mut self, stage: Stage, now: i64) -> bool {
+    pub(crate) fn mark_ready(&mut self, stage: Stage, now: i64) -> bool {
         if self.is_ready(stage) {
             return true;
         }
@@ -351,7 +351,7 @@ impl Startup {
         true
     }
 
-    pub fn is_ready(&self, stage: Stage) -> bool {
+    pub(crate) fn is_ready(&self, stage: Stage) -> bool {
         self.ready.iter().any(|(s, _)| *s == stage)
     }
 

@@ -207,7 +207,7 @@ pub(crate) fn inspect(sp: &ServerPaths, pane: &str) -> Result<Seen, Refusal> {
 pub(crate) struct Done {
     pub seen: Seen,
     pub keys: Vec<Key>,
-    pub new_state: Option<String>,
+    pub(crate) new_state: Option<String>,
 }
 
 /// Steps 1 to 5. `timeout` zero: send and return without waiting.
@@ -399,15 +399,15 @@ fn run_act(server: &ServerOpts, pane: &str, act: Act, o: &ActOpts) -> ExitCode {
     }
 }
 
-pub fn run_approve(a: &ActArgs) -> ExitCode {
+pub(crate) fn run_approve(a: &ActArgs) -> ExitCode {
     run_act(&a.server, &a.pane, Act::Approve, &a.opts)
 }
 
-pub fn run_deny(a: &ActArgs) -> ExitCode {
+pub(crate) fn run_deny(a: &ActArgs) -> ExitCode {
     run_act(&a.server, &a.pane, Act::Deny, &a.opts)
 }
 
-pub fn run_reply(a: &ReplyArgs) -> ExitCode {
+pub(crate) fn run_reply(a: &ReplyArgs) -> ExitCode {
     run_act(&a.server, &a.pane, Act::Reply(a.text.clone()), &a.opts)
 }
 

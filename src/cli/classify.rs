@@ -71,7 +71,7 @@ pub struct Verdict {
     pub activity: Option<Activity>,
     /// The screen rule that decided the activity, or why the pane is unmanaged.
     pub rule: String,
-    pub confidence: f32,
+    pub(crate) confidence: f32,
     /// How the provider was known: `process:<reason>`, `node+screen:<rule>`, or why not.
     pub signature: String,
     pub lines: Vec<String>,

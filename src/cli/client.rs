@@ -99,7 +99,7 @@ fn api_error(msg: &Value) -> ClientError {
 }
 
 /// One connection to the daemon.
-pub struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     next_id: u64,
@@ -166,7 +166,7 @@ impl Conn {
     }
 
     /// How long `read_message` waits (`None` = forever).
-    pub fn set_timeout(&mut self, t: Option<Duration>) -> Result<(), ClientError> {
+    pub(crate) fn set_timeout(&mut self, t: Option<Duration>) -> Result<(), ClientError> {
         // A zero duration is an error for set_read_timeout; round up.
         let t = t.map(|d| d.max(Duration::from_millis(1)));
         self.reader.get_ref().set_read_timeout(t)?;
@@ -181,7 +181,7 @@ impl Conn {
     }
 
     /// The next JSON line from the daemon.
-    pub fn read_message(&mut self) -> Result<Value, ClientError> {
+    pub(crate) fn read_message(&mut self) -> Result<Value, ClientError> {
         let mut line = String::new();
         let n = self.reader.read_line(&mut line)?;
         if n == 0 {
@@ -194,13 +194,13 @@ impl Conn {
 // ----- shared rendering ------------------------------------------------------------------
 
 /// Is fd 1 a terminal? (Colour only then.)
-pub fn stdout_is_tty() -> bool {
+pub(crate) fn stdout_is_tty() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()
 }
 
 /// Urgency rank, most urgent first: approval, input, error, done, then the rest.
-pub fn rank(p: &Value) -> u8 {
+pub(crate) fn rank(p: &Value) -> u8 {
     match p["attention"].as_str() {
         Some("approval") => 0,
         Some("input") => 1,
@@ -210,7 +210,7 @@ pub fn rank(p: &Value) -> u8 {
     }
 }
 
-pub fn is_agent(p: &Value) -> bool {
+pub(crate) fn is_agent(p: &Value) -> bool {
     p["presence"] == "managed"
 }
 
@@ -226,7 +226,7 @@ pub fn age(now_ms: i64, since_ms: i64) -> String {
 }
 
 /// SGR colour of a pane's state for terminal output.
-pub fn state_color(p: &Value) -> &'static str {
+pub(crate) fn state_color(p: &Value) -> &'static str {
     match (p["attention"].as_str(), p["state"].as_str()) {
         (Some("approval"), _) => "\x1b[1;31m",
         (Some("input"), _) => "\x1b[1;33m",
@@ -276,7 +276,7 @@ pub fn group(list: &Value, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
 
 /// [`group`], with the panes without an agent too when `all` (ranked with the calm agent
 /// panes, in tmux order).
-pub fn group_panes(list: &Value, all: bool, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
+pub(crate) fn group_panes(list: &Value, all: bool, keep: &dyn Fn(&Value) -> bool) -> Vec<Group> {
     let mut out = Vec::new();
     for (si, s) in list["sessions"]
         .as_array()
@@ -330,7 +330,7 @@ pub fn group_panes(list: &Value, all: bool, keep: &dyn Fn(&Value) -> bool) -> Ve
 }
 
 /// Apply a pushed event to a `list` result in place (used by `watch`, `wait` and the popup).
-pub fn apply_event(list: &mut Value, ev: &Value) {
+pub(crate) fn apply_event(list: &mut Value, ev: &Value) {
     match ev["event"].as_str() {
         Some("pane") => {
             let pane = &ev["pane"];
@@ -416,7 +416,7 @@ fn insert_pane(list: &mut Value, pane: Value) {
 }
 
 /// All panes of a `list` result, flat.
-pub fn all_panes(list: &Value) -> Vec<&Value> {
+pub(crate) fn all_panes(list: &Value) -> Vec<&Value> {
     let mut v = Vec::new();
     for s in list["sessions"].as_array().into_iter().flatten() {
         for w in s["windows"].as_array().into_iter().flatten() {
@@ -433,7 +433,7 @@ pub fn now_ms() -> i64 {
 /// Print an error and return exit code 1 (or the given code).
 /// One duration syntax for every option that takes one (`wait --timeout`, `demo --for`):
 /// plain seconds (`2`, `1.5`), or a number with `ms`, `s`, `m` or `h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let (num, unit) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
         .into_iter()
@@ -448,7 +448,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A pane argument that is not a pane id: say so, and suggest `%N` for a bare number.
-pub fn pane_id_error(p: &str) -> Option<String> {
+pub(crate) fn pane_id_error(p: &str) -> Option<String> {
     if crate::core::types::valid_pane_id(p) {
         return None;
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub struct DemoArgs {
     /// Do not attach; print the pane options instead (for scripts and CI).
     #[arg(long)]
-    pub no_attach: bool,
+    pub(crate) no_attach: bool,
     /// With --no-attach: keep printing for this long (e.g. `10s`), then stop the demo.
     #[arg(long = "for", value_name = "DURATION", default_value = "6s", value_parser = super::client::parse_duration)]
     pub duration: Duration,
@@ -196,7 +196,7 @@ const CODEX: &[Scene] = &[
 ];
 
 /// `agtmux fake-agent claude|codex`: a simulated agent for the demo and the tests.
-pub fn fake_agent(args: &FakeAgentArgs) -> ExitCode {
+pub(crate) fn fake_agent(args: &FakeAgentArgs) -> ExitCode {
     // Become `claude`/`codex` in argv[0], as the real programs are, then play.
     let argv0 = std::env::args().next().unwrap_or_default();
     if argv0 != args.agent {

@@ -17,10 +17,10 @@ pub struct DevCodexArgs {
     pub speed: f64,
     /// Answer `initialize`, then drop the connection (a crash loop, seen from the client).
     #[arg(long)]
-    pub close_after_initialize: bool,
+    pub(crate) close_after_initialize: bool,
     /// Never answer a WebSocket ping (a hung server).
     #[arg(long)]
-    pub ignore_pings: bool,
+    pub(crate) ignore_pings: bool,
 }
 
 /// Serves until killed. Returns the exit code (1 when the socket or stream is unusable).

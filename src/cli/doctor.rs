@@ -79,7 +79,7 @@ fn tmux(socket: &std::path::Path, args: &[&str]) -> Option<String> {
 }
 
 /// `tmux 3.3a` → (3, 3).
-pub fn parse_version(s: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_version(s: &str) -> Option<(u32, u32)> {
     let v = s.split_whitespace().last()?;
     let v = v.trim_start_matches("next-");
     let (maj, rest) = v.split_once('.')?;
@@ -89,7 +89,7 @@ pub fn parse_version(s: &str) -> Option<(u32, u32)> {
 
 /// Which of `agent`'s events have agtmux's hook in `doc` (any settings layout: every
 /// `"command"` string under `hooks.<Event>`).
-pub fn hooked_events(doc: &Value, agent: Agent) -> Vec<String> {
+pub(crate) fn hooked_events(doc: &Value, agent: Agent) -> Vec<String> {
     fn has_ours(v: &Value, agent: Agent) -> bool {
         match v {
             Value::Object(m) => m.iter().any(|(k, v)| {

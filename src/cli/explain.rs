@@ -55,7 +55,7 @@ fn s(v: &Value) -> String {
     }
 }
 
-pub fn render(x: &Value, color: bool) -> String {
+pub(crate) fn render(x: &Value, color: bool) -> String {
     let (b, r) = if color {
         ("\x1b[1m", "\x1b[0m")
     } else {

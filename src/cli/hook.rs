@@ -59,7 +59,7 @@ fn record(args: &HookArgs) -> Option<()> {
 
 /// Append one payload for `source` to this tmux server's spool and wake the daemon. `None`
 /// when outside tmux or when the spool cannot be written; callers ignore failures.
-pub fn record_payload(source: &str, raw: &[u8]) -> Option<()> {
+pub(crate) fn record_payload(source: &str, raw: &[u8]) -> Option<()> {
     let input = Input {
         bytes: raw.to_vec(),
         size: raw.len(),

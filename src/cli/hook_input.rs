@@ -22,7 +22,7 @@ pub(crate) struct Input {
     /// Every byte read, also past the cap (the real size for `too_large`).
     pub size: usize,
     /// True when stdin ended within the window.
-    pub eof: bool,
+    pub(crate) eof: bool,
 }
 
 /// Read stdin: stop at end of input, or when `window` has passed. Never blocks past it.

@@ -216,7 +216,7 @@ pub fn ls_json(list: &Value, all: bool) -> Value {
 }
 
 /// The table. `color`: SGR colours (only for a terminal). `all`: panes without an agent too.
-pub fn render(list: &Value, color: bool, all: bool) -> String {
+pub(crate) fn render(list: &Value, color: bool, all: bool) -> String {
     let now = client::now_ms();
     let groups = client::group_panes(list, all, &|_| true);
     if groups.is_empty() {

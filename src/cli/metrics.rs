@@ -87,7 +87,7 @@ fn lat(v: &Value) -> String {
 }
 
 /// The human table.
-pub fn render(m: &Value) -> String {
+pub(crate) fn render(m: &Value) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,

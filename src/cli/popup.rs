@@ -31,7 +31,7 @@ pub struct PopupArgs {
     /// snapshot applied, or its absence reported), then leave and print to stderr when the
     /// process entered `run` and when that frame was flushed (Unix ns, as `time.time_ns()`).
     #[arg(long, hide = true)]
-    pub bench_exit_after_first_frame: bool,
+    pub(crate) bench_exit_after_first_frame: bool,
 }
 
 /// Restores the terminal on drop (also on early return): the screen and cursor here, the
@@ -57,7 +57,7 @@ impl Drop for RawMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
+pub(crate) enum Key {
     Up,
     Down,
     Enter,
@@ -73,7 +73,7 @@ const ESC_WAIT_MS: i32 = 50;
 /// Decodes keys across reads: a sequence split between two reads (`ESC` then `[B`) is held
 /// until its rest arrives, instead of being taken as Esc (which closed the popup).
 #[derive(Debug, Default)]
-pub struct KeyDecoder {
+pub(crate) struct KeyDecoder {
     pending: Vec<u8>,
     /// When the held tail arrived.
     since: Option<std::time::Instant>,
@@ -136,7 +136,7 @@ fn incomplete_tail(b: &[u8]) -> usize {
 }
 
 /// Decode a burst of input bytes into keys.
-pub fn decode_keys(b: &[u8]) -> Vec<Key> {
+pub(crate) fn decode_keys(b: &[u8]) -> Vec<Key> {
     let mut out = Vec::new();
     let s = String::from_utf8_lossy(b);
     let cs: Vec<char> = s.chars().collect();
@@ -175,11 +175,11 @@ pub fn decode_keys(b: &[u8]) -> Vec<Key> {
 
 /// The popup's model: the read model plus the view state. Pure, so it is tested directly.
 #[derive(Debug, Default)]
-pub struct Popup {
+pub(crate) struct Popup {
     pub list: Value,
     pub filter: String,
-    pub filtering: bool,
-    pub attention_only: bool,
+    pub(crate) filtering: bool,
+    pub(crate) attention_only: bool,
     /// The selected pane's id (kept across live updates).
     pub selected: Option<String>,
     pub message: Option<String>,
@@ -193,7 +193,7 @@ pub struct Popup {
 
 /// What the popup read from a waiting pane: its dialog token and question, or why none.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Shown {
+pub(crate) struct Shown {
     pub pane: String,
     /// The pane's `version` in the read model when it was read.
     pub version: Value,
@@ -215,7 +215,7 @@ fn remote_id(host: &str, server: &str, p: &Value) -> String {
     )
 }
 
-pub enum Action {
+pub(crate) enum Action {
     None,
     Quit,
     Switch(String),
@@ -307,7 +307,7 @@ impl Popup {
     }
 
     /// Keep a valid selection: the same pane if still shown, else the first.
-    pub fn fix_selection(&mut self) {
+    pub(crate) fn fix_selection(&mut self) {
         let order = self.order();
         if self.selected.as_ref().is_none_or(|s| !order.contains(s)) {
             self.selected = order.first().cloned();
@@ -330,7 +330,7 @@ impl Popup {
     }
 
     /// The selected pane, if it is waiting for the user (a dialog may be on it).
-    pub fn selected_waiting(&self) -> Option<(&str, &Value)> {
+    pub(crate) fn selected_waiting(&self) -> Option<(&str, &Value)> {
         let id = self.selected.as_deref()?;
         client::all_panes(&self.list)
             .into_iter()
@@ -345,7 +345,7 @@ impl Popup {
     }
 
     /// The token of the dialog shown for `pane`, if one was read.
-    pub fn token_for(&self, pane: &str) -> Option<&str> {
+    pub(crate) fn token_for(&self, pane: &str) -> Option<&str> {
         self.dialog
             .as_ref()
             .filter(|d| d.pane == pane)
@@ -425,7 +425,12 @@ impl Popup {
     }
 
     /// The screen as lines (without colour when `color` is false), and the selected line.
-    pub fn render(&self, width: usize, now: i64, color: bool) -> (Vec<String>, Option<usize>) {
+    pub(crate) fn render(
+        &self,
+        width: usize,
+        now: i64,
+        color: bool,
+    ) -> (Vec<String>, Option<usize>) {
         let (b, d, _rv, r) = if color {
             ("\x1b[1m", "\x1b[2m", "\x1b[7m", "\x1b[0m")
         } else {

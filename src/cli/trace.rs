@@ -158,7 +158,7 @@ fn render_steps(o: &mut String, steps: &Value, since: &str) {
     }
 }
 
-pub fn render_delivery(t: &Value) -> String {
+pub(crate) fn render_delivery(t: &Value) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -183,7 +183,7 @@ pub fn render_delivery(t: &Value) -> String {
     o
 }
 
-pub fn render_connection(t: &Value) -> String {
+pub(crate) fn render_connection(t: &Value) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -218,7 +218,7 @@ fn s(v: &Value) -> String {
 
 /// One header line, then one line per hop: name, epoch ms, delta from the previous hop and
 /// from the source.
-pub fn render(t: &Value) -> String {
+pub(crate) fn render(t: &Value) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,

@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Exit codes (also in `--help` and `crate::exit::WAIT`).
-pub const MET: ExitCode = ExitCode::Ok;
-pub const TIMED_OUT: ExitCode = ExitCode::Failure;
-pub const GONE: ExitCode = ExitCode::NotFound;
-pub const NO_DAEMON: ExitCode = ExitCode::NoDaemon;
+pub(crate) const MET: ExitCode = ExitCode::Ok;
+pub(crate) const TIMED_OUT: ExitCode = ExitCode::Failure;
+pub(crate) const GONE: ExitCode = ExitCode::NotFound;
+pub(crate) const NO_DAEMON: ExitCode = ExitCode::NoDaemon;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Until {

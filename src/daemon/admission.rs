@@ -26,9 +26,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Protocol version a source must announce in `source.hello`.
-pub const SOURCE_PROTOCOL_VERSION: u64 = 1;
+pub(crate) const SOURCE_PROTOCOL_VERSION: u64 = 1;
 /// Default heartbeat timeout (Flow-013).
-pub const HEARTBEAT_TIMEOUT_MS: Millis = 30_000;
+pub(crate) const HEARTBEAT_TIMEOUT_MS: Millis = 30_000;
 
 use crate::sys::peercred::PeerCred;
 
@@ -78,7 +78,10 @@ impl fmt::Display for Reject {
 impl std::error::Error for Reject {}
 
 /// Check a freshly accepted connection (Flow-009 first wall).
-pub fn admit_peer(peer: Result<PeerCred, io::Error>, runtime_uid: u32) -> Result<PeerCred, Reject> {
+pub(crate) fn admit_peer(
+    peer: Result<PeerCred, io::Error>,
+    runtime_uid: u32,
+) -> Result<PeerCred, Reject> {
     match peer {
         Ok(p) if p.uid == runtime_uid => Ok(p),
         Ok(p) => Err(Reject::PeerUidMismatch {
@@ -94,12 +97,12 @@ pub fn admit_peer(peer: Result<PeerCred, io::Error>, runtime_uid: u32) -> Result
 }
 
 /// The per-daemon nonce file in the runtime dir.
-pub fn nonce_path(runtime_dir: &Path, key: &str) -> PathBuf {
+pub(crate) fn nonce_path(runtime_dir: &Path, key: &str) -> PathBuf {
     runtime_dir.join(format!("{key}.nonce"))
 }
 
 /// Generate a random nonce and write it 0600 (replacing any earlier daemon's).
-pub fn create_nonce(path: &Path) -> io::Result<String> {
+pub(crate) fn create_nonce(path: &Path) -> io::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut b = [0u8; 16];
@@ -125,7 +128,7 @@ pub enum RegState {
 }
 
 impl RegState {
-    pub const ALL: [RegState; 4] = [
+    pub(crate) const ALL: [RegState; 4] = [
         RegState::Pending,
         RegState::Active,
         RegState::Stale,
@@ -168,9 +171,9 @@ pub struct Entry {
     pub source_id: String,
     pub source_kind: String,
     pub socket_path: String,
-    pub owner_uid: u32,
+    pub(crate) owner_uid: u32,
     pub state: RegState,
-    pub last_heartbeat: Option<Millis>,
+    pub(crate) last_heartbeat: Option<Millis>,
     pub updated: Millis,
     pub registered_by: Origin,
 }
@@ -455,7 +458,7 @@ impl SourceRegistry {
     /// discovered socket when that moves (a rotation: back to `pending` until the new endpoint
     /// answers). An operator's entry, and any revoked one, is left alone: the operator's word
     /// wins. Returns the entry as it stands.
-    pub fn ensure_supervised(
+    pub(crate) fn ensure_supervised(
         &mut self,
         kind: &str,
         socket_path: &str,
@@ -500,7 +503,7 @@ impl SourceRegistry {
     /// this kind, socket and owner. On success the entry becomes `active` (`why` says how:
     /// `handshake`, `reconnected`, `socket_rotation`) with a fresh heartbeat. A refusal is
     /// counted and logged like any admission reject.
-    pub fn admit_pulled(
+    pub(crate) fn admit_pulled(
         &mut self,
         kind: &str,
         socket_path: &str,
@@ -553,14 +556,14 @@ impl SourceRegistry {
 
     /// `active → stale` for a reason other than the heartbeat timeout: the socket is
     /// unreachable, the connection was lost or closed. Other states are left alone.
-    pub fn mark_stale(&mut self, id: &str, why: &str, now: Millis) {
+    pub(crate) fn mark_stale(&mut self, id: &str, why: &str, now: Millis) {
         if self.entries.get(id).map(|e| e.state) == Some(RegState::Active) {
             self.transition(id, RegState::Stale, why, now);
         }
     }
 
     /// Count an admission reject seen outside the registry (the API socket's peer check).
-    pub fn count_reject(&mut self, r: &Reject) {
+    pub(crate) fn count_reject(&mut self, r: &Reject) {
         *self.rejects.entry(r.code()).or_default() += 1;
     }
 

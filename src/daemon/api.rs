@@ -51,26 +51,26 @@ use std::path::{Path, PathBuf};
 /// Protocol version of every message.
 pub const VERSION: u64 = 1;
 /// Longest accepted request line (bytes, without the newline).
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// Output buffered for one client before it counts as too slow and is dropped (push streams;
 /// request answers stop at [`OUT_PAUSE`]).
-pub const MAX_OUTBUF: usize = 4 << 20;
+pub(crate) const MAX_OUTBUF: usize = 4 << 20;
 /// Unsent output past which a client's further requests wait until it reads.
-pub const OUT_PAUSE: usize = 256 << 10;
+pub(crate) const OUT_PAUSE: usize = 256 << 10;
 /// Requests answered for one client per turn; the rest wait for its next turn (round robin
 /// over [`ApiServer::service_pending`]), so one pipelining client cannot hold `ls` up.
 const ANSWERS_PER_TURN: usize = 8;
 /// Time spent on queued turns per loop pass.
 const TURNS_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 /// How long a client may stay over [`OUT_PAUSE`] without reading before it is dropped.
-pub const STALL_MS: Millis = 30_000;
+pub(crate) const STALL_MS: Millis = 30_000;
 /// Simultaneous clients at most; fewer when the fd limit is low ([`client_cap`]).
-pub const MAX_CLIENTS: usize = 1024;
+pub(crate) const MAX_CLIENTS: usize = 1024;
 /// Fds kept free for everything else the daemon opens (tmux pipes, SQLite, watches).
 const FD_RESERVE: u64 = 128;
 
 /// Clients allowed at once: [`MAX_CLIENTS`], less under a low `RLIMIT_NOFILE`.
-pub fn client_cap() -> usize {
+pub(crate) fn client_cap() -> usize {
     let Some(limit) = crate::sys::fd::open_file_limit() else {
         return MAX_CLIENTS;
     };
@@ -79,7 +79,7 @@ pub fn client_cap() -> usize {
 }
 
 /// The listener's token; client tokens follow it. Far above the runtime's fixed tokens.
-pub const LISTENER: Token = Token(1 << 24);
+pub(crate) const LISTENER: Token = Token(1 << 24);
 
 /// Does this token belong to the API?
 pub fn owns(t: Token) -> bool {
@@ -160,7 +160,7 @@ pub struct ApiServer {
     known: BTreeSet<String>,
     /// Flow-011: read-model methods are refused (`not_ready`) until the runtime says the API
     /// stage is ready; `health` always answers.
-    pub ready: bool,
+    pub(crate) ready: bool,
     /// What the API waits for while not ready (shown in the `not_ready` error).
     pub waiting_for: &'static str,
     /// Source connections dropped since the runtime last asked (`take_closed`): their
@@ -179,24 +179,24 @@ pub struct ApiServer {
     pending: std::collections::VecDeque<Token>,
     /// Time spent serving clients in this loop pass (reset by `service_pending`).
     spent: std::time::Duration,
-    pub stats: ApiStats,
+    pub(crate) stats: ApiStats,
 }
 
 /// Resource counters (`health`/`metrics` → `api`).
 #[derive(Debug, Clone, Default)]
-pub struct ApiStats {
+pub(crate) struct ApiStats {
     /// Unsent output bytes over all clients, and the largest per client (refreshed each tick).
-    pub buffered_out: usize,
-    pub max_client_out: usize,
+    pub(crate) buffered_out: usize,
+    pub(crate) max_client_out: usize,
     /// Unparsed input bytes over all clients.
-    pub buffered_in: usize,
+    pub(crate) buffered_in: usize,
     /// Clients whose requests wait because they do not read.
     pub paused: usize,
-    pub dropped_slow: u64,
-    pub dropped_stalled: u64,
-    pub evicted: u64,
-    pub refused_busy: u64,
-    pub accept_fd_exhausted: u64,
+    pub(crate) dropped_slow: u64,
+    pub(crate) dropped_stalled: u64,
+    pub(crate) evicted: u64,
+    pub(crate) refused_busy: u64,
+    pub(crate) accept_fd_exhausted: u64,
 }
 
 /// The daemon's trust material for source connections, owned by the runtime and lent to the
@@ -211,7 +211,7 @@ pub struct Admission {
 
 /// A source connection that went away.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Closed {
+pub(crate) struct Closed {
     pub source_id: Option<String>,
     pub conn: u64,
     pub why: String,
@@ -254,23 +254,28 @@ impl ApiServer {
     }
 
     /// Is the socket file at our path still the one we bound?
-    pub fn socket_is_ours(&self) -> bool {
+    pub(crate) fn socket_is_ours(&self) -> bool {
         self.ident.is_some() && super::runtime::socket_ident(&self.path) == self.ident
     }
 
     /// A loop pass with no queued turns ends: the next one starts with a fresh budget.
-    pub fn new_pass(&mut self) {
+    pub(crate) fn new_pass(&mut self) {
         self.spent = std::time::Duration::ZERO;
     }
 
     /// Clients wait for another turn: the runtime calls [`ApiServer::service_pending`] soon.
-    pub fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
 
     /// A turn for the clients queued so far (each answers up to [`ANSWERS_PER_TURN`]), for at
     /// most [`TURNS_BUDGET`]: the loop then polls again, so a new client (`ls`) is read soon.
-    pub fn service_pending(&mut self, reg: &mio::Registry, view: &View, adm: &mut Admission) {
+    pub(crate) fn service_pending(
+        &mut self,
+        reg: &mio::Registry,
+        view: &View,
+        adm: &mut Admission,
+    ) {
         let start = std::time::Instant::now();
         let spent = std::mem::take(&mut self.spent);
         for _ in 0..self.pending.len() {
@@ -378,17 +383,17 @@ impl ApiServer {
     }
 
     /// Clients with a `subscribe` stream.
-    pub fn subscribers(&self) -> usize {
+    pub(crate) fn subscribers(&self) -> usize {
         self.clients.values().filter(|c| c.subscribed).count()
     }
 
     /// Source connections dropped since the last call.
-    pub fn take_closed(&mut self) -> Vec<Closed> {
+    pub(crate) fn take_closed(&mut self) -> Vec<Closed> {
         std::mem::take(&mut self.closed)
     }
 
     /// Handle readiness of the listener or a client.
-    pub fn on_event(
+    pub(crate) fn on_event(
         &mut self,
         ev: &mio::event::Event,
         reg: &mio::Registry,
@@ -715,7 +720,7 @@ impl ApiServer {
     }
 
     /// Push every changed (and every vanished) pane to subscribers.
-    pub fn push_changes(&mut self, changed: &[String], reg: &mio::Registry, view: &View) {
+    pub(crate) fn push_changes(&mut self, changed: &[String], reg: &mio::Registry, view: &View) {
         let now_known: BTreeSet<String> = view.projection.panes.keys().cloned().collect();
         let removed: Vec<String> = self.known.difference(&now_known).cloned().collect();
         self.known = now_known;

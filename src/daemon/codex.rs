@@ -53,9 +53,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Cursor id of the app-server observer in `cursor_state_v2`.
-pub const CURSOR: &str = "codex_appserver";
+pub(crate) const CURSOR: &str = "codex_appserver";
 /// Environment override of the control socket path (tests, unusual installs).
-pub const SOCK_ENV: &str = "AGTMUX_CODEX_SOCK";
+pub(crate) const SOCK_ENV: &str = "AGTMUX_CODEX_SOCK";
 /// Bytes of screen text kept per Codex pane (the tail of the capture).
 const SCREEN_MAX: usize = 16 * 1024;
 const CORRELATE_EVERY: Millis = 500;
@@ -86,7 +86,7 @@ pub fn socket_path() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadBind {
     pub pane_id: String,
-    pub confidence: u8,
+    pub(crate) confidence: u8,
     pub reason: String,
 }
 
@@ -103,7 +103,7 @@ struct HookFacts {
 pub struct CodexLink {
     obs: CodexObserver,
     /// Flow-011/009/013: which socket, when, and whether to trust it.
-    pub endpoint: CodexEndpoint,
+    pub(crate) endpoint: CodexEndpoint,
     binds: HashMap<String, ThreadBind>,
     undecided: HashMap<String, (String, Vec<String>)>,
     hook_facts: HashMap<String, HookFacts>,
@@ -143,7 +143,7 @@ impl CodexLink {
     }
 
     /// The observer's socket readiness (one token for both directions).
-    pub fn on_ready(&mut self, readable: bool, writable: bool, now: Millis) {
+    pub(crate) fn on_ready(&mut self, readable: bool, writable: bool, now: Millis) {
         if readable {
             // Only what changed anything makes the link re-correlate: streaming deltas are
             // read and dropped without touching bindings, /proc or the projection. A finished
@@ -170,7 +170,7 @@ impl CodexLink {
 
     /// Did the last readiness change anything that the pipeline must look at (new events
     /// or thread facts)?
-    pub fn needs_step(&self) -> bool {
+    pub(crate) fn needs_step(&self) -> bool {
         self.dirty || self.obs.has_end()
     }
 
@@ -210,13 +210,13 @@ impl CodexLink {
     /// What `@agtmux_daemon` should say about the app-server, if anything. Absent Codex is no
     /// problem; a Codex pane whose daemon is there (or was) but cannot be followed is.
     /// Was the app-server ever reached (so Codex runs in daemon mode here)?
-    pub fn ever_connected(&self) -> bool {
+    pub(crate) fn ever_connected(&self) -> bool {
         self.endpoint.ever_admitted()
     }
 
     /// A hold-down (escalated) or a refused listener is always reported; otherwise see above.
     /// A revoked source is the operator's choice, not a fault.
-    pub fn status_problem(&self, proj: &Projection) -> Option<String> {
+    pub(crate) fn status_problem(&self, proj: &Projection) -> Option<String> {
         if let Some(f) = self.endpoint.fault() {
             return Some(f.to_string());
         }
@@ -233,7 +233,7 @@ impl CodexLink {
     }
 
     /// Keep the last screen text of a Codex pane (bounded) for prompt correlation.
-    pub fn set_screen(&mut self, pane: &str, text: &str, is_codex: bool, now: Millis) {
+    pub(crate) fn set_screen(&mut self, pane: &str, text: &str, is_codex: bool, now: Millis) {
         if !is_codex {
             self.screens.remove(pane);
             return;

@@ -42,9 +42,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Registry kind of the Codex app-server source.
-pub const KIND: &str = "codex_appserver";
+pub(crate) const KIND: &str = "codex_appserver";
 /// A connection initialized at least this long has worked: its end is not a failure.
-pub const STABLE_MS: Millis = 30_000;
+pub(crate) const STABLE_MS: Millis = 30_000;
 
 /// Identity of a socket file: a re-created socket differs even if its inode is reused.
 type SockId = (u64, u64, i64, i64);
@@ -57,7 +57,7 @@ fn sock_id(p: &Path) -> Option<SockId> {
 
 /// Where the endpoint stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Connect at this time.
     WaitUntil(Millis),
     /// Nothing listens at the path: try when the socket file changes, or at this time.
@@ -86,11 +86,11 @@ impl Phase {
     }
 }
 
-pub struct CodexEndpoint {
+pub(crate) struct CodexEndpoint {
     /// The socket discovery found (`$AGTMUX_CODEX_SOCK`, else `$CODEX_HOME`'s).
     discovered: PathBuf,
     uid: u32,
-    pub sup: Supervised,
+    pub(crate) sup: Supervised,
     phase: Phase,
     /// Identity of the socket file at the target path when last looked at, and of the one
     /// last admitted (a different one on the next admission is a rotation).
@@ -143,7 +143,7 @@ impl CodexEndpoint {
     }
 
     /// Was a connection ever admitted (so Codex runs in daemon mode here)?
-    pub fn ever_admitted(&self) -> bool {
+    pub(crate) fn ever_admitted(&self) -> bool {
         self.ever_admitted
     }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 
 /// Connections kept.
-pub const MAX_TRACES: usize = 256;
+pub(crate) const MAX_TRACES: usize = 256;
 /// Steps kept per connection (the first ones, then the last: `pull_events` is a counter).
 const MAX_STEPS: usize = 32;
 
@@ -35,9 +35,9 @@ pub struct ConnTrace {
     pub kind: String,
     /// The socket: the one connected to, or the API socket accepted on.
     pub socket: String,
-    pub peer_pid: Option<i32>,
+    pub(crate) peer_pid: Option<i32>,
     pub peer_uid: Option<u32>,
-    pub opened: Millis,
+    pub(crate) opened: Millis,
     pub steps: Vec<Step>,
     pub pulled: u64,
     pub heartbeats: u64,
@@ -65,12 +65,12 @@ impl ConnTrace {
 }
 
 /// `c<N>`: how a connection is named in logs, `trace` and `source list`.
-pub fn conn_str(id: u64) -> String {
+pub(crate) fn conn_str(id: u64) -> String {
     format!("c{id}")
 }
 
 /// Parse `c<N>` (or a bare number).
-pub fn parse_conn(s: &str) -> Option<u64> {
+pub(crate) fn parse_conn(s: &str) -> Option<u64> {
     s.strip_prefix('c').unwrap_or(s).parse().ok()
 }
 
@@ -136,7 +136,7 @@ impl ConnTraces {
     }
 
     /// Name the kind once a hello says what the connection is.
-    pub fn set_kind(&mut self, id: u64, kind: &str) {
+    pub(crate) fn set_kind(&mut self, id: u64, kind: &str) {
         if let Some(t) = self.get_mut(id) {
             t.kind = kind.to_string();
         }
@@ -174,7 +174,7 @@ impl ConnTraces {
     }
 
     /// The newest `n` connections, newest first.
-    pub fn recent_json(&self, n: usize) -> Value {
+    pub(crate) fn recent_json(&self, n: usize) -> Value {
         Value::Array(
             self.ring
                 .iter()

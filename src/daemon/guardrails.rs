@@ -30,7 +30,7 @@ pub enum Slo {
 }
 
 impl Slo {
-    pub const ALL: [Slo; 2] = [Slo::DeterministicLatency, Slo::FallbackLatency];
+    pub(crate) const ALL: [Slo; 2] = [Slo::DeterministicLatency, Slo::FallbackLatency];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,18 +77,18 @@ impl fmt::Display for Level {
 /// The configurable numbers (seed defaults).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SloConfig {
-    pub window_ms: Millis,
-    pub min_samples: usize,
+    pub(crate) window_ms: Millis,
+    pub(crate) min_samples: usize,
     /// Target p95 per SLO, indexed like [`Slo::ALL`].
-    pub target_ms: [Millis; 2],
-    pub degraded_factor: f64,
-    pub escalate_factor: f64,
+    pub(crate) target_ms: [Millis; 2],
+    pub(crate) degraded_factor: f64,
+    pub(crate) escalate_factor: f64,
     /// Evaluations in a row at `degraded` or worse that escalate.
-    pub sustain: u32,
+    pub(crate) sustain: u32,
     /// How often an ongoing breach is written again.
-    pub repeat_ms: Millis,
+    pub(crate) repeat_ms: Millis,
     /// Samples kept per window at most (memory bound on a flood).
-    pub max_samples: usize,
+    pub(crate) max_samples: usize,
 }
 
 impl Default for SloConfig {
@@ -111,7 +111,7 @@ impl SloConfig {
     /// and tests): `AGTMUX_SLO_WINDOW_MS`, `AGTMUX_SLO_MIN_SAMPLES`,
     /// `AGTMUX_SLO_TARGET_DETERMINISTIC_MS`, `AGTMUX_SLO_TARGET_FALLBACK_MS`. Unparsable values
     /// are ignored.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let mut c = SloConfig::default();
         let num = |k: &str| {
             std::env::var(k)
@@ -140,11 +140,11 @@ pub struct Evaluation {
     pub level: Level,
     pub samples: usize,
     /// Nearest-rank p95 in ms (`None` without samples).
-    pub p95_ms: Option<Millis>,
+    pub(crate) p95_ms: Option<Millis>,
 }
 
 /// Nearest-rank percentile `q` (0..=100) of unsorted values.
-pub fn percentile(values: &[Millis], q: u32) -> Option<Millis> {
+pub(crate) fn percentile(values: &[Millis], q: u32) -> Option<Millis> {
     if values.is_empty() {
         return None;
     }
@@ -156,7 +156,7 @@ pub fn percentile(values: &[Millis], q: u32) -> Option<Millis> {
 }
 
 /// Pure: the level of one window of latencies against `target_ms`, before the sustain rule.
-pub fn evaluate(latencies: &[Millis], target_ms: Millis, cfg: &SloConfig) -> Evaluation {
+pub(crate) fn evaluate(latencies: &[Millis], target_ms: Millis, cfg: &SloConfig) -> Evaluation {
     let p95 = percentile(latencies, 95);
     let level = match p95 {
         _ if latencies.len() < cfg.min_samples => Level::Ok,
@@ -184,13 +184,13 @@ pub fn evaluate(latencies: &[Millis], target_ms: Millis, cfg: &SloConfig) -> Eva
 
 /// One alert to append to `alert_ledger_v1`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Alert {
+pub(crate) struct Alert {
     pub ts: Millis,
     pub slo: Slo,
     pub level: Level,
-    pub p95_ms: Millis,
+    pub(crate) p95_ms: Millis,
     pub samples: usize,
-    pub target_ms: Millis,
+    pub(crate) target_ms: Millis,
     pub detail: String,
 }
 
@@ -246,7 +246,7 @@ impl Guardrails {
     }
 
     /// One latency sample taken at `at`. Negative latencies (clock steps) count as 0.
-    pub fn observe(&mut self, slo: Slo, at: Millis, latency_ms: Millis) {
+    pub(crate) fn observe(&mut self, slo: Slo, at: Millis, latency_ms: Millis) {
         let max = self.cfg.max_samples.max(1);
         let s = &mut self.state[slo.idx()];
         s.samples.push_back((at, latency_ms.max(0)));
@@ -280,7 +280,7 @@ impl Guardrails {
     }
 
     /// For `@agtmux_daemon`: `slo:<name>=<level>` for SLOs at degraded or escalate.
-    pub fn status_problems(&self) -> Vec<String> {
+    pub(crate) fn status_problems(&self) -> Vec<String> {
         Slo::ALL
             .iter()
             .filter(|s| self.level(**s) >= Level::Degraded)
@@ -290,7 +290,7 @@ impl Guardrails {
 
     /// Drops samples older than the window, evaluates every SLO, applies the sustain rule,
     /// and returns the alerts to record (level rose, or an ongoing breach is due again).
-    pub fn evaluate(&mut self, now: Millis) -> Vec<Alert> {
+    pub(crate) fn evaluate(&mut self, now: Millis) -> Vec<Alert> {
         let cfg = self.cfg.clone();
         let mut out = Vec::new();
         for slo in Slo::ALL {

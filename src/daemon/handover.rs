@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a taking-over keeper waits for the old daemon to go before it gives up.
-pub const TAKEOVER_WAIT: Duration = Duration::from_secs(20);
+pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(20);
 
 static EXIT_REQUESTED: AtomicBool = AtomicBool::new(false);
 
@@ -58,18 +58,18 @@ pub(crate) fn exit_requested() -> bool {
 }
 
 /// The version file of the worker (the daemon lock's holder).
-pub fn daemon_version_file(sp: &ServerPaths) -> PathBuf {
+pub(crate) fn daemon_version_file(sp: &ServerPaths) -> PathBuf {
     sp.runtime_dir.join(format!("{}.daemon.version", sp.key))
 }
 
 /// The version file of the keeper.
-pub fn supervisor_version_file(sp: &ServerPaths) -> PathBuf {
+pub(crate) fn supervisor_version_file(sp: &ServerPaths) -> PathBuf {
     sp.runtime_dir
         .join(format!("{}.supervisor.version", sp.key))
 }
 
 /// Held by a keeper while it takes the server over.
-pub fn takeover_lock(sp: &ServerPaths) -> PathBuf {
+pub(crate) fn takeover_lock(sp: &ServerPaths) -> PathBuf {
     sp.runtime_dir.join(format!("{}.takeover.lock", sp.key))
 }
 
@@ -97,7 +97,7 @@ fn held(path: &Path) -> bool {
 
 /// The versions of what runs for this server now: `(what, version)` for each held lock whose
 /// holder wrote its version (`None` = running, version unknown).
-pub fn running_versions(sp: &ServerPaths) -> Vec<(&'static str, Option<String>)> {
+pub(crate) fn running_versions(sp: &ServerPaths) -> Vec<(&'static str, Option<String>)> {
     let mut v = Vec::new();
     if held(&sp.lock()) {
         v.push(("daemon", read_version(&daemon_version_file(sp))));
@@ -111,7 +111,7 @@ pub fn running_versions(sp: &ServerPaths) -> Vec<(&'static str, Option<String>)>
 /// Does a daemon or keeper of another version run for this server (and no hand-over is
 /// under way already)? An unknown version is not "another": a holder writes its version right
 /// after it locks, so a missing file is a start in progress, not an old daemon.
-pub fn needs_takeover(sp: &ServerPaths) -> bool {
+pub(crate) fn needs_takeover(sp: &ServerPaths) -> bool {
     if held(&takeover_lock(sp)) {
         return false;
     }
@@ -122,7 +122,7 @@ pub fn needs_takeover(sp: &ServerPaths) -> bool {
 
 /// Ask the worker through the local API to exit for an upgrade. `Ok(true)`: it agreed;
 /// `Ok(false)`: it answered but does not know the verb (an older daemon).
-pub fn ask_exit(sp: &ServerPaths) -> std::io::Result<bool> {
+pub(crate) fn ask_exit(sp: &ServerPaths) -> std::io::Result<bool> {
     let mut s = std::os::unix::net::UnixStream::connect(sp.api_socket())?;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
     s.set_write_timeout(Some(Duration::from_secs(3)))?;

@@ -27,19 +27,19 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The rolling windows reported, (name, length in ms).
-pub const WINDOWS: [(&str, Millis); 2] = [("1m", 60_000), ("10m", 600_000)];
+pub(crate) const WINDOWS: [(&str, Millis); 2] = [("1m", 60_000), ("10m", 600_000)];
 const LONGEST: Millis = 600_000;
 /// Bound of every latency series.
-pub const MAX_SAMPLES: usize = 4_096;
+pub(crate) const MAX_SAMPLES: usize = 4_096;
 /// Traces kept in memory for `trace`/`explain`.
-pub const MAX_TRACES: usize = 4_096;
+pub(crate) const MAX_TRACES: usize = 4_096;
 /// Minimum gap between two counter snapshots.
-pub const SNAPSHOT_EVERY: Millis = 5_000;
+pub(crate) const SNAPSHOT_EVERY: Millis = 5_000;
 /// Signature reasons listed in `reasons_top`.
 const TOP_K: usize = 5;
 
 /// Hop names, in pipeline order.
-pub const HOPS: [&str; 5] = ["source", "gateway", "daemon", "option", "client"];
+pub(crate) const HOPS: [&str; 5] = ["source", "gateway", "daemon", "option", "client"];
 
 /// The first word of a signature reason (`process_hint provider=claude` → `process_hint`).
 fn reason_word(r: &str) -> &str {
@@ -148,7 +148,7 @@ impl Trace {
 
 /// The shape shared by the API's `trace` and the CLI's read of `events_raw_v2`: hops in
 /// pipeline order, each with its delta from the previous hop and from the source.
-pub fn trace_json(
+pub(crate) fn trace_json(
     event_id: &str,
     pane_id: Option<&str>,
     source: &str,
@@ -257,7 +257,7 @@ impl Metrics {
     }
 
     /// What the gateway handled in this step (from `Gateway::take_traced`).
-    pub fn on_ingested(&mut self, items: Vec<Traced>) {
+    pub(crate) fn on_ingested(&mut self, items: Vec<Traced>) {
         for t in items {
             let mut hops = vec![("source", t.source_ts), ("gateway", t.gateway_ts)];
             log::debug!(
@@ -322,7 +322,7 @@ impl Metrics {
     /// pushed to API subscribers at `client_ts` (`None`: no subscriber). Drains the
     /// projection's notes, records state and hop latencies, and returns the hops to persist
     /// (`event_id`, hop, ts).
-    pub fn observe_published(
+    pub(crate) fn observe_published(
         &mut self,
         proj: &mut Projection,
         changed: &[String],
@@ -491,7 +491,7 @@ impl Metrics {
     }
 
     /// The trace of the last event the gateway routed to `pane`.
-    pub fn last_trace(&self, pane: &str) -> Option<&Trace> {
+    pub(crate) fn last_trace(&self, pane: &str) -> Option<&Trace> {
         self.last_event.get(pane).and_then(|e| self.traces.get(e))
     }
 

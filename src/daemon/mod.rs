@@ -33,7 +33,7 @@ pub struct DaemonArgs {
     pub path: Option<std::path::PathBuf>,
     /// The tmux binary to run in control mode.
     #[arg(long, default_value = "tmux", hide = true)]
-    pub tmux_bin: String,
+    pub(crate) tmux_bin: String,
     /// Log to stderr instead of the log file.
     #[arg(long)]
     pub foreground: bool,
@@ -52,7 +52,7 @@ pub struct DaemonArgs {
     /// With `--supervise`: first make a running daemon of another version exit (an upgrade,
     /// what `--detach` starts when it finds one).
     #[arg(long, hide = true, requires = "supervise")]
-    pub take_over: bool,
+    pub(crate) take_over: bool,
 }
 
 impl DaemonArgs {
@@ -65,7 +65,7 @@ impl DaemonArgs {
 }
 
 #[derive(Debug)]
-pub enum DaemonError {
+pub(crate) enum DaemonError {
     Io(&'static str, std::io::Error),
     /// Another daemon holds this server's lock: not an error for the caller.
     AlreadyRunning,
@@ -90,7 +90,7 @@ impl std::error::Error for DaemonError {}
 /// file let a second daemon start), so the locked file must still be the path's, and a live
 /// API socket means a daemon serves this server even if its lock file was deleted; the
 /// running daemon puts its lock file back ([`lock_still_ours`]).
-pub fn take_lock(sp: &ServerPaths) -> Result<File, DaemonError> {
+pub(crate) fn take_lock(sp: &ServerPaths) -> Result<File, DaemonError> {
     paths::ensure_private_dir(&sp.runtime_dir).map_err(|e| DaemonError::Io("runtime dir", e))?;
     let f = lock_path(&sp.lock())?.ok_or(DaemonError::AlreadyRunning)?;
     if std::os::unix::net::UnixStream::connect(sp.api_socket()).is_ok() {
@@ -141,7 +141,7 @@ fn lock_path(path: &std::path::Path) -> Result<Option<File>, DaemonError> {
 
 /// What [`lock_still_ours`] found.
 #[derive(Debug)]
-pub enum LockCheck {
+pub(crate) enum LockCheck {
     /// The path still names the file we hold locked.
     Held,
     /// It was deleted or replaced, and we locked the file now at the path (keep this one).
@@ -153,7 +153,7 @@ pub enum LockCheck {
 
 /// Is our lock still the one at the path? If the file was deleted or replaced, take the
 /// path's lock again so a new daemon cannot start beside us.
-pub fn lock_still_ours(sp: &ServerPaths, held: &File) -> LockCheck {
+pub(crate) fn lock_still_ours(sp: &ServerPaths, held: &File) -> LockCheck {
     use std::os::unix::fs::MetadataExt;
     let path = sp.lock();
     if let (Ok(a), Ok(b)) = (held.metadata(), std::fs::metadata(&path))
@@ -182,7 +182,7 @@ pub fn lock_still_ours(sp: &ServerPaths, held: &File) -> LockCheck {
 }
 
 /// Is a daemon running for this server? (Its lock is held.)
-pub fn lock_held(sp: &ServerPaths) -> bool {
+pub(crate) fn lock_held(sp: &ServerPaths) -> bool {
     let Ok(f) = File::open(sp.lock()) else {
         return false;
     };

@@ -158,7 +158,7 @@ pub(crate) struct Notify {
 
 impl Notify {
     /// After a resolution: `changed` panes' attention (the first call only remembers all).
-    pub fn observe(&mut self, proj: &Projection, changed: &[String], now: Millis) {
+    pub(crate) fn observe(&mut self, proj: &Projection, changed: &[String], now: Millis) {
         if !self.notifier.is_primed() {
             self.notifier.prime(
                 proj.panes
@@ -174,7 +174,7 @@ impl Notify {
         }
     }
 
-    pub fn forget(&mut self, pane: &str) {
+    pub(crate) fn forget(&mut self, pane: &str) {
         self.notifier.forget(pane);
     }
 
@@ -205,7 +205,7 @@ impl Notify {
     }
 
     /// Ask tmux for the `@agtmux-notify*` options (at connect, and before each batch).
-    pub fn load_options(&mut self, t: &mut TmuxClient) {
+    pub(crate) fn load_options(&mut self, t: &mut TmuxClient) {
         for name in notify::OPTIONS {
             t.send(
                 &format!("show-options -gqv {name}"),
@@ -242,7 +242,7 @@ impl Notify {
     }
 
     /// An answer to one of the batch's queries; the clients' answer decides and delivers.
-    pub fn on_reply(
+    pub(crate) fn on_reply(
         &mut self,
         tag: &str,
         ok: bool,
@@ -461,7 +461,7 @@ impl Notify {
     }
 
     /// Reap finished commands (SIGCHLD or a tick); kill those past their bound.
-    pub fn reap(&mut self, now: Millis) {
+    pub(crate) fn reap(&mut self, now: Millis) {
         self.children.retain_mut(|r| match r.child.try_wait() {
             Ok(Some(st)) => {
                 if st.success() {

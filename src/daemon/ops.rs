@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// How often the SLO windows are evaluated (default).
-pub const EVAL_EVERY: Millis = 60_000;
+pub(crate) const EVAL_EVERY: Millis = 60_000;
 
 /// Every figure the metrics exporter needs from C-013.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,15 +28,15 @@ pub struct OpsMetrics {
     /// Age of the newest snapshot (ms), `None` without one.
     pub snapshot_age_ms: Option<Millis>,
     pub snapshots_taken: u64,
-    pub snapshot_failures: u64,
-    pub last_snapshot_took_ms: Option<u64>,
-    pub restore_attempts: u64,
-    pub restore_successes: u64,
+    pub(crate) snapshot_failures: u64,
+    pub(crate) last_snapshot_took_ms: Option<u64>,
+    pub(crate) restore_attempts: u64,
+    pub(crate) restore_successes: u64,
     /// successes / attempts, `None` before any attempt.
     pub restore_success_rate: Option<f64>,
     /// Per SLO: (name, level, samples in window, last p95 ms).
     pub slo: Vec<(&'static str, Level, usize, Option<Millis>)>,
-    pub alerts_recorded: u64,
+    pub(crate) alerts_recorded: u64,
 }
 
 impl OpsMetrics {
@@ -113,7 +113,7 @@ impl Ops {
     }
 
     /// Evaluates the SLO windows now and records the alerts; returns how many were written.
-    pub fn evaluate(&mut self, store: Option<&mut Store>, now: Millis) -> usize {
+    pub(crate) fn evaluate(&mut self, store: Option<&mut Store>, now: Millis) -> usize {
         let alerts = self.guardrails.evaluate(now);
         if alerts.is_empty() {
             return 0;
@@ -139,13 +139,13 @@ impl Ops {
     }
 
     /// A capture reply (requested at `requested_at`) was applied to `pane`.
-    pub fn screen_applied(&mut self, pane: &str, requested_at: Millis) {
+    pub(crate) fn screen_applied(&mut self, pane: &str, requested_at: Millis) {
         self.screens.insert(pane.to_string(), requested_at);
     }
 
     /// The pass that queues option writes: `changed` panes (with their evidence) and the
     /// accepted events `(pane, event ts)` ingested since the last pass.
-    pub fn observe_changes(
+    pub(crate) fn observe_changes(
         &mut self,
         changed: &[(String, Evidence)],
         accepted: &[(String, Millis)],
@@ -175,11 +175,11 @@ impl Ops {
     }
 
     /// For `@agtmux_daemon`: SLOs at degraded or escalate.
-    pub fn status_problems(&self) -> Vec<String> {
+    pub(crate) fn status_problems(&self) -> Vec<String> {
         self.guardrails.status_problems()
     }
 
-    pub fn on_shutdown(&mut self, store: Option<&mut Store>, now: Millis) {
+    pub(crate) fn on_shutdown(&mut self, store: Option<&mut Store>, now: Millis) {
         self.snapshots.on_shutdown(store, now);
     }
 

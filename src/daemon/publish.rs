@@ -6,7 +6,7 @@ use crate::projection::{PaneModel, Projection};
 use crate::tmux::options::{OptionsWriter, Scope};
 use std::collections::BTreeMap;
 
-pub const PANE_OPTIONS: [&str; 11] = [
+pub(crate) const PANE_OPTIONS: [&str; 11] = [
     "@agtmux_presence",
     "@agtmux_provider",
     "@agtmux_state",
@@ -32,7 +32,7 @@ pub(crate) fn view(p: &PaneModel) -> PaneView {
 }
 
 /// Desired options of one pane (empty values = unset).
-pub fn pane_values(
+pub(crate) fn pane_values(
     p: &PaneModel,
     style: &Style,
     utc_offset_s: i64,

@@ -67,7 +67,7 @@ const CODEX_APPSERVER: Token = Token(7);
 /// C-007: the file watch on live sessions' transcripts (sources::transcript_watch).
 const TRANSCRIPTS: Token = Token(8);
 
-pub struct Runtime {
+pub(crate) struct Runtime {
     poll: Poll,
     sp: ServerPaths,
     tmux_bin: String,
@@ -139,7 +139,7 @@ pub struct Runtime {
 }
 
 #[derive(Debug)]
-pub struct RuntimeError(pub String);
+pub(crate) struct RuntimeError(pub String);
 impl std::fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -29,7 +29,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 pub struct SnapshotConfig {
     pub every_ms: Millis,
     pub keep: usize,
-    pub on_shutdown: bool,
+    pub(crate) on_shutdown: bool,
 }
 
 impl Default for SnapshotConfig {
@@ -43,7 +43,7 @@ impl Default for SnapshotConfig {
 }
 
 impl SnapshotConfig {
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let mut c = SnapshotConfig::default();
         let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string());
         if let Some(v) = var("AGTMUX_SNAPSHOT_EVERY_MS").and_then(|v| v.parse().ok()) {
@@ -103,7 +103,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SnapshotError {
 }
 
 /// `<db dir>/snapshots`.
-pub fn snapshot_dir(db: &Path) -> PathBuf {
+pub(crate) fn snapshot_dir(db: &Path) -> PathBuf {
     db.parent()
         .unwrap_or_else(|| Path::new("."))
         .join("snapshots")
@@ -111,9 +111,9 @@ pub fn snapshot_dir(db: &Path) -> PathBuf {
 
 /// One snapshot file on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotFile {
+pub(crate) struct SnapshotFile {
     pub path: PathBuf,
-    pub created_ts: Millis,
+    pub(crate) created_ts: Millis,
     pub reason: String,
     pub size: u64,
 }
@@ -126,7 +126,7 @@ fn parse_name(name: &str) -> Option<(Millis, String)> {
 }
 
 /// Snapshot files in `dir`, newest first.
-pub fn list_files(dir: &Path) -> Vec<SnapshotFile> {
+pub(crate) fn list_files(dir: &Path) -> Vec<SnapshotFile> {
     let mut v: Vec<SnapshotFile> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -151,10 +151,10 @@ pub fn list_files(dir: &Path) -> Vec<SnapshotFile> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taken {
     pub path: PathBuf,
-    pub created_ts: Millis,
+    pub(crate) created_ts: Millis,
     pub reason: String,
     pub size: u64,
-    pub took_ms: u64,
+    pub(crate) took_ms: u64,
 }
 
 /// Copies the database `src` into `dir` now (one backup step, see the module doc).
@@ -182,7 +182,7 @@ pub fn take(src: &Store, dir: &Path, reason: &str, now: Millis) -> Result<Taken,
 
 /// Records a copy in `state_snapshot_v2` and keeps only the newest `keep` files (older files
 /// and their rows are removed).
-pub fn record_and_prune(
+pub(crate) fn record_and_prune(
     store: &mut Store,
     taken: &Taken,
     keep: usize,
@@ -225,10 +225,10 @@ pub fn record_and_prune(
 
 /// Restore attempts (dry-runs included) and successes, kept in `restore_stats.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RestoreStats {
+pub(crate) struct RestoreStats {
     pub attempts: u64,
     pub successes: u64,
-    pub last_ts: Millis,
+    pub(crate) last_ts: Millis,
 }
 
 impl RestoreStats {
@@ -249,7 +249,7 @@ impl RestoreStats {
     }
 
     /// Success rate in 0..=1 (`None` before any attempt).
-    pub fn success_rate(&self) -> Option<f64> {
+    pub(crate) fn success_rate(&self) -> Option<f64> {
         (self.attempts > 0).then(|| self.successes as f64 / self.attempts as f64)
     }
 
@@ -316,7 +316,7 @@ impl Report {
             .count()
     }
 
-    pub fn is_consistent(&self) -> bool {
+    pub(crate) fn is_consistent(&self) -> bool {
         self.errors() == 0
     }
 
@@ -328,7 +328,7 @@ impl Report {
         });
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut counts: Vec<_> = self.counts.iter().collect();
         counts.sort();
         json!({
@@ -342,7 +342,7 @@ impl Report {
         })
     }
 
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut s = format!("snapshot {}\n", self.snapshot.display());
         let mut counts: Vec<_> = self.counts.iter().collect();
         counts.sort();
@@ -402,7 +402,11 @@ pub fn check(snapshot: &Path, spool: &Path) -> Result<Report, SnapshotError> {
 }
 
 /// [`check`] on an open store.
-pub fn check_store(store: &Store, snapshot: &Path, spool: &Path) -> Result<Report, SnapshotError> {
+pub(crate) fn check_store(
+    store: &Store,
+    snapshot: &Path,
+    spool: &Path,
+) -> Result<Report, SnapshotError> {
     let mut rep = Report {
         snapshot: snapshot.to_path_buf(),
         ..Default::default()
@@ -586,7 +590,11 @@ fn check_cursor(rep: &mut Report, source: &str, text: &str, spool: &Path) {
 
 /// Replaces the database at `db` with `snapshot` (the caller checked no daemon runs). The old
 /// file (and its `-wal`/`-shm`) is kept as `<db>.pre-restore-<now>`; returns that path.
-pub fn restore_file(db: &Path, snapshot: &Path, now: Millis) -> Result<PathBuf, SnapshotError> {
+pub(crate) fn restore_file(
+    db: &Path,
+    snapshot: &Path,
+    now: Millis,
+) -> Result<PathBuf, SnapshotError> {
     let with = |p: &Path, suffix: &str| {
         let mut s = p.as_os_str().to_owned();
         s.push(suffix);
@@ -630,8 +638,8 @@ pub struct Snapshotter {
     inflight: Option<Receiver<Result<Taken, SnapshotError>>>,
     last_ok_ts: Option<Millis>,
     pub taken: u64,
-    pub failures: u64,
-    pub last_took_ms: Option<u64>,
+    pub(crate) failures: u64,
+    pub(crate) last_took_ms: Option<u64>,
 }
 
 /// While a copy runs, the loop checks for its result this often.
@@ -661,7 +669,7 @@ impl Snapshotter {
     }
 
     /// Age of the newest good snapshot (in this dir), `None` when there is none.
-    pub fn age_ms(&self, now: Millis) -> Option<Millis> {
+    pub(crate) fn age_ms(&self, now: Millis) -> Option<Millis> {
         let newest = self
             .last_ok_ts
             .or_else(|| list_files(&self.dir).first().map(|f| f.created_ts))?;
@@ -765,7 +773,7 @@ impl Snapshotter {
     }
 
     /// The final copy at shutdown (inline), if enabled.
-    pub fn on_shutdown(&mut self, store: Option<&mut Store>, now: Millis) {
+    pub(crate) fn on_shutdown(&mut self, store: Option<&mut Store>, now: Millis) {
         if let Some(rx) = self.inflight.take() {
             // A periodic copy is running: let it finish (bounded), then record it.
             if let Ok(r) = rx.recv_timeout(std::time::Duration::from_secs(5)) {

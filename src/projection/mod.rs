@@ -33,35 +33,35 @@ pub struct PaneModel {
     pub process: Option<(Provider, &'static str)>,
     pub agent_pid: Option<i32>,
     /// Whether an agent process was ever seen in this generation (so its leaving ends it).
-    pub seen_agent: bool,
+    pub(crate) seen_agent: bool,
     /// The agent process the pane's hooks ran under (`sources::hook_spool::ProcOrigin`): the
     /// deterministic state stands only while it lives, whatever the process classifier says.
-    pub anchor: Option<Anchor>,
-    pub presence_tracker: PresenceTracker,
+    pub(crate) anchor: Option<Anchor>,
+    pub(crate) presence_tracker: PresenceTracker,
     pub signature: String,
-    pub hysteresis: Hysteresis,
+    pub(crate) hysteresis: Hysteresis,
     pub screen: Option<ScreenVerdict>,
-    pub screen_at: Millis,
+    pub(crate) screen_at: Millis,
     /// Latest state per deterministic source for the bound session.
     pub det: Vec<DeterministicState>,
     pub session_key: Option<String>,
-    pub resolver: ResolverState,
+    pub(crate) resolver: ResolverState,
     pub resolution: Resolution,
-    pub attention_tracker: PaneAttention,
+    pub(crate) attention_tracker: PaneAttention,
     pub attention: Option<AttentionKind>,
     /// Usage-limit reset, retry/compaction, background count (issue 23, `core::extras`).
     pub extras: Extras,
     pub since: Millis,
-    pub pane_title: String,
-    pub canonical_title: Option<String>,
+    pub(crate) pane_title: String,
+    pub(crate) canonical_title: Option<String>,
     /// A title guessed from what the agent is doing (a Codex thread's preview).
-    pub heuristic_title: Option<String>,
+    pub(crate) heuristic_title: Option<String>,
     pub title: String,
-    pub title_source: TitleSource,
+    pub(crate) title_source: TitleSource,
     pub next_deadline: Option<Millis>,
     /// State version (Flow-014): bumped on every published change.
     pub version: i64,
-    pub dirty: bool,
+    pub(crate) dirty: bool,
     /// Codex thread ↔ pane binding, for `explain`: `thread=… confidence=… reason=…` when a
     /// thread is bound here, or why a thread that may belong here is undecided
     /// (kept by `daemon::codex`).
@@ -132,11 +132,11 @@ impl PaneModel {
     pub fn evidence(&self) -> Evidence {
         self.resolution.evidence
     }
-    pub fn is_managed(&self) -> bool {
+    pub(crate) fn is_managed(&self) -> bool {
         self.resolution.presence == Presence::Managed
     }
     /// Does the poller need to look at this pane at all?
-    pub fn is_candidate(&self) -> bool {
+    pub(crate) fn is_candidate(&self) -> bool {
         self.process.is_some() || self.is_managed() || !self.det.is_empty()
     }
 }
@@ -157,7 +157,7 @@ fn unmanaged_resolution() -> Resolution {
 
 /// The process a pane's hooks came from: pid and start time (one process life).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Anchor {
+pub(crate) struct Anchor {
     pub pid: i32,
     pub start: u64,
     /// False once the process is gone: its deterministic state has ended.
@@ -170,7 +170,7 @@ const PRESENCE_RECHECK_MS: Millis = 500;
 /// Why an event was not applied. Stored with the event and logged as [`IgnoreReason::as_str`],
 /// whose text is stable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IgnoreReason {
+pub(crate) enum IgnoreReason {
     /// The event names no pane.
     NoPane,
     /// The pane is not (or no longer) in the registry.
@@ -208,7 +208,7 @@ impl IgnoreReason {
 
     /// Already known or older than the state: the event is stored as ignored, with no effect
     /// (every other reason stores it as rejected).
-    pub fn is_no_effect(&self) -> bool {
+    pub(crate) fn is_no_effect(&self) -> bool {
         matches!(self, IgnoreReason::Duplicate | IgnoreReason::StaleEvent)
     }
 }
@@ -226,8 +226,8 @@ pub struct Projection {
     pub cfg: ResolverConfig,
     hostname: String,
     /// Counters for metrics.
-    pub fallbacks: u64,
-    pub repromotions: u64,
+    pub(crate) fallbacks: u64,
+    pub(crate) repromotions: u64,
     /// Transitions for `daemon::metrics` (drained each step; bounded by `MAX_NOTES`).
     pub notes: Vec<Note>,
     /// The local zone, seconds east of UTC: agents print a usage limit's reset in local
@@ -255,7 +255,13 @@ impl Projection {
     }
 
     /// A pane appeared (or the daemon learned about it).
-    pub fn pane_added(&mut self, pane_id: &str, session_id: &str, window_id: &str, now: Millis) {
+    pub(crate) fn pane_added(
+        &mut self,
+        pane_id: &str,
+        session_id: &str,
+        window_id: &str,
+        now: Millis,
+    ) {
         let p = self
             .panes
             .entry(pane_id.to_string())
@@ -265,18 +271,18 @@ impl Projection {
     }
 
     /// A pane is gone: forget it, tombstone its binding.
-    pub fn pane_removed(&mut self, pane_id: &str, now: Millis) -> Option<PaneModel> {
+    pub(crate) fn pane_removed(&mut self, pane_id: &str, now: Millis) -> Option<PaneModel> {
         self.bindings.pane_gone(pane_id, now);
         self.panes.remove(pane_id)
     }
 
     /// Does the process classifier see an agent process in this pane now?
-    pub fn holds_agent_process(&self, pane_id: &str) -> bool {
+    pub(crate) fn holds_agent_process(&self, pane_id: &str) -> bool {
         self.panes.get(pane_id).is_some_and(|p| p.process.is_some())
     }
 
     /// The pane's hooks ran under this live agent process (`sources::hook_spool`).
-    pub fn set_anchor(&mut self, pane_id: &str, pid: i32, start: u64) {
+    pub(crate) fn set_anchor(&mut self, pane_id: &str, pid: i32, start: u64) {
         if let Some(p) = self.panes.get_mut(pane_id) {
             let a = Some(Anchor {
                 pid,
@@ -291,14 +297,14 @@ impl Projection {
     }
 
     /// The live anchor of a pane, to check that it still runs.
-    pub fn live_anchor(&self, pane_id: &str) -> Option<(i32, u64)> {
+    pub(crate) fn live_anchor(&self, pane_id: &str) -> Option<(i32, u64)> {
         let a = self.panes.get(pane_id)?.anchor?;
         a.alive.then_some((a.pid, a.start))
     }
 
     /// The agent process the pane's hooks came from has exited: its deterministic state ends
     /// (a kill -9 sends no SessionEnd).
-    pub fn anchor_gone(&mut self, pane_id: &str) {
+    pub(crate) fn anchor_gone(&mut self, pane_id: &str) {
         let Some(p) = self.panes.get_mut(pane_id) else {
             return;
         };
@@ -319,7 +325,7 @@ impl Projection {
     }
 
     /// Update the process hint of a pane (from `/proc`).
-    pub fn set_process(
+    pub(crate) fn set_process(
         &mut self,
         pane_id: &str,
         hint: Option<(Provider, &'static str)>,
@@ -349,7 +355,7 @@ impl Projection {
         }
     }
 
-    pub fn set_pane_title(&mut self, pane_id: &str, title: &str) {
+    pub(crate) fn set_pane_title(&mut self, pane_id: &str, title: &str) {
         if let Some(p) = self.panes.get_mut(pane_id)
             && p.pane_title != title
         {
@@ -359,7 +365,7 @@ impl Projection {
     }
 
     /// A screen capture's verdict (the poller, C-006).
-    pub fn apply_screen(&mut self, pane_id: &str, v: ScreenVerdict, now: Millis) {
+    pub(crate) fn apply_screen(&mut self, pane_id: &str, v: ScreenVerdict, now: Millis) {
         let Some(p) = self.panes.get_mut(pane_id) else {
             return;
         };
@@ -378,7 +384,11 @@ impl Projection {
     }
 
     /// Apply one deterministic event. `Err` = not applied, with the reason to store.
-    pub fn apply_event(&mut self, ev: &NormalizedEvent, now: Millis) -> Result<(), IgnoreReason> {
+    pub(crate) fn apply_event(
+        &mut self,
+        ev: &NormalizedEvent,
+        now: Millis,
+    ) -> Result<(), IgnoreReason> {
         let Some(pane_id) = ev.pane_id.as_deref() else {
             return Err(IgnoreReason::NoPane);
         };
@@ -447,7 +457,7 @@ impl Projection {
     }
 
     /// Set a transcript/thread title for a session.
-    pub fn set_session_title(&mut self, session_key: &str, title: &str) {
+    pub(crate) fn set_session_title(&mut self, session_key: &str, title: &str) {
         for p in self.panes.values_mut() {
             if p.session_key.as_deref() == Some(session_key)
                 && p.canonical_title.as_deref() != Some(title)
@@ -460,7 +470,11 @@ impl Projection {
 
     /// Re-resolve dirty panes and panes whose timers are due. Returns the panes whose
     /// published state changed.
-    pub fn resolve_dirty(&mut self, now: Millis, focused: &dyn Fn(&str) -> bool) -> Vec<String> {
+    pub(crate) fn resolve_dirty(
+        &mut self,
+        now: Millis,
+        focused: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
         let mut changed = Vec::new();
         for (id, p) in self.panes.iter_mut() {
             let due = p.next_deadline.is_some_and(|d| d <= now);
@@ -633,12 +647,12 @@ impl Projection {
     }
 
     /// The tombstone grace period of the binding registry.
-    pub fn bindings_grace_ms(&self) -> Millis {
+    pub(crate) fn bindings_grace_ms(&self) -> Millis {
         BindingConfig::default().tombstone_grace_ms
     }
 
     /// Focus changed for a pane (clears `done`).
-    pub fn mark_dirty(&mut self, pane_id: &str) {
+    pub(crate) fn mark_dirty(&mut self, pane_id: &str) {
         if let Some(p) = self.panes.get_mut(pane_id) {
             p.dirty = true;
         }
@@ -650,7 +664,7 @@ impl Projection {
     }
 
     /// Set a source's health; every pane is re-resolved.
-    pub fn set_health(&mut self, source: SourceKind, h: Health) -> bool {
+    pub(crate) fn set_health(&mut self, source: SourceKind, h: Health) -> bool {
         let old = self.health.insert(source, h);
         if old != Some(h) {
             for p in self.panes.values_mut() {

@@ -7,7 +7,7 @@ use crate::core::classifier::Transition;
 use crate::core::resolver::TierTransition;
 
 /// Notes the projection keeps when nobody drains them (unit tests, no runtime).
-pub const MAX_NOTES: usize = 10_000;
+pub(crate) const MAX_NOTES: usize = 10_000;
 
 /// Something the projection noticed while resolving, for metrics (drained every step).
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub enum Note {
 }
 
 /// The log line of a signature transition (one `key=value` line, the key not repeated).
-pub fn signature_log(pane: &str, t: &Transition) -> String {
+pub(crate) fn signature_log(pane: &str, t: &Transition) -> String {
     format!(
         "signature_transition pane={pane} from={} to={} presence={} provider={} reason={:?}",
         t.from,
@@ -35,7 +35,7 @@ pub fn signature_log(pane: &str, t: &Transition) -> String {
 }
 
 /// The log line of a fallback / re-promotion.
-pub fn tier_log(pane: &str, t: &TierTransition) -> String {
+pub(crate) fn tier_log(pane: &str, t: &TierTransition) -> String {
     match t {
         TierTransition::Fallback { from, reason } => {
             format!("tier_transition pane={pane} kind=fallback from={from} reason={reason:?}")

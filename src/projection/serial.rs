@@ -14,11 +14,11 @@
 use crate::store::{PaneStateRow, SessionStateRow, StoreError, Tx};
 
 /// Re-reads after a CAS conflict before giving up on one row.
-pub const MAX_CAS_RETRIES: u32 = 3;
+pub(crate) const MAX_CAS_RETRIES: u32 = 3;
 
 /// What a serial write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CasOutcome {
+pub(crate) enum CasOutcome {
     /// Written at this new `state_version`.
     Written(i64),
     /// The stored row is newer: nothing written (no rollback).
@@ -37,7 +37,7 @@ fn pane_older(row: &PaneStateRow, stored: &PaneStateRow) -> bool {
 }
 
 /// Write a pane row by compare-and-swap (Flow-014).
-pub fn write_pane(tx: &mut Tx<'_>, row: &PaneStateRow) -> Result<CasOutcome, StoreError> {
+pub(crate) fn write_pane(tx: &mut Tx<'_>, row: &PaneStateRow) -> Result<CasOutcome, StoreError> {
     for _ in 0..=MAX_CAS_RETRIES {
         let stored = tx.pane_state(&row.server_key, &row.pane_id)?;
         let expected = match &stored {
@@ -66,7 +66,10 @@ pub fn write_pane(tx: &mut Tx<'_>, row: &PaneStateRow) -> Result<CasOutcome, Sto
 }
 
 /// Write a session row by compare-and-swap (Flow-014); an older `updated_ts` is refused.
-pub fn write_session(tx: &mut Tx<'_>, row: &SessionStateRow) -> Result<CasOutcome, StoreError> {
+pub(crate) fn write_session(
+    tx: &mut Tx<'_>,
+    row: &SessionStateRow,
+) -> Result<CasOutcome, StoreError> {
     for _ in 0..=MAX_CAS_RETRIES {
         let stored = tx.session_state(&row.session_key)?;
         let expected = match &stored {

@@ -14,7 +14,7 @@ use serde_json::Value;
 const QUESTION_TOOLS: &[&str] = &["AskUserQuestion", "ExitPlanMode"];
 
 /// Map one payload. `Err` is the reject reason (stored in `events_raw_v2`, logged).
-pub fn map_hook(
+pub(crate) fn map_hook(
     payload: &Value,
     pane: Option<&str>,
     ts: Millis,

@@ -46,7 +46,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Client name sent in `initialize`.
-pub const CLIENT_NAME: &str = "agtmux";
+pub(crate) const CLIENT_NAME: &str = "agtmux";
 const BACKOFF_MIN_MS: Millis = 500;
 const BACKOFF_MAX_MS: Millis = 30_000;
 /// A connection that lived this long resets the backoff.
@@ -63,7 +63,7 @@ const MAX_RAW: usize = 64 << 10;
 const MAX_PROBLEMS: usize = 64;
 
 /// Notifications we ask the server not to send: token streams and chatter that carry no state.
-pub const OPT_OUT_NOTIFICATIONS: &[&str] = &[
+pub(crate) const OPT_OUT_NOTIFICATIONS: &[&str] = &[
     "item/agentMessage/delta",
     "item/plan/delta",
     "item/reasoning/summaryTextDelta",
@@ -139,13 +139,13 @@ const QUIET_METHODS: &[&str] = &[
 /// ([`CodexObserver::set_supervised`]) the observer schedules nothing itself: the owner reads
 /// this with [`CodexObserver::take_end`] and decides (Flow-011 restart contract).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnEnd {
+pub(crate) struct ConnEnd {
     pub kind: EndKind,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndKind {
+pub(crate) enum EndKind {
     /// Nothing listens at the path: no socket file, or one left by a daemon that is gone
     /// (`ENOENT`, `ECONNREFUSED`). Codex is simply not running; that is no failure.
     Unreachable,
@@ -188,22 +188,22 @@ pub struct ThreadFacts {
     /// Ephemeral / title-generation thread: never shown in a pane.
     pub ephemeral: bool,
     /// A sub-agent thread (`parentThreadId` set).
-    pub subagent: bool,
+    pub(crate) subagent: bool,
     pub title: Option<String>,
     /// The latest user prompt (userMessage item, or the thread preview).
     pub last_prompt: Option<String>,
-    pub last_prompt_ts: Option<Millis>,
-    pub current_turn: Option<String>,
-    pub turn_in_progress: bool,
-    pub turn_started_ts: Option<Millis>,
-    pub turn_ended_ts: Option<Millis>,
+    pub(crate) last_prompt_ts: Option<Millis>,
+    pub(crate) current_turn: Option<String>,
+    pub(crate) turn_in_progress: bool,
+    pub(crate) turn_started_ts: Option<Millis>,
+    pub(crate) turn_ended_ts: Option<Millis>,
     /// The turn whose error is still shown (cleared by the next turn).
-    pub error_turn: Option<String>,
-    pub error_sticky: bool,
+    pub(crate) error_turn: Option<String>,
+    pub(crate) error_sticky: bool,
     pub closed: bool,
     /// `thread/resume` succeeded on the current connection.
     pub subscribed: bool,
-    pub last_activity: Option<Activity>,
+    pub(crate) last_activity: Option<Activity>,
     counter: u64,
     resume: ResumeState,
     /// Turn ids that already completed (most recent last), to drop late duplicates.
@@ -406,7 +406,7 @@ impl CodexObserver {
     /// [`take_end`](Self::take_end); the observer's own backoff is off. `expect_uid` refuses a
     /// listener of another uid; `ping_every` pings a connection that has been quiet that long,
     /// so a live server always shows a heartbeat (any frame, the pong included).
-    pub fn set_supervised(&mut self, expect_uid: Option<u32>, ping_every: Millis) {
+    pub(crate) fn set_supervised(&mut self, expect_uid: Option<u32>, ping_every: Millis) {
         self.supervised = true;
         self.reconnect_at = None;
         self.expect_uid = expect_uid;
@@ -415,7 +415,7 @@ impl CodexObserver {
 
     /// Supervised mode: connect now unless connected. False (with [`take_end`](Self::take_end)
     /// telling why) when the attempt failed.
-    pub fn connect_now(&mut self, now: Millis) -> bool {
+    pub(crate) fn connect_now(&mut self, now: Millis) -> bool {
         if self.conn.is_some() {
             return true;
         }
@@ -430,18 +430,18 @@ impl CodexObserver {
     }
 
     /// How the last attempt or connection ended, once (supervised mode).
-    pub fn take_end(&mut self) -> Option<ConnEnd> {
+    pub(crate) fn take_end(&mut self) -> Option<ConnEnd> {
         self.end.take()
     }
 
     /// An end is waiting for [`take_end`](Self::take_end).
-    pub fn has_end(&self) -> bool {
+    pub(crate) fn has_end(&self) -> bool {
         self.end.is_some()
     }
 
     /// Close the connection on purpose (revoked, heartbeat timeout): a close frame, best
     /// effort, then the socket is dropped. Reports no end: the caller knows why.
-    pub fn disconnect(&mut self, reason: &str, now: Millis) {
+    pub(crate) fn disconnect(&mut self, reason: &str, now: Millis) {
         if let Some(mut c) = self.conn.take() {
             c.ws.send_close(1000, reason);
             let _ = c.stream.write(c.ws.pending_out());
@@ -456,7 +456,7 @@ impl CodexObserver {
     }
 
     /// When the last byte arrived on the current connection (its heartbeat).
-    pub fn last_rx(&self) -> Option<Millis> {
+    pub(crate) fn last_rx(&self) -> Option<Millis> {
         self.conn.as_ref().map(|c| c.last_rx)
     }
 

@@ -19,9 +19,9 @@
 use crate::core::types::Millis;
 
 /// How far back a prompt may have been sent to count as "just typed" (ms).
-pub const PROMPT_WINDOW_MS: Millis = 15_000;
+pub(crate) const PROMPT_WINDOW_MS: Millis = 15_000;
 /// Screen change within this distance of a turn start/end counts as coinciding (ms).
-pub const TIMING_WINDOW_MS: Millis = 1_500;
+pub(crate) const TIMING_WINDOW_MS: Millis = 1_500;
 /// Prompt prefix length used for matching (wrapping and truncation make the tail unreliable).
 const PROMPT_MATCH_CHARS: usize = 48;
 /// Shorter prompts are too likely to appear by chance ("yes", "ok").
@@ -29,30 +29,30 @@ const PROMPT_MIN_CHARS: usize = 6;
 
 /// A pane that runs a Codex TUI.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PaneCandidate {
+pub(crate) struct PaneCandidate {
     pub pane_id: String,
     /// cwd of the TUI process (not of the pane's shell).
-    pub tui_cwd: Option<String>,
+    pub(crate) tui_cwd: Option<String>,
     /// Recent screen text (`capture-pane -p -J`).
     pub screen: String,
-    pub last_screen_change: Option<Millis>,
+    pub(crate) last_screen_change: Option<Millis>,
     /// The thread this pane is already bound to, if any.
-    pub bound_thread: Option<String>,
+    pub(crate) bound_thread: Option<String>,
 }
 
 /// What we know about a thread.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ThreadEvidence {
+pub(crate) struct ThreadEvidence {
     pub thread_id: String,
     pub cwd: Option<String>,
     pub prompt: Option<String>,
-    pub prompt_ts: Option<Millis>,
-    pub turn_started: Option<Millis>,
-    pub turn_ended: Option<Millis>,
+    pub(crate) prompt_ts: Option<Millis>,
+    pub(crate) turn_started: Option<Millis>,
+    pub(crate) turn_ended: Option<Millis>,
     /// `$TMUX_PANE` of a hook for this thread.
-    pub hook_pane: Option<String>,
+    pub(crate) hook_pane: Option<String>,
     /// Whether that hook's parent process is in the hook pane's process tree.
-    pub hook_parent_in_pane_tree: bool,
+    pub(crate) hook_parent_in_pane_tree: bool,
 }
 
 /// The outcome of correlation.
@@ -101,7 +101,7 @@ fn bound(p: &PaneCandidate, confidence: u8, reason: impl Into<String>) -> Bindin
 }
 
 /// Chooses the pane for a thread among candidate Codex panes.
-pub fn correlate(t: &ThreadEvidence, panes: &[PaneCandidate], now: Millis) -> Binding {
+pub(crate) fn correlate(t: &ThreadEvidence, panes: &[PaneCandidate], now: Millis) -> Binding {
     // 1. A hook pane whose process tree holds the hook's parent.
     if let Some(hp) = t.hook_pane.as_deref()
         && t.hook_parent_in_pane_tree

@@ -19,7 +19,7 @@ use crate::core::types::{Activity, Millis, Provider, SourceKind};
 use serde_json::Value;
 
 /// The first words of Codex's internal title-generation prompt.
-pub const TITLE_PROMPT_PREFIX: &str = "Generate a concise, single-line task title";
+pub(crate) const TITLE_PROMPT_PREFIX: &str = "Generate a concise, single-line task title";
 
 /// Tool names that ask the user a question rather than run something.
 const QUESTION_TOOLS: &[&str] = &["request_user_input", "AskUserQuestion"];
@@ -29,7 +29,7 @@ fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 /// Maps one Codex hook payload. `pane` is the hook's `$TMUX_PANE` (a hint only).
-pub fn map_hook(
+pub(crate) fn map_hook(
     payload: &Value,
     pane: Option<&str>,
     ts: Millis,
@@ -111,7 +111,7 @@ pub fn map_hook(
 }
 
 /// True when a notify payload belongs to an internal title-generation thread.
-pub fn is_title_generation(argv1: &Value) -> bool {
+pub(crate) fn is_title_generation(argv1: &Value) -> bool {
     argv1
         .get("input-messages")
         .and_then(Value::as_array)
@@ -122,7 +122,7 @@ pub fn is_title_generation(argv1: &Value) -> bool {
 
 /// Maps one legacy `notify` argument (`{"type":"agent-turn-complete", "thread-id", …}`).
 /// Title-generation threads map to `Ignore`.
-pub fn map_notify(
+pub(crate) fn map_notify(
     argv1: &Value,
     pane: Option<&str>,
     ts: Millis,

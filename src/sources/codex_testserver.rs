@@ -61,7 +61,7 @@ pub struct Recording {
     /// (offset ms from the first line, message) for every replayable server message.
     pub replay: Vec<(u64, Value)>,
     pub loaded: Vec<String>,
-    pub resume_ok: HashMap<String, Value>,
+    pub(crate) resume_ok: HashMap<String, Value>,
 }
 
 fn parse_ts(ts: &str) -> Option<u64> {
@@ -140,15 +140,15 @@ pub fn load_recording(path: &Path) -> Result<Recording, TestServerError> {
 
 /// Ways to misbehave (all off by default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// Answer `initialize`, then close the connection.
-    pub close_after_initialize: bool,
+    pub(crate) close_after_initialize: bool,
     /// Never answer a ping.
-    pub ignore_pings: bool,
+    pub(crate) ignore_pings: bool,
 }
 
 /// Serves clients forever (each one gets the whole replay). For a child process.
-pub fn run_test_server(
+pub(crate) fn run_test_server(
     sock: &Path,
     stream: &Path,
     speed: f64,

@@ -32,7 +32,7 @@ pub(crate) const EVENTS: &[&str] = &[
 ];
 
 /// Map one payload. `Err` is the reject reason.
-pub fn map_hook(
+pub(crate) fn map_hook(
     payload: &Value,
     pane: Option<&str>,
     ts: Millis,

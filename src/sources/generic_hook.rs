@@ -56,7 +56,7 @@ fn opt_str<'a>(payload: &'a Value, key: &str) -> Result<Option<&'a str>, String>
 
 /// Map one generic payload. `pane` is the pane the event is for (the payload's own `pane`,
 /// else the hook's `$TMUX_PANE`). `Err` is the reject reason.
-pub fn map_hook(
+pub(crate) fn map_hook(
     payload: &Value,
     pane: Option<&str>,
     ts: Millis,

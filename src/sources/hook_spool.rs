@@ -28,14 +28,14 @@ use crate::paths::server_key;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub struct HookSpoolSource {
+pub(crate) struct HookSpoolSource {
     path: PathBuf,
     server_key: String,
     reader: SpoolReader,
     /// `pane_id → pane_pid` of the current registry, to check a Codex hook's parent process.
     pane_pids: HashMap<String, i32>,
     /// Set when the spool could not be read; the daemon shows it as source health.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// The pid of the tmux server this daemon serves (from its identity).
     server_pid: Option<i32>,
     /// Where each event of the last pull ran (by event id), for the gateway.
@@ -44,7 +44,7 @@ pub struct HookSpoolSource {
 
 /// Where a hook ran, as far as the daemon can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcOrigin {
+pub(crate) enum ProcOrigin {
     /// No process facts: an older hook, or a platform where the hook cannot read them.
     Unknown,
     /// Not inside any pane of this server (a hook run by hand or by a harness, an orphaned
@@ -61,7 +61,7 @@ pub enum ProcOrigin {
 
 impl ProcOrigin {
     /// The reject reason for a hook that ran under another process than the pane's.
-    pub fn mismatch_reason(&self, pane_id: &str) -> Option<String> {
+    pub(crate) fn mismatch_reason(&self, pane_id: &str) -> Option<String> {
         match self {
             ProcOrigin::Mismatch { hook, pane } => Some(format!(
                 "pane_process_mismatch: the hook ran under process {hook}, pane {pane_id} is process {pane} (a hook from an earlier process of the pane, or another pane)"
@@ -127,22 +127,22 @@ impl HookSpoolSource {
 
     /// The tmux server this daemon serves (`pid:start_time` identity): hooks from another
     /// server instance are rejected.
-    pub fn set_server_id(&mut self, id: &str) {
+    pub(crate) fn set_server_id(&mut self, id: &str) {
         self.server_pid = id.split(':').next().and_then(|p| p.parse().ok());
     }
 
     /// Where the events of the last pull ran, by event id.
-    pub fn take_origins(&mut self) -> HashMap<String, ProcOrigin> {
+    pub(crate) fn take_origins(&mut self) -> HashMap<String, ProcOrigin> {
         std::mem::take(&mut self.origins)
     }
 
     /// The panes' process ids (from the registry) used to trust a Codex hook's `$TMUX_PANE`.
-    pub fn set_pane_pids(&mut self, pids: HashMap<String, i32>) {
+    pub(crate) fn set_pane_pids(&mut self, pids: HashMap<String, i32>) {
         self.pane_pids = pids;
     }
 
     /// Rotate the spool once everything is consumed; call after committing the cursor.
-    pub fn maybe_rotate(&mut self, threshold: u64) -> bool {
+    pub(crate) fn maybe_rotate(&mut self, threshold: u64) -> bool {
         self.reader.maybe_rotate(threshold).unwrap_or(false)
     }
 
@@ -222,7 +222,7 @@ impl Source for HookSpoolSource {
 /// Does a hook whose parent is `ppid` really run for the pane whose first process is
 /// `pane_pid`? True when `ppid` descends from `pane_pid` and no process on the way is a Codex
 /// app-server daemon (a daemon started from a pane's TUI serves every thread, not that pane's).
-pub fn hook_parent_in_pane(ppid: i32, pane_pid: i32) -> bool {
+pub(crate) fn hook_parent_in_pane(ppid: i32, pane_pid: i32) -> bool {
     use crate::sys::procs;
     if !procs::descends_from(ppid, pane_pid) {
         return false;
@@ -266,11 +266,11 @@ pub fn decode_line_with(
 
 /// What a line is checked against besides its own content.
 pub(crate) struct Checks<'a> {
-    pub our_key: &'a str,
+    pub(crate) our_key: &'a str,
     /// This daemon's tmux server pid, once known.
     pub server_pid: Option<i32>,
     /// `pane_id → pane_pid` of the live registry.
-    pub pane_pids: &'a HashMap<String, i32>,
+    pub(crate) pane_pids: &'a HashMap<String, i32>,
 }
 
 /// [`decode_line_with`] plus the server-instance and pane-process checks; an accepted event

@@ -24,7 +24,7 @@ use crate::core::types::{Activity, Millis, Provider, SourceKind};
 use serde_json::Value;
 
 /// Map one forwarded event. `Err` is the reject reason.
-pub fn map_event(
+pub(crate) fn map_event(
     payload: &Value,
     pane: Option<&str>,
     ts: Millis,

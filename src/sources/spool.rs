@@ -25,11 +25,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Envelope format version written by this build.
-pub const ENVELOPE_VERSION: u32 = 1;
+pub(crate) const ENVELOPE_VERSION: u32 = 1;
 /// Largest hook payload accepted; larger ones are recorded as rejected-too-large.
-pub const MAX_PAYLOAD: usize = 1 << 20;
+pub(crate) const MAX_PAYLOAD: usize = 1 << 20;
 /// Longest spool line the reader accepts (payload plus envelope, with JSON escaping slack).
-pub const MAX_LINE: usize = 3 * MAX_PAYLOAD;
+pub(crate) const MAX_LINE: usize = 3 * MAX_PAYLOAD;
 /// Deepest nesting of arrays/objects a payload may have. One limit for the hook (which rejects
 /// deeper payloads as `too_deep`) and the daemon (which checks the envelope, one level more,
 /// before parsing): serde_json's own limit (128) is never what decides, so a payload the hook
@@ -38,7 +38,7 @@ pub const MAX_DEPTH: usize = 100;
 
 /// The deepest array/object nesting in `bytes` read as JSON (strings skipped; no validation).
 /// Stops counting past `stop`, so a 100k-deep input costs no more than a shallow one.
-pub fn json_depth(bytes: &[u8], stop: usize) -> usize {
+pub(crate) fn json_depth(bytes: &[u8], stop: usize) -> usize {
     let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
     for &b in bytes {
         if in_str {
@@ -70,25 +70,25 @@ pub fn json_depth(bytes: &[u8], stop: usize) -> usize {
 
 /// One hook invocation as written to the spool.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     pub v: u32,
     /// `claude`, `codex` or `codex-notify`.
     pub source: String,
     /// Receive time, epoch nanoseconds.
-    pub recv_ns: i64,
+    pub(crate) recv_ns: i64,
     /// The tmux socket from `$TMUX`.
     pub tmux: String,
     /// `$TMUX_PANE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pane: Option<String>,
     pub pid: i32,
-    pub ppid: i32,
+    pub(crate) ppid: i32,
     /// The payload when it parsed as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
     /// The payload as (lossy) text when it did not parse; the daemon rejects it with a reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_text: Option<String>,
+    pub(crate) payload_text: Option<String>,
     /// Set when the hook itself refused the payload (e.g. `too_large`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject: Option<String>,
@@ -102,24 +102,24 @@ pub struct Envelope {
     /// pane's process (the one whose parent is the tmux server), bounded. Empty where the
     /// platform cannot tell.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub anc: Vec<(i32, u64)>,
+    pub(crate) anc: Vec<(i32, u64)>,
     /// The pane process the hook runs under (the last of `anc`), when the chain reached the
     /// tmux server; `None` when the hook did not run inside a pane of that server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pane_pid: Option<i32>,
+    pub(crate) pane_pid: Option<i32>,
     /// The terminal's foreground process group when the hook ran: its leader is the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tpgid: Option<i32>,
+    pub(crate) tpgid: Option<i32>,
 }
 
 /// Where a hook that could not write the spool leaves its trace: the runtime dir (not the
 /// state dir, which may be the very thing that fails). `{"ts_ms","count","error"}`.
-pub fn failure_marker(sp: &crate::paths::ServerPaths) -> PathBuf {
+pub(crate) fn failure_marker(sp: &crate::paths::ServerPaths) -> PathBuf {
     sp.runtime_dir.join(format!("{}.hookfail", sp.key))
 }
 
 /// A hook's spool write failed: count it in the marker (best effort, never blocks).
-pub fn record_failure(sp: &crate::paths::ServerPaths, error: &str) {
+pub(crate) fn record_failure(sp: &crate::paths::ServerPaths, error: &str) {
     let path = failure_marker(sp);
     let count = read_failure(sp).map(|f| f.count).unwrap_or(0) + 1;
     let ts_ms = std::time::SystemTime::now()
@@ -145,19 +145,19 @@ pub fn record_failure(sp: &crate::paths::ServerPaths, error: &str) {
 }
 
 /// A hook wrote the spool: the failure (if any) is over. One `unlink`, ENOENT when none.
-pub fn clear_failure(sp: &crate::paths::ServerPaths) {
+pub(crate) fn clear_failure(sp: &crate::paths::ServerPaths) {
     let _ = std::fs::remove_file(failure_marker(sp));
 }
 
 /// The hooks' last spool failure, while it stands (no hook has written the spool since).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct HookFailure {
+pub(crate) struct HookFailure {
     pub ts_ms: i64,
     pub count: u64,
     pub error: String,
 }
 
-pub fn read_failure(sp: &crate::paths::ServerPaths) -> Option<HookFailure> {
+pub(crate) fn read_failure(sp: &crate::paths::ServerPaths) -> Option<HookFailure> {
     let mut s = String::new();
     File::open(failure_marker(sp))
         .ok()?
@@ -248,7 +248,7 @@ impl SpoolCursor {
         };
         it.next().is_none().then_some(c)
     }
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!("{}:{}:{}", self.dev, self.ino, self.offset)
     }
 }
@@ -452,7 +452,7 @@ impl SpoolReader {
 
     /// Rotate when everything up to `committed` was consumed and the file exceeds `threshold`.
     /// The caller must have committed `committed` (the current position) first.
-    pub fn maybe_rotate(&mut self, threshold: u64) -> io::Result<bool> {
+    pub(crate) fn maybe_rotate(&mut self, threshold: u64) -> io::Result<bool> {
         let Some(file) = self.file.as_ref() else {
             return Ok(false);
         };

@@ -59,15 +59,15 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Cursor id of this source in `cursor_state_v2`.
-pub const CURSOR: &str = "claude_transcript";
+pub(crate) const CURSOR: &str = "claude_transcript";
 /// What an interrupt line starts its text with.
-pub const MARKER: &str = "[Request interrupted by user";
+pub(crate) const MARKER: &str = "[Request interrupted by user";
 /// The first line of a rollout read at most, to check whose it is.
 const MAX_META: u64 = 1 << 20;
 /// Sessions watched at most.
-pub const MAX_WATCHES: usize = 256;
+pub(crate) const MAX_WATCHES: usize = 256;
 /// Bytes read from a file at a time; a wake-up reads chunks up to the end of the file.
-pub const MAX_READ: u64 = 1 << 20;
+pub(crate) const MAX_READ: u64 = 1 << 20;
 /// More than this appended between two wake-ups is not read: the watch jumps to the end.
 const MAX_CATCH_UP: u64 = 64 << 20;
 /// A longer line (a huge tool result) is skipped unparsed.
@@ -84,7 +84,7 @@ pub struct Interrupt {
     pub session: String,
     pub ts: Option<Millis>,
     /// An Esc on a permission dialog (`… for tool use`), not mid-turn.
-    pub tool_use: bool,
+    pub(crate) tool_use: bool,
 }
 
 /// How a Codex turn ended, as its rollout records it.
@@ -239,7 +239,7 @@ pub struct TranscriptWatch {
     next_seq: u64,
     clock: u64,
     /// Lines that looked like interrupts but named another session (counted, logged once).
-    pub foreign_lines: u64,
+    pub(crate) foreign_lines: u64,
     /// Tests only: a line holding this text panics (see [`test_panic_marker`]).
     panic_on: Option<Vec<u8>>,
 }
@@ -278,7 +278,7 @@ impl TranscriptWatch {
     }
 
     /// The file watch's fd, for the mio registry (`None`: every file is stat-polled).
-    pub fn raw_fd(&self) -> Option<i32> {
+    pub(crate) fn raw_fd(&self) -> Option<i32> {
         self.watcher.raw_fd()
     }
 
@@ -295,7 +295,7 @@ impl TranscriptWatch {
 
     /// Stat-poll the files the kernel does not watch, when due. Returns true when events were
     /// queued.
-    pub fn on_tick(&mut self, now: Millis) -> bool {
+    pub(crate) fn on_tick(&mut self, now: Millis) -> bool {
         let mut changes = Vec::new();
         self.watcher.poll(now, &mut changes);
         self.apply(changes, now)
@@ -376,7 +376,7 @@ impl TranscriptWatch {
     }
 
     /// Stop following a session (it ended).
-    pub fn unwatch(&mut self, session: &str) {
+    pub(crate) fn unwatch(&mut self, session: &str) {
         if let Some(w) = self.watches.remove(session) {
             self.by_id.remove(&w.id);
             self.watcher.remove(w.id);

@@ -22,7 +22,7 @@ use crate::sys::random;
 use std::fmt;
 
 /// Default largest accepted message (all fragments together).
-pub const MAX_MESSAGE: usize = 16 << 20;
+pub(crate) const MAX_MESSAGE: usize = 16 << 20;
 /// Largest HTTP upgrade response/request head we accept.
 const MAX_HTTP_HEAD: usize = 16 << 10;
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -116,7 +116,7 @@ pub enum WsMessage {
 // ---------------------------------------------------------------------------------------------
 
 /// SHA-1 (FIPS 180-4). Only used for `Sec-WebSocket-Accept`, never for security.
-pub fn sha1(data: &[u8]) -> [u8; 20] {
+pub(crate) fn sha1(data: &[u8]) -> [u8; 20] {
     let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
     let mut msg = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
@@ -167,7 +167,7 @@ pub fn sha1(data: &[u8]) -> [u8; 20] {
 }
 
 /// Standard base64 with padding.
-pub fn base64_encode(data: &[u8]) -> String {
+pub(crate) fn base64_encode(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
@@ -190,7 +190,7 @@ pub fn base64_encode(data: &[u8]) -> String {
 }
 
 /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
-pub fn accept_key(key: &str) -> String {
+pub(crate) fn accept_key(key: &str) -> String {
     let mut s = key.trim().as_bytes().to_vec();
     s.extend_from_slice(WS_GUID.as_bytes());
     base64_encode(&sha1(&s))
@@ -199,17 +199,17 @@ pub fn accept_key(key: &str) -> String {
 /// Masking keys. Masking only defeats proxy cache poisoning, so it needs unpredictability per
 /// connection, not cryptographic strength.
 #[derive(Debug, Clone)]
-pub struct MaskRng(XorShift64);
+pub(crate) struct MaskRng(XorShift64);
 
 impl MaskRng {
     /// Seeded from /dev/urandom, or from the clock and pid if that fails.
     pub fn new() -> Self {
         MaskRng(XorShift64::new(random::seed()))
     }
-    pub fn next_u32(&mut self) -> u32 {
+    pub(crate) fn next_u32(&mut self) -> u32 {
         (self.0.next_u64() >> 16) as u32
     }
-    pub fn mask(&mut self) -> [u8; 4] {
+    pub(crate) fn mask(&mut self) -> [u8; 4] {
         self.next_u32().to_be_bytes()
     }
 }
@@ -221,7 +221,7 @@ impl Default for MaskRng {
 }
 
 /// A fresh `Sec-WebSocket-Key`: base64 of 16 random bytes.
-pub fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     let mut b = [0u8; 16];
     if random::fill(&mut b).is_err() {
         let mut r = MaskRng::new();
@@ -237,7 +237,7 @@ pub fn random_key() -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// The client's upgrade request (`GET / HTTP/1.1`, `Host: localhost`).
-pub fn client_handshake_request(key: &str) -> Vec<u8> {
+pub(crate) fn client_handshake_request(key: &str) -> Vec<u8> {
     format!(
         "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -392,7 +392,7 @@ impl Decoder {
         self.buf.len() + self.frag.as_ref().map_or(0, |f| f.1.len())
     }
     /// True when a frame or fragmented message has started but not finished.
-    pub fn is_mid_message(&self) -> bool {
+    pub(crate) fn is_mid_message(&self) -> bool {
         !self.buf.is_empty() || self.frag.is_some()
     }
 
@@ -577,14 +577,14 @@ impl ClientConn {
             rng: MaskRng::new(),
         }
     }
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.phase == Phase::Open
     }
     pub fn is_handshaking(&self) -> bool {
         matches!(self.phase, Phase::Handshaking { .. })
     }
     /// True while a frame or fragmented message is only partly received.
-    pub fn is_mid_message(&self) -> bool {
+    pub(crate) fn is_mid_message(&self) -> bool {
         match &self.phase {
             Phase::Handshaking { head, .. } => !head.is_empty(),
             _ => self.decoder.is_mid_message(),
@@ -600,14 +600,14 @@ impl ClientConn {
         self.out.drain(..n);
     }
     /// Queues a text message (one masked frame).
-    pub fn send_text(&mut self, text: &str) {
+    pub(crate) fn send_text(&mut self, text: &str) {
         let m = self.rng.mask();
         self.out
             .extend(encode_frame(true, Opcode::Text, text.as_bytes(), Some(m)));
     }
     /// Queues a ping (a liveness probe: any answer, the pong included, shows the peer is
     /// alive). Ignored before the upgrade completes and after a close.
-    pub fn send_ping(&mut self, payload: &[u8]) {
+    pub(crate) fn send_ping(&mut self, payload: &[u8]) {
         if self.phase != Phase::Open {
             return;
         }
@@ -617,7 +617,7 @@ impl ClientConn {
             .extend(encode_frame(true, Opcode::Ping, payload, Some(m)));
     }
     /// Queues a close frame with a status code and reason.
-    pub fn send_close(&mut self, code: u16, reason: &str) {
+    pub(crate) fn send_close(&mut self, code: u16, reason: &str) {
         if self.phase == Phase::Closed {
             return;
         }

@@ -32,17 +32,17 @@ pub enum StoreError {
 
 impl StoreError {
     /// True when the database file is damaged or not a database at all.
-    pub fn is_corrupt(&self) -> bool {
+    pub(crate) fn is_corrupt(&self) -> bool {
         matches!(self, StoreError::Corrupt { .. })
     }
 
     /// True when the database cannot be written through this connection.
-    pub fn is_readonly(&self) -> bool {
+    pub(crate) fn is_readonly(&self) -> bool {
         matches!(self, StoreError::ReadOnly { .. })
     }
 
     /// True when another connection held the lock past the busy timeout.
-    pub fn is_locked(&self) -> bool {
+    pub(crate) fn is_locked(&self) -> bool {
         matches!(self, StoreError::Locked { .. })
     }
 

@@ -46,7 +46,7 @@ use reads::Reads;
 
 /// Connection tuning.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreOptions {
+pub(crate) struct StoreOptions {
     /// How long a writer waits for another connection's lock before `StoreError::Locked`.
     pub busy_timeout: Duration,
 }
@@ -85,7 +85,7 @@ impl Drop for Watch {
 
 /// What [`Store::check_file`] found wrong with the file under an open connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileProblem {
+pub(crate) enum FileProblem {
     /// Nothing is at the path any more: writes go to an unlinked inode.
     Deleted,
     /// The path names another file than the one open.
@@ -123,7 +123,7 @@ impl Store {
     }
 
     /// [`Store::open`] with explicit options.
-    pub fn open_with(path: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+    pub(crate) fn open_with(path: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
         Store::open_to(path, opts, SCHEMA_VERSION)
     }
 
@@ -221,7 +221,7 @@ impl Store {
     /// Is the file at our path still the one this connection writes, and still a database?
     /// One `stat` and a 16-byte read: cheap enough for a slow timer. `None` when all is well
     /// (or the store is in memory).
-    pub fn check_file(&self) -> Option<FileProblem> {
+    pub(crate) fn check_file(&self) -> Option<FileProblem> {
         use std::os::unix::fs::{FileExt, MetadataExt};
         let path = self.path.as_deref()?;
         let open = self.watch.as_ref()?.0.as_ref()?;
@@ -251,7 +251,7 @@ impl Store {
 
     /// A real write (a `meta_kv` row): whether the store takes writes now. An empty
     /// transaction is not enough, a read-only connection commits one happily.
-    pub fn probe_write(&mut self, now: Millis) -> Result<(), StoreError> {
+    pub(crate) fn probe_write(&mut self, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.begin()?;
         tx.set_meta("store_probe_ts", &now.to_string())?;
         tx.commit()
@@ -322,7 +322,7 @@ impl Store {
     }
 
     /// Every session row, by session key.
-    pub fn session_states(&self) -> Result<Vec<SessionStateRow>, StoreError> {
+    pub(crate) fn session_states(&self) -> Result<Vec<SessionStateRow>, StoreError> {
         self.reads().session_states()
     }
 
@@ -386,7 +386,7 @@ impl Store {
     }
 
     /// Whether an event id is stored (dedup check).
-    pub fn has_event(&self, event_id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn has_event(&self, event_id: &str) -> Result<bool, StoreError> {
         self.reads().has_event(event_id)
     }
 
@@ -394,7 +394,7 @@ impl Store {
     /// `now - max_age_ms`, bindings closed before `now - max_age_ms` whose tombstone has
     /// expired, and alerts older than that. Range deletes on indexed columns in one transaction,
     /// cheap enough to run every few minutes. Returns the number of rows deleted.
-    pub fn prune(&mut self, r: &Retention, now: Millis) -> Result<usize, StoreError> {
+    pub(crate) fn prune(&mut self, r: &Retention, now: Millis) -> Result<usize, StoreError> {
         let cutoff = now.saturating_sub(r.max_age_ms.max(0));
         let keep = i64::try_from(r.max_events).unwrap_or(i64::MAX);
         let tx = self.begin()?;
@@ -436,7 +436,7 @@ impl Store {
     /// `<name>.corrupt-<now>` so the next [`Store::open`] starts from an empty schema; the
     /// daemon calls it after an open fails with [`StoreError::is_corrupt`]. Returns the new
     /// path of the main file.
-    pub fn quarantine(path: &Path, now: Millis) -> Result<PathBuf, StoreError> {
+    pub(crate) fn quarantine(path: &Path, now: Millis) -> Result<PathBuf, StoreError> {
         let with = |suffix: &str| {
             let mut s = path.as_os_str().to_owned();
             s.push(suffix);
@@ -463,7 +463,7 @@ impl Store {
     /// Post-MVP Flow-010: writes a consistent copy of the database to `path` with SQLite's
     /// online backup (readers and the writer keep going), via a temporary file renamed into
     /// place so a half-written snapshot never carries the final name. Returns its size in bytes.
-    pub fn snapshot_to(&self, path: &Path) -> Result<u64, StoreError> {
+    pub(crate) fn snapshot_to(&self, path: &Path) -> Result<u64, StoreError> {
         self.write_snapshot(path, 256)
     }
 

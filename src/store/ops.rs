@@ -35,7 +35,7 @@ pub struct AlertRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRow {
     pub id: i64,
-    pub created_ts: Millis,
+    pub(crate) created_ts: Millis,
     pub path: String,
     pub reason: String,
     pub size: u64,
@@ -55,7 +55,7 @@ impl Tx<'_> {
     }
 
     /// Deletes a snapshot's metadata row (its file was removed by retention).
-    pub fn delete_snapshot(&mut self, id: i64) -> Result<bool, StoreError> {
+    pub(crate) fn delete_snapshot(&mut self, id: i64) -> Result<bool, StoreError> {
         let n = self.exec(
             "delete snapshot",
             "DELETE FROM state_snapshot_v2 WHERE id = ?1",
@@ -140,7 +140,7 @@ impl Store {
     }
 
     /// Every `pane_state_v2` row of every server (the restore dry-run checks them all).
-    pub fn all_pane_states(&self) -> Result<Vec<super::PaneStateRow>, StoreError> {
+    pub(crate) fn all_pane_states(&self) -> Result<Vec<super::PaneStateRow>, StoreError> {
         let keys: Vec<String> = self.distinct("SELECT DISTINCT server_key FROM pane_state_v2")?;
         let mut out = Vec::new();
         for k in keys {
@@ -150,7 +150,7 @@ impl Store {
     }
 
     /// Every open binding of every server.
-    pub fn all_open_bindings(&self) -> Result<Vec<super::BindingRow>, StoreError> {
+    pub(crate) fn all_open_bindings(&self) -> Result<Vec<super::BindingRow>, StoreError> {
         let keys: Vec<String> = self.distinct(
             "SELECT DISTINCT server_key FROM binding_link_v2 WHERE unlinked_ts IS NULL",
         )?;
@@ -162,7 +162,7 @@ impl Store {
     }
 
     /// Number of accepted events stored for a session key.
-    pub fn accepted_events_for_session(&self, session_key: &str) -> Result<u64, StoreError> {
+    pub(crate) fn accepted_events_for_session(&self, session_key: &str) -> Result<u64, StoreError> {
         self.conn
             .query_row(
                 "SELECT COUNT(*) FROM events_raw_v2 WHERE session_key = ?1 AND status = 'accepted'",
@@ -185,7 +185,7 @@ impl Store {
 
     /// [`Store::snapshot_to`] in one backup step (see the module doc): for a connection other
     /// than the daemon's writer, e.g. a snapshot thread or `agtmux snapshot create`.
-    pub fn snapshot_whole_to(&self, path: &Path) -> Result<u64, StoreError> {
+    pub(crate) fn snapshot_whole_to(&self, path: &Path) -> Result<u64, StoreError> {
         self.write_snapshot(path, -1)
     }
 }

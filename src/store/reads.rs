@@ -101,7 +101,10 @@ impl Reads<'_> {
         )
     }
 
-    pub fn session_state(&self, session_key: &str) -> Result<Option<SessionStateRow>, StoreError> {
+    pub(crate) fn session_state(
+        &self,
+        session_key: &str,
+    ) -> Result<Option<SessionStateRow>, StoreError> {
         let sql = format!("SELECT {SESSION_COLS} FROM session_state_v2 WHERE session_key = ?1");
         self.one(
             "read session state",
@@ -111,7 +114,7 @@ impl Reads<'_> {
         )
     }
 
-    pub fn session_states(&self) -> Result<Vec<SessionStateRow>, StoreError> {
+    pub(crate) fn session_states(&self) -> Result<Vec<SessionStateRow>, StoreError> {
         let sql = format!("SELECT {SESSION_COLS} FROM session_state_v2 ORDER BY session_key");
         self.many("read session states", &sql, [], rows::session_from_row)
     }
@@ -231,7 +234,7 @@ impl Reads<'_> {
         self.one("read event", &sql, params![event_id], rows::event_from_row)
     }
 
-    pub fn has_event(&self, event_id: &str) -> Result<bool, StoreError> {
+    pub(crate) fn has_event(&self, event_id: &str) -> Result<bool, StoreError> {
         let hit = self.one(
             "check event",
             "SELECT 1 FROM events_raw_v2 WHERE event_id = ?1",

@@ -14,12 +14,12 @@ pub struct SourceRegistryRow {
     pub source_id: String,
     pub source_kind: String,
     pub socket_path: String,
-    pub owner_uid: u32,
+    pub(crate) owner_uid: u32,
     /// `pending`, `active`, `stale` or `revoked`.
     pub state: String,
     pub nonce: Option<String>,
-    pub last_heartbeat_ts: Option<Millis>,
-    pub updated_ts: Millis,
+    pub(crate) last_heartbeat_ts: Option<Millis>,
+    pub(crate) updated_ts: Millis,
     /// `operator` or `supervisor` (schema version 3).
     pub registered_by: String,
 }
@@ -77,7 +77,10 @@ impl Store {
 
 impl Tx<'_> {
     /// Insert or replace a registry row.
-    pub fn upsert_source_registry(&mut self, row: &SourceRegistryRow) -> Result<(), StoreError> {
+    pub(crate) fn upsert_source_registry(
+        &mut self,
+        row: &SourceRegistryRow,
+    ) -> Result<(), StoreError> {
         self.exec(
             "upsert source registry",
             "INSERT INTO source_registry_v1 (source_id, source_kind, socket_path, owner_uid, \

@@ -18,7 +18,7 @@ pub enum EventStatus {
 }
 
 impl EventStatus {
-    pub const ALL: &'static [EventStatus] = &[
+    pub(crate) const ALL: &'static [EventStatus] = &[
         EventStatus::Accepted,
         EventStatus::Rejected,
         EventStatus::Ignored,
@@ -62,8 +62,8 @@ pub struct EventRow {
     pub status: EventStatus,
     /// Why it was rejected/ignored (`source_inadmissible`, ...).
     pub reason: Option<String>,
-    pub recv_ts: Millis,
-    pub ingest_ts: Millis,
+    pub(crate) recv_ts: Millis,
+    pub(crate) ingest_ts: Millis,
     /// The normalized payload, JSON text.
     pub payload: String,
     /// JSON object of per-hop timestamps (`{"source":..,"gateway":..,"daemon":..}`).
@@ -84,13 +84,13 @@ pub struct PaneStateRow {
     pub activity: Activity,
     pub attention: Option<AttentionKind>,
     pub title: String,
-    pub title_source: String,
+    pub(crate) title_source: String,
     pub session_key: Option<String>,
-    pub winner_source: Option<String>,
-    pub since_ts: Millis,
-    pub updated_ts: Millis,
+    pub(crate) winner_source: Option<String>,
+    pub(crate) since_ts: Millis,
+    pub(crate) updated_ts: Millis,
     /// Flow-014 compare-and-swap version.
-    pub state_version: i64,
+    pub(crate) state_version: i64,
     /// Free-form JSON for fields that do not deserve a column yet.
     pub extra: String,
 }
@@ -105,8 +105,8 @@ pub struct SessionStateRow {
     pub generation: Option<u32>,
     pub activity: Activity,
     pub title: String,
-    pub updated_ts: Millis,
-    pub state_version: i64,
+    pub(crate) updated_ts: Millis,
+    pub(crate) state_version: i64,
 }
 
 /// One row of `binding_link_v2`: a pane instance ↔ session link (Flow-007). `id` is assigned
@@ -134,7 +134,7 @@ pub struct CursorRow {
     pub source_id: String,
     pub committed_cursor: String,
     pub fetched_cursor: Option<String>,
-    pub updated_ts: Millis,
+    pub(crate) updated_ts: Millis,
 }
 
 /// One row of `source_health_v2` (Flow-004).
@@ -143,16 +143,16 @@ pub struct HealthRow {
     pub source_id: String,
     pub health: Health,
     pub reason: String,
-    pub updated_ts: Millis,
+    pub(crate) updated_ts: Millis,
 }
 
 /// Retention bounds for [`super::Store::prune`]: events beyond either bound are deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Keep at most this many newest events.
-    pub max_events: u64,
+    pub(crate) max_events: u64,
     /// Delete events ingested, and bindings closed, longer ago than this.
-    pub max_age_ms: i64,
+    pub(crate) max_age_ms: i64,
 }
 
 impl Default for Retention {

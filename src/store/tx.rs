@@ -83,7 +83,7 @@ impl Tx<'_> {
 
     /// Appends a raw event. Returns `false` (and writes nothing) when `event_id` is already
     /// stored: that is the dedup half of exactly-once. `row.seq` is ignored.
-    pub fn insert_event(&mut self, row: &EventRow) -> Result<bool, StoreError> {
+    pub(crate) fn insert_event(&mut self, row: &EventRow) -> Result<bool, StoreError> {
         let n = self.exec(
             "insert event",
             "INSERT INTO events_raw_v2 (event_id, server_key, source, provider, pane_id, \
@@ -116,7 +116,7 @@ impl Tx<'_> {
     /// Records one tracing hop timestamp (`source`, `gateway`, `daemon`, `client`, ...) in the
     /// event's `hops` JSON. Returns `false` when the event is unknown. Hop names must be
     /// `[a-z0-9_]{1,32}`.
-    pub fn record_hop(
+    pub(crate) fn record_hop(
         &mut self,
         event_id: &str,
         hop: &str,
@@ -164,7 +164,7 @@ impl Tx<'_> {
     /// if the stored version equals `expected_version` (`0` = the pane must not exist yet).
     /// Returns `false` on a conflict and writes nothing; the caller re-reads and re-evaluates.
     /// `row.state_version` is ignored.
-    pub fn cas_pane_state(
+    pub(crate) fn cas_pane_state(
         &mut self,
         row: &PaneStateRow,
         expected_version: i64,
@@ -200,7 +200,7 @@ impl Tx<'_> {
     }
 
     /// Deletes a pane row. Returns whether one existed.
-    pub fn delete_pane_state(
+    pub(crate) fn delete_pane_state(
         &mut self,
         server_key: &str,
         pane_id: &str,
@@ -231,7 +231,7 @@ impl Tx<'_> {
     }
 
     /// Compare-and-swap for a session row, same contract as [`Tx::cas_pane_state`].
-    pub fn cas_session_state(
+    pub(crate) fn cas_session_state(
         &mut self,
         row: &SessionStateRow,
         expected_version: i64,
@@ -295,7 +295,7 @@ impl Tx<'_> {
     }
 
     /// Closes an open link (Flow-007 tombstone). Returns `false` when no open link has this id.
-    pub fn close_binding(
+    pub(crate) fn close_binding(
         &mut self,
         id: i64,
         unlinked_ts: Millis,
@@ -331,7 +331,7 @@ impl Tx<'_> {
     }
 
     /// Sets a source's latest health (Flow-004).
-    pub fn set_source_health(
+    pub(crate) fn set_source_health(
         &mut self,
         source_id: &str,
         health: Health,
@@ -349,7 +349,7 @@ impl Tx<'_> {
     }
 
     /// Sets a `meta_kv` value (transcript offsets, server identity, ...).
-    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub(crate) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         self.exec(
             "set meta",
             "INSERT INTO meta_kv (key, value) VALUES (?1, ?2) \
@@ -370,7 +370,7 @@ impl Tx<'_> {
     }
 
     /// Post-MVP Flow-010: records a snapshot's metadata in `state_snapshot_v2`; returns its id.
-    pub fn record_snapshot(
+    pub(crate) fn record_snapshot(
         &mut self,
         created_ts: Millis,
         path: &str,
@@ -404,7 +404,10 @@ impl Tx<'_> {
     }
 
     /// Reads a session row inside the transaction.
-    pub fn session_state(&self, session_key: &str) -> Result<Option<SessionStateRow>, StoreError> {
+    pub(crate) fn session_state(
+        &self,
+        session_key: &str,
+    ) -> Result<Option<SessionStateRow>, StoreError> {
         self.reads().session_state(session_key)
     }
 

@@ -12,13 +12,13 @@ use std::io;
 pub struct PeerCred {
     pub pid: i32,
     pub uid: u32,
-    pub gid: u32,
+    pub(crate) gid: u32,
 }
 
 /// `getsockopt(SOL_SOCKET, SO_PEERCRED)` on a connected Unix socket. For a client socket the
 /// kernel records the listener's credentials at `connect`, so this works right after it.
 #[cfg(target_os = "linux")]
-pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
+pub(crate) fn peer_cred(fd: i32) -> io::Result<PeerCred> {
     let mut c = libc::ucred {
         pid: 0,
         uid: 0,
@@ -48,7 +48,7 @@ pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
 /// `getpeereid` (uid, gid) and `getsockopt(SOL_LOCAL, LOCAL_PEERPID)` (pid) on a connected
 /// Unix socket. As on Linux, a client socket reports the listener right after `connect`.
 #[cfg(target_os = "macos")]
-pub fn peer_cred(fd: i32) -> io::Result<PeerCred> {
+pub(crate) fn peer_cred(fd: i32) -> io::Result<PeerCred> {
     let mut uid: libc::uid_t = 0;
     let mut gid: libc::gid_t = 0;
     // SAFETY: getpeereid writes the two ids into properly typed locals.

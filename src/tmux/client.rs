@@ -23,7 +23,7 @@ use std::process::Command;
 
 /// What a queued command's reply is for; the daemon dispatches on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplyKind {
+pub(crate) enum ReplyKind {
     /// Server identity: pid, start time, version.
     Identity,
     /// The pane registry refresh (`list-panes -a`).
@@ -57,7 +57,7 @@ pub enum ReplyKind {
 
 /// What the client tells the daemon.
 #[derive(Debug)]
-pub enum ClientEvent {
+pub(crate) enum ClientEvent {
     /// The initial attach completed; queued commands are now flushed.
     Ready,
     Reply(ReplyKind, Reply),
@@ -68,7 +68,7 @@ pub enum ClientEvent {
     },
 }
 
-pub struct TmuxClient {
+pub(crate) struct TmuxClient {
     proc: ChildProc,
     parser: Parser,
     pending: VecDeque<ReplyKind>,
@@ -79,8 +79,8 @@ pub struct TmuxClient {
     stderr_text: String,
     closed: bool,
     /// Stats: reply blocks and unknown lines seen.
-    pub replies: u64,
-    pub unknown_lines: u64,
+    pub(crate) replies: u64,
+    pub(crate) unknown_lines: u64,
 }
 
 impl TmuxClient {
@@ -108,17 +108,17 @@ impl TmuxClient {
         })
     }
 
-    pub fn stdout_fd(&self) -> i32 {
+    pub(crate) fn stdout_fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.proc.stdout.as_raw_fd()
     }
 
-    pub fn stdin_fd(&self) -> i32 {
+    pub(crate) fn stdin_fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.proc.stdin.as_raw_fd()
     }
 
-    pub fn stderr_fd(&self) -> i32 {
+    pub(crate) fn stderr_fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.proc.stderr.as_raw_fd()
     }
@@ -127,17 +127,17 @@ impl TmuxClient {
         self.proc.pid()
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready && !self.closed
     }
 
     /// Commands written but not yet answered.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.pending.len()
     }
 
     /// Whether a reply of this kind is still outstanding (to avoid piling up refreshes).
-    pub fn has_pending(&self, kind: &ReplyKind) -> bool {
+    pub(crate) fn has_pending(&self, kind: &ReplyKind) -> bool {
         self.pending.iter().any(|k| k == kind)
     }
 
@@ -153,7 +153,7 @@ impl TmuxClient {
     }
 
     /// Write what is queued, until the pipe would block. Returns true when all was written.
-    pub fn flush(&mut self) -> io::Result<bool> {
+    pub(crate) fn flush(&mut self) -> io::Result<bool> {
         if !self.ready || self.closed {
             return Ok(self.out.is_empty());
         }
@@ -202,7 +202,7 @@ impl TmuxClient {
     }
 
     /// Drain stderr into the log (tmux reports attach failures there).
-    pub fn drain_stderr(&mut self) {
+    pub(crate) fn drain_stderr(&mut self) {
         let mut buf = [0u8; 4096];
         loop {
             match self.proc.stderr.read(&mut buf) {
@@ -268,16 +268,16 @@ impl TmuxClient {
     }
 
     /// Was this connection ever attached (its first F=0 block seen)?
-    pub fn was_ready(&self) -> bool {
+    pub(crate) fn was_ready(&self) -> bool {
         self.ready
     }
 
     /// tmux's stderr so far (why an attach failed).
-    pub fn stderr_text(&self) -> &str {
+    pub(crate) fn stderr_text(&self) -> &str {
         &self.stderr_text
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 
@@ -289,7 +289,7 @@ impl TmuxClient {
         self.proc.terminate();
     }
 
-    pub fn try_reap(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn try_reap(&mut self) -> Option<std::process::ExitStatus> {
         self.proc.try_reap()
     }
 }
@@ -328,6 +328,6 @@ pub fn has_sessions(tmux_bin: &str, socket: &Path) -> Option<bool> {
 const HAS_SESSION_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Is a tmux server listening on `socket`? A cheap connect, no fork.
-pub fn server_alive(socket: &Path) -> bool {
+pub(crate) fn server_alive(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
 }

@@ -38,7 +38,7 @@ pub fn quote(value: &str) -> String {
 }
 
 /// Escape text that came from a pane or a payload so tmux shows it literally in a format.
-pub fn escape_format(text: &str) -> String {
+pub(crate) fn escape_format(text: &str) -> String {
     text.replace('#', "##")
 }
 
@@ -53,7 +53,7 @@ pub(crate) fn valid_target(t: &str) -> bool {
 }
 
 /// Build the `set-option` command for one option (`None` unsets it).
-pub fn set_command(scope: &Scope, name: &str, value: Option<&str>) -> Option<String> {
+pub(crate) fn set_command(scope: &Scope, name: &str, value: Option<&str>) -> Option<String> {
     if !name.starts_with('@')
         || !name[1..]
             .bytes()
@@ -130,13 +130,13 @@ impl OptionsWriter {
     }
 
     /// Forget a target that is gone (its options died with it); nothing is sent.
-    pub fn forget(&mut self, scope: &Scope) {
+    pub(crate) fn forget(&mut self, scope: &Scope) {
         self.current.retain(|(s, _), _| s != scope);
     }
 
     /// An option holds a value this writer did not write (an earlier daemon's): the next
     /// `set` writes or unsets it whatever the value.
-    pub fn assume_set(&mut self, scope: &Scope, name: &str) {
+    pub(crate) fn assume_set(&mut self, scope: &Scope, name: &str) {
         self.current
             .entry((scope.clone(), name.to_string()))
             .or_insert_with(|| "\u{0}unknown".to_string());

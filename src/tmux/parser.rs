@@ -38,15 +38,15 @@ use std::mem;
 /// Default cap on one line, `\r` included. `%output` lines are the longest tmux writes: a
 /// 3.3a pane read is at most a few KiB before escaping (×4 worst case), so 1 MiB is generous
 /// while still bounding a runaway stream.
-pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 /// Default cap on the stored data of one reply block. `capture-pane -p -S -` of a pane with a
 /// large `history-limit` is the biggest reply agtmux asks for.
-pub const DEFAULT_MAX_BLOCK: usize = 64 << 20;
+pub(crate) const DEFAULT_MAX_BLOCK: usize = 64 << 20;
 
 /// `max_line` is raised to at least this, so that a `%begin`/`%end` guard line (at most
 /// `%error` + three 20-digit numbers ≈ 70 bytes) can never be cut and lose the block's end.
-pub const MIN_MAX_LINE: usize = 128;
+pub(crate) const MIN_MAX_LINE: usize = 128;
 
 /// One thing read from a control-mode stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub struct Reply {
     /// so `lines` is the truth; for others, [`Reply::data_lines`] skips the interleaved ones.
     /// A spurious notification can only name a pane id that a screen line spelled out, so
     /// consumers should treat in-block `%output` as a hint, never as proof of activity.
-    pub interleaved: Vec<usize>,
+    pub(crate) interleaved: Vec<usize>,
     /// Some data was cut: a line longer than `max_line`, or lines past `max_block`.
     pub truncated: bool,
 }
@@ -681,7 +681,7 @@ fn parse_subscription(rest: &[u8]) -> Option<Notification> {
 /// Undo tmux's `%output` escaping: `\ooo` (exactly three octal digits, value ≤ 0o377) becomes
 /// that byte. Anything else — a lone `\`, fewer digits, `\400` and above — is kept literally,
 /// since tmux never produces it and guessing would corrupt payload bytes.
-pub fn unescape_octal(data: &[u8]) -> Vec<u8> {
+pub(crate) fn unescape_octal(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
     while i < data.len() {

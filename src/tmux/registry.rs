@@ -20,7 +20,7 @@ pub(crate) const PUBLISHED_PANES: &str =
     "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";
 
 /// The name of the control client's one subscription (tmux ≥ 3.2, `refresh-client -B`).
-pub const PANES_SUBSCRIPTION: &str = "agtmux-panes";
+pub(crate) const PANES_SUBSCRIPTION: &str = "agtmux-panes";
 
 /// Subscribe to every pane's id, pid and foreground command, across all sessions: a session
 /// subscription whose format loops over sessions, windows and panes (`%*` pane subscriptions
@@ -33,14 +33,14 @@ pub const PANES_SUBSCRIPTION: &str = "agtmux-panes";
 /// The subscription whose change makes the daemon read the `@agtmux-*` options again: the
 /// plugin sets `@agtmux_reload` each time it is sourced. One global option, checked by tmux
 /// once a second; no process runs for it.
-pub const OPTIONS_SUBSCRIPTION: &str = "agtmux-options";
+pub(crate) const OPTIONS_SUBSCRIPTION: &str = "agtmux-options";
 
 /// `refresh-client -B` for [`OPTIONS_SUBSCRIPTION`] (tmux ≥ 3.2; fails harmlessly before).
-pub fn subscribe_options_command() -> String {
+pub(crate) fn subscribe_options_command() -> String {
     format!("refresh-client -B '{OPTIONS_SUBSCRIPTION}::#{{@agtmux_reload}}'")
 }
 
-pub fn subscribe_panes_command() -> String {
+pub(crate) fn subscribe_panes_command() -> String {
     format!(
         "refresh-client -B '{PANES_SUBSCRIPTION}::#{{S:#{{?{USER_SESSIONS},#{{W:#{{P:#{{pane_id}}=#{{pane_pid}}=#{{pane_current_command}}|}}}},}}}}'"
     )
@@ -51,7 +51,7 @@ pub fn subscribe_panes_command() -> String {
 /// are equal). A `|` inside a command does not start an entry (entries start `%N=PID=`), so
 /// it stays part of that command. Pieces that fit no entry are skipped; the value is a hint
 /// that only ever triggers a re-check, never a verdict.
-pub fn parse_pane_digest(value: &[u8]) -> BTreeMap<String, (i32, String)> {
+pub(crate) fn parse_pane_digest(value: &[u8]) -> BTreeMap<String, (i32, String)> {
     let text = String::from_utf8_lossy(value);
     let mut out: BTreeMap<String, (i32, String)> = BTreeMap::new();
     let mut last: Option<String> = None;
@@ -84,7 +84,7 @@ pub fn parse_pane_digest(value: &[u8]) -> BTreeMap<String, (i32, String)> {
 }
 
 /// The change hints of one pane, tagged like `list-panes` rows; the title last, after a tab.
-pub fn pane_hints_command(pane_id: &str) -> String {
+pub(crate) fn pane_hints_command(pane_id: &str) -> String {
     format!(
         "display-message -p -t {pane_id} 'AGTH #{{pane_id}} #{{pane_active}} #{{window_active}} #{{history_size}} #{{cursor_x}} #{{cursor_y}} #{{pane_width}} #{{pane_height}} #{{window_activity}} #{{pane_pid}}\t#{{pane_current_command}}\t#{{pane_title}}'"
     )
@@ -93,11 +93,11 @@ pub fn pane_hints_command(pane_id: &str) -> String {
 /// What a hints reply changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct HintChange {
-    pub screen_changed: bool,
-    pub focus_changed: bool,
-    pub title_changed: bool,
+    pub(crate) screen_changed: bool,
+    pub(crate) focus_changed: bool,
+    pub(crate) title_changed: bool,
     /// The foreground command or the pane's process changed: re-check its process tree.
-    pub process_changed: bool,
+    pub(crate) process_changed: bool,
 }
 
 /// One pane as tmux describes it.
@@ -107,24 +107,24 @@ pub struct PaneInfo {
     pub session_id: String,
     pub window_id: String,
     pub window_index: u32,
-    pub pane_index: u32,
-    pub pane_pid: i32,
-    pub pane_active: bool,
-    pub window_active: bool,
-    pub history_size: u64,
-    pub cursor_x: u32,
-    pub cursor_y: u32,
-    pub width: u16,
-    pub height: u16,
-    pub window_activity: u64,
+    pub(crate) pane_index: u32,
+    pub(crate) pane_pid: i32,
+    pub(crate) pane_active: bool,
+    pub(crate) window_active: bool,
+    pub(crate) history_size: u64,
+    pub(crate) cursor_x: u32,
+    pub(crate) cursor_y: u32,
+    pub(crate) width: u16,
+    pub(crate) height: u16,
+    pub(crate) window_activity: u64,
     pub dead: bool,
-    pub current_command: String,
+    pub(crate) current_command: String,
     pub title: String,
 }
 
 impl PaneInfo {
     /// The fields that change when the screen may have changed.
-    pub fn change_hint(&self) -> (u64, u32, u32, u64, &str, u16, u16) {
+    pub(crate) fn change_hint(&self) -> (u64, u32, u32, u64, &str, u16, u16) {
         (
             self.history_size,
             self.cursor_x,
@@ -246,11 +246,11 @@ pub struct Diff {
     pub added: Vec<String>,
     pub removed: Vec<PaneInfo>,
     /// Panes whose command or pid changed (re-check the process tree).
-    pub process_changed: Vec<String>,
+    pub(crate) process_changed: Vec<String>,
     /// Panes whose screen may have changed (history, cursor, activity, title, size).
-    pub screen_changed: Vec<String>,
+    pub(crate) screen_changed: Vec<String>,
     /// Panes whose focus (active pane/window) changed.
-    pub focus_changed: Vec<String>,
+    pub(crate) focus_changed: Vec<String>,
 }
 
 /// Current panes by id.
@@ -258,9 +258,9 @@ pub struct Diff {
 pub struct Registry {
     pub panes: BTreeMap<String, PaneInfo>,
     /// Session id → count of real (non-control) clients attached.
-    pub viewers: HashMap<String, u32>,
-    pub session_names: HashMap<String, String>,
-    pub window_names: HashMap<String, String>,
+    pub(crate) viewers: HashMap<String, u32>,
+    pub(crate) session_names: HashMap<String, String>,
+    pub(crate) window_names: HashMap<String, String>,
     /// Set once the first full refresh arrived.
     pub loaded: bool,
 }
@@ -359,7 +359,7 @@ impl Registry {
     /// differ are updated in place and returned (their process tree needs a look); `true` in
     /// the second place when the pane set itself differs (a pane appeared or went), which only
     /// a full refresh can settle.
-    pub fn apply_digest(
+    pub(crate) fn apply_digest(
         &mut self,
         digest: &BTreeMap<String, (i32, String)>,
     ) -> (Vec<String>, bool) {
@@ -381,7 +381,7 @@ impl Registry {
     }
 
     /// The active pane of a window (the one `automatic-rename` names the window after).
-    pub fn active_pane_of(&self, window_id: &str) -> Option<&str> {
+    pub(crate) fn active_pane_of(&self, window_id: &str) -> Option<&str> {
         self.panes
             .values()
             .find(|p| p.window_id == window_id && p.pane_active)

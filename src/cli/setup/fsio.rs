@@ -20,7 +20,7 @@ pub struct Existing {
 }
 
 /// Follows a symlinked settings file to the file it points at (so rename keeps the link).
-pub fn resolve_target(path: &Path) -> Result<PathBuf, SetupError> {
+pub(crate) fn resolve_target(path: &Path) -> Result<PathBuf, SetupError> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
             fs::canonicalize(path).map_err(|e| SetupError::Read {
@@ -35,7 +35,7 @@ pub fn resolve_target(path: &Path) -> Result<PathBuf, SetupError> {
     }
 }
 
-pub fn read_existing(path: &Path) -> Result<Option<Existing>, SetupError> {
+pub(crate) fn read_existing(path: &Path) -> Result<Option<Existing>, SetupError> {
     let read_err = |source| SetupError::Read {
         path: path.to_path_buf(),
         source,
@@ -72,7 +72,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Value, SetupError> {
 }
 
 /// 2-space pretty JSON with a trailing newline.
-pub fn render(doc: &Value, path: &Path) -> Result<String, SetupError> {
+pub(crate) fn render(doc: &Value, path: &Path) -> Result<String, SetupError> {
     let mut s = serde_json::to_string_pretty(doc).map_err(|e| SetupError::Write {
         path: path.to_path_buf(),
         source: io::Error::other(e),
@@ -99,7 +99,7 @@ pub fn backup(path: &Path, epoch_secs: u64) -> Result<PathBuf, SetupError> {
 
 /// Writes `contents` to `path` atomically with permission bits `mode`, creating the parent
 /// directory when needed.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), SetupError> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), SetupError> {
     let werr = |source| SetupError::Write {
         path: path.to_path_buf(),
         source,

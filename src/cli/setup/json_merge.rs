@@ -73,7 +73,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// The handler object agtmux installs for `agent` running `cmd`.
-pub fn desired_handler(agent: Agent, cmd: &str) -> Value {
+pub(crate) fn desired_handler(agent: Agent, cmd: &str) -> Value {
     match agent {
         // Gemini CLI names each hook and counts its timeout in milliseconds.
         Agent::Gemini => json!({

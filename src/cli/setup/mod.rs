@@ -95,7 +95,7 @@ impl Agent {
     /// only
     /// bounds a stuck disk. Codex 0.169 clamps SessionEnd/Interrupt to 3 s and warns on every
     /// start when a larger value is set, so Codex gets 3 everywhere.
-    pub fn timeout_secs(self) -> u64 {
+    pub(crate) fn timeout_secs(self) -> u64 {
         match self {
             Agent::Claude | Agent::Gemini | Agent::OpenCode => 5,
             Agent::Codex => 3,
@@ -103,7 +103,7 @@ impl Agent {
     }
 
     /// Claude and Gemini groups carry `"matcher": ""` (all tools); Codex's carry none.
-    pub fn uses_matcher(self) -> bool {
+    pub(crate) fn uses_matcher(self) -> bool {
         matches!(self, Agent::Claude | Agent::Gemini)
     }
 
@@ -153,7 +153,7 @@ pub struct SetupEnv {
 
 impl SetupEnv {
     /// Reads HOME, CLAUDE_CONFIG_DIR, CODEX_HOME and AGTMUX_BIN (empty counts as unset).
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         let var = |k: &str| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
@@ -304,7 +304,7 @@ impl std::error::Error for SetupError {
 }
 
 /// The settings file for `agent` under `env` (before following symlinks).
-pub fn settings_path(agent: Agent, env: &SetupEnv) -> Result<PathBuf, SetupError> {
+pub(crate) fn settings_path(agent: Agent, env: &SetupEnv) -> Result<PathBuf, SetupError> {
     let (var, home_sub) = match agent {
         Agent::Claude => (&env.claude_config_dir, ".claude"),
         Agent::Codex => (&env.codex_home, ".codex"),
@@ -338,12 +338,12 @@ pub fn settings_path(agent: Agent, env: &SetupEnv) -> Result<PathBuf, SetupError
 }
 
 /// Quotes `s` as one word for a POSIX shell (single quotes; `'` becomes `'\''`).
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// The hook command for `agent` running `bin`: `'<bin>' hook <agent>`.
-pub fn hook_command(agent: Agent, bin: &Path) -> Result<String, SetupError> {
+pub(crate) fn hook_command(agent: Agent, bin: &Path) -> Result<String, SetupError> {
     let s = bin.to_str().ok_or_else(|| SetupError::Bin {
         path: bin.to_path_buf(),
         reason: "the path is not valid UTF-8, so it cannot go into a JSON settings file".into(),
@@ -369,7 +369,7 @@ pub fn hook_command(agent: Agent, bin: &Path) -> Result<String, SetupError> {
 
 /// The binary the hooks run: `--bin`, else `$AGTMUX_BIN`, else this executable; canonicalized
 /// when it exists, and always absolute (agents run hooks from any cwd).
-pub fn resolve_bin(arg: Option<&Path>, env: &SetupEnv) -> Result<PathBuf, SetupError> {
+pub(crate) fn resolve_bin(arg: Option<&Path>, env: &SetupEnv) -> Result<PathBuf, SetupError> {
     let raw = match arg.or(env.bin.as_deref()) {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe().map_err(|e| SetupError::Bin {

@@ -15,13 +15,13 @@ use std::io;
 use std::path::Path;
 
 /// The plugin's file name inside OpenCode's plugin directory.
-pub const PLUGIN_FILE: &str = "agtmux.js";
+pub(crate) const PLUGIN_FILE: &str = "agtmux.js";
 /// The first-line marker that says the file is agtmux's.
-pub const MARKER: &str = "agtmux-opencode-plugin";
+pub(crate) const MARKER: &str = "agtmux-opencode-plugin";
 const TEMPLATE: &str = include_str!("opencode.js");
 
 /// The plugin text that runs `bin` (quoted as a JSON string, which is a JS string literal).
-pub fn plugin_text(bin: &Path) -> Result<String, SetupError> {
+pub(crate) fn plugin_text(bin: &Path) -> Result<String, SetupError> {
     // Same rules as a hook command: UTF-8, no newline, a program named `agtmux`.
     super::hook_command(super::Agent::OpenCode, bin)?;
     let lit = serde_json::Value::String(bin.to_string_lossy().into_owned()).to_string();

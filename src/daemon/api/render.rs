@@ -22,7 +22,7 @@ fn opt_str<T: fmt::Display>(x: Option<T>) -> Value {
 }
 
 /// The read model of one pane (docs/api.md "Pane").
-pub fn pane_json(p: &PaneModel, view: &View) -> Value {
+pub(crate) fn pane_json(p: &PaneModel, view: &View) -> Value {
     let pv = crate::daemon::publish::view(p);
     let info = view.registry.panes.get(&p.instance.pane_id);
     json!({
@@ -56,7 +56,7 @@ pub fn pane_json(p: &PaneModel, view: &View) -> Value {
 type Windows<'a> = BTreeMap<(u32, &'a str), Vec<(u32, Value)>>;
 
 /// sessions → windows → panes, in tmux's order (session id, window index, pane index).
-pub fn list_json(view: &View) -> Value {
+pub(crate) fn list_json(view: &View) -> Value {
     // session id → window id → panes
     let mut tree: BTreeMap<(u64, &str), Windows> = BTreeMap::new();
     for p in view.projection.panes.values() {
@@ -123,7 +123,7 @@ fn health_map(view: &View) -> Value {
 }
 
 /// Why the pane has its state (docs/api.md "explain").
-pub fn explain_json(p: &PaneModel, view: &View) -> Value {
+pub(crate) fn explain_json(p: &PaneModel, view: &View) -> Value {
     let mut sig = p.signature.split(' ');
     let class = sig.next().unwrap_or("").to_string();
     let mut reason = String::new();
@@ -219,7 +219,7 @@ pub fn explain_json(p: &PaneModel, view: &View) -> Value {
 }
 
 /// Daemon and source health (docs/api.md "health").
-pub fn health_json(view: &View) -> Value {
+pub(crate) fn health_json(view: &View) -> Value {
     let managed = view
         .projection
         .panes

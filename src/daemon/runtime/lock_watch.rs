@@ -11,7 +11,7 @@ const LOCK_CHECK_EVERY: Millis = 2_000;
 
 impl Runtime {
     /// The per-server lock, re-checked on a slow timer (see [`crate::daemon::lock_still_ours`]).
-    pub fn hold_lock(&mut self, lock: Option<std::fs::File>) {
+    pub(crate) fn hold_lock(&mut self, lock: Option<std::fs::File>) {
         self.lock = lock;
     }
 

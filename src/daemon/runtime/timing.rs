@@ -7,26 +7,26 @@ use crate::core::types::Millis;
 
 /// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
 #[derive(Debug, Clone)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// The full `list-panes -a` (plus clients, sessions, windows), besides structure
     /// notifications: it finds agents started in panes that were plain shells and panes gone
     /// without a notification. Its cost grows with all panes, so it is slow.
-    pub refresh_full: Millis,
+    pub(crate) refresh_full: Millis,
     /// The change hints of candidate (agent) panes only, one `display -p` each: what drives
     /// screen captures. Its cost grows with agent panes.
-    pub refresh_hints: Millis,
+    pub(crate) refresh_hints: Millis,
     /// Safety-net spool scan, in case a file-watch event was missed (or the state dir could
     /// only be stat-polled: this scan is then what notices appends besides the wake-up).
-    pub spool_scan: Millis,
+    pub(crate) spool_scan: Millis,
     /// Minimum gap between two captures of one pane.
-    pub capture_min_gap: Millis,
+    pub(crate) capture_min_gap: Millis,
     /// A capture even without change hints (see `capture_interval`): `capture_busy` for panes
     /// running or waiting, `capture_quiet` for the rest.
-    pub capture_busy: Millis,
-    pub capture_quiet: Millis,
+    pub(crate) capture_busy: Millis,
+    pub(crate) capture_quiet: Millis,
     /// Re-read the process tree of agent panes this often (agent replaced in place).
-    pub process_recheck: Millis,
-    pub prune_every: Millis,
+    pub(crate) process_recheck: Millis,
+    pub(crate) prune_every: Millis,
 }
 
 impl Default for Timing {
@@ -48,7 +48,7 @@ impl Timing {
     /// The defaults, with `AGTMUX_FULL_REFRESH_MS` (tests) overriding the full scan's period:
     /// a test that stretches it proves that new panes and agents are found by notifications,
     /// the pane subscription and settle re-checks, not by the scan.
-    pub fn from_env() -> Timing {
+    pub(crate) fn from_env() -> Timing {
         let mut t = Timing::default();
         if let Some(v) = std::env::var("AGTMUX_FULL_REFRESH_MS")
             .ok()

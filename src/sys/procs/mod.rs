@@ -34,7 +34,7 @@ const MAX_PROCS: usize = 64;
 const MAX_DEPTH: usize = 4;
 /// The foreground process group leader of the pane's terminal (the terminal's foreground
 /// process group, read from the pane's first process), falling back to the pane process itself.
-pub fn foreground_leader(pane_pid: i32) -> i32 {
+pub(crate) fn foreground_leader(pane_pid: i32) -> i32 {
     os::stat(pane_pid)
         .map(|s| s.tpgid)
         .filter(|t| *t > 0)
@@ -42,7 +42,7 @@ pub fn foreground_leader(pane_pid: i32) -> i32 {
 }
 
 /// The foreground leader and its descendants (breadth first, bounded).
-pub fn foreground_tree(pane_pid: i32) -> Vec<ProcInfo> {
+pub(crate) fn foreground_tree(pane_pid: i32) -> Vec<ProcInfo> {
     tree_from(foreground_leader(pane_pid))
 }
 
@@ -85,7 +85,7 @@ pub fn parent(pid: i32) -> Option<i32> {
 
 /// Is `pid` the process `ancestor` or one of its descendants? Walks the parent chain (bounded),
 /// so it works for any depth and costs one read per level.
-pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+pub(crate) fn descends_from(pid: i32, ancestor: i32) -> bool {
     if pid <= 1 || ancestor <= 1 {
         return false;
     }
@@ -113,18 +113,18 @@ const MAX_LINEAGE: usize = 16;
 /// What a hook records about where it runs (`sources::spool::Envelope`): itself and its
 /// ancestors up to the pane's process, and the terminal's foreground process group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lineage {
+pub(crate) struct Lineage {
     /// `(pid, start_ticks)` from `pid` upward.
-    pub anc: Vec<(i32, u64)>,
+    pub(crate) anc: Vec<(i32, u64)>,
     /// The ancestor whose parent is `server_pid` (the pane's process), when reached.
-    pub pane_pid: Option<i32>,
+    pub(crate) pane_pid: Option<i32>,
     /// The foreground process group of `pid`'s controlling terminal.
-    pub tpgid: Option<i32>,
+    pub(crate) tpgid: Option<i32>,
 }
 
 /// Walk from `pid` up its parents (one process read each, bounded) until the process
 /// whose parent is the tmux server `server_pid`. Empty where the process cannot be read.
-pub fn lineage(pid: i32, server_pid: Option<i32>) -> Lineage {
+pub(crate) fn lineage(pid: i32, server_pid: Option<i32>) -> Lineage {
     let mut out = Lineage::default();
     let mut cur = pid;
     for i in 0..MAX_LINEAGE {
@@ -147,7 +147,7 @@ pub fn lineage(pid: i32, server_pid: Option<i32>) -> Lineage {
 }
 
 /// When `pid` started (see [`Stat::start`]); `None` when it is gone or unreadable.
-pub fn start_ticks(pid: i32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     os::stat(pid).and_then(|s| s.start)
 }
 
@@ -157,7 +157,7 @@ pub fn alive(pid: i32, start: u64) -> bool {
 }
 
 /// Kill a whole process group (a notify command and whatever it started) with SIGKILL.
-pub fn kill_group(pgid: i32) {
+pub(crate) fn kill_group(pgid: i32) {
     if pgid > 1 {
         // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };

@@ -10,9 +10,9 @@ const MAX_ARG_BYTES: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stat {
     /// Parent pid.
-    pub ppid: i32,
+    pub(crate) ppid: i32,
     /// The foreground process group of the process's controlling terminal (≤ 0: none).
-    pub tpgid: i32,
+    pub(crate) tpgid: i32,
     /// When the process started, in the OS's own unit (Linux: clock ticks since boot; macOS:
     /// microseconds since the epoch): with the pid, it names one process generation.
     pub start: Option<u64>,
