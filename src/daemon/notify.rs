@@ -179,7 +179,7 @@ impl Notify {
     }
 
     /// A remote pane's new attention (`host/server/%N`; its stream's cursor said it is new).
-    pub fn remote_attention(&mut self, key: &str, kind: AttentionKind, now: Millis) {
+    pub(crate) fn remote_attention(&mut self, key: &str, kind: AttentionKind, now: Millis) {
         self.notifier.push(key, kind, now);
     }
 

@@ -1203,7 +1203,6 @@ mod tests {
         assert_eq!((f.host.as_str(), f.pane_id.as_str()), ("h", "%3"));
         assert_eq!(f.attention, Some(AttentionKind::Approval));
         assert_eq!(r.window_tag("h/s/%3").as_deref(), Some("h/s/$0"));
-        let h = &mut r.hosts[0];
         assert_eq!(r.views().len(), 1);
         // Unreachable: listed, stale, no attention, not counted; `✗1`.
         r.fail(0, 10, "ssh h: Connection refused".into());

@@ -322,7 +322,7 @@ pub fn shell_quote(s: &str) -> String {
 
 /// `@agtmux_remote_target` of the local window that shows a remote session (`cli::goto_remote`
 /// tags it; the notifier reads it to tell whether a remote pane is looked at).
-pub fn window_tag(host: &str, server: &str, session_id: &str) -> String {
+pub(crate) fn window_tag(host: &str, server: &str, session_id: &str) -> String {
     format!("{host}/{server}/{session_id}")
 }
 
