@@ -496,9 +496,10 @@ impl Notify {
     }
 }
 
-/// A notifier key of a remote pane (`host/server/%N`); a local pane's key is its `%N`.
+/// A notifier key of a remote pane (`host/server/%N`); a local pane's key is its `%N`, which
+/// never holds a `/` (a host may start with `%`: an IPv6 zone).
 fn is_remote(key: &str) -> bool {
-    !key.starts_with('%')
+    key.contains('/')
 }
 
 fn panes(n: &Notice) -> String {
