@@ -497,7 +497,6 @@ fn doctor_checks_gemini_and_opencode_only_where_they_are_used() {
 
 #[test]
 fn the_opencode_plugin_delivers_events_in_order_even_when_a_hook_is_slow() {
-    use std::os::unix::fs::PermissionsExt;
     let s = Server::start("ocorder");
     let home = s.dir.join("home");
     // A stand-in `agtmux` that is slow on the first event only.
@@ -505,15 +504,13 @@ fn the_opencode_plugin_delivers_events_in_order_even_when_a_hook_is_slow() {
     std::fs::create_dir_all(&bin_dir).unwrap();
     let fake = bin_dir.join("agtmux");
     let got = s.dir.join("got.txt");
-    std::fs::write(
+    write_script(
         &fake,
         format!(
             "#!/bin/sh\nn=$(cat)\ncase \"$n\" in *ses_first*) sleep 0.5;; esac\nprintf '%s\\n' \"$n\" >> '{}'\n",
             got.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let env = SetupEnv {
         home: Some(home.clone()),
         bin: Some(fake.clone()),

@@ -478,16 +478,13 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
 
 #[test]
 fn a_control_client_that_keeps_crashing_is_held_down_and_escalated() {
-    use std::os::unix::fs::PermissionsExt;
     let mut s = Server::start("holddown");
     // A tmux that dies at once in control mode and is the real one otherwise.
     let fake = s.dir.join("fake-tmux");
-    std::fs::write(
+    write_script(
         &fake,
         "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = \"-C\" ] && exit 1; done\nexec tmux \"$@\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let mut cmd = s.daemon_cmd();
     cmd.arg("--tmux-bin")
         .arg(&fake)

@@ -414,14 +414,13 @@ fn a_slow_link_and_bad_remote_output_are_rejected_and_logged_never_fatal() {
     };
     // The throttle: 256-byte chunks, 20 ms apart (≈ 12 KiB/s), lines cut anywhere.
     let slow = r.dir.join("slow-ssh");
-    std::fs::write(
+    write_script(
         &slow,
         "#!/bin/sh\nssh \"$@\" | python3 -c 'import sys,time\nr=sys.stdin.buffer\nw=sys.stdout.buffer\nwhile True:\n  b=r.read1(256)\n  if not b: break\n  w.write(b); w.flush(); time.sleep(0.02)'\n",
-    )
-    .unwrap();
+    );
     // The remote agtmux says hello, then garbage, then runs the real stream.
     let bad = r.dir.join("bad-agtmux");
-    std::fs::write(
+    write_script(
         &bad,
         format!(
             "#!/bin/sh\n\
@@ -432,11 +431,7 @@ fn a_slow_link_and_bad_remote_output_are_rejected_and_logged_never_fatal() {
              printf '%s\\n' '{{\"v\":1,\"event\":\"snapshot\",\"server\":\"s1\",\"socket\":\"/tmp/x\",\"list\":{{\"sessions\":[{{\"windows\":[{{\"panes\":[{{\"pane_id\":\"%%1;kill-server\",\"session_id\":\"$1\",\"window_id\":\"@1\",\"presence\":\"managed\",\"state\":\"running\"}}]}}]}}]}}}}'\n\
              exec {BIN} \"$@\"\n"
         ),
-    )
-    .unwrap();
-    for f in [&slow, &bad] {
-        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    }
+    );
     let ssh = format!(
         "{} -F {}",
         slow.display(),
@@ -605,20 +600,15 @@ fn another_remote_version_gets_a_clear_message() {
         return;
     };
     let newer = r.dir.join("newer-agtmux");
-    std::fs::write(
+    write_script(
         &newer,
         "#!/bin/sh\nprintf '%s\\n' '{\"v\":1,\"event\":\"hello\",\"agtmux\":\"9.0.0\",\"protocol\":7}'\nsleep 30\n",
-    )
-    .unwrap();
+    );
     let older = r.dir.join("older-agtmux");
-    std::fs::write(
+    write_script(
         &older,
         "#!/bin/sh\necho \"error: unexpected argument '--all' found\" >&2\nexit 2\n",
-    )
-    .unwrap();
-    for f in [&newer, &older] {
-        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    }
+    );
     for (cmd, want) in [(&newer, "protocol 7"), (&older, "too old")] {
         let mut ls = Command::new(BIN);
         ls.args(["ls", "--remote", ALIAS])
@@ -694,15 +684,13 @@ fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_ar
     let mut l = local_server(&sshd, &sshd.ssh_command(), BIN);
     let out = l.dir.join("notices");
     let script = l.dir.join("record.sh");
-    std::fs::write(
+    write_script(
         &script,
         format!(
             "#!/bin/sh\nprintf '%s|' \"$@\" >> {0}\nprintf '\\n' >> {0}\n",
             out.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let template = format!(
         "{} {{host}} {{pane}} {{kind}} {{message}}",
         script.display()
