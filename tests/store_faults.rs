@@ -45,6 +45,15 @@ fn stored_with(s: &Server, tag: &str) -> u64 {
     .unwrap_or(0)
 }
 
+/// Waits until exactly one stored event carries `tag`; fails with the daemon's log otherwise.
+fn wait_stored_once(s: &Server, tag: &str) {
+    assert!(
+        wait_until(20, || stored_with(s, tag) == 1),
+        "{tag} not stored once: {}",
+        s.log_tail()
+    );
+}
+
 fn prompt(s: &Server, pane: &str, sid: &str, text: &str) {
     let p = serde_json::json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "prompt": text});
     let out = s.hook("claude", pane, p.to_string().as_bytes());
@@ -191,11 +200,7 @@ fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
         "the status named the fault: {st}"
     );
     prompt(&s, &pane, "r1", "readonly-2");
-    assert!(
-        wait_until(20, || stored_with(&s, "readonly-2") == 1),
-        "{}",
-        s.log_tail()
-    );
+    wait_stored_once(&s, "readonly-2");
     // Not flapping between recovered and failed.
     let l = log(&s);
     assert!(
@@ -210,11 +215,7 @@ fn a_deleted_database_is_noticed_and_rebuilt_with_everything_it_held() {
     let pane = s.silent_agent("claude");
     s.start_daemon();
     prompt(&s, &pane, "d1", "before-delete");
-    assert!(
-        wait_until(20, || stored_with(&s, "before-delete") == 1),
-        "{}",
-        s.log_tail()
-    );
+    wait_stored_once(&s, "before-delete");
     let old_ino = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(s.db_path()).unwrap().ino()
@@ -239,11 +240,7 @@ fn a_deleted_database_is_noticed_and_rebuilt_with_everything_it_held() {
         assert_ne!(std::fs::metadata(s.db_path()).unwrap().ino(), old_ino);
     }
     prompt(&s, &pane, "d1", "after-rebuild");
-    assert!(
-        wait_until(20, || stored_with(&s, "after-rebuild") == 1),
-        "{}",
-        s.log_tail()
-    );
+    wait_stored_once(&s, "after-rebuild");
     let h = health(&s);
     assert_eq!(
         h["result"]["store"]["last_incident"]["problem"], "deleted",
@@ -269,11 +266,7 @@ fn a_database_overwritten_with_garbage_is_moved_aside_and_refilled_from_the_spoo
     prompt(&s, &pane, "g1", "before-garbage");
     stop(&s, &pane, "g1");
     s.wait_pane(&pane, "@agtmux_state", "idle", 15);
-    assert!(
-        wait_until(20, || stored_with(&s, "before-garbage") == 1),
-        "{}",
-        s.log_tail()
-    );
+    wait_stored_once(&s, "before-garbage");
     // Same inode, new content.
     std::fs::write(s.db_path(), vec![b'x'; 64 * 1024]).unwrap();
     assert!(
@@ -298,11 +291,7 @@ fn a_database_overwritten_with_garbage_is_moved_aside_and_refilled_from_the_spoo
         .unwrap();
     assert_eq!(status, "accepted");
     prompt(&s, &pane, "g1", "after-garbage");
-    assert!(
-        wait_until(20, || stored_with(&s, "after-garbage") == 1),
-        "{}",
-        s.log_tail()
-    );
+    wait_stored_once(&s, "after-garbage");
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
     let moved = std::fs::read_dir(s.server_dir())
         .unwrap()
@@ -365,11 +354,7 @@ fn a_rotated_spool_is_kept_until_the_store_has_its_lines_across_an_outage_and_a_
     prompt(&s, &pane, "r1", "rot-before");
     stop(&s, &pane, "r1");
     s.wait_pane(&pane, "@agtmux_state", "idle", 15);
-    assert!(
-        wait_until(20, || stored_with(&s, "rot-before") == 1),
-        "{}",
-        s.log_tail()
-    );
+    wait_stored_once(&s, "rot-before");
     s.kill_daemon_hard();
     // Accepted by the hook (in the spool), never stored: the daemon is down.
     for i in 0..5 {
@@ -468,7 +453,7 @@ fn after_a_rebuild_the_source_registry_writes_the_new_database() {
         registry_rows(&s)
     );
     prompt(&s, &pane, "x1", "reg-before");
-    assert!(wait_until(20, || stored_with(&s, "reg-before") == 1));
+    wait_stored_once(&s, "reg-before");
     std::fs::remove_file(s.db_path()).unwrap();
     assert!(
         wait_until(30, || log(&s).contains("store_reopened")),
