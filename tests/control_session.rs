@@ -4,7 +4,6 @@
 //! pane of an outer server. Every check of an absence comes after a positive sign (the daemon's
 //! control client sits in `_agtmux`, an agent pane is managed, a session is gone).
 use serde_json::json;
-use std::path::Path;
 use std::process::Command;
 
 mod support;
@@ -40,22 +39,6 @@ fn has_session(s: &Server, name: &str) -> bool {
     s.tmux(&["has-session", "-t", &format!("={name}")])
         .status
         .success()
-}
-
-/// Run agtmux.tmux as TPM does (the plugin's keys and formats).
-fn run_plugin(s: &Server) {
-    s.tmux(&["set", "-g", "@agtmux-bin", BIN]);
-    let mut c = Command::new("bash");
-    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("agtmux.tmux"))
-        .env("TMUX", s.tmux_env())
-        .env("AGTMUX_CODEX_SOCK", s.codex_sock());
-    s.env(&mut c);
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "agtmux.tmux: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -140,7 +123,7 @@ fn the_daemons_session_is_on_no_surface_of_agtmux() {
     let mut s = Server::start("hidden");
     let agent = s.silent_agent("claude");
     s.start_daemon();
-    run_plugin(&s);
+    s.run_plugin_direct();
     wait_control_session(&s);
     s.wait_pane(&agent, "@agtmux_provider", "claude", 60);
     // The registry's `main` session (its shell and agent panes) is there, ours is not: in

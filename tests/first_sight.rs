@@ -12,22 +12,6 @@ use std::process::Command;
 mod support;
 use support::{BIN, Server, wait_until};
 
-/// Run agtmux.tmux as TPM does: `tmux` inside it talks to this server.
-fn run_plugin(s: &Server) {
-    s.tmux(&["set", "-g", "@agtmux-bin", BIN]);
-    let mut c = Command::new("bash");
-    c.arg(support::plugin_script())
-        .env("TMUX", s.tmux_env())
-        .env("AGTMUX_CODEX_SOCK", s.codex_sock());
-    s.env(&mut c);
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "agtmux.tmux: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn key(s: &Server, k: &str) -> String {
     s.prefix_binding(k)
 }
@@ -58,14 +42,14 @@ fn the_plugin_binds_only_free_keys_or_named_ones_and_every_key_is_a_readme_optio
     // A user's own bindings on agtmux's default keys, and a C-a user's send-prefix on `a`.
     s.tmux(&["bind-key", "A", "display-message", "mine-A"]);
     s.tmux(&["bind-key", "a", "send-prefix"]);
-    run_plugin(&s);
+    s.run_plugin_direct();
     assert!(key(&s, "A").contains("mine-A"), "{}", key(&s, "A"));
     assert!(key(&s, "a").contains("send-prefix"), "{}", key(&s, "a"));
     // Free defaults are bound.
     assert!(key(&s, "S").contains("choose-tree"), "{}", key(&s, "S"));
     assert!(key(&s, "N").contains(" next "), "{}", key(&s, "N"));
     // A second load (a reload, an update) keeps them and still leaves the user's alone.
-    run_plugin(&s);
+    s.run_plugin_direct();
     assert!(key(&s, "S").contains("choose-tree"), "{}", key(&s, "S"));
     assert!(key(&s, "A").contains("mine-A"), "{}", key(&s, "A"));
     // Keys the user named are bound even where something was bound; `none` binds nothing.
@@ -73,7 +57,7 @@ fn the_plugin_binds_only_free_keys_or_named_ones_and_every_key_is_a_readme_optio
     s.tmux(&["set", "-g", "@agtmux-tree-agents-key", "g"]);
     s.tmux(&["set", "-g", "@agtmux-next-key", "none"]);
     s.tmux(&["unbind-key", "N"]);
-    run_plugin(&s);
+    s.run_plugin_direct();
     assert!(key(&s, "A").contains("popup"), "{}", key(&s, "A"));
     assert!(
         key(&s, "g").contains("@agtmux_presence"),
@@ -112,8 +96,8 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
     let mut s = Server::start("winicon");
     s.start_daemon();
     let stock = s.tmux_out(&["show", "-gv", "window-status-format"]);
-    run_plugin(&s);
-    run_plugin(&s);
+    s.run_plugin_direct();
+    s.run_plugin_direct();
     for f in ["window-status-format", "window-status-current-format"] {
         let v = s.tmux_out(&["show", "-gv", f]);
         assert_eq!(v.matches("@agtmux_window_icon").count(), 2, "{f}: {v}");
@@ -136,7 +120,7 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
         "window-status-format",
         "#I #{@agtmux_window_icon}",
     ]);
-    run_plugin(&placed);
+    placed.run_plugin_direct();
     assert_eq!(
         placed.tmux_out(&["show", "-gv", "window-status-format"]),
         "#I #{@agtmux_window_icon}"
@@ -146,7 +130,7 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
     // Turned off: nothing is added.
     placed.tmux(&["set", "-gu", "window-status-current-format"]);
     placed.tmux(&["set", "-g", "@agtmux-window-icon", "off"]);
-    run_plugin(&placed);
+    placed.run_plugin_direct();
     assert_eq!(
         placed.tmux_out(&["show", "-gv", "window-status-current-format"]),
         stock
@@ -160,7 +144,7 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
         "-f",
         "#{@agtmux_presence}",
     ]);
-    run_plugin(&placed);
+    placed.run_plugin_direct();
     assert!(key(&placed, "a").is_empty(), "{}", key(&placed, "a"));
 }
 
@@ -168,7 +152,7 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
 fn choose_tree_rows_of_single_pane_windows_show_the_agent_state() {
     let mut s = Server::start("tree");
     s.start_daemon();
-    run_plugin(&s);
+    s.run_plugin_direct();
     let pane = s.silent_agent("claude");
     approval(&s, &pane);
     // prefix + S pressed in a real client (inside a pane of an outer server), read off its
@@ -256,7 +240,7 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
     let mut s = Server::start("badges");
     s.start_daemon();
     s.tmux(&["set", "-g", "status-right", "[#{agtmux_status}]"]);
-    run_plugin(&s);
+    s.run_plugin_direct();
     let pane = s.silent_agent("claude");
     approval(&s, &pane);
     let done = s.silent_agent("claude");
@@ -287,7 +271,7 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
     for (status, theme) in themes {
         s.tmux(&["set", "-g", "status-style", status]);
         s.tmux(&["set", "-g", "@agtmux-theme", theme]);
-        run_plugin(&s);
+        s.run_plugin_direct();
         let want_bg = if theme == "light" { "colour160" } else { "red" };
         s.wait_global("@agtmux_attention", |v| v.contains(want_bg), 30);
         s.tmux(&["refresh-client", "-S"]);
@@ -325,23 +309,23 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
 fn sourcing_the_plugin_again_makes_the_running_daemon_read_its_options() {
     let mut s = Server::start("reload");
     s.start_daemon();
-    run_plugin(&s);
+    s.run_plugin_direct();
     let pane = s.silent_agent("claude");
     approval(&s, &pane);
     s.wait_global("@agtmux_attention", |v| v.contains("bg=red"), 30);
     let daemon_pid = s.global_opt("@agtmux_daemon");
     // `set -g @agtmux-theme light` then sourcing the plugin: the same daemon switches.
     s.tmux(&["set", "-g", "@agtmux-theme", "light"]);
-    run_plugin(&s);
+    s.run_plugin_direct();
     s.wait_global("@agtmux_attention", |v| v.contains("bg=colour160"), 30);
     // A colour set with the theme wins over the theme (tmux lists options by name, theme last).
     s.tmux(&["set", "-g", "@agtmux-color-approval", "blue"]);
-    run_plugin(&s);
+    s.run_plugin_direct();
     s.wait_global("@agtmux_attention", |v| v.contains("bg=blue"), 30);
     // An option unset goes back to the default.
     s.tmux(&["set", "-gu", "@agtmux-color-approval"]);
     s.tmux(&["set", "-gu", "@agtmux-theme"]);
-    run_plugin(&s);
+    s.run_plugin_direct();
     s.wait_global("@agtmux_attention", |v| v.contains("bg=red"), 30);
     assert!(s.daemon.as_mut().unwrap().try_wait().unwrap().is_none());
     assert_eq!(s.global_opt("@agtmux_daemon"), daemon_pid);

@@ -72,6 +72,23 @@ impl Server {
         self.tmux(&["run-shell", &plugin_script().display().to_string()])
     }
 
+    /// Run agtmux.tmux as TPM does, as a child of the test (not through `run-shell`): `tmux`
+    /// inside it talks to this server through `$TMUX`. Fails the test if the script fails.
+    pub fn run_plugin_direct(&self) {
+        self.tmux(&["set", "-g", "@agtmux-bin", BIN]);
+        let mut c = Command::new("bash");
+        c.arg(plugin_script())
+            .env("TMUX", self.tmux_env())
+            .env("AGTMUX_CODEX_SOCK", self.codex_sock());
+        self.env(&mut c);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "agtmux.tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Run tmux against this server with the test's environment.
     pub fn tmux(&self, args: &[&str]) -> Output {
         let mut c = Command::new("tmux");
