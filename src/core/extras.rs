@@ -186,18 +186,9 @@ fn region(lines: &[String], from: usize, to: usize) -> String {
     lines[from..to].join("\n")
 }
 
-/// The last `n` non-empty lines before `end`.
+/// The last `n` non-empty lines before `end`, as one text.
 fn tail(lines: &[String], end: usize, n: usize) -> String {
-    let end = end.min(lines.len());
-    let mut v: Vec<&str> = lines[..end]
-        .iter()
-        .rev()
-        .filter(|l| !l.trim().is_empty())
-        .take(n)
-        .map(String::as_str)
-        .collect();
-    v.reverse();
-    v.join("\n")
+    super::screen::nonempty_tail(lines, end, n).join("\n")
 }
 
 fn pair(re: &Option<Regex>, text: &str) -> Option<(u32, u32)> {

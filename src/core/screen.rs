@@ -150,6 +150,19 @@ static PROMPT_AT_BOTTOM: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"^(.{0,120}[^\d\s]\s?)?[$#%]$|^(>>>|\.\.\.)$|^\S{0,30}>$|^In \[\d+\]:$").ok()
 });
 
+/// The last `n` non-empty lines before `end`, in screen order.
+pub(crate) fn nonempty_tail(lines: &[String], end: usize, n: usize) -> Vec<&str> {
+    let mut v: Vec<&str> = lines[..end.min(lines.len())]
+        .iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .map(String::as_str)
+        .collect();
+    v.reverse();
+    v
+}
+
 /// The lines of one region.
 fn region_lines<'a>(
     lines: &'a [String],
@@ -157,17 +170,6 @@ fn region_lines<'a>(
     layout: &Layout,
     region: Region,
 ) -> Vec<&'a str> {
-    let nonempty_tail = |end: usize, n: usize| -> Vec<&'a str> {
-        let mut v: Vec<&str> = lines[..end.min(lines.len())]
-            .iter()
-            .rev()
-            .filter(|l| !l.trim().is_empty())
-            .take(n)
-            .map(String::as_str)
-            .collect();
-        v.reverse();
-        v
-    };
     let span = |from: usize, to: usize| -> Vec<&'a str> {
         if from >= to || from >= lines.len() {
             return Vec::new();
@@ -179,7 +181,7 @@ fn region_lines<'a>(
     };
     match region {
         Region::Title => vec![title],
-        Region::LastLines(n) => nonempty_tail(lines.len(), n),
+        Region::LastLines(n) => nonempty_tail(lines, lines.len(), n),
         Region::BelowLastRule => layout
             .last_rule
             .map_or_else(Vec::new, |r| span(r + 1, lines.len())),
@@ -195,7 +197,7 @@ fn region_lines<'a>(
         }
         Region::AboveInputBox(n) => {
             if layout.input_box.is_some() {
-                nonempty_tail(layout.box_top, n)
+                nonempty_tail(lines, layout.box_top, n)
             } else {
                 Vec::new()
             }
