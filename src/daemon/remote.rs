@@ -230,6 +230,29 @@ pub(crate) struct Host {
     dirty: bool,
 }
 
+impl Host {
+    /// A host not connected yet and with nothing known of it: no attempt planned, not dirty.
+    fn new(name: &str, slot: usize, policy: RestartPolicy, now: Millis) -> Host {
+        Host {
+            name: name.to_string(),
+            slot,
+            stream: None,
+            sup: Supervised::new("remote", policy),
+            next_attempt: None,
+            phase: Phase::Connecting,
+            since: now,
+            message: None,
+            remote_version: None,
+            servers: BTreeMap::new(),
+            panes: BTreeMap::new(),
+            announced: HashMap::new(),
+            news: Vec::new(),
+            counters: Counters::default(),
+            dirty: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Counters {
     pub connects: u64,
@@ -279,23 +302,10 @@ impl Remotes {
             let slot = (0..MAX_HOSTS)
                 .find(|s| !keep.iter().any(|h| h.slot == *s))
                 .unwrap_or(0);
-            keep.push(Host {
-                name: name.clone(),
-                slot,
-                stream: None,
-                sup: Supervised::new("remote", self.policy.clone()),
-                next_attempt: Some(now),
-                phase: Phase::Connecting,
-                since: now,
-                message: None,
-                remote_version: None,
-                servers: BTreeMap::new(),
-                panes: BTreeMap::new(),
-                announced: HashMap::new(),
-                news: Vec::new(),
-                counters: Counters::default(),
-                dirty: true,
-            });
+            let mut h = Host::new(name, slot, self.policy.clone(), now);
+            h.next_attempt = Some(now);
+            h.dirty = true;
+            keep.push(h);
         }
         keep.sort_by_key(|h| c.hosts.iter().position(|x| x == &h.name));
         self.hosts = keep;
@@ -835,23 +845,7 @@ impl Remotes {
 /// to fix).
 pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duration) -> Value {
     let now = crate::sys::clock::now_ms();
-    let mut h = Host {
-        name: host.to_string(),
-        slot: 0,
-        stream: None,
-        sup: Supervised::new("remote", RestartPolicy::default()),
-        next_attempt: None,
-        phase: Phase::Connecting,
-        since: now,
-        message: None,
-        remote_version: None,
-        servers: BTreeMap::new(),
-        panes: BTreeMap::new(),
-        announced: HashMap::new(),
-        news: Vec::new(),
-        counters: Counters::default(),
-        dirty: false,
-    };
+    let mut h = Host::new(host, 0, RestartPolicy::default(), now);
     let unreachable = |h: &mut Host, why: String| {
         h.phase = Phase::Unreachable;
         h.message = Some(why);
