@@ -18,13 +18,12 @@
 //! answers the CLI can wait for; in the daemon they would block its loop or need a new async
 //! path through the control client. The daemon's read model gives what only it knows (the
 //! pane's generation and state, and their changes), read before and after the capture.
-use super::client::{self, ClientError, Conn, ServerOpts};
+use super::client::{self, ClientError, Conn, ServerOpts, tmux};
 use crate::core::dialog::{self, Act, Dialog, Key, PlanError};
 use crate::exit::ExitCode;
 use crate::paths::ServerPaths;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EXIT_HELP: &str = "\
@@ -340,23 +339,6 @@ fn send(socket: &Path, pane: &str, keys: &[Key]) -> Result<(), Refusal> {
         r.map_err(|e| Refusal::Failed(format!("tmux send-keys -t {pane}: {e}")))?;
     }
     Ok(())
-}
-
-/// `tmux -S SOCKET ARGS…` as an argument vector: stdout, or stderr as the error.
-fn tmux(socket: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("tmux")
-        .arg("-S")
-        .arg(socket)
-        .args(args)
-        .env_remove("TMUX")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }
 
 /// How a plan reads: `1`, `"text" Enter`, `Escape`.

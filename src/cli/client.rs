@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// `-L NAME` / `-S PATH`, as tmux. Default: the server of `$TMUX`, else tmux's default.
@@ -194,6 +196,23 @@ impl Conn {
 // ----- shared rendering ------------------------------------------------------------------
 
 /// Is fd 1 a terminal? (Colour only then.)
+/// `tmux -S SOCKET ARGS…` as an argument vector: stdout, or stderr as the error.
+pub(crate) fn tmux(socket: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("tmux")
+        .arg("-S")
+        .arg(socket)
+        .args(args)
+        .env_remove("TMUX")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
 pub(crate) fn stdout_is_tty() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()

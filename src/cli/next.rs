@@ -12,7 +12,6 @@ use super::client::{self, Conn, ServerOpts};
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 #[derive(clap::Args, Debug)]
 pub struct NextArgs {
@@ -58,18 +57,7 @@ pub(crate) fn pick(order: &[String], current: Option<&str>) -> Option<String> {
 }
 
 fn tmux(socket: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("tmux")
-        .arg("-S")
-        .arg(socket)
-        .args(args)
-        .env_remove("TMUX")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    client::tmux(socket, args).ok()
 }
 
 /// `(client name, its current pane)`: the named client, or the most recently active one.
