@@ -351,14 +351,15 @@ pub(crate) fn decode_checked(
         );
     }
     let pane = env.pane.as_deref();
+    let call = |pane| super::hook_map::Call::new(pane, ts, &event_id);
     let mapped = match env.source.as_str() {
-        "claude" => super::claude_hooks::map_hook(payload, pane, ts, event_id.clone()),
+        "claude" => super::claude_hooks::map_hook(payload, call(pane)),
         "codex" | "codex-notify" => {
             let trusted = pane.filter(|p| trust(p, env.ppid));
             let r = if env.source == "codex" {
-                super::codex_hooks::map_hook(payload, trusted, ts, event_id.clone())
+                super::codex_hooks::map_hook(payload, call(trusted))
             } else {
-                super::codex_hooks::map_notify(payload, trusted, ts, event_id.clone())
+                super::codex_hooks::map_notify(payload, call(trusted))
             };
             r.map(|mut ev| {
                 if let (Some(p), None) = (pane, trusted) {
@@ -375,11 +376,10 @@ pub(crate) fn decode_checked(
                 ev
             })
         }
-        "generic" => super::generic_hook::payload_pane(payload).and_then(|own| {
-            super::generic_hook::map_hook(payload, own.or(pane), ts, event_id.clone())
-        }),
-        "gemini" => super::gemini_hooks::map_hook(payload, pane, ts, event_id.clone()),
-        "opencode" => super::opencode_plugin::map_event(payload, pane, ts, event_id.clone()),
+        "generic" => super::generic_hook::payload_pane(payload)
+            .and_then(|own| super::generic_hook::map_hook(payload, call(own.or(pane)))),
+        "gemini" => super::gemini_hooks::map_hook(payload, call(pane)),
+        "opencode" => super::opencode_plugin::map_event(payload, call(pane)),
         other => Err(format!("unknown_source: {}", first_chars(other, 20))),
     };
     let event = match mapped {

@@ -18,18 +18,15 @@
 //! An error is followed by an idle status; the plugin marks that idle `after_error` so the
 //! error stays the pane's state until the next turn. An Esc interrupt ends the turn with
 //! `MessageAbortedError`, which is not an error for the user.
-use super::hook_map;
+use super::hook_map::{self, Call};
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Activity, Millis, Provider, SourceKind};
+use crate::core::types::{Activity, Provider, SourceKind};
 use serde_json::Value;
 
+const FROM: (SourceKind, Provider) = (SourceKind::OpenCodePlugin, Provider::OpenCode);
+
 /// Map one forwarded event. `Err` is the reject reason.
-pub(crate) fn map_event(
-    payload: &Value,
-    pane: Option<&str>,
-    ts: Millis,
-    event_id: String,
-) -> Result<NormalizedEvent, String> {
+pub(crate) fn map_event(payload: &Value, call: Call<'_>) -> Result<NormalizedEvent, String> {
     let head = hook_map::head(payload, "event", "event name")?;
     let (obj, name, session) = (head.obj, head.name, head.session);
     let s = |k: &str| head.str(k);
@@ -68,21 +65,11 @@ pub(crate) fn map_event(
         other => (Signal::Ignore, Some(format!("unmapped event {other}"))),
     };
     Ok(NormalizedEvent {
-        event_id,
-        source: SourceKind::OpenCodePlugin,
-        provider: Provider::OpenCode,
-        pane_id: hook_map::pane_hint(pane),
-        session_key: Some(session.to_string()),
-        turn_id: None,
-        name: name.to_string(),
-        signal,
         title: s("title")
             .filter(|t| t.len() <= 256 && !t.chars().any(char::is_control))
             .map(str::to_string),
-        cwd: None,
         detail,
-        ts,
-        extra: Default::default(),
+        ..call.event(FROM, session, name.to_string(), signal)
     })
 }
 
@@ -92,7 +79,7 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_event(&p, Some("%1"), 0, "e".into()).unwrap().signal
+        map_event(&p, Call::new(Some("%1"), 0, "e")).unwrap().signal
     }
 
     #[test]
@@ -122,7 +109,7 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_rejected_with_reasons() {
-        let e = |v: Value| map_event(&v, None, 0, "e".into()).unwrap_err();
+        let e = |v: Value| map_event(&v, Call::new(None, 0, "e")).unwrap_err();
         assert!(e(json!(1)).contains("not a JSON object"));
         assert!(e(json!({"session_id":"s"})).contains("missing event"));
         assert!(e(json!({"event":"session.idle"})).contains("missing session_id"));
