@@ -31,6 +31,7 @@
 //! `updatedAt` + status for thread snapshots (resume results), and only as a last resort a
 //! per-thread counter. The pull cursor is a sequence number that starts at `now_ms * 1000` when
 //! the observer is created, so cursors stay monotonic across daemon restarts.
+use super::seq_queue::SeqQueue;
 use super::ws::{ClientConn, MAX_MESSAGE, WsError, WsMessage};
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
@@ -255,8 +256,7 @@ pub struct CodexObserver {
     reconnect_at: Option<Millis>,
     backoff: Millis,
     threads: HashMap<String, ThreadFacts>,
-    queue: VecDeque<(u64, Pulled)>,
-    next_seq: u64,
+    queue: SeqQueue,
     problems: VecDeque<String>,
     unknown_seen: Vec<String>,
     max_message: usize,
@@ -388,8 +388,7 @@ impl CodexObserver {
             reconnect_at: Some(now),
             backoff: BACKOFF_MIN_MS,
             threads: HashMap::new(),
-            queue: VecDeque::new(),
-            next_seq: (now.max(1) as u64).saturating_mul(1000),
+            queue: SeqQueue::new((now.max(1) as u64).saturating_mul(1000), MAX_QUEUE),
             problems: VecDeque::new(),
             unknown_seen: Vec::new(),
             max_message: MAX_MESSAGE,
@@ -891,27 +890,20 @@ impl CodexObserver {
     }
 
     fn push_rejected(&mut self, reason: String, raw: &str, now: Millis) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let event_id = format!("cxa-rej-{:016x}", fnv1a64_parts(&[raw, &reason]));
         self.problem(format!("rejected message: {reason}"));
-        self.enqueue(
-            seq,
-            Pulled::Rejected {
-                event_id,
-                reason,
-                raw: clip(raw, MAX_RAW),
-                ts: now,
-            },
-        );
+        self.enqueue(Pulled::Rejected {
+            event_id,
+            reason,
+            raw: clip(raw, MAX_RAW),
+            ts: now,
+        });
     }
 
-    fn enqueue(&mut self, seq: u64, item: Pulled) {
-        if self.queue.len() >= MAX_QUEUE {
-            self.queue.pop_front();
+    fn enqueue(&mut self, item: Pulled) {
+        if self.queue.push(item) {
             log::warn!("codex app-server: event queue full, dropped the oldest item");
         }
-        self.queue.push_back((seq, item));
     }
 
     fn emit(&mut self, o: Out, raw: &str, now: Millis) {
@@ -945,15 +937,10 @@ impl CodexObserver {
             ts: now,
             extra: o.extra,
         };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.enqueue(
-            seq,
-            Pulled::Event {
-                event: ev,
-                raw: clip(raw, MAX_RAW),
-            },
-        );
+        self.enqueue(Pulled::Event {
+            event: ev,
+            raw: clip(raw, MAX_RAW),
+        });
     }
 
     /// Handles one JSON-RPC text message as if the WebSocket layer had delivered it (the fuzz
@@ -1584,24 +1571,7 @@ impl Source for CodexObserver {
     /// Items after the sequence number `after` (empty or unparsable = from the start of the
     /// buffer). Acknowledged items (seq <= after) are dropped from the buffer.
     fn pull(&mut self, after: &str, max: usize) -> Batch {
-        let after_n: u64 = after.trim().parse().unwrap_or(0);
-        while self.queue.front().is_some_and(|(s, _)| *s <= after_n) {
-            self.queue.pop_front();
-        }
-        let mut items = Vec::new();
-        let mut last = after_n;
-        for (s, item) in self.queue.iter().take(max) {
-            items.push(item.clone());
-            last = *s;
-        }
-        Batch {
-            items,
-            next_cursor: if last == 0 {
-                after.to_string()
-            } else {
-                last.to_string()
-            },
-        }
+        self.queue.pull(after, max)
     }
 }
 

@@ -49,12 +49,13 @@
 //! a file is read only when it grew, from the last offset to its end, in chunks of
 //! [`MAX_READ`] (more than 64 MiB at once is skipped). An idle session writes nothing, so it
 //! costs nothing.
+use super::seq_queue::SeqQueue;
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::time::parse_iso_ms;
 use crate::core::types::{Activity, Health, Millis, PaneId, Provider, SourceKind};
 use crate::sys::watch::{Change, Kind, WatchId, Watcher};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -235,8 +236,7 @@ pub struct TranscriptWatch {
     watcher: Watcher,
     watches: HashMap<String, Watch>,
     by_id: HashMap<WatchId, String>,
-    queue: VecDeque<(u64, Pulled)>,
-    next_seq: u64,
+    queue: SeqQueue,
     clock: u64,
     /// Lines that looked like interrupts but named another session (counted, logged once).
     pub(crate) foreign_lines: u64,
@@ -258,6 +258,17 @@ fn test_panic_marker() -> Option<Vec<u8>> {
         .map(String::into_bytes)
 }
 
+impl Source for TranscriptWatch {
+    fn kind(&self) -> SourceKind {
+        SourceKind::ClaudeTranscript
+    }
+
+    /// Items after the sequence number `after`; acknowledged ones leave the buffer.
+    fn pull(&mut self, after: &str, max: usize) -> Batch {
+        self.queue.pull(after, max)
+    }
+}
+
 impl TranscriptWatch {
     /// Sequence numbers start at `now * 1000`, so cursors stay monotonic across restarts.
     pub fn new(now: Millis) -> Self {
@@ -269,8 +280,8 @@ impl TranscriptWatch {
             watcher,
             watches: HashMap::new(),
             by_id: HashMap::new(),
-            queue: VecDeque::new(),
-            next_seq: (now.max(1) as u64).saturating_mul(1000),
+            // The first item is numbered `now * 1000 + 1`.
+            queue: SeqQueue::new((now.max(1) as u64).saturating_mul(1000) + 1, MAX_QUEUE),
             clock: 0,
             foreign_lines: 0,
             panic_on: test_panic_marker(),
@@ -584,40 +595,7 @@ impl TranscriptWatch {
         if raw.len() > MAX_RAW {
             raw.truncate(crate::core::text::floor_char_boundary(&raw, MAX_RAW));
         }
-        if self.queue.len() >= MAX_QUEUE {
-            self.queue.pop_front();
-        }
-        self.next_seq += 1;
-        self.queue
-            .push_back((self.next_seq, Pulled::Event { event, raw }));
-    }
-}
-
-impl Source for TranscriptWatch {
-    fn kind(&self) -> SourceKind {
-        SourceKind::ClaudeTranscript
-    }
-
-    /// Items after the sequence number `after`; acknowledged ones leave the buffer.
-    fn pull(&mut self, after: &str, max: usize) -> Batch {
-        let after_n: u64 = after.trim().parse().unwrap_or(0);
-        while self.queue.front().is_some_and(|(s, _)| *s <= after_n) {
-            self.queue.pop_front();
-        }
-        let mut items = Vec::new();
-        let mut last = after_n;
-        for (s, item) in self.queue.iter().take(max) {
-            items.push(item.clone());
-            last = *s;
-        }
-        Batch {
-            items,
-            next_cursor: if last == 0 {
-                after.to_string()
-            } else {
-                last.to_string()
-            },
-        }
+        self.queue.push(Pulled::Event { event, raw });
     }
 }
 
