@@ -261,6 +261,24 @@ fn send(s: &mut UnixStream, v: &Value) -> io::Result<()> {
     ))
 }
 
+/// One read with the socket's short timeout: `None` when the client closed, else how many
+/// bytes came (0 when none came in time).
+fn read_some(s: &mut UnixStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match s.read(buf) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(Some(0))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn serve_client(
     mut s: UnixStream,
     rec: &Recording,
@@ -279,15 +297,9 @@ fn serve_client(
         if stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e.into()),
+        match read_some(&mut s, &mut buf)? {
+            None => return Ok(()),
+            Some(n) => head.extend_from_slice(&buf[..n]),
         }
         match ws::parse_handshake_request(&head) {
             Ok(Some((n, key))) => {
@@ -355,15 +367,9 @@ fn serve_client(
                 next += 1;
             }
         }
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => dec.feed(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e.into()),
+        match read_some(&mut s, &mut buf)? {
+            None => return Ok(()),
+            Some(n) => dec.feed(&buf[..n]),
         }
     }
 }
