@@ -33,7 +33,7 @@
 //! Log lines (`notify_sent`, `notify_skipped`, `notify_command_*`) are how a user (and the
 //! tests) trace every notice back to its panes.
 use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts};
-use crate::core::types::{AttentionKind, Millis};
+use crate::core::types::{AttentionKind, Millis, PaneId};
 use crate::daemon::remote::Remotes;
 use crate::projection::Projection;
 use crate::sys::procs;
@@ -158,7 +158,7 @@ pub(crate) struct Notify {
 
 impl Notify {
     /// After a resolution: `changed` panes' attention (the first call only remembers all).
-    pub(crate) fn observe(&mut self, proj: &Projection, changed: &[String], now: Millis) {
+    pub(crate) fn observe(&mut self, proj: &Projection, changed: &[PaneId], now: Millis) {
         if !self.notifier.is_primed() {
             self.notifier.prime(
                 proj.panes

@@ -53,7 +53,7 @@ impl Tx<'_> {
             params![
                 row.server_key,
                 row.server_id,
-                row.pane_id,
+                row.pane_id.as_str(),
                 row.generation,
                 row.birth_ts,
                 row.presence.as_str(),
@@ -280,7 +280,7 @@ impl Tx<'_> {
             params![
                 row.server_key,
                 row.server_id,
-                row.pane_id,
+                row.pane_id.as_str(),
                 row.generation,
                 row.birth_ts,
                 row.session_key,
