@@ -137,7 +137,7 @@ mod tests {
             CasOutcome::StaleSkipped
         );
         tx.commit().unwrap();
-        let stored = s.pane_state("k", "%1").unwrap().unwrap();
+        let stored = s.pane_state("k", &"%1".into()).unwrap().unwrap();
         assert_eq!(stored.activity, Activity::WaitingApproval);
         assert_eq!(stored.state_version, 2);
         // A new generation (pane reused) is not "older": it is written.
