@@ -56,7 +56,7 @@ pub(crate) fn map_hook(payload: &Value, call: Call<'_>) -> Result<NormalizedEven
         "Stop" => act(Activity::Idle),
         "StopFailure" if subagent => Signal::Ignore,
         // The account's usage limit, not a transient 429: only the text tells them apart
-        // (protocols.md "Usage limits").
+        // (docs/usage-states.md "Usage limits").
         "StopFailure" if usage_limit.is_some() => act(Activity::Limited),
         "StopFailure" => act(Activity::Error),
         "SubagentStop" | "SubagentStart" => Signal::Ignore,
@@ -112,7 +112,9 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_hook(&p, Call::new(Some("%1"), 0, "e")).unwrap().signal
+        map_hook(&p, Call::new(Some(&"%1".into()), 0, "e"))
+            .unwrap()
+            .signal
     }
 
     #[test]
@@ -131,7 +133,8 @@ mod tests {
 
     #[test]
     fn usage_limit_background_and_compaction() {
-        let at = |p: Value| map_hook(&p, Call::new(Some("%1"), 1_796_410_500_000, "e")).unwrap();
+        let at =
+            |p: Value| map_hook(&p, Call::new(Some(&"%1".into()), 1_796_410_500_000, "e")).unwrap();
         // A usage limit: its own activity, with the reset the message names.
         let e = at(
             json!({"session_id":"s","hook_event_name":"StopFailure","error":"rate_limit",

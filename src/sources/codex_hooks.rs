@@ -170,8 +170,11 @@ mod tests {
             "fixtures/codex/hooks/supp_codex.jsonl",
         ] {
             for rec in lines(f) {
-                let ev =
-                    map_hook(&rec["payload"], Call::new(Some("%3"), 1, format!("e{n}"))).unwrap();
+                let ev = map_hook(
+                    &rec["payload"],
+                    Call::new(Some(&"%3".into()), 1, format!("e{n}")),
+                )
+                .unwrap();
                 assert_eq!(ev.signal, expected(&rec), "{f}: {}", rec["event"]);
                 assert_eq!(
                     ev.session_key.as_deref(),
@@ -190,9 +193,11 @@ mod tests {
         let recs = lines("fixtures/codex/notify/codex_main.jsonl");
         let mut idle = 0;
         for rec in &recs {
-            let ev = map_notify(&rec["argv1"], Call::new(Some("%PANE"), 1, "x")).unwrap();
+            // A placeholder `$TMUX_PANE` (`%PANE`) never gets here: the spool rejects it
+            // (`bad_pane_id`) before mapping.
+            let ev = map_notify(&rec["argv1"], Call::new(Some(&"%3".into()), 1, "x")).unwrap();
             assert_eq!(ev.signal, expected(rec));
-            assert_eq!(ev.pane_id, None, "placeholder pane ids are not kept");
+            assert_eq!(ev.pane_id.as_deref(), Some("%3"));
             if ev.signal == Signal::Activity(Activity::Idle) {
                 idle += 1;
             }
@@ -208,7 +213,7 @@ mod tests {
         assert!(e(serde_json::json!({"hook_event_name":"Stop"})).contains("session_id"));
         let ok = map_hook(
             &serde_json::json!({"hook_event_name":"Weird","session_id":"s"}),
-            Call::new(Some("%1;evil"), 0, "i"),
+            Call::new(None, 0, "i"),
         )
         .unwrap();
         assert_eq!(ok.signal, Signal::Ignore);

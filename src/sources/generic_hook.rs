@@ -15,7 +15,7 @@
 //! never guessed.
 use super::hook_map::Call;
 use crate::core::event::{NormalizedEvent, Signal, check_session_key, check_text};
-use crate::core::types::{Activity, Provider, SourceKind, valid_pane_id};
+use crate::core::types::{Activity, PaneId, Provider, SourceKind};
 use serde_json::Value;
 
 /// The states a generic hook may report: the public activity vocabulary (without `unknown`,
@@ -35,14 +35,12 @@ pub(crate) const MAX_TITLE: usize = 256;
 pub(crate) const MAX_AGENT: usize = 32;
 
 /// The payload's own pane (`"pane"`), checked; `Ok(None)` when it names none.
-pub(crate) fn payload_pane(payload: &Value) -> Result<Option<&str>, String> {
+pub(crate) fn payload_pane(payload: &Value) -> Result<Option<PaneId>, String> {
     match payload.get("pane") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(p)) if valid_pane_id(p) => Ok(Some(p)),
-        Some(Value::String(p)) => Err(format!(
-            "bad_pane_id: {:?}",
-            p.chars().take(20).collect::<String>()
-        )),
+        Some(Value::String(p)) => PaneId::parse(p)
+            .map(Some)
+            .ok_or_else(|| format!("bad_pane_id: {:?}", p.chars().take(20).collect::<String>())),
         Some(_) => Err("schema: pane is not a string".into()),
     }
 }
@@ -114,7 +112,7 @@ mod tests {
     use serde_json::json;
 
     fn map(v: Value) -> Result<NormalizedEvent, String> {
-        map_hook(&v, Call::new(Some("%1"), 0, "e"))
+        map_hook(&v, Call::new(Some(&"%1".into()), 0, "e"))
     }
 
     #[test]
@@ -163,7 +161,10 @@ mod tests {
                 .unwrap_err()
                 .starts_with("bad_pane_id")
         );
-        assert_eq!(payload_pane(&json!({"pane":"%12"})).unwrap(), Some("%12"));
+        assert_eq!(
+            payload_pane(&json!({"pane":"%12"})).unwrap(),
+            PaneId::parse("%12")
+        );
         assert_eq!(payload_pane(&json!({})).unwrap(), None);
     }
 }

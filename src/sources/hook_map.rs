@@ -1,9 +1,9 @@
 //! What every hook mapper (Claude, Codex, Gemini, OpenCode, generic) starts and ends with: the
-//! payload must be an object naming its event and its session, the pane the hook ran in is only
-//! a hint that must look like a pane id, and the event it makes carries the call's id, time and
-//! pane. One copy here, so every source rejects the same input with the same reason and builds
-//! its event the same way. (Codex's hook and notify payloads keep their own older head checks
-//! and reasons; see `codex_hooks`.)
+//! payload must be an object naming its event and its session (the pane the hook ran in arrives
+//! as a `PaneId` the spool already parsed), and the event it makes carries the call's id, time
+//! and pane. One copy here, so every source rejects the same input with the same reason and
+//! builds its event the same way. (Codex's hook and notify payloads keep their own older head
+//! checks and reasons; see `codex_hooks`.)
 use crate::core::event::{NormalizedEvent, Signal, check_session_key};
 use crate::core::types::{Millis, PaneId, Provider, SourceKind};
 use serde_json::{Map, Value};
@@ -49,15 +49,10 @@ pub(crate) fn head<'a>(
     Ok(Head { obj, name, session })
 }
 
-/// The hook's `$TMUX_PANE` as the event's pane hint, when it looks like a pane id.
-pub(crate) fn pane_hint(pane: Option<&str>) -> Option<PaneId> {
-    pane.and_then(PaneId::parse)
-}
-
 /// One hook call as the spool received it, besides its payload.
 pub(crate) struct Call<'a> {
-    /// The pane the hook ran in (`$TMUX_PANE`, or the payload's own), a hint only.
-    pub(crate) pane: Option<&'a str>,
+    /// The pane the hook ran in (`$TMUX_PANE`, or the payload's own), as the spool parsed it.
+    pub(crate) pane: Option<&'a PaneId>,
     /// When the spool received it (epoch ms).
     pub(crate) ts: Millis,
     /// The stable id of the spool line.
@@ -65,7 +60,7 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub(crate) fn new(pane: Option<&'a str>, ts: Millis, event_id: impl Into<String>) -> Self {
+    pub(crate) fn new(pane: Option<&'a PaneId>, ts: Millis, event_id: impl Into<String>) -> Self {
         Call {
             pane,
             ts,
@@ -73,9 +68,8 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// The event this call makes: `signal`, for `session`'s event `name`, from `from`. The pane
-    /// is the call's hint ([`pane_hint`]); turn, title, cwd, detail and extras are empty for the
-    /// mapper to fill in.
+    /// The event this call makes: `signal`, for `session`'s event `name`, from `from`, in the
+    /// call's pane; turn, title, cwd, detail and extras are empty for the mapper to fill in.
     pub(crate) fn event(
         self,
         from: (SourceKind, Provider),
@@ -87,7 +81,7 @@ impl<'a> Call<'a> {
             event_id: self.event_id,
             source: from.0,
             provider: from.1,
-            pane_id: pane_hint(self.pane),
+            pane_id: self.pane.cloned(),
             session_key: Some(session.to_string()),
             turn_id: None,
             name,
@@ -127,7 +121,5 @@ mod tests {
         let p = json!({"event": "x", "session_id": "s", "cwd": "/w"});
         let h = head(&p, "event", "event name").unwrap();
         assert_eq!((h.name, h.session, h.str("cwd")), ("x", "s", Some("/w")));
-        assert_eq!(pane_hint(Some("%3")).as_deref(), Some("%3"));
-        assert_eq!(pane_hint(Some("3")), None);
     }
 }

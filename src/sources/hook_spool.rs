@@ -19,11 +19,12 @@
 //! whose agent process has exited (`agent_gone`), is rejected.
 //! An accepted hook names the agent process it came from ([`ProcOrigin::Anchored`]): the
 //! deterministic state lives only as long as that process (`Projection::anchor_gone`).
+use super::hook_map::Call;
 use super::spool::{Envelope, MAX_DEPTH, SpoolCursor, SpoolReader};
 use super::{Batch, Pulled, Source};
 use crate::core::hash::fnv1a64;
 use crate::core::text::first_chars;
-use crate::core::types::{SourceKind, valid_pane_id};
+use crate::core::types::{PaneId, SourceKind};
 use crate::paths::server_key;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ pub(crate) struct HookSpoolSource {
     server_key: String,
     reader: SpoolReader,
     /// `pane_id → pane_pid` of the current registry, to check a Codex hook's parent process.
-    pane_pids: HashMap<String, i32>,
+    pane_pids: HashMap<PaneId, i32>,
     /// Set when the spool could not be read; the daemon shows it as source health.
     pub(crate) last_error: Option<String>,
     /// The pid of the tmux server this daemon serves (from its identity).
@@ -137,7 +138,7 @@ impl HookSpoolSource {
     }
 
     /// The panes' process ids (from the registry) used to trust a Codex hook's `$TMUX_PANE`.
-    pub(crate) fn set_pane_pids(&mut self, pids: HashMap<String, i32>) {
+    pub(crate) fn set_pane_pids(&mut self, pids: HashMap<PaneId, i32>) {
         self.pane_pids = pids;
     }
 
@@ -191,7 +192,7 @@ impl Source for HookSpoolSource {
         let pids = &self.pane_pids;
         // A pane the registry does not know yet keeps its id for now: the gateway then
         // refreshes the registry and re-reads the line, which is checked against the new pane.
-        let trust = |pane: &str, ppid: i32| match pids.get(pane) {
+        let trust = |pane: &PaneId, ppid: i32| match pids.get(pane) {
             Some(pp) => hook_parent_in_pane(ppid, *pp),
             None => !pids.is_empty(),
         };
@@ -254,7 +255,7 @@ pub fn decode_line_with(
     bytes: &[u8],
     truncated: bool,
     our_key: &str,
-    trust: &dyn Fn(&str, i32) -> bool,
+    trust: &dyn Fn(&PaneId, i32) -> bool,
 ) -> Pulled {
     let checks = Checks {
         our_key,
@@ -270,7 +271,7 @@ pub(crate) struct Checks<'a> {
     /// This daemon's tmux server pid, once known.
     pub server_pid: Option<i32>,
     /// `pane_id → pane_pid` of the live registry.
-    pub(crate) pane_pids: &'a HashMap<String, i32>,
+    pub(crate) pane_pids: &'a HashMap<PaneId, i32>,
 }
 
 /// [`decode_line_with`] plus the server-instance and pane-process checks; an accepted event
@@ -279,7 +280,7 @@ pub(crate) fn decode_checked(
     bytes: &[u8],
     truncated: bool,
     checks: &Checks,
-    trust: &dyn Fn(&str, i32) -> bool,
+    trust: &dyn Fn(&PaneId, i32) -> bool,
 ) -> (Pulled, Option<ProcOrigin>) {
     let our_key = checks.our_key;
     let event_id = line_event_id(bytes);
@@ -323,14 +324,17 @@ pub(crate) fn decode_checked(
     let Some(payload) = env.payload.as_ref() else {
         return (reject("malformed_json: payload did not parse", ts), None);
     };
-    if let Some(p) = &env.pane
-        && !valid_pane_id(p)
-    {
-        return (
-            reject(&format!("bad_pane_id: {:?}", first_chars(p, 20)), ts),
-            None,
-        );
-    }
+    // `$TMUX_PANE` is parsed here, once; from here on the pane is a checked `PaneId`.
+    let pane = match env.pane.as_deref().map(|p| (p, PaneId::parse(p))) {
+        None => None,
+        Some((_, Some(id))) => Some(id),
+        Some((p, None)) => {
+            return (
+                reject(&format!("bad_pane_id: {:?}", first_chars(p, 20)), ts),
+                None,
+            );
+        }
+    };
     if server_key(Path::new(&env.tmux)) != our_key {
         return (
             reject("foreign_server: left to that server's daemon", ts),
@@ -350,22 +354,20 @@ pub(crate) fn decode_checked(
             None,
         );
     }
-    let pane = env.pane.as_deref();
-    let call = |pane| super::hook_map::Call::new(pane, ts, &event_id);
+    let pane = pane.as_ref();
     let mapped = match env.source.as_str() {
-        "claude" => super::claude_hooks::map_hook(payload, call(pane)),
+        "claude" => super::claude_hooks::map_hook(payload, Call::new(pane, ts, &event_id)),
         "codex" | "codex-notify" => {
             let trusted = pane.filter(|p| trust(p, env.ppid));
             let r = if env.source == "codex" {
-                super::codex_hooks::map_hook(payload, call(trusted))
+                super::codex_hooks::map_hook(payload, Call::new(trusted, ts, &event_id))
             } else {
-                super::codex_hooks::map_notify(payload, call(trusted))
+                super::codex_hooks::map_notify(payload, Call::new(trusted, ts, &event_id))
             };
             r.map(|mut ev| {
                 if let (Some(p), None) = (pane, trusted) {
                     let note = format!(
-                        "TMUX_PANE {} not trusted: hook parent {} is not in that pane's tree",
-                        first_chars(p, 20),
+                        "TMUX_PANE {p} not trusted: hook parent {} is not in that pane's tree",
                         env.ppid
                     );
                     ev.detail = Some(match ev.detail.take() {
@@ -376,10 +378,11 @@ pub(crate) fn decode_checked(
                 ev
             })
         }
-        "generic" => super::generic_hook::payload_pane(payload)
-            .and_then(|own| super::generic_hook::map_hook(payload, call(own.or(pane)))),
-        "gemini" => super::gemini_hooks::map_hook(payload, call(pane)),
-        "opencode" => super::opencode_plugin::map_event(payload, call(pane)),
+        "generic" => super::generic_hook::payload_pane(payload).and_then(|own| {
+            super::generic_hook::map_hook(payload, Call::new(own.as_ref().or(pane), ts, &event_id))
+        }),
+        "gemini" => super::gemini_hooks::map_hook(payload, Call::new(pane, ts, &event_id)),
+        "opencode" => super::opencode_plugin::map_event(payload, Call::new(pane, ts, &event_id)),
         other => Err(format!("unknown_source: {}", first_chars(other, 20))),
     };
     let event = match mapped {
@@ -600,7 +603,7 @@ mod tests {
             (e.server_pid, e.anc, e.pane_pid) = (server_pid, anc, pane_pid);
             serde_json::to_vec(&e).unwrap()
         };
-        let pids: HashMap<String, i32> = [("%1".to_string(), me)].into();
+        let pids: HashMap<PaneId, i32> = [("%1".into(), me)].into();
         let checks = Checks {
             our_key: &key,
             server_pid: Some(4242),

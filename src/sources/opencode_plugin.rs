@@ -79,7 +79,9 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_event(&p, Call::new(Some("%1"), 0, "e")).unwrap().signal
+        map_event(&p, Call::new(Some(&"%1".into()), 0, "e"))
+            .unwrap()
+            .signal
     }
 
     #[test]

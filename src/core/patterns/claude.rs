@@ -39,7 +39,7 @@ pub(crate) static RULES: &[Rule] = &[
     ]),
     rule(P, "claude_footer_esc_to_interrupt", Running, 0.85, &[c(Footer, r"(?i)esc to interrupt")]),
     // Issue 23: the turn stopped on the account's usage limit (the message names the reset
-    // time). Only with a subscriber login; an API-key login retries instead (protocols.md).
+    // time). Only with a subscriber login; an API-key login retries instead (docs/usage-states.md).
     rule(P, "claude_last_turn_usage_limit", Limited, 0.85, &[
         c(LastTurn, r"(?m)^(●|\s*⎿)\s+You[’']ve hit your [a-z'’ ]{0,40}limit"),
         c(InputBox, r"^❯"),
