@@ -80,9 +80,7 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_hook(&p, Call::new(Some(&"%1".into()), 0, "e"))
-            .unwrap()
-            .signal
+        map_hook(&p, Call::test()).unwrap().signal
     }
 
     fn base(n: &str) -> Value {

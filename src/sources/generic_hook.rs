@@ -112,7 +112,7 @@ mod tests {
     use serde_json::json;
 
     fn map(v: Value) -> Result<NormalizedEvent, String> {
-        map_hook(&v, Call::new(Some(&"%1".into()), 0, "e"))
+        map_hook(&v, Call::test())
     }
 
     #[test]

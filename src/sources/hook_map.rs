@@ -96,6 +96,15 @@ impl<'a> Call<'a> {
 }
 
 #[cfg(test)]
+impl Call<'static> {
+    /// For the mappers' tests: a call from pane `%1` at time 0, with event id `e`.
+    pub(crate) fn test() -> Self {
+        static PANE: std::sync::LazyLock<PaneId> = std::sync::LazyLock::new(|| "%1".into());
+        Call::new(Some(&PANE), 0, "e")
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

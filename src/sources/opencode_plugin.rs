@@ -78,35 +78,35 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn sig(p: Value) -> Signal {
-        map_event(&p, Call::new(Some(&"%1".into()), 0, "e"))
-            .unwrap()
-            .signal
-    }
-
     #[test]
     fn maps_status_permission_question_and_error() {
         let a = Signal::Activity;
         let ev = |e: &str| json!({"event":e,"session_id":"ses_1"});
         let st = |t: &str| json!({"event":"session.status","session_id":"ses_1","status":t});
-        assert_eq!(sig(st("busy")), a(Activity::Running));
-        assert_eq!(sig(st("retry")), a(Activity::Running));
-        assert_eq!(sig(st("idle")), a(Activity::Idle));
-        assert_eq!(sig(ev("session.idle")), a(Activity::Idle));
-        assert_eq!(sig(ev("permission.asked")), a(Activity::WaitingApproval));
         let r = |x: &str| json!({"event":"permission.replied","session_id":"s","reply":x});
-        assert_eq!(sig(r("once")), a(Activity::Running));
-        assert_eq!(sig(r("always")), a(Activity::Running));
-        assert_eq!(sig(r("reject")), a(Activity::Idle));
-        assert_eq!(sig(ev("question.asked")), a(Activity::WaitingInput));
-        assert_eq!(sig(ev("question.replied")), a(Activity::Running));
         let err = |n: &str| json!({"event":"session.error","session_id":"s","error":n});
-        assert_eq!(sig(err("APIError")), a(Activity::Error));
-        assert_eq!(sig(err("MessageAbortedError")), a(Activity::Idle));
-        let mut i = st("idle");
-        i["after_error"] = json!(true);
-        assert_eq!(sig(i), Signal::Ignore);
-        assert_eq!(sig(ev("message.updated")), Signal::Ignore);
+        let mut idle_after_error = st("idle");
+        idle_after_error["after_error"] = json!(true);
+        let cases = [
+            (st("busy"), a(Activity::Running)),
+            (st("retry"), a(Activity::Running)),
+            (st("idle"), a(Activity::Idle)),
+            (idle_after_error, Signal::Ignore),
+            (ev("session.idle"), a(Activity::Idle)),
+            (ev("permission.asked"), a(Activity::WaitingApproval)),
+            (r("once"), a(Activity::Running)),
+            (r("always"), a(Activity::Running)),
+            (r("reject"), a(Activity::Idle)),
+            (ev("question.asked"), a(Activity::WaitingInput)),
+            (ev("question.replied"), a(Activity::Running)),
+            (err("APIError"), a(Activity::Error)),
+            (err("MessageAbortedError"), a(Activity::Idle)),
+            (ev("message.updated"), Signal::Ignore),
+        ];
+        for (p, want) in cases {
+            let got = map_event(&p, Call::test()).unwrap().signal;
+            assert_eq!(got, want, "{p}");
+        }
     }
 
     #[test]
