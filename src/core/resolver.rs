@@ -284,6 +284,23 @@ pub struct Resolution {
     pub next_deadline: Option<Millis>,
 }
 
+impl Resolution {
+    /// No agent in the pane (`reason` says how we know): unmanaged, no evidence, unknown.
+    pub(crate) fn unmanaged(reason: &str, suppressed: Vec<(SourceKind, String)>) -> Self {
+        Resolution {
+            presence: Presence::Unmanaged,
+            provider: None,
+            evidence: Evidence::None,
+            activity: Activity::Unknown,
+            winner: None,
+            reason: reason.into(),
+            suppressed,
+            transition: None,
+            next_deadline: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Contradiction {
     source: SourceKind,
@@ -367,17 +384,7 @@ fn unmanaged(
     }
     state.reset();
     state.evidence = Some(Evidence::None);
-    Resolution {
-        presence: Presence::Unmanaged,
-        provider: None,
-        evidence: Evidence::None,
-        activity: Activity::Unknown,
-        winner: None,
-        reason: "no_agent_process".into(),
-        suppressed,
-        transition: None,
-        next_deadline: None,
-    }
+    Resolution::unmanaged("no_agent_process", suppressed)
 }
 
 /// Deterministic candidates with their rank (lower is better).
