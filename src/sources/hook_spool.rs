@@ -463,6 +463,17 @@ mod tests {
         line
     }
 
+    /// The envelope of a `source` Stop hook from the test socket, in pane %1.
+    fn stop_envelope(source: &str) -> Envelope {
+        let l = envelope_line(
+            source,
+            "/tmp/agtmux-test-sock",
+            Some("%1".into()),
+            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
+        );
+        serde_json::from_slice(&l[..l.len() - 1]).unwrap()
+    }
+
     #[test]
     fn rejects_each_kind_of_bad_line_with_a_reason() {
         let key = server_key(Path::new("/tmp/agtmux-test-sock"));
@@ -472,37 +483,17 @@ mod tests {
         };
         assert!(reason(decode_line(b"{not json", false, &key)).starts_with("malformed_envelope"));
         assert_eq!(reason(decode_line(b"x", true, &key)), "line_too_long");
-        let l = envelope_line(
-            "claude",
-            "/tmp/agtmux-test-sock",
-            Some("%1".into()),
-            b"{oops",
-        );
-        assert!(reason(decode_line(&l[..l.len() - 1], false, &key)).starts_with("malformed_json"));
-        let l = envelope_line(
-            "claude",
-            "/tmp/agtmux-test-sock",
-            Some("%1;x".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        assert!(reason(decode_line(&l[..l.len() - 1], false, &key)).starts_with("bad_pane_id"));
-        let l = envelope_line(
-            "claude",
-            "/tmp/other-sock",
-            Some("%1".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        assert!(reason(decode_line(&l[..l.len() - 1], false, &key)).starts_with("foreign_server"));
-        let l = envelope_line(
-            "claude",
-            "/tmp/agtmux-test-sock",
-            Some("%1".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        assert_eq!(
-            reason(decode_line(&l[..l.len() - 1], false, &key)),
-            "accepted"
-        );
+        // A Claude hook's spool line from `tmux`, in `pane`: what decoding it says.
+        let claude = |tmux: &str, pane: &str, raw: &[u8]| {
+            let l = envelope_line("claude", tmux, Some(pane.into()), raw);
+            reason(decode_line(&l[..l.len() - 1], false, &key))
+        };
+        let ours = "/tmp/agtmux-test-sock";
+        let stop = br#"{"session_id":"s","hook_event_name":"Stop"}"#;
+        assert!(claude(ours, "%1", b"{oops").starts_with("malformed_json"));
+        assert!(claude(ours, "%1;x", stop).starts_with("bad_pane_id"));
+        assert!(claude("/tmp/other-sock", "%1", stop).starts_with("foreign_server"));
+        assert_eq!(claude(ours, "%1", stop), "accepted");
     }
 
     #[test]
@@ -571,13 +562,7 @@ mod tests {
         let mut child = sh.spawn().unwrap();
         let pane = child.id() as i32;
         let start = crate::sys::procs::start_ticks(pane).unwrap();
-        let l = envelope_line(
-            "codex",
-            "/tmp/agtmux-test-sock",
-            Some("%1".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        let mut e: Envelope = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+        let mut e = stop_envelope("codex");
         // hook, the pipeline's subshell (both exited), the pane's process.
         e.anc = vec![(999_999_001, 1), (999_999_002, 1), (pane, start)];
         e.pane_pid = Some(pane);
@@ -593,13 +578,7 @@ mod tests {
         let me = std::process::id() as i32;
         let start = crate::sys::procs::start_ticks(me).unwrap();
         let line = |server_pid: Option<i32>, anc: Vec<(i32, u64)>, pane_pid: Option<i32>| {
-            let l = envelope_line(
-                "claude",
-                "/tmp/agtmux-test-sock",
-                Some("%1".into()),
-                br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-            );
-            let mut e: Envelope = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+            let mut e = stop_envelope("claude");
             (e.server_pid, e.anc, e.pane_pid) = (server_pid, anc, pane_pid);
             serde_json::to_vec(&e).unwrap()
         };
