@@ -643,6 +643,19 @@ mod tests {
         d
     }
 
+    /// A fresh test directory `tag` holding the file `name` with `content`: (dir, file).
+    fn file_in(tag: &str, name: &str, content: &str) -> (PathBuf, PathBuf) {
+        let d = dir(tag);
+        let p = d.join(name);
+        std::fs::write(&p, content).unwrap();
+        (d, p)
+    }
+
+    /// Follow Claude session `s1` of pane %3 in the transcript `p`.
+    fn watch_s1(w: &mut TranscriptWatch, p: &Path) {
+        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
+    }
+
     fn append(p: &Path, s: &str) {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
@@ -662,13 +675,11 @@ mod tests {
 
     #[test]
     fn only_lines_appended_after_the_first_look_count_and_partial_lines_wait() {
-        let d = dir("tail");
-        let p = d.join("s1.jsonl");
         // An old interrupt, from before we looked: history.
-        std::fs::write(&p, format!("{ESC}\n")).unwrap();
+        let (d, p) = file_in("tail", "s1.jsonl", &format!("{ESC}\n"));
         let mut w = TranscriptWatch::new(1);
         assert_eq!(w.health(), Health::Healthy);
-        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
+        watch_s1(&mut w, &p);
         assert_eq!(w.watched(), 1);
         assert!(!w.on_readable(10));
         // Half a line, then the rest.
@@ -757,34 +768,22 @@ mod tests {
 
     #[test]
     fn a_rollout_is_followed_only_for_its_own_session_and_reports_failed_turns() {
-        let d = dir("rollout");
         // Named after its session: followed without reading it.
-        let named = d.join("rollout-2026-12-03T18-55-38-th1.jsonl");
-        std::fs::write(&named, format!("{META}\n{FAILED}\n")).unwrap();
+        let name = "rollout-2026-12-03T18-55-38-th1.jsonl";
+        let (d, named) = file_in("rollout", name, &format!("{META}\n{FAILED}\n"));
         let mut w = TranscriptWatch::new(1);
-        w.watch(
-            Provider::Codex,
-            "th1",
-            &"%4".into(),
-            named.to_str().unwrap(),
-        );
+        // Follow Codex thread `th` of pane `pane` in the rollout `p`.
+        let follow = |w: &mut TranscriptWatch, th: &str, pane: &str, p: &Path| {
+            w.watch(Provider::Codex, th, &pane.into(), p.to_str().unwrap())
+        };
+        follow(&mut w, "th1", "%4", &named);
         assert_eq!(w.watched(), 1);
         // Another name, but its session_meta says th2: followed. One that says th1: refused.
         let other = d.join("renamed.jsonl");
         std::fs::write(&other, format!("{}\n", META.replace("th1", "th2"))).unwrap();
-        w.watch(
-            Provider::Codex,
-            "th2",
-            &"%5".into(),
-            other.to_str().unwrap(),
-        );
+        follow(&mut w, "th2", "%5", &other);
         assert_eq!(w.watched(), 2);
-        w.watch(
-            Provider::Codex,
-            "th9",
-            &"%6".into(),
-            other.to_str().unwrap(),
-        );
+        follow(&mut w, "th9", "%6", &other);
         assert_eq!(w.watched(), 2, "a rollout of another session is refused");
         // The old failure is history; new lines count, a good turn end is not reported.
         assert!(!w.on_readable(10));
@@ -817,12 +816,10 @@ mod tests {
 
     #[test]
     fn without_a_kernel_watch_the_stat_poll_still_reports_interrupts() {
-        let d = dir("poll");
-        let p = d.join("s1.jsonl");
-        std::fs::write(&p, "").unwrap();
+        let (d, p) = file_in("poll", "s1.jsonl", "");
         let mut w = TranscriptWatch::with_watcher(1, Watcher::stat_poll_only("test"));
         assert_eq!(w.raw_fd(), None);
-        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
+        watch_s1(&mut w, &p);
         assert_eq!(w.watched(), 1);
         let first = w.next_deadline().expect("a poll is scheduled");
         assert!(!w.on_tick(first));
