@@ -602,6 +602,7 @@ impl TranscriptWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::watch::test_files::{append, dir, file_in};
 
     // Shapes as Claude Code 2.1.197 wrote them.
     const ESC: &str = r#"{"parentUuid":"fe48","isSidechain":false,"type":"user","message":{"role":"user","content":[{"type":"text","text":"[Request interrupted by user]"}]},"uuid":"906da03b","timestamp":"2026-12-03T12:53:36.059Z","interruptedMessageId":"msg_1","sessionId":"s1"}"#;
@@ -636,30 +637,9 @@ mod tests {
         }
     }
 
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("agtmux-tw-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    /// A fresh test directory `tag` holding the file `name` with `content`: (dir, file).
-    fn file_in(tag: &str, name: &str, content: &str) -> (PathBuf, PathBuf) {
-        let d = dir(tag);
-        let p = d.join(name);
-        std::fs::write(&p, content).unwrap();
-        (d, p)
-    }
-
     /// Follow Claude session `s1` of pane %3 in the transcript `p`.
     fn watch_s1(w: &mut TranscriptWatch, p: &Path) {
         w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
-    }
-
-    fn append(p: &Path, s: &str) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
-        f.write_all(s.as_bytes()).unwrap();
     }
 
     fn events(w: &mut TranscriptWatch) -> Vec<NormalizedEvent> {
@@ -676,7 +656,7 @@ mod tests {
     #[test]
     fn only_lines_appended_after_the_first_look_count_and_partial_lines_wait() {
         // An old interrupt, from before we looked: history.
-        let (d, p) = file_in("tail", "s1.jsonl", &format!("{ESC}\n"));
+        let (d, p) = file_in("tw-tail", "s1.jsonl", &format!("{ESC}\n"));
         let mut w = TranscriptWatch::new(1);
         assert_eq!(w.health(), Health::Healthy);
         watch_s1(&mut w, &p);
@@ -770,7 +750,7 @@ mod tests {
     fn a_rollout_is_followed_only_for_its_own_session_and_reports_failed_turns() {
         // Named after its session: followed without reading it.
         let name = "rollout-2026-12-03T18-55-38-th1.jsonl";
-        let (d, named) = file_in("rollout", name, &format!("{META}\n{FAILED}\n"));
+        let (d, named) = file_in("tw-rollout", name, &format!("{META}\n{FAILED}\n"));
         let mut w = TranscriptWatch::new(1);
         // Follow Codex thread `th` of pane `pane` in the rollout `p`.
         let follow = |w: &mut TranscriptWatch, th: &str, pane: &str, p: &Path| {
@@ -816,7 +796,7 @@ mod tests {
 
     #[test]
     fn without_a_kernel_watch_the_stat_poll_still_reports_interrupts() {
-        let (d, p) = file_in("poll", "s1.jsonl", "");
+        let (d, p) = file_in("tw-poll", "s1.jsonl", "");
         let mut w = TranscriptWatch::with_watcher(1, Watcher::stat_poll_only("test"));
         assert_eq!(w.raw_fd(), None);
         watch_s1(&mut w, &p);
@@ -842,7 +822,7 @@ mod tests {
 
     #[test]
     fn watches_are_bounded_and_paths_are_checked() {
-        let d = dir("bound");
+        let d = dir("tw-bound");
         let mut w = TranscriptWatch::new(1);
         w.watch(Provider::Claude, "rel", &"%1".into(), "relative/x.jsonl");
         w.watch(
