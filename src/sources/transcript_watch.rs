@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn only_lines_appended_after_the_first_look_count_and_partial_lines_wait() {
         // An old interrupt, from before we looked: history.
-        let (d, p) = file_in("tw-tail", "s1.jsonl", &format!("{ESC}\n"));
+        let (_dir, p) = file_in("tw-tail", "s1.jsonl", &format!("{ESC}\n"));
         let mut w = TranscriptWatch::new(1);
         assert_eq!(w.health(), Health::Healthy);
         watch_s1(&mut w, &p);
@@ -694,7 +694,6 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         w.on_readable(60);
         assert_eq!(w.watched(), 0);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     // Shapes as codex-cli 0.169.0 wrote them (payloads shortened).
@@ -791,12 +790,11 @@ mod tests {
         let before = events(&mut w).len();
         w.on_readable(40);
         assert_eq!(events(&mut w).len(), before);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn without_a_kernel_watch_the_stat_poll_still_reports_interrupts() {
-        let (d, p) = file_in("tw-poll", "s1.jsonl", "");
+        let (_dir, p) = file_in("tw-poll", "s1.jsonl", "");
         let mut w = TranscriptWatch::with_watcher(1, Watcher::stat_poll_only("test"));
         assert_eq!(w.raw_fd(), None);
         watch_s1(&mut w, &p);
@@ -817,7 +815,6 @@ mod tests {
         w.on_tick(due + crate::sys::watch::POLL_MS);
         assert_eq!(w.watched(), 0);
         assert_eq!(w.next_deadline(), None);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -853,7 +850,6 @@ mod tests {
             !w.watches.contains_key("s0"),
             "the least recently used went first"
         );
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     /// Issue 16: a multi-byte character inside a line's timestamp leaves the time unknown,

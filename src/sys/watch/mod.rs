@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn the_kernel_reports_writes_and_removal_of_a_file() {
-        let (d, p) = file_in("watch-kernel", "a.jsonl", "x\n");
+        let (_dir, p) = file_in("watch-kernel", "a.jsonl", "x\n");
         let mut w = Watcher::new("test");
         assert!(w.has_kernel_watch() && w.raw_fd().is_some());
         let id = w.add(&p, Kind::File);
@@ -313,7 +313,6 @@ mod tests {
         assert!(out.contains(&(id, Change::Gone)), "{out:?}");
         // Ended: removing it again is fine.
         w.remove(id);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -325,12 +324,11 @@ mod tests {
         let mut out = Vec::new();
         w.read(&mut out);
         assert!(out.contains(&(id, Change::Modified)), "{out:?}");
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn two_watches_of_one_file_both_hear_and_end_separately() {
-        let (d, p) = file_in("watch-shared", "a.jsonl", "");
+        let (_dir, p) = file_in("watch-shared", "a.jsonl", "");
         let mut w = Watcher::new("test");
         let a = w.add(&p, Kind::File);
         let b = w.add(&p, Kind::File);
@@ -344,7 +342,6 @@ mod tests {
         append(&p, "2\n");
         w.read(&mut out);
         assert_eq!(out, [(b, Change::Modified)]);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -379,7 +376,6 @@ mod tests {
         assert_eq!(out, [(id, Change::Gone)]);
         assert_eq!(w.polled(), 0);
         assert_eq!(w.next_deadline(), None);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -395,6 +391,5 @@ mod tests {
         let mut out = Vec::new();
         w.poll(POLL_MS, &mut out);
         assert_eq!(out, [(id, Change::Modified)]);
-        let _ = std::fs::remove_dir_all(&d);
     }
 }
