@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::error::StoreError;
 use super::rows::{
-    self, BINDING_COLS, BindingRow, CursorRow, EVENT_COLS, EventRow, EventStatus, HealthRow,
-    PANE_COLS, PaneStateRow, SESSION_COLS, SessionStateRow,
+    self, BINDING_COLS, BindingRow, CURSOR_COLS, CursorRow, EVENT_COLS, EventRow, EventStatus,
+    HEALTH_COLS, HealthRow, PANE_COLS, PaneStateRow, SESSION_COLS, SessionStateRow,
 };
 
 pub(crate) struct Reads<'c>(pub &'c Connection);
@@ -68,8 +68,7 @@ impl Reads<'_> {
     pub fn cursor(&self, source_id: &str) -> Result<Option<CursorRow>, StoreError> {
         self.one(
             "read cursor",
-            "SELECT source_id, committed_cursor, fetched_cursor, updated_ts \
-             FROM cursor_state_v2 WHERE source_id = ?1",
+            &format!("SELECT {CURSOR_COLS} FROM cursor_state_v2 WHERE source_id = ?1"),
             params![source_id],
             rows::cursor_from_row,
         )
@@ -153,7 +152,7 @@ impl Reads<'_> {
     pub fn source_health(&self) -> Result<Vec<HealthRow>, StoreError> {
         self.many(
             "read source health",
-            "SELECT source_id, health, reason, updated_ts FROM source_health_v2 ORDER BY source_id",
+            &format!("SELECT {HEALTH_COLS} FROM source_health_v2 ORDER BY source_id"),
             [],
             rows::health_from_row,
         )
