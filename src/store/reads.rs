@@ -12,6 +12,21 @@ use super::rows::{
 
 pub(crate) struct Reads<'c>(pub &'c Connection);
 
+/// Defines read methods on a connection's owner ([`super::Store`], or [`super::Tx`] inside its
+/// transaction) that run the [`Reads`] query of the same name through the owner's `reads()`:
+/// the query is written once, each owner lists only the signatures it offers.
+macro_rules! forward_reads {
+    ($($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)+) => {
+        $(
+            $(#[$doc])*
+            $vis fn $name(&self, $($arg: $ty),*) -> Result<$ret, StoreError> {
+                self.reads().$name($($arg),*)
+            }
+        )+
+    };
+}
+pub(super) use forward_reads;
+
 /// Collects a list read, skipping rows this build cannot decode (logged) so one odd row never
 /// hides the others.
 fn collect<T>(

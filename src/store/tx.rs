@@ -8,7 +8,7 @@ use rusqlite::{Transaction, params};
 use crate::core::types::{Health, Millis};
 
 use super::error::StoreError;
-use super::reads::Reads;
+use super::reads::{Reads, forward_reads};
 use super::rows::{BindingRow, CursorRow, EventRow, PaneStateRow, SessionStateRow};
 
 /// A write transaction on a [`super::Store`]. Rolls back on drop unless committed.
@@ -393,37 +393,22 @@ impl Tx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Reads a pane row inside the transaction (sees this transaction's writes): the re-read
-    /// step after a CAS conflict.
-    pub fn pane_state(
-        &self,
-        server_key: &str,
-        pane_id: &str,
-    ) -> Result<Option<PaneStateRow>, StoreError> {
-        self.reads().pane_state(server_key, pane_id)
-    }
+    forward_reads! {
+        /// Reads a pane row inside the transaction (sees this transaction's writes): the re-read
+        /// step after a CAS conflict.
+        pub fn pane_state(server_key: &str, pane_id: &str) -> Option<PaneStateRow>;
 
-    /// Reads a session row inside the transaction.
-    pub(crate) fn session_state(
-        &self,
-        session_key: &str,
-    ) -> Result<Option<SessionStateRow>, StoreError> {
-        self.reads().session_state(session_key)
-    }
+        /// Reads a session row inside the transaction.
+        pub(crate) fn session_state(session_key: &str) -> Option<SessionStateRow>;
 
-    /// Reads a cursor inside the transaction.
-    pub fn cursor(&self, source_id: &str) -> Result<Option<CursorRow>, StoreError> {
-        self.reads().cursor(source_id)
-    }
+        /// Reads a cursor inside the transaction.
+        pub fn cursor(source_id: &str) -> Option<CursorRow>;
 
-    /// Whether an event id is stored (including this transaction's inserts).
-    pub fn has_event(&self, event_id: &str) -> Result<bool, StoreError> {
-        self.reads().has_event(event_id)
-    }
+        /// Whether an event id is stored (including this transaction's inserts).
+        pub fn has_event(event_id: &str) -> bool;
 
-    /// Reads a `meta_kv` value inside the transaction.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.reads().meta(key)
+        /// Reads a `meta_kv` value inside the transaction.
+        pub fn meta(key: &str) -> Option<String>;
     }
 
     /// Makes every write of this transaction durable at once.
