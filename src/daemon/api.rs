@@ -126,6 +126,36 @@ pub struct View<'a> {
     pub now: Millis,
 }
 
+impl<'a> View<'a> {
+    /// A view with only the pane model: no metrics, delivery, ops or remote hosts, tmux
+    /// connected, store healthy. For tests and the fuzz target, which have no daemon.
+    #[doc(hidden)]
+    pub fn without_daemon(
+        projection: &'a Projection,
+        registry: &'a Registry,
+        style: &'a Style,
+        identity: Option<&'a str>,
+        socket: &'a Path,
+        now: Millis,
+    ) -> View<'a> {
+        View {
+            projection,
+            registry,
+            style,
+            identity,
+            socket,
+            tmux_connected: true,
+            store_problem: None,
+            metrics: None,
+            ingest_counts: Default::default(),
+            delivery: None,
+            ops: None,
+            remotes: None,
+            now,
+        }
+    }
+}
+
 struct Client {
     stream: UnixStream,
     /// The peer's uid (`SO_PEERCRED`, already checked against ours).
