@@ -380,14 +380,9 @@ impl Startup {
 mod tests {
     use super::*;
 
+    /// The seed policy: 1 s to 30 s back-off, 5 failures in 10 minutes hold down for 5.
     fn fast() -> RestartPolicy {
-        RestartPolicy {
-            backoff_base: 1_000,
-            backoff_max: 30_000,
-            fail_window: 600_000,
-            fail_limit: 5,
-            hold_down: 300_000,
-        }
+        RestartPolicy::default()
     }
 
     #[test]

@@ -130,14 +130,23 @@ pub struct Trace {
 
 impl Trace {
     pub fn json(&self) -> Value {
-        let e = &self.event;
+        let Traced {
+            event_id,
+            pane_id,
+            source,
+            name,
+            status,
+            reason,
+            ..
+        } = &self.event;
+        let (pane_id, reason) = (pane_id.as_deref(), reason.as_deref());
         trace_json(
-            &e.event_id,
-            e.pane_id.as_deref(),
-            &e.source,
-            &e.name,
-            e.status.as_str(),
-            e.reason.as_deref(),
+            event_id,
+            pane_id,
+            source,
+            name,
+            status.as_str(),
+            reason,
             &self.hops,
         )
     }
@@ -679,13 +688,7 @@ mod tests {
             ]
         );
         let t = m.trace("e1").unwrap().json();
-        let names: Vec<&str> = t["hops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["hop"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, HOPS);
+        assert_eq!(crate::testutil::names(&t["hops"], "hop"), HOPS);
         assert_eq!(t["hops"][3]["since_source_ms"], 10);
         assert_eq!(t["missing"].as_array().unwrap().len(), 0);
         assert_eq!(m.last_trace("%1").unwrap().event.event_id, "e1");

@@ -902,26 +902,18 @@ mod tests {
             .map(|f| (f.check, f.detail.as_str()))
             .collect();
         assert_eq!(rep.errors(), 5, "{}", rep.to_text());
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "binding" && d.contains("srv0"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "binding" && d.contains("%9"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "pane_state" && d.contains("s3"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "cursor" && d.contains("past"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "cursor" && d.contains("garbage"))
-        );
+        for (check, detail) in [
+            ("binding", "srv0"),
+            ("binding", "%9"),
+            ("pane_state", "s3"),
+            ("cursor", "past"),
+            ("cursor", "garbage"),
+        ] {
+            assert!(
+                errs.iter().any(|(c, d)| *c == check && d.contains(detail)),
+                "no {check} error naming {detail}: {errs:?}"
+            );
+        }
         assert_eq!(rep.to_json()["consistent"], false);
         assert_eq!(rep.to_json()["errors"], 5);
 
