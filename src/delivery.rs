@@ -26,6 +26,7 @@
 //! own trace to name its token.
 use crate::core::types::Millis;
 use crate::store::EventRow;
+use crate::sys::env;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -49,15 +50,10 @@ impl DeliveryPolicy {
     /// Defaults, overridden by `AGTMUX_ACK_TIMEOUT_MS` and `AGTMUX_ACK_MAX_ATTEMPTS`.
     pub(crate) fn from_env() -> Self {
         let mut p = DeliveryPolicy::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        if let Some(v) = num("AGTMUX_ACK_TIMEOUT_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_ACK_TIMEOUT_MS") {
             p.ack_timeout = v;
         }
-        if let Some(v) = num("AGTMUX_ACK_MAX_ATTEMPTS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive::<i64>("AGTMUX_ACK_MAX_ATTEMPTS") {
             p.max_attempts = v.min(1_000) as u32;
         }
         p

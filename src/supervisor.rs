@@ -16,6 +16,7 @@
 //! operator must see that it gave up (`escalate`), not guess from silence. The numbers are the
 //! seed's defaults; `AGTMUX_SUPERVISOR_*` environment variables shorten them for tests.
 use crate::core::rng::XorShift64;
+use crate::sys::env;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
@@ -155,11 +156,6 @@ impl RestartPolicy {
     /// `AGTMUX_SUPERVISOR_HOLD_DOWN_MS` (for tests and operators). Bad values are ignored.
     pub(crate) fn from_env() -> Self {
         let mut p = RestartPolicy::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
         if let Ok(v) = std::env::var("AGTMUX_SUPERVISOR_BACKOFF_MS")
             && let Some((a, b)) = v.split_once(',')
             && let (Ok(a), Ok(b)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>())
@@ -169,13 +165,13 @@ impl RestartPolicy {
             p.backoff_base = a;
             p.backoff_max = b;
         }
-        if let Some(v) = num("AGTMUX_SUPERVISOR_FAIL_WINDOW_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_SUPERVISOR_FAIL_WINDOW_MS") {
             p.fail_window = v;
         }
-        if let Some(v) = num("AGTMUX_SUPERVISOR_FAIL_LIMIT").filter(|v| *v > 0) {
+        if let Some(v) = env::positive::<u64>("AGTMUX_SUPERVISOR_FAIL_LIMIT") {
             p.fail_limit = v as usize;
         }
-        if let Some(v) = num("AGTMUX_SUPERVISOR_HOLD_DOWN_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_SUPERVISOR_HOLD_DOWN_MS") {
             p.hold_down = v;
         }
         p

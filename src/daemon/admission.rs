@@ -266,10 +266,7 @@ impl SourceRegistry {
                 Err(e) => log::warn!("source_registry_load_failed err={e}"),
             }
         }
-        let heartbeat_timeout = std::env::var("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.trim().parse::<Millis>().ok())
-            .filter(|v| *v > 0)
+        let heartbeat_timeout = crate::sys::env::positive("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS")
             .unwrap_or(HEARTBEAT_TIMEOUT_MS);
         log::info!(
             "source_registry_loaded entries={} heartbeat_timeout_ms={heartbeat_timeout}",

@@ -17,6 +17,7 @@
 //! record, so the table tests below pin every threshold without clocks or a database; the
 //! runtime only feeds samples, evaluates once a minute and writes the returned alerts.
 use crate::core::types::Millis;
+use crate::sys::env;
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -113,21 +114,16 @@ impl SloConfig {
     /// are ignored.
     pub(crate) fn from_env() -> Self {
         let mut c = SloConfig::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        if let Some(v) = num("AGTMUX_SLO_WINDOW_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_SLO_WINDOW_MS") {
             c.window_ms = v;
         }
-        if let Some(v) = num("AGTMUX_SLO_MIN_SAMPLES").filter(|v| *v > 0) {
+        if let Some(v) = env::positive::<i64>("AGTMUX_SLO_MIN_SAMPLES") {
             c.min_samples = usize::try_from(v).unwrap_or(c.min_samples);
         }
-        if let Some(v) = num("AGTMUX_SLO_TARGET_DETERMINISTIC_MS") {
+        if let Some(v) = env::number("AGTMUX_SLO_TARGET_DETERMINISTIC_MS") {
             c.target_ms[0] = v;
         }
-        if let Some(v) = num("AGTMUX_SLO_TARGET_FALLBACK_MS") {
+        if let Some(v) = env::number("AGTMUX_SLO_TARGET_FALLBACK_MS") {
             c.target_ms[1] = v;
         }
         c

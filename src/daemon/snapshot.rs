@@ -16,6 +16,7 @@
 use crate::core::types::{Evidence, Millis};
 use crate::sources::spool::SpoolCursor;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::sys::env;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -45,15 +46,14 @@ impl Default for SnapshotConfig {
 impl SnapshotConfig {
     pub(crate) fn from_env() -> Self {
         let mut c = SnapshotConfig::default();
-        let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string());
-        if let Some(v) = var("AGTMUX_SNAPSHOT_EVERY_MS").and_then(|v| v.parse().ok()) {
+        if let Some(v) = env::number("AGTMUX_SNAPSHOT_EVERY_MS") {
             c.every_ms = v;
         }
-        if let Some(v) = var("AGTMUX_SNAPSHOT_KEEP").and_then(|v| v.parse::<usize>().ok()) {
+        if let Some(v) = env::number::<usize>("AGTMUX_SNAPSHOT_KEEP") {
             c.keep = v.max(1);
         }
-        if let Some(v) = var("AGTMUX_SNAPSHOT_ON_SHUTDOWN") {
-            c.on_shutdown = !matches!(v.as_str(), "0" | "false" | "off" | "no");
+        if let Ok(v) = std::env::var("AGTMUX_SNAPSHOT_ON_SHUTDOWN") {
+            c.on_shutdown = !matches!(v.trim(), "0" | "false" | "off" | "no");
         }
         c
     }

@@ -4,6 +4,7 @@
 //! WHY a module of its own: these periods set what an idle daemon costs; they are read in one
 //! place instead of between the loop's handlers.
 use crate::core::types::Millis;
+use crate::sys::env;
 
 /// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
 #[derive(Debug, Clone)]
@@ -50,11 +51,7 @@ impl Timing {
     /// the pane subscription and settle re-checks, not by the scan.
     pub(crate) fn from_env() -> Timing {
         let mut t = Timing::default();
-        if let Some(v) = std::env::var("AGTMUX_FULL_REFRESH_MS")
-            .ok()
-            .and_then(|v| v.trim().parse::<Millis>().ok())
-            .filter(|v| *v >= 100)
-        {
+        if let Some(v) = env::number::<Millis>("AGTMUX_FULL_REFRESH_MS").filter(|v| *v >= 100) {
             t.refresh_full = v;
         }
         t
