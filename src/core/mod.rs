@@ -9,6 +9,7 @@ pub mod event;
 pub mod extras;
 pub mod hash;
 pub mod hysteresis;
+pub(crate) mod lru;
 pub(crate) mod notify;
 pub mod patterns;
 pub mod resolver;
