@@ -41,6 +41,8 @@ use dispatch::{Gate, error_line, gate, with_extra};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
 use render::pane_json;
+/// Also orders `ls --remote`'s sessions (`daemon::remote`).
+pub(crate) use render::session_order;
 use serde_json::{Value, json};
 use source_methods::source_method;
 use std::collections::{BTreeSet, HashMap};
