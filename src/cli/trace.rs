@@ -160,10 +160,8 @@ fn render_steps(o: &mut String, steps: &Value, since: &str) {
 }
 
 pub(crate) fn render_delivery(t: &Value) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "delivery {} {} range={}..{} outcome={}",
+    let mut o = format!(
+        "delivery {} {} range={}..{} outcome={}\n",
         s(&t["delivery_token"]),
         fields(t, &["source", "items"]),
         s(&t["from"]),
@@ -178,24 +176,19 @@ pub(crate) fn render_delivery(t: &Value) -> String {
     o
 }
 
+/// The fields of a connection's header line, in order.
+const CONNECTION_FIELDS: &[&str] = &[
+    "kind",
+    "socket",
+    "peer_pid",
+    "peer_uid",
+    "events_pulled",
+    "heartbeats",
+];
+
 pub(crate) fn render_connection(t: &Value) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "connection {} {}",
-        s(&t["connection"]),
-        fields(
-            t,
-            &[
-                "kind",
-                "socket",
-                "peer_pid",
-                "peer_uid",
-                "events_pulled",
-                "heartbeats"
-            ]
-        )
-    );
+    let head = fields(t, CONNECTION_FIELDS);
+    let mut o = format!("connection {} {head}\n", s(&t["connection"]));
     render_steps(&mut o, &t["steps"], "since_open_ms");
     match t["closed_reason"].as_str() {
         Some(r) => {
