@@ -24,25 +24,19 @@
 //! ack/redelivery`): the newest [`MAX_TOKEN_TRACES`] tokens keep their story (each step with its
 //! time, the range, the event ids carried), for `agtmux trace --delivery d…` and for an event's
 //! own trace to name its token.
+use crate::core::seeded::seeded;
 use crate::core::types::Millis;
 use crate::store::EventRow;
 use crate::sys::env;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
-/// Flow-012 numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryPolicy {
-    pub ack_timeout: Millis,
-    pub(crate) max_attempts: u32,
-}
-
-impl Default for DeliveryPolicy {
-    fn default() -> Self {
-        DeliveryPolicy {
-            ack_timeout: 2_000,
-            max_attempts: 5,
-        }
+seeded! {
+    /// Flow-012 numbers.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeliveryPolicy {
+        pub ack_timeout: Millis = 2_000,
+        pub(crate) max_attempts: u32 = 5,
     }
 }
 

@@ -16,6 +16,7 @@
 //! operator must see that it gave up (`escalate`), not guess from silence. The numbers are the
 //! seed's defaults; `AGTMUX_SUPERVISOR_*` environment variables shorten them for tests.
 use crate::core::rng::XorShift64;
+use crate::core::seeded::seeded;
 use crate::sys::env;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -128,25 +129,15 @@ impl Backoff {
     }
 }
 
-/// Flow-011 restart policy (all ms). Defaults are the seed's numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestartPolicy {
-    pub(crate) backoff_base: u64,
-    pub(crate) backoff_max: u64,
-    pub(crate) fail_window: u64,
-    pub(crate) fail_limit: usize,
-    pub hold_down: u64,
-}
-
-impl Default for RestartPolicy {
-    fn default() -> Self {
-        RestartPolicy {
-            backoff_base: 1_000,
-            backoff_max: 30_000,
-            fail_window: 600_000,
-            fail_limit: 5,
-            hold_down: 300_000,
-        }
+seeded! {
+    /// Flow-011 restart policy (all ms). Defaults are the seed's numbers.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RestartPolicy {
+        pub(crate) backoff_base: u64 = 1_000,
+        pub(crate) backoff_max: u64 = 30_000,
+        pub(crate) fail_window: u64 = 600_000,
+        pub(crate) fail_limit: usize = 5,
+        pub hold_down: u64 = 300_000,
     }
 }
 

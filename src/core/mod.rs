@@ -15,6 +15,7 @@ pub mod patterns;
 pub mod resolver;
 pub mod rng;
 pub mod screen;
+pub(crate) mod seeded;
 pub mod text;
 pub mod time;
 pub mod title;

@@ -16,6 +16,7 @@
 //! WHY pure: the evaluation takes the samples and `now` as arguments and returns what to
 //! record, so the table tests below pin every threshold without clocks or a database; the
 //! runtime only feeds samples, evaluates once a minute and writes the returned alerts.
+use crate::core::seeded::seeded;
 use crate::core::types::Millis;
 use crate::sys::env;
 use std::collections::VecDeque;
@@ -75,35 +76,22 @@ impl fmt::Display for Level {
     }
 }
 
-/// The configurable numbers (seed defaults).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SloConfig {
-    pub(crate) window_ms: Millis,
-    pub(crate) min_samples: usize,
-    /// Target p95 per SLO, indexed like [`Slo::ALL`].
-    pub(crate) target_ms: [Millis; 2],
-    pub(crate) degraded_factor: f64,
-    pub(crate) escalate_factor: f64,
-    /// Evaluations in a row at `degraded` or worse that escalate.
-    pub(crate) sustain: u32,
-    /// How often an ongoing breach is written again.
-    pub(crate) repeat_ms: Millis,
-    /// Samples kept per window at most (memory bound on a flood).
-    pub(crate) max_samples: usize,
-}
-
-impl Default for SloConfig {
-    fn default() -> Self {
-        SloConfig {
-            window_ms: 10 * 60_000,
-            min_samples: 200,
-            target_ms: [2_000, 5_000],
-            degraded_factor: 2.0,
-            escalate_factor: 5.0,
-            sustain: 5,
-            repeat_ms: 10 * 60_000,
-            max_samples: 100_000,
-        }
+seeded! {
+    /// The configurable numbers (seed defaults).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SloConfig {
+        pub(crate) window_ms: Millis = 10 * 60_000,
+        pub(crate) min_samples: usize = 200,
+        /// Target p95 per SLO, indexed like [`Slo::ALL`].
+        pub(crate) target_ms: [Millis; 2] = [2_000, 5_000],
+        pub(crate) degraded_factor: f64 = 2.0,
+        pub(crate) escalate_factor: f64 = 5.0,
+        /// Evaluations in a row at `degraded` or worse that escalate.
+        pub(crate) sustain: u32 = 5,
+        /// How often an ongoing breach is written again.
+        pub(crate) repeat_ms: Millis = 10 * 60_000,
+        /// Samples kept per window at most (memory bound on a flood).
+        pub(crate) max_samples: usize = 100_000,
     }
 }
 

@@ -13,6 +13,7 @@
 //! the loop's writer keeps committing, and the copy is consistent as of its start); the loop
 //! only polls for the result and records it. The shutdown copy runs inline (nothing else to
 //! serve by then).
+use crate::core::seeded::seeded;
 use crate::core::types::{Evidence, Millis};
 use crate::sources::spool::SpoolCursor;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -23,23 +24,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-/// Snapshot knobs. Environment overrides (read by the daemon at start):
-/// `AGTMUX_SNAPSHOT_EVERY_MS` (0 disables periodic copies), `AGTMUX_SNAPSHOT_KEEP`,
-/// `AGTMUX_SNAPSHOT_ON_SHUTDOWN` (`0` disables the shutdown copy).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotConfig {
-    pub every_ms: Millis,
-    pub keep: usize,
-    pub(crate) on_shutdown: bool,
-}
-
-impl Default for SnapshotConfig {
-    fn default() -> Self {
-        SnapshotConfig {
-            every_ms: 15 * 60_000,
-            keep: 4,
-            on_shutdown: true,
-        }
+seeded! {
+    /// Snapshot knobs. Environment overrides (read by the daemon at start):
+    /// `AGTMUX_SNAPSHOT_EVERY_MS` (0 disables periodic copies), `AGTMUX_SNAPSHOT_KEEP`,
+    /// `AGTMUX_SNAPSHOT_ON_SHUTDOWN` (`0` disables the shutdown copy).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SnapshotConfig {
+        pub every_ms: Millis = 15 * 60_000,
+        pub keep: usize = 4,
+        pub(crate) on_shutdown: bool = true,
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use rusqlite::Row;
 use rusqlite::types::{FromSql, Type};
 
+use crate::core::seeded::seeded;
 use crate::core::types::{Activity, AttentionKind, Evidence, Health, Millis, Presence, Provider};
 
 /// What ingest decided about an event (accepted *and* rejected events are kept).
@@ -146,22 +147,15 @@ pub struct HealthRow {
     pub(crate) updated_ts: Millis,
 }
 
-/// Retention bounds for [`super::Store::prune`]: events beyond either bound are deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Keep at most this many newest events.
-    pub(crate) max_events: u64,
-    /// Delete events ingested, and bindings closed, longer ago than this.
-    pub(crate) max_age_ms: i64,
-}
-
-impl Default for Retention {
-    /// 200 000 events or 7 days: a few tens of MB at most.
-    fn default() -> Self {
-        Retention {
-            max_events: 200_000,
-            max_age_ms: 7 * 24 * 3600 * 1000,
-        }
+seeded! {
+    /// Retention bounds for [`super::Store::prune`]: events beyond either bound are deleted.
+    /// Seeds: 200 000 events or 7 days: a few tens of MB at most.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Retention {
+        /// Keep at most this many newest events.
+        pub(crate) max_events: u64 = 200_000,
+        /// Delete events ingested, and bindings closed, longer ago than this.
+        pub(crate) max_age_ms: i64 = 7 * 24 * 3600 * 1000,
     }
 }
 
