@@ -30,7 +30,7 @@ use super::codex::CodexLink;
 use super::metrics::Metrics;
 use super::ops::Ops;
 use crate::core::attention::Style;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::exit::ExitCode;
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
@@ -91,9 +91,9 @@ pub(crate) struct Runtime {
     projection: Projection,
     options: OptionsWriter,
     style: Style,
-    captures: HashMap<String, CaptureState>,
+    captures: HashMap<PaneId, CaptureState>,
     /// Panes whose command may still be settling (see `settle.rs`).
-    settle: HashMap<String, Settle>,
+    settle: HashMap<PaneId, Settle>,
     codex: CodexLink,
     /// C-007 file source: Claude transcripts, for turn ends no hook reports.
     transcripts: TranscriptWatch,

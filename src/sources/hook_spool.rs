@@ -23,7 +23,7 @@ use super::spool::{Envelope, MAX_DEPTH, SpoolCursor, SpoolReader};
 use super::{Batch, Pulled, Source};
 use crate::core::hash::fnv1a64;
 use crate::core::text::first_chars;
-use crate::core::types::{SourceKind, valid_pane_id};
+use crate::core::types::{PaneId, SourceKind};
 use crate::paths::server_key;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub(crate) struct HookSpoolSource {
     server_key: String,
     reader: SpoolReader,
     /// `pane_id → pane_pid` of the current registry, to check a Codex hook's parent process.
-    pane_pids: HashMap<String, i32>,
+    pane_pids: HashMap<PaneId, i32>,
     /// Set when the spool could not be read; the daemon shows it as source health.
     pub(crate) last_error: Option<String>,
     /// The pid of the tmux server this daemon serves (from its identity).
@@ -137,7 +137,7 @@ impl HookSpoolSource {
     }
 
     /// The panes' process ids (from the registry) used to trust a Codex hook's `$TMUX_PANE`.
-    pub(crate) fn set_pane_pids(&mut self, pids: HashMap<String, i32>) {
+    pub(crate) fn set_pane_pids(&mut self, pids: HashMap<PaneId, i32>) {
         self.pane_pids = pids;
     }
 
@@ -191,7 +191,7 @@ impl Source for HookSpoolSource {
         let pids = &self.pane_pids;
         // A pane the registry does not know yet keeps its id for now: the gateway then
         // refreshes the registry and re-reads the line, which is checked against the new pane.
-        let trust = |pane: &str, ppid: i32| match pids.get(pane) {
+        let trust = |pane: &PaneId, ppid: i32| match pids.get(pane) {
             Some(pp) => hook_parent_in_pane(ppid, *pp),
             None => !pids.is_empty(),
         };
@@ -254,7 +254,7 @@ pub fn decode_line_with(
     bytes: &[u8],
     truncated: bool,
     our_key: &str,
-    trust: &dyn Fn(&str, i32) -> bool,
+    trust: &dyn Fn(&PaneId, i32) -> bool,
 ) -> Pulled {
     let checks = Checks {
         our_key,
@@ -270,7 +270,7 @@ pub(crate) struct Checks<'a> {
     /// This daemon's tmux server pid, once known.
     pub server_pid: Option<i32>,
     /// `pane_id → pane_pid` of the live registry.
-    pub(crate) pane_pids: &'a HashMap<String, i32>,
+    pub(crate) pane_pids: &'a HashMap<PaneId, i32>,
 }
 
 /// [`decode_line_with`] plus the server-instance and pane-process checks; an accepted event
@@ -279,7 +279,7 @@ pub(crate) fn decode_checked(
     bytes: &[u8],
     truncated: bool,
     checks: &Checks,
-    trust: &dyn Fn(&str, i32) -> bool,
+    trust: &dyn Fn(&PaneId, i32) -> bool,
 ) -> (Pulled, Option<ProcOrigin>) {
     let our_key = checks.our_key;
     let event_id = line_event_id(bytes);
@@ -323,14 +323,17 @@ pub(crate) fn decode_checked(
     let Some(payload) = env.payload.as_ref() else {
         return (reject("malformed_json: payload did not parse", ts), None);
     };
-    if let Some(p) = &env.pane
-        && !valid_pane_id(p)
-    {
-        return (
-            reject(&format!("bad_pane_id: {:?}", first_chars(p, 20)), ts),
-            None,
-        );
-    }
+    // `$TMUX_PANE` is parsed here, once; from here on the pane is a checked `PaneId`.
+    let pane = match env.pane.as_deref().map(|p| (p, PaneId::parse(p))) {
+        None => None,
+        Some((_, Some(id))) => Some(id),
+        Some((p, None)) => {
+            return (
+                reject(&format!("bad_pane_id: {:?}", first_chars(p, 20)), ts),
+                None,
+            );
+        }
+    };
     if server_key(Path::new(&env.tmux)) != our_key {
         return (
             reject("foreign_server: left to that server's daemon", ts),
@@ -350,7 +353,7 @@ pub(crate) fn decode_checked(
             None,
         );
     }
-    let pane = env.pane.as_deref();
+    let pane = pane.as_ref();
     let mapped = match env.source.as_str() {
         "claude" => super::claude_hooks::map_hook(payload, pane, ts, event_id.clone()),
         "codex" | "codex-notify" => {
@@ -363,8 +366,7 @@ pub(crate) fn decode_checked(
             r.map(|mut ev| {
                 if let (Some(p), None) = (pane, trusted) {
                     let note = format!(
-                        "TMUX_PANE {} not trusted: hook parent {} is not in that pane's tree",
-                        first_chars(p, 20),
+                        "TMUX_PANE {p} not trusted: hook parent {} is not in that pane's tree",
                         env.ppid
                     );
                     ev.detail = Some(match ev.detail.take() {
@@ -376,7 +378,7 @@ pub(crate) fn decode_checked(
             })
         }
         "generic" => super::generic_hook::payload_pane(payload).and_then(|own| {
-            super::generic_hook::map_hook(payload, own.or(pane), ts, event_id.clone())
+            super::generic_hook::map_hook(payload, own.as_ref().or(pane), ts, event_id.clone())
         }),
         "gemini" => super::gemini_hooks::map_hook(payload, pane, ts, event_id.clone()),
         "opencode" => super::opencode_plugin::map_event(payload, pane, ts, event_id.clone()),
@@ -600,7 +602,7 @@ mod tests {
             (e.server_pid, e.anc, e.pane_pid) = (server_pid, anc, pane_pid);
             serde_json::to_vec(&e).unwrap()
         };
-        let pids: HashMap<String, i32> = [("%1".to_string(), me)].into();
+        let pids: HashMap<PaneId, i32> = [("%1".into(), me)].into();
         let checks = Checks {
             our_key: &key,
             server_pid: Some(4242),

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::Backup;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 
 pub use error::StoreError;
 pub use ops::{AlertRow, SnapshotRow};
@@ -305,7 +305,7 @@ impl Store {
         pub fn pane_states(server_key: &str) -> Vec<PaneStateRow>;
 
         /// One pane row.
-        pub fn pane_state(server_key: &str, pane_id: &str) -> Option<PaneStateRow>;
+        pub fn pane_state(server_key: &str, pane_id: &PaneId) -> Option<PaneStateRow>;
 
         /// One session row.
         pub fn session_state(session_key: &str) -> Option<SessionStateRow>;
@@ -317,7 +317,9 @@ impl Store {
         pub fn open_bindings(server_key: &str) -> Vec<BindingRow>;
 
         /// A pane's links, newest first, at most `limit`.
-        pub fn bindings_for_pane(server_key: &str, pane_id: &str, limit: usize) -> Vec<BindingRow>;
+        pub fn bindings_for_pane(
+            server_key: &str, pane_id: &PaneId, limit: usize
+        ) -> Vec<BindingRow>;
 
         /// Every source's latest health, by source id.
         pub fn source_health() -> Vec<HealthRow>;
@@ -332,7 +334,9 @@ impl Store {
         pub fn event_count_by_status() -> BTreeMap<EventStatus, u64>;
 
         /// A pane's raw events, newest first, at most `limit` (for `explain`).
-        pub fn events_for_pane(server_key: &str, pane_id: &str, limit: usize) -> Vec<EventRow>;
+        pub fn events_for_pane(
+            server_key: &str, pane_id: &PaneId, limit: usize
+        ) -> Vec<EventRow>;
 
         /// A session's raw events, newest first, at most `limit`.
         pub fn events_for_session(session_key: &str, limit: usize) -> Vec<EventRow>;

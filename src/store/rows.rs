@@ -1,13 +1,16 @@
 //! Row structs for the store tables and their decoding. Core enums are stored as their
 //! `as_str()` names; a stored name this build does not know (written by a newer agtmux, or by
-//! hand) decodes to a conversion error instead of a panic.
+//! hand) decodes to a conversion error instead of a panic. Pane ids are stored as tmux prints
+//! them (`%N`) and decode to a [`PaneId`] the same way: a malformed one is a conversion error.
 use std::fmt;
 
 use rusqlite::Row;
 use rusqlite::types::{FromSql, Type};
 
 use crate::core::seeded::seeded;
-use crate::core::types::{Activity, AttentionKind, Evidence, Health, Millis, Presence, Provider};
+use crate::core::types::{
+    Activity, AttentionKind, Evidence, Health, Millis, PaneId, Presence, Provider,
+};
 
 /// What ingest decided about an event (accepted *and* rejected events are kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,7 +59,7 @@ pub struct EventRow {
     pub source: String,
     /// Raw provider name as received: a rejected event may name a provider we do not know.
     pub provider: Option<String>,
-    pub pane_id: Option<String>,
+    pub pane_id: Option<PaneId>,
     pub session_key: Option<String>,
     /// Event name (e.g. `PreToolUse`, `turn/completed`).
     pub name: String,
@@ -76,7 +79,7 @@ pub struct EventRow {
 pub struct PaneStateRow {
     pub server_key: String,
     pub server_id: String,
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub generation: u32,
     pub birth_ts: Millis,
     pub presence: Presence,
@@ -102,7 +105,7 @@ pub struct SessionStateRow {
     pub session_key: String,
     pub provider: Provider,
     pub server_key: Option<String>,
-    pub pane_id: Option<String>,
+    pub pane_id: Option<PaneId>,
     pub generation: Option<u32>,
     pub activity: Activity,
     pub title: String,
@@ -118,7 +121,7 @@ pub struct BindingRow {
     pub id: i64,
     pub server_key: String,
     pub server_id: String,
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub generation: u32,
     pub birth_ts: Millis,
     pub session_key: String,
@@ -170,6 +173,7 @@ impl fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
+/// A text column read through `parse` (a core enum's name, a pane id).
 fn enum_col<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
     parse(&s).ok_or_else(|| {
@@ -266,7 +270,7 @@ pub(super) use row_decoder;
 
 row_decoder! {
     pub(crate) fn event_from_row -> EventRow, const EVENT_COLS {
-        seq, event_id, server_key, source, provider, pane_id, session_key, name,
+        seq, event_id, server_key, source, provider, pane_id: opt_enum PaneId::parse, session_key, name,
         status: enum EventStatus::parse,
         reason, recv_ts, ingest_ts, payload, hops,
     }
@@ -274,7 +278,7 @@ row_decoder! {
 
 row_decoder! {
     pub(crate) fn pane_from_row -> PaneStateRow, const PANE_COLS {
-        server_key, server_id, pane_id, generation, birth_ts,
+        server_key, server_id, pane_id: enum PaneId::parse, generation, birth_ts,
         presence: enum Presence::parse,
         provider: opt_enum Provider::parse,
         evidence: enum Evidence::parse,
@@ -288,7 +292,7 @@ row_decoder! {
     pub(crate) fn session_from_row -> SessionStateRow, const SESSION_COLS {
         session_key,
         provider: enum Provider::parse,
-        server_key, pane_id, generation,
+        server_key, pane_id: opt_enum PaneId::parse, generation,
         activity: enum Activity::parse,
         title, updated_ts, state_version,
     }
@@ -296,7 +300,7 @@ row_decoder! {
 
 row_decoder! {
     pub(crate) fn binding_from_row -> BindingRow, const BINDING_COLS {
-        id, server_key, server_id, pane_id, generation, birth_ts, session_key,
+        id, server_key, server_id, pane_id: enum PaneId::parse, generation, birth_ts, session_key,
         provider: enum Provider::parse,
         linked_ts, unlinked_ts, reason, tombstone_until,
     }

@@ -5,7 +5,7 @@
 //! through `event_id` dedup. Dropping a `Tx` without `commit()` rolls it back.
 use rusqlite::{Transaction, params};
 
-use crate::core::types::{Health, Millis};
+use crate::core::types::{Health, Millis, PaneId};
 
 use super::error::StoreError;
 use super::reads::{Reads, forward_reads};
@@ -53,7 +53,7 @@ impl Tx<'_> {
             params![
                 row.server_key,
                 row.server_id,
-                row.pane_id,
+                row.pane_id.as_str(),
                 row.generation,
                 row.birth_ts,
                 row.presence.as_str(),
@@ -210,12 +210,12 @@ impl Tx<'_> {
     pub(crate) fn delete_pane_state(
         &mut self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
     ) -> Result<bool, StoreError> {
         let n = self.exec(
             "delete pane state",
             "DELETE FROM pane_state_v2 WHERE server_key = ?1 AND pane_id = ?2",
-            params![server_key, pane_id],
+            params![server_key, pane_id.as_str()],
         )?;
         Ok(n == 1)
     }
@@ -275,7 +275,7 @@ impl Tx<'_> {
             params![
                 row.server_key,
                 row.server_id,
-                row.pane_id,
+                row.pane_id.as_str(),
                 row.generation,
                 row.birth_ts,
                 row.session_key,
@@ -391,7 +391,7 @@ impl Tx<'_> {
     forward_reads! {
         /// Reads a pane row inside the transaction (sees this transaction's writes): the re-read
         /// step after a CAS conflict.
-        pub fn pane_state(server_key: &str, pane_id: &str) -> Option<PaneStateRow>;
+        pub fn pane_state(server_key: &str, pane_id: &PaneId) -> Option<PaneStateRow>;
 
         /// Reads a session row inside the transaction.
         pub(crate) fn session_state(session_key: &str) -> Option<SessionStateRow>;

@@ -6,7 +6,7 @@
 //! panes that change; its schedule reads best in one place.
 use super::{Runtime, Timing};
 use crate::core::screen::{ScreenInput, classify_screen};
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::tmux::client::ReplyKind;
 use crate::tmux::parser::Reply;
 
@@ -99,7 +99,7 @@ impl Runtime {
     }
 
     /// A screen capture: classify it and hand the verdict to the projection (C-006 poller).
-    pub(super) fn on_capture(&mut self, reply: &Reply, pane: String, now: Millis) {
+    pub(super) fn on_capture(&mut self, reply: &Reply, pane: PaneId, now: Millis) {
         if !reply.ok {
             return;
         }

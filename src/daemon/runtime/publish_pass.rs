@@ -4,7 +4,7 @@
 //! WHY a module of its own: it is the pipeline's last stage, the one place where resolved
 //! state leaves the daemon.
 use super::Runtime;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::daemon::publish;
 use crate::supervisor::Stage;
 use crate::sys::clock::now_ms;
@@ -75,7 +75,7 @@ impl Runtime {
 
     /// Metrics and tracing after a publish: option writes for `changed` were queued at
     /// `option_ts`, and subscribers (if any) were pushed just now.
-    fn observe_metrics(&mut self, changed: &[String], option_ts: Millis, now: Millis) {
+    fn observe_metrics(&mut self, changed: &[PaneId], option_ts: Millis, now: Millis) {
         let client_ts = (!changed.is_empty()
             && self.api.as_ref().is_some_and(|a| a.subscribers() > 0))
         .then(now_ms);
