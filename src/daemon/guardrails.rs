@@ -17,10 +17,9 @@
 //! record, so the table tests below pin every threshold without clocks or a database; the
 //! runtime only feeds samples, evaluates once a minute and writes the returned alerts.
 use crate::core::seeded::seeded;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, str_enum};
 use crate::sys::env;
 use std::collections::VecDeque;
-use std::fmt;
 
 /// Which SLO a sample belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,32 +48,17 @@ impl Slo {
     }
 }
 
-/// A guardrail level; ordered by severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub enum Level {
-    #[default]
-    Ok,
-    Warn,
-    Degraded,
-    Escalate,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Ok => "ok",
-            Level::Warn => "warn",
-            Level::Degraded => "degraded",
-            Level::Escalate => "escalate",
-        }
+str_enum!(
+    /// A guardrail level; ordered by severity.
+    #[derive(Default)]
+    Level {
+        #[default]
+        Ok => "ok",
+        Warn => "warn",
+        Degraded => "degraded",
+        Escalate => "escalate",
     }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 seeded! {
     /// The configurable numbers (seed defaults).
@@ -204,17 +188,11 @@ struct SloState {
     last: Option<Evaluation>,
 }
 
-/// The rolling windows and per-SLO state.
-#[derive(Debug, Clone)]
+/// The rolling windows and per-SLO state (`Default`: the seed config, no samples yet).
+#[derive(Debug, Clone, Default)]
 pub struct Guardrails {
     cfg: SloConfig,
     state: [SloState; 2],
-}
-
-impl Default for Guardrails {
-    fn default() -> Self {
-        Guardrails::new(SloConfig::default())
-    }
 }
 
 impl Guardrails {

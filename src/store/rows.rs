@@ -8,46 +8,20 @@ use rusqlite::Row;
 use rusqlite::types::{FromSql, Type};
 
 use crate::core::seeded::seeded;
+use crate::core::types::str_enum;
 use crate::core::types::{
     Activity, AttentionKind, Evidence, Health, Millis, PaneId, Presence, Provider,
 };
 
-/// What ingest decided about an event (accepted *and* rejected events are kept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventStatus {
-    Accepted,
-    Rejected,
-    Ignored,
-    Duplicate,
-}
-
-impl EventStatus {
-    pub(crate) const ALL: &'static [EventStatus] = &[
-        EventStatus::Accepted,
-        EventStatus::Rejected,
-        EventStatus::Ignored,
-        EventStatus::Duplicate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Accepted => "accepted",
-            EventStatus::Rejected => "rejected",
-            EventStatus::Ignored => "ignored",
-            EventStatus::Duplicate => "duplicate",
-        }
+str_enum!(
+    /// What ingest decided about an event (accepted *and* rejected events are kept).
+    EventStatus {
+        Accepted => "accepted",
+        Rejected => "rejected",
+        Ignored => "ignored",
+        Duplicate => "duplicate",
     }
-
-    pub fn parse(s: &str) -> Option<EventStatus> {
-        EventStatus::ALL.iter().copied().find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for EventStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// One row of `events_raw_v2`. `seq` is assigned by the store (ignored on insert).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,7 +244,9 @@ pub(super) use row_decoder;
 
 row_decoder! {
     pub(crate) fn event_from_row -> EventRow, const EVENT_COLS {
-        seq, event_id, server_key, source, provider, pane_id: opt_enum PaneId::parse, session_key, name,
+        seq, event_id, server_key, source, provider,
+        pane_id: opt_enum PaneId::parse,
+        session_key, name,
         status: enum EventStatus::parse,
         reason, recv_ts, ingest_ts, payload, hops,
     }
