@@ -1,4 +1,4 @@
-//! The runtime's side of the local API (C-002, `daemon/api.rs`): the read-only view lent to
+//! The runtime's side of the local API (C-002, `daemon/api/`): the read-only view lent to
 //! each call, the trust material lent for `source.*` calls, pushes to subscribers, and the
 //! per-step upkeep (closed source connections, supervision numbers for `health`/`metrics`).
 //!
@@ -87,7 +87,7 @@ impl Runtime {
         }
     }
 
-    /// Another turn for API clients with requests left (round robin, see api.rs).
+    /// Another turn for API clients with requests left (round robin, see `api/mod.rs`).
     pub(super) fn api_service_pending(&mut self, now: Millis) {
         if !self.api.as_ref().is_some_and(|a| a.has_pending()) {
             if let Some(a) = self.api.as_mut() {
