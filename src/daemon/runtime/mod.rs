@@ -29,31 +29,31 @@ use super::api::{self, ApiServer};
 use super::codex::CodexLink;
 use super::metrics::Metrics;
 use super::ops::Ops;
-use crate::core::attention::Style;
 use crate::core::types::Millis;
 use crate::exit::ExitCode;
 use crate::gateway::{Gateway, IngestOutcome};
 use crate::paths::ServerPaths;
 use crate::projection::Projection;
 use crate::sources::transcript_watch::{self, TranscriptWatch};
-use crate::supervisor::{RestartPolicy, Stage, Startup, Supervised};
+use crate::supervisor::{RestartPolicy, Stage, Startup};
 use crate::sys::clock::now_ms;
 use crate::sys::watch::{Kind as WatchKind, Watcher};
-use crate::tmux::client::{ReplyKind, TmuxClient};
-use crate::tmux::options::OptionsWriter;
+use crate::tmux::client::ReplyKind;
 use crate::tmux::registry::Registry;
+use health::SelfHealth;
+use local_api::LocalApi;
 use mio::net::UnixDatagram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use poller::CaptureState;
-use settle::Settle;
-use std::collections::HashMap;
+use poller::Screens;
+use publish_pass::Publish;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
-use timing::Timing;
+use timing::{Due, Timing};
+use tmux_control::TmuxSide;
 
-// The token table.
+// The token table: every readiness source of the one `Poll`.
 const SIG_TERM: Token = Token(0);
 const SIG_CHLD: Token = Token(1);
 const TMUX_OUT: Token = Token(2);
@@ -66,76 +66,75 @@ const WAKE: Token = Token(6);
 const CODEX_APPSERVER: Token = Token(7);
 /// C-007: the file watch on live sessions' transcripts (sources::transcript_watch).
 const TRANSCRIPTS: Token = Token(8);
+// Remote hosts' streams: two tokens per host from `remote::TOKEN_BASE` (`remote::owns`).
+// The API: its listener at `api::LISTENER`, its clients above it (`api::owns`).
 
+/// What a wake-up's events ask of the loop, least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Pass {
+    /// Nothing: Codex traffic that changed nothing (streaming deltas, read and dropped).
+    None,
+    /// Publish what remote streams changed, no pipeline pass (`remote_pass`).
+    Remote,
+    /// The pipeline pass (`step`).
+    Full,
+}
+
+/// The loop's state, grouped by who owns it: each `runtime/*.rs` part works on its group.
 pub(crate) struct Runtime {
     poll: Poll,
     sp: ServerPaths,
-    tmux_bin: String,
-    timing: Timing,
-    sig_term: mio::net::UnixStream,
-    sig_chld: mio::net::UnixStream,
-    tmux: Option<TmuxClient>,
-    /// Flow-011: restart pacing and hold-down of the control client.
-    tmux_sup: Supervised,
-    /// Flow-011: the start stages, each gating the next.
-    startup: Startup,
-    reconnect_at: Option<Millis>,
-    identity: Option<String>,
-    /// Our window in our own session and the session the control client came from
-    /// (`control_session::OWN`), for this connection.
-    own_window: Option<(String, String)>,
-    /// The server had no session at the last connect attempt (logged once).
-    waiting_for_session: bool,
+    /// Readiness that only says "look again": signals, the spool's watch, the wake-up datagram.
+    wakeups: Wakeups,
+    /// The control connection and what it learnt of the server (`tmux_control.rs`).
+    tmux: TmuxSide,
     registry: Registry,
     gateway: Gateway,
     projection: Projection,
-    options: OptionsWriter,
-    style: Style,
-    captures: HashMap<String, CaptureState>,
-    /// Panes whose command may still be settling (see `settle.rs`).
-    settle: HashMap<String, Settle>,
-    codex: CodexLink,
-    /// C-007 file source: Claude transcripts, for turn ends no hook reports.
-    transcripts: TranscriptWatch,
-    /// C-013: SLO guardrails and Flow-010 snapshots.
-    ops: Ops,
+    /// Sources besides the hook spool (the gateway's): Codex, transcripts, remote hosts.
+    sources: Sources,
+    /// Screen captures and settle re-checks, per pane (`poller.rs`, `settle.rs`).
+    screens: Screens,
+    /// What goes back to tmux and whether it must all go again (`publish_pass.rs`).
+    publish: Publish,
+    /// When each periodic look is next due, and what asks for one now (`timing.rs`).
+    due: Due,
+    /// The local API server and the trust material lent to it (`local_api.rs`).
+    api: LocalApi,
+    /// What the daemon knows of its own health (`health.rs`).
+    health: SelfHealth,
+    /// Whether and how the loop ends (`lock_watch.rs`, signals, handover).
+    life: Life,
+}
+
+/// Readiness sources whose only news is "something changed, look again".
+struct Wakeups {
+    sig_term: mio::net::UnixStream,
+    sig_chld: mio::net::UnixStream,
     /// The state dir's watch (the spool lives there).
     spool_watch: Watcher,
     wake: Option<UnixDatagram>,
-    /// The local client API (C-002); `None` when its socket could not be bound.
-    api: Option<ApiServer>,
-    /// Flow-009/013 trust material: runtime nonce, source registry (C-014), connection
-    /// traces. Lent to the API per call; the Codex endpoint uses the same registry.
-    admission: api::Admission,
-    /// Rolling-window metrics and event traces (daemon::metrics).
-    metrics: Metrics,
-    spool_dirty: bool,
-    /// The hooks' spool write failure (`sources::spool::record_failure`), while it stands.
-    hook_failure: Option<crate::sources::spool::HookFailure>,
-    next_refresh: Millis,
-    next_hints: Millis,
-    next_spool_scan: Millis,
-    next_prune: Millis,
-    refresh_requested: bool,
-    publish_all: bool,
-    restored: bool,
-    /// The `@agtmux_daemon` value last published.
-    last_status: String,
-    /// Notifications on attention (issue 21).
-    notify: super::notify::Notify,
+    /// (dev, inode) of the wake socket we bound, so we never remove another daemon's.
+    wake_ident: Option<(u64, u64)>,
+}
+
+/// Sources the loop drives itself (the hook spool is the gateway's).
+struct Sources {
+    codex: CodexLink,
+    /// C-007 file source: Claude transcripts, for turn ends no hook reports.
+    transcripts: TranscriptWatch,
     /// Remote hosts' streams over ssh (issue 24), and their `list` section, rebuilt on change.
     remotes: super::remote::Remotes,
     remotes_json: serde_json::Value,
-    /// A remote host changed what the global summaries count: publish them.
-    remote_dirty: bool,
+}
+
+/// How the loop ends.
+struct Life {
+    /// The per-server lock (a dup of the one `daemon::run` holds), checked on a slow timer
+    /// (issue 16).
+    lock: Option<std::fs::File>,
     shutdown: bool,
     exit_code: ExitCode,
-    /// The per-server lock (a dup of the one `daemon::run` holds) and when to check that its
-    /// file is still at the path (issue 16).
-    lock: Option<std::fs::File>,
-    next_lock_check: Millis,
-    /// (dev, inode) of the wake socket we bound, so we never remove another daemon's.
-    wake_ident: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -171,9 +170,7 @@ impl Runtime {
                 .register(&mut SourceFd(&fd), TRANSCRIPTS, Interest::READABLE)
                 .map_err(io_err("register"))?;
         }
-        let wake = bind_wake(&sp);
-        let sp_wake = sp.wake_socket();
-        let mut wake = wake;
+        let mut wake = bind_wake(&sp);
         if let Some(w) = wake.as_mut() {
             poll.registry()
                 .register(w, WAKE, Interest::READABLE)
@@ -192,52 +189,42 @@ impl Runtime {
         let ops = Ops::new(&sp.db(), now_ms());
         Ok(Runtime {
             poll,
+            wakeups: Wakeups {
+                sig_term,
+                sig_chld,
+                spool_watch,
+                wake,
+                wake_ident: socket_ident(&sp.wake_socket()),
+            },
+            tmux: TmuxSide::new(tmux_bin),
             sp,
-            tmux_bin,
-            timing: Timing::from_env(),
-            sig_term,
-            sig_chld,
-            tmux: None,
-            tmux_sup: Supervised::new("tmux_control", RestartPolicy::from_env()),
-            startup,
-            reconnect_at: Some(0),
-            identity: None,
-            own_window: None,
-            waiting_for_session: false,
             registry: Registry::default(),
             gateway,
             projection: Projection::new(hostname),
-            options: OptionsWriter::new(),
-            style: Style::default(),
-            notify: Default::default(),
-            remotes: super::remote::Remotes::new(RestartPolicy::from_env()),
-            remotes_json: serde_json::Value::Array(Vec::new()),
-            remote_dirty: false,
-            captures: HashMap::new(),
-            settle: HashMap::new(),
-            codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
-            transcripts,
-            ops,
-            spool_watch,
-            wake,
-            api,
-            admission,
-            metrics: Metrics::new(now_ms()),
-            spool_dirty: true,
-            hook_failure: None,
-            next_refresh: 0,
-            next_hints: 0,
-            next_spool_scan: 0,
-            next_prune: 0,
-            refresh_requested: true,
-            publish_all: true,
-            restored: false,
-            last_status: String::new(),
-            shutdown: false,
-            exit_code: ExitCode::Ok,
-            lock: None,
-            next_lock_check: 0,
-            wake_ident: socket_ident(&sp_wake),
+            sources: Sources {
+                codex: CodexLink::new(now_ms(), RestartPolicy::from_env(), heartbeat_timeout),
+                transcripts,
+                remotes: super::remote::Remotes::new(RestartPolicy::from_env()),
+                remotes_json: serde_json::Value::Array(Vec::new()),
+            },
+            screens: Screens::default(),
+            publish: Publish::default(),
+            due: Due::new(Timing::from_env()),
+            api: LocalApi {
+                server: api,
+                admission,
+            },
+            health: SelfHealth {
+                startup,
+                ops,
+                metrics: Metrics::new(now_ms()),
+                hook_failure: None,
+            },
+            life: Life {
+                lock: None,
+                shutdown: false,
+                exit_code: ExitCode::Ok,
+            },
         })
     }
 
@@ -250,96 +237,108 @@ impl Runtime {
             self.sp.key
         );
         let mut events = Events::with_capacity(64);
-        while !self.shutdown {
-            let now = now_ms();
-            let timeout = self
-                .next_deadline()
-                .map(|d| Duration::from_millis((d - now).clamp(0, 60_000) as u64));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+        while !self.life.shutdown {
+            if let Err(e) = self.wait(&mut events) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 log::error!("poll_failed err={e}");
-                self.exit_code = ExitCode::Failure;
+                self.life.exit_code = ExitCode::Failure;
                 break;
             }
-            // A wake-up whose only news is Codex traffic that changed nothing (streaming
-            // deltas, read and dropped) runs no pipeline pass: no per-delta work.
-            let mut work = events.is_empty();
-            // Remote streams' lines need no pipeline pass either: only what they change
-            // is published (`remote_pass`).
-            let mut remote_work = false;
+            // A timeout (no event) is a deadline: the pipeline pass.
+            let mut pass = if events.is_empty() {
+                Pass::Full
+            } else {
+                Pass::None
+            };
             for ev in events.iter() {
-                if ev.token() != CODEX_APPSERVER && !super::remote::owns(ev.token()) {
-                    work = true;
-                }
-                match ev.token() {
-                    SIG_TERM => self.on_sig_term(),
-                    SIG_CHLD => self.on_sig_chld(),
-                    TMUX_OUT => self.on_tmux_readable(),
-                    TMUX_ERR => self.on_tmux_stderr(),
-                    TMUX_IN => self.flush_tmux(),
-                    SPOOL_WATCH => self.on_spool_watch(),
-                    WAKE => self.on_wake(),
-                    TRANSCRIPTS => {
-                        self.transcripts.on_readable(now_ms());
-                    }
-                    CODEX_APPSERVER => {
-                        work |= self.on_codex(ev);
-                    }
-                    t if api::owns(t) => self.on_api(ev),
-                    t if super::remote::owns(t) => {
-                        self.remotes.on_ready(t, self.poll.registry(), now_ms());
-                        remote_work = true;
-                    }
-                    _ => {}
-                }
+                pass = pass.max(self.on_event(ev));
             }
             let now = now_ms();
-            if work || self.next_deadline().is_some_and(|d| d <= now) {
+            if pass == Pass::Full || self.next_deadline().is_some_and(|d| d <= now) {
                 self.step(now);
-            } else if remote_work {
+            } else if pass == Pass::Remote {
                 self.remote_pass(now);
             }
             self.check_handover();
         }
         self.on_shutdown();
-        self.exit_code
+        self.life.exit_code
+    }
+
+    /// Sleep until an event or the next deadline (at most a minute).
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
+        let now = now_ms();
+        let timeout = self
+            .next_deadline()
+            .map(|d| Duration::from_millis((d - now).clamp(0, 60_000) as u64));
+        self.poll.poll(events, timeout)
+    }
+
+    /// One event, routed by the token table; says what pass it needs.
+    fn on_event(&mut self, ev: &mio::event::Event) -> Pass {
+        match ev.token() {
+            SIG_TERM => self.on_sig_term(),
+            SIG_CHLD => self.on_sig_chld(),
+            TMUX_OUT => self.on_tmux_readable(),
+            TMUX_ERR => self.on_tmux_stderr(),
+            TMUX_IN => self.flush_tmux(),
+            SPOOL_WATCH => self.on_spool_watch(),
+            WAKE => self.on_wake(),
+            TRANSCRIPTS => {
+                self.sources.transcripts.on_readable(now_ms());
+            }
+            CODEX_APPSERVER => return self.on_codex(ev),
+            t if api::owns(t) => self.on_api(ev),
+            t if super::remote::owns(t) => {
+                let reg = self.poll.registry();
+                self.sources.remotes.on_ready(t, reg, now_ms());
+                return Pass::Remote;
+            }
+            _ => {}
+        }
+        Pass::Full
     }
 
     // ----- readiness handlers, one per token ---------------------------------------------
 
     fn on_sig_term(&mut self) {
-        drain(&mut self.sig_term);
+        drain(&mut self.wakeups.sig_term);
         log::info!("daemon_signal_shutdown");
-        self.shutdown = true;
+        self.life.shutdown = true;
     }
 
     fn on_sig_chld(&mut self) {
-        drain(&mut self.sig_chld);
+        drain(&mut self.wakeups.sig_chld);
         self.reap();
     }
 
     /// The state dir changed (the spool appended to or re-created).
     fn on_spool_watch(&mut self) {
-        self.spool_watch.read(&mut Vec::new());
-        self.spool_dirty = true;
+        self.wakeups.spool_watch.read(&mut Vec::new());
+        self.due.spool_dirty = true;
     }
 
     /// A hook's wake-up datagram: the spool has news.
     fn on_wake(&mut self) {
-        if let Some(w) = self.wake.as_ref() {
+        if let Some(w) = self.wakeups.wake.as_ref() {
             let mut b = [0u8; 64];
             while w.recv(&mut b).is_ok() {}
         }
-        self.spool_dirty = true;
+        self.due.spool_dirty = true;
     }
 
-    /// Codex app-server traffic; true when it changed something the pipeline must see.
-    fn on_codex(&mut self, ev: &mio::event::Event) -> bool {
-        self.codex
-            .on_ready(ev.is_readable(), ev.is_writable(), now_ms());
-        self.codex.needs_step()
+    /// Codex app-server traffic: a pipeline pass only when it changed something the pipeline
+    /// must see (no per-delta work).
+    fn on_codex(&mut self, ev: &mio::event::Event) -> Pass {
+        let codex = &mut self.sources.codex;
+        codex.on_ready(ev.is_readable(), ev.is_writable(), now_ms());
+        if codex.needs_step() {
+            Pass::Full
+        } else {
+            Pass::None
+        }
     }
 
     /// A newer agtmux takes over (issue 19): end like on SIGTERM, with the exit code that
@@ -347,145 +346,167 @@ impl Runtime {
     fn check_handover(&mut self) {
         if super::handover::exit_requested() {
             log::info!("daemon_exit reason=upgrade");
-            self.shutdown = true;
-            self.exit_code = ExitCode::Upgrade;
+            self.life.shutdown = true;
+            self.life.exit_code = ExitCode::Upgrade;
         }
     }
 
+    /// The earliest deadline of any part; `Some(0)` when work is waiting now.
     fn next_deadline(&self) -> Option<Millis> {
-        let mut d = vec![self.next_spool_scan, self.next_prune];
-        if let Some(r) = self.reconnect_at {
-            d.push(r);
-        }
-        if let Some(x) = self.codex.next_deadline() {
-            d.push(x);
-        }
-        if let Some(x) = self.gateway.delivery_deadline() {
-            d.push(x);
-        }
-        if let Some(x) = self.admission.registry.next_deadline() {
-            d.push(x);
-        }
-        if let Some(x) = self.ops.next_deadline(now_ms()) {
-            d.push(x);
-        }
-        if let Some(x) = self.transcripts.next_deadline() {
-            d.push(x);
-        }
-        if let Some(x) = self.notify.next_deadline() {
-            d.push(x);
-        }
-        if let Some(x) = self.remotes.next_deadline() {
-            d.push(x);
-        }
-        if self.tmux.as_ref().is_some_and(|t| t.is_ready()) {
-            d.push(self.next_refresh);
-            if self.projection.panes.values().any(|p| p.is_candidate()) {
-                d.push(self.next_hints);
-            }
-            if let Some(x) = self.projection.next_deadline() {
-                d.push(x);
-            }
-            if let Some(x) = self.next_capture_due() {
-                d.push(x);
-            }
-            if let Some(x) = self.settle.values().map(|s| s.next_at).min() {
-                d.push(x);
-            }
-        }
-        if self.spool_dirty
-            || self.refresh_requested
-            || self.api.as_ref().is_some_and(|a| a.has_pending())
-        {
-            d.push(0);
-        }
-        d.into_iter().min()
+        let waiting_now = self.due.spool_dirty
+            || self.due.refresh_requested
+            || self.api.server.as_ref().is_some_and(|a| a.has_pending());
+        [
+            Some(self.due.next_spool_scan),
+            Some(self.due.next_prune),
+            self.tmux.reconnect_at,
+            self.sources.codex.next_deadline(),
+            self.gateway.delivery_deadline(),
+            self.api.admission.registry.next_deadline(),
+            self.health.ops.next_deadline(now_ms()),
+            self.sources.transcripts.next_deadline(),
+            self.publish.notify.next_deadline(),
+            self.sources.remotes.next_deadline(),
+            waiting_now.then_some(0),
+        ]
+        .into_iter()
+        .chain(self.tmux_deadlines())
+        .flatten()
+        .min()
     }
 
-    /// One pass of the pipeline.
+    /// Deadlines that only count with the control connection up: the full refresh, change
+    /// hints, the projection's timers, captures and settle re-checks.
+    fn tmux_deadlines(&self) -> [Option<Millis>; 5] {
+        if !self.tmux.is_ready() {
+            return [None; 5];
+        }
+        let candidates = self.projection.panes.values().any(|p| p.is_candidate());
+        [
+            Some(self.due.next_refresh),
+            candidates.then_some(self.due.next_hints),
+            self.projection.next_deadline(),
+            self.next_capture_due(),
+            self.screens.settle.values().map(|s| s.next_at).min(),
+        ]
+    }
+
+    /// One pass of the pipeline, in order: tmux, sources in, screens, store upkeep, remote
+    /// hosts, resolve and publish, notifications, the API; then one write to tmux.
     fn step(&mut self, now: Millis) {
-        if self.reconnect_at.is_some_and(|r| r <= now) {
+        let ready = self.tmux_due(now);
+        self.spool_due(now);
+        self.codex_pass(now);
+        // Ingest only once we know the server and its panes, so events can be validated
+        // (Flow-011: the gateway stage gates ingest).
+        if self.due.spool_dirty && self.can_ingest() {
+            self.due.spool_dirty = false;
+            self.ingest(now);
+        }
+        self.transcripts_pass(now);
+        if ready {
+            self.settle_tick(now);
+            self.schedule_captures(now);
+        }
+        self.store_upkeep(now);
+        self.sources.remotes.step(self.poll.registry(), now);
+        self.remote_changes(now);
+        self.resolve_and_publish(now);
+        self.publish.notify.step(self.tmux.client.as_mut(), now);
+        self.supervise_tick(now);
+        self.api_service_pending(now);
+        // Everything queued this pass (refresh, captures, option writes) goes in one write.
+        self.flush_tmux();
+    }
+
+    /// Connect when due; then ask for the full refresh or the change hints when due. True
+    /// when the control connection is up.
+    fn tmux_due(&mut self, now: Millis) -> bool {
+        if self.tmux.reconnect_at.is_some_and(|r| r <= now) {
             self.connect(now);
         }
-        let ready = self.tmux.as_ref().is_some_and(|t| t.is_ready());
-        if ready && (self.refresh_requested || now >= self.next_refresh) {
+        let ready = self.tmux.is_ready();
+        if ready && (self.due.refresh_requested || now >= self.due.next_refresh) {
             self.request_refresh(now);
-        } else if ready && now >= self.next_hints {
+        } else if ready && now >= self.due.next_hints {
             self.request_hints(now);
         }
-        if now >= self.next_spool_scan {
-            self.spool_dirty = true;
-            self.next_spool_scan = now + self.timing.spool_scan;
+        ready
+    }
+
+    /// The spool's safety-net scan when due, and the hooks' failure marker when it may have
+    /// news.
+    fn spool_due(&mut self, now: Millis) {
+        if now >= self.due.next_spool_scan {
+            self.due.spool_dirty = true;
+            self.due.next_spool_scan = now + self.due.timing.spool_scan;
         }
-        if self.spool_dirty {
+        if self.due.spool_dirty {
             self.check_hook_failure();
         }
-        // Codex: observer timers, thread bindings, app-server events through the gateway.
-        let codex_ready = self.restored && self.registry.loaded;
-        if self.codex.step(
+    }
+
+    /// Codex: observer timers, thread bindings, app-server events through the gateway.
+    fn codex_pass(&mut self, now: Millis) {
+        let codex_ready = self.publish.restored && self.registry.loaded;
+        if self.sources.codex.step(
             self.poll.registry(),
             CODEX_APPSERVER,
             &mut self.projection,
             &mut self.gateway,
-            &mut self.admission.registry,
-            &mut self.admission.traces,
+            &mut self.api.admission.registry,
+            &mut self.api.admission.traces,
             codex_ready,
             now,
         ) {
-            self.publish_all = true;
+            self.publish.all = true;
         }
-        // Ingest only once we know the server and its panes, so events can be validated
-        // (Flow-011: the gateway stage gates ingest).
-        if self.spool_dirty
-            && self.restored
-            && self.registry.loaded
-            && self.startup.is_ready(Stage::Gateway)
-        {
-            self.spool_dirty = false;
-            self.ingest(now);
-        }
-        // C-007: follow the transcripts the hooks named; what they say goes through the
-        // gateway like any source (stored, deduplicated, cursor committed). Files the kernel
-        // does not watch are stat-polled here when due.
-        self.transcripts.on_tick(now);
+    }
+
+    /// C-007: follow the transcripts the hooks named; what they say goes through the gateway
+    /// like any source (stored, deduplicated, cursor committed). Files the kernel does not
+    /// watch are stat-polled here when due.
+    fn transcripts_pass(&mut self, now: Millis) {
+        let transcripts = &mut self.sources.transcripts;
+        transcripts.on_tick(now);
         for r in self.gateway.take_transcript_requests() {
             match r.path {
-                Some(p) => self.transcripts.watch(r.provider, &r.session, &r.pane, &p),
-                None => self.transcripts.unwatch(&r.session),
+                Some(p) => transcripts.watch(r.provider, &r.session, &r.pane, &p),
+                None => transcripts.unwatch(&r.session),
             }
         }
-        if self.restored && self.registry.loaded && self.startup.is_ready(Stage::Gateway) {
+        if self.can_ingest() {
             while let IngestOutcome::More = self.gateway.ingest_source(
-                &mut self.transcripts,
+                &mut self.sources.transcripts,
                 transcript_watch::CURSOR,
                 &mut self.projection,
                 now,
             ) {}
         }
-        if ready {
-            self.settle_tick(now);
-            self.schedule_captures(now);
-        }
+    }
+
+    /// Sources are ingested once the last state is restored and the panes are known.
+    fn can_ingest(&self) -> bool {
+        self.publish.restored
+            && self.registry.loaded
+            && self.health.startup.is_ready(Stage::Gateway)
+    }
+
+    /// The store and what hangs on it: reopen after a failure, redelivery, the lock check,
+    /// pruning, the guardrails.
+    fn store_upkeep(&mut self, now: Millis) {
         let store_gen = self.gateway.store_generation();
         self.gateway.maybe_reopen(now);
         if self.gateway.store_generation() != store_gen {
-            self.admission.registry.reattach(&self.sp.db());
+            self.api.admission.registry.reattach(&self.sp.db());
         }
         self.gateway.tick_delivery(now);
         self.check_lock(now);
-        if now >= self.next_prune {
+        if now >= self.due.next_prune {
             self.gateway.prune(now);
-            self.next_prune = now + self.timing.prune_every;
+            self.due.next_prune = now + self.due.timing.prune_every;
         }
-        self.ops.step(self.gateway.store_mut(), now);
-        self.remotes.step(self.poll.registry(), now);
-        self.remote_changes(now);
-        self.resolve_and_publish(now);
-        self.notify.step(self.tmux.as_mut(), now);
-        self.supervise_tick(now);
-        self.api_service_pending(now);
-        // Everything queued this pass (refresh, captures, option writes) goes in one write.
-        self.flush_tmux();
+        self.health.ops.step(self.gateway.store_mut(), now);
     }
 
     // ----- ingest ----------------------------------------------------------------------
@@ -499,8 +520,8 @@ impl Runtime {
                 IngestOutcome::Done => break,
                 IngestOutcome::More => continue,
                 IngestOutcome::NeedRefresh => {
-                    self.refresh_requested = true;
-                    self.spool_dirty = true;
+                    self.due.refresh_requested = true;
+                    self.due.spool_dirty = true;
                     break;
                 }
             }
@@ -513,15 +534,17 @@ impl Runtime {
         let n = self.gateway.restore(&mut self.projection, now);
         // Logged even for none: the sign that restoring is over.
         log::info!("state_restored panes={n}");
-        self.publish_all = true;
+        self.publish.all = true;
     }
 
     fn on_shutdown(&mut self) {
         log::info!("daemon_stop");
-        self.remotes.shutdown(self.poll.registry());
-        self.ops.on_shutdown(self.gateway.store_mut(), now_ms());
+        self.sources.remotes.shutdown(self.poll.registry());
+        self.health
+            .ops
+            .on_shutdown(self.gateway.store_mut(), now_ms());
         // Clear @agtmux_daemon so the status line does not claim a daemon that is gone.
-        if let Some(t) = self.tmux.as_mut()
+        if let Some(t) = self.tmux.client.as_mut()
             && t.is_ready()
         {
             t.send("set-option -gu @agtmux_daemon", ReplyKind::Other);
@@ -540,12 +563,12 @@ impl Runtime {
             }
         }
         self.drop_tmux();
-        if let Some(mut a) = self.api.take() {
+        if let Some(mut a) = self.api.server.take() {
             a.shutdown(self.poll.registry());
         }
         // Only our own: a daemon that took over this server has its own socket there.
         let wake = self.sp.wake_socket();
-        if self.wake_ident.is_some() && socket_ident(&wake) == self.wake_ident {
+        if self.wakeups.wake_ident.is_some() && socket_ident(&wake) == self.wakeups.wake_ident {
             let _ = std::fs::remove_file(wake);
         }
     }
