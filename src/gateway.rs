@@ -25,7 +25,7 @@
 //! cursor, [`Gateway::ingest_source`]). Codex events carry a thread id and, unless a hook's pane
 //! was trusted, no pane: the gateway routes them with the thread → pane map that
 //! `daemon::codex` maintains ([`Gateway::set_thread_panes`]); a thread not bound yet is stored
-//! as ignored with reason `unbound_thread` (its latest state is re-applied once it binds).
+//! as rejected with reason `unbound_thread` (its latest state is re-applied once it binds).
 //!
 //! Flow-006/Flow-012: every pulled batch is recorded as `fetched_cursor`, gets a
 //! `delivery_token` and stays in the inflight table ([`crate::delivery`]) until its commit (the

@@ -195,7 +195,7 @@ fn compaction_is_running_with_its_detail_and_a_manual_one_ends_at_the_prompt() {
 #[test]
 fn an_api_retry_on_screen_adds_its_attempt_to_a_running_pane() {
     let mut s = Server::start("retry");
-    // Claude's screen while it retries (protocols.md "Retries"): no hook says so.
+    // Claude's screen while it retries (docs/usage-states.md "Retries"): no hook says so.
     let rule = "─".repeat(60);
     let screen = format!(
         "❯ hi\\n\\n✻ API error · Retrying in 7s · attempt 3/10\\n{rule}\\n❯ \\n{rule}\\n  esc to interrupt\\n"

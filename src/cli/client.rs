@@ -9,7 +9,7 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// `-L NAME` / `-S PATH`, as tmux. Default: the server of `$TMUX`, else tmux's default.
@@ -195,24 +195,30 @@ impl Conn {
 
 // ----- shared rendering ------------------------------------------------------------------
 
-/// Is fd 1 a terminal? (Colour only then.)
-/// `tmux -S SOCKET ARGS…` as an argument vector: stdout, or stderr as the error.
+/// How long a one-shot tmux query may take: a stopped or wedged server accepts the connection
+/// and never answers, and the user must get an answer, not a hang.
+pub(crate) const TMUX_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `tmux -S SOCKET ARGS…` as an argument vector, waited for at most [`TMUX_LIMIT`]: stdout, or
+/// stderr (or that tmux did not answer) as the error.
 pub(crate) fn tmux(socket: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("tmux")
-        .arg("-S")
-        .arg(socket)
-        .args(args)
-        .env_remove("TMUX")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    let mut cmd = Command::new("tmux");
+    cmd.arg("-S").arg(socket).args(args).env_remove("TMUX");
+    match crate::sys::bounded::output_within(&mut cmd, TMUX_LIMIT) {
+        Err(e) => Err(e.to_string()),
+        Ok(None) => Err(format!(
+            "tmux did not answer within {} s (is the server at {} stopped?)",
+            TMUX_LIMIT.as_secs(),
+            socket.display()
+        )),
+        Ok(Some(out)) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+        Ok(Some(out)) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
     }
 }
 
+/// Is fd 1 a terminal? (Colour only then.)
 pub(crate) fn stdout_is_tty() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()

@@ -137,7 +137,7 @@ pub fn settle(
     }
     match activity {
         Activity::Running => {
-            // A retry has no hook or rollout entry (protocols.md): the screen says it. A
+            // A retry has no hook or rollout entry (docs/usage-states.md): the screen says it. A
             // compaction is said by the hook (`PreCompact`) and by the screen.
             out.work = det_extra
                 .and_then(|e| e.work)

@@ -58,7 +58,7 @@ pub(crate) fn map_hook(
         "Stop" => act(Activity::Idle),
         "StopFailure" if subagent => Signal::Ignore,
         // The account's usage limit, not a transient 429: only the text tells them apart
-        // (protocols.md "Usage limits").
+        // (docs/usage-states.md "Usage limits").
         "StopFailure" if usage_limit.is_some() => act(Activity::Limited),
         "StopFailure" => act(Activity::Error),
         "SubagentStop" | "SubagentStart" => Signal::Ignore,

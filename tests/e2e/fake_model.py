@@ -22,7 +22,7 @@ What a turn does is chosen by words in the newest user text (the "directive"):
              dropped before completion), then a slow answer: the client shows its retry UI
   midfail    the stream starts, then an error event (Codex: response.failed)
   hang       the stream starts, then nothing for HANG seconds
-  Issue 23 (answers shaped as the real services send them; protocols.md "Usage limits, ..."):
+  Issue 23 (answers shaped as the real services send them; docs/usage-states.md):
   limit      the account's usage limit. Claude: HTTP 429 rate_limit_error with the unified
              rate-limit headers (status rejected, reset, representative claim seven_day, the
              5h/7d utilization/reset pairs). Codex: HTTP 429 with the `usage_limit_reached`

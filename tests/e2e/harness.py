@@ -42,7 +42,7 @@ CODEX_VARIANTS = {"codex": True, "codex-nd": False}
 # Issue 22: Gemini CLI and OpenCode (full scenario at 120x40 only; no short passes yet).
 MORE_AGENTS = ["gemini", "opencode"]
 API_KEY = "sk-ant-api03-e2e-offline-key-00000000000000000000"
-# Issue 23: Claude shows its usage-limit screen only with a subscriber login (protocols.md).
+# Issue 23: Claude shows its usage-limit screen only with a subscriber login (docs/usage-states.md).
 OAUTH_TOKEN = "sk-ant-oat01-e2e-offline-token-0000000000000000000000"
 
 

@@ -65,7 +65,7 @@ pub const CODEX_EVENTS: &[&str] = &[
     "Stop",
     "Interrupt",
     "SessionEnd",
-    // Issue 23: compaction (protocols.md: automatic ones fire before UserPromptSubmit).
+    // Issue 23: compaction (docs/usage-states.md: automatic ones fire before UserPromptSubmit).
     "PreCompact",
     "PostCompact",
 ];

@@ -78,7 +78,7 @@ pub(crate) static RULES: &[Rule] = &[
         when: &[c(Footer, r"(?i)esc to interrupt")],
     },
     // Issue 23: the turn stopped on the account's usage limit (the message names the reset
-    // time). Only with a subscriber login; an API-key login retries instead (protocols.md).
+    // time). Only with a subscriber login; an API-key login retries instead (docs/usage-states.md).
     Rule {
         name: "claude_last_turn_usage_limit",
         provider: P,
