@@ -18,7 +18,7 @@
 //! - a remote pane (issue 24) is a candidate when the remote stream's resume cursor says its
 //!   attention is new ([`Notifier::push`]); it is keyed `host/server/%N`, and its notice names
 //!   the host (`agtmux: devbox: %3 main:1.0 claude needs approval`).
-use super::types::{AttentionKind, Millis};
+use super::types::{AttentionKind, Millis, PaneId};
 use std::collections::HashMap;
 
 pub(crate) const DEFAULT_INTERVAL_MS: Millis = 30_000;
@@ -290,8 +290,8 @@ pub(crate) struct PaneFacts {
     pub location: String,
     /// A remote pane's host (issue 24); empty for a local pane.
     pub host: String,
-    /// A remote pane's id on its host (`%3`); empty for a local pane (its key is its id).
-    pub pane_id: String,
+    /// A remote pane's id on its host (`%3`); `None` for a local pane (its key is its id).
+    pub pane_id: Option<PaneId>,
 }
 
 /// One pane in a notice.
@@ -483,11 +483,7 @@ impl Item {
 
     /// The pane id as the user knows it (on its host, for a remote pane).
     fn shown_id(&self) -> &str {
-        if self.facts.pane_id.is_empty() {
-            &self.pane
-        } else {
-            &self.facts.pane_id
-        }
+        self.facts.pane_id.as_deref().unwrap_or(&self.pane)
     }
 }
 
@@ -795,7 +791,7 @@ mod tests {
         assert_eq!(b.len(), 1);
         let remote = PaneFacts {
             host: "devbox".into(),
-            pane_id: "%3".into(),
+            pane_id: Some("%3".into()),
             ..facts(Some(Approval), "fix it")
         };
         let f = |_: &str| Some(remote.clone());

@@ -33,7 +33,7 @@
 //! Log lines (`notify_sent`, `notify_skipped`, `notify_command_*`) are how a user (and the
 //! tests) trace every notice back to its panes.
 use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts};
-use crate::core::types::{AttentionKind, Millis};
+use crate::core::types::{AttentionKind, Millis, PaneId};
 use crate::daemon::remote::Remotes;
 use crate::projection::Projection;
 use crate::sys::procs;
@@ -58,7 +58,8 @@ const MESSAGE_MS: u32 = 5_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientView {
     pub control: bool,
-    pub pane: String,
+    /// The pane the client shows (`None` if tmux printed no pane id).
+    pub pane: Option<PaneId>,
     /// The terminal has focus (always true where tmux cannot tell).
     pub focused: bool,
     pub tty: String,
@@ -87,7 +88,7 @@ pub(crate) fn parse_clients(lines: &[Vec<u8>]) -> Vec<ClientView> {
         let focused = f[2].is_empty() || f[2].split(',').any(|x| x == "focused");
         out.push(ClientView {
             control: f[0] == "1",
-            pane: f[1].to_string(),
+            pane: PaneId::parse(f[1]),
             focused,
             tty: f[3].to_string(),
             name: name.to_string(),
@@ -139,7 +140,7 @@ struct Running {
 /// A batch waiting for its queries' answers.
 struct InFlight {
     batch: Vec<Candidate>,
-    ttys: HashMap<String, String>,
+    ttys: HashMap<PaneId, String>,
 }
 
 /// The daemon's notification state.
@@ -158,7 +159,7 @@ pub(crate) struct Notify {
 
 impl Notify {
     /// After a resolution: `changed` panes' attention (the first call only remembers all).
-    pub(crate) fn observe(&mut self, proj: &Projection, changed: &[String], now: Millis) {
+    pub(crate) fn observe(&mut self, proj: &Projection, changed: &[PaneId], now: Millis) {
         if !self.notifier.is_primed() {
             self.notifier.prime(
                 proj.panes
@@ -274,8 +275,10 @@ impl Notify {
         if tag == "ttys" {
             for l in lines {
                 let l = String::from_utf8_lossy(l);
-                if let Some((id, tty)) = l.strip_prefix("AGTT ").and_then(|r| r.split_once(' ')) {
-                    f.ttys.insert(id.to_string(), tty.to_string());
+                if let Some((id, tty)) = l.strip_prefix("AGTT ").and_then(|r| r.split_once(' '))
+                    && let Some(id) = PaneId::parse(id)
+                {
+                    f.ttys.insert(id, tty.to_string());
                 }
             }
             return;
@@ -305,7 +308,7 @@ impl Notify {
                 true => remotes
                     .window_tag(id)
                     .is_some_and(|t| !c.target.is_empty() && c.target == t),
-                false => c.pane == id,
+                false => c.pane.as_ref().is_some_and(|p| p == id),
             };
             clients.iter().any(|c| !c.control && c.focused && shows(c))
         };
@@ -364,7 +367,7 @@ impl Notify {
         &mut self,
         notice: &Notice,
         clients: &[ClientView],
-        ttys: &HashMap<String, String>,
+        ttys: &HashMap<PaneId, String>,
         tmux: Option<&mut TmuxClient>,
         now: Millis,
     ) {
@@ -397,7 +400,7 @@ impl Notify {
                     }
                 }
             } else {
-                match ttys.get(&i.pane) {
+                match ttys.get(i.pane.as_str()) {
                     Some(tty) => {
                         if let Err(e) = write_tty(tty, b"\x07") {
                             log::warn!("notify_bell_failed pane={} err={e}", i.pane);
@@ -560,7 +563,7 @@ mod tests {
         let c = parse_clients(&rows);
         assert_eq!(c.len(), 4);
         assert!(c[0].control);
-        assert!(c[1].focused && c[1].pane == "%3" && c[1].tty == "/dev/pts/4");
+        assert!(c[1].focused && c[1].pane == PaneId::parse("%3") && c[1].tty == "/dev/pts/4");
         assert_eq!(
             (c[1].name.as_str(), c[1].target.as_str()),
             ("/dev/pts/4", "devbox/default/$1")

@@ -19,7 +19,7 @@
 //!   a refused line is logged with its reason (`remote_reject`) and counted, never fatal.
 use crate::core::attention::PaneView;
 use crate::core::notify::PaneFacts;
-use crate::core::types::{AttentionKind, Millis, Presence};
+use crate::core::types::{AttentionKind, Millis, PaneId, Presence};
 use crate::sources::remote::{self, RemoteMsg, RemotePane};
 use crate::supervisor::{ChildProc, Restart, RestartPolicy, Supervised};
 use mio::unix::SourceFd;
@@ -220,12 +220,12 @@ pub(crate) struct Host {
     pub message: Option<String>,
     pub remote_version: Option<String>,
     servers: BTreeMap<String, ServerInfo>,
-    panes: BTreeMap<(String, String), RemotePane>,
+    panes: BTreeMap<(String, PaneId), RemotePane>,
     /// The resume cursor: per pane, the attention last announced.
-    announced: HashMap<(String, String), (AttentionKind, Millis, u64)>,
+    announced: HashMap<(String, PaneId), (AttentionKind, Millis, u64)>,
     /// Attention the cursor found new since the last [`Remotes::take_attention`]: (server,
     /// pane, kind), for the notifier.
-    news: Vec<(String, String, AttentionKind)>,
+    news: Vec<(String, PaneId, AttentionKind)>,
     pub counters: Counters,
     dirty: bool,
 }
@@ -576,9 +576,9 @@ impl Remotes {
                         fresh: true,
                     },
                 );
-                let ids: std::collections::BTreeSet<String> =
-                    panes.iter().map(|p| p.pane_id.clone()).collect();
-                let gone: Vec<(String, String)> = h
+                let ids: std::collections::BTreeSet<&PaneId> =
+                    panes.iter().map(|p| &p.pane_id).collect();
+                let gone: Vec<(String, PaneId)> = h
                     .panes
                     .keys()
                     .filter(|(s, p)| s == &server && !ids.contains(p))
@@ -769,7 +769,7 @@ impl Remotes {
         if !h.servers.get(server).is_some_and(|s| s.fresh) {
             return None;
         }
-        let p = h.panes.get(&(server.to_string(), pane.to_string()))?;
+        let p = h.panes.get(&(server.to_string(), PaneId::parse(pane)?))?;
         Some((h, server, p))
     }
 
@@ -792,7 +792,7 @@ impl Remotes {
                 p.pane_index.map(|i| i.to_string()).unwrap_or_default()
             ),
             host: h.name.clone(),
-            pane_id: p.pane_id.clone(),
+            pane_id: Some(p.pane_id.clone()),
         })
     }
 
@@ -1194,7 +1194,7 @@ mod tests {
             vec![("h/s/%3".to_string(), AttentionKind::Approval)]
         );
         let f = r.notify_facts("h/s/%3").unwrap();
-        assert_eq!((f.host.as_str(), f.pane_id.as_str()), ("h", "%3"));
+        assert_eq!((f.host.as_str(), f.pane_id.as_deref()), ("h", Some("%3")));
         assert_eq!(f.attention, Some(AttentionKind::Approval));
         assert_eq!(r.window_tag("h/s/%3").as_deref(), Some("h/s/$0"));
         assert_eq!(r.views().len(), 1);

@@ -18,7 +18,8 @@ use crate::core::resolver::{
 use crate::core::screen::ScreenVerdict;
 use crate::core::title::{TitleSource, resolve_title};
 use crate::core::types::{
-    Activity, AttentionKind, Evidence, Health, Millis, PaneInstance, Presence, Provider, SourceKind,
+    Activity, AttentionKind, Evidence, Health, Millis, PaneId, PaneInstance, Presence, Provider,
+    SourceKind,
 };
 use notes::Note;
 use std::collections::{BTreeMap, HashMap};
@@ -69,10 +70,10 @@ pub struct PaneModel {
 }
 
 impl PaneModel {
-    fn new(pane_id: &str, generation: u32, now: Millis) -> Self {
+    fn new(pane_id: &PaneId, generation: u32, now: Millis) -> Self {
         PaneModel {
             instance: PaneInstance {
-                pane_id: pane_id.to_string(),
+                pane_id: pane_id.clone(),
                 generation,
                 birth_ts: now,
             },
@@ -220,7 +221,7 @@ impl std::fmt::Display for IgnoreReason {
 }
 
 pub struct Projection {
-    pub panes: BTreeMap<String, PaneModel>,
+    pub panes: BTreeMap<PaneId, PaneModel>,
     pub bindings: BindingRegistry,
     pub health: HashMap<SourceKind, Health>,
     pub cfg: ResolverConfig,
@@ -257,21 +258,21 @@ impl Projection {
     /// A pane appeared (or the daemon learned about it).
     pub(crate) fn pane_added(
         &mut self,
-        pane_id: &str,
+        pane_id: &PaneId,
         session_id: &str,
         window_id: &str,
         now: Millis,
     ) {
         let p = self
             .panes
-            .entry(pane_id.to_string())
+            .entry(pane_id.clone())
             .or_insert_with(|| PaneModel::new(pane_id, 0, now));
         p.session_id = session_id.to_string();
         p.window_id = window_id.to_string();
     }
 
     /// A pane is gone: forget it, tombstone its binding.
-    pub(crate) fn pane_removed(&mut self, pane_id: &str, now: Millis) -> Option<PaneModel> {
+    pub(crate) fn pane_removed(&mut self, pane_id: &PaneId, now: Millis) -> Option<PaneModel> {
         self.bindings.pane_gone(pane_id, now);
         self.panes.remove(pane_id)
     }
@@ -327,7 +328,7 @@ impl Projection {
     /// Update the process hint of a pane (from `/proc`).
     pub(crate) fn set_process(
         &mut self,
-        pane_id: &str,
+        pane_id: &PaneId,
         hint: Option<(Provider, &'static str)>,
         agent_pid: Option<i32>,
         now: Millis,
@@ -389,7 +390,7 @@ impl Projection {
         ev: &NormalizedEvent,
         now: Millis,
     ) -> Result<(), IgnoreReason> {
-        let Some(pane_id) = ev.pane_id.as_deref() else {
+        let Some(pane_id) = ev.pane_id.as_ref() else {
             return Err(IgnoreReason::NoPane);
         };
         let Some(p) = self.panes.get_mut(pane_id) else {
@@ -474,7 +475,7 @@ impl Projection {
         &mut self,
         now: Millis,
         focused: &dyn Fn(&str) -> bool,
-    ) -> Vec<String> {
+    ) -> Vec<PaneId> {
         let Projection {
             panes,
             health,
@@ -583,7 +584,7 @@ impl PaneModel {
     /// and the signature.
     fn observe_presence(
         &mut self,
-        id: &str,
+        id: &PaneId,
         noted: &mut Vec<Note>,
     ) -> (Option<Provider>, Signature) {
         let p = self;
@@ -616,7 +617,7 @@ impl PaneModel {
             log::info!("{}", notes::signature_log(id, &t));
             if noted.len() < notes::MAX_NOTES {
                 noted.push(Note::Signature {
-                    pane: id.to_string(),
+                    pane: id.clone(),
                     from: t.from.as_str(),
                     to: t.to.as_str(),
                     reason: t.reason.clone(),
@@ -691,7 +692,7 @@ impl PaneModel {
 
     /// The new resolution replaces the published one; true (and the version bumped) when
     /// anything surfaces show changed. A state change is logged (`pane_state`).
-    fn take_resolved(&mut self, id: &str, r: Resolved, now: Millis) -> bool {
+    fn take_resolved(&mut self, id: &PaneId, r: Resolved, now: Millis) -> bool {
         let p = self;
         let before = (
             p.resolution.presence,
@@ -738,7 +739,7 @@ impl PaneModel {
 /// A tier transition of the resolver (fallback to heuristics, or back): counted, noted for
 /// metrics and logged; suppressed sources are logged too.
 fn note_resolution(
-    id: &str,
+    id: &PaneId,
     res: &Resolution,
     (fallbacks, repromotions): (&mut u64, &mut u64),
     noted: &mut Vec<Note>,

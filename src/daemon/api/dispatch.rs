@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn list_and_explain_have_their_shape() {
         let mut proj = Projection::new("h".into());
-        proj.pane_added("%1", "$0", "@0", 0);
+        proj.pane_added(&"%1".into(), "$0", "@0", 0);
         proj.resolve_dirty(1, &|_| false);
         let reg = Registry::default();
         let style = Style::default();

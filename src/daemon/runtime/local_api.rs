@@ -5,7 +5,7 @@
 //! WHY a module of its own: the API server owns no runtime state; this is where the runtime
 //! lends it what it reads, in one place.
 use super::Runtime;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::daemon::api;
 use crate::supervisor::Stage;
 use crate::sys::clock::now_ms;
@@ -124,7 +124,7 @@ impl Runtime {
         }
     }
 
-    pub(super) fn api_push(&mut self, changed: &[String], now: Millis) {
+    pub(super) fn api_push(&mut self, changed: &[PaneId], now: Millis) {
         if let Some(mut a) = self.api.server.take() {
             a.push_changes(changed, self.poll.registry(), &self.api_view(now));
             self.api.server = Some(a);

@@ -7,7 +7,7 @@
 use super::settle::Settle;
 use super::{Runtime, Timing};
 use crate::core::screen::{ScreenInput, classify_screen};
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::tmux::client::ReplyKind;
 use crate::tmux::parser::Reply;
 use std::collections::HashMap;
@@ -15,9 +15,9 @@ use std::collections::HashMap;
 /// Per-pane screen reads: capture pacing and settle re-checks.
 #[derive(Default)]
 pub(super) struct Screens {
-    pub(super) captures: HashMap<String, CaptureState>,
+    pub(super) captures: HashMap<PaneId, CaptureState>,
     /// Panes whose command may still be settling (see `settle.rs`).
-    pub(super) settle: HashMap<String, Settle>,
+    pub(super) settle: HashMap<PaneId, Settle>,
 }
 
 /// How long a candidate pane may go without a capture when no change hint moved.
@@ -110,7 +110,7 @@ impl Runtime {
     }
 
     /// A screen capture: classify it and hand the verdict to the projection (C-006 poller).
-    pub(super) fn on_capture(&mut self, reply: &Reply, pane: String, now: Millis) {
+    pub(super) fn on_capture(&mut self, reply: &Reply, pane: PaneId, now: Millis) {
         if !reply.ok {
             return;
         }

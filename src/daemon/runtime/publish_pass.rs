@@ -5,7 +5,7 @@
 //! state leaves the daemon.
 use super::Runtime;
 use crate::core::attention::Style;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::daemon::notify::Notify;
 use crate::daemon::publish;
 use crate::supervisor::Stage;
@@ -114,7 +114,7 @@ impl Runtime {
 
     /// Metrics and tracing after a publish: option writes for `changed` were queued at
     /// `option_ts`, and subscribers (if any) were pushed just now.
-    fn observe_metrics(&mut self, changed: &[String], option_ts: Millis, now: Millis) {
+    fn observe_metrics(&mut self, changed: &[PaneId], option_ts: Millis, now: Millis) {
         let client_ts = (!changed.is_empty()
             && self
                 .api

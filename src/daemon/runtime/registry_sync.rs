@@ -8,7 +8,7 @@
 use super::Runtime;
 use crate::core::attention::Style;
 use crate::core::classifier::process_hint;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::daemon::publish;
 use crate::projection::Projection;
 use crate::supervisor::Stage;
@@ -106,7 +106,7 @@ impl Runtime {
         self.gateway.registry_refreshed(now);
         self.apply_added_removed(&diff, first_load, now);
         // Keep session/window ids and titles current; re-check processes where needed.
-        let ids: Vec<String> = self.registry.panes.keys().cloned().collect();
+        let ids: Vec<PaneId> = self.registry.panes.keys().cloned().collect();
         for id in ids {
             self.refresh_pane(&id, &diff, now);
         }
@@ -139,21 +139,21 @@ impl Runtime {
             self.publish.all = true;
         }
         if !diff.removed.is_empty() && !first_load {
-            let gone: Vec<String> = diff.removed.iter().map(|p| p.pane_id.clone()).collect();
+            let gone: Vec<PaneId> = diff.removed.iter().map(|p| p.pane_id.clone()).collect();
             self.gateway.forget_panes(&gone);
         }
     }
 
     /// Keep one pane's session/window ids and title current; re-check its process where
     /// needed (new or changed, or an agent pane's periodic look).
-    fn refresh_pane(&mut self, id: &str, diff: &registry::Diff, now: Millis) {
+    fn refresh_pane(&mut self, id: &PaneId, diff: &registry::Diff, now: Millis) {
         let Some(p) = self.registry.panes.get(id).cloned() else {
             return;
         };
         self.projection
             .pane_added(id, &p.session_id, &p.window_id, now);
         self.projection.set_pane_title(id, &p.title);
-        let cs = self.screens.captures.entry(id.to_string()).or_default();
+        let cs = self.screens.captures.entry(id.clone()).or_default();
         let new_proc =
             diff.added.iter().any(|x| x == id) || diff.process_changed.iter().any(|x| x == id);
         let agentish = self
@@ -172,7 +172,7 @@ impl Runtime {
     }
 
     /// One pane's change hints (`display -p`): process, focus and title changes.
-    fn on_hints(&mut self, reply: &Reply, pane: String, now: Millis) {
+    fn on_hints(&mut self, reply: &Reply, pane: PaneId, now: Millis) {
         if !reply.ok {
             // The pane is gone (no notification says so outside the attached session).
             self.due.refresh_requested = true;
@@ -219,7 +219,7 @@ impl Runtime {
         if viewers != self.registry.viewers {
             log::info!("viewers_changed sessions={}", viewers.len());
             self.registry.viewers = viewers;
-            let ids: Vec<String> = self.projection.panes.keys().cloned().collect();
+            let ids: Vec<PaneId> = self.projection.panes.keys().cloned().collect();
             for id in ids {
                 self.projection.mark_dirty(&id);
             }
@@ -281,7 +281,7 @@ impl Runtime {
     }
 
     /// Read a pane's foreground process tree and update its process hint.
-    fn recheck_process(&mut self, id: &str, now: Millis) {
+    fn recheck_process(&mut self, id: &PaneId, now: Millis) {
         let Some(p) = self.registry.panes.get(id) else {
             return;
         };
@@ -346,7 +346,7 @@ impl Runtime {
             | Notification::UnlinkedWindowRenamed { window, name } => {
                 let name = String::from_utf8_lossy(&name).into_owned();
                 self.registry.window_names.insert(window.clone(), name);
-                match self.registry.active_pane_of(&window).map(str::to_string) {
+                match self.registry.active_pane_of(&window).cloned() {
                     Some(p) => self.start_settle(&p, now),
                     None => self.due.refresh_requested = true,
                 }
