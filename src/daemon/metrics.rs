@@ -139,7 +139,7 @@ impl Trace {
             reason,
             ..
         } = &self.event;
-        let (pane_id, reason) = (pane_id.as_deref(), reason.as_deref());
+        let (pane_id, reason) = (pane_id.as_ref(), reason.as_deref());
         trace_json(
             event_id,
             pane_id,
@@ -156,7 +156,7 @@ impl Trace {
 /// pipeline order, each with its delta from the previous hop and from the source.
 pub(crate) fn trace_json(
     event_id: &str,
-    pane_id: Option<&str>,
+    pane_id: Option<&PaneId>,
     source: &str,
     name: &str,
     status: &str,
