@@ -308,10 +308,11 @@ impl CodexLink {
                 continue;
             };
             if ev.source == SourceKind::CodexHooks {
-                if !self.hook_facts.contains_key(&t) && self.hook_facts.len() >= MAX_HOOK_THREADS {
-                    if let Some(o) = least_recent(&self.hook_facts, |f| f.last_ts) {
-                        self.hook_facts.remove(&o);
-                    }
+                if !self.hook_facts.contains_key(&t)
+                    && self.hook_facts.len() >= MAX_HOOK_THREADS
+                    && let Some(o) = least_recent(&self.hook_facts, |f| f.last_ts)
+                {
+                    self.hook_facts.remove(&o);
                 }
                 let f = self.hook_facts.entry(t.clone()).or_default();
                 if ev.cwd.is_some() {

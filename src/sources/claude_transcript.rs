@@ -41,10 +41,11 @@ impl TranscriptTitles {
             return None;
         }
         self.clock += 1;
-        if self.tails.len() >= MAX_SESSIONS && !self.tails.contains_key(session) {
-            if let Some(k) = least_recent(&self.tails, |t| t.used) {
-                self.tails.remove(&k);
-            }
+        if self.tails.len() >= MAX_SESSIONS
+            && !self.tails.contains_key(session)
+            && let Some(k) = least_recent(&self.tails, |t| t.used)
+        {
+            self.tails.remove(&k);
         }
         let clock = self.clock;
         let tail = self
