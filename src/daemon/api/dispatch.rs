@@ -2,7 +2,7 @@
 //! methods, refused before the read model is ready, or answered from the read model), and the
 //! answers of the read-model methods as wire lines.
 //!
-//! WHY apart from the socket server (`api.rs`): what a request means does not depend on how
+//! WHY apart from the socket server (`api/mod.rs`): what a request means does not depend on how
 //! bytes reach the daemon; `handle_line` is a pure function of the line and the [`View`].
 use super::render::{explain_json, health_json, list_json, pane_json};
 use super::{VERSION, View};
@@ -79,6 +79,19 @@ pub(super) fn result_line(id: &Value, result: Value) -> String {
     let mut s = json!({"v": VERSION, "id": id, "result": result}).to_string();
     s.push('\n');
     s
+}
+
+/// The answer to a lookup (the connection stays open): the item found, or `not_found` with
+/// the message `missing` makes.
+pub(super) fn found_or(
+    id: &Value,
+    item: Option<Value>,
+    missing: impl FnOnce() -> String,
+) -> (String, bool) {
+    match item {
+        Some(v) => (result_line(id, v), false),
+        None => (error_line(id, "not_found", &missing()), false),
+    }
 }
 
 /// Answer one request line. Returns the answer and whether the client subscribed.
@@ -175,17 +188,17 @@ fn pane_param<'v>(
         "invalid_params",
         "missing string param \"pane\"".to_string(),
     ))?;
-    if !crate::core::types::valid_pane_id(pid) {
+    let Some(pid) = crate::core::types::PaneId::parse(pid) else {
         let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
             format!(" (did you mean %{pid}?)")
         } else {
             String::new()
         };
         return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
-    }
+    };
     view.projection
         .panes
-        .get(pid)
+        .get(&pid)
         .ok_or(("not_found", format!("no pane {pid}")))
 }
 
@@ -194,20 +207,12 @@ fn trace(id: &Value, params: &Value, view: &View) -> (String, bool) {
     if let Some(tok) = params.get("delivery_token").and_then(Value::as_str) {
         let t =
             crate::delivery::parse_token(tok).and_then(|t| view.delivery.and_then(|d| d.trace(t)));
-        return match t {
-            Some(t) => (result_line(id, t.json()), false),
-            None => (
-                error_line(
-                    id,
-                    "not_found",
-                    &format!(
-                        "no delivery token {tok:?} in memory (the newest {} are kept)",
-                        crate::delivery::MAX_TOKEN_TRACES
-                    ),
-                ),
-                false,
-            ),
-        };
+        return found_or(id, t.map(|t| t.json()), || {
+            format!(
+                "no delivery token {tok:?} in memory (the newest {} are kept)",
+                crate::delivery::MAX_TOKEN_TRACES
+            )
+        });
     }
     let eid = params.get("event_id").and_then(Value::as_str);
     match (eid, view.metrics) {
@@ -258,21 +263,7 @@ mod tests {
     use std::path::Path;
 
     fn view<'a>(proj: &'a Projection, reg: &'a Registry, style: &'a Style) -> View<'a> {
-        View {
-            projection: proj,
-            registry: reg,
-            style,
-            identity: Some("1:2"),
-            socket: Path::new("/tmp/x"),
-            tmux_connected: true,
-            store_problem: None,
-            metrics: None,
-            ingest_counts: Default::default(),
-            delivery: None,
-            ops: None,
-            remotes: None,
-            now: 5,
-        }
+        View::without_daemon(proj, reg, style, Some("1:2"), Path::new("/tmp/x"), 5)
     }
 
     fn answer(line: &str) -> Value {
