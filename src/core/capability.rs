@@ -207,10 +207,11 @@ mod tests {
 
     #[test]
     fn every_provider_has_an_entry_with_the_poller_last() {
-        for p in Provider::ALL {
-            let srcs = sources_for(*p);
-            assert!(!srcs.is_empty(), "{p} has no sources");
-            let last = srcs[srcs.len() - 1];
+        for &p in Provider::ALL {
+            let srcs = sources_for(p);
+            let Some(last) = srcs.last() else {
+                panic!("{p} has no sources")
+            };
             assert_eq!(
                 last.source,
                 SourceKind::Poller,
@@ -221,8 +222,8 @@ mod tests {
                 "{p}: sorted by rank"
             );
             assert_eq!(
-                process_names(*p).is_empty(),
-                *p == Provider::Generic,
+                process_names(p).is_empty(),
+                p == Provider::Generic,
                 "{p}: only the generic provider has no process name"
             );
         }
