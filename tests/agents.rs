@@ -159,9 +159,7 @@ fn a_generic_hook_from_outside_never_makes_a_shell_pane_an_agent() {
 
 #[test]
 fn gemini_hook_payloads_map_to_states() {
-    let mut s = Server::start("gemini");
-    let pane = s.silent_agent("gemini");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("gemini", "gemini");
     let base = |ev: &str, extra: &str| {
         format!(
             r#"{{"session_id":"g1","transcript_path":"","cwd":"/w","hook_event_name":"{ev}","timestamp":"2026-12-04T00:00:00.000Z"{extra}}}"#
@@ -249,9 +247,7 @@ fn gemini_hook_payloads_map_to_states() {
 
 #[test]
 fn opencode_plugin_events_map_to_states() {
-    let mut s = Server::start("opencode");
-    let pane = s.silent_agent("opencode");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("opencode", "opencode");
     let ev = |e: &str, extra: &str| format!(r#"{{"event":"{e}","session_id":"ses_1"{extra}}}"#);
     let steps = [
         (ev("session.status", r#","status":"busy""#), "running"),

@@ -6,9 +6,7 @@ use serde_json::Value;
 use support::*;
 
 fn replay(file: &str) {
-    let mut s = Server::start("replay");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("replay", "claude");
     let text = std::fs::read_to_string(fixture(&format!("claude/hooks/{file}"))).unwrap();
     for (i, line) in text.lines().enumerate() {
         let rec: Value = serde_json::from_str(line).unwrap();
@@ -111,9 +109,7 @@ fn outside_tmux_the_hook_records_nothing() {
 #[test]
 fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
     use std::io::Write;
-    let mut s = Server::start("bad");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("bad", "claude");
     // Malformed JSON and an oversized payload through the real hook.
     s.hook("claude", &pane, b"{not json");
     let big = format!(
@@ -182,9 +178,7 @@ fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
 
 #[test]
 fn kill_9_mid_burst_applies_every_event_exactly_once() {
-    let mut s = Server::start("burst");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("burst", "claude");
     let spool = s.spool_path();
     let tmux = s.tmux_env();
     let socket = tmux.split(',').next().unwrap().to_string();
@@ -253,9 +247,7 @@ fn kill_9_mid_burst_applies_every_event_exactly_once() {
 
 #[test]
 fn the_title_comes_from_the_transcript_and_the_binding_is_recorded() {
-    let mut s = Server::start("title");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("title", "claude");
     let transcript = s.dir.join("t1.jsonl");
     std::fs::write(&transcript, "{\"type\":\"summary\",\"summary\":\"Old summary\"}\n{\"type\":\"ai-title\",\"aiTitle\":\"Refactor # the parser\"}\n").unwrap();
     let payload = serde_json::json!({
@@ -393,9 +385,7 @@ fn event_rows(s: &Server, source: &str) -> Vec<(String, String, Option<String>)>
 
 #[test]
 fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
-    let mut s = Server::start("transcript");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("transcript", "claude");
     let tx = s.dir.join("tx1.jsonl");
     // An interrupt from before the daemon looked: history, never applied.
     std::fs::write(

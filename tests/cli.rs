@@ -121,9 +121,7 @@ fn doctor_without_codex_warns_without_contradiction_and_exits_0_on_warnings_only
 
 #[test]
 fn wait_takes_the_one_duration_syntax_and_a_timeout_says_what_is_pending() {
-    let mut s = Server::start("waitdur");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("waitdur", "claude");
     s.hook(
         "claude",
         &pane,

@@ -120,9 +120,7 @@ fn a_session_is_unattached_once_its_real_client_leaves_and_destroy_unattached_en
 
 #[test]
 fn the_daemons_session_is_on_no_surface_of_agtmux() {
-    let mut s = Server::start("hidden");
-    let agent = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, agent) = Server::with_agent("hidden", "claude");
     s.run_plugin_direct();
     wait_control_session(&s);
     s.wait_pane(&agent, "@agtmux_provider", "claude", 60);

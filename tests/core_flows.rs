@@ -5,9 +5,7 @@ use support::*;
 
 #[test]
 fn a_reused_pane_gets_a_new_generation_and_late_events_of_the_old_agent_are_ignored() {
-    let mut s = Server::start("reuse");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("reuse", "claude");
     s.hook(
         "claude",
         &pane,
@@ -59,9 +57,7 @@ fn a_reused_pane_gets_a_new_generation_and_late_events_of_the_old_agent_are_igno
 
 #[test]
 fn after_a_daemon_restart_the_last_state_is_back_before_any_new_event() {
-    let mut s = Server::start("restore");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("restore", "claude");
     s.hook(
         "claude",
         &pane,
@@ -81,9 +77,7 @@ fn after_a_daemon_restart_the_last_state_is_back_before_any_new_event() {
 
 #[test]
 fn a_new_server_on_the_same_socket_inherits_nothing() {
-    let mut s = Server::start("newserver");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("newserver", "claude");
     s.hook(
         "claude",
         &pane,
@@ -159,9 +153,7 @@ fn hooks_source_down_falls_back_to_the_screen_and_re_promotes() {
 fn an_agent_that_leaves_without_a_session_end_is_unmanaged() {
     // Codex `/exit` only disconnects its TUI: no SessionEnd, no thread/closed. The process is
     // what says the agent left.
-    let mut s = Server::start("left");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("left", "claude");
     s.hook(
         "claude",
         &pane,

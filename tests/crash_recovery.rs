@@ -106,9 +106,7 @@ fn hook(s: &Server, pane: &str, payload: &[u8]) {
 
 #[test]
 fn a_multibyte_character_in_a_transcript_timestamp_does_not_kill_the_daemon() {
-    let mut s = Server::start("mbts");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("mbts", "claude");
     let pid = pid_of(&s.global_opt("@agtmux_daemon"));
     let tx = s.dir.join("mb.jsonl");
     std::fs::write(&tx, b"").unwrap();

@@ -81,9 +81,7 @@ fn stored_events(s: &Server) -> (u64, u64) {
 /// kill -9 at a random point of a 10 000-event burst, `runs` times: every event is stored
 /// exactly once and the committed cursor ends at the end of the spool.
 fn kill9_during_burst(runs: usize) {
-    let mut s = Server::start("kill9");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("kill9", "claude");
     let out = s.hook(
         "claude",
         &pane,

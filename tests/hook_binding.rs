@@ -189,9 +189,7 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
 /// (`TMUX_PANE`) is rejected, B keeps its screen-based state; A's own hooks apply.
 #[test]
 fn a_hook_from_another_panes_process_tree_is_rejected() {
-    let mut s = Server::start("otherpane");
-    let victim = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, victim) = Server::with_agent("otherpane", "claude");
     let (_, _) = in_pane_agent_claiming(
         &s,
         r#"{"session_id":"x1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
@@ -309,9 +307,7 @@ fn nested(depth: usize) -> String {
 /// one just within it is applied.
 #[test]
 fn hook_and_daemon_share_one_nesting_limit() {
-    let mut s = Server::start("depth");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("depth", "claude");
     s.hook(
         "claude",
         &pane,
@@ -337,9 +333,7 @@ fn hook_and_daemon_share_one_nesting_limit() {
 /// `doctor` say hooks are failing and why; the next hook that writes clears it.
 #[test]
 fn an_unwritable_spool_is_reported_by_the_daemon_and_doctor() {
-    let mut s = Server::start("spoolfail");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("spoolfail", "claude");
     // The hook's state dir lies under a regular file: no spool can be created there.
     let blocker = s.dir.join("not-a-dir");
     std::fs::write(&blocker, "x").unwrap();
@@ -442,9 +436,7 @@ fn pane_rows_of_gone_panes_are_pruned() {
 /// from another process.
 #[test]
 fn a_hook_right_after_respawn_pane_is_applied() {
-    let mut s = Server::start("respawn");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("respawn", "claude");
     s.hook(
         "claude",
         &pane,

@@ -17,9 +17,7 @@ fn api_pane(s: &Server, pane: &str) -> serde_json::Value {
 
 #[test]
 fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
-    let mut s = Server::start("limit");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("limit", "claude");
     hook(
         &s,
         &pane,
@@ -99,9 +97,7 @@ fn s_agtmux(s: &Server, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn a_plain_rate_limit_failure_is_an_error_not_a_limit() {
-    let mut s = Server::start("ratelim");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("ratelim", "claude");
     hook(
         &s,
         &pane,
@@ -120,9 +116,7 @@ fn a_plain_rate_limit_failure_is_an_error_not_a_limit() {
 
 #[test]
 fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
-    let mut s = Server::start("bg");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("bg", "claude");
     hook(
         &s,
         &pane,
@@ -162,9 +156,7 @@ fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
 
 #[test]
 fn compaction_is_running_with_its_detail_and_a_manual_one_ends_at_the_prompt() {
-    let mut s = Server::start("compact");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("compact", "claude");
     hook(
         &s,
         &pane,

@@ -189,6 +189,39 @@ impl Server {
         self.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
     }
 
+    /// Spawn the daemon with `env` added to [`Server::daemon_cmd`]'s environment; the caller
+    /// waits for what it needs to see (its status line, a log line).
+    pub fn spawn_daemon_with(&mut self, env: &[(&str, &str)]) {
+        let mut c = self.daemon_cmd();
+        c.envs(env.iter().copied());
+        self.daemon = Some(c.spawn().unwrap());
+    }
+
+    /// Creates the database, then spawns the daemon with `env`; returns once its status says
+    /// ` ok` (the store opened), so a test can take the store away after that.
+    pub fn daemon_on_fresh_store(&mut self, env: &[(&str, &str)]) {
+        drop(agtmux::store::Store::open(&self.db_path()).unwrap());
+        self.spawn_daemon_with(env);
+        self.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
+    }
+
+    /// Holds the database's write lock (`BEGIN EXCLUSIVE`) until the returned connection
+    /// commits or drops: a store that is down for the daemon.
+    pub fn lock_store(&self) -> rusqlite::Connection {
+        let holder = rusqlite::Connection::open(self.db_path()).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        holder
+    }
+
+    /// A started server with one [`Server::silent_agent`] pane named `agent`, then its daemon:
+    /// the setup most hook-driven tests begin with.
+    pub fn with_agent(tag: &str, agent: &str) -> (Server, String) {
+        let mut s = Server::start(tag);
+        let pane = s.silent_agent(agent);
+        s.start_daemon();
+        (s, pane)
+    }
+
     pub fn kill_daemon_hard(&mut self) {
         if let Some(mut c) = self.daemon.take() {
             let _ = c.kill();
@@ -220,6 +253,35 @@ impl Server {
         let mut child = c.spawn().unwrap();
         child.stdin.take().unwrap().write_all(payload).ok();
         child.wait_with_output().unwrap()
+    }
+
+    /// [`Server::hook`] for a Claude pane with `payload` (JSON text or a `serde_json::Value`);
+    /// fails the test unless the hook exits 0, as it always must.
+    pub fn claude(&self, pane: &str, payload: impl std::fmt::Display) {
+        let out = self.hook("claude", pane, payload.to_string().as_bytes());
+        assert!(
+            out.status.success(),
+            "agtmux hook claude: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Run `agtmux ARGS -L <this server>` with the test's dirs, outside tmux (no `$TMUX`).
+    pub fn agtmux(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(BIN);
+        c.args(args).args(["-L", &self.name]);
+        self.env(&mut c);
+        c.env_remove("TMUX").env_remove("TMUX_PANE");
+        c.stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Waits until the daemon log contains `needle`; fails with the log's tail otherwise.
+    pub fn wait_log(&self, needle: &str, secs: u64) {
+        assert!(
+            wait_until(secs, || self.log().contains(needle)),
+            "the log never said {needle:?} in {secs}s\n{}",
+            self.log_tail()
+        );
     }
 
     pub fn wait_pane(&self, pane: &str, opt: &str, want: &str, secs: u64) {
@@ -267,14 +329,23 @@ impl Server {
         std::fs::read_to_string(self.server_dir().join("daemon.log")).unwrap_or_default()
     }
 
+    /// The daemon's local API socket.
+    pub fn api_socket(&self) -> PathBuf {
+        self.runtime_dir.join(format!(
+            "{}.sock",
+            agtmux::paths::server_key(&self.socket())
+        ))
+    }
+
+    /// The daemon's `health` answer; `Value::Null` when it cannot be asked.
+    pub fn health(&self) -> serde_json::Value {
+        self.api("health", serde_json::json!({}))
+    }
+
     /// One request to the daemon's local API; `Value::Null` when it cannot be asked.
     pub fn api(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
         use std::io::{BufRead, BufReader, Write};
-        let path = self.runtime_dir.join(format!(
-            "{}.sock",
-            agtmux::paths::server_key(&self.socket())
-        ));
-        let Ok(mut c) = std::os::unix::net::UnixStream::connect(path) else {
+        let Ok(mut c) = std::os::unix::net::UnixStream::connect(self.api_socket()) else {
             return serde_json::Value::Null;
         };
         let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
@@ -327,6 +398,16 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Fails the test unless `out` exited 0, showing its stderr.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Poll `f` every 25 ms for up to `secs`. Returns whether it became true.
