@@ -2,7 +2,7 @@
 //! SQLite → pane options, on a private tmux server.
 mod support;
 use agtmux::store::{EventStatus, Store};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::*;
 
 fn replay(file: &str) {
@@ -118,11 +118,7 @@ fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
     );
     assert!(s.hook("claude", &pane, big.as_bytes()).status.success());
     // A pane that does not exist on this server.
-    s.hook(
-        "claude",
-        "%999",
-        br#"{"session_id":"s9","hook_event_name":"Stop"}"#,
-    );
+    s.claude("%999", claude::stop("s9"));
     // A line cut short, and binary garbage, written straight into the spool.
     {
         let mut f = std::fs::OpenOptions::new()
@@ -133,11 +129,7 @@ fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
         f.write_all(&[0xff, 0x00, 0xfe, b'{', 0x80, b'\n']).unwrap();
     }
     // Then a good event: the daemon still applies it.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"s1","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("s1", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     let store = Store::open(&s.db_path()).unwrap();
     assert!(wait_until(10, || store.event_count().unwrap() == 6));
@@ -231,11 +223,7 @@ fn kill_9_mid_burst_applies_every_event_exactly_once() {
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     // One more event after the burst: once it is stored, the daemon has read the whole spool,
     // and nothing of the burst was stored twice.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"burst","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("burst", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     assert!(wait_until(10, || store.event_count().unwrap() > N as u64));
     assert_eq!(
@@ -290,11 +278,7 @@ fn a_corrupt_database_is_set_aside_and_a_locked_one_is_served_from_memory() {
     std::fs::create_dir_all(s.server_dir()).unwrap();
     std::fs::write(s.db_path(), vec![0x5au8; 8192]).unwrap();
     s.start_daemon();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"c1","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("c1", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     let moved = std::fs::read_dir(s.server_dir())
         .unwrap()
@@ -314,11 +298,7 @@ fn a_corrupt_database_is_set_aside_and_a_locked_one_is_served_from_memory() {
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     l.start_daemon();
     l.wait_global("@agtmux_daemon", |v| v.contains("store:locked"), 20);
-    l.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"l1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    l.claude(&pane, claude::permission("l1"));
     l.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);

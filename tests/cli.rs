@@ -3,22 +3,21 @@
 //! fix lines naming this binary), one duration syntax, a `wait` that times out says what was
 //! pending, `explain 1` suggests `%1`, and no internal design ids in any help text.
 mod support;
+use serde_json::json;
 use std::process::{Command, Output, Stdio};
 use support::*;
 
 /// `agtmux ARGS -L <server>` with the test's dirs, and HOME/CODEX_HOME in the test dir (no
 /// hooks installed, no Codex).
 fn agtmux(s: &Server, args: &[&str]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args).args(["-L", &s.name]);
-    s.env(&mut c);
-    c.env("HOME", s.dir.join("home"))
+    s.agtmux_cmd(args)
+        .args(["-L", &s.name])
+        .env("HOME", s.dir.join("home"))
         .env("CODEX_HOME", s.dir.join("home/.codex"))
         .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("AGTMUX_CODEX_SOCK")
-        .env_remove("TMUX")
-        .env_remove("TMUX_PANE");
-    c.stdin(Stdio::null()).output().unwrap()
+        .output()
+        .unwrap()
 }
 
 fn out(o: &Output) -> String {
@@ -35,11 +34,7 @@ fn ls_all_lists_the_panes_without_an_agent_in_the_table_too() {
     let agent = s.silent_agent("claude");
     let shell = s.new_pane("exec -a plainjob sleep 100000");
     s.start_daemon();
-    s.hook(
-        "claude",
-        &agent,
-        br#"{"session_id":"la","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&agent, claude::permission("la"));
     s.wait_pane(&agent, "@agtmux_state", "waiting_approval", 10);
     // The read model knows the other pane and its command.
     assert!(wait_until(10, || {
@@ -122,11 +117,7 @@ fn doctor_without_codex_warns_without_contradiction_and_exits_0_on_warnings_only
 #[test]
 fn wait_takes_the_one_duration_syntax_and_a_timeout_says_what_is_pending() {
     let (s, pane) = Server::with_agent("waitdur", "claude");
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"wd","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("wd", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     for t in ["300ms", "1s", "0.5", "0.01m"] {
         let o = agtmux(
@@ -156,11 +147,7 @@ fn wait_takes_the_one_duration_syntax_and_a_timeout_says_what_is_pending() {
         err(&o)
     );
     // Met: exit 0, nothing on stderr.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"wd","hook_event_name":"Stop"}"#,
-    );
+    s.claude(&pane, claude::stop("wd"));
     let o = agtmux(
         &s,
         &[

@@ -1,21 +1,14 @@
 //! Issue 4 flows on a private tmux server: pane reuse and generations, restart and restore,
 //! deterministic outage → fallback → re-promotion.
 mod support;
+use serde_json::json;
 use support::*;
 
 #[test]
 fn a_reused_pane_gets_a_new_generation_and_late_events_of_the_old_agent_are_ignored() {
     let (s, pane) = Server::with_agent("reuse", "claude");
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"old","hook_event_name":"SessionStart","source":"startup"}"#,
-    );
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"old","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&pane, claude::start("old"));
+    s.claude(&pane, claude::permission("old"));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     // The first agent dies without a SessionEnd; a new one starts in the same pane.
     s.tmux(&[
@@ -30,18 +23,10 @@ fn a_reused_pane_gets_a_new_generation_and_late_events_of_the_old_agent_are_igno
         "generation bump logged\n{}",
         s.log_tail()
     );
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"new","hook_event_name":"SessionStart","source":"startup"}"#,
-    );
+    s.claude(&pane, claude::start("new"));
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     // A late event of the old session must not touch the new instance.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"old","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("old", "UserPromptSubmit", json!({})));
     let db = rusqlite::Connection::open(s.db_path()).unwrap();
     assert!(wait_until(10, || {
         db.query_row(
@@ -58,11 +43,7 @@ fn a_reused_pane_gets_a_new_generation_and_late_events_of_the_old_agent_are_igno
 #[test]
 fn after_a_daemon_restart_the_last_state_is_back_before_any_new_event() {
     let (mut s, pane) = Server::with_agent("restore", "claude");
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"r1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&pane, claude::permission("r1"));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     s.kill_daemon_hard();
     // Wipe what tmux shows, so only the daemon's restore can bring it back.
@@ -78,11 +59,7 @@ fn after_a_daemon_restart_the_last_state_is_back_before_any_new_event() {
 #[test]
 fn a_new_server_on_the_same_socket_inherits_nothing() {
     let (mut s, pane) = Server::with_agent("newserver", "claude");
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"n1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&pane, claude::permission("n1"));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     s.kill_daemon_hard();
     s.tmux(&["kill-server"]);
@@ -123,11 +100,7 @@ fn hooks_source_down_falls_back_to_the_screen_and_re_promotes() {
         screen.display()
     ));
     s.start_daemon();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"f1","hook_event_name":"SessionStart","source":"startup"}"#,
-    );
+    s.claude(&pane, claude::start("f1"));
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     s.wait_pane(&pane, "@agtmux_evidence", "deterministic", 5);
     // Break the spool: the hooks source cannot be read, so it is down.
@@ -139,11 +112,7 @@ fn hooks_source_down_falls_back_to_the_screen_and_re_promotes() {
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
     // Repair it and send an event: deterministic evidence is back at once.
     std::fs::remove_dir(&spool).unwrap();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"f1","hook_event_name":"Stop"}"#,
-    );
+    s.claude(&pane, claude::stop("f1"));
     s.wait_pane(&pane, "@agtmux_evidence", "deterministic", 15);
     s.wait_pane(&pane, "@agtmux_state", "idle", 5);
     s.wait_global("@agtmux_daemon", |v| v.contains(" ok"), 15);
@@ -154,11 +123,7 @@ fn an_agent_that_leaves_without_a_session_end_is_unmanaged() {
     // Codex `/exit` only disconnects its TUI: no SessionEnd, no thread/closed. The process is
     // what says the agent left.
     let (s, pane) = Server::with_agent("left", "claude");
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"l1","hook_event_name":"SessionStart","source":"startup"}"#,
-    );
+    s.claude(&pane, claude::start("l1"));
     s.wait_pane(&pane, "@agtmux_evidence", "deterministic", 10);
     s.tmux(&["respawn-pane", "-k", "-t", &pane, "sleep 100000"]);
     s.wait_pane(&pane, "@agtmux_presence", "", 15);

@@ -159,22 +159,9 @@ fn choose_tree_rows_of_single_pane_windows_show_the_agent_state() {
     // screen.
     let bound = key(&s, "S");
     assert!(bound.contains("choose-tree"), "{bound}");
-    let outer = Server::start("tree-outer");
-    let attach = format!("env -u TMUX tmux -L {} attach -t main", s.name);
-    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+    let outer = s.attach_from("tree-outer");
     assert!(wait_until(30, || !s.tmux_out(&["list-clients"]).is_empty()));
-    // The client drew its status line: it reads keys now.
-    assert!(wait_until(30, || outer
-        .tmux_out(&["capture-pane", "-p", "-t", "main:0"])
-        .contains("[main]")));
-    outer.tmux(&["send-keys", "-t", "main:0", "C-b"]);
-    outer.tmux(&["send-keys", "-t", "main:0", "S"]);
-    let mut screen = String::new();
-    let seen = wait_until(30, || {
-        screen = outer.tmux_out(&["capture-pane", "-p", "-t", "main:0"]);
-        screen.contains("waiting_approval")
-    });
-    assert!(seen, "choose-tree:\n{screen}");
+    let screen = outer.press_prefix_in_client("S", |x| x.contains("waiting_approval"));
     // The single-pane window has no pane row: the state is on the window row itself, with
     // the window's name after it.
     let row = screen
@@ -255,9 +242,7 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
 
     // A real client of this server, inside a pane of an outer server: its status line is
     // what a user sees, captured with its colours.
-    let outer = Server::start("badges-outer");
-    let attach = format!("env -u TMUX tmux -L {} attach -t main", s.name);
-    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+    let outer = s.attach_from("badges-outer");
     // (status-style, theme) pairs: stock, Catppuccin mocha, Dracula, Nord, Tokyo Night,
     // Solarized light.
     let themes = [

@@ -160,11 +160,7 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
     // The store is locked: the commit (the ack) fails, the batch stays inflight.
     let holder = rusqlite::Connection::open(s.db_path()).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"a1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&pane, claude::permission("a1"));
     // Applied at once (served from memory), durable later.
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     s.wait_global("@agtmux_daemon", |v| v.contains("ack_retry_exhausted"), 20);
@@ -199,11 +195,7 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
     let redelivered_before = log(&s).matches("attempt=2 redelivery=true").count();
     let holder = rusqlite::Connection::open(s.db_path()).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"a1","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
-    );
+    s.claude(&pane, claude::prompt("a1", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     assert!(wait_until(10, || log(&s)
         .matches("attempt=2 redelivery=true")
@@ -342,26 +334,14 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     let (a, _) = hello(&nonce, "/run/file-watch.sock");
     assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
     // The operator registers it: pending, then active on hello.
-    let reg = Command::new(BIN)
-        .args([
-            "source",
-            "-L",
-            &s.name,
-            "register",
-            "file_watch",
-            "/run/file-watch.sock",
-        ])
-        .envs([
-            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
-            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        reg.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reg.stderr)
-    );
+    let reg = run_ok(&mut s.agtmux_cmd(&[
+        "source",
+        "-L",
+        &s.name,
+        "register",
+        "file_watch",
+        "/run/file-watch.sock",
+    ]));
     assert!(String::from_utf8_lossy(&reg.stdout).contains("pending"));
     let (a, _c) = hello(&nonce, "/run/file-watch.sock");
     assert_eq!(a["result"]["state"], "active", "{a}");
@@ -377,19 +357,7 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     };
     assert!(wait_until(10, || state(&s) == "stale"), "{}", s.log_tail());
     // Revoked by the operator: hello refused.
-    let rev = Command::new(BIN)
-        .args(["source", "-L", &s.name, "revoke", "file_watch"])
-        .envs([
-            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
-            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        rev.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rev.stderr)
-    );
+    run_ok(&mut s.agtmux_cmd(&["source", "-L", &s.name, "revoke", "file_watch"]));
     assert_eq!(state(&s), "revoked");
     let (a, _) = hello(&nonce, "/run/file-watch.sock");
     assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");

@@ -308,11 +308,7 @@ fn nested(depth: usize) -> String {
 #[test]
 fn hook_and_daemon_share_one_nesting_limit() {
     let (s, pane) = Server::with_agent("depth", "claude");
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"d1","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-    );
+    s.claude(&pane, claude::prompt("d1", "x"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     s.hook("claude", &pane, nested(126).as_bytes());
     // `nested(n)` is n + 1 deep (the payload object holds the arrays).
@@ -378,11 +374,7 @@ fn an_unwritable_spool_is_reported_by_the_daemon_and_doctor() {
     );
     assert_ne!(o.status.code(), Some(0));
     // A hook that writes clears it.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"f","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-    );
+    s.claude(&pane, claude::prompt("f", "x"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     s.wait_global(
         "@agtmux_daemon",
@@ -437,11 +429,7 @@ fn pane_rows_of_gone_panes_are_pruned() {
 #[test]
 fn a_hook_right_after_respawn_pane_is_applied() {
     let (s, pane) = Server::with_agent("respawn", "claude");
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"a1","hook_event_name":"SessionStart","source":"startup"}"#,
-    );
+    s.claude(&pane, claude::start("a1"));
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
     let (cmd, pidf) = agent_command(
         &s,

@@ -9,15 +9,10 @@ use agtmux::store::{EventStatus, Store};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use support::*;
 
 fn agtmux(s: &Server, args: &[&str]) -> (i32, String) {
-    let mut c = Command::new(BIN);
-    c.args(args).arg("-L").arg(&s.name);
-    s.env(&mut c);
-    c.env_remove("TMUX").env_remove("TMUX_PANE");
-    let out = c.output().unwrap();
+    let out = s.agtmux(args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -394,16 +394,7 @@ fn next_goes_to_the_most_urgent_pane_cycles_and_marks_done_seen() {
     let (s, p) = world("notify-next", 4, &[("@agtmux-notify", "off")]);
     let (a, b, c, d) = (&p[0], &p[1], &p[2], &p[3]);
     let term = Terminal::attach(&s, "main");
-    let rows = s.tmux_out(&[
-        "list-clients",
-        "-F",
-        "#{client_control_mode} #{client_name}",
-    ]);
-    let client = rows
-        .lines()
-        .find_map(|l| l.strip_prefix("0 "))
-        .unwrap()
-        .to_string();
+    let client = s.client_name();
     let sid = |x: &str| format!("s{}", x.trim_start_matches('%'));
     for x in [a, d] {
         hook(&s, x, &sid(x), "UserPromptSubmit", ",\"prompt\":\"go\"");

@@ -389,11 +389,7 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
         "a reconnect announced the approval again:\n{log}"
     );
     // A new approval after the reconnect is news, and announced once.
-    r.hook(
-        "claude",
-        &rp,
-        br#"{"session_id":"remote-s1","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
-    );
+    r.claude(&rp, claude::prompt("remote-s1", "go"));
     assert!(wait_until(30, || remote_pane(&l, &rp)["state"] == "running"));
     approval(&r, &rp, "remote-s1");
     assert!(wait_until(30, || count(

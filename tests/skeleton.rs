@@ -197,11 +197,7 @@ fn closing_sessions_under_the_control_client_is_not_a_failure() {
             ]);
         }
     }
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"k1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&pane, claude::permission("k1"));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     let status = s.global_opt("@agtmux_daemon");
     assert!(

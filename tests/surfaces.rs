@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod support;
+use support::{assert_ok, run_ok, run_with_input};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -136,17 +137,12 @@ impl World {
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.name)
-            .args(args)
-            .envs(self.env())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            Command::new("tmux")
+                .arg("-L")
+                .arg(&self.name)
+                .args(args)
+                .envs(self.env()),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -167,20 +163,15 @@ impl World {
 
     /// Send one Claude hook payload for `pane`, as Claude Code would.
     fn hook(&self, pane: &str, payload: Value) {
-        let mut c = Command::new(BIN)
-            .args(["hook", "claude"])
-            .envs(self.env())
-            .env("TMUX", format!("{},1,0", self.socket.display()))
-            .env("TMUX_PANE", pane)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(payload.to_string().as_bytes())
-            .unwrap();
-        assert!(c.wait().unwrap().success());
+        let out = run_with_input(
+            Command::new(BIN)
+                .args(["hook", "claude"])
+                .envs(self.env())
+                .env("TMUX", format!("{},1,0", self.socket.display()))
+                .env("TMUX_PANE", pane),
+            payload.to_string().as_bytes(),
+        );
+        assert_ok(&out);
     }
 
     fn approval(&self, pane: &str, session: &str) {

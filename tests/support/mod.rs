@@ -153,6 +153,45 @@ impl Server {
         self.new_pane(&format!("bash -c 'exec -a {name} sleep 100000'"))
     }
 
+    /// A real client of this server's `main` session: `tmux attach` in pane `main:0` of a
+    /// second private server (`tag`), which is returned (its pane is the client's terminal).
+    pub fn attach_from(&self, tag: &str) -> Server {
+        let outer = Server::start(tag);
+        let attach = format!("env -u TMUX tmux -L {} attach -t main", self.name);
+        outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+        outer
+    }
+
+    /// In the client [`Server::attach_from`] put in this (outer) server's `main:0`: once it
+    /// drew its status line, press prefix (C-b) and `key`, then wait up to 30 s until its
+    /// screen satisfies `pred`. Returns that screen; fails the test with it otherwise.
+    pub fn press_prefix_in_client(&self, key: &str, pred: impl Fn(&str) -> bool) -> String {
+        let screen = || self.tmux_out(&["capture-pane", "-p", "-t", "main:0"]);
+        assert!(wait_until(30, || screen().contains("[main]")));
+        self.tmux(&["send-keys", "-t", "main:0", "C-b"]);
+        self.tmux(&["send-keys", "-t", "main:0", key]);
+        let mut last = String::new();
+        let seen = wait_until(30, || {
+            last = screen();
+            pred(&last)
+        });
+        assert!(seen, "after prefix + {key}:\n{last}");
+        last
+    }
+
+    /// The name of the first attached client that is not a control client (a user's).
+    pub fn client_name(&self) -> String {
+        self.tmux_out(&[
+            "list-clients",
+            "-F",
+            "#{client_control_mode} #{client_name}",
+        ])
+        .lines()
+        .find_map(|l| l.strip_prefix("0 "))
+        .expect("an attached client")
+        .to_string()
+    }
+
     pub fn pane_opt(&self, pane: &str, opt: &str) -> String {
         self.tmux_out(&["show-options", "-pqv", "-t", pane, opt])
     }
@@ -241,18 +280,12 @@ impl Server {
 
     /// [`Server::hook`] with `$TMUX` naming server pid `pid` (a hook from another server).
     pub fn hook_under_pid(&self, pid: &str, agent: &str, pane: &str, payload: &[u8]) -> Output {
-        use std::io::Write;
         let mut c = Command::new(BIN);
         c.args(["hook", agent])
             .env("TMUX", format!("{},{pid},0", self.socket().display()))
             .env("TMUX_PANE", pane);
         self.env(&mut c);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(payload).ok();
-        child.wait_with_output().unwrap()
+        run_with_input(&mut c, payload)
     }
 
     /// [`Server::hook`] for a Claude pane with `payload` (JSON text or a `serde_json::Value`);
@@ -266,13 +299,22 @@ impl Server {
         );
     }
 
-    /// Run `agtmux ARGS -L <this server>` with the test's dirs, outside tmux (no `$TMUX`).
-    pub fn agtmux(&self, args: &[&str]) -> Output {
+    /// `agtmux ARGS` with the test's dirs, outside tmux (no `$TMUX`), stdin from /dev/null.
+    pub fn agtmux_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.args(args).args(["-L", &self.name]);
+        c.args(args);
         self.env(&mut c);
         c.env_remove("TMUX").env_remove("TMUX_PANE");
-        c.stdin(Stdio::null()).output().unwrap()
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Run `agtmux ARGS -L <this server>` as [`Server::agtmux_cmd`] does.
+    pub fn agtmux(&self, args: &[&str]) -> Output {
+        self.agtmux_cmd(args)
+            .args(["-L", &self.name])
+            .output()
+            .unwrap()
     }
 
     /// Waits until the daemon log contains `needle`; fails with the log's tail otherwise.
@@ -400,6 +442,39 @@ impl Drop for Server {
     }
 }
 
+/// Claude hook payloads, as [`Server::claude`] sends them.
+pub mod claude {
+    use serde_json::{Value, json};
+
+    /// `{"session_id": sid, "hook_event_name": event}` with the fields of `extra` (an object).
+    pub fn ev(sid: &str, event: &str, extra: Value) -> Value {
+        let mut v = json!({"session_id": sid, "hook_event_name": event});
+        if let (Some(m), Value::Object(x)) = (v.as_object_mut(), extra) {
+            m.extend(x);
+        }
+        v
+    }
+
+    /// `UserPromptSubmit` with `prompt`.
+    pub fn prompt(sid: &str, prompt: &str) -> Value {
+        ev(sid, "UserPromptSubmit", json!({"prompt": prompt}))
+    }
+
+    /// `PermissionRequest` for the `Bash` tool.
+    pub fn permission(sid: &str) -> Value {
+        ev(sid, "PermissionRequest", json!({"tool_name": "Bash"}))
+    }
+
+    /// `SessionStart` from `startup`.
+    pub fn start(sid: &str) -> Value {
+        ev(sid, "SessionStart", json!({"source": "startup"}))
+    }
+
+    pub fn stop(sid: &str) -> Value {
+        ev(sid, "Stop", json!({}))
+    }
+}
+
 /// Fails the test unless `out` exited 0, showing its stderr.
 pub fn assert_ok(out: &Output) {
     assert!(
@@ -408,6 +483,39 @@ pub fn assert_ok(out: &Output) {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `c` to its end; fails the test unless it exits 0, showing the command and its stderr.
+pub fn run_ok(c: &mut Command) -> Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `c` to its end with `input` on its stdin (a write error, e.g. it exited early, is
+/// ignored); its output.
+pub fn run_with_input(c: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).ok();
+    child.wait_with_output().unwrap()
+}
+
+/// A command's stdout then stderr, as one text.
+pub fn out_and_err(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Poll `f` every 25 ms for up to `secs`. Returns whether it became true.
