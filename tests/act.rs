@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 mod support;
-use support::{BIN, Server, fixture, out_and_err, wait_until};
+use support::{BIN, Server, fixture, kill_tmux_server, out_and_err, wait_until};
 
 /// Draws the file `argv[1]` (again whenever it changes) and appends stdin to `argv[2]`.
 const FAKE: &str = r#"#!/usr/bin/env python3
@@ -391,10 +391,7 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.host, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
+        kill_tmux_server(&self.host);
     }
 }
 

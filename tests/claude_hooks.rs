@@ -116,7 +116,7 @@ fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
         "{{\"session_id\":\"s\",\"hook_event_name\":\"Stop\",\"x\":\"{}\"}}",
         "a".repeat(2 << 20)
     );
-    assert!(s.hook("claude", &pane, big.as_bytes()).status.success());
+    s.claude(&pane, big);
     // A pane that does not exist on this server.
     s.claude("%999", claude::stop("s9"));
     // A line cut short, and binary garbage, written straight into the spool.
@@ -242,7 +242,7 @@ fn the_title_comes_from_the_transcript_and_the_binding_is_recorded() {
         "session_id": "t1", "hook_event_name": "SessionStart", "source": "startup",
         "transcript_path": transcript.display().to_string(),
     });
-    s.hook("claude", &pane, payload.to_string().as_bytes());
+    s.claude(&pane, payload);
     // `#` is escaped for tmux formats, so the option holds `##`.
     s.wait_pane(&pane, "@agtmux_title", "Refactor ## the parser", 10);
     // Appended later: a custom title wins, read incrementally on the next event.
@@ -257,7 +257,7 @@ fn the_title_comes_from_the_transcript_and_the_binding_is_recorded() {
         "session_id": "t1", "hook_event_name": "UserPromptSubmit",
         "transcript_path": transcript.display().to_string(),
     });
-    s.hook("claude", &pane, payload.to_string().as_bytes());
+    s.claude(&pane, payload);
     s.wait_pane(&pane, "@agtmux_title", "My work", 10);
     let db = rusqlite::Connection::open(s.db_path()).unwrap();
     assert!(wait_until(10, || db
@@ -378,11 +378,7 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
             "prompt": "go", "transcript_path": path, "cwd": "/tmp"})
         .to_string()
     };
-    assert!(
-        s.hook("claude", &pane, prompt("tx1", &tx).as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, prompt("tx1", &tx));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
 
@@ -409,19 +405,11 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
     assert_eq!(ex["resolution"]["winner"], "claude_transcript", "{ex:#}");
 
     // The next prompt wins again (a newer hook), then an Esc on a permission dialog.
-    assert!(
-        s.hook("claude", &pane, prompt("tx1", &tx).as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, prompt("tx1", &tx));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     let perm = serde_json::json!({"session_id":"tx1","hook_event_name":"PermissionRequest",
         "tool_name":"Bash","transcript_path":tx});
-    assert!(
-        s.hook("claude", &pane, perm.to_string().as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, perm);
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     append(
         &tx,
@@ -435,16 +423,8 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
     std::fs::write(&tx2, b"").unwrap();
     let clear = serde_json::json!({"session_id":"tx2","hook_event_name":"SessionStart",
         "source":"clear","transcript_path":tx2});
-    assert!(
-        s.hook("claude", &pane, clear.to_string().as_bytes())
-            .status
-            .success()
-    );
-    assert!(
-        s.hook("claude", &pane, prompt("tx2", &tx2).as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, clear);
+    s.claude(&pane, prompt("tx2", &tx2));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     append(
         &tx,
@@ -489,7 +469,7 @@ fn without_a_kernel_file_watch_the_transcript_is_polled_and_the_esc_still_counts
     let prompt = serde_json::json!({"session_id": "txp", "hook_event_name": "UserPromptSubmit",
         "prompt": "go", "transcript_path": tx, "cwd": "/tmp"})
     .to_string();
-    assert!(s.hook("claude", &pane, prompt.as_bytes()).status.success());
+    s.claude(&pane, prompt);
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     append(
         &tx,

@@ -108,11 +108,7 @@ fn a_session_is_unattached_once_its_real_client_leaves_and_destroy_unattached_en
         json!({"session_id": "s1", "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
         json!({"session_id": "s1", "hook_event_name": "PermissionRequest", "tool_name": "Bash"}),
     ] {
-        assert!(
-            s.hook("claude", &agent, p.to_string().as_bytes())
-                .status
-                .success()
-        );
+        s.claude(&agent, p);
     }
     s.wait_pane(&agent, "@agtmux_state", "waiting_approval", 60);
     assert!(has_session(&s, OURS));

@@ -27,11 +27,7 @@ fn approval(s: &Server, pane: &str) {
         json!({"session_id": "s1", "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
         json!({"session_id": "s1", "hook_event_name": "PermissionRequest", "tool_name": "Bash"}),
     ] {
-        assert!(
-            s.hook("claude", pane, p.to_string().as_bytes())
-                .status
-                .success()
-        );
+        s.claude(pane, p);
     }
     s.wait_pane(pane, "@agtmux_state", "waiting_approval", 60);
 }
@@ -236,7 +232,7 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
         json!({"session_id": "s2", "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
         json!({"session_id": "s2", "hook_event_name": "Stop"}),
     ] {
-        s.hook("claude", &done, p.to_string().as_bytes());
+        s.claude(&done, p);
     }
     s.wait_global("@agtmux_attention", |v| v.contains("✓1"), 60);
 

@@ -310,9 +310,9 @@ fn hook_and_daemon_share_one_nesting_limit() {
     let (s, pane) = Server::with_agent("depth", "claude");
     s.claude(&pane, claude::prompt("d1", "x"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
-    s.hook("claude", &pane, nested(126).as_bytes());
+    s.claude(&pane, nested(126));
     // `nested(n)` is n + 1 deep (the payload object holds the arrays).
-    s.hook("claude", &pane, nested(98).as_bytes());
+    s.claude(&pane, nested(98));
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
     let reasons = rejected_reasons(&s);
     assert_eq!(reasons.len(), 1, "{reasons:?}");

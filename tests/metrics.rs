@@ -11,23 +11,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use support::*;
 
-fn agtmux(s: &Server, args: &[&str]) -> (i32, String) {
-    let out = s.agtmux(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 fn metrics(s: &Server) -> Value {
-    let (code, out) = agtmux(s, &["metrics", "--json"]);
+    let (code, out) = s.agtmux_code_out(&["metrics", "--json"]);
     assert_eq!(code, 0, "agtmux metrics failed: {out}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-fn hook(s: &Server, pane: &str, payload: Value) {
-    let out = s.hook("claude", pane, payload.to_string().as_bytes());
-    assert!(out.status.success());
 }
 
 /// The number of events per status in the database.
@@ -70,18 +57,15 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     assert!(line.contains("\"subscribed\":true"), "{line}");
 
     // Two deterministic Claude panes; the third only has the process (heuristic).
-    hook(
-        &s,
+    s.claude(
         &a,
         json!({"session_id":"sa","hook_event_name":"UserPromptSubmit","prompt":"go"}),
     );
-    hook(
-        &s,
+    s.claude(
         &b,
         json!({"session_id":"sb","hook_event_name":"UserPromptSubmit","prompt":"go"}),
     );
-    hook(
-        &s,
+    s.claude(
         &b,
         json!({"session_id":"sb","hook_event_name":"PermissionRequest","tool_name":"Bash"}),
     );
@@ -90,13 +74,11 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     s.wait_pane(&h, "@agtmux_evidence", "heuristic", 20);
 
     // A rebind: pane a starts a new session (e.g. /clear).
-    hook(
-        &s,
+    s.claude(
         &a,
         json!({"session_id":"sa2","hook_event_name":"SessionStart","source":"clear"}),
     );
-    hook(
-        &s,
+    s.claude(
         &a,
         json!({"session_id":"sa2","hook_event_name":"UserPromptSubmit","prompt":"again"}),
     );
@@ -202,12 +184,12 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     // No snapshot yet: no age. An operator's snapshot gives one (the daemon's own count,
     // `snapshots_taken`, stays 0: it took none).
     assert_eq!(m["ops"]["snapshot_age_ms"], Value::Null, "{m}");
-    let (code, out) = agtmux(&s, &["snapshot", "create"]);
+    let (code, out) = s.agtmux_code_out(&["snapshot", "create"]);
     assert_eq!(code, 0, "{out}");
     let after = metrics(&s);
     assert!(after["ops"]["snapshot_age_ms"].is_i64(), "{after}");
     assert_eq!(after["ops"]["snapshots_taken"], 0, "{after}");
-    let (code, text) = agtmux(&s, &["metrics"]);
+    let (code, text) = s.agtmux_code_out(&["metrics"]);
     assert_eq!(code, 0);
     assert!(text.contains(&format!("total: accepted={acc} ")), "{text}");
     assert!(text.contains("deterministic=2 heuristic=1"), "{text}");
@@ -246,7 +228,7 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     for hop in want {
         assert!(stored[hop].is_i64(), "hop {hop} not stored: {stored}");
     }
-    let (code, out) = agtmux(&s, &["trace", &ev.event_id, "--json"]);
+    let (code, out) = s.agtmux_code_out(&["trace", &ev.event_id, "--json"]);
     assert_eq!(code, 0, "{out}");
     let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["v"], 1);
@@ -263,24 +245,24 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
         assert_eq!(h["ts_ms"], stored[want[i]], "{t}");
     }
     // The human form names every hop too.
-    let (code, text) = agtmux(&s, &["trace", &ev.event_id]);
+    let (code, text) = s.agtmux_code_out(&["trace", &ev.event_id]);
     assert_eq!(code, 0);
     for hop in want {
         assert!(text.contains(hop), "{text}");
     }
     // `explain` shows the pane's last event with its trace.
-    let (code, ex) = agtmux(&s, &["explain", &b, "--json"]);
+    let (code, ex) = s.agtmux_code_out(&["explain", &b, "--json"]);
     assert_eq!(code, 0);
     let ex: Value = serde_json::from_str(&ex).unwrap();
     assert_eq!(ex["last_event"]["event_id"], ev.event_id.as_str(), "{ex}");
 
     // With the daemon gone, the trace still comes from the database.
     s.kill_daemon_hard();
-    let (code, out) = agtmux(&s, &["trace", &ev.event_id, "--json"]);
+    let (code, out) = s.agtmux_code_out(&["trace", &ev.event_id, "--json"]);
     assert_eq!(code, 0, "{out}");
     let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["from"], "store");
     assert_eq!(t["hops"].as_array().unwrap().len(), 5, "{t}");
-    let (code, _) = agtmux(&s, &["trace", "no-such-event"]);
+    let (code, _) = s.agtmux_code_out(&["trace", "no-such-event"]);
     assert_eq!(code, 3);
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 mod support;
-use support::{Server, wait_until};
+use support::{Server, kill_tmux_server, wait_until};
 
 /// A terminal: a pane of a host tmux server running `script` around `tmux attach`.
 struct Terminal {
@@ -87,10 +87,7 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.host, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
+        kill_tmux_server(&self.host);
     }
 }
 

@@ -51,7 +51,7 @@ fn snapshots_on_a_real_daemon_create_list_check_restore() {
     for ev in ["SessionStart", "UserPromptSubmit"] {
         let p = json!({"session_id": "snap1", "hook_event_name": ev, "source": "startup",
                        "prompt": "hi", "cwd": "/tmp"});
-        s.hook("claude", &pane, p.to_string().as_bytes());
+        s.claude(&pane, p);
     }
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
 
@@ -139,7 +139,7 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
     let pane = s.silent_agent("claude");
     start_daemon_with(&mut s, "0");
     let p = json!({"session_id": "bad1", "hook_event_name": "UserPromptSubmit", "prompt": "x"});
-    s.hook("claude", &pane, p.to_string().as_bytes());
+    s.claude(&pane, p);
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     let o = s.agtmux(&["snapshot", "create", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -296,7 +296,7 @@ fn daemon_records_slo_breaches_and_shows_them_in_agtmux_daemon() {
     for i in 0..4 {
         for (ev, want) in [("UserPromptSubmit", "running"), ("Stop", "idle")] {
             let p = json!({"session_id": "slo1", "hook_event_name": ev, "prompt": format!("p{i}")});
-            s.hook("claude", &pane, p.to_string().as_bytes());
+            s.claude(&pane, p);
             s.wait_pane(&pane, "@agtmux_state", want, 10);
         }
     }

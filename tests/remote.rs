@@ -255,7 +255,7 @@ fn approval(r: &Server, pane: &str, session: &str) {
     let payload = format!(
         r#"{{"session_id":"{session}","hook_event_name":"PermissionRequest","tool_name":"Bash"}}"#
     );
-    r.hook("claude", pane, payload.as_bytes());
+    r.claude(pane, payload);
     r.wait_pane(pane, "@agtmux_state", "waiting_approval", 15);
 }
 
@@ -319,16 +319,7 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
     );
 
     // The popup groups the row under its host.
-    let popup = l.tmux_out(&[
-        "new-window",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-t",
-        "main",
-        &format!("{BIN} popup -L {}", l.name),
-    ]);
+    let popup = l.new_pane(&format!("{BIN} popup -L {}", l.name));
     let mut screen = String::new();
     let shown = wait_until(20, || {
         screen = l.tmux_out(&["capture-pane", "-p", "-t", &popup]);
@@ -740,11 +731,7 @@ fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_ar
     // A new approval after the reconnect is one notice more; the old one gave none again
     // (coalescing is off, so a duplicate would have been a notice of its own before this).
     let hook = |v: serde_json::Value| {
-        assert!(
-            r.hook("claude", &rp, v.to_string().as_bytes())
-                .status
-                .success()
-        );
+        r.claude(&rp, v);
     };
     hook(
         serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"go"}),
@@ -798,26 +785,15 @@ fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_ar
         "{p}"
     );
     assert_eq!(p["detail"], "1 background", "{p}");
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     // A reset two hours ahead, to the minute, in UTC as `(UTC)` says.
-    let reset = (now_s / 60 + 120) * 60;
-    let (h, m) = ((reset % 86_400) / 3600, (reset % 3600) / 60);
-    let (h12, ampm) = match h {
-        0 => (12, "am"),
-        1..=11 => (h, "am"),
-        12 => (12, "pm"),
-        _ => (h - 12, "pm"),
-    };
+    let reset = (now_s() / 60 + 120) * 60;
     hook(
         serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"go"}),
     );
     hook(
         serde_json::json!({"session_id":"remote-n1","hook_event_name":"StopFailure",
         "error":"rate_limit","background_tasks":[],
-        "last_assistant_message": format!("You've hit your session limit · resets {h12}:{m:02}{ampm} (UTC)")}),
+        "last_assistant_message": session_limit_message(reset)}),
     );
     assert!(
         wait_until(30, || {

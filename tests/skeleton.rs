@@ -37,16 +37,7 @@ fn agent_panes_get_managed_options_and_shells_stay_unmanaged() {
 #[test]
 fn a_killed_agent_pane_leaves_no_trace_in_window_and_global_options() {
     let mut s = Server::start("killed");
-    let agent = s.tmux_out(&[
-        "new-window",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-t",
-        "main",
-        &format!("{BIN} fake-agent claude --speed 100"),
-    ]);
+    let agent = s.new_pane(&format!("{BIN} fake-agent claude --speed 100"));
     let window = s.tmux_out(&["display-message", "-p", "-t", &agent, "#{window_id}"]);
     // A second pane in that window keeps the window alive after the agent pane dies.
     s.tmux(&["split-window", "-d", "-t", &agent, "sleep 100000"]);

@@ -317,6 +317,15 @@ impl Server {
             .unwrap()
     }
 
+    /// [`Server::agtmux`]'s exit code (-1 for a signal) and stdout.
+    pub fn agtmux_code_out(&self, args: &[&str]) -> (i32, String) {
+        let out = self.agtmux(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Waits until the daemon log contains `needle`; fails with the log's tail otherwise.
     pub fn wait_log(&self, needle: &str, secs: u64) {
         assert!(
@@ -390,7 +399,7 @@ impl Server {
         let Ok(mut c) = std::os::unix::net::UnixStream::connect(self.api_socket()) else {
             return serde_json::Value::Null;
         };
-        let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
         let mut line =
             serde_json::json!({"v":1,"id":1,"method":method,"params":params}).to_string();
         line.push('\n');
@@ -427,12 +436,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.name)
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
+        kill_tmux_server(&self.name);
         if let Some(c) = self.daemon.take() {
             reap_daemon(c);
         }
@@ -555,6 +559,33 @@ pub fn fixture(path: &str) -> PathBuf {
 /// entries and Codex its rollout lines.
 pub fn iso_now() -> String {
     agtmux::core::time::iso_utc_ms(agtmux::sys::clock::now_ms())
+}
+
+/// Now in whole seconds since the Unix epoch.
+pub fn now_s() -> i64 {
+    (agtmux::sys::clock::now_ms() / 1000) as i64
+}
+
+/// Claude's message for a session limit that resets at `reset_s` (Unix seconds), with the
+/// time as Claude prints it: 12-hour, to the minute, in UTC.
+pub fn session_limit_message(reset_s: i64) -> String {
+    let (h, m) = ((reset_s % 86_400) / 3600, (reset_s % 3600) / 60);
+    let (h12, ampm) = match h {
+        0 => (12, "am"),
+        1..=11 => (h, "am"),
+        12 => (12, "pm"),
+        _ => (h - 12, "pm"),
+    };
+    format!("You've hit your session limit · resets {h12}:{m:02}{ampm} (UTC)")
+}
+
+/// Kills the tmux server named `name` (`tmux -L name kill-server`), quietly: one this test
+/// started.
+pub fn kill_tmux_server(name: &str) {
+    let _ = Command::new("tmux")
+        .args(["-L", name, "kill-server"])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// After `kill-server`: let the daemon exit by itself (it does once its server is gone), then
