@@ -72,11 +72,7 @@ fn a_new_server_on_the_same_socket_inherits_nothing() {
     s.wait_pane(&pane2, "@agtmux_presence", "managed", 10);
     // Restoring is over (it runs before the first publish; logged even when it restores
     // nothing), and the read model has the pane: only now is its state worth checking.
-    assert!(
-        wait_until(10, || s.log().contains("state_restored panes=0")),
-        "restore done, nothing restored\n{}",
-        s.log_tail()
-    );
+    s.wait_log("state_restored panes=0", 10);
     assert!(wait_until(10, || !s.api_state(&pane2).is_empty()));
     assert_ne!(
         s.api_state(&pane2),

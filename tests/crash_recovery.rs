@@ -44,10 +44,6 @@ fn kill9(pid: &str) {
     assert!(st.success(), "kill -9 {pid}");
 }
 
-fn log_text(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
 fn paths(s: &Server) -> agtmux::paths::ServerPaths {
     agtmux::paths::ServerPaths {
         socket: s.socket(),
@@ -130,7 +126,7 @@ fn a_multibyte_character_in_a_transcript_timestamp_does_not_kill_the_daemon() {
         s.log_tail()
     );
     assert_eq!(pid_of(&s.global_opt("@agtmux_daemon")), pid);
-    assert!(!log_text(&s).contains("daemon_panic"), "{}", s.log_tail());
+    assert!(!s.log().contains("daemon_panic"), "{}", s.log_tail());
 }
 
 #[test]
@@ -151,7 +147,8 @@ fn a_killed_worker_shows_down_and_comes_back() {
     let right = s.tmux_out(&["display", "-p", "#{E:status-right}"]);
     assert!(right.contains("agtmux down"), "status-right: {right:?}");
     assert!(
-        log_text(&s).contains("daemon_worker_down status=\"signal 9 (SIGKILL)\""),
+        s.log()
+            .contains("daemon_worker_down status=\"signal 9 (SIGKILL)\""),
         "{}",
         s.log_tail()
     );
@@ -181,7 +178,7 @@ fn a_panic_in_a_source_is_logged_with_its_location_and_the_daemon_comes_back() {
     );
     let down = s.wait_global("@agtmux_daemon", |v| v.contains(" down "), 15);
     assert!(down.contains("exit 101 (panic)"), "{down}");
-    let log = log_text(&s);
+    let log = s.log();
     assert!(
         log.contains("daemon_panic at=src/sources/transcript_watch.rs:"),
         "{}",

@@ -76,10 +76,6 @@ fn kill9(pid: i32) {
     assert!(st.success());
 }
 
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
 fn rejected_reasons(s: &Server) -> Vec<String> {
     let Ok(db) = rusqlite::Connection::open(s.db_path()) else {
         return Vec::new();
@@ -124,7 +120,8 @@ fn an_agent_killed_with_kill_9_leaves_its_pane_unmanaged() {
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     kill9(pid);
     assert!(
-        wait_until(30, || log(&s)
+        wait_until(30, || s
+            .log()
             .contains(&format!("agent_process_gone pane={pane}"))),
         "{}",
         s.log_tail()
@@ -227,12 +224,9 @@ fn a_restart_does_not_restore_the_state_of_an_agent_that_died_meanwhile() {
     s.kill_daemon_hard();
     kill9(pid);
     s.start_daemon();
-    assert!(
-        wait_until(30, || log(&s).contains(&format!(
-            "restore_skipped pane={pane} reason=agent_gone"
-        ))),
-        "{}",
-        s.log_tail()
+    s.wait_log(
+        &format!("restore_skipped pane={pane} reason=agent_gone"),
+        30,
     );
     s.wait_pane(&pane, "@agtmux_state", "", 20);
 }
@@ -482,7 +476,7 @@ fn a_hook_from_outside_every_pane_does_not_drive_an_agent_pane() {
     );
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
     assert!(
-        log(&s).contains("not_in_pane"),
+        s.log().contains("not_in_pane"),
         "the reason is logged\n{}",
         s.log_tail()
     );

@@ -115,12 +115,8 @@ fn approval(s: &Server, pane: &str) {
     s.wait_pane(pane, "@agtmux_attention_kind", "approval", 30);
 }
 
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
 fn wait_log(s: &Server, what: &str, pred: impl Fn(&str) -> bool) {
-    let ok = wait_until(40, || log(s).lines().any(&pred));
+    let ok = wait_until(40, || s.log().lines().any(&pred));
     assert!(ok, "no log line: {what}\n{}", s.log_tail());
 }
 
@@ -282,7 +278,7 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
         "one bell for the burst, one for the approval"
     );
     assert_eq!(
-        log(&s).matches("notify_sent").count(),
+        s.log().matches("notify_sent").count(),
         2,
         "{}",
         s.log_tail()

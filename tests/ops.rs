@@ -285,12 +285,12 @@ fn daemon_records_slo_breaches_and_shows_them_in_agtmux_daemon() {
     let pane = s.silent_agent("claude");
     // Targets nobody can meet (any latency > -1 ms, and > 5 × -1): every sample breaches at
     // escalate level; 3 samples suffice; evaluated every 300 ms.
-    let mut c = s.daemon_cmd();
-    c.env("AGTMUX_SNAPSHOT_EVERY_MS", "0")
-        .env("AGTMUX_SLO_MIN_SAMPLES", "3")
-        .env("AGTMUX_SLO_TARGET_DETERMINISTIC_MS", "-1")
-        .env("AGTMUX_SLO_EVAL_MS", "300");
-    s.daemon = Some(c.spawn().unwrap());
+    s.spawn_daemon_with(&[
+        ("AGTMUX_SNAPSHOT_EVERY_MS", "0"),
+        ("AGTMUX_SLO_MIN_SAMPLES", "3"),
+        ("AGTMUX_SLO_TARGET_DETERMINISTIC_MS", "-1"),
+        ("AGTMUX_SLO_EVAL_MS", "300"),
+    ]);
     let st = s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
     assert!(!st.contains("slo:"), "{st}");
     for i in 0..4 {

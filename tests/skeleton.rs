@@ -247,9 +247,7 @@ fn a_runtime_dir_too_long_for_socket_paths_still_serves_the_cli() {
 /// finds in a test was found through notifications, the pane subscription or the re-checks
 /// of a new pane, never through that scan.
 fn start_daemon_without_scan(s: &mut Server) {
-    let mut c = s.daemon_cmd();
-    c.env("AGTMUX_FULL_REFRESH_MS", "600000");
-    s.daemon = Some(c.spawn().unwrap());
+    s.spawn_daemon_with(&[("AGTMUX_FULL_REFRESH_MS", "600000")]);
     // Published after the first pane refresh: the daemon knows the server from here on.
     s.wait_global("@agtmux_daemon", |v| v.contains(" ok"), 15);
 }

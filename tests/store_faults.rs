@@ -113,23 +113,11 @@ fn a_store_outage_longer_than_every_redelivery_drops_no_accepted_event() {
     // The store is back: every held event is stored, once, and the status is ok again.
     wait_stored(&s, "heldprompt-", 21, 30);
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let (n, d): (u64, u64) = c
-        .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events_raw_v2",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (n, d): (u64, u64) =
+        s.db_two("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events_raw_v2");
     assert_eq!(n, d, "nothing stored twice");
     assert_eq!(n, 41, "20 prompts, 20 stops, 1 prompt");
-    let (committed, fetched): (String, Option<String>) = c
-        .query_row(
-            "SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (committed, fetched): (String, Option<String>) = s.db_two("SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'");
     assert_eq!(Some(committed), fetched, "the cursor caught up");
 }
 
@@ -238,14 +226,8 @@ fn a_database_overwritten_with_garbage_is_moved_aside_and_refilled_from_the_spoo
     s.wait_log("store_file_problem problem=not_a_database", 30);
     wait_stored(&s, "before-garbage", 1, 30);
     // The backfilled rows keep the status they were applied with.
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let status: String = c
-        .query_row(
-            "SELECT status FROM events_raw_v2 WHERE payload LIKE '%before-garbage%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let status: String =
+        s.db_one("SELECT status FROM events_raw_v2 WHERE payload LIKE '%before-garbage%'");
     assert_eq!(status, "accepted");
     prompt(&s, &pane, "g1", "after-garbage");
     wait_stored_once(&s, "after-garbage");

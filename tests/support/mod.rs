@@ -417,6 +417,24 @@ impl Server {
         v["result"]["state"].as_str().unwrap_or("").to_string()
     }
 
+    /// The first row of `sql` (no parameters) in the database file: one column.
+    pub fn db_one<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
+        let c = rusqlite::Connection::open(self.db_path()).unwrap();
+        c.query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The first row of `sql` (no parameters) in the database file: two columns.
+    pub fn db_two<A, B>(&self, sql: &str) -> (A, B)
+    where
+        A: rusqlite::types::FromSql,
+        B: rusqlite::types::FromSql,
+    {
+        let c = rusqlite::Connection::open(self.db_path()).unwrap();
+        c.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Events stored in the database (any status).
     pub fn stored_events(&self) -> i64 {
         let Ok(db) = rusqlite::Connection::open(self.db_path()) else {
