@@ -49,6 +49,20 @@ fn reasons(s: &Server) -> Vec<String> {
         .collect()
 }
 
+/// Writes `s.dir/name`: a node module that loads the OpenCode plugin at `plugin` (as
+/// `AgtmuxPlugin`), then runs `body`.
+fn plugin_driver(
+    s: &Server,
+    name: &str,
+    plugin: &std::path::Path,
+    body: &str,
+) -> std::path::PathBuf {
+    let driver = s.dir.join(name);
+    let head = format!("import {{ AgtmuxPlugin }} from \"{}\";\n", plugin.display());
+    std::fs::write(&driver, head + body).unwrap();
+    driver
+}
+
 #[test]
 fn generic_hook_from_inside_the_pane_drives_every_state() {
     let mut s = Server::start("generic");
@@ -398,23 +412,19 @@ fn setup_opencode_installs_a_plugin_that_forwards_events_to_the_daemon() {
     assert!(setup(Agent::OpenCode, &home, false, false).contains("nothing to do"));
     // Load the plugin in node as OpenCode would, inside a pane process named `opencode`,
     // and feed it the bus events OpenCode 1.18 emits (shapes from its bundled code).
-    let driver = s.dir.join("drive.mjs");
-    std::fs::write(
-        &driver,
-        format!(
-            r#"import {{ AgtmuxPlugin }} from "{}";
-import {{ readFileSync }} from "node:fs";
-const h = await AgtmuxPlugin({{}});
+    let driver = plugin_driver(
+        &s,
+        "drive.mjs",
+        &plugin,
+        r#"import { readFileSync } from "node:fs";
+const h = await AgtmuxPlugin({});
 const fifo = process.argv[2];
-for (const line of readFileSync(fifo, "utf8").split("\n")) {{
-  if (line.trim()) await h.event({{ event: JSON.parse(line) }});
-}}
-setInterval(() => {{}}, 1 << 30);
+for (const line of readFileSync(fifo, "utf8").split("\n")) {
+  if (line.trim()) await h.event({ event: JSON.parse(line) });
+}
+setInterval(() => {}, 1 << 30);
 "#,
-            plugin.display()
-        ),
-    )
-    .unwrap();
+    );
     let events = s.dir.join("events.jsonl");
     std::fs::write(
         &events,
@@ -520,22 +530,18 @@ fn the_opencode_plugin_delivers_events_in_order_even_when_a_hook_is_slow() {
     };
     run_with_env(&a, &env, &mut Vec::new()).unwrap();
     let plugin = home.join(".config/opencode/plugins/agtmux.js");
-    let driver = s.dir.join("order.mjs");
-    std::fs::write(
-        &driver,
-        format!(
-            r#"import {{ AgtmuxPlugin }} from "{}";
-const h = await AgtmuxPlugin({{}});
-for (const id of ["ses_first", "ses_2", "ses_3", "ses_4", "ses_5"]) {{
-  await h.event({{ event: {{ type: "session.status", properties: {{ sessionID: id, status: {{ type: "busy" }} }} }} }});
-}}
+    let driver = plugin_driver(
+        &s,
+        "order.mjs",
+        &plugin,
+        r#"const h = await AgtmuxPlugin({});
+for (const id of ["ses_first", "ses_2", "ses_3", "ses_4", "ses_5"]) {
+  await h.event({ event: { type: "session.status", properties: { sessionID: id, status: { type: "busy" } } } });
+}
 // OpenCode keeps running; so does this stand-in, for a while.
-setTimeout(() => {{}}, 3000);
+setTimeout(() => {}, 3000);
 "#,
-            plugin.display()
-        ),
-    )
-    .unwrap();
+    );
     let st = std::process::Command::new("node")
         .arg(&driver)
         .env("TMUX", "/tmp/x,1,0")

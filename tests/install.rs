@@ -460,6 +460,15 @@ fn hook_prompt(s: &Server, pane: &str, prompt: &str) {
     assert!(out.status.success());
 }
 
+/// The pid the daemon's keeper wrote into its lock file (`<key>.supervisor.lock`).
+fn keeper_pid(s: &Server) -> String {
+    let lock = s.runtime_dir.join(format!(
+        "{}.supervisor.lock",
+        agtmux::paths::server_key(&s.socket())
+    ));
+    std::fs::read_to_string(&lock).unwrap().trim().to_string()
+}
+
 fn dead(pid: &str) -> bool {
     !Command::new("kill")
         .args(["-0", pid])
@@ -480,14 +489,7 @@ fn an_upgrade_takes_over_and_applies_every_hook_event_once() {
     let old = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
     let old_worker = old.split_whitespace().next().unwrap().to_string();
     assert!(wait_until(15, || ls_json(&s)["daemon_version"] == "0.0.1-old"));
-    let keeper_lock = s.runtime_dir.join(format!(
-        "{}.supervisor.lock",
-        agtmux::paths::server_key(&s.socket())
-    ));
-    let old_keeper = std::fs::read_to_string(&keeper_lock)
-        .unwrap()
-        .trim()
-        .to_string();
+    let old_keeper = keeper_pid(&s);
 
     let db = s.db_path();
     let prompts = || -> Vec<String> {
@@ -579,14 +581,7 @@ fn an_upgrade_also_replaces_an_old_keeper_whose_daemon_is_down() {
     assert!(c.status().unwrap().success());
     let old = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
     let old_worker = old.split_whitespace().next().unwrap().to_string();
-    let keeper_lock = s.runtime_dir.join(format!(
-        "{}.supervisor.lock",
-        agtmux::paths::server_key(&s.socket())
-    ));
-    let old_keeper = std::fs::read_to_string(&keeper_lock)
-        .unwrap()
-        .trim()
-        .to_string();
+    let old_keeper = keeper_pid(&s);
     sh(&format!("kill -9 {old_worker}"));
     s.wait_global("@agtmux_daemon", |v| v.contains(" down "), 30);
     // Nobody answers the API: the new keeper stops the old one itself and starts.

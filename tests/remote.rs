@@ -512,16 +512,7 @@ fn enter_on_a_remote_row_attaches_there_in_one_local_window() {
         .collect::<Vec<_>>()
     };
     for round in 0..2 {
-        let popup = l.tmux_out(&[
-            "new-window",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}",
-            "-t",
-            "main",
-            &format!("{BIN} popup -L {}", l.name),
-        ]);
+        let popup = l.new_pane(&format!("{BIN} popup -L {}", l.name));
         let mut screen = String::new();
         assert!(
             wait_until(20, || {

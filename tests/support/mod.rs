@@ -8,6 +8,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
+/// The tmux arguments that start a test server: session `main`, 120x40, no config.
+pub const MAIN_SESSION: [&str; 10] = [
+    "-f",
+    "/dev/null",
+    "new-session",
+    "-d",
+    "-s",
+    "main",
+    "-x",
+    "120",
+    "-y",
+    "40",
+];
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub struct Server {
@@ -41,20 +54,9 @@ impl Server {
         s
     }
 
-    /// Start the server (again, after a `kill-server`): session `main`, 120x40, no config.
+    /// Start the server (again, after a `kill-server`): [`MAIN_SESSION`].
     pub fn new_session(&self) -> Output {
-        self.tmux(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-            "-x",
-            "120",
-            "-y",
-            "40",
-        ])
+        self.tmux(&MAIN_SESSION)
     }
 
     /// Load the plugin as TPM does: `run-shell agtmux.tmux` inside the server, with this
