@@ -57,18 +57,9 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     assert!(line.contains("\"subscribed\":true"), "{line}");
 
     // Two deterministic Claude panes; the third only has the process (heuristic).
-    s.claude(
-        &a,
-        json!({"session_id":"sa","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
-    s.claude(
-        &b,
-        json!({"session_id":"sb","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
-    s.claude(
-        &b,
-        json!({"session_id":"sb","hook_event_name":"PermissionRequest","tool_name":"Bash"}),
-    );
+    s.claude(&a, claude::prompt("sa", "go"));
+    s.claude(&b, claude::prompt("sb", "go"));
+    s.claude(&b, claude::permission("sb"));
     s.wait_pane(&a, "@agtmux_state", "running", 15);
     s.wait_pane(&b, "@agtmux_state", "waiting_approval", 15);
     s.wait_pane(&h, "@agtmux_evidence", "heuristic", 20);
@@ -76,12 +67,9 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     // A rebind: pane a starts a new session (e.g. /clear).
     s.claude(
         &a,
-        json!({"session_id":"sa2","hook_event_name":"SessionStart","source":"clear"}),
+        claude::ev("sa2", "SessionStart", json!({"source": "clear"})),
     );
-    s.claude(
-        &a,
-        json!({"session_id":"sa2","hook_event_name":"UserPromptSubmit","prompt":"again"}),
-    );
+    s.claude(&a, claude::prompt("sa2", "again"));
     // A rejected line (not JSON) and a duplicate (the last spool line written twice).
     let out = s.hook("claude", &a, b"{not json");
     assert!(out.status.success());

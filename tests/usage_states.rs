@@ -13,10 +13,7 @@ fn api_pane(s: &Server, pane: &str) -> serde_json::Value {
 #[test]
 fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
     let (s, pane) = Server::with_agent("limit", "claude");
-    s.claude(
-        &pane,
-        json!({"session_id":"s-lim","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
+    s.claude(&pane, claude::prompt("s-lim", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     // Claude prints the reset to the minute: take the next whole minute (or the one after,
     // so the limit stays on for at least 10 s), in UTC as `(UTC)` says.
@@ -70,10 +67,7 @@ fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
 #[test]
 fn a_plain_rate_limit_failure_is_an_error_not_a_limit() {
     let (s, pane) = Server::with_agent("ratelim", "claude");
-    s.claude(
-        &pane,
-        json!({"session_id":"s-rl","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
+    s.claude(&pane, claude::prompt("s-rl", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     s.claude(&pane,
         json!({"session_id":"s-rl","hook_event_name":"StopFailure","error":"rate_limit",
@@ -86,14 +80,12 @@ fn a_plain_rate_limit_failure_is_an_error_not_a_limit() {
 #[test]
 fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
     let (s, pane) = Server::with_agent("bg", "claude");
-    s.claude(&pane,
-        json!({"session_id":"s-bg","hook_event_name":"UserPromptSubmit","prompt":"run it in the background"}),
-    );
+    s.claude(&pane, claude::prompt("s-bg", "run it in the background"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
+    let task = json!({"id":"b1","type":"shell","status":"running","description":"sleep 30"});
     s.claude(
         &pane,
-        json!({"session_id":"s-bg","hook_event_name":"Stop","background_tasks":[
-            {"id":"b1","type":"shell","status":"running","description":"sleep 30"}]}),
+        claude::ev("s-bg", "Stop", json!({"background_tasks": [task]})),
     );
     s.wait_pane(&pane, "@agtmux_background", "1", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "idle");
@@ -102,14 +94,15 @@ fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
     // Not "done": the pane is unseen, yet nothing finished.
     assert_eq!(s.pane_opt(&pane, "@agtmux_attention_kind"), "");
     // The shell ends: Claude runs a turn by itself and stops with no background task left.
-    s.claude(&pane,
-        json!({"session_id":"s-bg","hook_event_name":"UserPromptSubmit",
-               "prompt":"<task-notification>\n<task-id>b1</task-id>\n<status>completed</status>\n</task-notification>"}),
+    let done = concat!(
+        "<task-notification>\n<task-id>b1</task-id>\n",
+        "<status>completed</status>\n</task-notification>"
     );
+    s.claude(&pane, claude::prompt("s-bg", done));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     s.claude(
         &pane,
-        json!({"session_id":"s-bg","hook_event_name":"Stop","background_tasks":[]}),
+        claude::ev("s-bg", "Stop", json!({"background_tasks": []})),
     );
     s.wait_pane(&pane, "@agtmux_attention_kind", "done", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_background"), "");
@@ -120,22 +113,29 @@ fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
 #[test]
 fn compaction_is_running_with_its_detail_and_a_manual_one_ends_at_the_prompt() {
     let (s, pane) = Server::with_agent("compact", "claude");
+    s.claude(&pane, claude::start("s-c"));
+    s.wait_pane(&pane, "@agtmux_state", "idle", 20);
     s.claude(
         &pane,
-        json!({"session_id":"s-c","hook_event_name":"SessionStart","source":"startup"}),
-    );
-    s.wait_pane(&pane, "@agtmux_state", "idle", 20);
-    s.claude(&pane,
-        json!({"session_id":"s-c","hook_event_name":"PreCompact","trigger":"manual","custom_instructions":""}),
+        claude::ev(
+            "s-c",
+            "PreCompact",
+            json!({"trigger": "manual", "custom_instructions": ""}),
+        ),
     );
     s.wait_pane(&pane, "@agtmux_detail", "compacting", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
     s.claude(
         &pane,
-        json!({"session_id":"s-c","hook_event_name":"SessionStart","source":"compact"}),
+        claude::ev("s-c", "SessionStart", json!({"source": "compact"})),
     );
-    s.claude(&pane,
-        json!({"session_id":"s-c","hook_event_name":"PostCompact","trigger":"manual","compact_summary":"…"}),
+    s.claude(
+        &pane,
+        claude::ev(
+            "s-c",
+            "PostCompact",
+            json!({"trigger": "manual", "compact_summary": "…"}),
+        ),
     );
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_detail"), "");
@@ -153,10 +153,7 @@ fn an_api_retry_on_screen_adds_its_attempt_to_a_running_pane() {
         "bash -c 'printf \"{screen}\"; exec -a claude sleep 100000'"
     ));
     s.start_daemon();
-    s.claude(
-        &pane,
-        json!({"session_id":"s-r","hook_event_name":"UserPromptSubmit","prompt":"hi"}),
-    );
+    s.claude(&pane, claude::prompt("s-r", "hi"));
     s.wait_pane(&pane, "@agtmux_detail", "retrying 3/10", 30);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
@@ -175,7 +172,7 @@ fn an_api_retry_on_screen_adds_its_attempt_to_a_running_pane() {
     // The turn ends: the detail goes with the running state.
     s.claude(
         &pane,
-        json!({"session_id":"s-r","hook_event_name":"Stop","background_tasks":[]}),
+        claude::ev("s-r", "Stop", json!({"background_tasks": []})),
     );
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_detail"), "");
