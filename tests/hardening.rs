@@ -400,9 +400,8 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
 fn a_control_client_that_keeps_crashing_is_held_down_and_escalated() {
     let mut s = Server::start("holddown");
     // A tmux that dies at once in control mode and is the real one otherwise.
-    let fake = s.dir.join("fake-tmux");
-    write_script(
-        &fake,
+    let fake = write_script(
+        &s.dir.join("fake-tmux"),
         "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = \"-C\" ] && exit 1; done\nexec tmux \"$@\"\n",
     );
     let mut cmd = s.daemon_cmd();

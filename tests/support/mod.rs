@@ -558,10 +558,12 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 
 /// Writes `text` to `path` as an executable script (mode 0755): the stand-in commands tests put
 /// on a PATH or hand to a daemon (a fake tmux, a throttling ssh, a recording notifier).
-pub fn write_script(path: &Path, text: impl AsRef<str>) {
+/// Returns `path`.
+pub fn write_script(path: &Path, text: impl AsRef<str>) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text.as_ref()).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_path_buf()
 }
 
 /// The plugin's entry script, `agtmux.tmux`, in this checkout.
