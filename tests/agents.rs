@@ -298,12 +298,20 @@ fn opencode_plugin_events_map_to_states() {
 
 // ---- setup gemini / opencode ----
 
-use agtmux::cli::setup::{Agent, SetupArgs, SetupEnv, run_with_env};
+use agtmux::cli::setup::{Agent, SetupArgs, SetupEnv, SetupError, run_with_env};
 
-fn setup(agent: Agent, home: &std::path::Path, uninstall: bool, dry_run: bool) -> String {
+/// `agtmux setup AGENT` (install or `uninstall`, maybe a `dry_run`) for `home`, writing `bin`
+/// as the command its hooks run; what it printed.
+fn setup_with(
+    agent: Agent,
+    home: &std::path::Path,
+    bin: &std::path::Path,
+    uninstall: bool,
+    dry_run: bool,
+) -> Result<String, SetupError> {
     let env = SetupEnv {
         home: Some(home.to_path_buf()),
-        bin: Some(std::path::PathBuf::from(BIN)),
+        bin: Some(bin.to_path_buf()),
         ..SetupEnv::default()
     };
     let a = SetupArgs {
@@ -313,8 +321,13 @@ fn setup(agent: Agent, home: &std::path::Path, uninstall: bool, dry_run: bool) -
         bin: None,
     };
     let mut out = Vec::new();
-    run_with_env(&a, &env, &mut out).unwrap();
-    String::from_utf8(out).unwrap()
+    run_with_env(&a, &env, &mut out)?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// [`setup_with`] this test binary.
+fn setup(agent: Agent, home: &std::path::Path, uninstall: bool, dry_run: bool) -> String {
+    setup_with(agent, home, std::path::Path::new(BIN), uninstall, dry_run).unwrap()
 }
 
 fn backups(dir: &std::path::Path) -> usize {
@@ -357,15 +370,8 @@ fn setup_gemini_merges_hooks_keeps_foreign_ones_and_switches_hooks_on() {
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(v["hooksConfig"]["enabled"], true);
     assert_eq!(v["security"], foreign["security"]);
-    for ev in [
-        "SessionStart",
-        "SessionEnd",
-        "BeforeAgent",
-        "AfterAgent",
-        "BeforeTool",
-        "AfterTool",
-        "Notification",
-    ] {
+    let events = "SessionStart SessionEnd BeforeAgent AfterAgent BeforeTool AfterTool Notification";
+    for ev in events.split(' ') {
         let groups = v["hooks"][ev].as_array().unwrap();
         let ours = groups.last().unwrap();
         assert_eq!(ours["matcher"], "");
@@ -449,18 +455,14 @@ setInterval(() => {}, 1 << 30);
     setup(Agent::OpenCode, &home, true, false);
     assert!(!plugin.exists());
     std::fs::write(&plugin, "// my own plugin\n").unwrap();
-    let env = SetupEnv {
-        home: Some(home.clone()),
-        bin: Some(std::path::PathBuf::from(BIN)),
-        ..SetupEnv::default()
-    };
-    let a = SetupArgs {
-        agent: Agent::OpenCode,
-        uninstall: false,
-        dry_run: false,
-        bin: None,
-    };
-    let err = run_with_env(&a, &env, &mut Vec::new()).unwrap_err();
+    let err = setup_with(
+        Agent::OpenCode,
+        &home,
+        std::path::Path::new(BIN),
+        false,
+        false,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not written by agtmux"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&plugin).unwrap(),
@@ -517,18 +519,7 @@ fn the_opencode_plugin_delivers_events_in_order_even_when_a_hook_is_slow() {
             got.display()
         ),
     );
-    let env = SetupEnv {
-        home: Some(home.clone()),
-        bin: Some(fake.clone()),
-        ..SetupEnv::default()
-    };
-    let a = SetupArgs {
-        agent: Agent::OpenCode,
-        uninstall: false,
-        dry_run: false,
-        bin: None,
-    };
-    run_with_env(&a, &env, &mut Vec::new()).unwrap();
+    setup_with(Agent::OpenCode, &home, &fake, false, false).unwrap();
     let plugin = home.join(".config/opencode/plugins/agtmux.js");
     let driver = plugin_driver(
         &s,

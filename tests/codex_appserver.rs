@@ -12,6 +12,9 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod support;
+use support::scratch_dir;
+
 const SUBSCRIBED: &str = "fixtures/codex/appserver/codex_observer_subscribed.jsonl";
 const MAIN: &str = "fixtures/codex/appserver/codex_main.jsonl";
 const TUI_THREAD: &str = "01a213de-bb84-7543-91e7-db516a36dc9a";
@@ -25,10 +28,7 @@ fn now_ms() -> Millis {
 }
 
 fn sock_path(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agtmux-cx-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("app-server-control.sock")
+    scratch_dir(&format!("cx-{tag}")).join("app-server-control.sock")
 }
 
 struct Loop {

@@ -186,14 +186,7 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
         .as_str()
         .unwrap_or_else(|| panic!("{t}"))
         .to_string();
-    let out = Command::new(BIN)
-        .args(["trace", "-L", &s.name, "--delivery", &token])
-        .envs([
-            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
-            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
-        ])
-        .output()
-        .unwrap();
+    let out = s.agtmux(&["trace", "--delivery", &token]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let mut at = 0;
@@ -341,12 +334,7 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
         s.log_tail()
     );
     let t = request(&s, "source.trace", serde_json::json!({"connection": conn}));
-    let steps: Vec<&str> = t["result"]["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{t}"))
-        .iter()
-        .filter_map(|x| x["step"].as_str())
-        .collect();
+    let steps = field_strs(&t["result"]["steps"], "step");
     assert_eq!(steps, ["admission", "hello"], "{t}");
     assert_eq!(t["result"]["kind"], "file_watch", "{t}");
     assert!(t["result"]["closed_reason"].is_string(), "{t}");

@@ -162,12 +162,7 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
         Value::Null,
         "no restore yet: {m}"
     );
-    let slo: Vec<&str> = m["ops"]["slo"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{m}"))
-        .iter()
-        .filter_map(|e| e["slo"].as_str())
-        .collect();
+    let slo = field_strs(&m["ops"]["slo"], "slo");
     assert!(slo.contains(&"state_latency_deterministic"), "{m}");
     // No snapshot yet: no age. An operator's snapshot gives one (the daemon's own count,
     // `snapshots_taken`, stays 0: it took none).
@@ -222,12 +217,7 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     assert_eq!(t["v"], 1);
     assert_eq!(t["event_id"], ev.event_id.as_str());
     assert_eq!(t["pane_id"], b.as_str());
-    let names: Vec<&str> = t["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["hop"].as_str().unwrap())
-        .collect();
+    let names = field_strs(&t["hops"], "hop");
     assert_eq!(names, want, "{t}");
     for (i, h) in t["hops"].as_array().unwrap().iter().enumerate() {
         assert_eq!(h["ts_ms"], stored[want[i]], "{t}");

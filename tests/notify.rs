@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 mod support;
-use support::{Server, kill_tmux_server, wait_until};
+use support::{Server, kill_tmux_server, scratch_dir, wait_until, write_script};
 
 /// A terminal: a pane of a host tmux server running `script` around `tmux attach`.
 struct Terminal {
@@ -287,34 +287,25 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
 
 #[test]
 fn command_gets_the_fields_as_argv_and_a_hanging_one_is_killed() {
-    let dir = std::env::temp_dir().join(format!("agtmux-notify-cmd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("notify-cmd");
     let out = dir.join("argv");
-    let script = dir.join("record.sh");
-    std::fs::write(
-        &script,
+    let script = write_script(
+        &dir.join("record.sh"),
         format!(
             "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}.tmp\nmv {}.tmp {}\n",
             out.display(),
             out.display(),
             out.display()
         ),
-    )
-    .unwrap();
-    let hang = dir.join("hang.sh");
+    );
     let pidfile = dir.join("sleeper");
-    std::fs::write(
-        &hang,
+    let hang = write_script(
+        &dir.join("hang.sh"),
         format!(
             "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
             pidfile.display()
         ),
-    )
-    .unwrap();
-    for f in [&script, &hang] {
-        Command::new("chmod").arg("+x").arg(f).status().unwrap();
-    }
+    );
     let template = format!(
         "{} {{pane}} {{provider}} {{state}} {{kind}} {{count}} '{{title}}' {{location}}",
         script.display()

@@ -499,6 +499,16 @@ pub mod claude {
     }
 }
 
+/// The string `key` of each object in the JSON array `list` that has one; fails the test if
+/// `list` is no array.
+pub fn field_strs<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("no array: {list}"))
+        .iter()
+        .filter_map(|x| x[key].as_str())
+        .collect()
+}
+
 /// Fails the test unless `out` exited 0, showing its stderr.
 pub fn assert_ok(out: &Output) {
     assert!(
@@ -564,6 +574,15 @@ pub fn write_script(path: &Path, text: impl AsRef<str>) -> PathBuf {
     std::fs::write(path, text.as_ref()).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path.to_path_buf()
+}
+
+/// A new empty directory `agtmux-<tag>-<pid>` in the temp dir (emptied if a run before left
+/// it); the test removes it.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agtmux-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// The plugin's entry script, `agtmux.tmux`, in this checkout.
