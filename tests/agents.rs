@@ -39,16 +39,6 @@ fn send(fifo: &std::path::Path, line: &str) {
     writeln!(f, "{line}").unwrap();
 }
 
-fn reasons(s: &Server) -> Vec<String> {
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    db.prepare("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-}
-
 /// Writes `s.dir/name`: a node module that loads the OpenCode plugin at `plugin` (as
 /// `AgtmuxPlugin`), then runs `body`.
 fn plugin_driver(
@@ -128,23 +118,21 @@ fn generic_hook_rejects_bad_input_with_reasons() {
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
     let store = Store::open(&s.db_path()).unwrap();
     assert!(wait_until(15, || store.event_count().unwrap() == 10));
-    let got = reasons(&s);
-    for want in [
-        "schema: unknown state \"busy\"",
-        "schema: unknown state \"unknown\"",
-        "schema: missing session_id",
-        "schema: empty session_id",
-        "bad_pane_id",
-        "schema: agent",
-        "malformed_json",
-        "rejected_by_hook: too_deep",
-        "rejected_by_hook: too_large",
-    ] {
-        assert!(
-            got.iter().any(|r| r.starts_with(want)),
-            "no {want} in {got:?}"
-        );
-    }
+    let got = s.rejected_reasons();
+    assert_prefixes(
+        &got,
+        &[
+            "schema: unknown state \"busy\"",
+            "schema: unknown state \"unknown\"",
+            "schema: missing session_id",
+            "schema: empty session_id",
+            "bad_pane_id",
+            "schema: agent",
+            "malformed_json",
+            "rejected_by_hook: too_deep",
+            "rejected_by_hook: too_large",
+        ],
+    );
     assert_eq!(got.len(), 9, "{got:?}");
 }
 
@@ -166,7 +154,7 @@ fn a_generic_hook_from_outside_never_makes_a_shell_pane_an_agent() {
     s.wait_pane(&agent, "@agtmux_state", "running", 15);
     let store = Store::open(&s.db_path()).unwrap();
     assert!(wait_until(15, || store.event_count().unwrap() == 2));
-    let got = reasons(&s);
+    let got = s.rejected_reasons();
     assert!(got.iter().any(|r| r.starts_with("not_in_pane")), "{got:?}");
     assert_eq!(s.pane_opt(&shell, "@agtmux_presence"), "");
 }
@@ -251,7 +239,7 @@ fn gemini_hook_payloads_map_to_states() {
     // The agent leaves the pane, as /quit does.
     s.tmux(&["respawn-pane", "-k", "-t", &pane, "sleep 100000"]);
     s.wait_pane(&pane, "@agtmux_presence", "", 15);
-    let got = reasons(&s);
+    let got = s.rejected_reasons();
     assert!(
         got.iter()
             .any(|r| r.starts_with("schema: missing session_id")),

@@ -144,26 +144,16 @@ fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
         1,
         "{by:?}"
     );
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    let reasons: Vec<String> = db
-        .prepare("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    for want in [
-        "malformed_json",
-        "rejected_by_hook: too_large",
-        "unknown_pane",
-        "malformed_envelope",
-        "malformed_envelope",
-    ] {
-        assert!(
-            reasons.iter().any(|r| r.starts_with(want)),
-            "no {want} in {reasons:?}"
-        );
-    }
+    assert_prefixes(
+        &s.rejected_reasons(),
+        &[
+            "malformed_json",
+            "rejected_by_hook: too_large",
+            "unknown_pane",
+            "malformed_envelope",
+            "malformed_envelope",
+        ],
+    );
     let log = std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap();
     assert!(log.matches("ingest_rejected").count() >= 5, "{log}");
 }
@@ -280,11 +270,10 @@ fn a_corrupt_database_is_set_aside_and_a_locked_one_is_served_from_memory() {
     s.start_daemon();
     s.claude(&pane, claude::ev("c1", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    let moved = std::fs::read_dir(s.server_dir())
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
-    assert!(moved, "corrupt file kept aside for inspection");
+    assert!(
+        s.has_corrupt_copy(),
+        "corrupt file kept aside for inspection"
+    );
     assert!(s.log_tail().contains("store_corrupt"));
     let store = Store::open(&s.db_path()).unwrap();
     assert_eq!(store.event_count().unwrap(), 1);
@@ -343,6 +332,11 @@ fn interrupt_line(session: &str, uuid: &str, text: &str) -> String {
     )
 }
 
+/// Appends Claude's interrupt line (`text`, entry `uuid` of `session`) to transcript `tx`.
+fn interrupt(tx: &std::path::Path, session: &str, uuid: &str, text: &str) {
+    append(tx, &interrupt_line(session, uuid, text));
+}
+
 fn append(p: &std::path::Path, s: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
@@ -384,10 +378,7 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
 
     // Esc mid-turn: no hook, one transcript line. The screen (a silent process) never shows
     // an idle prompt, so only the transcript can make this idle.
-    append(
-        &tx,
-        &interrupt_line("tx1", "u1", "[Request interrupted by user]"),
-    );
+    interrupt(&tx, "tx1", "u1", "[Request interrupted by user]");
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     let (ok, ex) = {
@@ -411,9 +402,11 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
         "tool_name":"Bash","transcript_path":tx});
     s.claude(&pane, perm);
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
-    append(
+    interrupt(
         &tx,
-        &interrupt_line("tx1", "u2", "[Request interrupted by user for tool use]"),
+        "tx1",
+        "u2",
+        "[Request interrupted by user for tool use]",
     );
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_attention_kind"), "");
@@ -426,10 +419,7 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
     s.claude(&pane, clear);
     s.claude(&pane, prompt("tx2", &tx2));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    append(
-        &tx,
-        &interrupt_line("tx1", "u3", "[Request interrupted by user]"),
-    );
+    interrupt(&tx, "tx1", "u3", "[Request interrupted by user]");
     assert!(
         wait_until(10, || event_rows(&s, "claude_transcript").len() >= 3),
         "{:?}\n{}",
@@ -471,10 +461,7 @@ fn without_a_kernel_file_watch_the_transcript_is_polled_and_the_esc_still_counts
     .to_string();
     s.claude(&pane, prompt);
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    append(
-        &tx,
-        &interrupt_line("txp", "p1", "[Request interrupted by user]"),
-    );
+    interrupt(&tx, "txp", "p1", "[Request interrupted by user]");
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     let log = std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default();

@@ -76,20 +76,6 @@ fn kill9(pid: i32) {
     assert!(st.success());
 }
 
-fn rejected_reasons(s: &Server) -> Vec<String> {
-    let Ok(db) = rusqlite::Connection::open(s.db_path()) else {
-        return Vec::new();
-    };
-    let Ok(mut st) =
-        db.prepare("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
-    else {
-        return Vec::new();
-    };
-    st.query_map([], |r| r.get::<_, String>(0))
-        .map(|rows| rows.filter_map(Result::ok).collect())
-        .unwrap_or_default()
-}
-
 fn pane_rows(s: &Server) -> i64 {
     rusqlite::Connection::open(s.db_path())
         .and_then(|c| c.query_row("SELECT COUNT(*) FROM pane_state_v2", [], |r| r.get(0)))
@@ -151,13 +137,14 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     hook_as_server(&s, &old_pid, &shell, stop);
     hook_as_server(&s, &old_pid, &agent, stop);
     assert!(
-        wait_until(20, || rejected_reasons(&s)
+        wait_until(20, || s
+            .rejected_reasons()
             .iter()
             .filter(|r| r.starts_with("stale_server"))
             .count()
             == 2),
         "{:?}\n{}",
-        rejected_reasons(&s),
+        s.rejected_reasons(),
         s.log_tail()
     );
     // The new server's own hook goes through.
@@ -173,11 +160,11 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     // shell an agent.
     hook_as_server(&s, &s.server_pid(), &shell, stop);
     assert!(
-        wait_until(20, || rejected_reasons(&s).iter().any(|r| r.starts_with(
+        wait_until(20, || s.rejected_reasons().iter().any(|r| r.starts_with(
             &format!("not_in_pane: the hook did not run inside a pane of this server, and {shell}")
         ))),
         "{:?}",
-        rejected_reasons(&s)
+        s.rejected_reasons()
     );
     assert_eq!(s.pane_opt(&shell, "@agtmux_state"), "");
 }
@@ -193,11 +180,12 @@ fn a_hook_from_another_panes_process_tree_is_rejected() {
         Some(&victim),
     );
     assert!(
-        wait_until(20, || rejected_reasons(&s)
+        wait_until(20, || s
+            .rejected_reasons()
             .iter()
             .any(|r| r.starts_with("pane_process_mismatch"))),
         "{:?}\n{}",
-        rejected_reasons(&s),
+        s.rejected_reasons(),
         s.log_tail()
     );
     assert_ne!(s.pane_opt(&victim, "@agtmux_state"), "waiting_approval");
@@ -308,7 +296,7 @@ fn hook_and_daemon_share_one_nesting_limit() {
     // `nested(n)` is n + 1 deep (the payload object holds the arrays).
     s.claude(&pane, nested(98));
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
-    let reasons = rejected_reasons(&s);
+    let reasons = s.rejected_reasons();
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].starts_with("rejected_by_hook: too_deep"),
@@ -434,11 +422,11 @@ fn a_hook_right_after_respawn_pane_is_applied() {
     agent_pid(&pidf);
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 20);
     assert!(
-        !rejected_reasons(&s)
+        !s.rejected_reasons()
             .iter()
             .any(|r| r.starts_with("pane_process_mismatch")),
         "{:?}",
-        rejected_reasons(&s)
+        s.rejected_reasons()
     );
 }
 
@@ -467,11 +455,12 @@ fn a_hook_from_outside_every_pane_does_not_drive_an_agent_pane() {
         br#"{"session_id":"in1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
     );
     assert!(
-        wait_until(20, || rejected_reasons(&s)
+        wait_until(20, || s
+            .rejected_reasons()
             .iter()
             .any(|r| r.starts_with("not_in_pane"))),
         "{:?}\n{}",
-        rejected_reasons(&s),
+        s.rejected_reasons(),
         s.log_tail()
     );
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");

@@ -491,24 +491,12 @@ fn an_upgrade_takes_over_and_applies_every_hook_event_once() {
     assert!(wait_until(15, || ls_json(&s)["daemon_version"] == "0.0.1-old"));
     let old_keeper = keeper_pid(&s);
 
-    let db = s.db_path();
     let prompts = || -> Vec<String> {
-        let Ok(c) = rusqlite::Connection::open(&db) else {
-            return Vec::new();
-        };
-        let Ok(mut st) =
-            c.prepare("SELECT payload FROM events_raw_v2 WHERE name='UserPromptSubmit'")
-        else {
-            return Vec::new();
-        };
-        st.query_map([], |r| r.get::<_, String>(0))
-            .map(|rows| {
-                rows.flatten()
-                    .filter_map(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
-                    .filter_map(|v| v["payload"]["prompt"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        s.db_strings("SELECT payload FROM events_raw_v2 WHERE name='UserPromptSubmit'")
+            .iter()
+            .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .filter_map(|v| v["payload"]["prompt"].as_str().map(str::to_string))
+            .collect()
     };
     for i in 0..80 {
         hook_prompt(&s, &pane, &format!("upgrade {i}"));

@@ -205,21 +205,18 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
         "{errors:?}"
     );
     // Text output says the same, and the good one is consistent.
-    let o = s.agtmux(&[
-        "snapshot",
-        "restore",
-        "--dry-run",
-        "--from",
-        bad.to_str().unwrap(),
-    ]);
+    let dry_run = |p: &std::path::Path| {
+        s.agtmux(&[
+            "snapshot",
+            "restore",
+            "--dry-run",
+            "--from",
+            p.to_str().unwrap(),
+        ])
+    };
+    let o = dry_run(&bad);
     assert!(stdout(&o).contains("consistent: NO"), "{}", stdout(&o));
-    let o = s.agtmux(&[
-        "snapshot",
-        "restore",
-        "--dry-run",
-        "--from",
-        good.to_str().unwrap(),
-    ]);
+    let o = dry_run(&good);
     assert!(o.status.success(), "{}", stdout(&o));
     // A real restore of the broken one is refused even with the daemon stopped.
     stop_daemon(&mut s);

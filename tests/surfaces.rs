@@ -500,37 +500,22 @@ fn ls_and_explain_json_match_the_schema() {
     assert!(text.contains("winner=claude_hooks"), "{text}");
 
     // wait: documented exit codes.
-    assert_eq!(
-        w.agtmux(&[
+    for (pane, until, timeout, code) in [
+        ("%0", "attention", "20", 0),
+        ("%0", "idle", "0.3", 1),
+        ("%99", "idle", "5", 3),
+    ] {
+        let args = [
             "wait",
             "--pane",
-            "%0",
+            pane,
             "--until",
-            "attention",
+            until,
             "--timeout",
-            "20"
-        ])
-        .0,
-        0
-    );
-    assert_eq!(
-        w.agtmux(&[
-            "wait",
-            "--pane",
-            "%0",
-            "--until",
-            "idle",
-            "--timeout",
-            "0.3"
-        ])
-        .0,
-        1
-    );
-    assert_eq!(
-        w.agtmux(&["wait", "--pane", "%99", "--until", "idle", "--timeout", "5"])
-            .0,
-        3
-    );
+            timeout,
+        ];
+        assert_eq!(w.agtmux(&args).0, code, "{args:?}");
+    }
 }
 
 #[test]

@@ -437,6 +437,33 @@ impl Server {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The first column of every row of `sql` (no parameters), as text; empty while the
+    /// database cannot be read.
+    pub fn db_strings(&self, sql: &str) -> Vec<String> {
+        let Ok(c) = rusqlite::Connection::open(self.db_path()) else {
+            return Vec::new();
+        };
+        let Ok(mut st) = c.prepare(sql) else {
+            return Vec::new();
+        };
+        st.query_map([], |r| r.get::<_, String>(0))
+            .map(|rows| rows.filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    }
+
+    /// The reasons of the rejected events in the database, in order.
+    pub fn rejected_reasons(&self) -> Vec<String> {
+        self.db_strings("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
+    }
+
+    /// Whether a database set aside as corrupt (`*.corrupt-*`) is in the server's dir.
+    pub fn has_corrupt_copy(&self) -> bool {
+        std::fs::read_dir(self.server_dir())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+    }
+
     /// Events stored in the database (any status).
     pub fn stored_events(&self) -> i64 {
         let Ok(db) = rusqlite::Connection::open(self.db_path()) else {
@@ -507,6 +534,16 @@ pub fn field_strs<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
         .iter()
         .filter_map(|x| x[key].as_str())
         .collect()
+}
+
+/// Fails the test unless every one of `wants` starts some line of `got`.
+pub fn assert_prefixes(got: &[String], wants: &[&str]) {
+    for want in wants {
+        assert!(
+            got.iter().any(|r| r.starts_with(want)),
+            "no {want} in {got:?}"
+        );
+    }
 }
 
 /// Fails the test unless `out` exited 0, showing its stderr.
