@@ -111,6 +111,15 @@ impl Agent {
         std::fs::read(&self.keys).unwrap_or_default()
     }
 
+    /// Waits until the agent got exactly `want` as its keys.
+    fn wait_keys(&self, want: &[u8]) {
+        assert!(
+            wait_until(30, || self.keys() == want),
+            "keys: {:?}",
+            String::from_utf8_lossy(&self.keys())
+        );
+    }
+
     /// A marker key typed by the test itself: once it arrived, every earlier key has too.
     fn keys_after_marker(&self, s: &Server) -> Vec<u8> {
         s.tmux(&["send-keys", "-t", &self.pane, "-l", "#"]);
@@ -138,6 +147,13 @@ fn waiting(s: &Server, pane: &str, tool: &str, want: &str) {
         &format!(",\"tool_name\":\"{tool}\""),
     );
     s.wait_pane(pane, "@agtmux_state", want, 30);
+}
+
+/// `o` ended with exit code `code` and its output (stdout and stderr) says `text`.
+fn assert_says(o: &std::process::Output, code: i32, text: &str) {
+    let all = out_and_err(o);
+    assert_eq!(o.status.code(), Some(code), "{all}");
+    assert!(all.contains(text), "{all}");
 }
 
 fn token(s: &Server, verb: &str, pane: &str) -> String {
@@ -173,14 +189,12 @@ fn approve_sends_the_yes_digit_and_reports_running() {
     waiting(&s, &a.pane, "Bash", "waiting_approval");
     let child = spawn(&s, &["approve", &a.pane, "--timeout", "60"]);
     // The agent got its key; it goes on as Claude does (the tool runs).
-    assert!(wait_until(30, || a.keys() == b"1"), "keys: {:?}", a.keys());
+    a.wait_keys(b"1");
     hook(&s, &a.pane, "PreToolUse", ",\"tool_name\":\"Bash\"");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", out_and_err(&out));
-    assert!(
-        out_and_err(&out).contains("approve (claude permission): waiting_approval -> running"),
-        "{}",
-        out_and_err(&out)
+    assert_says(
+        &child.wait_with_output().unwrap(),
+        0,
+        "approve (claude permission): waiting_approval -> running",
     );
     assert_eq!(a.keys_after_marker(&s), b"1");
 }
@@ -191,15 +205,9 @@ fn deny_on_a_moved_cursor_still_sends_the_no_digit() {
     let a = Agent::start(&s, "claude", "claude_permission_cursor2.txt");
     waiting(&s, &a.pane, "Bash", "waiting_approval");
     let child = spawn(&s, &["deny", &a.pane, "--timeout", "60"]);
-    assert!(wait_until(30, || a.keys() == b"3"), "keys: {:?}", a.keys());
+    a.wait_keys(b"3");
     hook(&s, &a.pane, "Stop", "");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", out_and_err(&out));
-    assert!(
-        out_and_err(&out).contains("-> idle"),
-        "{}",
-        out_and_err(&out)
-    );
+    assert_says(&child.wait_with_output().unwrap(), 0, "-> idle");
 }
 
 #[test]
@@ -214,23 +222,17 @@ fn reply_text_with_shell_metacharacters_arrives_verbatim() {
     );
     let child = spawn(&s, &["reply", &a.pane, &answer, "--timeout", "60"]);
     let want = format!("3{answer}\r").into_bytes();
-    assert!(
-        wait_until(30, || a.keys() == want),
-        "keys: {:?}",
-        String::from_utf8_lossy(&a.keys())
-    );
+    a.wait_keys(&want);
     hook(
         &s,
         &a.pane,
         "PostToolUse",
         ",\"tool_name\":\"AskUserQuestion\"",
     );
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", out_and_err(&out));
-    assert!(
-        out_and_err(&out).contains("reply (claude question): waiting_input -> running"),
-        "{}",
-        out_and_err(&out)
+    assert_says(
+        &child.wait_with_output().unwrap(),
+        0,
+        "reply (claude question): waiting_input -> running",
     );
     assert!(!canary.exists(), "the reply ran through a shell");
     // An option's label picks its digit.
@@ -249,31 +251,16 @@ fn other_states_wrong_dialogs_and_wrong_panes_are_refused_without_a_key() {
     hook(&s, &a.pane, "UserPromptSubmit", ",\"prompt\":\"go\"");
     s.wait_pane(&a.pane, "@agtmux_state", "running", 30);
     let o = s.agtmux(&["approve", &a.pane]);
-    assert_eq!(o.status.code(), Some(5), "{}", out_and_err(&o));
-    assert!(
-        out_and_err(&o).contains("is running"),
-        "{}",
-        out_and_err(&o)
-    );
+    assert_says(&o, 5, "is running");
     // Waiting, but reply to a permission dialog: refused, exit 5.
     hook(&s, &a.pane, "PermissionRequest", ",\"tool_name\":\"Bash\"");
     s.wait_pane(&a.pane, "@agtmux_state", "waiting_approval", 30);
     let o = s.agtmux(&["reply", &a.pane, "yes"]);
-    assert_eq!(o.status.code(), Some(5), "{}", out_and_err(&o));
-    assert!(
-        out_and_err(&o).contains("agtmux approve"),
-        "{}",
-        out_and_err(&o)
-    );
+    assert_says(&o, 5, "agtmux approve");
     // Waiting, but the screen shows no dialog agtmux knows: refused, exit 5.
     a.show(&s, "claude_after_approve_1.txt", "touch ./e2e_other");
     let o = s.agtmux(&["approve", &a.pane]);
-    assert_eq!(o.status.code(), Some(5), "{}", out_and_err(&o));
-    assert!(
-        out_and_err(&o).contains("shows no dialog"),
-        "{}",
-        out_and_err(&o)
-    );
+    assert_says(&o, 5, "shows no dialog");
     // A pane without an agent, a pane that does not exist: exit 3. A bad id: exit 2.
     let shell = s.new_pane("sleep 100000");
     for p in [shell.as_str(), "%9999"] {
@@ -281,12 +268,7 @@ fn other_states_wrong_dialogs_and_wrong_panes_are_refused_without_a_key() {
         assert_eq!(o.status.code(), Some(3), "{p}: {}", out_and_err(&o));
     }
     let o = s.agtmux(&["deny", "7"]);
-    assert_eq!(o.status.code(), Some(2), "{}", out_and_err(&o));
-    assert!(
-        out_and_err(&o).contains("did you mean %7"),
-        "{}",
-        out_and_err(&o)
-    );
+    assert_says(&o, 2, "did you mean %7");
     assert_eq!(a.keys_after_marker(&s), b"", "a refused action sent keys");
 }
 
@@ -301,12 +283,7 @@ fn a_stale_dialog_is_refused() {
     let t2 = token(&s, "approve", &a.pane);
     assert_ne!(t1, t2);
     let o = s.agtmux(&["approve", &a.pane, "--expect", &t1]);
-    assert_eq!(o.status.code(), Some(6), "{}", out_and_err(&o));
-    assert!(
-        out_and_err(&o).contains("another dialog"),
-        "{}",
-        out_and_err(&o)
-    );
+    assert_says(&o, 6, "another dialog");
     // Moving the cursor keeps the dialog (and its token).
     a.show(&s, "claude_permission_cursor2.txt", "rm -rf ./build");
     assert_eq!(token(&s, "approve", &a.pane), t2);
@@ -315,8 +292,7 @@ fn a_stale_dialog_is_refused() {
     hook(&s, &a.pane, "PreToolUse", ",\"tool_name\":\"Bash\"");
     s.wait_pane(&a.pane, "@agtmux_state", "running", 30);
     let o = s.agtmux(&["approve", &a.pane, "--expect", &t2]);
-    assert_eq!(o.status.code(), Some(6), "{}", out_and_err(&o));
-    assert!(out_and_err(&o).contains("gone"), "{}", out_and_err(&o));
+    assert_says(&o, 6, "gone");
     hook(&s, &a.pane, "PermissionRequest", ",\"tool_name\":\"Bash\"");
     s.wait_pane(&a.pane, "@agtmux_state", "waiting_approval", 30);
     let o = s.agtmux(&["approve", &a.pane, "--expect", &t2]);
@@ -470,12 +446,7 @@ fn an_opencode_dialog_is_refused_as_not_supported() {
         let mut args = verb.to_vec();
         args.insert(1, &a.pane);
         let o = s.agtmux(&args);
-        assert_eq!(o.status.code(), Some(5), "{verb:?}: {}", out_and_err(&o));
-        assert!(
-            out_and_err(&o).contains("not supported for opencode"),
-            "{}",
-            out_and_err(&o)
-        );
+        assert_says(&o, 5, "not supported for opencode");
     }
     assert_eq!(a.keys_after_marker(&s), b"");
 }
