@@ -136,17 +136,7 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     let stop = br#"{"session_id":"old","hook_event_name":"UserPromptSubmit","prompt":"x"}"#;
     hook_as_server(&s, &old_pid, &shell, stop);
     hook_as_server(&s, &old_pid, &agent, stop);
-    assert!(
-        wait_until(20, || s
-            .rejected_reasons()
-            .iter()
-            .filter(|r| r.starts_with("stale_server"))
-            .count()
-            == 2),
-        "{:?}\n{}",
-        s.rejected_reasons(),
-        s.log_tail()
-    );
+    s.wait_rejected("stale_server", |n| n == 2);
     // The new server's own hook goes through.
     hook_as_server(
         &s,
@@ -159,12 +149,9 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     // Even with this server's pid, a hook run outside any of its panes cannot make a plain
     // shell an agent.
     hook_as_server(&s, &s.server_pid(), &shell, stop);
-    assert!(
-        wait_until(20, || s.rejected_reasons().iter().any(|r| r.starts_with(
-            &format!("not_in_pane: the hook did not run inside a pane of this server, and {shell}")
-        ))),
-        "{:?}",
-        s.rejected_reasons()
+    s.wait_rejected(
+        &format!("not_in_pane: the hook did not run inside a pane of this server, and {shell}"),
+        |n| n > 0,
     );
     assert_eq!(s.pane_opt(&shell, "@agtmux_state"), "");
 }
@@ -179,15 +166,7 @@ fn a_hook_from_another_panes_process_tree_is_rejected() {
         r#"{"session_id":"x1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
         Some(&victim),
     );
-    assert!(
-        wait_until(20, || s
-            .rejected_reasons()
-            .iter()
-            .any(|r| r.starts_with("pane_process_mismatch"))),
-        "{:?}\n{}",
-        s.rejected_reasons(),
-        s.log_tail()
-    );
+    s.wait_rejected("pane_process_mismatch", |n| n > 0);
     assert_ne!(s.pane_opt(&victim, "@agtmux_state"), "waiting_approval");
     assert_ne!(s.pane_opt(&victim, "@agtmux_evidence"), "deterministic");
     let (own, _) = in_pane_agent(
@@ -454,15 +433,7 @@ fn a_hook_from_outside_every_pane_does_not_drive_an_agent_pane() {
         &pane,
         br#"{"session_id":"in1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
     );
-    assert!(
-        wait_until(20, || s
-            .rejected_reasons()
-            .iter()
-            .any(|r| r.starts_with("not_in_pane"))),
-        "{:?}\n{}",
-        s.rejected_reasons(),
-        s.log_tail()
-    );
+    s.wait_rejected("not_in_pane", |n| n > 0);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
     assert!(
         s.log().contains("not_in_pane"),

@@ -456,6 +456,23 @@ impl Server {
         self.db_strings("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
     }
 
+    /// Waits up to 20 s until the number of rejected events whose reason starts with
+    /// `prefix` satisfies `want`; fails with the reasons and the log otherwise.
+    pub fn wait_rejected(&self, prefix: &str, want: impl Fn(usize) -> bool) {
+        let n = || {
+            self.rejected_reasons()
+                .iter()
+                .filter(|r| r.starts_with(prefix))
+                .count()
+        };
+        assert!(
+            wait_until(20, || want(n())),
+            "{prefix}: {:?}\n{}",
+            self.rejected_reasons(),
+            self.log_tail()
+        );
+    }
+
     /// Whether a database set aside as corrupt (`*.corrupt-*`) is in the server's dir.
     pub fn has_corrupt_copy(&self) -> bool {
         std::fs::read_dir(self.server_dir())
