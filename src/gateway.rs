@@ -48,7 +48,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 #[derive(Debug, Clone)]
 pub struct Traced {
     pub event_id: String,
-    pub pane_id: Option<String>,
+    pub pane_id: Option<PaneId>,
     pub source: String,
     pub name: String,
     pub status: EventStatus,
@@ -139,18 +139,18 @@ pub struct Gateway {
     recent_order: VecDeque<String>,
     titles: TranscriptTitles,
     /// Open `binding_link_v2` rows by (pane, generation, session), to close them on unlink.
-    open_links: HashMap<(String, u32, String), i64>,
+    open_links: HashMap<(PaneId, u32, String), i64>,
     /// Committed cursors of pull sources other than the spool, by cursor id.
     cursors: HashMap<String, String>,
     /// Codex thread id → bound pane (from `daemon::codex`).
-    thread_panes: HashMap<String, String>,
+    thread_panes: HashMap<String, PaneId>,
     /// Codex events ingested since the last `take_codex_seen`, as the source sent them.
     codex_seen: Vec<NormalizedEvent>,
     /// C-007: transcripts to follow (session, pane, path) or stop following (path `None`),
     /// from accepted Claude hook events; drained by the runtime.
     transcript_requests: Vec<TranscriptRequest>,
     /// Accepted events (pane, event ts) since the last `take_accepted` (C-013 latency).
-    accepted: Vec<(String, Millis)>,
+    accepted: Vec<(PaneId, Millis)>,
     /// Counters for metrics.
     pub counts: IngestCounts,
     /// Items handled since the last `take_traced`, with their first hops (`daemon::metrics`).
@@ -474,7 +474,7 @@ impl Gateway {
     }
 
     /// Accepted events (pane, event ts) since the last call.
-    pub(crate) fn take_accepted(&mut self) -> Vec<(String, Millis)> {
+    pub(crate) fn take_accepted(&mut self) -> Vec<(PaneId, Millis)> {
         std::mem::take(&mut self.accepted)
     }
 
@@ -487,7 +487,7 @@ impl Gateway {
     }
 
     /// The Codex thread → pane bindings used to route events that carry no pane.
-    pub(crate) fn set_thread_panes(&mut self, map: HashMap<String, String>) {
+    pub(crate) fn set_thread_panes(&mut self, map: HashMap<String, PaneId>) {
         self.thread_panes = map;
     }
 
@@ -946,7 +946,7 @@ impl Gateway {
             && let Some(p) = &event.pane_id
             && self.accepted.len() < CODEX_SEEN_MAX
         {
-            self.accepted.push((p.to_string(), event.ts));
+            self.accepted.push((p.clone(), event.ts));
         }
         match status {
             EventStatus::Accepted => self.counts.accepted += 1,
@@ -955,7 +955,7 @@ impl Gateway {
         }
         self.trace(Traced {
             event_id: event.event_id.clone(),
-            pane_id: event.pane_id.clone().map(String::from),
+            pane_id: event.pane_id.clone(),
             source: event.source.as_str().to_string(),
             name: event.name.clone(),
             status,
@@ -995,7 +995,7 @@ impl Gateway {
                     .session_key
                     .as_ref()
                     .and_then(|k| self.thread_panes.get(k))
-                    .and_then(|p| PaneId::parse(p));
+                    .cloned();
                 unbound = event.pane_id.is_none() && event.session_key.is_some();
             }
         }
@@ -1156,7 +1156,7 @@ impl Gateway {
     }
 
     /// Write the read model rows of changed panes (`pane_state_v2`).
-    pub(crate) fn persist(&mut self, proj: &mut Projection, changed: &[String], now: Millis) {
+    pub(crate) fn persist(&mut self, proj: &mut Projection, changed: &[PaneId], now: Millis) {
         let records = proj.bindings.take_records();
         let grace = proj.bindings_grace_ms();
         let Some(store) = self.store.as_mut() else {
@@ -1291,7 +1291,7 @@ impl Gateway {
                 return;
             }
         };
-        let stale: Vec<String> = rows
+        let stale: Vec<PaneId> = rows
             .into_iter()
             .filter(|r| r.server_id != self.server_id || !proj.panes.contains_key(&r.pane_id))
             .map(|r| r.pane_id)
@@ -1302,7 +1302,7 @@ impl Gateway {
     }
 
     /// Delete the `pane_state_v2` rows of panes that are gone.
-    pub(crate) fn forget_panes(&mut self, panes: &[String]) {
+    pub(crate) fn forget_panes(&mut self, panes: &[PaneId]) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -1371,7 +1371,7 @@ impl Gateway {
                 event_id: format!("restore-{}-{}", r.pane_id, r.state_version),
                 source: src,
                 provider,
-                pane_id: PaneId::parse(&r.pane_id),
+                pane_id: Some(r.pane_id.clone()),
                 session_key: Some(sk),
                 turn_id: None,
                 name: "restored".into(),
@@ -1573,7 +1573,7 @@ fn event_row(
         server_key: server_key.to_string(),
         source: ev.source.as_str().to_string(),
         provider: Some(ev.provider.as_str().to_string()),
-        pane_id: ev.pane_id.clone().map(String::from),
+        pane_id: ev.pane_id.clone(),
         session_key: ev.session_key.clone(),
         name: ev.name.clone(),
         status,

@@ -1,7 +1,8 @@
 //! The client commands as a user meets them, against a real daemon on a private tmux server:
 //! `ls --all` in table mode, `doctor` on a machine without Codex (no contradiction, exit codes,
 //! fix lines naming this binary), one duration syntax, a `wait` that times out says what was
-//! pending, `explain 1` suggests `%1`, and no internal design ids in any help text.
+//! pending, `explain 1` suggests `%1`, no internal design ids in any help text, and `doctor` on
+//! a stopped tmux server answers instead of hanging.
 mod support;
 use serde_json::json;
 use std::process::{Command, Output, Stdio};
@@ -246,4 +247,50 @@ fn no_help_text_shows_internal_design_ids() {
             "`agtmux {cmd} --help` shows a design id at {at:?}:\n{text}"
         );
     }
+}
+
+/// Resumes a tmux server stopped with SIGSTOP when dropped (before the Server's kill-server,
+/// which a stopped server would never answer).
+struct Resume(String);
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+#[test]
+fn doctor_on_a_stopped_tmux_server_says_so_instead_of_hanging() {
+    let s = Server::start("docstop");
+    let pid = s.server_pid();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _resume = Resume(pid);
+    let mut c = Command::new(BIN);
+    c.args(["doctor", "-L", &s.name]);
+    s.env(&mut c);
+    c.env("HOME", s.dir.join("home"))
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    // Before the fix doctor waited for the stopped server forever.
+    let exited = wait_until(90, || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(exited, "doctor still waiting on a stopped tmux server");
+    let text = out(&o);
+    assert!(
+        text.contains("tmux did not answer") && text.contains("kill -CONT"),
+        "{text}"
+    );
+    assert_eq!(o.status.code(), Some(1), "{text}");
 }

@@ -195,7 +195,7 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     // Trace: the PermissionRequest of pane b, read from the database.
     let store = Store::open(&s.db_path()).unwrap();
     let ev = store
-        .events_for_pane(&key, &b, 10)
+        .events_for_pane(&key, &agtmux::core::types::PaneId::parse(&b).unwrap(), 10)
         .unwrap()
         .into_iter()
         .find(|e| e.name == "PermissionRequest")

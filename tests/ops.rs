@@ -160,7 +160,7 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
             id: 0,
             server_key: key.clone(),
             server_id: server_id.into(),
-            pane_id: pane.into(),
+            pane_id: agtmux::core::types::PaneId::parse(pane).unwrap(),
             generation: 1,
             birth_ts: 1,
             session_key: "ghost".into(),

@@ -2,6 +2,7 @@
 //! a small blocking client for the daemon's newline-delimited JSON socket, and the shared
 //! rendering the client commands (`ls`, `watch`, `wait`, `explain`, `popup`) use, so every
 //! surface shows the daemon's one read model the same way and none computes state itself.
+use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use crate::paths::{self, ServerArg, ServerPaths};
 use serde_json::{Value, json};
@@ -9,7 +10,7 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// `-L NAME` / `-S PATH`, as tmux. Default: the server of `$TMUX`, else tmux's default.
@@ -195,24 +196,30 @@ impl Conn {
 
 // ----- shared rendering ------------------------------------------------------------------
 
-/// Is fd 1 a terminal? (Colour only then.)
-/// `tmux -S SOCKET ARGS…` as an argument vector: stdout, or stderr as the error.
+/// How long a one-shot tmux query may take: a stopped or wedged server accepts the connection
+/// and never answers, and the user must get an answer, not a hang.
+pub(crate) const TMUX_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `tmux -S SOCKET ARGS…` as an argument vector, waited for at most [`TMUX_LIMIT`]: stdout, or
+/// stderr (or that tmux did not answer) as the error.
 pub(crate) fn tmux(socket: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("tmux")
-        .arg("-S")
-        .arg(socket)
-        .args(args)
-        .env_remove("TMUX")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    let mut cmd = Command::new("tmux");
+    cmd.arg("-S").arg(socket).args(args).env_remove("TMUX");
+    match crate::sys::bounded::output_within(&mut cmd, TMUX_LIMIT) {
+        Err(e) => Err(e.to_string()),
+        Ok(None) => Err(format!(
+            "tmux did not answer within {} s (is the server at {} stopped?)",
+            TMUX_LIMIT.as_secs(),
+            socket.display()
+        )),
+        Ok(Some(out)) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+        Ok(Some(out)) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
     }
 }
 
+/// Is fd 1 a terminal? (Colour only then.)
 pub(crate) fn stdout_is_tty() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()
@@ -466,15 +473,15 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(n * unit).map_err(|_| bad())
 }
 
-/// A pane argument that is not a pane id: say so, and suggest `%N` for a bare number.
-pub(crate) fn pane_id_error(p: &str) -> Option<String> {
-    if crate::core::types::valid_pane_id(p) {
-        return None;
-    }
-    Some(if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-        format!("not a pane id: {p:?} (did you mean %{p}? pane ids start with %)")
-    } else {
-        format!("not a pane id: {p:?} (expected %N, e.g. %3)")
+/// A pane argument, parsed once: the pane id, or why it is not one (suggesting `%N` for a
+/// bare number).
+pub(crate) fn parse_pane_arg(p: &str) -> Result<PaneId, String> {
+    PaneId::parse(p).ok_or_else(|| {
+        if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+            format!("not a pane id: {p:?} (did you mean %{p}? pane ids start with %)")
+        } else {
+            format!("not a pane id: {p:?} (expected %N, e.g. %3)")
+        }
     })
 }
 
@@ -506,9 +513,13 @@ mod tests {
 
     #[test]
     fn a_bare_number_is_told_to_take_a_percent_sign() {
-        assert_eq!(pane_id_error("%1"), None);
-        assert!(pane_id_error("1").unwrap().contains("did you mean %1?"));
-        assert!(pane_id_error("x").unwrap().contains("expected %N"));
+        assert_eq!(parse_pane_arg("%1"), Ok("%1".into()));
+        assert!(
+            parse_pane_arg("1")
+                .unwrap_err()
+                .contains("did you mean %1?")
+        );
+        assert!(parse_pane_arg("x").unwrap_err().contains("expected %N"));
     }
 
     fn pane(id: &str, s: &str, w: &str, att: Option<&str>) -> Value {

@@ -66,16 +66,11 @@ fn bin() -> String {
     }
 }
 
+/// A one-shot tmux query (bounded: see [`client::tmux`]); `None` when it failed.
 fn tmux(socket: &std::path::Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("tmux")
-        .arg("-S")
-        .arg(socket)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    client::tmux(socket, args)
+        .ok()
+        .map(|o| o.trim_end().to_string())
 }
 
 /// `tmux 3.3a` → (3, 3).
@@ -170,13 +165,25 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     // tmux itself.
     tmux_check(&mut v);
     // This server.
-    let Some(ver) = tmux(&sock, &["display-message", "-p", "#{version} #{pid}"]) else {
-        v.push(bad(
-            Level::Fail,
-            format!("no tmux server at {}", sock.display()),
-            "run inside tmux, or name the server with -L NAME / -S PATH",
-        ));
-        return v;
+    let ver = match client::tmux(&sock, &["display-message", "-p", "#{version} #{pid}"]) {
+        Ok(ver) => ver.trim_end().to_string(),
+        Err(e) if e.starts_with("tmux did not answer") => {
+            v.push(bad(
+                Level::Fail,
+                e,
+                "the server is stopped or wedged: `ps -axo pid,stat,command | grep tmux` (stat T: \
+                 stopped), and `kill -CONT PID` resumes a stopped one",
+            ));
+            return v;
+        }
+        Err(_) => {
+            v.push(bad(
+                Level::Fail,
+                format!("no tmux server at {}", sock.display()),
+                "run inside tmux, or name the server with -L NAME / -S PATH",
+            ));
+            return v;
+        }
     };
     v.push(ok(format!(
         "tmux server {} (version/pid {ver})",

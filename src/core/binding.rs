@@ -22,7 +22,7 @@
 //!
 //! Every link/unlink is queued as a `LinkRecord` for `binding_link_v2`; `take_records()` drains
 //! them. Churn counters feed metrics. Pure: `now` is passed in.
-use super::types::{Millis, PaneInstance, Provider, valid_pane_id};
+use super::types::{Millis, PaneId, PaneInstance, Provider};
 use std::collections::HashMap;
 
 /// Windows of the registry.
@@ -43,7 +43,7 @@ impl Default for BindingConfig {
 /// A pane became a new instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GenerationBump {
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub old: PaneInstance,
     pub new: PaneInstance,
     /// The session that was linked to the old instance (now tombstoned).
@@ -131,10 +131,10 @@ struct PaneEntry {
 #[derive(Debug, Clone, Default)]
 pub struct BindingRegistry {
     cfg: BindingConfig,
-    panes: HashMap<String, PaneEntry>,
-    by_session: HashMap<String, String>,
+    panes: HashMap<PaneId, PaneEntry>,
+    by_session: HashMap<String, PaneId>,
     tombstones: HashMap<String, Tombstone>,
-    gone_panes: HashMap<String, Millis>,
+    gone_panes: HashMap<PaneId, Millis>,
     records: Vec<LinkRecord>,
     churn: Churn,
 }
@@ -155,10 +155,10 @@ impl BindingRegistry {
         }
     }
 
-    fn new_entry(pane_id: &str, now: Millis) -> PaneEntry {
+    fn new_entry(pane_id: &PaneId, now: Millis) -> PaneEntry {
         PaneEntry {
             instance: PaneInstance {
-                pane_id: pane_id.into(),
+                pane_id: pane_id.clone(),
                 generation: 1,
                 birth_ts: now,
             },
@@ -217,7 +217,7 @@ impl BindingRegistry {
 
     fn bump(
         &mut self,
-        pane_id: &str,
+        pane_id: &PaneId,
         reason: String,
         session_reason: &'static str,
         now: Millis,
@@ -226,13 +226,13 @@ impl BindingRegistry {
         let entry = self.panes.get_mut(pane_id)?;
         let old = entry.instance.clone();
         entry.instance = PaneInstance {
-            pane_id: pane_id.into(),
+            pane_id: pane_id.clone(),
             generation: old.generation.saturating_add(1),
             birth_ts: now,
         };
         self.churn.generation_bumps += 1;
         Some(GenerationBump {
-            pane_id: pane_id.into(),
+            pane_id: pane_id.clone(),
             new: entry.instance.clone(),
             old,
             old_session,
@@ -244,16 +244,16 @@ impl BindingRegistry {
     /// Returns a bump when the agent was replaced by a different agent process.
     pub(crate) fn observe_process(
         &mut self,
-        pane_id: &str,
+        pane_id: &PaneId,
         agent: Option<(Provider, u32)>,
         now: Millis,
     ) -> Option<GenerationBump> {
-        if !valid_pane_id(pane_id) || self.gone_panes.contains_key(pane_id) {
+        if self.gone_panes.contains_key(pane_id) {
             return None;
         }
         let entry = self
             .panes
-            .entry(pane_id.to_string())
+            .entry(pane_id.clone())
             .or_insert_with(|| Self::new_entry(pane_id, now));
         entry.agent = agent;
         let new = agent?;
@@ -276,7 +276,7 @@ impl BindingRegistry {
     /// `source=clear`, which keeps the generation).
     pub fn bind(
         &mut self,
-        pane_id: &str,
+        pane_id: &PaneId,
         session_key: &str,
         provider: Provider,
         is_clear: bool,
@@ -298,15 +298,12 @@ impl BindingRegistry {
     /// Bind with an explicit origin (see `BindOrigin`).
     pub(crate) fn bind_with(
         &mut self,
-        pane_id: &str,
+        pane_id: &PaneId,
         session_key: &str,
         provider: Provider,
         origin: BindOrigin,
         now: Millis,
     ) -> BindOutcome {
-        if !valid_pane_id(pane_id) {
-            return self.reject("invalid_pane_id".into());
-        }
         if !valid_session_key(session_key) {
             return self.reject("invalid_session_key".into());
         }
@@ -327,7 +324,7 @@ impl BindingRegistry {
             return self.reject(format!("provider_mismatch pane_agent={p} event={provider}"));
         }
         if let Some(other) = self.by_session.get(session_key).cloned()
-            && other != pane_id
+            && other != *pane_id
         {
             let other_live = self.panes.get(&other).is_some_and(|e| e.agent.is_some());
             if other_live {
@@ -345,7 +342,7 @@ impl BindingRegistry {
         }
         let entry = self
             .panes
-            .entry(pane_id.to_string())
+            .entry(pane_id.clone())
             .or_insert_with(|| Self::new_entry(pane_id, now));
         let outcome = match entry.session.clone() {
             Some((k, _)) if k == session_key => return BindOutcome::Unchanged,
@@ -368,7 +365,7 @@ impl BindingRegistry {
         if let Some(e) = self.panes.get_mut(pane_id) {
             e.session = Some((session_key.to_string(), provider));
             let inst = e.instance.clone();
-            self.by_session.insert(session_key.into(), pane_id.into());
+            self.by_session.insert(session_key.into(), pane_id.clone());
             self.record(&inst, session_key, provider, LinkAction::Link, "bind", now);
             self.churn.links += 1;
         }
@@ -395,10 +392,10 @@ impl BindingRegistry {
     }
 
     /// The pane is gone (not in `list-panes` any more): forget it, tombstone its session.
-    pub(crate) fn pane_gone(&mut self, pane_id: &str, now: Millis) -> Option<PaneInstance> {
+    pub(crate) fn pane_gone(&mut self, pane_id: &PaneId, now: Millis) -> Option<PaneInstance> {
         self.retire_session(pane_id, "pane_gone", now);
         let e = self.panes.remove(pane_id)?;
-        self.gone_panes.insert(pane_id.into(), now);
+        self.gone_panes.insert(pane_id.clone(), now);
         Some(e.instance)
     }
 
@@ -439,8 +436,8 @@ impl BindingRegistry {
             .map(|(k, _)| k.as_str())
     }
 
-    pub fn pane_for(&self, session_key: &str) -> Option<&str> {
-        self.by_session.get(session_key).map(|s| s.as_str())
+    pub fn pane_for(&self, session_key: &str) -> Option<&PaneId> {
+        self.by_session.get(session_key)
     }
 
     pub fn instance(&self, pane_id: &str) -> Option<&PaneInstance> {
@@ -485,14 +482,20 @@ mod tests {
     #[test]
     fn first_bind_links_and_repeats_are_unchanged() {
         let mut r = reg();
-        assert_eq!(r.observe_process("%1", Some((Claude, 100)), 0), None);
-        assert_eq!(r.bind("%1", "s1", Claude, false, 10), BindOutcome::Linked);
         assert_eq!(
-            r.bind("%1", "s1", Claude, false, 20),
+            r.observe_process(&"%1".into(), Some((Claude, 100)), 0),
+            None
+        );
+        assert_eq!(
+            r.bind(&"%1".into(), "s1", Claude, false, 10),
+            BindOutcome::Linked
+        );
+        assert_eq!(
+            r.bind(&"%1".into(), "s1", Claude, false, 20),
             BindOutcome::Unchanged
         );
         assert_eq!(r.session_for("%1"), Some("s1"));
-        assert_eq!(r.pane_for("s1"), Some("%1"));
+        assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%1"));
         let recs = r.take_records();
         assert_eq!(recs.len(), 1);
         assert_eq!(
@@ -505,15 +508,18 @@ mod tests {
     #[test]
     fn agent_replacement_bumps_the_generation_and_tombstones() {
         let mut r = reg();
-        r.observe_process("%1", Some((Claude, 100)), 0);
-        r.bind("%1", "s1", Claude, false, 10);
+        r.observe_process(&"%1".into(), Some((Claude, 100)), 0);
+        r.bind(&"%1".into(), "s1", Claude, false, 10);
         // Same process again: nothing.
-        assert_eq!(r.observe_process("%1", Some((Claude, 100)), 20), None);
+        assert_eq!(
+            r.observe_process(&"%1".into(), Some((Claude, 100)), 20),
+            None
+        );
         // Claude exits, the shell is back: no bump yet.
-        assert_eq!(r.observe_process("%1", None, 30), None);
+        assert_eq!(r.observe_process(&"%1".into(), None, 30), None);
         // A new claude process: new instance, old session tombstoned.
         let b = r
-            .observe_process("%1", Some((Claude, 200)), 40)
+            .observe_process(&"%1".into(), Some((Claude, 200)), 40)
             .unwrap_or_else(|| panic!("bump"));
         assert_eq!(
             (b.old.generation, b.new.generation, b.new.birth_ts),
@@ -522,13 +528,16 @@ mod tests {
         assert_eq!(b.old_session.as_deref(), Some("s1"));
         assert_eq!(r.session_for("%1"), None);
         // A late event of the old session is rejected.
-        let o = r.bind("%1", "s1", Claude, false, 50);
+        let o = r.bind(&"%1".into(), "s1", Claude, false, 50);
         assert_eq!(rejected(&o), "tombstoned_session");
-        assert_eq!(r.bind("%1", "s2", Claude, false, 60), BindOutcome::Linked);
+        assert_eq!(
+            r.bind(&"%1".into(), "s2", Claude, false, 60),
+            BindOutcome::Linked
+        );
         assert_eq!(r.instance("%1").map(|i| i.generation), Some(2));
         // Provider change in the same pane bumps too.
         let b = r
-            .observe_process("%1", Some((Codex, 200)), 70)
+            .observe_process(&"%1".into(), Some((Codex, 200)), 70)
             .unwrap_or_else(|| panic!("bump"));
         assert_eq!(b.new.generation, 3);
         let c = r.churn();
@@ -538,9 +547,9 @@ mod tests {
     #[test]
     fn clear_keeps_the_generation_other_changes_bump() {
         let mut r = reg();
-        r.observe_process("%1", Some((Claude, 100)), 0);
-        r.bind("%1", "s1", Claude, false, 10);
-        let o = r.bind("%1", "s2", Claude, true, 20);
+        r.observe_process(&"%1".into(), Some((Claude, 100)), 0);
+        r.bind(&"%1".into(), "s1", Claude, false, 10);
+        let o = r.bind(&"%1".into(), "s2", Claude, true, 20);
         assert_eq!(
             o,
             BindOutcome::Rebound {
@@ -550,11 +559,11 @@ mod tests {
         assert_eq!(r.instance("%1").map(|i| i.generation), Some(1));
         // Late events of s1 cannot win the pane back.
         assert_eq!(
-            rejected(&r.bind("%1", "s1", Claude, false, 30)),
+            rejected(&r.bind(&"%1".into(), "s1", Claude, false, 30)),
             "tombstoned_session"
         );
         // A session change without /clear is a new instance.
-        let o = r.bind("%1", "s3", Claude, false, 40);
+        let o = r.bind(&"%1".into(), "s3", Claude, false, 40);
         assert_eq!(
             o,
             BindOutcome::Rebound {
@@ -586,9 +595,9 @@ mod tests {
     #[test]
     fn tombstones_expire_and_resume_revives() {
         let mut r = reg();
-        r.observe_process("%1", Some((Claude, 100)), 0);
-        r.bind("%1", "s1", Claude, false, 0);
-        assert!(r.pane_gone("%1", 1000).is_some());
+        r.observe_process(&"%1".into(), Some((Claude, 100)), 0);
+        r.bind(&"%1".into(), "s1", Claude, false, 0);
+        assert!(r.pane_gone(&"%1".into(), 1000).is_some());
         assert!(r.is_tombstoned("s1", 1000));
         assert_eq!(
             r.check_session("s1", 2000),
@@ -596,21 +605,21 @@ mod tests {
         );
         // A late event naming the gone pane.
         assert_eq!(
-            rejected(&r.bind("%1", "s1", Claude, false, 2000)),
+            rejected(&r.bind(&"%1".into(), "s1", Claude, false, 2000)),
             "pane_gone"
         );
         // In another pane, within the grace: rejected; a resume start: allowed.
-        r.observe_process("%2", Some((Claude, 300)), 3000);
+        r.observe_process(&"%2".into(), Some((Claude, 300)), 3000);
         assert_eq!(
-            rejected(&r.bind("%2", "s1", Claude, false, 3000)),
+            rejected(&r.bind(&"%2".into(), "s1", Claude, false, 3000)),
             "tombstoned_session"
         );
         assert_eq!(
-            r.bind_with("%2", "s1", Claude, BindOrigin::Start, 4000),
+            r.bind_with(&"%2".into(), "s1", Claude, BindOrigin::Start, 4000),
             BindOutcome::Linked
         );
         // After the grace a tombstone no longer rejects.
-        r.bind("%2", "s9", Claude, true, 5000);
+        r.bind(&"%2".into(), "s9", Claude, true, 5000);
         assert!(r.is_tombstoned("s1", 5000 + 599_999));
         assert!(!r.is_tombstoned("s1", 5000 + 600_000));
         assert_eq!(r.check_session("s1", 5000 + 600_000), Ok(()));
@@ -619,16 +628,19 @@ mod tests {
     #[test]
     fn one_session_never_binds_two_live_panes() {
         let mut r = reg();
-        r.observe_process("%1", Some((Claude, 100)), 0);
-        r.observe_process("%2", Some((Claude, 200)), 0);
-        r.bind("%1", "s1", Claude, false, 10);
-        let o = r.bind("%2", "s1", Claude, false, 20);
+        r.observe_process(&"%1".into(), Some((Claude, 100)), 0);
+        r.observe_process(&"%2".into(), Some((Claude, 200)), 0);
+        r.bind(&"%1".into(), "s1", Claude, false, 10);
+        let o = r.bind(&"%2".into(), "s1", Claude, false, 20);
         assert_eq!(rejected(&o), "session_bound_elsewhere pane=%1");
-        assert_eq!(r.pane_for("s1"), Some("%1"));
+        assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%1"));
         // The first pane's agent exits: the claim moves explicitly.
-        r.observe_process("%1", None, 30);
-        assert_eq!(r.bind("%2", "s1", Claude, false, 40), BindOutcome::Linked);
-        assert_eq!(r.pane_for("s1"), Some("%2"));
+        r.observe_process(&"%1".into(), None, 30);
+        assert_eq!(
+            r.bind(&"%2".into(), "s1", Claude, false, 40),
+            BindOutcome::Linked
+        );
+        assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%2"));
         assert_eq!(r.session_for("%1"), None);
         let recs = r.take_records();
         assert!(recs.iter().any(|x| x.action == LinkAction::Unlink
@@ -640,38 +652,38 @@ mod tests {
     #[test]
     fn bad_input_is_rejected_with_a_reason() {
         let mut r = reg();
+        // A malformed pane id cannot reach the registry: it takes a parsed `PaneId`.
         let table = [
-            ("%1;kill", "s", "invalid_pane_id"),
-            ("1", "s", "invalid_pane_id"),
             ("%1", "", "invalid_session_key"),
             ("%1", "a b", "invalid_session_key"),
             ("%1", "a\nb", "invalid_session_key"),
         ];
         for (p, k, want) in table {
             assert_eq!(
-                rejected(&r.bind(p, k, Claude, false, 0)),
+                rejected(&r.bind(&p.into(), k, Claude, false, 0)),
                 want,
                 "{p:?} {k:?}"
             );
         }
         let long = "x".repeat(300);
         assert_eq!(
-            rejected(&r.bind("%1", &long, Claude, false, 0)),
+            rejected(&r.bind(&"%1".into(), &long, Claude, false, 0)),
             "invalid_session_key"
         );
-        assert_eq!(r.observe_process("bogus", Some((Claude, 1)), 0), None);
-        r.observe_process("%3", Some((Codex, 5)), 0);
-        assert!(rejected(&r.bind("%3", "s", Claude, false, 0)).starts_with("provider_mismatch"));
+        r.observe_process(&"%3".into(), Some((Codex, 5)), 0);
+        assert!(
+            rejected(&r.bind(&"%3".into(), "s", Claude, false, 0)).starts_with("provider_mismatch")
+        );
     }
 
     #[test]
     fn new_server_resets_everything() {
         let mut r = reg();
-        r.observe_process("%0", Some((Claude, 100)), 0);
-        r.bind("%0", "s1", Claude, false, 0);
-        r.pane_gone("%0", 10);
-        r.observe_process("%1", Some((Codex, 101)), 0);
-        r.bind("%1", "t1", Codex, false, 0);
+        r.observe_process(&"%0".into(), Some((Claude, 100)), 0);
+        r.bind(&"%0".into(), "s1", Claude, false, 0);
+        r.pane_gone(&"%0".into(), 10);
+        r.observe_process(&"%1".into(), Some((Codex, 101)), 0);
+        r.bind(&"%1".into(), "t1", Codex, false, 0);
         r.take_records();
         r.new_server(100);
         let recs = r.take_records();
@@ -682,16 +694,25 @@ mod tests {
         );
         // %0 is a new pane in the new server, s1 is no longer tombstoned.
         assert_eq!(r.session_for("%1"), None);
-        assert_eq!(r.observe_process("%0", Some((Claude, 900)), 200), None);
+        assert_eq!(
+            r.observe_process(&"%0".into(), Some((Claude, 900)), 200),
+            None
+        );
         assert_eq!(r.instance("%0").map(|i| i.generation), Some(1));
-        assert_eq!(r.bind("%0", "s1", Claude, false, 200), BindOutcome::Linked);
+        assert_eq!(
+            r.bind(&"%0".into(), "s1", Claude, false, 200),
+            BindOutcome::Linked
+        );
     }
 
     #[test]
     fn bind_before_process_scan_then_process_does_not_bump() {
         let mut r = reg();
-        assert_eq!(r.bind("%4", "s1", Claude, false, 0), BindOutcome::Linked);
-        assert_eq!(r.observe_process("%4", Some((Claude, 77)), 5), None);
+        assert_eq!(
+            r.bind(&"%4".into(), "s1", Claude, false, 0),
+            BindOutcome::Linked
+        );
+        assert_eq!(r.observe_process(&"%4".into(), Some((Claude, 77)), 5), None);
         assert_eq!(r.session_for("%4"), Some("s1"));
     }
 }

@@ -110,7 +110,7 @@ impl Activity {
 /// and a pane can be reused by another agent, so the id alone is not an identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PaneInstance {
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub generation: u32,
     pub birth_ts: Millis,
 }

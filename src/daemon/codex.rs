@@ -85,7 +85,7 @@ pub fn socket_path() -> PathBuf {
 /// A thread's binding to a pane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadBind {
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub(crate) confidence: u8,
     pub reason: String,
 }
@@ -93,7 +93,7 @@ pub struct ThreadBind {
 #[derive(Debug, Clone, Default)]
 struct HookFacts {
     cwd: Option<String>,
-    trusted_pane: Option<String>,
+    trusted_pane: Option<PaneId>,
     last_ts: Millis,
     /// Its newest hook was `SessionEnd`: the TUI left with the thread (no app-server keeps
     /// it), so no other pane may take it by cwd.
@@ -105,13 +105,13 @@ pub struct CodexLink {
     /// Flow-011/009/013: which socket, when, and whether to trust it.
     pub(crate) endpoint: CodexEndpoint,
     binds: HashMap<String, ThreadBind>,
-    undecided: HashMap<String, (String, Vec<String>)>,
+    undecided: HashMap<String, (String, Vec<PaneId>)>,
     hook_facts: HashMap<String, HookFacts>,
     /// Latest state-bearing event per thread, one per source (re-applied when it binds).
     last_state: HashMap<String, Vec<NormalizedEvent>>,
     /// Last activity time per thread (events other than resume snapshots).
     recency: HashMap<String, Millis>,
-    screens: HashMap<String, (String, Millis)>,
+    screens: HashMap<PaneId, (String, Millis)>,
     next_correlate: Millis,
     dirty: bool,
     last_problem: Option<String>,
@@ -193,7 +193,7 @@ impl CodexLink {
     }
 
     /// Why a thread is not bound, and its candidate panes.
-    pub fn undecided(&self) -> &HashMap<String, (String, Vec<String>)> {
+    pub fn undecided(&self) -> &HashMap<String, (String, Vec<PaneId>)> {
         &self.undecided
     }
 
@@ -233,7 +233,7 @@ impl CodexLink {
     }
 
     /// Keep the last screen text of a Codex pane (bounded) for prompt correlation.
-    pub(crate) fn set_screen(&mut self, pane: &str, text: &str, is_codex: bool, now: Millis) {
+    pub(crate) fn set_screen(&mut self, pane: &PaneId, text: &str, is_codex: bool, now: Millis) {
         if !is_codex {
             self.screens.remove(pane);
             return;
@@ -247,7 +247,7 @@ impl CodexLink {
             }
             Some(_) => {}
             None => {
-                self.screens.insert(pane.to_string(), (text, now));
+                self.screens.insert(pane.clone(), (text, now));
                 self.dirty = true;
             }
         }
@@ -322,7 +322,7 @@ impl CodexLink {
                     f.cwd = ev.cwd.clone();
                 }
                 if ev.pane_id.is_some() {
-                    f.trusted_pane = ev.pane_id.clone().map(String::from);
+                    f.trusted_pane = ev.pane_id.clone();
                 }
                 if ev.ts >= f.last_ts {
                     f.ended = ev.signal == Signal::SessionEnd;
@@ -511,7 +511,7 @@ impl CodexLink {
         live: &mut [ThreadEvidence],
         cands: &mut [PaneCandidate],
         now: Millis,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<(String, PaneId)> {
         // Most recently active threads decide first.
         live.sort_by_key(|e| {
             std::cmp::Reverse(
@@ -522,7 +522,7 @@ impl CodexLink {
             )
         });
         self.undecided.clear();
-        let mut newly: Vec<(String, String)> = Vec::new();
+        let mut newly: Vec<(String, PaneId)> = Vec::new();
         for (i, ev) in live.iter().enumerate() {
             if self.binds.contains_key(&ev.thread_id) {
                 continue;
@@ -546,7 +546,7 @@ impl CodexLink {
         live: &[ThreadEvidence],
         cands: &[PaneCandidate],
         now: Millis,
-    ) -> Option<(String, u8, String)> {
+    ) -> Option<(PaneId, u8, String)> {
         let rec = |t: &str| self.recency.get(t).copied();
         // A cwd-only binding of a thread idle since before this one was active does not
         // hold the pane against it (a TUI shows one thread; the newer one is on screen).
@@ -641,7 +641,7 @@ impl CodexLink {
     fn bind(
         &mut self,
         ev: &ThreadEvidence,
-        pane: &str,
+        pane: &PaneId,
         confidence: u8,
         reason: String,
         cands: &mut [PaneCandidate],
@@ -649,7 +649,7 @@ impl CodexLink {
         let taken: Vec<String> = self
             .binds
             .iter()
-            .filter(|(_, b)| b.pane_id == pane)
+            .filter(|(_, b)| b.pane_id == *pane)
             .map(|(t, _)| t.clone())
             .collect();
         for t in taken {
@@ -661,7 +661,7 @@ impl CodexLink {
             ev.thread_id
         );
         for c in cands.iter_mut() {
-            if c.pane_id == pane {
+            if c.pane_id == *pane {
                 c.bound_thread = Some(ev.thread_id.clone());
             } else if c.bound_thread.as_deref() == Some(ev.thread_id.as_str()) {
                 c.bound_thread = None;
@@ -670,7 +670,7 @@ impl CodexLink {
         self.binds.insert(
             ev.thread_id.clone(),
             ThreadBind {
-                pane_id: pane.to_string(),
+                pane_id: pane.clone(),
                 confidence,
                 reason,
             },
@@ -678,7 +678,7 @@ impl CodexLink {
     }
 
     /// Catch up: the thread's latest state per source goes to its new pane.
-    fn catch_up(&self, newly: &[(String, String)], proj: &mut Projection, now: Millis) {
+    fn catch_up(&self, newly: &[(String, PaneId)], proj: &mut Projection, now: Millis) {
         for (t, pane) in newly {
             let Some(evs) = self.last_state.get(t) else {
                 continue;
@@ -687,7 +687,7 @@ impl CodexLink {
             evs.sort_by_key(|e| e.ts);
             for mut e in evs {
                 e.event_id = format!("{}~bind~{pane}", e.event_id);
-                e.pane_id = PaneId::parse(pane);
+                e.pane_id = Some(pane.clone());
                 if let Err(r) = proj.apply_event(&e, now) {
                     log::debug!("codex_catch_up_ignored thread={t} pane={pane} reason={r}");
                 }

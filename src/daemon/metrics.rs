@@ -18,7 +18,7 @@
 //! queued on the control connection; only when the event changed what is published) and
 //! `client` (pushed to API subscribers; only when there were some).
 use crate::core::binding::Churn;
-use crate::core::types::{Activity, Evidence, Health, Millis, Presence, SourceKind};
+use crate::core::types::{Activity, Evidence, Health, Millis, PaneId, Presence, SourceKind};
 use crate::gateway::{IngestCounts, Traced};
 use crate::projection::Projection;
 use crate::projection::notes::Note;
@@ -124,7 +124,7 @@ type Counts = [u64; COUNTERS.len()];
 #[derive(Debug, Clone)]
 pub struct Trace {
     pub event_id: String,
-    pub pane_id: Option<String>,
+    pub pane_id: Option<PaneId>,
     pub source: String,
     pub name: String,
     pub status: EventStatus,
@@ -136,7 +136,7 @@ impl Trace {
     pub fn json(&self) -> Value {
         trace_json(
             &self.event_id,
-            self.pane_id.as_deref(),
+            self.pane_id.as_ref(),
             &self.source,
             &self.name,
             self.status.as_str(),
@@ -150,7 +150,7 @@ impl Trace {
 /// pipeline order, each with its delta from the previous hop and from the source.
 pub(crate) fn trace_json(
     event_id: &str,
-    pane_id: Option<&str>,
+    pane_id: Option<&PaneId>,
     source: &str,
     name: &str,
     status: &str,
@@ -215,9 +215,9 @@ pub struct Metrics {
     traces: HashMap<String, Trace>,
     trace_order: VecDeque<String>,
     /// Events applied since the last publish, by pane.
-    pending: HashMap<String, Vec<String>>,
-    last_event: HashMap<String, String>,
-    seen: HashMap<String, Seen>,
+    pending: HashMap<PaneId, Vec<String>>,
+    last_event: HashMap<PaneId, String>,
+    seen: HashMap<PaneId, Seen>,
     /// Signature transitions by reason word, for the windowed top-k.
     sig_reasons: VecDeque<(Millis, String)>,
 }
@@ -325,7 +325,7 @@ impl Metrics {
     pub(crate) fn observe_published(
         &mut self,
         proj: &mut Projection,
-        changed: &[String],
+        changed: &[PaneId],
         option_ts: Millis,
         client_ts: Option<Millis>,
     ) -> Vec<(String, &'static str, Millis)> {
@@ -678,10 +678,10 @@ mod tests {
     #[test]
     fn an_event_gets_every_hop_and_counters_window() {
         let mut proj = Projection::new("h".into());
-        proj.pane_added("%1", "$0", "@0", 0);
+        proj.pane_added(&"%1".into(), "$0", "@0", 0);
         let mut m = Metrics::new(0);
         m.on_ingested(vec![traced("e1", "%1", 1_000)]);
-        let hops = m.observe_published(&mut proj, &["%1".to_string()], 1_010, Some(1_011));
+        let hops = m.observe_published(&mut proj, &["%1".into()], 1_010, Some(1_011));
         assert_eq!(
             hops,
             vec![
@@ -724,12 +724,12 @@ mod tests {
         let mut proj = Projection::new("h".into());
         let mut m = Metrics::new(0);
         for id in ["%1", "%2"] {
-            proj.pane_added(id, "$0", "@0", 0);
+            proj.pane_added(&id.into(), "$0", "@0", 0);
         }
         // %1 gets an agent process: heuristic, managed.
-        proj.set_process("%1", Some((Provider::Claude, "test")), Some(42), 10);
+        proj.set_process(&"%1".into(), Some((Provider::Claude, "test")), Some(42), 10);
         let changed = proj.resolve_dirty(20, &|_| false);
-        assert!(changed.contains(&"%1".to_string()));
+        assert!(changed.contains(&"%1".into()));
         m.observe_published(&mut proj, &changed, 21, None);
         let j = m.json(IngestCounts::default(), &proj, 30);
         assert_eq!(j["winners"]["managed"], 1, "{j}");
@@ -742,7 +742,7 @@ mod tests {
         );
         assert_eq!(j["presence"]["flaps"]["total"]["presence_flaps"], 1, "{j}");
         // The agent leaves: after the presence debounce the pane is unmanaged again.
-        proj.set_process("%1", None, None, 1_000);
+        proj.set_process(&"%1".into(), None, None, 1_000);
         let mut t = 1_000;
         for _ in 0..10 {
             t += 600;

@@ -32,8 +32,8 @@
 //!
 //! Log lines (`notify_sent`, `notify_skipped`, `notify_command_*`) are how a user (and the
 //! tests) trace every notice back to its panes.
-use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts};
-use crate::core::types::{AttentionKind, Millis};
+use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts, PaneKey};
+use crate::core::types::{AttentionKind, Millis, PaneId};
 use crate::daemon::remote::Remotes;
 use crate::projection::Projection;
 use crate::sys::procs;
@@ -58,7 +58,8 @@ const MESSAGE_MS: u32 = 5_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientView {
     pub control: bool,
-    pub pane: String,
+    /// The pane the client shows (`None` if tmux printed no pane id).
+    pub pane: Option<PaneId>,
     /// The terminal has focus (always true where tmux cannot tell).
     pub focused: bool,
     pub tty: String,
@@ -87,7 +88,7 @@ pub(crate) fn parse_clients(lines: &[Vec<u8>]) -> Vec<ClientView> {
         let focused = f[2].is_empty() || f[2].split(',').any(|x| x == "focused");
         out.push(ClientView {
             control: f[0] == "1",
-            pane: f[1].to_string(),
+            pane: PaneId::parse(f[1]),
             focused,
             tty: f[3].to_string(),
             name: name.to_string(),
@@ -139,7 +140,7 @@ struct Running {
 /// A batch waiting for its queries' answers.
 struct InFlight {
     batch: Vec<Candidate>,
-    ttys: HashMap<String, String>,
+    ttys: HashMap<PaneId, String>,
 }
 
 /// The daemon's notification state.
@@ -158,13 +159,10 @@ pub(crate) struct Notify {
 
 impl Notify {
     /// After a resolution: `changed` panes' attention (the first call only remembers all).
-    pub(crate) fn observe(&mut self, proj: &Projection, changed: &[String], now: Millis) {
+    pub(crate) fn observe(&mut self, proj: &Projection, changed: &[PaneId], now: Millis) {
         if !self.notifier.is_primed() {
-            self.notifier.prime(
-                proj.panes
-                    .iter()
-                    .map(|(id, p)| (id.as_str(), managed_attention(p))),
-            );
+            self.notifier
+                .prime(proj.panes.iter().map(|(id, p)| (id, managed_attention(p))));
             return;
         }
         for id in changed {
@@ -174,12 +172,12 @@ impl Notify {
         }
     }
 
-    pub(crate) fn forget(&mut self, pane: &str) {
-        self.notifier.forget(pane);
+    pub(crate) fn forget(&mut self, pane: &PaneId) {
+        self.notifier.forget(&PaneKey::Local(pane.clone()));
     }
 
-    /// A remote pane's new attention (`host/server/%N`; its stream's cursor said it is new).
-    pub(crate) fn remote_attention(&mut self, key: &str, kind: AttentionKind, now: Millis) {
+    /// A remote pane's new attention (its stream's cursor said it is new).
+    pub(crate) fn remote_attention(&mut self, key: PaneKey, kind: AttentionKind, now: Millis) {
         self.notifier.push(key, kind, now);
     }
 
@@ -274,8 +272,10 @@ impl Notify {
         if tag == "ttys" {
             for l in lines {
                 let l = String::from_utf8_lossy(l);
-                if let Some((id, tty)) = l.strip_prefix("AGTT ").and_then(|r| r.split_once(' ')) {
-                    f.ttys.insert(id.to_string(), tty.to_string());
+                if let Some((id, tty)) = l.strip_prefix("AGTT ").and_then(|r| r.split_once(' '))
+                    && let Some(id) = PaneId::parse(id)
+                {
+                    f.ttys.insert(id, tty.to_string());
                 }
             }
             return;
@@ -296,16 +296,16 @@ impl Notify {
         }
         let clients = parse_clients(lines);
         let (proj, reg, remotes) = ctx;
-        let facts = |id: &str| match is_remote(id) {
-            true => remotes.notify_facts(id),
-            false => pane_facts(proj, reg, id),
+        let facts = |key: &PaneKey| match key {
+            PaneKey::Remote { .. } => remotes.notify_facts(key),
+            PaneKey::Local(id) => pane_facts(proj, reg, id),
         };
-        let looked_at = |id: &str| {
-            let shows = |c: &ClientView| match is_remote(id) {
-                true => remotes
-                    .window_tag(id)
+        let looked_at = |key: &PaneKey| {
+            let shows = |c: &ClientView| match key {
+                PaneKey::Remote { .. } => remotes
+                    .window_tag(key)
                     .is_some_and(|t| !c.target.is_empty() && c.target == t),
-                false => c.pane == id,
+                PaneKey::Local(id) => c.pane.as_ref() == Some(id),
             };
             clients.iter().any(|c| !c.control && c.focused && shows(c))
         };
@@ -364,7 +364,7 @@ impl Notify {
         &mut self,
         notice: &Notice,
         clients: &[ClientView],
-        ttys: &HashMap<String, String>,
+        ttys: &HashMap<PaneId, String>,
         tmux: Option<&mut TmuxClient>,
         now: Millis,
     ) {
@@ -380,7 +380,7 @@ impl Notify {
         // One notice, one bell: it rings from the most urgent pane (its window gets the flag).
         if self.cfg.bell {
             let i = notice.first();
-            if is_remote(&i.pane) {
+            if let PaneKey::Remote { .. } = &i.pane {
                 // No local pane to ring: the terminals of the attached clients ring.
                 let mut done: Vec<&str> = Vec::new();
                 for c in &people {
@@ -397,7 +397,7 @@ impl Notify {
                     }
                 }
             } else {
-                match ttys.get(&i.pane) {
+                match ttys.get(i.pane.pane_id()) {
                     Some(tty) => {
                         if let Err(e) = write_tty(tty, b"\x07") {
                             log::warn!("notify_bell_failed pane={} err={e}", i.pane);
@@ -496,16 +496,10 @@ impl Notify {
     }
 }
 
-/// A notifier key of a remote pane (`host/server/%N`); a local pane's key is its `%N`, which
-/// never holds a `/` (a host may start with `%`: an IPv6 zone).
-fn is_remote(key: &str) -> bool {
-    key.contains('/')
-}
-
 fn panes(n: &Notice) -> String {
     n.items
         .iter()
-        .map(|i| i.pane.as_str())
+        .map(|i| i.pane.to_string())
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -560,7 +554,7 @@ mod tests {
         let c = parse_clients(&rows);
         assert_eq!(c.len(), 4);
         assert!(c[0].control);
-        assert!(c[1].focused && c[1].pane == "%3" && c[1].tty == "/dev/pts/4");
+        assert!(c[1].focused && c[1].pane == PaneId::parse("%3") && c[1].tty == "/dev/pts/4");
         assert_eq!(
             (c[1].name.as_str(), c[1].target.as_str()),
             ("/dev/pts/4", "devbox/default/$1")

@@ -14,7 +14,7 @@
 //!   pass. The hysteresis windows (Flow-008) are deliberate and not counted.
 use super::guardrails::{Guardrails, Level, Slo, SloConfig};
 use super::snapshot::{RestoreStats, SnapshotConfig, Snapshotter};
-use crate::core::types::{Evidence, Millis};
+use crate::core::types::{Evidence, Millis, PaneId};
 use crate::store::Store;
 use std::collections::HashMap;
 use std::path::Path;
@@ -64,7 +64,7 @@ pub struct Ops {
     next_eval: Millis,
     eval_every: Millis,
     /// Screen verdicts applied since the last pass: pane → when its capture was requested.
-    screens: HashMap<String, Millis>,
+    screens: HashMap<PaneId, Millis>,
     alerts_recorded: u64,
 }
 
@@ -139,16 +139,16 @@ impl Ops {
     }
 
     /// A capture reply (requested at `requested_at`) was applied to `pane`.
-    pub(crate) fn screen_applied(&mut self, pane: &str, requested_at: Millis) {
-        self.screens.insert(pane.to_string(), requested_at);
+    pub(crate) fn screen_applied(&mut self, pane: &PaneId, requested_at: Millis) {
+        self.screens.insert(pane.clone(), requested_at);
     }
 
     /// The pass that queues option writes: `changed` panes (with their evidence) and the
     /// accepted events `(pane, event ts)` ingested since the last pass.
     pub(crate) fn observe_changes(
         &mut self,
-        changed: &[(String, Evidence)],
-        accepted: &[(String, Millis)],
+        changed: &[(PaneId, Evidence)],
+        accepted: &[(PaneId, Millis)],
         now: Millis,
     ) {
         for (pane, ev) in changed {
@@ -238,7 +238,7 @@ mod tests {
         // Heuristic changes without a capture give no fallback sample.
         ops.observe_changes(&[("%3".into(), Evidence::Heuristic)], &[], 5_000);
         assert_eq!(ops.guardrails.samples(Slo::FallbackLatency), 0);
-        ops.screen_applied("%3", 4_000);
+        ops.screen_applied(&"%3".into(), 4_000);
         ops.observe_changes(&[("%3".into(), Evidence::Heuristic)], &[], 5_000);
         assert_eq!(ops.guardrails.samples(Slo::FallbackLatency), 1);
 

@@ -2,6 +2,7 @@
 //! options writer, which sends only values that changed. Pane, window, session and global
 //! options are all derived here from one read model, so no surface computes state itself.
 use crate::core::attention::{self, PaneView, Style};
+use crate::core::types::PaneId;
 use crate::projection::{PaneModel, Projection};
 use crate::tmux::options::{OptionsWriter, Scope};
 use std::collections::BTreeMap;
@@ -94,14 +95,14 @@ pub struct Remote {
 /// Write every option that changed. `daemon_status` is the `@agtmux_daemon` value.
 pub fn publish(
     proj: &Projection,
-    changed: &[String],
+    changed: &[PaneId],
     all: bool,
     style: &Style,
     daemon_status: &str,
     remote: &Remote,
     w: &mut OptionsWriter,
 ) {
-    let ids: Vec<&String> = if all {
+    let ids: Vec<&PaneId> = if all {
         proj.panes.keys().collect()
     } else {
         changed.iter().collect()

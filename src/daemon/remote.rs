@@ -18,8 +18,8 @@
 //! - Everything from the remote is untrusted (`sources::remote` validates and cleans it);
 //!   a refused line is logged with its reason (`remote_reject`) and counted, never fatal.
 use crate::core::attention::PaneView;
-use crate::core::notify::PaneFacts;
-use crate::core::types::{AttentionKind, Millis, Presence};
+use crate::core::notify::{PaneFacts, PaneKey};
+use crate::core::types::{AttentionKind, Millis, PaneId, Presence};
 use crate::sources::remote::{self, RemoteMsg, RemotePane};
 use crate::supervisor::{ChildProc, Restart, RestartPolicy, Supervised};
 use mio::unix::SourceFd;
@@ -220,12 +220,12 @@ pub(crate) struct Host {
     pub message: Option<String>,
     pub remote_version: Option<String>,
     servers: BTreeMap<String, ServerInfo>,
-    panes: BTreeMap<(String, String), RemotePane>,
+    panes: BTreeMap<(String, PaneId), RemotePane>,
     /// The resume cursor: per pane, the attention last announced.
-    announced: HashMap<(String, String), (AttentionKind, Millis, u64)>,
+    announced: HashMap<(String, PaneId), (AttentionKind, Millis, u64)>,
     /// Attention the cursor found new since the last [`Remotes::take_attention`]: (server,
     /// pane, kind), for the notifier.
-    news: Vec<(String, String, AttentionKind)>,
+    news: Vec<(String, PaneId, AttentionKind)>,
     pub counters: Counters,
     dirty: bool,
 }
@@ -576,9 +576,9 @@ impl Remotes {
                         fresh: true,
                     },
                 );
-                let ids: std::collections::BTreeSet<String> =
-                    panes.iter().map(|p| p.pane_id.clone()).collect();
-                let gone: Vec<(String, String)> = h
+                let ids: std::collections::BTreeSet<&PaneId> =
+                    panes.iter().map(|p| &p.pane_id).collect();
+                let gone: Vec<(String, PaneId)> = h
                     .panes
                     .keys()
                     .filter(|(s, p)| s == &server && !ids.contains(p))
@@ -749,12 +749,13 @@ impl Remotes {
         v
     }
 
-    /// New remote attention for the notifier, keyed `host/server/%N`, since the last call.
-    pub(crate) fn take_attention(&mut self) -> Vec<(String, AttentionKind)> {
+    /// New remote attention for the notifier, since the last call.
+    pub(crate) fn take_attention(&mut self) -> Vec<(PaneKey, AttentionKind)> {
         let mut out = Vec::new();
         for h in &mut self.hosts {
             for (server, pane, kind) in h.news.drain(..) {
-                out.push((format!("{}/{server}/{pane}", h.name), kind));
+                let host = h.name.clone();
+                out.push((PaneKey::Remote { host, server, pane }, kind));
             }
         }
         out
@@ -762,19 +763,20 @@ impl Remotes {
 
     /// A notifier key's host, server and pane, and its pane while it is live (a stale one
     /// has no attention to notify about).
-    fn live_pane<'a>(&'a self, key: &'a str) -> Option<(&'a Host, &'a str, &'a RemotePane)> {
-        let mut it = key.splitn(3, '/');
-        let (host, server, pane) = (it.next()?, it.next()?, it.next()?);
-        let h = self.hosts.iter().find(|h| h.name == host)?;
+    fn live_pane<'a>(&'a self, key: &'a PaneKey) -> Option<(&'a Host, &'a str, &'a RemotePane)> {
+        let PaneKey::Remote { host, server, pane } = key else {
+            return None;
+        };
+        let h = self.hosts.iter().find(|h| h.name == *host)?;
         if !h.servers.get(server).is_some_and(|s| s.fresh) {
             return None;
         }
-        let p = h.panes.get(&(server.to_string(), pane.to_string()))?;
+        let p = h.panes.get(&(server.clone(), pane.clone()))?;
         Some((h, server, p))
     }
 
     /// What the notifier says of a remote pane now (None: gone or stale).
-    pub(crate) fn notify_facts(&self, key: &str) -> Option<PaneFacts> {
+    pub(crate) fn notify_facts(&self, key: &PaneKey) -> Option<PaneFacts> {
         let (h, _, p) = self.live_pane(key)?;
         let managed = p.presence == Presence::Managed;
         Some(PaneFacts {
@@ -792,12 +794,12 @@ impl Remotes {
                 p.pane_index.map(|i| i.to_string()).unwrap_or_default()
             ),
             host: h.name.clone(),
-            pane_id: p.pane_id.clone(),
+            pane_id: Some(p.pane_id.clone()),
         })
     }
 
     /// `@agtmux_remote_target` of the go-there window that shows this remote pane's session.
-    pub(crate) fn window_tag(&self, key: &str) -> Option<String> {
+    pub(crate) fn window_tag(&self, key: &PaneKey) -> Option<String> {
         let (h, server, p) = self.live_pane(key)?;
         Some(remote::window_tag(&h.name, server, &p.session_id))
     }
@@ -1191,17 +1193,17 @@ mod tests {
         assert_eq!(h.counters.attention, 1);
         assert_eq!(
             r.take_attention(),
-            vec![("h/s/%3".to_string(), AttentionKind::Approval)]
+            vec![("h/s/%3".into(), AttentionKind::Approval)]
         );
-        let f = r.notify_facts("h/s/%3").unwrap();
-        assert_eq!((f.host.as_str(), f.pane_id.as_str()), ("h", "%3"));
+        let f = r.notify_facts(&"h/s/%3".into()).unwrap();
+        assert_eq!((f.host.as_str(), f.pane_id.as_deref()), ("h", Some("%3")));
         assert_eq!(f.attention, Some(AttentionKind::Approval));
-        assert_eq!(r.window_tag("h/s/%3").as_deref(), Some("h/s/$0"));
+        assert_eq!(r.window_tag(&"h/s/%3".into()).as_deref(), Some("h/s/$0"));
         assert_eq!(r.views().len(), 1);
         // Unreachable: listed, stale, no attention, not counted; `✗1`.
         r.fail(0, 10, "ssh h: Connection refused".into());
         assert_eq!(
-            r.notify_facts("h/s/%3"),
+            r.notify_facts(&"h/s/%3".into()),
             None,
             "a stale pane notifies nothing"
         );

@@ -5,6 +5,7 @@
 //! formats it uses live beside it rather than in the daemon's metrics (which imports them).
 use crate::core::classifier::Transition;
 use crate::core::resolver::TierTransition;
+use crate::core::types::PaneId;
 
 /// Notes the projection keeps when nobody drains them (unit tests, no runtime).
 pub(crate) const MAX_NOTES: usize = 10_000;
@@ -13,7 +14,7 @@ pub(crate) const MAX_NOTES: usize = 10_000;
 #[derive(Debug, Clone)]
 pub enum Note {
     Signature {
-        pane: String,
+        pane: PaneId,
         from: &'static str,
         to: &'static str,
         reason: String,
@@ -23,7 +24,7 @@ pub enum Note {
 }
 
 /// The log line of a signature transition (one `key=value` line, the key not repeated).
-pub(crate) fn signature_log(pane: &str, t: &Transition) -> String {
+pub(crate) fn signature_log(pane: &PaneId, t: &Transition) -> String {
     format!(
         "signature_transition pane={pane} from={} to={} presence={} provider={} reason={:?}",
         t.from,
@@ -35,7 +36,7 @@ pub(crate) fn signature_log(pane: &str, t: &Transition) -> String {
 }
 
 /// The log line of a fallback / re-promotion.
-pub(crate) fn tier_log(pane: &str, t: &TierTransition) -> String {
+pub(crate) fn tier_log(pane: &PaneId, t: &TierTransition) -> String {
     match t {
         TierTransition::Fallback { from, reason } => {
             format!("tier_transition pane={pane} kind=fallback from={from} reason={reason:?}")
@@ -60,11 +61,11 @@ mod tests {
             provider: Some(crate::core::types::Provider::Claude),
             reason: "process_hint provider=claude".into(),
         };
-        let l = signature_log("%1", &t);
+        let l = signature_log(&"%1".into(), &t);
         assert_eq!(l.matches("signature_transition").count(), 1);
         assert!(l.starts_with("signature_transition pane=%1 from=none to=heuristic"));
         let l = tier_log(
-            "%2",
+            &"%2".into(),
             &TierTransition::Fallback {
                 from: SourceKind::ClaudeHooks,
                 reason: "source_down".into(),

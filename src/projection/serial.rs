@@ -137,7 +137,7 @@ mod tests {
             CasOutcome::StaleSkipped
         );
         tx.commit().unwrap();
-        let stored = s.pane_state("k", "%1").unwrap().unwrap();
+        let stored = s.pane_state("k", &"%1".into()).unwrap().unwrap();
         assert_eq!(stored.activity, Activity::WaitingApproval);
         assert_eq!(stored.state_version, 2);
         // A new generation (pane reused) is not "older": it is written.
@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn an_old_event_delivered_late_leaves_state_and_version_untouched() {
         let mut p = Projection::new("h".into());
-        p.pane_added("%1", "$1", "@1", 1_000);
+        p.pane_added(&"%1".into(), "$1", "@1", 1_000);
         let no_focus = |_: &str| false;
         p.apply_event(
             &ev(
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(late, Err(IgnoreReason::StaleEvent));
         assert_eq!(IgnoreReason::StaleEvent.as_str(), "stale_event");
         let changed = p.resolve_dirty(3_100, &no_focus);
-        assert!(!changed.contains(&"%1".to_string()) || p.panes["%1"].version == version);
+        assert!(!changed.contains(&"%1".into()) || p.panes["%1"].version == version);
         assert_eq!(p.panes["%1"].activity(), state);
         assert_eq!(p.panes["%1"].version, version);
         // The same event redelivered with its id: a duplicate, no effect either.

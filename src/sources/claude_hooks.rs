@@ -7,7 +7,7 @@
 use super::hook_map;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::extras::{EventExtra, Work, parse_reset};
-use crate::core::types::{Activity, Millis, Provider, SourceKind};
+use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
 use serde_json::Value;
 
 /// Tools whose "permission" is really a question to the user.
@@ -16,7 +16,7 @@ const QUESTION_TOOLS: &[&str] = &["AskUserQuestion", "ExitPlanMode"];
 /// Map one payload. `Err` is the reject reason (stored in `events_raw_v2`, logged).
 pub(crate) fn map_hook(
     payload: &Value,
-    pane: Option<&str>,
+    pane: Option<&PaneId>,
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
@@ -91,7 +91,7 @@ pub(crate) fn map_hook(
         event_id,
         source: SourceKind::ClaudeHooks,
         provider: Provider::Claude,
-        pane_id: hook_map::pane_hint(pane),
+        pane_id: pane.cloned(),
         session_key: Some(session.to_string()),
         turn_id: s("prompt_id").map(str::to_string),
         name: name.to_string(),
@@ -121,7 +121,9 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_hook(&p, Some("%1"), 0, "e".into()).unwrap().signal
+        map_hook(&p, Some(&"%1".into()), 0, "e".into())
+            .unwrap()
+            .signal
     }
 
     #[test]
@@ -140,7 +142,8 @@ mod tests {
 
     #[test]
     fn usage_limit_background_and_compaction() {
-        let at = |p: Value| map_hook(&p, Some("%1"), 1_796_410_500_000, "e".into()).unwrap();
+        let at =
+            |p: Value| map_hook(&p, Some(&"%1".into()), 1_796_410_500_000, "e".into()).unwrap();
         // A usage limit: its own activity, with the reset the message names.
         let e = at(
             json!({"session_id":"s","hook_event_name":"StopFailure","error":"rate_limit",

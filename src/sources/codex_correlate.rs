@@ -16,7 +16,7 @@
 //! Anything else is `Undecided { candidates, reason }`: the pane stays heuristic (screen only).
 //! One call yields at most one pane, so a thread is never bound to two panes; panes already bound
 //! to another live thread are only taken on prompt evidence. Pure: no I/O, time is an input.
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 
 /// How far back a prompt may have been sent to count as "just typed" (ms).
 pub(crate) const PROMPT_WINDOW_MS: Millis = 15_000;
@@ -28,9 +28,9 @@ const PROMPT_MATCH_CHARS: usize = 48;
 const PROMPT_MIN_CHARS: usize = 6;
 
 /// A pane that runs a Codex TUI.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PaneCandidate {
-    pub pane_id: String,
+    pub pane_id: PaneId,
     /// cwd of the TUI process (not of the pane's shell).
     pub(crate) tui_cwd: Option<String>,
     /// Recent screen text (`capture-pane -p -J`).
@@ -50,7 +50,7 @@ pub(crate) struct ThreadEvidence {
     pub(crate) turn_started: Option<Millis>,
     pub(crate) turn_ended: Option<Millis>,
     /// `$TMUX_PANE` of a hook for this thread.
-    pub(crate) hook_pane: Option<String>,
+    pub(crate) hook_pane: Option<PaneId>,
     /// Whether that hook's parent process is in the hook pane's process tree.
     pub(crate) hook_parent_in_pane_tree: bool,
 }
@@ -59,13 +59,13 @@ pub(crate) struct ThreadEvidence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
     Bound {
-        pane_id: String,
+        pane_id: PaneId,
         /// 0..=100.
         confidence: u8,
         reason: String,
     },
     Undecided {
-        candidates: Vec<String>,
+        candidates: Vec<PaneId>,
         reason: String,
     },
 }
@@ -103,9 +103,9 @@ fn bound(p: &PaneCandidate, confidence: u8, reason: impl Into<String>) -> Bindin
 /// Chooses the pane for a thread among candidate Codex panes.
 pub(crate) fn correlate(t: &ThreadEvidence, panes: &[PaneCandidate], now: Millis) -> Binding {
     // 1. A hook pane whose process tree holds the hook's parent.
-    if let Some(hp) = t.hook_pane.as_deref()
+    if let Some(hp) = t.hook_pane.as_ref()
         && t.hook_parent_in_pane_tree
-        && let Some(p) = panes.iter().find(|p| p.pane_id == hp)
+        && let Some(p) = panes.iter().find(|p| p.pane_id == *hp)
     {
         return bound(
             p,
@@ -345,7 +345,7 @@ mod tests {
         let panes = vec![pane("%1", "/w", "", None), pane("%2", "/w", "", None)];
         match correlate(&t, &panes, NOW) {
             Binding::Undecided { candidates, reason } => {
-                assert_eq!(candidates, vec!["%1".to_string(), "%2".to_string()]);
+                assert_eq!(candidates, vec![PaneId::from("%1"), "%2".into()]);
                 assert!(reason.contains("share cwd"));
             }
             b => panic!("expected undecided, got {b:?}"),

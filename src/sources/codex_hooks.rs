@@ -12,10 +12,9 @@
 //! - `request_user_input` fires only PreToolUse (no PermissionRequest) → waiting_input.
 //! - `notify` also fires for internal title-generation threads: their `input-messages` start with
 //!   "Generate a concise, single-line task title" → Ignore.
-use super::hook_map::pane_hint;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::text::clip;
-use crate::core::types::{Activity, Millis, Provider, SourceKind};
+use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
 use serde_json::Value;
 
 /// The first words of Codex's internal title-generation prompt.
@@ -31,7 +30,7 @@ fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 /// Maps one Codex hook payload. `pane` is the hook's `$TMUX_PANE` (a hint only).
 pub(crate) fn map_hook(
     payload: &Value,
-    pane: Option<&str>,
+    pane: Option<&PaneId>,
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
@@ -97,7 +96,7 @@ pub(crate) fn map_hook(
         event_id,
         source: SourceKind::CodexHooks,
         provider: Provider::Codex,
-        pane_id: pane_hint(pane),
+        pane_id: pane.cloned(),
         session_key: Some(session),
         turn_id: s(payload, "turn_id").map(str::to_string),
         name,
@@ -124,7 +123,7 @@ pub(crate) fn is_title_generation(argv1: &Value) -> bool {
 /// Title-generation threads map to `Ignore`.
 pub(crate) fn map_notify(
     argv1: &Value,
-    pane: Option<&str>,
+    pane: Option<&PaneId>,
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
@@ -151,7 +150,7 @@ pub(crate) fn map_notify(
         event_id,
         source: SourceKind::CodexHooks,
         provider: Provider::Codex,
-        pane_id: pane_hint(pane),
+        pane_id: pane.cloned(),
         session_key: Some(thread.to_string()),
         turn_id: s(argv1, "turn-id").map(str::to_string),
         name: format!("notify:{ty}"),
@@ -194,7 +193,7 @@ mod tests {
             "fixtures/codex/hooks/supp_codex.jsonl",
         ] {
             for rec in lines(f) {
-                let ev = map_hook(&rec["payload"], Some("%3"), 1, format!("e{n}")).unwrap();
+                let ev = map_hook(&rec["payload"], Some(&"%3".into()), 1, format!("e{n}")).unwrap();
                 assert_eq!(ev.signal, expected(&rec), "{f}: {}", rec["event"]);
                 assert_eq!(
                     ev.session_key.as_deref(),
@@ -213,9 +212,11 @@ mod tests {
         let recs = lines("fixtures/codex/notify/codex_main.jsonl");
         let mut idle = 0;
         for rec in &recs {
-            let ev = map_notify(&rec["argv1"], Some("%PANE"), 1, "x".into()).unwrap();
+            // A placeholder `$TMUX_PANE` (`%PANE`) never gets here: the spool rejects it
+            // (`bad_pane_id`) before mapping.
+            let ev = map_notify(&rec["argv1"], Some(&"%3".into()), 1, "x".into()).unwrap();
             assert_eq!(ev.signal, expected(rec));
-            assert_eq!(ev.pane_id, None, "placeholder pane ids are not kept");
+            assert_eq!(ev.pane_id.as_deref(), Some("%3"));
             if ev.signal == Signal::Activity(Activity::Idle) {
                 idle += 1;
             }
@@ -231,7 +232,7 @@ mod tests {
         assert!(e(serde_json::json!({"hook_event_name":"Stop"})).contains("session_id"));
         let ok = map_hook(
             &serde_json::json!({"hook_event_name":"Weird","session_id":"s"}),
-            Some("%1;evil"),
+            None,
             0,
             "i".into(),
         )

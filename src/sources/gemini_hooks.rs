@@ -14,7 +14,7 @@
 //!   session in the same pane right after.
 use super::hook_map;
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Activity, Millis, Provider, SourceKind};
+use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
 use serde_json::Value;
 
 /// What `AfterAgent` carries as `prompt_response` when the turn produced no text (API error).
@@ -34,7 +34,7 @@ pub(crate) const EVENTS: &[&str] = &[
 /// Map one payload. `Err` is the reject reason.
 pub(crate) fn map_hook(
     payload: &Value,
-    pane: Option<&str>,
+    pane: Option<&PaneId>,
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
@@ -74,7 +74,7 @@ pub(crate) fn map_hook(
         event_id,
         source: SourceKind::GeminiHooks,
         provider: Provider::Gemini,
-        pane_id: hook_map::pane_hint(pane),
+        pane_id: pane.cloned(),
         session_key: Some(session.to_string()),
         turn_id: None,
         name: name.to_string(),
@@ -93,7 +93,9 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_hook(&p, Some("%1"), 0, "e".into()).unwrap().signal
+        map_hook(&p, Some(&"%1".into()), 0, "e".into())
+            .unwrap()
+            .signal
     }
 
     fn base(n: &str) -> Value {

@@ -14,7 +14,7 @@
 //! spool; the session id by [`check_session_key`]); anything else is rejected with a reason,
 //! never guessed.
 use crate::core::event::{NormalizedEvent, Signal, check_session_key};
-use crate::core::types::{Activity, Millis, Provider, SourceKind, valid_pane_id};
+use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
 use serde_json::Value;
 
 /// The states a generic hook may report: the public activity vocabulary (without `unknown`,
@@ -34,14 +34,12 @@ pub(crate) const MAX_TITLE: usize = 256;
 pub(crate) const MAX_AGENT: usize = 32;
 
 /// The payload's own pane (`"pane"`), checked; `Ok(None)` when it names none.
-pub(crate) fn payload_pane(payload: &Value) -> Result<Option<&str>, String> {
+pub(crate) fn payload_pane(payload: &Value) -> Result<Option<PaneId>, String> {
     match payload.get("pane") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(p)) if valid_pane_id(p) => Ok(Some(p)),
-        Some(Value::String(p)) => Err(format!(
-            "bad_pane_id: {:?}",
-            p.chars().take(20).collect::<String>()
-        )),
+        Some(Value::String(p)) => PaneId::parse(p)
+            .map(Some)
+            .ok_or_else(|| format!("bad_pane_id: {:?}", p.chars().take(20).collect::<String>())),
         Some(_) => Err("schema: pane is not a string".into()),
     }
 }
@@ -58,7 +56,7 @@ fn opt_str<'a>(payload: &'a Value, key: &str) -> Result<Option<&'a str>, String>
 /// else the hook's `$TMUX_PANE`). `Err` is the reject reason.
 pub(crate) fn map_hook(
     payload: &Value,
-    pane: Option<&str>,
+    pane: Option<&PaneId>,
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
@@ -113,7 +111,7 @@ pub(crate) fn map_hook(
         event_id,
         source: SourceKind::GenericHook,
         provider: Provider::Generic,
-        pane_id: super::hook_map::pane_hint(pane),
+        pane_id: pane.cloned(),
         session_key: Some(session.to_string()),
         turn_id: None,
         name: format!("{agent}:{state}"),
@@ -132,7 +130,7 @@ mod tests {
     use serde_json::json;
 
     fn map(v: Value) -> Result<NormalizedEvent, String> {
-        map_hook(&v, Some("%1"), 0, "e".into())
+        map_hook(&v, Some(&"%1".into()), 0, "e".into())
     }
 
     #[test]
@@ -181,7 +179,10 @@ mod tests {
                 .unwrap_err()
                 .starts_with("bad_pane_id")
         );
-        assert_eq!(payload_pane(&json!({"pane":"%12"})).unwrap(), Some("%12"));
+        assert_eq!(
+            payload_pane(&json!({"pane":"%12"})).unwrap(),
+            PaneId::parse("%12")
+        );
         assert_eq!(payload_pane(&json!({})).unwrap(), None);
     }
 }

@@ -1,9 +1,8 @@
 //! What every hook mapper (Claude, Codex, Gemini, OpenCode, generic) starts with: the payload
-//! must be an object naming its event and its session, and the pane the hook ran in is only a
-//! hint that must look like a pane id. One copy here, so every source rejects the same input
+//! must be an object naming its event and its session (the pane the hook ran in arrives as a
+//! `PaneId` the spool already parsed). One copy here, so every source rejects the same input
 //! with the same reason.
 use crate::core::event::check_session_key;
-use crate::core::types::PaneId;
 use serde_json::{Map, Value};
 
 /// Longest event name accepted (bytes).
@@ -47,11 +46,6 @@ pub(crate) fn head<'a>(
     Ok(Head { obj, name, session })
 }
 
-/// The hook's `$TMUX_PANE` as the event's pane hint, when it looks like a pane id.
-pub(crate) fn pane_hint(pane: Option<&str>) -> Option<PaneId> {
-    pane.and_then(PaneId::parse)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,7 +72,5 @@ mod tests {
         let p = json!({"event": "x", "session_id": "s", "cwd": "/w"});
         let h = head(&p, "event", "event name").unwrap();
         assert_eq!((h.name, h.session, h.str("cwd")), ("x", "s", Some("/w")));
-        assert_eq!(pane_hint(Some("%3")).as_deref(), Some("%3"));
-        assert_eq!(pane_hint(Some("3")), None);
     }
 }

@@ -20,13 +20,13 @@
 //! `MessageAbortedError`, which is not an error for the user.
 use super::hook_map;
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Activity, Millis, Provider, SourceKind};
+use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
 use serde_json::Value;
 
 /// Map one forwarded event. `Err` is the reject reason.
 pub(crate) fn map_event(
     payload: &Value,
-    pane: Option<&str>,
+    pane: Option<&PaneId>,
     ts: Millis,
     event_id: String,
 ) -> Result<NormalizedEvent, String> {
@@ -71,7 +71,7 @@ pub(crate) fn map_event(
         event_id,
         source: SourceKind::OpenCodePlugin,
         provider: Provider::OpenCode,
-        pane_id: hook_map::pane_hint(pane),
+        pane_id: pane.cloned(),
         session_key: Some(session.to_string()),
         turn_id: None,
         name: name.to_string(),
@@ -92,7 +92,9 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_event(&p, Some("%1"), 0, "e".into()).unwrap().signal
+        map_event(&p, Some(&"%1".into()), 0, "e".into())
+            .unwrap()
+            .signal
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! - `synced` once every server present at the start has sent its snapshot;
 //! - `pane {server, pane}` / `pane_removed {server, pane_id}`: the daemons' pushes;
 //! - `server_gone {server}`; `alive {now_ms}` every few seconds (a quiet link is not dead).
-use crate::core::types::{Activity, AttentionKind, Millis, Presence, Provider};
+use crate::core::types::{Activity, AttentionKind, Millis, PaneId, Presence, Provider};
 
 /// The stream protocol this build speaks (`hello.protocol`).
 pub const PROTOCOL: u64 = 1;
@@ -35,7 +35,8 @@ const MAX_BACKGROUND: u64 = 10_000;
 /// One remote pane, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemotePane {
-    pub pane_id: String,
+    /// The pane's tmux id on its host (`%N`, checked like a local one).
+    pub pane_id: PaneId,
     pub generation: u64,
     pub session_id: String,
     pub session_name: String,
@@ -82,7 +83,7 @@ pub enum RemoteMsg {
     },
     PaneRemoved {
         server: String,
-        pane_id: String,
+        pane_id: PaneId,
     },
     ServerGone {
         server: String,
@@ -141,10 +142,7 @@ fn str_field<'a>(v: &'a serde_json::Value, k: &str) -> Result<&'a str, Reject> {
 
 /// Validate one pane object of a remote daemon.
 pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
-    let pane_id = str_field(v, "pane_id")?;
-    if !id_ok(pane_id, '%') {
-        return rej("bad_pane_id");
-    }
+    let pane_id = PaneId::parse(str_field(v, "pane_id")?).ok_or(Reject("bad_pane_id".into()))?;
     let session_id = str_field(v, "session_id")?;
     if !session_id.is_empty() && !id_ok(session_id, '$') {
         return rej("bad_session_id");
@@ -180,7 +178,7 @@ pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
         |k: &str, max: usize| clean_text(v.get(k).and_then(|x| x.as_str()).unwrap_or(""), max);
     let num = |k: &str| v.get(k).and_then(|x| x.as_u64());
     Ok(RemotePane {
-        pane_id: pane_id.to_string(),
+        pane_id,
         generation: num("generation").unwrap_or(0),
         session_id: session_id.to_string(),
         session_name: text("session_name", MAX_NAME),
@@ -289,13 +287,11 @@ pub fn parse_line(line: &[u8]) -> Result<RemoteMsg, Reject> {
             pane: Box::new(parse_pane(&v["pane"])?),
         }),
         Some("pane_removed") => {
-            let id = str_field(&v, "pane_id")?;
-            if !id_ok(id, '%') {
-                return rej("bad_pane_id");
-            }
+            let pane_id =
+                PaneId::parse(str_field(&v, "pane_id")?).ok_or(Reject("bad_pane_id".into()))?;
             Ok(RemoteMsg::PaneRemoved {
                 server: server_field(&v)?,
-                pane_id: id.to_string(),
+                pane_id,
             })
         }
         Some("server_gone") => Ok(RemoteMsg::ServerGone {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::Backup;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 
 pub use error::StoreError;
 pub use ops::{AlertRow, SnapshotRow};
@@ -311,7 +311,7 @@ impl Store {
     pub fn pane_state(
         &self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
     ) -> Result<Option<PaneStateRow>, StoreError> {
         self.reads().pane_state(server_key, pane_id)
     }
@@ -335,7 +335,7 @@ impl Store {
     pub fn bindings_for_pane(
         &self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
         limit: usize,
     ) -> Result<Vec<BindingRow>, StoreError> {
         self.reads().bindings_for_pane(server_key, pane_id, limit)
@@ -365,7 +365,7 @@ impl Store {
     pub fn events_for_pane(
         &self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
         limit: usize,
     ) -> Result<Vec<EventRow>, StoreError> {
         self.reads().events_for_pane(server_key, pane_id, limit)

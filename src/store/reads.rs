@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::core::types::PaneId;
+
 use super::error::StoreError;
 use super::rows::{
     self, BINDING_COLS, BindingRow, CursorRow, EVENT_COLS, EventRow, EventStatus, HealthRow,
@@ -89,14 +91,14 @@ impl Reads<'_> {
     pub fn pane_state(
         &self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
     ) -> Result<Option<PaneStateRow>, StoreError> {
         let sql =
             format!("SELECT {PANE_COLS} FROM pane_state_v2 WHERE server_key = ?1 AND pane_id = ?2");
         self.one(
             "read pane state",
             &sql,
-            params![server_key, pane_id],
+            params![server_key, pane_id.as_str()],
             rows::pane_from_row,
         )
     }
@@ -135,7 +137,7 @@ impl Reads<'_> {
     pub fn bindings_for_pane(
         &self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
         limit: usize,
     ) -> Result<Vec<BindingRow>, StoreError> {
         let sql = format!(
@@ -145,7 +147,7 @@ impl Reads<'_> {
         self.many(
             "read pane bindings",
             &sql,
-            params![server_key, pane_id, limit_param(limit)],
+            params![server_key, pane_id.as_str(), limit_param(limit)],
             rows::binding_from_row,
         )
     }
@@ -197,7 +199,7 @@ impl Reads<'_> {
     pub fn events_for_pane(
         &self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
         limit: usize,
     ) -> Result<Vec<EventRow>, StoreError> {
         let sql = format!(
@@ -207,7 +209,7 @@ impl Reads<'_> {
         self.many(
             "read pane events",
             &sql,
-            params![server_key, pane_id, limit_param(limit)],
+            params![server_key, pane_id.as_str(), limit_param(limit)],
             rows::event_from_row,
         )
     }

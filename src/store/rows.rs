@@ -1,12 +1,15 @@
 //! Row structs for the store tables and their decoding. Core enums are stored as their
 //! `as_str()` names; a stored name this build does not know (written by a newer agtmux, or by
-//! hand) decodes to a conversion error instead of a panic.
+//! hand) decodes to a conversion error instead of a panic. Pane ids are stored as tmux prints
+//! them (`%N`) and decode to a [`PaneId`] the same way: a malformed one is a conversion error.
 use std::fmt;
 
 use rusqlite::Row;
 use rusqlite::types::Type;
 
-use crate::core::types::{Activity, AttentionKind, Evidence, Health, Millis, Presence, Provider};
+use crate::core::types::{
+    Activity, AttentionKind, Evidence, Health, Millis, PaneId, Presence, Provider,
+};
 
 /// What ingest decided about an event (accepted *and* rejected events are kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,7 +58,7 @@ pub struct EventRow {
     pub source: String,
     /// Raw provider name as received: a rejected event may name a provider we do not know.
     pub provider: Option<String>,
-    pub pane_id: Option<String>,
+    pub pane_id: Option<PaneId>,
     pub session_key: Option<String>,
     /// Event name (e.g. `PreToolUse`, `turn/completed`).
     pub name: String,
@@ -75,7 +78,7 @@ pub struct EventRow {
 pub struct PaneStateRow {
     pub server_key: String,
     pub server_id: String,
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub generation: u32,
     pub birth_ts: Millis,
     pub presence: Presence,
@@ -101,7 +104,7 @@ pub struct SessionStateRow {
     pub session_key: String,
     pub provider: Provider,
     pub server_key: Option<String>,
-    pub pane_id: Option<String>,
+    pub pane_id: Option<PaneId>,
     pub generation: Option<u32>,
     pub activity: Activity,
     pub title: String,
@@ -117,7 +120,7 @@ pub struct BindingRow {
     pub id: i64,
     pub server_key: String,
     pub server_id: String,
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub generation: u32,
     pub birth_ts: Millis,
     pub session_key: String,
@@ -176,6 +179,7 @@ impl fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
+/// A text column read through `parse` (a core enum's name, a pane id).
 fn enum_col<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
     parse(&s).ok_or_else(|| {
@@ -206,7 +210,7 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         server_key: r.get(2)?,
         source: r.get(3)?,
         provider: r.get(4)?,
-        pane_id: r.get(5)?,
+        pane_id: opt_enum_col(r, 5, PaneId::parse)?,
         session_key: r.get(6)?,
         name: r.get(7)?,
         status: enum_col(r, 8, EventStatus::parse)?,
@@ -226,7 +230,7 @@ pub(crate) fn pane_from_row(r: &Row<'_>) -> rusqlite::Result<PaneStateRow> {
     Ok(PaneStateRow {
         server_key: r.get(0)?,
         server_id: r.get(1)?,
-        pane_id: r.get(2)?,
+        pane_id: enum_col(r, 2, PaneId::parse)?,
         generation: r.get(3)?,
         birth_ts: r.get(4)?,
         presence: enum_col(r, 5, Presence::parse)?,
@@ -253,7 +257,7 @@ pub(crate) fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionStateRow>
         session_key: r.get(0)?,
         provider: enum_col(r, 1, Provider::parse)?,
         server_key: r.get(2)?,
-        pane_id: r.get(3)?,
+        pane_id: opt_enum_col(r, 3, PaneId::parse)?,
         generation: r.get(4)?,
         activity: enum_col(r, 5, Activity::parse)?,
         title: r.get(6)?,
@@ -270,7 +274,7 @@ pub(crate) fn binding_from_row(r: &Row<'_>) -> rusqlite::Result<BindingRow> {
         id: r.get(0)?,
         server_key: r.get(1)?,
         server_id: r.get(2)?,
-        pane_id: r.get(3)?,
+        pane_id: enum_col(r, 3, PaneId::parse)?,
         generation: r.get(4)?,
         birth_ts: r.get(5)?,
         session_key: r.get(6)?,

@@ -42,7 +42,7 @@ fn ev(id: &str, pane: &str, ts: Millis) -> EventRow {
         server_key: "srv".to_string(),
         source: "claude_hooks".to_string(),
         provider: Some("claude".to_string()),
-        pane_id: Some(pane.to_string()),
+        pane_id: Some(pane.into()),
         session_key: Some(format!("sess-{pane}")),
         name: "PreToolUse".to_string(),
         status: EventStatus::Accepted,
@@ -58,7 +58,7 @@ fn pane(id: &str, activity: Activity) -> PaneStateRow {
     PaneStateRow {
         server_key: "srv".to_string(),
         server_id: "srv-1".to_string(),
-        pane_id: id.to_string(),
+        pane_id: id.into(),
         generation: 1,
         birth_ts: 100,
         presence: Presence::Managed,
@@ -82,7 +82,7 @@ fn binding(pane_id: &str, linked: Millis) -> BindingRow {
         id: 0,
         server_key: "srv".to_string(),
         server_id: "srv-1".to_string(),
-        pane_id: pane_id.to_string(),
+        pane_id: pane_id.into(),
         generation: 1,
         birth_ts: 100,
         session_key: format!("sess-{pane_id}"),
@@ -365,7 +365,7 @@ fn dropped_transaction_leaves_nothing() {
             ("c1", None, 1)
         );
         assert_eq!(s.event_count().unwrap(), 0);
-        assert!(s.pane_state("srv", "%1").unwrap().is_none());
+        assert!(s.pane_state("srv", &"%1".into()).unwrap().is_none());
     };
     check(&s);
     drop(s);
@@ -387,7 +387,10 @@ fn cas_detects_version_conflicts() {
             .unwrap()
     );
     assert_eq!(
-        tx.pane_state("srv", "%1").unwrap().unwrap().state_version,
+        tx.pane_state("srv", &"%1".into())
+            .unwrap()
+            .unwrap()
+            .state_version,
         1
     );
     // A second creator loses.
@@ -401,21 +404,21 @@ fn cas_detects_version_conflicts() {
     // A version in the future is a conflict too.
     assert!(!tx.cas_pane_state(&pane("%1", Activity::Idle), 7).unwrap());
     tx.commit().unwrap();
-    let row = s.pane_state("srv", "%1").unwrap().unwrap();
+    let row = s.pane_state("srv", &"%1".into()).unwrap().unwrap();
     assert_eq!(row.state_version, 2);
     assert_eq!(row.activity, Activity::WaitingApproval);
     assert_eq!(row.attention, Some(AttentionKind::Approval));
     // A CAS on a missing pane with a non-zero expectation writes nothing.
     let mut tx = s.begin().unwrap();
     assert!(!tx.cas_pane_state(&pane("%2", Activity::Idle), 3).unwrap());
-    assert!(tx.pane_state("srv", "%2").unwrap().is_none());
+    assert!(tx.pane_state("srv", &"%2".into()).unwrap().is_none());
 
     // Sessions follow the same contract.
     let sess = SessionStateRow {
         session_key: "s1".to_string(),
         provider: Provider::Codex,
         server_key: Some("srv".to_string()),
-        pane_id: Some("%1".to_string()),
+        pane_id: Some("%1".into()),
         generation: Some(1),
         activity: Activity::Running,
         title: "t".to_string(),
@@ -465,7 +468,7 @@ fn upserts_and_reads_round_trip() {
     tx.commit().unwrap();
     assert_eq!(s.pane_states("srv").unwrap(), vec![p1.clone(), p2.clone()]);
     assert!(s.pane_states("other").unwrap().is_empty());
-    assert_eq!(s.pane_state("srv", "%2").unwrap(), Some(p2));
+    assert_eq!(s.pane_state("srv", &"%2".into()).unwrap(), Some(p2));
     let health = s.source_health().unwrap();
     assert_eq!(health.len(), 2);
     assert_eq!(health[0].source_id, "claude_hooks");
@@ -474,8 +477,8 @@ fn upserts_and_reads_round_trip() {
     assert_eq!(s.meta("k").unwrap().as_deref(), Some("v2"));
     assert_eq!(s.meta("missing").unwrap(), None);
     let mut tx = s.begin().unwrap();
-    assert!(tx.delete_pane_state("srv", "%1").unwrap());
-    assert!(!tx.delete_pane_state("srv", "%1").unwrap());
+    assert!(tx.delete_pane_state("srv", &"%1".into()).unwrap());
+    assert!(!tx.delete_pane_state("srv", &"%1".into()).unwrap());
     assert!(tx.delete_meta("k").unwrap());
     tx.commit().unwrap();
     assert_eq!(s.pane_states("srv").unwrap().len(), 1);
@@ -508,7 +511,7 @@ fn events_read_newest_first_with_status_counts_and_hops() {
     assert!(tx.record_hop("e4", "bad.hop", 1).is_err());
     tx.commit().unwrap();
     let p1: Vec<String> = s
-        .events_for_pane("srv", "%1", 2)
+        .events_for_pane("srv", &"%1".into(), 2)
         .unwrap()
         .into_iter()
         .map(|e| e.event_id)
@@ -555,13 +558,16 @@ fn bindings_open_close_and_list() {
         .map(|r| r.id)
         .collect();
     assert_eq!(open, vec![b, c]);
-    let hist = s.bindings_for_pane("srv", "%1", 10).unwrap();
+    let hist = s.bindings_for_pane("srv", &"%1".into(), 10).unwrap();
     assert_eq!(hist.iter().map(|r| r.id).collect::<Vec<_>>(), vec![b, a]);
     assert_eq!(hist[1].unlinked_ts, Some(19));
     assert_eq!(hist[1].reason, "pane_reused");
     assert_eq!(hist[1].tombstone_until, Some(50));
     assert_eq!(hist[1].provider, Provider::Codex);
-    assert_eq!(s.bindings_for_pane("srv", "%1", 1).unwrap().len(), 1);
+    assert_eq!(
+        s.bindings_for_pane("srv", &"%1".into(), 1).unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -579,7 +585,7 @@ fn prune_bounds_events_by_count() {
     };
     assert_eq!(s.prune(&r, 2000).unwrap(), 7);
     let left: Vec<String> = s
-        .events_for_pane("srv", "%1", 100)
+        .events_for_pane("srv", &"%1".into(), 100)
         .unwrap()
         .into_iter()
         .map(|e| e.event_id)
@@ -635,7 +641,7 @@ fn prune_bounds_events_and_closed_bindings_by_age() {
     assert!(!s.has_event("e4").unwrap());
     assert!(s.has_event("e5").unwrap());
     let ids = |pane: &str| -> Vec<i64> {
-        s.bindings_for_pane("srv", pane, 10)
+        s.bindings_for_pane("srv", &pane.into(), 10)
             .unwrap()
             .iter()
             .map(|b| b.id)
@@ -727,7 +733,7 @@ fn unknown_stored_values_are_skipped_in_lists_and_errors_alone() {
         rows.iter().map(|r| r.pane_id.as_str()).collect::<Vec<_>>(),
         vec!["%2"]
     );
-    let err = s.pane_state("srv", "%1").unwrap_err();
+    let err = s.pane_state("srv", &"%1".into()).unwrap_err();
     assert!(matches!(err, StoreError::Sql { .. }), "{err:?}");
     assert!(err.to_string().contains("aider"), "{err}");
 }
@@ -752,7 +758,10 @@ fn snapshot_is_a_usable_copy() {
     let copy = Store::open(&snap).unwrap();
     assert!(copy.has_event("e1").unwrap());
     assert_eq!(
-        copy.pane_state("srv", "%1").unwrap().unwrap().activity,
+        copy.pane_state("srv", &"%1".into())
+            .unwrap()
+            .unwrap()
+            .activity,
         Activity::WaitingInput
     );
     assert_eq!(copy.schema_version().unwrap(), SCHEMA_VERSION);

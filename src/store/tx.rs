@@ -5,7 +5,7 @@
 //! through `event_id` dedup. Dropping a `Tx` without `commit()` rolls it back.
 use rusqlite::{Transaction, params};
 
-use crate::core::types::{Health, Millis};
+use crate::core::types::{Health, Millis, PaneId};
 
 use super::error::StoreError;
 use super::reads::Reads;
@@ -53,7 +53,7 @@ impl Tx<'_> {
             params![
                 row.server_key,
                 row.server_id,
-                row.pane_id,
+                row.pane_id.as_str(),
                 row.generation,
                 row.birth_ts,
                 row.presence.as_str(),
@@ -203,12 +203,12 @@ impl Tx<'_> {
     pub(crate) fn delete_pane_state(
         &mut self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
     ) -> Result<bool, StoreError> {
         let n = self.exec(
             "delete pane state",
             "DELETE FROM pane_state_v2 WHERE server_key = ?1 AND pane_id = ?2",
-            params![server_key, pane_id],
+            params![server_key, pane_id.as_str()],
         )?;
         Ok(n == 1)
     }
@@ -280,7 +280,7 @@ impl Tx<'_> {
             params![
                 row.server_key,
                 row.server_id,
-                row.pane_id,
+                row.pane_id.as_str(),
                 row.generation,
                 row.birth_ts,
                 row.session_key,
@@ -398,7 +398,7 @@ impl Tx<'_> {
     pub fn pane_state(
         &self,
         server_key: &str,
-        pane_id: &str,
+        pane_id: &PaneId,
     ) -> Result<Option<PaneStateRow>, StoreError> {
         self.reads().pane_state(server_key, pane_id)
     }

@@ -15,6 +15,7 @@
 //! and fail with "no current client". So nothing is flushed until the first F=0 block (the
 //! attach's own reply) arrives.
 use super::parser::{self, Event, Notification, Parser, Reply};
+use crate::core::types::PaneId;
 use crate::supervisor::ChildProc;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -29,7 +30,7 @@ pub(crate) enum ReplyKind {
     /// The pane registry refresh (`list-panes -a`).
     ListPanes,
     /// One agent pane's change hints (`display -p -t %N`).
-    Hints(String),
+    Hints(PaneId),
     /// Which sessions real (non-control) clients look at.
     ListClients,
     /// The user's sessions (`list-sessions`, ours filtered out): names, and whether any is left.
@@ -41,7 +42,7 @@ pub(crate) enum ReplyKind {
     /// Our own window in our session and the session we came from (`control_session::OWN`).
     OwnWindow,
     /// A screen capture for the poller.
-    Capture(String),
+    Capture(PaneId),
     /// The pane subscription (`refresh-client -B`, tmux ≥ 3.2); fails on older tmux.
     Subscribe,
     /// An option write; the payload names what to invalidate if it fails.

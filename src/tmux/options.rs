@@ -6,13 +6,14 @@
 //! a `a ; b` line when `a` fails (for example a pane that vanished a moment ago), which would
 //! change the number of reply blocks and break FIFO reply matching. One command per line keeps
 //! exactly one reply per line at the same syscall cost.
+use crate::core::types::PaneId;
 use std::collections::HashMap;
 
 /// Where an option lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// `set -p -t %N`
-    Pane(String),
+    Pane(PaneId),
     /// `set -w -t @N`
     Window(String),
     /// `set -t $N` (session option)
@@ -72,7 +73,8 @@ pub(crate) fn set_command(scope: &Scope, name: &str, value: Option<&str>) -> Opt
         (Scope::Global, false) => "-gu",
     };
     let target = match scope {
-        Scope::Pane(t) | Scope::Window(t) | Scope::Session(t) => {
+        Scope::Pane(p) => format!(" -t {p}"),
+        Scope::Window(t) | Scope::Session(t) => {
             if !valid_target(t) {
                 return None;
             }
@@ -205,7 +207,7 @@ mod tests {
     #[test]
     fn bad_targets_and_names_are_refused() {
         assert_eq!(
-            set_command(&Scope::Pane("%1 ; kill-server".into()), "@a", Some("x")),
+            set_command(&Scope::Window("@1 ; kill-server".into()), "@a", Some("x")),
             None
         );
         assert_eq!(

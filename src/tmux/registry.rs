@@ -3,6 +3,7 @@
 //! light periodic tick. It also yields the cheap change hints the poller uses (history size,
 //! cursor, window activity, title) so only panes that may have changed are captured.
 use super::control_session::USER_SESSIONS;
+use crate::core::types::PaneId;
 use std::collections::{BTreeMap, HashMap};
 
 /// Tagged formats: inside a reply block every line is raw data, so each row starts with a tag
@@ -51,10 +52,10 @@ pub(crate) fn subscribe_panes_command() -> String {
 /// are equal). A `|` inside a command does not start an entry (entries start `%N=PID=`), so
 /// it stays part of that command. Pieces that fit no entry are skipped; the value is a hint
 /// that only ever triggers a re-check, never a verdict.
-pub(crate) fn parse_pane_digest(value: &[u8]) -> BTreeMap<String, (i32, String)> {
+pub(crate) fn parse_pane_digest(value: &[u8]) -> BTreeMap<PaneId, (i32, String)> {
     let text = String::from_utf8_lossy(value);
-    let mut out: BTreeMap<String, (i32, String)> = BTreeMap::new();
-    let mut last: Option<String> = None;
+    let mut out: BTreeMap<PaneId, (i32, String)> = BTreeMap::new();
+    let mut last: Option<PaneId> = None;
     let pieces: Vec<&str> = text.split('|').collect();
     // The value ends with `|`: the final piece is empty and closes nothing.
     let n = pieces
@@ -64,7 +65,7 @@ pub(crate) fn parse_pane_digest(value: &[u8]) -> BTreeMap<String, (i32, String)>
         let entry = piece.split_once('=').and_then(|(id, rest)| {
             let (pid, cmd) = rest.split_once('=')?;
             let pid = pid.parse::<i32>().ok()?;
-            crate::core::types::valid_pane_id(id).then(|| (id.to_string(), pid, cmd))
+            Some((PaneId::parse(id)?, pid, cmd))
         });
         match (entry, &last) {
             (Some((id, pid, cmd)), _) => {
@@ -84,7 +85,7 @@ pub(crate) fn parse_pane_digest(value: &[u8]) -> BTreeMap<String, (i32, String)>
 }
 
 /// The change hints of one pane, tagged like `list-panes` rows; the title last, after a tab.
-pub(crate) fn pane_hints_command(pane_id: &str) -> String {
+pub(crate) fn pane_hints_command(pane_id: &PaneId) -> String {
     format!(
         "display-message -p -t {pane_id} 'AGTH #{{pane_id}} #{{pane_active}} #{{window_active}} #{{history_size}} #{{cursor_x}} #{{cursor_y}} #{{pane_width}} #{{pane_height}} #{{window_activity}} #{{pane_pid}}\t#{{pane_current_command}}\t#{{pane_title}}'"
     )
@@ -101,9 +102,9 @@ pub struct HintChange {
 }
 
 /// One pane as tmux describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaneInfo {
-    pub pane_id: String,
+    pub pane_id: PaneId,
     pub session_id: String,
     pub window_id: String,
     pub window_index: u32,
@@ -146,7 +147,7 @@ pub fn parse_pane_line(line: &[u8]) -> Option<PaneInfo> {
     let mut f = head.splitn(16, ' ');
     let mut next = || f.next();
     let p = PaneInfo {
-        pane_id: next()?.to_string(),
+        pane_id: PaneId::parse(next()?)?,
         session_id: next()?.to_string(),
         window_id: next()?.to_string(),
         window_index: next()?.parse().ok()?,
@@ -164,7 +165,7 @@ pub fn parse_pane_line(line: &[u8]) -> Option<PaneInfo> {
         current_command: next().unwrap_or("").to_string(),
         title: title.to_string(),
     };
-    crate::core::types::valid_pane_id(&p.pane_id).then_some(p)
+    Some(p)
 }
 
 /// Which sessions real users look at: session id → number of non-control clients whose
@@ -224,17 +225,18 @@ pub(crate) fn parse_identity(lines: &[Vec<u8>]) -> (String, String) {
 
 /// Pane ids of the `AGTO %N` rows of [`PUBLISHED_PANES`]; `None` when the reply has no such
 /// row (not that command's reply, or no pane holds a published state).
-pub(crate) fn parse_published(lines: &[Vec<u8>]) -> Option<Vec<String>> {
+pub(crate) fn parse_published(lines: &[Vec<u8>]) -> Option<Vec<PaneId>> {
     if !lines.iter().any(|l| l.starts_with(b"AGTO ")) {
         return None;
     }
     let mut panes = Vec::new();
     for l in lines {
         let l = String::from_utf8_lossy(l);
-        if let Some(pane) = l.strip_prefix("AGTO ").map(str::trim)
-            && !pane.is_empty()
+        if let Some(pane) = l
+            .strip_prefix("AGTO ")
+            .and_then(|p| PaneId::parse(p.trim()))
         {
-            panes.push(pane.to_string());
+            panes.push(pane);
         }
     }
     Some(panes)
@@ -243,20 +245,20 @@ pub(crate) fn parse_published(lines: &[Vec<u8>]) -> Option<Vec<String>> {
 /// What a refresh changed.
 #[derive(Debug, Default)]
 pub struct Diff {
-    pub added: Vec<String>,
+    pub added: Vec<PaneId>,
     pub removed: Vec<PaneInfo>,
     /// Panes whose command or pid changed (re-check the process tree).
-    pub(crate) process_changed: Vec<String>,
+    pub(crate) process_changed: Vec<PaneId>,
     /// Panes whose screen may have changed (history, cursor, activity, title, size).
-    pub(crate) screen_changed: Vec<String>,
+    pub(crate) screen_changed: Vec<PaneId>,
     /// Panes whose focus (active pane/window) changed.
-    pub(crate) focus_changed: Vec<String>,
+    pub(crate) focus_changed: Vec<PaneId>,
 }
 
 /// Current panes by id.
 #[derive(Debug, Default)]
 pub struct Registry {
-    pub panes: BTreeMap<String, PaneInfo>,
+    pub panes: BTreeMap<PaneId, PaneInfo>,
     /// Session id → count of real (non-control) clients attached.
     pub(crate) viewers: HashMap<String, u32>,
     pub(crate) session_names: HashMap<String, String>,
@@ -361,8 +363,8 @@ impl Registry {
     /// a full refresh can settle.
     pub(crate) fn apply_digest(
         &mut self,
-        digest: &BTreeMap<String, (i32, String)>,
-    ) -> (Vec<String>, bool) {
+        digest: &BTreeMap<PaneId, (i32, String)>,
+    ) -> (Vec<PaneId>, bool) {
         let mut changed = Vec::new();
         let mut structure = self.panes.len() != digest.len();
         for (id, (pid, cmd)) in digest {
@@ -381,11 +383,11 @@ impl Registry {
     }
 
     /// The active pane of a window (the one `automatic-rename` names the window after).
-    pub(crate) fn active_pane_of(&self, window_id: &str) -> Option<&str> {
+    pub(crate) fn active_pane_of(&self, window_id: &str) -> Option<&PaneId> {
         self.panes
             .values()
             .find(|p| p.window_id == window_id && p.pane_active)
-            .map(|p| p.pane_id.as_str())
+            .map(|p| &p.pane_id)
     }
 
     /// Is the user looking at this pane: the active pane of the active window of a session
@@ -417,7 +419,7 @@ mod tests {
         ];
         assert_eq!(
             parse_published(&rows),
-            Some(vec!["%3".to_string(), "%12".to_string()])
+            Some(vec!["%3".into(), "%12".into()])
         );
         assert_eq!(parse_published(&[b"AGTS $1\tmain".to_vec()]), None);
     }
@@ -488,7 +490,10 @@ mod tests {
             None
         );
         assert_eq!(r.apply_hints("%1", b"garbage"), None);
-        assert!(pane_hints_command("%1").starts_with("display-message -p -t %1 'AGTH #{pane_id}"));
+        assert!(
+            pane_hints_command(&"%1".into())
+                .starts_with("display-message -p -t %1 'AGTH #{pane_id}")
+        );
     }
 
     #[test]
@@ -520,14 +525,14 @@ mod tests {
         let mut r = Registry::default();
         r.apply(&[row("%1", "bash", "", 0), row("%2", "bash", "", 0)]);
         let d = parse_pane_digest(b"%1=4242=bash|%2=4242=codex|");
-        assert_eq!(r.apply_digest(&d), (vec!["%2".to_string()], false));
+        assert_eq!(r.apply_digest(&d), (vec!["%2".into()], false));
         assert_eq!(r.panes["%2"].current_command, "codex");
         assert_eq!(r.apply_digest(&d), (vec![], false));
         let d = parse_pane_digest(b"%1=4242=bash|");
         assert_eq!(r.apply_digest(&d), (vec![], true), "a pane went");
         let d = parse_pane_digest(b"%1=4242=bash|%2=4242=codex|%3=1=sh|");
         assert_eq!(r.apply_digest(&d), (vec![], true), "a pane came");
-        assert_eq!(r.active_pane_of("@1"), Some("%1"));
+        assert_eq!(r.active_pane_of("@1").map(|p| p.as_str()), Some("%1"));
         assert_eq!(r.active_pane_of("@9"), None);
     }
 

@@ -2,7 +2,7 @@
 //! methods, refused before the read model is ready, or answered from the read model), and the
 //! answers of the read-model methods as wire lines.
 //!
-//! WHY apart from the socket server (`api.rs`): what a request means does not depend on how
+//! WHY apart from the socket server (`api/mod.rs`): what a request means does not depend on how
 //! bytes reach the daemon; `handle_line` is a pure function of the line and the [`View`].
 use super::render::{explain_json, health_json, list_json, pane_json};
 use super::{VERSION, View};
@@ -175,17 +175,17 @@ fn pane_param<'v>(
         "invalid_params",
         "missing string param \"pane\"".to_string(),
     ))?;
-    if !crate::core::types::valid_pane_id(pid) {
+    let Some(pid) = crate::core::types::PaneId::parse(pid) else {
         let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
             format!(" (did you mean %{pid}?)")
         } else {
             String::new()
         };
         return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
-    }
+    };
     view.projection
         .panes
-        .get(pid)
+        .get(&pid)
         .ok_or(("not_found", format!("no pane {pid}")))
 }
 
@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn list_and_explain_have_their_shape() {
         let mut proj = Projection::new("h".into());
-        proj.pane_added("%1", "$0", "@0", 0);
+        proj.pane_added(&"%1".into(), "$0", "@0", 0);
         proj.resolve_dirty(1, &|_| false);
         let reg = Registry::default();
         let style = Style::default();

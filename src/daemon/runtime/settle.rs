@@ -4,7 +4,7 @@
 //! WHY a module of its own: it is the one schedule that follows single panes closely for a
 //! short time; keeping it apart keeps its cost (a few `display -p` per changed pane) visible.
 use super::Runtime;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::tmux::client::ReplyKind;
 use crate::tmux::registry;
 
@@ -28,8 +28,8 @@ pub(super) struct Settle {
 
 impl Runtime {
     /// Follow a pane whose command may not have settled yet (see [`SETTLE_FOR_MS`]).
-    pub(super) fn start_settle(&mut self, id: &str, now: Millis) {
-        let s = self.settle.entry(id.to_string()).or_insert(Settle {
+    pub(super) fn start_settle(&mut self, id: &PaneId, now: Millis) {
+        let s = self.screens.settle.entry(id.clone()).or_insert(Settle {
             since: now,
             next_at: now + SETTLE_FIRST_MS,
             gap: SETTLE_FIRST_MS,
@@ -45,10 +45,13 @@ impl Runtime {
     /// went.
     pub(super) fn settle_tick(&mut self, now: Millis) {
         let reg = &self.registry;
-        self.settle
+        self.screens
+            .settle
             .retain(|id, s| reg.panes.contains_key(id) && now - s.since <= SETTLE_FOR_MS);
-        let Some(t) = self.tmux.as_mut() else { return };
-        for (id, s) in self.settle.iter_mut() {
+        let Some(t) = self.tmux.client.as_mut() else {
+            return;
+        };
+        for (id, s) in self.screens.settle.iter_mut() {
             if s.next_at > now {
                 continue;
             }

@@ -32,7 +32,7 @@ mod render;
 mod source_methods;
 
 use crate::core::attention::Style;
-use crate::core::types::Millis;
+use crate::core::types::{Millis, PaneId};
 use crate::projection::Projection;
 use crate::tmux::registry::Registry;
 /// Public for the fuzz target `api_request`, which feeds it raw lines.
@@ -157,7 +157,7 @@ pub struct ApiServer {
     clients: HashMap<Token, Client>,
     next: usize,
     /// Pane ids last seen by `push_changes`, to report removals.
-    known: BTreeSet<String>,
+    known: BTreeSet<PaneId>,
     /// Flow-011: read-model methods are refused (`not_ready`) until the runtime says the API
     /// stage is ready; `health` always answers.
     pub(crate) ready: bool,
@@ -720,9 +720,9 @@ impl ApiServer {
     }
 
     /// Push every changed (and every vanished) pane to subscribers.
-    pub(crate) fn push_changes(&mut self, changed: &[String], reg: &mio::Registry, view: &View) {
-        let now_known: BTreeSet<String> = view.projection.panes.keys().cloned().collect();
-        let removed: Vec<String> = self.known.difference(&now_known).cloned().collect();
+    pub(crate) fn push_changes(&mut self, changed: &[PaneId], reg: &mio::Registry, view: &View) {
+        let now_known: BTreeSet<PaneId> = view.projection.panes.keys().cloned().collect();
+        let removed: Vec<PaneId> = self.known.difference(&now_known).cloned().collect();
         self.known = now_known;
         if changed.is_empty() && removed.is_empty() {
             return;
