@@ -10,7 +10,7 @@ mod support;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use support::{BIN, Server, wait_until};
+use support::{BIN, Server, wait_until, write_script};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -161,9 +161,7 @@ impl World {
         let script = format!(
             "#!/bin/sh\necho \"fake cargo $*\"\n{before}\nmkdir -p target/release && cp '{BIN}' target/release/agtmux\n"
         );
-        let p = self.fakebin.join("cargo");
-        std::fs::write(&p, script).unwrap();
-        sh(&format!("chmod 755 '{}'", p.display()));
+        write_script(&self.fakebin.join("cargo"), script);
     }
 
     /// Load the plugin as TPM does (run-shell, which waits for it).
@@ -255,16 +253,13 @@ fn a_checksum_mismatch_installs_and_runs_nothing_and_says_so() {
     let mut w = World::new("inst-sum");
     // The "binary" would leave a mark if anything ran it.
     let ran = w.s.dir.join("ran");
-    let evil = w.s.dir.join("evil");
-    std::fs::write(
-        &evil,
+    let evil = write_script(
+        &w.s.dir.join("evil"),
         format!(
             "#!/bin/sh\ntouch '{}'\necho agtmux {VERSION}\n",
             ran.display()
         ),
-    )
-    .unwrap();
-    sh(&format!("chmod 755 '{}'", evil.display()));
+    );
     w.publish(&evil, Some(&"0".repeat(64)));
     // Even with cargo at hand, a tampered release is not papered over by a build.
     w.fake_cargo("");
@@ -368,13 +363,10 @@ fn no_download_and_no_cargo_says_what_to_do() {
 fn an_unsupported_platform_without_cargo_says_so() {
     let w = World::new("inst-plat");
     // uname on the server's PATH says a platform no release is built for.
-    let uname = w.fakebin.join("uname");
-    std::fs::write(
-        &uname,
+    write_script(
+        &w.fakebin.join("uname"),
         "#!/bin/sh\ncase \"$1\" in -s) echo Plan9 ;; -m) echo mips ;; *) echo Plan9 ;; esac\n",
-    )
-    .unwrap();
-    sh(&format!("chmod 755 '{}'", uname.display()));
+    );
     w.load();
     let log = w.wait_result();
     assert!(log.contains("result: failed"), "{log}");
