@@ -13,12 +13,16 @@ use support::*;
 /// name, so only its hooks say it is an agent) that runs the real `agtmux hook claude` from
 /// inside the pane with `payload`, then waits (a builtin `read`: no child left behind when it
 /// is killed). Returns the pane and the agent's pid.
-fn in_pane_agent(s: &Server, payload: &str) -> (String, i32) {
+fn in_pane_agent(s: &Server, payload: serde_json::Value) -> (String, i32) {
     in_pane_agent_claiming(s, payload, None)
 }
 
 /// As [`in_pane_agent`]; with `claim`, the hook says it runs in that pane (`TMUX_PANE`).
-fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (String, i32) {
+fn in_pane_agent_claiming(
+    s: &Server,
+    payload: serde_json::Value,
+    claim: Option<&str>,
+) -> (String, i32) {
     let (cmd, pidf) = agent_command(s, payload, claim);
     let pane = s.new_pane("bash --norc --noprofile");
     s.tmux(&["send-keys", "-t", &pane, "-l", &cmd]);
@@ -27,7 +31,7 @@ fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (St
 }
 
 /// The shell command that starts the fake agent, and the file it writes its pid to.
-fn agent_command(s: &Server, payload: &str, claim: Option<&str>) -> (String, PathBuf) {
+fn agent_command(s: &Server, payload: serde_json::Value, claim: Option<&str>) -> (String, PathBuf) {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -43,7 +47,7 @@ fn agent_command(s: &Server, payload: &str, claim: Option<&str>) -> (String, Pat
          while :; do read -r _ || sleep 1; done\n",
     )
     .unwrap();
-    std::fs::write(&pay, payload).unwrap();
+    std::fs::write(&pay, payload.to_string()).unwrap();
     let cmd = format!(
         "bash -c 'exec -a myagent bash {} {} {} {} {}'",
         script.display(),
@@ -98,10 +102,7 @@ fn hook_as_server(s: &Server, pid: &str, pane: &str, payload: &[u8]) {
 fn an_agent_killed_with_kill_9_leaves_its_pane_unmanaged() {
     let mut s = Server::start("kill9agent");
     s.start_daemon();
-    let (pane, pid) = in_pane_agent(
-        &s,
-        r#"{"session_id":"k9","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
-    );
+    let (pane, pid) = in_pane_agent(&s, claude::prompt("k9", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     kill9(pid);
@@ -161,18 +162,11 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
 #[test]
 fn a_hook_from_another_panes_process_tree_is_rejected() {
     let (s, victim) = Server::with_agent("otherpane", "claude");
-    let (_, _) = in_pane_agent_claiming(
-        &s,
-        r#"{"session_id":"x1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-        Some(&victim),
-    );
+    let (_, _) = in_pane_agent_claiming(&s, claude::permission("x1"), Some(&victim));
     s.wait_rejected("pane_process_mismatch", |n| n > 0);
     assert_ne!(s.pane_opt(&victim, "@agtmux_state"), "waiting_approval");
     assert_ne!(s.pane_opt(&victim, "@agtmux_evidence"), "deterministic");
-    let (own, _) = in_pane_agent(
-        &s,
-        r#"{"session_id":"x2","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-    );
+    let (own, _) = in_pane_agent(&s, claude::prompt("x2", "x"));
     s.wait_pane(&own, "@agtmux_state", "running", 20);
 }
 
@@ -182,10 +176,7 @@ fn a_hook_from_another_panes_process_tree_is_rejected() {
 fn a_restart_does_not_restore_the_state_of_an_agent_that_died_meanwhile() {
     let mut s = Server::start("restoredead");
     s.start_daemon();
-    let (pane, pid) = in_pane_agent(
-        &s,
-        r#"{"session_id":"r1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    let (pane, pid) = in_pane_agent(&s, claude::permission("r1"));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 20);
     // The row is written before the option: it is there once the option is.
     s.kill_daemon_hard();
@@ -392,11 +383,7 @@ fn a_hook_right_after_respawn_pane_is_applied() {
     let (s, pane) = Server::with_agent("respawn", "claude");
     s.claude(&pane, claude::start("a1"));
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
-    let (cmd, pidf) = agent_command(
-        &s,
-        r#"{"session_id":"a2","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-        None,
-    );
+    let (cmd, pidf) = agent_command(&s, claude::permission("a2"), None);
     s.tmux(&["respawn-pane", "-k", "-t", &pane, &cmd]);
     agent_pid(&pidf);
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 20);
@@ -418,11 +405,7 @@ fn a_hook_right_after_respawn_pane_is_applied() {
 fn a_hook_from_outside_every_pane_does_not_drive_an_agent_pane() {
     let mut s = Server::start("outside");
     s.start_daemon();
-    let (cmd, pidf) = agent_command(
-        &s,
-        r#"{"session_id":"in1","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-        None,
-    );
+    let (cmd, pidf) = agent_command(&s, claude::prompt("in1", "x"), None);
     // The pane's own process is the agent, `claude` by name (as `silent_agent`).
     let pane = s.new_pane(&cmd.replace("exec -a myagent", "exec -a claude"));
     let agent = agent_pid(&pidf);
