@@ -40,12 +40,19 @@ fn a_reused_pane_gets_a_new_generation_and_late_events_of_the_old_agent_are_igno
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "idle");
 }
 
-#[test]
-fn after_a_daemon_restart_the_last_state_is_back_before_any_new_event() {
-    let (mut s, pane) = Server::with_agent("restore", "claude");
-    s.claude(&pane, claude::permission("r1"));
+/// A server whose daemon published an approval for its agent pane (session `sid`), then was
+/// killed -9: the server and the pane.
+fn approval_then_daemon_killed(tag: &str, sid: &str) -> (Server, String) {
+    let (mut s, pane) = Server::with_agent(tag, "claude");
+    s.claude(&pane, claude::permission(sid));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     s.kill_daemon_hard();
+    (s, pane)
+}
+
+#[test]
+fn after_a_daemon_restart_the_last_state_is_back_before_any_new_event() {
+    let (mut s, pane) = approval_then_daemon_killed("restore", "r1");
     // Wipe what tmux shows, so only the daemon's restore can bring it back.
     for opt in ["@agtmux_state", "@agtmux_presence", "@agtmux_evidence"] {
         s.tmux(&["set-option", "-pu", "-t", &pane, opt]);
@@ -58,10 +65,7 @@ fn after_a_daemon_restart_the_last_state_is_back_before_any_new_event() {
 
 #[test]
 fn a_new_server_on_the_same_socket_inherits_nothing() {
-    let (mut s, pane) = Server::with_agent("newserver", "claude");
-    s.claude(&pane, claude::permission("n1"));
-    s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
-    s.kill_daemon_hard();
+    let (mut s, pane) = approval_then_daemon_killed("newserver", "n1");
     s.tmux(&["kill-server"]);
     // Same socket name, new server: the same pane id %1 again, now a plain agent.
     // The old server needs a moment to go away before the socket can be reused.
