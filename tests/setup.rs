@@ -58,6 +58,19 @@ fn go(a: &SetupArgs, env: &SetupEnv) -> (Result<Outcome, SetupError>, String) {
     (r, String::from_utf8(out).unwrap())
 }
 
+/// `agtmux setup claude` (or its `uninstall`) with `env`, which must succeed.
+fn claude(env: &SetupEnv, uninstall: bool) -> Outcome {
+    go(&args(Agent::Claude, uninstall, false), env).0.unwrap()
+}
+
+/// `home/.claude` in `t`, created, and the path of its `settings.json`.
+fn claude_dir(t: &Tmp) -> (PathBuf, PathBuf) {
+    let dir = t.0.join("home/.claude");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("settings.json");
+    (dir, path)
+}
+
 fn keys(v: &Value) -> Vec<String> {
     v.as_object().unwrap().keys().cloned().collect()
 }
@@ -133,9 +146,7 @@ fn claude_original() -> Value {
 fn claude_install_keeps_foreign_content_and_order() {
     let t = Tmp::new("claude-foreign");
     let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (dir, path) = claude_dir(&t);
     let original = claude_original();
     fs::write(&path, serde_json::to_string(&original).unwrap()).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
@@ -223,16 +234,14 @@ fn claude_no_file_creates_dir_and_file() {
 fn claude_twice_is_a_noop() {
     let t = Tmp::new("claude-twice");
     let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (dir, path) = claude_dir(&t);
     fs::write(
         &path,
         serde_json::to_string_pretty(&claude_original()).unwrap(),
     )
     .unwrap();
 
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let first = fs::read(&path).unwrap();
     let (r, out) = go(&args(Agent::Claude, false, false), &env);
     let o = r.unwrap();
@@ -246,15 +255,13 @@ fn claude_twice_is_a_noop() {
 fn claude_uninstall_restores_original() {
     let t = Tmp::new("claude-uninstall");
     let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (dir, path) = claude_dir(&t);
     let original = claude_original();
     let mut canonical = serde_json::to_string_pretty(&original).unwrap();
     canonical.push('\n');
     fs::write(&path, &canonical).unwrap();
 
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let (r, out) = go(&args(Agent::Claude, true, false), &env);
     let o = r.unwrap();
     assert_eq!(o.changes.removed.len(), CLAUDE_EVENTS.len(), "{out}");
@@ -276,8 +283,8 @@ fn claude_uninstall_restores_original() {
 fn uninstall_drops_hooks_key_only_when_emptied_by_us() {
     let t = Tmp::new("claude-uninstall-empty");
     let env = env_for(&t, BIN);
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
-    go(&args(Agent::Claude, true, false), &env).0.unwrap();
+    claude(&env, false);
+    claude(&env, true);
     let path = t.0.join("home/.claude/settings.json");
     assert_eq!(read_json(&path), json!({}));
 }
@@ -287,7 +294,7 @@ fn reinstall_from_new_path_replaces() {
     let t = Tmp::new("claude-newpath");
     let env = env_for(&t, BIN);
     let path = t.0.join("home/.claude/settings.json");
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let before = read_json(&path);
 
     // A path with a space and a quote must survive shell quoting and still count as ours.
@@ -339,9 +346,7 @@ fn bin_flag_overrides_env() {
 fn invalid_json_is_an_error_and_file_untouched() {
     let t = Tmp::new("claude-invalid");
     let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (dir, path) = claude_dir(&t);
     let bad = "{\n  // my comment\n  \"model\": \"opus\",\n}\n";
     fs::write(&path, bad).unwrap();
     for dry in [false, true] {
@@ -391,7 +396,7 @@ fn dry_run_writes_nothing() {
     assert!(!t.0.join("home/.claude").exists());
 
     // Existing file: bytes unchanged, no backup; dry-run uninstall also writes nothing.
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let dir = t.0.join("home/.claude");
     let path = dir.join("settings.json");
     let before = fs::read(&path).unwrap();
@@ -415,7 +420,7 @@ fn symlinked_settings_are_written_through() {
     let link = dir.join("settings.json");
     std::os::unix::fs::symlink(&real, &link).unwrap();
 
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     assert!(
         fs::symlink_metadata(&link)
             .unwrap()
