@@ -43,6 +43,13 @@ fn env_for(t: &Tmp, bin: &str) -> SetupEnv {
     }
 }
 
+/// A fresh [`Tmp`] (`tag`) and a setup env with its `home` and the default binary.
+fn tmp_env(tag: &str) -> (Tmp, SetupEnv) {
+    let t = Tmp::new(tag);
+    let env = env_for(&t, BIN);
+    (t, env)
+}
+
 fn args(agent: Agent, uninstall: bool, dry_run: bool) -> SetupArgs {
     SetupArgs {
         agent,
@@ -144,8 +151,7 @@ fn claude_original() -> Value {
 
 #[test]
 fn claude_install_keeps_foreign_content_and_order() {
-    let t = Tmp::new("claude-foreign");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-foreign");
     let (dir, path) = claude_dir(&t);
     let original = claude_original();
     fs::write(&path, serde_json::to_string(&original).unwrap()).unwrap();
@@ -209,8 +215,7 @@ fn claude_install_keeps_foreign_content_and_order() {
 
 #[test]
 fn claude_no_file_creates_dir_and_file() {
-    let t = Tmp::new("claude-nofile");
-    let mut env = env_for(&t, BIN);
+    let (t, mut env) = tmp_env("claude-nofile");
     let cfg = t.0.join("custom/claude-config");
     env.claude_config_dir = Some(cfg.clone());
     let (r, out) = go(&args(Agent::Claude, false, false), &env);
@@ -232,8 +237,7 @@ fn claude_no_file_creates_dir_and_file() {
 
 #[test]
 fn claude_twice_is_a_noop() {
-    let t = Tmp::new("claude-twice");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-twice");
     let (dir, path) = claude_dir(&t);
     fs::write(
         &path,
@@ -253,8 +257,7 @@ fn claude_twice_is_a_noop() {
 
 #[test]
 fn claude_uninstall_restores_original() {
-    let t = Tmp::new("claude-uninstall");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-uninstall");
     let (dir, path) = claude_dir(&t);
     let original = claude_original();
     let mut canonical = serde_json::to_string_pretty(&original).unwrap();
@@ -281,8 +284,7 @@ fn claude_uninstall_restores_original() {
 
 #[test]
 fn uninstall_drops_hooks_key_only_when_emptied_by_us() {
-    let t = Tmp::new("claude-uninstall-empty");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-uninstall-empty");
     claude(&env, false);
     claude(&env, true);
     let path = t.0.join("home/.claude/settings.json");
@@ -291,8 +293,7 @@ fn uninstall_drops_hooks_key_only_when_emptied_by_us() {
 
 #[test]
 fn reinstall_from_new_path_replaces() {
-    let t = Tmp::new("claude-newpath");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-newpath");
     let path = t.0.join("home/.claude/settings.json");
     claude(&env, false);
     let before = read_json(&path);
@@ -318,8 +319,7 @@ fn reinstall_from_new_path_replaces() {
 
 #[test]
 fn bin_flag_overrides_env() {
-    let t = Tmp::new("claude-binflag");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-binflag");
     let mut a = args(Agent::Claude, false, false);
     a.bin = Some(PathBuf::from("/flag/agtmux"));
     go(&a, &env).0.unwrap();
@@ -344,8 +344,7 @@ fn bin_flag_overrides_env() {
 
 #[test]
 fn invalid_json_is_an_error_and_file_untouched() {
-    let t = Tmp::new("claude-invalid");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-invalid");
     let (dir, path) = claude_dir(&t);
     let bad = "{\n  // my comment\n  \"model\": \"opus\",\n}\n";
     fs::write(&path, bad).unwrap();
@@ -382,8 +381,7 @@ fn invalid_json_is_an_error_and_file_untouched() {
 
 #[test]
 fn dry_run_writes_nothing() {
-    let t = Tmp::new("claude-dry");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-dry");
     // No file: nothing created, not even the dir.
     let (r, out) = go(&args(Agent::Claude, false, true), &env);
     let o = r.unwrap();
@@ -409,8 +407,7 @@ fn dry_run_writes_nothing() {
 
 #[test]
 fn symlinked_settings_are_written_through() {
-    let t = Tmp::new("claude-symlink");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-symlink");
     let dots = t.0.join("dotfiles");
     fs::create_dir_all(&dots).unwrap();
     let real = dots.join("claude-settings.json");
@@ -451,8 +448,7 @@ fn codex_original() -> Value {
 
 #[test]
 fn codex_install_twice_and_uninstall() {
-    let t = Tmp::new("codex");
-    let mut env = env_for(&t, BIN);
+    let (t, mut env) = tmp_env("codex");
     let home = t.0.join("codex-home");
     env.codex_home = Some(home.clone());
     fs::create_dir_all(&home).unwrap();
@@ -517,8 +513,7 @@ fn codex_install_twice_and_uninstall() {
 
 #[test]
 fn codex_default_home_and_foreign_notify_hint() {
-    let t = Tmp::new("codex-notify");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("codex-notify");
     let home = t.0.join("home/.codex");
     fs::create_dir_all(&home).unwrap();
     let toml = "model = \"x\"\nnotify = [\"my-notifier\"]\n\n[tui]\nfoo = 1\n";
@@ -531,8 +526,7 @@ fn codex_default_home_and_foreign_notify_hint() {
 
 #[test]
 fn disable_all_hooks_is_warned_about() {
-    let t = Tmp::new("claude-disable");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-disable");
     let dir = t.0.join("home/.claude");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("settings.json"), "{\"disableAllHooks\": true}").unwrap();
