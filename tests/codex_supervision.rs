@@ -235,13 +235,7 @@ fn a_codex_appserver_that_drops_every_connection_is_held_down_and_escalated() {
         ("AGTMUX_SUPERVISOR_BACKOFF_MS", "20,100"),
         ("AGTMUX_SUPERVISOR_HOLD_DOWN_MS", "600000"),
     ]);
-    let v = s.wait_global("@agtmux_daemon", |v| v.contains("escalate"), 30);
-    assert!(v.contains("codex_appserver:hold_down"), "{v}");
-    let l = s.log();
-    assert!(
-        l.contains("supervisor_hold_down component=codex_appserver escalate=true"),
-        "{l}"
-    );
+    let l = s.wait_held_down("codex_appserver", 30);
     assert!(
         l.contains("escalate component=codex_appserver reason=hold_down"),
         "{l}"

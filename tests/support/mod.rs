@@ -328,6 +328,21 @@ impl Server {
         )
     }
 
+    /// Waits until the status line says the daemon escalated, then checks that it names
+    /// `component` as held down, and so does the log. Returns the log.
+    pub fn wait_held_down(&self, component: &str, secs: u64) -> String {
+        let v = self.wait_global("@agtmux_daemon", |v| v.contains("escalate"), secs);
+        assert!(v.contains(&format!("{component}:hold_down")), "{v}");
+        let l = self.log();
+        assert!(
+            l.contains(&format!(
+                "supervisor_hold_down component={component} escalate=true"
+            )),
+            "{l}"
+        );
+        l
+    }
+
     /// Waits until the daemon log contains `needle`; fails with the log's tail otherwise.
     pub fn wait_log(&self, needle: &str, secs: u64) {
         assert!(
