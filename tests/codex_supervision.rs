@@ -69,6 +69,15 @@ fn component(s: &Server) -> Value {
     api(s, "health", json!({}))["result"]["supervisor"]["components"]["codex_appserver"].clone()
 }
 
+/// A server with a test app-server (`flags`) on its Codex socket, then its daemon started with
+/// `env`: the server and the app-server.
+fn with_app_server(tag: &str, flags: &[&str], env: &[(&str, &str)]) -> (Server, Child) {
+    let mut s = Server::start(tag);
+    let srv = app_server(&s, &s.codex_sock(), flags);
+    s.spawn_daemon_with(env);
+    (s, srv)
+}
+
 /// A test app-server on `sock` replaying nothing (an empty stream), with extra flags.
 fn app_server(s: &Server, sock: &Path, flags: &[&str]) -> Child {
     let empty = s.dir.join("empty.jsonl");
@@ -93,13 +102,13 @@ fn stop(mut c: Child) {
 
 #[test]
 fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_reregistered() {
-    let mut s = Server::start("cxsup");
-    let sock = s.codex_sock();
-    let srv = app_server(&s, &sock, &[]);
-    let mut cmd = s.daemon_cmd();
     // Pings every 200 ms: several timeouts pass during the test.
-    cmd.env("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600");
-    s.daemon = Some(cmd.spawn().unwrap());
+    let (s, srv) = with_app_server(
+        "cxsup",
+        &[],
+        &[("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600")],
+    );
+    let sock = s.codex_sock();
     s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
 
     // The supervisor registered the socket it discovered; the handshake made it active.
@@ -228,13 +237,14 @@ fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_rer
 
 #[test]
 fn a_codex_appserver_that_drops_every_connection_is_held_down_and_escalated() {
-    let mut s = Server::start("cxhold");
-    let sock = s.codex_sock();
-    let srv = app_server(&s, &sock, &["--close-after-initialize"]);
-    s.spawn_daemon_with(&[
-        ("AGTMUX_SUPERVISOR_BACKOFF_MS", "20,100"),
-        ("AGTMUX_SUPERVISOR_HOLD_DOWN_MS", "600000"),
-    ]);
+    let (s, srv) = with_app_server(
+        "cxhold",
+        &["--close-after-initialize"],
+        &[
+            ("AGTMUX_SUPERVISOR_BACKOFF_MS", "20,100"),
+            ("AGTMUX_SUPERVISOR_HOLD_DOWN_MS", "600000"),
+        ],
+    );
     let l = s.wait_held_down("codex_appserver", 30);
     assert!(
         l.contains("escalate component=codex_appserver reason=hold_down"),
@@ -286,13 +296,14 @@ fn a_codex_appserver_that_drops_every_connection_is_held_down_and_escalated() {
 
 #[test]
 fn a_hung_codex_appserver_is_dropped_at_the_heartbeat_timeout_and_reconnected() {
-    let mut s = Server::start("cxhung");
-    let sock = s.codex_sock();
-    let srv = app_server(&s, &sock, &["--ignore-pings"]);
-    s.spawn_daemon_with(&[
-        ("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600"),
-        ("AGTMUX_SUPERVISOR_BACKOFF_MS", "50,200"),
-    ]);
+    let (s, srv) = with_app_server(
+        "cxhung",
+        &["--ignore-pings"],
+        &[
+            ("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600"),
+            ("AGTMUX_SUPERVISOR_BACKOFF_MS", "50,200"),
+        ],
+    );
     s.wait_log("from=active to=stale reason=heartbeat_timeout", 20);
     s.wait_log("supervisor_restart component=codex_appserver", 10);
     assert!(
