@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod support;
-use support::{BIN, Server, wait_until};
+use support::{BIN, Server, claude, wait_until};
 
 fn key(s: &Server, k: &str) -> String {
     s.prefix_binding(k)
@@ -23,13 +23,19 @@ fn managed(s: &Server, pane: &str) {
 
 fn approval(s: &Server, pane: &str) {
     managed(s, pane);
-    for p in [
-        json!({"session_id": "s1", "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
-        json!({"session_id": "s1", "hook_event_name": "PermissionRequest", "tool_name": "Bash"}),
-    ] {
-        s.claude(pane, p);
-    }
+    s.claude(pane, claude::prompt("s1", "go"));
+    s.claude(pane, claude::permission("s1"));
     s.wait_pane(pane, "@agtmux_state", "waiting_approval", 60);
+}
+
+/// A server with its daemon, the plugin loaded, and an agent pane waiting for approval.
+fn plugin_and_approval(tag: &str) -> (Server, String) {
+    let mut s = Server::start(tag);
+    s.start_daemon();
+    s.run_plugin_direct();
+    let pane = s.silent_agent("claude");
+    approval(&s, &pane);
+    (s, pane)
 }
 
 #[test]
@@ -146,11 +152,7 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
 
 #[test]
 fn choose_tree_rows_of_single_pane_windows_show_the_agent_state() {
-    let mut s = Server::start("tree");
-    s.start_daemon();
-    s.run_plugin_direct();
-    let pane = s.silent_agent("claude");
-    approval(&s, &pane);
+    let (s, _) = plugin_and_approval("tree");
     // prefix + S pressed in a real client (inside a pane of an outer server), read off its
     // screen.
     let bound = key(&s, "S");
@@ -288,11 +290,7 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
 
 #[test]
 fn sourcing_the_plugin_again_makes_the_running_daemon_read_its_options() {
-    let mut s = Server::start("reload");
-    s.start_daemon();
-    s.run_plugin_direct();
-    let pane = s.silent_agent("claude");
-    approval(&s, &pane);
+    let (mut s, _) = plugin_and_approval("reload");
     s.wait_global("@agtmux_attention", |v| v.contains("bg=red"), 30);
     let daemon_pid = s.global_opt("@agtmux_daemon");
     // `set -g @agtmux-theme light` then sourcing the plugin: the same daemon switches.
