@@ -246,7 +246,7 @@ fn unsubscribed_stream_still_tracks_status_for_every_thread() {
             .filter(|e| e.session_key.as_deref() == Some(TUI_THREAD))
             .count()
             >= 12
-            && activities(&evs, TUI_THREAD).last() == Some(&Activity::Idle)
+            && activities(evs, TUI_THREAD).last() == Some(&Activity::Idle)
             && evs.iter().any(|e| e.name == "thread/closed")
     });
     assert!(ok, "problems: {:?}", obs.problems());

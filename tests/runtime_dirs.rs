@@ -114,7 +114,7 @@ fn a_runtime_dir_squatted_by_another_user_is_refused_and_the_cli_trusts_only_its
     }
     let mut v = Victim::new();
     // The attacker is first: /tmp/agtmux-<victim uid>, mode 0777, with a fake daemon in it.
-    run_ok(&mut as_uid(NOBODY, "mkdir").args(["-m", "0777"]).arg(&v.squat));
+    run_ok(as_uid(NOBODY, "mkdir").args(["-m", "0777"]).arg(&v.squat));
     run_ok(v.cmd("tmux").args(["-L", &v.name]).args(MAIN_SESSION));
     let key = agtmux::paths::server_key(&v.socket());
     let fake_sock = v.squat.join(format!("{key}.sock"));
