@@ -270,16 +270,13 @@ fn doctor_on_a_stopped_tmux_server_says_so_instead_of_hanging() {
             .success()
     );
     let _resume = Resume(pid);
-    let mut c = Command::new(BIN);
-    c.args(["doctor", "-L", &s.name]);
-    s.env(&mut c);
-    c.env("HOME", s.dir.join("home"))
-        .env_remove("TMUX")
-        .env_remove("TMUX_PANE")
-        .stdin(Stdio::null())
+    let mut child = s
+        .agtmux_cmd(&["doctor", "-L", &s.name])
+        .env("HOME", s.dir.join("home"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Before the fix doctor waited for the stopped server forever.
     let exited = wait_until(90, || child.try_wait().unwrap().is_some());
     if !exited {
