@@ -56,15 +56,44 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// Bold on and off (empty without colour), and the time ages are counted to.
+#[derive(Clone, Copy)]
+struct Look {
+    b: &'static str,
+    r: &'static str,
+    now: i64,
+}
+
+/// The `explain` text, one section after another.
 pub(crate) fn render(x: &Value, color: bool) -> String {
     let (b, r) = if color {
         ("\x1b[1m", "\x1b[0m")
     } else {
         ("", "")
     };
-    let now = x["now_ms"].as_i64().unwrap_or(0);
-    let p = &x["pane"];
+    let look = Look {
+        b,
+        r,
+        now: x["now_ms"].as_i64().unwrap_or(0),
+    };
     let mut o = String::new();
+    for section in [
+        pane_section,
+        signature_section,
+        sources_section,
+        resolution_section,
+        heuristic_section,
+        screen_section,
+        last_event_section,
+    ] {
+        section(&mut o, x, look);
+    }
+    o
+}
+
+/// The pane's state line, its title and its detail.
+fn pane_section(o: &mut String, x: &Value, Look { b, r, now }: Look) {
+    let p = &x["pane"];
     let _ = writeln!(
         o,
         "{b}{}{r} {} {} {} evidence={} attention={} since {} ago",
@@ -86,6 +115,10 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
             .unwrap_or_default();
         let _ = writeln!(o, "  detail: {d}{until}");
     }
+}
+
+/// Why agtmux thinks an agent is here: the signature, the agent process, the Codex thread.
+fn signature_section(o: &mut String, x: &Value, Look { b, r, .. }: Look) {
     let g = &x["signature"];
     let _ = writeln!(
         o,
@@ -109,6 +142,10 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
     if let Some(c) = x["codex_binding"].as_str() {
         let _ = writeln!(o, "{b}codex thread{r}: {c}");
     }
+}
+
+/// Each source's health and the last event it gave.
+fn sources_section(o: &mut String, x: &Value, Look { b, r, now }: Look) {
     let _ = writeln!(o, "{b}sources{r}:");
     if let Some(h) = x["source_health"].as_object() {
         for (name, health) in h {
@@ -139,6 +176,10 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
             }
         }
     }
+}
+
+/// Which source won, which were set aside, and a tier transition.
+fn resolution_section(o: &mut String, x: &Value, Look { b, r, .. }: Look) {
     let res = &x["resolution"];
     let _ = writeln!(
         o,
@@ -157,6 +198,10 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
     if !res["transition"].is_null() {
         let _ = writeln!(o, "  transition {}", s(&res["transition"]));
     }
+}
+
+/// The screen heuristic's state, its last change, and the timers that will look again.
+fn heuristic_section(o: &mut String, x: &Value, Look { b, r, now }: Look) {
     let h = &x["heuristic"];
     let _ = writeln!(o, "{b}heuristic{r}: {}", s(&h["state"]));
     if let Some(c) = h["last_change"].as_object() {
@@ -172,6 +217,10 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
         let d = t["deadline_ms"].as_i64().unwrap_or(now);
         let _ = writeln!(o, "  timer {} in {}ms", s(&t["name"]), d - now);
     }
+}
+
+/// The last screen capture: the rule that matched and the lines it saw.
+fn screen_section(o: &mut String, x: &Value, Look { b, r, now }: Look) {
     let sc = &x["screen"];
     if sc.is_null() {
         let _ = writeln!(o, "{b}screen{r}: not captured");
@@ -188,6 +237,10 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
             let _ = writeln!(o, "  | {}", s(l).replace('\x1b', "^["));
         }
     }
+}
+
+/// The last event, as `agtmux trace` shows it.
+fn last_event_section(o: &mut String, x: &Value, Look { b, r, .. }: Look) {
     let ev = &x["last_event"];
     if !ev.is_null() {
         let _ = write!(
@@ -197,5 +250,4 @@ pub(crate) fn render(x: &Value, color: bool) -> String {
             super::trace::render(ev)
         );
     }
-    o
 }

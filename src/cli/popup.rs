@@ -666,31 +666,14 @@ fn unix_ns() -> u128 {
 
 pub fn run(args: &PopupArgs) -> ExitCode {
     let started_ns = unix_ns();
-    let mut bench: Option<(u128, usize)> = None;
-    let mut frames = 0usize;
     let sp = args.server.paths();
     let mut popup = Popup {
         list: json!({"sessions": []}),
         ..Popup::default()
     };
-    let mut sock = match UnixStream::connect(sp.api_socket()) {
-        Ok(s) => {
-            let req = format!("{}\n", json!({"v": 1, "id": 1, "method": "subscribe"}));
-            if s.set_nonblocking(false).is_err() || (&s).write_all(req.as_bytes()).is_err() {
-                popup.message = Some("the agtmux daemon does not answer".into());
-                None
-            } else {
-                let _ = s.set_nonblocking(true);
-                Some(s)
-            }
-        }
-        Err(_) => {
-            popup.message = Some(format!(
-                "no agtmux daemon for {} — run `agtmux doctor`",
-                sp.socket.display()
-            ));
-            None
-        }
+    let mut api = Feed {
+        sock: subscribe(&sp, &mut popup),
+        inbuf: Vec::new(),
     };
     let stdin = io::stdin();
     let fd = stdin.as_raw_fd();
@@ -700,97 +683,9 @@ pub fn run(args: &PopupArgs) -> ExitCode {
     };
     let mut out = io::stdout().lock();
     let _ = out.write_all(b"\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J");
-    let mut inbuf = Vec::new();
-    let mut keys = KeyDecoder::default();
-    let mut scroll = 0usize;
-    let mut action = Action::None;
     // Wait briefly for the snapshot so the first frame already has the list.
-    if let Some(s) = sock.as_mut() {
-        let _ = crate::sys::fd::poll_readable(&[s.as_raw_fd()], 500);
-        if !on_api_data(&mut popup, s, &mut inbuf) {
-            sock = None;
-            popup.message = Some("the agtmux daemon closed the connection".into());
-        }
-    }
-    loop {
-        if draw(&popup, &mut out, &mut scroll).is_err() {
-            break;
-        }
-        frames += 1;
-        if args.bench_exit_after_first_frame && (popup.loaded || sock.is_none()) {
-            bench = Some((unix_ns(), frames));
-            break;
-        }
-        // The list first, then what the selected pane's dialog asks (one tmux call, only when
-        // the selection or that pane changed).
-        if refresh_dialog(&mut popup, &sp) && draw(&popup, &mut out, &mut scroll).is_err() {
-            break;
-        }
-        let mut want = vec![fd];
-        if let Some(s) = &sock {
-            want.push(s.as_raw_fd());
-        }
-        // The timeout redraws ages and picks up resizes; a held escape waits a moment only.
-        let wait = if keys.waiting() { ESC_WAIT_MS } else { 1000 };
-        let fds = match crate::sys::fd::poll_readable(&want, wait) {
-            Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        if fds.len() > 1 && fds[1].any() {
-            let open = match sock.as_mut() {
-                Some(s) => on_api_data(&mut popup, s, &mut inbuf),
-                None => true,
-            };
-            if !open {
-                sock = None;
-                popup.message = Some("the agtmux daemon went away (the list is frozen)".into());
-            }
-        }
-        if fds[0].closed && !fds[0].readable {
-            break;
-        }
-        let pressed = if fds[0].readable {
-            let mut b = [0u8; 256];
-            let r = match crate::sys::fd::read(fd, &mut b) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            keys.feed(&b[..r])
-        } else if keys.due() {
-            keys.flush()
-        } else {
-            Vec::new()
-        };
-        if !pressed.is_empty() {
-            for k in pressed {
-                match popup.key(k) {
-                    Action::None => {}
-                    Action::Act(pane, act) if pane.contains('\u{1f}') => {
-                        popup.message = Some(super::goto_remote::act(
-                            &sp.socket,
-                            &popup.list,
-                            &pane,
-                            &act,
-                        ));
-                        popup.dialog = None;
-                    }
-                    Action::Act(pane, act) => {
-                        let expect = popup.token_for(&pane).map(str::to_string);
-                        popup.message = Some(act_message(&sp, &pane, &act, expect.as_deref()));
-                        popup.dialog = None;
-                    }
-                    a => {
-                        action = a;
-                        break;
-                    }
-                }
-            }
-            if !matches!(action, Action::None) {
-                break;
-            }
-        }
-    }
+    api.read(&mut popup, 500, "the agtmux daemon closed the connection");
+    let (action, bench) = interact(args, &sp, &mut popup, &mut api, fd, &mut out);
     drop(raw);
     drop(out);
     if let Some((frame_ns, n)) = bench {
@@ -808,6 +703,140 @@ pub fn run(args: &PopupArgs) -> ExitCode {
         Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
         _ => ExitCode::Ok,
     }
+}
+
+/// The daemon's push stream, once subscribed (`None` when it is gone), and its partial line.
+struct Feed {
+    sock: Option<UnixStream>,
+    inbuf: Vec<u8>,
+}
+
+impl Feed {
+    /// Read what the daemon pushed (waiting at most `wait_ms` for it); a closed stream is
+    /// dropped and `gone` shown instead.
+    fn read(&mut self, popup: &mut Popup, wait_ms: i32, gone: &str) {
+        let Some(s) = self.sock.as_mut() else { return };
+        if wait_ms > 0 {
+            let _ = crate::sys::fd::poll_readable(&[s.as_raw_fd()], wait_ms);
+        }
+        if !on_api_data(popup, s, &mut self.inbuf) {
+            self.sock = None;
+            popup.message = Some(gone.into());
+        }
+    }
+}
+
+/// Subscribe to the daemon's pane changes; without a daemon, say so in the popup.
+fn subscribe(sp: &crate::paths::ServerPaths, popup: &mut Popup) -> Option<UnixStream> {
+    match UnixStream::connect(sp.api_socket()) {
+        Ok(s) => {
+            let req = format!("{}\n", json!({"v": 1, "id": 1, "method": "subscribe"}));
+            if s.set_nonblocking(false).is_err() || (&s).write_all(req.as_bytes()).is_err() {
+                popup.message = Some("the agtmux daemon does not answer".into());
+                None
+            } else {
+                let _ = s.set_nonblocking(true);
+                Some(s)
+            }
+        }
+        Err(_) => {
+            popup.message = Some(format!(
+                "no agtmux daemon for {} — run `agtmux doctor`",
+                sp.socket.display()
+            ));
+            None
+        }
+    }
+}
+
+/// Draw, wait for keys or pushes, act on keys; until a key ends the popup (its action is
+/// returned) or the terminal goes. With `--bench-exit-after-first-frame`, also when the first
+/// loaded frame is drawn (then with the time and frame count).
+fn interact(
+    args: &PopupArgs,
+    sp: &crate::paths::ServerPaths,
+    popup: &mut Popup,
+    api: &mut Feed,
+    fd: std::os::fd::RawFd,
+    out: &mut impl Write,
+) -> (Action, Option<(u128, usize)>) {
+    let mut frames = 0usize;
+    let mut keys = KeyDecoder::default();
+    let mut scroll = 0usize;
+    loop {
+        if draw(popup, out, &mut scroll).is_err() {
+            break;
+        }
+        frames += 1;
+        if args.bench_exit_after_first_frame && (popup.loaded || api.sock.is_none()) {
+            return (Action::None, Some((unix_ns(), frames)));
+        }
+        // The list first, then what the selected pane's dialog asks (one tmux call, only when
+        // the selection or that pane changed).
+        if refresh_dialog(popup, sp) && draw(popup, out, &mut scroll).is_err() {
+            break;
+        }
+        let mut want = vec![fd];
+        if let Some(s) = &api.sock {
+            want.push(s.as_raw_fd());
+        }
+        // The timeout redraws ages and picks up resizes; a held escape waits a moment only.
+        let wait = if keys.waiting() { ESC_WAIT_MS } else { 1000 };
+        let fds = match crate::sys::fd::poll_readable(&want, wait) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if fds.len() > 1 && fds[1].any() {
+            api.read(popup, 0, "the agtmux daemon went away (the list is frozen)");
+        }
+        if fds[0].closed && !fds[0].readable {
+            break;
+        }
+        let pressed = if fds[0].readable {
+            let mut b = [0u8; 256];
+            let r = match crate::sys::fd::read(fd, &mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            keys.feed(&b[..r])
+        } else if keys.due() {
+            keys.flush()
+        } else {
+            Vec::new()
+        };
+        match on_keys(popup, pressed, sp) {
+            Action::None => {}
+            a => return (a, None),
+        }
+    }
+    (Action::None, None)
+}
+
+/// Keys pressed: answers to a dialog go out at once (the popup stays); the first key that ends
+/// the popup (a switch, quit) is returned.
+fn on_keys(popup: &mut Popup, pressed: Vec<Key>, sp: &crate::paths::ServerPaths) -> Action {
+    for k in pressed {
+        match popup.key(k) {
+            Action::None => {}
+            Action::Act(pane, act) if pane.contains('\u{1f}') => {
+                popup.message = Some(super::goto_remote::act(
+                    &sp.socket,
+                    &popup.list,
+                    &pane,
+                    &act,
+                ));
+                popup.dialog = None;
+            }
+            Action::Act(pane, act) => {
+                let expect = popup.token_for(&pane).map(str::to_string);
+                popup.message = Some(act_message(sp, &pane, &act, expect.as_deref()));
+                popup.dialog = None;
+            }
+            a => return a,
+        }
+    }
+    Action::None
 }
 
 /// Read the selected pane's dialog when the selection or the pane's version changed, so the

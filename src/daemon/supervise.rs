@@ -206,73 +206,10 @@ pub(crate) fn tmux_once(c: &mut Command, what: &str) -> bool {
 /// `agtmux daemon --supervise`: the keeper loop. Returns when the tmux server is gone (0), or
 /// at once when another keeper runs for it (0).
 pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> ExitCode {
-    if let Err(e) = paths::ensure_private_dir(&sp.runtime_dir) {
-        log::error!("supervisor_start_failed err=runtime_dir:{e}");
-        return ExitCode::Failure;
-    }
-    // An upgrade: hold the take-over lock (nothing revives the old version meanwhile, and a
-    // second take-over is a no-op) until our own keeper lock is held below.
-    let _takeover = if take_over {
-        let f = match OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(handover::takeover_lock(sp))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                log::error!("supervisor_start_failed err=takeover_lock:{e}");
-                return ExitCode::Failure;
-            }
-        };
-        if !detach::try_lock(&f) {
-            log::info!("takeover_exists server={}", sp.socket.display());
-            return ExitCode::Ok;
-        }
-        tell(tmux_bin, &sp.socket, "upgrading", None);
-        if let Err(e) = handover::take_over(sp) {
-            log::error!("takeover_failed err={e}");
-            tell(
-                tmux_bin,
-                &sp.socket,
-                &format!("upgrade failed: {e}; see {}", sp.log().display()),
-                Some(DOWN_ATTENTION),
-            );
-            return ExitCode::Failure;
-        }
-        Some(f)
-    } else {
-        None
-    };
-    let lock = match OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(supervisor_lock(sp))
-    {
-        Ok(f) => f,
-        Err(e) => {
-            log::error!("supervisor_start_failed err=lock_file:{e}");
-            return ExitCode::Failure;
-        }
-    };
-    if !detach::try_lock(&lock) {
-        log::info!("supervisor_exists server={}", sp.socket.display());
-        return ExitCode::Ok;
-    }
-    {
-        use std::io::Write;
-        let _ = lock.set_len(0);
-        let _ = writeln!(&lock, "{}", std::process::id());
-    }
-    handover::write_version(&handover::supervisor_version_file(sp));
-    drop(_takeover);
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            log::error!("supervisor_start_failed err=current_exe:{e}");
-            return ExitCode::Failure;
-        }
+    // The keeper lock is held for as long as this loop runs.
+    let (_lock, exe) = match start(sp, tmux_bin, take_over) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let policy = RestartPolicy::from_env();
     let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_max);
@@ -301,20 +238,10 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> ExitCode
             .map_or("starting".to_string(), |r| format!("starting after {r}"));
         tell(tmux_bin, &sp.socket, &why, None);
         let started = Instant::now();
-        let reason = match spawn_worker(&exe, sp, tmux_bin) {
-            Ok(mut child) => {
-                log::info!("supervisor_worker_started pid={}", child.id());
-                match child.wait() {
-                    Ok(st) if st.code() == Some(ExitCode::Upgrade.code()) => {
-                        // A newer agtmux asked it to go and takes over: no restart.
-                        log::info!("supervisor_stop reason=upgrade");
-                        return ExitCode::Ok;
-                    }
-                    Ok(st) => detach::exit_reason(&st),
-                    Err(e) => format!("wait failed: {e}"),
-                }
-            }
-            Err(e) => format!("spawn failed: {e}"),
+        let Some(reason) = run_worker(&exe, sp, tmux_bin) else {
+            // A newer agtmux asked it to go and takes over: no restart.
+            log::info!("supervisor_stop reason=upgrade");
+            return ExitCode::Ok;
         };
         let ran_ms = started.elapsed().as_millis() as u64;
         if !crate::tmux::client::server_alive(&sp.socket) {
@@ -339,6 +266,100 @@ pub(crate) fn run(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> ExitCode
         last_crash = Some(reason);
         std::thread::sleep(Duration::from_millis(delay));
     }
+}
+
+/// Before the loop: the runtime dir, the take-over (an upgrade), the keeper lock. Gives the
+/// keeper lock (to hold) and our executable, or the code to exit with at once.
+fn start(sp: &ServerPaths, tmux_bin: &str, take_over: bool) -> Result<(File, PathBuf), ExitCode> {
+    if let Err(e) = paths::ensure_private_dir(&sp.runtime_dir) {
+        log::error!("supervisor_start_failed err=runtime_dir:{e}");
+        return Err(ExitCode::Failure);
+    }
+    // An upgrade: hold the take-over lock (nothing revives the old version meanwhile, and a
+    // second take-over is a no-op) until our own keeper lock is held below.
+    let takeover = if take_over {
+        Some(take_over_server(sp, tmux_bin)?)
+    } else {
+        None
+    };
+    let lock = keeper_lock(sp)?;
+    handover::write_version(&handover::supervisor_version_file(sp));
+    drop(takeover);
+    match std::env::current_exe() {
+        Ok(exe) => Ok((lock, exe)),
+        Err(e) => {
+            log::error!("supervisor_start_failed err=current_exe:{e}");
+            Err(ExitCode::Failure)
+        }
+    }
+}
+
+/// An upgrade (issue 19): take the take-over lock, then make the running daemon and keeper
+/// hand over. Gives the take-over lock, held until our own keeper lock is; exits with 0 when
+/// another take-over is under way.
+fn take_over_server(sp: &ServerPaths, tmux_bin: &str) -> Result<File, ExitCode> {
+    let f = open_lock_file(&handover::takeover_lock(sp), "takeover_lock")?;
+    if !detach::try_lock(&f) {
+        log::info!("takeover_exists server={}", sp.socket.display());
+        return Err(ExitCode::Ok);
+    }
+    tell(tmux_bin, &sp.socket, "upgrading", None);
+    if let Err(e) = handover::take_over(sp) {
+        log::error!("takeover_failed err={e}");
+        tell(
+            tmux_bin,
+            &sp.socket,
+            &format!("upgrade failed: {e}; see {}", sp.log().display()),
+            Some(DOWN_ATTENTION),
+        );
+        return Err(ExitCode::Failure);
+    }
+    Ok(f)
+}
+
+/// The keeper lock, one keeper per server, with our pid in it; exits with 0 when another
+/// keeper holds it.
+fn keeper_lock(sp: &ServerPaths) -> Result<File, ExitCode> {
+    let lock = open_lock_file(&supervisor_lock(sp), "lock_file")?;
+    if !detach::try_lock(&lock) {
+        log::info!("supervisor_exists server={}", sp.socket.display());
+        return Err(ExitCode::Ok);
+    }
+    {
+        use std::io::Write;
+        let _ = lock.set_len(0);
+        let _ = writeln!(&lock, "{}", std::process::id());
+    }
+    Ok(lock)
+}
+
+/// A lock file, created if need be (its content kept).
+fn open_lock_file(path: &Path, what: &str) -> Result<File, ExitCode> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| {
+            log::error!("supervisor_start_failed err={what}:{e}");
+            ExitCode::Failure
+        })
+}
+
+/// One worker's life: why it ended, or `None` when it left for a newer agtmux (no restart).
+fn run_worker(exe: &Path, sp: &ServerPaths, tmux_bin: &str) -> Option<String> {
+    let reason = match spawn_worker(exe, sp, tmux_bin) {
+        Ok(mut child) => {
+            log::info!("supervisor_worker_started pid={}", child.id());
+            match child.wait() {
+                Ok(st) if st.code() == Some(ExitCode::Upgrade.code()) => return None,
+                Ok(st) => detach::exit_reason(&st),
+                Err(e) => format!("wait failed: {e}"),
+            }
+        }
+        Err(e) => format!("spawn failed: {e}"),
+    };
+    Some(reason)
 }
 
 /// The worker: plain `agtmux daemon` for the same server, its stderr (a panic's default

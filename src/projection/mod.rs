@@ -7,7 +7,7 @@ pub mod serial;
 
 use crate::core::attention::PaneAttention;
 use crate::core::binding::{BindOrigin, BindOutcome, BindingConfig, BindingRegistry};
-use crate::core::classifier::{PresenceTracker, SignatureInput, classify_signature};
+use crate::core::classifier::{PresenceTracker, Signature, SignatureInput, classify_signature};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::extras::{Extras, WinnerExtra, settle};
 use crate::core::hysteresis::Hysteresis;
@@ -476,8 +476,19 @@ impl Projection {
         now: Millis,
         focused: &dyn Fn(&PaneId) -> bool,
     ) -> Vec<PaneId> {
+        let Projection {
+            panes,
+            health,
+            cfg,
+            hostname,
+            fallbacks,
+            repromotions,
+            notes: noted,
+            utc_offset_s,
+            ..
+        } = self;
         let mut changed = Vec::new();
-        for (id, p) in self.panes.iter_mut() {
+        for (id, p) in panes.iter_mut() {
             let due = p.next_deadline.is_some_and(|d| d <= now);
             if due && p.hysteresis.tick(now).is_some() {
                 p.dirty = true;
@@ -486,57 +497,7 @@ impl Projection {
                 continue;
             }
             p.dirty = false;
-            let det_live: Vec<DeterministicState> =
-                p.det.iter().filter(|d| !d.ended).cloned().collect();
-            // The agent: the process hint; or the live process the hooks came from; or, with
-            // no process facts at all (a platform without /proc, an older hook), a live
-            // deterministic binding until an agent process was seen.
-            let anchored = p.anchor.is_some_and(|a| a.alive);
-            let agent = match p.process {
-                Some((prov, _)) => Some(prov),
-                None if anchored || (!p.seen_agent && p.anchor.is_none()) => {
-                    det_live.first().map(|d| d.provider)
-                }
-                None => None,
-            };
-            let screen_sig = p
-                .screen
-                .as_ref()
-                .and_then(|s| s.signature.as_ref())
-                .map(|s| (s.provider, s.confidence));
-            // An agent process that was seen and has gone takes its deterministic binding with
-            // it, even when no SessionEnd came (Codex `/exit` only disconnects its TUI).
-            let agent_left =
-                p.process.is_none() && !anchored && (p.seen_agent || p.anchor.is_some());
-            let sig = classify_signature(&SignatureInput {
-                deterministic: det_live.first().filter(|_| !agent_left).map(|d| d.provider),
-                process: agent,
-                screen: screen_sig,
-                title: None,
-            });
-            let (_, transition) = p.presence_tracker.observe(&sig);
-            if let Some(t) = transition {
-                log::info!("{}", notes::signature_log(id, &t));
-                if self.notes.len() < notes::MAX_NOTES {
-                    self.notes.push(Note::Signature {
-                        pane: id.clone(),
-                        from: t.from.as_str(),
-                        to: t.to.as_str(),
-                        reason: t.reason.clone(),
-                    });
-                }
-            }
-            p.signature = format!(
-                "{} reason={} confidence={:.2}",
-                sig.class.as_str(),
-                sig.reason,
-                sig.confidence
-            );
-            let agent = if p.presence_tracker.presence() == Presence::Managed {
-                agent.or(p.presence_tracker.provider())
-            } else {
-                None
-            };
+            let (agent, sig) = p.observe_presence(id, noted);
             let heuristic = HeuristicInput::from_hysteresis(
                 &p.hysteresis,
                 p.screen.as_ref().and_then(|s| s.provider),
@@ -544,99 +505,29 @@ impl Projection {
             let input = ResolverInput {
                 agent,
                 deterministic: &p.det,
-                health: &self.health,
+                health,
                 heuristic,
             };
-            let mut res = resolve(&mut p.resolver, &input, &self.cfg, now);
-            let (extras, reset_at) = settle_extras(&mut res, p, now, self.utc_offset_s);
-            if let Some(t) = &res.transition {
-                let note = match t {
-                    crate::core::resolver::TierTransition::Fallback { .. } => {
-                        self.fallbacks += 1;
-                        Note::Fallback
-                    }
-                    crate::core::resolver::TierTransition::RePromotion { .. } => {
-                        self.repromotions += 1;
-                        Note::RePromotion
-                    }
-                };
-                if self.notes.len() < notes::MAX_NOTES {
-                    self.notes.push(note);
-                }
-                log::info!("{}", notes::tier_log(id, t));
-            }
-            for (s, why) in &res.suppressed {
-                log::debug!("source_suppressed pane={id} source={s} reason={why}");
-            }
-            // A turn that a `turn_end` source ended (an Esc in the transcript) was ended by
-            // the user: no unseen `done`.
-            let ended_by_user = res.activity == Activity::Idle
-                && res.provider.zip(res.winner).is_some_and(|(pr, w)| {
-                    crate::core::capability::capability(pr, w).is_some_and(|c| c.turn_end)
-                });
-            // Idle with background work still running is not a finished turn yet: the
-            // tracker sees it as still working, so `done` comes when the work ends.
-            let tracked = if res.activity == Activity::Idle && extras.background > 0 {
-                Activity::Running
-            } else {
-                res.activity
-            };
-            let attention = p
-                .attention_tracker
-                .observe(tracked, focused(id), ended_by_user, now);
+            let mut res = resolve(&mut p.resolver, &input, cfg, now);
+            let (extras, reset_at) = settle_extras(&mut res, p, now, *utc_offset_s);
+            note_resolution(id, &res, (fallbacks, repromotions), noted);
+            let attention = p.observe_attention(&res, &extras, focused(id), now);
             let (title, title_source) = resolve_title(
                 p.canonical_title.as_deref(),
                 p.heuristic_title.as_deref(),
                 &p.pane_title,
-                &self.hostname,
+                hostname,
             );
-            // A pane whose signature vanished is still managed until the presence tracker
-            // has seen enough no-agent observations: look again soon rather than wait for
-            // an unrelated change.
-            let recheck = (sig.class == crate::core::classifier::SignatureClass::None
-                && p.presence_tracker.presence() == Presence::Managed)
-                .then_some(now + PRESENCE_RECHECK_MS);
-            p.next_deadline = [
-                res.next_deadline,
-                p.hysteresis.next_deadline(),
-                recheck,
-                reset_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let before = (
-                p.resolution.presence,
-                p.resolution.provider,
-                p.resolution.evidence,
-                p.resolution.activity,
-            );
-            let after = (res.presence, res.provider, res.evidence, res.activity);
-            let changed_state = before != after;
-            if before.3 != after.3 || before.0 != after.0 {
-                p.since = now;
-            }
-            let changed_other = p.attention != attention || p.title != title || p.extras != extras;
-            p.resolution = res;
-            p.attention = attention;
-            p.extras = extras;
-            p.title = title;
-            p.title_source = title_source;
-            if changed_state || changed_other {
-                p.version += 1;
+            p.next_deadline = p.next_resolve_at(&res, &sig, reset_at, now);
+            let resolved = Resolved {
+                res,
+                attention,
+                extras,
+                title,
+                title_source,
+            };
+            if p.take_resolved(id, resolved, now) {
                 changed.push(id.clone());
-            }
-            if changed_state {
-                // The pane's state history, one line per change: what `explain` cannot show
-                // after the fact, and what tests read to see a state that did not last.
-                log::info!(
-                    "pane_state pane={id} presence={} provider={} evidence={} activity={} version={}",
-                    p.presence().as_str(),
-                    p.provider().map_or("none", |x| x.as_str()),
-                    p.evidence().as_str(),
-                    p.activity().as_str(),
-                    p.version
-                );
             }
         }
         changed
@@ -674,6 +565,203 @@ impl Projection {
             return true;
         }
         false
+    }
+}
+
+/// One pane's resolution, before it replaces the published one ([`PaneModel::take_resolved`]).
+struct Resolved {
+    res: Resolution,
+    attention: Option<AttentionKind>,
+    extras: Extras,
+    title: String,
+    title_source: TitleSource,
+}
+
+impl PaneModel {
+    /// Is an agent here (Flow-001 presence)? Classifies the pane's signature from its live
+    /// deterministic states, process and screen, feeds the presence tracker (a transition is
+    /// logged and noted), and returns the agent the resolver should see (none unless managed)
+    /// and the signature.
+    fn observe_presence(
+        &mut self,
+        id: &PaneId,
+        noted: &mut Vec<Note>,
+    ) -> (Option<Provider>, Signature) {
+        let p = self;
+        let live_det = p.det.iter().find(|d| !d.ended).map(|d| d.provider);
+        // The agent: the process hint; or the live process the hooks came from; or, with
+        // no process facts at all (a platform without /proc, an older hook), a live
+        // deterministic binding until an agent process was seen.
+        let anchored = p.anchor.is_some_and(|a| a.alive);
+        let agent = match p.process {
+            Some((prov, _)) => Some(prov),
+            None if anchored || (!p.seen_agent && p.anchor.is_none()) => live_det,
+            None => None,
+        };
+        let screen_sig = p
+            .screen
+            .as_ref()
+            .and_then(|s| s.signature.as_ref())
+            .map(|s| (s.provider, s.confidence));
+        // An agent process that was seen and has gone takes its deterministic binding with
+        // it, even when no SessionEnd came (Codex `/exit` only disconnects its TUI).
+        let agent_left = p.process.is_none() && !anchored && (p.seen_agent || p.anchor.is_some());
+        let sig = classify_signature(&SignatureInput {
+            deterministic: live_det.filter(|_| !agent_left),
+            process: agent,
+            screen: screen_sig,
+            title: None,
+        });
+        let (_, transition) = p.presence_tracker.observe(&sig);
+        if let Some(t) = transition {
+            log::info!("{}", notes::signature_log(id, &t));
+            if noted.len() < notes::MAX_NOTES {
+                noted.push(Note::Signature {
+                    pane: id.clone(),
+                    from: t.from.as_str(),
+                    to: t.to.as_str(),
+                    reason: t.reason.clone(),
+                });
+            }
+        }
+        p.signature = format!(
+            "{} reason={} confidence={:.2}",
+            sig.class.as_str(),
+            sig.reason,
+            sig.confidence
+        );
+        let agent = if p.presence_tracker.presence() == Presence::Managed {
+            agent.or(p.presence_tracker.provider())
+        } else {
+            None
+        };
+        (agent, sig)
+    }
+
+    /// Does the pane want the user (Flow-007)? Feeds the attention tracker with what the
+    /// resolution says.
+    fn observe_attention(
+        &mut self,
+        res: &Resolution,
+        extras: &Extras,
+        focused: bool,
+        now: Millis,
+    ) -> Option<AttentionKind> {
+        // A turn that a `turn_end` source ended (an Esc in the transcript) was ended by
+        // the user: no unseen `done`.
+        let ended_by_user = res.activity == Activity::Idle
+            && res.provider.zip(res.winner).is_some_and(|(pr, w)| {
+                crate::core::capability::capability(pr, w).is_some_and(|c| c.turn_end)
+            });
+        // Idle with background work still running is not a finished turn yet: the
+        // tracker sees it as still working, so `done` comes when the work ends.
+        let tracked = if res.activity == Activity::Idle && extras.background > 0 {
+            Activity::Running
+        } else {
+            res.activity
+        };
+        self.attention_tracker
+            .observe(tracked, focused, ended_by_user, now)
+    }
+
+    /// When to resolve this pane again even if nothing changes: the resolver's and the
+    /// hysteresis' timers, a presence re-check, a usage limit's reset.
+    fn next_resolve_at(
+        &self,
+        res: &Resolution,
+        sig: &Signature,
+        reset_at: Option<Millis>,
+        now: Millis,
+    ) -> Option<Millis> {
+        // A pane whose signature vanished is still managed until the presence tracker
+        // has seen enough no-agent observations: look again soon rather than wait for
+        // an unrelated change.
+        let recheck = (sig.class == crate::core::classifier::SignatureClass::None
+            && self.presence_tracker.presence() == Presence::Managed)
+            .then_some(now + PRESENCE_RECHECK_MS);
+        [
+            res.next_deadline,
+            self.hysteresis.next_deadline(),
+            recheck,
+            reset_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The new resolution replaces the published one; true (and the version bumped) when
+    /// anything surfaces show changed. A state change is logged (`pane_state`).
+    fn take_resolved(&mut self, id: &PaneId, r: Resolved, now: Millis) -> bool {
+        let p = self;
+        let before = (
+            p.resolution.presence,
+            p.resolution.provider,
+            p.resolution.evidence,
+            p.resolution.activity,
+        );
+        let after = (
+            r.res.presence,
+            r.res.provider,
+            r.res.evidence,
+            r.res.activity,
+        );
+        let changed_state = before != after;
+        if before.3 != after.3 || before.0 != after.0 {
+            p.since = now;
+        }
+        let changed_other =
+            p.attention != r.attention || p.title != r.title || p.extras != r.extras;
+        p.resolution = r.res;
+        p.attention = r.attention;
+        p.extras = r.extras;
+        p.title = r.title;
+        p.title_source = r.title_source;
+        if changed_state || changed_other {
+            p.version += 1;
+        }
+        if changed_state {
+            // The pane's state history, one line per change: what `explain` cannot show
+            // after the fact, and what tests read to see a state that did not last.
+            log::info!(
+                "pane_state pane={id} presence={} provider={} evidence={} activity={} version={}",
+                p.presence().as_str(),
+                p.provider().map_or("none", |x| x.as_str()),
+                p.evidence().as_str(),
+                p.activity().as_str(),
+                p.version
+            );
+        }
+        changed_state || changed_other
+    }
+}
+
+/// A tier transition of the resolver (fallback to heuristics, or back): counted, noted for
+/// metrics and logged; suppressed sources are logged too.
+fn note_resolution(
+    id: &PaneId,
+    res: &Resolution,
+    (fallbacks, repromotions): (&mut u64, &mut u64),
+    noted: &mut Vec<Note>,
+) {
+    if let Some(t) = &res.transition {
+        let note = match t {
+            crate::core::resolver::TierTransition::Fallback { .. } => {
+                *fallbacks += 1;
+                Note::Fallback
+            }
+            crate::core::resolver::TierTransition::RePromotion { .. } => {
+                *repromotions += 1;
+                Note::RePromotion
+            }
+        };
+        if noted.len() < notes::MAX_NOTES {
+            noted.push(note);
+        }
+        log::info!("{}", notes::tier_log(id, t));
+    }
+    for (s, why) in &res.suppressed {
+        log::debug!("source_suppressed pane={id} source={s} reason={why}");
     }
 }
 

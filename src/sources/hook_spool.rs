@@ -21,6 +21,7 @@
 //! deterministic state lives only as long as that process (`Projection::anchor_gone`).
 use super::spool::{Envelope, MAX_DEPTH, SpoolCursor, SpoolReader};
 use super::{Batch, Pulled, Source};
+use crate::core::event::NormalizedEvent;
 use crate::core::hash::fnv1a64;
 use crate::core::text::first_chars;
 use crate::core::types::{PaneId, SourceKind};
@@ -281,151 +282,177 @@ pub(crate) fn decode_checked(
     checks: &Checks,
     trust: &dyn Fn(&PaneId, i32) -> bool,
 ) -> (Pulled, Option<ProcOrigin>) {
-    let our_key = checks.our_key;
     let event_id = line_event_id(bytes);
     let raw = String::from_utf8_lossy(bytes).into_owned();
-    let reject = |reason: &str, ts: i64| Pulled::Rejected {
-        event_id: event_id.clone(),
-        reason: reason.to_string(),
-        raw: raw.clone(),
-        ts,
+    let reject = |reason: String, ts: i64| {
+        let r = Pulled::Rejected {
+            event_id: event_id.clone(),
+            reason,
+            raw: raw.clone(),
+            ts,
+        };
+        (r, None)
     };
-    if truncated {
-        return (reject("line_too_long", 0), None);
-    }
-    // The hook's limit, plus the envelope's own level: decided here, not by serde's limit.
-    if super::spool::json_depth(bytes, MAX_DEPTH + 1) > MAX_DEPTH + 1 {
-        return (
-            reject(
-                &format!("too_deep: payload nested deeper than {MAX_DEPTH}"),
-                0,
-            ),
-            None,
-        );
-    }
-    let env: Envelope = match serde_json::from_slice(bytes) {
-        Ok(e) => e,
-        Err(e) => return (reject(&format!("malformed_envelope: {e}"), 0), None),
+    let checked = match check_envelope(bytes, truncated, checks) {
+        Ok(checked) => checked,
+        Err((reason, ts)) => return reject(reason, ts),
     };
-    let ts = env.recv_ns / 1_000_000;
-    if env.v != super::spool::ENVELOPE_VERSION {
-        return (
-            reject(&format!("unsupported_envelope_version: {}", env.v), ts),
-            None,
-        );
-    }
-    if let Some(r) = &env.reject {
-        return (
-            reject(&format!("rejected_by_hook: {r} ({} bytes)", env.size), ts),
-            None,
-        );
-    }
-    let Some(payload) = env.payload.as_ref() else {
-        return (reject("malformed_json: payload did not parse", ts), None);
-    };
-    // `$TMUX_PANE` is parsed here, once; from here on the pane is a checked `PaneId`.
-    let pane = match env.pane.as_deref().map(|p| (p, PaneId::parse(p))) {
-        None => None,
-        Some((_, Some(id))) => Some(id),
-        Some((p, None)) => {
-            return (
-                reject(&format!("bad_pane_id: {:?}", first_chars(p, 20)), ts),
-                None,
-            );
-        }
-    };
-    if server_key(Path::new(&env.tmux)) != our_key {
-        return (
-            reject("foreign_server: left to that server's daemon", ts),
-            None,
-        );
-    }
-    if let (Some(ours), Some(theirs)) = (checks.server_pid, env.server_pid)
-        && ours != theirs
-    {
-        return (
-            reject(
-                &format!(
-                    "stale_server: the hook ran under tmux server pid {theirs}, this server is pid {ours} (a hook from a server that is gone)"
-                ),
-                ts,
-            ),
-            None,
-        );
-    }
-    let pane = pane.as_ref();
-    let mapped = match env.source.as_str() {
-        "claude" => super::claude_hooks::map_hook(payload, pane, ts, event_id.clone()),
-        "codex" | "codex-notify" => {
-            let trusted = pane.filter(|p| trust(p, env.ppid));
-            let r = if env.source == "codex" {
-                super::codex_hooks::map_hook(payload, trusted, ts, event_id.clone())
-            } else {
-                super::codex_hooks::map_notify(payload, trusted, ts, event_id.clone())
-            };
-            r.map(|mut ev| {
-                if let (Some(p), None) = (pane, trusted) {
-                    let note = format!(
-                        "TMUX_PANE {p} not trusted: hook parent {} is not in that pane's tree",
-                        env.ppid
-                    );
-                    ev.detail = Some(match ev.detail.take() {
-                        Some(d) => format!("{d}; {note}"),
-                        None => note,
-                    });
-                }
-                ev
-            })
-        }
-        "generic" => super::generic_hook::payload_pane(payload).and_then(|own| {
-            super::generic_hook::map_hook(payload, own.as_ref().or(pane), ts, event_id.clone())
-        }),
-        "gemini" => super::gemini_hooks::map_hook(payload, pane, ts, event_id.clone()),
-        "opencode" => super::opencode_plugin::map_event(payload, pane, ts, event_id.clone()),
-        other => Err(format!("unknown_source: {}", first_chars(other, 20))),
-    };
-    let event = match mapped {
+    let ts = checked.ts;
+    let event = match map_payload(&checked, &event_id, trust) {
         Ok(event) => event,
-        Err(reason) => return (reject(&reason, ts), None),
+        Err(reason) => return reject(reason, ts),
     };
     let Some(pane) = event.pane_id.as_deref() else {
         return (Pulled::Event { event, raw }, None);
     };
-    let origin = match (env.anc.is_empty(), env.pane_pid) {
-        (true, _) => ProcOrigin::Unknown,
-        (false, None) => ProcOrigin::Outside,
-        (false, Some(pp)) => {
-            if let Some(cur) = checks.pane_pids.get(pane)
-                && *cur != pp
-            {
-                // The gateway refreshes the registry first (the pane may have been respawned
-                // a moment ago), then rejects it.
-                let origin = ProcOrigin::Mismatch {
-                    hook: pp,
-                    pane: *cur,
-                };
-                return (Pulled::Event { event, raw }, Some(origin));
-            }
-            match anchor_of(&env) {
-                Some((pid, start)) if crate::sys::procs::alive(pid, start) => {
-                    ProcOrigin::Anchored { pid, start }
-                }
-                Some((pid, _)) => {
-                    return (
-                        reject(
-                            &format!(
-                                "agent_gone: the agent process {pid} that ran this hook has exited"
-                            ),
-                            ts,
-                        ),
-                        None,
-                    );
-                }
-                None => ProcOrigin::Unknown,
-            }
-        }
+    match origin_of(&checked.env, pane, checks) {
+        Ok(origin) => (Pulled::Event { event, raw }, Some(origin)),
+        Err(reason) => reject(reason, ts),
+    }
+}
+
+/// A spool line whose envelope passed [`check_envelope`].
+struct Checked {
+    env: Envelope,
+    payload: serde_json::Value,
+    /// `$TMUX_PANE`, parsed once; from here on the pane is a checked `PaneId`.
+    pane: Option<PaneId>,
+    /// When the hook ran (ms).
+    ts: i64,
+}
+
+/// The envelope's own checks, in order: size, depth, JSON, version, the hook's refusal, a
+/// payload, the pane id, this server, this server instance. Gives the checked line, or why
+/// it is rejected (with its time once known).
+fn check_envelope(
+    bytes: &[u8],
+    truncated: bool,
+    checks: &Checks,
+) -> Result<Checked, (String, i64)> {
+    if truncated {
+        return Err(("line_too_long".into(), 0));
+    }
+    // The hook's limit, plus the envelope's own level: decided here, not by serde's limit.
+    if super::spool::json_depth(bytes, MAX_DEPTH + 1) > MAX_DEPTH + 1 {
+        let why = format!("too_deep: payload nested deeper than {MAX_DEPTH}");
+        return Err((why, 0));
+    }
+    let mut env: Envelope = match serde_json::from_slice(bytes) {
+        Ok(e) => e,
+        Err(e) => return Err((format!("malformed_envelope: {e}"), 0)),
     };
-    (Pulled::Event { event, raw }, Some(origin))
+    let ts = env.recv_ns / 1_000_000;
+    if env.v != super::spool::ENVELOPE_VERSION {
+        return Err((format!("unsupported_envelope_version: {}", env.v), ts));
+    }
+    if let Some(r) = &env.reject {
+        return Err((format!("rejected_by_hook: {r} ({} bytes)", env.size), ts));
+    }
+    let Some(payload) = env.payload.take() else {
+        return Err(("malformed_json: payload did not parse".into(), ts));
+    };
+    let pane = match env.pane.as_deref().map(|p| (p, PaneId::parse(p))) {
+        None => None,
+        Some((_, Some(id))) => Some(id),
+        Some((p, None)) => return Err((format!("bad_pane_id: {:?}", first_chars(p, 20)), ts)),
+    };
+    if server_key(Path::new(&env.tmux)) != checks.our_key {
+        return Err(("foreign_server: left to that server's daemon".into(), ts));
+    }
+    if let (Some(ours), Some(theirs)) = (checks.server_pid, env.server_pid)
+        && ours != theirs
+    {
+        let why = format!(
+            "stale_server: the hook ran under tmux server pid {theirs}, this server is pid {ours} (a hook from a server that is gone)"
+        );
+        return Err((why, ts));
+    }
+    Ok(Checked {
+        env,
+        payload,
+        pane,
+        ts,
+    })
+}
+
+/// The payload through its source's mapper (`claude`, `codex`, `codex-notify`, `generic`,
+/// `gemini`, `opencode`), or why it maps to no event.
+fn map_payload(
+    c: &Checked,
+    event_id: &str,
+    trust: &dyn Fn(&PaneId, i32) -> bool,
+) -> Result<NormalizedEvent, String> {
+    let (payload, pane, ts) = (&c.payload, c.pane.as_ref(), c.ts);
+    let id = || event_id.to_string();
+    match c.env.source.as_str() {
+        "claude" => super::claude_hooks::map_hook(payload, pane, ts, id()),
+        "codex" | "codex-notify" => map_codex(c, id(), trust),
+        "generic" => super::generic_hook::payload_pane(payload).and_then(|own| {
+            super::generic_hook::map_hook(payload, own.as_ref().or(pane), ts, id())
+        }),
+        "gemini" => super::gemini_hooks::map_hook(payload, pane, ts, id()),
+        "opencode" => super::opencode_plugin::map_event(payload, pane, ts, id()),
+        other => Err(format!("unknown_source: {}", first_chars(other, 20))),
+    }
+}
+
+/// A Codex hook or notify payload: its `TMUX_PANE` counts only when the hook's parent is in
+/// that pane's process tree (`trust`); otherwise the event goes unbound, saying why.
+fn map_codex(
+    c: &Checked,
+    event_id: String,
+    trust: &dyn Fn(&PaneId, i32) -> bool,
+) -> Result<NormalizedEvent, String> {
+    let pane = c.pane.as_ref();
+    let trusted = pane.filter(|p| trust(p, c.env.ppid));
+    let r = if c.env.source == "codex" {
+        super::codex_hooks::map_hook(&c.payload, trusted, c.ts, event_id)
+    } else {
+        super::codex_hooks::map_notify(&c.payload, trusted, c.ts, event_id)
+    };
+    r.map(|mut ev| {
+        if let (Some(p), None) = (pane, trusted) {
+            let note = format!(
+                "TMUX_PANE {p} not trusted: hook parent {} is not in that pane's tree",
+                c.env.ppid
+            );
+            ev.detail = Some(match ev.detail.take() {
+                Some(d) => format!("{d}; {note}"),
+                None => note,
+            });
+        }
+        ev
+    })
+}
+
+/// Where the hook that named `pane` ran: outside any pane's tree, under a pane process that is
+/// not `pane`'s (the gateway decides), anchored to a live agent process, or unknown; an
+/// agent process that has exited rejects the line.
+fn origin_of(env: &Envelope, pane: &str, checks: &Checks) -> Result<ProcOrigin, String> {
+    let pp = match (env.anc.is_empty(), env.pane_pid) {
+        (true, _) => return Ok(ProcOrigin::Unknown),
+        (false, None) => return Ok(ProcOrigin::Outside),
+        (false, Some(pp)) => pp,
+    };
+    if let Some(cur) = checks.pane_pids.get(pane)
+        && *cur != pp
+    {
+        // The gateway refreshes the registry first (the pane may have been respawned
+        // a moment ago), then rejects it.
+        return Ok(ProcOrigin::Mismatch {
+            hook: pp,
+            pane: *cur,
+        });
+    }
+    match anchor_of(env) {
+        Some((pid, start)) if crate::sys::procs::alive(pid, start) => {
+            Ok(ProcOrigin::Anchored { pid, start })
+        }
+        Some((pid, _)) => Err(format!(
+            "agent_gone: the agent process {pid} that ran this hook has exited"
+        )),
+        None => Ok(ProcOrigin::Unknown),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! methods, refused before the read model is ready, or answered from the read model), and the
 //! answers of the read-model methods as wire lines.
 //!
-//! WHY apart from the socket server (`api.rs`): what a request means does not depend on how
+//! WHY apart from the socket server (`api/mod.rs`): what a request means does not depend on how
 //! bytes reach the daemon; `handle_line` is a pure function of the line and the [`View`].
 use super::render::{explain_json, health_json, list_json, pane_json};
 use super::{VERSION, View};

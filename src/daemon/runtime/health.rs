@@ -5,13 +5,30 @@
 //! it degraded or escalated is decided here only.
 use super::Runtime;
 use crate::core::types::{Health, Millis, SourceKind};
+use crate::daemon::metrics::Metrics;
+use crate::daemon::ops::Ops;
+use crate::sources::spool::HookFailure;
+use crate::supervisor::Startup;
 use crate::sys::clock::now_ms;
+
+/// What the daemon knows of its own health: start stages, guardrails, metrics, and the hooks'
+/// spool write failure.
+pub(super) struct SelfHealth {
+    /// Flow-011: the start stages, each gating the next.
+    pub(super) startup: Startup,
+    /// C-013: SLO guardrails and Flow-010 snapshots.
+    pub(super) ops: Ops,
+    /// Rolling-window metrics and event traces (daemon::metrics).
+    pub(super) metrics: Metrics,
+    /// The hooks' spool write failure (`sources::spool::record_failure`), while it stands.
+    pub(super) hook_failure: Option<HookFailure>,
+}
 
 impl Runtime {
     /// Read the hooks' failure marker (one `open`, ENOENT when all is well); log changes.
     pub(super) fn check_hook_failure(&mut self) {
         let f = crate::sources::spool::read_failure(&self.sp);
-        if f != self.hook_failure {
+        if f != self.health.hook_failure {
             match &f {
                 Some(f) => log::error!(
                     "hook_spool_write_failed count={} error={:?} marker={}",
@@ -21,21 +38,21 @@ impl Runtime {
                 ),
                 None => log::warn!("hook_spool_write_recovered"),
             }
-            self.hook_failure = f;
-            self.publish_all = true;
+            self.health.hook_failure = f;
+            self.publish.all = true;
         }
     }
 
     pub(super) fn daemon_status(&self) -> String {
         let mut s = format!("{} ok", std::process::id());
         let mut problems = Vec::new();
-        if self.hook_failure.is_some() {
+        if self.health.hook_failure.is_some() {
             problems.push("hooks:spool_write_failed".to_string());
         }
         if let Some(e) = self.gateway.store_problem() {
             problems.push(format!("store:{e}"));
         }
-        if let Some(h) = self.codex.status_problem(&self.projection) {
+        if let Some(h) = self.sources.codex.status_problem(&self.projection) {
             problems.push(format!("{}:{h}", SourceKind::CodexAppServer));
         }
         for (src, h) in &self.projection.health {
@@ -47,8 +64,8 @@ impl Runtime {
                 problems.push(format!("{src}:{h}"));
             }
         }
-        problems.extend(self.ops.status_problems());
-        if self.tmux_sup.hold_until().is_some_and(|u| u > now_ms()) {
+        problems.extend(self.health.ops.status_problems());
+        if self.tmux.sup.hold_until().is_some_and(|u| u > now_ms()) {
             problems.push("tmux_control:hold_down".to_string());
         }
         let escalate = problems
@@ -73,7 +90,7 @@ impl Runtime {
     pub(super) fn update_source_health(&mut self, now: Millis) {
         // Source health from the gateway feeds admissibility. Hooks that cannot write the
         // spool deliver nothing: the source is down even though the spool reads fine.
-        let hh = if self.hook_failure.is_some() {
+        let hh = if self.health.hook_failure.is_some() {
             Health::Down
         } else {
             self.gateway.hooks_health()
@@ -82,8 +99,12 @@ impl Runtime {
         // inside Codex's app-server daemon when there is one: with that daemon gone no Codex
         // hook will come either, so its last word must not outlive it.
         let codex_hooks = if hh == Health::Healthy
-            && self.codex.ever_connected()
-            && self.codex.status_problem(&self.projection).is_some()
+            && self.sources.codex.ever_connected()
+            && self
+                .sources
+                .codex
+                .status_problem(&self.projection)
+                .is_some()
         {
             Health::Stale
         } else {
@@ -109,21 +130,21 @@ impl Runtime {
             self.gateway.record_health(
                 SourceKind::ClaudeHooks,
                 hh,
-                match (hh, self.hook_failure.is_some()) {
+                match (hh, self.health.hook_failure.is_some()) {
                     (Health::Healthy, _) => "spool_readable",
                     (_, true) => "spool_write_failed",
                     _ => "spool_unreadable",
                 },
                 now,
             );
-            self.publish_all = true;
+            self.publish.all = true;
         }
-        let files = self.transcripts.health();
+        let files = self.sources.transcripts.health();
         if self
             .projection
             .set_health(SourceKind::ClaudeTranscript, files)
         {
-            self.publish_all = true;
+            self.publish.all = true;
         }
         // A rollout is written by the same Codex process that runs its hooks: it is no
         // fresher than they are (with the app-server daemon gone, neither speaks).
@@ -136,7 +157,7 @@ impl Runtime {
             .projection
             .set_health(SourceKind::CodexRollout, rollout)
         {
-            self.publish_all = true;
+            self.publish.all = true;
         }
     }
 }

@@ -15,7 +15,7 @@ impl Runtime {
     pub(super) fn on_enter_session(&mut self, reply: &Reply) {
         if reply.ok {
             log::info!("control_session_entered name={}", control_session::NAME);
-            if let Some(t) = self.tmux.as_mut() {
+            if let Some(t) = self.tmux.client.as_mut() {
                 t.send(control_session::OWN, ReplyKind::OwnWindow);
             }
         } else {
@@ -36,7 +36,7 @@ impl Runtime {
             .and_then(|l| control_session::parse_own(l))
         {
             log::info!("control_session_home window={w} home={home:?}");
-            self.own_window = Some((w, home));
+            self.tmux.own_window = Some((w, home));
         }
     }
 
@@ -47,7 +47,7 @@ impl Runtime {
         self.apply_names(&reply.lines);
         if reply.ok && !reply.lines.iter().any(|l| l.starts_with(b"AGTS ")) {
             log::info!("control_session_kill reason=no_user_sessions");
-            if let Some(t) = self.tmux.as_mut() {
+            if let Some(t) = self.tmux.client.as_mut() {
                 t.send(control_session::KILL, ReplyKind::Other);
             }
         }
@@ -56,7 +56,7 @@ impl Runtime {
     /// `%client-session-changed` into our session: ask where the client came from.
     pub(super) fn on_client_arrived(&mut self, client: &[u8]) {
         let client = String::from_utf8_lossy(client).into_owned();
-        if let Some(t) = self.tmux.as_mut() {
+        if let Some(t) = self.tmux.client.as_mut() {
             t.send(
                 &control_session::arrival_query(&client),
                 ReplyKind::Arrival(client),
@@ -79,14 +79,15 @@ impl Runtime {
         let users: Vec<String> = self.registry.session_names.values().cloned().collect();
         let cmd = control_session::onward(&client, &last, &users);
         log::info!("control_session_move_client client={client:?} last={last:?}");
-        if let Some(t) = self.tmux.as_mut() {
+        if let Some(t) = self.tmux.client.as_mut() {
             t.send(&cmd, ReplyKind::Other);
         }
     }
 
     /// Is `window` (from `%window-add`, so in our session) someone else's?
     pub(super) fn is_stray_window(&self, window: &str) -> bool {
-        self.own_window
+        self.tmux
+            .own_window
             .as_ref()
             .is_some_and(|(own, _)| own != window)
     }
@@ -95,13 +96,14 @@ impl Runtime {
     /// activity) goes where the user would have had it.
     pub(super) fn move_stray_window(&mut self, window: &str) {
         let home = self
+            .tmux
             .own_window
             .as_ref()
             .map(|(_, h)| h.clone())
             .unwrap_or_default();
         let users: Vec<String> = self.registry.session_names.values().cloned().collect();
         if let Some(cmd) = control_session::relocate(window, &home, &users)
-            && let Some(t) = self.tmux.as_mut()
+            && let Some(t) = self.tmux.client.as_mut()
         {
             log::info!("control_session_move_window window={window} home={home:?}");
             t.send(&cmd, ReplyKind::Other);

@@ -4,11 +4,21 @@
 //!
 //! WHY a module of its own: the poller is the fallback source whose cost must grow with the
 //! panes that change; its schedule reads best in one place.
+use super::settle::Settle;
 use super::{Runtime, Timing};
 use crate::core::screen::{ScreenInput, classify_screen};
 use crate::core::types::{Millis, PaneId};
 use crate::tmux::client::ReplyKind;
 use crate::tmux::parser::Reply;
+use std::collections::HashMap;
+
+/// Per-pane screen reads: capture pacing and settle re-checks.
+#[derive(Default)]
+pub(super) struct Screens {
+    pub(super) captures: HashMap<PaneId, CaptureState>,
+    /// Panes whose command may still be settling (see `settle.rs`).
+    pub(super) settle: HashMap<PaneId, Settle>,
+}
 
 /// How long a candidate pane may go without a capture when no change hint moved.
 /// `window_activity` moves on any output, in-place redraws included, so change hints catch
@@ -34,14 +44,15 @@ pub(super) struct CaptureState {
 
 impl Runtime {
     pub(super) fn next_capture_due(&self) -> Option<Millis> {
-        self.captures
+        self.screens
+            .captures
             .iter()
             .filter_map(|(id, c)| {
                 let p = self.projection.panes.get(id).filter(|p| p.is_candidate())?;
                 if c.want {
-                    return Some(c.last_at + self.timing.capture_min_gap);
+                    return Some(c.last_at + self.due.timing.capture_min_gap);
                 }
-                Some(c.last_at + capture_interval(&self.timing, p))
+                Some(c.last_at + capture_interval(&self.due.timing, p))
             })
             .min()
     }
@@ -55,7 +66,7 @@ impl Runtime {
             if !m.is_candidate() {
                 continue;
             }
-            let cs = self.captures.entry(id.clone()).or_default();
+            let cs = self.screens.captures.entry(id.clone()).or_default();
             let hint = p.change_hint();
             let hint = (
                 hint.0,
@@ -75,17 +86,17 @@ impl Runtime {
             if cs.last_at < settled_after && now >= settled_after {
                 cs.want = true;
             }
-            if now - cs.last_at >= capture_interval(&self.timing, m) {
+            if now - cs.last_at >= capture_interval(&self.due.timing, m) {
                 cs.want = true;
             }
-            if cs.want && now - cs.last_at >= self.timing.capture_min_gap {
+            if cs.want && now - cs.last_at >= self.due.timing.capture_min_gap {
                 cs.want = false;
                 cs.last_at = now;
                 cs.last_hint = Some(hint);
                 to_capture.push(id.clone());
             }
         }
-        if let Some(t) = self.tmux.as_mut() {
+        if let Some(t) = self.tmux.client.as_mut() {
             for id in to_capture {
                 if t.has_pending(&ReplyKind::Capture(id.clone())) {
                     continue;
@@ -135,13 +146,13 @@ impl Runtime {
                     && r.activity != crate::core::types::Activity::Idle
             })
         });
-        if pending && let Some(cs) = self.captures.get_mut(&pane) {
+        if pending && let Some(cs) = self.screens.captures.get_mut(&pane) {
             cs.want = true;
         }
-        if let Some(c) = self.captures.get(&pane) {
-            self.ops.screen_applied(&pane, c.last_at);
+        if let Some(c) = self.screens.captures.get(&pane) {
+            self.health.ops.screen_applied(&pane, c.last_at);
         }
         let is_codex = hint == Some(crate::core::types::Provider::Codex);
-        self.codex.set_screen(&pane, &text, is_codex, now);
+        self.sources.codex.set_screen(&pane, &text, is_codex, now);
     }
 }

@@ -38,12 +38,12 @@ impl Runtime {
             ReplyKind::Capture(pane) => self.on_capture(&reply, pane, now),
             ReplyKind::Subscribe => self.on_subscribe(&reply),
             ReplyKind::SetOption(what) => self.on_set_option(&reply, what),
-            ReplyKind::Notify(tag) => self.notify.on_reply(
+            ReplyKind::Notify(tag) => self.publish.notify.on_reply(
                 &tag,
                 reply.ok,
                 &reply.lines,
-                (&self.projection, &self.registry, &self.remotes),
-                self.tmux.as_mut(),
+                (&self.projection, &self.registry, &self.sources.remotes),
+                self.tmux.client.as_mut(),
                 now,
             ),
             ReplyKind::UserOptions => {
@@ -63,22 +63,22 @@ impl Runtime {
     /// learnt about the old one.
     fn on_identity(&mut self, reply: &Reply) {
         let (id, version) = registry::parse_identity(&reply.lines);
-        let changed = self.identity.as_deref() != Some(id.as_str());
+        let changed = self.tmux.identity.as_deref() != Some(id.as_str());
         if changed {
             log::info!("tmux_server_identity id={id} version={version}");
-            if self.identity.is_some() {
+            if self.tmux.identity.is_some() {
                 // A new server on the same socket: nothing carries over.
                 self.projection = Projection::new(crate::sys::host::hostname());
-                self.notify = Default::default();
+                self.publish.notify = Default::default();
                 self.registry = Registry::default();
-                self.captures.clear();
-                self.settle.clear();
+                self.screens.captures.clear();
+                self.screens.settle.clear();
             }
-            self.identity = Some(id.clone());
+            self.tmux.identity = Some(id.clone());
             self.gateway.set_server_id(&id);
         }
-        if !self.restored {
-            self.restored = true;
+        if !self.publish.restored {
+            self.publish.restored = true;
         }
     }
 
@@ -116,9 +116,9 @@ impl Runtime {
         if first_load {
             // Flow-011: server identity and panes known → the gateway may ingest;
             // state restored → the daemon stage; the API opens after the first publish.
-            self.startup.mark_ready(Stage::Gateway, now);
+            self.health.startup.mark_ready(Stage::Gateway, now);
             self.restore_state(now);
-            self.startup.mark_ready(Stage::Daemon, now);
+            self.health.startup.mark_ready(Stage::Daemon, now);
         }
     }
 
@@ -128,15 +128,15 @@ impl Runtime {
             if let Some(p) = self.registry.panes.get(id) {
                 self.projection
                     .pane_added(id, &p.session_id, &p.window_id, now);
-                self.captures.entry(id.clone()).or_default().want = true;
+                self.screens.captures.entry(id.clone()).or_default().want = true;
             }
         }
         for p in &diff.removed {
             self.projection.pane_removed(&p.pane_id, now);
-            self.notify.forget(&p.pane_id);
-            self.captures.remove(&p.pane_id);
-            self.options.forget(&Scope::Pane(p.pane_id.clone()));
-            self.publish_all = true;
+            self.publish.notify.forget(&p.pane_id);
+            self.screens.captures.remove(&p.pane_id);
+            self.publish.options.forget(&Scope::Pane(p.pane_id.clone()));
+            self.publish.all = true;
         }
         if !diff.removed.is_empty() && !first_load {
             let gone: Vec<PaneId> = diff.removed.iter().map(|p| p.pane_id.clone()).collect();
@@ -153,7 +153,7 @@ impl Runtime {
         self.projection
             .pane_added(id, &p.session_id, &p.window_id, now);
         self.projection.set_pane_title(id, &p.title);
-        let cs = self.captures.entry(id.clone()).or_default();
+        let cs = self.screens.captures.entry(id.clone()).or_default();
         let new_proc =
             diff.added.iter().any(|x| x == id) || diff.process_changed.iter().any(|x| x == id);
         let agentish = self
@@ -161,7 +161,7 @@ impl Runtime {
             .panes
             .get(id)
             .is_some_and(|m| m.process.is_some());
-        if new_proc || (agentish && now - cs.last_proc_check >= self.timing.process_recheck) {
+        if new_proc || (agentish && now - cs.last_proc_check >= self.due.timing.process_recheck) {
             cs.last_proc_check = now;
             self.recheck_process(id, now);
         }
@@ -175,7 +175,7 @@ impl Runtime {
     fn on_hints(&mut self, reply: &Reply, pane: PaneId, now: Millis) {
         if !reply.ok {
             // The pane is gone (no notification says so outside the attached session).
-            self.refresh_requested = true;
+            self.due.refresh_requested = true;
             return;
         }
         let Some(line) = reply.lines.first() else {
@@ -186,7 +186,7 @@ impl Runtime {
         self.check_anchor(&pane);
         match self.registry.apply_hints(&pane, line) {
             Some(h) => {
-                let settling = self.settle.contains_key(&pane);
+                let settling = self.screens.settle.contains_key(&pane);
                 let agentish =
                     (self.projection.panes.get(&pane)).is_some_and(|m| m.process.is_some());
                 if h.process_changed {
@@ -253,7 +253,7 @@ impl Runtime {
                     .first()
                     .map(|l| String::from_utf8_lossy(l).into_owned())
             );
-            self.refresh_requested = true;
+            self.due.refresh_requested = true;
         }
     }
 
@@ -263,10 +263,10 @@ impl Runtime {
             for pane in panes {
                 let scope = Scope::Pane(pane);
                 for name in publish::PANE_OPTIONS {
-                    self.options.assume_set(&scope, name);
+                    self.publish.options.assume_set(&scope, name);
                 }
             }
-            self.publish_all = true;
+            self.publish.all = true;
         }
         self.apply_names(&reply.lines);
     }
@@ -311,13 +311,13 @@ impl Runtime {
                 log::debug!("user_option_ignored name={name} err={e:?}");
             }
         }
-        if style != self.style {
+        if style != self.publish.style {
             log::info!("user_options_applied count={}", opts.len());
         }
-        self.style = style;
-        self.publish_all = true;
+        self.publish.style = style;
+        self.publish.all = true;
         // Issue 24: @agtmux-remotes and friends (new hosts start, removed ones stop).
-        self.remotes.configure(
+        self.sources.remotes.configure(
             crate::daemon::remote::RemoteConfig::from_options(&opts),
             self.poll.registry(),
             crate::sys::clock::now_ms(),
@@ -336,7 +336,7 @@ impl Runtime {
             Notification::SubscriptionChanged { name, .. }
                 if name == registry::OPTIONS_SUBSCRIPTION =>
             {
-                if let Some(t) = self.tmux.as_mut() {
+                if let Some(t) = self.tmux.client.as_mut() {
                     t.send("show-options -g", ReplyKind::UserOptions);
                 }
             }
@@ -348,7 +348,7 @@ impl Runtime {
                 self.registry.window_names.insert(window.clone(), name);
                 match self.registry.active_pane_of(&window).cloned() {
                     Some(p) => self.start_settle(&p, now),
-                    None => self.refresh_requested = true,
+                    None => self.due.refresh_requested = true,
                 }
             }
             // A real client landed in our session, or someone made a window there: see
@@ -357,11 +357,11 @@ impl Runtime {
                 if name == control_session::NAME.as_bytes() =>
             {
                 self.on_client_arrived(&client);
-                self.refresh_requested = true;
+                self.due.refresh_requested = true;
             }
             Notification::WindowAdd { window } if self.is_stray_window(&window) => {
                 self.move_stray_window(&window);
-                self.refresh_requested = true;
+                self.due.refresh_requested = true;
             }
             Notification::WindowAdd { .. }
             | Notification::WindowClose { .. }
@@ -375,7 +375,7 @@ impl Runtime {
             | Notification::WindowPaneChanged { .. }
             | Notification::LayoutChange { .. }
             | Notification::PaneModeChanged { .. }
-            | Notification::SessionRenamed { .. } => self.refresh_requested = true,
+            | Notification::SessionRenamed { .. } => self.due.refresh_requested = true,
             // Named and deliberately ignored: pane output (the client runs with no-output),
             // flow control, other subscriptions, buffers, messages and config errors (logged).
             Notification::ConfigError { message } => log::info!(
@@ -407,7 +407,7 @@ impl Runtime {
         let digest = registry::parse_pane_digest(value);
         let (changed, structure) = self.registry.apply_digest(&digest);
         if structure {
-            self.refresh_requested = true;
+            self.due.refresh_requested = true;
         }
         for id in changed {
             log::debug!("pane_command_changed pane={id} via=subscription");
@@ -417,7 +417,9 @@ impl Runtime {
     }
 
     pub(super) fn request_refresh(&mut self, now: Millis) {
-        let Some(t) = self.tmux.as_mut() else { return };
+        let Some(t) = self.tmux.client.as_mut() else {
+            return;
+        };
         if !t.has_pending(&ReplyKind::ListPanes) {
             t.send(registry::LIST_PANES, ReplyKind::ListPanes);
             t.send(registry::LIST_CLIENTS, ReplyKind::ListClients);
@@ -425,15 +427,17 @@ impl Runtime {
             t.send(registry::LIST_SESSIONS, ReplyKind::ListSessions);
             t.send(registry::LIST_WINDOWS, ReplyKind::Other);
         }
-        self.refresh_requested = false;
-        self.next_refresh = now + self.timing.refresh_full;
-        self.next_hints = now + self.timing.refresh_hints;
+        self.due.refresh_requested = false;
+        self.due.next_refresh = now + self.due.timing.refresh_full;
+        self.due.next_hints = now + self.due.timing.refresh_hints;
     }
 
     /// The cheap tick: change hints of agent panes only.
     pub(super) fn request_hints(&mut self, now: Millis) {
-        self.next_hints = now + self.timing.refresh_hints;
-        let Some(t) = self.tmux.as_mut() else { return };
+        self.due.next_hints = now + self.due.timing.refresh_hints;
+        let Some(t) = self.tmux.client.as_mut() else {
+            return;
+        };
         for (id, m) in &self.projection.panes {
             if !m.is_candidate() || !self.registry.panes.contains_key(id) {
                 continue;

@@ -12,16 +12,19 @@ impl Runtime {
     /// at the next publish, the global summaries.
     pub(super) fn remote_changes(&mut self, now: Millis) {
         // New remote attention goes to the notifier (decided with the local panes' batch).
-        for (key, kind) in self.remotes.take_attention() {
-            self.notify.remote_attention(key, kind, now);
+        for (key, kind) in self.sources.remotes.take_attention() {
+            self.publish.notify.remote_attention(key, kind, now);
         }
-        if !self.remotes.take_dirty() {
+        if !self.sources.remotes.take_dirty() {
             return;
         }
         // Only the global summaries change: no pass over every local pane.
-        self.remote_dirty = true;
-        let changed = self.remotes.refresh_json(&mut self.remotes_json);
-        if let Some(a) = self.api.as_mut() {
+        self.publish.remote_dirty = true;
+        let changed = self
+            .sources
+            .remotes
+            .refresh_json(&mut self.sources.remotes_json);
+        if let Some(a) = self.api.server.as_mut() {
             for v in changed {
                 let line = serde_json::json!({"v": 1, "event": "remote_host", "host": v});
                 a.push_line(&line.to_string(), self.poll.registry());
@@ -33,7 +36,7 @@ impl Runtime {
     /// pipeline pass (their cost grows with the remote panes that change, issue 24).
     pub(super) fn remote_pass(&mut self, now: Millis) {
         self.remote_changes(now);
-        if self.remote_dirty {
+        if self.publish.remote_dirty {
             self.resolve_and_publish(now);
             self.flush_tmux();
         }

@@ -29,7 +29,7 @@ pub(super) struct Settle {
 impl Runtime {
     /// Follow a pane whose command may not have settled yet (see [`SETTLE_FOR_MS`]).
     pub(super) fn start_settle(&mut self, id: &PaneId, now: Millis) {
-        let s = self.settle.entry(id.clone()).or_insert(Settle {
+        let s = self.screens.settle.entry(id.clone()).or_insert(Settle {
             since: now,
             next_at: now + SETTLE_FIRST_MS,
             gap: SETTLE_FIRST_MS,
@@ -45,10 +45,13 @@ impl Runtime {
     /// went.
     pub(super) fn settle_tick(&mut self, now: Millis) {
         let reg = &self.registry;
-        self.settle
+        self.screens
+            .settle
             .retain(|id, s| reg.panes.contains_key(id) && now - s.since <= SETTLE_FOR_MS);
-        let Some(t) = self.tmux.as_mut() else { return };
-        for (id, s) in self.settle.iter_mut() {
+        let Some(t) = self.tmux.client.as_mut() else {
+            return;
+        };
+        for (id, s) in self.screens.settle.iter_mut() {
             if s.next_at > now {
                 continue;
             }

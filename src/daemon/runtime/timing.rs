@@ -60,3 +60,34 @@ impl Timing {
         t
     }
 }
+
+/// When each periodic look is next due, and what asks for a look now.
+#[derive(Debug)]
+pub(super) struct Due {
+    pub(super) timing: Timing,
+    pub(super) next_refresh: Millis,
+    pub(super) next_hints: Millis,
+    pub(super) next_spool_scan: Millis,
+    pub(super) next_prune: Millis,
+    pub(super) next_lock_check: Millis,
+    /// A full refresh is wanted at the next pass.
+    pub(super) refresh_requested: bool,
+    /// The spool may have news: ingest at the next pass.
+    pub(super) spool_dirty: bool,
+}
+
+impl Due {
+    /// Everything due at once, as at start.
+    pub(super) fn new(timing: Timing) -> Due {
+        Due {
+            timing,
+            next_refresh: 0,
+            next_hints: 0,
+            next_spool_scan: 0,
+            next_prune: 0,
+            next_lock_check: 0,
+            refresh_requested: true,
+            spool_dirty: true,
+        }
+    }
+}

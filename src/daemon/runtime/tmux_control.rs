@@ -7,6 +7,7 @@
 use super::{Runtime, TMUX_ERR, TMUX_IN, TMUX_OUT};
 use crate::core::types::Millis;
 use crate::supervisor::Restart;
+use crate::supervisor::{RestartPolicy, Supervised};
 use crate::sys::clock::now_ms;
 use crate::tmux::client::{ClientEvent, ReplyKind, TmuxClient, has_sessions, server_alive};
 use crate::tmux::control_session;
@@ -14,6 +15,41 @@ use crate::tmux::options::OptionsWriter;
 use crate::tmux::registry;
 use mio::Interest;
 use mio::unix::SourceFd;
+
+/// The tmux side of the loop: the control client, its restart pacing, and what this
+/// connection learnt of the server.
+pub(super) struct TmuxSide {
+    pub(super) client: Option<TmuxClient>,
+    pub(super) bin: String,
+    /// Flow-011: restart pacing and hold-down of the control client.
+    pub(super) sup: Supervised,
+    pub(super) reconnect_at: Option<Millis>,
+    pub(super) identity: Option<String>,
+    /// Our window in our own session and the session the control client came from
+    /// (`control_session::OWN`), for this connection.
+    pub(super) own_window: Option<(String, String)>,
+    /// The server had no session at the last connect attempt (logged once).
+    pub(super) waiting_for_session: bool,
+}
+
+impl TmuxSide {
+    pub(super) fn new(bin: String) -> TmuxSide {
+        TmuxSide {
+            client: None,
+            bin,
+            sup: Supervised::new("tmux_control", RestartPolicy::from_env()),
+            reconnect_at: Some(0),
+            identity: None,
+            own_window: None,
+            waiting_for_session: false,
+        }
+    }
+
+    /// The control client, once attached and past its first reply.
+    pub(super) fn is_ready(&self) -> bool {
+        self.client.as_ref().is_some_and(|t| t.is_ready())
+    }
+}
 
 /// Re-attach delay after our session closed under us.
 const REATTACH_MS: Millis = 50;
@@ -23,27 +59,27 @@ const NO_SESSION_RETRY_MS: Millis = 1_000;
 
 impl Runtime {
     pub(super) fn connect(&mut self, now: Millis) {
-        self.reconnect_at = None;
+        self.tmux.reconnect_at = None;
         if !server_alive(&self.sp.socket) {
             log::info!(
                 "daemon_exit reason=server_gone socket={}",
                 self.sp.socket.display()
             );
-            self.shutdown = true;
+            self.life.shutdown = true;
             return;
         }
         // An empty server (`exit-empty off`, or a config loading before the first session):
         // wait for a session without attaching (see `has_sessions`).
-        if has_sessions(&self.tmux_bin, &self.sp.socket) == Some(false) {
-            if !self.waiting_for_session {
+        if has_sessions(&self.tmux.bin, &self.sp.socket) == Some(false) {
+            if !self.tmux.waiting_for_session {
                 log::info!("tmux_control_waiting reason=no_sessions");
             }
-            self.waiting_for_session = true;
-            self.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
+            self.tmux.waiting_for_session = true;
+            self.tmux.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
             return;
         }
-        self.waiting_for_session = false;
-        match TmuxClient::spawn(&self.tmux_bin, &self.sp.socket) {
+        self.tmux.waiting_for_session = false;
+        match TmuxClient::spawn(&self.tmux.bin, &self.sp.socket) {
             Ok(c) => {
                 let reg = self.poll.registry();
                 let ok = reg
@@ -60,7 +96,7 @@ impl Runtime {
                     return;
                 }
                 log::info!("tmux_control_spawned pid={}", c.pid());
-                self.tmux = Some(c);
+                self.tmux.client = Some(c);
             }
             Err(e) => {
                 log::warn!("tmux_spawn_failed err={e}");
@@ -77,11 +113,11 @@ impl Runtime {
     fn reconnect_after_close(&mut self, now: Millis, was_ready: bool, no_sessions: bool) {
         if was_ready {
             log::info!("tmux_control_reattach reason=session_closed_or_detached");
-            self.tmux_sup.on_ready();
-            self.reconnect_at = Some(now + REATTACH_MS);
+            self.tmux.sup.on_ready();
+            self.tmux.reconnect_at = Some(now + REATTACH_MS);
         } else if no_sessions {
             log::info!("tmux_control_waiting reason=no_sessions");
-            self.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
+            self.tmux.reconnect_at = Some(now + NO_SESSION_RETRY_MS);
         } else {
             self.schedule_reconnect(now);
         }
@@ -94,15 +130,15 @@ impl Runtime {
     /// Flow-011: a failure of the control client is paced by its supervisor; too many put it
     /// in a hold-down, escalated in the log and in `@agtmux_daemon`.
     fn schedule_reconnect_why(&mut self, now: Millis, why: &str) {
-        match self.tmux_sup.on_failure(now, why) {
-            Restart::At(t) => self.reconnect_at = Some(t),
+        match self.tmux.sup.on_failure(now, why) {
+            Restart::At(t) => self.tmux.reconnect_at = Some(t),
             Restart::HoldDown { until } => {
-                self.reconnect_at = Some(until);
+                self.tmux.reconnect_at = Some(until);
                 // The control connection is what publishes options, and it is down: say it
                 // with a one-shot client.
                 let status = self.daemon_status();
-                self.last_status = status.clone();
-                let mut c = std::process::Command::new(&self.tmux_bin);
+                self.publish.last_status = status.clone();
+                let mut c = std::process::Command::new(&self.tmux.bin);
                 c.arg("-S")
                     .arg(&self.sp.socket)
                     .args(["set-option", "-g", "@agtmux_daemon", &status])
@@ -117,9 +153,9 @@ impl Runtime {
     }
 
     pub(super) fn drop_tmux(&mut self) {
-        self.notify.connection_lost();
-        self.own_window = None;
-        if let Some(mut c) = self.tmux.take() {
+        self.publish.notify.connection_lost();
+        self.tmux.own_window = None;
+        if let Some(mut c) = self.tmux.client.take() {
             let reg = self.poll.registry();
             let _ = reg.deregister(&mut SourceFd(&c.stdout_fd()));
             let _ = reg.deregister(&mut SourceFd(&c.stderr_fd()));
@@ -131,7 +167,7 @@ impl Runtime {
 
     pub(super) fn on_tmux_readable(&mut self) {
         let mut evs = Vec::new();
-        if let Some(t) = self.tmux.as_mut() {
+        if let Some(t) = self.tmux.client.as_mut() {
             t.on_readable(&mut evs);
         }
         let now = now_ms();
@@ -139,24 +175,24 @@ impl Runtime {
             match ev {
                 ClientEvent::Ready => {
                     log::info!("tmux_control_ready");
-                    self.tmux_sup.on_ready();
-                    if let Some(t) = self.tmux.as_mut() {
+                    self.tmux.sup.on_ready();
+                    if let Some(t) = self.tmux.client.as_mut() {
                         // Out of the user's session into our own, first (issue 20): a control
                         // client counts as attached wherever it sits.
                         t.send(control_session::ENTER, ReplyKind::EnterSession);
                         t.send(registry::IDENTITY, ReplyKind::Identity);
                         t.send("show-options -g", ReplyKind::UserOptions);
-                        self.notify.load_options(t);
+                        self.publish.notify.load_options(t);
                         // Pane states an earlier daemon published (killed before it could
                         // clear them): each is rewritten or cleared by the next publish.
                         t.send(registry::PUBLISHED_PANES, ReplyKind::Other);
                         t.send(&registry::subscribe_panes_command(), ReplyKind::Subscribe);
                         t.send(&registry::subscribe_options_command(), ReplyKind::Other);
                     }
-                    self.refresh_requested = true;
-                    self.publish_all = true;
+                    self.due.refresh_requested = true;
+                    self.publish.all = true;
                     // Options may have been lost with a server restart: re-send everything.
-                    self.options = OptionsWriter::new();
+                    self.publish.options = OptionsWriter::new();
                 }
                 ClientEvent::Reply(kind, reply) => self.on_reply(kind, reply, now),
                 ClientEvent::Notification(n) => self.on_notification(n, now),
@@ -165,7 +201,7 @@ impl Runtime {
                         "tmux_control_closed reason={}",
                         reason.as_deref().unwrap_or("eof")
                     );
-                    let (was_ready, no_sessions) = match self.tmux.as_mut() {
+                    let (was_ready, no_sessions) = match self.tmux.client.as_mut() {
                         Some(t) => {
                             t.drain_stderr();
                             (t.was_ready(), t.stderr_text().contains("no sessions"))
@@ -177,7 +213,7 @@ impl Runtime {
                         self.reconnect_after_close(now, was_ready, no_sessions);
                     } else {
                         log::info!("daemon_exit reason=server_gone");
-                        self.shutdown = true;
+                        self.life.shutdown = true;
                     }
                 }
             }
@@ -186,13 +222,13 @@ impl Runtime {
     }
 
     pub(super) fn on_tmux_stderr(&mut self) {
-        if let Some(t) = self.tmux.as_mut() {
+        if let Some(t) = self.tmux.client.as_mut() {
             t.drain_stderr();
         }
     }
 
     pub(super) fn flush_tmux(&mut self) {
-        if let Some(t) = self.tmux.as_mut()
+        if let Some(t) = self.tmux.client.as_mut()
             && let Err(e) = t.flush()
         {
             log::warn!("tmux_write_failed err={e}");
@@ -200,15 +236,15 @@ impl Runtime {
     }
 
     pub(super) fn reap(&mut self) {
-        self.notify.reap(now_ms());
-        self.remotes.reap(self.poll.registry(), now_ms());
-        if let Some(t) = self.tmux.as_mut()
+        self.publish.notify.reap(now_ms());
+        self.sources.remotes.reap(self.poll.registry(), now_ms());
+        if let Some(t) = self.tmux.client.as_mut()
             && let Some(status) = t.try_reap()
         {
             log::info!("tmux_control_exited status={status}");
             // Read what is left (the %exit line), then handle the close.
             self.on_tmux_readable();
-            if self.tmux.as_ref().is_some_and(|t| !t.is_closed()) {
+            if self.tmux.client.as_ref().is_some_and(|t| !t.is_closed()) {
                 self.drop_tmux();
                 self.schedule_reconnect(now_ms());
             }
