@@ -224,7 +224,7 @@ impl Gateway {
     /// Changes whenever the database was opened again or rebuilt (a deleted, replaced or
     /// overwritten file, a store that came back): every other connection to it must reopen,
     /// or it writes on into the old file.
-    pub fn store_generation(&self) -> u64 {
+    pub(crate) fn store_generation(&self) -> u64 {
         self.store_gen
     }
 
@@ -436,7 +436,7 @@ impl Gateway {
         self.last_refresh = now;
     }
 
-    pub fn store_problem(&self) -> Option<&str> {
+    pub(crate) fn store_problem(&self) -> Option<&str> {
         self.store_problem.as_deref()
     }
 

@@ -180,7 +180,7 @@ pub(crate) enum Restart {
 
 /// One supervised component (Flow-011).
 #[derive(Debug, Clone)]
-pub struct Supervised {
+pub(crate) struct Supervised {
     pub name: &'static str,
     policy: RestartPolicy,
     backoff: Backoff,

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// `-L NAME` / `-S PATH`, as tmux (the daemon takes the same).
-pub type ServerOpts = ServerArg;
+pub(crate) type ServerOpts = ServerArg;
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -158,7 +158,7 @@ impl Conn {
 
     /// The socket and whatever the reader already buffered past the last message (for a
     /// caller that goes on reading the pushes itself, non-blocking).
-    pub fn into_parts(self) -> (UnixStream, Vec<u8>) {
+    pub(crate) fn into_parts(self) -> (UnixStream, Vec<u8>) {
         let buffered = self.reader.buffer().to_vec();
         (self.reader.into_inner(), buffered)
     }
@@ -247,7 +247,7 @@ pub(crate) fn state_color(p: &Value) -> &'static str {
 /// A pane's title line as `ls` and the popup show it: the detail first when there is one
 /// (`limit until 15:00 · title`, `retrying 3/10 · title`, `1 background · title`; issue 23),
 /// control characters blanked.
-pub fn title_line(p: &Value) -> String {
+pub(crate) fn title_line(p: &Value) -> String {
     let title = p["title"].as_str().unwrap_or("");
     let line = match p["detail"].as_str().filter(|d| !d.is_empty()) {
         Some(d) if title.is_empty() => d.to_string(),

@@ -150,7 +150,7 @@ fn run_all(args: &LsArgs) -> ExitCode {
 
 /// The remote hosts' part of the table: a header per host with its status (and since when
 /// it is unreachable, and why), then its servers' panes; stale panes say so.
-pub fn render_remotes(hosts: &[Value], color: bool, all: bool) -> String {
+pub(crate) fn render_remotes(hosts: &[Value], color: bool, all: bool) -> String {
     let mut s = String::new();
     for h in hosts {
         let status = h["status"].as_str().unwrap_or("?");

@@ -202,7 +202,7 @@ pub(crate) struct Shown {
 }
 
 /// One remote host in the popup: its `list` entry and its servers' groups.
-pub struct RemoteHost {
+pub(crate) struct RemoteHost {
     pub host: String,
     pub info: Value,
     pub servers: Vec<(String, Vec<client::Group>)>,
@@ -257,7 +257,7 @@ impl Popup {
 
     /// The remote hosts (issue 24), each with its servers' agent panes grouped like the local
     /// ones. A host is listed even with no pane shown (its status is news).
-    pub fn remote_groups(&self) -> Vec<RemoteHost> {
+    pub(crate) fn remote_groups(&self) -> Vec<RemoteHost> {
         let mut out = Vec::new();
         for h in self.list["remotes"].as_array().into_iter().flatten() {
             let host = h["host"].as_str().unwrap_or("").to_string();

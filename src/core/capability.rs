@@ -40,7 +40,7 @@ pub struct ProviderEntry {
     pub provider: Provider,
     /// Process basenames (argv[0] or comm) that mean "this agent runs here". Launchers such as
     /// `node` are not listed: the process hint resolves them through their children/arguments.
-    pub(crate) process_names: &'static [&'static str],
+    pub process_names: &'static [&'static str],
     /// Sources, most preferred first.
     pub sources: &'static [SourceCapability],
 }

@@ -258,7 +258,7 @@ impl Transition {
 /// Presence hysteresis: managed while the class is not `None`; unmanaged only after
 /// `drop_after` consecutive observations without a signature (default 2).
 #[derive(Debug, Clone)]
-pub struct PresenceTracker {
+pub(crate) struct PresenceTracker {
     drop_after: u32,
     misses: u32,
     class: SignatureClass,

@@ -67,7 +67,7 @@ pub(crate) struct Dialog {
 
 /// What the user wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Act {
+pub(crate) enum Act {
     Approve,
     Deny,
     Reply(String),

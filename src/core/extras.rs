@@ -91,7 +91,7 @@ impl Extras {
 }
 
 /// `HH:MM` of `ms` in the zone `utc_offset_s` seconds east of UTC.
-pub fn clock_hm(ms: Millis, utc_offset_s: i64) -> String {
+pub(crate) fn clock_hm(ms: Millis, utc_offset_s: i64) -> String {
     let local = ms.div_euclid(1000) + utc_offset_s;
     let d = local.rem_euclid(86_400);
     format!("{:02}:{:02}", d / 3600, d / 60 % 60)
@@ -99,7 +99,7 @@ pub fn clock_hm(ms: Millis, utc_offset_s: i64) -> String {
 
 /// The winner's evidence for the details: `None` when the screen decided.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct WinnerExtra {
+pub(crate) struct WinnerExtra {
     pub extra: EventExtra,
     /// When the winner's state began (its event's ts).
     pub ts: Millis,
@@ -109,7 +109,7 @@ pub struct WinnerExtra {
 /// winner's details when deterministic evidence won; `screen` what the screen shows (only
 /// used where the winner says nothing). Returns the activity (a passed reset turns `limited`
 /// into `idle`), the details, and when to look again (the reset time).
-pub fn settle(
+pub(crate) fn settle(
     activity: Activity,
     det: Option<WinnerExtra>,
     screen: Option<&ScreenExtras>,
@@ -232,7 +232,7 @@ fn found(re: &Option<Regex>, text: &str) -> Option<String> {
 /// status line above the input box (retry, compaction), the footer (Claude's background
 /// count), the last turn (the usage-limit message). `lines` are normalized
 /// (`core::screen::normalize_lines`).
-pub fn screen_extras(provider: Provider, lines: &[String]) -> ScreenExtras {
+pub(crate) fn screen_extras(provider: Provider, lines: &[String]) -> ScreenExtras {
     let layout: Layout = patterns::layout_for(provider, lines);
     let Some(_) = layout.input_box else {
         return ScreenExtras::default();
@@ -304,7 +304,7 @@ fn year_of(days: i64) -> i64 {
 /// local wall time: `(UTC)` means UTC, anything else the local zone (`utc_offset_s`). A time
 /// without a date is the next such time after `seen` (when the agent printed it). `None` when
 /// the text holds no reset time.
-pub fn parse_reset(text: &str, seen: Millis, utc_offset_s: i64) -> Option<Millis> {
+pub(crate) fn parse_reset(text: &str, seen: Millis, utc_offset_s: i64) -> Option<Millis> {
     let c = RESET.as_ref()?.captures(text)?;
     let mut hour: i64 = c.get(4)?.as_str().parse().ok()?;
     let minute: i64 = c.get(5).map_or(Ok(0), |m| m.as_str().parse()).ok()?;

@@ -19,7 +19,7 @@ pub(crate) const MAX_TITLE_CHARS: usize = 80;
 
 /// Where a resolved title came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TitleSource {
+pub(crate) enum TitleSource {
     Canonical,
     Heuristic,
     PaneTitle,

@@ -284,7 +284,7 @@ impl SourceRegistry {
     /// connection, which may point at a deleted or quarantined file, open the one at `path`,
     /// and write every entry there (the in-memory table is authoritative; a rebuilt file may
     /// lack them). Without a database now, the registry stays memory-only until the next call.
-    pub fn reattach(&mut self, path: &Path) {
+    pub(crate) fn reattach(&mut self, path: &Path) {
         self.store = None;
         let opts = crate::store::StoreOptions {
             busy_timeout: std::time::Duration::from_millis(250),

@@ -520,7 +520,7 @@ impl Projection {
     }
 
     /// Set the local zone (seconds east of UTC) used to read reset times.
-    pub fn set_utc_offset(&mut self, utc_offset_s: i64) {
+    pub(crate) fn set_utc_offset(&mut self, utc_offset_s: i64) {
         self.utc_offset_s = utc_offset_s;
     }
 

@@ -149,13 +149,13 @@ impl HookSpoolSource {
     }
 
     /// Rotated spool files wait for [`HookSpoolSource::release_rotated`].
-    pub fn has_rotated(&self) -> bool {
+    pub(crate) fn has_rotated(&self) -> bool {
         self.reader.has_rotated()
     }
 
     /// Everything pulled so far is stored, and `stored` is the committed cursor in the store:
     /// rotated files read to their end and not named by it can go.
-    pub fn release_rotated(&mut self, stored: &str) -> usize {
+    pub(crate) fn release_rotated(&mut self, stored: &str) -> usize {
         self.reader.release_rotated(SpoolCursor::parse(stored))
     }
 

@@ -18,13 +18,13 @@
 use crate::core::types::{Activity, AttentionKind, Millis, PaneId, Presence, Provider};
 
 /// The stream protocol this build speaks (`hello.protocol`).
-pub const PROTOCOL: u64 = 1;
+pub(crate) const PROTOCOL: u64 = 1;
 /// Longest accepted line (the local API's limit).
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// A snapshot line may be longer: a server's whole `list`.
-pub const MAX_SNAPSHOT_LINE: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_SNAPSHOT_LINE: usize = 4 * 1024 * 1024;
 /// Most panes kept per remote server (more are refused, logged).
-pub const MAX_PANES_PER_SERVER: usize = 2_000;
+pub(crate) const MAX_PANES_PER_SERVER: usize = 2_000;
 /// Longest name (session, window, server key) and title kept, in characters.
 const MAX_NAME: usize = 128;
 const MAX_TITLE: usize = 200;
@@ -106,7 +106,7 @@ fn rej<T>(s: impl Into<String>) -> Result<T, Reject> {
 }
 
 /// Free text: control and format characters dropped, cut to `max` characters.
-pub fn clean_text(s: &str, max: usize) -> String {
+pub(crate) fn clean_text(s: &str, max: usize) -> String {
     s.chars()
         .filter(|c| !c.is_control() && !crate::core::title::is_format_char(*c))
         .take(max)
@@ -121,7 +121,7 @@ fn id_ok(s: &str, sigil: char) -> bool {
 }
 
 /// A server key as `paths::server_key` makes them: `[A-Za-z0-9_-]`, bounded.
-pub fn server_key_ok(s: &str) -> bool {
+pub(crate) fn server_key_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -130,7 +130,7 @@ pub fn server_key_ok(s: &str) -> bool {
 
 /// A remote tmux socket path we are willing to put in an `ssh` command line: absolute, no
 /// control characters, bounded. (It is shell-quoted anyway.)
-pub fn socket_ok(s: &str) -> bool {
+pub(crate) fn socket_ok(s: &str) -> bool {
     s.starts_with('/') && s.len() <= 512 && !s.chars().any(|c| c.is_control())
 }
 
@@ -159,7 +159,7 @@ fn opt_field<T>(
 }
 
 /// Validate one pane object of a remote daemon.
-pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
+pub(crate) fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
     let pane_id = PaneId::parse(str_field(v, "pane_id")?).ok_or(Reject("bad_pane_id".into()))?;
     let session_id = str_field(v, "session_id")?;
     if !session_id.is_empty() && !id_ok(session_id, '$') {
@@ -310,7 +310,7 @@ pub fn parse_line(line: &[u8]) -> Result<RemoteMsg, Reject> {
 /// Quote one word for a POSIX shell (the remote login shell runs ssh's command line): single
 /// quotes, `'` as `'\''`. Plain words (letters, digits, `-_./%@$=:,+`) stay as they are,
 /// except that `$` always gets quoted.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./%@=:,+".contains(&b))
@@ -328,7 +328,7 @@ pub(crate) fn window_tag(host: &str, server: &str, session_id: &str) -> String {
 
 /// An SSH destination we accept from the config: `[user@]host[:port]`-ish, no leading `-`
 /// (it would be read as an option), no whitespace or control characters, bounded.
-pub fn host_ok(h: &str) -> bool {
+pub(crate) fn host_ok(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 255
         && !h.starts_with('-')

@@ -494,14 +494,14 @@ impl SpoolReader {
     }
 
     /// Whether rotated files wait for [`SpoolReader::release_rotated`].
-    pub fn has_rotated(&self) -> bool {
+    pub(crate) fn has_rotated(&self) -> bool {
         !self.leftovers.is_empty()
     }
 
     /// Everything read so far is stored and `stored` is the committed cursor in the store:
     /// delete each rotated file read to its end that `stored` does not name. Returns how many
     /// went. A file that grew since it was read stays, to be read on.
-    pub fn release_rotated(&mut self, stored: Option<SpoolCursor>) -> usize {
+    pub(crate) fn release_rotated(&mut self, stored: Option<SpoolCursor>) -> usize {
         let before = self.leftovers.len();
         self.leftovers.retain(|r| {
             if stored.is_some_and(|c| c.dev == r.dev && c.ino == r.ino) {

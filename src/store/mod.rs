@@ -32,15 +32,13 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use crate::core::types::{Millis, PaneId};
 
-pub use error::StoreError;
-pub use ops::{AlertRow, SnapshotRow};
-pub use registry::SourceRegistryRow;
-pub use rows::{
-    BindingRow, CursorRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention,
-    SessionStateRow,
-};
-pub use schema::SCHEMA_VERSION;
-pub use tx::Tx;
+pub(crate) use error::StoreError;
+pub use ops::AlertRow;
+pub(crate) use registry::SourceRegistryRow;
+pub use rows::{BindingRow, EventStatus};
+pub(crate) use rows::{CursorRow, EventRow, HealthRow, PaneStateRow, Retention, SessionStateRow};
+pub(crate) use schema::SCHEMA_VERSION;
+pub(crate) use tx::Tx;
 
 use reads::{Reads, forward_reads};
 

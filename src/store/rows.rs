@@ -128,7 +128,7 @@ seeded! {
     /// Retention bounds for [`super::Store::prune`]: events beyond either bound are deleted.
     /// Seeds: 200 000 events or 7 days: a few tens of MB at most.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Retention {
+    pub(crate) struct Retention {
         /// Keep at most this many newest events.
         pub(crate) max_events: u64 = 200_000,
         /// Delete events ingested, and bindings closed, longer ago than this.

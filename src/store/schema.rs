@@ -13,7 +13,7 @@ pub(crate) struct Migration {
 }
 
 /// The schema version this build writes. A file with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// MVP tables (version 1), Post-MVP tables (version 2), who registered a source (version 3).
 /// Never edit a shipped step: add one.

@@ -185,7 +185,7 @@ impl Tx<'_> {
     /// if the stored version equals `expected_version` (`0` = the pane must not exist yet).
     /// Returns `false` on a conflict and writes nothing; the caller re-reads and re-evaluates.
     /// `row.state_version` is ignored.
-    pub(crate) fn cas_pane_state(
+    pub fn cas_pane_state(
         &mut self,
         row: &PaneStateRow,
         expected_version: i64,
@@ -207,7 +207,7 @@ impl Tx<'_> {
     }
 
     /// Deletes a pane row. Returns whether one existed.
-    pub(crate) fn delete_pane_state(
+    pub fn delete_pane_state(
         &mut self,
         server_key: &str,
         pane_id: &PaneId,
@@ -238,7 +238,7 @@ impl Tx<'_> {
     }
 
     /// Compare-and-swap for a session row, same contract as [`Tx::cas_pane_state`].
-    pub(crate) fn cas_session_state(
+    pub fn cas_session_state(
         &mut self,
         row: &SessionStateRow,
         expected_version: i64,
@@ -290,7 +290,7 @@ impl Tx<'_> {
     }
 
     /// Closes an open link (Flow-007 tombstone). Returns `false` when no open link has this id.
-    pub(crate) fn close_binding(
+    pub fn close_binding(
         &mut self,
         id: i64,
         unlinked_ts: Millis,
@@ -326,7 +326,7 @@ impl Tx<'_> {
     }
 
     /// Sets a source's latest health (Flow-004).
-    pub(crate) fn set_source_health(
+    pub fn set_source_health(
         &mut self,
         source_id: &str,
         health: Health,
@@ -344,7 +344,7 @@ impl Tx<'_> {
     }
 
     /// Sets a `meta_kv` value (transcript offsets, server identity, ...).
-    pub(crate) fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         self.exec(
             "set meta",
             "INSERT INTO meta_kv (key, value) VALUES (?1, ?2) \
@@ -365,7 +365,7 @@ impl Tx<'_> {
     }
 
     /// Post-MVP Flow-010: records a snapshot's metadata in `state_snapshot_v2`; returns its id.
-    pub(crate) fn record_snapshot(
+    pub fn record_snapshot(
         &mut self,
         created_ts: Millis,
         path: &str,
@@ -394,7 +394,7 @@ impl Tx<'_> {
         pub fn pane_state(server_key: &str, pane_id: &PaneId) -> Option<PaneStateRow>;
 
         /// Reads a session row inside the transaction.
-        pub(crate) fn session_state(session_key: &str) -> Option<SessionStateRow>;
+        pub fn session_state(session_key: &str) -> Option<SessionStateRow>;
 
         /// Reads a cursor inside the transaction.
         pub fn cursor(source_id: &str) -> Option<CursorRow>;

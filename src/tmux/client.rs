@@ -301,7 +301,7 @@ impl TmuxClient {
 /// on an empty server we ask this way instead of attaching to find out. `None` when tmux could
 /// not be run, or did not answer within [`HAS_SESSION_LIMIT`] (a stopped server: the daemon's
 /// loop must not wait for it; the attach will then say why).
-pub fn has_sessions(tmux_bin: &str, socket: &Path) -> Option<bool> {
+pub(crate) fn has_sessions(tmux_bin: &str, socket: &Path) -> Option<bool> {
     use crate::sys::bounded::{Bounded, status_within};
     let mut c = Command::new(tmux_bin);
     c.arg("-N")

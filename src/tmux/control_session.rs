@@ -32,25 +32,25 @@
 use super::options::{quote, valid_target};
 
 /// The session's name. The leading underscore sorts it apart and marks it as internal.
-pub const NAME: &str = "_agtmux";
+pub(crate) const NAME: &str = "_agtmux";
 
 /// A tmux format (for `-f` filters) that is true for every session but ours.
-pub const USER_SESSIONS: &str = "#{!=:#{session_name},_agtmux}";
+pub(crate) const USER_SESSIONS: &str = "#{!=:#{session_name},_agtmux}";
 
 /// Create the session if it does not exist and switch this (already attached) client to it.
 /// `-A` attaches when it exists (a daemon restart); the command after `--` runs without a
 /// shell.
-pub const ENTER: &str = "new-session -A -s _agtmux -x 80 -y 24 -- tail -f /dev/null";
+pub(crate) const ENTER: &str = "new-session -A -s _agtmux -x 80 -y 24 -- tail -f /dev/null";
 
 /// End the session (exact name match).
-pub const KILL: &str = "kill-session -t =_agtmux";
+pub(crate) const KILL: &str = "kill-session -t =_agtmux";
 
 /// Asked right after [`ENTER`]: our own window, and the session we came from (tmux's best
 /// session at attach time). One `AGTK @W <tab> name` line.
-pub const OWN: &str = "display-message -p 'AGTK #{window_id}\t#{client_last_session}'";
+pub(crate) const OWN: &str = "display-message -p 'AGTK #{window_id}\t#{client_last_session}'";
 
 /// `(own window, session we came from)` of an [`OWN`] reply line.
-pub fn parse_own(line: &[u8]) -> Option<(String, String)> {
+pub(crate) fn parse_own(line: &[u8]) -> Option<(String, String)> {
     let text = String::from_utf8_lossy(line.strip_prefix(b"AGTK ")?);
     let (w, home) = text.split_once('\t').unwrap_or((&text, ""));
     w.starts_with('@')
@@ -60,7 +60,7 @@ pub fn parse_own(line: &[u8]) -> Option<(String, String)> {
 /// Where a window that someone else created in our session goes: the session we came from when
 /// it is still there, else the first of the user's sessions (by name); `None` with no user
 /// session, or for a window id that is not one.
-pub fn relocate(window: &str, home: &str, user_sessions: &[String]) -> Option<String> {
+pub(crate) fn relocate(window: &str, home: &str, user_sessions: &[String]) -> Option<String> {
     if !(window.starts_with('@') && valid_target(window)) {
         return None;
     }
@@ -77,7 +77,7 @@ pub fn relocate(window: &str, home: &str, user_sessions: &[String]) -> Option<St
 
 /// Ask about a client that entered our session: is it a control client, and where did it
 /// come from? The reply is one `AGTL <control> <tab> <last session>` line.
-pub fn arrival_query(client: &str) -> String {
+pub(crate) fn arrival_query(client: &str) -> String {
     format!(
         "display-message -p -c {} 'AGTL #{{client_control_mode}}\t#{{client_last_session}}'",
         quote(client)
@@ -85,7 +85,7 @@ pub fn arrival_query(client: &str) -> String {
 }
 
 /// The `(control_mode, last_session)` of an [`arrival_query`] reply line.
-pub fn parse_arrival(line: &[u8]) -> Option<(bool, String)> {
+pub(crate) fn parse_arrival(line: &[u8]) -> Option<(bool, String)> {
     let rest = line.strip_prefix(b"AGTL ")?;
     let text = String::from_utf8_lossy(rest);
     let (ctl, last) = text.split_once('\t').unwrap_or((&text, ""));

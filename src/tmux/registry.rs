@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, HashMap};
 /// Tagged formats: inside a reply block every line is raw data, so each row starts with a tag
 /// and free text (the title) comes last, after a tab, where a space or tag cannot confuse us.
 /// Every list leaves out the daemon's own session (`control_session`, filtered inside tmux).
-pub const LIST_PANES: &str = "list-panes -a -f '#{!=:#{session_name},_agtmux}' -F 'AGTP #{pane_id} #{session_id} #{window_id} #{window_index} #{pane_index} #{pane_pid} #{pane_active} #{window_active} #{history_size} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{window_activity} #{pane_dead} #{pane_current_command}\t#{pane_title}'";
-pub const LIST_CLIENTS: &str =
+pub(crate) const LIST_PANES: &str = "list-panes -a -f '#{!=:#{session_name},_agtmux}' -F 'AGTP #{pane_id} #{session_id} #{window_id} #{window_index} #{pane_index} #{pane_pid} #{pane_active} #{window_active} #{history_size} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{window_activity} #{pane_dead} #{pane_current_command}\t#{pane_title}'";
+pub(crate) const LIST_CLIENTS: &str =
     "list-clients -F 'AGTC #{client_control_mode} #{session_id} #{client_pid} #{client_flags}'";
-pub const LIST_SESSIONS: &str =
+pub(crate) const LIST_SESSIONS: &str =
     "list-sessions -f '#{!=:#{session_name},_agtmux}' -F 'AGTS #{session_id}\t#{session_name}'";
-pub const LIST_WINDOWS: &str = "list-windows -a -f '#{!=:#{session_name},_agtmux}' -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
-pub const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
+pub(crate) const LIST_WINDOWS: &str = "list-windows -a -f '#{!=:#{session_name},_agtmux}' -F 'AGTW #{window_id} #{session_id} #{window_index}\t#{window_name}'";
+pub(crate) const IDENTITY: &str = "display-message -p 'AGTI #{pid} #{start_time} #{version}'";
 /// Panes that hold a published agent state (`@agtmux_presence` set), one `AGTO %N` row each.
 pub(crate) const PUBLISHED_PANES: &str =
     "list-panes -a -F '#{?@agtmux_presence,AGTO #{pane_id},AGTN}'";

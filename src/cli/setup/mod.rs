@@ -17,7 +17,8 @@ pub mod fsio;
 pub mod json_merge;
 pub mod opencode;
 
-pub use json_merge::{Changes, MergeError, install, is_ours_command, uninstall};
+pub(crate) use json_merge::{Changes, MergeError};
+pub use json_merge::{install, is_ours_command, uninstall};
 
 use std::fmt;
 use std::io;

@@ -737,7 +737,7 @@ impl ApiServer {
     }
 
     /// Push one line (a whole JSON object, no newline) to every subscriber.
-    pub fn push_line(&mut self, line: &str, reg: &mio::Registry) {
+    pub(crate) fn push_line(&mut self, line: &str, reg: &mio::Registry) {
         let subs: Vec<Token> = (self.clients.iter())
             .filter(|(_, c)| c.subscribed)
             .map(|(t, _)| *t)
