@@ -196,7 +196,9 @@ impl CodexEndpoint {
             self.phase = Phase::WaitUntil(now);
         }
         replaced |= self.follow_socket_file(obs, &target, now);
-        self.connect_when_due(obs, reg, traces, &target, now);
+        if let Some(end) = self.connect_when_due(obs, traces, &target, now) {
+            self.on_end(end, reg, traces, now);
+        }
         if let Phase::Connected { admitted } = self.phase {
             if !admitted && obs.is_connected() {
                 self.admit(obs, reg, traces, &target, now);
@@ -288,41 +290,41 @@ impl CodexEndpoint {
         true
     }
 
-    /// Connect when the wait is over; a connection opens its trace (peer uid checked).
+    /// Connect when the wait is over; a connection opens its trace (peer uid checked). A
+    /// failed attempt gives how it ended.
     fn connect_when_due(
         &mut self,
         obs: &mut CodexObserver,
-        reg: &mut SourceRegistry,
         traces: &mut ConnTraces,
         target: &Path,
         now: Millis,
-    ) {
+    ) -> Option<ConnEnd> {
         let (Phase::WaitUntil(t) | Phase::Absent { retry_at: t }) = self.phase else {
-            return;
+            return None;
         };
         if now < t {
-            return;
+            return None;
         }
-        if obs.connect_now(now) {
-            let peer = obs.peer();
-            self.conn = Some(traces.open(
-                KIND,
-                &target.to_string_lossy(),
-                peer.map(|p| p.pid),
-                peer.map(|p| p.uid),
-                now,
-            ));
-            self.trace(
-                traces,
-                "admission",
-                "peer uid checked (socket peer credentials)",
-                now,
-            );
-            self.absent_streak = 0;
-            self.phase = Phase::Connected { admitted: false };
-        } else if let Some(end) = obs.take_end() {
-            self.on_end(end, reg, traces, now);
+        if !obs.connect_now(now) {
+            return obs.take_end();
         }
+        let peer = obs.peer();
+        self.conn = Some(traces.open(
+            KIND,
+            &target.to_string_lossy(),
+            peer.map(|p| p.pid),
+            peer.map(|p| p.uid),
+            now,
+        ));
+        self.trace(
+            traces,
+            "admission",
+            "peer uid checked (socket peer credentials)",
+            now,
+        );
+        self.absent_streak = 0;
+        self.phase = Phase::Connected { admitted: false };
+        None
     }
 
     /// An admitted connection: frames are heartbeats; the registry's heartbeat timeout made
