@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_names(&lines, "AGTW");
     let mut r = Registry::default();
     let _ = r.apply(&lines);
-    let ids: Vec<String> = r.panes.keys().cloned().collect();
+    let ids: Vec<agtmux::core::types::PaneId> = r.panes.keys().cloned().collect();
     for id in ids {
         for l in &lines {
             let _ = r.apply_hints(&id, l);

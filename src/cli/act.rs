@@ -20,6 +20,7 @@
 //! pane's generation and state, and their changes), read before and after the capture.
 use super::client::{self, ClientError, Conn, ServerOpts, tmux};
 use crate::core::dialog::{self, Act, Dialog, Key, PlanError};
+use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use crate::paths::ServerPaths;
 use serde_json::{Value, json};
@@ -137,7 +138,7 @@ fn pane_key(p: &Value) -> (Value, Value, Value) {
     )
 }
 
-fn daemon_err(e: ClientError, pane: &str) -> Refusal {
+fn daemon_err(e: ClientError, pane: &PaneId) -> Refusal {
     match e {
         ClientError::Api { code, .. } if code == "not_found" => {
             Refusal::NoAgent(format!("no pane {pane}"))
@@ -151,10 +152,7 @@ fn daemon_err(e: ClientError, pane: &str) -> Refusal {
 const DIALOG_DRAW_GRACE: Duration = Duration::from_millis(1500);
 
 /// Steps 1 and 2: the pane from the daemon, then its dialog from the screen.
-pub(crate) fn inspect(sp: &ServerPaths, pane: &str) -> Result<Seen, Refusal> {
-    if let Some(e) = client::pane_id_error(pane) {
-        return Err(Refusal::Usage(e));
-    }
+pub(crate) fn inspect(sp: &ServerPaths, pane: &PaneId) -> Result<Seen, Refusal> {
     let mut c = Conn::connect(sp).map_err(|e| daemon_err(e, pane))?;
     let p = c
         .request("get", json!({"pane": pane}))
@@ -212,7 +210,7 @@ pub(crate) struct Done {
 /// Steps 1 to 5. `timeout` zero: send and return without waiting.
 pub(crate) fn perform(
     sp: &ServerPaths,
-    pane: &str,
+    pane: &PaneId,
     act: &Act,
     expect: Option<&str>,
     timeout: Duration,
@@ -262,7 +260,7 @@ pub(crate) fn perform(
     let now_key = |list: &Value| {
         client::all_panes(list)
             .into_iter()
-            .find(|p| p["pane_id"] == pane)
+            .find(|p| p["pane_id"] == pane.as_str())
             .map(pane_key)
     };
     if now_key(&list).as_ref() != Some(&before) {
@@ -327,7 +325,7 @@ pub(crate) fn perform(
 /// (a paste), so a digit followed at once by text would not select the option first.
 const STEP_GAP: Duration = Duration::from_millis(150);
 
-fn send(socket: &Path, pane: &str, keys: &[Key]) -> Result<(), Refusal> {
+fn send(socket: &Path, pane: &PaneId, keys: &[Key]) -> Result<(), Refusal> {
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {
             std::thread::sleep(STEP_GAP);
@@ -353,8 +351,12 @@ pub(crate) fn keys_str(keys: &[Key]) -> String {
 }
 
 fn run_act(server: &ServerOpts, pane: &str, act: Act, o: &ActOpts) -> ExitCode {
+    let pane = match client::parse_pane_arg(pane) {
+        Ok(p) => p,
+        Err(e) => return client::fail(&e, ExitCode::Usage),
+    };
     let sp = server.paths();
-    match perform(&sp, pane, &act, o.expect.as_deref(), o.timeout, o.dry_run) {
+    match perform(&sp, &pane, &act, o.expect.as_deref(), o.timeout, o.dry_run) {
         Ok(d) if o.dry_run => {
             println!("token: {}", d.seen.token);
             println!(

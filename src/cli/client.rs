@@ -2,6 +2,7 @@
 //! a small blocking client for the daemon's newline-delimited JSON socket, and the shared
 //! rendering the client commands (`ls`, `watch`, `wait`, `explain`, `popup`) use, so every
 //! surface shows the daemon's one read model the same way and none computes state itself.
+use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use crate::paths::{self, ServerArg, ServerPaths};
 use serde_json::{Value, json};
@@ -472,15 +473,15 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(n * unit).map_err(|_| bad())
 }
 
-/// A pane argument that is not a pane id: say so, and suggest `%N` for a bare number.
-pub(crate) fn pane_id_error(p: &str) -> Option<String> {
-    if crate::core::types::valid_pane_id(p) {
-        return None;
-    }
-    Some(if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-        format!("not a pane id: {p:?} (did you mean %{p}? pane ids start with %)")
-    } else {
-        format!("not a pane id: {p:?} (expected %N, e.g. %3)")
+/// A pane argument, parsed once: the pane id, or why it is not one (suggesting `%N` for a
+/// bare number).
+pub(crate) fn parse_pane_arg(p: &str) -> Result<PaneId, String> {
+    PaneId::parse(p).ok_or_else(|| {
+        if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+            format!("not a pane id: {p:?} (did you mean %{p}? pane ids start with %)")
+        } else {
+            format!("not a pane id: {p:?} (expected %N, e.g. %3)")
+        }
     })
 }
 
@@ -512,9 +513,13 @@ mod tests {
 
     #[test]
     fn a_bare_number_is_told_to_take_a_percent_sign() {
-        assert_eq!(pane_id_error("%1"), None);
-        assert!(pane_id_error("1").unwrap().contains("did you mean %1?"));
-        assert!(pane_id_error("x").unwrap().contains("expected %N"));
+        assert_eq!(parse_pane_arg("%1"), Ok("%1".into()));
+        assert!(
+            parse_pane_arg("1")
+                .unwrap_err()
+                .contains("did you mean %1?")
+        );
+        assert!(parse_pane_arg("x").unwrap_err().contains("expected %N"));
     }
 
     fn pane(id: &str, s: &str, w: &str, att: Option<&str>) -> Value {

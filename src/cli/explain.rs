@@ -26,9 +26,10 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
     else {
         return client::fail(&"which pane? (agtmux explain %N)", ExitCode::Usage);
     };
-    if let Some(e) = client::pane_id_error(&pane) {
-        return client::fail(&e, ExitCode::Usage);
-    }
+    let pane = match client::parse_pane_arg(&pane) {
+        Ok(p) => p,
+        Err(e) => return client::fail(&e, ExitCode::Usage),
+    };
     let r = Conn::connect(&args.server.paths())
         .and_then(|mut c| c.request("explain", json!({"pane": pane})));
     let x = match r {

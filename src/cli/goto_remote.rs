@@ -10,6 +10,7 @@
 //! `%N`), the socket path must be absolute and clean, and all of it reaches ssh as argv, the
 //! remote command line shell-quoted word by word (`daemon::remote::RemoteConfig::ssh_argv`).
 use super::client;
+use crate::core::types::PaneId;
 use crate::daemon::remote::RemoteConfig;
 use crate::exit::ExitCode;
 use crate::sources::remote::{host_ok, socket_ok};
@@ -33,7 +34,7 @@ pub(crate) struct Target {
     pub session_id: String,
     pub session_name: String,
     pub window_id: String,
-    pub pane_id: String,
+    pub pane_id: PaneId,
 }
 
 impl Target {
@@ -56,6 +57,8 @@ impl Target {
             .find(|p| p["pane_id"].as_str() == Some(pane))
             .cloned()
             .ok_or("that pane is no longer listed")?;
+        let pane_id = PaneId::parse(pane)
+            .ok_or_else(|| format!("refusing a malformed remote target pane {pane:?}"))?;
         let t = Target {
             host: host.to_string(),
             server: server.to_string(),
@@ -63,13 +66,12 @@ impl Target {
             session_id: p["session_id"].as_str().unwrap_or("").to_string(),
             session_name: p["session_name"].as_str().unwrap_or("").to_string(),
             window_id: p["window_id"].as_str().unwrap_or("").to_string(),
-            pane_id: pane.to_string(),
+            pane_id,
         };
         if !host_ok(&t.host)
             || !socket_ok(&t.socket)
             || !id_ok(&t.session_id, '$')
             || !id_ok(&t.window_id, '@')
-            || !id_ok(&t.pane_id, '%')
         {
             return Err(format!("refusing a malformed remote target {t:?}"));
         }

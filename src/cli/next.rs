@@ -127,9 +127,9 @@ pub fn run(args: &NextArgs) -> ExitCode {
     let Some((name, _)) = found else {
         return ExitCode::Failure;
     };
-    if !crate::core::types::valid_pane_id(&target) {
+    let Some(target) = crate::core::types::PaneId::parse(&target) else {
         return client::fail(&format!("bad pane id {target:?}"), ExitCode::Failure);
-    }
+    };
     match tmux(&sp.socket, &["switch-client", "-c", &name, "-t", &target]) {
         Some(_) => {
             println!("{target}");

@@ -12,6 +12,7 @@
 //! `tmux switch-client -t %N` as an argument vector, never through a shell.
 use super::client::{self, ServerOpts};
 use crate::core::text::clip_chars;
+use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
@@ -852,9 +853,9 @@ fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
         return false;
     }
     let (id, version) = (id.to_string(), version.clone());
-    let read = super::act::inspect(sp, &id)
-        .map(|s| (s.token, s.dialog.summary()))
-        .map_err(|e| e.to_string());
+    let read = client::parse_pane_arg(&id)
+        .and_then(|pane| super::act::inspect(sp, &pane).map_err(|e| e.to_string()))
+        .map(|s| (s.token, s.dialog.summary()));
     p.dialog = Some(Shown {
         pane: id,
         version,
@@ -870,7 +871,11 @@ fn act_message(
     act: &crate::core::dialog::Act,
     expect: Option<&str>,
 ) -> String {
-    match super::act::perform(sp, pane, act, expect, std::time::Duration::ZERO, false) {
+    let perform = |p: &PaneId| {
+        super::act::perform(sp, p, act, expect, std::time::Duration::ZERO, false)
+            .map_err(|e| e.to_string())
+    };
+    match client::parse_pane_arg(pane).and_then(|p| perform(&p)) {
         Ok(d) => format!(
             "{pane}: {} sent ({})",
             act.verb(),
@@ -882,15 +887,15 @@ fn act_message(
 
 /// `tmux -S SOCKET switch-client [-c CLIENT] -t %N`, as an argument vector.
 fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> ExitCode {
-    if !crate::core::types::valid_pane_id(pane) {
+    let Some(pane) = PaneId::parse(pane) else {
         return ExitCode::Failure;
-    }
+    };
     let mut cmd = Command::new("tmux");
     cmd.arg("-S").arg(socket).arg("switch-client");
     if let Some(c) = client {
         cmd.args(["-c", c]);
     }
-    cmd.args(["-t", pane])
+    cmd.args(["-t", pane.as_str()])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     match cmd.status() {

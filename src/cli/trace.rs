@@ -132,7 +132,7 @@ pub fn find(
         "store",
         trace_json(
             &row.event_id,
-            row.pane_id.as_deref(),
+            row.pane_id.as_ref(),
             &row.source,
             &row.name,
             row.status.as_str(),

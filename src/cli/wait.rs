@@ -2,6 +2,7 @@
 //! on the daemon's push stream (no polling) until the condition holds, for scripts such as
 //! "notify me when the agent is done". On a timeout it says on stderr what was still pending.
 use super::client::{self, ClientError, Conn, ServerOpts};
+use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub struct WaitArgs {
 pub struct NoAgent;
 
 /// Does the condition hold?
-pub fn check(list: &Value, pane: Option<&str>, until: Until) -> Result<bool, NoAgent> {
+pub fn check(list: &Value, pane: Option<&PaneId>, until: Until) -> Result<bool, NoAgent> {
     let ok = |p: &Value| match until {
         Until::Idle => matches!(p["state"].as_str(), Some("idle" | "error")),
         Until::Attention => !p["attention"].is_null(),
@@ -64,7 +65,7 @@ pub fn check(list: &Value, pane: Option<&str>, until: Until) -> Result<bool, NoA
         Some(id) => {
             let p = panes
                 .into_iter()
-                .find(|p| p["pane_id"] == id)
+                .find(|p| p["pane_id"] == id.as_str())
                 .ok_or(NoAgent)?;
             if !client::is_agent(p) {
                 return Err(NoAgent);
@@ -83,7 +84,7 @@ pub fn check(list: &Value, pane: Option<&str>, until: Until) -> Result<bool, NoA
 
 /// What a timed-out wait was still waiting for, e.g. `%3 is running` or `no agent pane needs
 /// attention (%1 idle, %4 running)`.
-pub fn pending(list: &Value, pane: Option<&str>, until: Until) -> String {
+pub fn pending(list: &Value, pane: Option<&PaneId>, until: Until) -> String {
     let desc = |p: &Value| {
         let mut d = p["state"].as_str().unwrap_or("?").to_string();
         if let Some(a) = p["attention"].as_str() {
@@ -93,7 +94,7 @@ pub fn pending(list: &Value, pane: Option<&str>, until: Until) -> String {
     };
     let panes = client::all_panes(list);
     if let Some(id) = pane {
-        return match panes.into_iter().find(|p| p["pane_id"] == id) {
+        return match panes.into_iter().find(|p| p["pane_id"] == id.as_str()) {
             Some(p) => format!("{} is {}", id, desc(p).split_once(' ').map_or("", |x| x.1)),
             None => format!("{id} is gone"),
         };
@@ -121,9 +122,10 @@ pub fn pending(list: &Value, pane: Option<&str>, until: Until) -> String {
 }
 
 pub fn run(args: &WaitArgs) -> ExitCode {
-    if let Some(e) = args.pane.as_deref().and_then(client::pane_id_error) {
-        return client::fail(&e, ExitCode::Usage);
-    }
+    let pane = match args.pane.as_deref().map(client::parse_pane_arg).transpose() {
+        Ok(p) => p,
+        Err(e) => return client::fail(&e, ExitCode::Usage),
+    };
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let what = match args.until {
         Until::Idle => "idle",
@@ -134,7 +136,7 @@ pub fn run(args: &WaitArgs) -> ExitCode {
             &format!(
                 "timed out after {:?} waiting for {what}: {}",
                 args.timeout,
-                pending(list, args.pane.as_deref(), args.until)
+                pending(list, pane.as_ref(), args.until)
             ),
             TIMED_OUT,
         )
@@ -148,7 +150,7 @@ pub fn run(args: &WaitArgs) -> ExitCode {
         Err(e) => return client::fail(&e, NO_DAEMON),
     };
     loop {
-        match check(&list, args.pane.as_deref(), args.until) {
+        match check(&list, pane.as_ref(), args.until) {
             Ok(true) => return MET,
             Ok(false) => {}
             Err(NoAgent) => {

@@ -436,8 +436,8 @@ impl BindingRegistry {
             .map(|(k, _)| k.as_str())
     }
 
-    pub fn pane_for(&self, session_key: &str) -> Option<&str> {
-        self.by_session.get(session_key).map(|s| s.as_str())
+    pub fn pane_for(&self, session_key: &str) -> Option<&PaneId> {
+        self.by_session.get(session_key)
     }
 
     pub fn instance(&self, pane_id: &str) -> Option<&PaneInstance> {
@@ -495,7 +495,7 @@ mod tests {
             BindOutcome::Unchanged
         );
         assert_eq!(r.session_for("%1"), Some("s1"));
-        assert_eq!(r.pane_for("s1"), Some("%1"));
+        assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%1"));
         let recs = r.take_records();
         assert_eq!(recs.len(), 1);
         assert_eq!(
@@ -633,14 +633,14 @@ mod tests {
         r.bind(&"%1".into(), "s1", Claude, false, 10);
         let o = r.bind(&"%2".into(), "s1", Claude, false, 20);
         assert_eq!(rejected(&o), "session_bound_elsewhere pane=%1");
-        assert_eq!(r.pane_for("s1"), Some("%1"));
+        assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%1"));
         // The first pane's agent exits: the claim moves explicitly.
         r.observe_process(&"%1".into(), None, 30);
         assert_eq!(
             r.bind(&"%2".into(), "s1", Claude, false, 40),
             BindOutcome::Linked
         );
-        assert_eq!(r.pane_for("s1"), Some("%2"));
+        assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%2"));
         assert_eq!(r.session_for("%1"), None);
         let recs = r.take_records();
         assert!(recs.iter().any(|x| x.action == LinkAction::Unlink

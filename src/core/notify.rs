@@ -294,10 +294,84 @@ pub(crate) struct PaneFacts {
     pub pane_id: Option<PaneId>,
 }
 
+/// Which pane a candidate or notice speaks of: a pane of this tmux server, or a remote
+/// daemon's pane (issue 24). It prints as the notifier's key: `%N`, or `host/server/%N`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum PaneKey {
+    Local(PaneId),
+    Remote {
+        host: String,
+        server: String,
+        pane: PaneId,
+    },
+}
+
+impl PaneKey {
+    /// The pane's id on its own tmux server.
+    pub(crate) fn pane_id(&self) -> &PaneId {
+        match self {
+            PaneKey::Local(p) | PaneKey::Remote { pane: p, .. } => p,
+        }
+    }
+}
+
+impl std::fmt::Display for PaneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PaneKey::Local(p) => write!(f, "{p}"),
+            PaneKey::Remote { host, server, pane } => write!(f, "{host}/{server}/{pane}"),
+        }
+    }
+}
+
+/// Notices list panes of one kind and time in the order of their printed keys.
+impl Ord for PaneKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+impl PartialOrd for PaneKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Tests write keys as they print: `"%1".into()`, `"devbox/default/%3".into()`.
+#[cfg(test)]
+impl From<&str> for PaneKey {
+    fn from(s: &str) -> PaneKey {
+        match s.rsplitn(3, '/').collect::<Vec<_>>()[..] {
+            [pane, server, host] => PaneKey::Remote {
+                host: host.into(),
+                server: server.into(),
+                pane: pane.into(),
+            },
+            _ => PaneKey::Local(s.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+impl PartialEq<&str> for PaneKey {
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            PaneKey::Local(p) => p == other,
+            PaneKey::Remote { host, server, pane } => {
+                let rest = other
+                    .strip_prefix(host.as_str())
+                    .and_then(|r| r.strip_prefix('/'));
+                let rest = rest.and_then(|r| r.strip_prefix(server.as_str()));
+                rest.and_then(|r| r.strip_prefix('/')) == Some(pane.as_str())
+            }
+        }
+    }
+}
+
 /// One pane in a notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Item {
-    pub pane: String,
+    pub pane: PaneKey,
     pub kind: AttentionKind,
     pub at: Millis,
     pub(crate) facts: PaneFacts,
@@ -331,7 +405,7 @@ impl Skip {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Candidate {
-    pub pane: String,
+    pub pane: PaneKey,
     pub kind: AttentionKind,
     pub at: Millis,
 }
@@ -340,8 +414,8 @@ pub(crate) struct Candidate {
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
     primed: bool,
-    last: HashMap<String, Option<AttentionKind>>,
-    sent: HashMap<String, (Millis, AttentionKind)>,
+    last: HashMap<PaneKey, Option<AttentionKind>>,
+    sent: HashMap<PaneKey, (Millis, AttentionKind)>,
     pending: Vec<Candidate>,
     batch_since: Option<Millis>,
 }
@@ -354,22 +428,23 @@ impl Notifier {
     /// Remember the attention of every pane without notifying (daemon start, restore).
     pub(crate) fn prime<'a>(
         &mut self,
-        panes: impl Iterator<Item = (&'a str, Option<AttentionKind>)>,
+        panes: impl Iterator<Item = (&'a PaneId, Option<AttentionKind>)>,
     ) {
         for (id, a) in panes {
-            self.last.insert(id.to_string(), a);
+            self.last.insert(PaneKey::Local(id.clone()), a);
         }
         self.primed = true;
     }
 
     /// A pane's attention after a resolution. A new attention kind is a candidate.
-    pub(crate) fn observe(&mut self, pane: &str, att: Option<AttentionKind>, now: Millis) {
-        let prev = self.last.insert(pane.to_string(), att).flatten();
+    pub(crate) fn observe(&mut self, pane: &PaneId, att: Option<AttentionKind>, now: Millis) {
+        let key = PaneKey::Local(pane.clone());
+        let prev = self.last.insert(key.clone(), att).flatten();
         if let Some(k) = att
             && prev != Some(k)
         {
             self.pending.push(Candidate {
-                pane: pane.to_string(),
+                pane: key,
                 kind: k,
                 at: now,
             });
@@ -379,19 +454,19 @@ impl Notifier {
 
     /// A candidate the caller already knows is new (a remote pane: its stream's resume cursor
     /// decided, so a reconnect re-sends nothing).
-    pub(crate) fn push(&mut self, pane: &str, kind: AttentionKind, now: Millis) {
+    pub(crate) fn push(&mut self, pane: PaneKey, kind: AttentionKind, now: Millis) {
         self.pending.push(Candidate {
-            pane: pane.to_string(),
+            pane,
             kind,
             at: now,
         });
         self.batch_since.get_or_insert(now);
     }
 
-    pub(crate) fn forget(&mut self, pane: &str) {
+    pub(crate) fn forget(&mut self, pane: &PaneKey) {
         self.last.remove(pane);
         self.sent.remove(pane);
-        self.pending.retain(|c| c.pane != pane);
+        self.pending.retain(|c| c.pane != *pane);
     }
 
     /// When the open batch is due (its first candidate + the coalescing window).
@@ -416,10 +491,10 @@ impl Notifier {
         &mut self,
         batch: Vec<Candidate>,
         cfg: &NotifyConfig,
-        facts: &dyn Fn(&str) -> Option<PaneFacts>,
-        looked_at: &dyn Fn(&str) -> bool,
+        facts: &dyn Fn(&PaneKey) -> Option<PaneFacts>,
+        looked_at: &dyn Fn(&PaneKey) -> bool,
         now: Millis,
-    ) -> (Option<Notice>, Vec<(String, Skip)>) {
+    ) -> (Option<Notice>, Vec<(PaneKey, Skip)>) {
         let mut items = Vec::new();
         let mut skipped = Vec::new();
         for c in batch {
@@ -475,15 +550,15 @@ impl Item {
     /// How a notice names the pane: `%3`, or `devbox: %3` for a remote one.
     pub(crate) fn label(&self) -> String {
         if self.facts.host.is_empty() {
-            self.pane.clone()
+            self.pane.to_string()
         } else {
             format!("{}: {}", clean(&self.facts.host, 64), self.shown_id())
         }
     }
 
     /// The pane id as the user knows it (on its host, for a remote pane).
-    fn shown_id(&self) -> &str {
-        self.facts.pane_id.as_deref().unwrap_or(&self.pane)
+    fn shown_id(&self) -> &PaneId {
+        self.facts.pane_id.as_ref().unwrap_or(self.pane.pane_id())
     }
 }
 
@@ -554,7 +629,7 @@ impl Notice {
         let title = clean(&i.facts.title, MAX_TITLE);
         let field = |name: &str| -> Option<&str> {
             Some(match name {
-                "pane" => i.shown_id(),
+                "pane" => i.shown_id().as_str(),
                 "host" => &i.facts.host,
                 "provider" => &i.facts.provider,
                 "state" => &i.facts.state,
@@ -627,24 +702,24 @@ mod tests {
 
     fn primed() -> Notifier {
         let mut n = Notifier::default();
-        n.prime([("%1", None), ("%2", Some(Done))].into_iter());
+        n.prime([(&"%1".into(), None), (&"%2".into(), Some(Done))].into_iter());
         n
     }
 
     #[test]
     fn only_new_attention_is_a_candidate_and_first_sight_is_quiet() {
         let mut n = primed();
-        n.observe("%2", Some(Done), 10);
+        n.observe(&"%2".into(), Some(Done), 10);
         assert_eq!(n.due(1000), None, "an unchanged kind is no candidate");
-        n.observe("%1", Some(Approval), 10);
-        n.observe("%3", Some(Input), 20); // unknown before: None → input
-        n.observe("%1", Some(Approval), 30);
+        n.observe(&"%1".into(), Some(Approval), 10);
+        n.observe(&"%3".into(), Some(Input), 20); // unknown before: None → input
+        n.observe(&"%1".into(), Some(Approval), 30);
         assert_eq!(n.due(1000), Some(1010));
         let b = n.take_batch();
         assert_eq!(b.len(), 2);
         assert_eq!(n.due(1000), None);
-        n.observe("%1", None, 40);
-        n.observe("%1", Some(Approval), 50);
+        n.observe(&"%1".into(), None, 40);
+        n.observe(&"%1".into(), Some(Approval), 50);
         assert_eq!(n.take_batch().len(), 1);
     }
 
@@ -655,37 +730,37 @@ mod tests {
         cfg.apply("@agtmux-notify-kinds", "approval,input,error")
             .unwrap();
         for (p, k) in [("%1", Approval), ("%2", Input), ("%3", Done), ("%4", Error)] {
-            n.observe(p, Some(k), 5);
+            n.observe(&p.into(), Some(k), 5);
         }
-        n.observe("%5", Some(Input), 6);
+        n.observe(&"%5".into(), Some(Input), 6);
         let b = n.take_batch();
-        let f = |p: &str| match p {
+        let f = |p: &PaneKey| match p.to_string().as_str() {
             "%2" => Some(facts(Some(Input), "")),
             "%3" => Some(facts(Some(Done), "")),
             "%4" => Some(facts(None, "")), // answered meanwhile
             "%5" => Some(facts(Some(Input), "")),
             _ => Some(facts(Some(Approval), "t")),
         };
-        let (notice, skipped) = n.decide(b, &cfg, &f, &|p| p == "%5", 100);
+        let (notice, skipped) = n.decide(b, &cfg, &f, &|p| *p == "%5", 100);
         let notice = notice.unwrap();
         assert_eq!(notice.count(), 2);
         assert_eq!(notice.first().pane, "%1");
-        let why: Vec<(&str, Skip)> = skipped.iter().map(|(p, s)| (p.as_str(), *s)).collect();
-        assert!(why.contains(&("%3", Skip::KindOff)));
-        assert!(why.contains(&("%4", Skip::Stale)));
-        assert!(why.contains(&("%5", Skip::LookedAt)));
+        let why: Vec<(String, Skip)> = skipped.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+        assert!(why.contains(&("%3".into(), Skip::KindOff)));
+        assert!(why.contains(&("%4".into(), Skip::Stale)));
+        assert!(why.contains(&("%5".into(), Skip::LookedAt)));
         // Within the interval: the same kind again is quiet; a more urgent one passes.
-        n.observe("%1", None, 200);
-        n.observe("%1", Some(Approval), 210);
-        n.observe("%2", Some(Approval), 210);
+        n.observe(&"%1".into(), None, 200);
+        n.observe(&"%1".into(), Some(Approval), 210);
+        n.observe(&"%2".into(), Some(Approval), 210);
         let b = n.take_batch();
-        let f2 = |_: &str| Some(facts(Some(Approval), ""));
+        let f2 = |_: &PaneKey| Some(facts(Some(Approval), ""));
         let (notice, skipped) = n.decide(b, &cfg, &f2, &|_| false, 1_000);
         assert_eq!(notice.unwrap().items[0].pane, "%2");
-        assert_eq!(skipped, vec![("%1".to_string(), Skip::RateLimited)]);
+        assert_eq!(skipped, vec![("%1".into(), Skip::RateLimited)]);
         // After the interval it notifies again.
-        n.observe("%1", None, 40_000);
-        n.observe("%1", Some(Approval), 40_000);
+        n.observe(&"%1".into(), None, 40_000);
+        n.observe(&"%1".into(), Some(Approval), 40_000);
         let b = n.take_batch();
         assert!(n.decide(b, &cfg, &f2, &|_| false, 40_000).0.is_some());
     }
@@ -695,11 +770,11 @@ mod tests {
         let mut n = primed();
         for i in 0..10 {
             let k = if i == 7 { Approval } else { Done };
-            n.observe(&format!("%{}", 10 + i), Some(k), 100 + i);
+            n.observe(&format!("%{}", 10 + i).as_str().into(), Some(k), 100 + i);
         }
         let b = n.take_batch();
-        let f = |p: &str| {
-            let k = if p == "%17" { Approval } else { Done };
+        let f = |p: &PaneKey| {
+            let k = if *p == "%17" { Approval } else { Done };
             Some(facts(Some(k), ""))
         };
         let cfg = NotifyConfig::default();
@@ -786,7 +861,7 @@ mod tests {
     #[test]
     fn a_remote_pane_is_pushed_once_and_its_notice_names_the_host() {
         let mut n = primed();
-        n.push("devbox/default/%3", Approval, 10);
+        n.push("devbox/default/%3".into(), Approval, 10);
         let b = n.take_batch();
         assert_eq!(b.len(), 1);
         let remote = PaneFacts {
@@ -794,7 +869,7 @@ mod tests {
             pane_id: Some("%3".into()),
             ..facts(Some(Approval), "fix it")
         };
-        let f = |_: &str| Some(remote.clone());
+        let f = |_: &PaneKey| Some(remote.clone());
         let cfg = NotifyConfig::default();
         let notice = n.decide(b, &cfg, &f, &|_| false, 20).0.unwrap();
         assert_eq!(
@@ -805,9 +880,9 @@ mod tests {
         let argv: Vec<String> = ["{host}", "{pane}", "{kind}"].map(String::from).to_vec();
         assert_eq!(notice.fill(&argv), ["devbox", "%3", "approval"]);
         // A local pane: `{host}` is empty, `{pane}` its id.
-        n.observe("%1", Some(Input), 30);
+        n.observe(&"%1".into(), Some(Input), 30);
         let b = n.take_batch();
-        let g = |_: &str| Some(facts(Some(Input), ""));
+        let g = |_: &PaneKey| Some(facts(Some(Input), ""));
         let notice = n.decide(b, &cfg, &g, &|_| false, 40).0.unwrap();
         assert_eq!(notice.fill(&argv), ["", "%1", "input"]);
     }

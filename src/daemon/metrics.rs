@@ -136,7 +136,7 @@ impl Trace {
     pub fn json(&self) -> Value {
         trace_json(
             &self.event_id,
-            self.pane_id.as_deref(),
+            self.pane_id.as_ref(),
             &self.source,
             &self.name,
             self.status.as_str(),
@@ -150,7 +150,7 @@ impl Trace {
 /// pipeline order, each with its delta from the previous hop and from the source.
 pub(crate) fn trace_json(
     event_id: &str,
-    pane_id: Option<&str>,
+    pane_id: Option<&PaneId>,
     source: &str,
     name: &str,
     status: &str,

@@ -32,7 +32,7 @@
 //!
 //! Log lines (`notify_sent`, `notify_skipped`, `notify_command_*`) are how a user (and the
 //! tests) trace every notice back to its panes.
-use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts};
+use crate::core::notify::{self, Candidate, Notice, Notifier, NotifyConfig, PaneFacts, PaneKey};
 use crate::core::types::{AttentionKind, Millis, PaneId};
 use crate::daemon::remote::Remotes;
 use crate::projection::Projection;
@@ -161,11 +161,8 @@ impl Notify {
     /// After a resolution: `changed` panes' attention (the first call only remembers all).
     pub(crate) fn observe(&mut self, proj: &Projection, changed: &[PaneId], now: Millis) {
         if !self.notifier.is_primed() {
-            self.notifier.prime(
-                proj.panes
-                    .iter()
-                    .map(|(id, p)| (id.as_str(), managed_attention(p))),
-            );
+            self.notifier
+                .prime(proj.panes.iter().map(|(id, p)| (id, managed_attention(p))));
             return;
         }
         for id in changed {
@@ -175,12 +172,12 @@ impl Notify {
         }
     }
 
-    pub(crate) fn forget(&mut self, pane: &str) {
-        self.notifier.forget(pane);
+    pub(crate) fn forget(&mut self, pane: &PaneId) {
+        self.notifier.forget(&PaneKey::Local(pane.clone()));
     }
 
-    /// A remote pane's new attention (`host/server/%N`; its stream's cursor said it is new).
-    pub(crate) fn remote_attention(&mut self, key: &str, kind: AttentionKind, now: Millis) {
+    /// A remote pane's new attention (its stream's cursor said it is new).
+    pub(crate) fn remote_attention(&mut self, key: PaneKey, kind: AttentionKind, now: Millis) {
         self.notifier.push(key, kind, now);
     }
 
@@ -299,16 +296,16 @@ impl Notify {
         }
         let clients = parse_clients(lines);
         let (proj, reg, remotes) = ctx;
-        let facts = |id: &str| match is_remote(id) {
-            true => remotes.notify_facts(id),
-            false => pane_facts(proj, reg, id),
+        let facts = |key: &PaneKey| match key {
+            PaneKey::Remote { .. } => remotes.notify_facts(key),
+            PaneKey::Local(id) => pane_facts(proj, reg, id),
         };
-        let looked_at = |id: &str| {
-            let shows = |c: &ClientView| match is_remote(id) {
-                true => remotes
-                    .window_tag(id)
+        let looked_at = |key: &PaneKey| {
+            let shows = |c: &ClientView| match key {
+                PaneKey::Remote { .. } => remotes
+                    .window_tag(key)
                     .is_some_and(|t| !c.target.is_empty() && c.target == t),
-                false => c.pane.as_ref().is_some_and(|p| p == id),
+                PaneKey::Local(id) => c.pane.as_ref() == Some(id),
             };
             clients.iter().any(|c| !c.control && c.focused && shows(c))
         };
@@ -383,7 +380,7 @@ impl Notify {
         // One notice, one bell: it rings from the most urgent pane (its window gets the flag).
         if self.cfg.bell {
             let i = notice.first();
-            if is_remote(&i.pane) {
+            if let PaneKey::Remote { .. } = &i.pane {
                 // No local pane to ring: the terminals of the attached clients ring.
                 let mut done: Vec<&str> = Vec::new();
                 for c in &people {
@@ -400,7 +397,7 @@ impl Notify {
                     }
                 }
             } else {
-                match ttys.get(i.pane.as_str()) {
+                match ttys.get(i.pane.pane_id()) {
                     Some(tty) => {
                         if let Err(e) = write_tty(tty, b"\x07") {
                             log::warn!("notify_bell_failed pane={} err={e}", i.pane);
@@ -499,16 +496,10 @@ impl Notify {
     }
 }
 
-/// A notifier key of a remote pane (`host/server/%N`); a local pane's key is its `%N`, which
-/// never holds a `/` (a host may start with `%`: an IPv6 zone).
-fn is_remote(key: &str) -> bool {
-    key.contains('/')
-}
-
 fn panes(n: &Notice) -> String {
     n.items
         .iter()
-        .map(|i| i.pane.as_str())
+        .map(|i| i.pane.to_string())
         .collect::<Vec<_>>()
         .join(",")
 }

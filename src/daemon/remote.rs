@@ -18,7 +18,7 @@
 //! - Everything from the remote is untrusted (`sources::remote` validates and cleans it);
 //!   a refused line is logged with its reason (`remote_reject`) and counted, never fatal.
 use crate::core::attention::PaneView;
-use crate::core::notify::PaneFacts;
+use crate::core::notify::{PaneFacts, PaneKey};
 use crate::core::types::{AttentionKind, Millis, PaneId, Presence};
 use crate::sources::remote::{self, RemoteMsg, RemotePane};
 use crate::supervisor::{ChildProc, Restart, RestartPolicy, Supervised};
@@ -693,12 +693,13 @@ impl Remotes {
         v
     }
 
-    /// New remote attention for the notifier, keyed `host/server/%N`, since the last call.
-    pub(crate) fn take_attention(&mut self) -> Vec<(String, AttentionKind)> {
+    /// New remote attention for the notifier, since the last call.
+    pub(crate) fn take_attention(&mut self) -> Vec<(PaneKey, AttentionKind)> {
         let mut out = Vec::new();
         for h in &mut self.hosts {
             for (server, pane, kind) in h.news.drain(..) {
-                out.push((format!("{}/{server}/{pane}", h.name), kind));
+                let host = h.name.clone();
+                out.push((PaneKey::Remote { host, server, pane }, kind));
             }
         }
         out
@@ -706,19 +707,20 @@ impl Remotes {
 
     /// A notifier key's host, server and pane, and its pane while it is live (a stale one
     /// has no attention to notify about).
-    fn live_pane<'a>(&'a self, key: &'a str) -> Option<(&'a Host, &'a str, &'a RemotePane)> {
-        let mut it = key.splitn(3, '/');
-        let (host, server, pane) = (it.next()?, it.next()?, it.next()?);
-        let h = self.hosts.iter().find(|h| h.name == host)?;
+    fn live_pane<'a>(&'a self, key: &'a PaneKey) -> Option<(&'a Host, &'a str, &'a RemotePane)> {
+        let PaneKey::Remote { host, server, pane } = key else {
+            return None;
+        };
+        let h = self.hosts.iter().find(|h| h.name == *host)?;
         if !h.servers.get(server).is_some_and(|s| s.fresh) {
             return None;
         }
-        let p = h.panes.get(&(server.to_string(), PaneId::parse(pane)?))?;
+        let p = h.panes.get(&(server.clone(), pane.clone()))?;
         Some((h, server, p))
     }
 
     /// What the notifier says of a remote pane now (None: gone or stale).
-    pub(crate) fn notify_facts(&self, key: &str) -> Option<PaneFacts> {
+    pub(crate) fn notify_facts(&self, key: &PaneKey) -> Option<PaneFacts> {
         let (h, _, p) = self.live_pane(key)?;
         let managed = p.presence == Presence::Managed;
         Some(PaneFacts {
@@ -741,7 +743,7 @@ impl Remotes {
     }
 
     /// `@agtmux_remote_target` of the go-there window that shows this remote pane's session.
-    pub(crate) fn window_tag(&self, key: &str) -> Option<String> {
+    pub(crate) fn window_tag(&self, key: &PaneKey) -> Option<String> {
         let (h, server, p) = self.live_pane(key)?;
         Some(remote::window_tag(&h.name, server, &p.session_id))
     }
@@ -1216,17 +1218,17 @@ mod tests {
         assert_eq!(h.counters.attention, 1);
         assert_eq!(
             r.take_attention(),
-            vec![("h/s/%3".to_string(), AttentionKind::Approval)]
+            vec![("h/s/%3".into(), AttentionKind::Approval)]
         );
-        let f = r.notify_facts("h/s/%3").unwrap();
+        let f = r.notify_facts(&"h/s/%3".into()).unwrap();
         assert_eq!((f.host.as_str(), f.pane_id.as_deref()), ("h", Some("%3")));
         assert_eq!(f.attention, Some(AttentionKind::Approval));
-        assert_eq!(r.window_tag("h/s/%3").as_deref(), Some("h/s/$0"));
+        assert_eq!(r.window_tag(&"h/s/%3".into()).as_deref(), Some("h/s/$0"));
         assert_eq!(r.views().len(), 1);
         // Unreachable: listed, stale, no attention, not counted; `✗1`.
         r.fail(0, 10, "ssh h: Connection refused".into());
         assert_eq!(
-            r.notify_facts("h/s/%3"),
+            r.notify_facts(&"h/s/%3".into()),
             None,
             "a stale pane notifies nothing"
         );

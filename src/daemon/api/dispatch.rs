@@ -175,17 +175,17 @@ fn pane_param<'v>(
         "invalid_params",
         "missing string param \"pane\"".to_string(),
     ))?;
-    if !crate::core::types::valid_pane_id(pid) {
+    let Some(pid) = crate::core::types::PaneId::parse(pid) else {
         let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
             format!(" (did you mean %{pid}?)")
         } else {
             String::new()
         };
         return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
-    }
+    };
     view.projection
         .panes
-        .get(pid)
+        .get(&pid)
         .ok_or(("not_found", format!("no pane {pid}")))
 }
 

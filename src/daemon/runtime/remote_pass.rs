@@ -13,7 +13,7 @@ impl Runtime {
     pub(super) fn remote_changes(&mut self, now: Millis) {
         // New remote attention goes to the notifier (decided with the local panes' batch).
         for (key, kind) in self.sources.remotes.take_attention() {
-            self.publish.notify.remote_attention(&key, kind, now);
+            self.publish.notify.remote_attention(key, kind, now);
         }
         if !self.sources.remotes.take_dirty() {
             return;
