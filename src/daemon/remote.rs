@@ -814,6 +814,43 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
         Ok(ch) => ch,
         Err(e) => return unreachable(&mut h, format!("cannot run {:?}: {e}", argv[0])),
     };
+    let readers = read_streams(&mut child);
+    let deadline = std::time::Instant::now() + timeout;
+    let done = read_until_synced(&mut h, host, &readers.lines, deadline);
+    let _ = child.kill();
+    let status = child.wait().ok();
+    let _ = readers.out.join();
+    let err = readers.err.join().unwrap_or_default();
+    if h.phase == Phase::Incompatible {
+        return host_json(&h);
+    }
+    if done {
+        h.phase = Phase::Live;
+        return host_json(&h);
+    }
+    let why = if std::time::Instant::now() >= deadline {
+        format!("no full snapshot within {} s", timeout.as_secs())
+    } else {
+        explain_exit(
+            host,
+            status.and_then(|s| s.code()),
+            &String::from_utf8_lossy(&err),
+        )
+    };
+    unreachable(&mut h, why)
+}
+
+/// A one-shot stream's output, each read by a thread of its own (so a timeout holds however
+/// the remote behaves).
+struct Readers {
+    /// Stdout, line by line.
+    lines: std::sync::mpsc::Receiver<Vec<u8>>,
+    out: std::thread::JoinHandle<()>,
+    /// Stderr, whole, once the stream ends.
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+fn read_streams(child: &mut std::process::Child) -> Readers {
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let out = child.stdout.take();
     let err = child.stderr.take();
@@ -834,7 +871,21 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
         }
         s
     });
-    let deadline = std::time::Instant::now() + timeout;
+    Readers {
+        lines: rx,
+        out: reader,
+        err: err_reader,
+    }
+}
+
+/// Read the stream into `h` until its `synced` (true), a protocol it does not speak (the
+/// host is then incompatible), its end or the deadline.
+fn read_until_synced(
+    h: &mut Host,
+    host: &str,
+    rx: &std::sync::mpsc::Receiver<Vec<u8>>,
+    deadline: std::time::Instant,
+) -> bool {
     let mut done = false;
     let mut hello = false;
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -872,7 +923,7 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
                     },
                 );
                 for p in panes {
-                    upsert(&mut h, &server, p, true);
+                    upsert(h, &server, p, true);
                 }
             }
             Ok(RemoteMsg::Synced) if hello => {
@@ -883,27 +934,7 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
             Err(e) => log::warn!("remote_reject host={host} reason={:?}", e.0),
         }
     }
-    let _ = child.kill();
-    let status = child.wait().ok();
-    let _ = reader.join();
-    let err = err_reader.join().unwrap_or_default();
-    if h.phase == Phase::Incompatible {
-        return host_json(&h);
-    }
-    if done {
-        h.phase = Phase::Live;
-        return host_json(&h);
-    }
-    let why = if std::time::Instant::now() >= deadline {
-        format!("no full snapshot within {} s", timeout.as_secs())
-    } else {
-        explain_exit(
-            host,
-            status.and_then(|s| s.code()),
-            &String::from_utf8_lossy(&err),
-        )
-    };
-    unreachable(&mut h, why)
+    done
 }
 
 /// A server's full snapshot: its panes replace what was known of it (panes it no longer
