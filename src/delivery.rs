@@ -24,24 +24,19 @@
 //! ack/redelivery`): the newest [`MAX_TOKEN_TRACES`] tokens keep their story (each step with its
 //! time, the range, the event ids carried), for `agtmux trace --delivery d…` and for an event's
 //! own trace to name its token.
+use crate::core::seeded::seeded;
 use crate::core::types::Millis;
 use crate::store::EventRow;
+use crate::sys::env;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
-/// Flow-012 numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryPolicy {
-    pub ack_timeout: Millis,
-    pub(crate) max_attempts: u32,
-}
-
-impl Default for DeliveryPolicy {
-    fn default() -> Self {
-        DeliveryPolicy {
-            ack_timeout: 2_000,
-            max_attempts: 5,
-        }
+seeded! {
+    /// Flow-012 numbers.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeliveryPolicy {
+        pub ack_timeout: Millis = 2_000,
+        pub(crate) max_attempts: u32 = 5,
     }
 }
 
@@ -49,15 +44,10 @@ impl DeliveryPolicy {
     /// Defaults, overridden by `AGTMUX_ACK_TIMEOUT_MS` and `AGTMUX_ACK_MAX_ATTEMPTS`.
     pub(crate) fn from_env() -> Self {
         let mut p = DeliveryPolicy::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        if let Some(v) = num("AGTMUX_ACK_TIMEOUT_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_ACK_TIMEOUT_MS") {
             p.ack_timeout = v;
         }
-        if let Some(v) = num("AGTMUX_ACK_MAX_ATTEMPTS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive::<i64>("AGTMUX_ACK_MAX_ATTEMPTS") {
             p.max_attempts = v.min(1_000) as u32;
         }
         p

@@ -198,10 +198,7 @@ impl Gateway {
             spool: sp.spool(),
             next_reopen: now + REOPEN_EVERY,
             paused: false,
-            hold_max_rows: std::env::var("AGTMUX_HOLD_MAX_ROWS")
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .filter(|v| *v > 0)
+            hold_max_rows: crate::sys::env::positive::<usize>("AGTMUX_HOLD_MAX_ROWS")
                 .map_or(HOLD_MAX_ROWS, |v| v.min(HOLD_MAX_ROWS)),
             last_incident,
             backfill: None,

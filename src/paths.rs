@@ -9,11 +9,23 @@
 use crate::core::hash::fnv1a64;
 use std::path::{Path, PathBuf};
 
-/// How a command names its tmux server, mirroring tmux's own `-L` / `-S`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How a command names its tmux server, mirroring tmux's own `-L` / `-S` (the daemon's and
+/// every client command's options). Default: the server of `$TMUX`, else tmux's default.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerArg {
+    /// tmux server socket name, as `tmux -L`.
+    #[arg(short = 'L', value_name = "NAME")]
     pub name: Option<String>,
+    /// tmux server socket path, as `tmux -S`.
+    #[arg(short = 'S', value_name = "PATH")]
     pub path: Option<PathBuf>,
+}
+
+impl ServerArg {
+    /// The named server's socket and agtmux's files for it.
+    pub fn paths(&self) -> ServerPaths {
+        ServerPaths::new(socket_path(self))
+    }
 }
 
 /// The tmux socket directory tmux itself uses: `${TMUX_TMPDIR:-/tmp}/tmux-$UID`.

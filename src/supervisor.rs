@@ -16,6 +16,8 @@
 //! operator must see that it gave up (`escalate`), not guess from silence. The numbers are the
 //! seed's defaults; `AGTMUX_SUPERVISOR_*` environment variables shorten them for tests.
 use crate::core::rng::XorShift64;
+use crate::core::seeded::seeded;
+use crate::sys::env;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
@@ -127,25 +129,15 @@ impl Backoff {
     }
 }
 
-/// Flow-011 restart policy (all ms). Defaults are the seed's numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestartPolicy {
-    pub(crate) backoff_base: u64,
-    pub(crate) backoff_max: u64,
-    pub(crate) fail_window: u64,
-    pub(crate) fail_limit: usize,
-    pub hold_down: u64,
-}
-
-impl Default for RestartPolicy {
-    fn default() -> Self {
-        RestartPolicy {
-            backoff_base: 1_000,
-            backoff_max: 30_000,
-            fail_window: 600_000,
-            fail_limit: 5,
-            hold_down: 300_000,
-        }
+seeded! {
+    /// Flow-011 restart policy (all ms). Defaults are the seed's numbers.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RestartPolicy {
+        pub(crate) backoff_base: u64 = 1_000,
+        pub(crate) backoff_max: u64 = 30_000,
+        pub(crate) fail_window: u64 = 600_000,
+        pub(crate) fail_limit: usize = 5,
+        pub hold_down: u64 = 300_000,
     }
 }
 
@@ -155,11 +147,6 @@ impl RestartPolicy {
     /// `AGTMUX_SUPERVISOR_HOLD_DOWN_MS` (for tests and operators). Bad values are ignored.
     pub(crate) fn from_env() -> Self {
         let mut p = RestartPolicy::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
         if let Ok(v) = std::env::var("AGTMUX_SUPERVISOR_BACKOFF_MS")
             && let Some((a, b)) = v.split_once(',')
             && let (Ok(a), Ok(b)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>())
@@ -169,13 +156,13 @@ impl RestartPolicy {
             p.backoff_base = a;
             p.backoff_max = b;
         }
-        if let Some(v) = num("AGTMUX_SUPERVISOR_FAIL_WINDOW_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_SUPERVISOR_FAIL_WINDOW_MS") {
             p.fail_window = v;
         }
-        if let Some(v) = num("AGTMUX_SUPERVISOR_FAIL_LIMIT").filter(|v| *v > 0) {
+        if let Some(v) = env::positive::<u64>("AGTMUX_SUPERVISOR_FAIL_LIMIT") {
             p.fail_limit = v as usize;
         }
-        if let Some(v) = num("AGTMUX_SUPERVISOR_HOLD_DOWN_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_SUPERVISOR_HOLD_DOWN_MS") {
             p.hold_down = v;
         }
         p
@@ -380,14 +367,9 @@ impl Startup {
 mod tests {
     use super::*;
 
+    /// The seed policy: 1 s to 30 s back-off, 5 failures in 10 minutes hold down for 5.
     fn fast() -> RestartPolicy {
-        RestartPolicy {
-            backoff_base: 1_000,
-            backoff_max: 30_000,
-            fail_window: 600_000,
-            fail_limit: 5,
-            hold_down: 300_000,
-        }
+        RestartPolicy::default()
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Helpers for the unit tests, one copy each: a unique temp dir removed on drop and a tiny
-//! deterministic random generator for fuzz-style loops. Compiled only for tests.
+//! Helpers for the unit tests, one copy each: a unique temp dir removed on drop, a tiny
+//! deterministic random generator for fuzz-style loops, and a JSON list's names. Compiled only
+//! for tests.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -39,4 +40,13 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
+}
+
+/// The `field` string of each element of the JSON array `list` (e.g. each step's name).
+pub(crate) fn names<'v>(list: &'v serde_json::Value, field: &str) -> Vec<&'v str> {
+    let items = list.as_array().expect("a JSON array");
+    items
+        .iter()
+        .map(|x| x[field].as_str().expect("a string field"))
+        .collect()
 }

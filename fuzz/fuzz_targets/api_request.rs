@@ -11,21 +11,14 @@ fuzz_target!(|data: &[u8]| {
     let projection = Projection::new("fuzzhost".into());
     let registry = Registry::default();
     let style = Style::default();
-    let view = View {
-        projection: &projection,
-        registry: &registry,
-        style: &style,
-        identity: Some("1:2"),
-        socket: std::path::Path::new("/tmp/agtmux-fuzz-none"),
-        tmux_connected: true,
-        store_problem: None,
-        metrics: None,
-        ingest_counts: Default::default(),
-        delivery: None,
-        ops: None,
-        remotes: None,
-        now: 1_000,
-    };
+    let view = View::without_daemon(
+        &projection,
+        &registry,
+        &style,
+        Some("1:2"),
+        std::path::Path::new("/tmp/agtmux-fuzz-none"),
+        1_000,
+    );
     let (answer, _) = handle_line(data, &view);
     assert!(answer.ends_with('\n'), "answer without newline");
     assert_eq!(answer.matches('\n').count(), 1, "answer is not one line");

@@ -4,7 +4,7 @@
 //! surface shows the daemon's one read model the same way and none computes state itself.
 use crate::core::types::PaneId;
 use crate::exit::ExitCode;
-use crate::paths::{self, ServerArg, ServerPaths};
+use crate::paths::{ServerArg, ServerPaths};
 use serde_json::{Value, json};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
@@ -13,28 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// `-L NAME` / `-S PATH`, as tmux. Default: the server of `$TMUX`, else tmux's default.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct ServerOpts {
-    /// tmux server socket name, as `tmux -L`.
-    #[arg(short = 'L', value_name = "NAME")]
-    pub name: Option<String>,
-    /// tmux server socket path, as `tmux -S`.
-    #[arg(short = 'S', value_name = "PATH")]
-    pub path: Option<std::path::PathBuf>,
-}
-
-impl ServerOpts {
-    pub fn arg(&self) -> ServerArg {
-        ServerArg {
-            name: self.name.clone(),
-            path: self.path.clone(),
-        }
-    }
-    pub fn paths(&self) -> ServerPaths {
-        ServerPaths::new(paths::socket_path(&self.arg()))
-    }
-}
+/// `-L NAME` / `-S PATH`, as tmux (the daemon takes the same).
+pub type ServerOpts = ServerArg;
 
 #[derive(Debug)]
 pub enum ClientError {

@@ -4,6 +4,7 @@
 //! rate and fallback/re-promotion counts. WHY a command: the numbers that prove the daemon is
 //! light and fast must be readable on any running install, not only in benchmarks.
 use super::client::{self, Conn, ServerOpts};
+use super::show::{items, s};
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -38,14 +39,6 @@ pub fn run(args: &MetricsArgs) -> ExitCode {
         Ok(()) => ExitCode::Ok,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Ok,
         Err(e) => client::fail(&e, ExitCode::Failure),
-    }
-}
-
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        v => v.to_string(),
     }
 }
 
@@ -123,10 +116,7 @@ pub(crate) fn render(m: &Value) -> String {
     let _ = writeln!(o, "binding     {}", windowed(&m["binding_churn"]));
     let g = &m["signature"];
     let _ = writeln!(o, "signature   {}", kv(&g["classes"]));
-    let top: Vec<String> = g["reasons_top"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let top: Vec<String> = items(&g["reasons_top"])
         .map(|r| format!("{}={}", s(&r["reason"]), s(&r["panes"])))
         .collect();
     let _ = writeln!(o, "  reasons     {}", top.join(" "));
@@ -211,10 +201,7 @@ fn render_post_mvp(o: &mut String, m: &Value) {
             s(&x["restore_successes"]),
             s(&x["restore_success_rate"])
         );
-        let slo: Vec<String> = x["slo"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let slo: Vec<String> = items(&x["slo"])
             .map(|e| {
                 let p95 = e["p95_ms"]
                     .as_i64()

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod next;
 pub mod popup;
 pub mod setup;
+pub(crate) mod show;
 pub mod snapshot;
 pub mod source;
 pub mod trace;

@@ -8,6 +8,7 @@
 //! every event's hops are also stored in `events_raw_v2.hops`, so older events, and events of
 //! a daemon that has stopped, are read from the database (opened only when it exists).
 use super::client::{self, ClientError, Conn, ServerOpts};
+use super::show::{fields, items, s};
 use crate::daemon::metrics::trace_json;
 use crate::exit::ExitCode;
 use crate::store::Store;
@@ -146,7 +147,7 @@ type Render = fn(&Value) -> String;
 
 /// A step list: name, epoch ms, offset from the first step, detail.
 fn render_steps(o: &mut String, steps: &Value, since: &str) {
-    for st in steps.as_array().into_iter().flatten() {
+    for st in items(steps) {
         let _ = writeln!(
             o,
             "  {:<20} {:>14}  +{}ms  {}",
@@ -159,43 +160,35 @@ fn render_steps(o: &mut String, steps: &Value, since: &str) {
 }
 
 pub(crate) fn render_delivery(t: &Value) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "delivery {} source={} items={} range={}..{} outcome={}",
+    let mut o = format!(
+        "delivery {} {} range={}..{} outcome={}\n",
         s(&t["delivery_token"]),
-        s(&t["source"]),
-        s(&t["items"]),
+        fields(t, &["source", "items"]),
         s(&t["from"]),
         s(&t["to"]),
         s(&t["outcome"])
     );
     render_steps(&mut o, &t["steps"], "since_pull_ms");
-    let ids: Vec<String> = t["event_ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(s)
-        .collect();
+    let ids: Vec<String> = items(&t["event_ids"]).map(s).collect();
     if !ids.is_empty() {
         let _ = writeln!(o, "  events: {}", ids.join(" "));
     }
     o
 }
 
+/// The fields of a connection's header line, in order.
+const CONNECTION_FIELDS: &[&str] = &[
+    "kind",
+    "socket",
+    "peer_pid",
+    "peer_uid",
+    "events_pulled",
+    "heartbeats",
+];
+
 pub(crate) fn render_connection(t: &Value) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "connection {} kind={} socket={} peer_pid={} peer_uid={} events_pulled={} heartbeats={}",
-        s(&t["connection"]),
-        s(&t["kind"]),
-        s(&t["socket"]),
-        s(&t["peer_pid"]),
-        s(&t["peer_uid"]),
-        s(&t["events_pulled"]),
-        s(&t["heartbeats"])
-    );
+    let head = fields(t, CONNECTION_FIELDS);
+    let mut o = format!("connection {} {head}\n", s(&t["connection"]));
     render_steps(&mut o, &t["steps"], "since_open_ms");
     match t["closed_reason"].as_str() {
         Some(r) => {
@@ -208,24 +201,15 @@ pub(crate) fn render_connection(t: &Value) -> String {
     o
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        v => v.to_string(),
-    }
-}
-
 /// One header line, then one line per hop: name, epoch ms, delta from the previous hop and
 /// from the source.
 pub(crate) fn render(t: &Value) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "event {} source={} name={} pane={} status={}{}{}",
+        "event {} {} pane={} status={}{}{}",
         s(&t["event_id"]),
-        s(&t["source"]),
-        s(&t["name"]),
+        fields(t, &["source", "name"]),
         s(&t["pane_id"]),
         s(&t["status"]),
         t["reason"]
@@ -237,7 +221,7 @@ pub(crate) fn render(t: &Value) -> String {
             .map(|d| format!(" delivery={d}"))
             .unwrap_or_default()
     );
-    for h in t["hops"].as_array().into_iter().flatten() {
+    for h in items(&t["hops"]) {
         let d = h["delta_ms"]
             .as_i64()
             .map(|d| format!("{d:+}ms"))
@@ -251,12 +235,7 @@ pub(crate) fn render(t: &Value) -> String {
             s(&h["since_source_ms"])
         );
     }
-    let missing: Vec<String> = t["missing"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(s)
-        .collect();
+    let missing: Vec<String> = items(&t["missing"]).map(s).collect();
     if !missing.is_empty() {
         let _ = writeln!(
             o,
@@ -265,4 +244,36 @@ pub(crate) fn render(t: &Value) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_name_each_field() {
+        let d = json!({"delivery_token": "d7", "source": "hooks_spool", "items": 3, "from": "a",
+            "to": "b", "outcome": "acked", "steps": [], "event_ids": ["e1", "e2"]});
+        assert_eq!(
+            render_delivery(&d),
+            "delivery d7 source=hooks_spool items=3 range=a..b outcome=acked\n  events: e1 e2\n"
+        );
+        let c = json!({"connection": "c3", "kind": "codex_appserver", "socket": "/s",
+            "peer_pid": 9, "peer_uid": 0, "events_pulled": 5, "heartbeats": null,
+            "steps": [], "closed_reason": null});
+        assert_eq!(
+            render_connection(&c),
+            "connection c3 kind=codex_appserver socket=/s peer_pid=9 peer_uid=0 \
+             events_pulled=5 heartbeats=-\n  open\n"
+        );
+        let e = json!({"event_id": "e1", "source": "claude_hooks", "name": "Stop",
+            "pane_id": "%1", "status": "accepted", "hops": [], "missing": ["client"]});
+        assert!(
+            render(&e).starts_with(
+                "event e1 source=claude_hooks name=Stop pane=%1 status=accepted\n  not reached: client"
+            ),
+            "{}",
+            render(&e)
+        );
+    }
 }

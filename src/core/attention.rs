@@ -216,6 +216,19 @@ impl Style {
         }
     }
 
+    /// Appends `text` in the colour of `m` (a badge: `ink` on the mark's colour, bold), or
+    /// plain when the mark has no colour.
+    pub(crate) fn push_badge(&self, out: &mut String, m: &Mark, text: &str) {
+        if m.fg.is_empty() {
+            out.push_str(text);
+        } else {
+            out.push_str(&format!(
+                "#[fg={},bg={},bold]{text}#[default]",
+                self.ink, m.fg
+            ));
+        }
+    }
+
     fn mark_named_mut(&mut self, name: &str) -> Option<&mut Mark> {
         Some(match name {
             "approval" => &mut self.approval,
@@ -477,14 +490,7 @@ pub(crate) fn attention_summary(panes: &[PaneView], style: &Style, utc_offset_s:
         if sep == 1 {
             out.push(' ');
         }
-        if m.fg.is_empty() {
-            out.push_str(&text);
-        } else {
-            out.push_str(&format!(
-                "#[fg={},bg={},bold]{text}#[default]",
-                style.ink, m.fg
-            ));
-        }
+        style.push_badge(&mut out, m, &text);
         width += w;
     }
     out

@@ -10,8 +10,7 @@
 //!
 //! Pure: no I/O, no clock. Transitions are returned to the caller, which logs them
 //! (`Transition::log_line` gives the key=value form).
-use crate::core::types::{Presence, Provider};
-use std::fmt;
+use crate::core::types::{Presence, Provider, str_enum};
 
 /// One process of the pane's process tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,29 +159,14 @@ pub fn process_hint(command: &str, tree: &[ProcInfo]) -> Option<(Provider, &'sta
     found
 }
 
-/// How we know there is an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SignatureClass {
-    Deterministic,
-    Heuristic,
-    None,
-}
-
-impl SignatureClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignatureClass::Deterministic => "deterministic",
-            SignatureClass::Heuristic => "heuristic",
-            SignatureClass::None => "none",
-        }
+str_enum!(
+    /// How we know there is an agent.
+    SignatureClass {
+        Deterministic => "deterministic",
+        Heuristic => "heuristic",
+        None => "none",
     }
-}
-
-impl fmt::Display for SignatureClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// The evidence for one pane at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

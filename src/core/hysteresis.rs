@@ -32,39 +32,29 @@
 //!
 //! Pure: `now` is passed in. `next_deadline()` tells the daemon when a timer would change the
 //! state so it can call `tick(now)` exactly then.
+use super::seeded::seeded;
 use super::types::{Activity, Millis};
 
-/// Windows and thresholds. `Default` gives the seed values.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HysteresisConfig {
-    /// A running hint counts for this long after it was last seen (seed: 8 s).
-    pub(crate) interaction_window_ms: Millis,
-    /// Running (or a dialog) becomes unknown this long after its hint was last seen (seed: 45 s).
-    pub(crate) demote_after_ms: Millis,
-    /// The screen must show idle this long before idle is reported.
-    pub(crate) idle_stable_ms: Millis,
-    /// The screen must show an error this long before error is reported.
-    pub(crate) error_stable_ms: Millis,
-    /// A weak dialog/running verdict, or a way out of a dialog, is confirmed after this long as
-    /// the latest verdict (or by a second consecutive capture).
-    pub(crate) confirm_ms: Millis,
-    /// At or above: a dialog or running verdict is taken at once.
-    pub(crate) sure_confidence: f32,
-    /// Below: the verdict counts as unknown.
-    pub(crate) min_confidence: f32,
-}
-
-impl Default for HysteresisConfig {
-    fn default() -> Self {
-        HysteresisConfig {
-            interaction_window_ms: 8_000,
-            demote_after_ms: 45_000,
-            idle_stable_ms: 2_500,
-            error_stable_ms: 1_000,
-            confirm_ms: 1_000,
-            sure_confidence: 0.8,
-            min_confidence: 0.3,
-        }
+seeded! {
+    /// Windows and thresholds. `Default` gives the seed values.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct HysteresisConfig {
+        /// A running hint counts for this long after it was last seen (seed: 8 s).
+        pub(crate) interaction_window_ms: Millis = 8_000,
+        /// Running (or a dialog) becomes unknown this long after its hint was last seen
+        /// (seed: 45 s).
+        pub(crate) demote_after_ms: Millis = 45_000,
+        /// The screen must show idle this long before idle is reported.
+        pub(crate) idle_stable_ms: Millis = 2_500,
+        /// The screen must show an error this long before error is reported.
+        pub(crate) error_stable_ms: Millis = 1_000,
+        /// A weak dialog/running verdict, or a way out of a dialog, is confirmed after this long
+        /// as the latest verdict (or by a second consecutive capture).
+        pub(crate) confirm_ms: Millis = 1_000,
+        /// At or above: a dialog or running verdict is taken at once.
+        pub(crate) sure_confidence: f32 = 0.8,
+        /// Below: the verdict counts as unknown.
+        pub(crate) min_confidence: f32 = 0.3,
     }
 }
 

@@ -36,6 +36,7 @@ use super::capability;
 use super::event::{NormalizedEvent, Signal};
 use super::extras::EventExtra;
 use super::hysteresis::{Hysteresis, RawVerdict};
+use super::seeded::seeded;
 use super::types::{Activity, Evidence, Health, Millis, Presence, Provider, SourceKind};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -220,26 +221,18 @@ pub(crate) struct ResolverInput<'a> {
     pub heuristic: HeuristicInput,
 }
 
-/// Windows of the contradiction rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResolverConfig {
-    /// The screen must show idle this long after the last deterministic event (rules a, c).
-    /// Keep it equal to the hysteresis idle window.
-    pub(crate) idle_stable_ms: Millis,
-    /// The screen must show running this long after a deterministic waiting_approval (rule b).
-    pub(crate) approve_running_ms: Millis,
-    /// The screen must show a failed last turn this long after a deterministic running or
-    /// waiting state (rule d). Keep it equal to the hysteresis error window.
-    pub(crate) error_stable_ms: Millis,
-}
-
-impl Default for ResolverConfig {
-    fn default() -> Self {
-        ResolverConfig {
-            idle_stable_ms: 2_500,
-            approve_running_ms: 1_000,
-            error_stable_ms: 1_000,
-        }
+seeded! {
+    /// Windows of the contradiction rules.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ResolverConfig {
+        /// The screen must show idle this long after the last deterministic event (rules a, c).
+        /// Keep it equal to the hysteresis idle window.
+        pub(crate) idle_stable_ms: Millis = 2_500,
+        /// The screen must show running this long after a deterministic waiting_approval (rule b).
+        pub(crate) approve_running_ms: Millis = 1_000,
+        /// The screen must show a failed last turn this long after a deterministic running or
+        /// waiting state (rule d). Keep it equal to the hysteresis error window.
+        pub(crate) error_stable_ms: Millis = 1_000,
     }
 }
 

@@ -266,10 +266,7 @@ impl SourceRegistry {
                 Err(e) => log::warn!("source_registry_load_failed err={e}"),
             }
         }
-        let heartbeat_timeout = std::env::var("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.trim().parse::<Millis>().ok())
-            .filter(|v| *v > 0)
+        let heartbeat_timeout = crate::sys::env::positive("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS")
             .unwrap_or(HEARTBEAT_TIMEOUT_MS);
         log::info!(
             "source_registry_loaded entries={} heartbeat_timeout_ms={heartbeat_timeout}",
@@ -730,6 +727,11 @@ mod tests {
         json!({"source_kind": kind, "socket_path": path, "nonce": nonce, "protocol_version": 1})
     }
 
+    /// An entry's state and socket path, to check both in one assertion.
+    fn state_at(e: &Entry) -> (RegState, &str) {
+        (e.state, e.socket_path.as_str())
+    }
+
     #[test]
     fn peer_uid_must_match() {
         let p = PeerCred {
@@ -792,11 +794,11 @@ mod tests {
         r.tick(30_004);
         assert_eq!(r.entries().next().unwrap().state, RegState::Stale);
         // Rotation: same kind + owner, new socket → active at the new path.
-        let e = r
-            .register("codex_appserver", "/s/rotated", 0, 40_000)
-            .unwrap();
         assert_eq!(
-            (e.state, e.socket_path.as_str()),
+            state_at(
+                &r.register("codex_appserver", "/s/rotated", 0, 40_000)
+                    .unwrap()
+            ),
             (RegState::Active, "/s/rotated")
         );
         // Revoke: the hello is refused until re-registered.
@@ -850,11 +852,11 @@ mod tests {
         assert_eq!(r.entry("codex_appserver:0").unwrap().state, RegState::Stale);
         assert_eq!(r.entry("codex_appserver:0").unwrap().updated, 4);
         // The discovered socket moved: its own entry follows (back to pending).
-        let e = r
-            .ensure_supervised("codex_appserver", "/h2/a.sock", 0, 6)
-            .unwrap();
         assert_eq!(
-            (e.state, e.socket_path.as_str()),
+            state_at(
+                &r.ensure_supervised("codex_appserver", "/h2/a.sock", 0, 6)
+                    .unwrap()
+            ),
             (RegState::Pending, "/h2/a.sock")
         );
         // The operator registers another path: it wins, and the supervisor leaves it alone.

@@ -40,6 +40,7 @@ use super::admission::SourceRegistry;
 use super::codex_endpoint::CodexEndpoint;
 use super::conntrace::ConnTraces;
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::lru::least_recent;
 use crate::core::text::tail;
 use crate::core::types::{Health, Millis, PaneId, Provider, SourceKind};
 use crate::gateway::{Gateway, IngestOutcome};
@@ -307,15 +308,11 @@ impl CodexLink {
                 continue;
             };
             if ev.source == SourceKind::CodexHooks {
-                if !self.hook_facts.contains_key(&t) && self.hook_facts.len() >= MAX_HOOK_THREADS {
-                    let oldest = self
-                        .hook_facts
-                        .iter()
-                        .min_by_key(|(_, f)| f.last_ts)
-                        .map(|(k, _)| k.clone());
-                    if let Some(o) = oldest {
-                        self.hook_facts.remove(&o);
-                    }
+                if !self.hook_facts.contains_key(&t)
+                    && self.hook_facts.len() >= MAX_HOOK_THREADS
+                    && let Some(o) = least_recent(&self.hook_facts, |f| f.last_ts)
+                {
+                    self.hook_facts.remove(&o);
                 }
                 let f = self.hook_facts.entry(t.clone()).or_default();
                 if ev.cwd.is_some() {

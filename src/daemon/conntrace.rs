@@ -201,13 +201,10 @@ mod tests {
         t.close(c, "EOF", 150);
         t.close(c, "later reason loses", 160);
         let j = t.get(c).unwrap().json();
-        let steps: Vec<&str> = j["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["step"].as_str().unwrap())
-            .collect();
-        assert_eq!(steps, ["admission", "hello", "pull_events"]);
+        assert_eq!(
+            crate::testutil::names(&j["steps"], "step"),
+            ["admission", "hello", "pull_events"]
+        );
         assert_eq!(j["events_pulled"], 5);
         assert_eq!(j["steps"][1]["since_open_ms"], 20);
         assert_eq!(j["closed_reason"], "EOF");

@@ -16,9 +16,10 @@
 //! WHY pure: the evaluation takes the samples and `now` as arguments and returns what to
 //! record, so the table tests below pin every threshold without clocks or a database; the
 //! runtime only feeds samples, evaluates once a minute and writes the returned alerts.
-use crate::core::types::Millis;
+use crate::core::seeded::seeded;
+use crate::core::types::{Millis, str_enum};
+use crate::sys::env;
 use std::collections::VecDeque;
-use std::fmt;
 
 /// Which SLO a sample belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,62 +48,34 @@ impl Slo {
     }
 }
 
-/// A guardrail level; ordered by severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub enum Level {
-    #[default]
-    Ok,
-    Warn,
-    Degraded,
-    Escalate,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Ok => "ok",
-            Level::Warn => "warn",
-            Level::Degraded => "degraded",
-            Level::Escalate => "escalate",
-        }
+str_enum!(
+    /// A guardrail level; ordered by severity.
+    #[derive(Default)]
+    Level {
+        #[default]
+        Ok => "ok",
+        Warn => "warn",
+        Degraded => "degraded",
+        Escalate => "escalate",
     }
-}
+);
 
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The configurable numbers (seed defaults).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SloConfig {
-    pub(crate) window_ms: Millis,
-    pub(crate) min_samples: usize,
-    /// Target p95 per SLO, indexed like [`Slo::ALL`].
-    pub(crate) target_ms: [Millis; 2],
-    pub(crate) degraded_factor: f64,
-    pub(crate) escalate_factor: f64,
-    /// Evaluations in a row at `degraded` or worse that escalate.
-    pub(crate) sustain: u32,
-    /// How often an ongoing breach is written again.
-    pub(crate) repeat_ms: Millis,
-    /// Samples kept per window at most (memory bound on a flood).
-    pub(crate) max_samples: usize,
-}
-
-impl Default for SloConfig {
-    fn default() -> Self {
-        SloConfig {
-            window_ms: 10 * 60_000,
-            min_samples: 200,
-            target_ms: [2_000, 5_000],
-            degraded_factor: 2.0,
-            escalate_factor: 5.0,
-            sustain: 5,
-            repeat_ms: 10 * 60_000,
-            max_samples: 100_000,
-        }
+seeded! {
+    /// The configurable numbers (seed defaults).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SloConfig {
+        pub(crate) window_ms: Millis = 10 * 60_000,
+        pub(crate) min_samples: usize = 200,
+        /// Target p95 per SLO, indexed like [`Slo::ALL`].
+        pub(crate) target_ms: [Millis; 2] = [2_000, 5_000],
+        pub(crate) degraded_factor: f64 = 2.0,
+        pub(crate) escalate_factor: f64 = 5.0,
+        /// Evaluations in a row at `degraded` or worse that escalate.
+        pub(crate) sustain: u32 = 5,
+        /// How often an ongoing breach is written again.
+        pub(crate) repeat_ms: Millis = 10 * 60_000,
+        /// Samples kept per window at most (memory bound on a flood).
+        pub(crate) max_samples: usize = 100_000,
     }
 }
 
@@ -113,21 +86,16 @@ impl SloConfig {
     /// are ignored.
     pub(crate) fn from_env() -> Self {
         let mut c = SloConfig::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        if let Some(v) = num("AGTMUX_SLO_WINDOW_MS").filter(|v| *v > 0) {
+        if let Some(v) = env::positive("AGTMUX_SLO_WINDOW_MS") {
             c.window_ms = v;
         }
-        if let Some(v) = num("AGTMUX_SLO_MIN_SAMPLES").filter(|v| *v > 0) {
+        if let Some(v) = env::positive::<i64>("AGTMUX_SLO_MIN_SAMPLES") {
             c.min_samples = usize::try_from(v).unwrap_or(c.min_samples);
         }
-        if let Some(v) = num("AGTMUX_SLO_TARGET_DETERMINISTIC_MS") {
+        if let Some(v) = env::number("AGTMUX_SLO_TARGET_DETERMINISTIC_MS") {
             c.target_ms[0] = v;
         }
-        if let Some(v) = num("AGTMUX_SLO_TARGET_FALLBACK_MS") {
+        if let Some(v) = env::number("AGTMUX_SLO_TARGET_FALLBACK_MS") {
             c.target_ms[1] = v;
         }
         c
@@ -220,17 +188,11 @@ struct SloState {
     last: Option<Evaluation>,
 }
 
-/// The rolling windows and per-SLO state.
-#[derive(Debug, Clone)]
+/// The rolling windows and per-SLO state (`Default`: the seed config, no samples yet).
+#[derive(Debug, Clone, Default)]
 pub struct Guardrails {
     cfg: SloConfig,
     state: [SloState; 2],
-}
-
-impl Default for Guardrails {
-    fn default() -> Self {
-        Guardrails::new(SloConfig::default())
-    }
 }
 
 impl Guardrails {

@@ -120,27 +120,33 @@ const COUNTERS: [&str; 15] = [
 ];
 type Counts = [u64; COUNTERS.len()];
 
-/// One event's path.
+/// One event's path: what the gateway handled, and every hop seen so far (the gateway's first
+/// ones, then the option write and the client's redraw).
 #[derive(Debug, Clone)]
 pub struct Trace {
-    pub event_id: String,
-    pub pane_id: Option<PaneId>,
-    pub source: String,
-    pub name: String,
-    pub status: EventStatus,
-    pub reason: Option<String>,
+    pub event: Traced,
     pub hops: Vec<(&'static str, Millis)>,
 }
 
 impl Trace {
     pub fn json(&self) -> Value {
+        let Traced {
+            event_id,
+            pane_id,
+            source,
+            name,
+            status,
+            reason,
+            ..
+        } = &self.event;
+        let (pane_id, reason) = (pane_id.as_ref(), reason.as_deref());
         trace_json(
-            &self.event_id,
-            self.pane_id.as_ref(),
-            &self.source,
-            &self.name,
-            self.status.as_str(),
-            self.reason.as_deref(),
+            event_id,
+            pane_id,
+            source,
+            name,
+            status.as_str(),
+            reason,
             &self.hops,
         )
     }
@@ -294,23 +300,15 @@ impl Metrics {
                 }
                 self.last_event.insert(p.clone(), t.event_id.clone());
             }
-            self.insert_trace(Trace {
-                event_id: t.event_id,
-                pane_id: t.pane_id,
-                source: t.source,
-                name: t.name,
-                status: t.status,
-                reason: t.reason,
-                hops,
-            });
+            self.insert_trace(Trace { event: t, hops });
         }
     }
 
     fn insert_trace(&mut self, t: Trace) {
-        if !self.traces.contains_key(&t.event_id) {
-            self.trace_order.push_back(t.event_id.clone());
+        if !self.traces.contains_key(&t.event.event_id) {
+            self.trace_order.push_back(t.event.event_id.clone());
         }
-        self.traces.insert(t.event_id.clone(), t);
+        self.traces.insert(t.event.event_id.clone(), t);
         while self.trace_order.len() > MAX_TRACES {
             if let Some(old) = self.trace_order.pop_front() {
                 self.traces.remove(&old);
@@ -734,16 +732,10 @@ mod tests {
             ]
         );
         let t = m.trace("e1").unwrap().json();
-        let names: Vec<&str> = t["hops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["hop"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, HOPS);
+        assert_eq!(crate::testutil::names(&t["hops"], "hop"), HOPS);
         assert_eq!(t["hops"][3]["since_source_ms"], 10);
         assert_eq!(t["missing"].as_array().unwrap().len(), 0);
-        assert_eq!(m.last_trace("%1").unwrap().event_id, "e1");
+        assert_eq!(m.last_trace("%1").unwrap().event.event_id, "e1");
         // An event that changes nothing ends at the daemon.
         m.on_ingested(vec![traced("e2", "%1", 2_000)]);
         assert!(m.observe_published(&mut proj, &[], 2_010, None).is_empty());

@@ -28,12 +28,8 @@ use std::fs::File;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DaemonArgs {
-    /// tmux server socket name, as `tmux -L`.
-    #[arg(short = 'L', value_name = "NAME")]
-    pub name: Option<String>,
-    /// tmux server socket path, as `tmux -S`.
-    #[arg(short = 'S', value_name = "PATH")]
-    pub path: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArg,
     /// The tmux binary to run in control mode.
     #[arg(long, default_value = "tmux", hide = true)]
     pub(crate) tmux_bin: String,
@@ -56,15 +52,6 @@ pub struct DaemonArgs {
     /// what `--detach` starts when it finds one).
     #[arg(long, hide = true, requires = "supervise")]
     pub(crate) take_over: bool,
-}
-
-impl DaemonArgs {
-    pub fn server(&self) -> ServerArg {
-        ServerArg {
-            name: self.name.clone(),
-            path: self.path.clone(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -194,7 +181,7 @@ pub(crate) fn lock_held(sp: &ServerPaths) -> bool {
 
 /// `agtmux daemon`: returns the exit code.
 pub fn run(args: &DaemonArgs) -> ExitCode {
-    let sp = ServerPaths::new(paths::socket_path(&args.server()));
+    let sp = args.server.paths();
     // Private: the database and the log hold hook payloads, prompts included. An older,
     // looser dir is tightened.
     if let Err(e) = paths::ensure_private_dir(&sp.state_dir) {

@@ -73,11 +73,7 @@ impl Ops {
     /// `SnapshotConfig::from_env`, `AGTMUX_SLO_EVAL_MS` for the evaluation period).
     pub fn new(db: &Path, now: Millis) -> Self {
         let mut o = Ops::with(SloConfig::from_env(), SnapshotConfig::from_env(), db, now);
-        if let Some(ms) = std::env::var("AGTMUX_SLO_EVAL_MS")
-            .ok()
-            .and_then(|v| v.trim().parse::<Millis>().ok())
-            .filter(|v| *v > 0)
-        {
+        if let Some(ms) = crate::sys::env::positive::<Millis>("AGTMUX_SLO_EVAL_MS") {
             o.eval_every = ms;
             o.next_eval = now + ms;
         }

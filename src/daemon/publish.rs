@@ -157,14 +157,7 @@ pub fn publish(
         if !summary.is_empty() {
             summary.push(' ');
         }
-        if m.fg.is_empty() {
-            summary.push_str(&text);
-        } else {
-            summary.push_str(&format!(
-                "#[fg={},bg={},bold]{text}#[default]",
-                style.ink, m.fg
-            ));
-        }
+        style.push_badge(&mut summary, m, &text);
     }
     w.set(&Scope::Global, "@agtmux_attention", &summary);
     w.set(

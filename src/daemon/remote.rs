@@ -20,6 +20,7 @@
 use crate::core::attention::PaneView;
 use crate::core::notify::{PaneFacts, PaneKey};
 use crate::core::types::{AttentionKind, Millis, PaneId, Presence};
+use crate::daemon::api::session_order;
 use crate::sources::remote::{self, RemoteMsg, RemotePane};
 use crate::supervisor::{ChildProc, Restart, RestartPolicy, Supervised};
 use mio::unix::SourceFd;
@@ -1150,13 +1151,7 @@ fn host_json(h: &Host) -> Value {
             if s != key {
                 continue;
             }
-            let sk = (
-                p.session_id
-                    .trim_start_matches('$')
-                    .parse()
-                    .unwrap_or(u64::MAX),
-                p.session_id.clone(),
-            );
+            let sk = (session_order(&p.session_id), p.session_id.clone());
             let wk = (p.window_index.unwrap_or(u64::MAX), p.window_id.clone());
             tree.entry(sk).or_default().entry(wk).or_default().push(p);
         }

@@ -13,47 +13,40 @@
 //! the loop's writer keeps committing, and the copy is consistent as of its start); the loop
 //! only polls for the result and records it. The shutdown copy runs inline (nothing else to
 //! serve by then).
+use crate::core::seeded::seeded;
 use crate::core::types::{Evidence, Millis};
 use crate::sources::spool::SpoolCursor;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::sys::env;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-/// Snapshot knobs. Environment overrides (read by the daemon at start):
-/// `AGTMUX_SNAPSHOT_EVERY_MS` (0 disables periodic copies), `AGTMUX_SNAPSHOT_KEEP`,
-/// `AGTMUX_SNAPSHOT_ON_SHUTDOWN` (`0` disables the shutdown copy).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotConfig {
-    pub every_ms: Millis,
-    pub keep: usize,
-    pub(crate) on_shutdown: bool,
-}
-
-impl Default for SnapshotConfig {
-    fn default() -> Self {
-        SnapshotConfig {
-            every_ms: 15 * 60_000,
-            keep: 4,
-            on_shutdown: true,
-        }
+seeded! {
+    /// Snapshot knobs. Environment overrides (read by the daemon at start):
+    /// `AGTMUX_SNAPSHOT_EVERY_MS` (0 disables periodic copies), `AGTMUX_SNAPSHOT_KEEP`,
+    /// `AGTMUX_SNAPSHOT_ON_SHUTDOWN` (`0` disables the shutdown copy).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SnapshotConfig {
+        pub every_ms: Millis = 15 * 60_000,
+        pub keep: usize = 4,
+        pub(crate) on_shutdown: bool = true,
     }
 }
 
 impl SnapshotConfig {
     pub(crate) fn from_env() -> Self {
         let mut c = SnapshotConfig::default();
-        let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string());
-        if let Some(v) = var("AGTMUX_SNAPSHOT_EVERY_MS").and_then(|v| v.parse().ok()) {
+        if let Some(v) = env::number("AGTMUX_SNAPSHOT_EVERY_MS") {
             c.every_ms = v;
         }
-        if let Some(v) = var("AGTMUX_SNAPSHOT_KEEP").and_then(|v| v.parse::<usize>().ok()) {
+        if let Some(v) = env::number::<usize>("AGTMUX_SNAPSHOT_KEEP") {
             c.keep = v.max(1);
         }
-        if let Some(v) = var("AGTMUX_SNAPSHOT_ON_SHUTDOWN") {
-            c.on_shutdown = !matches!(v.as_str(), "0" | "false" | "off" | "no");
+        if let Ok(v) = std::env::var("AGTMUX_SNAPSHOT_ON_SHUTDOWN") {
+            c.on_shutdown = !matches!(v.trim(), "0" | "false" | "off" | "no");
         }
         c
     }
@@ -902,26 +895,18 @@ mod tests {
             .map(|f| (f.check, f.detail.as_str()))
             .collect();
         assert_eq!(rep.errors(), 5, "{}", rep.to_text());
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "binding" && d.contains("srv0"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "binding" && d.contains("%9"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "pane_state" && d.contains("s3"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "cursor" && d.contains("past"))
-        );
-        assert!(
-            errs.iter()
-                .any(|(c, d)| *c == "cursor" && d.contains("garbage"))
-        );
+        for (check, detail) in [
+            ("binding", "srv0"),
+            ("binding", "%9"),
+            ("pane_state", "s3"),
+            ("cursor", "past"),
+            ("cursor", "garbage"),
+        ] {
+            assert!(
+                errs.iter().any(|(c, d)| *c == check && d.contains(detail)),
+                "no {check} error naming {detail}: {errs:?}"
+            );
+        }
         assert_eq!(rep.to_json()["consistent"], false);
         assert_eq!(rep.to_json()["errors"], 5);
 

@@ -1,6 +1,7 @@
 //! Claude session titles from the transcript (C-010 input, Flow-005): the transcript named by
 //! a hook's `transcript_path` is read incrementally from the last offset, never re-read whole,
 //! and fed to the pure `TranscriptTitle` tracker (custom-title > ai-title > summary).
+use crate::core::lru::least_recent;
 use crate::core::title::TranscriptTitle;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -40,15 +41,11 @@ impl TranscriptTitles {
             return None;
         }
         self.clock += 1;
-        if self.tails.len() >= MAX_SESSIONS && !self.tails.contains_key(session) {
-            let oldest = self
-                .tails
-                .iter()
-                .min_by_key(|(_, t)| t.used)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                self.tails.remove(&k);
-            }
+        if self.tails.len() >= MAX_SESSIONS
+            && !self.tails.contains_key(session)
+            && let Some(k) = least_recent(&self.tails, |t| t.used)
+        {
+            self.tails.remove(&k);
         }
         let clock = self.clock;
         let tail = self

@@ -51,6 +51,7 @@
 //! costs nothing.
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
+use crate::core::lru::least_recent;
 use crate::core::time::parse_iso_ms;
 use crate::core::types::{Activity, Health, Millis, PaneId, Provider, SourceKind};
 use crate::sys::watch::{Change, Kind, WatchId, Watcher};
@@ -336,11 +337,7 @@ impl TranscriptWatch {
             return;
         }
         if self.watches.len() >= MAX_WATCHES
-            && let Some(oldest) = self
-                .watches
-                .iter()
-                .min_by_key(|(_, w)| w.used)
-                .map(|(s, _)| s.clone())
+            && let Some(oldest) = least_recent(&self.watches, |w| w.used)
         {
             self.unwatch(&oldest);
         }

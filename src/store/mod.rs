@@ -42,7 +42,7 @@ pub use rows::{
 pub use schema::SCHEMA_VERSION;
 pub use tx::Tx;
 
-use reads::Reads;
+use reads::{Reads, forward_reads};
 
 /// Connection tuning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,98 +296,56 @@ impl Store {
         Reads(&self.conn)
     }
 
-    /// A source's cursor.
-    pub fn cursor(&self, source_id: &str) -> Result<Option<CursorRow>, StoreError> {
-        self.reads().cursor(source_id)
-    }
+    forward_reads! {
+        /// A source's cursor.
+        pub fn cursor(source_id: &str) -> Option<CursorRow>;
 
-    /// Every pane row of a tmux server, by pane id. Rows this build cannot decode are skipped
-    /// (and logged), as in every list read.
-    pub fn pane_states(&self, server_key: &str) -> Result<Vec<PaneStateRow>, StoreError> {
-        self.reads().pane_states(server_key)
-    }
+        /// Every pane row of a tmux server, by pane id. Rows this build cannot decode are skipped
+        /// (and logged), as in every list read.
+        pub fn pane_states(server_key: &str) -> Vec<PaneStateRow>;
 
-    /// One pane row.
-    pub fn pane_state(
-        &self,
-        server_key: &str,
-        pane_id: &PaneId,
-    ) -> Result<Option<PaneStateRow>, StoreError> {
-        self.reads().pane_state(server_key, pane_id)
-    }
+        /// One pane row.
+        pub fn pane_state(server_key: &str, pane_id: &PaneId) -> Option<PaneStateRow>;
 
-    /// One session row.
-    pub fn session_state(&self, session_key: &str) -> Result<Option<SessionStateRow>, StoreError> {
-        self.reads().session_state(session_key)
-    }
+        /// One session row.
+        pub fn session_state(session_key: &str) -> Option<SessionStateRow>;
 
-    /// Every session row, by session key.
-    pub(crate) fn session_states(&self) -> Result<Vec<SessionStateRow>, StoreError> {
-        self.reads().session_states()
-    }
+        /// Every session row, by session key.
+        pub(crate) fn session_states() -> Vec<SessionStateRow>;
 
-    /// Links not yet closed on a tmux server, oldest first.
-    pub fn open_bindings(&self, server_key: &str) -> Result<Vec<BindingRow>, StoreError> {
-        self.reads().open_bindings(server_key)
-    }
+        /// Links not yet closed on a tmux server, oldest first.
+        pub fn open_bindings(server_key: &str) -> Vec<BindingRow>;
 
-    /// A pane's links, newest first, at most `limit`.
-    pub fn bindings_for_pane(
-        &self,
-        server_key: &str,
-        pane_id: &PaneId,
-        limit: usize,
-    ) -> Result<Vec<BindingRow>, StoreError> {
-        self.reads().bindings_for_pane(server_key, pane_id, limit)
-    }
+        /// A pane's links, newest first, at most `limit`.
+        pub fn bindings_for_pane(
+            server_key: &str, pane_id: &PaneId, limit: usize
+        ) -> Vec<BindingRow>;
 
-    /// Every source's latest health, by source id.
-    pub fn source_health(&self) -> Result<Vec<HealthRow>, StoreError> {
-        self.reads().source_health()
-    }
+        /// Every source's latest health, by source id.
+        pub fn source_health() -> Vec<HealthRow>;
 
-    /// A `meta_kv` value.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.reads().meta(key)
-    }
+        /// A `meta_kv` value.
+        pub fn meta(key: &str) -> Option<String>;
 
-    /// Number of stored raw events.
-    pub fn event_count(&self) -> Result<u64, StoreError> {
-        self.reads().event_count()
-    }
+        /// Number of stored raw events.
+        pub fn event_count() -> u64;
 
-    /// Number of stored raw events per status (statuses with no event are absent).
-    pub fn event_count_by_status(&self) -> Result<BTreeMap<EventStatus, u64>, StoreError> {
-        self.reads().event_count_by_status()
-    }
+        /// Number of stored raw events per status (statuses with no event are absent).
+        pub fn event_count_by_status() -> BTreeMap<EventStatus, u64>;
 
-    /// A pane's raw events, newest first, at most `limit` (for `explain`).
-    pub fn events_for_pane(
-        &self,
-        server_key: &str,
-        pane_id: &PaneId,
-        limit: usize,
-    ) -> Result<Vec<EventRow>, StoreError> {
-        self.reads().events_for_pane(server_key, pane_id, limit)
-    }
+        /// A pane's raw events, newest first, at most `limit` (for `explain`).
+        pub fn events_for_pane(
+            server_key: &str, pane_id: &PaneId, limit: usize
+        ) -> Vec<EventRow>;
 
-    /// A session's raw events, newest first, at most `limit`.
-    pub fn events_for_session(
-        &self,
-        session_key: &str,
-        limit: usize,
-    ) -> Result<Vec<EventRow>, StoreError> {
-        self.reads().events_for_session(session_key, limit)
-    }
+        /// A session's raw events, newest first, at most `limit`.
+        pub fn events_for_session(session_key: &str, limit: usize) -> Vec<EventRow>;
 
-    /// One raw event by id (for `trace`).
-    pub fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
-        self.reads().event(event_id)
-    }
+        /// One raw event by id (for `trace`).
+        pub fn event(event_id: &str) -> Option<EventRow>;
 
-    /// Whether an event id is stored (dedup check).
-    pub(crate) fn has_event(&self, event_id: &str) -> Result<bool, StoreError> {
-        self.reads().has_event(event_id)
+        /// Whether an event id is stored (dedup check).
+        pub(crate) fn has_event(event_id: &str) -> bool;
     }
 
     /// Retention: deletes the oldest events beyond `max_events`, events ingested before

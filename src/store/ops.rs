@@ -12,6 +12,7 @@ use std::path::Path;
 use rusqlite::params;
 
 use super::error::StoreError;
+use super::rows::{CURSOR_COLS, cursor_from_row, row_decoder};
 use super::{CursorRow, Store, Tx};
 use crate::core::types::Millis;
 
@@ -42,6 +43,23 @@ pub struct SnapshotRow {
     pub ok: bool,
 }
 
+row_decoder! {
+    fn alert_from_row -> AlertRow { id, ts, slo, level, value, window, detail }
+}
+
+row_decoder! {
+    fn snapshot_from_row -> SnapshotRow, const SNAPSHOT_COLS {
+        id, created_ts, path, reason,
+        size: with size_from_stored,
+        ok,
+    }
+}
+
+/// A stored size (SQLite integers are signed); a negative one reads as 0.
+fn size_from_stored(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 impl Tx<'_> {
     /// Appends one alert to `alert_ledger_v1`; returns its id.
     pub fn record_alert(&mut self, a: &AlertRow) -> Result<i64, StoreError> {
@@ -68,75 +86,27 @@ impl Tx<'_> {
 impl Store {
     /// Alerts at or after `since`, newest first, at most `limit`.
     pub fn alerts(&self, since: Millis, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
-        let op = "read alerts";
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, ts, slo, level, value, \"window\", detail FROM alert_ledger_v1 \
-                 WHERE ts >= ?1 ORDER BY ts DESC, id DESC LIMIT ?2",
-            )
-            .map_err(|e| StoreError::sql(op, e))?;
-        let rows = st
-            .query_map(
-                params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
-                |r| {
-                    Ok(AlertRow {
-                        id: r.get(0)?,
-                        ts: r.get(1)?,
-                        slo: r.get(2)?,
-                        level: r.get(3)?,
-                        value: r.get(4)?,
-                        window: r.get(5)?,
-                        detail: r.get(6)?,
-                    })
-                },
-            )
-            .map_err(|e| StoreError::sql(op, e))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|e| StoreError::sql(op, e))
+        self.all_rows(
+            "read alerts",
+            "SELECT id, ts, slo, level, value, \"window\", detail FROM alert_ledger_v1 \
+             WHERE ts >= ?1 ORDER BY ts DESC, id DESC LIMIT ?2",
+            params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
+            alert_from_row,
+        )
     }
 
     /// Snapshot metadata, newest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRow>, StoreError> {
-        let op = "read snapshots";
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, created_ts, path, reason, size, ok FROM state_snapshot_v2 \
-                 ORDER BY created_ts DESC, id DESC",
-            )
-            .map_err(|e| StoreError::sql(op, e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(SnapshotRow {
-                    id: r.get(0)?,
-                    created_ts: r.get(1)?,
-                    path: r.get(2)?,
-                    reason: r.get(3)?,
-                    size: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
-                    ok: r.get(5)?,
-                })
-            })
-            .map_err(|e| StoreError::sql(op, e))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|e| StoreError::sql(op, e))
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLS} FROM state_snapshot_v2 ORDER BY created_ts DESC, id DESC"
+        );
+        self.all_rows("read snapshots", &sql, [], snapshot_from_row)
     }
 
     /// Every source cursor (for the restore dry-run).
     pub fn cursors(&self) -> Result<Vec<CursorRow>, StoreError> {
-        let op = "read cursors";
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT source_id, committed_cursor, fetched_cursor, updated_ts \
-                 FROM cursor_state_v2 ORDER BY source_id",
-            )
-            .map_err(|e| StoreError::sql(op, e))?;
-        let rows = st
-            .query_map([], super::rows::cursor_from_row)
-            .map_err(|e| StoreError::sql(op, e))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|e| StoreError::sql(op, e))
+        let sql = format!("SELECT {CURSOR_COLS} FROM cursor_state_v2 ORDER BY source_id");
+        self.all_rows("read cursors", &sql, [], cursor_from_row)
     }
 
     /// Every `pane_state_v2` row of every server (the restore dry-run checks them all).
@@ -174,11 +144,23 @@ impl Store {
     }
 
     fn distinct(&self, sql: &str) -> Result<Vec<String>, StoreError> {
-        let op = "read keys";
-        let mut st = self.conn.prepare(sql).map_err(|e| StoreError::sql(op, e))?;
-        let rows = st
-            .query_map([], |r| r.get(0))
+        self.all_rows("read keys", sql, [], |r| r.get(0))
+    }
+
+    /// A whole-table read for the ops and registry tables: unlike the state reads, one row
+    /// this build cannot decode fails the read.
+    pub(super) fn all_rows<T>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        p: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(sql)
             .map_err(|e| StoreError::sql(op, e))?;
+        let rows = st.query_map(p, f).map_err(|e| StoreError::sql(op, e))?;
         rows.collect::<Result<_, _>>()
             .map_err(|e| StoreError::sql(op, e))
     }

@@ -8,11 +8,26 @@ use crate::core::types::PaneId;
 
 use super::error::StoreError;
 use super::rows::{
-    self, BINDING_COLS, BindingRow, CursorRow, EVENT_COLS, EventRow, EventStatus, HealthRow,
-    PANE_COLS, PaneStateRow, SESSION_COLS, SessionStateRow,
+    self, BINDING_COLS, BindingRow, CURSOR_COLS, CursorRow, EVENT_COLS, EventRow, EventStatus,
+    HEALTH_COLS, HealthRow, PANE_COLS, PaneStateRow, SESSION_COLS, SessionStateRow,
 };
 
 pub(crate) struct Reads<'c>(pub &'c Connection);
+
+/// Defines read methods on a connection's owner ([`super::Store`], or [`super::Tx`] inside its
+/// transaction) that run the [`Reads`] query of the same name through the owner's `reads()`:
+/// the query is written once, each owner lists only the signatures it offers.
+macro_rules! forward_reads {
+    ($($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)+) => {
+        $(
+            $(#[$doc])*
+            $vis fn $name(&self, $($arg: $ty),*) -> Result<$ret, StoreError> {
+                self.reads().$name($($arg),*)
+            }
+        )+
+    };
+}
+pub(super) use forward_reads;
 
 /// Collects a list read, skipping rows this build cannot decode (logged) so one odd row never
 /// hides the others.
@@ -70,8 +85,7 @@ impl Reads<'_> {
     pub fn cursor(&self, source_id: &str) -> Result<Option<CursorRow>, StoreError> {
         self.one(
             "read cursor",
-            "SELECT source_id, committed_cursor, fetched_cursor, updated_ts \
-             FROM cursor_state_v2 WHERE source_id = ?1",
+            &format!("SELECT {CURSOR_COLS} FROM cursor_state_v2 WHERE source_id = ?1"),
             params![source_id],
             rows::cursor_from_row,
         )
@@ -155,7 +169,7 @@ impl Reads<'_> {
     pub fn source_health(&self) -> Result<Vec<HealthRow>, StoreError> {
         self.many(
             "read source health",
-            "SELECT source_id, health, reason, updated_ts FROM source_health_v2 ORDER BY source_id",
+            &format!("SELECT {HEALTH_COLS} FROM source_health_v2 ORDER BY source_id"),
             [],
             rows::health_from_row,
         )

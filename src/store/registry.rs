@@ -2,9 +2,10 @@
 //! source endpoint, keyed by `source_id` (`<source_kind>:<owner_uid>`, so a socket rotation of
 //! the same kind and owner re-registers the same row). The lifecycle itself lives in
 //! `daemon::admission`; this file only reads and writes rows.
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::error::StoreError;
+use super::rows::row_decoder;
 use super::{Store, Tx};
 use crate::core::types::Millis;
 
@@ -24,38 +25,18 @@ pub struct SourceRegistryRow {
     pub registered_by: String,
 }
 
-const COLS: &str = "source_id, source_kind, socket_path, owner_uid, state, nonce, \
-                    last_heartbeat_ts, updated_ts, registered_by";
-
-fn decode(r: &Row<'_>) -> rusqlite::Result<SourceRegistryRow> {
-    Ok(SourceRegistryRow {
-        source_id: r.get(0)?,
-        source_kind: r.get(1)?,
-        socket_path: r.get(2)?,
-        owner_uid: r.get(3)?,
-        state: r.get(4)?,
-        nonce: r.get(5)?,
-        last_heartbeat_ts: r.get(6)?,
-        updated_ts: r.get(7)?,
-        registered_by: r.get(8)?,
-    })
+row_decoder! {
+    fn decode -> SourceRegistryRow, const COLS {
+        source_id, source_kind, socket_path, owner_uid, state, nonce, last_heartbeat_ts,
+        updated_ts, registered_by,
+    }
 }
 
 impl Store {
     /// Every registry row, by source id.
     pub fn source_registry(&self) -> Result<Vec<SourceRegistryRow>, StoreError> {
-        let op = "read source registry";
-        let mut st = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLS} FROM source_registry_v1 ORDER BY source_id"
-            ))
-            .map_err(|e| StoreError::sql(op, e))?;
-        let rows = st
-            .query_map([], decode)
-            .map_err(|e| StoreError::sql(op, e))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::sql(op, e))
+        let sql = format!("SELECT {COLS} FROM source_registry_v1 ORDER BY source_id");
+        self.all_rows("read source registry", &sql, [], decode)
     }
 
     /// One registry row.

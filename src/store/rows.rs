@@ -5,48 +5,23 @@
 use std::fmt;
 
 use rusqlite::Row;
-use rusqlite::types::Type;
+use rusqlite::types::{FromSql, Type};
 
+use crate::core::seeded::seeded;
+use crate::core::types::str_enum;
 use crate::core::types::{
     Activity, AttentionKind, Evidence, Health, Millis, PaneId, Presence, Provider,
 };
 
-/// What ingest decided about an event (accepted *and* rejected events are kept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventStatus {
-    Accepted,
-    Rejected,
-    Ignored,
-    Duplicate,
-}
-
-impl EventStatus {
-    pub(crate) const ALL: &'static [EventStatus] = &[
-        EventStatus::Accepted,
-        EventStatus::Rejected,
-        EventStatus::Ignored,
-        EventStatus::Duplicate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Accepted => "accepted",
-            EventStatus::Rejected => "rejected",
-            EventStatus::Ignored => "ignored",
-            EventStatus::Duplicate => "duplicate",
-        }
+str_enum!(
+    /// What ingest decided about an event (accepted *and* rejected events are kept).
+    EventStatus {
+        Accepted => "accepted",
+        Rejected => "rejected",
+        Ignored => "ignored",
+        Duplicate => "duplicate",
     }
-
-    pub fn parse(s: &str) -> Option<EventStatus> {
-        EventStatus::ALL.iter().copied().find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for EventStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 /// One row of `events_raw_v2`. `seq` is assigned by the store (ignored on insert).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,22 +124,15 @@ pub struct HealthRow {
     pub(crate) updated_ts: Millis,
 }
 
-/// Retention bounds for [`super::Store::prune`]: events beyond either bound are deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Keep at most this many newest events.
-    pub(crate) max_events: u64,
-    /// Delete events ingested, and bindings closed, longer ago than this.
-    pub(crate) max_age_ms: i64,
-}
-
-impl Default for Retention {
-    /// 200 000 events or 7 days: a few tens of MB at most.
-    fn default() -> Self {
-        Retention {
-            max_events: 200_000,
-            max_age_ms: 7 * 24 * 3600 * 1000,
-        }
+seeded! {
+    /// Retention bounds for [`super::Store::prune`]: events beyond either bound are deleted.
+    /// Seeds: 200 000 events or 7 days: a few tens of MB at most.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Retention {
+        /// Keep at most this many newest events.
+        pub(crate) max_events: u64 = 200_000,
+        /// Delete events ingested, and bindings closed, longer ago than this.
+        pub(crate) max_age_ms: i64 = 7 * 24 * 3600 * 1000,
     }
 }
 
@@ -200,108 +168,132 @@ fn opt_enum_col<T>(
     }
 }
 
-pub(crate) const EVENT_COLS: &str = "seq, event_id, server_key, source, provider, pane_id, \
-     session_key, name, status, reason, recv_ts, ingest_ts, payload, hops";
-
-pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
-        seq: r.get(0)?,
-        event_id: r.get(1)?,
-        server_key: r.get(2)?,
-        source: r.get(3)?,
-        provider: r.get(4)?,
-        pane_id: opt_enum_col(r, 5, PaneId::parse)?,
-        session_key: r.get(6)?,
-        name: r.get(7)?,
-        status: enum_col(r, 8, EventStatus::parse)?,
-        reason: r.get(9)?,
-        recv_ts: r.get(10)?,
-        ingest_ts: r.get(11)?,
-        payload: r.get(12)?,
-        hops: r.get(13)?,
-    })
+/// Reads a row's columns in order: the i-th call reads column i. [`row_decoder!`] walks it.
+pub(super) struct Cols<'a, 'r> {
+    row: &'a Row<'r>,
+    next: usize,
 }
 
-pub(crate) const PANE_COLS: &str = "server_key, server_id, pane_id, generation, birth_ts, \
-     presence, provider, evidence, activity, attention, title, title_source, session_key, \
-     winner_source, since_ts, updated_ts, state_version, extra";
+impl<'a, 'r> Cols<'a, 'r> {
+    pub(super) fn new(row: &'a Row<'r>) -> Self {
+        Cols { row, next: 0 }
+    }
 
-pub(crate) fn pane_from_row(r: &Row<'_>) -> rusqlite::Result<PaneStateRow> {
-    Ok(PaneStateRow {
-        server_key: r.get(0)?,
-        server_id: r.get(1)?,
-        pane_id: enum_col(r, 2, PaneId::parse)?,
-        generation: r.get(3)?,
-        birth_ts: r.get(4)?,
-        presence: enum_col(r, 5, Presence::parse)?,
-        provider: opt_enum_col(r, 6, Provider::parse)?,
-        evidence: enum_col(r, 7, Evidence::parse)?,
-        activity: enum_col(r, 8, Activity::parse)?,
-        attention: opt_enum_col(r, 9, AttentionKind::parse)?,
-        title: r.get(10)?,
-        title_source: r.get(11)?,
-        session_key: r.get(12)?,
-        winner_source: r.get(13)?,
-        since_ts: r.get(14)?,
-        updated_ts: r.get(15)?,
-        state_version: r.get(16)?,
-        extra: r.get(17)?,
-    })
+    fn take(&mut self) -> usize {
+        let i = self.next;
+        self.next += 1;
+        i
+    }
+
+    /// The next column as it is stored.
+    pub(super) fn col<T: FromSql>(&mut self) -> rusqlite::Result<T> {
+        let i = self.take();
+        self.row.get(i)
+    }
+
+    /// The next column, a stored enum name.
+    pub(super) fn col_enum<T>(&mut self, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+        let i = self.take();
+        enum_col(self.row, i, parse)
+    }
+
+    /// The next column, a nullable stored enum name.
+    pub(super) fn col_opt_enum<T>(
+        &mut self,
+        parse: fn(&str) -> Option<T>,
+    ) -> rusqlite::Result<Option<T>> {
+        let i = self.take();
+        opt_enum_col(self.row, i, parse)
+    }
+
+    /// The next column read as `S`, then converted.
+    pub(super) fn col_with<S: FromSql, T>(&mut self, f: fn(S) -> T) -> rusqlite::Result<T> {
+        self.col().map(f)
+    }
 }
 
-pub(crate) const SESSION_COLS: &str = "session_key, provider, server_key, pane_id, generation, \
-     activity, title, updated_ts, state_version";
+/// Defines a row decoder `fn(&Row) -> rusqlite::Result<T>` for a struct whose listed fields are
+/// the SELECT's columns in order (`field: enum P::parse` for a stored enum name, `field: opt_enum
+/// P::parse` for a nullable one, `field: with f` to convert the stored value), and, with
+/// `const NAME`, that column list for the SELECT: one list, so the query and the decoding
+/// cannot drift apart.
+macro_rules! row_decoder {
+    ($vis:vis fn $decode:ident -> $T:ident, const $cols:ident {
+        $($field:ident $(: $how:ident $conv:path)?),+ $(,)?
+    }) => {
+        $vis const $cols: &str = row_decoder!(@join $($field),+);
+        row_decoder!($vis fn $decode -> $T { $($field $(: $how $conv)?),+ });
+    };
+    ($vis:vis fn $decode:ident -> $T:ident {
+        $($field:ident $(: $how:ident $conv:path)?),+ $(,)?
+    }) => {
+        $vis fn $decode(r: &rusqlite::Row<'_>) -> rusqlite::Result<$T> {
+            let mut c = $crate::store::rows::Cols::new(r);
+            Ok($T { $($field: row_decoder!(@col c $(, $how $conv)?)?),+ })
+        }
+    };
+    (@join $first:ident $(, $rest:ident)*) => {
+        concat!(stringify!($first) $(, ", ", stringify!($rest))*)
+    };
+    (@col $c:ident) => { $c.col() };
+    (@col $c:ident, enum $p:path) => { $c.col_enum($p) };
+    (@col $c:ident, opt_enum $p:path) => { $c.col_opt_enum($p) };
+    (@col $c:ident, with $p:path) => { $c.col_with($p) };
+}
+pub(super) use row_decoder;
 
-pub(crate) fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionStateRow> {
-    Ok(SessionStateRow {
-        session_key: r.get(0)?,
-        provider: enum_col(r, 1, Provider::parse)?,
-        server_key: r.get(2)?,
-        pane_id: opt_enum_col(r, 3, PaneId::parse)?,
-        generation: r.get(4)?,
-        activity: enum_col(r, 5, Activity::parse)?,
-        title: r.get(6)?,
-        updated_ts: r.get(7)?,
-        state_version: r.get(8)?,
-    })
+row_decoder! {
+    pub(crate) fn event_from_row -> EventRow, const EVENT_COLS {
+        seq, event_id, server_key, source, provider,
+        pane_id: opt_enum PaneId::parse,
+        session_key, name,
+        status: enum EventStatus::parse,
+        reason, recv_ts, ingest_ts, payload, hops,
+    }
 }
 
-pub(crate) const BINDING_COLS: &str = "id, server_key, server_id, pane_id, generation, birth_ts, \
-     session_key, provider, linked_ts, unlinked_ts, reason, tombstone_until";
-
-pub(crate) fn binding_from_row(r: &Row<'_>) -> rusqlite::Result<BindingRow> {
-    Ok(BindingRow {
-        id: r.get(0)?,
-        server_key: r.get(1)?,
-        server_id: r.get(2)?,
-        pane_id: enum_col(r, 3, PaneId::parse)?,
-        generation: r.get(4)?,
-        birth_ts: r.get(5)?,
-        session_key: r.get(6)?,
-        provider: enum_col(r, 7, Provider::parse)?,
-        linked_ts: r.get(8)?,
-        unlinked_ts: r.get(9)?,
-        reason: r.get(10)?,
-        tombstone_until: r.get(11)?,
-    })
+row_decoder! {
+    pub(crate) fn pane_from_row -> PaneStateRow, const PANE_COLS {
+        server_key, server_id, pane_id: enum PaneId::parse, generation, birth_ts,
+        presence: enum Presence::parse,
+        provider: opt_enum Provider::parse,
+        evidence: enum Evidence::parse,
+        activity: enum Activity::parse,
+        attention: opt_enum AttentionKind::parse,
+        title, title_source, session_key, winner_source, since_ts, updated_ts, state_version, extra,
+    }
 }
 
-pub(crate) fn cursor_from_row(r: &Row<'_>) -> rusqlite::Result<CursorRow> {
-    Ok(CursorRow {
-        source_id: r.get(0)?,
-        committed_cursor: r.get(1)?,
-        fetched_cursor: r.get(2)?,
-        updated_ts: r.get(3)?,
-    })
+row_decoder! {
+    pub(crate) fn session_from_row -> SessionStateRow, const SESSION_COLS {
+        session_key,
+        provider: enum Provider::parse,
+        server_key, pane_id: opt_enum PaneId::parse, generation,
+        activity: enum Activity::parse,
+        title, updated_ts, state_version,
+    }
 }
 
-pub(crate) fn health_from_row(r: &Row<'_>) -> rusqlite::Result<HealthRow> {
-    Ok(HealthRow {
-        source_id: r.get(0)?,
-        health: enum_col(r, 1, Health::parse)?,
-        reason: r.get(2)?,
-        updated_ts: r.get(3)?,
-    })
+row_decoder! {
+    pub(crate) fn binding_from_row -> BindingRow, const BINDING_COLS {
+        id, server_key, server_id, pane_id: enum PaneId::parse, generation, birth_ts, session_key,
+        provider: enum Provider::parse,
+        linked_ts, unlinked_ts, reason, tombstone_until,
+    }
+}
+
+row_decoder! {
+    pub(crate) fn cursor_from_row -> CursorRow, const CURSOR_COLS {
+        source_id, committed_cursor, fetched_cursor, updated_ts,
+    }
+}
+
+row_decoder! {
+    pub(crate) fn health_from_row -> HealthRow, const HEALTH_COLS {
+        source_id,
+        health: enum Health::parse,
+        reason, updated_ts,
+    }
 }
 
 /// True for a per-row decoding failure (unknown enum name, out-of-range integer, wrong type):

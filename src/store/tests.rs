@@ -29,6 +29,18 @@ impl TempDir {
     }
 }
 
+/// The event ids of a read, in its order.
+fn ids(events: Result<Vec<EventRow>, StoreError>) -> Vec<String> {
+    events.unwrap().into_iter().map(|e| e.event_id).collect()
+}
+
+/// A store in a fresh temp dir, which lives as long as the returned guard.
+fn temp_store(tag: &str) -> (TempDir, Store) {
+    let dir = TempDir::new(tag);
+    let s = Store::open(&dir.db()).unwrap();
+    (dir, s)
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -314,8 +326,7 @@ fn damaged_pages_are_reported_corrupt_and_can_be_quarantined() {
 
 #[test]
 fn insert_event_dedups_on_event_id() {
-    let dir = TempDir::new("dedup");
-    let mut s = Store::open(&dir.db()).unwrap();
+    let (_dir, mut s) = temp_store("dedup");
     let mut tx = s.begin().unwrap();
     assert!(tx.insert_event(&ev("e1", "%1", 10)).unwrap());
     assert!(!tx.insert_event(&ev("e1", "%1", 11)).unwrap());
@@ -338,9 +349,8 @@ fn insert_event_dedups_on_event_id() {
 
 #[test]
 fn dropped_transaction_leaves_nothing() {
-    let dir = TempDir::new("rollback");
+    let (dir, mut s) = temp_store("rollback");
     let path = dir.db();
-    let mut s = Store::open(&path).unwrap();
     let mut tx = s.begin().unwrap();
     tx.set_cursor("claude_hooks", "c1", None, 1).unwrap();
     tx.commit().unwrap();
@@ -510,19 +520,9 @@ fn events_read_newest_first_with_status_counts_and_hops() {
     assert!(!tx.record_hop("nope", "client", 1).unwrap());
     assert!(tx.record_hop("e4", "bad.hop", 1).is_err());
     tx.commit().unwrap();
-    let p1: Vec<String> = s
-        .events_for_pane("srv", &"%1".into(), 2)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event_id)
-        .collect();
+    let p1 = ids(s.events_for_pane("srv", &"%1".into(), 2));
     assert_eq!(p1, vec!["e4", "e2"]);
-    let sess: Vec<String> = s
-        .events_for_session("sess-%2", 10)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event_id)
-        .collect();
+    let sess = ids(s.events_for_session("sess-%2", 10));
     assert_eq!(sess, vec!["e5", "e3", "e1"]);
     let e3 = s.event("e3").unwrap().unwrap();
     assert_eq!(e3.status, EventStatus::Rejected);
@@ -584,12 +584,7 @@ fn prune_bounds_events_by_count() {
         max_age_ms: 1_000_000,
     };
     assert_eq!(s.prune(&r, 2000).unwrap(), 7);
-    let left: Vec<String> = s
-        .events_for_pane("srv", &"%1".into(), 100)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event_id)
-        .collect();
+    let left = ids(s.events_for_pane("srv", &"%1".into(), 100));
     assert_eq!(left, vec!["e9", "e8", "e7"]);
     // Idempotent, and new events keep their place after a prune.
     assert_eq!(s.prune(&r, 2000).unwrap(), 0);
@@ -655,9 +650,8 @@ fn prune_bounds_events_and_closed_bindings_by_age() {
 
 #[test]
 fn writer_waits_then_reports_locked() {
-    let dir = TempDir::new("locked");
+    let (dir, mut a) = temp_store("locked");
     let path = dir.db();
-    let mut a = Store::open(&path).unwrap();
     let opts = StoreOptions {
         busy_timeout: Duration::from_millis(50),
     };
@@ -685,9 +679,8 @@ fn writer_waits_then_reports_locked() {
 
 #[test]
 fn two_handles_share_one_file() {
-    let dir = TempDir::new("two");
+    let (dir, mut a) = temp_store("two");
     let path = dir.db();
-    let mut a = Store::open(&path).unwrap();
     let mut b = Store::open(&path).unwrap();
     let mut tx = a.begin().unwrap();
     tx.insert_event(&ev("a1", "%1", 1)).unwrap();
@@ -713,9 +706,8 @@ fn two_handles_share_one_file() {
 
 #[test]
 fn unknown_stored_values_are_skipped_in_lists_and_errors_alone() {
-    let dir = TempDir::new("unknown");
+    let (dir, mut s) = temp_store("unknown");
     let path = dir.db();
-    let mut s = Store::open(&path).unwrap();
     let mut tx = s.begin().unwrap();
     tx.upsert_pane_state(&pane("%1", Activity::Running))
         .unwrap();
@@ -740,8 +732,7 @@ fn unknown_stored_values_are_skipped_in_lists_and_errors_alone() {
 
 #[test]
 fn snapshot_is_a_usable_copy() {
-    let dir = TempDir::new("snap");
-    let mut s = Store::open(&dir.db()).unwrap();
+    let (dir, mut s) = temp_store("snap");
     let mut tx = s.begin().unwrap();
     tx.insert_event(&ev("e1", "%1", 1)).unwrap();
     tx.upsert_pane_state(&pane("%1", Activity::WaitingInput))
@@ -770,8 +761,7 @@ fn snapshot_is_a_usable_copy() {
 
 #[test]
 fn a_thousand_events_batch_in_one_transaction() {
-    let dir = TempDir::new("batch");
-    let mut s = Store::open(&dir.db()).unwrap();
+    let (_dir, mut s) = temp_store("batch");
     let start = Instant::now();
     let mut tx = s.begin().unwrap();
     for i in 0..1000 {

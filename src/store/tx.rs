@@ -8,7 +8,7 @@ use rusqlite::{Transaction, params};
 use crate::core::types::{Health, Millis, PaneId};
 
 use super::error::StoreError;
-use super::reads::Reads;
+use super::reads::{Reads, forward_reads};
 use super::rows::{BindingRow, CursorRow, EventRow, PaneStateRow, SessionStateRow};
 
 /// A write transaction on a [`super::Store`]. Rolls back on drop unless committed.
@@ -79,6 +79,27 @@ impl Tx<'_> {
 
     fn reads(&self) -> Reads<'_> {
         Reads(&self.tx)
+    }
+
+    /// Flow-014 compare-and-swap, shared by the pane and session rows: `write` runs `update`
+    /// (which must match only the stored version `expected_version`) with the version
+    /// `expected_version + 1`; if it matched no row and `expected_version` is 0 (the row must
+    /// not exist yet), `insert` (`… ON CONFLICT DO NOTHING`) with the same version.
+    fn cas(
+        &self,
+        expected_version: i64,
+        update: &str,
+        insert: &str,
+        write: impl Fn(&str, i64) -> Result<usize, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let next = expected_version.saturating_add(1);
+        if write(update, next)? == 1 {
+            return Ok(true);
+        }
+        if expected_version != 0 {
+            return Ok(false);
+        }
+        Ok(write(insert, next)? == 1)
     }
 
     /// Appends a raw event. Returns `false` (and writes nothing) when `event_id` is already
@@ -169,34 +190,20 @@ impl Tx<'_> {
         row: &PaneStateRow,
         expected_version: i64,
     ) -> Result<bool, StoreError> {
-        let next = expected_version.saturating_add(1);
-        let n = self.exec_pane(
-            "cas pane state",
+        self.cas(
+            expected_version,
             "UPDATE pane_state_v2 SET server_id = ?2, generation = ?4, birth_ts = ?5, \
              presence = ?6, provider = ?7, evidence = ?8, activity = ?9, attention = ?10, \
              title = ?11, title_source = ?12, session_key = ?13, winner_source = ?14, \
              since_ts = ?15, updated_ts = ?16, state_version = ?17, extra = ?18 \
              WHERE server_key = ?1 AND pane_id = ?3 AND state_version = ?17 - 1",
-            row,
-            next,
-        )?;
-        if n == 1 {
-            return Ok(true);
-        }
-        if expected_version != 0 {
-            return Ok(false);
-        }
-        let n = self.exec_pane(
-            "cas pane state",
             "INSERT INTO pane_state_v2 (server_key, server_id, pane_id, generation, birth_ts, \
              presence, provider, evidence, activity, attention, title, title_source, \
              session_key, winner_source, since_ts, updated_ts, state_version, extra) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
              ON CONFLICT (server_key, pane_id) DO NOTHING",
-            row,
-            next,
-        )?;
-        Ok(n == 1)
+            |sql, version| self.exec_pane("cas pane state", sql, row, version),
+        )
     }
 
     /// Deletes a pane row. Returns whether one existed.
@@ -236,28 +243,16 @@ impl Tx<'_> {
         row: &SessionStateRow,
         expected_version: i64,
     ) -> Result<bool, StoreError> {
-        let next = expected_version.saturating_add(1);
-        let n = self.exec(
-            "cas session state",
+        self.cas(
+            expected_version,
             "UPDATE session_state_v2 SET provider = ?2, server_key = ?3, pane_id = ?4, \
              generation = ?5, activity = ?6, title = ?7, updated_ts = ?8, state_version = ?9 \
              WHERE session_key = ?1 AND state_version = ?9 - 1",
-            session_params(row, next),
-        )?;
-        if n == 1 {
-            return Ok(true);
-        }
-        if expected_version != 0 {
-            return Ok(false);
-        }
-        let n = self.exec(
-            "cas session state",
             "INSERT INTO session_state_v2 (session_key, provider, server_key, pane_id, \
              generation, activity, title, updated_ts, state_version) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (session_key) DO NOTHING",
-            session_params(row, next),
-        )?;
-        Ok(n == 1)
+            |sql, version| self.exec("cas session state", sql, session_params(row, version)),
+        )
     }
 
     /// Deletes a session row. Returns whether one existed.
@@ -393,37 +388,22 @@ impl Tx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Reads a pane row inside the transaction (sees this transaction's writes): the re-read
-    /// step after a CAS conflict.
-    pub fn pane_state(
-        &self,
-        server_key: &str,
-        pane_id: &PaneId,
-    ) -> Result<Option<PaneStateRow>, StoreError> {
-        self.reads().pane_state(server_key, pane_id)
-    }
+    forward_reads! {
+        /// Reads a pane row inside the transaction (sees this transaction's writes): the re-read
+        /// step after a CAS conflict.
+        pub fn pane_state(server_key: &str, pane_id: &PaneId) -> Option<PaneStateRow>;
 
-    /// Reads a session row inside the transaction.
-    pub(crate) fn session_state(
-        &self,
-        session_key: &str,
-    ) -> Result<Option<SessionStateRow>, StoreError> {
-        self.reads().session_state(session_key)
-    }
+        /// Reads a session row inside the transaction.
+        pub(crate) fn session_state(session_key: &str) -> Option<SessionStateRow>;
 
-    /// Reads a cursor inside the transaction.
-    pub fn cursor(&self, source_id: &str) -> Result<Option<CursorRow>, StoreError> {
-        self.reads().cursor(source_id)
-    }
+        /// Reads a cursor inside the transaction.
+        pub fn cursor(source_id: &str) -> Option<CursorRow>;
 
-    /// Whether an event id is stored (including this transaction's inserts).
-    pub fn has_event(&self, event_id: &str) -> Result<bool, StoreError> {
-        self.reads().has_event(event_id)
-    }
+        /// Whether an event id is stored (including this transaction's inserts).
+        pub fn has_event(event_id: &str) -> bool;
 
-    /// Reads a `meta_kv` value inside the transaction.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.reads().meta(key)
+        /// Reads a `meta_kv` value inside the transaction.
+        pub fn meta(key: &str) -> Option<String>;
     }
 
     /// Makes every write of this transaction durable at once.

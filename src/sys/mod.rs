@@ -11,6 +11,7 @@ compile_error!("agtmux runs on Linux and macOS only (src/sys has no port for thi
 pub(crate) mod bounded;
 pub mod clock;
 pub(crate) mod detach;
+pub(crate) mod env;
 pub(crate) mod fd;
 pub(crate) mod host;
 pub mod peercred;

@@ -81,6 +81,19 @@ pub(super) fn result_line(id: &Value, result: Value) -> String {
     s
 }
 
+/// The answer to a lookup (the connection stays open): the item found, or `not_found` with
+/// the message `missing` makes.
+pub(super) fn found_or(
+    id: &Value,
+    item: Option<Value>,
+    missing: impl FnOnce() -> String,
+) -> (String, bool) {
+    match item {
+        Some(v) => (result_line(id, v), false),
+        None => (error_line(id, "not_found", &missing()), false),
+    }
+}
+
 /// Answer one request line. Returns the answer and whether the client subscribed.
 pub fn handle_line(line: &[u8], view: &View) -> (String, bool) {
     let req: Value = match serde_json::from_slice(line) {
@@ -194,20 +207,12 @@ fn trace(id: &Value, params: &Value, view: &View) -> (String, bool) {
     if let Some(tok) = params.get("delivery_token").and_then(Value::as_str) {
         let t =
             crate::delivery::parse_token(tok).and_then(|t| view.delivery.and_then(|d| d.trace(t)));
-        return match t {
-            Some(t) => (result_line(id, t.json()), false),
-            None => (
-                error_line(
-                    id,
-                    "not_found",
-                    &format!(
-                        "no delivery token {tok:?} in memory (the newest {} are kept)",
-                        crate::delivery::MAX_TOKEN_TRACES
-                    ),
-                ),
-                false,
-            ),
-        };
+        return found_or(id, t.map(|t| t.json()), || {
+            format!(
+                "no delivery token {tok:?} in memory (the newest {} are kept)",
+                crate::delivery::MAX_TOKEN_TRACES
+            )
+        });
     }
     let eid = params.get("event_id").and_then(Value::as_str);
     match (eid, view.metrics) {
@@ -258,21 +263,7 @@ mod tests {
     use std::path::Path;
 
     fn view<'a>(proj: &'a Projection, reg: &'a Registry, style: &'a Style) -> View<'a> {
-        View {
-            projection: proj,
-            registry: reg,
-            style,
-            identity: Some("1:2"),
-            socket: Path::new("/tmp/x"),
-            tmux_connected: true,
-            store_problem: None,
-            metrics: None,
-            ingest_counts: Default::default(),
-            delivery: None,
-            ops: None,
-            remotes: None,
-            now: 5,
-        }
+        View::without_daemon(proj, reg, style, Some("1:2"), Path::new("/tmp/x"), 5)
     }
 
     fn answer(line: &str) -> Value {

@@ -41,6 +41,8 @@ use dispatch::{Gate, error_line, gate, with_extra};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Token};
 use render::pane_json;
+/// Also orders `ls --remote`'s sessions (`daemon::remote`).
+pub(crate) use render::session_order;
 use serde_json::{Value, json};
 use source_methods::source_method;
 use std::collections::{BTreeSet, HashMap};
@@ -124,6 +126,36 @@ pub struct View<'a> {
     /// The remote hosts' `list` section (issue 24), when any host is configured.
     pub remotes: Option<&'a Value>,
     pub now: Millis,
+}
+
+impl<'a> View<'a> {
+    /// A view with only the pane model: no metrics, delivery, ops or remote hosts, tmux
+    /// connected, store healthy. For tests and the fuzz target, which have no daemon.
+    #[doc(hidden)]
+    pub fn without_daemon(
+        projection: &'a Projection,
+        registry: &'a Registry,
+        style: &'a Style,
+        identity: Option<&'a str>,
+        socket: &'a Path,
+        now: Millis,
+    ) -> View<'a> {
+        View {
+            projection,
+            registry,
+            style,
+            identity,
+            socket,
+            tmux_connected: true,
+            store_problem: None,
+            metrics: None,
+            ingest_counts: Default::default(),
+            delivery: None,
+            ops: None,
+            remotes: None,
+            now,
+        }
+    }
 }
 
 struct Client {

@@ -55,19 +55,21 @@ pub(crate) fn pane_json(p: &PaneModel, view: &View) -> Value {
 /// window (index, id) → panes with their index.
 type Windows<'a> = BTreeMap<(u32, &'a str), Vec<(u32, Value)>>;
 
+/// Where a session sorts in tmux's order: its id's number (`$3` → 3), an odd id last.
+pub(crate) fn session_order(session_id: &str) -> u64 {
+    session_id
+        .trim_start_matches('$')
+        .parse()
+        .unwrap_or(u64::MAX)
+}
+
 /// sessions → windows → panes, in tmux's order (session id, window index, pane index).
 pub(crate) fn list_json(view: &View) -> Value {
     // session id → window id → panes
     let mut tree: BTreeMap<(u64, &str), Windows> = BTreeMap::new();
     for p in view.projection.panes.values() {
         let info = view.registry.panes.get(&p.instance.pane_id);
-        let skey = (
-            p.session_id
-                .trim_start_matches('$')
-                .parse()
-                .unwrap_or(u64::MAX),
-            p.session_id.as_str(),
-        );
+        let skey = (session_order(&p.session_id), p.session_id.as_str());
         let wkey = (
             info.map(|i| i.window_index).unwrap_or(u32::MAX),
             p.window_id.as_str(),

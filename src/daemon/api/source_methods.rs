@@ -4,7 +4,7 @@
 //! WHY apart from the read-model dispatch: these methods act on the connection (who it speaks
 //! as) and on the trust material ([`super::Admission`]), not on the read model; the checks
 //! themselves live in `daemon::admission`.
-use super::dispatch::{error_line, result_line};
+use super::dispatch::{error_line, found_or, result_line};
 use super::{Admission, Client};
 use crate::core::types::Millis;
 use serde_json::{Value, json};
@@ -28,8 +28,8 @@ pub(super) fn source_method(
     match method {
         "source.hello" => hello(id, params, c, a, api_path, now),
         "source.heartbeat" => heartbeat(id, c, a, now),
-        "source.register" => register(id, params, c, a, now),
-        "source.revoke" => revoke(id, params, c, a, now),
+        "source.register" => register(id, params, c.peer_uid, a, now),
+        "source.revoke" => revoke(id, params, c.peer_uid, a, now),
         "source.list" => {
             let mut r = a.registry.json();
             r["connections"] = a.traces.recent_json(32);
@@ -127,7 +127,7 @@ fn heartbeat(id: &Value, c: &mut Client, a: &mut Admission, now: Millis) -> (Str
 fn register(
     id: &Value,
     params: &Value,
-    c: &mut Client,
+    peer_uid: u32,
     a: &mut Admission,
     now: Millis,
 ) -> (String, bool) {
@@ -136,7 +136,7 @@ fn register(
         .get("owner_uid")
         .and_then(Value::as_u64)
         .and_then(|u| u32::try_from(u).ok())
-        .unwrap_or(c.peer_uid);
+        .unwrap_or(peer_uid);
     let (Some(kind), Some(path)) = (s("source_kind"), s("socket_path")) else {
         return (
             error_line(id, "invalid_params", "need source_kind and socket_path"),
@@ -153,14 +153,14 @@ fn register(
 fn revoke(
     id: &Value,
     params: &Value,
-    c: &mut Client,
+    peer_uid: u32,
     a: &mut Admission,
     now: Millis,
 ) -> (String, bool) {
     let s = |k: &str| params.get(k).and_then(Value::as_str);
     let sid = match (s("source_id"), s("source_kind")) {
         (Some(x), _) => x.to_string(),
-        (None, Some(k)) => crate::daemon::admission::source_id(k, c.peer_uid),
+        (None, Some(k)) => crate::daemon::admission::source_id(k, peer_uid),
         _ => {
             return (
                 error_line(id, "invalid_params", "need source_id or source_kind"),
@@ -168,13 +168,9 @@ fn revoke(
             );
         }
     };
-    match a.registry.revoke(&sid, now) {
-        Some(e) => (result_line(id, e.json()), false),
-        None => (
-            error_line(id, "not_found", &format!("no source {sid:?}")),
-            false,
-        ),
-    }
+    found_or(id, a.registry.revoke(&sid, now).map(|e| e.json()), || {
+        format!("no source {sid:?}")
+    })
 }
 
 /// `source.trace`: one source connection's trace.
@@ -186,18 +182,10 @@ fn trace(id: &Value, params: &Value, a: &mut Admission) -> (String, bool) {
             false,
         );
     };
-    match a.traces.get(conn) {
-        Some(t) => (result_line(id, t.json()), false),
-        None => (
-            error_line(
-                id,
-                "not_found",
-                &format!(
-                    "no connection {} (the newest 256 are kept)",
-                    crate::daemon::conntrace::conn_str(conn)
-                ),
-            ),
-            false,
-        ),
-    }
+    found_or(id, a.traces.get(conn).map(|t| t.json()), || {
+        format!(
+            "no connection {} (the newest 256 are kept)",
+            crate::daemon::conntrace::conn_str(conn)
+        )
+    })
 }

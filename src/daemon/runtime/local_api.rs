@@ -86,16 +86,21 @@ impl Runtime {
         }
     }
 
+    /// Takes the trust material out for an API call (the view borrows the rest of self), an
+    /// empty placeholder in its place; the caller puts it back after the call.
+    fn lend_admission(&mut self) -> api::Admission {
+        let placeholder = api::Admission {
+            runtime_uid: self.api.admission.runtime_uid,
+            nonce: String::new(),
+            registry: crate::daemon::admission::SourceRegistry::empty(),
+            traces: Default::default(),
+        };
+        std::mem::replace(&mut self.api.admission, placeholder)
+    }
+
     pub(super) fn on_api(&mut self, ev: &mio::event::Event) {
         if let Some(mut a) = self.api.server.take() {
-            // Lend the trust material for the call (the view borrows the rest of self).
-            let placeholder = api::Admission {
-                runtime_uid: self.api.admission.runtime_uid,
-                nonce: String::new(),
-                registry: crate::daemon::admission::SourceRegistry::empty(),
-                traces: Default::default(),
-            };
-            let mut adm = std::mem::replace(&mut self.api.admission, placeholder);
+            let mut adm = self.lend_admission();
             a.on_event(ev, self.poll.registry(), &self.api_view(now_ms()), &mut adm);
             self.api.admission = adm;
             self.api.server = Some(a);
@@ -111,13 +116,7 @@ impl Runtime {
             return;
         }
         if let Some(mut a) = self.api.server.take() {
-            let placeholder = api::Admission {
-                runtime_uid: self.api.admission.runtime_uid,
-                nonce: String::new(),
-                registry: crate::daemon::admission::SourceRegistry::empty(),
-                traces: Default::default(),
-            };
-            let mut adm = std::mem::replace(&mut self.api.admission, placeholder);
+            let mut adm = self.lend_admission();
             a.service_pending(self.poll.registry(), &self.api_view(now), &mut adm);
             self.api.admission = adm;
             self.api.server = Some(a);

@@ -3,44 +3,33 @@
 //!
 //! WHY a module of its own: these periods set what an idle daemon costs; they are read in one
 //! place instead of between the loop's handlers.
+use crate::core::seeded::seeded;
 use crate::core::types::Millis;
+use crate::sys::env;
 
-/// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
-#[derive(Debug, Clone)]
-pub(crate) struct Timing {
-    /// The full `list-panes -a` (plus clients, sessions, windows), besides structure
-    /// notifications: it finds agents started in panes that were plain shells and panes gone
-    /// without a notification. Its cost grows with all panes, so it is slow.
-    pub(crate) refresh_full: Millis,
-    /// The change hints of candidate (agent) panes only, one `display -p` each: what drives
-    /// screen captures. Its cost grows with agent panes.
-    pub(crate) refresh_hints: Millis,
-    /// Safety-net spool scan, in case a file-watch event was missed (or the state dir could
-    /// only be stat-polled: this scan is then what notices appends besides the wake-up).
-    pub(crate) spool_scan: Millis,
-    /// Minimum gap between two captures of one pane.
-    pub(crate) capture_min_gap: Millis,
-    /// A capture even without change hints (see `capture_interval`): `capture_busy` for panes
-    /// running or waiting, `capture_quiet` for the rest.
-    pub(crate) capture_busy: Millis,
-    pub(crate) capture_quiet: Millis,
-    /// Re-read the process tree of agent panes this often (agent replaced in place).
-    pub(crate) process_recheck: Millis,
-    pub(crate) prune_every: Millis,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing {
-            refresh_full: 5_000,
-            refresh_hints: 1_000,
-            spool_scan: 2_000,
-            capture_min_gap: 250,
-            capture_busy: 1_000,
-            capture_quiet: 15_000,
-            process_recheck: 10_000,
-            prune_every: 600_000,
-        }
+seeded! {
+    /// Timing knobs (ms). Defaults keep an idle daemon near zero CPU.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Timing {
+        /// The full `list-panes -a` (plus clients, sessions, windows), besides structure
+        /// notifications: it finds agents started in panes that were plain shells and panes gone
+        /// without a notification. Its cost grows with all panes, so it is slow.
+        pub(crate) refresh_full: Millis = 5_000,
+        /// The change hints of candidate (agent) panes only, one `display -p` each: what drives
+        /// screen captures. Its cost grows with agent panes.
+        pub(crate) refresh_hints: Millis = 1_000,
+        /// Safety-net spool scan, in case a file-watch event was missed (or the state dir could
+        /// only be stat-polled: this scan is then what notices appends besides the wake-up).
+        pub(crate) spool_scan: Millis = 2_000,
+        /// Minimum gap between two captures of one pane.
+        pub(crate) capture_min_gap: Millis = 250,
+        /// A capture even without change hints (see `capture_interval`): `capture_busy` for panes
+        /// running or waiting, `capture_quiet` for the rest.
+        pub(crate) capture_busy: Millis = 1_000,
+        pub(crate) capture_quiet: Millis = 15_000,
+        /// Re-read the process tree of agent panes this often (agent replaced in place).
+        pub(crate) process_recheck: Millis = 10_000,
+        pub(crate) prune_every: Millis = 600_000,
     }
 }
 
@@ -50,11 +39,7 @@ impl Timing {
     /// the pane subscription and settle re-checks, not by the scan.
     pub(crate) fn from_env() -> Timing {
         let mut t = Timing::default();
-        if let Some(v) = std::env::var("AGTMUX_FULL_REFRESH_MS")
-            .ok()
-            .and_then(|v| v.trim().parse::<Millis>().ok())
-            .filter(|v| *v >= 100)
-        {
+        if let Some(v) = env::number::<Millis>("AGTMUX_FULL_REFRESH_MS").filter(|v| *v >= 100) {
             t.refresh_full = v;
         }
         t
