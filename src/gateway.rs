@@ -998,7 +998,7 @@ impl Gateway {
         }
         let origin = origins.get(&event.event_id).copied();
         let mismatch = origin
-            .zip(event.pane_id.as_deref())
+            .zip(event.pane_id.as_ref())
             .and_then(|(o, p)| o.mismatch_reason(p));
         let applied = if unbound {
             Err(IgnoreReason::Gateway("unbound_thread".to_string()))

@@ -6,10 +6,10 @@
 //! Every check that no key arrived comes after a positive sign (the refused command exited,
 //! and a later marker key did arrive).
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 mod support;
-use support::{BIN, Server, fixture, wait_until};
+use support::{BIN, Server, fixture, kill_tmux_server, out_and_err, wait_until};
 
 /// Draws the file `argv[1]` (again whenever it changes) and appends stdin to `argv[2]`.
 const FAKE: &str = r#"#!/usr/bin/env python3
@@ -111,6 +111,15 @@ impl Agent {
         std::fs::read(&self.keys).unwrap_or_default()
     }
 
+    /// Waits until the agent got exactly `want` as its keys.
+    fn wait_keys(&self, want: &[u8]) {
+        assert!(
+            wait_until(30, || self.keys() == want),
+            "keys: {:?}",
+            String::from_utf8_lossy(&self.keys())
+        );
+    }
+
     /// A marker key typed by the test itself: once it arrived, every earlier key has too.
     fn keys_after_marker(&self, s: &Server) -> Vec<u8> {
         s.tmux(&["send-keys", "-t", &self.pane, "-l", "#"]);
@@ -140,29 +149,20 @@ fn waiting(s: &Server, pane: &str, tool: &str, want: &str) {
     s.wait_pane(pane, "@agtmux_state", want, 30);
 }
 
-fn agtmux(s: &Server, args: &[&str]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args).args(["-L", &s.name]);
-    s.env(&mut c);
-    c.env_remove("TMUX").env_remove("TMUX_PANE");
-    c.stdin(Stdio::null()).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// `o` ended with exit code `code` and its output (stdout and stderr) says `text`.
+fn assert_says(o: &std::process::Output, code: i32, text: &str) {
+    let all = out_and_err(o);
+    assert_eq!(o.status.code(), Some(code), "{all}");
+    assert!(all.contains(text), "{all}");
 }
 
 fn token(s: &Server, verb: &str, pane: &str) -> String {
-    let o = agtmux(s, &[verb, pane, "--dry-run"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = s.agtmux(&[verb, pane, "--dry-run"]);
+    assert!(o.status.success(), "{}", out_and_err(&o));
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("token: "))
-        .unwrap_or_else(|| panic!("no token: {}", text(&o)))
+        .unwrap_or_else(|| panic!("no token: {}", out_and_err(&o)))
         .to_string()
 }
 
@@ -174,11 +174,8 @@ fn world(tag: &str) -> Server {
 
 /// Runs `agtmux ARGS` in the background; its output once it ends.
 fn spawn(s: &Server, args: &[&str]) -> std::process::Child {
-    let mut c = Command::new(BIN);
-    c.args(args).args(["-L", &s.name]);
-    s.env(&mut c);
-    c.env_remove("TMUX").env_remove("TMUX_PANE");
-    c.stdin(Stdio::null())
+    s.agtmux_cmd(args)
+        .args(["-L", &s.name])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -192,14 +189,12 @@ fn approve_sends_the_yes_digit_and_reports_running() {
     waiting(&s, &a.pane, "Bash", "waiting_approval");
     let child = spawn(&s, &["approve", &a.pane, "--timeout", "60"]);
     // The agent got its key; it goes on as Claude does (the tool runs).
-    assert!(wait_until(30, || a.keys() == b"1"), "keys: {:?}", a.keys());
+    a.wait_keys(b"1");
     hook(&s, &a.pane, "PreToolUse", ",\"tool_name\":\"Bash\"");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("approve (claude permission): waiting_approval -> running"),
-        "{}",
-        text(&out)
+    assert_says(
+        &child.wait_with_output().unwrap(),
+        0,
+        "approve (claude permission): waiting_approval -> running",
     );
     assert_eq!(a.keys_after_marker(&s), b"1");
 }
@@ -210,11 +205,9 @@ fn deny_on_a_moved_cursor_still_sends_the_no_digit() {
     let a = Agent::start(&s, "claude", "claude_permission_cursor2.txt");
     waiting(&s, &a.pane, "Bash", "waiting_approval");
     let child = spawn(&s, &["deny", &a.pane, "--timeout", "60"]);
-    assert!(wait_until(30, || a.keys() == b"3"), "keys: {:?}", a.keys());
+    a.wait_keys(b"3");
     hook(&s, &a.pane, "Stop", "");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("-> idle"), "{}", text(&out));
+    assert_says(&child.wait_with_output().unwrap(), 0, "-> idle");
 }
 
 #[test]
@@ -229,30 +222,24 @@ fn reply_text_with_shell_metacharacters_arrives_verbatim() {
     );
     let child = spawn(&s, &["reply", &a.pane, &answer, "--timeout", "60"]);
     let want = format!("3{answer}\r").into_bytes();
-    assert!(
-        wait_until(30, || a.keys() == want),
-        "keys: {:?}",
-        String::from_utf8_lossy(&a.keys())
-    );
+    a.wait_keys(&want);
     hook(
         &s,
         &a.pane,
         "PostToolUse",
         ",\"tool_name\":\"AskUserQuestion\"",
     );
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("reply (claude question): waiting_input -> running"),
-        "{}",
-        text(&out)
+    assert_says(
+        &child.wait_with_output().unwrap(),
+        0,
+        "reply (claude question): waiting_input -> running",
     );
     assert!(!canary.exists(), "the reply ran through a shell");
     // An option's label picks its digit.
     let b = Agent::start(&s, "claude", "claude_askq.txt");
     waiting(&s, &b.pane, "AskUserQuestion", "waiting_input");
-    let o = agtmux(&s, &["reply", &b.pane, "sqlite", "--timeout", "0"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = s.agtmux(&["reply", &b.pane, "sqlite", "--timeout", "0"]);
+    assert!(o.status.success(), "{}", out_and_err(&o));
     assert_eq!(b.keys_after_marker(&s), b"2");
 }
 
@@ -263,29 +250,25 @@ fn other_states_wrong_dialogs_and_wrong_panes_are_refused_without_a_key() {
     // Running, not waiting: refused with exit 5, whatever the screen shows.
     hook(&s, &a.pane, "UserPromptSubmit", ",\"prompt\":\"go\"");
     s.wait_pane(&a.pane, "@agtmux_state", "running", 30);
-    let o = agtmux(&s, &["approve", &a.pane]);
-    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
-    assert!(text(&o).contains("is running"), "{}", text(&o));
+    let o = s.agtmux(&["approve", &a.pane]);
+    assert_says(&o, 5, "is running");
     // Waiting, but reply to a permission dialog: refused, exit 5.
     hook(&s, &a.pane, "PermissionRequest", ",\"tool_name\":\"Bash\"");
     s.wait_pane(&a.pane, "@agtmux_state", "waiting_approval", 30);
-    let o = agtmux(&s, &["reply", &a.pane, "yes"]);
-    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
-    assert!(text(&o).contains("agtmux approve"), "{}", text(&o));
+    let o = s.agtmux(&["reply", &a.pane, "yes"]);
+    assert_says(&o, 5, "agtmux approve");
     // Waiting, but the screen shows no dialog agtmux knows: refused, exit 5.
     a.show(&s, "claude_after_approve_1.txt", "touch ./e2e_other");
-    let o = agtmux(&s, &["approve", &a.pane]);
-    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
-    assert!(text(&o).contains("shows no dialog"), "{}", text(&o));
+    let o = s.agtmux(&["approve", &a.pane]);
+    assert_says(&o, 5, "shows no dialog");
     // A pane without an agent, a pane that does not exist: exit 3. A bad id: exit 2.
     let shell = s.new_pane("sleep 100000");
     for p in [shell.as_str(), "%9999"] {
-        let o = agtmux(&s, &["approve", p]);
-        assert_eq!(o.status.code(), Some(3), "{p}: {}", text(&o));
+        let o = s.agtmux(&["approve", p]);
+        assert_eq!(o.status.code(), Some(3), "{p}: {}", out_and_err(&o));
     }
-    let o = agtmux(&s, &["deny", "7"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("did you mean %7"), "{}", text(&o));
+    let o = s.agtmux(&["deny", "7"]);
+    assert_says(&o, 2, "did you mean %7");
     assert_eq!(a.keys_after_marker(&s), b"", "a refused action sent keys");
 }
 
@@ -299,9 +282,8 @@ fn a_stale_dialog_is_refused() {
     a.show(&s, "claude_permission.txt", "rm -rf ./build");
     let t2 = token(&s, "approve", &a.pane);
     assert_ne!(t1, t2);
-    let o = agtmux(&s, &["approve", &a.pane, "--expect", &t1]);
-    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
-    assert!(text(&o).contains("another dialog"), "{}", text(&o));
+    let o = s.agtmux(&["approve", &a.pane, "--expect", &t1]);
+    assert_says(&o, 6, "another dialog");
     // Moving the cursor keeps the dialog (and its token).
     a.show(&s, "claude_permission_cursor2.txt", "rm -rf ./build");
     assert_eq!(token(&s, "approve", &a.pane), t2);
@@ -309,18 +291,17 @@ fn a_stale_dialog_is_refused() {
     // the listed token is refused both times.
     hook(&s, &a.pane, "PreToolUse", ",\"tool_name\":\"Bash\"");
     s.wait_pane(&a.pane, "@agtmux_state", "running", 30);
-    let o = agtmux(&s, &["approve", &a.pane, "--expect", &t2]);
-    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
-    assert!(text(&o).contains("gone"), "{}", text(&o));
+    let o = s.agtmux(&["approve", &a.pane, "--expect", &t2]);
+    assert_says(&o, 6, "gone");
     hook(&s, &a.pane, "PermissionRequest", ",\"tool_name\":\"Bash\"");
     s.wait_pane(&a.pane, "@agtmux_state", "waiting_approval", 30);
-    let o = agtmux(&s, &["approve", &a.pane, "--expect", &t2]);
-    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let o = s.agtmux(&["approve", &a.pane, "--expect", &t2]);
+    assert_eq!(o.status.code(), Some(6), "{}", out_and_err(&o));
     assert_eq!(a.keys_after_marker(&s), b"", "a stale action sent keys");
     // The current token is accepted.
     let t3 = token(&s, "approve", &a.pane);
-    let o = agtmux(&s, &["approve", &a.pane, "--expect", &t3, "--timeout", "0"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = s.agtmux(&["approve", &a.pane, "--expect", &t3, "--timeout", "0"]);
+    assert!(o.status.success(), "{}", out_and_err(&o));
     assert!(
         wait_until(20, || a.keys().ends_with(b"#1")),
         "{:?}",
@@ -386,25 +367,13 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.host, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
+        kill_tmux_server(&self.host);
     }
 }
 
 /// Opens the popup in the attached client and selects `pane` with the filter.
 fn popup_on(s: &Server, t: &Terminal, pane: &str) -> std::process::Child {
-    let client = s.tmux_out(&[
-        "list-clients",
-        "-F",
-        "#{client_control_mode} #{client_name}",
-    ]);
-    let client = client
-        .lines()
-        .find_map(|l| l.strip_prefix("0 "))
-        .expect("a client")
-        .to_string();
+    let client = s.client_name();
     let cmd = format!("{BIN} popup -L {} -c {client}", s.name);
     let mut c = Command::new("tmux");
     c.args(["-L", &s.name, "display-popup", "-c", &client])
@@ -476,13 +445,8 @@ fn an_opencode_dialog_is_refused_as_not_supported() {
     for verb in [&["approve"][..], &["deny"], &["reply", "yes"]] {
         let mut args = verb.to_vec();
         args.insert(1, &a.pane);
-        let o = agtmux(&s, &args);
-        assert_eq!(o.status.code(), Some(5), "{verb:?}: {}", text(&o));
-        assert!(
-            text(&o).contains("not supported for opencode"),
-            "{}",
-            text(&o)
-        );
+        let o = s.agtmux(&args);
+        assert_says(&o, 5, "not supported for opencode");
     }
     assert_eq!(a.keys_after_marker(&s), b"");
 }

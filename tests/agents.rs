@@ -39,14 +39,18 @@ fn send(fifo: &std::path::Path, line: &str) {
     writeln!(f, "{line}").unwrap();
 }
 
-fn reasons(s: &Server) -> Vec<String> {
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    db.prepare("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+/// Writes `s.dir/name`: a node module that loads the OpenCode plugin at `plugin` (as
+/// `AgtmuxPlugin`), then runs `body`.
+fn plugin_driver(
+    s: &Server,
+    name: &str,
+    plugin: &std::path::Path,
+    body: &str,
+) -> std::path::PathBuf {
+    let driver = s.dir.join(name);
+    let head = format!("import {{ AgtmuxPlugin }} from \"{}\";\n", plugin.display());
+    std::fs::write(&driver, head + body).unwrap();
+    driver
 }
 
 #[test]
@@ -114,23 +118,21 @@ fn generic_hook_rejects_bad_input_with_reasons() {
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
     let store = Store::open(&s.db_path()).unwrap();
     assert!(wait_until(15, || store.event_count().unwrap() == 10));
-    let got = reasons(&s);
-    for want in [
-        "schema: unknown state \"busy\"",
-        "schema: unknown state \"unknown\"",
-        "schema: missing session_id",
-        "schema: empty session_id",
-        "bad_pane_id",
-        "schema: agent",
-        "malformed_json",
-        "rejected_by_hook: too_deep",
-        "rejected_by_hook: too_large",
-    ] {
-        assert!(
-            got.iter().any(|r| r.starts_with(want)),
-            "no {want} in {got:?}"
-        );
-    }
+    let got = s.rejected_reasons();
+    assert_prefixes(
+        &got,
+        &[
+            "schema: unknown state \"busy\"",
+            "schema: unknown state \"unknown\"",
+            "schema: missing session_id",
+            "schema: empty session_id",
+            "bad_pane_id",
+            "schema: agent",
+            "malformed_json",
+            "rejected_by_hook: too_deep",
+            "rejected_by_hook: too_large",
+        ],
+    );
     assert_eq!(got.len(), 9, "{got:?}");
 }
 
@@ -152,16 +154,14 @@ fn a_generic_hook_from_outside_never_makes_a_shell_pane_an_agent() {
     s.wait_pane(&agent, "@agtmux_state", "running", 15);
     let store = Store::open(&s.db_path()).unwrap();
     assert!(wait_until(15, || store.event_count().unwrap() == 2));
-    let got = reasons(&s);
+    let got = s.rejected_reasons();
     assert!(got.iter().any(|r| r.starts_with("not_in_pane")), "{got:?}");
     assert_eq!(s.pane_opt(&shell, "@agtmux_presence"), "");
 }
 
 #[test]
 fn gemini_hook_payloads_map_to_states() {
-    let mut s = Server::start("gemini");
-    let pane = s.silent_agent("gemini");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("gemini", "gemini");
     let base = |ev: &str, extra: &str| {
         format!(
             r#"{{"session_id":"g1","transcript_path":"","cwd":"/w","hook_event_name":"{ev}","timestamp":"2026-12-04T00:00:00.000Z"{extra}}}"#
@@ -239,7 +239,7 @@ fn gemini_hook_payloads_map_to_states() {
     // The agent leaves the pane, as /quit does.
     s.tmux(&["respawn-pane", "-k", "-t", &pane, "sleep 100000"]);
     s.wait_pane(&pane, "@agtmux_presence", "", 15);
-    let got = reasons(&s);
+    let got = s.rejected_reasons();
     assert!(
         got.iter()
             .any(|r| r.starts_with("schema: missing session_id")),
@@ -249,9 +249,7 @@ fn gemini_hook_payloads_map_to_states() {
 
 #[test]
 fn opencode_plugin_events_map_to_states() {
-    let mut s = Server::start("opencode");
-    let pane = s.silent_agent("opencode");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("opencode", "opencode");
     let ev = |e: &str, extra: &str| format!(r#"{{"event":"{e}","session_id":"ses_1"{extra}}}"#);
     let steps = [
         (ev("session.status", r#","status":"busy""#), "running"),
@@ -288,12 +286,20 @@ fn opencode_plugin_events_map_to_states() {
 
 // ---- setup gemini / opencode ----
 
-use agtmux::cli::setup::{Agent, SetupArgs, SetupEnv, run_with_env};
+use agtmux::cli::setup::{Agent, SetupArgs, SetupEnv, SetupError, run_with_env};
 
-fn setup(agent: Agent, home: &std::path::Path, uninstall: bool, dry_run: bool) -> String {
+/// `agtmux setup AGENT` (install or `uninstall`, maybe a `dry_run`) for `home`, writing `bin`
+/// as the command its hooks run; what it printed.
+fn setup_with(
+    agent: Agent,
+    home: &std::path::Path,
+    bin: &std::path::Path,
+    uninstall: bool,
+    dry_run: bool,
+) -> Result<String, SetupError> {
     let env = SetupEnv {
         home: Some(home.to_path_buf()),
-        bin: Some(std::path::PathBuf::from(BIN)),
+        bin: Some(bin.to_path_buf()),
         ..SetupEnv::default()
     };
     let a = SetupArgs {
@@ -303,8 +309,13 @@ fn setup(agent: Agent, home: &std::path::Path, uninstall: bool, dry_run: bool) -
         bin: None,
     };
     let mut out = Vec::new();
-    run_with_env(&a, &env, &mut out).unwrap();
-    String::from_utf8(out).unwrap()
+    run_with_env(&a, &env, &mut out)?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+/// [`setup_with`] this test binary.
+fn setup(agent: Agent, home: &std::path::Path, uninstall: bool, dry_run: bool) -> String {
+    setup_with(agent, home, std::path::Path::new(BIN), uninstall, dry_run).unwrap()
 }
 
 fn backups(dir: &std::path::Path) -> usize {
@@ -347,15 +358,8 @@ fn setup_gemini_merges_hooks_keeps_foreign_ones_and_switches_hooks_on() {
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(v["hooksConfig"]["enabled"], true);
     assert_eq!(v["security"], foreign["security"]);
-    for ev in [
-        "SessionStart",
-        "SessionEnd",
-        "BeforeAgent",
-        "AfterAgent",
-        "BeforeTool",
-        "AfterTool",
-        "Notification",
-    ] {
+    let events = "SessionStart SessionEnd BeforeAgent AfterAgent BeforeTool AfterTool Notification";
+    for ev in events.split(' ') {
         let groups = v["hooks"][ev].as_array().unwrap();
         let ours = groups.last().unwrap();
         assert_eq!(ours["matcher"], "");
@@ -402,23 +406,19 @@ fn setup_opencode_installs_a_plugin_that_forwards_events_to_the_daemon() {
     assert!(setup(Agent::OpenCode, &home, false, false).contains("nothing to do"));
     // Load the plugin in node as OpenCode would, inside a pane process named `opencode`,
     // and feed it the bus events OpenCode 1.18 emits (shapes from its bundled code).
-    let driver = s.dir.join("drive.mjs");
-    std::fs::write(
-        &driver,
-        format!(
-            r#"import {{ AgtmuxPlugin }} from "{}";
-import {{ readFileSync }} from "node:fs";
-const h = await AgtmuxPlugin({{}});
+    let driver = plugin_driver(
+        &s,
+        "drive.mjs",
+        &plugin,
+        r#"import { readFileSync } from "node:fs";
+const h = await AgtmuxPlugin({});
 const fifo = process.argv[2];
-for (const line of readFileSync(fifo, "utf8").split("\n")) {{
-  if (line.trim()) await h.event({{ event: JSON.parse(line) }});
-}}
-setInterval(() => {{}}, 1 << 30);
+for (const line of readFileSync(fifo, "utf8").split("\n")) {
+  if (line.trim()) await h.event({ event: JSON.parse(line) });
+}
+setInterval(() => {}, 1 << 30);
 "#,
-            plugin.display()
-        ),
-    )
-    .unwrap();
+    );
     let events = s.dir.join("events.jsonl");
     std::fs::write(
         &events,
@@ -443,18 +443,14 @@ setInterval(() => {{}}, 1 << 30);
     setup(Agent::OpenCode, &home, true, false);
     assert!(!plugin.exists());
     std::fs::write(&plugin, "// my own plugin\n").unwrap();
-    let env = SetupEnv {
-        home: Some(home.clone()),
-        bin: Some(std::path::PathBuf::from(BIN)),
-        ..SetupEnv::default()
-    };
-    let a = SetupArgs {
-        agent: Agent::OpenCode,
-        uninstall: false,
-        dry_run: false,
-        bin: None,
-    };
-    let err = run_with_env(&a, &env, &mut Vec::new()).unwrap_err();
+    let err = setup_with(
+        Agent::OpenCode,
+        &home,
+        std::path::Path::new(BIN),
+        false,
+        false,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not written by agtmux"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&plugin).unwrap(),
@@ -511,35 +507,20 @@ fn the_opencode_plugin_delivers_events_in_order_even_when_a_hook_is_slow() {
             got.display()
         ),
     );
-    let env = SetupEnv {
-        home: Some(home.clone()),
-        bin: Some(fake.clone()),
-        ..SetupEnv::default()
-    };
-    let a = SetupArgs {
-        agent: Agent::OpenCode,
-        uninstall: false,
-        dry_run: false,
-        bin: None,
-    };
-    run_with_env(&a, &env, &mut Vec::new()).unwrap();
+    setup_with(Agent::OpenCode, &home, &fake, false, false).unwrap();
     let plugin = home.join(".config/opencode/plugins/agtmux.js");
-    let driver = s.dir.join("order.mjs");
-    std::fs::write(
-        &driver,
-        format!(
-            r#"import {{ AgtmuxPlugin }} from "{}";
-const h = await AgtmuxPlugin({{}});
-for (const id of ["ses_first", "ses_2", "ses_3", "ses_4", "ses_5"]) {{
-  await h.event({{ event: {{ type: "session.status", properties: {{ sessionID: id, status: {{ type: "busy" }} }} }} }});
-}}
+    let driver = plugin_driver(
+        &s,
+        "order.mjs",
+        &plugin,
+        r#"const h = await AgtmuxPlugin({});
+for (const id of ["ses_first", "ses_2", "ses_3", "ses_4", "ses_5"]) {
+  await h.event({ event: { type: "session.status", properties: { sessionID: id, status: { type: "busy" } } } });
+}
 // OpenCode keeps running; so does this stand-in, for a while.
-setTimeout(() => {{}}, 3000);
+setTimeout(() => {}, 3000);
 "#,
-            plugin.display()
-        ),
-    )
-    .unwrap();
+    );
     let st = std::process::Command::new("node")
         .arg(&driver)
         .env("TMUX", "/tmp/x,1,0")

@@ -2,26 +2,11 @@
 //! requests without reading keep the daemon's buffers bounded and `ls` answering, and a
 //! daemon short of file descriptors keeps its listener alive.
 mod support;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
-
-fn api_socket(s: &Server) -> std::path::PathBuf {
-    s.runtime_dir
-        .join(format!("{}.sock", agtmux::paths::server_key(&s.socket())))
-}
-
-fn health(s: &Server) -> serde_json::Value {
-    let mut c = UnixStream::connect(api_socket(s)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    c.write_all(b"{\"v\":1,\"id\":1,\"method\":\"health\",\"params\":{}}\n")
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(c).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap_or(serde_json::Value::Null)
-}
 
 fn rss_kb(pid: u32) -> u64 {
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -42,7 +27,7 @@ fn flood(s: &Server, n: usize, per: usize) -> Vec<UnixStream> {
     }
     let mut v = Vec::new();
     for _ in 0..n {
-        let Ok(mut c) = UnixStream::connect(api_socket(s)) else {
+        let Ok(mut c) = UnixStream::connect(s.api_socket()) else {
             continue;
         };
         c.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -52,11 +37,15 @@ fn flood(s: &Server, n: usize, per: usize) -> Vec<UnixStream> {
     v
 }
 
-fn ls(s: &Server) -> std::process::Output {
-    let mut c = Command::new(BIN);
-    c.args(["ls", "-L", &s.name]);
-    s.env(&mut c);
-    c.env_remove("TMUX").stdin(Stdio::null()).output().unwrap()
+/// `agtmux ls` answers (exits 0); fails the test with the daemon's log otherwise.
+fn ls_answers(s: &Server) {
+    let out = s.agtmux(&["ls"]);
+    assert!(
+        out.status.success(),
+        "ls: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log_tail()
+    );
 }
 
 #[test]
@@ -66,27 +55,21 @@ fn clients_that_pipeline_without_reading_stay_bounded_and_ls_answers() {
     let pid = s.daemon.as_ref().unwrap().id();
     let before = rss_kb(pid);
     let one = {
-        let h = health(&s);
+        let h = s.health();
         h.to_string().len()
     };
     let clients = flood(&s, 200, 300);
     assert_eq!(clients.len(), 200);
     // `ls` answers while the flood is being served.
     let t0 = std::time::Instant::now();
-    let out = ls(&s);
-    assert!(
-        out.status.success(),
-        "ls: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log_tail()
-    );
+    ls_answers(&s);
     eprintln!("ls during the flood: {:?}", t0.elapsed());
     // Positive sign that the flood was served as far as it goes: most clients are paused
     // (their unread answers reached the mark; the rest of their requests wait in the kernel).
     let mut last = serde_json::Value::Null;
     assert!(
         wait_until(180, || {
-            last = health(&s);
+            last = s.health();
             last["result"]["api"]["paused_clients"]
                 .as_u64()
                 .unwrap_or(0)
@@ -95,14 +78,8 @@ fn clients_that_pipeline_without_reading_stay_bounded_and_ls_answers() {
         "{last}\n{}",
         s.log_tail()
     );
-    let out = ls(&s);
-    assert!(
-        out.status.success(),
-        "ls: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log_tail()
-    );
-    let h = health(&s);
+    ls_answers(&s);
+    let h = s.health();
     let api = &h["result"]["api"];
     let per_client = api["max_client_out_bytes"].as_u64().unwrap();
     let total = api["buffered_out_bytes"].as_u64().unwrap();
@@ -117,7 +94,7 @@ fn clients_that_pipeline_without_reading_stay_bounded_and_ls_answers() {
     assert!(rss < before + 120 * 1024, "rss {before} kB -> {rss} kB");
     drop(clients);
     // The freed buffers leave, and the daemon still serves.
-    assert!(wait_until(30, || health(&s)["result"]["api"]["clients"]
+    assert!(wait_until(30, || s.health()["result"]["api"]["clients"]
         .as_u64()
         == Some(1)));
 }
@@ -143,19 +120,12 @@ fn a_daemon_short_of_file_descriptors_keeps_accepting() {
     s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
     // More clients than fds: each sends a request and never reads.
     let clients = flood(&s, 400, 20);
-    let h = health(&s);
+    let h = s.health();
     let api = &h["result"]["api"];
     eprintln!("fd flood: {api}");
     assert!(api["max_clients"].as_u64().unwrap() <= 256, "{api}");
     assert!(api["clients"].as_u64().unwrap() <= 256, "{api}");
-    let out = ls(&s);
-    assert!(
-        out.status.success(),
-        "ls: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log_tail()
-    );
+    ls_answers(&s);
     drop(clients);
-    let out = ls(&s);
-    assert!(out.status.success(), "{}", s.log_tail());
+    ls_answers(&s);
 }

@@ -2,13 +2,11 @@
 //! SQLite → pane options, on a private tmux server.
 mod support;
 use agtmux::store::{EventStatus, Store};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::*;
 
 fn replay(file: &str) {
-    let mut s = Server::start("replay");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("replay", "claude");
     let text = std::fs::read_to_string(fixture(&format!("claude/hooks/{file}"))).unwrap();
     for (i, line) in text.lines().enumerate() {
         let rec: Value = serde_json::from_str(line).unwrap();
@@ -111,22 +109,16 @@ fn outside_tmux_the_hook_records_nothing() {
 #[test]
 fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
     use std::io::Write;
-    let mut s = Server::start("bad");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("bad", "claude");
     // Malformed JSON and an oversized payload through the real hook.
     s.hook("claude", &pane, b"{not json");
     let big = format!(
         "{{\"session_id\":\"s\",\"hook_event_name\":\"Stop\",\"x\":\"{}\"}}",
         "a".repeat(2 << 20)
     );
-    assert!(s.hook("claude", &pane, big.as_bytes()).status.success());
+    s.claude(&pane, big);
     // A pane that does not exist on this server.
-    s.hook(
-        "claude",
-        "%999",
-        br#"{"session_id":"s9","hook_event_name":"Stop"}"#,
-    );
+    s.claude("%999", claude::stop("s9"));
     // A line cut short, and binary garbage, written straight into the spool.
     {
         let mut f = std::fs::OpenOptions::new()
@@ -137,11 +129,7 @@ fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
         f.write_all(&[0xff, 0x00, 0xfe, b'{', 0x80, b'\n']).unwrap();
     }
     // Then a good event: the daemon still applies it.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"s1","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("s1", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     let store = Store::open(&s.db_path()).unwrap();
     assert!(wait_until(10, || store.event_count().unwrap() == 6));
@@ -156,35 +144,23 @@ fn bad_input_is_rejected_with_reasons_and_the_daemon_keeps_going() {
         1,
         "{by:?}"
     );
-    let db = rusqlite::Connection::open(s.db_path()).unwrap();
-    let reasons: Vec<String> = db
-        .prepare("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    for want in [
-        "malformed_json",
-        "rejected_by_hook: too_large",
-        "unknown_pane",
-        "malformed_envelope",
-        "malformed_envelope",
-    ] {
-        assert!(
-            reasons.iter().any(|r| r.starts_with(want)),
-            "no {want} in {reasons:?}"
-        );
-    }
+    assert_prefixes(
+        &s.rejected_reasons(),
+        &[
+            "malformed_json",
+            "rejected_by_hook: too_large",
+            "unknown_pane",
+            "malformed_envelope",
+            "malformed_envelope",
+        ],
+    );
     let log = std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap();
     assert!(log.matches("ingest_rejected").count() >= 5, "{log}");
 }
 
 #[test]
 fn kill_9_mid_burst_applies_every_event_exactly_once() {
-    let mut s = Server::start("burst");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("burst", "claude");
     let spool = s.spool_path();
     let tmux = s.tmux_env();
     let socket = tmux.split(',').next().unwrap().to_string();
@@ -237,11 +213,7 @@ fn kill_9_mid_burst_applies_every_event_exactly_once() {
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     // One more event after the burst: once it is stored, the daemon has read the whole spool,
     // and nothing of the burst was stored twice.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"burst","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("burst", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     assert!(wait_until(10, || store.event_count().unwrap() > N as u64));
     assert_eq!(
@@ -253,16 +225,14 @@ fn kill_9_mid_burst_applies_every_event_exactly_once() {
 
 #[test]
 fn the_title_comes_from_the_transcript_and_the_binding_is_recorded() {
-    let mut s = Server::start("title");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("title", "claude");
     let transcript = s.dir.join("t1.jsonl");
     std::fs::write(&transcript, "{\"type\":\"summary\",\"summary\":\"Old summary\"}\n{\"type\":\"ai-title\",\"aiTitle\":\"Refactor # the parser\"}\n").unwrap();
     let payload = serde_json::json!({
         "session_id": "t1", "hook_event_name": "SessionStart", "source": "startup",
         "transcript_path": transcript.display().to_string(),
     });
-    s.hook("claude", &pane, payload.to_string().as_bytes());
+    s.claude(&pane, payload);
     // `#` is escaped for tmux formats, so the option holds `##`.
     s.wait_pane(&pane, "@agtmux_title", "Refactor ## the parser", 10);
     // Appended later: a custom title wins, read incrementally on the next event.
@@ -277,7 +247,7 @@ fn the_title_comes_from_the_transcript_and_the_binding_is_recorded() {
         "session_id": "t1", "hook_event_name": "UserPromptSubmit",
         "transcript_path": transcript.display().to_string(),
     });
-    s.hook("claude", &pane, payload.to_string().as_bytes());
+    s.claude(&pane, payload);
     s.wait_pane(&pane, "@agtmux_title", "My work", 10);
     let db = rusqlite::Connection::open(s.db_path()).unwrap();
     assert!(wait_until(10, || db
@@ -298,17 +268,12 @@ fn a_corrupt_database_is_set_aside_and_a_locked_one_is_served_from_memory() {
     std::fs::create_dir_all(s.server_dir()).unwrap();
     std::fs::write(s.db_path(), vec![0x5au8; 8192]).unwrap();
     s.start_daemon();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"c1","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    s.claude(&pane, claude::ev("c1", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    let moved = std::fs::read_dir(s.server_dir())
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
-    assert!(moved, "corrupt file kept aside for inspection");
+    assert!(
+        s.has_corrupt_copy(),
+        "corrupt file kept aside for inspection"
+    );
     assert!(s.log_tail().contains("store_corrupt"));
     let store = Store::open(&s.db_path()).unwrap();
     assert_eq!(store.event_count().unwrap(), 1);
@@ -322,11 +287,7 @@ fn a_corrupt_database_is_set_aside_and_a_locked_one_is_served_from_memory() {
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     l.start_daemon();
     l.wait_global("@agtmux_daemon", |v| v.contains("store:locked"), 20);
-    l.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"l1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    l.claude(&pane, claude::permission("l1"));
     l.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
@@ -371,6 +332,11 @@ fn interrupt_line(session: &str, uuid: &str, text: &str) -> String {
     )
 }
 
+/// Appends Claude's interrupt line (`text`, entry `uuid` of `session`) to transcript `tx`.
+fn interrupt(tx: &std::path::Path, session: &str, uuid: &str, text: &str) {
+    append(tx, &interrupt_line(session, uuid, text));
+}
+
 fn append(p: &std::path::Path, s: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
@@ -393,9 +359,7 @@ fn event_rows(s: &Server, source: &str) -> Vec<(String, String, Option<String>)>
 
 #[test]
 fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
-    let mut s = Server::start("transcript");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("transcript", "claude");
     let tx = s.dir.join("tx1.jsonl");
     // An interrupt from before the daemon looked: history, never applied.
     std::fs::write(
@@ -408,20 +372,13 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
             "prompt": "go", "transcript_path": path, "cwd": "/tmp"})
         .to_string()
     };
-    assert!(
-        s.hook("claude", &pane, prompt("tx1", &tx).as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, prompt("tx1", &tx));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
 
     // Esc mid-turn: no hook, one transcript line. The screen (a silent process) never shows
     // an idle prompt, so only the transcript can make this idle.
-    append(
-        &tx,
-        &interrupt_line("tx1", "u1", "[Request interrupted by user]"),
-    );
+    interrupt(&tx, "tx1", "u1", "[Request interrupted by user]");
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     let (ok, ex) = {
@@ -439,23 +396,17 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
     assert_eq!(ex["resolution"]["winner"], "claude_transcript", "{ex:#}");
 
     // The next prompt wins again (a newer hook), then an Esc on a permission dialog.
-    assert!(
-        s.hook("claude", &pane, prompt("tx1", &tx).as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, prompt("tx1", &tx));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     let perm = serde_json::json!({"session_id":"tx1","hook_event_name":"PermissionRequest",
         "tool_name":"Bash","transcript_path":tx});
-    assert!(
-        s.hook("claude", &pane, perm.to_string().as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, perm);
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
-    append(
+    interrupt(
         &tx,
-        &interrupt_line("tx1", "u2", "[Request interrupted by user for tool use]"),
+        "tx1",
+        "u2",
+        "[Request interrupted by user for tool use]",
     );
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_attention_kind"), "");
@@ -465,21 +416,10 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
     std::fs::write(&tx2, b"").unwrap();
     let clear = serde_json::json!({"session_id":"tx2","hook_event_name":"SessionStart",
         "source":"clear","transcript_path":tx2});
-    assert!(
-        s.hook("claude", &pane, clear.to_string().as_bytes())
-            .status
-            .success()
-    );
-    assert!(
-        s.hook("claude", &pane, prompt("tx2", &tx2).as_bytes())
-            .status
-            .success()
-    );
+    s.claude(&pane, clear);
+    s.claude(&pane, prompt("tx2", &tx2));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    append(
-        &tx,
-        &interrupt_line("tx1", "u3", "[Request interrupted by user]"),
-    );
+    interrupt(&tx, "tx1", "u3", "[Request interrupted by user]");
     assert!(
         wait_until(10, || event_rows(&s, "claude_transcript").len() >= 3),
         "{:?}\n{}",
@@ -519,12 +459,9 @@ fn without_a_kernel_file_watch_the_transcript_is_polled_and_the_esc_still_counts
     let prompt = serde_json::json!({"session_id": "txp", "hook_event_name": "UserPromptSubmit",
         "prompt": "go", "transcript_path": tx, "cwd": "/tmp"})
     .to_string();
-    assert!(s.hook("claude", &pane, prompt.as_bytes()).status.success());
+    s.claude(&pane, prompt);
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    append(
-        &tx,
-        &interrupt_line("txp", "p1", "[Request interrupted by user]"),
-    );
+    interrupt(&tx, "txp", "p1", "[Request interrupted by user]");
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     let log = std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default();

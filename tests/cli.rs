@@ -4,22 +4,21 @@
 //! pending, `explain 1` suggests `%1`, no internal design ids in any help text, and `doctor` on
 //! a stopped tmux server answers instead of hanging.
 mod support;
+use serde_json::json;
 use std::process::{Command, Output, Stdio};
 use support::*;
 
 /// `agtmux ARGS -L <server>` with the test's dirs, and HOME/CODEX_HOME in the test dir (no
 /// hooks installed, no Codex).
 fn agtmux(s: &Server, args: &[&str]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args).args(["-L", &s.name]);
-    s.env(&mut c);
-    c.env("HOME", s.dir.join("home"))
+    s.agtmux_cmd(args)
+        .args(["-L", &s.name])
+        .env("HOME", s.dir.join("home"))
         .env("CODEX_HOME", s.dir.join("home/.codex"))
         .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("AGTMUX_CODEX_SOCK")
-        .env_remove("TMUX")
-        .env_remove("TMUX_PANE");
-    c.stdin(Stdio::null()).output().unwrap()
+        .output()
+        .unwrap()
 }
 
 fn out(o: &Output) -> String {
@@ -36,11 +35,7 @@ fn ls_all_lists_the_panes_without_an_agent_in_the_table_too() {
     let agent = s.silent_agent("claude");
     let shell = s.new_pane("exec -a plainjob sleep 100000");
     s.start_daemon();
-    s.hook(
-        "claude",
-        &agent,
-        br#"{"session_id":"la","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&agent, claude::permission("la"));
     s.wait_pane(&agent, "@agtmux_state", "waiting_approval", 10);
     // The read model knows the other pane and its command.
     assert!(wait_until(10, || {
@@ -122,14 +117,8 @@ fn doctor_without_codex_warns_without_contradiction_and_exits_0_on_warnings_only
 
 #[test]
 fn wait_takes_the_one_duration_syntax_and_a_timeout_says_what_is_pending() {
-    let mut s = Server::start("waitdur");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"wd","hook_event_name":"UserPromptSubmit"}"#,
-    );
+    let (s, pane) = Server::with_agent("waitdur", "claude");
+    s.claude(&pane, claude::ev("wd", "UserPromptSubmit", json!({})));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
     for t in ["300ms", "1s", "0.5", "0.01m"] {
         let o = agtmux(
@@ -159,11 +148,7 @@ fn wait_takes_the_one_duration_syntax_and_a_timeout_says_what_is_pending() {
         err(&o)
     );
     // Met: exit 0, nothing on stderr.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"wd","hook_event_name":"Stop"}"#,
-    );
+    s.claude(&pane, claude::stop("wd"));
     let o = agtmux(
         &s,
         &[
@@ -285,16 +270,13 @@ fn doctor_on_a_stopped_tmux_server_says_so_instead_of_hanging() {
             .success()
     );
     let _resume = Resume(pid);
-    let mut c = Command::new(BIN);
-    c.args(["doctor", "-L", &s.name]);
-    s.env(&mut c);
-    c.env("HOME", s.dir.join("home"))
-        .env_remove("TMUX")
-        .env_remove("TMUX_PANE")
-        .stdin(Stdio::null())
+    let mut child = s
+        .agtmux_cmd(&["doctor", "-L", &s.name])
+        .env("HOME", s.dir.join("home"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Before the fix doctor waited for the stopped server forever.
     let exited = wait_until(90, || child.try_wait().unwrap().is_some());
     if !exited {

@@ -3,7 +3,7 @@
 use agtmux::core::event::{NormalizedEvent, Signal};
 use agtmux::core::types::{Activity, Health, Millis};
 use agtmux::sources::codex_appserver::CodexObserver;
-use agtmux::sources::codex_testserver::{TestServer, load_recording};
+use agtmux::sources::codex_testserver::{Recording, TestServer, load_recording};
 use agtmux::sources::ws::{self, Decoder, Opcode};
 use agtmux::sources::{Pulled, Source};
 use mio::{Events, Interest, Poll, Token};
@@ -11,6 +11,9 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod support;
+use support::scratch_dir;
 
 const SUBSCRIBED: &str = "fixtures/codex/appserver/codex_observer_subscribed.jsonl";
 const MAIN: &str = "fixtures/codex/appserver/codex_main.jsonl";
@@ -25,10 +28,7 @@ fn now_ms() -> Millis {
 }
 
 fn sock_path(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agtmux-cx-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("app-server-control.sock")
+    scratch_dir(&format!("cx-{tag}")).join("app-server-control.sock")
 }
 
 struct Loop {
@@ -103,6 +103,25 @@ fn drain(obs: &mut CodexObserver, cursor: &mut String, out: &mut Vec<NormalizedE
     }
 }
 
+/// A test app-server at `sock` replaying `rec` at `speed`, and an observer connected to it,
+/// driven for up to 30 s until `done` holds for the events pulled so far. Returns the server,
+/// the observer, the events, and whether `done` held.
+fn replay_until(
+    sock: &Path,
+    rec: Recording,
+    speed: f64,
+    done: impl Fn(&[NormalizedEvent]) -> bool,
+) -> (TestServer, CodexObserver, Vec<NormalizedEvent>, bool) {
+    let server = TestServer::spawn(sock, rec, speed).unwrap();
+    let mut obs = CodexObserver::connect(sock, now_ms()).unwrap();
+    let (mut cursor, mut evs) = (String::new(), Vec::new());
+    let ok = Loop::new().drive(&mut obs, Duration::from_secs(30), |o| {
+        drain(o, &mut cursor, &mut evs);
+        done(&evs)
+    });
+    (server, obs, evs, ok)
+}
+
 fn activities(evs: &[NormalizedEvent], thread: &str) -> Vec<Activity> {
     let mut v: Vec<Activity> = Vec::new();
     for e in evs
@@ -130,12 +149,7 @@ fn subscribed_stream_states_follow_the_recording_including_approval() {
     let rec = load_recording(Path::new(SUBSCRIBED)).unwrap();
     let total = rec.replay.len();
     assert!(total > 100);
-    let server = TestServer::spawn(&sock, rec, 40.0).unwrap();
-    let mut obs = CodexObserver::connect(&sock, now_ms()).unwrap();
-    let mut lp = Loop::new();
-    let (mut cursor, mut evs) = (String::new(), Vec::new());
-    let finished = lp.drive(&mut obs, Duration::from_secs(30), |o| {
-        drain(o, &mut cursor, &mut evs);
+    let (server, obs, evs, finished) = replay_until(&sock, rec, 40.0, |evs| {
         evs.iter()
             .any(|e| e.name == "turn/completed" && e.detail.as_deref() == Some("interrupted"))
     });
@@ -226,18 +240,13 @@ fn subscribed_stream_states_follow_the_recording_including_approval() {
 fn unsubscribed_stream_still_tracks_status_for_every_thread() {
     let sock = sock_path("main");
     let rec = load_recording(Path::new(MAIN)).unwrap();
-    let server = TestServer::spawn(&sock, rec, 50.0).unwrap();
-    let mut obs = CodexObserver::connect(&sock, now_ms()).unwrap();
-    let mut lp = Loop::new();
-    let (mut cursor, mut evs) = (String::new(), Vec::new());
-    let ok = lp.drive(&mut obs, Duration::from_secs(30), |o| {
-        drain(o, &mut cursor, &mut evs);
+    let (server, obs, evs, ok) = replay_until(&sock, rec, 50.0, |evs| {
         // The last status change of the recording: the second TUI thread goes idle.
         evs.iter()
             .filter(|e| e.session_key.as_deref() == Some(TUI_THREAD))
             .count()
             >= 12
-            && activities(&evs, TUI_THREAD).last() == Some(&Activity::Idle)
+            && activities(evs, TUI_THREAD).last() == Some(&Activity::Idle)
             && evs.iter().any(|e| e.name == "thread/closed")
     });
     assert!(ok, "problems: {:?}", obs.problems());

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
+use support::{assert_ok, run_with_input};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
 
@@ -617,22 +618,16 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
     let sock = env.tmux(&["display", "-p", "#{socket_path}"]);
     // Our parent is the test runner, not anything in the victim pane's process tree.
     let send = |pane: &str, payload: &Value| {
-        let mut c = Command::new(BIN)
-            .args(["hook", "codex"])
-            .env("TMUX", format!("{sock},1,0"))
-            .env("TMUX_PANE", pane)
-            .env("AGTMUX_STATE_DIR", env.dir.join("state"))
-            .env("AGTMUX_RUNTIME_DIR", env.dir.join("run"))
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(payload.to_string().as_bytes())
-            .unwrap();
-        assert!(c.wait().unwrap().success());
+        let out = run_with_input(
+            Command::new(BIN)
+                .args(["hook", "codex"])
+                .env("TMUX", format!("{sock},1,0"))
+                .env("TMUX_PANE", pane)
+                .env("AGTMUX_STATE_DIR", env.dir.join("state"))
+                .env("AGTMUX_RUNTIME_DIR", env.dir.join("run")),
+            payload.to_string().as_bytes(),
+        );
+        assert_ok(&out);
     };
     let elsewhere = env.mkdir("elsewhere");
     send(

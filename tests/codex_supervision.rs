@@ -30,10 +30,6 @@ fn api(s: &Server, method: &str, params: Value) -> Value {
     serde_json::from_str(&out).unwrap_or(Value::Null)
 }
 
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
 fn cli(s: &Server, args: &[&str]) -> (bool, String, String) {
     let mut c = Command::new(BIN);
     c.args(args);
@@ -73,6 +69,15 @@ fn component(s: &Server) -> Value {
     api(s, "health", json!({}))["result"]["supervisor"]["components"]["codex_appserver"].clone()
 }
 
+/// A server with a test app-server (`flags`) on its Codex socket, then its daemon started with
+/// `env`: the server and the app-server.
+fn with_app_server(tag: &str, flags: &[&str], env: &[(&str, &str)]) -> (Server, Child) {
+    let mut s = Server::start(tag);
+    let srv = app_server(&s, &s.codex_sock(), flags);
+    s.spawn_daemon_with(env);
+    (s, srv)
+}
+
 /// A test app-server on `sock` replaying nothing (an empty stream), with extra flags.
 fn app_server(s: &Server, sock: &Path, flags: &[&str]) -> Child {
     let empty = s.dir.join("empty.jsonl");
@@ -95,23 +100,15 @@ fn stop(mut c: Child) {
     let _ = c.wait();
 }
 
-fn wait_log(s: &Server, what: &str, secs: u64) {
-    assert!(
-        wait_until(secs, || log(s).contains(what)),
-        "log never said {what:?}\n{}",
-        s.log_tail()
-    );
-}
-
 #[test]
 fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_reregistered() {
-    let mut s = Server::start("cxsup");
-    let sock = s.codex_sock();
-    let srv = app_server(&s, &sock, &[]);
-    let mut cmd = s.daemon_cmd();
     // Pings every 200 ms: several timeouts pass during the test.
-    cmd.env("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600");
-    s.daemon = Some(cmd.spawn().unwrap());
+    let (s, srv) = with_app_server(
+        "cxsup",
+        &[],
+        &[("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600")],
+    );
+    let sock = s.codex_sock();
     s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
 
     // The supervisor registered the socket it discovered; the handshake made it active.
@@ -124,7 +121,7 @@ fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_rer
     let e = codex_entry(&s);
     assert_eq!(e["registered_by"], "supervisor", "{e}");
     assert_eq!(e["socket_path"], sock.to_string_lossy().as_ref(), "{e}");
-    let l = log(&s);
+    let l = s.log();
     assert!(l.contains("from=none to=pending reason=discovered"), "{l}");
     assert!(l.contains("from=pending to=active reason=handshake"), "{l}");
 
@@ -138,7 +135,7 @@ fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_rer
         s.log_tail()
     );
     assert_eq!(codex_entry(&s)["state"], "active");
-    assert!(!log(&s).contains("reason=heartbeat_timeout"), "{}", log(&s));
+    assert!(!s.log().contains("reason=heartbeat_timeout"), "{}", s.log());
     // Its connection's story: admission, then hello.
     let conn = connections(&s)[0]["connection"]
         .as_str()
@@ -157,7 +154,7 @@ fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_rer
     // The daemon is killed hard: its socket file stays, nothing listens. Stale, not a crash
     // loop: an unreachable socket is no failure.
     stop(srv);
-    wait_log(&s, "from=active to=stale reason=connection_lost", 15);
+    s.wait_log("from=active to=stale reason=connection_lost", 15);
     assert!(
         wait_until(10, || component(&s)["phase"] == "absent"),
         "{}",
@@ -166,13 +163,13 @@ fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_rer
 
     // A new daemon on the same path (a new socket file): back at once, as a rotation.
     let srv = app_server(&s, &sock, &[]);
-    wait_log(&s, "from=stale to=active reason=socket_rotation", 15);
+    s.wait_log("from=stale to=active reason=socket_rotation", 15);
 
     // The operator revokes it: disconnected, and it stays so.
     let (ok, out, err) = cli(&s, &["source", "-L", &s.name, "revoke", "codex_appserver"]);
     assert!(ok, "{err}");
     assert!(out.contains("revoked"), "{out}");
-    wait_log(&s, "codex_appserver_revoked", 10);
+    s.wait_log("codex_appserver_revoked", 10);
     assert!(
         wait_until(10, || component(&s)["phase"] == "revoked"),
         "{}",
@@ -221,16 +218,11 @@ fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_rer
     assert_eq!(codex_entry(&s)["registered_by"], "operator");
 
     // Persisted with every transition logged.
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let (st, by): (String, String) = c
-        .query_row(
-            "SELECT state, registered_by FROM source_registry_v1 WHERE source_kind='codex_appserver'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (st, by): (String, String) = s.db_two(
+        "SELECT state, registered_by FROM source_registry_v1 WHERE source_kind='codex_appserver'",
+    );
     assert_eq!((st.as_str(), by.as_str()), ("active", "operator"));
-    let l = log(&s);
+    let l = s.log();
     for t in [
         "to=revoked reason=operator_revoke",
         "from=revoked to=pending reason=register",
@@ -245,20 +237,15 @@ fn the_codex_appserver_is_registered_admitted_kept_alive_rotated_revoked_and_rer
 
 #[test]
 fn a_codex_appserver_that_drops_every_connection_is_held_down_and_escalated() {
-    let mut s = Server::start("cxhold");
-    let sock = s.codex_sock();
-    let srv = app_server(&s, &sock, &["--close-after-initialize"]);
-    let mut cmd = s.daemon_cmd();
-    cmd.env("AGTMUX_SUPERVISOR_BACKOFF_MS", "20,100")
-        .env("AGTMUX_SUPERVISOR_HOLD_DOWN_MS", "600000");
-    s.daemon = Some(cmd.spawn().unwrap());
-    let v = s.wait_global("@agtmux_daemon", |v| v.contains("escalate"), 30);
-    assert!(v.contains("codex_appserver:hold_down"), "{v}");
-    let l = log(&s);
-    assert!(
-        l.contains("supervisor_hold_down component=codex_appserver escalate=true"),
-        "{l}"
+    let (s, srv) = with_app_server(
+        "cxhold",
+        &["--close-after-initialize"],
+        &[
+            ("AGTMUX_SUPERVISOR_BACKOFF_MS", "20,100"),
+            ("AGTMUX_SUPERVISOR_HOLD_DOWN_MS", "600000"),
+        ],
     );
+    let l = s.wait_held_down("codex_appserver", 30);
     assert!(
         l.contains("escalate component=codex_appserver reason=hold_down"),
         "{l}"
@@ -309,19 +296,20 @@ fn a_codex_appserver_that_drops_every_connection_is_held_down_and_escalated() {
 
 #[test]
 fn a_hung_codex_appserver_is_dropped_at_the_heartbeat_timeout_and_reconnected() {
-    let mut s = Server::start("cxhung");
-    let sock = s.codex_sock();
-    let srv = app_server(&s, &sock, &["--ignore-pings"]);
-    let mut cmd = s.daemon_cmd();
-    cmd.env("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600")
-        .env("AGTMUX_SUPERVISOR_BACKOFF_MS", "50,200");
-    s.daemon = Some(cmd.spawn().unwrap());
-    wait_log(&s, "from=active to=stale reason=heartbeat_timeout", 20);
-    wait_log(&s, "supervisor_restart component=codex_appserver", 10);
+    let (s, srv) = with_app_server(
+        "cxhung",
+        &["--ignore-pings"],
+        &[
+            ("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "600"),
+            ("AGTMUX_SUPERVISOR_BACKOFF_MS", "50,200"),
+        ],
+    );
+    s.wait_log("from=active to=stale reason=heartbeat_timeout", 20);
+    s.wait_log("supervisor_restart component=codex_appserver", 10);
     assert!(
-        log(&s).contains("heartbeat timeout"),
+        s.log().contains("heartbeat timeout"),
         "the restart names the reason\n{}",
-        log(&s)
+        s.log()
     );
     // It is connected again (and dropped again: the server stays hung).
     assert!(
@@ -380,7 +368,7 @@ fn a_codex_socket_that_another_uid_listens_on_is_refused() {
         20,
     );
     assert!(v.contains("degraded"), "{v}");
-    let l = log(&s);
+    let l = s.log();
     assert!(
         l.contains("source_admission_rejected reason=peer_uid_mismatch peer_uid=65534"),
         "{l}"

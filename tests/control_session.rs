@@ -108,11 +108,7 @@ fn a_session_is_unattached_once_its_real_client_leaves_and_destroy_unattached_en
         json!({"session_id": "s1", "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
         json!({"session_id": "s1", "hook_event_name": "PermissionRequest", "tool_name": "Bash"}),
     ] {
-        assert!(
-            s.hook("claude", &agent, p.to_string().as_bytes())
-                .status
-                .success()
-        );
+        s.claude(&agent, p);
     }
     s.wait_pane(&agent, "@agtmux_state", "waiting_approval", 60);
     assert!(has_session(&s, OURS));
@@ -120,9 +116,7 @@ fn a_session_is_unattached_once_its_real_client_leaves_and_destroy_unattached_en
 
 #[test]
 fn the_daemons_session_is_on_no_surface_of_agtmux() {
-    let mut s = Server::start("hidden");
-    let agent = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, agent) = Server::with_agent("hidden", "claude");
     s.run_plugin_direct();
     wait_control_session(&s);
     s.wait_pane(&agent, "@agtmux_provider", "claude", 60);
@@ -144,20 +138,8 @@ fn the_daemons_session_is_on_no_surface_of_agtmux() {
     assert!(!api.to_string().contains(OURS), "{api}");
 
     // prefix + S (agtmux's choose-tree) in a real client: `main` is listed, ours is not.
-    let outer = Server::start("hidden-outer");
-    let attach = format!("env -u TMUX tmux -L {} attach -t main", s.name);
-    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
-    assert!(wait_until(30, || outer
-        .tmux_out(&["capture-pane", "-p", "-t", "main:0"])
-        .contains("[main]")));
-    outer.tmux(&["send-keys", "-t", "main:0", "C-b"]);
-    outer.tmux(&["send-keys", "-t", "main:0", "S"]);
-    let mut screen = String::new();
-    let seen = wait_until(30, || {
-        screen = outer.tmux_out(&["capture-pane", "-p", "-t", "main:0"]);
-        screen.contains("(0) ") && screen.contains("main")
-    });
-    assert!(seen, "choose-tree:\n{screen}");
+    let outer = s.attach_from("hidden-outer");
+    let screen = outer.press_prefix_in_client("S", |x| x.contains("(0) ") && x.contains("main"));
     assert!(
         !screen.contains(OURS),
         "choose-tree shows our session:\n{screen}"
@@ -252,9 +234,7 @@ fn a_real_client_that_lands_in_the_daemons_session_is_moved_on_its_way() {
     s.tmux(&["new-session", "-d", "-s", "beta"]);
     s.start_daemon();
     wait_control_session(&s);
-    let outer = Server::start("onward-outer");
-    let attach = format!("env -u TMUX tmux -L {} attach -t main", s.name);
-    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+    let _outer = s.attach_from("onward-outer");
     let real = || {
         s.tmux_out(&[
             "list-clients",

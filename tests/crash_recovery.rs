@@ -44,10 +44,6 @@ fn kill9(pid: &str) {
     assert!(st.success(), "kill -9 {pid}");
 }
 
-fn log_text(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
 fn paths(s: &Server) -> agtmux::paths::ServerPaths {
     agtmux::paths::ServerPaths {
         socket: s.socket(),
@@ -104,16 +100,21 @@ fn hook(s: &Server, pane: &str, payload: &[u8]) {
     );
 }
 
+/// A prompt of session `sid` in `pane` whose transcript is the new empty file `s.dir/name`,
+/// through [`hook`]; returns once the pane is running. The transcript's path.
+fn running_with_transcript(s: &Server, pane: &str, sid: &str, name: &str) -> PathBuf {
+    let tx = s.dir.join(name);
+    std::fs::write(&tx, b"").unwrap();
+    hook(s, pane, &prompt(sid, &tx));
+    s.wait_pane(pane, "@agtmux_state", "running", 15);
+    tx
+}
+
 #[test]
 fn a_multibyte_character_in_a_transcript_timestamp_does_not_kill_the_daemon() {
-    let mut s = Server::start("mbts");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("mbts", "claude");
     let pid = pid_of(&s.global_opt("@agtmux_daemon"));
-    let tx = s.dir.join("mb.jsonl");
-    std::fs::write(&tx, b"").unwrap();
-    hook(&s, &pane, &prompt("mb1", &tx));
-    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    let tx = running_with_transcript(&s, &pane, "mb1", "mb.jsonl");
     // The line that panicked at transcript_watch.rs:238 (`&t[3..4]` inside the 'é').
     append(
         &tx,
@@ -132,7 +133,7 @@ fn a_multibyte_character_in_a_transcript_timestamp_does_not_kill_the_daemon() {
         s.log_tail()
     );
     assert_eq!(pid_of(&s.global_opt("@agtmux_daemon")), pid);
-    assert!(!log_text(&s).contains("daemon_panic"), "{}", s.log_tail());
+    assert!(!s.log().contains("daemon_panic"), "{}", s.log_tail());
 }
 
 #[test]
@@ -141,10 +142,7 @@ fn a_killed_worker_shows_down_and_comes_back() {
     let pane = s.silent_agent("claude");
     s.tmux(&["set", "-g", "status-right", "#{@agtmux_attention}|"]);
     let worker = start_kept(&s, &[]);
-    let tx = s.dir.join("k.jsonl");
-    std::fs::write(&tx, b"").unwrap();
-    hook(&s, &pane, &prompt("k1", &tx));
-    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    running_with_transcript(&s, &pane, "k1", "k.jsonl");
 
     kill9(&worker);
     let down = s.wait_global("@agtmux_daemon", |v| v.contains(" down "), 15);
@@ -153,7 +151,8 @@ fn a_killed_worker_shows_down_and_comes_back() {
     let right = s.tmux_out(&["display", "-p", "#{E:status-right}"]);
     assert!(right.contains("agtmux down"), "status-right: {right:?}");
     assert!(
-        log_text(&s).contains("daemon_worker_down status=\"signal 9 (SIGKILL)\""),
+        s.log()
+            .contains("daemon_worker_down status=\"signal 9 (SIGKILL)\""),
         "{}",
         s.log_tail()
     );
@@ -172,10 +171,7 @@ fn a_panic_in_a_source_is_logged_with_its_location_and_the_daemon_comes_back() {
     let pane = s.silent_agent("claude");
     let marker = "AGTMUX-INJECTED-PANIC-7f3a";
     let worker = start_kept(&s, &[("AGTMUX_TEST_PANIC_ON", marker)]);
-    let tx = s.dir.join("p.jsonl");
-    std::fs::write(&tx, b"").unwrap();
-    hook(&s, &pane, &prompt("p1", &tx));
-    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    let tx = running_with_transcript(&s, &pane, "p1", "p.jsonl");
 
     append(
         &tx,
@@ -183,7 +179,7 @@ fn a_panic_in_a_source_is_logged_with_its_location_and_the_daemon_comes_back() {
     );
     let down = s.wait_global("@agtmux_daemon", |v| v.contains(" down "), 15);
     assert!(down.contains("exit 101 (panic)"), "{down}");
-    let log = log_text(&s);
+    let log = s.log();
     assert!(
         log.contains("daemon_panic at=src/sources/transcript_watch.rs:"),
         "{}",
@@ -227,10 +223,7 @@ fn the_next_hook_restarts_a_daemon_killed_with_its_keeper() {
     let s = Server::start("killall");
     let pane = s.silent_agent("claude");
     let worker = start_kept(&s, &[]);
-    let tx = s.dir.join("a.jsonl");
-    std::fs::write(&tx, b"").unwrap();
-    hook(&s, &pane, &prompt("a1", &tx));
-    s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    running_with_transcript(&s, &pane, "a1", "a.jsonl");
     kill_everything(&s, &worker);
     let sp = paths(&s);
     assert!(
@@ -270,10 +263,7 @@ fn the_plugin_revives_a_daemon_killed_with_its_keeper_through_client_detached() 
         |v| v.ends_with(" ok") && pid_of(v) != worker,
         30,
     );
-    let tx = s.dir.join("r.jsonl");
-    std::fs::write(&tx, b"").unwrap();
-    hook(&s, &pane, &prompt("r1", &tx));
-    s.wait_pane(&pane, "@agtmux_state", "running", 15);
+    running_with_transcript(&s, &pane, "r1", "r.jsonl");
     assert!(!v.is_empty());
 }
 

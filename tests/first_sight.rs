@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod support;
-use support::{BIN, Server, wait_until};
+use support::{BIN, Server, claude, wait_until};
 
 fn key(s: &Server, k: &str) -> String {
     s.prefix_binding(k)
@@ -23,17 +23,19 @@ fn managed(s: &Server, pane: &str) {
 
 fn approval(s: &Server, pane: &str) {
     managed(s, pane);
-    for p in [
-        json!({"session_id": "s1", "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
-        json!({"session_id": "s1", "hook_event_name": "PermissionRequest", "tool_name": "Bash"}),
-    ] {
-        assert!(
-            s.hook("claude", pane, p.to_string().as_bytes())
-                .status
-                .success()
-        );
-    }
+    s.claude(pane, claude::prompt("s1", "go"));
+    s.claude(pane, claude::permission("s1"));
     s.wait_pane(pane, "@agtmux_state", "waiting_approval", 60);
+}
+
+/// A server with its daemon, the plugin loaded, and an agent pane waiting for approval.
+fn plugin_and_approval(tag: &str) -> (Server, String) {
+    let mut s = Server::start(tag);
+    s.start_daemon();
+    s.run_plugin_direct();
+    let pane = s.silent_agent("claude");
+    approval(&s, &pane);
+    (s, pane)
 }
 
 #[test]
@@ -150,31 +152,14 @@ fn the_plugin_adds_the_window_icon_once_unless_placed_or_turned_off() {
 
 #[test]
 fn choose_tree_rows_of_single_pane_windows_show_the_agent_state() {
-    let mut s = Server::start("tree");
-    s.start_daemon();
-    s.run_plugin_direct();
-    let pane = s.silent_agent("claude");
-    approval(&s, &pane);
+    let (s, _) = plugin_and_approval("tree");
     // prefix + S pressed in a real client (inside a pane of an outer server), read off its
     // screen.
     let bound = key(&s, "S");
     assert!(bound.contains("choose-tree"), "{bound}");
-    let outer = Server::start("tree-outer");
-    let attach = format!("env -u TMUX tmux -L {} attach -t main", s.name);
-    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+    let outer = s.attach_from("tree-outer");
     assert!(wait_until(30, || !s.tmux_out(&["list-clients"]).is_empty()));
-    // The client drew its status line: it reads keys now.
-    assert!(wait_until(30, || outer
-        .tmux_out(&["capture-pane", "-p", "-t", "main:0"])
-        .contains("[main]")));
-    outer.tmux(&["send-keys", "-t", "main:0", "C-b"]);
-    outer.tmux(&["send-keys", "-t", "main:0", "S"]);
-    let mut screen = String::new();
-    let seen = wait_until(30, || {
-        screen = outer.tmux_out(&["capture-pane", "-p", "-t", "main:0"]);
-        screen.contains("waiting_approval")
-    });
-    assert!(seen, "choose-tree:\n{screen}");
+    let screen = outer.press_prefix_in_client("S", |x| x.contains("waiting_approval"));
     // The single-pane window has no pane row: the state is on the window row itself, with
     // the window's name after it.
     let row = screen
@@ -249,15 +234,13 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
         json!({"session_id": "s2", "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
         json!({"session_id": "s2", "hook_event_name": "Stop"}),
     ] {
-        s.hook("claude", &done, p.to_string().as_bytes());
+        s.claude(&done, p);
     }
     s.wait_global("@agtmux_attention", |v| v.contains("✓1"), 60);
 
     // A real client of this server, inside a pane of an outer server: its status line is
     // what a user sees, captured with its colours.
-    let outer = Server::start("badges-outer");
-    let attach = format!("env -u TMUX tmux -L {} attach -t main", s.name);
-    outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
+    let outer = s.attach_from("badges-outer");
     // (status-style, theme) pairs: stock, Catppuccin mocha, Dracula, Nord, Tokyo Night,
     // Solarized light.
     let themes = [
@@ -307,11 +290,7 @@ fn status_badges_read_on_the_stock_bar_and_on_popular_themes() {
 
 #[test]
 fn sourcing_the_plugin_again_makes_the_running_daemon_read_its_options() {
-    let mut s = Server::start("reload");
-    s.start_daemon();
-    s.run_plugin_direct();
-    let pane = s.silent_agent("claude");
-    approval(&s, &pane);
+    let (mut s, _) = plugin_and_approval("reload");
     s.wait_global("@agtmux_attention", |v| v.contains("bg=red"), 30);
     let daemon_pid = s.global_opt("@agtmux_daemon");
     // `set -g @agtmux-theme light` then sourcing the plugin: the same daemon switches.

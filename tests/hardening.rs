@@ -8,11 +8,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-fn api_socket(s: &Server) -> std::path::PathBuf {
-    s.runtime_dir
-        .join(format!("{}.sock", agtmux::paths::server_key(&s.socket())))
-}
-
 /// One request on a connection; the answer line as JSON.
 fn ask(c: &mut UnixStream, req: serde_json::Value) -> serde_json::Value {
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -26,15 +21,11 @@ fn ask(c: &mut UnixStream, req: serde_json::Value) -> serde_json::Value {
 }
 
 fn request(s: &Server, method: &str, params: serde_json::Value) -> serde_json::Value {
-    let mut c = UnixStream::connect(api_socket(s)).unwrap();
+    let mut c = UnixStream::connect(s.api_socket()).unwrap();
     ask(
         &mut c,
         serde_json::json!({"v":1,"id":1,"method":method,"params":params}),
     )
-}
-
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
 }
 
 fn rand_ms(lo: u64, hi: u64, salt: u64) -> u64 {
@@ -64,26 +55,13 @@ fn append_burst(s: &Server, template: &serde_json::Value, run: usize, n: usize) 
 }
 
 fn stored_events(s: &Server) -> (u64, u64) {
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let n: u64 = c
-        .query_row("SELECT COUNT(*) FROM events_raw_v2", [], |r| r.get(0))
-        .unwrap();
-    let d: u64 = c
-        .query_row(
-            "SELECT COUNT(DISTINCT event_id) FROM events_raw_v2",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    (n, d)
+    s.db_two("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events_raw_v2")
 }
 
 /// kill -9 at a random point of a 10 000-event burst, `runs` times: every event is stored
 /// exactly once and the committed cursor ends at the end of the spool.
 fn kill9_during_burst(runs: usize) {
-    let mut s = Server::start("kill9");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (mut s, pane) = Server::with_agent("kill9", "claude");
     let out = s.hook(
         "claude",
         &pane,
@@ -127,14 +105,7 @@ fn kill9_during_burst(runs: usize) {
         eprintln!("kill9 run {run}: killed with {before}/{expected} stored; after restart {n}");
     }
     // The committed cursor caught up with the fetched one (nothing inflight).
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let (committed, fetched): (String, Option<String>) = c
-        .query_row(
-            "SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (committed, fetched): (String, Option<String>) = s.db_two("SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'");
     assert_eq!(Some(committed), fetched);
     eprintln!("kill9: {runs} runs, {killed_mid} killed mid-burst, 0 lost, 0 duplicated");
     // The kills must really land inside the bursts, or this proves little.
@@ -154,23 +125,19 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
     let mut s = Server::start("ack");
     let pane = s.silent_agent("claude");
     drop(agtmux::store::Store::open(&s.db_path()).unwrap());
-    let mut cmd = s.daemon_cmd();
-    cmd.env("AGTMUX_ACK_TIMEOUT_MS", "300")
-        .env("AGTMUX_ACK_MAX_ATTEMPTS", "3");
-    s.daemon = Some(cmd.spawn().unwrap());
+    s.spawn_daemon_with(&[
+        ("AGTMUX_ACK_TIMEOUT_MS", "300"),
+        ("AGTMUX_ACK_MAX_ATTEMPTS", "3"),
+    ]);
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
     // The store is locked: the commit (the ack) fails, the batch stays inflight.
     let holder = rusqlite::Connection::open(s.db_path()).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"a1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&pane, claude::permission("a1"));
     // Applied at once (served from memory), durable later.
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     s.wait_global("@agtmux_daemon", |v| v.contains("ack_retry_exhausted"), 20);
-    let l = log(&s);
+    let l = s.log();
     assert!(l.contains("ack_timeout token="), "{l}");
     assert!(l.contains("attempt=3 redelivery=true"), "{l}");
     let health = request(&s, "health", serde_json::json!({}));
@@ -185,48 +152,31 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
     drop(holder);
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
     // Exhausted redeliveries held the batch, they did not drop it (issue 16): it is stored.
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let held: u64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM events_raw_v2 WHERE name='PermissionRequest'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let held: u64 = s.db_one("SELECT COUNT(*) FROM events_raw_v2 WHERE name='PermissionRequest'");
     assert_eq!(held, 1, "{}", s.log_tail());
-    drop(c);
 
     // A shorter outage: the redelivered token is acked, the event stored exactly once.
-    let acked_before = log(&s).matches("delivery_acked token=").count();
-    let redelivered_before = log(&s).matches("attempt=2 redelivery=true").count();
+    let acked_before = s.log().matches("delivery_acked token=").count();
+    let redelivered_before = s.log().matches("attempt=2 redelivery=true").count();
     let holder = rusqlite::Connection::open(s.db_path()).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"a1","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
-    );
+    s.claude(&pane, claude::prompt("a1", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    assert!(wait_until(10, || log(&s)
+    assert!(wait_until(10, || s
+        .log()
         .matches("attempt=2 redelivery=true")
         .count()
         > redelivered_before));
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
     assert!(
-        wait_until(20, || log(&s).matches("delivery_acked token=").count()
+        wait_until(20, || s.log().matches("delivery_acked token=").count()
             > acked_before),
         "{}",
         s.log_tail()
     );
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let (n, event_id): (u64, String) = c
-        .query_row(
-            "SELECT COUNT(*), MAX(event_id) FROM events_raw_v2 WHERE name='UserPromptSubmit'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (n, event_id): (u64, String) =
+        s.db_two("SELECT COUNT(*), MAX(event_id) FROM events_raw_v2 WHERE name='UserPromptSubmit'");
     assert_eq!(n, 1);
     // Tracing per delivery token: the event's trace names its token, and the token's story
     // is pull_events → delivery → ack_timeout → redelivery (re-pulled, nothing applied
@@ -236,14 +186,7 @@ fn an_unacked_batch_is_redelivered_then_degrades_the_source_and_recovers() {
         .as_str()
         .unwrap_or_else(|| panic!("{t}"))
         .to_string();
-    let out = Command::new(BIN)
-        .args(["trace", "-L", &s.name, "--delivery", &token])
-        .envs([
-            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
-            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
-        ])
-        .output()
-        .unwrap();
+    let out = s.agtmux(&["trace", "--delivery", &token]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let mut at = 0;
@@ -279,7 +222,7 @@ fn another_uid_is_rejected_at_the_api_socket() {
     for p in [&s.dir, &s.runtime_dir] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    std::fs::set_permissions(api_socket(&s), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(s.api_socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let socket = s.socket();
     let out = Command::new("setpriv")
         .args([
@@ -302,7 +245,8 @@ fn another_uid_is_rejected_at_the_api_socket() {
     // The reason reaches the client (not a bare "broken pipe"), and the log has it.
     assert!(err.contains("peer_uid_mismatch"), "{err}");
     assert!(
-        wait_until(5, || log(&s)
+        wait_until(5, || s
+            .log()
             .contains("api_admission_rejected reason=peer_uid_mismatch")),
         "{}",
         s.log_tail()
@@ -315,14 +259,12 @@ fn another_uid_is_rejected_at_the_api_socket() {
 fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revoked_and_reregistered()
  {
     let mut s = Server::start("nonce");
-    let mut cmd = s.daemon_cmd();
-    cmd.env("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "400");
-    s.daemon = Some(cmd.spawn().unwrap());
+    s.spawn_daemon_with(&[("AGTMUX_SOURCE_HEARTBEAT_TIMEOUT_MS", "400")]);
     s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
     let key = agtmux::paths::server_key(&s.socket());
     let nonce = std::fs::read_to_string(s.runtime_dir.join(format!("{key}.nonce"))).unwrap();
     let hello = |nonce: &str, path: &str| {
-        let mut c = UnixStream::connect(api_socket(&s)).unwrap();
+        let mut c = UnixStream::connect(s.api_socket()).unwrap();
         let a = ask(
             &mut c,
             serde_json::json!({"v":1,"id":1,"method":"source.hello","params":{
@@ -344,26 +286,14 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     let (a, _) = hello(&nonce, "/run/file-watch.sock");
     assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
     // The operator registers it: pending, then active on hello.
-    let reg = Command::new(BIN)
-        .args([
-            "source",
-            "-L",
-            &s.name,
-            "register",
-            "file_watch",
-            "/run/file-watch.sock",
-        ])
-        .envs([
-            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
-            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        reg.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reg.stderr)
-    );
+    let reg = run_ok(&mut s.agtmux_cmd(&[
+        "source",
+        "-L",
+        &s.name,
+        "register",
+        "file_watch",
+        "/run/file-watch.sock",
+    ]));
     assert!(String::from_utf8_lossy(&reg.stdout).contains("pending"));
     let (a, _c) = hello(&nonce, "/run/file-watch.sock");
     assert_eq!(a["result"]["state"], "active", "{a}");
@@ -379,19 +309,7 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     };
     assert!(wait_until(10, || state(&s) == "stale"), "{}", s.log_tail());
     // Revoked by the operator: hello refused.
-    let rev = Command::new(BIN)
-        .args(["source", "-L", &s.name, "revoke", "file_watch"])
-        .envs([
-            ("AGTMUX_RUNTIME_DIR", s.runtime_dir.as_os_str()),
-            ("AGTMUX_STATE_DIR", s.state_dir.as_os_str()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        rev.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rev.stderr)
-    );
+    run_ok(&mut s.agtmux_cmd(&["source", "-L", &s.name, "revoke", "file_watch"]));
     assert_eq!(state(&s), "revoked");
     let (a, _) = hello(&nonce, "/run/file-watch.sock");
     assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
@@ -409,18 +327,14 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     let conn = a["result"]["connection"].as_str().unwrap().to_string();
     drop(c2);
     assert!(
-        wait_until(10, || log(&s)
+        wait_until(10, || s
+            .log()
             .contains("from=active to=stale reason=connection_closed")),
         "{}",
         s.log_tail()
     );
     let t = request(&s, "source.trace", serde_json::json!({"connection": conn}));
-    let steps: Vec<&str> = t["result"]["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{t}"))
-        .iter()
-        .filter_map(|x| x["step"].as_str())
-        .collect();
+    let steps = field_strs(&t["result"]["steps"], "step");
     assert_eq!(steps, ["admission", "hello"], "{t}");
     assert_eq!(t["result"]["kind"], "file_watch", "{t}");
     assert!(t["result"]["closed_reason"].is_string(), "{t}");
@@ -442,7 +356,7 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
         .count();
     assert!(refused >= 3, "{conns}");
     // An inbound hello cannot claim the entry the supervisor owns (the Codex socket).
-    let mut c = UnixStream::connect(api_socket(&s)).unwrap();
+    let mut c = UnixStream::connect(s.api_socket()).unwrap();
     let a = ask(
         &mut c,
         serde_json::json!({"v":1,"id":1,"method":"source.hello","params":{
@@ -451,7 +365,7 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     );
     assert_eq!(a["error"]["code"], "source_registry_miss", "{a}");
     // Every transition logged and persisted.
-    let l = log(&s);
+    let l = s.log();
     for t in [
         "source_id=file_watch:0 from=none to=pending reason=register",
         "source_id=file_watch:0 from=pending to=active",
@@ -461,14 +375,8 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
     ] {
         assert!(l.contains(t), "missing {t}\n{l}");
     }
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let (st, path): (String, String) = c
-        .query_row(
-            "SELECT state, socket_path FROM source_registry_v1 WHERE source_id='file_watch:0'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (st, path): (String, String) = s
+        .db_two("SELECT state, socket_path FROM source_registry_v1 WHERE source_id='file_watch:0'");
     // Stale: its last connection closed above.
     assert_eq!(
         (st.as_str(), path.as_str()),
@@ -480,9 +388,8 @@ fn source_hello_needs_the_nonce_and_a_registry_match_and_stale_sources_are_revok
 fn a_control_client_that_keeps_crashing_is_held_down_and_escalated() {
     let mut s = Server::start("holddown");
     // A tmux that dies at once in control mode and is the real one otherwise.
-    let fake = s.dir.join("fake-tmux");
-    write_script(
-        &fake,
+    let fake = write_script(
+        &s.dir.join("fake-tmux"),
         "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = \"-C\" ] && exit 1; done\nexec tmux \"$@\"\n",
     );
     let mut cmd = s.daemon_cmd();
@@ -491,13 +398,7 @@ fn a_control_client_that_keeps_crashing_is_held_down_and_escalated() {
         .env("AGTMUX_SUPERVISOR_BACKOFF_MS", "20,100")
         .env("AGTMUX_SUPERVISOR_HOLD_DOWN_MS", "600000");
     s.daemon = Some(cmd.spawn().unwrap());
-    let v = s.wait_global("@agtmux_daemon", |v| v.contains("escalate"), 20);
-    assert!(v.contains("tmux_control:hold_down"), "{v}");
-    let l = log(&s);
-    assert!(
-        l.contains("supervisor_hold_down component=tmux_control escalate=true"),
-        "{l}"
-    );
+    let l = s.wait_held_down("tmux_control", 20);
     assert_eq!(
         l.matches("supervisor_restart component=tmux_control")
             .count(),

@@ -13,12 +13,16 @@ use support::*;
 /// name, so only its hooks say it is an agent) that runs the real `agtmux hook claude` from
 /// inside the pane with `payload`, then waits (a builtin `read`: no child left behind when it
 /// is killed). Returns the pane and the agent's pid.
-fn in_pane_agent(s: &Server, payload: &str) -> (String, i32) {
+fn in_pane_agent(s: &Server, payload: serde_json::Value) -> (String, i32) {
     in_pane_agent_claiming(s, payload, None)
 }
 
 /// As [`in_pane_agent`]; with `claim`, the hook says it runs in that pane (`TMUX_PANE`).
-fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (String, i32) {
+fn in_pane_agent_claiming(
+    s: &Server,
+    payload: serde_json::Value,
+    claim: Option<&str>,
+) -> (String, i32) {
     let (cmd, pidf) = agent_command(s, payload, claim);
     let pane = s.new_pane("bash --norc --noprofile");
     s.tmux(&["send-keys", "-t", &pane, "-l", &cmd]);
@@ -27,7 +31,7 @@ fn in_pane_agent_claiming(s: &Server, payload: &str, claim: Option<&str>) -> (St
 }
 
 /// The shell command that starts the fake agent, and the file it writes its pid to.
-fn agent_command(s: &Server, payload: &str, claim: Option<&str>) -> (String, PathBuf) {
+fn agent_command(s: &Server, payload: serde_json::Value, claim: Option<&str>) -> (String, PathBuf) {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -43,7 +47,7 @@ fn agent_command(s: &Server, payload: &str, claim: Option<&str>) -> (String, Pat
          while :; do read -r _ || sleep 1; done\n",
     )
     .unwrap();
-    std::fs::write(&pay, payload).unwrap();
+    std::fs::write(&pay, payload.to_string()).unwrap();
     let cmd = format!(
         "bash -c 'exec -a myagent bash {} {} {} {} {}'",
         script.display(),
@@ -76,24 +80,6 @@ fn kill9(pid: i32) {
     assert!(st.success());
 }
 
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
-fn rejected_reasons(s: &Server) -> Vec<String> {
-    let Ok(db) = rusqlite::Connection::open(s.db_path()) else {
-        return Vec::new();
-    };
-    let Ok(mut st) =
-        db.prepare("SELECT reason FROM events_raw_v2 WHERE status='rejected' ORDER BY seq")
-    else {
-        return Vec::new();
-    };
-    st.query_map([], |r| r.get::<_, String>(0))
-        .map(|rows| rows.filter_map(Result::ok).collect())
-        .unwrap_or_default()
-}
-
 fn pane_rows(s: &Server) -> i64 {
     rusqlite::Connection::open(s.db_path())
         .and_then(|c| c.query_row("SELECT COUNT(*) FROM pane_state_v2", [], |r| r.get(0)))
@@ -116,15 +102,13 @@ fn hook_as_server(s: &Server, pid: &str, pane: &str, payload: &[u8]) {
 fn an_agent_killed_with_kill_9_leaves_its_pane_unmanaged() {
     let mut s = Server::start("kill9agent");
     s.start_daemon();
-    let (pane, pid) = in_pane_agent(
-        &s,
-        r#"{"session_id":"k9","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
-    );
+    let (pane, pid) = in_pane_agent(&s, claude::prompt("k9", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     kill9(pid);
     assert!(
-        wait_until(30, || log(&s)
+        wait_until(30, || s
+            .log()
             .contains(&format!("agent_process_gone pane={pane}"))),
         "{}",
         s.log_tail()
@@ -153,16 +137,7 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     let stop = br#"{"session_id":"old","hook_event_name":"UserPromptSubmit","prompt":"x"}"#;
     hook_as_server(&s, &old_pid, &shell, stop);
     hook_as_server(&s, &old_pid, &agent, stop);
-    assert!(
-        wait_until(20, || rejected_reasons(&s)
-            .iter()
-            .filter(|r| r.starts_with("stale_server"))
-            .count()
-            == 2),
-        "{:?}\n{}",
-        rejected_reasons(&s),
-        s.log_tail()
-    );
+    s.wait_rejected("stale_server", |n| n == 2);
     // The new server's own hook goes through.
     hook_as_server(
         &s,
@@ -175,12 +150,9 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
     // Even with this server's pid, a hook run outside any of its panes cannot make a plain
     // shell an agent.
     hook_as_server(&s, &s.server_pid(), &shell, stop);
-    assert!(
-        wait_until(20, || rejected_reasons(&s).iter().any(|r| r.starts_with(
-            &format!("not_in_pane: the hook did not run inside a pane of this server, and {shell}")
-        ))),
-        "{:?}",
-        rejected_reasons(&s)
+    s.wait_rejected(
+        &format!("not_in_pane: the hook did not run inside a pane of this server, and {shell}"),
+        |n| n > 0,
     );
     assert_eq!(s.pane_opt(&shell, "@agtmux_state"), "");
 }
@@ -189,28 +161,12 @@ fn a_late_hook_from_a_killed_server_is_not_applied_to_the_new_one() {
 /// (`TMUX_PANE`) is rejected, B keeps its screen-based state; A's own hooks apply.
 #[test]
 fn a_hook_from_another_panes_process_tree_is_rejected() {
-    let mut s = Server::start("otherpane");
-    let victim = s.silent_agent("claude");
-    s.start_daemon();
-    let (_, _) = in_pane_agent_claiming(
-        &s,
-        r#"{"session_id":"x1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-        Some(&victim),
-    );
-    assert!(
-        wait_until(20, || rejected_reasons(&s)
-            .iter()
-            .any(|r| r.starts_with("pane_process_mismatch"))),
-        "{:?}\n{}",
-        rejected_reasons(&s),
-        s.log_tail()
-    );
+    let (s, victim) = Server::with_agent("otherpane", "claude");
+    let (_, _) = in_pane_agent_claiming(&s, claude::permission("x1"), Some(&victim));
+    s.wait_rejected("pane_process_mismatch", |n| n > 0);
     assert_ne!(s.pane_opt(&victim, "@agtmux_state"), "waiting_approval");
     assert_ne!(s.pane_opt(&victim, "@agtmux_evidence"), "deterministic");
-    let (own, _) = in_pane_agent(
-        &s,
-        r#"{"session_id":"x2","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-    );
+    let (own, _) = in_pane_agent(&s, claude::prompt("x2", "x"));
     s.wait_pane(&own, "@agtmux_state", "running", 20);
 }
 
@@ -220,21 +176,15 @@ fn a_hook_from_another_panes_process_tree_is_rejected() {
 fn a_restart_does_not_restore_the_state_of_an_agent_that_died_meanwhile() {
     let mut s = Server::start("restoredead");
     s.start_daemon();
-    let (pane, pid) = in_pane_agent(
-        &s,
-        r#"{"session_id":"r1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    let (pane, pid) = in_pane_agent(&s, claude::permission("r1"));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 20);
     // The row is written before the option: it is there once the option is.
     s.kill_daemon_hard();
     kill9(pid);
     s.start_daemon();
-    assert!(
-        wait_until(30, || log(&s).contains(&format!(
-            "restore_skipped pane={pane} reason=agent_gone"
-        ))),
-        "{}",
-        s.log_tail()
+    s.wait_log(
+        &format!("restore_skipped pane={pane} reason=agent_gone"),
+        30,
     );
     s.wait_pane(&pane, "@agtmux_state", "", 20);
 }
@@ -309,20 +259,14 @@ fn nested(depth: usize) -> String {
 /// one just within it is applied.
 #[test]
 fn hook_and_daemon_share_one_nesting_limit() {
-    let mut s = Server::start("depth");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"d1","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-    );
+    let (s, pane) = Server::with_agent("depth", "claude");
+    s.claude(&pane, claude::prompt("d1", "x"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
-    s.hook("claude", &pane, nested(126).as_bytes());
+    s.claude(&pane, nested(126));
     // `nested(n)` is n + 1 deep (the payload object holds the arrays).
-    s.hook("claude", &pane, nested(98).as_bytes());
+    s.claude(&pane, nested(98));
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
-    let reasons = rejected_reasons(&s);
+    let reasons = s.rejected_reasons();
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].starts_with("rejected_by_hook: too_deep"),
@@ -337,9 +281,7 @@ fn hook_and_daemon_share_one_nesting_limit() {
 /// `doctor` say hooks are failing and why; the next hook that writes clears it.
 #[test]
 fn an_unwritable_spool_is_reported_by_the_daemon_and_doctor() {
-    let mut s = Server::start("spoolfail");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("spoolfail", "claude");
     // The hook's state dir lies under a regular file: no spool can be created there.
     let blocker = s.dir.join("not-a-dir");
     std::fs::write(&blocker, "x").unwrap();
@@ -384,11 +326,7 @@ fn an_unwritable_spool_is_reported_by_the_daemon_and_doctor() {
     );
     assert_ne!(o.status.code(), Some(0));
     // A hook that writes clears it.
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"f","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-    );
+    s.claude(&pane, claude::prompt("f", "x"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     s.wait_global(
         "@agtmux_daemon",
@@ -442,29 +380,19 @@ fn pane_rows_of_gone_panes_are_pruned() {
 /// from another process.
 #[test]
 fn a_hook_right_after_respawn_pane_is_applied() {
-    let mut s = Server::start("respawn");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"a1","hook_event_name":"SessionStart","source":"startup"}"#,
-    );
+    let (s, pane) = Server::with_agent("respawn", "claude");
+    s.claude(&pane, claude::start("a1"));
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
-    let (cmd, pidf) = agent_command(
-        &s,
-        r#"{"session_id":"a2","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-        None,
-    );
+    let (cmd, pidf) = agent_command(&s, claude::permission("a2"), None);
     s.tmux(&["respawn-pane", "-k", "-t", &pane, &cmd]);
     agent_pid(&pidf);
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 20);
     assert!(
-        !rejected_reasons(&s)
+        !s.rejected_reasons()
             .iter()
             .any(|r| r.starts_with("pane_process_mismatch")),
         "{:?}",
-        rejected_reasons(&s)
+        s.rejected_reasons()
     );
 }
 
@@ -477,11 +405,7 @@ fn a_hook_right_after_respawn_pane_is_applied() {
 fn a_hook_from_outside_every_pane_does_not_drive_an_agent_pane() {
     let mut s = Server::start("outside");
     s.start_daemon();
-    let (cmd, pidf) = agent_command(
-        &s,
-        r#"{"session_id":"in1","hook_event_name":"UserPromptSubmit","prompt":"x"}"#,
-        None,
-    );
+    let (cmd, pidf) = agent_command(&s, claude::prompt("in1", "x"), None);
     // The pane's own process is the agent, `claude` by name (as `silent_agent`).
     let pane = s.new_pane(&cmd.replace("exec -a myagent", "exec -a claude"));
     let agent = agent_pid(&pidf);
@@ -492,17 +416,10 @@ fn a_hook_from_outside_every_pane_does_not_drive_an_agent_pane() {
         &pane,
         br#"{"session_id":"in1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
     );
-    assert!(
-        wait_until(20, || rejected_reasons(&s)
-            .iter()
-            .any(|r| r.starts_with("not_in_pane"))),
-        "{:?}\n{}",
-        rejected_reasons(&s),
-        s.log_tail()
-    );
+    s.wait_rejected("not_in_pane", |n| n > 0);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
     assert!(
-        log(&s).contains("not_in_pane"),
+        s.log().contains("not_in_pane"),
         "the reason is logged\n{}",
         s.log_tail()
     );

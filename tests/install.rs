@@ -10,7 +10,7 @@ mod support;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use support::{BIN, Server, wait_until};
+use support::{BIN, Server, wait_until, write_script};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -161,9 +161,7 @@ impl World {
         let script = format!(
             "#!/bin/sh\necho \"fake cargo $*\"\n{before}\nmkdir -p target/release && cp '{BIN}' target/release/agtmux\n"
         );
-        let p = self.fakebin.join("cargo");
-        std::fs::write(&p, script).unwrap();
-        sh(&format!("chmod 755 '{}'", p.display()));
+        write_script(&self.fakebin.join("cargo"), script);
     }
 
     /// Load the plugin as TPM does (run-shell, which waits for it).
@@ -255,16 +253,13 @@ fn a_checksum_mismatch_installs_and_runs_nothing_and_says_so() {
     let mut w = World::new("inst-sum");
     // The "binary" would leave a mark if anything ran it.
     let ran = w.s.dir.join("ran");
-    let evil = w.s.dir.join("evil");
-    std::fs::write(
-        &evil,
+    let evil = write_script(
+        &w.s.dir.join("evil"),
         format!(
             "#!/bin/sh\ntouch '{}'\necho agtmux {VERSION}\n",
             ran.display()
         ),
-    )
-    .unwrap();
-    sh(&format!("chmod 755 '{}'", evil.display()));
+    );
     w.publish(&evil, Some(&"0".repeat(64)));
     // Even with cargo at hand, a tampered release is not papered over by a build.
     w.fake_cargo("");
@@ -368,13 +363,10 @@ fn no_download_and_no_cargo_says_what_to_do() {
 fn an_unsupported_platform_without_cargo_says_so() {
     let w = World::new("inst-plat");
     // uname on the server's PATH says a platform no release is built for.
-    let uname = w.fakebin.join("uname");
-    std::fs::write(
-        &uname,
+    write_script(
+        &w.fakebin.join("uname"),
         "#!/bin/sh\ncase \"$1\" in -s) echo Plan9 ;; -m) echo mips ;; *) echo Plan9 ;; esac\n",
-    )
-    .unwrap();
-    sh(&format!("chmod 755 '{}'", uname.display()));
+    );
     w.load();
     let log = w.wait_result();
     assert!(log.contains("result: failed"), "{log}");
@@ -460,6 +452,15 @@ fn hook_prompt(s: &Server, pane: &str, prompt: &str) {
     assert!(out.status.success());
 }
 
+/// The pid the daemon's keeper wrote into its lock file (`<key>.supervisor.lock`).
+fn keeper_pid(s: &Server) -> String {
+    let lock = s.runtime_dir.join(format!(
+        "{}.supervisor.lock",
+        agtmux::paths::server_key(&s.socket())
+    ));
+    std::fs::read_to_string(&lock).unwrap().trim().to_string()
+}
+
 fn dead(pid: &str) -> bool {
     !Command::new("kill")
         .args(["-0", pid])
@@ -480,33 +481,14 @@ fn an_upgrade_takes_over_and_applies_every_hook_event_once() {
     let old = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
     let old_worker = old.split_whitespace().next().unwrap().to_string();
     assert!(wait_until(15, || ls_json(&s)["daemon_version"] == "0.0.1-old"));
-    let keeper_lock = s.runtime_dir.join(format!(
-        "{}.supervisor.lock",
-        agtmux::paths::server_key(&s.socket())
-    ));
-    let old_keeper = std::fs::read_to_string(&keeper_lock)
-        .unwrap()
-        .trim()
-        .to_string();
+    let old_keeper = keeper_pid(&s);
 
-    let db = s.db_path();
     let prompts = || -> Vec<String> {
-        let Ok(c) = rusqlite::Connection::open(&db) else {
-            return Vec::new();
-        };
-        let Ok(mut st) =
-            c.prepare("SELECT payload FROM events_raw_v2 WHERE name='UserPromptSubmit'")
-        else {
-            return Vec::new();
-        };
-        st.query_map([], |r| r.get::<_, String>(0))
-            .map(|rows| {
-                rows.flatten()
-                    .filter_map(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
-                    .filter_map(|v| v["payload"]["prompt"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        s.db_strings("SELECT payload FROM events_raw_v2 WHERE name='UserPromptSubmit'")
+            .iter()
+            .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .filter_map(|v| v["payload"]["prompt"].as_str().map(str::to_string))
+            .collect()
     };
     for i in 0..80 {
         hook_prompt(&s, &pane, &format!("upgrade {i}"));
@@ -579,14 +561,7 @@ fn an_upgrade_also_replaces_an_old_keeper_whose_daemon_is_down() {
     assert!(c.status().unwrap().success());
     let old = s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
     let old_worker = old.split_whitespace().next().unwrap().to_string();
-    let keeper_lock = s.runtime_dir.join(format!(
-        "{}.supervisor.lock",
-        agtmux::paths::server_key(&s.socket())
-    ));
-    let old_keeper = std::fs::read_to_string(&keeper_lock)
-        .unwrap()
-        .trim()
-        .to_string();
+    let old_keeper = keeper_pid(&s);
     sh(&format!("kill -9 {old_worker}"));
     s.wait_global("@agtmux_daemon", |v| v.contains(" down "), 30);
     // Nobody answers the API: the new keeper stops the old one itself and starts.

@@ -9,30 +9,12 @@ use agtmux::store::{EventStatus, Store};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use support::*;
 
-fn agtmux(s: &Server, args: &[&str]) -> (i32, String) {
-    let mut c = Command::new(BIN);
-    c.args(args).arg("-L").arg(&s.name);
-    s.env(&mut c);
-    c.env_remove("TMUX").env_remove("TMUX_PANE");
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 fn metrics(s: &Server) -> Value {
-    let (code, out) = agtmux(s, &["metrics", "--json"]);
+    let (code, out) = s.agtmux_code_out(&["metrics", "--json"]);
     assert_eq!(code, 0, "agtmux metrics failed: {out}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-fn hook(s: &Server, pane: &str, payload: Value) {
-    let out = s.hook("claude", pane, payload.to_string().as_bytes());
-    assert!(out.status.success());
 }
 
 /// The number of events per status in the database.
@@ -75,36 +57,19 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     assert!(line.contains("\"subscribed\":true"), "{line}");
 
     // Two deterministic Claude panes; the third only has the process (heuristic).
-    hook(
-        &s,
-        &a,
-        json!({"session_id":"sa","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
-    hook(
-        &s,
-        &b,
-        json!({"session_id":"sb","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
-    hook(
-        &s,
-        &b,
-        json!({"session_id":"sb","hook_event_name":"PermissionRequest","tool_name":"Bash"}),
-    );
+    s.claude(&a, claude::prompt("sa", "go"));
+    s.claude(&b, claude::prompt("sb", "go"));
+    s.claude(&b, claude::permission("sb"));
     s.wait_pane(&a, "@agtmux_state", "running", 15);
     s.wait_pane(&b, "@agtmux_state", "waiting_approval", 15);
     s.wait_pane(&h, "@agtmux_evidence", "heuristic", 20);
 
     // A rebind: pane a starts a new session (e.g. /clear).
-    hook(
-        &s,
+    s.claude(
         &a,
-        json!({"session_id":"sa2","hook_event_name":"SessionStart","source":"clear"}),
+        claude::ev("sa2", "SessionStart", json!({"source": "clear"})),
     );
-    hook(
-        &s,
-        &a,
-        json!({"session_id":"sa2","hook_event_name":"UserPromptSubmit","prompt":"again"}),
-    );
+    s.claude(&a, claude::prompt("sa2", "again"));
     // A rejected line (not JSON) and a duplicate (the last spool line written twice).
     let out = s.hook("claude", &a, b"{not json");
     assert!(out.status.success());
@@ -197,22 +162,17 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
         Value::Null,
         "no restore yet: {m}"
     );
-    let slo: Vec<&str> = m["ops"]["slo"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{m}"))
-        .iter()
-        .filter_map(|e| e["slo"].as_str())
-        .collect();
+    let slo = field_strs(&m["ops"]["slo"], "slo");
     assert!(slo.contains(&"state_latency_deterministic"), "{m}");
     // No snapshot yet: no age. An operator's snapshot gives one (the daemon's own count,
     // `snapshots_taken`, stays 0: it took none).
     assert_eq!(m["ops"]["snapshot_age_ms"], Value::Null, "{m}");
-    let (code, out) = agtmux(&s, &["snapshot", "create"]);
+    let (code, out) = s.agtmux_code_out(&["snapshot", "create"]);
     assert_eq!(code, 0, "{out}");
     let after = metrics(&s);
     assert!(after["ops"]["snapshot_age_ms"].is_i64(), "{after}");
     assert_eq!(after["ops"]["snapshots_taken"], 0, "{after}");
-    let (code, text) = agtmux(&s, &["metrics"]);
+    let (code, text) = s.agtmux_code_out(&["metrics"]);
     assert_eq!(code, 0);
     assert!(text.contains(&format!("total: accepted={acc} ")), "{text}");
     assert!(text.contains("deterministic=2 heuristic=1"), "{text}");
@@ -251,41 +211,36 @@ fn metrics_move_with_injected_events_and_trace_shows_every_hop() {
     for hop in want {
         assert!(stored[hop].is_i64(), "hop {hop} not stored: {stored}");
     }
-    let (code, out) = agtmux(&s, &["trace", &ev.event_id, "--json"]);
+    let (code, out) = s.agtmux_code_out(&["trace", &ev.event_id, "--json"]);
     assert_eq!(code, 0, "{out}");
     let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["v"], 1);
     assert_eq!(t["event_id"], ev.event_id.as_str());
     assert_eq!(t["pane_id"], b.as_str());
-    let names: Vec<&str> = t["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["hop"].as_str().unwrap())
-        .collect();
+    let names = field_strs(&t["hops"], "hop");
     assert_eq!(names, want, "{t}");
     for (i, h) in t["hops"].as_array().unwrap().iter().enumerate() {
         assert_eq!(h["ts_ms"], stored[want[i]], "{t}");
     }
     // The human form names every hop too.
-    let (code, text) = agtmux(&s, &["trace", &ev.event_id]);
+    let (code, text) = s.agtmux_code_out(&["trace", &ev.event_id]);
     assert_eq!(code, 0);
     for hop in want {
         assert!(text.contains(hop), "{text}");
     }
     // `explain` shows the pane's last event with its trace.
-    let (code, ex) = agtmux(&s, &["explain", &b, "--json"]);
+    let (code, ex) = s.agtmux_code_out(&["explain", &b, "--json"]);
     assert_eq!(code, 0);
     let ex: Value = serde_json::from_str(&ex).unwrap();
     assert_eq!(ex["last_event"]["event_id"], ev.event_id.as_str(), "{ex}");
 
     // With the daemon gone, the trace still comes from the database.
     s.kill_daemon_hard();
-    let (code, out) = agtmux(&s, &["trace", &ev.event_id, "--json"]);
+    let (code, out) = s.agtmux_code_out(&["trace", &ev.event_id, "--json"]);
     assert_eq!(code, 0, "{out}");
     let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["from"], "store");
     assert_eq!(t["hops"].as_array().unwrap().len(), 5, "{t}");
-    let (code, _) = agtmux(&s, &["trace", "no-such-event"]);
+    let (code, _) = s.agtmux_code_out(&["trace", "no-such-event"]);
     assert_eq!(code, 3);
 }

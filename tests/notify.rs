@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 mod support;
-use support::{Server, wait_until};
+use support::{Server, kill_tmux_server, scratch_dir, wait_until, write_script};
 
 /// A terminal: a pane of a host tmux server running `script` around `tmux attach`.
 struct Terminal {
@@ -87,10 +87,7 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.host, "kill-server"])
-            .stderr(Stdio::null())
-            .status();
+        kill_tmux_server(&self.host);
     }
 }
 
@@ -118,12 +115,8 @@ fn approval(s: &Server, pane: &str) {
     s.wait_pane(pane, "@agtmux_attention_kind", "approval", 30);
 }
 
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
 fn wait_log(s: &Server, what: &str, pred: impl Fn(&str) -> bool) {
-    let ok = wait_until(40, || log(s).lines().any(&pred));
+    let ok = wait_until(40, || s.log().lines().any(&pred));
     assert!(ok, "no log line: {what}\n{}", s.log_tail());
 }
 
@@ -285,7 +278,7 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
         "one bell for the burst, one for the approval"
     );
     assert_eq!(
-        log(&s).matches("notify_sent").count(),
+        s.log().matches("notify_sent").count(),
         2,
         "{}",
         s.log_tail()
@@ -294,34 +287,25 @@ fn a_burst_coalesces_into_one_notice_that_counts() {
 
 #[test]
 fn command_gets_the_fields_as_argv_and_a_hanging_one_is_killed() {
-    let dir = std::env::temp_dir().join(format!("agtmux-notify-cmd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("notify-cmd");
     let out = dir.join("argv");
-    let script = dir.join("record.sh");
-    std::fs::write(
-        &script,
+    let script = write_script(
+        &dir.join("record.sh"),
         format!(
             "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}.tmp\nmv {}.tmp {}\n",
             out.display(),
             out.display(),
             out.display()
         ),
-    )
-    .unwrap();
-    let hang = dir.join("hang.sh");
+    );
     let pidfile = dir.join("sleeper");
-    std::fs::write(
-        &hang,
+    let hang = write_script(
+        &dir.join("hang.sh"),
         format!(
             "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
             pidfile.display()
         ),
-    )
-    .unwrap();
-    for f in [&script, &hang] {
-        Command::new("chmod").arg("+x").arg(f).status().unwrap();
-    }
+    );
     let template = format!(
         "{} {{pane}} {{provider}} {{state}} {{kind}} {{count}} '{{title}}' {{location}}",
         script.display()
@@ -394,16 +378,7 @@ fn next_goes_to_the_most_urgent_pane_cycles_and_marks_done_seen() {
     let (s, p) = world("notify-next", 4, &[("@agtmux-notify", "off")]);
     let (a, b, c, d) = (&p[0], &p[1], &p[2], &p[3]);
     let term = Terminal::attach(&s, "main");
-    let rows = s.tmux_out(&[
-        "list-clients",
-        "-F",
-        "#{client_control_mode} #{client_name}",
-    ]);
-    let client = rows
-        .lines()
-        .find_map(|l| l.strip_prefix("0 "))
-        .unwrap()
-        .to_string();
+    let client = s.client_name();
     let sid = |x: &str| format!("s{}", x.trim_start_matches('%'));
     for x in [a, d] {
         hook(&s, x, &sid(x), "UserPromptSubmit", ",\"prompt\":\"go\"");

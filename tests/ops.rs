@@ -6,23 +6,15 @@ mod support;
 
 use agtmux::store::{AlertRow, BindingRow, Store};
 use serde_json::{Value, json};
-use std::process::{Command, Output, Stdio};
-use support::{BIN, Server, wait_until};
-
-fn agtmux(s: &Server, args: &[&str]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args).args(["-L", &s.name]);
-    s.env(&mut c);
-    c.env_remove("TMUX").env_remove("TMUX_PANE");
-    c.stdin(Stdio::null()).output().unwrap()
-}
+use std::process::Output;
+use support::{Server, wait_until};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn list(s: &Server) -> Value {
-    let o = agtmux(s, &["snapshot", "list", "--json"]);
+    let o = s.agtmux(&["snapshot", "list", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_str(&stdout(&o)).unwrap()
 }
@@ -59,12 +51,12 @@ fn snapshots_on_a_real_daemon_create_list_check_restore() {
     for ev in ["SessionStart", "UserPromptSubmit"] {
         let p = json!({"session_id": "snap1", "hook_event_name": ev, "source": "startup",
                        "prompt": "hi", "cwd": "/tmp"});
-        s.hook("claude", &pane, p.to_string().as_bytes());
+        s.claude(&pane, p);
     }
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
 
     // Manual snapshot while the daemon runs.
-    let o = agtmux(&s, &["snapshot", "create", "--json"]);
+    let o = s.agtmux(&["snapshot", "create", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let created: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(created["size"].as_u64().unwrap() > 0);
@@ -99,7 +91,7 @@ fn snapshots_on_a_real_daemon_create_list_check_restore() {
     );
 
     // Dry-run of the newest: consistent, with the pane bound to its session.
-    let o = agtmux(&s, &["snapshot", "restore", "--dry-run", "--json"]);
+    let o = s.agtmux(&["snapshot", "restore", "--dry-run", "--json"]);
     let rep: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(o.status.success(), "{rep:#}");
     assert_eq!(rep["consistent"], true, "{rep:#}");
@@ -113,7 +105,7 @@ fn snapshots_on_a_real_daemon_create_list_check_restore() {
     );
 
     // A real restore is refused while the daemon runs.
-    let o = agtmux(&s, &["snapshot", "restore"]);
+    let o = s.agtmux(&["snapshot", "restore"]);
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("daemon runs"),
@@ -126,7 +118,7 @@ fn snapshots_on_a_real_daemon_create_list_check_restore() {
     assert_eq!(reasons(&list(&s))[0], "shutdown", "{}", list(&s));
 
     // With the daemon stopped the restore goes through and keeps the old database.
-    let o = agtmux(&s, &["snapshot", "restore", "--json"]);
+    let o = s.agtmux(&["snapshot", "restore", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(std::path::Path::new(r["previous"].as_str().unwrap()).exists());
@@ -147,9 +139,9 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
     let pane = s.silent_agent("claude");
     start_daemon_with(&mut s, "0");
     let p = json!({"session_id": "bad1", "hook_event_name": "UserPromptSubmit", "prompt": "x"});
-    s.hook("claude", &pane, p.to_string().as_bytes());
+    s.claude(&pane, p);
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
-    let o = agtmux(&s, &["snapshot", "create", "--json"]);
+    let o = s.agtmux(&["snapshot", "create", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let created: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let good = std::path::PathBuf::from(created["path"].as_str().unwrap());
@@ -185,17 +177,14 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
             .unwrap();
         tx.commit().unwrap();
     }
-    let o = agtmux(
-        &s,
-        &[
-            "snapshot",
-            "restore",
-            "--dry-run",
-            "--json",
-            "--from",
-            bad.to_str().unwrap(),
-        ],
-    );
+    let o = s.agtmux(&[
+        "snapshot",
+        "restore",
+        "--dry-run",
+        "--json",
+        "--from",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let rep: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(rep["consistent"], false);
@@ -216,34 +205,22 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
         "{errors:?}"
     );
     // Text output says the same, and the good one is consistent.
-    let o = agtmux(
-        &s,
-        &[
+    let dry_run = |p: &std::path::Path| {
+        s.agtmux(&[
             "snapshot",
             "restore",
             "--dry-run",
             "--from",
-            bad.to_str().unwrap(),
-        ],
-    );
+            p.to_str().unwrap(),
+        ])
+    };
+    let o = dry_run(&bad);
     assert!(stdout(&o).contains("consistent: NO"), "{}", stdout(&o));
-    let o = agtmux(
-        &s,
-        &[
-            "snapshot",
-            "restore",
-            "--dry-run",
-            "--from",
-            good.to_str().unwrap(),
-        ],
-    );
+    let o = dry_run(&good);
     assert!(o.status.success(), "{}", stdout(&o));
     // A real restore of the broken one is refused even with the daemon stopped.
     stop_daemon(&mut s);
-    let o = agtmux(
-        &s,
-        &["snapshot", "restore", "--from", bad.to_str().unwrap()],
-    );
+    let o = s.agtmux(&["snapshot", "restore", "--from", bad.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("consistency error"));
 }
@@ -252,7 +229,7 @@ fn dry_run_reports_a_deliberately_inconsistent_snapshot() {
 fn doctor_shows_slo_alerts_from_the_ledger() {
     let mut s = Server::start("slo");
     start_daemon_with(&mut s, "0");
-    let o = agtmux(&s, &["doctor"]);
+    let o = s.agtmux(&["doctor"]);
     assert!(
         stdout(&o).contains("SLO state latency: no alert"),
         "{}",
@@ -282,7 +259,7 @@ fn doctor_shows_slo_alerts_from_the_ledger() {
         }
         tx.commit().unwrap();
     }
-    let o = agtmux(&s, &["doctor"]);
+    let o = s.agtmux(&["doctor"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
@@ -305,18 +282,18 @@ fn daemon_records_slo_breaches_and_shows_them_in_agtmux_daemon() {
     let pane = s.silent_agent("claude");
     // Targets nobody can meet (any latency > -1 ms, and > 5 × -1): every sample breaches at
     // escalate level; 3 samples suffice; evaluated every 300 ms.
-    let mut c = s.daemon_cmd();
-    c.env("AGTMUX_SNAPSHOT_EVERY_MS", "0")
-        .env("AGTMUX_SLO_MIN_SAMPLES", "3")
-        .env("AGTMUX_SLO_TARGET_DETERMINISTIC_MS", "-1")
-        .env("AGTMUX_SLO_EVAL_MS", "300");
-    s.daemon = Some(c.spawn().unwrap());
+    s.spawn_daemon_with(&[
+        ("AGTMUX_SNAPSHOT_EVERY_MS", "0"),
+        ("AGTMUX_SLO_MIN_SAMPLES", "3"),
+        ("AGTMUX_SLO_TARGET_DETERMINISTIC_MS", "-1"),
+        ("AGTMUX_SLO_EVAL_MS", "300"),
+    ]);
     let st = s.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
     assert!(!st.contains("slo:"), "{st}");
     for i in 0..4 {
         for (ev, want) in [("UserPromptSubmit", "running"), ("Stop", "idle")] {
             let p = json!({"session_id": "slo1", "hook_event_name": ev, "prompt": format!("p{i}")});
-            s.hook("claude", &pane, p.to_string().as_bytes());
+            s.claude(&pane, p);
             s.wait_pane(&pane, "@agtmux_state", want, 10);
         }
     }
@@ -339,7 +316,7 @@ fn daemon_records_slo_breaches_and_shows_them_in_agtmux_daemon() {
         rows.iter().all(|r| r.slo != "state_latency_fallback"),
         "{rows:?}"
     );
-    let o = agtmux(&s, &["doctor"]);
+    let o = s.agtmux(&["doctor"]);
     assert!(
         stdout(&o).contains("SLO state_latency_deterministic: escalate"),
         "{}",

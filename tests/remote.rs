@@ -9,6 +9,7 @@
 //! `sshd` or `ssh-keygen` is not installed (`.ci/run` installs `openssh-server`).
 mod support;
 
+use serde_json::json;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -118,6 +119,18 @@ impl Sshd {
         Some(s)
     }
 
+    /// [`Sshd::start`] in `r`'s dir, its sessions given `r`'s state and runtime dirs (the
+    /// remote agtmux talks to `r`'s daemon).
+    fn for_server(r: &Server) -> Option<Sshd> {
+        Sshd::start(
+            &r.dir,
+            &[
+                ("AGTMUX_RUNTIME_DIR", &r.runtime_dir),
+                ("AGTMUX_STATE_DIR", &r.state_dir),
+            ],
+        )
+    }
+
     fn run(&mut self) {
         let child = Command::new(find_sshd().unwrap())
             .args(["-D", "-e", "-f"])
@@ -152,6 +165,24 @@ impl Sshd {
             port
         ))
         .is_err()));
+    }
+
+    /// `agtmux ls --remote ARGS` with `r`'s dirs, through this sshd, running `remote_command`
+    /// on the remote side.
+    fn ls_remote(
+        &self,
+        r: &Server,
+        args: &[&str],
+        remote_command: impl AsRef<std::ffi::OsStr>,
+    ) -> std::process::Output {
+        let mut ls = Command::new(BIN);
+        ls.args(["ls", "--remote"])
+            .args(args)
+            .env("AGTMUX_SSH", self.ssh_command())
+            .env("AGTMUX_REMOTE_COMMAND", remote_command)
+            .stdin(Stdio::null());
+        r.env(&mut ls);
+        ls.output().unwrap()
     }
 
     fn ssh_command(&self) -> String {
@@ -220,12 +251,30 @@ fn local_server(sshd: &Sshd, ssh_command: &str, remote_command: &str) -> Server 
 }
 
 fn start_local_daemon(l: &mut Server) {
-    let mut c = l.daemon_cmd();
     // Fast reconnects; no hold-down while the test keeps sshd away.
-    c.env("AGTMUX_SUPERVISOR_BACKOFF_MS", "200,1000")
-        .env("AGTMUX_SUPERVISOR_FAIL_LIMIT", "1000");
-    l.daemon = Some(c.spawn().unwrap());
+    l.spawn_daemon_with(&[
+        ("AGTMUX_SUPERVISOR_BACKOFF_MS", "200,1000"),
+        ("AGTMUX_SUPERVISOR_FAIL_LIMIT", "1000"),
+    ]);
     l.wait_global("@agtmux_daemon", |v| !v.is_empty(), 15);
+}
+
+/// A local server whose daemon follows the remote host through `ssh_command`, running
+/// `remote_command` there; then an approval in a new agent pane of `r` (session `session`)
+/// that reaches the local status line. Returns the local server and the remote pane.
+fn local_sees_remote_approval(
+    r: &Server,
+    sshd: &Sshd,
+    ssh_command: &str,
+    remote_command: &str,
+    session: &str,
+) -> (Server, String) {
+    let mut l = local_server(sshd, ssh_command, remote_command);
+    start_local_daemon(&mut l);
+    let rp = r.silent_agent("claude");
+    approval(r, &rp, session);
+    l.wait_global("@agtmux_attention", |v| v.contains("!1"), 60);
+    (l, rp)
 }
 
 fn remotes(l: &Server) -> serde_json::Value {
@@ -255,23 +304,12 @@ fn approval(r: &Server, pane: &str, session: &str) {
     let payload = format!(
         r#"{{"session_id":"{session}","hook_event_name":"PermissionRequest","tool_name":"Bash"}}"#
     );
-    r.hook("claude", pane, payload.as_bytes());
+    r.claude(pane, payload);
     r.wait_pane(pane, "@agtmux_state", "waiting_approval", 15);
 }
 
 fn count(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
-}
-
-fn remote_env(r: &Server) -> Vec<(&'static str, PathBuf)> {
-    vec![
-        ("AGTMUX_RUNTIME_DIR", r.runtime_dir.clone()),
-        ("AGTMUX_STATE_DIR", r.state_dir.clone()),
-    ]
-}
-
-fn env_refs<'a>(v: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Path)> {
-    v.iter().map(|(k, p)| (*k, p.as_path())).collect()
 }
 
 /// Remote states reach the local status line, `ls --all` and the popup; killing sshd makes the
@@ -280,16 +318,11 @@ fn env_refs<'a>(v: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Path
 #[test]
 fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_duplicates() {
     let r = remote_server();
-    let env = remote_env(&r);
-    let Some(mut sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+    let Some(mut sshd) = Sshd::for_server(&r) else {
         return;
     };
-    let mut l = local_server(&sshd, &sshd.ssh_command(), BIN);
-    start_local_daemon(&mut l);
-    let rp = r.silent_agent("claude");
-    approval(&r, &rp, "remote-s1");
     // The status line counts the remote approval (the local server has no agent at all).
-    l.wait_global("@agtmux_attention", |v| v.contains("!1"), 30);
+    let (l, rp) = local_sees_remote_approval(&r, &sshd, &sshd.ssh_command(), BIN, "remote-s1");
     let p = remote_pane(&l, &rp);
     assert_eq!(p["state"], "waiting_approval", "{p}");
     assert_eq!(p["host"], ALIAS);
@@ -319,16 +352,7 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
     );
 
     // The popup groups the row under its host.
-    let popup = l.tmux_out(&[
-        "new-window",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-t",
-        "main",
-        &format!("{BIN} popup -L {}", l.name),
-    ]);
+    let popup = l.new_pane(&format!("{BIN} popup -L {}", l.name));
     let mut screen = String::new();
     let shown = wait_until(20, || {
         screen = l.tmux_out(&["capture-pane", "-p", "-t", &popup]);
@@ -389,11 +413,7 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
         "a reconnect announced the approval again:\n{log}"
     );
     // A new approval after the reconnect is news, and announced once.
-    r.hook(
-        "claude",
-        &rp,
-        br#"{"session_id":"remote-s1","hook_event_name":"UserPromptSubmit","prompt":"go"}"#,
-    );
+    r.claude(&rp, claude::prompt("remote-s1", "go"));
     assert!(wait_until(30, || remote_pane(&l, &rp)["state"] == "running"));
     approval(&r, &rp, "remote-s1");
     assert!(wait_until(30, || count(
@@ -408,20 +428,17 @@ fn remote_states_reach_the_status_line_and_survive_an_sshd_restart_without_dupli
 #[test]
 fn a_slow_link_and_bad_remote_output_are_rejected_and_logged_never_fatal() {
     let r = remote_server();
-    let env = remote_env(&r);
-    let Some(sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+    let Some(sshd) = Sshd::for_server(&r) else {
         return;
     };
     // The throttle: 256-byte chunks, 20 ms apart (≈ 12 KiB/s), lines cut anywhere.
-    let slow = r.dir.join("slow-ssh");
-    write_script(
-        &slow,
+    let slow = write_script(
+        &r.dir.join("slow-ssh"),
         "#!/bin/sh\nssh \"$@\" | python3 -c 'import sys,time\nr=sys.stdin.buffer\nw=sys.stdout.buffer\nwhile True:\n  b=r.read1(256)\n  if not b: break\n  w.write(b); w.flush(); time.sleep(0.02)'\n",
     );
     // The remote agtmux says hello, then garbage, then runs the real stream.
-    let bad = r.dir.join("bad-agtmux");
-    write_script(
-        &bad,
+    let bad = write_script(
+        &r.dir.join("bad-agtmux"),
         format!(
             "#!/bin/sh\n\
              printf '%s\\n' '{{\"v\":1,\"event\":\"hello\",\"agtmux\":\"0.1.0\",\"protocol\":1}}'\n\
@@ -437,11 +454,8 @@ fn a_slow_link_and_bad_remote_output_are_rejected_and_logged_never_fatal() {
         slow.display(),
         sshd.dir.join("ssh_config").display()
     );
-    let mut l = local_server(&sshd, &ssh, &bad.display().to_string());
-    start_local_daemon(&mut l);
-    let rp = r.silent_agent("claude");
-    approval(&r, &rp, "remote-s2");
-    l.wait_global("@agtmux_attention", |v| v.contains("!1"), 60);
+    let (l, _) =
+        local_sees_remote_approval(&r, &sshd, &ssh, &bad.display().to_string(), "remote-s2");
     let log = l.log();
     for reason in ["not_json", "line_too_long", "bad_server_key", "bad_pane_id"] {
         assert!(
@@ -466,17 +480,10 @@ fn a_slow_link_and_bad_remote_output_are_rejected_and_logged_never_fatal() {
 #[test]
 fn an_auth_failure_never_prompts_and_says_what_to_fix() {
     let r = Server::start("rauth");
-    let env = remote_env(&r);
-    let Some(sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+    let Some(sshd) = Sshd::for_server(&r) else {
         return;
     };
-    let mut ls = Command::new(BIN);
-    ls.args(["ls", "--remote", &format!("{ALIAS}-badkey")])
-        .env("AGTMUX_SSH", sshd.ssh_command())
-        .env("AGTMUX_REMOTE_COMMAND", BIN)
-        .stdin(Stdio::null());
-    r.env(&mut ls);
-    let o = ls.output().unwrap();
+    let o = sshd.ls_remote(&r, &[&format!("{ALIAS}-badkey")], BIN);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!o.status.success(), "{out}");
     assert!(
@@ -484,13 +491,7 @@ fn an_auth_failure_never_prompts_and_says_what_to_fix() {
         "{out}"
     );
     // The same host with the right key answers, ad hoc.
-    let mut ok = Command::new(BIN);
-    ok.args(["ls", "--remote", ALIAS, "--json"])
-        .env("AGTMUX_SSH", sshd.ssh_command())
-        .env("AGTMUX_REMOTE_COMMAND", BIN)
-        .stdin(Stdio::null());
-    r.env(&mut ok);
-    let o = ok.output().unwrap();
+    let o = sshd.ls_remote(&r, &[ALIAS, "--json"], BIN);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     assert_eq!(v["remotes"][0]["status"], "live", "{v}");
 }
@@ -500,15 +501,10 @@ fn an_auth_failure_never_prompts_and_says_what_to_fix() {
 #[test]
 fn enter_on_a_remote_row_attaches_there_in_one_local_window() {
     let r = remote_server();
-    let env = remote_env(&r);
-    let Some(sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+    let Some(sshd) = Sshd::for_server(&r) else {
         return;
     };
-    let mut l = local_server(&sshd, &sshd.ssh_command(), BIN);
-    start_local_daemon(&mut l);
-    let rp = r.silent_agent("claude");
-    approval(&r, &rp, "remote-s3");
-    l.wait_global("@agtmux_attention", |v| v.contains("!1"), 30);
+    let (l, rp) = local_sees_remote_approval(&r, &sshd, &sshd.ssh_command(), BIN, "remote-s3");
     let rwin = r.tmux_out(&["display-message", "-p", "-t", &rp, "#{window_id}"]);
     // The remote session shows another window before we go there.
     r.tmux(&["select-window", "-t", "main:0"]);
@@ -525,16 +521,7 @@ fn enter_on_a_remote_row_attaches_there_in_one_local_window() {
         .collect::<Vec<_>>()
     };
     for round in 0..2 {
-        let popup = l.tmux_out(&[
-            "new-window",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}",
-            "-t",
-            "main",
-            &format!("{BIN} popup -L {}", l.name),
-        ]);
+        let popup = l.new_pane(&format!("{BIN} popup -L {}", l.name));
         let mut screen = String::new();
         assert!(
             wait_until(20, || {
@@ -595,28 +582,19 @@ fn enter_on_a_remote_row_attaches_there_in_one_local_window() {
 #[test]
 fn another_remote_version_gets_a_clear_message() {
     let r = Server::start("rver");
-    let env = remote_env(&r);
-    let Some(sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+    let Some(sshd) = Sshd::for_server(&r) else {
         return;
     };
-    let newer = r.dir.join("newer-agtmux");
-    write_script(
-        &newer,
+    let newer = write_script(
+        &r.dir.join("newer-agtmux"),
         "#!/bin/sh\nprintf '%s\\n' '{\"v\":1,\"event\":\"hello\",\"agtmux\":\"9.0.0\",\"protocol\":7}'\nsleep 30\n",
     );
-    let older = r.dir.join("older-agtmux");
-    write_script(
-        &older,
+    let older = write_script(
+        &r.dir.join("older-agtmux"),
         "#!/bin/sh\necho \"error: unexpected argument '--all' found\" >&2\nexit 2\n",
     );
     for (cmd, want) in [(&newer, "protocol 7"), (&older, "too old")] {
-        let mut ls = Command::new(BIN);
-        ls.args(["ls", "--remote", ALIAS])
-            .env("AGTMUX_SSH", sshd.ssh_command())
-            .env("AGTMUX_REMOTE_COMMAND", cmd)
-            .stdin(Stdio::null());
-        r.env(&mut ls);
-        let o = ls.output().unwrap();
+        let o = sshd.ls_remote(&r, &[ALIAS], cmd);
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(!o.status.success(), "{out}");
         assert!(
@@ -677,15 +655,13 @@ fn ls_all_lists_every_local_server() {
 #[test]
 fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_arrive() {
     let r = remote_server();
-    let env = remote_env(&r);
-    let Some(mut sshd) = Sshd::start(&r.dir, &env_refs(&env)) else {
+    let Some(mut sshd) = Sshd::for_server(&r) else {
         return;
     };
     let mut l = local_server(&sshd, &sshd.ssh_command(), BIN);
     let out = l.dir.join("notices");
-    let script = l.dir.join("record.sh");
-    write_script(
-        &script,
+    let script = write_script(
+        &l.dir.join("record.sh"),
         format!(
             "#!/bin/sh\nprintf '%s|' \"$@\" >> {0}\nprintf '\\n' >> {0}\n",
             out.display()
@@ -743,16 +719,7 @@ fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_ar
     );
     // A new approval after the reconnect is one notice more; the old one gave none again
     // (coalescing is off, so a duplicate would have been a notice of its own before this).
-    let hook = |v: serde_json::Value| {
-        assert!(
-            r.hook("claude", &rp, v.to_string().as_bytes())
-                .status
-                .success()
-        );
-    };
-    hook(
-        serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
+    r.claude(&rp, claude::prompt("remote-n1", "go"));
     assert!(wait_until(30, || remote_pane(&l, &rp)["state"] == "running"));
     approval(&r, &rp, "remote-n1");
     assert!(wait_until(30, || notices().len() >= 2), "{:?}", notices());
@@ -786,12 +753,11 @@ fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_ar
         }
         found
     };
-    hook(
-        serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"bg"}),
-    );
-    hook(
-        serde_json::json!({"session_id":"remote-n1","hook_event_name":"Stop","background_tasks":[
-        {"id":"b1","type":"shell","status":"running","description":"sleep 30"}]}),
+    r.claude(&rp, claude::prompt("remote-n1", "bg"));
+    let task = json!({"id":"b1","type":"shell","status":"running","description":"sleep 30"});
+    r.claude(
+        &rp,
+        claude::ev("remote-n1", "Stop", json!({"background_tasks": [task]})),
     );
     let mut p = serde_json::Value::Null;
     assert!(
@@ -802,26 +768,14 @@ fn a_remote_approval_notifies_once_across_an_sshd_restart_and_issue_23_fields_ar
         "{p}"
     );
     assert_eq!(p["detail"], "1 background", "{p}");
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     // A reset two hours ahead, to the minute, in UTC as `(UTC)` says.
-    let reset = (now_s / 60 + 120) * 60;
-    let (h, m) = ((reset % 86_400) / 3600, (reset % 3600) / 60);
-    let (h12, ampm) = match h {
-        0 => (12, "am"),
-        1..=11 => (h, "am"),
-        12 => (12, "pm"),
-        _ => (h - 12, "pm"),
-    };
-    hook(
-        serde_json::json!({"session_id":"remote-n1","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
-    hook(
-        serde_json::json!({"session_id":"remote-n1","hook_event_name":"StopFailure",
+    let reset = (now_s() / 60 + 120) * 60;
+    r.claude(&rp, claude::prompt("remote-n1", "go"));
+    r.claude(
+        &rp,
+        json!({"session_id":"remote-n1","hook_event_name":"StopFailure",
         "error":"rate_limit","background_tasks":[],
-        "last_assistant_message": format!("You've hit your session limit · resets {h12}:{m:02}{ampm} (UTC)")}),
+        "last_assistant_message": session_limit_message(reset)}),
     );
     assert!(
         wait_until(30, || {

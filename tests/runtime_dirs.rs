@@ -114,35 +114,8 @@ fn a_runtime_dir_squatted_by_another_user_is_refused_and_the_cli_trusts_only_its
     }
     let mut v = Victim::new();
     // The attacker is first: /tmp/agtmux-<victim uid>, mode 0777, with a fake daemon in it.
-    let out = as_uid(NOBODY, "mkdir")
-        .args(["-m", "0777"])
-        .arg(&v.squat)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = v
-        .cmd("tmux")
-        .args([
-            "-L",
-            &v.name,
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "main",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(as_uid(NOBODY, "mkdir").args(["-m", "0777"]).arg(&v.squat));
+    run_ok(v.cmd("tmux").args(["-L", &v.name]).args(MAIN_SESSION));
     let key = agtmux::paths::server_key(&v.socket());
     let fake_sock = v.squat.join(format!("{key}.sock"));
     let fake = r#"use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $ARGV[0], Listen => 5) or die "$!"; chmod 0777, $ARGV[0]; while (my $c = $s->accept) { while (my $l = <$c>) { print $c qq({"v":1,"id":1,"result":{"panes":[{"pane_id":"%0","provider":"claude","activity":"waiting_approval","title":"FAKE"}]}}\n); } }"#;

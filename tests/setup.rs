@@ -43,6 +43,13 @@ fn env_for(t: &Tmp, bin: &str) -> SetupEnv {
     }
 }
 
+/// A fresh [`Tmp`] (`tag`) and a setup env with its `home` and the default binary.
+fn tmp_env(tag: &str) -> (Tmp, SetupEnv) {
+    let t = Tmp::new(tag);
+    let env = env_for(&t, BIN);
+    (t, env)
+}
+
 fn args(agent: Agent, uninstall: bool, dry_run: bool) -> SetupArgs {
     SetupArgs {
         agent,
@@ -56,6 +63,19 @@ fn go(a: &SetupArgs, env: &SetupEnv) -> (Result<Outcome, SetupError>, String) {
     let mut out = Vec::new();
     let r = run_with_env(a, env, &mut out);
     (r, String::from_utf8(out).unwrap())
+}
+
+/// `agtmux setup claude` (or its `uninstall`) with `env`, which must succeed.
+fn claude(env: &SetupEnv, uninstall: bool) -> Outcome {
+    go(&args(Agent::Claude, uninstall, false), env).0.unwrap()
+}
+
+/// `home/.claude` in `t`, created, and the path of its `settings.json`.
+fn claude_dir(t: &Tmp) -> (PathBuf, PathBuf) {
+    let dir = t.0.join("home/.claude");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("settings.json");
+    (dir, path)
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -131,11 +151,8 @@ fn claude_original() -> Value {
 
 #[test]
 fn claude_install_keeps_foreign_content_and_order() {
-    let t = Tmp::new("claude-foreign");
-    let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (t, env) = tmp_env("claude-foreign");
+    let (dir, path) = claude_dir(&t);
     let original = claude_original();
     fs::write(&path, serde_json::to_string(&original).unwrap()).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
@@ -198,8 +215,7 @@ fn claude_install_keeps_foreign_content_and_order() {
 
 #[test]
 fn claude_no_file_creates_dir_and_file() {
-    let t = Tmp::new("claude-nofile");
-    let mut env = env_for(&t, BIN);
+    let (t, mut env) = tmp_env("claude-nofile");
     let cfg = t.0.join("custom/claude-config");
     env.claude_config_dir = Some(cfg.clone());
     let (r, out) = go(&args(Agent::Claude, false, false), &env);
@@ -221,18 +237,15 @@ fn claude_no_file_creates_dir_and_file() {
 
 #[test]
 fn claude_twice_is_a_noop() {
-    let t = Tmp::new("claude-twice");
-    let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (t, env) = tmp_env("claude-twice");
+    let (dir, path) = claude_dir(&t);
     fs::write(
         &path,
         serde_json::to_string_pretty(&claude_original()).unwrap(),
     )
     .unwrap();
 
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let first = fs::read(&path).unwrap();
     let (r, out) = go(&args(Agent::Claude, false, false), &env);
     let o = r.unwrap();
@@ -244,17 +257,14 @@ fn claude_twice_is_a_noop() {
 
 #[test]
 fn claude_uninstall_restores_original() {
-    let t = Tmp::new("claude-uninstall");
-    let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (t, env) = tmp_env("claude-uninstall");
+    let (dir, path) = claude_dir(&t);
     let original = claude_original();
     let mut canonical = serde_json::to_string_pretty(&original).unwrap();
     canonical.push('\n');
     fs::write(&path, &canonical).unwrap();
 
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let (r, out) = go(&args(Agent::Claude, true, false), &env);
     let o = r.unwrap();
     assert_eq!(o.changes.removed.len(), CLAUDE_EVENTS.len(), "{out}");
@@ -274,20 +284,18 @@ fn claude_uninstall_restores_original() {
 
 #[test]
 fn uninstall_drops_hooks_key_only_when_emptied_by_us() {
-    let t = Tmp::new("claude-uninstall-empty");
-    let env = env_for(&t, BIN);
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
-    go(&args(Agent::Claude, true, false), &env).0.unwrap();
+    let (t, env) = tmp_env("claude-uninstall-empty");
+    claude(&env, false);
+    claude(&env, true);
     let path = t.0.join("home/.claude/settings.json");
     assert_eq!(read_json(&path), json!({}));
 }
 
 #[test]
 fn reinstall_from_new_path_replaces() {
-    let t = Tmp::new("claude-newpath");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-newpath");
     let path = t.0.join("home/.claude/settings.json");
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let before = read_json(&path);
 
     // A path with a space and a quote must survive shell quoting and still count as ours.
@@ -311,8 +319,7 @@ fn reinstall_from_new_path_replaces() {
 
 #[test]
 fn bin_flag_overrides_env() {
-    let t = Tmp::new("claude-binflag");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-binflag");
     let mut a = args(Agent::Claude, false, false);
     a.bin = Some(PathBuf::from("/flag/agtmux"));
     go(&a, &env).0.unwrap();
@@ -337,11 +344,8 @@ fn bin_flag_overrides_env() {
 
 #[test]
 fn invalid_json_is_an_error_and_file_untouched() {
-    let t = Tmp::new("claude-invalid");
-    let env = env_for(&t, BIN);
-    let dir = t.0.join("home/.claude");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("settings.json");
+    let (t, env) = tmp_env("claude-invalid");
+    let (dir, path) = claude_dir(&t);
     let bad = "{\n  // my comment\n  \"model\": \"opus\",\n}\n";
     fs::write(&path, bad).unwrap();
     for dry in [false, true] {
@@ -377,8 +381,7 @@ fn invalid_json_is_an_error_and_file_untouched() {
 
 #[test]
 fn dry_run_writes_nothing() {
-    let t = Tmp::new("claude-dry");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-dry");
     // No file: nothing created, not even the dir.
     let (r, out) = go(&args(Agent::Claude, false, true), &env);
     let o = r.unwrap();
@@ -391,7 +394,7 @@ fn dry_run_writes_nothing() {
     assert!(!t.0.join("home/.claude").exists());
 
     // Existing file: bytes unchanged, no backup; dry-run uninstall also writes nothing.
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     let dir = t.0.join("home/.claude");
     let path = dir.join("settings.json");
     let before = fs::read(&path).unwrap();
@@ -404,8 +407,7 @@ fn dry_run_writes_nothing() {
 
 #[test]
 fn symlinked_settings_are_written_through() {
-    let t = Tmp::new("claude-symlink");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-symlink");
     let dots = t.0.join("dotfiles");
     fs::create_dir_all(&dots).unwrap();
     let real = dots.join("claude-settings.json");
@@ -415,7 +417,7 @@ fn symlinked_settings_are_written_through() {
     let link = dir.join("settings.json");
     std::os::unix::fs::symlink(&real, &link).unwrap();
 
-    go(&args(Agent::Claude, false, false), &env).0.unwrap();
+    claude(&env, false);
     assert!(
         fs::symlink_metadata(&link)
             .unwrap()
@@ -446,8 +448,7 @@ fn codex_original() -> Value {
 
 #[test]
 fn codex_install_twice_and_uninstall() {
-    let t = Tmp::new("codex");
-    let mut env = env_for(&t, BIN);
+    let (t, mut env) = tmp_env("codex");
     let home = t.0.join("codex-home");
     env.codex_home = Some(home.clone());
     fs::create_dir_all(&home).unwrap();
@@ -512,8 +513,7 @@ fn codex_install_twice_and_uninstall() {
 
 #[test]
 fn codex_default_home_and_foreign_notify_hint() {
-    let t = Tmp::new("codex-notify");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("codex-notify");
     let home = t.0.join("home/.codex");
     fs::create_dir_all(&home).unwrap();
     let toml = "model = \"x\"\nnotify = [\"my-notifier\"]\n\n[tui]\nfoo = 1\n";
@@ -526,8 +526,7 @@ fn codex_default_home_and_foreign_notify_hint() {
 
 #[test]
 fn disable_all_hooks_is_warned_about() {
-    let t = Tmp::new("claude-disable");
-    let env = env_for(&t, BIN);
+    let (t, env) = tmp_env("claude-disable");
     let dir = t.0.join("home/.claude");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("settings.json"), "{\"disableAllHooks\": true}").unwrap();

@@ -37,16 +37,7 @@ fn agent_panes_get_managed_options_and_shells_stay_unmanaged() {
 #[test]
 fn a_killed_agent_pane_leaves_no_trace_in_window_and_global_options() {
     let mut s = Server::start("killed");
-    let agent = s.tmux_out(&[
-        "new-window",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-t",
-        "main",
-        &format!("{BIN} fake-agent claude --speed 100"),
-    ]);
+    let agent = s.new_pane(&format!("{BIN} fake-agent claude --speed 100"));
     let window = s.tmux_out(&["display-message", "-p", "-t", &agent, "#{window_id}"]);
     // A second pane in that window keeps the window alive after the agent pane dies.
     s.tmux(&["split-window", "-d", "-t", &agent, "sleep 100000"]);
@@ -197,11 +188,7 @@ fn closing_sessions_under_the_control_client_is_not_a_failure() {
             ]);
         }
     }
-    s.hook(
-        "claude",
-        &pane,
-        br#"{"session_id":"k1","hook_event_name":"PermissionRequest","tool_name":"Bash"}"#,
-    );
+    s.claude(&pane, claude::permission("k1"));
     s.wait_pane(&pane, "@agtmux_state", "waiting_approval", 10);
     let status = s.global_opt("@agtmux_daemon");
     assert!(
@@ -260,9 +247,7 @@ fn a_runtime_dir_too_long_for_socket_paths_still_serves_the_cli() {
 /// finds in a test was found through notifications, the pane subscription or the re-checks
 /// of a new pane, never through that scan.
 fn start_daemon_without_scan(s: &mut Server) {
-    let mut c = s.daemon_cmd();
-    c.env("AGTMUX_FULL_REFRESH_MS", "600000");
-    s.daemon = Some(c.spawn().unwrap());
+    s.spawn_daemon_with(&[("AGTMUX_FULL_REFRESH_MS", "600000")]);
     // Published after the first pane refresh: the daemon knows the server from here on.
     s.wait_global("@agtmux_daemon", |v| v.contains(" ok"), 15);
 }

@@ -3,30 +3,10 @@
 //! unwritable database recovers once it is writable, and a database deleted or overwritten
 //! under a running daemon is noticed, said, and rebuilt without losing what was stored.
 mod support;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
-
-fn log(s: &Server) -> String {
-    std::fs::read_to_string(s.server_dir().join("daemon.log")).unwrap_or_default()
-}
-
-fn health(s: &Server) -> serde_json::Value {
-    let sock = s
-        .runtime_dir
-        .join(format!("{}.sock", agtmux::paths::server_key(&s.socket())));
-    let Ok(mut c) = UnixStream::connect(sock) else {
-        return serde_json::Value::Null;
-    };
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"{\"v\":1,\"id\":1,\"method\":\"health\",\"params\":{}}\n")
-        .unwrap();
-    let mut out = String::new();
-    BufReader::new(c).read_line(&mut out).unwrap();
-    serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
-}
 
 /// Stored events whose payload carries `tag`, read from the file at the db path.
 fn stored_with(s: &Server, tag: &str) -> u64 {
@@ -45,27 +25,47 @@ fn stored_with(s: &Server, tag: &str) -> u64 {
     .unwrap_or(0)
 }
 
-/// Waits until exactly one stored event carries `tag`; fails with the daemon's log otherwise.
-fn wait_stored_once(s: &Server, tag: &str) {
+/// Waits until `n` stored events carry `tag`; fails with the daemon's log otherwise.
+fn wait_stored(s: &Server, tag: &str, n: u64, secs: u64) {
     assert!(
-        wait_until(20, || stored_with(s, tag) == 1),
-        "{tag} not stored once: {}",
+        wait_until(secs, || stored_with(s, tag) == n),
+        "{} of {n} {tag} stored\n{}",
+        stored_with(s, tag),
         s.log_tail()
     );
 }
 
+/// Waits until exactly one stored event carries `tag`; fails with the daemon's log otherwise.
+fn wait_stored_once(s: &Server, tag: &str) {
+    wait_stored(s, tag, 1, 20);
+}
+
 fn prompt(s: &Server, pane: &str, sid: &str, text: &str) {
-    let p = serde_json::json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "prompt": text});
-    let out = s.hook("claude", pane, p.to_string().as_bytes());
-    assert!(out.status.success());
+    s.claude(
+        pane,
+        json!({"session_id": sid, "hook_event_name": "UserPromptSubmit", "prompt": text}),
+    );
 }
 
 fn stop(s: &Server, pane: &str, sid: &str) {
-    let p = serde_json::json!({"session_id": sid, "hook_event_name": "Stop"});
+    s.claude(pane, json!({"session_id": sid, "hook_event_name": "Stop"}));
+}
+
+/// A prompt carrying `tag` and its Stop: the pane is idle and the prompt stored once.
+fn settled_turn(s: &Server, pane: &str, sid: &str, tag: &str) {
+    prompt(s, pane, sid, tag);
+    stop(s, pane, sid);
+    s.wait_pane(pane, "@agtmux_state", "idle", 15);
+    wait_stored_once(s, tag);
+}
+
+/// Waits until the registry row of `sock` is in the database file at the db path.
+fn wait_registered(s: &Server, sock: &str) {
     assert!(
-        s.hook("claude", pane, p.to_string().as_bytes())
-            .status
-            .success()
+        wait_until(30, || registry_rows(s).iter().any(|r| r.1 == sock)),
+        "rows at the path: {:?}\n{}",
+        registry_rows(s),
+        s.log_tail()
     );
 }
 
@@ -73,15 +73,12 @@ fn stop(s: &Server, pane: &str, sid: &str) {
 fn a_store_outage_longer_than_every_redelivery_drops_no_accepted_event() {
     let mut s = Server::start("outage");
     let pane = s.silent_agent("claude");
-    drop(agtmux::store::Store::open(&s.db_path()).unwrap());
     // Redeliveries run out after ~1 s here, as after ~10 s with the defaults.
-    let mut cmd = s.daemon_cmd();
-    cmd.env("AGTMUX_ACK_TIMEOUT_MS", "200")
-        .env("AGTMUX_ACK_MAX_ATTEMPTS", "3");
-    s.daemon = Some(cmd.spawn().unwrap());
-    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
-    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    s.daemon_on_fresh_store(&[
+        ("AGTMUX_ACK_TIMEOUT_MS", "200"),
+        ("AGTMUX_ACK_MAX_ATTEMPTS", "3"),
+    ]);
+    let holder = s.lock_store();
     for i in 0..20 {
         prompt(&s, &pane, "o1", &format!("heldprompt-{i}"));
         stop(&s, &pane, "o1");
@@ -100,48 +97,27 @@ fn a_store_outage_longer_than_every_redelivery_drops_no_accepted_event() {
     );
     assert!(!st.contains(" ok"), "{st}");
     // Exhausted, yet nothing dropped: the batches are held, rows and cursor.
-    let h = health(&s);
+    let h = s.health();
     assert_eq!(h["result"]["delivery"]["drops"], 0, "{h}");
-    assert!(
-        wait_until(20, || log(&s).contains("delivery_held token=")),
-        "{}",
-        s.log_tail()
-    );
-    let h = health(&s);
+    s.wait_log("delivery_held token=", 20);
+    let h = s.health();
     assert!(
         h["result"]["store"]["held_rows"].as_u64().unwrap_or(0) >= 1,
         "{h}"
     );
     // Longer than every retry: nothing is dropped, the cursor stays before the held events.
     std::thread::sleep(Duration::from_secs(3));
-    assert!(!log(&s).contains("delivery_dropped"), "{}", s.log_tail());
+    assert!(!s.log().contains("delivery_dropped"), "{}", s.log_tail());
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
     // The store is back: every held event is stored, once, and the status is ok again.
-    assert!(
-        wait_until(30, || stored_with(&s, "heldprompt-") == 21),
-        "{} of 21 stored\n{}",
-        stored_with(&s, "heldprompt-"),
-        s.log_tail()
-    );
+    wait_stored(&s, "heldprompt-", 21, 30);
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let (n, d): (u64, u64) = c
-        .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events_raw_v2",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (n, d): (u64, u64) =
+        s.db_two("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events_raw_v2");
     assert_eq!(n, d, "nothing stored twice");
     assert_eq!(n, 41, "20 prompts, 20 stops, 1 prompt");
-    let (committed, fetched): (String, Option<String>) = c
-        .query_row(
-            "SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (committed, fetched): (String, Option<String>) = s.db_two("SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'");
     assert_eq!(Some(committed), fetched, "the cursor caught up");
 }
 
@@ -189,11 +165,7 @@ fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
     let st = s.wait_global("@agtmux_daemon", |v| v.contains("store:"), 20);
     ro.undo();
-    assert!(
-        wait_until(30, || stored_with(&s, "readonly-1") == 1),
-        "{}",
-        s.log_tail()
-    );
+    wait_stored(&s, "readonly-1", 1, 30);
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 20);
     assert!(
         st.contains("store:readonly"),
@@ -202,7 +174,7 @@ fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
     prompt(&s, &pane, "r1", "readonly-2");
     wait_stored_once(&s, "readonly-2");
     // Not flapping between recovered and failed.
-    let l = log(&s);
+    let l = s.log();
     assert!(
         l.matches("store_recovered").count() + l.matches("store_reopened").count() <= 2,
         "{l}"
@@ -211,9 +183,7 @@ fn a_daemon_started_on_an_unwritable_database_recovers_once_it_is_writable() {
 
 #[test]
 fn a_deleted_database_is_noticed_and_rebuilt_with_everything_it_held() {
-    let mut s = Server::start("deldb");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("deldb", "claude");
     prompt(&s, &pane, "d1", "before-delete");
     wait_stored_once(&s, "before-delete");
     let old_ino = {
@@ -223,12 +193,7 @@ fn a_deleted_database_is_noticed_and_rebuilt_with_everything_it_held() {
     std::fs::remove_file(s.db_path()).unwrap();
     // Written while the path is gone: it must not vanish with the unlinked file.
     prompt(&s, &pane, "d1", "while-deleted");
-    assert!(
-        wait_until(30, || log(&s)
-            .contains("store_file_problem problem=deleted")),
-        "{}",
-        s.log_tail()
-    );
+    s.wait_log("store_file_problem problem=deleted", 30);
     assert!(
         wait_until(30, || stored_with(&s, "before-delete") == 1
             && stored_with(&s, "while-deleted") == 1),
@@ -241,63 +206,33 @@ fn a_deleted_database_is_noticed_and_rebuilt_with_everything_it_held() {
     }
     prompt(&s, &pane, "d1", "after-rebuild");
     wait_stored_once(&s, "after-rebuild");
-    let h = health(&s);
+    let h = s.health();
     assert_eq!(
         h["result"]["store"]["last_incident"]["problem"], "deleted",
         "{h}"
     );
     assert!(h["result"]["store"]["problem"].is_null(), "{h}");
-    let out = Command::new(BIN)
-        .args(["doctor", "-L", &s.name])
-        .env("AGTMUX_RUNTIME_DIR", &s.runtime_dir)
-        .env("AGTMUX_STATE_DIR", &s.state_dir)
-        .env_remove("TMUX")
-        .output()
-        .unwrap();
+    let out = s.agtmux(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("recovered from: deleted"), "{text}");
 }
 
 #[test]
 fn a_database_overwritten_with_garbage_is_moved_aside_and_refilled_from_the_spool() {
-    let mut s = Server::start("garbage");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    prompt(&s, &pane, "g1", "before-garbage");
-    stop(&s, &pane, "g1");
-    s.wait_pane(&pane, "@agtmux_state", "idle", 15);
-    wait_stored_once(&s, "before-garbage");
+    let (s, pane) = Server::with_agent("garbage", "claude");
+    settled_turn(&s, &pane, "g1", "before-garbage");
     // Same inode, new content.
     std::fs::write(s.db_path(), vec![b'x'; 64 * 1024]).unwrap();
-    assert!(
-        wait_until(30, || log(&s)
-            .contains("store_file_problem problem=not_a_database")),
-        "{}",
-        s.log_tail()
-    );
-    assert!(
-        wait_until(30, || stored_with(&s, "before-garbage") == 1),
-        "{}",
-        s.log_tail()
-    );
+    s.wait_log("store_file_problem problem=not_a_database", 30);
+    wait_stored(&s, "before-garbage", 1, 30);
     // The backfilled rows keep the status they were applied with.
-    let c = rusqlite::Connection::open(s.db_path()).unwrap();
-    let status: String = c
-        .query_row(
-            "SELECT status FROM events_raw_v2 WHERE payload LIKE '%before-garbage%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let status: String =
+        s.db_one("SELECT status FROM events_raw_v2 WHERE payload LIKE '%before-garbage%'");
     assert_eq!(status, "accepted");
     prompt(&s, &pane, "g1", "after-garbage");
     wait_stored_once(&s, "after-garbage");
     s.wait_pane(&pane, "@agtmux_state", "running", 15);
-    let moved = std::fs::read_dir(s.server_dir())
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
-    assert!(moved, "the garbage was kept aside");
+    assert!(s.has_corrupt_copy(), "the garbage was kept aside");
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 20);
 }
 
@@ -305,39 +240,26 @@ fn a_database_overwritten_with_garbage_is_moved_aside_and_refilled_from_the_spoo
 fn what_is_held_for_a_down_store_is_bounded_and_the_spool_is_read_on_after_it() {
     let mut s = Server::start("holdcap");
     let pane = s.silent_agent("claude");
-    drop(agtmux::store::Store::open(&s.db_path()).unwrap());
-    let mut cmd = s.daemon_cmd();
-    cmd.env("AGTMUX_ACK_TIMEOUT_MS", "200")
-        .env("AGTMUX_ACK_MAX_ATTEMPTS", "2")
-        .env("AGTMUX_HOLD_MAX_ROWS", "5");
-    s.daemon = Some(cmd.spawn().unwrap());
-    s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 15);
-    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    s.daemon_on_fresh_store(&[
+        ("AGTMUX_ACK_TIMEOUT_MS", "200"),
+        ("AGTMUX_ACK_MAX_ATTEMPTS", "2"),
+        ("AGTMUX_HOLD_MAX_ROWS", "5"),
+    ]);
+    let holder = s.lock_store();
     for i in 0..12 {
         prompt(&s, &pane, "h1", &format!("capped-{i}"));
     }
     // Past the bound the daemon stops reading the spool (it keeps the lines).
-    assert!(
-        wait_until(30, || log(&s)
-            .contains("ingest_paused reason=store_unavailable")),
-        "{}",
-        s.log_tail()
-    );
-    let h = health(&s);
+    s.wait_log("ingest_paused reason=store_unavailable", 30);
+    let h = s.health();
     let held = h["result"]["store"]["held_rows"].as_u64().unwrap_or(0);
     assert!(h["result"]["store"]["ingest_paused"] == true, "{h}");
     assert_eq!(held, 5, "never past the bound: {h}");
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
     // Back: what was held is stored, the rest read from the spool, all once.
-    assert!(
-        wait_until(30, || stored_with(&s, "capped-") == 12),
-        "{} of 12\n{}",
-        stored_with(&s, "capped-"),
-        s.log_tail()
-    );
-    assert!(log(&s).contains("ingest_resumed"), "{}", s.log_tail());
+    wait_stored(&s, "capped-", 12, 30);
+    assert!(s.log().contains("ingest_resumed"), "{}", s.log_tail());
     s.wait_global("@agtmux_daemon", |v| v.ends_with(" ok"), 30);
 }
 
@@ -348,13 +270,8 @@ fn what_is_held_for_a_down_store_is_bounded_and_the_spool_is_read_on_after_it() 
 /// daemon is killed again before it is back.
 #[test]
 fn a_rotated_spool_is_kept_until_the_store_has_its_lines_across_an_outage_and_a_restart() {
-    let mut s = Server::start("oldspool");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    prompt(&s, &pane, "r1", "rot-before");
-    stop(&s, &pane, "r1");
-    s.wait_pane(&pane, "@agtmux_state", "idle", 15);
-    wait_stored_once(&s, "rot-before");
+    let (mut s, pane) = Server::with_agent("oldspool", "claude");
+    settled_turn(&s, &pane, "r1", "rot-before");
     s.kill_daemon_hard();
     // Accepted by the hook (in the spool), never stored: the daemon is down.
     for i in 0..5 {
@@ -368,18 +285,17 @@ fn a_rotated_spool_is_kept_until_the_store_has_its_lines_across_an_outage_and_a_
     let old = s.server_dir().join(format!("spool.{ns:020}.old"));
     std::fs::rename(s.spool_path(), &old).unwrap();
     // The store is down when the next daemon starts and reads that file.
-    let holder = rusqlite::Connection::open(s.db_path()).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = s.lock_store();
     s.start_daemon();
     // Applied from memory (a positive sign the file was read), held for the store.
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     assert!(
-        wait_until(20, || health(&s)["result"]["store"]["held_rows"]
+        wait_until(20, || s.health()["result"]["store"]["held_rows"]
             .as_u64()
             .unwrap_or(0)
             >= 1),
         "{}\n{}",
-        health(&s),
+        s.health(),
         s.log_tail()
     );
     // Killed before the store is back: the rotated file is still the only copy.
@@ -392,17 +308,8 @@ fn a_rotated_spool_is_kept_until_the_store_has_its_lines_across_an_outage_and_a_
     drop(holder);
     s.start_daemon();
     prompt(&s, &pane, "r1", "rot-marker");
-    assert!(
-        wait_until(30, || stored_with(&s, "rot-marker") == 1),
-        "{}",
-        s.log_tail()
-    );
-    assert!(
-        wait_until(30, || stored_with(&s, "rot-late-") == 5),
-        "{} of 5 stored\n{}",
-        stored_with(&s, "rot-late-"),
-        s.log_tail()
-    );
+    wait_stored(&s, "rot-marker", 1, 30);
+    wait_stored(&s, "rot-late-", 5, 30);
     // Once the store has them, the rotated file goes.
     assert!(
         wait_until(30, || !old.exists()),
@@ -434,56 +341,25 @@ fn registry_rows(s: &Server) -> Vec<(String, String, String)> {
 /// source registry's too: its writes must not go on into the deleted (or garbage) file.
 #[test]
 fn after_a_rebuild_the_source_registry_writes_the_new_database() {
-    let mut s = Server::start("regdb");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
+    let (s, pane) = Server::with_agent("regdb", "claude");
     let reg = |sock: &str| {
         let r = s.api(
             "source.register",
-            serde_json::json!({"source_kind": "codex_appserver", "socket_path": sock}),
+            json!({"source_kind": "codex_appserver", "socket_path": sock}),
         );
         assert!(r["error"].is_null(), "{r}");
     };
     reg("/tmp/agtmux-regdb-a.sock");
-    assert!(
-        wait_until(20, || registry_rows(&s)
-            .iter()
-            .any(|r| r.1 == "/tmp/agtmux-regdb-a.sock")),
-        "{:?}",
-        registry_rows(&s)
-    );
+    wait_registered(&s, "/tmp/agtmux-regdb-a.sock");
     prompt(&s, &pane, "x1", "reg-before");
     wait_stored_once(&s, "reg-before");
     std::fs::remove_file(s.db_path()).unwrap();
-    assert!(
-        wait_until(30, || log(&s).contains("store_reopened")),
-        "{}",
-        s.log_tail()
-    );
+    s.wait_log("store_reopened", 30);
     // A socket rotation after the rebuild: the row in the file at the path follows.
     reg("/tmp/agtmux-regdb-b.sock");
-    assert!(
-        wait_until(20, || registry_rows(&s)
-            .iter()
-            .any(|r| r.1 == "/tmp/agtmux-regdb-b.sock")),
-        "rows at the path: {:?}\n{}",
-        registry_rows(&s),
-        s.log_tail()
-    );
+    wait_registered(&s, "/tmp/agtmux-regdb-b.sock");
     // Overwritten with garbage: moved aside, started fresh, and the registry written again.
     std::fs::write(s.db_path(), vec![b'x'; 64 * 1024]).unwrap();
-    assert!(
-        wait_until(30, || log(&s)
-            .contains("store_file_problem problem=not_a_database")),
-        "{}",
-        s.log_tail()
-    );
-    assert!(
-        wait_until(30, || registry_rows(&s)
-            .iter()
-            .any(|r| r.1 == "/tmp/agtmux-regdb-b.sock")),
-        "rows at the path: {:?}\n{}",
-        registry_rows(&s),
-        s.log_tail()
-    );
+    s.wait_log("store_file_problem problem=not_a_database", 30);
+    wait_registered(&s, "/tmp/agtmux-regdb-b.sock");
 }

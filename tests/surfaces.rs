@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod support;
+use support::{assert_ok, run_ok, run_with_input};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -136,17 +137,12 @@ impl World {
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.name)
-            .args(args)
-            .envs(self.env())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            Command::new("tmux")
+                .arg("-L")
+                .arg(&self.name)
+                .args(args)
+                .envs(self.env()),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -167,20 +163,15 @@ impl World {
 
     /// Send one Claude hook payload for `pane`, as Claude Code would.
     fn hook(&self, pane: &str, payload: Value) {
-        let mut c = Command::new(BIN)
-            .args(["hook", "claude"])
-            .envs(self.env())
-            .env("TMUX", format!("{},1,0", self.socket.display()))
-            .env("TMUX_PANE", pane)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(payload.to_string().as_bytes())
-            .unwrap();
-        assert!(c.wait().unwrap().success());
+        let out = run_with_input(
+            Command::new(BIN)
+                .args(["hook", "claude"])
+                .envs(self.env())
+                .env("TMUX", format!("{},1,0", self.socket.display()))
+                .env("TMUX_PANE", pane),
+            payload.to_string().as_bytes(),
+        );
+        assert_ok(&out);
     }
 
     fn approval(&self, pane: &str, session: &str) {
@@ -417,19 +408,25 @@ fn status_line_window_icon_and_choose_tree_formats_render() {
     assert_eq!((f_agent.trim(), f_shell.trim()), ("yes", "no"));
 }
 
-type Check<'a> = (&'a str, fn(&Value) -> bool);
-
-fn has_keys(v: &Value, keys: &[Check]) {
-    for (k, ty) in keys {
-        assert!(
-            v.get(*k).is_some_and(ty),
-            "key {k} missing or wrong type in {v}"
-        );
+/// Every `key:type` of `spec` (white-space separated; types `string`, `u64`, `i64`, `array`,
+/// `object`, a `?` after one for "or null") is in `v` with that JSON type.
+fn has_keys(v: &Value, spec: &str) {
+    for item in spec.split_whitespace() {
+        let (k, ty) = item.split_once(':').unwrap();
+        let (ty, or_null) = ty.strip_suffix('?').map_or((ty, false), |t| (t, true));
+        let ok = v.get(k).is_some_and(|x| {
+            (or_null && x.is_null())
+                || match ty {
+                    "string" => x.is_string(),
+                    "u64" => x.is_u64(),
+                    "i64" => x.is_i64(),
+                    "array" => x.is_array(),
+                    "object" => x.is_object(),
+                    _ => panic!("unknown type {ty} in {spec}"),
+                }
+        });
+        assert!(ok, "key {k} missing or wrong type in {v}");
     }
-}
-
-fn string_or_null(v: &Value) -> bool {
-    v.is_string() || v.is_null()
 }
 
 #[test]
@@ -450,47 +447,21 @@ fn ls_and_explain_json_match_the_schema() {
     // Only sessions with agent panes.
     assert_eq!(sessions.len(), 1, "{v}");
     let s = &sessions[0];
-    has_keys(
-        s,
-        &[
-            ("session_id", Value::is_string),
-            ("session_name", Value::is_string),
-            ("windows", Value::is_array),
-        ],
-    );
+    has_keys(s, "session_id:string session_name:string windows:array");
     assert_eq!(s["session_name"], "work");
     let win = &s["windows"][0];
     has_keys(
         win,
-        &[
-            ("window_id", Value::is_string),
-            ("window_index", Value::is_u64),
-            ("window_name", Value::is_string),
-            ("panes", Value::is_array),
-        ],
+        "window_id:string window_index:u64 window_name:string panes:array",
     );
     let p = &win["panes"][0];
+    // The last line, issue 23: the usage limit's reset, background tasks, the one-line detail.
     has_keys(
         p,
-        &[
-            ("pane_id", Value::is_string),
-            ("generation", Value::is_u64),
-            ("session_id", Value::is_string),
-            ("window_id", Value::is_string),
-            ("presence", Value::is_string),
-            ("provider", string_or_null),
-            ("evidence", Value::is_string),
-            ("state", Value::is_string),
-            ("attention", string_or_null),
-            ("icon", Value::is_string),
-            ("title", Value::is_string),
-            ("since_ms", Value::is_i64),
-            ("version", Value::is_i64),
-            // Issue 23: the usage limit's reset, background tasks, the one-line detail.
-            ("until_ms", |v: &Value| v.is_null() || v.is_i64()),
-            ("background", Value::is_u64),
-            ("detail", Value::is_string),
-        ],
+        "pane_id:string generation:u64 session_id:string window_id:string presence:string \
+         provider:string? evidence:string state:string attention:string? icon:string \
+         title:string since_ms:i64 version:i64 \
+         until_ms:i64? background:u64 detail:string",
     );
     assert_eq!(p["state"], "waiting_approval");
 
@@ -509,39 +480,19 @@ fn ls_and_explain_json_match_the_schema() {
     assert_eq!(x["v"], 1);
     has_keys(
         &x,
-        &[
-            ("pane", Value::is_object),
-            ("signature", Value::is_object),
-            ("sources", Value::is_array),
-            ("source_health", Value::is_object),
-            ("resolution", Value::is_object),
-            ("heuristic", Value::is_object),
-            ("timers", Value::is_array),
-        ],
+        "pane:object signature:object sources:array source_health:object resolution:object \
+         heuristic:object timers:array",
     );
-    has_keys(
-        &x["signature"],
-        &[("class", Value::is_string), ("reason", Value::is_string)],
-    );
+    has_keys(&x["signature"], "class:string reason:string");
     has_keys(
         &x["resolution"],
-        &[
-            ("winner", string_or_null),
-            ("reason", Value::is_string),
-            ("suppressed", Value::is_array),
-        ],
+        "winner:string? reason:string suppressed:array",
     );
     assert_eq!(x["resolution"]["winner"], "claude_hooks");
     let src = &x["sources"][0];
     has_keys(
         src,
-        &[
-            ("source", Value::is_string),
-            ("event", Value::is_string),
-            ("state", Value::is_string),
-            ("ts_ms", Value::is_i64),
-            ("health", Value::is_string),
-        ],
+        "source:string event:string state:string ts_ms:i64 health:string",
     );
     assert_eq!(src["event"], "PermissionRequest");
     let (code, text) = w.agtmux(&["explain", "%0"]);
@@ -549,37 +500,22 @@ fn ls_and_explain_json_match_the_schema() {
     assert!(text.contains("winner=claude_hooks"), "{text}");
 
     // wait: documented exit codes.
-    assert_eq!(
-        w.agtmux(&[
+    for (pane, until, timeout, code) in [
+        ("%0", "attention", "20", 0),
+        ("%0", "idle", "0.3", 1),
+        ("%99", "idle", "5", 3),
+    ] {
+        let args = [
             "wait",
             "--pane",
-            "%0",
+            pane,
             "--until",
-            "attention",
+            until,
             "--timeout",
-            "20"
-        ])
-        .0,
-        0
-    );
-    assert_eq!(
-        w.agtmux(&[
-            "wait",
-            "--pane",
-            "%0",
-            "--until",
-            "idle",
-            "--timeout",
-            "0.3"
-        ])
-        .0,
-        1
-    );
-    assert_eq!(
-        w.agtmux(&["wait", "--pane", "%99", "--until", "idle", "--timeout", "5"])
-            .0,
-        3
-    );
+            timeout,
+        ];
+        assert_eq!(w.agtmux(&args).0, code, "{args:?}");
+    }
 }
 
 #[test]

@@ -6,46 +6,24 @@ mod support;
 use serde_json::json;
 use support::*;
 
-fn hook(s: &Server, pane: &str, v: serde_json::Value) {
-    let out = s.hook("claude", pane, v.to_string().as_bytes());
-    assert!(out.status.success(), "hook must exit 0");
-}
-
 fn api_pane(s: &Server, pane: &str) -> serde_json::Value {
     s.api("get", json!({"pane": pane}))["result"].clone()
 }
 
 #[test]
 fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
-    let mut s = Server::start("limit");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    hook(
-        &s,
-        &pane,
-        json!({"session_id":"s-lim","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
+    let (s, pane) = Server::with_agent("limit", "claude");
+    s.claude(&pane, claude::prompt("s-lim", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
     // Claude prints the reset to the minute: take the next whole minute (or the one after,
     // so the limit stays on for at least 10 s), in UTC as `(UTC)` says.
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now_s = now_s();
     let mut reset = (now_s / 60 + 1) * 60;
     if reset - now_s < 10 {
         reset += 60;
     }
-    let (h, m) = ((reset % 86_400) / 3600, (reset % 3600) / 60);
-    let (h12, ampm) = match h {
-        0 => (12, "am"),
-        1..=11 => (h, "am"),
-        12 => (12, "pm"),
-        _ => (h - 12, "pm"),
-    };
-    let msg = format!("You've hit your session limit · resets {h12}:{m:02}{ampm} (UTC)");
-    hook(
-        &s,
+    let msg = session_limit_message(reset);
+    s.claude(
         &pane,
         json!({"session_id":"s-lim","hook_event_name":"StopFailure","error":"rate_limit",
                "last_assistant_message": msg}),
@@ -53,7 +31,7 @@ fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
     s.wait_pane(&pane, "@agtmux_state", "limited", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_attention_kind"), "limit");
     assert_eq!(s.pane_opt(&pane, "@agtmux_until"), reset.to_string());
-    let hm = format!("{h:02}:{m:02}");
+    let hm = format!("{:02}:{:02}", (reset % 86_400) / 3600, (reset % 3600) / 60);
     assert_eq!(
         s.pane_opt(&pane, "@agtmux_detail"),
         format!("limit until {hm}")
@@ -64,12 +42,12 @@ fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
     let counts = s.global_opt("@agtmux_counts");
     assert!(counts.contains("limited=1"), "{counts}");
     // ls shows it on the pane's line; explain names it.
-    let (_, ls) = s_agtmux(&s, &["ls"]);
+    let (_, ls) = s.agtmux_code_out(&["ls"]);
     assert!(
         ls.contains("limited") && ls.contains(&format!("limit until {hm}")),
         "{ls}"
     );
-    let (_, explain) = s_agtmux(&s, &["explain", &pane]);
+    let (_, explain) = s.agtmux_code_out(&["explain", &pane]);
     assert!(
         explain.contains(&format!(
             "detail: limit until {hm} (until_ms={})",
@@ -86,31 +64,12 @@ fn a_usage_limit_shows_its_reset_and_ends_when_the_reset_passes() {
     assert_ne!(s.pane_opt(&pane, "@agtmux_attention_kind"), "limit");
 }
 
-fn s_agtmux(s: &Server, args: &[&str]) -> (i32, String) {
-    let mut c = std::process::Command::new(BIN);
-    c.args(args).args(["-L", &s.name]);
-    s.env(&mut c);
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn a_plain_rate_limit_failure_is_an_error_not_a_limit() {
-    let mut s = Server::start("ratelim");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    hook(
-        &s,
-        &pane,
-        json!({"session_id":"s-rl","hook_event_name":"UserPromptSubmit","prompt":"go"}),
-    );
+    let (s, pane) = Server::with_agent("ratelim", "claude");
+    s.claude(&pane, claude::prompt("s-rl", "go"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
-    hook(
-        &s,
-        &pane,
+    s.claude(&pane,
         json!({"session_id":"s-rl","hook_event_name":"StopFailure","error":"rate_limit",
                "last_assistant_message":"API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"}),
     );
@@ -120,20 +79,13 @@ fn a_plain_rate_limit_failure_is_an_error_not_a_limit() {
 
 #[test]
 fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
-    let mut s = Server::start("bg");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    hook(
-        &s,
-        &pane,
-        json!({"session_id":"s-bg","hook_event_name":"UserPromptSubmit","prompt":"run it in the background"}),
-    );
+    let (s, pane) = Server::with_agent("bg", "claude");
+    s.claude(&pane, claude::prompt("s-bg", "run it in the background"));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
-    hook(
-        &s,
+    let task = json!({"id":"b1","type":"shell","status":"running","description":"sleep 30"});
+    s.claude(
         &pane,
-        json!({"session_id":"s-bg","hook_event_name":"Stop","background_tasks":[
-            {"id":"b1","type":"shell","status":"running","description":"sleep 30"}]}),
+        claude::ev("s-bg", "Stop", json!({"background_tasks": [task]})),
     );
     s.wait_pane(&pane, "@agtmux_background", "1", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "idle");
@@ -142,17 +94,15 @@ fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
     // Not "done": the pane is unseen, yet nothing finished.
     assert_eq!(s.pane_opt(&pane, "@agtmux_attention_kind"), "");
     // The shell ends: Claude runs a turn by itself and stops with no background task left.
-    hook(
-        &s,
-        &pane,
-        json!({"session_id":"s-bg","hook_event_name":"UserPromptSubmit",
-               "prompt":"<task-notification>\n<task-id>b1</task-id>\n<status>completed</status>\n</task-notification>"}),
+    let done = concat!(
+        "<task-notification>\n<task-id>b1</task-id>\n",
+        "<status>completed</status>\n</task-notification>"
     );
+    s.claude(&pane, claude::prompt("s-bg", done));
     s.wait_pane(&pane, "@agtmux_state", "running", 20);
-    hook(
-        &s,
+    s.claude(
         &pane,
-        json!({"session_id":"s-bg","hook_event_name":"Stop","background_tasks":[]}),
+        claude::ev("s-bg", "Stop", json!({"background_tasks": []})),
     );
     s.wait_pane(&pane, "@agtmux_attention_kind", "done", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_background"), "");
@@ -162,31 +112,30 @@ fn background_work_keeps_an_idle_pane_from_looking_done_until_it_ends() {
 
 #[test]
 fn compaction_is_running_with_its_detail_and_a_manual_one_ends_at_the_prompt() {
-    let mut s = Server::start("compact");
-    let pane = s.silent_agent("claude");
-    s.start_daemon();
-    hook(
-        &s,
-        &pane,
-        json!({"session_id":"s-c","hook_event_name":"SessionStart","source":"startup"}),
-    );
+    let (s, pane) = Server::with_agent("compact", "claude");
+    s.claude(&pane, claude::start("s-c"));
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
-    hook(
-        &s,
+    s.claude(
         &pane,
-        json!({"session_id":"s-c","hook_event_name":"PreCompact","trigger":"manual","custom_instructions":""}),
+        claude::ev(
+            "s-c",
+            "PreCompact",
+            json!({"trigger": "manual", "custom_instructions": ""}),
+        ),
     );
     s.wait_pane(&pane, "@agtmux_detail", "compacting", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
-    hook(
-        &s,
+    s.claude(
         &pane,
-        json!({"session_id":"s-c","hook_event_name":"SessionStart","source":"compact"}),
+        claude::ev("s-c", "SessionStart", json!({"source": "compact"})),
     );
-    hook(
-        &s,
+    s.claude(
         &pane,
-        json!({"session_id":"s-c","hook_event_name":"PostCompact","trigger":"manual","compact_summary":"…"}),
+        claude::ev(
+            "s-c",
+            "PostCompact",
+            json!({"trigger": "manual", "compact_summary": "…"}),
+        ),
     );
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_detail"), "");
@@ -204,15 +153,11 @@ fn an_api_retry_on_screen_adds_its_attempt_to_a_running_pane() {
         "bash -c 'printf \"{screen}\"; exec -a claude sleep 100000'"
     ));
     s.start_daemon();
-    hook(
-        &s,
-        &pane,
-        json!({"session_id":"s-r","hook_event_name":"UserPromptSubmit","prompt":"hi"}),
-    );
+    s.claude(&pane, claude::prompt("s-r", "hi"));
     s.wait_pane(&pane, "@agtmux_detail", "retrying 3/10", 30);
     assert_eq!(s.pane_opt(&pane, "@agtmux_state"), "running");
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
-    let (_, ls) = s_agtmux(&s, &["ls"]);
+    let (_, ls) = s.agtmux_code_out(&["ls"]);
     assert!(ls.contains("retrying 3/10"), "{ls}");
     // choose-tree's pane row (the format agtmux.tmux binds) puts it before the title.
     let script =
@@ -225,10 +170,9 @@ fn an_api_retry_on_screen_adds_its_attempt_to_a_running_pane() {
     let row = s.tmux_out(&["display", "-p", "-t", &pane, fmt]);
     assert!(row.contains("claude running retrying 3/10 · "), "{row}");
     // The turn ends: the detail goes with the running state.
-    hook(
-        &s,
+    s.claude(
         &pane,
-        json!({"session_id":"s-r","hook_event_name":"Stop","background_tasks":[]}),
+        claude::ev("s-r", "Stop", json!({"background_tasks": []})),
     );
     s.wait_pane(&pane, "@agtmux_state", "idle", 20);
     assert_eq!(s.pane_opt(&pane, "@agtmux_detail"), "");

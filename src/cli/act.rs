@@ -60,8 +60,8 @@ pub struct ActArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The agent's pane, e.g. `%3`.
-    #[arg(value_name = "%N")]
-    pub pane: String,
+    #[arg(value_name = "%N", value_parser = client::parse_pane_arg)]
+    pub pane: PaneId,
     #[command(flatten)]
     pub opts: ActOpts,
 }
@@ -72,8 +72,8 @@ pub struct ReplyArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The agent's pane, e.g. `%3`.
-    #[arg(value_name = "%N")]
-    pub pane: String,
+    #[arg(value_name = "%N", value_parser = client::parse_pane_arg)]
+    pub pane: PaneId,
     /// The answer: an option's number or label, or text typed as it is (one line; it may
     /// start with `-`).
     #[arg(allow_hyphen_values = true)]
@@ -350,13 +350,9 @@ pub(crate) fn keys_str(keys: &[Key]) -> String {
         .join(" ")
 }
 
-fn run_act(server: &ServerOpts, pane: &str, act: Act, o: &ActOpts) -> ExitCode {
-    let pane = match client::parse_pane_arg(pane) {
-        Ok(p) => p,
-        Err(e) => return client::fail(&e, ExitCode::Usage),
-    };
+fn run_act(server: &ServerOpts, pane: &PaneId, act: Act, o: &ActOpts) -> ExitCode {
     let sp = server.paths();
-    match perform(&sp, &pane, &act, o.expect.as_deref(), o.timeout, o.dry_run) {
+    match perform(&sp, pane, &act, o.expect.as_deref(), o.timeout, o.dry_run) {
         Ok(d) if o.dry_run => {
             println!("token: {}", d.seen.token);
             println!(

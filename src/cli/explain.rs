@@ -3,6 +3,7 @@
 //! winner and the suppressed sources with reasons, the hysteresis timers, and the last screen
 //! verdict's rule and deciding lines. Straight from the daemon's read model.
 use super::client::{self, Conn, ServerOpts};
+use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -12,23 +13,23 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The pane, e.g. `%3` (default: `$TMUX_PANE`).
-    pub pane: Option<String>,
+    #[arg(value_parser = client::parse_pane_arg)]
+    pub pane: Option<PaneId>,
     /// Versioned JSON (`{"v":1,...}`, see docs/api.md).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: &ExplainArgs) -> ExitCode {
-    let Some(pane) = args
-        .pane
-        .clone()
-        .or_else(|| std::env::var("TMUX_PANE").ok())
-    else {
-        return client::fail(&"which pane? (agtmux explain %N)", ExitCode::Usage);
-    };
-    let pane = match client::parse_pane_arg(&pane) {
-        Ok(p) => p,
-        Err(e) => return client::fail(&e, ExitCode::Usage),
+    let pane = match (&args.pane, std::env::var("TMUX_PANE")) {
+        (Some(p), _) => p.clone(),
+        (None, Ok(env)) => match client::parse_pane_arg(&env) {
+            Ok(p) => p,
+            Err(e) => return client::fail(&e, ExitCode::Usage),
+        },
+        (None, Err(_)) => {
+            return client::fail(&"which pane? (agtmux explain %N)", ExitCode::Usage);
+        }
     };
     let r = Conn::connect(&args.server.paths())
         .and_then(|mut c| c.request("explain", json!({"pane": pane})));

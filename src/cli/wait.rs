@@ -39,8 +39,8 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The pane to watch, e.g. `%3` (default: every agent pane).
-    #[arg(long, value_name = "%N")]
-    pub pane: Option<String>,
+    #[arg(long, value_name = "%N", value_parser = client::parse_pane_arg)]
+    pub pane: Option<PaneId>,
     /// What to wait for.
     #[arg(long, value_enum)]
     pub until: Until,
@@ -122,10 +122,6 @@ pub fn pending(list: &Value, pane: Option<&PaneId>, until: Until) -> String {
 }
 
 pub fn run(args: &WaitArgs) -> ExitCode {
-    let pane = match args.pane.as_deref().map(client::parse_pane_arg).transpose() {
-        Ok(p) => p,
-        Err(e) => return client::fail(&e, ExitCode::Usage),
-    };
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let what = match args.until {
         Until::Idle => "idle",
@@ -136,7 +132,7 @@ pub fn run(args: &WaitArgs) -> ExitCode {
             &format!(
                 "timed out after {:?} waiting for {what}: {}",
                 args.timeout,
-                pending(list, pane.as_ref(), args.until)
+                pending(list, args.pane.as_ref(), args.until)
             ),
             TIMED_OUT,
         )
@@ -150,7 +146,7 @@ pub fn run(args: &WaitArgs) -> ExitCode {
         Err(e) => return client::fail(&e, NO_DAEMON),
     };
     loop {
-        match check(&list, pane.as_ref(), args.until) {
+        match check(&list, args.pane.as_ref(), args.until) {
             Ok(true) => return MET,
             Ok(false) => {}
             Err(NoAgent) => {

@@ -202,7 +202,7 @@ impl BindingRegistry {
     /// Unlink the pane's session (if any), tombstone it, and return it.
     fn retire_session(
         &mut self,
-        pane_id: &str,
+        pane_id: &PaneId,
         reason: &'static str,
         now: Millis,
     ) -> Option<String> {
@@ -428,7 +428,7 @@ impl BindingRegistry {
         self.gone_panes.retain(|_, at| now - *at < grace);
     }
 
-    pub fn session_for(&self, pane_id: &str) -> Option<&str> {
+    pub fn session_for(&self, pane_id: &PaneId) -> Option<&str> {
         self.panes
             .get(pane_id)?
             .session
@@ -440,12 +440,12 @@ impl BindingRegistry {
         self.by_session.get(session_key)
     }
 
-    pub fn instance(&self, pane_id: &str) -> Option<&PaneInstance> {
+    pub fn instance(&self, pane_id: &PaneId) -> Option<&PaneInstance> {
         self.panes.get(pane_id).map(|e| &e.instance)
     }
 
     /// The agent process last reported for the pane.
-    pub fn agent(&self, pane_id: &str) -> Option<(Provider, u32)> {
+    pub fn agent(&self, pane_id: &PaneId) -> Option<(Provider, u32)> {
         self.panes.get(pane_id)?.agent
     }
 
@@ -494,7 +494,7 @@ mod tests {
             r.bind(&"%1".into(), "s1", Claude, false, 20),
             BindOutcome::Unchanged
         );
-        assert_eq!(r.session_for("%1"), Some("s1"));
+        assert_eq!(r.session_for(&"%1".into()), Some("s1"));
         assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%1"));
         let recs = r.take_records();
         assert_eq!(recs.len(), 1);
@@ -526,7 +526,7 @@ mod tests {
             (1, 2, 40)
         );
         assert_eq!(b.old_session.as_deref(), Some("s1"));
-        assert_eq!(r.session_for("%1"), None);
+        assert_eq!(r.session_for(&"%1".into()), None);
         // A late event of the old session is rejected.
         let o = r.bind(&"%1".into(), "s1", Claude, false, 50);
         assert_eq!(rejected(&o), "tombstoned_session");
@@ -534,7 +534,7 @@ mod tests {
             r.bind(&"%1".into(), "s2", Claude, false, 60),
             BindOutcome::Linked
         );
-        assert_eq!(r.instance("%1").map(|i| i.generation), Some(2));
+        assert_eq!(r.instance(&"%1".into()).map(|i| i.generation), Some(2));
         // Provider change in the same pane bumps too.
         let b = r
             .observe_process(&"%1".into(), Some((Codex, 200)), 70)
@@ -556,7 +556,7 @@ mod tests {
                 old_session: "s1".into()
             }
         );
-        assert_eq!(r.instance("%1").map(|i| i.generation), Some(1));
+        assert_eq!(r.instance(&"%1".into()).map(|i| i.generation), Some(1));
         // Late events of s1 cannot win the pane back.
         assert_eq!(
             rejected(&r.bind(&"%1".into(), "s1", Claude, false, 30)),
@@ -571,7 +571,7 @@ mod tests {
             }
         );
         assert_eq!(
-            r.instance("%1").map(|i| (i.generation, i.birth_ts)),
+            r.instance(&"%1".into()).map(|i| (i.generation, i.birth_ts)),
             Some((2, 40))
         );
         let recs = r.take_records();
@@ -641,7 +641,7 @@ mod tests {
             BindOutcome::Linked
         );
         assert_eq!(r.pane_for("s1").map(|p| p.as_str()), Some("%2"));
-        assert_eq!(r.session_for("%1"), None);
+        assert_eq!(r.session_for(&"%1".into()), None);
         let recs = r.take_records();
         assert!(recs.iter().any(|x| x.action == LinkAction::Unlink
             && x.reason == "moved"
@@ -693,12 +693,12 @@ mod tests {
             ("new_server", "t1")
         );
         // %0 is a new pane in the new server, s1 is no longer tombstoned.
-        assert_eq!(r.session_for("%1"), None);
+        assert_eq!(r.session_for(&"%1".into()), None);
         assert_eq!(
             r.observe_process(&"%0".into(), Some((Claude, 900)), 200),
             None
         );
-        assert_eq!(r.instance("%0").map(|i| i.generation), Some(1));
+        assert_eq!(r.instance(&"%0".into()).map(|i| i.generation), Some(1));
         assert_eq!(
             r.bind(&"%0".into(), "s1", Claude, false, 200),
             BindOutcome::Linked
@@ -713,6 +713,6 @@ mod tests {
             BindOutcome::Linked
         );
         assert_eq!(r.observe_process(&"%4".into(), Some((Claude, 77)), 5), None);
-        assert_eq!(r.session_for("%4"), Some("s1"));
+        assert_eq!(r.session_for(&"%4".into()), Some("s1"));
     }
 }

@@ -130,8 +130,9 @@ pub fn valid_pane_id(s: &str) -> bool {
         && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A tmux pane id, `%N`, checked once where it enters agtmux (the control-mode parser, a
-/// hook's `$TMUX_PANE`, a payload's `pane`) and then passed on as a value known to be
+/// A tmux pane id, `%N`, checked once where it enters agtmux (the control-mode parser and our
+/// tmux format rows, a hook's `$TMUX_PANE`, a payload's `pane`, an API request, a CLI argument,
+/// a stored row, a remote daemon's stream) and then passed on as a value known to be
 /// well-formed. It reads as the `&str` tmux prints (`Deref`, `Borrow<str>`), so maps keyed by
 /// it are looked up with a plain `&str`, and it serializes as that string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

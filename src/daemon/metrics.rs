@@ -489,7 +489,7 @@ impl Metrics {
     }
 
     /// The trace of the last event the gateway routed to `pane`.
-    pub(crate) fn last_trace(&self, pane: &str) -> Option<&Trace> {
+    pub(crate) fn last_trace(&self, pane: &PaneId) -> Option<&Trace> {
         self.last_event.get(pane).and_then(|e| self.traces.get(e))
     }
 
@@ -735,7 +735,7 @@ mod tests {
         assert_eq!(crate::testutil::names(&t["hops"], "hop"), HOPS);
         assert_eq!(t["hops"][3]["since_source_ms"], 10);
         assert_eq!(t["missing"].as_array().unwrap().len(), 0);
-        assert_eq!(m.last_trace("%1").unwrap().event.event_id, "e1");
+        assert_eq!(m.last_trace(&"%1".into()).unwrap().event.event_id, "e1");
         // An event that changes nothing ends at the daemon.
         m.on_ingested(vec![traced("e2", "%1", 2_000)]);
         assert!(m.observe_published(&mut proj, &[], 2_010, None).is_empty());
@@ -782,7 +782,7 @@ mod tests {
         let mut t = 1_000;
         for _ in 0..10 {
             t += 600;
-            proj.mark_dirty("%1");
+            proj.mark_dirty(&"%1".into());
             let changed = proj.resolve_dirty(t, &|_| false);
             m.observe_published(&mut proj, &changed, t, None);
         }

@@ -278,12 +278,12 @@ impl Projection {
     }
 
     /// Does the process classifier see an agent process in this pane now?
-    pub(crate) fn holds_agent_process(&self, pane_id: &str) -> bool {
+    pub(crate) fn holds_agent_process(&self, pane_id: &PaneId) -> bool {
         self.panes.get(pane_id).is_some_and(|p| p.process.is_some())
     }
 
     /// The pane's hooks ran under this live agent process (`sources::hook_spool`).
-    pub(crate) fn set_anchor(&mut self, pane_id: &str, pid: i32, start: u64) {
+    pub(crate) fn set_anchor(&mut self, pane_id: &PaneId, pid: i32, start: u64) {
         if let Some(p) = self.panes.get_mut(pane_id) {
             let a = Some(Anchor {
                 pid,
@@ -298,14 +298,14 @@ impl Projection {
     }
 
     /// The live anchor of a pane, to check that it still runs.
-    pub(crate) fn live_anchor(&self, pane_id: &str) -> Option<(i32, u64)> {
+    pub(crate) fn live_anchor(&self, pane_id: &PaneId) -> Option<(i32, u64)> {
         let a = self.panes.get(pane_id)?.anchor?;
         a.alive.then_some((a.pid, a.start))
     }
 
     /// The agent process the pane's hooks came from has exited: its deterministic state ends
     /// (a kill -9 sends no SessionEnd).
-    pub(crate) fn anchor_gone(&mut self, pane_id: &str) {
+    pub(crate) fn anchor_gone(&mut self, pane_id: &PaneId) {
         let Some(p) = self.panes.get_mut(pane_id) else {
             return;
         };
@@ -356,7 +356,7 @@ impl Projection {
         }
     }
 
-    pub(crate) fn set_pane_title(&mut self, pane_id: &str, title: &str) {
+    pub(crate) fn set_pane_title(&mut self, pane_id: &PaneId, title: &str) {
         if let Some(p) = self.panes.get_mut(pane_id)
             && p.pane_title != title
         {
@@ -366,7 +366,7 @@ impl Projection {
     }
 
     /// A screen capture's verdict (the poller, C-006).
-    pub(crate) fn apply_screen(&mut self, pane_id: &str, v: ScreenVerdict, now: Millis) {
+    pub(crate) fn apply_screen(&mut self, pane_id: &PaneId, v: ScreenVerdict, now: Millis) {
         let Some(p) = self.panes.get_mut(pane_id) else {
             return;
         };
@@ -474,7 +474,7 @@ impl Projection {
     pub(crate) fn resolve_dirty(
         &mut self,
         now: Millis,
-        focused: &dyn Fn(&str) -> bool,
+        focused: &dyn Fn(&PaneId) -> bool,
     ) -> Vec<PaneId> {
         let Projection {
             panes,
@@ -544,7 +544,7 @@ impl Projection {
     }
 
     /// Focus changed for a pane (clears `done`).
-    pub(crate) fn mark_dirty(&mut self, pane_id: &str) {
+    pub(crate) fn mark_dirty(&mut self, pane_id: &PaneId) {
         if let Some(p) = self.panes.get_mut(pane_id) {
             p.dirty = true;
         }

@@ -209,7 +209,7 @@ mod tests {
     fn an_old_event_delivered_late_leaves_state_and_version_untouched() {
         let mut p = Projection::new("h".into());
         p.pane_added(&"%1".into(), "$1", "@1", 1_000);
-        let no_focus = |_: &str| false;
+        let no_focus = |_: &crate::core::types::PaneId| false;
         p.apply_event(
             &ev(
                 "e1",

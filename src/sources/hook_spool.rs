@@ -62,7 +62,7 @@ pub(crate) enum ProcOrigin {
 
 impl ProcOrigin {
     /// The reject reason for a hook that ran under another process than the pane's.
-    pub(crate) fn mismatch_reason(&self, pane_id: &str) -> Option<String> {
+    pub(crate) fn mismatch_reason(&self, pane_id: &PaneId) -> Option<String> {
         match self {
             ProcOrigin::Mismatch { hook, pane } => Some(format!(
                 "pane_process_mismatch: the hook ran under process {hook}, pane {pane_id} is process {pane} (a hook from an earlier process of the pane, or another pane)"
@@ -302,7 +302,7 @@ pub(crate) fn decode_checked(
         Ok(event) => event,
         Err(reason) => return reject(reason, ts),
     };
-    let Some(pane) = event.pane_id.as_deref() else {
+    let Some(pane) = event.pane_id.as_ref() else {
         return (Pulled::Event { event, raw }, None);
     };
     match origin_of(&checked.env, pane, checks) {
@@ -428,7 +428,7 @@ fn map_codex(
 /// Where the hook that named `pane` ran: outside any pane's tree, under a pane process that is
 /// not `pane`'s (the gateway decides), anchored to a live agent process, or unknown; an
 /// agent process that has exited rejects the line.
-fn origin_of(env: &Envelope, pane: &str, checks: &Checks) -> Result<ProcOrigin, String> {
+fn origin_of(env: &Envelope, pane: &PaneId, checks: &Checks) -> Result<ProcOrigin, String> {
     let pp = match (env.anc.is_empty(), env.pane_pid) {
         (true, _) => return Ok(ProcOrigin::Unknown),
         (false, None) => return Ok(ProcOrigin::Outside),
@@ -663,7 +663,7 @@ mod tests {
             }
         );
         assert!(
-            o.mismatch_reason("%1")
+            o.mismatch_reason(&"%1".into())
                 .unwrap()
                 .starts_with("pane_process_mismatch")
         );

@@ -308,13 +308,13 @@ impl Registry {
 
     /// Update one known pane from an `AGTH` hints row. `None` for a malformed row or a pane
     /// that is not (or no longer) in the registry.
-    pub fn apply_hints(&mut self, pane_id: &str, line: &[u8]) -> Option<HintChange> {
+    pub fn apply_hints(&mut self, pane_id: &PaneId, line: &[u8]) -> Option<HintChange> {
         let line = String::from_utf8_lossy(line);
         let rest = line.strip_prefix("AGTH ")?;
         let (head, tail) = rest.split_once('\t').unwrap_or((rest, ""));
         let (command, title) = tail.split_once('\t').unwrap_or((tail, ""));
         let f: Vec<&str> = head.split(' ').collect();
-        if f.len() != 10 || f[0] != pane_id {
+        if f.len() != 10 || *pane_id != f[0] {
             return None;
         }
         let num = |i: usize| f[i].parse::<u64>().ok();
@@ -392,7 +392,7 @@ impl Registry {
 
     /// Is the user looking at this pane: the active pane of the active window of a session
     /// that a real (non-control) client with terminal focus shows.
-    pub fn focused(&self, pane_id: &str) -> bool {
+    pub fn focused(&self, pane_id: &PaneId) -> bool {
         self.panes.get(pane_id).is_some_and(|p| {
             p.pane_active
                 && p.window_active
@@ -461,35 +461,35 @@ mod tests {
         let line = |s: &str| s.as_bytes().to_vec();
         let h = r
             .apply_hints(
-                "%1",
+                &"%1".into(),
                 &line("AGTH %1 1 1 3 0 5 120 40 1700000001 4242\tclaude\tnew title"),
             )
             .unwrap();
         assert!(h.screen_changed && h.title_changed && !h.focus_changed && !h.process_changed);
         let h = r
             .apply_hints(
-                "%1",
+                &"%1".into(),
                 &line("AGTH %1 0 1 3 0 5 120 40 1700000001 4242\tclaude\tnew title"),
             )
             .unwrap();
         assert!(!h.screen_changed && h.focus_changed);
         let h = r
             .apply_hints(
-                "%1",
+                &"%1".into(),
                 &line("AGTH %1 0 1 3 0 5 120 40 1700000001 4242\tbash\tnew\ttitle"),
             )
             .unwrap();
         assert!(h.process_changed && h.title_changed);
         assert_eq!(r.panes["%1"].title, "new\ttitle");
         assert_eq!(
-            r.apply_hints("%2", &line("AGTH %2 1 1 0 0 0 1 1 1 1\tx\tx")),
+            r.apply_hints(&"%2".into(), &line("AGTH %2 1 1 0 0 0 1 1 1 1\tx\tx")),
             None
         );
         assert_eq!(
-            r.apply_hints("%1", &line("AGTH %9 1 1 0 0 0 1 1 1 1\tx\tx")),
+            r.apply_hints(&"%1".into(), &line("AGTH %9 1 1 0 0 0 1 1 1 1\tx\tx")),
             None
         );
-        assert_eq!(r.apply_hints("%1", b"garbage"), None);
+        assert_eq!(r.apply_hints(&"%1".into(), b"garbage"), None);
         assert!(
             pane_hints_command(&"%1".into())
                 .starts_with("display-message -p -t %1 'AGTH #{pane_id}")

@@ -513,10 +513,15 @@ def since_prompt(agent, txt):
     return txt[i + len(p[:40]):] if i >= 0 else txt
 
 
-def claude_idle_after(a, marker):
+def idle_after(a, marker, running):
+    """A screen test: `marker` below the prompt typed last, and nowhere a sign (`running`, a regex)
+    that the agent is still at work."""
     rx = re.compile(marker, re.M)
-    return lambda t: (bool(rx.search(since_prompt(a, t))) and "esc to interrupt" not in t
-                      and "Retrying" not in t)
+    return lambda t: bool(rx.search(since_prompt(a, t))) and not re.search(running, t)
+
+
+def claude_idle_after(a, marker):
+    return idle_after(a, marker, r"esc to interrupt|Retrying")
 
 
 def claude_full(s, size, cap):
@@ -558,10 +563,17 @@ def claude_full(s, size, cap):
     return a
 
 
-def claude_exit(a):
-    a.key("C-u")
-    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
+def leave(a, command, clear_line=True):
+    """Quit the agent with its `command` (after clearing the input line); the pane must end up
+    unmanaged, or the report says how late it did."""
+    if clear_line:
+        a.key("C-u")
+    if not a.step(command + " -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send(command), timeout=20, grace=15):
         late_unmanaged(a, 15)
+
+
+def claude_exit(a):
+    leave(a, "/exit")
 
 
 # -- Codex ---------------------------------------------------------------------------------------
@@ -648,8 +660,7 @@ def codex_full(s, size, cap, variant="codex"):
 
 
 def codex_exit(a):
-    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
-        late_unmanaged(a, 15)
+    leave(a, "/exit", clear_line=False)
 
 
 def late_unmanaged(a, waited, limit=30):
@@ -899,8 +910,7 @@ G_IDLE = r"Type your message or @path/to/file"
 
 
 def gemini_idle_after(a, marker):
-    rx = re.compile(marker, re.M)
-    return lambda t: bool(rx.search(since_prompt(a, t))) and not re.search(G_RUN, t)
+    return idle_after(a, marker, G_RUN)
 
 
 def gemini_full(s, size, cap):
@@ -928,9 +938,7 @@ def gemini_full(s, size, cap):
 
 
 def gemini_exit(a):
-    a.key("C-u")
-    if not a.step("/quit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/quit"), timeout=20, grace=15):
-        late_unmanaged(a, 15)
+    leave(a, "/quit")
 
 
 # -- OpenCode 1.18 (issue 22) ------------------------------------------------------------------------
@@ -939,8 +947,7 @@ O_IDLE = r"tab agents\s+ctrl\+p commands"
 
 
 def opencode_idle_after(a, marker):
-    rx = re.compile(marker, re.M)
-    return lambda t: bool(rx.search(since_prompt(a, t))) and O_RUN not in t
+    return idle_after(a, marker, re.escape(O_RUN))
 
 
 def opencode_full(s, size, cap):
@@ -967,8 +974,7 @@ def opencode_full(s, size, cap):
 
 
 def opencode_exit(a):
-    if not a.step("/exit -> unmanaged", UNMANAGED, SHELL_BACK, lambda: a.send("/exit"), timeout=20, grace=15):
-        late_unmanaged(a, 15)
+    leave(a, "/exit", clear_line=False)
 
 
 # -- approve / deny / reply from the CLI and the popup (issue 21 item 3) ------------------------------

@@ -272,7 +272,7 @@ impl Runtime {
     }
 
     /// The agent process a pane's hooks came from has exited: its deterministic state ends.
-    fn check_anchor(&mut self, id: &str) {
+    fn check_anchor(&mut self, id: &PaneId) {
         if let Some((pid, start)) = self.projection.live_anchor(id)
             && !procs::alive(pid, start)
         {
