@@ -60,35 +60,66 @@ const POLLER: SourceCapability = SourceCapability {
     turn_end: false,
 };
 
+/// A source that sees the agent live (a hook, a plugin, the app-server): it tells activity,
+/// approvals and questions, and its events may link a session to a pane. No title and no
+/// binding unless declared with [`SourceCapability::titled`] / [`SourceCapability::binds`].
+const fn live(source: SourceKind, rank: u8) -> SourceCapability {
+    SourceCapability {
+        source,
+        rank,
+        activity: true,
+        approval: true,
+        input: true,
+        title: false,
+        binding: false,
+        links: true,
+        turn_end: false,
+    }
+}
+
+/// A file that follows one session (C-007: a transcript or a rollout), for the turn ends no hook
+/// tells: activity only, and it never links a session to a pane.
+const fn follower(source: SourceKind, rank: u8) -> SourceCapability {
+    SourceCapability {
+        source,
+        rank,
+        activity: true,
+        approval: false,
+        input: false,
+        title: false,
+        binding: false,
+        links: false,
+        turn_end: true,
+    }
+}
+
+impl SourceCapability {
+    /// It carries a session title too.
+    const fn titled(self) -> Self {
+        SourceCapability {
+            title: true,
+            ..self
+        }
+    }
+
+    /// Its events name their pane reliably (see `binding`).
+    const fn binds(self) -> Self {
+        SourceCapability {
+            binding: true,
+            ..self
+        }
+    }
+}
+
 /// The declared table. Keep each provider's `sources` sorted by rank.
 pub(crate) static REGISTRY: &[ProviderEntry] = &[
     ProviderEntry {
         provider: Provider::Claude,
         process_names: &["claude"],
         sources: &[
-            SourceCapability {
-                source: SourceKind::ClaudeHooks,
-                rank: 0,
-                activity: true,
-                approval: true,
-                input: true,
-                title: true,
-                binding: true,
-                links: true,
-                turn_end: false,
-            },
-            // C-007: the transcript file, for what no hook tells (Esc interrupt, Esc deny).
-            SourceCapability {
-                source: SourceKind::ClaudeTranscript,
-                rank: 1,
-                activity: true,
-                approval: false,
-                input: false,
-                title: false,
-                binding: false,
-                links: false,
-                turn_end: true,
-            },
+            live(SourceKind::ClaudeHooks, 0).titled().binds(),
+            // The transcript file, for what no hook tells (Esc interrupt, Esc deny).
+            follower(SourceKind::ClaudeTranscript, 1),
             POLLER,
         ],
     },
@@ -96,41 +127,11 @@ pub(crate) static REGISTRY: &[ProviderEntry] = &[
         provider: Provider::Codex,
         process_names: &["codex"],
         sources: &[
-            SourceCapability {
-                source: SourceKind::CodexAppServer,
-                rank: 0,
-                activity: true,
-                approval: true,
-                input: true,
-                title: true,
-                binding: false,
-                links: true,
-                turn_end: false,
-            },
-            SourceCapability {
-                source: SourceKind::CodexHooks,
-                rank: 1,
-                activity: true,
-                approval: true,
-                input: true,
-                title: false,
-                binding: false,
-                links: true,
-                turn_end: false,
-            },
-            // C-007: the session's rollout file, for what no hook tells without an app-server
-            // (an API error ends the turn with no Stop hook).
-            SourceCapability {
-                source: SourceKind::CodexRollout,
-                rank: 2,
-                activity: true,
-                approval: false,
-                input: false,
-                title: false,
-                binding: false,
-                links: false,
-                turn_end: true,
-            },
+            live(SourceKind::CodexAppServer, 0).titled(),
+            live(SourceKind::CodexHooks, 1),
+            // The session's rollout file, for what no hook tells without an app-server (an API
+            // error ends the turn with no Stop hook).
+            follower(SourceKind::CodexRollout, 2),
             POLLER,
         ],
     },
@@ -139,59 +140,20 @@ pub(crate) static REGISTRY: &[ProviderEntry] = &[
     ProviderEntry {
         provider: Provider::Gemini,
         process_names: &["gemini"],
-        sources: &[
-            SourceCapability {
-                source: SourceKind::GeminiHooks,
-                rank: 0,
-                activity: true,
-                approval: true,
-                input: true,
-                title: false,
-                binding: true,
-                links: true,
-                turn_end: false,
-            },
-            POLLER,
-        ],
+        sources: &[live(SourceKind::GeminiHooks, 0).binds(), POLLER],
     },
     // agtmux's OpenCode plugin runs inside the opencode process of the pane.
     ProviderEntry {
         provider: Provider::OpenCode,
         process_names: &["opencode"],
-        sources: &[
-            SourceCapability {
-                source: SourceKind::OpenCodePlugin,
-                rank: 0,
-                activity: true,
-                approval: true,
-                input: true,
-                title: false,
-                binding: true,
-                links: true,
-                turn_end: false,
-            },
-            POLLER,
-        ],
+        sources: &[live(SourceKind::OpenCodePlugin, 0).binds(), POLLER],
     },
     // Any other agent, through `agtmux hook generic`. No process name identifies it and no
     // screen rule knows it: only its own hook (run inside its pane) makes a pane managed.
     ProviderEntry {
         provider: Provider::Generic,
         process_names: &[],
-        sources: &[
-            SourceCapability {
-                source: SourceKind::GenericHook,
-                rank: 0,
-                activity: true,
-                approval: true,
-                input: true,
-                title: true,
-                binding: true,
-                links: true,
-                turn_end: false,
-            },
-            POLLER,
-        ],
+        sources: &[live(SourceKind::GenericHook, 0).titled().binds(), POLLER],
     },
 ];
 
@@ -245,10 +207,11 @@ mod tests {
 
     #[test]
     fn every_provider_has_an_entry_with_the_poller_last() {
-        for p in Provider::ALL {
-            let srcs = sources_for(*p);
-            assert!(!srcs.is_empty(), "{p} has no sources");
-            let last = srcs[srcs.len() - 1];
+        for &p in Provider::ALL {
+            let srcs = sources_for(p);
+            let Some(last) = srcs.last() else {
+                panic!("{p} has no sources")
+            };
             assert_eq!(
                 last.source,
                 SourceKind::Poller,
@@ -259,8 +222,8 @@ mod tests {
                 "{p}: sorted by rank"
             );
             assert_eq!(
-                process_names(*p).is_empty(),
-                *p == Provider::Generic,
+                process_names(p).is_empty(),
+                p == Provider::Generic,
                 "{p}: only the generic provider has no process name"
             );
         }

@@ -128,6 +128,21 @@ pub(crate) fn parse(provider: &str, screen: &str) -> Option<Dialog> {
 }
 
 impl Dialog {
+    /// A dialog of `provider` asking what `question_lines` say, with `options`.
+    fn new(
+        provider: &'static str,
+        kind: DialogKind,
+        question_lines: &[&str],
+        options: Vec<DialogOption>,
+    ) -> Self {
+        Dialog {
+            provider,
+            kind,
+            question: question(question_lines),
+            options,
+        }
+    }
+
     /// `provider:kind:hash` of the question and the option labels (cursor-free).
     pub(crate) fn fingerprint(&self) -> String {
         let mut s = String::new();
@@ -339,6 +354,28 @@ fn options(lines: &[&str], stop: impl Fn(&str) -> bool) -> Vec<DialogOption> {
     out
 }
 
+/// Where a dialog sits: the last line `is_footer` says closes one, the last line above it
+/// `is_head` says opens it, and the first option line between them, as
+/// `(head, first option, footer)`.
+fn frame(
+    lines: &[&str],
+    is_footer: impl Fn(&str) -> bool,
+    is_head: impl Fn(&str) -> bool,
+) -> Option<(usize, usize, usize)> {
+    let footer = lines.iter().rposition(|l| is_footer(l))?;
+    let head = lines[..footer].iter().rposition(|l| is_head(l))?;
+    let first_opt = head
+        + lines[head..footer]
+            .iter()
+            .position(|l| option_line(l).is_some())?;
+    Some((head, first_opt, footer))
+}
+
+/// The "Enter to select · Esc to cancel" footer of Claude's and Gemini's questions.
+fn is_select_footer(l: &str) -> bool {
+    l.contains("Enter to select") && l.contains("Esc to cancel")
+}
+
 fn question(lines: &[&str]) -> Vec<String> {
     lines
         .iter()
@@ -366,66 +403,41 @@ fn claude_permission(lines: &[&str]) -> Option<Dialog> {
         .iter()
         .rposition(|l| is_rule(l))
         .map_or(0, |r| r + 1);
-    Some(Dialog {
-        provider: "claude",
-        kind: DialogKind::Permission,
-        question: question(&lines[top..=ask]),
-        options: opts,
-    })
+    let asks = &lines[top..=ask];
+    Some(Dialog::new("claude", DialogKind::Permission, asks, opts))
 }
 
 /// Claude's AskUserQuestion: the "Enter to select" footer, the `☐ Header` tab above it, the
 /// question, then the options up to the rule before "Chat about this". Several questions at
 /// once (a "Submit" tab) or multi-select checkboxes are not recognised (no plan is made).
 fn claude_question(lines: &[&str]) -> Option<Dialog> {
-    let footer = lines
-        .iter()
-        .rposition(|l| l.contains("Enter to select") && l.contains("Esc to cancel"))?;
-    let head = lines[..footer]
-        .iter()
-        .rposition(|l| l.trim_start().starts_with('☐'))?;
+    let (head, first_opt, footer) =
+        frame(lines, is_select_footer, |l| l.trim_start().starts_with('☐'))?;
     if lines[head].contains("Submit") {
         return None;
     }
-    let first_opt = head
-        + lines[head..footer]
-            .iter()
-            .position(|l| option_line(l).is_some())?;
     let opts = options(&lines[first_opt..footer], is_rule);
     if opts.is_empty() || opts.iter().any(|o| o.label.starts_with('[')) {
         return None;
     }
-    Some(Dialog {
-        provider: "claude",
-        kind: DialogKind::Question,
-        question: question(&lines[head..first_opt]),
-        options: opts,
-    })
+    let asks = &lines[head..first_opt];
+    Some(Dialog::new("claude", DialogKind::Question, asks, opts))
 }
 
 /// Codex's approval: the "Press enter to confirm or esc to cancel" footer, the last
 /// "Would you like to …" line above it, the options between.
 fn codex_approval(lines: &[&str]) -> Option<Dialog> {
-    let footer = lines
-        .iter()
-        .rposition(|l| l.contains("Press enter to confirm or esc to cancel"))?;
-    let ask = lines[..footer]
-        .iter()
-        .rposition(|l| l.trim_start().starts_with("Would you like to"))?;
-    let first_opt = ask
-        + lines[ask..footer]
-            .iter()
-            .position(|l| option_line(l).is_some())?;
+    let (ask, first_opt, footer) = frame(
+        lines,
+        |l| l.contains("Press enter to confirm or esc to cancel"),
+        |l| l.trim_start().starts_with("Would you like to"),
+    )?;
     let opts = options(&lines[first_opt..footer], |_| false);
     if opts.len() < 2 || opts.iter().all(|o| o.hint.is_none()) {
         return None;
     }
-    Some(Dialog {
-        provider: "codex",
-        kind: DialogKind::Approval,
-        question: question(&lines[ask..first_opt]),
-        options: opts,
-    })
+    let asks = &lines[ask..first_opt];
+    Some(Dialog::new("codex", DialogKind::Approval, asks, opts))
 }
 
 /// Gemini CLI's tool confirmation: the last "Allow execution of …?"-style question line whose
@@ -461,26 +473,13 @@ fn gemini_approval(lines: &[&str]) -> Option<Dialog> {
 /// "Enter to select" footer (the custom value's text field, focused, says "Enter to submit":
 /// someone is typing there, not recognised).
 fn gemini_question(lines: &[&str]) -> Option<Dialog> {
-    let footer = lines
-        .iter()
-        .rposition(|l| l.contains("Enter to select") && l.contains("Esc to cancel"))?;
-    let head = lines[..footer]
-        .iter()
-        .rposition(|l| *l == "Answer Questions")?;
-    let first_opt = head
-        + lines[head..footer]
-            .iter()
-            .position(|l| option_line(l).is_some())?;
+    let (head, first_opt, footer) = frame(lines, is_select_footer, |l| l == "Answer Questions")?;
     let opts = options(&lines[first_opt..footer], |_| false);
     if opts.is_empty() {
         return None;
     }
-    Some(Dialog {
-        provider: "gemini",
-        kind: DialogKind::Question,
-        question: question(&lines[head..first_opt]),
-        options: opts,
-    })
+    let asks = &lines[head..first_opt];
+    Some(Dialog::new("gemini", DialogKind::Question, asks, opts))
 }
 
 #[cfg(test)]
@@ -495,13 +494,27 @@ mod tests {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
     }
 
+    /// The dialog `provider`'s parser finds on the recorded screen `name`.
+    #[track_caller]
+    fn dialog(provider: &str, name: &str) -> Dialog {
+        parse(provider, &fixture(name)).unwrap_or_else(|| panic!("{name}: no {provider} dialog"))
+    }
+
+    /// `d` is an approval, approved by typing its `shortcut`, denied by Escape.
+    #[track_caller]
+    fn approves_by(d: &Dialog, shortcut: &str) {
+        assert_eq!(d.kind, DialogKind::Approval);
+        assert_eq!(d.plan(&Act::Approve), Ok(vec![lit(shortcut)]));
+        assert_eq!(d.plan(&Act::Deny), Ok(vec![Key::Named("Escape")]));
+    }
+
     fn lit(s: &str) -> Key {
         Key::Literal(s.into())
     }
 
     #[test]
     fn claude_permission_plans_by_label_not_cursor() {
-        let d = parse("claude", &fixture("claude_permission.txt")).expect("dialog");
+        let d = dialog("claude", "claude_permission.txt");
         assert_eq!(d.kind, DialogKind::Permission);
         assert_eq!(d.options.len(), 3);
         assert!(d.question.iter().any(|q| q == "touch ./e2e_tool_ran"));
@@ -512,7 +525,7 @@ mod tests {
             Err(PlanError::WrongDialog(_))
         ));
         // The cursor on option 2 changes neither the plan nor the fingerprint.
-        let moved = parse("claude", &fixture("claude_permission_cursor2.txt")).expect("dialog");
+        let moved = dialog("claude", "claude_permission_cursor2.txt");
         assert_eq!(moved.fingerprint(), d.fingerprint());
         assert_eq!(moved.plan(&Act::Approve), Ok(vec![lit("1")]));
         assert!(
@@ -524,7 +537,7 @@ mod tests {
 
     #[test]
     fn claude_question_picks_options_or_types_the_answer() {
-        let d = parse("claude", &fixture("claude_askq.txt")).expect("dialog");
+        let d = dialog("claude", "claude_askq.txt");
         assert_eq!(d.kind, DialogKind::Question);
         let labels: Vec<&str> = d.options.iter().map(|o| o.label.as_str()).collect();
         assert_eq!(labels, vec!["PostgreSQL", "SQLite", "Type something."]);
@@ -545,28 +558,24 @@ mod tests {
             Err(PlanError::WrongDialog(_))
         ));
         // Text typed into the field changes the dialog: another fingerprint.
-        let typed = parse("claude", &fixture("claude_askq_typed.txt")).expect("dialog");
+        let typed = dialog("claude", "claude_askq_typed.txt");
         assert_ne!(typed.fingerprint(), d.fingerprint());
     }
 
     #[test]
     fn codex_approval_uses_the_shortcuts() {
-        let d = parse("codex", &fixture("codex_approval.txt")).expect("dialog");
-        assert_eq!(d.kind, DialogKind::Approval);
-        assert_eq!(d.plan(&Act::Approve), Ok(vec![lit("y")]));
-        assert_eq!(d.plan(&Act::Deny), Ok(vec![Key::Named("Escape")]));
+        let d = dialog("codex", "codex_approval.txt");
+        approves_by(&d, "y");
         assert!(d.plan(&Act::Reply("ok".into())).is_err());
-        let moved = parse("codex", &fixture("codex_approval_cursor2.txt")).expect("dialog");
+        let moved = dialog("codex", "codex_approval_cursor2.txt");
         assert_eq!(moved.plan(&Act::Approve), Ok(vec![lit("y")]));
         assert_eq!(moved.kind, DialogKind::Approval);
     }
 
     #[test]
     fn gemini_confirmation_and_ask_user() {
-        let d = parse("gemini", &fixture("gemini_approval.txt")).expect("dialog");
-        assert_eq!(d.kind, DialogKind::Approval);
-        assert_eq!(d.plan(&Act::Approve), Ok(vec![lit("1")]));
-        assert_eq!(d.plan(&Act::Deny), Ok(vec![Key::Named("Escape")]));
+        let d = dialog("gemini", "gemini_approval.txt");
+        approves_by(&d, "1");
         assert!(
             d.question
                 .iter()
@@ -574,10 +583,10 @@ mod tests {
             "{:?}",
             d.question
         );
-        let moved = parse("gemini", &fixture("gemini_approval_cursor2.txt")).expect("dialog");
+        let moved = dialog("gemini", "gemini_approval_cursor2.txt");
         assert_eq!(moved.fingerprint(), d.fingerprint());
         assert_eq!(moved.plan(&Act::Approve), Ok(vec![lit("1")]));
-        let q = parse("gemini", &fixture("gemini_question.txt")).expect("question");
+        let q = dialog("gemini", "gemini_question.txt");
         assert_eq!(q.kind, DialogKind::Question);
         assert_eq!(q.plan(&Act::Reply("postgres".into())), Ok(vec![lit("2")]));
         assert_eq!(

@@ -58,16 +58,23 @@ pub(crate) fn check_session_key<'a>(v: Option<&'a str>, field: &str) -> Result<&
     if k.is_empty() {
         return Err(format!("schema: empty {field}"));
     }
-    if k.len() > MAX_SESSION_KEY {
+    check_text(k, field, MAX_SESSION_KEY)?;
+    Ok(k)
+}
+
+/// A text field of a payload as sent, checked: at most `max` bytes, no control or format
+/// characters. `Err` names which rule failed (`schema: …`).
+pub(crate) fn check_text(v: &str, field: &str, max: usize) -> Result<(), String> {
+    if v.len() > max {
         return Err(format!(
-            "schema: {field} too long ({} bytes > {MAX_SESSION_KEY})",
-            k.len()
+            "schema: {field} too long ({} bytes > {max})",
+            v.len()
         ));
     }
-    if k.chars()
+    if v.chars()
         .any(|c| c.is_control() || crate::core::title::is_format_char(c))
     {
         return Err(format!("schema: {field} has a control or format character"));
     }
-    Ok(k)
+    Ok(())
 }

@@ -198,6 +198,19 @@ fn pair(re: &Option<Regex>, text: &str) -> Option<(u32, u32)> {
     (a >= 1 && m >= a && m <= 1000).then_some((a, m))
 }
 
+/// The work `above` (the lines above the input box) shows: a retry with its attempt and
+/// maximum, else a compaction.
+fn work(retry: &Option<Regex>, compacting: &Option<Regex>, above: &str) -> Option<Work> {
+    pair(retry, above)
+        .map(|(attempt, max)| Work::Retrying { attempt, max })
+        .or_else(|| {
+            compacting
+                .as_ref()
+                .is_some_and(|r| r.is_match(above))
+                .then_some(Work::Compacting)
+        })
+}
+
 fn count(re: &Option<Regex>, text: &str) -> Option<u32> {
     let re = re.as_ref()?;
     let mut total: Option<u32> = None;
@@ -234,26 +247,12 @@ pub fn screen_extras(provider: Provider, lines: &[String]) -> ScreenExtras {
     let mut out = ScreenExtras::default();
     match provider {
         Provider::Claude => {
-            out.work = pair(&CLAUDE_RETRY, &above)
-                .map(|(attempt, max)| Work::Retrying { attempt, max })
-                .or_else(|| {
-                    CLAUDE_COMPACTING
-                        .as_ref()
-                        .is_some_and(|r| r.is_match(&above))
-                        .then_some(Work::Compacting)
-                });
+            out.work = work(&CLAUDE_RETRY, &CLAUDE_COMPACTING, &above);
             out.background = count(&CLAUDE_BACKGROUND, &footer);
             out.limit_text = found(&CLAUDE_LIMIT, &last_turn);
         }
         Provider::Codex => {
-            out.work = pair(&CODEX_RETRY, &above)
-                .map(|(attempt, max)| Work::Retrying { attempt, max })
-                .or_else(|| {
-                    CODEX_COMPACTING
-                        .as_ref()
-                        .is_some_and(|r| r.is_match(&above))
-                        .then_some(Work::Compacting)
-                });
+            out.work = work(&CODEX_RETRY, &CODEX_COMPACTING, &above);
             // Codex draws the count on the line above its composer, or below it.
             out.background =
                 count(&CODEX_BACKGROUND, &above).or_else(|| count(&CODEX_BACKGROUND, &footer));
@@ -522,58 +521,17 @@ mod tests {
         let retry = |attempt, max| Some(Work::Retrying { attempt, max });
         // (provider, capture, work, background, shows a usage limit)
         type Case = (Provider, &'static str, Option<Work>, Option<u32>, bool);
+        #[rustfmt::skip] // a table: one case a line
         let cases: &[Case] = &[
-            (
-                Claude,
-                "claude_120x40_11_retrying_overloaded",
-                retry(1, 2),
-                None,
-                false,
-            ),
-            (
-                Claude,
-                "claude_120x40_12_retrying_rate_limited",
-                retry(1, 2),
-                None,
-                false,
-            ),
-            (
-                Claude,
-                "claude_120x40_13_background_shell",
-                None,
-                Some(1),
-                false,
-            ),
-            (
-                Claude,
-                "claude_120x40_14_compacting",
-                Some(Work::Compacting),
-                None,
-                false,
-            ),
+            (Claude, "claude_120x40_11_retrying_overloaded", retry(1, 2), None, false),
+            (Claude, "claude_120x40_12_retrying_rate_limited", retry(1, 2), None, false),
+            (Claude, "claude_120x40_13_background_shell", None, Some(1), false),
+            (Claude, "claude_120x40_14_compacting", Some(Work::Compacting), None, false),
             (Claude, "claude_120x40_15_usage_limit", None, None, true),
             (Codex, "codex_120x40_11_retrying", retry(2, 3), None, false),
-            (
-                Codex,
-                "codexnd_120x40_11_retrying",
-                retry(2, 3),
-                None,
-                false,
-            ),
-            (
-                Codex,
-                "codex_120x40_13_background_terminal",
-                None,
-                Some(1),
-                false,
-            ),
-            (
-                Codex,
-                "codex_120x40_14_compacting",
-                Some(Work::Compacting),
-                None,
-                false,
-            ),
+            (Codex, "codexnd_120x40_11_retrying", retry(2, 3), None, false),
+            (Codex, "codex_120x40_13_background_terminal", None, Some(1), false),
+            (Codex, "codex_120x40_14_compacting", Some(Work::Compacting), None, false),
             (Codex, "codex_120x40_15_usage_limit", None, None, true),
             (Codex, "codexnd_120x40_15_usage_limit", None, None, true),
         ];

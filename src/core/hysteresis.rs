@@ -378,137 +378,69 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn table_of_sequences() {
-        struct Case {
-            name: &'static str,
-            steps: Vec<(Millis, Activity, f32)>,
-            want: Vec<Activity>,
+    /// A hysteresis fed these (verdict, confidence, time) captures.
+    fn fed(captures: &[(Activity, f32, Millis)]) -> Hysteresis {
+        let mut h = Hysteresis::default();
+        for &(a, c, t) in captures {
+            h.observe(a, c, t);
         }
-        let cases = vec![
-            Case {
-                name: "sure running is promoted at once",
-                steps: vec![(0, Running, 0.9)],
-                want: vec![Running],
-            },
-            Case {
-                name: "weak running needs corroboration within the interaction window",
-                steps: vec![(0, Running, 0.5), (500, Unknown, 0.9), (3000, Running, 0.5)],
-                want: vec![Unknown, Unknown, Running],
-            },
-            Case {
-                name: "weak running hints too far apart do not promote",
-                steps: vec![
-                    (0, Running, 0.5),
-                    (500, Unknown, 0.9),
-                    (20_000, Running, 0.5),
-                ],
-                want: vec![Unknown, Unknown, Unknown],
-            },
-            Case {
-                name: "sure approval is taken at once",
-                steps: vec![(0, Running, 0.9), (500, WaitingApproval, 0.95)],
-                want: vec![Running, WaitingApproval],
-            },
-            Case {
-                name: "weak dialog flicker for one capture does not flap",
-                steps: vec![
-                    (0, Running, 0.9),
-                    (500, WaitingApproval, 0.5),
-                    (700, Running, 0.9),
-                ],
-                want: vec![Running, Running, Running],
-            },
-            Case {
-                name: "weak dialog confirmed by a second capture",
-                steps: vec![
-                    (0, Running, 0.9),
-                    (500, WaitingInput, 0.5),
-                    (800, WaitingInput, 0.5),
-                ],
-                want: vec![Running, Running, WaitingInput],
-            },
-            Case {
-                name: "one running capture inside a dialog does not end it",
-                steps: vec![
-                    (0, WaitingApproval, 0.9),
-                    (400, Running, 0.9),
-                    (600, WaitingApproval, 0.9),
-                ],
-                want: vec![WaitingApproval, WaitingApproval, WaitingApproval],
-            },
-            Case {
-                name: "approval then running twice = approved",
-                steps: vec![
-                    (0, WaitingApproval, 0.9),
-                    (400, Running, 0.9),
-                    (700, Running, 0.9),
-                ],
-                want: vec![WaitingApproval, WaitingApproval, Running],
-            },
-            Case {
-                name: "idle only after the stable window",
-                steps: vec![
-                    (0, Running, 0.9),
-                    (1000, Idle, 0.9),
-                    (2000, Idle, 0.9),
-                    (3600, Idle, 0.9),
-                ],
-                want: vec![Running, Running, Running, Idle],
-            },
-            Case {
-                name: "running/idle alternating every capture stays running",
-                steps: (0..40)
-                    .map(|i| (i * 700, if i % 2 == 0 { Running } else { Idle }, 0.9))
-                    .collect(),
-                want: vec![Running; 40],
-            },
-            Case {
-                name: "error only once stable briefly",
-                steps: vec![
-                    (0, Running, 0.9),
-                    (200, Error, 0.9),
-                    (500, Running, 0.9),
-                    (900, Error, 0.9),
-                    (2000, Error, 0.9),
-                ],
-                want: vec![Running, Running, Running, Running, Error],
-            },
-            Case {
-                name: "low confidence verdicts count as unknown",
-                steps: vec![(0, Idle, 0.1), (5000, Idle, 0.1)],
-                want: vec![Unknown, Unknown],
-            },
-            Case {
-                name: "unknown captures hold running until the demotion",
-                steps: vec![
-                    (0, Running, 0.9),
-                    (10_000, Unknown, 0.9),
-                    (44_000, Unknown, 0.9),
-                    (45_000, Unknown, 0.9),
-                ],
-                want: vec![Running, Running, Running, Unknown],
-            },
-            Case {
-                name: "an unknown capture restarts the idle window",
-                steps: vec![
-                    (0, Running, 0.9),
-                    (1000, Idle, 0.9),
-                    (2000, Unknown, 0.9),
-                    (3000, Idle, 0.9),
-                    (4000, Idle, 0.9),
-                    (5600, Idle, 0.9),
-                ],
-                want: vec![Running, Running, Running, Running, Running, Idle],
-            },
-            Case {
-                name: "older captures are ignored",
-                steps: vec![(5000, Running, 0.9), (1000, Idle, 0.9), (9000, Idle, 0.9)],
-                want: vec![Running, Running, Running],
-            },
+        h
+    }
+
+    /// Whether the last change was made by `rule`.
+    fn changed_by(h: &Hysteresis, rule: &str) -> bool {
+        h.last_change()
+            .is_some_and(|c| c.reason.contains(&format!("rule={rule}")))
+    }
+
+    /// One step of a case: at time t, the verdict and its confidence, then the activity wanted.
+    type Step = (Millis, Activity, f32, Activity);
+
+    #[test]
+    #[rustfmt::skip] // a table: one case a line
+    fn table_of_sequences() {
+        const R: Activity = Running;
+        const I: Activity = Idle;
+        const U: Activity = Unknown;
+        const A: Activity = WaitingApproval;
+        const Q: Activity = WaitingInput;
+        const E: Activity = Error;
+        let alternating: Vec<Step> =
+            (0..40).map(|i| (i * 700, if i % 2 == 0 { R } else { I }, 0.9, R)).collect();
+        let cases: &[(&str, &[Step])] = &[
+            ("sure running is promoted at once", &[(0, R, 0.9, R)]),
+            ("weak running needs corroboration within the interaction window",
+                &[(0, R, 0.5, U), (500, U, 0.9, U), (3000, R, 0.5, R)]),
+            ("weak running hints too far apart do not promote",
+                &[(0, R, 0.5, U), (500, U, 0.9, U), (20_000, R, 0.5, U)]),
+            ("sure approval is taken at once", &[(0, R, 0.9, R), (500, A, 0.95, A)]),
+            ("weak dialog flicker for one capture does not flap",
+                &[(0, R, 0.9, R), (500, A, 0.5, R), (700, R, 0.9, R)]),
+            ("weak dialog confirmed by a second capture",
+                &[(0, R, 0.9, R), (500, Q, 0.5, R), (800, Q, 0.5, Q)]),
+            ("one running capture inside a dialog does not end it",
+                &[(0, A, 0.9, A), (400, R, 0.9, A), (600, A, 0.9, A)]),
+            ("approval then running twice = approved",
+                &[(0, A, 0.9, A), (400, R, 0.9, A), (700, R, 0.9, R)]),
+            ("idle only after the stable window",
+                &[(0, R, 0.9, R), (1000, I, 0.9, R), (2000, I, 0.9, R), (3600, I, 0.9, I)]),
+            ("running/idle alternating every capture stays running", &alternating),
+            ("error only once stable briefly",
+                &[(0, R, 0.9, R), (200, E, 0.9, R), (500, R, 0.9, R), (900, E, 0.9, R),
+                  (2000, E, 0.9, E)]),
+            ("low confidence verdicts count as unknown", &[(0, I, 0.1, U), (5000, I, 0.1, U)]),
+            ("unknown captures hold running until the demotion",
+                &[(0, R, 0.9, R), (10_000, U, 0.9, R), (44_000, U, 0.9, R), (45_000, U, 0.9, U)]),
+            ("an unknown capture restarts the idle window",
+                &[(0, R, 0.9, R), (1000, I, 0.9, R), (2000, U, 0.9, R), (3000, I, 0.9, R),
+                  (4000, I, 0.9, R), (5600, I, 0.9, I)]),
+            ("older captures are ignored",
+                &[(5000, R, 0.9, R), (1000, I, 0.9, R), (9000, I, 0.9, R)]),
         ];
-        for c in cases {
-            assert_eq!(run(&c.steps), c.want, "{}", c.name);
+        for (name, steps) in cases {
+            let input: Vec<_> = steps.iter().map(|&(t, a, c, _)| (t, a, c)).collect();
+            let want: Vec<Activity> = steps.iter().map(|s| s.3).collect();
+            assert_eq!(run(&input), want, "{name}");
         }
     }
 
@@ -529,38 +461,27 @@ mod tests {
 
     #[test]
     fn timers_fire_through_tick_without_new_captures() {
-        let mut h = Hysteresis::default();
-        h.observe(Running, 0.9, 0);
-        h.observe(Idle, 0.9, 1000);
+        let mut h = fed(&[(Running, 0.9, 0), (Idle, 0.9, 1000)]);
         assert_eq!(h.next_deadline(), Some(3500));
         assert_eq!(h.tick(3499), None);
         assert_eq!(h.tick(3500), Some(Idle));
         assert_eq!(h.next_deadline(), None);
-        assert!(
-            h.last_change()
-                .is_some_and(|c| c.reason.contains("rule=idle_stable"))
-        );
+        assert!(changed_by(&h, "idle_stable"));
     }
 
     #[test]
     fn demotion_deadline_is_reported_and_fires() {
-        let mut h = Hysteresis::default();
-        h.observe(Running, 0.9, 1000);
-        h.observe(Unknown, 0.9, 2000);
+        let mut h = fed(&[(Running, 0.9, 1000), (Unknown, 0.9, 2000)]);
         assert_eq!(h.next_deadline(), Some(46_000));
         assert!(h.running_hint_fresh(9000));
         assert!(!h.running_hint_fresh(9001));
         assert_eq!(h.tick(46_000), Some(Unknown));
-        assert!(
-            h.last_change()
-                .is_some_and(|c| c.reason.contains("rule=demoted"))
-        );
+        assert!(changed_by(&h, "demoted"));
     }
 
     #[test]
     fn weak_dialog_is_confirmed_by_time_alone() {
-        let mut h = Hysteresis::default();
-        h.observe(WaitingApproval, 0.5, 0);
+        let mut h = fed(&[(WaitingApproval, 0.5, 0)]);
         assert_eq!(h.current(), Unknown);
         assert_eq!(h.next_deadline(), Some(1000));
         assert_eq!(h.tick(1000), Some(WaitingApproval));
@@ -568,9 +489,7 @@ mod tests {
 
     #[test]
     fn dialog_with_unknown_screen_demotes_after_the_window() {
-        let mut h = Hysteresis::default();
-        h.observe(WaitingApproval, 0.9, 0);
-        h.observe(Unknown, 0.9, 1000);
+        let mut h = fed(&[(WaitingApproval, 0.9, 0), (Unknown, 0.9, 1000)]);
         assert_eq!(h.tick(44_999), None);
         assert_eq!(h.tick(45_000), Some(Unknown));
     }

@@ -275,6 +275,23 @@ pub struct Resolution {
     pub next_deadline: Option<Millis>,
 }
 
+impl Resolution {
+    /// No agent in the pane (`reason` says how we know): unmanaged, no evidence, unknown.
+    pub(crate) fn unmanaged(reason: &str, suppressed: Vec<(SourceKind, String)>) -> Self {
+        Resolution {
+            presence: Presence::Unmanaged,
+            provider: None,
+            evidence: Evidence::None,
+            activity: Activity::Unknown,
+            winner: None,
+            reason: reason.into(),
+            suppressed,
+            transition: None,
+            next_deadline: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Contradiction {
     source: SourceKind,
@@ -358,17 +375,7 @@ fn unmanaged(
     }
     state.reset();
     state.evidence = Some(Evidence::None);
-    Resolution {
-        presence: Presence::Unmanaged,
-        provider: None,
-        evidence: Evidence::None,
-        activity: Activity::Unknown,
-        winner: None,
-        reason: "no_agent_process".into(),
-        suppressed,
-        transition: None,
-        next_deadline: None,
-    }
+    Resolution::unmanaged("no_agent_process", suppressed)
 }
 
 /// Deterministic candidates with their rank (lower is better).
@@ -730,6 +737,23 @@ mod tests {
         }
     }
 
+    /// A Claude hook event that sets activity `a`.
+    fn claude(id: &str, name: &str, a: Activity, ts: Millis) -> NormalizedEvent {
+        ev(ClaudeHooks, Claude, id, name, Signal::Activity(a), ts)
+    }
+
+    /// `SessionEnd` from `source` at `ts`.
+    fn end(source: SourceKind, provider: Provider, ts: Millis) -> NormalizedEvent {
+        ev(
+            source,
+            provider,
+            "end",
+            "SessionEnd",
+            Signal::SessionEnd,
+            ts,
+        )
+    }
+
     fn det(source: SourceKind, provider: Provider, a: Activity, ts: Millis) -> DeterministicState {
         let e = ev(
             source,
@@ -767,21 +791,84 @@ mod tests {
         }
     }
 
-    fn run(
-        st: &mut ResolverState,
+    /// The screen: the hysteresis says `a`; the latest raw verdict is `b`, seen from `since`
+    /// to `last_at`.
+    fn scr(a: Activity, b: Activity, since: Millis, last_at: Millis) -> HeuristicInput {
+        heur(a, raw(b, since, last_at))
+    }
+
+    /// One pane under test: its resolver state, the agent its process table names, and the
+    /// sources' health.
+    struct Pane {
+        st: ResolverState,
         agent: Option<Provider>,
-        d: &[DeterministicState],
-        h: &HashMap<SourceKind, Health>,
-        he: HeuristicInput,
-        now: Millis,
-    ) -> Resolution {
-        let input = ResolverInput {
+        h: HashMap<SourceKind, Health>,
+    }
+
+    /// A pane running `agent`, with `srcs` (and the poller) healthy.
+    fn pane(agent: Option<Provider>, srcs: &[SourceKind]) -> Pane {
+        Pane {
+            st: ResolverState::new(),
             agent,
-            deterministic: d,
-            health: h,
-            heuristic: he,
-        };
-        resolve(st, &input, &ResolverConfig::default(), now)
+            h: healthy(srcs),
+        }
+    }
+
+    /// A pane running `provider` whose one source (healthy) last said `a` at `ts`.
+    fn one_source(
+        provider: Provider,
+        source: SourceKind,
+        a: Activity,
+        ts: Millis,
+    ) -> (Pane, [DeterministicState; 1]) {
+        let p = pane(Some(provider), &[source]);
+        (p, [det(source, provider, a, ts)])
+    }
+
+    impl Pane {
+        /// Resolve the pane at `now` from the deterministic states `d` and the screen `he`.
+        fn at(&mut self, d: &[DeterministicState], he: HeuristicInput, now: Millis) -> Resolution {
+            let input = ResolverInput {
+                agent: self.agent,
+                deterministic: d,
+                health: &self.h,
+                heuristic: he,
+            };
+            resolve(&mut self.st, &input, &ResolverConfig::default(), now)
+        }
+    }
+
+    /// Deterministic evidence decides the pane: activity `a`.
+    #[track_caller]
+    fn stands(r: &Resolution, a: Activity) {
+        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, a));
+    }
+
+    /// The deterministic `a` still holds while the screen's contradiction window runs; the
+    /// resolver asks to be called again at `deadline`.
+    #[track_caller]
+    fn held(r: &Resolution, a: Activity, deadline: Millis) {
+        stands(r, a);
+        assert_eq!(r.next_deadline, Some(deadline));
+    }
+
+    /// Whether `r` lists `source` as suppressed for `why`.
+    fn suppressed(r: &Resolution, source: SourceKind, why: &str) -> bool {
+        r.suppressed.contains(&(source, why.into()))
+    }
+
+    /// The source `to` is back in charge (the agent runs again), reported as a re-promotion.
+    #[track_caller]
+    fn repromoted(r: &Resolution, to: SourceKind) {
+        stands(r, Running);
+        assert_eq!(r.transition, Some(TierTransition::RePromotion { to }));
+    }
+
+    fn fallback(from: SourceKind, reason: &str) -> Option<TierTransition> {
+        Some(TierTransition::Fallback {
+            from,
+            reason: reason.into(),
+        })
     }
 
     use Activity::*;
@@ -791,35 +878,14 @@ mod tests {
     #[test]
     fn older_and_duplicate_events_never_roll_back() {
         let mut s = det(ClaudeHooks, Claude, Running, 1000);
-        let stop = ev(
-            ClaudeHooks,
-            Claude,
-            "stop",
-            "Stop",
-            Signal::Activity(Idle),
-            2000,
-        );
+        let stop = claude("stop", "Stop", Idle, 2000);
         assert_eq!(s.apply(&stop), Applied::Applied);
-        let late = ev(
-            ClaudeHooks,
-            Claude,
-            "pre",
-            "PreToolUse",
-            Signal::Activity(Running),
-            1500,
-        );
+        let late = claude("pre", "PreToolUse", Running, 1500);
         assert_eq!(s.apply(&late), Applied::Stale);
         assert_eq!(s.apply(&stop), Applied::Duplicate);
         assert_eq!(s.activity, Idle);
         assert_eq!(s.ts, 2000);
-        let same_ts = ev(
-            ClaudeHooks,
-            Claude,
-            "ups",
-            "UserPromptSubmit",
-            Signal::Activity(Running),
-            2000,
-        );
+        let same_ts = claude("ups", "UserPromptSubmit", Running, 2000);
         assert_eq!(s.apply(&same_ts), Applied::Applied);
         assert_eq!(s.activity, Running);
         let other = ev(CodexHooks, Codex, "x", "Stop", Signal::Activity(Idle), 3000);
@@ -838,56 +904,19 @@ mod tests {
 
     #[test]
     fn ask_user_question_stays_waiting_input() {
-        let mut pre = ev(
-            ClaudeHooks,
-            Claude,
-            "1",
-            "PreToolUse",
-            Signal::Activity(WaitingInput),
-            1000,
-        );
+        let mut pre = claude("1", "PreToolUse", WaitingInput, 1000);
         pre.detail = Some("AskUserQuestion".into());
         let mut s = DeterministicState::from_event(&pre).unwrap_or_else(|| panic!());
-        let mut perm = ev(
-            ClaudeHooks,
-            Claude,
-            "2",
-            "PermissionRequest",
-            Signal::Activity(WaitingApproval),
-            1001,
-        );
+        let mut perm = claude("2", "PermissionRequest", WaitingApproval, 1001);
         perm.detail = Some("AskUserQuestion".into());
         s.apply(&perm);
         assert_eq!(s.activity, WaitingInput);
-        let notif = ev(
-            ClaudeHooks,
-            Claude,
-            "3",
-            "Notification",
-            Signal::Activity(WaitingApproval),
-            7000,
-        );
-        s.apply(&notif);
+        s.apply(&claude("3", "Notification", WaitingApproval, 7000));
         assert_eq!(s.activity, WaitingInput);
         assert_eq!(s.detail.as_deref(), Some("AskUserQuestion"));
         // A real approval after the question was answered.
-        let post = ev(
-            ClaudeHooks,
-            Claude,
-            "4",
-            "PostToolUse",
-            Signal::Activity(Running),
-            9000,
-        );
-        s.apply(&post);
-        let mut perm2 = ev(
-            ClaudeHooks,
-            Claude,
-            "5",
-            "PermissionRequest",
-            Signal::Activity(WaitingApproval),
-            9500,
-        );
+        s.apply(&claude("4", "PostToolUse", Running, 9000));
+        let mut perm2 = claude("5", "PermissionRequest", WaitingApproval, 9500);
         perm2.detail = Some("Bash".into());
         s.apply(&perm2);
         assert_eq!(s.activity, WaitingApproval);
@@ -896,46 +925,19 @@ mod tests {
     #[test]
     fn session_end_ends_deterministic_evidence() {
         let mut s = det(ClaudeHooks, Claude, Idle, 1000);
-        s.apply(&ev(
-            ClaudeHooks,
-            Claude,
-            "end",
-            "SessionEnd",
-            Signal::SessionEnd,
-            2000,
-        ));
+        s.apply(&end(ClaudeHooks, Claude, 2000));
         assert!(s.ended);
-        let h = healthy(&[ClaudeHooks]);
-        let mut st = ResolverState::new();
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &[s],
-            &h,
-            heur(Idle, raw(Idle, 0, 2000)),
-            3000,
-        );
+        let mut p = pane(Some(Claude), &[ClaudeHooks]);
+        let r = p.at(&[s], scr(Idle, Idle, 0, 2000), 3000);
         assert_eq!(r.evidence, Evidence::Heuristic);
-        assert!(
-            r.suppressed
-                .contains(&(ClaudeHooks, "session_ended".into()))
-        );
+        assert!(suppressed(&r, ClaudeHooks, "session_ended"));
     }
 
     #[test]
     fn quiet_idle_for_hours_stays_deterministic() {
-        let h = healthy(&[ClaudeHooks]);
-        let d = [det(ClaudeHooks, Claude, Idle, 1000)];
-        let mut st = ResolverState::new();
+        let (mut p, d) = one_source(Claude, ClaudeHooks, Idle, 1000);
         for now in [2000, 3_600_000, 5 * 3_600_000] {
-            let r = run(
-                &mut st,
-                Some(Claude),
-                &d,
-                &h,
-                heur(Idle, raw(Idle, 500, now)),
-                now,
-            );
+            let r = p.at(&d, scr(Idle, Idle, 500, now), now);
             assert_eq!(
                 (r.evidence, r.activity, r.winner),
                 (Evidence::Deterministic, Idle, Some(ClaudeHooks))
@@ -946,17 +948,9 @@ mod tests {
 
     #[test]
     fn no_agent_process_is_unmanaged_whatever_else_says() {
-        let h = healthy(&[ClaudeHooks]);
+        let mut p = pane(None, &[ClaudeHooks]);
         let d = [det(ClaudeHooks, Claude, Running, 1000)];
-        let mut st = ResolverState::new();
-        let r = run(
-            &mut st,
-            None,
-            &d,
-            &h,
-            heur(Running, raw(Running, 0, 1000)),
-            2000,
-        );
+        let r = p.at(&d, scr(Running, Running, 0, 1000), 2000);
         assert_eq!(
             (r.presence, r.evidence, r.activity),
             (Presence::Unmanaged, Evidence::None, Unknown)
@@ -965,20 +959,11 @@ mod tests {
 
     #[test]
     fn screen_flapping_does_not_flap_presence_or_deterministic_activity() {
-        let h = healthy(&[ClaudeHooks]);
-        let d = [det(ClaudeHooks, Claude, Running, 1000)];
-        let mut st = ResolverState::new();
+        let (mut p, d) = one_source(Claude, ClaudeHooks, Running, 1000);
         for i in 0..50 {
             let now = 1000 + i * 400;
             let a = if i % 2 == 0 { Idle } else { Unknown };
-            let r = run(
-                &mut st,
-                Some(Claude),
-                &d,
-                &h,
-                heur(Running, raw(a, now, now)),
-                now,
-            );
+            let r = p.at(&d, scr(Running, a, now, now), now);
             assert_eq!(
                 (r.presence, r.evidence, r.activity),
                 (Presence::Managed, Evidence::Deterministic, Running),
@@ -990,98 +975,56 @@ mod tests {
     #[test]
     fn an_api_error_without_a_hook_is_taken_from_the_screen() {
         // Codex: UserPromptSubmit said running; the API error fires no hook.
-        let h = healthy(&[CodexHooks]);
-        let mut st = ResolverState::new();
-        let d = [det(CodexHooks, Codex, Running, 10_000)];
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Running, raw(Error, 12_000, 12_500)),
-            12_500,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
-        assert_eq!(r.next_deadline, Some(13_000));
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Error, raw(Error, 12_000, 13_000)),
-            13_000,
-        );
+        let (mut p, d) = one_source(Codex, CodexHooks, Running, 10_000);
+        let r = p.at(&d, scr(Running, Error, 12_000, 12_500), 12_500);
+        held(&r, Running, 13_000);
+        let r = p.at(&d, scr(Error, Error, 12_000, 13_000), 13_000);
         assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Error));
         assert!(r.reason.starts_with("contradiction_error"), "{}", r.reason);
         // A screen error older than the event is no contradiction.
-        let mut st = ResolverState::new();
-        let d = [det(CodexHooks, Codex, Running, 20_000)];
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Error, raw(Error, 12_000, 19_000)),
-            21_000,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        let (mut p, d) = one_source(Codex, CodexHooks, Running, 20_000);
+        let r = p.at(&d, scr(Error, Error, 12_000, 19_000), 21_000);
+        stands(&r, Running);
     }
 
     #[test]
     fn a_transcript_turn_end_supersedes_running_at_once_and_the_next_prompt_wins_again() {
-        let h = healthy(&[ClaudeHooks, ClaudeTranscript]);
-        let mut st = ResolverState::new();
+        let mut p = pane(Some(Claude), &[ClaudeHooks, ClaudeTranscript]);
         // The screen still shows the spinner: no contradiction window is involved.
-        let busy = || heur(Running, raw(Running, 10_000, 10_000));
-        let hooks_running = det(ClaudeHooks, Claude, Running, 10_000);
+        let busy = || scr(Running, Running, 10_000, 10_000);
+        // The hooks' state (`a` at `at`) beside the transcript's (`b` at `b_at`).
+        let d = |a, at, b, b_at| {
+            [
+                det(ClaudeHooks, Claude, a, at),
+                det(ClaudeTranscript, Claude, b, b_at),
+            ]
+        };
         // An interrupt older than the running state (the previous turn's) changes nothing.
-        let old = [
-            hooks_running.clone(),
-            det(ClaudeTranscript, Claude, Idle, 9_000),
-        ];
-        let r = run(&mut st, Some(Claude), &old, &h, busy(), 10_100);
+        let r = p.at(&d(Running, 10_000, Idle, 9_000), busy(), 10_100);
         assert_eq!((r.activity, r.winner), (Running, Some(ClaudeHooks)));
         // Esc: the transcript says the turn ended, after the last hook.
-        let d = [
-            hooks_running.clone(),
-            det(ClaudeTranscript, Claude, Idle, 12_000),
-        ];
-        let r = run(&mut st, Some(Claude), &d, &h, busy(), 12_001);
+        let r = p.at(&d(Running, 10_000, Idle, 12_000), busy(), 12_001);
         assert_eq!(
             (r.evidence, r.activity, r.winner),
             (Evidence::Deterministic, Idle, Some(ClaudeTranscript))
         );
         assert!(
-            r.suppressed
-                .contains(&(ClaudeHooks, "superseded_by_turn_end".into())),
+            suppressed(&r, ClaudeHooks, "superseded_by_turn_end"),
             "{:?}",
             r.suppressed
         );
         // The next prompt (a newer hook event) wins by rank again.
-        let d = [
-            det(ClaudeHooks, Claude, Running, 15_000),
-            det(ClaudeTranscript, Claude, Idle, 12_000),
-        ];
-        let r = run(&mut st, Some(Claude), &d, &h, busy(), 15_001);
+        let r = p.at(&d(Running, 15_000, Idle, 12_000), busy(), 15_001);
         assert_eq!((r.activity, r.winner), (Running, Some(ClaudeHooks)));
         // Waiting for an approval, then Esc (deny): idle as well.
-        let d = [
-            det(ClaudeHooks, Claude, WaitingApproval, 16_000),
-            det(ClaudeTranscript, Claude, Idle, 16_500),
-        ];
-        let r = run(&mut st, Some(Claude), &d, &h, busy(), 16_501);
+        let r = p.at(&d(WaitingApproval, 16_000, Idle, 16_500), busy(), 16_501);
         assert_eq!((r.activity, r.winner), (Idle, Some(ClaudeTranscript)));
         // A finished turn (hooks idle) is not "superseded": hooks keep it.
-        let d = [
-            det(ClaudeHooks, Claude, Idle, 17_000),
-            det(ClaudeTranscript, Claude, Idle, 17_500),
-        ];
-        let r = run(&mut st, Some(Claude), &d, &h, busy(), 17_501);
+        let r = p.at(&d(Idle, 17_000, Idle, 17_500), busy(), 17_501);
         assert_eq!((r.activity, r.winner), (Idle, Some(ClaudeHooks)));
         // An unhealthy transcript source is not admissible.
-        let sick = healthy(&[ClaudeHooks]);
-        let d = [hooks_running, det(ClaudeTranscript, Claude, Idle, 20_000)];
-        let r = run(&mut st, Some(Claude), &d, &sick, busy(), 20_001);
+        p.h = healthy(&[ClaudeHooks]);
+        let r = p.at(&d(Running, 10_000, Idle, 20_000), busy(), 20_001);
         assert_eq!((r.activity, r.winner), (Running, Some(ClaudeHooks)));
     }
 
@@ -1090,49 +1033,35 @@ mod tests {
         // Codex without an app-server: the hooks said running, the API error fires no hook,
         // the rollout says the turn failed.
         let h = healthy(&[CodexHooks, CodexRollout]);
-        let mut st = ResolverState::new();
-        let busy = || heur(Running, raw(Running, 10_000, 10_000));
-        let d = [
-            det(CodexHooks, Codex, Running, 10_000),
-            det(CodexRollout, Codex, Error, 11_000),
-        ];
-        let r = run(&mut st, Some(Codex), &d, &h, busy(), 11_001);
+        let mut p = pane(Some(Codex), &[CodexHooks, CodexRollout]);
+        let busy = || scr(Running, Running, 10_000, 10_000);
+        // The hooks said running at `at`; the rollout says the turn failed at `err_at`.
+        let d = |at, err_at| {
+            [
+                det(CodexHooks, Codex, Running, at),
+                det(CodexRollout, Codex, Error, err_at),
+            ]
+        };
+        let r = p.at(&d(10_000, 11_000), busy(), 11_001);
         assert_eq!(
             (r.evidence, r.activity, r.winner),
             (Evidence::Deterministic, Error, Some(CodexRollout))
         );
         // The next prompt (a newer hook) wins by rank.
-        let d = [
-            det(CodexHooks, Codex, Running, 12_000),
-            det(CodexRollout, Codex, Error, 11_000),
-        ];
-        let r = run(&mut st, Some(Codex), &d, &h, busy(), 12_001);
+        let r = p.at(&d(12_000, 11_000), busy(), 12_001);
         assert_eq!((r.activity, r.winner), (Running, Some(CodexHooks)));
         // A rollout whose hooks are stale (their Codex daemon is gone) is not admissible.
-        let sick = healthy(&[CodexHooks]);
-        let d = [
-            det(CodexHooks, Codex, Running, 13_000),
-            det(CodexRollout, Codex, Error, 14_000),
-        ];
-        let r = run(&mut st, Some(Codex), &d, &sick, busy(), 14_001);
+        p.h = healthy(&[CodexHooks]);
+        let r = p.at(&d(13_000, 14_000), busy(), 14_001);
         assert_eq!((r.activity, r.winner), (Running, Some(CodexHooks)));
         // The session ended (`/exit`): the rollout's error ends with it, whatever its time.
-        let mut ended = det(CodexHooks, Codex, Running, 15_000);
-        ended.apply(&ev(
-            CodexHooks,
-            Codex,
-            "end",
-            "SessionEnd",
-            Signal::SessionEnd,
-            16_000,
-        ));
-        let d = [ended, det(CodexRollout, Codex, Error, 17_000)];
-        let idle_screen = heur(Idle, raw(Idle, 15_000, 17_000));
-        let r = run(&mut st, Some(Codex), &d, &h, idle_screen, 17_001);
+        p.h = h;
+        let [mut ended, err] = d(15_000, 17_000);
+        ended.apply(&end(CodexHooks, Codex, 16_000));
+        let r = p.at(&[ended, err], scr(Idle, Idle, 15_000, 17_000), 17_001);
         assert_ne!(r.evidence, Evidence::Deterministic, "{r:?}");
         assert!(
-            r.suppressed
-                .contains(&(CodexRollout, "session_ended".into())),
+            suppressed(&r, CodexRollout, "session_ended"),
             "{:?}",
             r.suppressed
         );
@@ -1142,324 +1071,142 @@ mod tests {
     fn only_a_source_declared_turn_end_supersedes() {
         // Codex hooks (rank 1) saying idle after the app-server's running is an ordinary
         // lower-ranked source: the app-server keeps the pane.
-        let h = healthy(&[CodexAppServer, CodexHooks]);
-        let mut st = ResolverState::new();
         let d = [
             det(CodexAppServer, Codex, Running, 10_000),
             det(CodexHooks, Codex, Idle, 11_000),
         ];
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Running, raw(Running, 10_000, 10_000)),
-            11_001,
-        );
+        let mut p = pane(Some(Codex), &[CodexAppServer, CodexHooks]);
+        let r = p.at(&d, scr(Running, Running, 10_000, 10_000), 11_001);
         assert_eq!((r.activity, r.winner), (Running, Some(CodexAppServer)));
     }
 
     #[test]
     fn esc_interrupt_contradiction_then_repromotion() {
-        let h = healthy(&[ClaudeHooks]);
-        let mut st = ResolverState::new();
-        let d = [det(ClaudeHooks, Claude, Running, 10_000)];
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Running, raw(Running, 10_000, 10_000)),
-            10_000,
-        );
+        let (mut p, d) = one_source(Claude, ClaudeHooks, Running, 10_000);
+        let r = p.at(&d, scr(Running, Running, 10_000, 10_000), 10_000);
         assert_eq!(r.evidence, Evidence::Deterministic);
         // Esc: the screen shows the idle prompt from 20 s on; no hook fires.
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Running, raw(Idle, 20_000, 21_000)),
-            21_000,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
-        assert_eq!(r.next_deadline, Some(22_500));
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Idle, raw(Idle, 20_000, 22_500)),
-            22_500,
-        );
+        let r = p.at(&d, scr(Running, Idle, 20_000, 21_000), 21_000);
+        held(&r, Running, 22_500);
+        let r = p.at(&d, scr(Idle, Idle, 20_000, 22_500), 22_500);
         assert_eq!(
             (r.evidence, r.activity, r.winner),
             (Evidence::Heuristic, Idle, Some(Poller))
         );
         assert!(r.reason.starts_with("contradiction_idle"), "{}", r.reason);
-        assert_eq!(
-            r.transition,
-            Some(TierTransition::Fallback {
-                from: ClaudeHooks,
-                reason: "contradiction_idle".into()
-            })
-        );
+        assert_eq!(r.transition, fallback(ClaudeHooks, "contradiction_idle"));
         // Held (reported once) while no newer event, even if the screen changes.
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Idle, raw(Unknown, 30_000, 30_000)),
-            30_000,
-        );
+        let r = p.at(&d, scr(Idle, Unknown, 30_000, 30_000), 30_000);
         assert_eq!(
             (r.evidence, r.activity, r.transition.clone()),
             (Evidence::Heuristic, Idle, None)
         );
         // The next prompt: UserPromptSubmit re-promotes at once.
         let d2 = [det(ClaudeHooks, Claude, Running, 40_000)];
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d2,
-            &h,
-            heur(Idle, raw(Idle, 20_000, 39_000)),
-            40_000,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
-        assert_eq!(
-            r.transition,
-            Some(TierTransition::RePromotion { to: ClaudeHooks })
-        );
+        let r = p.at(&d2, scr(Idle, Idle, 20_000, 39_000), 40_000);
+        repromoted(&r, ClaudeHooks);
     }
 
     #[test]
     fn idle_screen_before_the_event_is_no_contradiction() {
         // The screen was idle long before UserPromptSubmit: the window starts at the event.
-        let h = healthy(&[ClaudeHooks]);
-        let mut st = ResolverState::new();
-        let d = [det(ClaudeHooks, Claude, Running, 10_000)];
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Idle, raw(Idle, 0, 10_500)),
-            10_500,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
-        assert_eq!(r.next_deadline, Some(12_500));
+        let (mut p, d) = one_source(Claude, ClaudeHooks, Running, 10_000);
+        let r = p.at(&d, scr(Idle, Idle, 0, 10_500), 10_500);
+        held(&r, Running, 12_500);
         // A capture older than the event cannot contradict it.
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Idle, raw(Idle, 0, 9_000)),
-            20_000,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        let r = p.at(&d, scr(Idle, Idle, 0, 9_000), 20_000);
+        stands(&r, Running);
     }
 
     #[test]
     fn long_approved_command_shows_running() {
-        let h = healthy(&[ClaudeHooks]);
-        let mut st = ResolverState::new();
-        let d = [det(ClaudeHooks, Claude, WaitingApproval, 5_000)];
-        let r = run(
-            &mut st,
-            Some(Claude),
+        let (mut p, d) = one_source(Claude, ClaudeHooks, WaitingApproval, 5_000);
+        let r = p.at(
             &d,
-            &h,
-            heur(WaitingApproval, raw(WaitingApproval, 5_050, 6_000)),
+            scr(WaitingApproval, WaitingApproval, 5_050, 6_000),
             6_000,
         );
-        assert_eq!(
-            (r.evidence, r.activity),
-            (Evidence::Deterministic, WaitingApproval)
-        );
+        stands(&r, WaitingApproval);
         // The user approves at 8 s: the dialog goes, the spinner is back. No hook fires.
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(WaitingApproval, raw(Running, 8_000, 8_500)),
-            8_500,
-        );
+        let r = p.at(&d, scr(WaitingApproval, Running, 8_000, 8_500), 8_500);
         assert_eq!(r.activity, WaitingApproval);
         assert_eq!(r.next_deadline, Some(9_000));
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Running, raw(Running, 8_000, 9_000)),
-            9_000,
-        );
+        let r = p.at(&d, scr(Running, Running, 8_000, 9_000), 9_000);
         assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Running));
         assert!(r.reason.starts_with("contradiction_running"));
         // Minutes later PostToolUse arrives and re-promotes.
         let d2 = [det(ClaudeHooks, Claude, Running, 300_000)];
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d2,
-            &h,
-            heur(Running, raw(Running, 8_000, 300_000)),
-            300_000,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
+        let r = p.at(&d2, scr(Running, Running, 8_000, 300_000), 300_000);
+        stands(&r, Running);
     }
 
     #[test]
     fn esc_on_a_question_is_idle() {
-        let h = healthy(&[ClaudeHooks]);
-        let mut st = ResolverState::new();
-        let d = [det(ClaudeHooks, Claude, WaitingInput, 5_000)];
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Idle, raw(Idle, 6_000, 9_000)),
-            9_000,
-        );
+        let (mut p, d) = one_source(Claude, ClaudeHooks, WaitingInput, 5_000);
+        let r = p.at(&d, scr(Idle, Idle, 6_000, 9_000), 9_000);
         assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Idle));
         // A screen showing running under a question is not rule (b).
-        let mut st = ResolverState::new();
-        let r = run(
-            &mut st,
-            Some(Claude),
-            &d,
-            &h,
-            heur(Running, raw(Running, 6_000, 9_000)),
-            9_000,
-        );
-        assert_eq!(
-            (r.evidence, r.activity),
-            (Evidence::Deterministic, WaitingInput)
-        );
+        p.st = ResolverState::new();
+        let r = p.at(&d, scr(Running, Running, 6_000, 9_000), 9_000);
+        stands(&r, WaitingInput);
     }
 
     #[test]
     fn fallback_and_repromotion_on_health() {
-        let mut h = healthy(&[CodexAppServer]);
-        let mut st = ResolverState::new();
-        let d = [det(CodexAppServer, Codex, Running, 1_000)];
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Running, raw(Running, 0, 1_000)),
-            1_000,
-        );
+        let (mut p, d) = one_source(Codex, CodexAppServer, Running, 1_000);
+        let r = p.at(&d, scr(Running, Running, 0, 1_000), 1_000);
         assert_eq!(r.evidence, Evidence::Deterministic);
-        h.insert(CodexAppServer, Health::Down);
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Idle, raw(Idle, 2_000, 9_000)),
-            9_000,
-        );
+        p.h.insert(CodexAppServer, Health::Down);
+        let r = p.at(&d, scr(Idle, Idle, 2_000, 9_000), 9_000);
         assert_eq!((r.evidence, r.activity), (Evidence::Heuristic, Idle));
-        assert_eq!(
-            r.transition,
-            Some(TierTransition::Fallback {
-                from: CodexAppServer,
-                reason: "source_down".into()
-            })
-        );
+        assert_eq!(r.transition, fallback(CodexAppServer, "source_down"));
         // Reported once.
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Idle, raw(Idle, 2_000, 10_000)),
-            10_000,
-        );
+        let r = p.at(&d, scr(Idle, Idle, 2_000, 10_000), 10_000);
         assert_eq!(r.transition, None);
         // Healthy again but no new event: the old state may be outdated; stay on the screen.
-        h.insert(CodexAppServer, Health::Healthy);
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d,
-            &h,
-            heur(Idle, raw(Idle, 2_000, 11_000)),
-            11_000,
-        );
+        p.h.insert(CodexAppServer, Health::Healthy);
+        let r = p.at(&d, scr(Idle, Idle, 2_000, 11_000), 11_000);
         assert_eq!(r.evidence, Evidence::Heuristic);
-        assert!(
-            r.suppressed
-                .contains(&(CodexAppServer, "awaiting_fresh_event".into()))
-        );
+        assert!(suppressed(&r, CodexAppServer, "awaiting_fresh_event"));
         // Events flow again: immediate re-promotion.
         let d2 = [det(CodexAppServer, Codex, Running, 12_000)];
-        let r = run(
-            &mut st,
-            Some(Codex),
-            &d2,
-            &h,
-            heur(Idle, raw(Idle, 2_000, 11_000)),
-            12_000,
-        );
-        assert_eq!((r.evidence, r.activity), (Evidence::Deterministic, Running));
-        assert_eq!(
-            r.transition,
-            Some(TierTransition::RePromotion { to: CodexAppServer })
-        );
+        let r = p.at(&d2, scr(Idle, Idle, 2_000, 11_000), 12_000);
+        repromoted(&r, CodexAppServer);
     }
 
     #[test]
     fn ranks_come_from_the_capability_registry() {
-        let h = healthy(&[CodexAppServer, CodexHooks]);
-        let mut st = ResolverState::new();
+        let mut p = pane(Some(Codex), &[CodexAppServer, CodexHooks]);
         // Hooks are newer, but the app-server outranks them while healthy.
         let d = [
             det(CodexHooks, Codex, Idle, 5_000),
             det(CodexAppServer, Codex, Running, 4_000),
         ];
-        let r = run(&mut st, Some(Codex), &d, &h, heur(Unknown, None), 6_000);
+        let r = p.at(&d, heur(Unknown, None), 6_000);
         assert_eq!((r.winner, r.activity), (Some(CodexAppServer), Running));
-        assert!(
-            r.suppressed
-                .contains(&(CodexHooks, "higher_priority_source".into()))
-        );
+        assert!(suppressed(&r, CodexHooks, "higher_priority_source"));
         // App-server stale: hooks win, still deterministic.
-        let mut h2 = h.clone();
-        h2.insert(CodexAppServer, Health::Stale);
-        let r = run(&mut st, Some(Codex), &d, &h2, heur(Unknown, None), 7_000);
+        p.h.insert(CodexAppServer, Health::Stale);
+        let r = p.at(&d, heur(Unknown, None), 7_000);
         assert_eq!(
             (r.winner, r.evidence, r.activity),
             (Some(CodexHooks), Evidence::Deterministic, Idle)
         );
-        assert!(
-            r.suppressed
-                .contains(&(CodexAppServer, "source_stale".into()))
-        );
+        assert!(suppressed(&r, CodexAppServer, "source_stale"));
     }
 
     #[test]
     fn provider_mismatch_and_unknown_health_are_inadmissible() {
-        let mut h = healthy(&[]);
-        let mut st = ResolverState::new();
+        let mut p = pane(Some(Codex), &[]);
         let d = [det(ClaudeHooks, Claude, Running, 1_000)];
-        let r = run(&mut st, Some(Codex), &d, &h, heur(Idle, None), 2_000);
+        let r = p.at(&d, heur(Idle, None), 2_000);
         assert_eq!(r.evidence, Evidence::Heuristic);
         assert!(r.suppressed[0].1.starts_with("provider_mismatch"));
-        let r = run(&mut st, Some(Claude), &d, &h, heur(Idle, None), 2_000);
-        assert!(
-            r.suppressed
-                .contains(&(ClaudeHooks, "source_health_unknown".into()))
-        );
-        h.insert(Poller, Health::Down);
-        let r = run(&mut st, Some(Claude), &[], &h, heur(Idle, None), 2_000);
+        p.agent = Some(Claude);
+        let r = p.at(&d, heur(Idle, None), 2_000);
+        assert!(suppressed(&r, ClaudeHooks, "source_health_unknown"));
+        p.h.insert(Poller, Health::Down);
+        let r = p.at(&[], heur(Idle, None), 2_000);
         assert_eq!(
             (r.evidence, r.activity, r.winner),
             (Evidence::None, Unknown, None)
@@ -1468,17 +1215,16 @@ mod tests {
 
     #[test]
     fn heuristic_only_pane_has_no_transition() {
-        let h = healthy(&[]);
-        let mut st = ResolverState::new();
-        let r = run(&mut st, Some(Codex), &[], &h, heur(Running, None), 1_000);
+        let mut p = pane(Some(Codex), &[]);
+        let r = p.at(&[], heur(Running, None), 1_000);
         assert_eq!(
             (r.evidence, r.activity, r.transition),
             (Evidence::Heuristic, Running, None)
         );
         // First deterministic event: a promotion, not a re-promotion.
-        let h = healthy(&[CodexHooks]);
+        p.h = healthy(&[CodexHooks]);
         let d = [det(CodexHooks, Codex, Running, 2_000)];
-        let r = run(&mut st, Some(Codex), &d, &h, heur(Running, None), 2_000);
+        let r = p.at(&d, heur(Running, None), 2_000);
         assert_eq!((r.evidence, r.transition), (Evidence::Deterministic, None));
     }
 }

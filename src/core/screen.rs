@@ -370,29 +370,30 @@ mod tests {
 
     #[test]
     fn claude_idle_and_running_at_any_width() {
-        for w in [40, 80, 200] {
-            let idle = claude_screen(
-                w,
-                &["❯ hi", "", "● Hello", "", "✻ Worked for 2s"],
+        let idle: &[&str] = &["❯ hi", "", "● Hello", "", "✻ Worked for 2s"];
+        let run: &[&str] = &["❯ hi", "", "✽ Pondering… (3s · ↓ 7 tokens)"];
+        // (transcript, footer, what the screen says)
+        let cases = [
+            (
+                idle,
                 "  ? for shortcuts",
-            );
-            let v = verdict(&idle, "✳ x", Some(Provider::Claude));
-            assert_eq!(
-                (v.activity, v.rule),
                 (Activity::Idle, "claude_idle_prompt_footer"),
-                "w={w}"
-            );
-            let run = claude_screen(
-                w,
-                &["❯ hi", "", "✽ Pondering… (3s · ↓ 7 tokens)"],
+            ),
+            (
+                run,
                 "  esc to interrupt",
-            );
-            let v = verdict(&run, "✳ x", Some(Provider::Claude));
-            assert_eq!(
-                (v.activity, v.rule),
                 (Activity::Running, "claude_spinner_line"),
-                "w={w}"
-            );
+            ),
+        ];
+        for w in [40, 80, 200] {
+            for (lines, footer, want) in cases {
+                let v = verdict(
+                    &claude_screen(w, lines, footer),
+                    "✳ x",
+                    Some(Provider::Claude),
+                );
+                assert_eq!((v.activity, v.rule), want, "w={w}");
+            }
         }
     }
 

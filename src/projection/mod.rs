@@ -91,7 +91,7 @@ impl PaneModel {
             det: Vec::new(),
             session_key: None,
             resolver: ResolverState::new(),
-            resolution: unmanaged_resolution(),
+            resolution: Resolution::unmanaged("no_signature", Vec::new()),
             attention_tracker: PaneAttention::default(),
             attention: None,
             extras: Extras::default(),
@@ -139,20 +139,6 @@ impl PaneModel {
     /// Does the poller need to look at this pane at all?
     pub(crate) fn is_candidate(&self) -> bool {
         self.process.is_some() || self.is_managed() || !self.det.is_empty()
-    }
-}
-
-fn unmanaged_resolution() -> Resolution {
-    Resolution {
-        presence: Presence::Unmanaged,
-        provider: None,
-        evidence: Evidence::None,
-        activity: Activity::Unknown,
-        winner: None,
-        reason: "no_signature".into(),
-        suppressed: Vec::new(),
-        transition: None,
-        next_deadline: None,
     }
 }
 

@@ -4,22 +4,20 @@
 //! PermissionRequest for
 //! `AskUserQuestion`/`ExitPlanMode` is a question, not an approval; and subagent events carry
 //! the parent's `session_id`, so they must never end the parent's turn.
-use super::hook_map;
+use super::hook_map::{self, Call};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::extras::{EventExtra, Work, parse_reset};
-use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
+use crate::core::types::{Activity, Provider, SourceKind};
 use serde_json::Value;
+
+const FROM: (SourceKind, Provider) = (SourceKind::ClaudeHooks, Provider::Claude);
 
 /// Tools whose "permission" is really a question to the user.
 const QUESTION_TOOLS: &[&str] = &["AskUserQuestion", "ExitPlanMode"];
 
 /// Map one payload. `Err` is the reject reason (stored in `events_raw_v2`, logged).
-pub(crate) fn map_hook(
-    payload: &Value,
-    pane: Option<&PaneId>,
-    ts: Millis,
-    event_id: String,
-) -> Result<NormalizedEvent, String> {
+pub(crate) fn map_hook(payload: &Value, call: Call<'_>) -> Result<NormalizedEvent, String> {
+    let ts = call.ts;
     let head = hook_map::head(payload, "hook_event_name", "hook_event_name")?;
     let (name, session) = (head.name, head.session);
     let s = |k: &str| head.str(k);
@@ -88,19 +86,12 @@ pub(crate) fn map_hook(
         work: (name == "PreCompact").then_some(Work::Compacting),
     };
     Ok(NormalizedEvent {
-        event_id,
-        source: SourceKind::ClaudeHooks,
-        provider: Provider::Claude,
-        pane_id: pane.cloned(),
-        session_key: Some(session.to_string()),
         turn_id: s("prompt_id").map(str::to_string),
-        name: name.to_string(),
-        signal,
         title: s("session_title").map(str::to_string),
         cwd: s("cwd").map(str::to_string),
         detail,
-        ts,
         extra,
+        ..call.event(FROM, session, name.to_string(), signal)
     })
 }
 
@@ -121,9 +112,7 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_hook(&p, Some(&"%1".into()), 0, "e".into())
-            .unwrap()
-            .signal
+        map_hook(&p, Call::test()).unwrap().signal
     }
 
     #[test]
@@ -143,7 +132,7 @@ mod tests {
     #[test]
     fn usage_limit_background_and_compaction() {
         let at =
-            |p: Value| map_hook(&p, Some(&"%1".into()), 1_796_410_500_000, "e".into()).unwrap();
+            |p: Value| map_hook(&p, Call::new(Some(&"%1".into()), 1_796_410_500_000, "e")).unwrap();
         // A usage limit: its own activity, with the reset the message names.
         let e = at(
             json!({"session_id":"s","hook_event_name":"StopFailure","error":"rate_limit",
@@ -218,34 +207,30 @@ mod tests {
     #[test]
     fn rejects_bad_schema_with_reason() {
         assert!(
-            map_hook(&json!([1]), None, 0, "e".into())
+            map_hook(&json!([1]), Call::new(None, 0, "e"))
                 .unwrap_err()
                 .contains("object")
         );
         assert!(
-            map_hook(&json!({"session_id":"s"}), None, 0, "e".into())
+            map_hook(&json!({"session_id":"s"}), Call::new(None, 0, "e"))
                 .unwrap_err()
                 .contains("hook_event_name")
         );
         assert!(
-            map_hook(&json!({"hook_event_name":"Stop"}), None, 0, "e".into())
+            map_hook(&json!({"hook_event_name":"Stop"}), Call::new(None, 0, "e"))
                 .unwrap_err()
                 .contains("missing session_id")
         );
         let long = "a".repeat(300);
         let e = map_hook(
             &json!({"hook_event_name":"Stop","session_id":long}),
-            None,
-            0,
-            "e".into(),
+            Call::new(None, 0, "e"),
         )
         .unwrap_err();
         assert!(e.contains("session_id too long (300 bytes"), "{e}");
         let e = map_hook(
             &json!({"hook_event_name":"Stop","session_id":"a\u{202e}b"}),
-            None,
-            0,
-            "e".into(),
+            Call::new(None, 0, "e"),
         )
         .unwrap_err();
         assert!(e.contains("session_id has a control"), "{e}");
@@ -253,9 +238,7 @@ mod tests {
         assert!(
             map_hook(
                 &json!({"hook_event_name":"Stop","session_id":ok}),
-                None,
-                0,
-                "e".into()
+                Call::new(None, 0, "e")
             )
             .is_ok()
         );

@@ -31,6 +31,7 @@
 //! `updatedAt` + status for thread snapshots (resume results), and only as a last resort a
 //! per-thread counter. The pull cursor is a sequence number that starts at `now_ms * 1000` when
 //! the observer is created, so cursors stay monotonic across daemon restarts.
+use super::seq_queue::SeqQueue;
 use super::ws::{ClientConn, MAX_MESSAGE, WsError, WsMessage};
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
@@ -255,8 +256,7 @@ pub struct CodexObserver {
     reconnect_at: Option<Millis>,
     backoff: Millis,
     threads: HashMap<String, ThreadFacts>,
-    queue: VecDeque<(u64, Pulled)>,
-    next_seq: u64,
+    queue: SeqQueue,
     problems: VecDeque<String>,
     unknown_seen: Vec<String>,
     max_message: usize,
@@ -378,6 +378,46 @@ struct Out {
     extra: EventExtra,
 }
 
+/// One notification being handled: what its handler reads, and how it makes its [`Out`].
+struct Note<'a> {
+    method: &'a str,
+    params: &'a Value,
+    thread: Option<String>,
+    turn: Option<String>,
+    /// `emittedAtMs`, the event id's discriminator when present.
+    emitted: Option<String>,
+    now: Millis,
+}
+
+impl Note<'_> {
+    /// The output of this notification: `signal`, with `detail`.
+    fn out(&self, signal: Signal, detail: Option<String>) -> Out {
+        Out {
+            thread: self.thread.clone(),
+            name: self.method.to_string(),
+            turn: self.turn.clone(),
+            signal,
+            title: None,
+            detail,
+            disc: self.emitted.clone(),
+            extra: EventExtra::default(),
+        }
+    }
+
+    /// A turn that failed with `msg`: limited, with its reset, when `error` is the account's
+    /// usage limit (issue 23: its own state); else error.
+    fn failed(&self, error: Option<&Value>, msg: String) -> Out {
+        match error.and_then(usage_limit_until(self.now)) {
+            Some(until) => {
+                let mut o = self.out(Signal::Activity(Activity::Limited), Some(msg));
+                o.extra.until = until;
+                o
+            }
+            None => self.out(Signal::Activity(Activity::Error), Some(msg)),
+        }
+    }
+}
+
 impl CodexObserver {
     /// A disconnected observer; the first `tick` connects.
     pub fn new(sock_path: &Path, now: Millis) -> Self {
@@ -388,8 +428,7 @@ impl CodexObserver {
             reconnect_at: Some(now),
             backoff: BACKOFF_MIN_MS,
             threads: HashMap::new(),
-            queue: VecDeque::new(),
-            next_seq: (now.max(1) as u64).saturating_mul(1000),
+            queue: SeqQueue::new((now.max(1) as u64).saturating_mul(1000), MAX_QUEUE),
             problems: VecDeque::new(),
             unknown_seen: Vec::new(),
             max_message: MAX_MESSAGE,
@@ -891,27 +930,20 @@ impl CodexObserver {
     }
 
     fn push_rejected(&mut self, reason: String, raw: &str, now: Millis) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let event_id = format!("cxa-rej-{:016x}", fnv1a64_parts(&[raw, &reason]));
         self.problem(format!("rejected message: {reason}"));
-        self.enqueue(
-            seq,
-            Pulled::Rejected {
-                event_id,
-                reason,
-                raw: clip(raw, MAX_RAW),
-                ts: now,
-            },
-        );
+        self.enqueue(Pulled::Rejected {
+            event_id,
+            reason,
+            raw: clip(raw, MAX_RAW),
+            ts: now,
+        });
     }
 
-    fn enqueue(&mut self, seq: u64, item: Pulled) {
-        if self.queue.len() >= MAX_QUEUE {
-            self.queue.pop_front();
+    fn enqueue(&mut self, item: Pulled) {
+        if self.queue.push(item) {
             log::warn!("codex app-server: event queue full, dropped the oldest item");
         }
-        self.queue.push_back((seq, item));
     }
 
     fn emit(&mut self, o: Out, raw: &str, now: Millis) {
@@ -945,15 +977,10 @@ impl CodexObserver {
             ts: now,
             extra: o.extra,
         };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.enqueue(
-            seq,
-            Pulled::Event {
-                event: ev,
-                raw: clip(raw, MAX_RAW),
-            },
-        );
+        self.enqueue(Pulled::Event {
+            event: ev,
+            raw: clip(raw, MAX_RAW),
+        });
     }
 
     /// Handles one JSON-RPC text message as if the WebSocket layer had delivered it (the fuzz
@@ -1251,7 +1278,6 @@ impl CodexObserver {
             return;
         }
         let p = v.get("params").cloned().unwrap_or(Value::Null);
-        let emitted = v.get("emittedAtMs").map(|e| e.to_string());
         if m == "thread/started" {
             match p.get("thread") {
                 Some(th) => self.on_thread_object(th, m, raw, now, false),
@@ -1259,27 +1285,26 @@ impl CodexObserver {
             }
             return;
         }
+        let emitted = v.get("emittedAtMs").map(|e| e.to_string());
         let thread = str_at(&p, &["threadId"]).map(str::to_string);
         let turn = str_at(&p, &["turnId"])
             .or_else(|| str_at(&p, &["turn", "id"]))
             .map(str::to_string);
-        let mk = |signal: Signal, detail: Option<String>| Out {
-            thread: thread.clone(),
-            name: m.to_string(),
-            turn: turn.clone(),
-            signal,
-            title: None,
-            detail,
-            disc: emitted.clone(),
-            extra: EventExtra::default(),
+        let n = Note {
+            method: m,
+            params: &p,
+            thread,
+            turn,
+            emitted,
+            now,
         };
-        let Some(tid) = thread.clone() else {
+        let Some(tid) = n.thread.clone() else {
             // Thread-less notifications we do not know: one Ignore per method per run.
             if !self.unknown_seen.iter().any(|u| u == m) && self.unknown_seen.len() < 256 {
                 self.unknown_seen.push(m.to_string());
                 self.problem(format!("ignored unknown notification {m}"));
                 self.emit(
-                    mk(Signal::Ignore, Some(format!("unknown method {m}"))),
+                    n.out(Signal::Ignore, Some(format!("unknown method {m}"))),
                     raw,
                     now,
                 );
@@ -1295,23 +1320,23 @@ impl CodexObserver {
                 m,
                 "thread/status/changed" | "thread/closed" | "turn/started" | "turn/completed"
             ) {
-                self.emit(mk(Signal::Ignore, Some(why.to_string())), raw, now);
+                self.emit(n.out(Signal::Ignore, Some(why.to_string())), raw, now);
             }
             return;
         }
         let out = match m {
-            "thread/status/changed" => self.on_status_changed(&tid, &p, &mk, now),
-            "turn/started" => self.on_turn_started(&tid, &turn, &mk, now),
-            "turn/completed" => self.on_turn_completed(&tid, &p, &turn, &mk, now),
-            "error" => self.on_error(&tid, &p, &turn, &mk, now),
-            "serverRequest/resolved" => self.on_request_resolved(&tid, &mk),
-            "thread/name/updated" => self.on_name_updated(&tid, &p, &mk),
-            "thread/closed" => self.on_thread_closed(&tid, &mk),
-            "thread/archived" | "thread/deleted" => mk(
+            "thread/status/changed" => self.on_status_changed(&tid, &n),
+            "turn/started" => self.on_turn_started(&tid, &n),
+            "turn/completed" => self.on_turn_completed(&tid, &n),
+            "error" => self.on_error(&tid, &n),
+            "serverRequest/resolved" => self.on_request_resolved(&tid, &n),
+            "thread/name/updated" => self.on_name_updated(&tid, &n),
+            "thread/closed" => self.on_thread_closed(&tid, &n),
+            "thread/archived" | "thread/deleted" => n.out(
                 Signal::Ignore,
                 Some(m.rsplit('/').next().unwrap_or(m).into()),
             ),
-            "item/started" | "item/completed" => match self.on_item(&tid, m, &p, &mk, now) {
+            "item/started" | "item/completed" => match self.on_item(&tid, &n) {
                 Some(o) => o,
                 None => return,
             },
@@ -1319,7 +1344,7 @@ impl CodexObserver {
                 if !self.unknown_seen.iter().any(|u| u == m) && self.unknown_seen.len() < 256 {
                     self.unknown_seen.push(m.to_string());
                     self.problem(format!("ignored unknown notification {m}"));
-                    mk(Signal::Ignore, Some(format!("unknown method {m}")))
+                    n.out(Signal::Ignore, Some(format!("unknown method {m}")))
                 } else {
                     return;
                 }
@@ -1329,17 +1354,11 @@ impl CodexObserver {
     }
 
     /// `thread/status/changed`: the thread's activity; an error stays until the next turn.
-    fn on_status_changed(
-        &mut self,
-        tid: &str,
-        p: &Value,
-        mk: &impl Fn(Signal, Option<String>) -> Out,
-        now: Millis,
-    ) -> Out {
-        let status = p.get("status").cloned().unwrap_or(Value::Null);
+    fn on_status_changed(&mut self, tid: &str, n: &Note<'_>) -> Out {
+        let status = n.params.get("status").cloned().unwrap_or(Value::Null);
         let t = self.thread_mut(tid);
         match status_activity(&status) {
-            Some((Activity::Idle, _)) if t.error_sticky => mk(
+            Some((Activity::Idle, _)) if t.error_sticky => n.out(
                 Signal::Ignore,
                 Some("idle after an error: the error stays until the next turn".into()),
             ),
@@ -1356,12 +1375,12 @@ impl CodexObserver {
                         t.resume,
                         ResumeState::Parked | ResumeState::RetryAt(..) | ResumeState::Due
                     ) {
-                        t.resume = ResumeState::RetryAt(now + 200, 0);
+                        t.resume = ResumeState::RetryAt(n.now + 200, 0);
                     }
                 }
-                mk(Signal::Activity(a), Some(d))
+                n.out(Signal::Activity(a), Some(d))
             }
-            None => mk(
+            None => n.out(
                 Signal::Ignore,
                 Some(format!(
                     "status {}",
@@ -1372,45 +1391,34 @@ impl CodexObserver {
     }
 
     /// `turn/started`: the thread runs a new turn.
-    fn on_turn_started(
-        &mut self,
-        tid: &str,
-        turn: &Option<String>,
-        mk: &impl Fn(Signal, Option<String>) -> Out,
-        now: Millis,
-    ) -> Out {
+    fn on_turn_started(&mut self, tid: &str, n: &Note<'_>) -> Out {
         let t = self.thread_mut(tid);
-        t.current_turn = turn.clone();
+        t.current_turn = n.turn.clone();
         t.turn_in_progress = true;
-        t.turn_started_ts = Some(now);
+        t.turn_started_ts = Some(n.now);
         t.error_sticky = false;
         t.error_turn = None;
-        mk(Signal::Activity(Activity::Running), None)
+        n.out(Signal::Activity(Activity::Running), None)
     }
 
     /// `turn/completed`: the turn's end (failed, completed, interrupted); a late completion of
     /// an older turn is ignored.
-    fn on_turn_completed(
-        &mut self,
-        tid: &str,
-        p: &Value,
-        turn: &Option<String>,
-        mk: &impl Fn(Signal, Option<String>) -> Out,
-        now: Millis,
-    ) -> Out {
-        let status = str_at(p, &["turn", "status"]).unwrap_or("").to_string();
-        let tu = turn.clone().unwrap_or_default();
+    fn on_turn_completed(&mut self, tid: &str, n: &Note<'_>) -> Out {
+        let status = str_at(n.params, &["turn", "status"])
+            .unwrap_or("")
+            .to_string();
+        let tu = n.turn.clone().unwrap_or_default();
         let t = self.thread_mut(tid);
         let stale = t.current_turn.as_deref().is_some_and(|c| c != tu)
             || t.done_turns.iter().any(|d| *d == tu);
         if stale {
-            mk(
+            n.out(
                 Signal::Ignore,
                 Some(format!("late completion of older turn {tu} ({status})")),
             )
         } else {
             t.turn_in_progress = false;
-            t.turn_ended_ts = Some(now);
+            t.turn_ended_ts = Some(n.now);
             if t.done_turns.len() >= 16 {
                 t.done_turns.pop_front();
             }
@@ -1419,109 +1427,82 @@ impl CodexObserver {
                 "failed" => {
                     t.error_sticky = true;
                     t.error_turn = Some(tu);
-                    let msg = str_at(p, &["turn", "error", "message"])
+                    let msg = str_at(n.params, &["turn", "error", "message"])
                         .map(|s| clip(s, 200))
                         .unwrap_or_else(|| "turn failed".into());
-                    match p.pointer("/turn/error").and_then(usage_limit_until(now)) {
-                        Some(until) => {
-                            let mut o = mk(Signal::Activity(Activity::Limited), Some(msg));
-                            o.extra.until = until;
-                            o
-                        }
-                        None => mk(Signal::Activity(Activity::Error), Some(msg)),
-                    }
+                    n.failed(n.params.pointer("/turn/error"), msg)
                 }
                 "completed" | "interrupted" => {
                     if t.error_sticky {
-                        mk(Signal::Ignore, Some(format!("turn {status} after error")))
+                        n.out(Signal::Ignore, Some(format!("turn {status} after error")))
                     } else {
-                        mk(Signal::Activity(Activity::Idle), Some(status))
+                        n.out(Signal::Activity(Activity::Idle), Some(status))
                     }
                 }
-                other => mk(Signal::Ignore, Some(format!("turn status {other:?}"))),
+                other => n.out(Signal::Ignore, Some(format!("turn status {other:?}"))),
             }
         }
     }
 
     /// `error`: a retry keeps the turn running; otherwise the error sticks until the next turn.
-    fn on_error(
-        &mut self,
-        tid: &str,
-        p: &Value,
-        turn: &Option<String>,
-        mk: &impl Fn(Signal, Option<String>) -> Out,
-        now: Millis,
-    ) -> Out {
-        let will_retry = p.get("willRetry").and_then(Value::as_bool).unwrap_or(false);
-        let msg = str_at(p, &["error", "message"])
+    fn on_error(&mut self, tid: &str, n: &Note<'_>) -> Out {
+        let will_retry = n
+            .params
+            .get("willRetry")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let msg = str_at(n.params, &["error", "message"])
             .map(|s| clip(s, 200))
             .unwrap_or_else(|| "error".into());
-        let tu = turn.clone().unwrap_or_default();
+        let tu = n.turn.clone().unwrap_or_default();
         let t = self.thread_mut(tid);
         let stale = t.current_turn.as_deref().is_some_and(|c| c != tu)
             && t.done_turns.iter().any(|d| *d == tu);
         if stale {
-            mk(Signal::Ignore, Some(format!("error of older turn {tu}")))
+            n.out(Signal::Ignore, Some(format!("error of older turn {tu}")))
         } else if will_retry {
-            mk(
+            n.out(
                 Signal::Activity(Activity::Running),
                 Some(format!("retrying: {msg}")),
             )
         } else {
             t.error_sticky = true;
-            t.error_turn = turn.clone();
-            // Issue 23: the account's usage limit is its own state, with its reset.
-            match p.get("error").and_then(usage_limit_until(now)) {
-                Some(until) => {
-                    let mut o = mk(Signal::Activity(Activity::Limited), Some(msg));
-                    o.extra.until = until;
-                    o
-                }
-                None => mk(Signal::Activity(Activity::Error), Some(msg)),
-            }
+            t.error_turn = n.turn.clone();
+            n.failed(n.params.get("error"), msg)
         }
     }
 
     /// `serverRequest/resolved`: an approval or question answered; a running turn goes on.
-    fn on_request_resolved(
-        &mut self,
-        tid: &str,
-        mk: &impl Fn(Signal, Option<String>) -> Out,
-    ) -> Out {
+    fn on_request_resolved(&mut self, tid: &str, n: &Note<'_>) -> Out {
         let t = self.thread_mut(tid);
         if t.turn_in_progress && !t.error_sticky {
-            mk(
+            n.out(
                 Signal::Activity(Activity::Running),
                 Some("request resolved".into()),
             )
         } else {
-            mk(Signal::Ignore, Some("request resolved".into()))
+            n.out(Signal::Ignore, Some("request resolved".into()))
         }
     }
 
     /// `thread/name/updated`: the thread's title.
-    fn on_name_updated(
-        &mut self,
-        tid: &str,
-        p: &Value,
-        mk: &impl Fn(Signal, Option<String>) -> Out,
-    ) -> Out {
-        let name = str_at(p, &["threadName"])
-            .or_else(|| str_at(p, &["name"]))
+    fn on_name_updated(&mut self, tid: &str, n: &Note<'_>) -> Out {
+        let name = str_at(n.params, &["threadName"])
+            .or_else(|| str_at(n.params, &["name"]))
             .map(str::to_string);
         self.thread_mut(tid).title = name.clone();
-        let mut o = mk(Signal::Ignore, Some("title".into()));
+        let mut o = n.out(Signal::Ignore, Some("title".into()));
         o.title = name;
         o
     }
 
     /// `thread/closed`: no client holds the thread any more; its session ends.
-    fn on_thread_closed(&mut self, tid: &str, mk: &impl Fn(Signal, Option<String>) -> Out) -> Out {
+    fn on_thread_closed(&mut self, tid: &str, n: &Note<'_>) -> Out {
         let t = self.thread_mut(tid);
         t.closed = true;
         t.subscribed = false;
         t.resume = ResumeState::Done;
-        mk(
+        n.out(
             Signal::SessionEnd,
             Some("thread unloaded: no client holds it (TUI exited or switched)".into()),
         )
@@ -1530,26 +1511,19 @@ impl CodexObserver {
     /// `item/started|completed`: a user message's text is the thread's last prompt; a context
     /// compaction keeps the turn running with the `compacting` detail while it lasts (issue
     /// 23); other items say nothing (`None`: nothing is emitted).
-    fn on_item(
-        &mut self,
-        tid: &str,
-        m: &str,
-        p: &Value,
-        mk: &impl Fn(Signal, Option<String>) -> Out,
-        now: Millis,
-    ) -> Option<Out> {
-        let item = p.get("item").cloned().unwrap_or(Value::Null);
+    fn on_item(&mut self, tid: &str, n: &Note<'_>) -> Option<Out> {
+        let item = n.params.get("item").cloned().unwrap_or(Value::Null);
         let kind = item.get("type").and_then(Value::as_str);
         if kind == Some("contextCompaction") {
             let t = self.thread_mut(tid);
             if !t.turn_in_progress || t.error_sticky {
                 return None;
             }
-            let mut o = mk(
+            let mut o = n.out(
                 Signal::Activity(Activity::Running),
                 Some("compaction".into()),
             );
-            if m == "item/started" {
+            if n.method == "item/started" {
                 o.extra.work = Some(Work::Compacting);
             }
             return Some(o);
@@ -1566,13 +1540,13 @@ impl CodexObserver {
                     .collect()
             })
             .unwrap_or_default();
-        if m == "item/completed" {
+        if n.method == "item/completed" {
             return None;
         }
         let t = self.thread_mut(tid);
         t.last_prompt = Some(text.join("\n"));
-        t.last_prompt_ts = Some(now);
-        Some(mk(Signal::Ignore, Some("user message".into())))
+        t.last_prompt_ts = Some(n.now);
+        Some(n.out(Signal::Ignore, Some("user message".into())))
     }
 }
 
@@ -1584,24 +1558,7 @@ impl Source for CodexObserver {
     /// Items after the sequence number `after` (empty or unparsable = from the start of the
     /// buffer). Acknowledged items (seq <= after) are dropped from the buffer.
     fn pull(&mut self, after: &str, max: usize) -> Batch {
-        let after_n: u64 = after.trim().parse().unwrap_or(0);
-        while self.queue.front().is_some_and(|(s, _)| *s <= after_n) {
-            self.queue.pop_front();
-        }
-        let mut items = Vec::new();
-        let mut last = after_n;
-        for (s, item) in self.queue.iter().take(max) {
-            items.push(item.clone());
-            last = *s;
-        }
-        Batch {
-            items,
-            next_cursor: if last == 0 {
-                after.to_string()
-            } else {
-                last.to_string()
-            },
-        }
+        self.queue.pull(after, max)
     }
 }
 

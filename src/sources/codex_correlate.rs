@@ -217,6 +217,16 @@ mod tests {
         }
     }
 
+    /// A thread in `cwd` whose hooks said `$TMUX_PANE` was %1, their parent process in that
+    /// pane's tree or not.
+    fn hooked_from_1(parent_in_pane_tree: bool, cwd: &str) -> ThreadEvidence {
+        ThreadEvidence {
+            hook_pane: Some("%1".into()),
+            hook_parent_in_pane_tree: parent_in_pane_tree,
+            ..thread(cwd, None, None)
+        }
+    }
+
     fn pane_of(b: &Binding) -> Option<&str> {
         match b {
             Binding::Bound { pane_id, .. } => Some(pane_id),
@@ -284,21 +294,13 @@ mod tests {
             },
             Case {
                 name: "wrong TMUX_PANE not trusted",
-                t: ThreadEvidence {
-                    hook_pane: Some("%1".into()),
-                    hook_parent_in_pane_tree: false,
-                    ..thread("/b", None, None)
-                },
+                t: hooked_from_1(false, "/b"),
                 panes: vec![pane("%1", "/a", idle, None), pane("%2", "/b", idle, None)],
                 want: Some("%2"),
             },
             Case {
                 name: "TMUX_PANE trusted when the hook parent is in the pane tree",
-                t: ThreadEvidence {
-                    hook_pane: Some("%1".into()),
-                    hook_parent_in_pane_tree: true,
-                    ..thread("/w", None, None)
-                },
+                t: hooked_from_1(true, "/w"),
                 panes: vec![pane("%1", "/w", idle, None), pane("%2", "/w", idle, None)],
                 want: Some("%1"),
             },

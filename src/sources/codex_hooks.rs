@@ -12,13 +12,16 @@
 //! - `request_user_input` fires only PreToolUse (no PermissionRequest) → waiting_input.
 //! - `notify` also fires for internal title-generation threads: their `input-messages` start with
 //!   "Generate a concise, single-line task title" → Ignore.
+use super::hook_map::Call;
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::text::clip;
-use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
+use crate::core::types::{Activity, Provider, SourceKind};
 use serde_json::Value;
 
 /// The first words of Codex's internal title-generation prompt.
 pub(crate) const TITLE_PROMPT_PREFIX: &str = "Generate a concise, single-line task title";
+
+const FROM: (SourceKind, Provider) = (SourceKind::CodexHooks, Provider::Codex);
 
 /// Tool names that ask the user a question rather than run something.
 const QUESTION_TOOLS: &[&str] = &["request_user_input", "AskUserQuestion"];
@@ -28,12 +31,7 @@ fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 /// Maps one Codex hook payload. `pane` is the hook's `$TMUX_PANE` (a hint only).
-pub(crate) fn map_hook(
-    payload: &Value,
-    pane: Option<&PaneId>,
-    ts: Millis,
-    event_id: String,
-) -> Result<NormalizedEvent, String> {
+pub(crate) fn map_hook(payload: &Value, call: Call<'_>) -> Result<NormalizedEvent, String> {
     if !payload.is_object() {
         return Err("hook payload is not a JSON object".into());
     }
@@ -93,19 +91,12 @@ pub(crate) fn map_hook(
         ..Default::default()
     };
     Ok(NormalizedEvent {
-        event_id,
-        source: SourceKind::CodexHooks,
-        provider: Provider::Codex,
-        pane_id: pane.cloned(),
-        session_key: Some(session),
         turn_id: s(payload, "turn_id").map(str::to_string),
-        name,
-        signal,
         title,
         cwd: s(payload, "cwd").map(str::to_string),
         detail,
-        ts,
         extra,
+        ..call.event(FROM, &session, name, signal)
     })
 }
 
@@ -121,12 +112,7 @@ pub(crate) fn is_title_generation(argv1: &Value) -> bool {
 
 /// Maps one legacy `notify` argument (`{"type":"agent-turn-complete", "thread-id", …}`).
 /// Title-generation threads map to `Ignore`.
-pub(crate) fn map_notify(
-    argv1: &Value,
-    pane: Option<&PaneId>,
-    ts: Millis,
-    event_id: String,
-) -> Result<NormalizedEvent, String> {
+pub(crate) fn map_notify(argv1: &Value, call: Call<'_>) -> Result<NormalizedEvent, String> {
     if !argv1.is_object() {
         return Err("notify argument is not a JSON object".into());
     }
@@ -147,19 +133,10 @@ pub(crate) fn map_notify(
         )
     };
     Ok(NormalizedEvent {
-        event_id,
-        source: SourceKind::CodexHooks,
-        provider: Provider::Codex,
-        pane_id: pane.cloned(),
-        session_key: Some(thread.to_string()),
         turn_id: s(argv1, "turn-id").map(str::to_string),
-        name: format!("notify:{ty}"),
-        signal,
-        title: None,
         cwd: s(argv1, "cwd").map(str::to_string),
         detail,
-        ts,
-        extra: Default::default(),
+        ..call.event(FROM, thread, format!("notify:{ty}"), signal)
     })
 }
 
@@ -193,7 +170,11 @@ mod tests {
             "fixtures/codex/hooks/supp_codex.jsonl",
         ] {
             for rec in lines(f) {
-                let ev = map_hook(&rec["payload"], Some(&"%3".into()), 1, format!("e{n}")).unwrap();
+                let ev = map_hook(
+                    &rec["payload"],
+                    Call::new(Some(&"%3".into()), 1, format!("e{n}")),
+                )
+                .unwrap();
                 assert_eq!(ev.signal, expected(&rec), "{f}: {}", rec["event"]);
                 assert_eq!(
                     ev.session_key.as_deref(),
@@ -214,7 +195,7 @@ mod tests {
         for rec in &recs {
             // A placeholder `$TMUX_PANE` (`%PANE`) never gets here: the spool rejects it
             // (`bad_pane_id`) before mapping.
-            let ev = map_notify(&rec["argv1"], Some(&"%3".into()), 1, "x".into()).unwrap();
+            let ev = map_notify(&rec["argv1"], Call::new(Some(&"%3".into()), 1, "x")).unwrap();
             assert_eq!(ev.signal, expected(rec));
             assert_eq!(ev.pane_id.as_deref(), Some("%3"));
             if ev.signal == Signal::Activity(Activity::Idle) {
@@ -226,15 +207,13 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_rejected_with_reasons() {
-        let e = |v: Value| map_hook(&v, None, 0, "i".into()).unwrap_err();
+        let e = |v: Value| map_hook(&v, Call::new(None, 0, "i")).unwrap_err();
         assert!(e(serde_json::json!([1])).contains("not a JSON object"));
         assert!(e(serde_json::json!({"session_id":"s"})).contains("hook_event_name"));
         assert!(e(serde_json::json!({"hook_event_name":"Stop"})).contains("session_id"));
         let ok = map_hook(
             &serde_json::json!({"hook_event_name":"Weird","session_id":"s"}),
-            None,
-            0,
-            "i".into(),
+            Call::new(None, 0, "i"),
         )
         .unwrap();
         assert_eq!(ok.signal, Signal::Ignore);
@@ -242,9 +221,7 @@ mod tests {
         assert!(
             map_notify(
                 &serde_json::json!({"type":"agent-turn-complete"}),
-                None,
-                0,
-                "i".into()
+                Call::new(None, 0, "i")
             )
             .is_err()
         );

@@ -155,7 +155,18 @@ pub(crate) fn run_test_server(
     faults: Faults,
 ) -> Result<(), TestServerError> {
     let rec = load_recording(stream)?;
-    serve(sock, &rec, speed, faults, &AtomicBool::new(false))
+    let _ = std::fs::remove_file(sock);
+    let listener = UnixListener::bind(sock)?;
+    serve_on(
+        listener,
+        Replay {
+            rec: &rec,
+            speed,
+            faults,
+            stop: &AtomicBool::new(false),
+            seen: &Mutex::new(Vec::new()),
+        },
+    )
 }
 
 /// A test server on a background thread; [`TestServer::stop`] shuts it down.
@@ -176,7 +187,16 @@ impl TestServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let join = std::thread::spawn(move || {
-            serve_on(listener, &rec, speed, Faults::default(), &s2, &seen2)
+            serve_on(
+                listener,
+                Replay {
+                    rec: &rec,
+                    speed,
+                    faults: Faults::default(),
+                    stop: &s2,
+                    seen: &seen2,
+                },
+            )
         });
         Ok(TestServer {
             stop,
@@ -215,31 +235,25 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(
-    sock: &Path,
-    rec: &Recording,
+/// What serving replays, and to whom it reports.
+#[derive(Clone, Copy)]
+struct Replay<'a> {
+    rec: &'a Recording,
+    /// The recorded spacing is divided by this (not finite or <= 0: no waiting).
     speed: f64,
     faults: Faults,
-    stop: &AtomicBool,
-) -> Result<(), TestServerError> {
-    let _ = std::fs::remove_file(sock);
-    let listener = UnixListener::bind(sock)?;
-    serve_on(listener, rec, speed, faults, stop, &Mutex::new(Vec::new()))
+    /// Set: stop serving.
+    stop: &'a AtomicBool,
+    /// Every JSON message the clients sent.
+    seen: &'a Mutex<Vec<Value>>,
 }
 
-fn serve_on(
-    listener: UnixListener,
-    rec: &Recording,
-    speed: f64,
-    faults: Faults,
-    stop: &AtomicBool,
-    seen: &Mutex<Vec<Value>>,
-) -> Result<(), TestServerError> {
+fn serve_on(listener: UnixListener, r: Replay<'_>) -> Result<(), TestServerError> {
     listener.set_nonblocking(true)?;
-    while !stop.load(Ordering::SeqCst) {
+    while !r.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((s, _)) => {
-                if let Err(e) = serve_client(s, rec, speed, faults, stop, seen) {
+                if let Err(e) = serve_client(s, r) {
                     log::debug!("test app-server: client ended: {e}");
                 }
             }
@@ -261,14 +275,32 @@ fn send(s: &mut UnixStream, v: &Value) -> io::Result<()> {
     ))
 }
 
-fn serve_client(
-    mut s: UnixStream,
-    rec: &Recording,
-    speed: f64,
-    faults: Faults,
-    stop: &AtomicBool,
-    seen: &Mutex<Vec<Value>>,
-) -> Result<(), TestServerError> {
+/// One read with the socket's short timeout: `None` when the client closed, else how many
+/// bytes came (0 when none came in time).
+fn read_some(s: &mut UnixStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match s.read(buf) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(Some(0))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn serve_client(mut s: UnixStream, r: Replay<'_>) -> Result<(), TestServerError> {
+    let Replay {
+        rec,
+        speed,
+        faults,
+        stop,
+        seen,
+    } = r;
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_millis(5)))?;
     let mut head = Vec::new();
@@ -279,15 +311,9 @@ fn serve_client(
         if stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e.into()),
+        match read_some(&mut s, &mut buf)? {
+            None => return Ok(()),
+            Some(n) => head.extend_from_slice(&buf[..n]),
         }
         match ws::parse_handshake_request(&head) {
             Ok(Some((n, key))) => {
@@ -355,15 +381,9 @@ fn serve_client(
                 next += 1;
             }
         }
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => dec.feed(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e.into()),
+        match read_some(&mut s, &mut buf)? {
+            None => return Ok(()),
+            Some(n) => dec.feed(&buf[..n]),
         }
     }
 }

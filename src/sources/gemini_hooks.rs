@@ -12,10 +12,12 @@
 //! - Esc on the dialog fires no hook: the screen (`Request cancelled.`) is the only witness.
 //! - `SessionEnd` fires 2–3 times on `/quit`; `reason:"clear"` is `/clear`, which starts a new
 //!   session in the same pane right after.
-use super::hook_map;
+use super::hook_map::{self, Call};
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
+use crate::core::types::{Activity, Provider, SourceKind};
 use serde_json::Value;
+
+const FROM: (SourceKind, Provider) = (SourceKind::GeminiHooks, Provider::Gemini);
 
 /// What `AfterAgent` carries as `prompt_response` when the turn produced no text (API error).
 pub(crate) const NO_RESPONSE: &str = "[no response text]";
@@ -32,12 +34,7 @@ pub(crate) const EVENTS: &[&str] = &[
 ];
 
 /// Map one payload. `Err` is the reject reason.
-pub(crate) fn map_hook(
-    payload: &Value,
-    pane: Option<&PaneId>,
-    ts: Millis,
-    event_id: String,
-) -> Result<NormalizedEvent, String> {
+pub(crate) fn map_hook(payload: &Value, call: Call<'_>) -> Result<NormalizedEvent, String> {
     let head = hook_map::head(payload, "hook_event_name", "hook_event_name")?;
     let (obj, name, session) = (head.obj, head.name, head.session);
     let s = |k: &str| head.str(k);
@@ -71,19 +68,9 @@ pub(crate) fn map_hook(
         other => (Signal::Ignore, Some(format!("unmapped hook event {other}"))),
     };
     Ok(NormalizedEvent {
-        event_id,
-        source: SourceKind::GeminiHooks,
-        provider: Provider::Gemini,
-        pane_id: pane.cloned(),
-        session_key: Some(session.to_string()),
-        turn_id: None,
-        name: name.to_string(),
-        signal,
-        title: None,
         cwd: s("cwd").map(str::to_string),
         detail,
-        ts,
-        extra: Default::default(),
+        ..call.event(FROM, session, name.to_string(), signal)
     })
 }
 
@@ -93,9 +80,7 @@ mod tests {
     use serde_json::json;
 
     fn sig(p: Value) -> Signal {
-        map_hook(&p, Some(&"%1".into()), 0, "e".into())
-            .unwrap()
-            .signal
+        map_hook(&p, Call::test()).unwrap().signal
     }
 
     fn base(n: &str) -> Value {
@@ -136,7 +121,7 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_rejected_with_reasons() {
-        let e = |v: Value| map_hook(&v, None, 0, "e".into()).unwrap_err();
+        let e = |v: Value| map_hook(&v, Call::new(None, 0, "e")).unwrap_err();
         assert!(e(json!("x")).contains("not a JSON object"));
         assert!(e(json!({"session_id":"s"})).contains("hook_event_name"));
         assert!(e(json!({"hook_event_name":"BeforeAgent"})).contains("missing session_id"));

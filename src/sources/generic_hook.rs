@@ -13,8 +13,9 @@
 //! payload is held to holds here too (size, depth and pane id are checked by the hook and the
 //! spool; the session id by [`check_session_key`]); anything else is rejected with a reason,
 //! never guessed.
-use crate::core::event::{NormalizedEvent, Signal, check_session_key};
-use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
+use super::hook_map::Call;
+use crate::core::event::{NormalizedEvent, Signal, check_session_key, check_text};
+use crate::core::types::{Activity, PaneId, Provider, SourceKind};
 use serde_json::Value;
 
 /// The states a generic hook may report: the public activity vocabulary (without `unknown`,
@@ -54,12 +55,7 @@ fn opt_str<'a>(payload: &'a Value, key: &str) -> Result<Option<&'a str>, String>
 
 /// Map one generic payload. `pane` is the pane the event is for (the payload's own `pane`,
 /// else the hook's `$TMUX_PANE`). `Err` is the reject reason.
-pub(crate) fn map_hook(
-    payload: &Value,
-    pane: Option<&PaneId>,
-    ts: Millis,
-    event_id: String,
-) -> Result<NormalizedEvent, String> {
+pub(crate) fn map_hook(payload: &Value, call: Call<'_>) -> Result<NormalizedEvent, String> {
     if !payload.is_object() {
         return Err("schema: payload is not a JSON object".into());
     }
@@ -78,17 +74,7 @@ pub(crate) fn map_hook(
     let session = check_session_key(opt_str(payload, "session_id")?, "session_id")?;
     let title = opt_str(payload, "title")?;
     if let Some(t) = title {
-        if t.len() > MAX_TITLE {
-            return Err(format!(
-                "schema: title too long ({} bytes > {MAX_TITLE})",
-                t.len()
-            ));
-        }
-        if t.chars()
-            .any(|c| c.is_control() || crate::core::title::is_format_char(c))
-        {
-            return Err("schema: title has a control or format character".into());
-        }
+        check_text(t, "title", MAX_TITLE)?;
     }
     let agent = opt_str(payload, "agent")?;
     if let Some(a) = agent {
@@ -108,19 +94,15 @@ pub(crate) fn map_hook(
     };
     let agent = agent.unwrap_or("generic");
     Ok(NormalizedEvent {
-        event_id,
-        source: SourceKind::GenericHook,
-        provider: Provider::Generic,
-        pane_id: pane.cloned(),
-        session_key: Some(session.to_string()),
-        turn_id: None,
-        name: format!("{agent}:{state}"),
-        signal,
         title: title.filter(|t| !t.trim().is_empty()).map(str::to_string),
         cwd: opt_str(payload, "cwd").ok().flatten().map(str::to_string),
         detail: Some(format!("agent {agent}")),
-        ts,
-        extra: Default::default(),
+        ..call.event(
+            (SourceKind::GenericHook, Provider::Generic),
+            session,
+            format!("{agent}:{state}"),
+            signal,
+        )
     })
 }
 
@@ -130,7 +112,7 @@ mod tests {
     use serde_json::json;
 
     fn map(v: Value) -> Result<NormalizedEvent, String> {
-        map_hook(&v, Some(&"%1".into()), 0, "e".into())
+        map_hook(&v, Call::test())
     }
 
     #[test]

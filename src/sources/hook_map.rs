@@ -1,8 +1,11 @@
-//! What every hook mapper (Claude, Codex, Gemini, OpenCode, generic) starts with: the payload
-//! must be an object naming its event and its session (the pane the hook ran in arrives as a
-//! `PaneId` the spool already parsed). One copy here, so every source rejects the same input
-//! with the same reason.
-use crate::core::event::check_session_key;
+//! What every hook mapper (Claude, Codex, Gemini, OpenCode, generic) starts and ends with: the
+//! payload must be an object naming its event and its session (the pane the hook ran in arrives
+//! as a `PaneId` the spool already parsed), and the event it makes carries the call's id, time
+//! and pane. One copy here, so every source rejects the same input with the same reason and
+//! builds its event the same way. (Codex's hook and notify payloads keep their own older head
+//! checks and reasons; see `codex_hooks`.)
+use crate::core::event::{NormalizedEvent, Signal, check_session_key};
+use crate::core::types::{Millis, PaneId, Provider, SourceKind};
 use serde_json::{Map, Value};
 
 /// Longest event name accepted (bytes).
@@ -44,6 +47,61 @@ pub(crate) fn head<'a>(
     }
     let session = check_session_key(obj.get("session_id").and_then(Value::as_str), "session_id")?;
     Ok(Head { obj, name, session })
+}
+
+/// One hook call as the spool received it, besides its payload.
+pub(crate) struct Call<'a> {
+    /// The pane the hook ran in (`$TMUX_PANE`, or the payload's own), as the spool parsed it.
+    pub(crate) pane: Option<&'a PaneId>,
+    /// When the spool received it (epoch ms).
+    pub(crate) ts: Millis,
+    /// The stable id of the spool line.
+    pub(crate) event_id: String,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(pane: Option<&'a PaneId>, ts: Millis, event_id: impl Into<String>) -> Self {
+        Call {
+            pane,
+            ts,
+            event_id: event_id.into(),
+        }
+    }
+
+    /// The event this call makes: `signal`, for `session`'s event `name`, from `from`, in the
+    /// call's pane; turn, title, cwd, detail and extras are empty for the mapper to fill in.
+    pub(crate) fn event(
+        self,
+        from: (SourceKind, Provider),
+        session: &str,
+        name: String,
+        signal: Signal,
+    ) -> NormalizedEvent {
+        NormalizedEvent {
+            event_id: self.event_id,
+            source: from.0,
+            provider: from.1,
+            pane_id: self.pane.cloned(),
+            session_key: Some(session.to_string()),
+            turn_id: None,
+            name,
+            signal,
+            title: None,
+            cwd: None,
+            detail: None,
+            ts: self.ts,
+            extra: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Call<'static> {
+    /// For the mappers' tests: a call from pane `%1` at time 0, with event id `e`.
+    pub(crate) fn test() -> Self {
+        static PANE: std::sync::LazyLock<PaneId> = std::sync::LazyLock::new(|| "%1".into());
+        Call::new(Some(&PANE), 0, "e")
+    }
 }
 
 #[cfg(test)]

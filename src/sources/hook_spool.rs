@@ -19,6 +19,7 @@
 //! whose agent process has exited (`agent_gone`), is rejected.
 //! An accepted hook names the agent process it came from ([`ProcOrigin::Anchored`]): the
 //! deterministic state lives only as long as that process (`Projection::anchor_gone`).
+use super::hook_map::Call;
 use super::spool::{Envelope, MAX_DEPTH, SpoolCursor, SpoolReader};
 use super::{Batch, Pulled, Source};
 use crate::core::event::NormalizedEvent;
@@ -382,16 +383,16 @@ fn map_payload(
     event_id: &str,
     trust: &dyn Fn(&PaneId, i32) -> bool,
 ) -> Result<NormalizedEvent, String> {
-    let (payload, pane, ts) = (&c.payload, c.pane.as_ref(), c.ts);
-    let id = || event_id.to_string();
+    let (payload, pane) = (&c.payload, c.pane.as_ref());
+    let call = |pane| Call::new(pane, c.ts, event_id);
     match c.env.source.as_str() {
-        "claude" => super::claude_hooks::map_hook(payload, pane, ts, id()),
-        "codex" | "codex-notify" => map_codex(c, id(), trust),
+        "claude" => super::claude_hooks::map_hook(payload, call(pane)),
+        "codex" | "codex-notify" => map_codex(c, event_id, trust),
         "generic" => super::generic_hook::payload_pane(payload).and_then(|own| {
-            super::generic_hook::map_hook(payload, own.as_ref().or(pane), ts, id())
+            super::generic_hook::map_hook(payload, Call::new(own.as_ref().or(pane), c.ts, event_id))
         }),
-        "gemini" => super::gemini_hooks::map_hook(payload, pane, ts, id()),
-        "opencode" => super::opencode_plugin::map_event(payload, pane, ts, id()),
+        "gemini" => super::gemini_hooks::map_hook(payload, call(pane)),
+        "opencode" => super::opencode_plugin::map_event(payload, call(pane)),
         other => Err(format!("unknown_source: {}", first_chars(other, 20))),
     }
 }
@@ -400,15 +401,15 @@ fn map_payload(
 /// that pane's process tree (`trust`); otherwise the event goes unbound, saying why.
 fn map_codex(
     c: &Checked,
-    event_id: String,
+    event_id: &str,
     trust: &dyn Fn(&PaneId, i32) -> bool,
 ) -> Result<NormalizedEvent, String> {
     let pane = c.pane.as_ref();
     let trusted = pane.filter(|p| trust(p, c.env.ppid));
     let r = if c.env.source == "codex" {
-        super::codex_hooks::map_hook(&c.payload, trusted, c.ts, event_id)
+        super::codex_hooks::map_hook(&c.payload, Call::new(trusted, c.ts, event_id))
     } else {
-        super::codex_hooks::map_notify(&c.payload, trusted, c.ts, event_id)
+        super::codex_hooks::map_notify(&c.payload, Call::new(trusted, c.ts, event_id))
     };
     r.map(|mut ev| {
         if let (Some(p), None) = (pane, trusted) {
@@ -489,6 +490,17 @@ mod tests {
         line
     }
 
+    /// The envelope of a `source` Stop hook from the test socket, in pane %1.
+    fn stop_envelope(source: &str) -> Envelope {
+        let l = envelope_line(
+            source,
+            "/tmp/agtmux-test-sock",
+            Some("%1".into()),
+            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
+        );
+        serde_json::from_slice(&l[..l.len() - 1]).unwrap()
+    }
+
     #[test]
     fn rejects_each_kind_of_bad_line_with_a_reason() {
         let key = server_key(Path::new("/tmp/agtmux-test-sock"));
@@ -498,37 +510,17 @@ mod tests {
         };
         assert!(reason(decode_line(b"{not json", false, &key)).starts_with("malformed_envelope"));
         assert_eq!(reason(decode_line(b"x", true, &key)), "line_too_long");
-        let l = envelope_line(
-            "claude",
-            "/tmp/agtmux-test-sock",
-            Some("%1".into()),
-            b"{oops",
-        );
-        assert!(reason(decode_line(&l[..l.len() - 1], false, &key)).starts_with("malformed_json"));
-        let l = envelope_line(
-            "claude",
-            "/tmp/agtmux-test-sock",
-            Some("%1;x".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        assert!(reason(decode_line(&l[..l.len() - 1], false, &key)).starts_with("bad_pane_id"));
-        let l = envelope_line(
-            "claude",
-            "/tmp/other-sock",
-            Some("%1".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        assert!(reason(decode_line(&l[..l.len() - 1], false, &key)).starts_with("foreign_server"));
-        let l = envelope_line(
-            "claude",
-            "/tmp/agtmux-test-sock",
-            Some("%1".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        assert_eq!(
-            reason(decode_line(&l[..l.len() - 1], false, &key)),
-            "accepted"
-        );
+        // A Claude hook's spool line from `tmux`, in `pane`: what decoding it says.
+        let claude = |tmux: &str, pane: &str, raw: &[u8]| {
+            let l = envelope_line("claude", tmux, Some(pane.into()), raw);
+            reason(decode_line(&l[..l.len() - 1], false, &key))
+        };
+        let ours = "/tmp/agtmux-test-sock";
+        let stop = br#"{"session_id":"s","hook_event_name":"Stop"}"#;
+        assert!(claude(ours, "%1", b"{oops").starts_with("malformed_json"));
+        assert!(claude(ours, "%1;x", stop).starts_with("bad_pane_id"));
+        assert!(claude("/tmp/other-sock", "%1", stop).starts_with("foreign_server"));
+        assert_eq!(claude(ours, "%1", stop), "accepted");
     }
 
     #[test]
@@ -597,13 +589,7 @@ mod tests {
         let mut child = sh.spawn().unwrap();
         let pane = child.id() as i32;
         let start = crate::sys::procs::start_ticks(pane).unwrap();
-        let l = envelope_line(
-            "codex",
-            "/tmp/agtmux-test-sock",
-            Some("%1".into()),
-            br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-        );
-        let mut e: Envelope = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+        let mut e = stop_envelope("codex");
         // hook, the pipeline's subshell (both exited), the pane's process.
         e.anc = vec![(999_999_001, 1), (999_999_002, 1), (pane, start)];
         e.pane_pid = Some(pane);
@@ -619,13 +605,7 @@ mod tests {
         let me = std::process::id() as i32;
         let start = crate::sys::procs::start_ticks(me).unwrap();
         let line = |server_pid: Option<i32>, anc: Vec<(i32, u64)>, pane_pid: Option<i32>| {
-            let l = envelope_line(
-                "claude",
-                "/tmp/agtmux-test-sock",
-                Some("%1".into()),
-                br#"{"session_id":"s","hook_event_name":"Stop"}"#,
-            );
-            let mut e: Envelope = serde_json::from_slice(&l[..l.len() - 1]).unwrap();
+            let mut e = stop_envelope("claude");
             (e.server_pid, e.anc, e.pane_pid) = (server_pid, anc, pane_pid);
             serde_json::to_vec(&e).unwrap()
         };

@@ -48,6 +48,7 @@ pub(crate) mod hook_map;
 pub mod hook_spool;
 pub mod opencode_plugin;
 pub mod remote;
+pub(crate) mod seq_queue;
 pub mod spool;
 pub mod transcript_watch;
 pub mod ws;

@@ -18,18 +18,15 @@
 //! An error is followed by an idle status; the plugin marks that idle `after_error` so the
 //! error stays the pane's state until the next turn. An Esc interrupt ends the turn with
 //! `MessageAbortedError`, which is not an error for the user.
-use super::hook_map;
+use super::hook_map::{self, Call};
 use crate::core::event::{NormalizedEvent, Signal};
-use crate::core::types::{Activity, Millis, PaneId, Provider, SourceKind};
+use crate::core::types::{Activity, Provider, SourceKind};
 use serde_json::Value;
 
+const FROM: (SourceKind, Provider) = (SourceKind::OpenCodePlugin, Provider::OpenCode);
+
 /// Map one forwarded event. `Err` is the reject reason.
-pub(crate) fn map_event(
-    payload: &Value,
-    pane: Option<&PaneId>,
-    ts: Millis,
-    event_id: String,
-) -> Result<NormalizedEvent, String> {
+pub(crate) fn map_event(payload: &Value, call: Call<'_>) -> Result<NormalizedEvent, String> {
     let head = hook_map::head(payload, "event", "event name")?;
     let (obj, name, session) = (head.obj, head.name, head.session);
     let s = |k: &str| head.str(k);
@@ -68,21 +65,11 @@ pub(crate) fn map_event(
         other => (Signal::Ignore, Some(format!("unmapped event {other}"))),
     };
     Ok(NormalizedEvent {
-        event_id,
-        source: SourceKind::OpenCodePlugin,
-        provider: Provider::OpenCode,
-        pane_id: pane.cloned(),
-        session_key: Some(session.to_string()),
-        turn_id: None,
-        name: name.to_string(),
-        signal,
         title: s("title")
             .filter(|t| t.len() <= 256 && !t.chars().any(char::is_control))
             .map(str::to_string),
-        cwd: None,
         detail,
-        ts,
-        extra: Default::default(),
+        ..call.event(FROM, session, name.to_string(), signal)
     })
 }
 
@@ -91,40 +78,40 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn sig(p: Value) -> Signal {
-        map_event(&p, Some(&"%1".into()), 0, "e".into())
-            .unwrap()
-            .signal
-    }
-
     #[test]
     fn maps_status_permission_question_and_error() {
         let a = Signal::Activity;
         let ev = |e: &str| json!({"event":e,"session_id":"ses_1"});
         let st = |t: &str| json!({"event":"session.status","session_id":"ses_1","status":t});
-        assert_eq!(sig(st("busy")), a(Activity::Running));
-        assert_eq!(sig(st("retry")), a(Activity::Running));
-        assert_eq!(sig(st("idle")), a(Activity::Idle));
-        assert_eq!(sig(ev("session.idle")), a(Activity::Idle));
-        assert_eq!(sig(ev("permission.asked")), a(Activity::WaitingApproval));
         let r = |x: &str| json!({"event":"permission.replied","session_id":"s","reply":x});
-        assert_eq!(sig(r("once")), a(Activity::Running));
-        assert_eq!(sig(r("always")), a(Activity::Running));
-        assert_eq!(sig(r("reject")), a(Activity::Idle));
-        assert_eq!(sig(ev("question.asked")), a(Activity::WaitingInput));
-        assert_eq!(sig(ev("question.replied")), a(Activity::Running));
         let err = |n: &str| json!({"event":"session.error","session_id":"s","error":n});
-        assert_eq!(sig(err("APIError")), a(Activity::Error));
-        assert_eq!(sig(err("MessageAbortedError")), a(Activity::Idle));
-        let mut i = st("idle");
-        i["after_error"] = json!(true);
-        assert_eq!(sig(i), Signal::Ignore);
-        assert_eq!(sig(ev("message.updated")), Signal::Ignore);
+        let mut idle_after_error = st("idle");
+        idle_after_error["after_error"] = json!(true);
+        let cases = [
+            (st("busy"), a(Activity::Running)),
+            (st("retry"), a(Activity::Running)),
+            (st("idle"), a(Activity::Idle)),
+            (idle_after_error, Signal::Ignore),
+            (ev("session.idle"), a(Activity::Idle)),
+            (ev("permission.asked"), a(Activity::WaitingApproval)),
+            (r("once"), a(Activity::Running)),
+            (r("always"), a(Activity::Running)),
+            (r("reject"), a(Activity::Idle)),
+            (ev("question.asked"), a(Activity::WaitingInput)),
+            (ev("question.replied"), a(Activity::Running)),
+            (err("APIError"), a(Activity::Error)),
+            (err("MessageAbortedError"), a(Activity::Idle)),
+            (ev("message.updated"), Signal::Ignore),
+        ];
+        for (p, want) in cases {
+            let got = map_event(&p, Call::test()).unwrap().signal;
+            assert_eq!(got, want, "{p}");
+        }
     }
 
     #[test]
     fn bad_payloads_are_rejected_with_reasons() {
-        let e = |v: Value| map_event(&v, None, 0, "e".into()).unwrap_err();
+        let e = |v: Value| map_event(&v, Call::new(None, 0, "e")).unwrap_err();
         assert!(e(json!(1)).contains("not a JSON object"));
         assert!(e(json!({"session_id":"s"})).contains("missing event"));
         assert!(e(json!({"event":"session.idle"})).contains("missing session_id"));

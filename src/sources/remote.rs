@@ -140,6 +140,24 @@ fn str_field<'a>(v: &'a serde_json::Value, k: &str) -> Result<&'a str, Reject> {
         .ok_or_else(|| Reject(format!("missing_field:{k}")))
 }
 
+/// The optional field `k` read by `parse`: `None` when absent or null; rejected as `bad` when
+/// it is there but not one `parse` knows.
+fn opt_field<T>(
+    v: &serde_json::Value,
+    k: &str,
+    parse: fn(&str) -> Option<T>,
+    bad: &str,
+) -> Result<Option<T>, Reject> {
+    match v.get(k) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(x) => x
+            .as_str()
+            .and_then(parse)
+            .map(Some)
+            .ok_or(Reject(bad.into())),
+    }
+}
+
 /// Validate one pane object of a remote daemon.
 pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
     let pane_id = PaneId::parse(str_field(v, "pane_id")?).ok_or(Reject("bad_pane_id".into()))?;
@@ -154,22 +172,8 @@ pub fn parse_pane(v: &serde_json::Value) -> Result<RemotePane, Reject> {
     let presence =
         Presence::parse(str_field(v, "presence")?).ok_or(Reject("bad_presence".into()))?;
     let state = Activity::parse(str_field(v, "state")?).ok_or(Reject("bad_state".into()))?;
-    let provider = match v.get("provider") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(p) => Some(
-            p.as_str()
-                .and_then(Provider::parse)
-                .ok_or(Reject("bad_provider".into()))?,
-        ),
-    };
-    let attention = match v.get("attention") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(a) => Some(
-            a.as_str()
-                .and_then(AttentionKind::parse)
-                .ok_or(Reject("bad_attention".into()))?,
-        ),
-    };
+    let provider = opt_field(v, "provider", Provider::parse, "bad_provider")?;
+    let attention = opt_field(v, "attention", AttentionKind::parse, "bad_attention")?;
     let evidence = v.get("evidence").and_then(|e| e.as_str()).unwrap_or("none");
     if !matches!(evidence, "deterministic" | "heuristic" | "none") {
         return rej("bad_evidence");

@@ -592,6 +592,14 @@ fn read_rotated(r: &mut Rotated, max: usize) -> Vec<(Vec<u8>, bool)> {
 mod tests {
     use super::*;
 
+    /// The one line `r` reads next (it must read exactly one).
+    #[track_caller]
+    fn one_line(r: &mut SpoolReader) -> Vec<u8> {
+        let lines = r.read(100).unwrap();
+        assert_eq!(lines.len(), 1);
+        lines.into_iter().next().unwrap().bytes
+    }
+
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("agtmux-spool-{}-{}", name, std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -610,24 +618,18 @@ mod tests {
             .write_all(b"{\"b\":")
             .unwrap();
         let mut r = SpoolReader::new(&p, None);
-        let lines = r.read(100).unwrap();
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].bytes, b"{\"a\":1}");
+        assert_eq!(one_line(&mut r), b"{\"a\":1}");
         std::fs::OpenOptions::new()
             .append(true)
             .open(&p)
             .unwrap()
             .write_all(b"2}\n")
             .unwrap();
-        let lines = r.read(100).unwrap();
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].bytes, b"{\"b\":2}");
+        assert_eq!(one_line(&mut r), b"{\"b\":2}");
         let cur = r.position();
         append(&p, b"{\"c\":3}\n").unwrap();
         let mut r2 = SpoolReader::new(&p, Some(SpoolCursor::parse(&cur.encode()).unwrap()));
-        let lines = r2.read(100).unwrap();
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].bytes, b"{\"c\":3}");
+        assert_eq!(one_line(&mut r2), b"{\"c\":3}");
     }
 
     #[test]
@@ -640,9 +642,7 @@ mod tests {
         assert_eq!(r.read(100).unwrap().len(), 10);
         assert!(r.maybe_rotate(1).unwrap());
         append(&p, b"{\"i\":10}\n").unwrap();
-        let lines = r.read(100).unwrap();
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].bytes, b"{\"i\":10}");
+        assert_eq!(one_line(&mut r), b"{\"i\":10}");
     }
 
     #[test]
@@ -689,9 +689,7 @@ mod tests {
         late.write_all(b"{\"late\":1}\n").unwrap();
         // Released before it was read: the file stays, it grew.
         assert_eq!(r.release_rotated(None), 0);
-        let lines = r.read(100).unwrap();
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].bytes, b"{\"late\":1}");
+        assert_eq!(one_line(&mut r), b"{\"late\":1}");
         assert_eq!(r.release_rotated(None), 1);
         assert!(r.read(100).unwrap().is_empty());
         // A reader made afresh (a restart) finds nothing left.
@@ -709,9 +707,7 @@ mod tests {
         append(&p, b"{\"i\":1}\n").unwrap();
         std::fs::rename(&p, p.with_file_name("spool.00000000000000000002.old")).unwrap();
         let mut r = SpoolReader::new(&p, Some(cur));
-        let lines = r.read(100).unwrap();
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].bytes, b"{\"i\":1}");
+        assert_eq!(one_line(&mut r), b"{\"i\":1}");
     }
 
     #[test]

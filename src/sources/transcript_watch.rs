@@ -49,13 +49,14 @@
 //! a file is read only when it grew, from the last offset to its end, in chunks of
 //! [`MAX_READ`] (more than 64 MiB at once is skipped). An idle session writes nothing, so it
 //! costs nothing.
+use super::seq_queue::SeqQueue;
 use super::{Batch, Pulled, Source};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::lru::least_recent;
 use crate::core::time::parse_iso_ms;
 use crate::core::types::{Activity, Health, Millis, PaneId, Provider, SourceKind};
 use crate::sys::watch::{Change, Kind, WatchId, Watcher};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -236,8 +237,7 @@ pub struct TranscriptWatch {
     watcher: Watcher,
     watches: HashMap<String, Watch>,
     by_id: HashMap<WatchId, String>,
-    queue: VecDeque<(u64, Pulled)>,
-    next_seq: u64,
+    queue: SeqQueue,
     clock: u64,
     /// Lines that looked like interrupts but named another session (counted, logged once).
     pub(crate) foreign_lines: u64,
@@ -259,6 +259,17 @@ fn test_panic_marker() -> Option<Vec<u8>> {
         .map(String::into_bytes)
 }
 
+impl Source for TranscriptWatch {
+    fn kind(&self) -> SourceKind {
+        SourceKind::ClaudeTranscript
+    }
+
+    /// Items after the sequence number `after`; acknowledged ones leave the buffer.
+    fn pull(&mut self, after: &str, max: usize) -> Batch {
+        self.queue.pull(after, max)
+    }
+}
+
 impl TranscriptWatch {
     /// Sequence numbers start at `now * 1000`, so cursors stay monotonic across restarts.
     pub fn new(now: Millis) -> Self {
@@ -270,8 +281,8 @@ impl TranscriptWatch {
             watcher,
             watches: HashMap::new(),
             by_id: HashMap::new(),
-            queue: VecDeque::new(),
-            next_seq: (now.max(1) as u64).saturating_mul(1000),
+            // The first item is numbered `now * 1000 + 1`.
+            queue: SeqQueue::new((now.max(1) as u64).saturating_mul(1000) + 1, MAX_QUEUE),
             clock: 0,
             foreign_lines: 0,
             panic_on: test_panic_marker(),
@@ -581,46 +592,14 @@ impl TranscriptWatch {
         if raw.len() > MAX_RAW {
             raw.truncate(crate::core::text::floor_char_boundary(&raw, MAX_RAW));
         }
-        if self.queue.len() >= MAX_QUEUE {
-            self.queue.pop_front();
-        }
-        self.next_seq += 1;
-        self.queue
-            .push_back((self.next_seq, Pulled::Event { event, raw }));
-    }
-}
-
-impl Source for TranscriptWatch {
-    fn kind(&self) -> SourceKind {
-        SourceKind::ClaudeTranscript
-    }
-
-    /// Items after the sequence number `after`; acknowledged ones leave the buffer.
-    fn pull(&mut self, after: &str, max: usize) -> Batch {
-        let after_n: u64 = after.trim().parse().unwrap_or(0);
-        while self.queue.front().is_some_and(|(s, _)| *s <= after_n) {
-            self.queue.pop_front();
-        }
-        let mut items = Vec::new();
-        let mut last = after_n;
-        for (s, item) in self.queue.iter().take(max) {
-            items.push(item.clone());
-            last = *s;
-        }
-        Batch {
-            items,
-            next_cursor: if last == 0 {
-                after.to_string()
-            } else {
-                last.to_string()
-            },
-        }
+        self.queue.push(Pulled::Event { event, raw });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::watch::test_files::{append, dir, file_in};
 
     // Shapes as Claude Code 2.1.197 wrote them.
     const ESC: &str = r#"{"parentUuid":"fe48","isSidechain":false,"type":"user","message":{"role":"user","content":[{"type":"text","text":"[Request interrupted by user]"}]},"uuid":"906da03b","timestamp":"2026-12-03T12:53:36.059Z","interruptedMessageId":"msg_1","sessionId":"s1"}"#;
@@ -655,17 +634,9 @@ mod tests {
         }
     }
 
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("agtmux-tw-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn append(p: &Path, s: &str) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
-        f.write_all(s.as_bytes()).unwrap();
+    /// Follow Claude session `s1` of pane %3 in the transcript `p`.
+    fn watch_s1(w: &mut TranscriptWatch, p: &Path) {
+        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
     }
 
     fn events(w: &mut TranscriptWatch) -> Vec<NormalizedEvent> {
@@ -681,13 +652,11 @@ mod tests {
 
     #[test]
     fn only_lines_appended_after_the_first_look_count_and_partial_lines_wait() {
-        let d = dir("tail");
-        let p = d.join("s1.jsonl");
         // An old interrupt, from before we looked: history.
-        std::fs::write(&p, format!("{ESC}\n")).unwrap();
+        let (_dir, p) = file_in("tw-tail", "s1.jsonl", &format!("{ESC}\n"));
         let mut w = TranscriptWatch::new(1);
         assert_eq!(w.health(), Health::Healthy);
-        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
+        watch_s1(&mut w, &p);
         assert_eq!(w.watched(), 1);
         assert!(!w.on_readable(10));
         // Half a line, then the rest.
@@ -722,7 +691,6 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         w.on_readable(60);
         assert_eq!(w.watched(), 0);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     // Shapes as codex-cli 0.169.0 wrote them (payloads shortened).
@@ -776,34 +744,22 @@ mod tests {
 
     #[test]
     fn a_rollout_is_followed_only_for_its_own_session_and_reports_failed_turns() {
-        let d = dir("rollout");
         // Named after its session: followed without reading it.
-        let named = d.join("rollout-2026-12-03T18-55-38-th1.jsonl");
-        std::fs::write(&named, format!("{META}\n{FAILED}\n")).unwrap();
+        let name = "rollout-2026-12-03T18-55-38-th1.jsonl";
+        let (d, named) = file_in("tw-rollout", name, &format!("{META}\n{FAILED}\n"));
         let mut w = TranscriptWatch::new(1);
-        w.watch(
-            Provider::Codex,
-            "th1",
-            &"%4".into(),
-            named.to_str().unwrap(),
-        );
+        // Follow Codex thread `th` of pane `pane` in the rollout `p`.
+        let follow = |w: &mut TranscriptWatch, th: &str, pane: &str, p: &Path| {
+            w.watch(Provider::Codex, th, &pane.into(), p.to_str().unwrap())
+        };
+        follow(&mut w, "th1", "%4", &named);
         assert_eq!(w.watched(), 1);
         // Another name, but its session_meta says th2: followed. One that says th1: refused.
         let other = d.join("renamed.jsonl");
         std::fs::write(&other, format!("{}\n", META.replace("th1", "th2"))).unwrap();
-        w.watch(
-            Provider::Codex,
-            "th2",
-            &"%5".into(),
-            other.to_str().unwrap(),
-        );
+        follow(&mut w, "th2", "%5", &other);
         assert_eq!(w.watched(), 2);
-        w.watch(
-            Provider::Codex,
-            "th9",
-            &"%6".into(),
-            other.to_str().unwrap(),
-        );
+        follow(&mut w, "th9", "%6", &other);
         assert_eq!(w.watched(), 2, "a rollout of another session is refused");
         // The old failure is history; new lines count, a good turn end is not reported.
         assert!(!w.on_readable(10));
@@ -831,17 +787,14 @@ mod tests {
         let before = events(&mut w).len();
         w.on_readable(40);
         assert_eq!(events(&mut w).len(), before);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn without_a_kernel_watch_the_stat_poll_still_reports_interrupts() {
-        let d = dir("poll");
-        let p = d.join("s1.jsonl");
-        std::fs::write(&p, "").unwrap();
+        let (_dir, p) = file_in("tw-poll", "s1.jsonl", "");
         let mut w = TranscriptWatch::with_watcher(1, Watcher::stat_poll_only("test"));
         assert_eq!(w.raw_fd(), None);
-        w.watch(Provider::Claude, "s1", &"%3".into(), p.to_str().unwrap());
+        watch_s1(&mut w, &p);
         assert_eq!(w.watched(), 1);
         let first = w.next_deadline().expect("a poll is scheduled");
         assert!(!w.on_tick(first));
@@ -859,12 +812,11 @@ mod tests {
         w.on_tick(due + crate::sys::watch::POLL_MS);
         assert_eq!(w.watched(), 0);
         assert_eq!(w.next_deadline(), None);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn watches_are_bounded_and_paths_are_checked() {
-        let d = dir("bound");
+        let d = dir("tw-bound");
         let mut w = TranscriptWatch::new(1);
         w.watch(Provider::Claude, "rel", &"%1".into(), "relative/x.jsonl");
         w.watch(
@@ -895,7 +847,6 @@ mod tests {
             !w.watches.contains_key("s0"),
             "the least recently used went first"
         );
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     /// Issue 16: a multi-byte character inside a line's timestamp leaves the time unknown,

@@ -19,25 +19,16 @@ pub struct PeerCred {
 /// kernel records the listener's credentials at `connect`, so this works right after it.
 #[cfg(target_os = "linux")]
 pub(crate) fn peer_cred(fd: i32) -> io::Result<PeerCred> {
-    let mut c = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `c`, a properly sized local.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut c as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let c = sockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_PEERCRED,
+        libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        },
+    )?;
     Ok(PeerCred {
         pid: c.pid,
         uid: c.uid,
@@ -55,22 +46,22 @@ pub(crate) fn peer_cred(fd: i32) -> io::Result<PeerCred> {
     if unsafe { libc::getpeereid(fd, &mut uid, &mut gid) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut pid: libc::pid_t = 0;
-    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `pid`, a properly sized local.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_LOCAL,
-            libc::LOCAL_PEERPID,
-            (&mut pid as *mut libc::pid_t).cast(),
-            &mut len,
-        )
-    };
+    let pid: libc::pid_t = sockopt(fd, libc::SOL_LOCAL, libc::LOCAL_PEERPID, 0)?;
+    Ok(PeerCred { pid, uid, gid })
+}
+
+/// `getsockopt(fd, level, name)` read into `init`'s type. Only for plain C integers and
+/// structs of them (the kernel may write any bit pattern).
+fn sockopt<T: Copy>(fd: i32, level: libc::c_int, name: libc::c_int, init: T) -> io::Result<T> {
+    let mut v = init;
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `v`, a properly sized local of a
+    // plain-integer type (see above).
+    let r = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut T).cast(), &mut len) };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(PeerCred { pid, uid, gid })
+    Ok(v)
 }
 
 /// This process's effective uid (the "runtime uid" of Flow-009).

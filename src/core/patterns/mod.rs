@@ -92,7 +92,7 @@ pub(crate) fn rules_for(provider: Provider) -> &'static [Rule] {
 }
 
 /// Where the agent's UI parts sit on one screen, as line indices into the normalized lines.
-/// Found by [`claude::layout`] / [`codex::layout`]; read through [`Region`]s.
+/// Found by [`claude::layout`] / [`codex::layout`] (no other agent draws a box); read through [`Region`]s.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     /// First and last line of the input box's content (inclusive), when one is on screen.
@@ -107,18 +107,24 @@ pub struct Layout {
     pub(crate) last_rule: Option<usize>,
 }
 
+impl Layout {
+    /// No input box on `lines`: the box and the footer start past the last line.
+    pub(crate) fn without_box(lines: &[String]) -> Layout {
+        Layout {
+            box_top: lines.len(),
+            footer_start: lines.len(),
+            ..Layout::default()
+        }
+    }
+}
+
 /// The layout finder of a provider.
 pub fn layout_for(provider: Provider, lines: &[String]) -> Layout {
     match provider {
         Provider::Claude => claude::layout(lines),
         Provider::Codex => codex::layout(lines),
-        Provider::Gemini => gemini::layout(lines),
-        Provider::OpenCode => opencode::layout(lines),
-        Provider::Generic => Layout {
-            box_top: lines.len(),
-            footer_start: lines.len(),
-            ..Layout::default()
-        },
+        // Their rules read the last lines and the title only.
+        Provider::Gemini | Provider::OpenCode | Provider::Generic => Layout::without_box(lines),
     }
 }
 
@@ -132,9 +138,26 @@ pub(crate) fn is_rule(line: &str) -> bool {
     dashes >= 8 && t.chars().all(|ch| matches!(ch, '─' | '━' | '═' | ' '))
 }
 
-/// Shorthand for the tables.
+/// Shorthand for the tables: a condition.
 pub(crate) const fn c(region: Region, pattern: &'static str) -> Cond {
     Cond { region, pattern }
+}
+
+/// Shorthand for the tables: a rule.
+pub(crate) const fn rule(
+    provider: Provider,
+    name: &'static str,
+    activity: Activity,
+    confidence: f32,
+    when: &'static [Cond],
+) -> Rule {
+    Rule {
+        name,
+        provider,
+        activity,
+        confidence,
+        when,
+    }
 }
 
 #[cfg(test)]

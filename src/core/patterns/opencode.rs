@@ -7,67 +7,32 @@
 //! which no rule can tell from an answer: the plugin's `session.error` is the witness.
 //!
 //! Checked against the real TUI's screens in `fixtures/screens/opencode/`; no layout is needed.
-use super::{Layout, Region::*, Rule, c};
-use crate::core::types::{Activity, Provider};
+use super::{Region::*, Rule, c, rule};
+use crate::core::types::{Activity::*, Provider};
 
 const P: Provider = Provider::OpenCode;
 
 /// Priority order: dialogs, then running.
+#[rustfmt::skip] // a table: a rule's name, activity and confidence, then its conditions
 pub(crate) static RULES: &[Rule] = &[
-    Rule {
-        name: "opencode_permission_dialog",
-        provider: P,
-        activity: Activity::WaitingApproval,
-        confidence: 0.95,
-        when: &[
-            c(LastLines(25), r"△\s+Permission required"),
-            c(LastLines(6), r"Allow once\s+Allow always\s+Reject"),
-        ],
-    },
-    Rule {
-        name: "opencode_question",
-        provider: P,
-        activity: Activity::WaitingInput,
-        confidence: 0.85,
-        when: &[c(LastLines(4), r"↑↓ select\s+enter submit\s+esc dismiss")],
-    },
-    Rule {
-        name: "opencode_retrying",
-        provider: P,
-        activity: Activity::Running,
-        confidence: 0.8,
-        when: &[c(LastLines(12), r"\[retrying in \d+s attempt #\d+\]")],
-    },
+    rule(P, "opencode_permission_dialog", WaitingApproval, 0.95, &[
+        c(LastLines(25), r"△\s+Permission required"),
+        c(LastLines(6), r"Allow once\s+Allow always\s+Reject"),
+    ]),
+    rule(P, "opencode_question", WaitingInput, 0.85, &[
+        c(LastLines(4), r"↑↓ select\s+enter submit\s+esc dismiss"),
+    ]),
+    rule(P, "opencode_retrying", Running, 0.8, &[
+        c(LastLines(12), r"\[retrying in \d+s attempt #\d+\]"),
+    ]),
     // The footer under the prompt box: `■■■⬝⬝  esc interrupt   tab agents  ctrl+p commands`
     // (wide panes add `• OpenCode <version>` after it).
-    Rule {
-        name: "opencode_interrupt_footer",
-        provider: P,
-        activity: Activity::Running,
-        confidence: 0.85,
-        when: &[c(
-            LastLines(2),
-            r"\besc interrupt\s+tab agents\s+ctrl\+p commands",
-        )],
-    },
+    rule(P, "opencode_interrupt_footer", Running, 0.85, &[
+        c(LastLines(2), r"\besc interrupt\s+tab agents\s+ctrl\+p commands"),
+    ]),
     // The same footer without `esc interrupt`, under the prompt box's `┃  <agent> · <model>`.
-    Rule {
-        name: "opencode_idle_footer",
-        provider: P,
-        activity: Activity::Idle,
-        confidence: 0.8,
-        when: &[
-            c(LastLines(3), r"tab agents\s+ctrl\+p commands"),
-            c(LastLines(6), r"(?m)^\s*┃\s+\S.* · \S"),
-        ],
-    },
+    rule(P, "opencode_idle_footer", Idle, 0.8, &[
+        c(LastLines(3), r"tab agents\s+ctrl\+p commands"),
+        c(LastLines(6), r"(?m)^\s*┃\s+\S.* · \S"),
+    ]),
 ];
-
-/// OpenCode's rules read the last lines and the title only.
-pub(crate) fn layout(lines: &[String]) -> Layout {
-    Layout {
-        box_top: lines.len(),
-        footer_start: lines.len(),
-        ..Layout::default()
-    }
-}

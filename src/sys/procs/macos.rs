@@ -10,24 +10,33 @@ const ARGS_BUF: usize = 64 * 1024;
 /// Children listed at most per process (the walk is bounded further up).
 const MAX_CHILDREN: usize = 256;
 
-fn bsdinfo(pid: i32) -> Option<libc::proc_bsdinfo> {
+/// A libc struct `proc_pidinfo` fills in.
+///
+/// # Safety
+/// Implement only for plain C data (integers and byte arrays) for which all-zero bytes are a
+/// valid value.
+unsafe trait PidInfo: Sized {}
+// SAFETY: plain C structs of integers and byte arrays.
+unsafe impl PidInfo for libc::proc_bsdinfo {}
+// SAFETY: plain C structs of integers and byte arrays.
+unsafe impl PidInfo for libc::proc_vnodepathinfo {}
+
+/// `proc_pidinfo(pid, flavor)` into a `T`; `None` unless it filled all of it.
+fn pidinfo<T: PidInfo>(pid: i32, flavor: libc::c_int) -> Option<T> {
     if pid <= 0 {
         return None;
     }
-    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-    // SAFETY: a zeroed plain-data struct; proc_pidinfo writes at most `size` bytes into it.
-    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<T>() as libc::c_int;
+    // SAFETY: `T: PidInfo` is plain data valid when zeroed; proc_pidinfo writes at most `size`
+    // bytes into it.
+    let mut info: T = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is valid for `size` bytes.
-    let n = unsafe {
-        libc::proc_pidinfo(
-            pid,
-            libc::PROC_PIDTBSDINFO,
-            0,
-            (&mut info as *mut libc::proc_bsdinfo).cast(),
-            size,
-        )
-    };
+    let n = unsafe { libc::proc_pidinfo(pid, flavor, 0, (&mut info as *mut T).cast(), size) };
     (n == size).then_some(info)
+}
+
+fn bsdinfo(pid: i32) -> Option<libc::proc_bsdinfo> {
+    pidinfo(pid, libc::PROC_PIDTBSDINFO)
 }
 
 pub(super) fn stat(pid: i32) -> Option<Stat> {
@@ -95,25 +104,7 @@ pub(super) fn children(pid: i32) -> Vec<i32> {
 }
 
 pub(super) fn cwd(pid: i32) -> Option<PathBuf> {
-    if pid <= 0 {
-        return None;
-    }
-    let size = std::mem::size_of::<libc::proc_vnodepathinfo>() as libc::c_int;
-    // SAFETY: a zeroed plain-data struct; proc_pidinfo writes at most `size` bytes into it.
-    let mut info: libc::proc_vnodepathinfo = unsafe { std::mem::zeroed() };
-    // SAFETY: `info` is valid for `size` bytes.
-    let n = unsafe {
-        libc::proc_pidinfo(
-            pid,
-            libc::PROC_PIDVNODEPATHINFO,
-            0,
-            (&mut info as *mut libc::proc_vnodepathinfo).cast(),
-            size,
-        )
-    };
-    if n != size {
-        return None;
-    }
+    let info: libc::proc_vnodepathinfo = pidinfo(pid, libc::PROC_PIDVNODEPATHINFO)?;
     // `vip_path` is a MAXPATHLEN byte array (declared as 32 × 32 in the libc crate).
     let bytes: Vec<u8> = info
         .pvi_cdir

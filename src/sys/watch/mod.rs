@@ -27,6 +27,8 @@ use inotify as os;
 mod kqueue;
 #[cfg(target_os = "macos")]
 use kqueue as os;
+#[cfg(test)]
+pub(crate) mod test_files;
 
 /// `AGTMUX_FILE_WATCH=poll` makes every watcher stat-poll (a file system whose changes the
 /// kernel does not report, e.g. some network mounts; and the tests of the fallback).
@@ -289,26 +291,12 @@ impl Watcher {
 
 #[cfg(test)]
 mod tests {
+    use super::test_files::{append, dir, file_in};
     use super::*;
-    use std::io::Write;
-
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("agtmux-watch-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn append(p: &Path, s: &str) {
-        let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
-        f.write_all(s.as_bytes()).unwrap();
-    }
 
     #[test]
     fn the_kernel_reports_writes_and_removal_of_a_file() {
-        let d = dir("kernel");
-        let p = d.join("a.jsonl");
-        std::fs::write(&p, "x\n").unwrap();
+        let (_dir, p) = file_in("watch-kernel", "a.jsonl", "x\n");
         let mut w = Watcher::new("test");
         assert!(w.has_kernel_watch() && w.raw_fd().is_some());
         let id = w.add(&p, Kind::File);
@@ -325,26 +313,22 @@ mod tests {
         assert!(out.contains(&(id, Change::Gone)), "{out:?}");
         // Ended: removing it again is fine.
         w.remove(id);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn the_kernel_reports_a_file_created_in_a_directory() {
-        let d = dir("dirwatch");
+        let d = dir("watch-dirwatch");
         let mut w = Watcher::new("test");
         let id = w.add(&d, Kind::Dir);
         std::fs::write(d.join("spool.jsonl"), "x\n").unwrap();
         let mut out = Vec::new();
         w.read(&mut out);
         assert!(out.contains(&(id, Change::Modified)), "{out:?}");
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn two_watches_of_one_file_both_hear_and_end_separately() {
-        let d = dir("shared");
-        let p = d.join("a.jsonl");
-        std::fs::write(&p, "").unwrap();
+        let (_dir, p) = file_in("watch-shared", "a.jsonl", "");
         let mut w = Watcher::new("test");
         let a = w.add(&p, Kind::File);
         let b = w.add(&p, Kind::File);
@@ -358,14 +342,11 @@ mod tests {
         append(&p, "2\n");
         w.read(&mut out);
         assert_eq!(out, [(b, Change::Modified)]);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn a_polled_file_is_stat_polled_when_due_and_never_goes_silent() {
-        let d = dir("poll");
-        let p = d.join("a.jsonl");
-        std::fs::write(&p, "x\n").unwrap();
+        let (d, p) = file_in("watch-poll", "a.jsonl", "x\n");
         let mut w = Watcher::stat_poll_only("test");
         assert_eq!(w.raw_fd(), None);
         assert_eq!(w.next_deadline(), None);
@@ -395,12 +376,11 @@ mod tests {
         assert_eq!(out, [(id, Change::Gone)]);
         assert_eq!(w.polled(), 0);
         assert_eq!(w.next_deadline(), None);
-        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn a_path_the_kernel_refuses_is_polled_not_dropped() {
-        let d = dir("refused");
+        let d = dir("watch-refused");
         let mut w = Watcher::new("test");
         // The kernel cannot watch what does not exist: polled, and reported once it is there.
         let p = d.join("later.jsonl");
@@ -411,6 +391,5 @@ mod tests {
         let mut out = Vec::new();
         w.poll(POLL_MS, &mut out);
         assert_eq!(out, [(id, Change::Modified)]);
-        let _ = std::fs::remove_dir_all(&d);
     }
 }
