@@ -363,43 +363,25 @@ fn tmux(name: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
 
 /// `agtmux demo`.
 pub fn run(args: &DemoArgs) -> ExitCode {
+    match demo(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agtmux demo: {e}");
+            ExitCode::Failure
+        }
+    }
+}
+
+/// The demo server built, the plugin run in it, then attached (or, with `--no-attach`, its
+/// panes printed for `--duration`).
+fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
     let Ok(exe) = std::env::current_exe() else {
-        return ExitCode::Failure;
+        return Ok(ExitCode::Failure);
     };
     let exe = exe.to_string_lossy().into_owned();
-    let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let name = args.name.as_str();
-    let _ = tmux(name, &["kill-server"]);
-    // A daemon of an earlier demo exits with its server; wait for it, or it could attach to
-    // the new server while it is being built (tmux 3.3a has crashed on exactly that).
-    let sp = crate::paths::ServerPaths::new(crate::paths::socket_path(&crate::paths::ServerArg {
-        name: Some(name.to_string()),
-        path: None,
-    }));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while crate::daemon::lock_held(&sp) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // A state dir of the demo's own (the user's real store stays untouched), inherited by
-    // the server and so by everything it runs: the daemon, the fake agents' hooks, the popup.
-    let state = std::env::temp_dir()
-        .join(format!("agtmux-demo-{}", crate::sys::user::uid()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&state);
-    if let Err(e) = crate::sys::user::with_umask(0o077, || std::fs::create_dir_all(&state)) {
-        eprintln!("agtmux demo: cannot create {}: {e}", state.display());
-        return ExitCode::Failure;
-    }
-    let plugin = match write_plugin(&state) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!(
-                "agtmux demo: cannot write the plugin to {}: {e}",
-                state.display()
-            );
-            return ExitCode::Failure;
-        }
-    };
+    let sp = fresh_server(name);
+    let (state, plugin) = demo_state(name)?;
     let codex_sock = sp
         .runtime_dir
         .join(format!("{}.demo-no-codex.sock", sp.key));
@@ -409,65 +391,118 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         // threads, which could bind to the simulated Codex panes by cwd) out of it.
         (crate::daemon::codex::SOCK_ENV, codex_sock.into_os_string()),
     ];
-    let agent = |a: &str| format!("{} fake-agent {a}", q(&exe));
-    let steps: Vec<Vec<String>> = vec![
-        vec!["-f".into(), "/dev/null".into(), "new-session".into(), "-d".into(), "-s".into(), "agents".into(), "-n".into(), "claude".into(), "-x".into(), "120".into(), "-y".into(), "40".into(), agent("claude")],
-        vec!["new-window".into(), "-t".into(), "agents".into(), "-n".into(), "codex".into(), agent("codex")],
-        vec!["new-window".into(), "-t".into(), "agents".into(), "-n".into(), "review".into(), agent("claude")],
-        vec!["new-session".into(), "-d".into(), "-s".into(), "work".into(), "-n".into(), "shell".into()],
-        vec!["split-window".into(), "-t".into(), "work:shell".into(), "-h".into(), format!("{} fake-agent codex --speed 1.3", q(&exe))],
-        // The placeholder, as a user would write it; the plugin fills it in.
-        vec!["set-option".into(), "-g".into(), "status-right".into(), "#{agtmux_status} #[fg=colour244]#{@agtmux_counts}#[default] %H:%M".into()],
-        vec!["set-option".into(), "-g".into(), "status-right-length".into(), "120".into()],
-        vec!["set-option".into(), "-g".into(), "pane-border-status".into(), "top".into()],
-        vec!["set-option".into(), "-g".into(), "pane-border-format".into(), " #{pane_id} #{?#{@agtmux_state},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} (#{@agtmux_evidence}),no agent} ".into()],
-        vec!["set-option".into(), "-g".into(), "@agtmux-bin".into(), exe.clone()],
-        vec!["set-option".into(), "-g".into(), "@agtmux-tree-agents-key".into(), "g".into()],
-    ];
-    for s in &steps {
-        let a: Vec<&str> = s.iter().map(String::as_str).collect();
-        match tmux_env(name, &a, &env) {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                eprintln!(
-                    "agtmux demo: tmux {}: {}",
-                    a.join(" "),
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                return ExitCode::Failure;
-            }
-            Err(e) => {
-                eprintln!("agtmux demo: cannot run tmux: {e}");
-                return ExitCode::Failure;
-            }
-        }
-    }
-    // The plugin, run as TPM runs it (inside the server): keys, formats, the daemon.
-    let socket = tmux(name, &["display-message", "-p", "#{socket_path}"])
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let ran = Command::new("bash")
-        .arg(&plugin)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("TMUX", format!("{socket},0,0"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status();
-    if !matches!(ran, Ok(st) if st.success()) {
-        eprintln!("agtmux demo: {} failed: {ran:?}", plugin.display());
-        return ExitCode::Failure;
-    }
+    build_server(name, &exe, &env)?;
+    run_plugin(name, &plugin, &env)?;
     let keys = demo_keys(name);
     if !args.no_attach {
         let err = Command::new("tmux")
             .args(["-L", name, "attach", "-t", "agents", ";"])
             .args(["display-message", "-d", "0", &keys])
             .exec();
-        eprintln!("agtmux demo: cannot attach: {err}");
-        return ExitCode::Failure;
+        return Err(format!("cannot attach: {err}"));
     }
     println!("{keys}");
-    let until = std::time::Instant::now() + args.duration;
+    print_panes(name, args.duration);
+    let _ = tmux(name, &["kill-server"]);
+    Ok(ExitCode::Ok)
+}
+
+/// Kill an earlier demo's server. Its daemon exits with it; wait for that, or it could attach
+/// to the new server while it is being built (tmux 3.3a has crashed on exactly that).
+fn fresh_server(name: &str) -> crate::paths::ServerPaths {
+    let _ = tmux(name, &["kill-server"]);
+    let sp = crate::paths::ServerPaths::new(crate::paths::socket_path(&crate::paths::ServerArg {
+        name: Some(name.to_string()),
+        path: None,
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while crate::daemon::lock_held(&sp) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sp
+}
+
+/// A state dir of the demo's own (the user's real store stays untouched), inherited by the
+/// server and so by everything it runs: the daemon, the fake agents' hooks, the popup. Gives
+/// it and the plugin written into it.
+fn demo_state(name: &str) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let state = std::env::temp_dir()
+        .join(format!("agtmux-demo-{}", crate::sys::user::uid()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&state);
+    if let Err(e) = crate::sys::user::with_umask(0o077, || std::fs::create_dir_all(&state)) {
+        return Err(format!("cannot create {}: {e}", state.display()));
+    }
+    match write_plugin(&state) {
+        Ok(plugin) => Ok((state, plugin)),
+        Err(e) => Err(format!(
+            "cannot write the plugin to {}: {e}",
+            state.display()
+        )),
+    }
+}
+
+/// The demo's sessions, windows and fake agents, and the status line and borders a user
+/// would set up.
+fn build_server(name: &str, exe: &str, env: &[(&str, std::ffi::OsString)]) -> Result<(), String> {
+    let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let agent = |a: &str| format!("{} fake-agent {a}", q(exe));
+    let steps: Vec<Vec<String>> = vec![
+        vec!["-f".into(), "/dev/null".into(), "new-session".into(), "-d".into(), "-s".into(), "agents".into(), "-n".into(), "claude".into(), "-x".into(), "120".into(), "-y".into(), "40".into(), agent("claude")],
+        vec!["new-window".into(), "-t".into(), "agents".into(), "-n".into(), "codex".into(), agent("codex")],
+        vec!["new-window".into(), "-t".into(), "agents".into(), "-n".into(), "review".into(), agent("claude")],
+        vec!["new-session".into(), "-d".into(), "-s".into(), "work".into(), "-n".into(), "shell".into()],
+        vec!["split-window".into(), "-t".into(), "work:shell".into(), "-h".into(), format!("{} fake-agent codex --speed 1.3", q(exe))],
+        // The placeholder, as a user would write it; the plugin fills it in.
+        vec!["set-option".into(), "-g".into(), "status-right".into(), "#{agtmux_status} #[fg=colour244]#{@agtmux_counts}#[default] %H:%M".into()],
+        vec!["set-option".into(), "-g".into(), "status-right-length".into(), "120".into()],
+        vec!["set-option".into(), "-g".into(), "pane-border-status".into(), "top".into()],
+        vec!["set-option".into(), "-g".into(), "pane-border-format".into(), " #{pane_id} #{?#{@agtmux_state},#{@agtmux_icon} #{@agtmux_provider} #{@agtmux_state} (#{@agtmux_evidence}),no agent} ".into()],
+        vec!["set-option".into(), "-g".into(), "@agtmux-bin".into(), exe.to_string()],
+        vec!["set-option".into(), "-g".into(), "@agtmux-tree-agents-key".into(), "g".into()],
+    ];
+    for s in &steps {
+        let a: Vec<&str> = s.iter().map(String::as_str).collect();
+        match tmux_env(name, &a, env) {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return Err(format!(
+                    "tmux {}: {}",
+                    a.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+            Err(e) => return Err(format!("cannot run tmux: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// The plugin, run as TPM runs it (inside the server): keys, formats, the daemon.
+fn run_plugin(
+    name: &str,
+    plugin: &std::path::Path,
+    env: &[(&str, std::ffi::OsString)],
+) -> Result<(), String> {
+    let socket = tmux(name, &["display-message", "-p", "#{socket_path}"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let ran = Command::new("bash")
+        .arg(plugin)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("TMUX", format!("{socket},0,0"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status();
+    if !matches!(ran, Ok(st) if st.success()) {
+        return Err(format!("{} failed: {ran:?}", plugin.display()));
+    }
+    Ok(())
+}
+
+/// `--no-attach`: every 2 s, what each pane shows and the global attention and counts.
+fn print_panes(name: &str, duration: Duration) {
+    let until = std::time::Instant::now() + duration;
     let fmt = "#{pane_id}\t#{session_name}:#{window_name}\t#{pane_current_command}\t#{?#{@agtmux_presence},#{@agtmux_presence},unmanaged}\t#{@agtmux_provider}\t#{@agtmux_state}\t#{@agtmux_evidence}\t#{@agtmux_attention_kind}";
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(2000));
@@ -494,6 +529,4 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         println!("PANE\tWHERE\tCOMMAND\tPRESENCE\tPROVIDER\tSTATE\tEVIDENCE\tATTENTION");
         print!("{}", String::from_utf8_lossy(&o.stdout));
     }
-    let _ = tmux(name, &["kill-server"]);
-    ExitCode::Ok
 }

@@ -1,4 +1,7 @@
 //! One file per subcommand; `main.rs` only parses and dispatches here.
+//!
+//! WHY: each command's code is found by its name, and what commands share lives in
+//! `client.rs` (the API client and rendering) rather than in any one of them.
 use crate::exit::ExitCode;
 pub mod act;
 pub mod classify;

@@ -174,46 +174,18 @@ impl CodexEndpoint {
         traces: &mut ConnTraces,
         now: Millis,
     ) -> bool {
-        let id = self.source_id();
         let discovered = self.discovered.to_string_lossy().into_owned();
         let entry = reg.ensure_supervised(KIND, &discovered, self.uid, now);
         let target = entry
             .as_ref()
             .map(|e| PathBuf::from(&e.socket_path))
             .unwrap_or_else(|| self.discovered.clone());
-        let mut replaced = false;
-
         // The operator's word first: revoked means disconnected, and nothing else happens.
-        if entry.as_ref().is_some_and(|e| e.state == RegState::Revoked) {
-            if self.phase != Phase::Revoked {
-                log::warn!("codex_appserver_revoked source_id={id} action=disconnect");
-                obs.disconnect("source revoked by the operator", now);
-                self.end_trace(traces, "revoked", now);
-                self.phase = Phase::Revoked;
-            }
+        let revoked = entry.as_ref().is_some_and(|e| e.state == RegState::Revoked);
+        if self.follow_revocation(revoked, obs, traces, now) {
             return false;
         }
-        if self.phase == Phase::Revoked {
-            log::info!("codex_appserver_reregistered source_id={id}");
-            self.phase = Phase::WaitUntil(now);
-        }
-        // A registration elsewhere (operator) or a moved discovery (supervisor): a new endpoint.
-        if obs.sock_path() != target {
-            log::info!(
-                "codex_appserver_endpoint_changed from={} to={}",
-                obs.sock_path().display(),
-                target.display()
-            );
-            obs.disconnect("the registered socket changed", now);
-            self.end_trace(traces, "socket_changed", now);
-            *obs = self.observer(&target, now);
-            replaced = true;
-            self.seen_id = sock_id(&target);
-            self.admitted_id = None;
-            if !matches!(self.phase, Phase::HeldDown(_)) {
-                self.phase = Phase::WaitUntil(now);
-            }
-        }
+        let mut replaced = self.follow_registration(obs, traces, &target, now);
         if let Some(end) = obs.take_end() {
             self.on_end(end, reg, traces, now);
         }
@@ -223,75 +195,166 @@ impl CodexEndpoint {
             log::info!("codex_appserver_hold_down_over held_until={until}");
             self.phase = Phase::WaitUntil(now);
         }
-        // A new socket file while we are not connected: a new daemon. Start over with it now
-        // (a hold-down still holds).
-        let seen = sock_id(&target);
-        if seen != self.seen_id {
-            self.seen_id = seen;
-            if seen.is_some()
-                && matches!(
-                    self.phase,
-                    Phase::Absent { .. } | Phase::Refused | Phase::WaitUntil(_)
-                )
-            {
-                log::info!("codex_appserver_socket_replaced path={}", target.display());
-                *obs = self.observer(&target, now);
-                replaced = true;
-                self.absent_streak = 0;
-                self.phase = Phase::WaitUntil(now);
-            }
-        }
-        if let Phase::WaitUntil(t) | Phase::Absent { retry_at: t } = self.phase
-            && now >= t
-        {
-            if obs.connect_now(now) {
-                let peer = obs.peer();
-                self.conn = Some(traces.open(
-                    KIND,
-                    &target.to_string_lossy(),
-                    peer.map(|p| p.pid),
-                    peer.map(|p| p.uid),
-                    now,
-                ));
-                self.trace(
-                    traces,
-                    "admission",
-                    "peer uid checked (socket peer credentials)",
-                    now,
-                );
-                self.absent_streak = 0;
-                self.phase = Phase::Connected { admitted: false };
-            } else if let Some(end) = obs.take_end() {
-                self.on_end(end, reg, traces, now);
-            }
+        replaced |= self.follow_socket_file(obs, &target, now);
+        if let Some(end) = self.connect_when_due(obs, traces, &target, now) {
+            self.on_end(end, reg, traces, now);
         }
         if let Phase::Connected { admitted } = self.phase {
             if !admitted && obs.is_connected() {
                 self.admit(obs, reg, traces, &target, now);
             }
             if self.phase == (Phase::Connected { admitted: true }) {
-                if let Some(rx) = obs.last_rx()
-                    && rx > self.last_hb
-                {
-                    reg.heartbeat(&id, rx);
-                    self.last_hb = rx;
-                    if let Some(c) = self.conn {
-                        traces.heartbeat(c);
-                    }
-                }
-                // The registry's heartbeat timeout made it stale and nothing came since.
-                if reg.entry(&id).is_some_and(|e| e.state == RegState::Stale) {
-                    let why = format!(
-                        "no frame from the app-server for {} ms (heartbeat timeout)",
-                        now - self.last_hb
-                    );
-                    obs.disconnect(&why, now);
-                    self.end_trace(traces, "heartbeat_timeout", now);
-                    self.failure(&why, now);
-                }
+                self.keep_alive(obs, reg, traces, now);
             }
         }
         replaced
+    }
+
+    /// The operator revoked the source: disconnect once and stay so (true while revoked). A
+    /// registration after that starts over.
+    fn follow_revocation(
+        &mut self,
+        revoked: bool,
+        obs: &mut CodexObserver,
+        traces: &mut ConnTraces,
+        now: Millis,
+    ) -> bool {
+        if revoked {
+            if self.phase != Phase::Revoked {
+                let id = self.source_id();
+                log::warn!("codex_appserver_revoked source_id={id} action=disconnect");
+                obs.disconnect("source revoked by the operator", now);
+                self.end_trace(traces, "revoked", now);
+                self.phase = Phase::Revoked;
+            }
+            return true;
+        }
+        if self.phase == Phase::Revoked {
+            log::info!(
+                "codex_appserver_reregistered source_id={}",
+                self.source_id()
+            );
+            self.phase = Phase::WaitUntil(now);
+        }
+        false
+    }
+
+    /// A registration elsewhere (operator) or a moved discovery (supervisor): a new endpoint,
+    /// a new observer. True when it was replaced.
+    fn follow_registration(
+        &mut self,
+        obs: &mut CodexObserver,
+        traces: &mut ConnTraces,
+        target: &Path,
+        now: Millis,
+    ) -> bool {
+        if obs.sock_path() == target {
+            return false;
+        }
+        log::info!(
+            "codex_appserver_endpoint_changed from={} to={}",
+            obs.sock_path().display(),
+            target.display()
+        );
+        obs.disconnect("the registered socket changed", now);
+        self.end_trace(traces, "socket_changed", now);
+        *obs = self.observer(target, now);
+        self.seen_id = sock_id(target);
+        self.admitted_id = None;
+        if !matches!(self.phase, Phase::HeldDown(_)) {
+            self.phase = Phase::WaitUntil(now);
+        }
+        true
+    }
+
+    /// A new socket file while we are not connected: a new daemon. Start over with it now (a
+    /// hold-down still holds). True when the observer was replaced.
+    fn follow_socket_file(&mut self, obs: &mut CodexObserver, target: &Path, now: Millis) -> bool {
+        let seen = sock_id(target);
+        if seen == self.seen_id {
+            return false;
+        }
+        self.seen_id = seen;
+        if seen.is_none()
+            || !matches!(
+                self.phase,
+                Phase::Absent { .. } | Phase::Refused | Phase::WaitUntil(_)
+            )
+        {
+            return false;
+        }
+        log::info!("codex_appserver_socket_replaced path={}", target.display());
+        *obs = self.observer(target, now);
+        self.absent_streak = 0;
+        self.phase = Phase::WaitUntil(now);
+        true
+    }
+
+    /// Connect when the wait is over; a connection opens its trace (peer uid checked). A
+    /// failed attempt gives how it ended.
+    fn connect_when_due(
+        &mut self,
+        obs: &mut CodexObserver,
+        traces: &mut ConnTraces,
+        target: &Path,
+        now: Millis,
+    ) -> Option<ConnEnd> {
+        let (Phase::WaitUntil(t) | Phase::Absent { retry_at: t }) = self.phase else {
+            return None;
+        };
+        if now < t {
+            return None;
+        }
+        if !obs.connect_now(now) {
+            return obs.take_end();
+        }
+        let peer = obs.peer();
+        self.conn = Some(traces.open(
+            KIND,
+            &target.to_string_lossy(),
+            peer.map(|p| p.pid),
+            peer.map(|p| p.uid),
+            now,
+        ));
+        self.trace(
+            traces,
+            "admission",
+            "peer uid checked (socket peer credentials)",
+            now,
+        );
+        self.absent_streak = 0;
+        self.phase = Phase::Connected { admitted: false };
+        None
+    }
+
+    /// An admitted connection: frames are heartbeats; the registry's heartbeat timeout made
+    /// it stale with nothing since, and it is ended as a failure.
+    fn keep_alive(
+        &mut self,
+        obs: &mut CodexObserver,
+        reg: &mut SourceRegistry,
+        traces: &mut ConnTraces,
+        now: Millis,
+    ) {
+        let id = self.source_id();
+        if let Some(rx) = obs.last_rx()
+            && rx > self.last_hb
+        {
+            reg.heartbeat(&id, rx);
+            self.last_hb = rx;
+            if let Some(c) = self.conn {
+                traces.heartbeat(c);
+            }
+        }
+        if reg.entry(&id).is_some_and(|e| e.state == RegState::Stale) {
+            let why = format!(
+                "no frame from the app-server for {} ms (heartbeat timeout)",
+                now - self.last_hb
+            );
+            obs.disconnect(&why, now);
+            self.end_trace(traces, "heartbeat_timeout", now);
+            self.failure(&why, now);
+        }
     }
 
     /// The handshake (`initialize`) was answered: Flow-009 registry admission.

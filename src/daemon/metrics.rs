@@ -513,15 +513,111 @@ impl Metrics {
             }
             Value::Object(m)
         };
-        // Gauges over the read model.
-        let mut health = serde_json::Map::new();
-        let mut health_counts: BTreeMap<&str, u64> =
-            Health::ALL.iter().map(|h| (h.as_str(), 0)).collect();
-        for s in SourceKind::ALL {
-            let h = proj.health.get(s).copied().unwrap_or(Health::Healthy);
-            health.insert(s.as_str().into(), json!(h.as_str()));
-            *health_counts.entry(h.as_str()).or_default() += 1;
+        let (health, health_counts) = source_health(proj);
+        let g = PaneGauges::of(proj);
+        let tr_reasons = self.transition_reasons_top(now);
+        let flap_rate = self.flap_rate(g.candidates, now);
+        let mut hops = serde_json::Map::new();
+        for (h, s) in &self.hop {
+            hops.insert((*h).into(), s.windows(now));
         }
+        json!({
+            "uptime_ms": now - self.started,
+            "windows": WINDOWS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            "sources": {"health": health, "counts": health_counts},
+            "winners": {"managed": g.managed, "tier": g.tier, "source": g.winner},
+            "state_latency_ms": {
+                "deterministic": self.state_det.windows(now),
+                "fallback": self.state_fallback.windows(now),
+            },
+            "hop_latency_ms": hops,
+            "binding_churn": windowed(&["links", "rebinds", "moves", "tombstones", "rejects", "generation_bumps"]),
+            "signature": {
+                "classes": g.classes,
+                "reasons_top": g.top.into_iter().map(|(r, n)| json!({"reason": r, "panes": n})).collect::<Vec<_>>(),
+                "transitions": windowed(&["signature_transitions"]),
+                "transition_reasons_top": tr_reasons,
+            },
+            "presence": {
+                "candidate_panes": g.candidates,
+                "flaps": windowed(&["presence_flaps"]),
+                "flaps_per_pane_hour": flap_rate,
+            },
+            "tier_transitions": windowed(&["fallback", "re_promotion"]),
+            "ingest": windowed(&["accepted", "ignored", "rejected", "duplicate"]),
+            "now_ms": now,
+        })
+    }
+
+    /// The most frequent signature transition reasons per window.
+    fn transition_reasons_top(&self, now: Millis) -> serde_json::Map<String, Value> {
+        let mut tr_reasons = serde_json::Map::new();
+        for (w, len) in WINDOWS {
+            let mut c: BTreeMap<&str, u64> = BTreeMap::new();
+            for (_, r) in self.sig_reasons.iter().filter(|(t, _)| *t >= now - len) {
+                *c.entry(r.as_str()).or_default() += 1;
+            }
+            let mut v: Vec<(&str, u64)> = c.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            v.truncate(TOP_K);
+            tr_reasons.insert(
+                w.into(),
+                v.into_iter()
+                    .map(|(r, n)| json!({"reason": r, "count": n}))
+                    .collect(),
+            );
+        }
+        tr_reasons
+    }
+
+    /// Flap rate: transitions per candidate pane per hour over the full window length (a
+    /// young daemon is not extrapolated from a few seconds).
+    fn flap_rate(&self, candidates: u64, now: Millis) -> serde_json::Map<String, Value> {
+        let mut flap_rate = serde_json::Map::new();
+        for (w, len) in WINDOWS {
+            let covered = len;
+            let n = self
+                .flaps
+                .samples
+                .iter()
+                .filter(|(t, _)| *t >= now - len)
+                .count() as f64;
+            let rate = n / (candidates.max(1) as f64) / (covered as f64 / 3_600_000.0);
+            flap_rate.insert(w.into(), json!((rate * 1000.0).round() / 1000.0));
+        }
+        flap_rate
+    }
+}
+
+/// Each source's health, and how many sources are in each health.
+fn source_health(
+    proj: &Projection,
+) -> (serde_json::Map<String, Value>, BTreeMap<&'static str, u64>) {
+    let mut health = serde_json::Map::new();
+    let mut health_counts: BTreeMap<&str, u64> =
+        Health::ALL.iter().map(|h| (h.as_str(), 0)).collect();
+    for s in SourceKind::ALL {
+        let h = proj.health.get(s).copied().unwrap_or(Health::Healthy);
+        health.insert(s.as_str().into(), json!(h.as_str()));
+        *health_counts.entry(h.as_str()).or_default() += 1;
+    }
+    (health, health_counts)
+}
+
+/// Gauges over the read model's panes: signature classes and reasons, candidates, and the
+/// managed panes' evidence tiers and winning sources.
+struct PaneGauges<'a> {
+    tier: BTreeMap<&'a str, u64>,
+    winner: BTreeMap<&'a str, u64>,
+    classes: BTreeMap<&'a str, u64>,
+    /// The most frequent signature reasons (at most `TOP_K`).
+    top: Vec<(String, u64)>,
+    managed: u64,
+    candidates: u64,
+}
+
+impl<'a> PaneGauges<'a> {
+    fn of(proj: &'a Projection) -> PaneGauges<'a> {
         let mut tier: BTreeMap<&str, u64> = BTreeMap::new();
         let mut winner: BTreeMap<&str, u64> = BTreeMap::new();
         let mut classes: BTreeMap<&str, u64> = ["deterministic", "heuristic", "none"]
@@ -557,66 +653,14 @@ impl Metrics {
         let mut top: Vec<(String, u64)> = reasons.into_iter().collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         top.truncate(TOP_K);
-        let mut tr_reasons = serde_json::Map::new();
-        for (w, len) in WINDOWS {
-            let mut c: BTreeMap<&str, u64> = BTreeMap::new();
-            for (_, r) in self.sig_reasons.iter().filter(|(t, _)| *t >= now - len) {
-                *c.entry(r.as_str()).or_default() += 1;
-            }
-            let mut v: Vec<(&str, u64)> = c.into_iter().collect();
-            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-            v.truncate(TOP_K);
-            tr_reasons.insert(
-                w.into(),
-                v.into_iter()
-                    .map(|(r, n)| json!({"reason": r, "count": n}))
-                    .collect(),
-            );
+        PaneGauges {
+            tier,
+            winner,
+            classes,
+            top,
+            managed,
+            candidates,
         }
-        // Flap rate: transitions per candidate pane per hour over the full window length (a
-        // young daemon is not extrapolated from a few seconds).
-        let mut flap_rate = serde_json::Map::new();
-        for (w, len) in WINDOWS {
-            let covered = len;
-            let n = self
-                .flaps
-                .samples
-                .iter()
-                .filter(|(t, _)| *t >= now - len)
-                .count() as f64;
-            let rate = n / (candidates.max(1) as f64) / (covered as f64 / 3_600_000.0);
-            flap_rate.insert(w.into(), json!((rate * 1000.0).round() / 1000.0));
-        }
-        let mut hops = serde_json::Map::new();
-        for (h, s) in &self.hop {
-            hops.insert((*h).into(), s.windows(now));
-        }
-        json!({
-            "uptime_ms": now - self.started,
-            "windows": WINDOWS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            "sources": {"health": health, "counts": health_counts},
-            "winners": {"managed": managed, "tier": tier, "source": winner},
-            "state_latency_ms": {
-                "deterministic": self.state_det.windows(now),
-                "fallback": self.state_fallback.windows(now),
-            },
-            "hop_latency_ms": hops,
-            "binding_churn": windowed(&["links", "rebinds", "moves", "tombstones", "rejects", "generation_bumps"]),
-            "signature": {
-                "classes": classes,
-                "reasons_top": top.into_iter().map(|(r, n)| json!({"reason": r, "panes": n})).collect::<Vec<_>>(),
-                "transitions": windowed(&["signature_transitions"]),
-                "transition_reasons_top": tr_reasons,
-            },
-            "presence": {
-                "candidate_panes": candidates,
-                "flaps": windowed(&["presence_flaps"]),
-                "flaps_per_pane_hour": flap_rate,
-            },
-            "tier_transitions": windowed(&["fallback", "re_promotion"]),
-            "ingest": windowed(&["accepted", "ignored", "rejected", "duplicate"]),
-            "now_ms": now,
-        })
     }
 }
 

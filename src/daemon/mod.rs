@@ -1,6 +1,9 @@
 //! C-002 `agtmux-daemon`: one process per tmux server. `run` takes the per-server lock, opens
 //! the store, and hands over to the mio event loop in [`runtime`]. The projection is the only
 //! writer of pane state; publishing turns the read model into tmux options.
+//!
+//! WHY one daemon per server: tmux options, the pane registry and the store are per server,
+//! and one single writer per server keeps them from ever disagreeing.
 pub mod admission;
 pub mod api;
 pub mod codex;

@@ -505,6 +505,8 @@ impl Remotes {
         }
     }
 
+    /// One stream line: `hello` first, then snapshots, pane changes and server ends; an
+    /// error is the line's reject reason.
     fn apply_line(
         &mut self,
         i: usize,
@@ -520,133 +522,75 @@ impl Remotes {
         }
         match msg {
             RemoteMsg::Hello { agtmux, protocol } => {
-                if let Some(s) = h.stream.as_mut() {
-                    s.hello = true;
-                }
-                let local = super::handover::version();
-                if protocol != remote::PROTOCOL {
-                    let why = format!(
-                        "agtmux {agtmux} on {} speaks remote stream protocol {protocol}, this agtmux ({local}) speaks {}: install agtmux {local} there",
-                        h.name,
-                        remote::PROTOCOL
-                    );
-                    h.phase = Phase::Incompatible;
-                    h.since = now;
-                    close(h, reg);
-                    self.fail(i, now, why);
-                    return Ok(());
-                }
-                h.message = (agtmux != local).then(|| {
-                    format!("agtmux {agtmux} there, {local} here: works, but update it to match")
-                });
-                if h.message.is_some() {
-                    log::warn!(
-                        "remote_version_differs host={} remote={agtmux} local={local}",
-                        h.name
-                    );
-                }
-                h.remote_version = Some(agtmux);
-                h.phase = Phase::Live;
-                h.since = now;
-                h.sup.on_ready();
-                log::info!("remote_live host={}", h.name);
-                self.dirty = true;
-                h.dirty = true;
+                self.on_hello(i, agtmux, protocol, reg, now);
+                return Ok(());
             }
+            RemoteMsg::Alive => return Ok(()),
             RemoteMsg::Snapshot {
                 server,
                 socket,
                 panes,
                 rejected,
-            } => {
-                for r in &rejected {
-                    h.counters.rejects += 1;
-                    log::warn!("remote_reject host={} server={server} reason={r:?}", h.name);
-                }
-                if !h.servers.contains_key(&server) && h.servers.len() >= 64 {
-                    return Err("too_many_servers".into());
-                }
-                // A server's first snapshot is first sight: what it shows is announced, not
-                // notified (as local panes at daemon start). After a reconnect the server is
-                // still known, so the cursor alone decides.
-                let quiet = !h.servers.contains_key(&server);
-                h.servers.insert(
-                    server.clone(),
-                    ServerInfo {
-                        socket,
-                        fresh: true,
-                    },
-                );
-                let ids: std::collections::BTreeSet<&PaneId> =
-                    panes.iter().map(|p| &p.pane_id).collect();
-                let gone: Vec<(String, PaneId)> = h
-                    .panes
-                    .keys()
-                    .filter(|(s, p)| s == &server && !ids.contains(p))
-                    .cloned()
-                    .collect();
-                for k in gone {
-                    log::info!(
-                        "remote_pane_gone host={} server={} pane={}",
-                        h.name,
-                        k.0,
-                        k.1
-                    );
-                    h.panes.remove(&k);
-                    h.announced.remove(&k);
-                }
-                for p in panes {
-                    upsert(h, &server, p, quiet);
-                }
-                self.dirty = true;
-                h.dirty = true;
-            }
-            RemoteMsg::Synced => {
-                let absent: Vec<String> = (h.servers.iter())
-                    .filter(|(_, s)| !s.fresh)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in absent {
-                    log::info!(
-                        "remote_server_gone host={} server={k} reason=absent_after_resume",
-                        h.name
-                    );
-                    drop_server(h, &k);
-                }
-                self.dirty = true;
-                h.dirty = true;
-            }
-            RemoteMsg::Pane { server, pane } => {
-                if !h.servers.get(&server).is_some_and(|s| s.fresh) {
-                    return Err("pane_of_unknown_server".into());
-                }
-                let n = h.panes.keys().filter(|(s, _)| s == &server).count();
-                let known = h
-                    .panes
-                    .contains_key(&(server.clone(), pane.pane_id.clone()));
-                if !known && n >= remote::MAX_PANES_PER_SERVER {
-                    return Err("too_many_panes".into());
-                }
-                upsert(h, &server, *pane, false);
-                self.dirty = true;
-                h.dirty = true;
-            }
+            } => on_snapshot(h, server, socket, panes, &rejected)?,
+            RemoteMsg::Synced => on_synced(h),
+            RemoteMsg::Pane { server, pane } => on_pane(h, &server, *pane)?,
             RemoteMsg::PaneRemoved { server, pane_id } => {
                 let k = (server, pane_id);
                 h.panes.remove(&k);
                 h.announced.remove(&k);
-                self.dirty = true;
-                h.dirty = true;
             }
             RemoteMsg::ServerGone { server } => {
                 log::info!("remote_server_gone host={} server={server}", h.name);
                 drop_server(h, &server);
-                self.dirty = true;
-                h.dirty = true;
             }
-            RemoteMsg::Alive => {}
         }
+        h.dirty = true;
+        self.dirty = true;
         Ok(())
+    }
+
+    /// The stream's `hello`: a protocol we do not speak ends the link with a fix (install
+    /// the same agtmux there); another version only warns. Then the host is live.
+    fn on_hello(
+        &mut self,
+        i: usize,
+        agtmux: String,
+        protocol: u64,
+        reg: &mio::Registry,
+        now: Millis,
+    ) {
+        let h = &mut self.hosts[i];
+        if let Some(s) = h.stream.as_mut() {
+            s.hello = true;
+        }
+        let local = super::handover::version();
+        if protocol != remote::PROTOCOL {
+            let why = format!(
+                "agtmux {agtmux} on {} speaks remote stream protocol {protocol}, this agtmux ({local}) speaks {}: install agtmux {local} there",
+                h.name,
+                remote::PROTOCOL
+            );
+            h.phase = Phase::Incompatible;
+            h.since = now;
+            close(h, reg);
+            self.fail(i, now, why);
+            return;
+        }
+        h.message = (agtmux != local)
+            .then(|| format!("agtmux {agtmux} there, {local} here: works, but update it to match"));
+        if h.message.is_some() {
+            log::warn!(
+                "remote_version_differs host={} remote={agtmux} local={local}",
+                h.name
+            );
+        }
+        h.remote_version = Some(agtmux);
+        h.phase = Phase::Live;
+        h.since = now;
+        h.sup.on_ready();
+        log::info!("remote_live host={}", h.name);
+        self.dirty = true;
+        h.dirty = true;
     }
 
     /// SIGCHLD: reap ended streams and explain why they ended.
@@ -871,6 +815,43 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
         Ok(ch) => ch,
         Err(e) => return unreachable(&mut h, format!("cannot run {:?}: {e}", argv[0])),
     };
+    let readers = read_streams(&mut child);
+    let deadline = std::time::Instant::now() + timeout;
+    let done = read_until_synced(&mut h, host, &readers.lines, deadline);
+    let _ = child.kill();
+    let status = child.wait().ok();
+    let _ = readers.out.join();
+    let err = readers.err.join().unwrap_or_default();
+    if h.phase == Phase::Incompatible {
+        return host_json(&h);
+    }
+    if done {
+        h.phase = Phase::Live;
+        return host_json(&h);
+    }
+    let why = if std::time::Instant::now() >= deadline {
+        format!("no full snapshot within {} s", timeout.as_secs())
+    } else {
+        explain_exit(
+            host,
+            status.and_then(|s| s.code()),
+            &String::from_utf8_lossy(&err),
+        )
+    };
+    unreachable(&mut h, why)
+}
+
+/// A one-shot stream's output, each read by a thread of its own (so a timeout holds however
+/// the remote behaves).
+struct Readers {
+    /// Stdout, line by line.
+    lines: std::sync::mpsc::Receiver<Vec<u8>>,
+    out: std::thread::JoinHandle<()>,
+    /// Stderr, whole, once the stream ends.
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+fn read_streams(child: &mut std::process::Child) -> Readers {
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let out = child.stdout.take();
     let err = child.stderr.take();
@@ -891,7 +872,21 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
         }
         s
     });
-    let deadline = std::time::Instant::now() + timeout;
+    Readers {
+        lines: rx,
+        out: reader,
+        err: err_reader,
+    }
+}
+
+/// Read the stream into `h` until its `synced` (true), a protocol it does not speak (the
+/// host is then incompatible), its end or the deadline.
+fn read_until_synced(
+    h: &mut Host,
+    host: &str,
+    rx: &std::sync::mpsc::Receiver<Vec<u8>>,
+    deadline: std::time::Instant,
+) -> bool {
     let mut done = false;
     let mut hello = false;
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -929,7 +924,7 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
                     },
                 );
                 for p in panes {
-                    upsert(&mut h, &server, p, true);
+                    upsert(h, &server, p, true);
                 }
             }
             Ok(RemoteMsg::Synced) if hello => {
@@ -940,27 +935,88 @@ pub(crate) fn ask_once(c: &RemoteConfig, host: &str, timeout: std::time::Duratio
             Err(e) => log::warn!("remote_reject host={host} reason={:?}", e.0),
         }
     }
-    let _ = child.kill();
-    let status = child.wait().ok();
-    let _ = reader.join();
-    let err = err_reader.join().unwrap_or_default();
-    if h.phase == Phase::Incompatible {
-        return host_json(&h);
+    done
+}
+
+/// A server's full snapshot: its panes replace what was known of it (panes it no longer
+/// lists are gone). Its first snapshot is announced, not notified.
+fn on_snapshot(
+    h: &mut Host,
+    server: String,
+    socket: String,
+    panes: Vec<RemotePane>,
+    rejected: &[String],
+) -> Result<(), String> {
+    for r in rejected {
+        h.counters.rejects += 1;
+        log::warn!("remote_reject host={} server={server} reason={r:?}", h.name);
     }
-    if done {
-        h.phase = Phase::Live;
-        return host_json(&h);
+    if !h.servers.contains_key(&server) && h.servers.len() >= 64 {
+        return Err("too_many_servers".into());
     }
-    let why = if std::time::Instant::now() >= deadline {
-        format!("no full snapshot within {} s", timeout.as_secs())
-    } else {
-        explain_exit(
-            host,
-            status.and_then(|s| s.code()),
-            &String::from_utf8_lossy(&err),
-        )
-    };
-    unreachable(&mut h, why)
+    // A server's first snapshot is first sight: what it shows is announced, not
+    // notified (as local panes at daemon start). After a reconnect the server is
+    // still known, so the cursor alone decides.
+    let quiet = !h.servers.contains_key(&server);
+    h.servers.insert(
+        server.clone(),
+        ServerInfo {
+            socket,
+            fresh: true,
+        },
+    );
+    let ids: std::collections::BTreeSet<&PaneId> = panes.iter().map(|p| &p.pane_id).collect();
+    let gone: Vec<(String, PaneId)> = h
+        .panes
+        .keys()
+        .filter(|(s, p)| s == &server && !ids.contains(p))
+        .cloned()
+        .collect();
+    for k in gone {
+        log::info!(
+            "remote_pane_gone host={} server={} pane={}",
+            h.name,
+            k.0,
+            k.1
+        );
+        h.panes.remove(&k);
+        h.announced.remove(&k);
+    }
+    for p in panes {
+        upsert(h, &server, p, quiet);
+    }
+    Ok(())
+}
+
+/// `synced` after a resume: servers the remote no longer sent a snapshot for are gone.
+fn on_synced(h: &mut Host) {
+    let absent: Vec<String> = (h.servers.iter())
+        .filter(|(_, s)| !s.fresh)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in absent {
+        log::info!(
+            "remote_server_gone host={} server={k} reason=absent_after_resume",
+            h.name
+        );
+        drop_server(h, &k);
+    }
+}
+
+/// One pane changed, of a server whose snapshot came (bounded per server).
+fn on_pane(h: &mut Host, server: &str, pane: RemotePane) -> Result<(), String> {
+    if !h.servers.get(server).is_some_and(|s| s.fresh) {
+        return Err("pane_of_unknown_server".into());
+    }
+    let n = h.panes.keys().filter(|(s, _)| s == server).count();
+    let known = h
+        .panes
+        .contains_key(&(server.to_string(), pane.pane_id.clone()));
+    if !known && n >= remote::MAX_PANES_PER_SERVER {
+        return Err("too_many_panes".into());
+    }
+    upsert(h, server, pane, false);
+    Ok(())
 }
 
 /// Keep a pane's latest state; an attention the resume cursor has not seen is counted,

@@ -1,4 +1,6 @@
 //! The terminal: raw mode for the popup (restored on drop) and the window size.
+//!
+//! WHY here: termios and `TIOCGWINSZ` are OS APIs, which only the platform layer names.
 use std::io;
 use std::os::fd::RawFd;
 

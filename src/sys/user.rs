@@ -1,4 +1,7 @@
 //! Who we run as, and the file-creation mask around a socket bind.
+//!
+//! WHY here: both are libc calls (`getuid`, `umask`), and only the platform layer names an OS
+//! API.
 use std::io;
 
 /// The real uid (names the per-user tmux and runtime dirs, as tmux does).

@@ -527,18 +527,7 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
                 data: unescape_octal(data.unwrap_or_default()),
             }
         }
-        b"extended-output" => {
-            // `%P AGE [future fields…] : data`: the data starts after the first " : ".
-            let (pane, after) = split_space(rest?);
-            let after = after?;
-            let (age, _) = split_space(after);
-            let colon = after.windows(3).position(|w| w == b" : ")?;
-            N::ExtendedOutput {
-                pane: parse_pane(pane)?,
-                age: parse_u64(age)?,
-                data: unescape_octal(&after[colon + 3..]),
-            }
-        }
+        b"extended-output" => parse_extended_output(rest?)?,
         b"exit" => N::Exit {
             reason: rest.map(<[u8]>::to_vec),
         },
@@ -551,27 +540,10 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
             let (session, name) = id_and_name(rest, b'$')?;
             N::SessionRenamed { session, name }
         }
-        b"client-session-changed" => {
-            let (client, more) = split_space(rest?);
-            let (session, name) = id_and_name(more, b'$')?;
-            if client.is_empty() {
-                return None;
-            }
-            N::ClientSessionChanged {
-                client: client.to_vec(),
-                session,
-                name,
-            }
-        }
-        b"client-detached" => {
-            let client = rest?;
-            if client.is_empty() {
-                return None;
-            }
-            N::ClientDetached {
-                client: client.to_vec(),
-            }
-        }
+        b"client-session-changed" => parse_client_session_changed(rest?)?,
+        b"client-detached" => N::ClientDetached {
+            client: rest.filter(|c| !c.is_empty())?.to_vec(),
+        },
         b"session-window-changed" => {
             let (session, window) = split_space(rest?);
             N::SessionWindowChanged {
@@ -611,10 +583,9 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
         },
         b"layout-change" => {
             let (window, more) = split_space(rest?);
-            N::LayoutChange {
-                window: parse_id(window, b'@')?,
-                rest: more.unwrap_or_default().to_vec(),
-            }
+            let window = parse_id(window, b'@')?;
+            let rest = more.unwrap_or_default().to_vec();
+            N::LayoutChange { window, rest }
         }
         b"pause" => N::Pause {
             pane: parse_pane(rest?)?,
@@ -642,6 +613,33 @@ fn parse_notification(line: &[u8]) -> Option<Notification> {
             name: String::from_utf8_lossy(name).into_owned(),
             rest: rest.unwrap_or_default().to_vec(),
         },
+    })
+}
+
+/// `%extended-output %P AGE [future fields…] : data`: the data starts after the first " : ".
+fn parse_extended_output(rest: &[u8]) -> Option<Notification> {
+    let (pane, after) = split_space(rest);
+    let after = after?;
+    let (age, _) = split_space(after);
+    let colon = after.windows(3).position(|w| w == b" : ")?;
+    Some(Notification::ExtendedOutput {
+        pane: parse_pane(pane)?,
+        age: parse_u64(age)?,
+        data: unescape_octal(&after[colon + 3..]),
+    })
+}
+
+/// `%client-session-changed CLIENT $S NAME`.
+fn parse_client_session_changed(rest: &[u8]) -> Option<Notification> {
+    let (client, more) = split_space(rest);
+    let (session, name) = id_and_name(more, b'$')?;
+    if client.is_empty() {
+        return None;
+    }
+    Some(Notification::ClientSessionChanged {
+        client: client.to_vec(),
+        session,
+        name,
     })
 }
 

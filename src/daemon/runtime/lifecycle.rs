@@ -6,6 +6,7 @@
 //! it up and leave cleanly is one job of its own.
 use super::health::SelfHealth;
 use super::local_api::LocalApi;
+use super::lock_watch::LockWatch;
 use super::poller::Screens;
 use super::publish_pass::Publish;
 use super::timing::{Due, Timing};
@@ -115,8 +116,8 @@ impl Runtime {
                 metrics: Metrics::new(now_ms()),
                 hook_failure: None,
             },
+            lock: LockWatch::default(),
             life: Life {
-                lock: None,
                 shutdown: false,
                 exit_code: ExitCode::Ok,
             },

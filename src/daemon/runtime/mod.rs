@@ -44,6 +44,7 @@ use crate::sys::watch::Watcher;
 use crate::tmux::registry::Registry;
 use health::SelfHealth;
 use local_api::LocalApi;
+use lock_watch::LockWatch;
 use mio::net::UnixDatagram;
 use mio::{Events, Poll, Token};
 use poller::Screens;
@@ -103,7 +104,9 @@ pub(crate) struct Runtime {
     api: LocalApi,
     /// What the daemon knows of its own health (`health.rs`).
     health: SelfHealth,
-    /// Whether and how the loop ends (`lock_watch.rs`, signals, handover).
+    /// The per-server lock and its check (`lock_watch.rs`).
+    lock: LockWatch,
+    /// Whether and how the loop ends (the lock lost, signals, handover).
     life: Life,
 }
 
@@ -130,9 +133,6 @@ struct Sources {
 
 /// How the loop ends.
 struct Life {
-    /// The per-server lock (a dup of the one `daemon::run` holds), checked on a slow timer
-    /// (issue 16).
-    lock: Option<std::fs::File>,
     shutdown: bool,
     exit_code: ExitCode,
 }
@@ -315,7 +315,8 @@ impl Runtime {
         }
         self.transcripts_pass(now);
         if ready {
-            self.settle_tick(now);
+            let tmux = self.tmux.client.as_mut();
+            self.screens.settle_tick(&self.registry, tmux, now);
             self.schedule_captures(now);
         }
         self.store_upkeep(now);

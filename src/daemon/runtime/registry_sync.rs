@@ -53,9 +53,9 @@ impl Runtime {
             }
             ReplyKind::Other => self.on_other(&reply),
             ReplyKind::ListSessions => self.on_list_sessions(&reply),
-            ReplyKind::EnterSession => self.on_enter_session(&reply),
-            ReplyKind::OwnWindow => self.on_own_window(&reply),
-            ReplyKind::Arrival(client) => self.on_arrival(&reply, client),
+            ReplyKind::EnterSession => self.tmux.on_enter_session(&reply),
+            ReplyKind::OwnWindow => self.tmux.on_own_window(&reply),
+            ReplyKind::Arrival(client) => self.tmux.on_arrival(&reply, client, &self.registry),
         }
     }
 
@@ -167,7 +167,7 @@ impl Runtime {
         }
         self.check_anchor(id);
         if new_proc {
-            self.start_settle(id, now);
+            self.screens.start_settle(id, now);
         }
     }
 
@@ -193,7 +193,7 @@ impl Runtime {
                     // The agent may have left (or been replaced): read its tree now,
                     // and follow the pane until its command settles.
                     self.recheck_process(&pane, now);
-                    self.start_settle(&pane, now);
+                    self.screens.start_settle(&pane, now);
                 } else if settling && !agentish {
                     // Same command, but a child may have appeared under it (`sh -c`
                     // forking the agent keeps `sh` in front).
@@ -347,7 +347,7 @@ impl Runtime {
                 let name = String::from_utf8_lossy(&name).into_owned();
                 self.registry.window_names.insert(window.clone(), name);
                 match self.registry.active_pane_of(&window).cloned() {
-                    Some(p) => self.start_settle(&p, now),
+                    Some(p) => self.screens.start_settle(&p, now),
                     None => self.due.refresh_requested = true,
                 }
             }
@@ -356,11 +356,11 @@ impl Runtime {
             Notification::ClientSessionChanged { client, name, .. }
                 if name == control_session::NAME.as_bytes() =>
             {
-                self.on_client_arrived(&client);
+                self.tmux.on_client_arrived(&client);
                 self.due.refresh_requested = true;
             }
-            Notification::WindowAdd { window } if self.is_stray_window(&window) => {
-                self.move_stray_window(&window);
+            Notification::WindowAdd { window } if self.tmux.is_stray_window(&window) => {
+                self.tmux.move_stray_window(&window, &self.registry);
                 self.due.refresh_requested = true;
             }
             Notification::WindowAdd { .. }
@@ -412,7 +412,7 @@ impl Runtime {
         for id in changed {
             log::debug!("pane_command_changed pane={id} via=subscription");
             self.recheck_process(&id, now);
-            self.start_settle(&id, now);
+            self.screens.start_settle(&id, now);
         }
     }
 

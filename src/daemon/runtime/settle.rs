@@ -3,10 +3,10 @@
 //!
 //! WHY a module of its own: it is the one schedule that follows single panes closely for a
 //! short time; keeping it apart keeps its cost (a few `display -p` per changed pane) visible.
-use super::Runtime;
+use super::poller::Screens;
 use crate::core::types::{Millis, PaneId};
-use crate::tmux::client::ReplyKind;
-use crate::tmux::registry;
+use crate::tmux::client::{ReplyKind, TmuxClient};
+use crate::tmux::registry::{self, Registry};
 
 /// A pane just created, or whose foreground command or pid just changed, is looked at again
 /// (its change hints, then its process tree) after 25, 50, 100, 200, 400, 400… ms for
@@ -26,10 +26,10 @@ pub(super) struct Settle {
     gap: Millis,
 }
 
-impl Runtime {
+impl Screens {
     /// Follow a pane whose command may not have settled yet (see [`SETTLE_FOR_MS`]).
     pub(super) fn start_settle(&mut self, id: &PaneId, now: Millis) {
-        let s = self.screens.settle.entry(id.clone()).or_insert(Settle {
+        let s = self.settle.entry(id.clone()).or_insert(Settle {
             since: now,
             next_at: now + SETTLE_FIRST_MS,
             gap: SETTLE_FIRST_MS,
@@ -43,15 +43,18 @@ impl Runtime {
 
     /// Ask for the change hints of settling panes that are due; forget panes that settled or
     /// went.
-    pub(super) fn settle_tick(&mut self, now: Millis) {
-        let reg = &self.registry;
-        self.screens
-            .settle
+    pub(super) fn settle_tick(
+        &mut self,
+        reg: &Registry,
+        tmux: Option<&mut TmuxClient>,
+        now: Millis,
+    ) {
+        self.settle
             .retain(|id, s| reg.panes.contains_key(id) && now - s.since <= SETTLE_FOR_MS);
-        let Some(t) = self.tmux.client.as_mut() else {
+        let Some(t) = tmux else {
             return;
         };
-        for (id, s) in self.screens.settle.iter_mut() {
+        for (id, s) in self.settle.iter_mut() {
             if s.next_at > now {
                 continue;
             }

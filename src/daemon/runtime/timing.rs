@@ -54,7 +54,6 @@ pub(super) struct Due {
     pub(super) next_hints: Millis,
     pub(super) next_spool_scan: Millis,
     pub(super) next_prune: Millis,
-    pub(super) next_lock_check: Millis,
     /// A full refresh is wanted at the next pass.
     pub(super) refresh_requested: bool,
     /// The spool may have news: ingest at the next pass.
@@ -70,7 +69,6 @@ impl Due {
             next_hints: 0,
             next_spool_scan: 0,
             next_prune: 0,
-            next_lock_check: 0,
             refresh_requested: true,
             spool_dirty: true,
         }
