@@ -1001,14 +1001,14 @@ impl Gateway {
             .zip(event.pane_id.as_ref())
             .and_then(|(o, p)| o.mismatch_reason(p));
         let applied = if unbound {
-            Err(IgnoreReason::Gateway("unbound_thread".to_string()))
+            Err(IgnoreReason::UnboundThread)
         } else if let Some(r) = mismatch {
-            Err(IgnoreReason::Gateway(r))
+            Err(IgnoreReason::ProcessMismatch(r))
         } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
             && proj.panes.contains_key(p.as_str())
             && !proj.holds_agent_process(p)
         {
-            Err(IgnoreReason::Gateway(format!(
+            Err(IgnoreReason::NotInPane(format!(
                 "not_in_pane: the hook did not run inside a pane of this server, and {p} holds no agent process"
             )))
         } else if let (Some(ProcOrigin::Outside), Some(p)) = (origin, &event.pane_id)
@@ -1017,7 +1017,7 @@ impl Gateway {
             // The pane's agent is known: its hooks run inside the pane. One from outside every
             // pane (an orphaned agent of this pane, a process elsewhere that names the pane) is
             // not from it, whatever `TMUX_PANE` says.
-            Err(IgnoreReason::Gateway(format!(
+            Err(IgnoreReason::NotInPane(format!(
                 "not_in_pane: the hook did not run inside a pane of this server, and {p}'s hooks come from its agent process {pid}"
             )))
         } else {

@@ -456,13 +456,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A pane argument, parsed once: the pane id, or why it is not one (suggesting `%N` for a
 /// bare number).
 pub(crate) fn parse_pane_arg(p: &str) -> Result<PaneId, String> {
-    PaneId::parse(p).ok_or_else(|| {
-        if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-            format!("not a pane id: {p:?} (did you mean %{p}? pane ids start with %)")
-        } else {
-            format!("not a pane id: {p:?} (expected %N, e.g. %3)")
-        }
-    })
+    PaneId::parse_or_why(p)
 }
 
 pub fn fail(e: &dyn fmt::Display, code: ExitCode) -> ExitCode {

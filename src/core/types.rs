@@ -145,6 +145,18 @@ impl PaneId {
         valid_pane_id(s).then(|| PaneId(s.to_string()))
     }
 
+    /// [`PaneId::parse`], or why `s` is not a pane id, suggesting `%N` for a bare number (the
+    /// one wording for the CLI's arguments and the API's `pane` param).
+    pub fn parse_or_why(s: &str) -> Result<PaneId, String> {
+        PaneId::parse(s).ok_or_else(|| {
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                format!("not a pane id: {s:?} (did you mean %{s}? pane ids start with %)")
+            } else {
+                format!("not a pane id: {s:?} (expected %N, e.g. %3)")
+            }
+        })
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -226,6 +238,11 @@ mod tests {
         assert_eq!(serde_json::to_string(&p).unwrap(), "\"%12\"");
         assert_eq!(serde_json::from_str::<PaneId>("\"%12\"").unwrap(), p);
         assert!(serde_json::from_str::<PaneId>("\"12\"").is_err());
+        assert_eq!(PaneId::parse_or_why("%3"), Ok(PaneId::parse("%3").unwrap()));
+        let why = PaneId::parse_or_why("7").unwrap_err();
+        assert!(why.contains("did you mean %7?"), "{why}");
+        let why = PaneId::parse_or_why("%1;kill-server").unwrap_err();
+        assert!(why.contains("expected %N") && !why.contains("did you mean"), "{why}");
     }
 
     #[test]

@@ -174,9 +174,15 @@ pub(crate) enum IgnoreReason {
     Binding(String),
     /// The pane's deterministic state refused the event (its reason).
     State(String),
-    /// The gateway refused the event before the projection saw it (its reason: an unbound
-    /// Codex thread, a hook from outside the pane).
-    Gateway(String),
+    /// A Codex event whose thread no pane has bound yet (the gateway's; the thread's latest
+    /// state is re-applied once it binds).
+    UnboundThread,
+    /// A hook that ran under another process than the pane's (the gateway's; the text says
+    /// which processes, after `pane_process_mismatch: `).
+    ProcessMismatch(String),
+    /// A hook from outside every pane of this server for a pane it cannot speak for (the
+    /// gateway's; the text says why, after `not_in_pane: `).
+    NotInPane(String),
 }
 
 impl IgnoreReason {
@@ -189,7 +195,11 @@ impl IgnoreReason {
             IgnoreReason::Duplicate => "duplicate",
             IgnoreReason::StaleEvent => "stale_event",
             IgnoreReason::NoState => "no_state",
-            IgnoreReason::Binding(r) | IgnoreReason::State(r) | IgnoreReason::Gateway(r) => r,
+            IgnoreReason::UnboundThread => "unbound_thread",
+            IgnoreReason::Binding(r)
+            | IgnoreReason::State(r)
+            | IgnoreReason::ProcessMismatch(r)
+            | IgnoreReason::NotInPane(r) => r,
         }
     }
 

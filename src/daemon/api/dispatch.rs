@@ -188,14 +188,7 @@ fn pane_param<'v>(
         "invalid_params",
         "missing string param \"pane\"".to_string(),
     ))?;
-    let Some(pid) = crate::core::types::PaneId::parse(pid) else {
-        let hint = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-            format!(" (did you mean %{pid}?)")
-        } else {
-            String::new()
-        };
-        return Err(("invalid_params", format!("not a pane id: {pid:?}{hint}")));
-    };
+    let pid = crate::core::types::PaneId::parse_or_why(pid).map_err(|e| ("invalid_params", e))?;
     view.projection
         .panes
         .get(&pid)
