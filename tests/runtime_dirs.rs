@@ -1,8 +1,9 @@
 //! Who owns what agtmux relies on (issue 16 items 6 and 8), on real tmux servers with real
 //! second uids: a runtime dir squatted by another user (`/tmp/agtmux-<uid>` created first, mode
 //! 0777, with a fake daemon socket in it) neither stops the daemon nor feeds the CLI fake
-//! panes; a deleted lock file does not let a second daemon start, and a daemon never removes
-//! a socket it does not own.
+//! panes; a deleted lock file does not let a second daemon start; a daemon whose lock path
+//! another process holds keeps serving while its socket is its own and leaves once it is not;
+//! and a daemon never removes a socket it does not own.
 mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -239,6 +240,55 @@ fn a_deleted_lock_file_lets_no_second_daemon_start_and_is_put_back() {
     let status = s.daemon_cmd().status().unwrap();
     assert!(status.success());
     assert_eq!(health_pid(&api_socket(&s)), Some(first));
+}
+
+/// Takes the lock path away from the running daemon: a new lock file, flock-ed by this test
+/// process (retried if the daemon put its own back in between).
+fn take_lock_path(s: &Server) -> std::fs::File {
+    for _ in 0..50 {
+        let _ = std::fs::remove_file(lock_file(s));
+        let f = std::fs::File::create(lock_file(s)).unwrap();
+        if f.try_lock().is_ok() {
+            return f;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("could not take the lock path\n{}", s.log_tail());
+}
+
+#[test]
+fn a_daemon_whose_lock_another_process_holds_serves_while_its_socket_is_its_own_then_leaves() {
+    let mut s = Server::start("locklost");
+    s.start_daemon();
+    let first = s.daemon.as_ref().unwrap().id() as u64;
+    assert_eq!(health_pid(&api_socket(&s)), Some(first));
+    let _held = take_lock_path(&s);
+    // Its API socket is still the one at the path: nobody has taken the server over, so it
+    // keeps serving (and says so in its log).
+    s.wait_log("lock_contended reason=our_api_socket_still_serves", 30);
+    assert_eq!(health_pid(&api_socket(&s)), Some(first));
+    // Now another process serves the socket path too: the server is no longer ours, so the
+    // daemon leaves, with an error, and leaves the other's socket and lock where they are.
+    std::fs::remove_file(api_socket(&s)).unwrap();
+    let _other = UnixListener::bind(api_socket(&s)).unwrap();
+    let mut child = s.daemon.take().unwrap();
+    let exited = wait_until(30, || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        exited,
+        "the daemon stayed after losing its server\n{}",
+        s.log_tail()
+    );
+    assert_eq!(status.code(), Some(1), "{}", s.log_tail());
+    assert!(
+        s.log().contains("daemon_exit reason=lock_lost"),
+        "{}",
+        s.log_tail()
+    );
+    assert!(api_socket(&s).exists() && lock_file(&s).exists());
 }
 
 #[test]

@@ -242,7 +242,10 @@ mod tests {
         let why = PaneId::parse_or_why("7").unwrap_err();
         assert!(why.contains("did you mean %7?"), "{why}");
         let why = PaneId::parse_or_why("%1;kill-server").unwrap_err();
-        assert!(why.contains("expected %N") && !why.contains("did you mean"), "{why}");
+        assert!(
+            why.contains("expected %N") && !why.contains("did you mean"),
+            "{why}"
+        );
     }
 
     #[test]
