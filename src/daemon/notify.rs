@@ -173,7 +173,12 @@ impl Notify {
     }
 
     pub(crate) fn forget(&mut self, pane: &PaneId) {
-        self.notifier.forget(&PaneKey::Local(pane.clone()));
+        self.forget_key(&PaneKey::Local(pane.clone()));
+    }
+
+    /// Forget a pane, local or remote: its last attention, its rate limit and what is pending.
+    pub(crate) fn forget_key(&mut self, key: &PaneKey) {
+        self.notifier.forget(key);
     }
 
     /// A remote pane's new attention (its stream's cursor said it is new).

@@ -227,6 +227,9 @@ pub(crate) struct Host {
     /// Attention the cursor found new since the last [`Remotes::take_attention`]: (server,
     /// pane, kind), for the notifier.
     news: Vec<(String, PaneId, AttentionKind)>,
+    /// Panes gone since the last [`Remotes::take_gone`] (server, pane): the notifier forgets
+    /// them, so its memory follows the live remote panes.
+    gone: Vec<(String, PaneId)>,
     pub counters: Counters,
     dirty: bool,
 }
@@ -248,6 +251,7 @@ impl Host {
             panes: BTreeMap::new(),
             announced: HashMap::new(),
             news: Vec::new(),
+            gone: Vec::new(),
             counters: Counters::default(),
             dirty: false,
         }
@@ -269,6 +273,8 @@ pub(crate) struct Remotes {
     policy: RestartPolicy,
     /// Something shown changed since the last [`Remotes::take_dirty`].
     dirty: bool,
+    /// The panes of hosts stopped by a new configuration, for [`Remotes::take_gone`].
+    dropped: Vec<PaneKey>,
 }
 
 impl Remotes {
@@ -278,6 +284,7 @@ impl Remotes {
             hosts: Vec::new(),
             policy,
             dirty: false,
+            dropped: Vec::new(),
         }
     }
 
@@ -294,6 +301,14 @@ impl Remotes {
             } else {
                 log::info!("remote_stop host={} reason=config", h.name);
                 close(&mut h, reg);
+                let host = h.name.clone();
+                let keys = (h.panes.keys().cloned()).chain(h.gone.drain(..));
+                self.dropped
+                    .extend(keys.map(|(server, pane)| PaneKey::Remote {
+                        host: host.clone(),
+                        server,
+                        pane,
+                    }));
             }
         }
         for name in &c.hosts {
@@ -534,11 +549,7 @@ impl Remotes {
             } => on_snapshot(h, server, socket, panes, &rejected)?,
             RemoteMsg::Synced => on_synced(h),
             RemoteMsg::Pane { server, pane } => on_pane(h, &server, *pane)?,
-            RemoteMsg::PaneRemoved { server, pane_id } => {
-                let k = (server, pane_id);
-                h.panes.remove(&k);
-                h.announced.remove(&k);
-            }
+            RemoteMsg::PaneRemoved { server, pane_id } => forget_pane(h, (server, pane_id)),
             RemoteMsg::ServerGone { server } => {
                 log::info!("remote_server_gone host={} server={server}", h.name);
                 drop_server(h, &server);
@@ -701,6 +712,19 @@ impl Remotes {
             for (server, pane, kind) in h.news.drain(..) {
                 let host = h.name.clone();
                 out.push((PaneKey::Remote { host, server, pane }, kind));
+            }
+        }
+        out
+    }
+
+    /// Remote panes gone since the last call (removed, absent from a snapshot, their server
+    /// gone, or their host taken out of `@agtmux-remotes`), as notifier keys.
+    pub(crate) fn take_gone(&mut self) -> Vec<PaneKey> {
+        let mut out = std::mem::take(&mut self.dropped);
+        for h in &mut self.hosts {
+            for (server, pane) in h.gone.drain(..) {
+                let host = h.name.clone();
+                out.push(PaneKey::Remote { host, server, pane });
             }
         }
         out
@@ -979,8 +1003,7 @@ fn on_snapshot(
             k.0,
             k.1
         );
-        h.panes.remove(&k);
-        h.announced.remove(&k);
+        forget_pane(h, k);
     }
     for p in panes {
         upsert(h, &server, p, quiet);
@@ -1050,8 +1073,23 @@ fn upsert(h: &mut Host, server: &str, p: RemotePane, quiet: bool) {
 
 fn drop_server(h: &mut Host, server: &str) {
     h.servers.remove(server);
-    h.panes.retain(|(s, _), _| s != server);
+    let gone: Vec<(String, PaneId)> = (h.panes.keys())
+        .filter(|(s, _)| s == server)
+        .cloned()
+        .collect();
+    for k in gone {
+        forget_pane(h, k);
+    }
     h.announced.retain(|(s, _), _| s != server);
+}
+
+/// A pane the remote no longer has: dropped, and queued for the notifier to forget.
+fn forget_pane(h: &mut Host, k: (String, PaneId)) {
+    h.panes.remove(&k);
+    h.announced.remove(&k);
+    if h.gone.len() < MAX_NEWS {
+        h.gone.push(k);
+    }
 }
 
 fn drain_err(s: &mut Stream) {
@@ -1280,6 +1318,54 @@ mod tests {
         r.configure(c, poll.registry(), 20);
         assert_eq!(r.hosts.len(), 1, "the host is kept");
         assert!(r.views().is_empty());
+    }
+
+    #[test]
+    fn gone_remote_panes_are_handed_to_the_notifier_to_forget() {
+        let poll = mio::Poll::new().unwrap();
+        let mut r = Remotes::new(RestartPolicy::default());
+        let c = RemoteConfig {
+            hosts: vec!["h".into()],
+            ..RemoteConfig::default()
+        };
+        r.configure(c.clone(), poll.registry(), 0);
+        let pane = |id: &str| {
+            remote::parse_pane(
+                &json!({"pane_id": id, "session_id": "$0", "window_id": "@1",
+                "presence": "managed", "state": "waiting_approval", "attention": "approval",
+                "since_ms": 5}),
+            )
+            .unwrap()
+        };
+        let h = &mut r.hosts[0];
+        on_snapshot(
+            h,
+            "s".into(),
+            "/tmp/s".into(),
+            vec![pane("%1"), pane("%2")],
+            &[],
+        )
+        .unwrap();
+        on_snapshot(h, "t".into(), "/tmp/t".into(), vec![pane("%7")], &[]).unwrap();
+        assert!(r.take_gone().is_empty(), "nothing is gone yet");
+        // Absent from the server's next snapshot.
+        let h = &mut r.hosts[0];
+        on_snapshot(h, "s".into(), "/tmp/s".into(), vec![pane("%2")], &[]).unwrap();
+        assert_eq!(r.take_gone(), vec![PaneKey::from("h/s/%1")]);
+        // Removed on the stream, then its whole server gone.
+        let h = &mut r.hosts[0];
+        forget_pane(h, ("s".into(), PaneId::parse("%2").unwrap()));
+        drop_server(h, "t");
+        assert_eq!(
+            r.take_gone(),
+            vec![PaneKey::from("h/s/%2"), PaneKey::from("h/t/%7")]
+        );
+        assert!(r.take_gone().is_empty(), "each is handed over once");
+        // The host taken out of @agtmux-remotes: its panes go too.
+        let h = &mut r.hosts[0];
+        on_snapshot(h, "s".into(), "/tmp/s".into(), vec![pane("%3")], &[]).unwrap();
+        r.configure(RemoteConfig::default(), poll.registry(), 10);
+        assert_eq!(r.take_gone(), vec![PaneKey::from("h/s/%3")]);
     }
 
     #[test]

@@ -15,6 +15,10 @@ impl Runtime {
         for (key, kind) in self.sources.remotes.take_attention() {
             self.publish.notify.remote_attention(key, kind, now);
         }
+        // Panes the remotes no longer have leave the notifier's memory too.
+        for key in self.sources.remotes.take_gone() {
+            self.publish.notify.forget_key(&key);
+        }
         if !self.sources.remotes.take_dirty() {
             return;
         }
