@@ -3,6 +3,7 @@
 //! winner and the suppressed sources with reasons, the hysteresis timers, and the last screen
 //! verdict's rule and deciding lines. Straight from the daemon's read model.
 use super::client::{self, Conn, ServerOpts};
+use super::show::s;
 use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use serde_json::{Value, json};
@@ -47,14 +48,6 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         print!("{}", render(&x, client::stdout_is_tty()));
     }
     ExitCode::Ok
-}
-
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        v => v.to_string(),
-    }
 }
 
 /// Bold on and off (empty without colour), and the time ages are counted to.
