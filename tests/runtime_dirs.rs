@@ -207,12 +207,18 @@ fn health_pid(sock: &Path) -> Option<u64> {
     v["result"]["daemon_pid"].as_u64()
 }
 
+/// A server with a daemon that answers `health`, and the daemon's pid.
+fn serving_daemon(tag: &str) -> (Server, u64) {
+    let mut s = Server::start(tag);
+    s.start_daemon();
+    let pid = s.daemon.as_ref().unwrap().id() as u64;
+    assert_eq!(health_pid(&api_socket(&s)), Some(pid));
+    (s, pid)
+}
+
 #[test]
 fn a_deleted_lock_file_lets_no_second_daemon_start_and_is_put_back() {
-    let mut s = Server::start("lockdel");
-    s.start_daemon();
-    let first = s.daemon.as_ref().unwrap().id() as u64;
-    assert_eq!(health_pid(&api_socket(&s)), Some(first));
+    let (s, first) = serving_daemon("lockdel");
     std::fs::remove_file(lock_file(&s)).unwrap();
     let mut second = s.daemon_cmd().spawn().unwrap();
     let exited = wait_until(20, || second.try_wait().ok().flatten().is_some());
@@ -258,10 +264,7 @@ fn take_lock_path(s: &Server) -> std::fs::File {
 
 #[test]
 fn a_daemon_whose_lock_another_process_holds_serves_while_its_socket_is_its_own_then_leaves() {
-    let mut s = Server::start("locklost");
-    s.start_daemon();
-    let first = s.daemon.as_ref().unwrap().id() as u64;
-    assert_eq!(health_pid(&api_socket(&s)), Some(first));
+    let (mut s, first) = serving_daemon("locklost");
     let _held = take_lock_path(&s);
     // Its API socket is still the one at the path: nobody has taken the server over, so it
     // keeps serving (and says so in its log).
