@@ -180,22 +180,43 @@ impl Conn {
 /// and never answers, and the user must get an answer, not a hang.
 pub(crate) const TMUX_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Why a one-shot tmux query gave no output.
+#[derive(Debug)]
+pub(crate) enum TmuxError {
+    /// No answer within [`TMUX_LIMIT`] (the server at this socket is stopped or wedged).
+    NoAnswer(std::path::PathBuf),
+    /// tmux could not be run, or failed: its stderr (or the spawn error).
+    Failed(String),
+}
+
+impl fmt::Display for TmuxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TmuxError::NoAnswer(socket) => write!(
+                f,
+                "tmux did not answer within {} s (is the server at {} stopped?)",
+                TMUX_LIMIT.as_secs(),
+                socket.display()
+            ),
+            TmuxError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
 /// `tmux -S SOCKET ARGS…` as an argument vector, waited for at most [`TMUX_LIMIT`]: stdout, or
-/// stderr (or that tmux did not answer) as the error.
-pub(crate) fn tmux(socket: &Path, args: &[&str]) -> Result<String, String> {
+/// why there is none.
+pub(crate) fn tmux(socket: &Path, args: &[&str]) -> Result<String, TmuxError> {
     let mut cmd = Command::new("tmux");
     cmd.arg("-S").arg(socket).args(args).env_remove("TMUX");
     match crate::sys::bounded::output_within(&mut cmd, TMUX_LIMIT) {
-        Err(e) => Err(e.to_string()),
-        Ok(None) => Err(format!(
-            "tmux did not answer within {} s (is the server at {} stopped?)",
-            TMUX_LIMIT.as_secs(),
-            socket.display()
-        )),
+        Err(e) => Err(TmuxError::Failed(e.to_string())),
+        Ok(None) => Err(TmuxError::NoAnswer(socket.to_path_buf())),
         Ok(Some(out)) if out.status.success() => {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         }
-        Ok(Some(out)) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Ok(Some(out)) => Err(TmuxError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )),
     }
 }
 

@@ -167,10 +167,10 @@ fn checks(args: &DoctorArgs) -> Vec<Check> {
     // This server.
     let ver = match client::tmux(&sock, &["display-message", "-p", "#{version} #{pid}"]) {
         Ok(ver) => ver.trim_end().to_string(),
-        Err(e) if e.starts_with("tmux did not answer") => {
+        Err(e @ client::TmuxError::NoAnswer(_)) => {
             v.push(bad(
                 Level::Fail,
-                e,
+                e.to_string(),
                 "the server is stopped or wedged: `ps -axo pid,stat,command | grep tmux` (stat T: \
                  stopped), and `kill -CONT PID` resumes a stopped one",
             ));
