@@ -60,7 +60,7 @@ pub struct ActArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The agent's pane, e.g. `%3`.
-    #[arg(value_name = "%N", value_parser = client::parse_pane_arg)]
+    #[arg(value_name = "%N", value_parser = PaneId::parse_or_why)]
     pub pane: PaneId,
     #[command(flatten)]
     pub opts: ActOpts,
@@ -72,7 +72,7 @@ pub struct ReplyArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The agent's pane, e.g. `%3`.
-    #[arg(value_name = "%N", value_parser = client::parse_pane_arg)]
+    #[arg(value_name = "%N", value_parser = PaneId::parse_or_why)]
     pub pane: PaneId,
     /// The answer: an option's number or label, or text typed as it is (one line; it may
     /// start with `-`).

@@ -2,7 +2,6 @@
 //! a small blocking client for the daemon's newline-delimited JSON socket, and the shared
 //! rendering the client commands (`ls`, `watch`, `wait`, `explain`, `popup`) use, so every
 //! surface shows the daemon's one read model the same way and none computes state itself.
-use crate::core::types::PaneId;
 use crate::exit::ExitCode;
 use crate::paths::{ServerArg, ServerPaths};
 use serde_json::{Value, json};
@@ -474,12 +473,6 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(n * unit).map_err(|_| bad())
 }
 
-/// A pane argument, parsed once: the pane id, or why it is not one (suggesting `%N` for a
-/// bare number).
-pub(crate) fn parse_pane_arg(p: &str) -> Result<PaneId, String> {
-    PaneId::parse_or_why(p)
-}
-
 pub fn fail(e: &dyn fmt::Display, code: ExitCode) -> ExitCode {
     eprintln!("agtmux: {e}");
     code
@@ -504,17 +497,6 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn a_bare_number_is_told_to_take_a_percent_sign() {
-        assert_eq!(parse_pane_arg("%1"), Ok("%1".into()));
-        assert!(
-            parse_pane_arg("1")
-                .unwrap_err()
-                .contains("did you mean %1?")
-        );
-        assert!(parse_pane_arg("x").unwrap_err().contains("expected %N"));
     }
 
     fn pane(id: &str, s: &str, w: &str, att: Option<&str>) -> Value {

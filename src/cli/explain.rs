@@ -14,7 +14,7 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The pane, e.g. `%3` (default: `$TMUX_PANE`).
-    #[arg(value_parser = client::parse_pane_arg)]
+    #[arg(value_parser = PaneId::parse_or_why)]
     pub pane: Option<PaneId>,
     /// Versioned JSON (`{"v":1,...}`, see docs/api.md).
     #[arg(long)]
@@ -24,7 +24,7 @@ pub struct ExplainArgs {
 pub fn run(args: &ExplainArgs) -> ExitCode {
     let pane = match (&args.pane, std::env::var("TMUX_PANE")) {
         (Some(p), _) => p.clone(),
-        (None, Ok(env)) => match client::parse_pane_arg(&env) {
+        (None, Ok(env)) => match PaneId::parse_or_why(&env) {
             Ok(p) => p,
             Err(e) => return client::fail(&e, ExitCode::Usage),
         },

@@ -853,7 +853,7 @@ fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
         return false;
     }
     let (id, version) = (id.to_string(), version.clone());
-    let read = client::parse_pane_arg(&id)
+    let read = PaneId::parse_or_why(&id)
         .and_then(|pane| super::act::inspect(sp, &pane).map_err(|e| e.to_string()))
         .map(|s| (s.token, s.dialog.summary()));
     p.dialog = Some(Shown {
@@ -875,7 +875,7 @@ fn act_message(
         super::act::perform(sp, p, act, expect, std::time::Duration::ZERO, false)
             .map_err(|e| e.to_string())
     };
-    match client::parse_pane_arg(pane).and_then(|p| perform(&p)) {
+    match PaneId::parse_or_why(pane).and_then(|p| perform(&p)) {
         Ok(d) => format!(
             "{pane}: {} sent ({})",
             act.verb(),

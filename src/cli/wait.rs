@@ -39,7 +39,7 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub server: ServerOpts,
     /// The pane to watch, e.g. `%3` (default: every agent pane).
-    #[arg(long, value_name = "%N", value_parser = client::parse_pane_arg)]
+    #[arg(long, value_name = "%N", value_parser = PaneId::parse_or_why)]
     pub pane: Option<PaneId>,
     /// What to wait for.
     #[arg(long, value_enum)]

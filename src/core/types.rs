@@ -249,6 +249,21 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_number_is_told_to_take_a_percent_sign() {
+        assert_eq!(PaneId::parse_or_why("%1"), Ok("%1".into()));
+        assert!(
+            PaneId::parse_or_why("1")
+                .unwrap_err()
+                .contains("did you mean %1?")
+        );
+        assert!(
+            PaneId::parse_or_why("x")
+                .unwrap_err()
+                .contains("expected %N")
+        );
+    }
+
+    #[test]
     fn enums_round_trip_through_their_names() {
         for a in Activity::ALL {
             assert_eq!(Activity::parse(a.as_str()), Some(*a));
