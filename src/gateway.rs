@@ -126,6 +126,8 @@ pub struct Gateway {
     paused: bool,
     /// [`HOLD_MAX_ROWS`], or less from the environment.
     hold_max_rows: usize,
+    /// What [`Gateway::prune`] keeps: the seeds, or `AGTMUX_RETENTION_EVENTS` newest events.
+    retention: Retention,
     /// The last store fault (what, when), kept after recovery for `health`/`doctor`.
     last_incident: Option<(String, Millis)>,
     /// Re-storing the spool's events into a rebuilt database (cursor of the re-read, and
@@ -200,6 +202,7 @@ impl Gateway {
             paused: false,
             hold_max_rows: crate::sys::env::positive::<usize>("AGTMUX_HOLD_MAX_ROWS")
                 .map_or(HOLD_MAX_ROWS, |v| v.min(HOLD_MAX_ROWS)),
+            retention: retention_from_env(),
             last_incident,
             backfill: None,
             hooks,
@@ -1418,12 +1421,29 @@ impl Gateway {
     }
 
     pub(crate) fn prune(&mut self, now: Millis) {
-        if let Some(store) = self.store.as_mut()
-            && let Err(e) = store.prune(&Retention::default(), now)
-        {
-            log::warn!("prune_failed err={e}");
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match store.prune(&self.retention, now) {
+            Ok(n) => log::info!(
+                "pruned rows={n} max_events={} max_age_ms={}",
+                self.retention.max_events,
+                self.retention.max_age_ms
+            ),
+            Err(e) => log::warn!("prune_failed err={e}"),
         }
     }
+}
+
+/// The retention seeds, with the event bound taken from `AGTMUX_RETENTION_EVENTS` when set:
+/// a user with room to spare keeps more history, and a test that writes more than 200 000
+/// events checks loss without the bound deleting the oldest ones under it.
+fn retention_from_env() -> Retention {
+    let mut r = Retention::default();
+    if let Some(n) = crate::sys::env::positive::<u64>("AGTMUX_RETENTION_EVENTS") {
+        r.max_events = n;
+    }
+    r
 }
 
 /// A short word for `@agtmux_daemon`; the full error goes to the log.

@@ -69,6 +69,12 @@ fn kill9_during_burst(runs: usize) {
     );
     assert!(out.status.success());
     s.wait_pane(&pane, "@agtmux_state", "running", 10);
+    // `runs` bursts go past the 200 000-event retention bound, whose prune would delete the
+    // oldest events under the count: the bound is raised, so every event must stay.
+    s.daemon_env.push((
+        "AGTMUX_RETENTION_EVENTS",
+        (10_000 * runs + 1_000).to_string(),
+    ));
     let first = std::fs::read_to_string(s.spool_path()).unwrap();
     let template: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     let mut expected = 1u64;
@@ -104,6 +110,22 @@ fn kill9_during_burst(runs: usize) {
         assert_eq!(d, expected, "run {run}: every stored event is distinct");
         eprintln!("kill9 run {run}: killed with {before}/{expected} stored; after restart {n}");
     }
+    // One more start: its first step prunes (a marker line says so), and the retention
+    // bound, raised above what this test wrote, deletes none of the events.
+    let pruned = |s: &Server| s.log().matches("pruned rows=").count();
+    let before = pruned(&s);
+    s.kill_daemon_hard();
+    s.start_daemon();
+    assert!(
+        wait_until(60, || pruned(&s) > before),
+        "no prune after the restart\n{}",
+        s.log_tail()
+    );
+    assert_eq!(
+        stored_events(&s).0,
+        expected,
+        "the restart's prune kept every event"
+    );
     // The committed cursor caught up with the fetched one (nothing inflight).
     let (committed, fetched): (String, Option<String>) = s.db_two("SELECT committed_cursor, fetched_cursor FROM cursor_state_v2 WHERE source_id='hooks_spool'");
     assert_eq!(Some(committed), fetched);

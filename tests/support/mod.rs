@@ -29,6 +29,8 @@ pub struct Server {
     pub state_dir: PathBuf,
     pub runtime_dir: PathBuf,
     pub daemon: Option<Child>,
+    /// Extra environment for every daemon [`Server::daemon_cmd`] starts.
+    pub daemon_env: Vec<(&'static str, String)>,
 }
 
 impl Server {
@@ -44,6 +46,7 @@ impl Server {
             name,
             dir,
             daemon: None,
+            daemon_env: Vec::new(),
         };
         let out = s.new_session();
         assert!(
@@ -210,6 +213,7 @@ impl Server {
         // test starts a test app-server there).
         c.env("AGTMUX_CODEX_SOCK", self.codex_sock());
         c.env_remove("TMUX").env_remove("TMUX_PANE");
+        c.envs(self.daemon_env.iter().map(|(k, v)| (k, v)));
         if std::env::var_os("RUST_LOG").is_none() {
             c.env("RUST_LOG", "info");
         }
