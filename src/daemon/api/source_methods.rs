@@ -52,7 +52,6 @@ fn hello(
     api_path: &str,
     now: Millis,
 ) -> (String, bool) {
-    let s = |k: &str| params.get(k).and_then(Value::as_str);
     // The connection speaks as a source from here on: trace it.
     let conn = *c.conn.get_or_insert_with(|| {
         let t = a.traces.open(
@@ -70,7 +69,7 @@ fn hello(
         );
         t
     });
-    if let Some(k) = s("source_kind") {
+    if let Some(k) = str_param(params, "source_kind") {
         a.traces.set_kind(conn, k);
     }
     match a.registry.hello(params, c.peer_uid, &a.nonce, now) {
@@ -131,13 +130,15 @@ fn register(
     a: &mut Admission,
     now: Millis,
 ) -> (String, bool) {
-    let s = |k: &str| params.get(k).and_then(Value::as_str);
     let owner = params
         .get("owner_uid")
         .and_then(Value::as_u64)
         .and_then(|u| u32::try_from(u).ok())
         .unwrap_or(peer_uid);
-    let (Some(kind), Some(path)) = (s("source_kind"), s("socket_path")) else {
+    let (Some(kind), Some(path)) = (
+        str_param(params, "source_kind"),
+        str_param(params, "socket_path"),
+    ) else {
         return (
             error_line(id, "invalid_params", "need source_kind and socket_path"),
             false,
@@ -157,8 +158,10 @@ fn revoke(
     a: &mut Admission,
     now: Millis,
 ) -> (String, bool) {
-    let s = |k: &str| params.get(k).and_then(Value::as_str);
-    let sid = match (s("source_id"), s("source_kind")) {
+    let sid = match (
+        str_param(params, "source_id"),
+        str_param(params, "source_kind"),
+    ) {
         (Some(x), _) => x.to_string(),
         (None, Some(k)) => crate::daemon::admission::source_id(k, peer_uid),
         _ => {
@@ -175,8 +178,8 @@ fn revoke(
 
 /// `source.trace`: one source connection's trace.
 fn trace(id: &Value, params: &Value, a: &mut Admission) -> (String, bool) {
-    let s = |k: &str| params.get(k).and_then(Value::as_str);
-    let Some(conn) = s("connection").and_then(crate::daemon::conntrace::parse_conn) else {
+    let Some(conn) = str_param(params, "connection").and_then(crate::daemon::conntrace::parse_conn)
+    else {
         return (
             error_line(id, "invalid_params", "need connection (e.g. \"c3\")"),
             false,
@@ -188,4 +191,9 @@ fn trace(id: &Value, params: &Value, a: &mut Admission) -> (String, bool) {
             crate::daemon::conntrace::conn_str(conn)
         )
     })
+}
+
+/// A string member of a method's params (absent, or not a string: `None`).
+fn str_param<'a>(params: &'a Value, key: &str) -> Option<&'a str> {
+    params.get(key).and_then(Value::as_str)
 }
