@@ -351,10 +351,7 @@ fn synthetic_stream(threads: &[Th], out: &Path) {
 #[test]
 fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
     let mut env = Env::new("bind");
-    let d1 = env.mkdir("alpha");
-    let d2 = env.mkdir("beta");
-    let shared = env.mkdir("shared");
-    let twin = env.mkdir("twin");
+    let [d1, d2, shared, twin] = ["alpha", "beta", "shared", "twin"].map(|d| env.mkdir(d));
     let p1 = env.codex_pane(&d1, None);
     let p2 = env.codex_pane(&d2, None);
     let p3 = env.codex_pane(&shared, Some("refactor the tokenizer module please"));
