@@ -531,7 +531,7 @@ impl Server {
     }
 
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.server_dir().join("daemon.log")).unwrap_or_default();
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(30);
         format!("--- daemon.log tail ---\n{}", lines[start..].join("\n"))
