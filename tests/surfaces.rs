@@ -411,9 +411,16 @@ fn popup_is_driven_like_a_person_and_switches_the_client() {
 
     // A real attached client: `tmux attach` running inside a pane of another private server.
     let _host = w.attach_session_from("surf-host", "view");
+    // The person's client, not the daemon's control client (which sits on `_agtmux`).
     let client = wait_for("an attached client", 20, || {
-        let c = w.tmux_ok(&["list-clients", "-F", "#{client_name}"]);
-        c.lines().next().map(|s| s.to_string())
+        let c = w.tmux_ok(&[
+            "list-clients",
+            "-F",
+            "#{client_control_mode} #{client_name}",
+        ]);
+        c.lines()
+            .find_map(|l| l.strip_prefix("0 "))
+            .map(|s| s.to_string())
     });
 
     // The popup in a pane of the server, as display-popup would run it.
@@ -463,6 +470,16 @@ fn popup_is_driven_like_a_person_and_switches_the_client() {
         let p = w.tmux_ok(&["display", "-p", "-c", &client, "#{pane_id} #{session_name}"]);
         (p.trim() == "%0 work").then_some(())
     });
+    // The daemon's control client was not moved.
+    let control = w.tmux_ok(&[
+        "list-clients",
+        "-F",
+        "#{client_control_mode} #{session_name}",
+    ]);
+    assert!(
+        control.lines().any(|l| l == "1 _agtmux"),
+        "the control client moved:\n{control}"
+    );
 }
 
 #[test]

@@ -25,8 +25,8 @@ use std::process::{Command, Stdio};
 pub struct PopupArgs {
     #[command(flatten)]
     pub server: ServerOpts,
-    /// The tmux client to switch (default: tmux picks the client of `$TMUX`'s session, i.e.
-    /// the one that opened the popup).
+    /// The tmux client to switch (default: tmux's current client, the most recently active
+    /// one: the client whose keys drive the popup).
     #[arg(short = 'c', long, value_name = "CLIENT")]
     pub client: Option<String>,
     /// Benchmark support (`scripts/bench`, popup-open): draw the first full frame (the daemon's
