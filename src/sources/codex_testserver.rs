@@ -370,18 +370,18 @@ impl Session {
             .next_message()
             .map_err(|e| TestServerError::Stream(e.to_string()))?
         {
-            match m {
-                WsMessage::Text(t) => {
-                    if !self.on_text(s, &t, r)? {
-                        return Ok(false);
-                    }
-                }
-                WsMessage::Ping(_) if r.faults.ignore_pings => {}
+            let go_on = match m {
+                WsMessage::Text(t) => self.on_text(s, &t, r)?,
+                WsMessage::Ping(_) if r.faults.ignore_pings => true,
                 WsMessage::Ping(p) => {
-                    s.write_all(&ws::encode_frame(true, Opcode::Pong, &p, None))?
+                    s.write_all(&ws::encode_frame(true, Opcode::Pong, &p, None))?;
+                    true
                 }
-                WsMessage::Close { .. } => return Ok(false),
-                _ => {}
+                WsMessage::Close { .. } => false,
+                _ => true,
+            };
+            if !go_on {
+                return Ok(false);
             }
         }
         Ok(true)
