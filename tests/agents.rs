@@ -220,10 +220,7 @@ fn gemini_hook_payloads_map_to_states() {
         assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     }
     // `explain` names the provider, the winning source and the event that decided.
-    let mut c = std::process::Command::new(BIN);
-    c.args(["explain", "-L", &s.name, &pane]);
-    s.env(&mut c);
-    let out = c.env_remove("TMUX").output().unwrap();
+    let out = s.agtmux(&["explain", &pane]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("managed gemini error"), "{text}");
@@ -464,10 +461,11 @@ fn doctor_checks_gemini_and_opencode_only_where_they_are_used() {
     let home = s.dir.join("dhome");
     std::fs::create_dir_all(&home).unwrap();
     let doctor = || {
-        let mut c = std::process::Command::new(BIN);
-        c.args(["doctor", "-L", &s.name]).env("HOME", &home);
-        s.env(&mut c);
-        let out = c.env_remove("TMUX").output().unwrap();
+        let out = s
+            .agtmux_cmd(&["doctor", "-L", &s.name])
+            .env("HOME", &home)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let out = doctor();

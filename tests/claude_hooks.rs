@@ -382,10 +382,7 @@ fn an_esc_that_fires_no_hook_is_read_from_the_transcript_at_once() {
     s.wait_pane(&pane, "@agtmux_state", "idle", 10);
     assert_eq!(s.pane_opt(&pane, "@agtmux_evidence"), "deterministic");
     let (ok, ex) = {
-        let mut c = std::process::Command::new(BIN);
-        c.args(["explain", &pane, "--json", "-L", &s.name]);
-        s.env(&mut c);
-        let o = c.env_remove("TMUX").output().unwrap();
+        let o = s.agtmux(&["explain", &pane, "--json"]);
         (
             o.status.success(),
             String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -8,87 +8,57 @@
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 mod support;
-use support::{assert_ok, run_with_input};
+use support::{BIN, Server, assert_ok};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
-
+/// A [`Server`] whose first pane is a plain shell (a decoy that must never be an agent), with
+/// the daemon finding Codex through `$CODEX_HOME`, plus the test Codex app-server it may run
+/// (killed on drop).
 struct Env {
-    dir: PathBuf,
-    name: String,
-    daemon: Option<Child>,
-    server: Option<Child>,
+    s: Server,
+    app_server: Option<Child>,
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
-        for c in [self.daemon.take(), self.server.take()]
-            .into_iter()
-            .flatten()
-        {
-            let mut c = c;
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("tmux")
-            .args(["-L", &self.name, "kill-server"])
-            .env_remove("TMUX")
-            .stderr(Stdio::null())
-            .status();
-        if std::env::var_os("AGTMUX_KEEP_TEST_DIR").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        self.kill_server();
     }
 }
 
 impl Env {
     fn new(tag: &str) -> Env {
-        let uniq = format!(
-            "{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-                % 1_000_000_000
+        let mut s = Server::start_with(
+            &format!("cxd-{tag}"),
+            &[
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "sh",
+            ],
         );
-        let dir = std::env::temp_dir().join(format!("agtmux-cxd-{uniq}"));
-        std::fs::create_dir_all(dir.join("codex/app-server-control")).unwrap();
-        let e = Env {
-            dir,
-            name: format!("agtmux-test-{uniq}"),
-            daemon: None,
-            server: None,
-        };
-        // The session's first pane: a plain shell (a decoy that must never be an agent).
-        e.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "sh",
-        ]);
-        e
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.name, "-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        std::fs::create_dir_all(s.dir.join("codex/app-server-control")).unwrap();
+        // The socket as Codex's discovery finds it (an empty AGTMUX_CODEX_SOCK counts as unset).
+        s.daemon_env = vec![
+            ("AGTMUX_CODEX_SOCK", String::new()),
+            ("CODEX_HOME", s.dir.join("codex").display().to_string()),
+            ("RUST_LOG", "info".to_string()),
+        ];
+        Env {
+            s,
+            app_server: None,
+        }
     }
 
     fn mkdir(&self, name: &str) -> PathBuf {
-        let p = self.dir.join(name);
+        let p = self.s.dir.join(name);
         std::fs::create_dir_all(&p).unwrap();
         p
     }
@@ -107,8 +77,8 @@ impl Env {
     /// environment points `agtmux hook` at this test's state and runtime dirs.
     fn window(&self, cwd: &Path, cmd: &str, hooks: bool) -> String {
         let env = [
-            format!("AGTMUX_STATE_DIR={}", self.dir.join("state").display()),
-            format!("AGTMUX_RUNTIME_DIR={}", self.dir.join("run").display()),
+            format!("AGTMUX_STATE_DIR={}", self.s.state_dir.display()),
+            format!("AGTMUX_RUNTIME_DIR={}", self.s.runtime_dir.display()),
         ];
         let mut args = vec!["new-window", "-d", "-t", "t:", "-P", "-F", "#{pane_id}"];
         args.extend(["-c", cwd.to_str().unwrap()]);
@@ -116,11 +86,12 @@ impl Env {
             args.extend(["-e", &env[0], "-e", &env[1]]);
         }
         args.push(cmd);
-        self.tmux(&args)
+        self.s.tmux_out(&args)
     }
 
     fn sock(&self) -> PathBuf {
-        self.dir
+        self.s
+            .dir
             .join("codex/app-server-control/app-server-control.sock")
     }
 
@@ -135,74 +106,27 @@ impl Env {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        self.server = Some(c);
+        self.app_server = Some(c);
     }
 
     fn kill_server(&mut self) {
-        if let Some(mut c) = self.server.take() {
+        if let Some(mut c) = self.app_server.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn start_daemon(&mut self) {
-        let log = std::fs::File::create(self.dir.join("daemon.log")).unwrap();
-        let c = Command::new(BIN)
-            .args(["daemon", "-L", &self.name, "--foreground"])
-            .env_remove("TMUX")
-            .env_remove("AGTMUX_CODEX_SOCK")
-            .env("AGTMUX_STATE_DIR", self.dir.join("state"))
-            .env("AGTMUX_RUNTIME_DIR", self.dir.join("run"))
-            .env("CODEX_HOME", self.dir.join("codex"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemon = Some(c);
-    }
-
-    /// A count from this daemon's database, -1 when it cannot be read yet.
-    fn query(&self, sql: &str) -> i64 {
-        let Some(db) = std::fs::read_dir(self.dir.join("state"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("agtmux.db"))
-            .find(|p| p.exists())
-        else {
-            return -1;
-        };
-        rusqlite::Connection::open(db)
-            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
-            .unwrap_or(-1)
-    }
-
     /// `agtmux explain PANE --json`, `Null` when it fails.
     fn explain(&self, pane: &str) -> Value {
-        let out = Command::new(BIN)
-            .args(["explain", pane, "--json", "-L", &self.name])
-            .env_remove("TMUX")
-            .env("AGTMUX_STATE_DIR", self.dir.join("state"))
-            .env("AGTMUX_RUNTIME_DIR", self.dir.join("run"))
-            .output()
-            .unwrap();
+        let out = self.s.agtmux(&["explain", pane, "--json"]);
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    }
-
-    fn opt(&self, pane: &str, name: &str) -> String {
-        self.tmux(&["show", "-pv", "-t", pane, name])
     }
 
     fn state(&self, pane: &str) -> (String, String) {
         (
-            self.opt(pane, "@agtmux_state"),
-            self.opt(pane, "@agtmux_evidence"),
+            self.s.pane_opt(pane, "@agtmux_state"),
+            self.s.pane_opt(pane, "@agtmux_evidence"),
         )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
     /// Wait until `pred` holds on the history of distinct (state, evidence) of `pane` and its
@@ -211,48 +135,23 @@ impl Env {
     fn watch(
         &self,
         pane: &str,
-        timeout: Duration,
+        secs: u64,
         what: &str,
         pred: impl Fn(&[(String, String)]) -> bool,
     ) -> Vec<(String, String)> {
-        let end = Instant::now() + timeout;
-        loop {
-            let hist = support::state_history(&self.log(), pane);
-            if pred(&hist) && hist.last() == Some(&self.state(pane)) {
-                return hist;
-            }
-            if Instant::now() > end {
-                panic!(
-                    "pane {pane}: {what} never happened; saw {hist:?}, options show {:?}\n--- daemon log tail ---\n{}",
-                    self.state(pane),
-                    tail(&self.log(), 6000)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut hist = Vec::new();
+        let ok = support::wait_until(secs, || {
+            hist = support::state_history(&self.s.log(), pane);
+            pred(&hist) && hist.last() == Some(&self.state(pane))
+        });
+        assert!(
+            ok,
+            "pane {pane}: {what} never happened; saw {hist:?}, options show {:?}\n{}",
+            self.state(pane),
+            self.s.log_tail()
+        );
+        hist
     }
-
-    fn wait_global(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) {
-        let end = Instant::now() + timeout;
-        loop {
-            let v = self.tmux(&["show", "-gv", "@agtmux_daemon"]);
-            if pred(&v) {
-                return;
-            }
-            if Instant::now() > end {
-                panic!("@agtmux_daemon: {what} never happened; last {v:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut i = s.len().saturating_sub(n);
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    &s[i..]
 }
 
 /// The newest (state, evidence) of the history is `(state, ev)`.
@@ -289,15 +188,17 @@ fn recorded_stream_drives_the_pane_and_falls_back_while_the_server_is_gone() {
     let mut env = Env::new("rec");
     let work = env.mkdir("proj-codex");
     let pane = env.codex_pane(&work, None);
-    let decoy = env.tmux(&["display", "-p", "-t", "t:0", "#{pane_id}"]);
-    let s1 = env.dir.join("stream1.jsonl");
+    let decoy = env
+        .s
+        .tmux_out(&["display", "-p", "-t", "t:0", "#{pane_id}"]);
+    let s1 = env.s.dir.join("stream1.jsonl");
     recorded_stream(&work, 0, &s1);
     env.start_server(&s1, 2.0);
-    env.start_daemon();
+    env.s.spawn_daemon_with(&[]);
 
     let h = env.watch(
         &pane,
-        Duration::from_secs(60),
+        60,
         "running → waiting_approval → idle, deterministic",
         |h| {
             let appr = h
@@ -313,39 +214,37 @@ fn recorded_stream_drives_the_pane_and_falls_back_while_the_server_is_gone() {
     );
     assert!(has(&h, "waiting_approval", "deterministic"), "{h:?}");
     // No thread name in this recording: the title is the bound thread's preview (its prompt).
-    let title = env.opt(&pane, "@agtmux_title");
+    let title = env.s.pane_opt(&pane, "@agtmux_title");
     assert!(
         title.starts_with("please") || title.starts_with("hello"),
         "title from the thread preview: {title:?}"
     );
     assert_ne!(
-        env.opt(&decoy, "@agtmux_evidence"),
+        env.s.pane_opt(&decoy, "@agtmux_evidence"),
         "deterministic",
         "the shell pane in the same session is never bound"
     );
 
     // The app-server dies: the pane falls back to its screen, and the daemon says so.
     env.kill_server();
-    env.watch(
-        &pane,
-        Duration::from_secs(20),
-        "fallback to heuristic",
-        |h| h.last().is_some_and(|(_, e)| e == "heuristic"),
-    );
-    env.wait_global(Duration::from_secs(10), "codex_appserver degraded", |v| {
-        v.contains("codex_appserver:")
+    env.watch(&pane, 20, "fallback to heuristic", |h| {
+        h.last().is_some_and(|(_, e)| e == "heuristic")
     });
+    env.s
+        .wait_global("@agtmux_daemon", |v| v.contains("codex_appserver:"), 10);
 
     // It comes back (a new server, new messages): deterministic again.
-    let s2 = env.dir.join("stream2.jsonl");
+    let s2 = env.s.dir.join("stream2.jsonl");
     recorded_stream(&work, 3_600_000, &s2);
     env.start_server(&s2, 4.0);
-    env.watch(&pane, Duration::from_secs(60), "re-promotion", |h| {
+    env.watch(&pane, 60, "re-promotion", |h| {
         h.last().is_some_and(|(_, e)| e == "deterministic")
     });
-    env.wait_global(Duration::from_secs(20), "codex_appserver healthy", |v| {
-        !v.is_empty() && !v.contains("codex_appserver")
-    });
+    env.s.wait_global(
+        "@agtmux_daemon",
+        |v| !v.is_empty() && !v.contains("codex_appserver"),
+        20,
+    );
 }
 
 /// A synthetic stream line.
@@ -452,17 +351,14 @@ fn synthetic_stream(threads: &[Th], out: &Path) {
 #[test]
 fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
     let mut env = Env::new("bind");
-    let d1 = env.mkdir("alpha");
-    let d2 = env.mkdir("beta");
-    let shared = env.mkdir("shared");
-    let twin = env.mkdir("twin");
+    let [d1, d2, shared, twin] = ["alpha", "beta", "shared", "twin"].map(|d| env.mkdir(d));
     let p1 = env.codex_pane(&d1, None);
     let p2 = env.codex_pane(&d2, None);
     let p3 = env.codex_pane(&shared, Some("refactor the tokenizer module please"));
     let p4 = env.codex_pane(&shared, Some("write release notes for version two"));
     let p5 = env.codex_pane(&twin, None);
     let p6 = env.codex_pane(&twin, None);
-    let stream = env.dir.join("bind.jsonl");
+    let stream = env.s.dir.join("bind.jsonl");
     synthetic_stream(
         &[
             // Undecidable: two panes share its cwd and its prompt is on neither screen. It
@@ -508,10 +404,10 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
         ],
         &stream,
     );
-    env.start_daemon();
+    env.s.spawn_daemon_with(&[]);
     // Let the daemon see the panes (and their screens) before the threads appear.
     for p in [&p3, &p4] {
-        env.watch(p, Duration::from_secs(20), "screen seen", |h| {
+        env.watch(p, 20, "screen seen", |h| {
             h.last().is_some_and(|(_, e)| e == "heuristic")
         });
     }
@@ -520,30 +416,15 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
     // sit on an error line, which takes a bound pane over as a sustained contradiction a
     // moment later: the history, not the state now, is what tells the binding worked.
     let det = |state: &'static str| move |h: &[(String, String)]| has(h, state, "deterministic");
-    env.watch(
-        &p1,
-        Duration::from_secs(30),
-        "alpha approval",
-        det("waiting_approval"),
-    );
-    env.watch(&p2, Duration::from_secs(30), "beta running", det("running"));
-    env.watch(
-        &p3,
-        Duration::from_secs(30),
-        "tokenizer approval",
-        det("waiting_approval"),
-    );
-    env.watch(
-        &p4,
-        Duration::from_secs(30),
-        "notes running",
-        det("running"),
-    );
+    env.watch(&p1, 30, "alpha approval", det("waiting_approval"));
+    env.watch(&p2, 30, "beta running", det("running"));
+    env.watch(&p3, 30, "tokenizer approval", det("waiting_approval"));
+    env.watch(&p4, 30, "notes running", det("running"));
     // The twins' own fake screens play once (an approval dialog among them, for 70 ms) and
     // end on an error line: the screen decides their state, and the undecided thread (which
     // waits for an approval) never reaches them.
     for p in [&p5, &p6] {
-        let h = env.watch(p, Duration::from_secs(20), "own final screen", |h| {
+        let h = env.watch(p, 20, "own final screen", |h| {
             ends_at(h, "error", "heuristic")
         });
         assert!(
@@ -561,11 +442,13 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
     // before the prompt binds the thread). No loss: the binding re-applies the thread's
     // latest state to its pane.
     let resumed = |t: &str| {
-        env.query(&format!(
-            "SELECT count(*) FROM events_raw_v2 WHERE session_key='{t}' \
-             AND name='thread/resume' AND (status='accepted' \
-             OR (status='rejected' AND reason='unbound_thread'))"
-        )) > 0
+        !env.s
+            .db_strings(&format!(
+                "SELECT session_key FROM events_raw_v2 WHERE session_key='{t}' \
+                 AND name='thread/resume' AND (status='accepted' \
+                 OR (status='rejected' AND reason='unbound_thread'))"
+            ))
+            .is_empty()
     };
     assert!(
         support::wait_until(30, || ["t-alpha", "t-beta", "t-tok", "t-notes"]
@@ -583,7 +466,7 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
     ] {
         let mut h = Vec::new();
         let kept = support::wait_until(10, || {
-            h = support::state_history(&env.log(), p);
+            h = support::state_history(&env.s.log(), p);
             h.iter()
                 .rev()
                 .find(|(_, e)| e == "deterministic")
@@ -594,7 +477,7 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
             "{p}: the last deterministic state is not {state}: {h:?}"
         );
     }
-    let log = env.log();
+    let log = env.s.log();
     assert!(
         log.contains("codex_bound thread=t-tok") && log.contains("prompt text"),
         "prompt evidence named in the log"
@@ -602,7 +485,7 @@ fn threads_bind_by_cwd_and_by_prompt_and_an_undecidable_one_binds_nowhere() {
     assert!(
         !log.contains("codex_bound thread=t-undecided"),
         "{}",
-        tail(&log, 4000)
+        env.s.log_tail()
     );
 }
 
@@ -611,23 +494,16 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
     let mut env = Env::new("hook");
     let work = env.mkdir("w");
     let victim = env.codex_pane(&work, None);
-    env.start_daemon();
-    env.watch(&victim, Duration::from_secs(20), "screen seen", |h| {
+    env.s.spawn_daemon_with(&[]);
+    env.watch(&victim, 20, "screen seen", |h| {
         h.last().is_some_and(|(_, e)| e == "heuristic")
     });
-    let sock = env.tmux(&["display", "-p", "#{socket_path}"]);
     // Our parent is the test runner, not anything in the victim pane's process tree.
     let send = |pane: &str, payload: &Value| {
-        let out = run_with_input(
-            Command::new(BIN)
-                .args(["hook", "codex"])
-                .env("TMUX", format!("{sock},1,0"))
-                .env("TMUX_PANE", pane)
-                .env("AGTMUX_STATE_DIR", env.dir.join("state"))
-                .env("AGTMUX_RUNTIME_DIR", env.dir.join("run")),
-            payload.to_string().as_bytes(),
+        assert_ok(
+            &env.s
+                .hook_under_pid("1", "codex", pane, payload.to_string().as_bytes()),
         );
-        assert_ok(&out);
     };
     let elsewhere = env.mkdir("elsewhere");
     send(
@@ -646,20 +522,20 @@ fn codex_hook_with_a_foreign_tmux_pane_does_not_bind_there() {
     let own = env.window(&own_dir, &script, true);
     // (Its fake screen then ends on an error line, which takes the pane over as a sustained
     // contradiction a moment later: the history tells the hook bound it.)
-    env.watch(&own, Duration::from_secs(30), "own hook binds", |h| {
+    env.watch(&own, 30, "own hook binds", |h| {
         has(h, "waiting_approval", "deterministic")
     });
     // By now the foreign hook (spooled earlier) was ingested too.
-    let log = env.log();
+    let log = env.s.log();
     assert!(
         log.contains("t-foreign") || log.contains("unbound_thread"),
         "{}",
-        tail(&log, 3000)
+        env.s.log_tail()
     );
     // The victim's own fake screen decides its state (it plays an approval dialog for a
     // moment, so a heuristic waiting_approval is no sign of the foreign hook) and ends on an
     // error line; the foreign PermissionRequest never reached it, not even for a moment.
-    let h = env.watch(&victim, Duration::from_secs(20), "own final screen", |h| {
+    let h = env.watch(&victim, 20, "own final screen", |h| {
         ends_at(h, "error", "heuristic")
     });
     assert!(
@@ -689,7 +565,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
     .unwrap();
     // The "Codex TUI": a process named codex that runs each queued hook payload the way Codex
     // does (a child of the TUI, so the hook's pane is trusted).
-    let script = env.dir.join("codex-tui.sh");
+    let script = env.s.dir.join("codex-tui.sh");
     std::fs::write(
         &script,
         format!(
@@ -704,7 +580,7 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         &format!("exec -a codex bash '{}'", script.display()),
         true,
     );
-    env.start_daemon();
+    env.s.spawn_daemon_with(&[]);
     let mut n = 0;
     let mut hook = |v: Value| {
         n += 1;
@@ -720,12 +596,9 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
     let mut p = base("UserPromptSubmit", "turn-1");
     p["prompt"] = json!("please fail");
     hook(p.clone());
-    env.watch(
-        &pane,
-        Duration::from_secs(20),
-        "running from the hook",
-        |h| ends_at(h, "running", "deterministic"),
-    );
+    env.watch(&pane, 20, "running from the hook", |h| {
+        ends_at(h, "running", "deterministic")
+    });
     let append = |v: Value| {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -740,40 +613,34 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         "payload": {"type": "task_complete", "turn_id": "turn-1", "last_agent_message": null,
             "error": {"message": "e2e scripted 400", "codex_error_info": "other"}}}),
     );
-    env.watch(
-        &pane,
-        Duration::from_secs(20),
-        "error from the rollout",
-        |h| ends_at(h, "error", "deterministic"),
-    );
+    env.watch(&pane, 20, "error from the rollout", |h| {
+        ends_at(h, "error", "deterministic")
+    });
     let ex = env.explain(&pane);
     assert_eq!(ex["resolution"]["winner"], "codex_rollout", "{ex:#}");
-    assert_eq!(env.opt(&pane, "@agtmux_attention_kind"), "error");
+    assert_eq!(env.s.pane_opt(&pane, "@agtmux_attention_kind"), "error");
 
     // The next prompt (a newer hook) wins again; then an Esc, which Codex also writes.
     p["turn_id"] = json!("turn-2");
     hook(p.clone());
-    env.watch(&pane, Duration::from_secs(20), "running again", |h| {
+    env.watch(&pane, 20, "running again", |h| {
         ends_at(h, "running", "deterministic")
     });
     append(
         json!({"timestamp": support::iso_now(), "ordinal": 60, "type": "event_msg",
         "payload": {"type": "turn_aborted", "turn_id": "turn-2", "reason": "interrupted"}}),
     );
-    env.watch(
-        &pane,
-        Duration::from_secs(20),
-        "idle from the rollout",
-        |h| ends_at(h, "idle", "deterministic"),
-    );
+    env.watch(&pane, 20, "idle from the rollout", |h| {
+        ends_at(h, "idle", "deterministic")
+    });
     // Ended by the user: nothing is owed.
-    assert_eq!(env.opt(&pane, "@agtmux_attention_kind"), "");
+    assert_eq!(env.s.pane_opt(&pane, "@agtmux_attention_kind"), "");
 
     // A failed turn, then the session ends (`/exit`): the rollout's error ends with it and
     // does not stay on the pane for whatever runs there next.
     p["turn_id"] = json!("turn-3");
     hook(p);
-    env.watch(&pane, Duration::from_secs(20), "running, third turn", |h| {
+    env.watch(&pane, 20, "running, third turn", |h| {
         ends_at(h, "running", "deterministic")
     });
     append(
@@ -781,26 +648,20 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         "payload": {"type": "task_complete", "turn_id": "turn-3",
             "error": {"message": "e2e scripted 400"}}}),
     );
-    env.watch(&pane, Duration::from_secs(20), "error, third turn", |h| {
+    env.watch(&pane, 20, "error, third turn", |h| {
         ends_at(h, "error", "deterministic")
     });
     hook(base("SessionEnd", ""));
-    env.watch(
-        &pane,
-        Duration::from_secs(20),
-        "the error ends with the session",
-        |h| !ends_at(h, "error", "deterministic"),
-    );
+    env.watch(&pane, 20, "the error ends with the session", |h| {
+        !ends_at(h, "error", "deterministic")
+    });
     // The pane closes; a new Codex starts in the same directory. The ended thread is not
     // this one's: nothing binds it there by cwd (nor replays its states there).
-    env.tmux(&["kill-pane", "-t", &pane]);
+    env.s.tmux_out(&["kill-pane", "-t", &pane]);
     let next = env.window(&work, "exec -a codex sleep 100000", true);
-    env.watch(
-        &next,
-        Duration::from_secs(20),
-        "the new Codex pane is seen",
-        |h| h.last().is_some_and(|(_, e)| e == "heuristic"),
-    );
+    env.watch(&next, 20, "the new Codex pane is seen", |h| {
+        h.last().is_some_and(|(_, e)| e == "heuristic")
+    });
     // A correlation pass has weighed the new pane (its explain note is written in the same
     // pass that would bind the ended thread to it by cwd).
     let mut note = Value::Null;
@@ -808,22 +669,18 @@ fn codex_without_an_app_server_takes_an_api_error_and_an_esc_from_its_rollout() 
         note = env.explain(&next)["codex_binding"].clone();
         !note.is_null()
     });
-    assert!(
-        seen,
-        "no correlation pass saw {next}\n{}",
-        tail(&env.log(), 3000)
-    );
+    assert!(seen, "no correlation pass saw {next}\n{}", env.s.log_tail());
     assert!(!note.to_string().contains(thread), "{note}");
-    let log = env.log();
+    let log = env.s.log();
     assert!(
         !log.contains(&format!("codex_bound thread={thread} pane={next}")),
         "{}",
-        tail(&log, 3000)
+        env.s.log_tail()
     );
     assert_ne!(env.state(&next), ("error".into(), "deterministic".into()));
     assert!(
         log.contains("rollout_turn_end") && log.contains("kind=api_error"),
         "{}",
-        tail(&log, 3000)
+        env.s.log_tail()
     );
 }

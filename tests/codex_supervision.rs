@@ -31,10 +31,7 @@ fn api(s: &Server, method: &str, params: Value) -> Value {
 }
 
 fn cli(s: &Server, args: &[&str]) -> (bool, String, String) {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    s.env(&mut c);
-    let o = c.env_remove("TMUX").stdin(Stdio::null()).output().unwrap();
+    let o = s.agtmux_cmd(args).output().unwrap();
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -7,7 +7,7 @@ use serde_json::json;
 use std::process::Command;
 
 mod support;
-use support::{BIN, Server, wait_until};
+use support::{Server, wait_until};
 
 const OURS: &str = "_agtmux";
 
@@ -123,10 +123,7 @@ fn the_daemons_session_is_on_no_surface_of_agtmux() {
     // The registry's `main` session (its shell and agent panes) is there, ours is not: in
     // `ls --all --json` (the popup and the API read the same list) and in the table.
     let ls = |args: &[&str]| {
-        let mut c = Command::new(BIN);
-        c.arg("ls").args(args).args(["-L", &s.name]);
-        s.env(&mut c);
-        let o = c.env_remove("TMUX").output().unwrap();
+        let o = s.agtmux(&[&["ls"], args].concat());
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let j = ls(&["--all", "--json"]);

@@ -327,10 +327,7 @@ fn the_demo_runs_the_plugin_says_which_keys_to_try_and_prints_plain_text() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let _ = Command::new("tmux")
-        .args(["-L", &name, "kill-server"])
-        .stderr(std::process::Stdio::null())
-        .status();
+    support::kill_tmux_server(&name);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

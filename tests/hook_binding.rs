@@ -310,15 +310,7 @@ fn an_unwritable_spool_is_reported_by_the_daemon_and_doctor() {
         20,
     );
     assert!(st.contains("degraded"), "{st}");
-    let mut d = Command::new(BIN);
-    d.args(["doctor", "-L", &s.name]);
-    s.env(&mut d);
-    let o = d
-        .env_remove("TMUX")
-        .env_remove("TMUX_PANE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = s.agtmux(&["doctor"]);
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         text.contains("hooks cannot write the spool") && text.contains("not-a-dir"),

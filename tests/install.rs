@@ -193,11 +193,7 @@ impl World {
     }
 
     fn doctor(&self) -> String {
-        let mut c = Command::new(BIN);
-        c.args(["doctor", "-L", &self.s.name]);
-        self.s.env(&mut c);
-        c.env_remove("TMUX");
-        let o = c.output().unwrap();
+        let o = self.s.agtmux(&["doctor"]);
         String::from_utf8_lossy(&o.stdout).to_string()
     }
 }
@@ -437,11 +433,7 @@ fn the_config_load_returns_while_the_install_runs() {
 }
 
 fn ls_json(s: &Server) -> serde_json::Value {
-    let mut c = Command::new(BIN);
-    c.args(["ls", "--json", "-L", &s.name]);
-    s.env(&mut c);
-    c.env_remove("TMUX");
-    let o = c.output().unwrap();
+    let o = s.agtmux(&["ls", "--json"]);
     serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
 }
 
@@ -543,10 +535,7 @@ fn an_upgrade_takes_over_and_applies_every_hook_event_once() {
         "{now}"
     );
     // doctor names the daemon's version.
-    let mut c = Command::new(BIN);
-    c.args(["doctor", "-L", &s.name]);
-    s.env(&mut c);
-    let doc = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
+    let doc = String::from_utf8_lossy(&s.agtmux(&["doctor"]).stdout).to_string();
     assert!(doc.contains(&format!("version {VERSION}")), "{doc}");
 }
 

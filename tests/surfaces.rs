@@ -8,40 +8,14 @@
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{assert_ok, run_ok, run_with_input};
+use support::{BIN, Server, claude};
 
-const BIN: &str = env!("CARGO_BIN_EXE_agtmux");
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// A private tmux server + its daemon + temp state/runtime dirs; all torn down on drop.
-struct World {
-    name: String,
-    dir: PathBuf,
-    socket: PathBuf,
-    daemon: Option<Child>,
-    extra_servers: Vec<String>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for n in self.extra_servers.iter().chain(std::iter::once(&self.name)) {
-            let _ = Command::new("tmux")
-                .args(["-L", n, "kill-server"])
-                .stderr(Stdio::null())
-                .status();
-        }
-        if let Some(d) = self.daemon.take() {
-            support::reap_daemon(d);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// A quiet process whose argv[0] (what tmux and /proc show) is `claude`.
+const CLAUDE_CMD: &str = "bash -c 'exec -a claude sleep 100000'";
 
 fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -54,27 +28,16 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-impl World {
-    /// A server whose first session `work` runs a quiet process named `claude`.
-    fn new() -> World {
-        World::with(|_| {})
-    }
+/// A server whose first session `work` runs a quiet process named `claude`, and its daemon.
+fn world() -> Server {
+    world_with(|_| {})
+}
 
-    /// Like `new`, with `setup` run on the server before the daemon starts.
-    fn with(setup: impl FnOnce(&World)) -> World {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let name = format!("agtmux-test-{}-{n}", std::process::id());
-        let dir = std::env::temp_dir().join(format!("agts-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("st")).unwrap();
-        let mut w = World {
-            name,
-            dir,
-            socket: PathBuf::new(),
-            daemon: None,
-            extra_servers: Vec::new(),
-        };
-        w.tmux(&[
+/// Like [`world`], with `setup` run on the server before the daemon starts.
+fn world_with(setup: impl FnOnce(&Server)) -> Server {
+    let mut w = Server::start_with(
+        "surf",
+        &[
             "-f",
             "/dev/null",
             "new-session",
@@ -85,142 +48,46 @@ impl World {
             "150",
             "-y",
             "40",
-            &Self::claude_cmd(),
-        ]);
-        w.tmux(&["set", "-g", "remain-on-exit", "off"]);
-        w.socket = PathBuf::from(w.tmux(&["display", "-p", "#{socket_path}"]).trim());
-        setup(&w);
-        let daemon = Command::new(BIN)
-            .args(["daemon", "--foreground", "-S"])
-            .arg(&w.socket)
-            .envs(w.env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(w.dir.join("daemon.log")).unwrap())
-            .spawn()
-            .unwrap();
-        w.daemon = Some(daemon);
-        let sock = w.api_socket();
-        wait_for("the API socket", 20, || sock.exists().then_some(()));
-        // The API socket is bound before the control client attaches. Wait until the daemon
-        // published through it: a session or window created while a control client is still
-        // identifying crashes a tmux 3.3a server (SIGSEGV in control_write, upstream #4980).
-        wait_for("the daemon's first publish", 20, || {
-            let v = w.tmux(&["show", "-gqv", "@agtmux_daemon"]);
-            (!v.trim().is_empty()).then_some(())
-        });
-        w
-    }
+            CLAUDE_CMD,
+        ],
+    );
+    w.tmux_ok(&["set", "-g", "remain-on-exit", "off"]);
+    setup(&w);
+    w.spawn_daemon_with(&[]);
+    let sock = w.api_socket();
+    wait_for("the API socket", 20, || sock.exists().then_some(()));
+    // The API socket is bound before the control client attaches. Wait until the daemon
+    // published through it: a session or window created while a control client is still
+    // identifying crashes a tmux 3.3a server (SIGSEGV in control_write, upstream #4980).
+    w.wait_global("@agtmux_daemon", |v| !v.trim().is_empty(), 20);
+    w
+}
 
-    fn claude_cmd() -> String {
-        // A quiet process whose argv[0] (what tmux and /proc show) is `claude`.
-        "bash -c 'exec -a claude sleep 100000'".to_string()
-    }
+fn approval(w: &Server, pane: &str, session: &str) {
+    w.claude(pane, claude::prompt(session, "go"));
+    w.claude(pane, claude::permission(session));
+}
 
-    fn env(&self) -> Vec<(String, String)> {
-        vec![
-            (
-                "AGTMUX_STATE_DIR".into(),
-                self.dir.join("st").display().to_string(),
-            ),
-            (
-                "AGTMUX_RUNTIME_DIR".into(),
-                self.dir.join("rt").display().to_string(),
-            ),
-            ("TMUX".into(), String::new()),
-        ]
-    }
+fn idle(w: &Server, pane: &str, session: &str) {
+    w.claude(pane, claude::start(session));
+}
 
-    fn api_socket(&self) -> PathBuf {
-        let key = agtmux::paths::server_key(&self.socket);
-        self.dir.join("rt").join(format!("{key}.sock"))
-    }
+fn connect(w: &Server) -> (BufReader<UnixStream>, UnixStream) {
+    let s = UnixStream::connect(w.api_socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    (BufReader::new(s.try_clone().unwrap()), s)
+}
 
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = run_ok(
-            Command::new("tmux")
-                .arg("-L")
-                .arg(&self.name)
-                .args(args)
-                .envs(self.env()),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+/// The pane in the daemon's read model (`get`), `None` when it has no answer.
+fn pane_state(w: &Server, pane: &str) -> Option<Value> {
+    let a = w.api("get", json!({"pane": pane}));
+    a.get("result").cloned()
+}
 
-    fn agtmux(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(BIN)
-            .args(args)
-            .arg("-L")
-            .arg(&self.name)
-            .envs(self.env())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    /// Send one Claude hook payload for `pane`, as Claude Code would.
-    fn hook(&self, pane: &str, payload: Value) {
-        let out = run_with_input(
-            Command::new(BIN)
-                .args(["hook", "claude"])
-                .envs(self.env())
-                .env("TMUX", format!("{},1,0", self.socket.display()))
-                .env("TMUX_PANE", pane),
-            payload.to_string().as_bytes(),
-        );
-        assert_ok(&out);
-    }
-
-    fn approval(&self, pane: &str, session: &str) {
-        self.hook(
-            pane,
-            json!({"session_id": session, "hook_event_name": "UserPromptSubmit", "prompt": "go"}),
-        );
-        self.hook(
-            pane,
-            json!({"session_id": session, "hook_event_name": "PermissionRequest", "tool_name": "Bash"}),
-        );
-    }
-
-    fn idle(&self, pane: &str, session: &str) {
-        self.hook(
-            pane,
-            json!({"session_id": session, "hook_event_name": "SessionStart", "source": "startup"}),
-        );
-    }
-
-    fn connect(&self) -> (BufReader<UnixStream>, UnixStream) {
-        let s = UnixStream::connect(self.api_socket()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        (BufReader::new(s.try_clone().unwrap()), s)
-    }
-
-    fn request(&self, method: &str, params: Value) -> Value {
-        let (mut r, mut w) = self.connect();
-        writeln!(
-            w,
-            "{}",
-            json!({"v":1,"id":7,"method":method,"params":params})
-        )
-        .unwrap();
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap()
-    }
-
-    fn pane_state(&self, pane: &str) -> Option<Value> {
-        let a = self.request("get", json!({"pane": pane}));
-        a.get("result").cloned()
-    }
-
-    fn wait_state(&self, pane: &str, state: &str) -> Value {
-        wait_for(&format!("{pane} {state}"), 30, || {
-            self.pane_state(pane).filter(|p| p["state"] == state)
-        })
-    }
+fn wait_state(w: &Server, pane: &str, state: &str) -> Value {
+    wait_for(&format!("{pane} {state}"), 30, || {
+        pane_state(w, pane).filter(|p| p["state"] == state)
+    })
 }
 
 fn read_json_line(r: &mut BufReader<UnixStream>) -> Value {
@@ -232,8 +99,8 @@ fn read_json_line(r: &mut BufReader<UnixStream>) -> Value {
 
 #[test]
 fn api_pushes_changes_rejects_bad_requests_and_serves_many_clients() {
-    let w = World::new();
-    let dir_mode = std::fs::metadata(w.dir.join("rt")).unwrap();
+    let w = world();
+    let dir_mode = std::fs::metadata(&w.runtime_dir).unwrap();
     let sock_mode = std::fs::metadata(w.api_socket()).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(dir_mode.permissions().mode() & 0o777, 0o700);
@@ -241,11 +108,11 @@ fn api_pushes_changes_rejects_bad_requests_and_serves_many_clients() {
 
     // Wait until the daemon knows the pane as an agent (from its process).
     wait_for("%0 managed", 30, || {
-        w.pane_state("%0").filter(|p| p["presence"] == "managed")
+        pane_state(&w, "%0").filter(|p| p["presence"] == "managed")
     });
 
     // Subscribe, then inject an approval: the change arrives as a push.
-    let (mut r, mut s) = w.connect();
+    let (mut r, mut s) = connect(&w);
     writeln!(
         s,
         r#"{{"v":1,"id":"sub","method":"subscribe","params":{{}}}}"#
@@ -256,7 +123,7 @@ fn api_pushes_changes_rejects_bad_requests_and_serves_many_clients() {
     assert_eq!(ack["id"], "sub");
     assert_eq!(ack["result"]["subscribed"], true);
     assert!(ack["result"]["list"]["sessions"].is_array());
-    w.approval("%0", "s-api");
+    approval(&w, "%0", "s-api");
     let pushed = wait_for("a pushed approval for %0", 30, || {
         let m = read_json_line(&mut r);
         (m["event"] == "pane"
@@ -270,7 +137,7 @@ fn api_pushes_changes_rejects_bad_requests_and_serves_many_clients() {
     assert_eq!(pushed["pane"]["evidence"], "deterministic");
 
     // Bad requests get JSON errors on the same connection, which stays usable.
-    let (mut r, mut s) = w.connect();
+    let (mut r, mut s) = connect(&w);
     for (line, code) in [
         ("this is not json", "parse_error"),
         (r#"{"v":1,"id":1,"method":"frobnicate"}"#, "unknown_method"),
@@ -296,14 +163,14 @@ fn api_pushes_changes_rejects_bad_requests_and_serves_many_clients() {
     assert!(h["result"]["sources"]["claude_hooks"].is_string());
 
     // An oversized line is rejected with an error, not a hang.
-    let (mut r, mut s) = w.connect();
+    let (mut r, mut s) = connect(&w);
     let big = vec![b'x'; 200 * 1024];
     let _ = s.write_all(&big);
     let a = read_json_line(&mut r);
     assert_eq!(a["error"]["code"], "line_too_long");
 
     // 200 concurrent clients, all connected before any is answered.
-    let mut conns: Vec<_> = (0..200).map(|_| w.connect()).collect();
+    let mut conns: Vec<_> = (0..200).map(|_| connect(&w)).collect();
     for (i, (_, s)) in conns.iter_mut().enumerate() {
         writeln!(s, "{}", json!({"v":1,"id":i,"method":"list"})).unwrap();
     }
@@ -313,57 +180,50 @@ fn api_pushes_changes_rejects_bad_requests_and_serves_many_clients() {
         assert!(a["result"]["sessions"].is_array(), "{a}");
     }
     // The daemon is still fine afterwards.
-    assert!(w.pane_state("%0").is_some());
+    assert!(pane_state(&w, "%0").is_some());
 }
 
 #[test]
 fn status_line_window_icon_and_choose_tree_formats_render() {
-    let w = World::new();
-    w.tmux(&["new-window", "-d", "-t", "work", "bash"]);
+    let w = world();
+    w.tmux_ok(&["new-window", "-d", "-t", "work", "bash"]);
     let pane1 = w
-        .tmux(&["display", "-p", "-t", "work:1", "#{pane_id}"])
+        .tmux_ok(&["display", "-p", "-t", "work:1", "#{pane_id}"])
         .trim()
         .to_string();
     wait_for("%0 managed", 30, || {
-        w.pane_state("%0").filter(|p| p["presence"] == "managed")
+        pane_state(&w, "%0").filter(|p| p["presence"] == "managed")
     });
-    w.approval("%0", "s-status");
-    let p = w.wait_state("%0", "waiting_approval");
+    approval(&w, "%0", "s-status");
+    let p = wait_state(&w, "%0", "waiting_approval");
     let icon = p["icon"].as_str().unwrap().to_string();
     assert!(!icon.is_empty());
 
     // The TPM entry, run as TPM would (inside the server), with the #{agtmux_status} placeholder.
-    w.tmux(&["set", "-g", "status-right", "#{agtmux_status} | %H"]);
-    w.tmux(&["set", "-g", "@agtmux-bin", BIN]);
+    w.tmux_ok(&["set", "-g", "status-right", "#{agtmux_status} | %H"]);
     // The agent-only tree has no default key (issue 20: `a` is C-a users' send-prefix).
-    w.tmux(&["set", "-g", "@agtmux-tree-agents-key", "a"]);
-    w.tmux(&[
+    w.tmux_ok(&["set", "-g", "@agtmux-tree-agents-key", "a"]);
+    w.tmux_ok(&[
         "set",
         "-g",
         "window-status-format",
         "#{@agtmux_window_icon}#I:#W",
     ]);
     let script = support::plugin_script();
-    let st = Command::new("bash")
-        .arg(&script)
-        .envs(w.env())
-        .env("TMUX", format!("{},1,0", w.socket.display()))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let right = w.tmux(&["show", "-gv", "status-right"]);
+    w.run_plugin_direct();
+    let right = w.tmux_ok(&["show", "-gv", "status-right"]);
     assert!(right.contains("#{@agtmux_attention}"), "{right}");
-    let keys = w.tmux(&["list-keys", "-T", "prefix"]);
+    let keys = w.tmux_ok(&["list-keys", "-T", "prefix"]);
     assert!(keys.contains("popup"), "{keys}");
     assert!(keys.contains("-f \"#{@agtmux_presence}\""), "{keys}");
 
     // The status line, evaluated as tmux would: same formats through display -p.
     let rendered = wait_for("attention in the status line", 30, || {
-        let r = w.tmux(&["display", "-p", right.trim()]);
+        let r = w.tmux_ok(&["display", "-p", right.trim()]);
         r.contains("!1").then_some(r)
     });
     assert!(rendered.contains('|'));
-    let win = w.tmux(&[
+    let win = w.tmux_ok(&[
         "display",
         "-p",
         "-t",
@@ -371,9 +231,9 @@ fn status_line_window_icon_and_choose_tree_formats_render() {
         "#{@agtmux_window_icon}#I:#W",
     ]);
     assert!(win.starts_with(&icon), "{win} vs icon {icon}");
-    let quiet = w.tmux(&["display", "-p", "-t", "work:1", "#{@agtmux_window_icon}#I:"]);
+    let quiet = w.tmux_ok(&["display", "-p", "-t", "work:1", "#{@agtmux_window_icon}#I:"]);
     assert_eq!(quiet.trim(), "1:");
-    let counts = w.tmux(&["display", "-p", "-t", "work", "#{@agtmux_session_counts}"]);
+    let counts = w.tmux_ok(&["display", "-p", "-t", "work", "#{@agtmux_session_counts}"]);
     assert!(counts.contains('1'), "{counts}");
 
     // choose-tree rows, read through the same format the binding uses.
@@ -385,20 +245,20 @@ fn status_line_window_icon_and_choose_tree_formats_render() {
     let fmt = line
         .trim_start_matches("tree_format='")
         .trim_end_matches('\'');
-    let row = w.tmux(&["display", "-p", "-t", "%0", fmt]);
+    let row = w.tmux_ok(&["display", "-p", "-t", "%0", fmt]);
     assert!(row.starts_with(&icon), "{row}");
     assert!(row.contains("claude waiting_approval"), "{row}");
-    let plain = w.tmux(&["display", "-p", "-t", &pane1, fmt]);
+    let plain = w.tmux_ok(&["display", "-p", "-t", &pane1, fmt]);
     assert_eq!(plain.trim(), "bash");
     // The agent-only filter: true for the agent pane, false for the shell.
-    let f_agent = w.tmux(&[
+    let f_agent = w.tmux_ok(&[
         "display",
         "-p",
         "-t",
         "%0",
         "#{?#{@agtmux_presence},yes,no}",
     ]);
-    let f_shell = w.tmux(&[
+    let f_shell = w.tmux_ok(&[
         "display",
         "-p",
         "-t",
@@ -431,15 +291,15 @@ fn has_keys(v: &Value, spec: &str) {
 
 #[test]
 fn ls_and_explain_json_match_the_schema() {
-    let w = World::new();
-    w.tmux(&["new-session", "-d", "-s", "other", "bash"]);
+    let w = world();
+    w.tmux_ok(&["new-session", "-d", "-s", "other", "bash"]);
     wait_for("%0 managed", 30, || {
-        w.pane_state("%0").filter(|p| p["presence"] == "managed")
+        pane_state(&w, "%0").filter(|p| p["presence"] == "managed")
     });
-    w.approval("%0", "s-ls");
-    w.wait_state("%0", "waiting_approval");
+    approval(&w, "%0", "s-ls");
+    wait_state(&w, "%0", "waiting_approval");
 
-    let (code, out) = w.agtmux(&["ls", "--json"]);
+    let (code, out) = w.agtmux_code_out(&["ls", "--json"]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["v"], 1);
@@ -466,7 +326,7 @@ fn ls_and_explain_json_match_the_schema() {
     assert_eq!(p["state"], "waiting_approval");
 
     // The table: attention first, no colour to a pipe.
-    let (code, table) = w.agtmux(&["ls"]);
+    let (code, table) = w.agtmux_code_out(&["ls"]);
     assert_eq!(code, 0);
     assert!(
         table.contains("%0") && table.contains("waiting_approval"),
@@ -474,7 +334,7 @@ fn ls_and_explain_json_match_the_schema() {
     );
     assert!(!table.contains('\x1b'));
 
-    let (code, out) = w.agtmux(&["explain", "%0", "--json"]);
+    let (code, out) = w.agtmux_code_out(&["explain", "%0", "--json"]);
     assert_eq!(code, 0);
     let x: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(x["v"], 1);
@@ -495,7 +355,7 @@ fn ls_and_explain_json_match_the_schema() {
         "source:string event:string state:string ts_ms:i64 health:string",
     );
     assert_eq!(src["event"], "PermissionRequest");
-    let (code, text) = w.agtmux(&["explain", "%0"]);
+    let (code, text) = w.agtmux_code_out(&["explain", "%0"]);
     assert_eq!(code, 0);
     assert!(text.contains("winner=claude_hooks"), "{text}");
 
@@ -514,7 +374,7 @@ fn ls_and_explain_json_match_the_schema() {
             "--timeout",
             timeout,
         ];
-        assert_eq!(w.agtmux(&args).0, code, "{args:?}");
+        assert_eq!(w.agtmux_code_out(&args).0, code, "{args:?}");
     }
 }
 
@@ -522,8 +382,8 @@ fn ls_and_explain_json_match_the_schema() {
 fn popup_is_driven_like_a_person_and_switches_the_client() {
     // A second agent in another session that needs approval (so it sorts first), and a
     // session the attached client starts on.
-    let mut w = World::with(|w| {
-        w.tmux(&[
+    let w = world_with(|w| {
+        w.tmux_ok(&[
             "new-session",
             "-d",
             "-s",
@@ -532,52 +392,32 @@ fn popup_is_driven_like_a_person_and_switches_the_client() {
             "150",
             "-y",
             "40",
-            &World::claude_cmd(),
+            CLAUDE_CMD,
         ]);
-        w.tmux(&["new-session", "-d", "-s", "view", "bash"]);
+        w.tmux_ok(&["new-session", "-d", "-s", "view", "bash"]);
     });
     let other = w
-        .tmux(&["display", "-p", "-t", "other", "#{pane_id}"])
+        .tmux_ok(&["display", "-p", "-t", "other", "#{pane_id}"])
         .trim()
         .to_string();
     for p in ["%0", other.as_str()] {
         wait_for("agents managed", 30, || {
-            w.pane_state(p).filter(|x| x["presence"] == "managed")
+            pane_state(&w, p).filter(|x| x["presence"] == "managed")
         });
     }
-    w.idle("%0", "s-pop-0");
-    w.approval(&other, "s-pop-1");
-    w.wait_state(&other, "waiting_approval");
+    idle(&w, "%0", "s-pop-0");
+    approval(&w, &other, "s-pop-1");
+    wait_state(&w, &other, "waiting_approval");
 
     // A real attached client: `tmux attach` running inside a pane of another private server.
-    let host = format!("{}-host", w.name);
-    w.extra_servers.push(host.clone());
-    let attach = format!("TMUX= tmux -L {} attach -t view", w.name);
-    let st = Command::new("tmux")
-        .args([
-            "-L",
-            &host,
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "160",
-            "-y",
-            "50",
-            &attach,
-        ])
-        .envs(w.env())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let _host = w.attach_session_from("surf-host", "view");
     let client = wait_for("an attached client", 20, || {
-        let c = w.tmux(&["list-clients", "-F", "#{client_name}"]);
+        let c = w.tmux_ok(&["list-clients", "-F", "#{client_name}"]);
         c.lines().next().map(|s| s.to_string())
     });
 
     // The popup in a pane of the server, as display-popup would run it.
-    w.tmux(&[
+    w.tmux_ok(&[
         "new-session",
         "-d",
         "-s",
@@ -588,7 +428,7 @@ fn popup_is_driven_like_a_person_and_switches_the_client() {
         "30",
         &format!("{BIN} popup"),
     ]);
-    let capture = || w.tmux(&["capture-pane", "-p", "-t", "ui"]);
+    let capture = || w.tmux_ok(&["capture-pane", "-p", "-t", "ui"]);
     let screen = wait_for("popup rows", 30, || {
         let s = capture();
         (s.contains(&other) && s.contains("%0")).then_some(s)
@@ -602,25 +442,25 @@ fn popup_is_driven_like_a_person_and_switches_the_client() {
     assert!(sel.contains("waiting_approval"), "{screen}");
 
     // `a`: attention only hides %0; `a` again shows it.
-    w.tmux(&["send-keys", "-t", "ui", "a"]);
+    w.tmux_ok(&["send-keys", "-t", "ui", "a"]);
     wait_for("attention-only view", 20, || {
         let s = capture();
         (s.contains("attention only") && !s.contains("%0 ")).then_some(())
     });
-    w.tmux(&["send-keys", "-t", "ui", "a"]);
+    w.tmux_ok(&["send-keys", "-t", "ui", "a"]);
     wait_for("full view", 20, || capture().contains("%0 ").then_some(()));
 
     // Move down and press Enter: the client switches to %0 across sessions.
-    w.tmux(&["send-keys", "-t", "ui", "j"]);
+    w.tmux_ok(&["send-keys", "-t", "ui", "j"]);
     wait_for("selection on %0", 20, || {
         let s = capture();
         s.lines()
             .any(|l| l.contains("> ") && l.contains("%0 "))
             .then_some(())
     });
-    w.tmux(&["send-keys", "-t", "ui", "Enter"]);
+    w.tmux_ok(&["send-keys", "-t", "ui", "Enter"]);
     wait_for("client switched to %0", 30, || {
-        let p = w.tmux(&["display", "-p", "-c", &client, "#{pane_id} #{session_name}"]);
+        let p = w.tmux_ok(&["display", "-p", "-c", &client, "#{pane_id} #{session_name}"]);
         (p.trim() == "%0 work").then_some(())
     });
 }

@@ -25,6 +25,16 @@ fn id_ok(s: &str, sigil: char) -> bool {
         && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A pane of a remote host's tmux server, as a popup row names it (`cli::popup::RowId`): the
+/// host and server of the daemon's `remotes` list, and the pane's id, parsed once where the
+/// row is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemotePane {
+    pub host: String,
+    pub server: String,
+    pub pane: PaneId,
+}
+
 /// What Enter needs of a remote row, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
@@ -38,35 +48,27 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// From the popup's id (`host US server US %N`) and its `list`.
-    pub(crate) fn find(list: &Value, id: &str) -> Result<Target, String> {
-        let mut parts = id.split('\u{1f}');
-        let (Some(host), Some(server), Some(pane), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err("not a remote row".into());
-        };
+    /// The popup's remote row `r`, looked up in its `list`.
+    pub(crate) fn find(list: &Value, r: &RemotePane) -> Result<Target, String> {
         let h = (list["remotes"].as_array().into_iter().flatten())
-            .find(|h| h["host"].as_str() == Some(host))
+            .find(|h| h["host"].as_str() == Some(r.host.as_str()))
             .ok_or("that host is no longer listed")?;
         let srv = (h["servers"].as_array().into_iter().flatten())
-            .find(|s| s["server"].as_str() == Some(server))
+            .find(|s| s["server"].as_str() == Some(r.server.as_str()))
             .ok_or("that server is no longer listed")?;
         let p = client::all_panes(&serde_json::json!({"sessions": srv["sessions"]}))
             .into_iter()
-            .find(|p| p["pane_id"].as_str() == Some(pane))
+            .find(|p| p["pane_id"].as_str() == Some(r.pane.as_str()))
             .cloned()
             .ok_or("that pane is no longer listed")?;
-        let pane_id = PaneId::parse(pane)
-            .ok_or_else(|| format!("refusing a malformed remote target pane {pane:?}"))?;
         let t = Target {
-            host: host.to_string(),
-            server: server.to_string(),
+            host: r.host.clone(),
+            server: r.server.clone(),
             socket: srv["socket"].as_str().unwrap_or("").to_string(),
             session_id: p["session_id"].as_str().unwrap_or("").to_string(),
             session_name: p["session_name"].as_str().unwrap_or("").to_string(),
             window_id: p["window_id"].as_str().unwrap_or("").to_string(),
-            pane_id,
+            pane_id: r.pane.clone(),
         };
         if !host_ok(&t.host)
             || !socket_ok(&t.socket)
@@ -128,8 +130,8 @@ fn config(socket: &Path) -> RemoteConfig {
 }
 
 /// Enter on a remote row.
-pub fn go(socket: &Path, client_name: Option<&str>, list: &Value, id: &str) -> ExitCode {
-    let t = match Target::find(list, id) {
+pub fn go(socket: &Path, client_name: Option<&str>, list: &Value, r: &RemotePane) -> ExitCode {
+    let t = match Target::find(list, r) {
         Ok(t) => t,
         Err(e) => return client::fail(&e, ExitCode::Failure),
     };
@@ -237,8 +239,8 @@ pub(crate) fn act_words(
 /// y / n / r on a remote row: `ssh -T -o BatchMode=yes HOST agtmux approve|deny|reply -S
 /// SOCKET %N [TEXT]`; the remote agtmux checks the dialog on its own screen. Returns the
 /// popup's message line (the remote's own words on a refusal).
-pub fn act(socket: &Path, list: &Value, id: &str, act: &crate::core::dialog::Act) -> String {
-    let t = match Target::find(list, id) {
+pub fn act(socket: &Path, list: &Value, r: &RemotePane, act: &crate::core::dialog::Act) -> String {
+    let t = match Target::find(list, r) {
         Ok(t) => t,
         Err(e) => return e,
     };
@@ -291,8 +293,12 @@ mod tests {
 
     #[test]
     fn targets_are_validated_and_commands_are_argv() {
-        let id = "devbox\u{1f}default-1\u{1f}%7";
-        let t = Target::find(&list("/tmp/tmux-0/default", "$1"), id).unwrap();
+        let r = RemotePane {
+            host: "devbox".into(),
+            server: "default-1".into(),
+            pane: "%7".into(),
+        };
+        let t = Target::find(&list("/tmp/tmux-0/default", "$1"), &r).unwrap();
         assert_eq!(t.tag(), "devbox/default-1/$1");
         let cfg = RemoteConfig::default();
         let argv = cfg.ssh_argv(&t.host, true, &t.remote_words(true));
@@ -301,11 +307,33 @@ mod tests {
             "tmux -S /tmp/tmux-0/default attach-session -t '$1' ';' select-window -t @2 ';' select-pane -t %7"
         );
         assert!(argv.contains(&"-t".to_string()));
+        // A row that is no longer listed (another pane, host or server) is refused.
+        let gone = |host: &str, server: &str, pane: &str| RemotePane {
+            host: host.into(),
+            server: server.into(),
+            pane: pane.into(),
+        };
+        for (r, why) in [
+            (
+                gone("devbox", "default-1", "%8"),
+                "that pane is no longer listed",
+            ),
+            (
+                gone("devbox", "default-2", "%7"),
+                "that server is no longer listed",
+            ),
+            (
+                gone("elsewhere", "default-1", "%7"),
+                "that host is no longer listed",
+            ),
+        ] {
+            assert_eq!(Target::find(&list("/tmp/s", "$1"), &r), Err(why.into()));
+        }
         // A hostile session id or socket from the remote is refused, not quoted into a shell.
-        assert!(Target::find(&list("/tmp/x", "$1;reboot"), id).is_err());
-        assert!(Target::find(&list("relative", "$1"), id).is_err());
+        assert!(Target::find(&list("/tmp/x", "$1;reboot"), &r).is_err());
+        assert!(Target::find(&list("relative", "$1"), &r).is_err());
         // A socket with a quote is shell-quoted, never split.
-        let t = Target::find(&list("/tmp/a'b c", "$1"), id).unwrap();
+        let t = Target::find(&list("/tmp/a'b c", "$1"), &r).unwrap();
         let argv = cfg.ssh_argv(&t.host, false, &t.remote_words(false));
         assert!(
             argv.last()
@@ -313,7 +341,7 @@ mod tests {
                 .starts_with(r"tmux -S '/tmp/a'\''b c' ")
         );
         // Actions: the reply text is one quoted word, whatever it holds.
-        let t = Target::find(&list("/tmp/s", "$1"), id).unwrap();
+        let t = Target::find(&list("/tmp/s", "$1"), &r).unwrap();
         let reply = crate::core::dialog::Act::Reply("yes; rm -rf ~ 'x'".into());
         let argv = cfg.ssh_argv(&t.host, false, &act_words(&cfg, &t, &reply));
         assert_eq!(

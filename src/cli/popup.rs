@@ -11,6 +11,7 @@
 //! it shows exactly the read model the status line shows, with no polling. The switch runs
 //! `tmux switch-client -t %N` as an argument vector, never through a shell.
 use super::client::{self, ServerOpts};
+use super::goto_remote::{self, RemotePane};
 use crate::core::text::clip_chars;
 use crate::core::types::PaneId;
 use crate::exit::ExitCode;
@@ -181,8 +182,8 @@ pub(crate) struct Popup {
     pub filter: String,
     pub(crate) filtering: bool,
     pub(crate) attention_only: bool,
-    /// The selected pane's id (kept across live updates).
-    pub selected: Option<String>,
+    /// The selected row (kept across live updates).
+    pub selected: Option<RowId>,
     pub message: Option<String>,
     /// The daemon's snapshot (or an error answer) has been applied.
     pub loaded: bool,
@@ -195,7 +196,7 @@ pub(crate) struct Popup {
 /// What the popup read from a waiting pane: its dialog token and question, or why none.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Shown {
-    pub pane: String,
+    pub pane: RowId,
     /// The pane's `version` in the read model when it was read.
     pub version: Value,
     pub read: Result<(String, String), String>,
@@ -208,20 +209,99 @@ pub(crate) struct RemoteHost {
     pub servers: Vec<(String, Vec<client::Group>)>,
 }
 
-/// The popup's id of a remote pane (never a valid local `%N`).
-fn remote_id(host: &str, server: &str, p: &Value) -> String {
-    format!(
-        "{host}\u{1f}{server}\u{1f}{}",
-        p["pane_id"].as_str().unwrap_or("")
-    )
+/// Which pane a popup row shows, parsed once from the daemon's list where the row is built.
+/// Its text (`Display`) is the pane id for a local row and `host US server US %N` for a remote
+/// one (US = U+001F), as the popup printed it before (the reply prompt shows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RowId {
+    /// A pane of this tmux server.
+    Local(PaneId),
+    /// A pane of a remote host's server (issue 24).
+    Remote(RemotePane),
+    /// A row whose `pane_id` is missing or not `%N`.
+    Malformed(MalformedRow),
+}
+
+/// A row whose `pane_id` is missing or not `%N`. The daemon never lists one, but the popup does
+/// not trust its input: the row is shown and selectable, and every action on it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MalformedRow {
+    /// The host and server of a remote row.
+    remote: Option<(String, String)>,
+    /// The list's text (empty when it has none).
+    pane: String,
+}
+
+impl MalformedRow {
+    /// Why no action reaches the row.
+    fn why(&self) -> String {
+        match &self.remote {
+            Some(_) => format!("refusing a malformed remote target pane {:?}", self.pane),
+            None => PaneId::parse_or_why(&self.pane).err().unwrap_or_default(),
+        }
+    }
+
+    /// The popup's message line for an action on the row (the same words as before the id was
+    /// typed: a local row's text, then why).
+    fn refusal(&self) -> String {
+        match &self.remote {
+            Some(_) => self.why(),
+            None => format!("{}: {}", self.pane, self.why()),
+        }
+    }
+}
+
+impl RowId {
+    /// The id of the row of list entry `p`; `remote`: the host and server it is listed under.
+    pub(crate) fn of(remote: Option<(&str, &str)>, p: &Value) -> RowId {
+        let text = p["pane_id"].as_str().unwrap_or("");
+        match (PaneId::parse(text), remote) {
+            (Some(pane), None) => RowId::Local(pane),
+            (Some(pane), Some((host, server))) => RowId::Remote(RemotePane {
+                host: host.to_string(),
+                server: server.to_string(),
+                pane,
+            }),
+            (None, remote) => RowId::Malformed(MalformedRow {
+                remote: remote.map(|(h, s)| (h.to_string(), s.to_string())),
+                pane: text.to_string(),
+            }),
+        }
+    }
+
+    /// A local row's pane, or the malformed local row (`None` for a remote row).
+    fn local(&self) -> Option<Result<&PaneId, &MalformedRow>> {
+        match self {
+            RowId::Local(p) => Some(Ok(p)),
+            RowId::Malformed(m) if m.remote.is_none() => Some(Err(m)),
+            RowId::Remote(_) | RowId::Malformed(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RowId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (remote, pane) = match self {
+            RowId::Local(p) => (None, p.as_str()),
+            RowId::Remote(r) => (Some((r.host.as_str(), r.server.as_str())), r.pane.as_str()),
+            RowId::Malformed(m) => (
+                m.remote.as_ref().map(|(h, s)| (h.as_str(), s.as_str())),
+                m.pane.as_str(),
+            ),
+        };
+        match remote {
+            Some((host, server)) => write!(f, "{host}\u{1f}{server}\u{1f}{pane}"),
+            None => f.write_str(pane),
+        }
+    }
 }
 
 pub(crate) enum Action {
     None,
     Quit,
-    Switch(String),
+    Switch(RowId),
     /// Answer the pane's dialog (the popup stays open and shows the outcome).
-    Act(String, crate::core::dialog::Act),
+    Act(RowId, crate::core::dialog::Act),
 }
 
 impl Popup {
@@ -283,13 +363,13 @@ impl Popup {
         out
     }
 
-    /// Pane ids in display order; a remote pane's id is `host US server US %N`.
-    pub fn order(&self) -> Vec<String> {
+    /// The rows in display order, local ones first.
+    pub fn order(&self) -> Vec<RowId> {
         let mut v = Vec::new();
         for g in self.groups() {
             for w in g.windows {
                 for p in w.panes {
-                    v.push(p["pane_id"].as_str().unwrap_or("").to_string());
+                    v.push(RowId::of(None, &p));
                 }
             }
         }
@@ -298,7 +378,7 @@ impl Popup {
                 for g in groups {
                     for w in &g.windows {
                         for p in &w.panes {
-                            v.push(remote_id(&h.host, server, p));
+                            v.push(RowId::of(Some((&h.host, server)), p));
                         }
                     }
                 }
@@ -330,9 +410,13 @@ impl Popup {
         self.selected = Some(order[n].clone());
     }
 
-    /// The selected pane, if it is waiting for the user (a dialog may be on it).
-    pub(crate) fn selected_waiting(&self) -> Option<(&str, &Value)> {
-        let id = self.selected.as_deref()?;
+    /// The selected local pane, if it is waiting for the user (a dialog may be on it).
+    pub(crate) fn selected_waiting(&self) -> Option<(&RowId, &Value)> {
+        let row = self.selected.as_ref()?;
+        let id = match row.local()? {
+            Ok(p) => p.as_str(),
+            Err(m) => m.pane.as_str(),
+        };
         client::all_panes(&self.list)
             .into_iter()
             .find(|p| p["pane_id"] == id)
@@ -342,14 +426,14 @@ impl Popup {
                     Some("waiting_approval" | "waiting_input")
                 )
             })
-            .map(|p| (id, &p["version"]))
+            .map(|p| (row, &p["version"]))
     }
 
     /// The token of the dialog shown for `pane`, if one was read.
-    pub(crate) fn token_for(&self, pane: &str) -> Option<&str> {
+    pub(crate) fn token_for(&self, pane: &RowId) -> Option<&str> {
         self.dialog
             .as_ref()
-            .filter(|d| d.pane == pane)
+            .filter(|d| d.pane == *pane)
             .and_then(|d| d.read.as_ref().ok())
             .map(|r| r.0.as_str())
     }
@@ -453,7 +537,7 @@ impl Popup {
             clip_chars(keys, room)
         ));
         if let (Some(d), Some((id, _))) = (&self.dialog, self.selected_waiting())
-            && d.pane == id
+            && d.pane == *id
         {
             let what = match &d.read {
                 Ok((_, q)) => format!("{id} asks: {q}"),
@@ -462,9 +546,10 @@ impl Popup {
             lines.push(clip_chars(&clean(&what), width.saturating_sub(1)));
         }
         if let Some(r) = &self.reply {
+            let to = self.selected.as_ref().map(RowId::to_string);
             lines.push(format!(
                 "reply to {}: {}_",
-                self.selected.as_deref().unwrap_or("?"),
+                to.as_deref().unwrap_or("?"),
                 clean(r)
             ));
         }
@@ -545,11 +630,7 @@ impl Popup {
             lines.push(format!("{indent}  {d}{idx}{}{r}", clean(&w.window_name)));
             for p in &w.panes {
                 let id = p["pane_id"].as_str().unwrap_or("");
-                let key = match remote {
-                    Some((h, s)) => remote_id(h, s, p),
-                    None => id.to_string(),
-                };
-                let is_sel = self.selected.as_deref() == Some(key.as_str());
+                let is_sel = self.selected.as_ref() == Some(&RowId::of(remote, p));
                 let mut state = match p["attention"].as_str() {
                     Some("done") => "done".to_string(),
                     _ => p["state"].as_str().unwrap_or("").to_string(),
@@ -697,10 +778,14 @@ pub fn run(args: &PopupArgs) -> ExitCode {
         );
     }
     match action {
-        Action::Switch(pane) if pane.contains('\u{1f}') => {
-            super::goto_remote::go(&sp.socket, args.client.as_deref(), &popup.list, &pane)
+        Action::Switch(RowId::Local(pane)) => switch_to(&sp.socket, args.client.as_deref(), &pane),
+        Action::Switch(RowId::Remote(r)) => {
+            goto_remote::go(&sp.socket, args.client.as_deref(), &popup.list, &r)
         }
-        Action::Switch(pane) => switch_to(&sp.socket, args.client.as_deref(), &pane),
+        // A local row with no `%N` fails quietly, a remote one says why (as before the id
+        // was typed).
+        Action::Switch(RowId::Malformed(m)) if m.remote.is_none() => ExitCode::Failure,
+        Action::Switch(RowId::Malformed(m)) => client::fail(&m.refusal(), ExitCode::Failure),
         _ => ExitCode::Ok,
     }
 }
@@ -819,18 +904,15 @@ fn on_keys(popup: &mut Popup, pressed: Vec<Key>, sp: &crate::paths::ServerPaths)
     for k in pressed {
         match popup.key(k) {
             Action::None => {}
-            Action::Act(pane, act) if pane.contains('\u{1f}') => {
-                popup.message = Some(super::goto_remote::act(
-                    &sp.socket,
-                    &popup.list,
-                    &pane,
-                    &act,
-                ));
-                popup.dialog = None;
-            }
-            Action::Act(pane, act) => {
-                let expect = popup.token_for(&pane).map(str::to_string);
-                popup.message = Some(act_message(sp, &pane, &act, expect.as_deref()));
+            Action::Act(row, act) => {
+                popup.message = Some(match &row {
+                    RowId::Local(pane) => {
+                        let expect = popup.token_for(&row).map(str::to_string);
+                        act_message(sp, pane, &act, expect.as_deref())
+                    }
+                    RowId::Remote(r) => goto_remote::act(&sp.socket, &popup.list, r, &act),
+                    RowId::Malformed(m) => m.refusal(),
+                });
                 popup.dialog = None;
             }
             a => return a,
@@ -848,14 +930,18 @@ fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
     };
     if p.dialog
         .as_ref()
-        .is_some_and(|d| d.pane == id && &d.version == version)
+        .is_some_and(|d| d.pane == *id && &d.version == version)
     {
         return false;
     }
-    let (id, version) = (id.to_string(), version.clone());
-    let read = PaneId::parse_or_why(&id)
-        .and_then(|pane| super::act::inspect(sp, &pane).map_err(|e| e.to_string()))
-        .map(|s| (s.token, s.dialog.summary()));
+    let (id, version) = (id.clone(), version.clone());
+    let read = match id.local() {
+        Some(Ok(pane)) => super::act::inspect(sp, pane).map_err(|e| e.to_string()),
+        Some(Err(m)) => Err(m.why()),
+        // `selected_waiting` gives local rows only.
+        None => return p.dialog.take().is_some(),
+    }
+    .map(|s| (s.token, s.dialog.summary()));
     p.dialog = Some(Shown {
         pane: id,
         version,
@@ -867,15 +953,11 @@ fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
 /// Do one action from the popup (no wait: the live list shows the state that follows).
 fn act_message(
     sp: &crate::paths::ServerPaths,
-    pane: &str,
+    pane: &PaneId,
     act: &crate::core::dialog::Act,
     expect: Option<&str>,
 ) -> String {
-    let perform = |p: &PaneId| {
-        super::act::perform(sp, p, act, expect, std::time::Duration::ZERO, false)
-            .map_err(|e| e.to_string())
-    };
-    match PaneId::parse_or_why(pane).and_then(|p| perform(&p)) {
+    match super::act::perform(sp, pane, act, expect, std::time::Duration::ZERO, false) {
         Ok(d) => format!(
             "{pane}: {} sent ({})",
             act.verb(),
@@ -886,10 +968,7 @@ fn act_message(
 }
 
 /// `tmux -S SOCKET switch-client [-c CLIENT] -t %N`, as an argument vector.
-fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &str) -> ExitCode {
-    let Some(pane) = PaneId::parse(pane) else {
-        return ExitCode::Failure;
-    };
+fn switch_to(socket: &std::path::Path, client: Option<&str>, pane: &PaneId) -> ExitCode {
     let mut cmd = Command::new("tmux");
     cmd.arg("-S").arg(socket).arg("switch-client");
     if let Some(c) = client {
@@ -915,6 +994,15 @@ mod tests {
                "provider": "claude", "icon": "*", "since_ms": 0})
     }
 
+    fn local(id: &str) -> RowId {
+        RowId::Local(id.into())
+    }
+
+    /// The rows' text, as the popup printed it before the ids were typed.
+    fn order(p: &Popup) -> Vec<String> {
+        p.order().iter().map(RowId::to_string).collect()
+    }
+
     fn popup() -> Popup {
         let mut p = Popup {
             list: json!({"sessions": [{"session_id": "$0", "session_name": "s", "windows": [
@@ -938,7 +1026,13 @@ mod tests {
             "window_name": "w", "panes": [stale]}]}]}]}]);
         let order = p.order();
         assert_eq!(order.len(), 3);
-        assert_eq!(order[2], "devbox\u{1f}default-1\u{1f}%9");
+        let far = RowId::Remote(RemotePane {
+            host: "devbox".into(),
+            server: "default-1".into(),
+            pane: "%9".into(),
+        });
+        assert_eq!(order[2], far);
+        assert_eq!(order[2].to_string(), "devbox\u{1f}default-1\u{1f}%9");
         let (lines, _) = p.render(100, 0, false);
         let head = lines
             .iter()
@@ -948,29 +1042,162 @@ mod tests {
         let row = lines.iter().position(|l| l.contains("%9")).unwrap();
         assert!(row > head && lines[row].contains("stale idle"), "{lines:?}");
         p.key(Key::Char('G'));
-        assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if s.ends_with("%9")));
+        assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if *s == far));
+    }
+
+    /// The text the popup keyed a row by before its id was typed (the old `remote_id`).
+    fn old_text(remote: Option<(&str, &str)>, p: &Value) -> String {
+        let id = p["pane_id"].as_str().unwrap_or("");
+        match remote {
+            Some((host, server)) => format!("{host}\u{1f}{server}\u{1f}{id}"),
+            None => id.to_string(),
+        }
+    }
+
+    /// A row's id is parsed once from its list entry and prints as the text that keyed it
+    /// before; hostile or malformed entries (from a remote daemon, say) never panic and become
+    /// `Malformed` rows, with the same text.
+    #[test]
+    fn row_ids_parse_once_and_print_as_before() {
+        let long = format!("%{}", "9".repeat(20_000));
+        let hostile = [
+            json!("%1;reboot"),
+            json!(""),
+            json!("%"),
+            json!("12"),
+            json!("%-1"),
+            json!("%1a"),
+            json!("%1\u{1f}x"),
+            json!("dev\u{1f}s\u{1f}%1"),
+            json!("%1234567890123"),
+            json!(long),
+            json!("%\u{202e}1"),
+            json!(7),
+            json!(null),
+            json!(["%1"]),
+        ];
+        let places = [
+            None,
+            Some(("devbox", "default-1")),
+            Some(("dev\u{1f}box", "s\nx")),
+            Some(("", "")),
+        ];
+        for remote in places {
+            for good in ["%0", "%7", "%123456789"] {
+                let p = json!({ "pane_id": good });
+                let id = RowId::of(remote, &p);
+                assert_eq!(id.to_string(), old_text(remote, &p));
+                match (&id, remote) {
+                    (RowId::Local(pane), None) => assert_eq!(pane, good),
+                    (RowId::Remote(r), Some((h, s))) => {
+                        assert_eq!((r.host.as_str(), r.server.as_str()), (h, s));
+                        assert_eq!(r.pane, good);
+                    }
+                    _ => panic!("{id:?} from {remote:?} {good}"),
+                }
+                assert_eq!(RowId::of(remote, &p), id, "the same entry, the same id");
+            }
+            for bad in &hostile {
+                let p = json!({ "pane_id": bad });
+                let id = RowId::of(remote, &p);
+                assert!(matches!(id, RowId::Malformed(_)), "{bad}: {id:?}");
+                assert_eq!(id.to_string(), old_text(remote, &p), "{bad}");
+                assert!(id.local().is_none_or(|l| l.is_err()), "{bad}");
+            }
+            let missing = RowId::of(remote, &json!({}));
+            assert_eq!(missing.to_string(), old_text(remote, &json!({})));
+            assert!(matches!(missing, RowId::Malformed(_)));
+        }
+        // Local and remote rows never meet, whatever the local text; rows whose old text was
+        // the same (a separator inside a host name) are told apart.
+        let p = json!({"pane_id": "%1"});
+        assert_ne!(RowId::of(None, &p), RowId::of(Some(("h", "s")), &p));
+        let a = RowId::of(Some(("a\u{1f}b", "c")), &p);
+        let b = RowId::of(Some(("a", "b\u{1f}c")), &p);
+        assert_eq!(a.to_string(), b.to_string());
+        assert_ne!(a, b);
+    }
+
+    /// A row with a malformed id is shown and selectable as before; no action reaches a pane,
+    /// and each says why in the words the popup used before the id was typed.
+    #[test]
+    fn malformed_rows_are_shown_and_every_action_is_refused() {
+        use crate::core::dialog::Act;
+        let mut bad = pane("x", Some("approval"), "odd");
+        bad["state"] = json!("waiting_approval");
+        let mut p = Popup {
+            list: json!({"sessions": [{"session_id": "$0", "session_name": "s", "windows": [
+                {"window_id": "@0", "window_index": 0, "window_name": "w", "panes": [bad]}]}],
+                "remotes": [{"host": "devbox", "status": "live", "servers": [{
+                    "server": "default-1", "socket": "/tmp/t", "sessions": [{
+                        "session_id": "$0", "session_name": "r", "windows": [{"window_id": "@0",
+                        "window_index": 0, "window_name": "w",
+                        "panes": [pane("%5;x", None, "far")]}]}]}]}]}),
+            ..Popup::default()
+        };
+        p.fix_selection();
+        assert_eq!(order(&p), vec!["x", "devbox\u{1f}default-1\u{1f}%5;x"]);
+        let sp = crate::paths::ServerPaths::new("/nonexistent/agtmux-popup-test".into());
+        // The local one: its dialog line says why, y answers nothing, Enter fails quietly.
+        assert!(refresh_dialog(&mut p, &sp));
+        let (lines, sel) = p.render(100, 0, false);
+        let why = "not a pane id: \"x\" (expected %N, e.g. %3)";
+        assert!(lines.iter().any(|l| *l == format!("x: {why}")), "{lines:?}");
+        assert!(lines[sel.unwrap()].contains("x "), "{lines:?}");
+        assert!(matches!(
+            on_keys(&mut p, vec![Key::Char('y')], &sp),
+            Action::None
+        ));
+        assert_eq!(p.message.as_deref(), Some(format!("x: {why}").as_str()));
+        assert!(
+            matches!(p.key(Key::Enter), Action::Switch(RowId::Malformed(ref m)) if m.remote.is_none())
+        );
+        // The remote one: no dialog is read, y and Enter are refused with the old words.
+        assert!(refresh_dialog(&mut p, &sp), "read again after the answer");
+        p.key(Key::Char('j'));
+        assert_eq!(selected_text(&p), "devbox\u{1f}default-1\u{1f}%5;x");
+        assert!(refresh_dialog(&mut p, &sp), "the local dialog is dropped");
+        assert!(p.dialog.is_none());
+        on_keys(&mut p, vec![Key::Char('n')], &sp);
+        let refused = "refusing a malformed remote target pane \"%5;x\"";
+        assert_eq!(p.message.as_deref(), Some(refused));
+        match p.key(Key::Enter) {
+            Action::Switch(RowId::Malformed(m)) => assert_eq!(m.refusal(), refused),
+            _ => panic!("Enter on the row"),
+        }
+        assert!(matches!(
+            p.key(Key::Char('y')),
+            Action::Act(RowId::Malformed(_), Act::Approve)
+        ));
+    }
+
+    fn selected_text(p: &Popup) -> String {
+        p.selected
+            .as_ref()
+            .map(RowId::to_string)
+            .unwrap_or_default()
     }
 
     #[test]
     fn attention_first_then_navigation_filter_and_enter() {
         let mut p = popup();
-        assert_eq!(p.order(), vec!["%2", "%1"]);
-        assert_eq!(p.selected.as_deref(), Some("%2"));
+        assert_eq!(order(&p), vec!["%2", "%1"]);
+        assert_eq!(p.selected, Some(local("%2")));
         p.key(Key::Char('j'));
-        assert_eq!(p.selected.as_deref(), Some("%1"));
+        assert_eq!(p.selected, Some(local("%1")));
         p.key(Key::Down);
-        assert_eq!(p.selected.as_deref(), Some("%1"));
+        assert_eq!(p.selected, Some(local("%1")));
         p.key(Key::Char('a'));
-        assert_eq!(p.order(), vec!["%2"]);
-        assert_eq!(p.selected.as_deref(), Some("%2"));
+        assert_eq!(order(&p), vec!["%2"]);
+        assert_eq!(p.selected, Some(local("%2")));
         p.key(Key::Char('a'));
         p.key(Key::Char('/'));
         for c in "alp".chars() {
             p.key(Key::Char(c));
         }
-        assert_eq!(p.order(), vec!["%1"]);
+        assert_eq!(order(&p), vec!["%1"]);
         p.key(Key::Enter);
-        assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if s == "%1"));
+        assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if *s == local("%1")));
         assert!(matches!(p.key(Key::Char('q')), Action::Quit));
         let (lines, sel) = p.render(80, 0, false);
         assert!(lines[sel.unwrap()].contains("%1"));
@@ -1001,9 +1228,13 @@ mod tests {
     fn y_n_and_r_act_on_the_selected_row_and_the_dialog_is_shown() {
         use crate::core::dialog::Act;
         let mut p = popup();
-        assert_eq!(p.selected.as_deref(), Some("%2"));
-        assert!(matches!(p.key(Key::Char('y')), Action::Act(ref s, Act::Approve) if s == "%2"));
-        assert!(matches!(p.key(Key::Char('n')), Action::Act(ref s, Act::Deny) if s == "%2"));
+        assert_eq!(p.selected, Some(local("%2")));
+        assert!(
+            matches!(p.key(Key::Char('y')), Action::Act(ref s, Act::Approve) if *s == local("%2"))
+        );
+        assert!(
+            matches!(p.key(Key::Char('n')), Action::Act(ref s, Act::Deny) if *s == local("%2"))
+        );
         assert!(matches!(p.key(Key::Char('r')), Action::None));
         for c in "q $(x) y".chars() {
             // In reply mode every key is text, even q and y.
@@ -1021,7 +1252,7 @@ mod tests {
         );
         match p.key(Key::Enter) {
             Action::Act(s, Act::Reply(t)) => {
-                assert_eq!((s.as_str(), t.as_str()), ("%2", "q $(x) y"))
+                assert_eq!((s, t.as_str()), (local("%2"), "q $(x) y"))
             }
             _ => panic!("Enter sends the reply"),
         }
@@ -1035,14 +1266,14 @@ mod tests {
         // A waiting row shows what its dialog asks, and hands its token to the action.
         p.list["sessions"][0]["windows"][0]["panes"][1]["state"] = json!("waiting_approval");
         p.dialog = Some(Shown {
-            pane: "%2".into(),
+            pane: local("%2"),
             version: Value::Null,
             read: Ok(("0.5.claude:permission:ab".into(), "touch x".into())),
         });
         let (lines, _) = p.render(80, 0, false);
         assert!(lines.iter().any(|l| l == "%2 asks: touch x"), "{lines:?}");
-        assert_eq!(p.token_for("%2"), Some("0.5.claude:permission:ab"));
-        assert_eq!(p.token_for("%1"), None);
+        assert_eq!(p.token_for(&local("%2")), Some("0.5.claude:permission:ab"));
+        assert_eq!(p.token_for(&local("%1")), None);
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(tag: &str) -> Server {
+        Server::start_with(tag, &MAIN_SESSION)
+    }
+
+    /// [`Server::start`], with `new_session` (tmux arguments, as [`MAIN_SESSION`]) starting the
+    /// server instead of the default session `main`. [`Server::new_session`], [`Server::new_pane`]
+    /// and the attach helpers still name `main`.
+    pub fn start_with(tag: &str, new_session: &[&str]) -> Server {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("agtmux-test-{tag}-{}-{n}", std::process::id());
         let dir = std::env::temp_dir().join(&name);
@@ -48,7 +55,7 @@ impl Server {
             daemon: None,
             daemon_env: Vec::new(),
         };
-        let out = s.new_session();
+        let out = s.tmux(new_session);
         assert!(
             out.status.success(),
             "tmux new-session: {}",
@@ -119,6 +126,15 @@ impl Server {
             .join("\n")
     }
 
+    /// [`Server::tmux_out`], failing the test unless tmux exits 0.
+    pub fn tmux_ok(&self, args: &[&str]) -> String {
+        let out = self.tmux(args);
+        assert_ok(&out);
+        String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_string()
+    }
+
     pub fn tmux_out(&self, args: &[&str]) -> String {
         String::from_utf8_lossy(&self.tmux(args).stdout)
             .trim_end_matches('\n')
@@ -161,8 +177,13 @@ impl Server {
     /// A real client of this server's `main` session: `tmux attach` in pane `main:0` of a
     /// second private server (`tag`), which is returned (its pane is the client's terminal).
     pub fn attach_from(&self, tag: &str) -> Server {
+        self.attach_session_from(tag, "main")
+    }
+
+    /// [`Server::attach_from`], the client attached to `session`.
+    pub fn attach_session_from(&self, tag: &str, session: &str) -> Server {
         let outer = Server::start(tag);
-        let attach = format!("env -u TMUX tmux -L {} attach -t main", self.name);
+        let attach = format!("env -u TMUX tmux -L {} attach -t {session}", self.name);
         outer.tmux(&["respawn-pane", "-k", "-t", "main:0", &attach]);
         outer
     }
@@ -510,7 +531,7 @@ impl Server {
     }
 
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.server_dir().join("daemon.log")).unwrap_or_default();
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(30);
         format!("--- daemon.log tail ---\n{}", lines[start..].join("\n"))
