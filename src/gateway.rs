@@ -31,16 +31,18 @@
 //! `delivery_token` and stays in the inflight table ([`crate::delivery`]) until its commit (the
 //! projection's ack) succeeds; expired leases are redelivered with the same token, and
 //! exhausted ones degrade the source with `ack_retry_exhausted`.
-use crate::core::binding::LinkAction;
+use crate::core::binding::{LinkAction, LinkRecord};
 use crate::core::event::{NormalizedEvent, Signal};
 use crate::core::types::{Evidence, Health, Millis, PaneId, Provider, SourceKind};
 use crate::delivery::{Delivery, DeliveryPolicy, Expired};
 use crate::paths::ServerPaths;
-use crate::projection::{IgnoreReason, Projection};
+use crate::projection::{IgnoreReason, PaneModel, Projection};
 use crate::sources::claude_transcript::TranscriptTitles;
 use crate::sources::hook_spool::{HookSpoolSource, ProcOrigin};
 use crate::sources::{Pulled, Source};
-use crate::store::{BindingRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention, Store};
+use crate::store::{
+    BindingRow, EventRow, EventStatus, HealthRow, PaneStateRow, Retention, SessionStateRow, Store,
+};
 use crate::tmux::registry::Registry;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -1159,6 +1161,13 @@ impl Gateway {
     pub(crate) fn persist(&mut self, proj: &mut Projection, changed: &[PaneId], now: Millis) {
         let records = proj.bindings.take_records();
         let grace = proj.bindings_grace_ms();
+        self.persist_bindings(&records, grace);
+        self.persist_panes(proj, changed, now);
+    }
+
+    /// Opens and closes the `binding_link_v2` rows the binder recorded, in one transaction,
+    /// keeping `open_links` (pane instance and session → row id) in step.
+    fn persist_bindings(&mut self, records: &[LinkRecord], grace: Millis) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -1166,7 +1175,7 @@ impl Gateway {
         let (server_key, server_id) = (self.server_key.clone(), self.server_id.clone());
         let res = (|| {
             let mut tx = store.begin()?;
-            for r in &records {
+            for r in records {
                 let key = (
                     r.instance.pane_id.clone(),
                     r.instance.generation,
@@ -1203,6 +1212,11 @@ impl Gateway {
         if let Err(e) = res {
             self.store_failed("bindings", e);
         }
+    }
+
+    /// Writes the rows of the changed panes still in the projection, and of the sessions they
+    /// hold, in one transaction.
+    fn persist_panes(&mut self, proj: &Projection, changed: &[PaneId], now: Millis) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -1212,51 +1226,15 @@ impl Gateway {
                 let Some(p) = proj.panes.get(id) else {
                     continue;
                 };
-                let row = PaneStateRow {
-                    server_key: self.server_key.clone(),
-                    server_id: self.server_id.clone(),
-                    pane_id: id.clone(),
-                    generation: p.instance.generation,
-                    birth_ts: p.instance.birth_ts,
-                    presence: p.presence(),
-                    provider: p.provider(),
-                    evidence: p.evidence(),
-                    activity: p.activity(),
-                    attention: p.attention,
-                    title: p.title.clone(),
-                    title_source: p.title_source.as_str().to_string(),
-                    session_key: p.session_key.clone(),
-                    winner_source: p.resolution.winner.map(|s| s.as_str().to_string()),
-                    since_ts: p.since,
-                    updated_ts: now,
-                    state_version: p.version,
-                    // The agent process its hooks came from: a restart checks it still runs.
-                    extra: match p.anchor.filter(|a| a.alive) {
-                        Some(a) => serde_json::json!({"anchor": [a.pid, a.start]}).to_string(),
-                        None => "{}".into(),
-                    },
-                };
+                let row = pane_state_row(&self.server_key, &self.server_id, id, p, now);
                 // Flow-014: compare-and-swap on state_version; never roll back.
                 if crate::projection::serial::write_pane(&mut tx, &row)?
                     == crate::projection::serial::CasOutcome::Conflict
                 {
                     log::warn!("cas_gave_up pane={id}");
                 }
-                if let (Some(sk), Some(provider)) = (row.session_key.clone(), row.provider) {
-                    crate::projection::serial::write_session(
-                        &mut tx,
-                        &crate::store::SessionStateRow {
-                            session_key: sk,
-                            provider,
-                            server_key: Some(row.server_key.clone()),
-                            pane_id: Some(row.pane_id.clone()),
-                            generation: Some(row.generation),
-                            activity: row.activity,
-                            title: row.title.clone(),
-                            updated_ts: now,
-                            state_version: 0,
-                        },
-                    )?;
+                if let Some(session) = session_state_row(&row, now) {
+                    crate::projection::serial::write_session(&mut tx, &session)?;
                 }
             }
             tx.commit()
@@ -1444,6 +1422,59 @@ fn retention_from_env() -> Retention {
         r.max_events = n;
     }
     r
+}
+
+/// A pane's `pane_state_v2` row as the projection holds it now.
+fn pane_state_row(
+    server_key: &str,
+    server_id: &str,
+    id: &PaneId,
+    p: &PaneModel,
+    now: Millis,
+) -> PaneStateRow {
+    PaneStateRow {
+        server_key: server_key.to_string(),
+        server_id: server_id.to_string(),
+        pane_id: id.clone(),
+        generation: p.instance.generation,
+        birth_ts: p.instance.birth_ts,
+        presence: p.presence(),
+        provider: p.provider(),
+        evidence: p.evidence(),
+        activity: p.activity(),
+        attention: p.attention,
+        title: p.title.clone(),
+        title_source: p.title_source.as_str().to_string(),
+        session_key: p.session_key.clone(),
+        winner_source: p.resolution.winner.map(|s| s.as_str().to_string()),
+        since_ts: p.since,
+        updated_ts: now,
+        state_version: p.version,
+        // The agent process its hooks came from: a restart checks it still runs.
+        extra: match p.anchor.filter(|a| a.alive) {
+            Some(a) => serde_json::json!({"anchor": [a.pid, a.start]}).to_string(),
+            None => "{}".into(),
+        },
+    }
+}
+
+/// The `session_state_v2` row of the session a pane row holds (None: no session, or no
+/// provider).
+fn session_state_row(row: &PaneStateRow, now: Millis) -> Option<SessionStateRow> {
+    let (Some(sk), Some(provider)) = (row.session_key.clone(), row.provider) else {
+        return None;
+    };
+    Some(SessionStateRow {
+        session_key: sk,
+        provider,
+        server_key: Some(row.server_key.clone()),
+        pane_id: Some(row.pane_id.clone()),
+        generation: Some(row.generation),
+        activity: row.activity,
+        title: row.title.clone(),
+        updated_ts: now,
+        state_version: 0,
+    })
 }
 
 /// A short word for `@agtmux_daemon`; the full error goes to the log.

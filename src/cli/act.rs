@@ -216,6 +216,42 @@ pub(crate) fn perform(
     timeout: Duration,
     dry_run: bool,
 ) -> Result<Done, Refusal> {
+    let seen = inspect_expected(sp, pane, expect)?;
+    let keys = seen.dialog.plan(act).map_err(|e| match e {
+        PlanError::WrongDialog(s) => Refusal::NotWaiting(s),
+        PlanError::Unanswerable(s) => Refusal::Usage(s),
+    })?;
+    if dry_run {
+        return Ok(Done {
+            seen,
+            keys,
+            new_state: None,
+        });
+    }
+    let mut watch = Watch::unchanged_since(sp, pane, &seen)?;
+    check_same_dialog(sp, pane, &seen)?;
+    send(&sp.socket, pane, &keys)?;
+    if timeout.is_zero() {
+        return Ok(Done {
+            seen,
+            keys,
+            new_state: None,
+        });
+    }
+    let state = watch.wait_for_change(pane, &seen, timeout)?;
+    Ok(Done {
+        seen,
+        keys,
+        new_state: Some(state),
+    })
+}
+
+/// Steps 1 and 2, then the `--expect` check: the dialog on screen must be the one expected.
+fn inspect_expected(
+    sp: &ServerPaths,
+    pane: &PaneId,
+    expect: Option<&str>,
+) -> Result<Seen, Refusal> {
     let seen = match inspect(sp, pane) {
         Ok(s) => s,
         // Expecting a dialog that is gone (answered in the pane, the agent moved on): stale.
@@ -234,41 +270,89 @@ pub(crate) fn perform(
             seen.token
         )));
     }
-    let keys = seen.dialog.plan(act).map_err(|e| match e {
-        PlanError::WrongDialog(s) => Refusal::NotWaiting(s),
-        PlanError::Unanswerable(s) => Refusal::Usage(s),
-    })?;
-    if dry_run {
-        return Ok(Done {
-            seen,
-            keys,
-            new_state: None,
-        });
+    Ok(seen)
+}
+
+/// The pane's key in the daemon's pushed list (None: the pane is gone).
+fn pane_now(list: &Value, pane: &PaneId) -> Option<(Value, Value, Value)> {
+    client::all_panes(list)
+        .into_iter()
+        .find(|p| p["pane_id"] == pane.as_str())
+        .map(pane_key)
+}
+
+/// Step 3's and step 5's view of the pane: the daemon's push stream and the pane as it was
+/// when its dialog was read.
+struct Watch {
+    conn: Conn,
+    list: Value,
+    before: (Value, Value, Value),
+}
+
+impl Watch {
+    /// Step 3: subscribe first (no change can slip between the check and the wait), and the
+    /// pane must be as it was before the capture.
+    fn unchanged_since(sp: &ServerPaths, pane: &PaneId, seen: &Seen) -> Result<Watch, Refusal> {
+        let mut conn = Conn::connect(sp).map_err(|e| daemon_err(e, pane))?;
+        let list = conn
+            .request("subscribe", json!({}))
+            .map_err(|e| daemon_err(e, pane))?["list"]
+            .take();
+        let before = (
+            seen.generation.clone(),
+            seen.since.clone(),
+            Value::String(seen.state.clone()),
+        );
+        if pane_now(&list, pane).as_ref() != Some(&before) {
+            return Err(Refusal::Stale(format!(
+                "{pane} changed while its dialog was read; nothing was sent"
+            )));
+        }
+        Ok(Watch { conn, list, before })
     }
-    // Step 3: subscribe first (no change can slip between the check and the wait), and the
-    // pane must be as it was before the capture.
-    let mut c = Conn::connect(sp).map_err(|e| daemon_err(e, pane))?;
-    let mut list = c
-        .request("subscribe", json!({}))
-        .map_err(|e| daemon_err(e, pane))?["list"]
-        .take();
-    let before = (
-        seen.generation.clone(),
-        seen.since.clone(),
-        Value::String(seen.state.clone()),
-    );
-    let now_key = |list: &Value| {
-        client::all_panes(list)
-            .into_iter()
-            .find(|p| p["pane_id"] == pane.as_str())
-            .map(pane_key)
-    };
-    if now_key(&list).as_ref() != Some(&before) {
-        return Err(Refusal::Stale(format!(
-            "{pane} changed while its dialog was read; nothing was sent"
-        )));
+
+    /// Step 5: the pane's new state once the daemon pushes a change, bounded by `timeout`.
+    fn wait_for_change(
+        &mut self,
+        pane: &PaneId,
+        seen: &Seen,
+        timeout: Duration,
+    ) -> Result<String, Refusal> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match pane_now(&self.list, pane) {
+                None => {
+                    return Err(Refusal::Failed(format!("keys sent; then {pane} went away")));
+                }
+                Some(k) if k != self.before => {
+                    return Ok(k.2.as_str().unwrap_or("?").to_string());
+                }
+                Some(_) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timed_out = || {
+                Refusal::Failed(format!(
+                    "keys sent; {pane} was still {} after {timeout:?}",
+                    seen.state
+                ))
+            };
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            self.conn
+                .set_timeout(Some(left))
+                .map_err(|e| Refusal::Failed(e.to_string()))?;
+            match self.conn.read_message() {
+                Ok(ev) => client::apply_event(&mut self.list, &ev),
+                Err(ClientError::Timeout) => return Err(timed_out()),
+                Err(e) => return Err(Refusal::Failed(format!("keys sent; then {e}"))),
+            }
+        }
     }
-    // Right before the keys: the same dialog is still on screen.
+}
+
+/// Right before the keys: the same dialog is still on screen.
+fn check_same_dialog(sp: &ServerPaths, pane: &PaneId, seen: &Seen) -> Result<(), Refusal> {
     let again = tmux(&sp.socket, &["capture-pane", "-p", "-J", "-t", pane])
         .map_err(|e| Refusal::Failed(format!("tmux capture-pane -t {pane}: {e}")))?;
     let now_fp = dialog::parse(seen.dialog.provider, &again).map(|d| d.fingerprint());
@@ -277,48 +361,7 @@ pub(crate) fn perform(
             "the dialog on {pane} changed while it was read; nothing was sent"
         )));
     }
-    send(&sp.socket, pane, &keys)?;
-    if timeout.is_zero() {
-        return Ok(Done {
-            seen,
-            keys,
-            new_state: None,
-        });
-    }
-    let deadline = Instant::now() + timeout;
-    loop {
-        match now_key(&list) {
-            None => {
-                return Err(Refusal::Failed(format!("keys sent; then {pane} went away")));
-            }
-            Some(k) if k != before => {
-                let state = k.2.as_str().unwrap_or("?").to_string();
-                return Ok(Done {
-                    seen,
-                    keys,
-                    new_state: Some(state),
-                });
-            }
-            Some(_) => {}
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timed_out = || {
-            Refusal::Failed(format!(
-                "keys sent; {pane} was still {} after {timeout:?}",
-                seen.state
-            ))
-        };
-        if left.is_zero() {
-            return Err(timed_out());
-        }
-        c.set_timeout(Some(left))
-            .map_err(|e| Refusal::Failed(e.to_string()))?;
-        match c.read_message() {
-            Ok(ev) => client::apply_event(&mut list, &ev),
-            Err(ClientError::Timeout) => return Err(timed_out()),
-            Err(e) => return Err(Refusal::Failed(format!("keys sent; then {e}"))),
-        }
-    }
+    Ok(())
 }
 
 /// Pause between two steps of a plan: Ink and ratatui read a burst of input as one event

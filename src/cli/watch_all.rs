@@ -108,17 +108,8 @@ pub fn run() -> ExitCode {
         let now = super::client::now_ms();
         if now >= next_scan {
             next_scan = now + RESCAN_MS;
-            for (key, api) in local_sockets() {
-                if servers.contains_key(&key) {
-                    continue;
-                }
-                let Some((socket, list, stream, buf)) = open(&api) else {
-                    continue;
-                };
-                if !emit(&mut out, &snapshot_line(&key, &socket, &list)) {
-                    return ExitCode::Ok;
-                }
-                servers.insert(key, Server { stream, buf });
+            if !add_new_servers(&mut out, &mut servers) {
+                return ExitCode::Ok;
             }
             if !synced {
                 synced = true;
@@ -133,57 +124,23 @@ pub fn run() -> ExitCode {
                 return ExitCode::Ok;
             }
         }
-        // Lines already buffered (from the subscribe answer's read) first.
         let keys: Vec<String> = servers.keys().cloned().collect();
-        let mut gone = Vec::new();
-        let fds: Vec<i32> = keys
-            .iter()
-            .filter_map(|k| servers.get(k).map(|s| s.stream.as_raw_fd()))
-            .collect();
         let wait = (next_scan.min(next_alive) - now).clamp(0, 1_000) as i32;
-        let any_buffered = servers.values().any(|s| s.buf.contains(&b'\n'));
-        let ready = if fds.is_empty() {
-            std::thread::sleep(Duration::from_millis(wait as u64));
-            Vec::new()
-        } else {
-            match crate::sys::fd::poll_readable(&fds, if any_buffered { 0 } else { wait }) {
-                Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return ExitCode::Failure,
-            }
+        let ready = match wait_readable(&servers, &keys, wait) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return ExitCode::Failure,
         };
+        let mut gone = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let Some(s) = servers.get_mut(key) else {
                 continue;
             };
-            if ready.get(i).is_some_and(|r| r.any()) {
-                let mut b = [0u8; 65536];
-                loop {
-                    match s.stream.read(&mut b) {
-                        Ok(0) => {
-                            gone.push(key.clone());
-                            break;
-                        }
-                        Ok(n) => s.buf.extend_from_slice(&b[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(_) => {
-                            gone.push(key.clone());
-                            break;
-                        }
-                    }
-                }
+            if ready.get(i).is_some_and(|r| r.any()) && !s.read_available() {
+                gone.push(key.clone());
             }
-            while let Some(pos) = s.buf.iter().position(|c| *c == b'\n') {
-                let line: Vec<u8> = s.buf.drain(..=pos).collect();
-                if let Some(v) = forward(key, &line[..line.len() - 1])
-                    && !emit(&mut out, &v)
-                {
-                    return ExitCode::Ok;
-                }
-            }
-            if s.buf.len() > MAX_PUSH_LINE {
-                s.buf.clear();
+            if !s.forward_lines(key, &mut out) {
+                return ExitCode::Ok;
             }
         }
         for key in gone {
@@ -195,5 +152,75 @@ pub fn run() -> ExitCode {
                 return ExitCode::Ok;
             }
         }
+    }
+}
+
+/// Subscribes to the daemons of servers not followed yet, each announced by its snapshot
+/// line. False: stdout is closed.
+fn add_new_servers(out: &mut impl Write, servers: &mut BTreeMap<String, Server>) -> bool {
+    for (key, api) in local_sockets() {
+        if servers.contains_key(&key) {
+            continue;
+        }
+        let Some((socket, list, stream, buf)) = open(&api) else {
+            continue;
+        };
+        if !emit(out, &snapshot_line(&key, &socket, &list)) {
+            return false;
+        }
+        servers.insert(key, Server { stream, buf });
+    }
+    true
+}
+
+/// Waits up to `wait_ms` for the streams of `keys` (in that order); lines already buffered
+/// (from the subscribe answer's read) are not waited for. No server: just sleeps.
+fn wait_readable(
+    servers: &BTreeMap<String, Server>,
+    keys: &[String],
+    wait_ms: i32,
+) -> std::io::Result<Vec<crate::sys::fd::Ready>> {
+    let fds: Vec<i32> = keys
+        .iter()
+        .filter_map(|k| servers.get(k).map(|s| s.stream.as_raw_fd()))
+        .collect();
+    let any_buffered = servers.values().any(|s| s.buf.contains(&b'\n'));
+    if fds.is_empty() {
+        std::thread::sleep(Duration::from_millis(wait_ms as u64));
+        return Ok(Vec::new());
+    }
+    crate::sys::fd::poll_readable(&fds, if any_buffered { 0 } else { wait_ms })
+}
+
+impl Server {
+    /// Reads what the daemon sent into `buf`. False: its stream ended or failed.
+    fn read_available(&mut self) -> bool {
+        let mut b = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return false,
+                Ok(n) => self.buf.extend_from_slice(&b[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Forwards the complete lines in `buf`, tagged with `key`; an unfinished line longer
+    /// than [`MAX_PUSH_LINE`] is dropped. False: stdout is closed.
+    fn forward_lines(&mut self, key: &str, out: &mut impl Write) -> bool {
+        while let Some(pos) = self.buf.iter().position(|c| *c == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            if let Some(v) = forward(key, &line[..line.len() - 1])
+                && !emit(out, &v)
+            {
+                return false;
+            }
+        }
+        if self.buf.len() > MAX_PUSH_LINE {
+            self.buf.clear();
+        }
+        true
     }
 }

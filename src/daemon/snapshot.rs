@@ -16,7 +16,7 @@
 use crate::core::seeded::seeded;
 use crate::core::types::{Evidence, Millis};
 use crate::sources::spool::SpoolCursor;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{BindingRow, PaneStateRow, SessionStateRow, Store, StoreError, StoreOptions};
 use crate::sys::env;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -422,11 +422,26 @@ pub(crate) fn check_store(
     let bindings = store.all_open_bindings()?;
     rep.counts.insert("pane_states", panes.len() as u64);
     rep.counts.insert("open_bindings", bindings.len() as u64);
-    let pane_by: HashMap<(&str, &str), &crate::store::PaneStateRow> = panes
+    let pane_by: PanesByKey = panes
         .iter()
         .map(|p| ((p.server_key.as_str(), p.pane_id.as_str()), p))
         .collect();
-    for b in &bindings {
+    check_bindings(&mut rep, &bindings, &pane_by);
+    check_pane_rows(&mut rep, store, &panes, &bindings)?;
+    // Session rows naming a pane.
+    let sessions = store.session_states()?;
+    rep.counts.insert("session_states", sessions.len() as u64);
+    check_session_rows(&mut rep, &sessions, &pane_by);
+    rep.counts.insert("events", store.event_count()?);
+    Ok(rep)
+}
+
+/// Pane rows by (server key, pane id).
+type PanesByKey<'a> = HashMap<(&'a str, &'a str), &'a PaneStateRow>;
+
+/// Every open binding must have a pane row, on the same server.
+fn check_bindings(rep: &mut Report, bindings: &[BindingRow], pane_by: &PanesByKey) {
+    for b in bindings {
         match pane_by.get(&(b.server_key.as_str(), b.pane_id.as_str())) {
             None => rep.add(
                 Severity::Error,
@@ -447,6 +462,16 @@ pub(crate) fn check_store(
             Some(_) => {}
         }
     }
+}
+
+/// Every pane row naming a session must have the open binding that links them, and a
+/// deterministic one must have stored events of that session behind it.
+fn check_pane_rows(
+    rep: &mut Report,
+    store: &Store,
+    panes: &[PaneStateRow],
+    bindings: &[BindingRow],
+) -> Result<(), SnapshotError> {
     let open: HashSet<(&str, &str, &str)> = bindings
         .iter()
         .map(|b| {
@@ -458,7 +483,7 @@ pub(crate) fn check_store(
         })
         .collect();
     let mut sessions_checked = HashSet::new();
-    for p in &panes {
+    for p in panes {
         let Some(sk) = p.session_key.as_deref() else {
             continue;
         };
@@ -488,10 +513,12 @@ pub(crate) fn check_store(
             }
         }
     }
-    // Session rows naming a pane.
-    let sessions = store.session_states()?;
-    rep.counts.insert("session_states", sessions.len() as u64);
-    for s in &sessions {
+    Ok(())
+}
+
+/// A session row naming a pane should have that pane's row (a warning: the pane may be gone).
+fn check_session_rows(rep: &mut Report, sessions: &[SessionStateRow], pane_by: &PanesByKey) {
+    for s in sessions {
         if let (Some(sk), Some(pane)) = (s.server_key.as_deref(), s.pane_id.as_deref())
             && !pane_by.contains_key(&(sk, pane))
         {
@@ -505,8 +532,6 @@ pub(crate) fn check_store(
             );
         }
     }
-    rep.counts.insert("events", store.event_count()?);
-    Ok(rep)
 }
 
 fn check_cursor(rep: &mut Report, source: &str, text: &str, spool: &Path) {

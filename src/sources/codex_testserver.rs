@@ -294,97 +294,143 @@ fn read_some(s: &mut UnixStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
 }
 
 fn serve_client(mut s: UnixStream, r: Replay<'_>) -> Result<(), TestServerError> {
-    let Replay {
-        rec,
-        speed,
-        faults,
-        stop,
-        seen,
-    } = r;
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_millis(5)))?;
-    let mut head = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     let mut dec = Decoder::server();
-    // Upgrade.
+    if !upgrade(&mut s, &mut buf, &mut dec, r.stop)? {
+        return Ok(());
+    }
+    let mut session = Session::default();
     loop {
-        if stop.load(Ordering::SeqCst) {
+        if r.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
+        if !session.answer_messages(&mut s, &mut dec, r)? {
+            return Ok(());
+        }
+        session.replay_due(&mut s, r)?;
         match read_some(&mut s, &mut buf)? {
             None => return Ok(()),
+            Some(n) => dec.feed(&buf[..n]),
+        }
+    }
+}
+
+/// Reads the client's WebSocket upgrade request and answers it; the bytes after the request
+/// go to `dec`. False: told to stop, or the client went away first.
+fn upgrade(
+    s: &mut UnixStream,
+    buf: &mut [u8],
+    dec: &mut Decoder,
+    stop: &AtomicBool,
+) -> Result<bool, TestServerError> {
+    let mut head = Vec::new();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match read_some(s, buf)? {
+            None => return Ok(false),
             Some(n) => head.extend_from_slice(&buf[..n]),
         }
         match ws::parse_handshake_request(&head) {
             Ok(Some((n, key))) => {
                 s.write_all(&ws::server_handshake_response(&key))?;
                 dec.feed(&head[n..]);
-                break;
+                return Ok(true);
             }
             Ok(None) => {}
             Err(e) => return Err(TestServerError::Stream(e.to_string())),
         }
     }
-    let mut started: Option<Instant> = None;
-    let mut next = 0usize;
-    // Each thread's status as of the last replayed message that told it.
-    let mut status: HashMap<String, Value> = HashMap::new();
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
+}
+
+/// One connection's replay: its clock, how far it got, and what it told.
+#[derive(Default)]
+struct Session {
+    /// When the client sent `initialized`: the recorded spacing counts from then.
+    started: Option<Instant>,
+    /// The next recorded message to replay.
+    next: usize,
+    /// Each thread's status as of the last replayed message that told it.
+    status: HashMap<String, Value>,
+}
+
+impl Session {
+    /// Answers every complete message the client sent. False: the connection ends (the
+    /// client closed it, or a fault closes it).
+    fn answer_messages(
+        &mut self,
+        s: &mut UnixStream,
+        dec: &mut Decoder,
+        r: Replay<'_>,
+    ) -> Result<bool, TestServerError> {
         while let Some(m) = dec
             .next_message()
             .map_err(|e| TestServerError::Stream(e.to_string()))?
         {
-            match m {
-                WsMessage::Text(t) => {
-                    let Ok(v) = serde_json::from_str::<Value>(&t) else {
-                        continue;
-                    };
-                    if let Ok(mut g) = seen.lock() {
-                        g.push(v.clone());
-                    }
-                    if v.get("method").and_then(Value::as_str) == Some("initialized") {
-                        started.get_or_insert_with(Instant::now);
-                    }
-                    if let Some(reply) = answer(&v, rec, &status) {
-                        send(&mut s, &reply)?;
-                    }
-                    if faults.close_after_initialize
-                        && v.get("method").and_then(Value::as_str) == Some("initialize")
-                    {
-                        return Ok(());
-                    }
-                }
-                WsMessage::Ping(_) if faults.ignore_pings => {}
+            let go_on = match m {
+                WsMessage::Text(t) => self.on_text(s, &t, r)?,
+                WsMessage::Ping(_) if r.faults.ignore_pings => true,
                 WsMessage::Ping(p) => {
-                    s.write_all(&ws::encode_frame(true, Opcode::Pong, &p, None))?
+                    s.write_all(&ws::encode_frame(true, Opcode::Pong, &p, None))?;
+                    true
                 }
-                WsMessage::Close { .. } => return Ok(()),
-                _ => {}
+                WsMessage::Close { .. } => false,
+                _ => true,
+            };
+            if !go_on {
+                return Ok(false);
             }
         }
-        if let Some(t0) = started {
-            let elapsed = t0.elapsed().as_millis() as f64;
-            while let Some((off, msg)) = rec.replay.get(next) {
-                let due = if speed.is_finite() && speed > 0.0 {
-                    *off as f64 / speed
-                } else {
-                    0.0
-                };
-                if due > elapsed {
-                    break;
-                }
-                send(&mut s, msg)?;
-                note_status(msg, &mut status);
-                next += 1;
+        Ok(true)
+    }
+
+    /// One JSON message from the client: noted in `seen`, answered if it is a request.
+    /// False: the `close_after_initialize` fault ends the connection.
+    fn on_text(
+        &mut self,
+        s: &mut UnixStream,
+        t: &str,
+        r: Replay<'_>,
+    ) -> Result<bool, TestServerError> {
+        let Ok(v) = serde_json::from_str::<Value>(t) else {
+            return Ok(true);
+        };
+        if let Ok(mut g) = r.seen.lock() {
+            g.push(v.clone());
+        }
+        if v.get("method").and_then(Value::as_str) == Some("initialized") {
+            self.started.get_or_insert_with(Instant::now);
+        }
+        if let Some(reply) = answer(&v, r.rec, &self.status) {
+            send(s, &reply)?;
+        }
+        Ok(!(r.faults.close_after_initialize
+            && v.get("method").and_then(Value::as_str) == Some("initialize")))
+    }
+
+    /// Sends the recorded messages that are due by now (nothing before `initialized`).
+    fn replay_due(&mut self, s: &mut UnixStream, r: Replay<'_>) -> io::Result<()> {
+        let Some(t0) = self.started else {
+            return Ok(());
+        };
+        let elapsed = t0.elapsed().as_millis() as f64;
+        while let Some((off, msg)) = r.rec.replay.get(self.next) {
+            let due = if r.speed.is_finite() && r.speed > 0.0 {
+                *off as f64 / r.speed
+            } else {
+                0.0
+            };
+            if due > elapsed {
+                break;
             }
+            send(s, msg)?;
+            note_status(msg, &mut self.status);
+            self.next += 1;
         }
-        match read_some(&mut s, &mut buf)? {
-            None => return Ok(()),
-            Some(n) => dec.feed(&buf[..n]),
-        }
+        Ok(())
     }
 }
 
