@@ -269,6 +269,20 @@ impl RowId {
         }
     }
 
+    /// How a prompt names the row: `%9`, or `%9 on devbox (default-1)` for a remote one (the
+    /// identity text's separators are control characters that a terminal does not show).
+    fn label(&self) -> String {
+        let (remote, pane) = match self {
+            RowId::Local(p) => return p.as_str().to_string(),
+            RowId::Remote(r) => (Some((&r.host, &r.server)), r.pane.as_str()),
+            RowId::Malformed(m) => (m.remote.as_ref().map(|(h, s)| (h, s)), m.pane.as_str()),
+        };
+        match remote {
+            Some((host, server)) => format!("{pane} on {host} ({server})"),
+            None => pane.to_string(),
+        }
+    }
+
     /// A local row's pane, or the malformed local row (`None` for a remote row).
     fn local(&self) -> Option<Result<&PaneId, &MalformedRow>> {
         match self {
@@ -546,10 +560,10 @@ impl Popup {
             lines.push(clip_chars(&clean(&what), width.saturating_sub(1)));
         }
         if let Some(r) = &self.reply {
-            let to = self.selected.as_ref().map(RowId::to_string);
+            let to = self.selected.as_ref().map(RowId::label);
             lines.push(format!(
                 "reply to {}: {}_",
-                to.as_deref().unwrap_or("?"),
+                clean(to.as_deref().unwrap_or("?")),
                 clean(r)
             ));
         }
@@ -1042,6 +1056,7 @@ mod tests {
         let row = lines.iter().position(|l| l.contains("%9")).unwrap();
         assert!(row > head && lines[row].contains("stale idle"), "{lines:?}");
         p.key(Key::Char('G'));
+        assert_eq!(far.label(), "%9 on devbox (default-1)");
         assert!(matches!(p.key(Key::Enter), Action::Switch(ref s) if *s == far));
     }
 
@@ -1156,6 +1171,16 @@ mod tests {
         assert!(refresh_dialog(&mut p, &sp), "read again after the answer");
         p.key(Key::Char('j'));
         assert_eq!(selected_text(&p), "devbox\u{1f}default-1\u{1f}%5;x");
+        // Its reply prompt names it readably (no unseen separators).
+        assert!(matches!(p.key(Key::Char('r')), Action::None));
+        let (lines, _) = p.render(100, 0, false);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "reply to %5;x on devbox (default-1): _"),
+            "{lines:?}"
+        );
+        assert!(matches!(p.key(Key::Esc), Action::None));
         assert!(refresh_dialog(&mut p, &sp), "the local dialog is dropped");
         assert!(p.dialog.is_none());
         on_keys(&mut p, vec![Key::Char('n')], &sp);
