@@ -204,7 +204,7 @@ impl Gateway {
             paused: false,
             hold_max_rows: crate::sys::env::positive::<usize>("AGTMUX_HOLD_MAX_ROWS")
                 .map_or(HOLD_MAX_ROWS, |v| v.min(HOLD_MAX_ROWS)),
-            retention: retention_from_env(),
+            retention: Retention::from_env(),
             last_incident,
             backfill: None,
             hooks,
@@ -1411,17 +1411,6 @@ impl Gateway {
             Err(e) => log::warn!("prune_failed err={e}"),
         }
     }
-}
-
-/// The retention seeds, with the event bound taken from `AGTMUX_RETENTION_EVENTS` when set:
-/// a user with room to spare keeps more history, and a test that writes more than 200 000
-/// events checks loss without the bound deleting the oldest ones under it.
-fn retention_from_env() -> Retention {
-    let mut r = Retention::default();
-    if let Some(n) = crate::sys::env::positive::<u64>("AGTMUX_RETENTION_EVENTS") {
-        r.max_events = n;
-    }
-    r
 }
 
 /// A pane's `pane_state_v2` row as the projection holds it now.

@@ -136,6 +136,19 @@ seeded! {
     }
 }
 
+impl Retention {
+    /// The seeds, with the event bound taken from `AGTMUX_RETENTION_EVENTS` when set: a user
+    /// with room to spare keeps more history, and a test that writes more than 200 000 events
+    /// checks loss without the bound deleting the oldest ones under it.
+    pub(crate) fn from_env() -> Retention {
+        let mut r = Retention::default();
+        if let Some(n) = crate::sys::env::positive::<u64>("AGTMUX_RETENTION_EVENTS") {
+            r.max_events = n;
+        }
+        r
+    }
+}
+
 #[derive(Debug)]
 struct UnknownValue(String);
 
