@@ -184,7 +184,7 @@ fn pane_param<'v>(
     params: &Value,
     view: &View<'v>,
 ) -> Result<&'v PaneModel, (&'static str, String)> {
-    let pid = params.get("pane").and_then(Value::as_str).ok_or((
+    let pid = str_param(params, "pane").ok_or((
         "invalid_params",
         "missing string param \"pane\"".to_string(),
     ))?;
@@ -195,9 +195,14 @@ fn pane_param<'v>(
         .ok_or(("not_found", format!("no pane {pid}")))
 }
 
+/// A string member of a method's params (absent, or not a string: `None`).
+pub(super) fn str_param<'a>(params: &'a Value, key: &str) -> Option<&'a str> {
+    params.get(key).and_then(Value::as_str)
+}
+
 /// `trace`: an event's hops by `event_id`, or a delivery's by `delivery_token`.
 fn trace(id: &Value, params: &Value, view: &View) -> (String, bool) {
-    if let Some(tok) = params.get("delivery_token").and_then(Value::as_str) {
+    if let Some(tok) = str_param(params, "delivery_token") {
         let t =
             crate::delivery::parse_token(tok).and_then(|t| view.delivery.and_then(|d| d.trace(t)));
         return found_or(id, t.map(|t| t.json()), || {
@@ -207,7 +212,7 @@ fn trace(id: &Value, params: &Value, view: &View) -> (String, bool) {
             )
         });
     }
-    let eid = params.get("event_id").and_then(Value::as_str);
+    let eid = str_param(params, "event_id");
     match (eid, view.metrics) {
         (None, _) => (
             error_line(
@@ -235,7 +240,7 @@ fn trace(id: &Value, params: &Value, view: &View) -> (String, bool) {
 fn exit_for_upgrade(id: &Value, params: &Value) -> (String, bool) {
     log::info!(
         "api_exit_for_upgrade new_version={:?}",
-        params.get("version").and_then(Value::as_str).unwrap_or("?")
+        str_param(params, "version").unwrap_or("?")
     );
     crate::daemon::handover::request_exit();
     (

@@ -4,7 +4,7 @@
 //! WHY apart from the read-model dispatch: these methods act on the connection (who it speaks
 //! as) and on the trust material ([`super::Admission`]), not on the read model; the checks
 //! themselves live in `daemon::admission`.
-use super::dispatch::{error_line, found_or, result_line};
+use super::dispatch::{error_line, found_or, result_line, str_param};
 use super::{Admission, Client};
 use crate::core::types::Millis;
 use serde_json::{Value, json};
@@ -191,9 +191,4 @@ fn trace(id: &Value, params: &Value, a: &mut Admission) -> (String, bool) {
             crate::daemon::conntrace::conn_str(conn)
         )
     })
-}
-
-/// A string member of a method's params (absent, or not a string: `None`).
-fn str_param<'a>(params: &'a Value, key: &str) -> Option<&'a str> {
-    params.get(key).and_then(Value::as_str)
 }
