@@ -269,22 +269,29 @@ impl RowId {
         }
     }
 
+    /// The host and server of a remote row (malformed or not), and the pane's text.
+    fn parts(&self) -> (Option<(&str, &str)>, &str) {
+        match self {
+            RowId::Local(p) => (None, p.as_str()),
+            RowId::Remote(r) => (Some((r.host.as_str(), r.server.as_str())), r.pane.as_str()),
+            RowId::Malformed(m) => (
+                m.remote.as_ref().map(|(h, s)| (h.as_str(), s.as_str())),
+                m.pane.as_str(),
+            ),
+        }
+    }
+
     /// How a prompt names the row: `%9`, or `%9 on devbox (default-1)` for a remote one (the
     /// identity text's separators are control characters that a terminal does not show).
     fn label(&self) -> String {
-        let (remote, pane) = match self {
-            RowId::Local(p) => return p.as_str().to_string(),
-            RowId::Remote(r) => (Some((&r.host, &r.server)), r.pane.as_str()),
-            RowId::Malformed(m) => (m.remote.as_ref().map(|(h, s)| (h, s)), m.pane.as_str()),
-        };
-        match remote {
-            Some((host, server)) => format!("{pane} on {host} ({server})"),
-            None => pane.to_string(),
+        match self.parts() {
+            (Some((host, server)), pane) => format!("{pane} on {host} ({server})"),
+            (None, pane) => pane.to_string(),
         }
     }
 
     /// A local row's pane, or the malformed local row (`None` for a remote row).
-    fn local(&self) -> Option<Result<&PaneId, &MalformedRow>> {
+    fn local(&self) -> Option<LocalRow<'_>> {
         match self {
             RowId::Local(p) => Some(Ok(p)),
             RowId::Malformed(m) if m.remote.is_none() => Some(Err(m)),
@@ -293,19 +300,14 @@ impl RowId {
     }
 }
 
+/// A local row: its pane, or the malformed row that has none.
+type LocalRow<'a> = Result<&'a PaneId, &'a MalformedRow>;
+
 impl std::fmt::Display for RowId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (remote, pane) = match self {
-            RowId::Local(p) => (None, p.as_str()),
-            RowId::Remote(r) => (Some((r.host.as_str(), r.server.as_str())), r.pane.as_str()),
-            RowId::Malformed(m) => (
-                m.remote.as_ref().map(|(h, s)| (h.as_str(), s.as_str())),
-                m.pane.as_str(),
-            ),
-        };
-        match remote {
-            Some((host, server)) => write!(f, "{host}\u{1f}{server}\u{1f}{pane}"),
-            None => f.write_str(pane),
+        match self.parts() {
+            (Some((host, server)), pane) => write!(f, "{host}\u{1f}{server}\u{1f}{pane}"),
+            (None, pane) => f.write_str(pane),
         }
     }
 }
@@ -424,10 +426,12 @@ impl Popup {
         self.selected = Some(order[n].clone());
     }
 
-    /// The selected local pane, if it is waiting for the user (a dialog may be on it).
-    pub(crate) fn selected_waiting(&self) -> Option<(&RowId, &Value)> {
+    /// The selected local row (its pane, or why it has none) and its list version, if it is
+    /// waiting for the user (a dialog may be on it).
+    pub(crate) fn selected_waiting(&self) -> Option<(&RowId, LocalRow<'_>, &Value)> {
         let row = self.selected.as_ref()?;
-        let id = match row.local()? {
+        let local = row.local()?;
+        let id = match local {
             Ok(p) => p.as_str(),
             Err(m) => m.pane.as_str(),
         };
@@ -440,7 +444,7 @@ impl Popup {
                     Some("waiting_approval" | "waiting_input")
                 )
             })
-            .map(|p| (row, &p["version"]))
+            .map(|p| (row, local, &p["version"]))
     }
 
     /// The token of the dialog shown for `pane`, if one was read.
@@ -550,7 +554,7 @@ impl Popup {
             "{b}agtmux{r}{mode}  {d}{}{r}",
             clip_chars(keys, room)
         ));
-        if let (Some(d), Some((id, _))) = (&self.dialog, self.selected_waiting())
+        if let (Some(d), Some((id, _, _))) = (&self.dialog, self.selected_waiting())
             && d.pane == *id
         {
             let what = match &d.read {
@@ -939,7 +943,7 @@ fn on_keys(popup: &mut Popup, pressed: Vec<Key>, sp: &crate::paths::ServerPaths)
 /// popup shows what `y`/`n`/`r` would answer, and keeps the token it must still match.
 /// Returns whether it changed what is shown.
 fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
-    let Some((id, version)) = p.selected_waiting() else {
+    let Some((id, local, version)) = p.selected_waiting() else {
         return p.dialog.take().is_some();
     };
     if p.dialog
@@ -948,14 +952,12 @@ fn refresh_dialog(p: &mut Popup, sp: &crate::paths::ServerPaths) -> bool {
     {
         return false;
     }
-    let (id, version) = (id.clone(), version.clone());
-    let read = match id.local() {
-        Some(Ok(pane)) => super::act::inspect(sp, pane).map_err(|e| e.to_string()),
-        Some(Err(m)) => Err(m.why()),
-        // `selected_waiting` gives local rows only.
-        None => return p.dialog.take().is_some(),
+    let read = match local {
+        Ok(pane) => super::act::inspect(sp, pane).map_err(|e| e.to_string()),
+        Err(m) => Err(m.why()),
     }
     .map(|s| (s.token, s.dialog.summary()));
+    let (id, version) = (id.clone(), version.clone());
     p.dialog = Some(Shown {
         pane: id,
         version,
