@@ -1080,7 +1080,6 @@ fn drop_server(h: &mut Host, server: &str) {
     for k in gone {
         forget_pane(h, k);
     }
-    h.announced.retain(|(s, _), _| s != server);
 }
 
 /// A pane the remote no longer has: dropped, and queued for the notifier to forget.
