@@ -575,14 +575,13 @@ impl Metrics {
     fn flap_rate(&self, candidates: u64, now: Millis) -> serde_json::Map<String, Value> {
         let mut flap_rate = serde_json::Map::new();
         for (w, len) in WINDOWS {
-            let covered = len;
             let n = self
                 .flaps
                 .samples
                 .iter()
                 .filter(|(t, _)| *t >= now - len)
                 .count() as f64;
-            let rate = n / (candidates.max(1) as f64) / (covered as f64 / 3_600_000.0);
+            let rate = n / (candidates.max(1) as f64) / (len as f64 / 3_600_000.0);
             flap_rate.insert(w.into(), json!((rate * 1000.0).round() / 1000.0));
         }
         flap_rate

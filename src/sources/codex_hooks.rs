@@ -39,8 +39,7 @@ pub(crate) fn map_hook(payload: &Value, call: Call<'_>) -> Result<NormalizedEven
         .ok_or("hook payload has no hook_event_name")?
         .to_string();
     let session = crate::core::event::check_session_key(s(payload, "session_id"), "session_id")
-        .map_err(|e| format!("{name}: {e}"))?
-        .to_string();
+        .map_err(|e| format!("{name}: {e}"))?;
     let tool = s(payload, "tool_name").map(str::to_string);
     let is_question = tool.as_deref().is_some_and(|t| QUESTION_TOOLS.contains(&t));
     let (signal, detail) = match name.as_str() {
@@ -96,7 +95,7 @@ pub(crate) fn map_hook(payload: &Value, call: Call<'_>) -> Result<NormalizedEven
         cwd: s(payload, "cwd").map(str::to_string),
         detail,
         extra,
-        ..call.event(FROM, &session, name, signal)
+        ..call.event(FROM, session, name, signal)
     })
 }
 
