@@ -599,7 +599,8 @@ impl TranscriptWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::watch::test_files::{append, dir, file_in};
+    use crate::sys::watch::test_files::{append, file_in};
+    use crate::testutil::TempDir;
 
     // Shapes as Claude Code 2.1.197 wrote them.
     const ESC: &str = r#"{"parentUuid":"fe48","isSidechain":false,"type":"user","message":{"role":"user","content":[{"type":"text","text":"[Request interrupted by user]"}]},"uuid":"906da03b","timestamp":"2026-12-03T12:53:36.059Z","interruptedMessageId":"msg_1","sessionId":"s1"}"#;
@@ -816,7 +817,7 @@ mod tests {
 
     #[test]
     fn watches_are_bounded_and_paths_are_checked() {
-        let d = dir("tw-bound");
+        let d = TempDir::new("tw-bound");
         let mut w = TranscriptWatch::new(1);
         w.watch(Provider::Claude, "rel", &"%1".into(), "relative/x.jsonl");
         w.watch(

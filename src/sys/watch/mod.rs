@@ -291,8 +291,9 @@ impl Watcher {
 
 #[cfg(test)]
 mod tests {
-    use super::test_files::{append, dir, file_in};
+    use super::test_files::{append, file_in};
     use super::*;
+    use crate::testutil::TempDir;
 
     #[test]
     fn the_kernel_reports_writes_and_removal_of_a_file() {
@@ -317,7 +318,7 @@ mod tests {
 
     #[test]
     fn the_kernel_reports_a_file_created_in_a_directory() {
-        let d = dir("watch-dirwatch");
+        let d = TempDir::new("watch-dirwatch");
         let mut w = Watcher::new("test");
         let id = w.add(&d, Kind::Dir);
         std::fs::write(d.join("spool.jsonl"), "x\n").unwrap();
@@ -380,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_path_the_kernel_refuses_is_polled_not_dropped() {
-        let d = dir("watch-refused");
+        let d = TempDir::new("watch-refused");
         let mut w = Watcher::new("test");
         // The kernel cannot watch what does not exist: polled, and reported once it is there.
         let p = d.join("later.jsonl");
