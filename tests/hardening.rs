@@ -438,3 +438,25 @@ fn a_control_client_that_keeps_crashing_is_held_down_and_escalated() {
     let list = request(&s, "list", serde_json::json!({}));
     assert_eq!(list["error"]["code"], "not_ready", "{list}");
 }
+
+#[test]
+fn an_unusable_environment_override_is_logged_and_the_default_stays() {
+    let mut s = Server::start("envbad");
+    s.spawn_daemon_with(&[
+        ("AGTMUX_RETENTION_EVENTS", "lots"),
+        ("AGTMUX_HOLD_MAX_ROWS", "0"),
+    ]);
+    s.wait_log("pruned rows=", 30);
+    let log = s.log();
+    assert!(
+        log.contains("env_ignored key=AGTMUX_RETENTION_EVENTS value=\"lots\" reason=not_a_number"),
+        "{}",
+        s.log_tail()
+    );
+    assert!(
+        log.contains("env_ignored key=AGTMUX_HOLD_MAX_ROWS reason=not_above_zero"),
+        "{}",
+        s.log_tail()
+    );
+    assert!(log.contains("max_events=200000 "), "{}", s.log_tail());
+}
